@@ -1,0 +1,78 @@
+"""Exact structured pruning of one layer as a mixed-integer program.
+
+One problem (:class:`LayerPruningProblem`), several formulations, one result type
+(:class:`Solution`):
+
+=============== ============================================================ ===============
+name            formulation                                                  solver
+=============== ============================================================ ===============
+``bigm``        big-M MIQP, epigraph + residual variables (Pyomo)            SCIP via ``.nl``
+``perspective`` perspective reformulation, rotated cones (CVXPY)              ECOS_BB or SCIP
+``cuts``        perspective cuts: outer approximation, a sequence of MILPs  HiGHS (Pyomo)
+``bnb``         own branch-and-bound on the perspective relaxation           this package
+``brute``       enumeration of supports (reference, ``G <= 20``)             this package
+=============== ============================================================ ===============
+
+Also: :func:`relaxation` (continuous relaxations and root gaps), :mod:`.spr` (the Structured
+Perspective Regularizer closed form) and :mod:`.prox` (ProxConnect proximal problems).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from proxcompress.errors import InvalidInputError
+from proxcompress.formulations.instances import random_instance
+from proxcompress.formulations.problem import LayerPruningProblem
+from proxcompress.formulations.restricted import solve_support
+from proxcompress.formulations.solution import Solution
+
+# name -> (module, function); modules are imported on first use so that importing this package
+# never loads Pyomo or CVXPY.
+_FORMULATIONS: dict[str, tuple[str, str]] = {
+    "bigm": ("proxcompress.formulations.bigm", "solve_bigm"),
+    "perspective": ("proxcompress.formulations.perspective", "solve_perspective"),
+    "cuts": ("proxcompress.formulations.cuts", "solve_cuts"),
+    "bnb": ("proxcompress.formulations.bnb", "solve_bnb"),
+    "brute": ("proxcompress.formulations.brute", "solve_brute"),
+}
+
+FORMULATIONS: tuple[str, ...] = tuple(_FORMULATIONS)
+
+
+def get_formulation(name: str) -> Callable[..., Solution]:
+    """The solve function registered under ``name`` (one of :data:`FORMULATIONS`)."""
+    if name not in _FORMULATIONS:
+        raise InvalidInputError(
+            "formulation", f"{name!r} is unknown; accepted: {', '.join(FORMULATIONS)}"
+        )
+    module, function = _FORMULATIONS[name]
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+
+
+def solve(
+    problem: LayerPruningProblem, formulation: str = "bnb", time_limit: float | None = None
+) -> Solution:
+    """Solve ``problem`` with the named formulation.
+
+    Args:
+        problem: the instance.
+        formulation: one of :data:`FORMULATIONS`.
+        time_limit: wall-clock limit in seconds (``None``: no limit). On the limit the best
+            solution and bound found are returned with ``status == "time_limit"``.
+    """
+    if time_limit is not None and not time_limit > 0:
+        raise InvalidInputError("time_limit", f"= {time_limit} must be > 0 seconds")
+    return get_formulation(formulation)(problem, time_limit=time_limit)
+
+
+__all__ = [
+    "FORMULATIONS",
+    "LayerPruningProblem",
+    "Solution",
+    "get_formulation",
+    "random_instance",
+    "solve",
+    "solve_support",
+]

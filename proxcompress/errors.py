@@ -1,0 +1,27 @@
+"""Exception types shared by every wing.
+
+Each error message names the offending field and the accepted range, e.g.
+``alpha = 1.5 is outside the accepted range (0, 1)``.
+"""
+
+from __future__ import annotations
+
+
+class ProxcompressError(Exception):
+    """Base class of the suite's own errors."""
+
+
+class InvalidInputError(ProxcompressError, ValueError):
+    """An input value, shape or file is invalid. The message names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class InfeasibleError(ProxcompressError):
+    """A problem has no feasible point (e.g. a cardinality budget below the forced groups)."""
+
+
+class SolverError(ProxcompressError):
+    """An external solver failed or is unavailable."""
