@@ -1,0 +1,402 @@
+// Binary (+-1) GEMM on packed sign bits: C[m][n] = k - 2 * popcount(A[m] xor B[n]).
+//
+// Layout: A is (M x W) and B is (N x W) uint64 words, row-major; bit j of word w is element
+// 64w + j, a set bit is -1, padding bits past k are 0. C is (M x N) int32, row-major.
+//
+// Kernels (extern "C", compiled by NVRTC through CuPy, or by nvcc -ptx in the tests):
+//   binary_gemm_tc_and  tensor cores, mma.m16n8k256 .and.popc (native on sm_80 and sm_90);
+//                       C = k - 2(pa[m] + pb[n]) + 4 popc(a & b), pa/pb = row popcounts.
+//   binary_gemm_tc_xor  the same tiling with .xor.popc: C = k - 2 popc(a ^ b). Native on
+//                       sm_80-sm_89; on sm_90 ptxas turns each xor mma into a call to a routine
+//                       with two AND.POPC BMMAs. Kept to measure that (benchmarks, algo="tc_xor").
+//   binary_gemv_tc      M <= 16 (batched GEMV): A is the m16 operand, weights stream through
+//                       once with 16-byte loads; K split over 8 warps; .and.popc with the row
+//                       popcounts summed from the same registers.
+//   binary_gemm_simt    CUDA-core __popcll GEMM, 64x64 tiles (any GPU; the fallback).
+//   row_popcount        pa / pb for the .and path: one warp per row.
+//   binary_mma_peak_*   throughput probe (benchmarks only): chains of independent mma on
+//                       registers, no memory traffic -- the instruction ceiling of the GEMM.
+//
+// The tensor-core kernels need W to be a multiple of 8 words (64 bytes); the host pads (with
+// zero words, which change nothing). The tile constants below are mirrored in launch.py
+// (tests/kernels/test_launch.py checks that they agree).
+
+typedef unsigned long long u64;
+typedef unsigned int u32;
+
+#define TC_BM 128          // block tile rows (A)
+#define TC_BN 128          // block tile rows (B)
+#define TC_KBYTES 64       // bytes of a row per pipeline stage (512 bits, two k256 steps)
+#define TC_ROW_BYTES 80    // padded shared-memory row: conflict-free ldmatrix (20-word stride)
+#define TC_STAGES 3        // cp.async pipeline depth
+#define TC_THREADS 128     // 4 warps, 2 x 2, each a 64 x 64 warp tile
+
+#define GEMV_WARPS 8       // warps per block splitting K
+#define GEMV_NTILES 4      // n8 tiles per block (32 weight rows)
+#define GEMV_MAX_M 16
+
+#define SIMT_TILE 64
+#define SIMT_KWORDS 8
+#define SIMT_THREADS 256
+
+#define POPC_THREADS 256   // row_popcount: 8 rows (warps) per block
+
+__device__ __forceinline__ u32 smem_u32(const void* p) {
+  return (u32)__cvta_generic_to_shared(p);
+}
+
+// The tensor-core kernels need sm_80 (cp.async, mma.m16n8k256); below that these helpers trap
+// and the host launches only binary_gemm_simt, so the module still compiles for any target.
+#if __CUDA_ARCH__ >= 800
+#define PC_TC_ARCH 1
+#else
+#define PC_TC_ARCH 0
+#endif
+
+__device__ __forceinline__ void cp_async16(u32 dst, const void* src, int src_bytes) {
+#if PC_TC_ARCH
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(src_bytes)
+               : "memory");
+#else
+  __trap();
+#endif
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+#if PC_TC_ARCH
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if PC_TC_ARCH
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+__device__ __forceinline__ void ldmatrix_x4(u32 addr, u32& r0, u32& r1, u32& r2, u32& r3) {
+#if PC_TC_ARCH
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr));
+#else
+  r0 = r1 = r2 = r3 = 0u;
+  __trap();
+#endif
+}
+
+// D = C + popc(A op B) for one 16 x 8 x 256 bit tile. a: 4 regs, b0/b1: 2 regs, c: 4 accumulators.
+template <bool XOR>
+__device__ __forceinline__ void bmma(int* c, const u32* a, u32 b0, u32 b1) {
+#if PC_TC_ARCH
+  if (XOR) {
+    asm("mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.xor.popc "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm("mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+#else
+  __trap();
+#endif
+}
+
+// Block tile TC_BM x TC_BN, K in stages of 512 bits through a TC_STAGES-deep cp.async ring.
+// Fragments come from shared memory by ldmatrix: an 8x8 b16 matrix is 8 rows x 16 bytes = 8 rows
+// x 128 bits, and thread (g = lane/4, t = lane%4) receives row g, bits 32t..32t+31 -- exactly the
+// b1 fragment of mma.m16n8k256 (A: a0 rows 0-7 bits 0-127, a1 rows 8-15, a2/a3 bits 128-255;
+// B: b0 bits 0-127, b1 bits 128-255 of column g).
+template <bool XOR>
+__device__ __forceinline__ void binary_gemm_tc(const u64* __restrict__ A,
+                                               const u64* __restrict__ B, int M, int N, int W,
+                                               int k, const int* __restrict__ pa,
+                                               const int* __restrict__ pb, int* __restrict__ C) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp >> 1, wn = warp & 1;
+  const int bm = blockIdx.y * TC_BM, bn = blockIdx.x * TC_BN;
+  const int ktiles = W / (TC_KBYTES / 8);
+  const size_t row_bytes = (size_t)W * 8;
+  const unsigned char* Ab = (const unsigned char*)A;
+  const unsigned char* Bb = (const unsigned char*)B;
+  const u32 sbase = smem_u32(smem);
+  const u32 stage_bytes = (TC_BM + TC_BN) * TC_ROW_BYTES;
+
+  // Each thread copies 4 16-byte chunks of A and 4 of B per stage (128 rows x 4 chunks each).
+  auto load_stage = [&](int kt, int slot) {
+    const u32 sA = sbase + slot * stage_bytes;
+    const u32 sB = sA + TC_BM * TC_ROW_BYTES;
+#pragma unroll
+    for (int i = 0; i < (TC_BM * TC_KBYTES / 16) / TC_THREADS; ++i) {
+      const int idx = tid + i * TC_THREADS;
+      const int row = idx >> 2, ch = idx & 3;
+      const size_t col = (size_t)kt * TC_KBYTES + ch * 16;
+      int gr = bm + row;
+      cp_async16(sA + row * TC_ROW_BYTES + ch * 16, Ab + (size_t)min(gr, M - 1) * row_bytes + col,
+                 gr < M ? 16 : 0);
+      gr = bn + row;
+      cp_async16(sB + row * TC_ROW_BYTES + ch * 16, Bb + (size_t)min(gr, N - 1) * row_bytes + col,
+                 gr < N ? 16 : 0);
+    }
+  };
+
+  int acc[4][8][4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
+
+#pragma unroll
+  for (int s = 0; s < TC_STAGES - 1; ++s) {
+    if (s < ktiles) load_stage(s, s);
+    cp_async_commit();
+  }
+
+  const int lj = lane >> 3, lr = lane & 7;
+  for (int kt = 0; kt < ktiles; ++kt) {
+    cp_async_wait<TC_STAGES - 2>();
+    __syncthreads();  // stage kt landed for everyone; everyone is done with stage kt-1's slot
+    const int next = kt + TC_STAGES - 1;
+    if (next < ktiles) load_stage(next, next % TC_STAGES);
+    cp_async_commit();
+
+    const u32 sA = sbase + (kt % TC_STAGES) * stage_bytes;
+    const u32 sB = sA + TC_BM * TC_ROW_BYTES;
+#pragma unroll
+    for (int ks = 0; ks < TC_KBYTES / 32; ++ks) {
+      u32 af[4][4], bf[8][2];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi) {
+        const int row = wm * 64 + mi * 16 + lr + ((lj & 1) << 3);
+        ldmatrix_x4(sA + row * TC_ROW_BYTES + ks * 32 + ((lj >> 1) << 4), af[mi][0], af[mi][1],
+                    af[mi][2], af[mi][3]);
+      }
+#pragma unroll
+      for (int nj = 0; nj < 4; ++nj) {
+        const int row = wn * 64 + nj * 16 + lr + ((lj >> 1) << 3);
+        ldmatrix_x4(sB + row * TC_ROW_BYTES + ks * 32 + ((lj & 1) << 4), bf[2 * nj][0],
+                    bf[2 * nj][1], bf[2 * nj + 1][0], bf[2 * nj + 1][1]);
+      }
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 8; ++ni) bmma<XOR>(acc[mi][ni], af[mi], bf[ni][0], bf[ni][1]);
+    }
+  }
+  cp_async_wait<0>();
+
+  const int g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int row = bm + wm * 64 + mi * 16 + g + 8 * h;
+      if (row >= M) continue;
+      const int prow = XOR ? 0 : pa[row];
+#pragma unroll
+      for (int ni = 0; ni < 8; ++ni) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = bn + wn * 64 + ni * 8 + 2 * t4 + e;
+          if (col >= N) continue;
+          const int v = acc[mi][ni][2 * h + e];
+          C[(size_t)row * N + col] = XOR ? k - 2 * v : k - 2 * (prow + pb[col]) + 4 * v;
+        }
+      }
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+    binary_gemm_tc_and(const u64* __restrict__ A, const u64* __restrict__ B, int M, int N, int W,
+                       int k, const int* __restrict__ pa, const int* __restrict__ pb,
+                       int* __restrict__ C) {
+  binary_gemm_tc<false>(A, B, M, N, W, k, pa, pb, C);
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+    binary_gemm_tc_xor(const u64* __restrict__ A, const u64* __restrict__ B, int M, int N, int W,
+                       int k, int* __restrict__ C) {
+  binary_gemm_tc<true>(A, B, M, N, W, k, nullptr, nullptr, C);
+}
+
+// Batched GEMV, M <= 16 (needs sm_80 for .and.popc). Block: GEMV_NTILES n8 tiles (32 weight
+// rows) x all of K; warp w takes the 64-byte K chunks w, w + GEMV_WARPS, ... Thread (g, t) loads
+// 16 bytes (words 4t..4t+3 of the chunk) of weight row g of each tile and of activation rows g
+// and g + 8. The chunk's 512 bits feed two mma k256 steps with a fixed permutation of K -- the
+// same permutation for A and B, so the popcount sums are unchanged:
+//   step 0: a = {A_g.x, A_g8.x, A_g.y, A_g8.y}, b = {B.x, B.y};  step 1: .z/.w likewise.
+// C = k - 2 (pa[m] + pb[n]) + 4 popc(a & b), with the row popcounts pa, pb summed on the fly
+// from the registers already loaded (the weights are read once; xor.popc would cost two BMMAs
+// and a call per mma on sm_90).
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)
+    binary_gemv_tc(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
+                   int k, int* __restrict__ C) {
+  __shared__ int red[GEMV_WARPS][GEMV_NTILES][128];
+  __shared__ int red_pa[GEMV_WARPS][16];
+  __shared__ int red_pb[GEMV_WARPS][GEMV_NTILES][8];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int n0 = blockIdx.x * (8 * GEMV_NTILES);
+  const size_t rowq = (size_t)W / 2;  // uint4 per row
+  const int nchunks = W / 8;
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+  const uint4* a0p = A + (size_t)min(g, M - 1) * rowq + t4;
+  const uint4* a1p = A + (size_t)min(g + 8, M - 1) * rowq + t4;
+  const bool a0ok = g < M, a1ok = g + 8 < M;
+  const uint4* bp[GEMV_NTILES];
+  bool bok[GEMV_NTILES];
+#pragma unroll
+  for (int t = 0; t < GEMV_NTILES; ++t) {
+    const int n = n0 + 8 * t + g;
+    bok[t] = n < N;
+    bp[t] = B + (size_t)min(n, N - 1) * rowq + t4;
+  }
+  int c[GEMV_NTILES][4], pb[GEMV_NTILES];
+  int pa0 = 0, pa1 = 0;
+#pragma unroll
+  for (int t = 0; t < GEMV_NTILES; ++t) c[t][0] = c[t][1] = c[t][2] = c[t][3] = pb[t] = 0;
+
+#pragma unroll 2
+  for (int ch = warp; ch < nchunks; ch += GEMV_WARPS) {
+    const size_t q = (size_t)ch * 4;
+    uint4 bv[GEMV_NTILES];
+#pragma unroll
+    for (int t = 0; t < GEMV_NTILES; ++t) bv[t] = bok[t] ? __ldcs(bp[t] + q) : zero;
+    const uint4 x0 = a0ok ? __ldg(a0p + q) : zero;
+    const uint4 x1 = a1ok ? __ldg(a1p + q) : zero;
+    pa0 += __popc(x0.x) + __popc(x0.y) + __popc(x0.z) + __popc(x0.w);
+    pa1 += __popc(x1.x) + __popc(x1.y) + __popc(x1.z) + __popc(x1.w);
+    const u32 s0[4] = {x0.x, x1.x, x0.y, x1.y};
+    const u32 s1[4] = {x0.z, x1.z, x0.w, x1.w};
+#pragma unroll
+    for (int t = 0; t < GEMV_NTILES; ++t) {
+      pb[t] += __popc(bv[t].x) + __popc(bv[t].y) + __popc(bv[t].z) + __popc(bv[t].w);
+      bmma<false>(c[t], s0, bv[t].x, bv[t].y);
+      bmma<false>(c[t], s1, bv[t].z, bv[t].w);
+    }
+  }
+  // row popcounts: sum the 4 threads of a group, then the warps (below)
+#pragma unroll
+  for (int o = 1; o < 4; o <<= 1) {
+    pa0 += __shfl_xor_sync(0xffffffffu, pa0, o);
+    pa1 += __shfl_xor_sync(0xffffffffu, pa1, o);
+#pragma unroll
+    for (int t = 0; t < GEMV_NTILES; ++t) pb[t] += __shfl_xor_sync(0xffffffffu, pb[t], o);
+  }
+  if (t4 == 0) {
+    red_pa[warp][g] = pa0;
+    red_pa[warp][g + 8] = pa1;
+#pragma unroll
+    for (int t = 0; t < GEMV_NTILES; ++t) red_pb[warp][t][g] = pb[t];
+  }
+#pragma unroll
+  for (int t = 0; t < GEMV_NTILES; ++t) {
+    red[warp][t][g * 8 + 2 * t4] = c[t][0];
+    red[warp][t][g * 8 + 2 * t4 + 1] = c[t][1];
+    red[warp][t][(g + 8) * 8 + 2 * t4] = c[t][2];
+    red[warp][t][(g + 8) * 8 + 2 * t4 + 1] = c[t][3];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < GEMV_NTILES * 128; idx += GEMV_WARPS * 32) {
+    const int t = idx >> 7, r = (idx >> 3) & 15, cl = idx & 7, col = n0 + 8 * t + cl;
+    int s = 0, pa = 0, pbn = 0;
+#pragma unroll
+    for (int w = 0; w < GEMV_WARPS; ++w) {
+      s += red[w][t][idx & 127];
+      pa += red_pa[w][r];
+      pbn += red_pb[w][t][cl];
+    }
+    if (r < M && col < N) C[(size_t)r * N + col] = k - 2 * (pa + pbn) + 4 * s;
+  }
+}
+
+// CUDA-core fallback: 64 x 64 output tile per block, 16 x 16 threads with 4 x 4 outputs each
+// (rows ty + 16i, columns tx + 16j), K in shared-memory stages of 8 words.
+extern "C" __global__ void __launch_bounds__(SIMT_THREADS)
+    binary_gemm_simt(const u64* __restrict__ A, const u64* __restrict__ B, int M, int N, int W,
+                     int k, int* __restrict__ C) {
+  __shared__ u64 As[SIMT_KWORDS][SIMT_TILE + 1];
+  __shared__ u64 Bs[SIMT_KWORDS][SIMT_TILE + 1];
+  const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+  const int bm = blockIdx.y * SIMT_TILE, bn = blockIdx.x * SIMT_TILE;
+  int acc[4][4] = {};
+  for (int w0 = 0; w0 < W; w0 += SIMT_KWORDS) {
+#pragma unroll
+    for (int i = 0; i < SIMT_TILE * SIMT_KWORDS / SIMT_THREADS; ++i) {
+      const int idx = tid + i * SIMT_THREADS;
+      const int row = idx / SIMT_KWORDS, w = idx % SIMT_KWORDS;
+      const bool kin = w0 + w < W;
+      As[w][row] = (bm + row < M && kin) ? A[(size_t)(bm + row) * W + w0 + w] : 0ull;
+      Bs[w][row] = (bn + row < N && kin) ? B[(size_t)(bn + row) * W + w0 + w] : 0ull;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int w = 0; w < SIMT_KWORDS; ++w) {
+      u64 a[4], b[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        a[i] = As[w][ty + 16 * i];
+        b[i] = Bs[w][tx + 16 * i];
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] += __popcll(a[i] ^ b[j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int row = bm + ty + 16 * i, col = bn + tx + 16 * j;
+      if (row < M && col < N) C[(size_t)row * N + col] = k - 2 * acc[i][j];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(POPC_THREADS)
+    row_popcount(const u64* __restrict__ X, int R, int W, int* __restrict__ out) {
+  const int lane = threadIdx.x & 31;
+  const int row = blockIdx.x * (POPC_THREADS / 32) + (threadIdx.x >> 5);
+  if (row >= R) return;
+  int s = 0;
+  for (int w = lane; w < W; w += 32) s += __popcll(X[(size_t)row * W + w]);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0) out[row] = s;
+}
+
+// Throughput probe: every warp issues PEAK_CHAINS independent mma chains, `iters` times each.
+#define PEAK_CHAINS 8
+template <bool XOR>
+__device__ __forceinline__ void mma_peak(int iters, int* __restrict__ out) {
+  const u32 x = threadIdx.x * 2654435761u + blockIdx.x;
+  const u32 a[4] = {x, x ^ 0x5555u, x * 3u, ~x};
+  const u32 b0 = x * 7u, b1 = x ^ 0xf0f0f0f0u;
+  int c[PEAK_CHAINS][4] = {};
+  for (int i = 0; i < iters; ++i) {
+#pragma unroll
+    for (int j = 0; j < PEAK_CHAINS; ++j) bmma<XOR>(c[j], a, b0, b1);
+  }
+  int s = 0;
+#pragma unroll
+  for (int j = 0; j < PEAK_CHAINS; ++j) s += c[j][0] + c[j][1] + c[j][2] + c[j][3];
+  out[blockIdx.x * blockDim.x + threadIdx.x] = s;
+}
+
+extern "C" __global__ void binary_mma_peak_and(int iters, int* __restrict__ out) {
+  mma_peak<false>(iters, out);
+}
+
+extern "C" __global__ void binary_mma_peak_xor(int iters, int* __restrict__ out) {
+  mma_peak<true>(iters, out);
+}
