@@ -1,0 +1,493 @@
+"""Kernel benchmarks: binary / shift / Euclid GEMMs against float baselines from the same run.
+
+    python benchmarks/kernels.py cpu [--size 2048] [--rounds 7] [--out FILE]
+    python benchmarks/kernels.py gpu [--out FILE]
+
+Prints one JSON document (device, shapes, dtypes, medians, baselines, ratios) to stdout and,
+with ``--out``, writes it atomically to FILE; a short table goes to stderr.
+
+CPU: the numba backend against float32 ``torch.matmul`` and NumPy (OpenBLAS) ``@`` on the same
+inputs, round-robin (one call of each per round) so that load from other processes hits all
+candidates alike; medians over rounds. Packing of the activations is timed apart.
+
+GPU: ceilings first (device-to-device copy bandwidth; the tensor-core b1 mma rate from a
+register-only probe), then the binary GEMM at 8192^3 against cuBLAS fp16 / bf16 (torch), the
+batched binary GEMV (batch 1..16, 8192 x 8192) against cuBLAS fp16, and shift / Euclid against
+cuBLAS fp32. Timed with CUDA events after warm-up; GEMV time is per launch from a replayed CUDA
+graph of many launches over rotating weight copies (more bytes than L2 holds), so neither
+Python launch overhead nor L2 residency flatters either side; plain-loop times are reported too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from proxcompress.atomic import write_json_atomic
+
+Timer = Callable[[], None]
+
+
+def _median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1e3, 4)
+
+
+def round_robin(fns: dict[str, Timer], rounds: int) -> dict[str, dict[str, float]]:
+    """Time each function once per round, interleaved; medians and minima in ms."""
+    for fn in fns.values():
+        fn()  # warm-up (numba compile / cache load, BLAS threads)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t0)
+    return {
+        name: {"median_ms": _median_ms(s), "min_ms": round(min(s) * 1e3, 4)}
+        for name, s in samples.items()
+    }
+
+
+def _cpu_device() -> dict[str, Any]:
+    import llvmlite.binding as llvm
+    import numba
+    import torch
+
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next(line.split(":", 1)[1].strip() for line in handle if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    features = llvm.get_host_cpu_features()
+    return {
+        "kind": "cpu",
+        "model": model,
+        "llvm_cpu": llvm.get_host_cpu_name(),
+        "cores": os.cpu_count(),
+        "avx512_vpopcntdq": bool(features.get("avx512vpopcntdq", False)),
+        "numba_threads": numba.get_num_threads(),
+        "torch_threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "torch": torch.__version__,
+        "load_average_at_start": os.getloadavg()[0],
+    }
+
+
+def _euclid_precision(k: int = 2048) -> dict[str, Any]:
+    """Max error vs the float64 twin for random and for nearly equal vectors."""
+    from proxcompress import kernels as K
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, k)).astype(np.float32)
+    cases = {
+        "random": rng.standard_normal((256, k)).astype(np.float32),
+        "nearly_equal": (x + 1e-3 * rng.standard_normal(x.shape)).astype(np.float32),
+    }
+    out: dict[str, Any] = {}
+    for case, w in cases.items():
+        ref = K.euclid_matmul(x, w, backend="numpy").astype(np.float64)
+        scale = (x.astype(np.float64) ** 2).sum(1)[:, None] + (w.astype(np.float64) ** 2).sum(1)
+        for method in ("expand", "direct"):
+            got = K.euclid_matmul(x, w, backend="numba", method=method).astype(np.float64)
+            err = np.abs(got - ref)
+            out[f"{case}/{method}"] = {
+                "max_abs_err": float(err.max()),
+                "max_rel_err": float((err / np.maximum(np.abs(ref), 1e-300)).max()),
+                "max_err_over_norms": float((err / scale).max()),
+            }
+    return out
+
+
+def bench_cpu(size: int, rounds: int) -> dict[str, Any]:
+    """M = N = K = size on the CPU (numba backend vs float32 torch / NumPy)."""
+    import torch
+
+    from proxcompress import kernels as K
+
+    m = n = k = size
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    aw, bw = K.pack_signs(x), K.pack_signs(w)
+    sign = np.where(w < 0, -1, 1).astype(np.int8)
+    exponent = rng.integers(-7, 1, (n, k)).astype(np.int8)
+    fns: dict[str, Timer] = {
+        "torch_fp32_matmul": lambda: torch.matmul(tx, tw.T),
+        "numpy_fp32_matmul": lambda: np.matmul(x, w.T),
+        "binary_matmul": lambda: K.binary_matmul(aw, bw, k, backend="numba"),
+        "pack_signs_activations": lambda: K.pack_signs(x),
+        "shift_matmul": lambda: K.shift_matmul(x, sign, exponent, backend="numba"),
+        "euclid_matmul_expand": lambda: K.euclid_matmul(x, w, backend="numba", method="expand"),
+        "euclid_matmul_direct": lambda: K.euclid_matmul(x, w, backend="numba", method="direct"),
+    }
+    timings = round_robin(fns, rounds)
+    base_t = timings["torch_fp32_matmul"]["median_ms"]
+    base_n = timings["numpy_fp32_matmul"]["median_ms"]
+    for t in timings.values():
+        t["speedup_vs_torch_fp32"] = round(base_t / t["median_ms"], 3)
+        t["speedup_vs_numpy_fp32"] = round(base_n / t["median_ms"], 3)
+    binary_s = timings["binary_matmul"]["median_ms"] / 1e3
+    return {
+        "benchmark": "kernels-cpu",
+        "device": _cpu_device(),
+        "shapes": {"M": m, "N": n, "K": k},
+        "dtypes": {
+            "baseline": "float32",
+            "binary": "uint64 packed signs -> int32",
+            "shift": "float32 x, int8 sign/exponent -> float32",
+            "euclid": "float32 -> float32",
+        },
+        "rounds": rounds,
+        "timings": timings,
+        "ops": {
+            "flops_per_gemm": 2 * m * n * k,
+            "binary_gops_per_s": round(2 * m * n * k / binary_s / 1e9, 1),
+        },
+        "targets": {
+            "binary_vs_torch_fp32_at_least": 8.0,
+            "shift_euclid_time_vs_fp32_at_most": 1.5,
+        },
+        "euclid_precision_vs_float64_twin": _euclid_precision(),
+    }
+
+
+# ----------------------------------------------------------------------------------------- GPU
+
+
+def _events_ms(cp: Any, fn: Timer, reps: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, end))
+    return round(statistics.median(times), 5)
+
+
+def _torch_events_ms(torch: Any, fn: Timer, reps: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return round(statistics.median(times), 5)
+
+
+def _gpu_device(cp: Any) -> dict[str, Any]:
+    import torch
+
+    props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
+    name = props["name"]
+    return {
+        "kind": "gpu",
+        "name": name.decode() if isinstance(name, bytes) else str(name),
+        "compute_capability": int(cp.cuda.Device().compute_capability),
+        "sms": int(props["multiProcessorCount"]),
+        "l2_bytes": int(props["l2CacheSize"]),
+        "memory_bytes": int(props["totalGlobalMem"]),
+        "cupy": cp.__version__,
+        "torch": torch.__version__,
+        "cuda_runtime": cp.cuda.runtime.runtimeGetVersion(),
+    }
+
+
+def _copy_bandwidth(cp: Any) -> dict[str, Any]:
+    src = cp.ones(1 << 28, cp.float32)  # 1 GiB
+    dst = cp.empty_like(src)
+    ms = _events_ms(cp, lambda: cp.copyto(dst, src), reps=10)
+    return {
+        "bytes_moved": 2 * src.nbytes,
+        "median_ms": ms,
+        "gbytes_per_s": round(2 * src.nbytes / ms / 1e6, 1),
+    }
+
+
+def _mma_peak(cp: Any, gpu: Any, sms: int) -> dict[str, Any]:
+    from proxcompress.kernels import launch
+
+    blocks, threads, iters = sms * 8, 256, 2048
+    count = blocks * (threads // 32) * iters * launch.PEAK_CHAINS
+    out: dict[str, Any] = {}
+    for op in ("and", "xor"):
+        ms = _events_ms(
+            cp,
+            lambda op=op: gpu.mma_peak(f"binary_mma_peak_{op}", blocks, threads, iters),
+            reps=5,
+            warmup=1,
+        )
+        out[op] = {
+            "mma_m16n8k256": count,
+            "median_ms": ms,
+            "mma_per_s": count / ms * 1e3,
+            "binary_tops": round(count * 2 * 16 * 8 * 256 / ms / 1e9, 1),
+        }
+    return out
+
+
+def _gemm(cp: Any, gpu: Any, peak: dict[str, Any], size: int) -> dict[str, Any]:
+    import torch
+    from proxcompress.kernels import launch
+
+    from proxcompress import kernels as K
+
+    m = n = k = size
+    rng = cp.random.RandomState(0)
+    a = rng.standard_normal((m, k), dtype=cp.float32)
+    b = rng.standard_normal((n, k), dtype=cp.float32)
+    aw, bw = K.pack_signs(a), K.pack_signs(b)
+    res: dict[str, Any] = {"shapes": {"M": m, "N": n, "K": k}}
+    ref = gpu.binary_matmul(aw, bw, k, algo="simt")
+    for algo in ("tc_and", "tc_xor", "simt"):
+        ms = _events_ms(cp, lambda algo=algo: gpu.binary_matmul(aw, bw, k, algo=algo), reps=10)
+        entry = {"median_ms": ms, "binary_tops": round(2 * m * n * k / ms / 1e9, 1)}
+        if algo != "simt":
+            got = gpu.binary_matmul(aw, bw, k, algo=algo)
+            entry["equals_simt"] = bool(cp.array_equal(got, ref))
+            rate = launch.mma_count(m, n, aw.shape[1]) / ms * 1e3
+            entry["fraction_of_mma_peak"] = round(rate / peak["and"]["mma_per_s"], 3)
+        res[f"binary_{algo}"] = entry
+    block = K.binary_matmul(cp.asnumpy(aw[:64]), cp.asnumpy(bw[:64]), k, backend="numpy")
+    res["binary_tc_and"]["corner_equals_numpy_twin"] = bool(
+        np.array_equal(cp.asnumpy(gpu.binary_matmul(aw, bw, k)[:64, :64]), block)
+    )
+    ta = torch.as_tensor(a, device="cuda")
+    tb = torch.as_tensor(b, device="cuda")
+    for dt in ("float16", "bfloat16"):
+        xa, xb = ta.to(getattr(torch, dt)), tb.to(getattr(torch, dt))
+        ms = _torch_events_ms(torch, lambda xa=xa, xb=xb: torch.matmul(xa, xb.T), reps=10)
+        res[f"cublas_{dt}"] = {"median_ms": ms, "tflops": round(2 * m * n * k / ms / 1e9, 1)}
+    best = res["binary_tc_and"]["median_ms"]
+    res["speedup_vs_cublas_fp16"] = round(res["cublas_float16"]["median_ms"] / best, 3)
+    res["speedup_vs_cublas_bf16"] = round(res["cublas_bfloat16"]["median_ms"] / best, 3)
+    res["target_speedup_vs_fp16_at_least"] = 2.0
+    return res
+
+
+def _graph_ms_per_call(cp: Any, launches: list[Timer], replays: int = 20) -> float:
+    """Capture ``launches`` into one CUDA graph, replay it, return ms per launch (median)."""
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        for fn in launches:
+            fn()
+        stream.synchronize()
+        stream.begin_capture()
+        for fn in launches:
+            fn()
+        graph = stream.end_capture()
+    times = []
+    for _ in range(replays):
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start.record(stream)
+        graph.launch(stream)
+        end.record(stream)
+        end.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, end) / len(launches))
+    return round(statistics.median(times), 5)
+
+
+def _torch_graph_ms_per_call(torch: Any, launches: list[Timer], replays: int = 20) -> float:
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for fn in launches:
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for fn in launches:
+            fn()
+    times = []
+    for _ in range(replays):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / len(launches))
+    return round(statistics.median(times), 5)
+
+
+def _gemv_batch(
+    cp: Any, gpu: Any, weights: list[Any], half: list[Any], batch: int, copy_gbps: float
+) -> dict[str, Any]:
+    import torch
+
+    from proxcompress import kernels as K
+
+    n, k = half[0].shape
+    copies = len(weights)
+    rng = cp.random.RandomState(batch)
+    acts = [K.pack_signs(rng.standard_normal((batch, k), dtype=cp.float32)) for _ in range(copies)]
+    outs = [cp.empty((batch, n), cp.int32) for _ in range(copies)]
+    calls = 4 * copies
+    launches = [
+        (lambda i=i: gpu.binary_matmul(acts[i], weights[i], k, algo="gemv", out=outs[i]))
+        for i in [j % copies for j in range(calls)]
+    ]
+    twin = K.binary_matmul(cp.asnumpy(acts[0]), cp.asnumpy(weights[0][:256]), k, backend="numpy")
+    got = gpu.binary_matmul(acts[0], weights[0], k, algo="gemv")
+    entry: dict[str, Any] = {
+        "corner_equals_numpy_twin": bool(np.array_equal(cp.asnumpy(got[:, :256]), twin)),
+        "binary_graph_ms": _graph_ms_per_call(cp, launches),
+        "binary_loop_ms": round(_events_ms(cp, lambda: [f() for f in launches], reps=5) / calls, 5),
+    }
+    xs = [torch.randn(batch, k, device="cuda", dtype=torch.float16) for _ in range(len(half))]
+    tl = [(lambda i=i: torch.matmul(xs[i], half[i].T)) for i in [j % len(half) for j in range(8)]]
+    entry["cublas_fp16_graph_ms"] = _torch_graph_ms_per_call(torch, tl)
+    entry["cublas_fp16_loop_ms"] = round(
+        _torch_events_ms(torch, lambda: [f() for f in tl], 5) / len(tl), 5
+    )
+    entry["speedup_vs_cublas_fp16_graph"] = round(
+        entry["cublas_fp16_graph_ms"] / entry["binary_graph_ms"], 3
+    )
+    entry["speedup_vs_cublas_fp16_loop"] = round(
+        entry["cublas_fp16_loop_ms"] / entry["binary_loop_ms"], 3
+    )
+    moved = n * k // 8 + 2 * batch * k // 8 + 4 * batch * n
+    entry["binary_fraction_of_copy_bw"] = round(
+        moved / entry["binary_graph_ms"] / 1e6 / copy_gbps, 3
+    )
+    entry["cublas_fraction_of_copy_bw"] = round(
+        2 * n * k / entry["cublas_fp16_graph_ms"] / 1e6 / copy_gbps, 3
+    )
+    return entry
+
+
+def _gemv(cp: Any, gpu: Any, copy_gbps: float, size: int, batches: list[int]) -> dict[str, Any]:
+    import torch
+
+    from proxcompress import kernels as K
+
+    n = k = size
+    rng = cp.random.RandomState(1)
+    l2 = int(cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["l2CacheSize"])
+    copies = max(2, -(-4 * l2 // (n * k // 8)))  # rotate over > 4x L2 of packed weights
+    weights = [K.pack_signs(rng.standard_normal((n, k), dtype=cp.float32)) for _ in range(copies)]
+    half = [torch.randn(n, k, device="cuda", dtype=torch.float16) for _ in range(2)]
+    return {
+        "shapes": {"N": n, "K": k},
+        "weight_copies": copies,
+        "fp16_weight_copies": len(half),
+        "batches": {str(b): _gemv_batch(cp, gpu, weights, half, b, copy_gbps) for b in batches},
+        "target_speedup_vs_fp16_at_least": 8.0,
+    }
+
+
+def _float_kernels(cp: Any, size: int) -> dict[str, Any]:
+    import torch
+
+    from proxcompress import kernels as K
+
+    m = n = k = size
+    rng = cp.random.RandomState(2)
+    x = rng.standard_normal((m, k), dtype=cp.float32)
+    w = rng.standard_normal((n, k), dtype=cp.float32)
+    sign = cp.where(w < 0, -1, 1).astype(cp.int8)
+    exponent = rng.randint(-7, 1, size=(n, k)).astype(cp.int8)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    tx, tw = torch.as_tensor(x, device="cuda"), torch.as_tensor(w, device="cuda")
+    base = _torch_events_ms(torch, lambda: torch.matmul(tx, tw.T), reps=10)
+    shift = _events_ms(cp, lambda: K.shift_matmul(x, sign, exponent), reps=10)
+    euclid = _events_ms(cp, lambda: K.euclid_matmul(x, w), reps=10)
+    return {
+        "shapes": {"M": m, "N": n, "K": k},
+        "cublas_fp32_no_tf32_ms": base,
+        "shift_ms": shift,
+        "euclid_ms": euclid,
+        "shift_time_over_fp32": round(shift / base, 3),
+        "euclid_time_over_fp32": round(euclid / base, 3),
+    }
+
+
+def bench_gpu(size: int, gemv_batches: list[int], float_size: int) -> dict[str, Any]:
+    import cupy as cp
+    from proxcompress.kernels import gpu
+
+    result: dict[str, Any] = {"benchmark": "kernels-gpu", "device": _gpu_device(cp)}
+    sections: list[tuple[str, Callable[[], Any]]] = [
+        ("copy_bandwidth", lambda: _copy_bandwidth(cp)),
+        ("mma_peak", lambda: _mma_peak(cp, gpu, result["device"]["sms"])),
+        ("binary_gemm", lambda: _gemm(cp, gpu, result["mma_peak"], size)),
+        (
+            "binary_gemv",
+            lambda: _gemv(cp, gpu, result["copy_bandwidth"]["gbytes_per_s"], size, gemv_batches),
+        ),
+        ("shift_euclid", lambda: _float_kernels(cp, float_size)),
+    ]
+    for name, run in sections:
+        t0 = time.perf_counter()
+        try:
+            result[name] = run()
+        except Exception:  # one failed section must not lose the others' numbers
+            result[name] = {"error": traceback.format_exc(limit=8)}
+        result.setdefault("section_seconds", {})[name] = round(time.perf_counter() - t0, 1)
+        print(f"[{name}] {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+        cp.get_default_memory_pool().free_all_blocks()
+    return result
+
+
+def _summary(result: dict[str, Any]) -> str:
+    lines = [f"device: {json.dumps(result['device'])}"]
+    if result["benchmark"] == "kernels-cpu":
+        for name, t in result["timings"].items():
+            lines.append(
+                f"{name:26s} {t['median_ms']:10.2f} ms  x{t['speedup_vs_torch_fp32']:.2f}"
+                f" vs torch  x{t['speedup_vs_numpy_fp32']:.2f} vs numpy"
+            )
+        return "\n".join(lines)
+    for key in ("copy_bandwidth", "mma_peak", "binary_gemm", "binary_gemv", "shift_euclid"):
+        lines.append(f"{key}: {json.dumps(result.get(key))}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=["cpu", "gpu"])
+    parser.add_argument(
+        "--size", type=int, default=None, help="M = N = K (default 2048 on CPU, 8192 on GPU)"
+    )
+    parser.add_argument("--rounds", type=int, default=7, help="CPU rounds (round-robin)")
+    parser.add_argument("--gemv-batches", default="1,2,4,8,16")
+    parser.add_argument("--float-size", type=int, default=4096, help="GPU shift/Euclid size")
+    parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
+    args = parser.parse_args(argv)
+    if args.mode == "cpu":
+        result = bench_cpu(args.size or 2048, args.rounds)
+    else:
+        batches = [int(b) for b in args.gemv_batches.split(",")]
+        result = bench_gpu(args.size or 8192, batches, args.float_size)
+    result["argv"] = sys.argv[1:]
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        write_json_atomic(args.out, result)
+    print(_summary(result), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
