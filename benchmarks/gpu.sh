@@ -27,10 +27,10 @@ py=${PYTHON:-python3}
 # run from $site so that the repository root (whose proxcompress/ lacks the wing mapping) is not
 # first on sys.path
 cd "$site" || exit 1
-timeout 240 "$py" -m pytest -m gpu "$repo/tests/kernels" -q -p no:cacheprovider -x \
+timeout 150 "$py" -m pytest -m gpu "$repo/tests/kernels" -q -p no:cacheprovider --tb=short \
   2>&1 | tee "$out/pytest-gpu.log"
 tests=$?
-timeout 300 "$py" "$repo/benchmarks/kernels.py" gpu --out "$out/kernels-gpu.json" \
+timeout 240 "$py" "$repo/benchmarks/kernels.py" gpu --out "$out/kernels-gpu.json" \
   >"$out/bench-gpu.log" 2>"$out/bench-gpu.err"
 bench=$?
 tail -n 40 "$out/bench-gpu.err"
