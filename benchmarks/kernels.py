@@ -335,6 +335,7 @@ def _gemv_batch(
     cp: Any, gpu: Any, weights: list[Any], half: list[Any], batch: int, copy_gbps: float
 ) -> dict[str, Any]:
     import torch
+    from proxcompress.kernels import launch
 
     from proxcompress import kernels as K
 
@@ -343,17 +344,30 @@ def _gemv_batch(
     rng = cp.random.RandomState(batch)
     acts = [K.pack_signs(rng.standard_normal((batch, k), dtype=cp.float32)) for _ in range(copies)]
     outs = [cp.empty((batch, n), cp.int32) for _ in range(copies)]
-    calls = 4 * copies
-    launches = [
-        (lambda i=i: gpu.binary_matmul(acts[i], weights[i], k, algo="gemv", out=outs[i]))
-        for i in [j % copies for j in range(calls)]
-    ]
+    order = [j % copies for j in range(4 * copies)]
+
+    def launches(tiles: int) -> list[Timer]:
+        return [
+            (
+                lambda i=i: gpu.binary_matmul(
+                    acts[i], weights[i], k, algo="gemv", out=outs[i], gemv_tiles=tiles
+                )
+            )
+            for i in order
+        ]
+
     twin = K.binary_matmul(cp.asnumpy(acts[0]), cp.asnumpy(weights[0][:256]), k, backend="numpy")
     got = gpu.binary_matmul(acts[0], weights[0], k, algo="gemv")
+    variants = {f"nt{t}": _graph_ms_per_call(cp, launches(t)) for t in launch.GEMV_TILE_CHOICES}
+    default = launches(launch.GEMV_NTILES)
     entry: dict[str, Any] = {
         "corner_equals_numpy_twin": bool(np.array_equal(cp.asnumpy(got[:, :256]), twin)),
-        "binary_graph_ms": _graph_ms_per_call(cp, launches),
-        "binary_loop_ms": round(_events_ms(cp, lambda: [f() for f in launches], reps=5) / calls, 5),
+        "default_gemv_tiles": launch.GEMV_NTILES,
+        "binary_graph_ms_by_gemv_tiles": variants,
+        "binary_graph_ms": variants[f"nt{launch.GEMV_NTILES}"],
+        "binary_loop_ms": round(
+            _events_ms(cp, lambda: [f() for f in default], reps=5) / len(default), 5
+        ),
     }
     xs = [torch.randn(batch, k, device="cuda", dtype=torch.float16) for _ in range(len(half))]
     tl = [(lambda i=i: torch.matmul(xs[i], half[i].T)) for i in [j % len(half) for j in range(8)]]
@@ -388,8 +402,12 @@ def _gemv(cp: Any, gpu: Any, copy_gbps: float, size: int, batches: list[int]) ->
     copies = max(2, -(-4 * l2 // (n * k // 8)))  # rotate over > 4x L2 of packed weights
     weights = [K.pack_signs(rng.standard_normal((n, k), dtype=cp.float32)) for _ in range(copies)]
     half = [torch.randn(n, k, device="cuda", dtype=torch.float16) for _ in range(2)]
+    noop = cp.RawKernel('extern "C" __global__ void noop(int* p) {}', "noop")
+    sink = cp.empty(1, cp.int32)
+    empty = [(lambda: noop((256,), (256,), (sink,))) for _ in range(4 * copies)]
     return {
         "shapes": {"N": n, "K": k},
+        "empty_kernel_graph_ms": _graph_ms_per_call(cp, empty),
         "weight_copies": copies,
         "fp16_weight_copies": len(half),
         "batches": {str(b): _gemv_batch(cp, gpu, weights, half, b, copy_gbps) for b in batches},

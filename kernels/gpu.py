@@ -48,8 +48,16 @@ def _pad_words(x: Any, words: int) -> Any:
     return out
 
 
-def binary_matmul(a: Any, b: Any, k: int, algo: str = "auto", out: Any = None) -> Any:
-    """``k - 2 popcount(a xor b)`` on the GPU; ``algo`` as in :func:`.launch.binary_plan`.
+def binary_matmul(
+    a: Any,
+    b: Any,
+    k: int,
+    algo: str = "auto",
+    out: Any = None,
+    gemv_tiles: int = launch.GEMV_NTILES,
+) -> Any:
+    """``k - 2 popcount(a xor b)`` on the GPU; ``algo``, ``gemv_tiles`` as in
+    :func:`.launch.binary_plan`.
 
     ``out`` (int32, (M, N), C-contiguous) may be given to avoid an allocation; the ``gemv`` and
     ``tc_xor`` paths with 64-byte-aligned rows then allocate nothing (CUDA-graph capturable).
@@ -59,7 +67,7 @@ def binary_matmul(a: Any, b: Any, k: int, algo: str = "auto", out: Any = None) -
         out = cp.empty((m, n), cp.int32)
     if m == 0 or n == 0:
         return out
-    plan = launch.binary_plan(m, n, a.shape[1], compute_capability(), algo)
+    plan = launch.binary_plan(m, n, a.shape[1], compute_capability(), algo, gemv_tiles)
     a, b = _pad_words(a, plan.words), _pad_words(b, plan.words)
     dims = (np.int32(m), np.int32(n), np.int32(plan.words), np.int32(k))
     if plan.algo == "tc_and":

@@ -9,7 +9,7 @@
 //   binary_gemm_tc_xor  the same tiling with .xor.popc: C = k - 2 popc(a ^ b). Native on
 //                       sm_80-sm_89; on sm_90 ptxas turns each xor mma into a call to a routine
 //                       with two AND.POPC BMMAs. Kept to measure that (benchmarks, algo="tc_xor").
-//   binary_gemv_tc      M <= 16 (batched GEMV): A is the m16 operand, weights stream through
+//   binary_gemv_tc_ntN  M <= 16 (batched GEMV): A is the m16 operand, weights stream through
 //                       once with 16-byte loads; K split over 8 warps; .and.popc with the row
 //                       popcounts summed from the same registers.
 //   binary_gemm_simt    CUDA-core __popcll GEMM, 64x64 tiles (any GPU; the fallback).
@@ -32,7 +32,6 @@ typedef unsigned int u32;
 #define TC_THREADS 128     // 4 warps, 2 x 2, each a 64 x 64 warp tile
 
 #define GEMV_WARPS 8       // warps per block splitting K
-#define GEMV_NTILES 4      // n8 tiles per block (32 weight rows)
 #define GEMV_MAX_M 16
 
 #define SIMT_TILE 64
@@ -228,61 +227,82 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS)
   binary_gemm_tc<true>(A, B, M, N, W, k, nullptr, nullptr, C);
 }
 
-// Batched GEMV, M <= 16 (needs sm_80 for .and.popc). Block: GEMV_NTILES n8 tiles (32 weight
-// rows) x all of K; warp w takes the 64-byte K chunks w, w + GEMV_WARPS, ... Thread (g, t) loads
-// 16 bytes (words 4t..4t+3 of the chunk) of weight row g of each tile and of activation rows g
-// and g + 8. The chunk's 512 bits feed two mma k256 steps with a fixed permutation of K -- the
-// same permutation for A and B, so the popcount sums are unchanged:
+// Batched GEMV, M <= 16 (needs sm_80 for .and.popc). Block: NT n8 tiles (8 NT weight rows) x all
+// of K; warp w takes the 64-byte K chunks w, w + GEMV_WARPS, ..., two at a time with both chunks'
+// loads issued before either is used. Thread (g, t) loads 16 bytes (words 4t..4t+3 of a chunk)
+// of weight row g of each tile and of activation rows g and g + 8. A chunk's 512 bits feed two
+// mma k256 steps with a fixed permutation of K -- the same for A and B, so the popcount sums are
+// unchanged:
 //   step 0: a = {A_g.x, A_g8.x, A_g.y, A_g8.y}, b = {B.x, B.y};  step 1: .z/.w likewise.
 // C = k - 2 (pa[m] + pb[n]) + 4 popc(a & b), with the row popcounts pa, pb summed on the fly
 // from the registers already loaded (the weights are read once; xor.popc would cost two BMMAs
-// and a call per mma on sm_90).
-extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)
-    binary_gemv_tc(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
-                   int k, int* __restrict__ C) {
-  __shared__ int red[GEMV_WARPS][GEMV_NTILES][128];
+// and a call per mma on sm_90). Instantiated for NT = 1, 2, 4 (launch.py picks).
+template <int NT>
+struct GemvChunk {
+  uint4 b[NT], x0, x1;
+};
+
+template <int NT>
+__device__ __forceinline__ void gemv_load(GemvChunk<NT>& v, const uint4* const* bp,
+                                          const bool* bok, const uint4* a0p, const uint4* a1p,
+                                          bool a0ok, bool a1ok, size_t q) {
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+  for (int t = 0; t < NT; ++t) v.b[t] = bok[t] ? __ldcs(bp[t] + q) : zero;
+  v.x0 = a0ok ? __ldg(a0p + q) : zero;
+  v.x1 = a1ok ? __ldg(a1p + q) : zero;
+}
+
+template <int NT>
+__device__ __forceinline__ void gemv_use(const GemvChunk<NT>& v, int (*c)[4], int* pb, int& pa0,
+                                         int& pa1) {
+  pa0 += __popc(v.x0.x) + __popc(v.x0.y) + __popc(v.x0.z) + __popc(v.x0.w);
+  pa1 += __popc(v.x1.x) + __popc(v.x1.y) + __popc(v.x1.z) + __popc(v.x1.w);
+  const u32 s0[4] = {v.x0.x, v.x1.x, v.x0.y, v.x1.y};
+  const u32 s1[4] = {v.x0.z, v.x1.z, v.x0.w, v.x1.w};
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    pb[t] += __popc(v.b[t].x) + __popc(v.b[t].y) + __popc(v.b[t].z) + __popc(v.b[t].w);
+    bmma<false>(c[t], s0, v.b[t].x, v.b[t].y);
+    bmma<false>(c[t], s1, v.b[t].z, v.b[t].w);
+  }
+}
+
+template <int NT>
+__device__ __forceinline__ void binary_gemv_tc(const uint4* __restrict__ A,
+                                               const uint4* __restrict__ B, int M, int N, int W,
+                                               int k, int* __restrict__ C) {
+  __shared__ int red[GEMV_WARPS][NT][128];
   __shared__ int red_pa[GEMV_WARPS][16];
-  __shared__ int red_pb[GEMV_WARPS][GEMV_NTILES][8];
+  __shared__ int red_pb[GEMV_WARPS][NT][8];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t4 = lane & 3;
-  const int n0 = blockIdx.x * (8 * GEMV_NTILES);
+  const int n0 = blockIdx.x * (8 * NT);
   const size_t rowq = (size_t)W / 2;  // uint4 per row
   const int nchunks = W / 8;
-  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
   const uint4* a0p = A + (size_t)min(g, M - 1) * rowq + t4;
   const uint4* a1p = A + (size_t)min(g + 8, M - 1) * rowq + t4;
   const bool a0ok = g < M, a1ok = g + 8 < M;
-  const uint4* bp[GEMV_NTILES];
-  bool bok[GEMV_NTILES];
+  const uint4* bp[NT];
+  bool bok[NT];
 #pragma unroll
-  for (int t = 0; t < GEMV_NTILES; ++t) {
+  for (int t = 0; t < NT; ++t) {
     const int n = n0 + 8 * t + g;
     bok[t] = n < N;
     bp[t] = B + (size_t)min(n, N - 1) * rowq + t4;
   }
-  int c[GEMV_NTILES][4], pb[GEMV_NTILES];
+  int c[NT][4], pb[NT];
   int pa0 = 0, pa1 = 0;
 #pragma unroll
-  for (int t = 0; t < GEMV_NTILES; ++t) c[t][0] = c[t][1] = c[t][2] = c[t][3] = pb[t] = 0;
+  for (int t = 0; t < NT; ++t) c[t][0] = c[t][1] = c[t][2] = c[t][3] = pb[t] = 0;
 
-#pragma unroll 2
-  for (int ch = warp; ch < nchunks; ch += GEMV_WARPS) {
-    const size_t q = (size_t)ch * 4;
-    uint4 bv[GEMV_NTILES];
-#pragma unroll
-    for (int t = 0; t < GEMV_NTILES; ++t) bv[t] = bok[t] ? __ldcs(bp[t] + q) : zero;
-    const uint4 x0 = a0ok ? __ldg(a0p + q) : zero;
-    const uint4 x1 = a1ok ? __ldg(a1p + q) : zero;
-    pa0 += __popc(x0.x) + __popc(x0.y) + __popc(x0.z) + __popc(x0.w);
-    pa1 += __popc(x1.x) + __popc(x1.y) + __popc(x1.z) + __popc(x1.w);
-    const u32 s0[4] = {x0.x, x1.x, x0.y, x1.y};
-    const u32 s1[4] = {x0.z, x1.z, x0.w, x1.w};
-#pragma unroll
-    for (int t = 0; t < GEMV_NTILES; ++t) {
-      pb[t] += __popc(bv[t].x) + __popc(bv[t].y) + __popc(bv[t].z) + __popc(bv[t].w);
-      bmma<false>(c[t], s0, bv[t].x, bv[t].y);
-      bmma<false>(c[t], s1, bv[t].z, bv[t].w);
-    }
+  for (int ch = warp; ch < nchunks; ch += 2 * GEMV_WARPS) {
+    const bool second = ch + GEMV_WARPS < nchunks;
+    GemvChunk<NT> v0, v1;
+    gemv_load<NT>(v0, bp, bok, a0p, a1p, a0ok, a1ok, (size_t)ch * 4);
+    if (second) gemv_load<NT>(v1, bp, bok, a0p, a1p, a0ok, a1ok, (size_t)(ch + GEMV_WARPS) * 4);
+    gemv_use<NT>(v0, c, pb, pa0, pa1);
+    if (second) gemv_use<NT>(v1, c, pb, pa0, pa1);
   }
   // row popcounts: sum the 4 threads of a group, then the warps (below)
 #pragma unroll
@@ -290,23 +310,23 @@ extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)
     pa0 += __shfl_xor_sync(0xffffffffu, pa0, o);
     pa1 += __shfl_xor_sync(0xffffffffu, pa1, o);
 #pragma unroll
-    for (int t = 0; t < GEMV_NTILES; ++t) pb[t] += __shfl_xor_sync(0xffffffffu, pb[t], o);
+    for (int t = 0; t < NT; ++t) pb[t] += __shfl_xor_sync(0xffffffffu, pb[t], o);
   }
   if (t4 == 0) {
     red_pa[warp][g] = pa0;
     red_pa[warp][g + 8] = pa1;
 #pragma unroll
-    for (int t = 0; t < GEMV_NTILES; ++t) red_pb[warp][t][g] = pb[t];
+    for (int t = 0; t < NT; ++t) red_pb[warp][t][g] = pb[t];
   }
 #pragma unroll
-  for (int t = 0; t < GEMV_NTILES; ++t) {
+  for (int t = 0; t < NT; ++t) {
     red[warp][t][g * 8 + 2 * t4] = c[t][0];
     red[warp][t][g * 8 + 2 * t4 + 1] = c[t][1];
     red[warp][t][(g + 8) * 8 + 2 * t4] = c[t][2];
     red[warp][t][(g + 8) * 8 + 2 * t4 + 1] = c[t][3];
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < GEMV_NTILES * 128; idx += GEMV_WARPS * 32) {
+  for (int idx = threadIdx.x; idx < NT * 128; idx += GEMV_WARPS * 32) {
     const int t = idx >> 7, r = (idx >> 3) & 15, cl = idx & 7, col = n0 + 8 * t + cl;
     int s = 0, pa = 0, pbn = 0;
 #pragma unroll
@@ -318,6 +338,16 @@ extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)
     if (r < M && col < N) C[(size_t)r * N + col] = k - 2 * (pa + pbn) + 4 * s;
   }
 }
+
+#define PC_GEMV_KERNEL(NT)                                                                    \
+  extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)                               \
+      binary_gemv_tc_nt##NT(const uint4* __restrict__ A, const uint4* __restrict__ B, int M,  \
+                            int N, int W, int k, int* __restrict__ C) {                       \
+    binary_gemv_tc<NT>(A, B, M, N, W, k, C);                                                  \
+  }
+PC_GEMV_KERNEL(1)
+PC_GEMV_KERNEL(2)
+PC_GEMV_KERNEL(4)
 
 // CUDA-core fallback: 64 x 64 output tile per block, 16 x 16 threads with 4 x 4 outputs each
 // (rows ty + 16i, columns tx + 16j), K in shared-memory stages of 8 words.

@@ -49,6 +49,10 @@ def test_binary_all_algorithms_equal_twin(cp, gpu, m: int, n: int, k: int) -> No
     for algo in _algos(m, gpu.compute_capability()):
         got = gpu.binary_matmul(da, db, k, algo=algo)
         np.testing.assert_array_equal(cp.asnumpy(got), twin, err_msg=f"algo={algo}")
+    if m <= 16 and gpu.compute_capability() >= 80:
+        for tiles in (1, 2, 4):
+            got = gpu.binary_matmul(da, db, k, algo="gemv", gemv_tiles=tiles)
+            np.testing.assert_array_equal(cp.asnumpy(got), twin, err_msg=f"gemv_tiles={tiles}")
     public = K.binary_matmul(da, db, k)
     assert isinstance(public, cp.ndarray) and public.dtype == cp.int32
     np.testing.assert_array_equal(cp.asnumpy(public), twin)

@@ -59,7 +59,7 @@ def test_binary_plans_cover_the_output(m: int, n: int, words: int) -> None:
             continue
         assert plan.words % 8 == 0 and words <= plan.words < words + 8
         if m <= 16:
-            assert plan.algo == "gemv" and gemm.kernel == "binary_gemv_tc"
+            assert plan.algo == "gemv" and gemm.kernel == f"binary_gemv_tc_nt{launch.GEMV_NTILES}"
             rows = 8 * launch.GEMV_NTILES
             assert gemm.grid == (launch.cdiv(n, rows), 1, 1) and gemm.block == (256, 1, 1)
         else:
@@ -69,6 +69,16 @@ def test_binary_plans_cover_the_output(m: int, n: int, words: int) -> None:
             assert gemm.grid[0] * launch.TC_BN >= n > (gemm.grid[0] - 1) * launch.TC_BN
             assert gemm.grid[1] * launch.TC_BM >= m > (gemm.grid[1] - 1) * launch.TC_BM
             assert gemm.shared_mem == launch.tc_shared_bytes()
+
+
+def test_gemv_tile_variants() -> None:
+    for tiles in launch.GEMV_TILE_CHOICES:
+        (spec,) = launch.binary_plan(5, 100, 3, 90, "gemv", tiles).launches
+        assert spec.kernel == f"binary_gemv_tc_nt{tiles}"
+        assert spec.grid == (launch.cdiv(100, 8 * tiles), 1, 1)
+    with pytest.raises(InvalidInputError) as info:
+        launch.binary_plan(5, 100, 3, 90, "gemv", 3)
+    assert info.value.field == "gemv_tiles"
 
 
 def test_binary_algo_choice_errors() -> None:
