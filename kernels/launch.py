@@ -32,7 +32,7 @@ FG_THREADS = 256
 FG_PAD = 4
 
 GEMV_TILE_CHOICES = (1, 2, 4)  # n8 tiles per GEMV block: kernels binary_gemv_tc_nt{1,2,4}
-GEMV_NTILES = 4  # the default
+GEMV_NTILES = 2  # the default: fastest of the three at batch 1..16 on an H200 (docs/benchmarks.md)
 
 TC_WORD_MULTIPLE = TC_KBYTES // 8  # tensor-core kernels read rows in 64-byte chunks
 TC_MIN_CC = 80  # cp.async + mma.m16n8k256 .and.popc
