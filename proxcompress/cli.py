@@ -20,6 +20,7 @@ from proxcompress.errors import InvalidInputError
 # modules that register subcommands, in the order they appear in --help
 _COMMAND_MODULES = (
     "proxcompress.formulations.cli",
+    "proxcompress.proofs.cli",
 )
 
 EXIT_BAD_INPUT = 2

@@ -1,0 +1,57 @@
+"""The proofs wing: a symbolic quantizer catalogue and the PC++ / SPR certificates.
+
+* :mod:`.catalogue` -- forward/backward quantizer pairs defined once in SymPy (BinaryConnect, BNN,
+  BNN+, ProxConnect, BNN++, ProxQuant, ternary, shift), looked up by name, with NumPy twins.
+* :mod:`.checks` -- the generic checks of the PC++ decomposition criterion (Lu, Yu, Li,
+  Partovi Nia, NeurIPS 2023, arXiv:2402.17710; the suite's working formalization), each returning
+  a :class:`Certificate`.
+* :mod:`.synthesis` -- ``synthesize(backward=B, prox=P)``: ``F = B o P`` with its certificate.
+* :mod:`.spr` -- the SPR closed form derived symbolically.
+* :mod:`.parse` -- safe parsing of user expressions; :mod:`.report` -- tables, Markdown, JSON;
+  :mod:`.cli` -- ``proxcompress verify``.
+
+Names are resolved lazily so that importing this package (e.g. for the CLI) does not load SymPy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "Pair": "catalogue",
+    "Facts": "catalogue",
+    "ProxLink": "catalogue",
+    "NumericTwin": "catalogue",
+    "catalogue": "catalogue",
+    "get_pair": "catalogue",
+    "pair_names": "catalogue",
+    "register": "catalogue",
+    "signswish": "catalogue",
+    "Certificate": "certificate",
+    "Counterexample": "certificate",
+    "Report": "certificate",
+    "CHECKS": "checks",
+    "CheckOptions": "checks",
+    "certify": "checks",
+    "Synthesis": "synthesis",
+    "make_pair": "synthesis",
+    "synthesize": "synthesis",
+    "parse_expression": "parse",
+    "derive_spr": "spr",
+    "spr_closed_form": "spr",
+    "render_markdown": "report",
+    "render_text": "report",
+    "to_json": "report",
+    "x": "analysis",
+    "mu": "analysis",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'proxcompress.proofs' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"proxcompress.proofs.{module}"), name)

@@ -1,0 +1,138 @@
+"""``proxcompress verify``: certify quantizer pairs and the SPR derivation from the command line.
+
+::
+
+    proxcompress verify --all [--json OUT.json] [--markdown OUT.md]
+    proxcompress verify --name bnn++ [--name bnn+]
+    proxcompress verify --prox "EXPR" --backward "EXPR" [--forward "EXPR"] [--levels -1,1]
+    proxcompress verify --spr
+
+Exit codes: 0 every requested certificate passes, 1 one fails (the table names the check and
+the text below it the counterexample), 2 bad input. SymPy is imported inside the command only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from proxcompress.errors import InvalidInputError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+_EPILOG = """\
+expressions are SymPy strings in x (and optionally mu > 0), e.g.
+  --prox "(x + mu*sign(x))/(1 + mu)" --backward "tanh(2*x)"
+allowed: + - * / ** ^, < <= > >=, & | ~, Piecewise, Min, Max, Abs, sign, Heaviside, Eq, Ne,
+sqrt, exp, log, sin, cos, tan, sinh, cosh, tanh, atan, erf, SignSwish(u[, beta]), sigmoid,
+hardtanh, clip(u, lo, hi), pi, E. Without --forward, F is synthesized as B o P.
+
+[U] formalization choices (methods.md section 1): --composition BoP (default) or PoB;
+--derivative-at prox (default: B' at P(w)) or latent (B' at w).
+"""
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register the ``verify`` subcommand."""
+    parser = subparsers.add_parser(
+        "verify",
+        help="certify forward/backward quantizer pairs (PC++ criterion) and the SPR closed form",
+        description="Check, symbolically, that quantizer pairs satisfy the PC++ decomposition "
+        "criterion (F = B o P, P a proximal quantizer, B Lipschitz) and that the SPR closed "
+        "form equals its defining minimization.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = parser.add_argument_group("what to verify")
+    what.add_argument("--all", action="store_true",
+                      help="every catalogue pair and the SPR derivation")
+    what.add_argument("--name", action="append", metavar="NAME",
+                      help="a catalogue pair, e.g. bnn++ (repeatable)")
+    what.add_argument("--spr", action="store_true", help="the SPR derivation")
+    what.add_argument("--prox", metavar="EXPR", help="P of a user pair")
+    what.add_argument("--backward", metavar="EXPR", help="B of a user pair")
+    what.add_argument("--forward", metavar="EXPR",
+                      help="F of a user pair (default: synthesized B o P)")
+    what.add_argument("--levels", metavar="L1,L2,...",
+                      help="declared value set of lim_(mu->oo) P for a user pair "
+                      "(write --levels=-1,1)")
+    what.add_argument("--pair-name", default="custom", metavar="NAME",
+                      help="name of the user pair in reports (default: custom)")
+    form = parser.add_argument_group("formalization [U]")
+    form.add_argument("--composition", choices=("BoP", "PoB"), default="BoP",
+                      help="F = B o P (default) or F = P o B")
+    form.add_argument("--derivative-at", choices=("prox", "latent"), default="prox",
+                      help="where the criterion evaluates B': at P(w) (default) or at w")
+    form.add_argument("--method-derivative-at", choices=("prox", "latent"), default=None,
+                      help="where the user pair's method evaluates B' (default: as the "
+                      "criterion)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", metavar="OUT.json", help="write the certificates as JSON")
+    out.add_argument("--markdown", metavar="OUT.md", help="write the tables as Markdown")
+    parser.set_defaults(func=run)
+
+
+def _levels(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidInputError("--levels", f"{text!r} is not a comma-separated list of numbers"
+                                ) from None
+    if not values:
+        raise InvalidInputError("--levels", "is empty")
+    return values
+
+
+def _validate(args: argparse.Namespace) -> None:
+    custom = args.prox is not None or args.backward is not None or args.forward is not None
+    if not (args.all or args.name or args.spr or custom):
+        raise InvalidInputError(
+            "verify", "nothing to verify: give --all, --name NAME, --spr or --prox/--backward")
+    if args.all and (args.name or custom):
+        raise InvalidInputError("--all", "cannot be combined with --name or --prox/--backward")
+    if custom and (args.prox is None or args.backward is None):
+        raise InvalidInputError("--prox/--backward", "a user pair needs both --prox and "
+                                "--backward (--forward is optional)")
+    for flag, value in (("--levels", args.levels),
+                        ("--method-derivative-at", args.method_derivative_at)):
+        if value is not None and not custom:
+            raise InvalidInputError(flag, "applies to a user pair (--prox/--backward) only")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``verify``; returns the exit code (bad input raises ``InvalidInputError``)."""
+    _validate(args)
+    from proxcompress.proofs.catalogue import get_pair, pair_names
+    from proxcompress.proofs.certificate import Report
+    from proxcompress.proofs.checks import CheckOptions, certify
+    from proxcompress.proofs.report import render_markdown, render_text, to_json
+    from proxcompress.proofs.spr import derive_spr
+    from proxcompress.proofs.synthesis import make_pair
+
+    from proxcompress.atomic import write_json_atomic, write_text_atomic
+
+    options = CheckOptions(composition=args.composition, derivative_at=args.derivative_at)
+    names = list(pair_names()) if args.all else list(args.name or [])
+    pairs = [get_pair(name) for name in names]
+    if args.prox is not None:
+        pairs.append(make_pair(
+            args.backward, args.prox, forward=args.forward, name=args.pair_name,
+            levels=_levels(args.levels),
+            method_derivative_at=args.method_derivative_at or args.derivative_at,
+            options=options,
+        ))
+    reports: list[Report] = [certify(pair, options) for pair in pairs]
+    if args.all or args.spr:
+        reports.append(derive_spr())
+    print(render_text(reports, options), end="")
+    if args.json:
+        write_json_atomic(args.json, to_json(reports, options))
+    if args.markdown:
+        write_text_atomic(args.markdown, render_markdown(reports, options))
+    return EXIT_OK if all(r.passed for r in reports) else EXIT_FAILED
+
+
+__all__ = ["add_parsers", "run"]
