@@ -24,7 +24,7 @@ Euclid
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, parallel_chunksize, prange, types
 from numba.extending import intrinsic
 
 from .formats import EXP2_TABLE
@@ -56,7 +56,8 @@ def binary_gemm(a, b, k, out):  # type: ignore[no-untyped-def]
     """``out[m, n] = k - 2 * sum_w popcount(a[m, w] ^ b[n, w])`` (int32 out, C-contiguous).
 
     4x4 register tiles over the full rows of 4 rows of A and 4 of B, ``prange`` over row
-    tiles; the ragged edge (rows / columns past a multiple of 4) is a second ``prange``.
+    tiles; the ragged edge (rows / columns past a multiple of 4) is a second ``prange``. Call it
+    through :func:`binary_matmul`, which hands the tiles out dynamically.
     """
     m_rows, n_words = a.shape
     n_rows = b.shape[0]
@@ -108,6 +109,15 @@ def binary_gemm(a, b, k, out):  # type: ignore[no-untyped-def]
             ii = u // (n_rows - n4)
             jj = n4 + u % (n_rows - n4)
         out[ii, jj] = k - 2 * np.int64(_dot_words(a, ii, b, jj, n_words))
+
+
+def binary_matmul(a, b, k, out) -> None:  # type: ignore[no-untyped-def]
+    """:func:`binary_gemm` with row tiles handed to threads one at a time (numba's default
+    static split stalls whenever another process takes one of the cores: measured 2-3x slower
+    medians on a shared 2-core machine). ``parallel_chunksize`` inside the jitted function
+    would defeat ``cache=True``, hence this wrapper."""
+    with parallel_chunksize(1):
+        binary_gemm(a, b, k, out)
 
 
 @njit(parallel=True, cache=True, nogil=True)

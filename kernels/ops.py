@@ -65,7 +65,7 @@ def binary_matmul(a_words: Any, b_words: Any, k: int, backend: Backend = "auto")
     from . import cpu
 
     out = np.empty((a_words.shape[0], b_words.shape[0]), np.int32)
-    cpu.binary_gemm(a_words, b_words, k, out)
+    cpu.binary_matmul(a_words, b_words, k, out)
     return out
 
 
