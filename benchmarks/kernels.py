@@ -1,6 +1,6 @@
 """Kernel benchmarks: binary / shift / Euclid GEMMs against float baselines from the same run.
 
-    python benchmarks/kernels.py cpu [--size 2048] [--rounds 7] [--out FILE]
+    python benchmarks/kernels.py cpu [--size 2048] [--rounds 7] [--threads N] [--out FILE]
     python benchmarks/kernels.py gpu [--out FILE]
 
 Prints one JSON document (device, shapes, dtypes, medians, baselines, ratios) to stdout and,
@@ -8,7 +8,10 @@ with ``--out``, writes it atomically to FILE; a short table goes to stderr.
 
 CPU: the numba backend against float32 ``torch.matmul`` and NumPy (OpenBLAS) ``@`` on the same
 inputs, round-robin (one call of each per round) so that load from other processes hits all
-candidates alike; medians over rounds. Packing of the activations is timed apart.
+candidates alike; medians over rounds. Packing of the activations is timed apart. ``--threads N``
+sets numba's and torch's thread counts (set ``OPENBLAS_NUM_THREADS=N`` too, for NumPy): on a
+machine shared with other work, one thread per side avoids barrier stalls that make short
+parallel calls (the binary GEMM) look slower than they are.
 
 GPU: ceilings first (device-to-device copy bandwidth; the tensor-core b1 mma rate from a
 register-only probe), then the binary GEMM at 8192^3 against cuBLAS fp16 / bf16 (torch), the
@@ -78,6 +81,7 @@ def _cpu_device() -> dict[str, Any]:
         "avx512_vpopcntdq": bool(features.get("avx512vpopcntdq", False)),
         "numba_threads": numba.get_num_threads(),
         "torch_threads": torch.get_num_threads(),
+        "openblas_num_threads_env": os.environ.get("OPENBLAS_NUM_THREADS"),
         "numpy": np.__version__,
         "numba": numba.__version__,
         "torch": torch.__version__,
@@ -110,9 +114,14 @@ def _euclid_precision(k: int = 2048) -> dict[str, Any]:
     return out
 
 
-def bench_cpu(size: int, rounds: int) -> dict[str, Any]:
+def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
     """M = N = K = size on the CPU (numba backend vs float32 torch / NumPy)."""
+    import numba
     import torch
+
+    if threads is not None:
+        numba.set_num_threads(threads)
+        torch.set_num_threads(threads)
 
     from proxcompress import kernels as K
 
@@ -489,12 +498,13 @@ def main(argv: list[str] | None = None) -> int:
         "--size", type=int, default=None, help="M = N = K (default 2048 on CPU, 8192 on GPU)"
     )
     parser.add_argument("--rounds", type=int, default=7, help="CPU rounds (round-robin)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for numba/torch")
     parser.add_argument("--gemv-batches", default="1,2,4,8,16")
     parser.add_argument("--float-size", type=int, default=4096, help="GPU shift/Euclid size")
     parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
     args = parser.parse_args(argv)
     if args.mode == "cpu":
-        result = bench_cpu(args.size or 2048, args.rounds)
+        result = bench_cpu(args.size or 2048, args.rounds, args.threads)
     else:
         batches = [int(b) for b in args.gemv_batches.split(",")]
         result = bench_gpu(args.size or 8192, batches, args.float_size)
