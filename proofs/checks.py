@@ -210,10 +210,6 @@ class _Profile:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _f(v: sp.Expr | float) -> float:
-    return float(v)
-
-
 @lru_cache(maxsize=1024)
 def _profile(expr: sp.Expr, cap: float, tol: float) -> _Profile:
     """Slopes, jumps and monotonicity of ``expr(x)`` (no ``mu``)."""
@@ -235,11 +231,11 @@ def _profile(expr: sp.Expr, cap: float, tol: float) -> _Profile:
             if bad is not None and counter is None:
                 counter = bad
             continue
-        if _f(ext.inf) < min_slope:
-            min_slope = _f(ext.inf)
+        if float(ext.inf) < min_slope:
+            min_slope = float(ext.inf)
             if min_slope < -tol and counter is None:
                 counter = (ext.inf_at, {"P'(x)": min_slope}, "the derivative is negative here")
-        max_slope = max(max_slope, _f(ext.sup))
+        max_slope = max(max_slope, float(ext.sup))
     for i, seg in enumerate(segs):
         if not seg.is_point:
             continue
@@ -569,7 +565,13 @@ def _guarantee(pair: Pair, options: CheckOptions) -> tuple[list[str], dict[str, 
     }
     bad = {k: v for k, v in reasons.items() if v is not None}
     if bad:
-        why = "; ".join(f"{k}: {v}" if k else v for k, v in bad.items())
+        grouped: dict[str, list[str]] = {}
+        for at_mu, reason in bad.items():
+            grouped.setdefault(reason, []).append(at_mu)
+        why = "; ".join(
+            reason if at == [""] else f"{reason} at {', '.join(at)}"
+            for reason, at in grouped.items()
+        )
         r_text = f"nonconvex ({why})"
         out.append(
             f"Here r is {r_text}; in one dimension P = prox_r with r convex iff P is "
