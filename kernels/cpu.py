@@ -100,6 +100,8 @@ def binary_gemm(a, b, k, out):  # type: ignore[no-untyped-def]
     # ragged edge: rows >= m4 (all columns), then columns >= n4 of rows < m4
     n4 = n_rows - n_rows % 4
     n_edge = (m_rows - m4) * n_rows + m4 * (n_rows - n4)
+    if n_edge == 0:  # no second parallel region (and barrier) when the tiles cover it all
+        return
     for t in prange(n_edge):
         if t < (m_rows - m4) * n_rows:
             ii = m4 + t // n_rows
