@@ -483,13 +483,19 @@ def _singular_points(g: sp.Expr, lo: sp.Expr, hi: sp.Expr, limit: int = 8) -> li
 def _numeric_extremes(g: sp.Expr, lo: sp.Expr, hi: sp.Expr, cap: float) -> Extremes:
     from scipy.optimize import minimize_scalar
 
+    f = lambdify(g)
+    grid = _sample_grid(lo, hi)
+    values = sample(g, grid)
+    undefined = np.flatnonzero(np.isnan(values))
+    if undefined.size:  # a removable singularity is fine, a non-real value is not
+        near = float(grid[undefined[0]]) + 1e-9
+        value = evaluate(g, near, 20)
+        if not (np.isfinite(value.real) and abs(value.imag) <= 1e-12):
+            raise AnalysisError(f"{g} is not real-valued near x = {near:g}")
     for pole in _singular_points(g, lo, hi):
         at = escape_point(g, pole, "+", cap) or escape_point(g, pole, "-", cap)
         if at is not None:
             return _unbounded(g, at, f"singular at x = {sp.N(pole, 6)} (symbolic)")
-    f = lambdify(g)
-    grid = _sample_grid(lo, hi)
-    values = sample(g, grid)
     ok = np.isfinite(values)
     big = np.flatnonzero(~np.isnan(values) & (np.abs(np.where(ok, values, np.inf)) > cap))
     if big.size:
@@ -575,7 +581,8 @@ def nice_point(seg: Segment) -> sp.Expr:
     return sp.nsimplify(_midpoint(seg.lo, seg.hi))
 
 
-def _nice_points_in(seg: Segment, limit: int) -> list[sp.Expr]:
+def nice_points(seg: Segment, limit: int) -> list[sp.Expr]:
+    """Up to ``limit`` simple points inside a segment (:data:`NICE_POINTS` first)."""
     if seg.is_point:
         return [seg.lo]
     inside = [c for c in NICE_POINTS if (seg.lo < c) is sp.true and (c < seg.hi) is sp.true]
@@ -652,7 +659,7 @@ def _niceness(seg: Segment) -> int:
 
 def _segment_zero(seg: Segment, tol: float) -> tuple[bool, int, float | None, float]:
     """(holds, numeric sample count, counterexample x, error or value)."""
-    for point in _nice_points_in(seg, 4):
+    for point in nice_points(seg, 4):
         value = evaluate(seg.expr, point)
         if not np.isfinite(abs(value)) or abs(value) > tol:
             return False, 0, float(point), float(value.real) if np.isfinite(value.real) else (
@@ -712,6 +719,7 @@ __all__ = [
     "limit_mu_infinity",
     "mu",
     "nice_point",
+    "nice_points",
     "normalize",
     "sample",
     "prove_zero",

@@ -55,6 +55,7 @@ from proxcompress.proofs.analysis import (
     lambdify,
     limit_mu_infinity,
     mu,
+    nice_points,
     prove_zero,
     segments,
     side_limit,
@@ -220,6 +221,10 @@ def _profile(expr: sp.Expr, cap: float, tol: float) -> _Profile:
     unbounded_at: float | None = None
     notes: list[str] = []
     for seg in segs:
+        for at in nice_points(seg, 4):
+            value = evaluate(seg.expr, at, 20)
+            if not (np.isfinite(value.real) and abs(value.imag) <= 1e-12):
+                raise AnalysisError(f"{expr} is not real-valued (or not finite) at x = {at}")
         if seg.is_point:
             continue
         ext: Extremes = extremes(derivative(seg.expr), seg.lo, seg.hi, cap)
@@ -381,6 +386,9 @@ def _check_levels(pair: Pair, options: CheckOptions) -> tuple[bool, str]:
     found_text = "{" + ", ".join(str(v) for v in found) + "}"
     declared = pair.facts.levels
     if declared is None:
+        if len(found) > 8:
+            return True, (f"{where} takes {len(found)} distinct values at {len(values)} probes "
+                          "(no levels declared)")
         return True, f"{where} takes {found_text} at {len(values)} probes (no levels declared)"
     want = sorted({sp.nsimplify(v) for v in declared}, key=float)
     if found == want:

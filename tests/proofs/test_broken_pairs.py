@@ -100,3 +100,10 @@ def test_options_validate() -> None:
         CheckOptions(derivative_at="w")
     with pytest.raises(InvalidInputError):
         CheckOptions(mu_values=(0,))
+
+
+@pytest.mark.parametrize("prox", ["sqrt(x)", "log(x)", "Piecewise((x, x > 0))"])
+def test_prox_not_real_valued_or_undefined_fails(prox: str) -> None:
+    cert = synthesize(backward="x", prox=prox).report.certificate("prox")
+    assert cert.status == "fail"
+    assert cert.detail.startswith("could not analyse")
