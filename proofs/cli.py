@@ -38,9 +38,9 @@ def add_parsers(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "verify",
         help="certify forward/backward quantizer pairs (PC++ criterion) and the SPR closed form",
-        description="Check, symbolically, that quantizer pairs satisfy the PC++ decomposition "
-        "criterion (F = B o P, P a proximal quantizer, B Lipschitz) and that the SPR closed "
-        "form equals its defining minimization.",
+        description="Check, symbolically, that quantizer pairs satisfy the PC++ decomposition\n"
+        "criterion (F = B o P, P a proximal quantizer, B Lipschitz) and that the SPR\n"
+        "closed form equals its defining minimization.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
