@@ -24,15 +24,16 @@ def _module(name: str) -> Any:
 
 
 @functools.cache
-def _kernel(module: str, name: str) -> Any:
+def _kernel(module: str, name: str, shared_mem: int) -> Any:
     kernel = _module(module).get_function(name)
-    if name.startswith("binary_gemm_tc"):
-        kernel.max_dynamic_shared_size_bytes = launch.tc_shared_bytes()
+    if shared_mem > launch.DEFAULT_SMEM_LIMIT:  # opt in to more dynamic shared memory
+        kernel.max_dynamic_shared_size_bytes = shared_mem
     return kernel
 
 
 def _run(module: str, spec: launch.Launch, *args: Any) -> None:
-    _kernel(module, spec.kernel)(spec.grid, spec.block, args, shared_mem=spec.shared_mem)
+    kernel = _kernel(module, spec.kernel, spec.shared_mem)
+    kernel(spec.grid, spec.block, args, shared_mem=spec.shared_mem)
 
 
 def compute_capability() -> int:
