@@ -38,7 +38,6 @@ TC_WORD_MULTIPLE = TC_KBYTES // 8  # tensor-core kernels read rows in 64-byte ch
 TC_MIN_CC = 80  # cp.async + mma.m16n8k256 .and.popc
 DEFAULT_SMEM_LIMIT = 48 * 1024  # above this a kernel must opt in to dynamic shared memory
 
-BinaryAlgo = Literal["auto", "tc_and", "tc_xor", "gemv", "simt"]
 BINARY_ALGOS: tuple[str, ...] = ("auto", "tc_and", "tc_xor", "gemv", "simt")
 
 
