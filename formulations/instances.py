@@ -18,6 +18,7 @@ def random_instance(
     rho: float = 0.0,
     active: float = 0.3,
     snr: float = 4.0,
+    weights: str = "equal",
     alpha: float = 0.2,
     lam: float | None = None,
     M: float | None = None,
@@ -27,8 +28,13 @@ def random_instance(
 
     Features are Gaussian with AR(1) correlation ``corr(x_i, x_j) = rho^|i-j|`` (``rho = 0`` gives
     independent features); ``d`` features are split into ``n_groups`` contiguous groups of
-    near-equal size; a fraction ``active`` of the groups carries ``N(0, 1)`` weights; Gaussian noise
+    near-equal size; a fraction ``active`` of the groups carries non-zero weights, and Gaussian noise
     is added so that ``var(XW*) / var(noise) = snr`` (a small ``snr`` is a weak signal).
+
+    ``weights="equal"`` gives the active entries random signs and magnitude 1, the design of the
+    best-subset literature (Bertsimas, King, Mazumder 2016; Hazimeh, Mazumder, Saab 2022);
+    ``weights="gaussian"`` draws them ``N(0, 1)``, which plants many near-zero groups and makes
+    the MIP much harder (see docs/benchmarks.md).
 
     Defaults for the MIP parameters: ``M = 1.5 max|W_ridge|`` where ``W_ridge`` is the least-squares
     fit with a tiny ridge (so the bound never cuts the unpruned solution), and ``lam`` such that
@@ -47,6 +53,8 @@ def random_instance(
         raise InvalidInputError("rho", f"= {rho} is outside the accepted range (-1, 1)")
     if not 0.0 <= active <= 1.0:
         raise InvalidInputError("active", f"= {active} is outside the accepted range [0, 1]")
+    if weights not in ("equal", "gaussian"):
+        raise InvalidInputError("weights", f"= {weights!r}; accepted: 'equal', 'gaussian'")
     if snr <= 0:
         raise InvalidInputError("snr", f"= {snr} must be > 0")
     rng = np.random.default_rng(seed)
@@ -61,7 +69,11 @@ def random_instance(
     live = rng.choice(n_groups, size=n_active, replace=False)
     W_true = np.zeros((d, m))
     rows = np.isin(groups, live)
-    W_true[rows] = rng.standard_normal((int(rows.sum()), m))
+    shape = (int(rows.sum()), m)
+    if weights == "equal":
+        W_true[rows] = rng.choice([-1.0, 1.0], size=shape)
+    else:
+        W_true[rows] = rng.standard_normal(shape)
     signal = X @ W_true
     sigma = float(np.sqrt(max(signal.var(), 1e-12) / snr)) if n_active else 1.0
     Y = signal + sigma * rng.standard_normal((n, m))

@@ -23,7 +23,10 @@ def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         writer(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())

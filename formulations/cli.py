@@ -1,0 +1,193 @@
+"""``proxcompress solve``, ``proxcompress compare`` and ``proxcompress instance``.
+
+Heavy imports (solvers) happen inside the command functions so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from proxcompress.formulations.solution import Solution
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_TIME_LIMIT = 0, 2, 3
+_NAMES = ("bigm", "perspective", "cuts", "bnb", "brute")
+
+
+def example_path() -> Path:
+    """The bundled example instance (12 groups, n = 200, m = 2)."""
+    return Path(str(resources.files("proxcompress.formulations") / "data" / "example.npz"))
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--time-limit must be a number of seconds, got {text!r}")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--time-limit = {text} must be > 0 seconds")
+    return value
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register the formulations wing's subcommands."""
+    solve = subparsers.add_parser(
+        "solve",
+        help="solve a layer-pruning instance (.npz) exactly with one formulation",
+        description="Solve INSTANCE.npz (arrays X, Y, groups; scalars lam, alpha, M, optional k). "
+        "Exit code 0 when solved to optimality, 3 on the time limit (best solution and bound "
+        "reported), 2 on bad input.",
+    )
+    solve.add_argument("instance", type=Path, help="instance file (.npz, never unpickled)")
+    solve.add_argument("--formulation", choices=_NAMES, default="bnb")
+    solve.add_argument("--time-limit", type=_positive_seconds, default=None, metavar="S")
+    solve.add_argument("--json", type=Path, default=None, metavar="OUT.json")
+    solve.set_defaults(func=_run_solve)
+
+    compare = subparsers.add_parser(
+        "compare",
+        help="solve one instance with every formulation and print them side by side",
+        description="The main job: solve INSTANCE (default: the bundled example) with every "
+        "formulation and the continuous relaxations, and print objective, bound, gap, time, "
+        "nodes. Exit code 0 when all formulations agree on the optimum, 1 when they do not.",
+    )
+    compare.add_argument("instance", type=Path, nargs="?", default=None)
+    compare.add_argument(
+        "--formulations", default=",".join(_NAMES), help="comma-separated subset (default: all)"
+    )
+    compare.add_argument("--time-limit", type=_positive_seconds, default=60.0, metavar="S")
+    compare.add_argument("--json", type=Path, default=None, metavar="OUT.json")
+    compare.set_defaults(func=_run_compare)
+
+    instance = subparsers.add_parser(
+        "instance", help="write a random planted instance (.npz) for solve/compare"
+    )
+    instance.add_argument("out", type=Path, help="output .npz")
+    instance.add_argument("--n", type=int, default=500)
+    instance.add_argument("--d", type=int, default=None, help="features (default: --groups)")
+    instance.add_argument("--m", type=int, default=1)
+    instance.add_argument("--groups", type=int, default=30)
+    instance.add_argument("--rho", type=float, default=0.0, help="AR(1) feature correlation")
+    instance.add_argument("--snr", type=float, default=4.0)
+    instance.add_argument("--alpha", type=float, default=0.5)
+    instance.add_argument("--k", type=int, default=None)
+    instance.add_argument("--seed", type=int, default=0)
+    instance.set_defaults(func=_run_instance)
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Fixed-width text table; floats in short scientific or fixed notation."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            if value == 0 or 1e-3 <= abs(value) < 1e6:
+                return f"{value:.6g}"
+            return f"{value:.3e}"
+        return str(value)
+
+    cells = [[cell(row.get(col, "")) for col in columns] for row in rows]
+    widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
+    lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def _solution_row(solution: Solution) -> dict[str, Any]:
+    return {
+        "formulation": solution.formulation,
+        "status": solution.status,
+        "objective": solution.objective,
+        "bound": solution.bound,
+        "gap": solution.gap,
+        "seconds": round(solution.seconds, 3),
+        "nodes": solution.nodes,
+        "kept": len(solution.support),
+    }
+
+
+def _run_solve(args: argparse.Namespace) -> int:
+    from proxcompress.atomic import write_json_atomic
+    from proxcompress.formulations import LayerPruningProblem, solve
+
+    problem = LayerPruningProblem.from_npz(args.instance)
+    solution = solve(problem, args.formulation, time_limit=args.time_limit)
+    print(f"instance {args.instance}: n={problem.n} d={problem.d} m={problem.m} "
+          f"groups={problem.n_groups} lam={problem.lam:g} alpha={problem.alpha:g} "
+          f"M={problem.M:g} k={problem.k}")
+    print(format_table([_solution_row(solution)], list(_solution_row(solution))))
+    print(f"support: {list(solution.support)}")
+    if args.json is not None:
+        write_json_atomic(args.json, solution.to_json())
+    return EXIT_OK if solution.status == "optimal" else EXIT_TIME_LIMIT
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from proxcompress.atomic import write_json_atomic
+    from proxcompress.errors import InvalidInputError
+    from proxcompress.formulations import LayerPruningProblem, solve
+    from proxcompress.formulations.relaxations import relaxation, root_gap
+
+    names = [name.strip() for name in args.formulations.split(",") if name.strip()]
+    unknown = [name for name in names if name not in _NAMES]
+    if unknown or not names:
+        raise InvalidInputError(
+            "--formulations", f"{unknown or names} not accepted; choose from {', '.join(_NAMES)}"
+        )
+    path = args.instance if args.instance is not None else example_path()
+    problem = LayerPruningProblem.from_npz(path)
+    print(f"instance {path.name}: n={problem.n} d={problem.d} m={problem.m} "
+          f"groups={problem.n_groups} lam={problem.lam:g} alpha={problem.alpha:g} "
+          f"M={problem.M:g} k={problem.k}")
+    solutions = []
+    for name in names:
+        if name == "brute" and problem.n_groups > 20:
+            continue
+        solutions.append(solve(problem, name, time_limit=args.time_limit))
+    rows = [_solution_row(s) for s in solutions]
+    best = min(s.objective for s in solutions)
+    relaxations = [relaxation(problem, kind) for kind in ("bigm", "perspective")]
+    for relaxed in relaxations:
+        rows.append({
+            "formulation": f"{relaxed.kind} relaxation",
+            "status": "root bound",
+            "bound": relaxed.bound,
+            "gap": root_gap(problem, relaxed.kind, best),
+            "seconds": round(relaxed.seconds, 3),
+        })
+    print(format_table(rows, list(_solution_row(solutions[0]))))
+    optimal = [s for s in solutions if s.status == "optimal"]
+    agree = all(
+        abs(s.objective - best) <= 1e-6 * max(1.0, abs(best))
+        and s.support == optimal[0].support
+        for s in optimal
+    )
+    print(f"supports: {sorted({s.support for s in solutions})}")
+    print("all formulations agree on the optimum" if agree else "FORMULATIONS DISAGREE")
+    if args.json is not None:
+        write_json_atomic(args.json, {
+            "instance": str(path),
+            "solutions": [s.to_json() for s in solutions],
+            "relaxations": [
+                {"kind": r.kind, "bound": r.bound, "root_gap": root_gap(problem, r.kind, best)}
+                for r in relaxations
+            ],
+            "agree": agree,
+        })
+    return EXIT_OK if agree else 1
+
+
+def _run_instance(args: argparse.Namespace) -> int:
+    from proxcompress.formulations import random_instance
+
+    problem = random_instance(
+        args.n, args.d if args.d is not None else args.groups, args.m, args.groups, args.seed,
+        rho=args.rho, snr=args.snr, alpha=args.alpha, k=args.k,
+    )
+    problem.to_npz(args.out)
+    print(f"wrote {args.out}: n={problem.n} d={problem.d} m={problem.m} groups={problem.n_groups} "
+          f"lam={problem.lam:g} alpha={problem.alpha:g} M={problem.M:g}")
+    return EXIT_OK
