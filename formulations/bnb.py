@@ -58,7 +58,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+from scipy.linalg import cho_factor, cho_solve
 from numpy.typing import NDArray
+
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
 from proxcompress.formulations.solution import Solution, relative_gap
@@ -67,6 +69,8 @@ FREE, IN, OUT = 0, 1, 2
 
 # relative optimality tolerance of the search (bound and incumbent agree to this)
 GAP_TOL = 1e-9
+# share of lambda_min(X^T X) moved into the perspective term (below 1 keeps X'^T X' definite)
+DIAGONAL_SHIFT = 0.95
 # strong branching: candidates tried per node and sweeps per child relaxation
 STRONG_CANDIDATES = 5
 STRONG_SWEEPS = 30
@@ -334,24 +338,32 @@ class _Engine:
     values use ``||Y - XW||^2 = ||Y||^2 - 2 <W, X^T Y> + <W, X^T X W>``.
     """
 
-    def __init__(self, problem: LayerPruningProblem) -> None:
+    def __init__(self, problem: LayerPruningProblem, diagonal_shift: float) -> None:
         self.p = problem
         order = np.argsort(problem.groups, kind="stable")
         X = problem.X[:, order]
-        self.gram = np.ascontiguousarray(X.T @ X)
+        gram = X.T @ X
         self.xty = np.ascontiguousarray(X.T @ problem.Y)
+        yy = float(np.sum(problem.Y**2))
+        # Diagonal shift (Frangioni and Gentile 2007): X^T X - delta I stays positive definite,
+        # so delta/2 ||W||^2 can move from the loss into the ridge term, whose perspective is
+        # then tighter. The shifted loss is written as a least-squares loss 1/2 ||Y' - X'W||^2
+        # (X'^T X' = X^T X - delta I, X'^T Y' = X^T Y) plus the constant ``offset``.
+        delta = diagonal_shift * max(float(np.linalg.eigvalsh(gram)[0]), 0.0)
+        self.yy = yy
+        if delta > 0:
+            gram = gram - delta * np.eye(gram.shape[0])
+            self.yy = float(np.sum(self.xty * cho_solve(cho_factor(gram), self.xty)))
+        self.offset = 0.5 * (yy - self.yy)
+        self.gram = np.ascontiguousarray(gram)
         sizes = np.bincount(problem.groups, minlength=problem.n_groups)
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.lip = np.array(
-            [
-                np.linalg.eigvalsh(self.gram[s:e, s:e])[-1]
-                for s, e in itertools.pairwise(self.starts)
-            ]
+            [np.linalg.eigvalsh(self.gram[s:e, s:e])[-1] for s, e in itertools.pairwise(self.starts)]
         )
-        self.a = problem.lam * problem.alpha
+        self.a = problem.lam * problem.alpha + 0.5 * delta
         self.b = problem.lam * (1.0 - problem.alpha)
         self.M = problem.M
-        self.yy = float(np.sum(problem.Y**2))
         self.rows_of_group = np.repeat(np.arange(problem.n_groups), sizes)
 
     def _gsum(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -371,7 +383,7 @@ class _Engine:
         return z
 
     def _loss_terms(self, W: NDArray[np.float64], q: NDArray[np.float64]) -> tuple[float, float]:
-        """``(<U, Y>, ||U||^2)`` for the residual ``U = Y - XW``."""
+        """``(<U, Y'>, ||U||^2)`` for the residual ``U = Y' - X'W`` of the shifted loss."""
         wy = float(np.sum(W * self.xty))
         return self.yy - wy, self.yy - 2.0 * wy + float(np.sum(W * q))
 
@@ -384,7 +396,8 @@ class _Engine:
         price = np.where(status == IN, self.b, self.b + nu)
         safe = np.where(z > 0, z, 1.0)
         ridge = np.where(z > 0, self.a * sq / safe, 0.0)
-        return float(0.5 * self._loss_terms(W, q)[1] + np.sum(ridge + price * z))
+        loss = 0.5 * self._loss_terms(W, q)[1] + self.offset
+        return float(loss + np.sum(ridge + price * z))
 
     def relax(
         self,
@@ -428,7 +441,8 @@ class _Engine:
             z = self.z_of(W, status, nu)
         uy, uu = self._loss_terms(W, q)
         slopes = _group_phi(self.xty - q, s, self.starts, self.a, self.b, self.M)
-        d_in, d_out = _child_duals(slopes, s * uy - 0.5 * s * s * uu, status, k_left)
+        base = s * uy - 0.5 * s * s * uu + self.offset
+        d_in, d_out = _child_duals(slopes, base, status, k_left)
         return _Relaxed(bound=bound, W=W, z=z, status=status, d_in=d_in, d_out=d_out)
 
     def _run(
@@ -454,12 +468,14 @@ class _Engine:
             value, s = _best_dual(
                 self.xty - q, uy, uu, self.starts, status, k_left, self.a, self.b, self.M
             )
+            value += self.offset
             if value > bound:
                 bound, best_s = value, s
             primal = self.primal(W, q, status, nu) - nu * k_left
             # Good enough: the gap is tiny, or small next to the distance to the cutoff (the
             # bound then decides nothing more; children resume from this W).
-            if bound >= cutoff or primal - bound <= max(tol, NODE_GAP * (cutoff - bound)):
+            slack = NODE_GAP * (cutoff - bound) if np.isfinite(cutoff) else 0.0
+            if bound >= cutoff or primal - bound <= max(tol, slack):
                 break
             batch = min(2 * batch, 64)
         return bound, best_s
@@ -548,7 +564,10 @@ def _local_search(
 
 
 def solve_bnb(
-    problem: LayerPruningProblem, time_limit: float | None = None, gap_tol: float = GAP_TOL
+    problem: LayerPruningProblem,
+    time_limit: float | None = None,
+    gap_tol: float = GAP_TOL,
+    diagonal_shift: float = DIAGONAL_SHIFT,
 ) -> Solution:
     """Solve ``problem`` to proven optimality by branch-and-bound on the perspective relaxation.
 
@@ -557,11 +576,13 @@ def solve_bnb(
         time_limit: seconds; on the limit the incumbent and the best bound are returned with
             status ``time_limit``.
         gap_tol: relative gap at which the search stops as ``optimal``.
+        diagonal_shift: fraction of ``lambda_min(X^T X)`` moved from the loss into the perspective
+            term (0 disables; the relaxation is then exactly the SPR / perspective relaxation).
     """
     start = time.perf_counter()
     deadline = start + (time_limit if time_limit is not None else np.inf)
     p = problem
-    engine = _Engine(p)
+    engine = _Engine(p, diagonal_shift)
     solver = SupportSolver(p)
     budget = p.budget
     seen: dict[tuple[int, ...], float] = {}
@@ -630,7 +651,14 @@ def solve_bnb(
             continue  # else integral: its support was offered; nothing below this node
         ranked = free[np.argsort(-frac)][: int(np.sum(frac > 1e-9))]
         children = _strong_branch(
-            engine, relaxed, status, ranked, bound, cutoff, budget, tol_abs(),
+            engine,
+            relaxed,
+            status,
+            ranked,
+            bound,
+            cutoff,
+            budget,
+            tol_abs(),
             strong=node.depth < STRONG_DEPTH,
         )
         if children is None:
@@ -643,7 +671,13 @@ def solve_bnb(
     bound = min(lower, objective)
     gap = relative_gap(objective, bound)
     return Solution(
-        formulation="bnb", support=best_support, W=W, objective=objective, bound=bound,
-        gap=gap, status="optimal" if gap <= gap_tol else "time_limit",
-        seconds=time.perf_counter() - start, nodes=nodes,
+        formulation="bnb",
+        support=best_support,
+        W=W,
+        objective=objective,
+        bound=bound,
+        gap=gap,
+        status="optimal" if gap <= gap_tol else "time_limit",
+        seconds=time.perf_counter() - start,
+        nodes=nodes,
     )

@@ -44,7 +44,13 @@ def solve_brute(problem: LayerPruningProblem, time_limit: float | None = None) -
             if value < best_value - 1e-12 * max(1.0, abs(best_value)):
                 best_support, best_W, best_value = support, W, value
     return Solution(
-        formulation="brute", support=best_support, W=best_W, objective=best_value,
+        formulation="brute",
+        support=best_support,
+        W=best_W,
+        objective=best_value,
         bound=best_value,
-        gap=0.0, status="optimal", seconds=time.perf_counter() - start, nodes=count,
+        gap=0.0,
+        status="optimal",
+        seconds=time.perf_counter() - start,
+        nodes=count,
     )

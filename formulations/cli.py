@@ -115,9 +115,11 @@ def _run_solve(args: argparse.Namespace) -> int:
 
     problem = LayerPruningProblem.from_npz(args.instance)
     solution = solve(problem, args.formulation, time_limit=args.time_limit)
-    print(f"instance {args.instance}: n={problem.n} d={problem.d} m={problem.m} "
-          f"groups={problem.n_groups} lam={problem.lam:g} alpha={problem.alpha:g} "
-          f"M={problem.M:g} k={problem.k}")
+    print(
+        f"instance {args.instance}: n={problem.n} d={problem.d} m={problem.m} "
+        f"groups={problem.n_groups} lam={problem.lam:g} alpha={problem.alpha:g} "
+        f"M={problem.M:g} k={problem.k}"
+    )
     print(format_table([_solution_row(solution)], list(_solution_row(solution))))
     print(f"support: {list(solution.support)}")
     if args.json is not None:
@@ -139,9 +141,11 @@ def _run_compare(args: argparse.Namespace) -> int:
         )
     path = args.instance if args.instance is not None else example_path()
     problem = LayerPruningProblem.from_npz(path)
-    print(f"instance {path.name}: n={problem.n} d={problem.d} m={problem.m} "
-          f"groups={problem.n_groups} lam={problem.lam:g} alpha={problem.alpha:g} "
-          f"M={problem.M:g} k={problem.k}")
+    print(
+        f"instance {path.name}: n={problem.n} d={problem.d} m={problem.m} "
+        f"groups={problem.n_groups} lam={problem.lam:g} alpha={problem.alpha:g} "
+        f"M={problem.M:g} k={problem.k}"
+    )
     solutions = []
     for name in names:
         if name == "brute" and problem.n_groups > 20:
@@ -151,32 +155,36 @@ def _run_compare(args: argparse.Namespace) -> int:
     best = min(s.objective for s in solutions)
     relaxations = [relaxation(problem, kind) for kind in ("bigm", "perspective")]
     for relaxed in relaxations:
-        rows.append({
-            "formulation": f"{relaxed.kind} relaxation",
-            "status": "root bound",
-            "bound": relaxed.bound,
-            "gap": root_gap(problem, relaxed.kind, best),
-            "seconds": round(relaxed.seconds, 3),
-        })
+        rows.append(
+            {
+                "formulation": f"{relaxed.kind} relaxation",
+                "status": "root bound",
+                "bound": relaxed.bound,
+                "gap": root_gap(problem, relaxed.kind, best),
+                "seconds": round(relaxed.seconds, 3),
+            }
+        )
     print(format_table(rows, list(_solution_row(solutions[0]))))
     optimal = [s for s in solutions if s.status == "optimal"]
     agree = all(
-        abs(s.objective - best) <= 1e-6 * max(1.0, abs(best))
-        and s.support == optimal[0].support
+        abs(s.objective - best) <= 1e-6 * max(1.0, abs(best)) and s.support == optimal[0].support
         for s in optimal
     )
     print(f"supports: {sorted({s.support for s in solutions})}")
     print("all formulations agree on the optimum" if agree else "FORMULATIONS DISAGREE")
     if args.json is not None:
-        write_json_atomic(args.json, {
-            "instance": str(path),
-            "solutions": [s.to_json() for s in solutions],
-            "relaxations": [
-                {"kind": r.kind, "bound": r.bound, "root_gap": root_gap(problem, r.kind, best)}
-                for r in relaxations
-            ],
-            "agree": agree,
-        })
+        write_json_atomic(
+            args.json,
+            {
+                "instance": str(path),
+                "solutions": [s.to_json() for s in solutions],
+                "relaxations": [
+                    {"kind": r.kind, "bound": r.bound, "root_gap": root_gap(problem, r.kind, best)}
+                    for r in relaxations
+                ],
+                "agree": agree,
+            },
+        )
     return EXIT_OK if agree else 1
 
 
@@ -184,10 +192,19 @@ def _run_instance(args: argparse.Namespace) -> int:
     from proxcompress.formulations import random_instance
 
     problem = random_instance(
-        args.n, args.d if args.d is not None else args.groups, args.m, args.groups, args.seed,
-        rho=args.rho, snr=args.snr, alpha=args.alpha, k=args.k,
+        args.n,
+        args.d if args.d is not None else args.groups,
+        args.m,
+        args.groups,
+        args.seed,
+        rho=args.rho,
+        snr=args.snr,
+        alpha=args.alpha,
+        k=args.k,
     )
     problem.to_npz(args.out)
-    print(f"wrote {args.out}: n={problem.n} d={problem.d} m={problem.m} groups={problem.n_groups} "
-          f"lam={problem.lam:g} alpha={problem.alpha:g} M={problem.M:g}")
+    print(
+        f"wrote {args.out}: n={problem.n} d={problem.d} m={problem.m} groups={problem.n_groups} "
+        f"lam={problem.lam:g} alpha={problem.alpha:g} M={problem.M:g}"
+    )
     return EXIT_OK

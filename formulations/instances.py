@@ -64,7 +64,9 @@ def random_instance(
     scale = np.sqrt(1.0 - rho**2)
     for j in range(1, d):
         X[:, j] = rho * X[:, j - 1] + scale * Z[:, j]
-    groups = np.repeat(np.arange(n_groups), np.diff(np.linspace(0, d, n_groups + 1).round().astype(int)))
+    groups = np.repeat(
+        np.arange(n_groups), np.diff(np.linspace(0, d, n_groups + 1).round().astype(int))
+    )
     n_active = max(1, round(active * n_groups)) if active > 0 else 0
     live = rng.choice(n_groups, size=n_active, replace=False)
     W_true = np.zeros((d, m))

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from proxcompress.errors import InfeasibleError, InvalidInputError
+from proxcompress.errors import InvalidInputError
 
 FloatArray = NDArray[np.float64]
 
@@ -88,9 +88,13 @@ class LayerPruningProblem:
             Y = Y[:, None]
         n, d = X.shape
         if n == 0 or d == 0:
-            raise InvalidInputError("X", f"has shape {X.shape}; needs n >= 1 rows and d >= 1 columns")
+            raise InvalidInputError(
+                "X", f"has shape {X.shape}; needs n >= 1 rows and d >= 1 columns"
+            )
         if Y.shape[0] != n:
-            raise InvalidInputError("Y", f"has {Y.shape[0]} rows but X has n = {n}; they must match")
+            raise InvalidInputError(
+                "Y", f"has {Y.shape[0]} rows but X has n = {n}; they must match"
+            )
         if Y.shape[1] == 0:
             raise InvalidInputError("Y", "has m = 0 columns; needs m >= 1")
         groups_raw = np.asarray(self.groups)
@@ -99,8 +103,10 @@ class LayerPruningProblem:
                 "groups", f"has shape {groups_raw.shape}; needs one label per column of X, ({d},)"
             )
         if groups_raw.dtype.kind not in "iu":
-            if groups_raw.dtype.kind == "f" and np.all(np.isfinite(groups_raw)) and np.all(
-                groups_raw == np.round(groups_raw)
+            if (
+                groups_raw.dtype.kind == "f"
+                and np.all(np.isfinite(groups_raw))
+                and np.all(groups_raw == np.round(groups_raw))
             ):
                 groups_raw = groups_raw.astype(np.int64)
             else:
@@ -128,8 +134,14 @@ class LayerPruningProblem:
         k = self.k
         if k is not None:
             k_float = _finite_scalar("k", k)
-            if k_float != round(k_float) or k_float < 0:
+            if k_float != round(k_float):
                 raise InvalidInputError("k", f"= {k} must be an integer >= 0 (or absent)")
+            if k_float < 0:
+                raise InvalidInputError(
+                    "k",
+                    f"= {k} makes the instance infeasible (at most k groups kept); "
+                    "accepted: integer k >= 0, or absent",
+                )
             k = int(k_float)
         object.__setattr__(self, "X", np.ascontiguousarray(X))
         object.__setattr__(self, "Y", np.ascontiguousarray(Y))
@@ -203,11 +215,6 @@ class LayerPruningProblem:
             + self.lam * (self.alpha * np.sum(W**2) + (1.0 - self.alpha) * kept.sum())
         )
 
-    def check_budget(self, n_forced: int = 0) -> None:
-        """Raise :class:`InfeasibleError` if ``n_forced`` kept groups exceed the budget ``k``."""
-        if self.k is not None and n_forced > self.k:
-            raise InfeasibleError(f"k = {self.k} is below the {n_forced} groups forced to be kept")
-
     # ---------------------------------------------------------------------- io
     @classmethod
     def from_npz(cls, path: str | os.PathLike[str]) -> LayerPruningProblem:
@@ -223,11 +230,14 @@ class LayerPruningProblem:
         except FileNotFoundError:
             raise
         except (OSError, ValueError) as exc:
-            raise InvalidInputError("instance", f"cannot read {os.fspath(path)!r} as .npz: {exc}") from None
+            raise InvalidInputError(
+                "instance", f"cannot read {os.fspath(path)!r} as .npz: {exc}"
+            ) from None
         missing = [key for key in _REQUIRED_KEYS if key not in arrays]
         if missing:
             raise InvalidInputError(
-                missing[0], f"missing from {os.fspath(path)!r}; required keys: {', '.join(_REQUIRED_KEYS)}"
+                missing[0],
+                f"missing from {os.fspath(path)!r}; required keys: {', '.join(_REQUIRED_KEYS)}",
             )
         unknown = sorted(set(arrays) - set(_REQUIRED_KEYS) - set(_OPTIONAL_KEYS))
         if unknown:
@@ -237,8 +247,13 @@ class LayerPruningProblem:
             )
         k = arrays.get("k")
         return cls(
-            X=arrays["X"], Y=arrays["Y"], groups=arrays["groups"], lam=arrays["lam"],
-            alpha=arrays["alpha"], M=arrays["M"], k=None if k is None else k,
+            X=arrays["X"],
+            Y=arrays["Y"],
+            groups=arrays["groups"],
+            lam=arrays["lam"],
+            alpha=arrays["alpha"],
+            M=arrays["M"],
+            k=None if k is None else k,
         )
 
     def to_npz(self, path: str | os.PathLike[str]) -> None:

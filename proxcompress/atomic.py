@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 
-def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], object]) -> Path:
     """Call ``writer(tmp_path)`` then move ``tmp_path`` onto ``path`` atomically.
 
     If ``writer`` raises, the temporary file is removed and ``path`` is left untouched.

@@ -19,9 +19,5 @@ class InvalidInputError(ProxcompressError, ValueError):
         super().__init__(f"{field}: {message}")
 
 
-class InfeasibleError(ProxcompressError):
-    """A problem has no feasible point (e.g. a cardinality budget below the forced groups)."""
-
-
 class SolverError(ProxcompressError):
     """An external solver failed or is unavailable."""

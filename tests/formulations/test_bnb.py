@@ -1,0 +1,103 @@
+"""The own branch-and-bound against brute force, and the validity of its dual bounds."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxcompress.formulations import random_instance, solve, solve_support
+from proxcompress.formulations.bnb import FREE, IN, OUT, _Engine
+
+
+def _assert_same(exact, other):
+    assert other.status == "optimal"
+    assert other.support == exact.support
+    assert other.objective == pytest.approx(exact.objective, rel=1e-6)
+    assert other.bound <= other.objective
+    assert other.bound >= exact.objective * (1 - 1e-6) - 1e-9
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(
+    ("n", "d", "m", "groups", "rho", "snr", "alpha", "k", "weights"),
+    [
+        (100, 10, 1, 10, 0.0, 4.0, 0.2, None, "equal"),
+        (200, 24, 2, 12, 0.8, 0.5, 0.1, None, "gaussian"),
+        (150, 16, 1, 16, 0.5, 1.0, 0.5, 3, "equal"),
+        (80, 14, 3, 7, 0.0, 2.0, 0.05, 2, "gaussian"),
+        (60, 9, 1, 9, 0.9, 0.3, 0.9, None, "gaussian"),
+    ],
+)
+def test_bnb_matches_brute(seed, n, d, m, groups, rho, snr, alpha, k, weights):
+    problem = random_instance(
+        n, d, m, groups, seed, rho=rho, snr=snr, alpha=alpha, k=k, weights=weights
+    )
+    _assert_same(solve(problem, "brute"), solve(problem, "bnb"))
+
+
+def test_bnb_with_tight_big_m_and_zero_budget():
+    problem = random_instance(80, 12, 2, 6, seed=11, M=0.3)
+    _assert_same(solve(problem, "brute"), solve(problem, "bnb"))
+    empty = random_instance(80, 12, 2, 6, seed=11, k=0)
+    solution = solve(empty, "bnb")
+    assert solution.support == ()
+    assert solution.objective == pytest.approx(0.5 * np.sum(empty.Y**2))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    statuses=st.lists(st.sampled_from([FREE, IN, OUT]), min_size=6, max_size=6),
+    scale=st.floats(0.0, 2.0),
+)
+def test_dual_bound_never_exceeds_the_best_completion(seed, statuses, scale):
+    """D(U) from *any* point is below every integer completion of the node (weak duality)."""
+    problem = random_instance(40, 6, 2, 6, seed, rho=0.5, alpha=0.3, k=4)
+    status = np.array(statuses, dtype=np.int8)
+    n_in = int(np.sum(status == IN))
+    if n_in > 4:
+        return
+    engine = _Engine(problem, diagonal_shift=0.95)
+    rng = np.random.default_rng(seed)
+    W = rng.uniform(-problem.M, problem.M, (problem.d, problem.m)) * scale
+    relaxed = engine.relax(status, W, 4 - n_in, cutoff=np.inf, tol=1e-12, max_sweeps=3)
+    free = [g for g in range(6) if status[g] == FREE]
+    forced = tuple(g for g in range(6) if status[g] == IN)
+    best = min(
+        solve_support(problem, tuple(sorted(forced + extra)))[1]
+        for size in range(4 - n_in + 1)
+        for extra in itertools.combinations(free, size)
+    )
+    assert relaxed.bound <= best * (1 + 1e-9) + 1e-9
+
+
+def test_root_bound_is_the_perspective_relaxation():
+    """Unshifted and solved to optimality, the root dual bound equals the conic perspective
+    relaxation; the diagonal shift only tightens it, never past the optimum."""
+    from proxcompress.formulations.relaxations import relaxation
+
+    problem = random_instance(120, 10, 2, 5, seed=5, rho=0.3, alpha=0.4)
+    status = np.zeros(problem.n_groups, dtype=np.int8)
+    W0 = np.zeros((problem.d, problem.m))
+    plain = _Engine(problem, 0.0).relax(status, W0, 5, cutoff=np.inf, tol=1e-10)
+    shifted = _Engine(problem, 0.95).relax(status, W0, 5, cutoff=np.inf, tol=1e-10)
+    conic = relaxation(problem, "perspective")
+    assert plain.bound == pytest.approx(conic.bound, rel=1e-6)
+    assert shifted.bound >= plain.bound - 1e-9
+    assert shifted.bound <= solve(problem, "brute").objective * (1 + 1e-9)
+
+
+def test_time_limit_returns_valid_solution_and_bound():
+    problem = random_instance(500, 200, 1, 200, seed=0, alpha=0.2, weights="gaussian")
+    solution = solve(problem, "bnb", time_limit=2.0)
+    assert solution.status in ("time_limit", "optimal")
+    assert solution.bound <= solution.objective
+    assert solution.objective == pytest.approx(
+        problem.objective(solution.W, solution.support), rel=1e-9
+    )
+    if solution.status == "time_limit":
+        assert solution.gap > 0
