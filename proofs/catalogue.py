@@ -42,10 +42,10 @@ from typing import Literal
 import numpy as np
 import sympy as sp
 from numpy.typing import ArrayLike, NDArray
-from proxcompress.formulations.prox import BINARY, TERNARY, shift_levels
-from proxcompress.proofs.analysis import mu, normalize, x
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.formulations.prox import BINARY, TERNARY, shift_levels
+from proxcompress.proofs.analysis import mu, normalize, x
 
 DerivativePoint = Literal["prox", "latent"]
 

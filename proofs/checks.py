@@ -46,6 +46,8 @@ from typing import Literal
 
 import numpy as np
 import sympy as sp
+
+from proxcompress.errors import InvalidInputError
 from proxcompress.proofs.analysis import (
     AnalysisError,
     Extremes,
@@ -63,8 +65,6 @@ from proxcompress.proofs.analysis import (
 )
 from proxcompress.proofs.catalogue import Pair, derivative
 from proxcompress.proofs.certificate import Certificate, Counterexample, Report
-
-from proxcompress.errors import InvalidInputError
 
 Composition = Literal["BoP", "PoB"]
 DerivativeAt = Literal["prox", "latent"]

@@ -105,14 +105,13 @@ def _validate(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``verify``; returns the exit code (bad input raises ``InvalidInputError``)."""
     _validate(args)
+    from proxcompress.atomic import write_json_atomic, write_text_atomic
     from proxcompress.proofs.catalogue import get_pair, pair_names
     from proxcompress.proofs.certificate import Report
     from proxcompress.proofs.checks import CheckOptions, certify
     from proxcompress.proofs.report import render_markdown, render_text, to_json
     from proxcompress.proofs.spr import derive_spr
     from proxcompress.proofs.synthesis import make_pair
-
-    from proxcompress.atomic import write_json_atomic, write_text_atomic
 
     options = CheckOptions(composition=args.composition, derivative_at=args.derivative_at)
     names = list(pair_names()) if args.all else list(args.name or [])

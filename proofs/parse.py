@@ -29,10 +29,10 @@ from collections.abc import Callable
 from typing import Any
 
 import sympy as sp
-from proxcompress.proofs.analysis import mu, x
-from proxcompress.proofs.catalogue import hardtanh, sigmoid, signswish
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.proofs.analysis import mu, x
+from proxcompress.proofs.catalogue import hardtanh, sigmoid, signswish
 
 MAX_LENGTH = 1000
 MAX_NODES = 400

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from proxcompress import __version__
 from proxcompress.proofs.certificate import Certificate, Report
 from proxcompress.proofs.checks import CHECKS, CheckOptions
-
-from proxcompress import __version__
 
 _CELL = {"pass": "pass", "fail": "FAIL", "n/a": "n/a"}
 

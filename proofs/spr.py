@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
+
 from proxcompress.proofs.certificate import Certificate, Counterexample, Report
 
 #: symbols of the derivation: ``r = ||w||_2``, ``t = ||w||_inf``, ``alpha``, ``M``, ``y``

@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sympy as sp
+
+from proxcompress.errors import InvalidInputError
 from proxcompress.proofs.analysis import mu, x
 from proxcompress.proofs.catalogue import DerivativePoint, Facts, Pair
 from proxcompress.proofs.certificate import Report
 from proxcompress.proofs.checks import CheckOptions, certify
 from proxcompress.proofs.parse import parse_expression
-
-from proxcompress.errors import InvalidInputError
 
 
 @dataclass(frozen=True)

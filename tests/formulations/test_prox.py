@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from proxcompress.errors import InvalidInputError
 from proxcompress.formulations.prox import (
     BINARY,
     TERNARY,
@@ -13,8 +15,6 @@ from proxcompress.formulations.prox import (
     regularizer_value,
     shift_levels,
 )
-
-from proxcompress.errors import InvalidInputError
 
 THETA = np.linspace(-3.1, 3.1, 124)  # avoids 0 and the ternary ties +-1/2
 MUS = (0.25, 1.0, 4.0)

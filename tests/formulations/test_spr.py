@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from proxcompress.errors import InvalidInputError
 from proxcompress.formulations.spr import (
     group_norms,
     spr_case,
@@ -14,8 +16,6 @@ from proxcompress.formulations.spr import (
     spr_value,
     spr_value_groups,
 )
-
-from proxcompress.errors import InvalidInputError
 
 
 def _objective(y: float, r: float, alpha: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from proxcompress.proofs.catalogue import catalogue
 from proxcompress.proofs.certificate import Report
 from proxcompress.proofs.checks import certify

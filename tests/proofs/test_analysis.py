@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sympy as sp
+
 from proxcompress.proofs.analysis import (
     AnalysisError,
     extremes,

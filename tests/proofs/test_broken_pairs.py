@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sympy as sp
+
 from proxcompress.proofs import CheckOptions, certify, synthesize, x
 from proxcompress.proofs.catalogue import Facts, Pair, bnn, bnn_plus, bnn_plus_plus, proxconnect
 from proxcompress.proofs.checks import check_backward, check_facts, check_prox

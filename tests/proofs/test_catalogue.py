@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+
+from proxcompress.errors import InvalidInputError
 from proxcompress.proofs import CHECKS, get_pair, mu, pair_names, x
 from proxcompress.proofs.catalogue import (
     Pair,
@@ -15,8 +17,6 @@ from proxcompress.proofs.catalogue import (
     signswish_derivative,
 )
 from proxcompress.proofs.certificate import Report
-
-from proxcompress.errors import InvalidInputError
 
 ALL_PASS = dict.fromkeys(CHECKS, "pass")
 EXPECTED: dict[str, dict[str, str]] = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import sympy as sp
-from proxcompress.proofs import mu, parse_expression, x
-from proxcompress.proofs.catalogue import hardtanh, signswish
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.proofs import mu, parse_expression, x
+from proxcompress.proofs.catalogue import hardtanh, signswish
 
 
 @pytest.mark.parametrize(

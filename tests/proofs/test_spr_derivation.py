@@ -6,6 +6,7 @@ import numpy as np
 import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from proxcompress.formulations.spr import spr_numeric, spr_value
 from proxcompress.proofs import derive_spr, spr_closed_form
 from proxcompress.proofs.spr import M, alpha, r, t

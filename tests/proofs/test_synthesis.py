@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import sympy as sp
-from proxcompress.proofs import CheckOptions, mu, synthesize, x
-from proxcompress.proofs.catalogue import dist2_prox, signswish
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.proofs import CheckOptions, mu, synthesize, x
+from proxcompress.proofs.catalogue import dist2_prox, signswish
 
 
 def test_synthesized_pair_passes_and_forward_is_b_of_p() -> None:
