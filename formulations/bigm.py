@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from proxcompress.errors import SolverError
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
 from proxcompress.formulations.solution import Solution, Status, relative_gap
-
-from proxcompress.errors import SolverError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyomo.environ as pyo

@@ -58,8 +58,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
-from scipy.linalg import cho_factor, cho_solve
 from numpy.typing import NDArray
+from scipy.linalg import cho_factor, cho_solve
 
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
@@ -359,7 +359,10 @@ class _Engine:
         sizes = np.bincount(problem.groups, minlength=problem.n_groups)
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.lip = np.array(
-            [np.linalg.eigvalsh(self.gram[s:e, s:e])[-1] for s, e in itertools.pairwise(self.starts)]
+            [
+                np.linalg.eigvalsh(self.gram[s:e, s:e])[-1]
+                for s, e in itertools.pairwise(self.starts)
+            ]
         )
         self.a = problem.lam * problem.alpha + 0.5 * delta
         self.b = problem.lam * (1.0 - problem.alpha)

@@ -26,7 +26,9 @@ def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--time-limit must be a number of seconds, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--time-limit must be a number of seconds, got {text!r}"
+        ) from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"--time-limit = {text} must be > 0 seconds")
     return value
@@ -79,12 +81,13 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """Fixed-width text table; floats in short scientific or fixed notation."""
+    """Fixed-width text table; floats with 10 significant digits, tiny ones in 3-digit
+    scientific notation."""
 
     def cell(value: Any) -> str:
         if isinstance(value, float):
-            if value == 0 or 1e-3 <= abs(value) < 1e6:
-                return f"{value:.6g}"
+            if value == 0 or 1e-3 <= abs(value) < 1e10:
+                return f"{value:.10g}"
             return f"{value:.3e}"
         return str(value)
 

@@ -61,14 +61,14 @@ from typing import Any
 import numpy as np
 import pyomo.environ as pyo
 from numpy.typing import NDArray
-from proxcompress.formulations.bigm import polish, remaining
-from proxcompress.formulations.problem import LayerPruningProblem
-from proxcompress.formulations.restricted import SupportSolver
-from proxcompress.formulations.solution import Solution, Status
 from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
 from proxcompress.errors import SolverError
+from proxcompress.formulations.bigm import polish, remaining
+from proxcompress.formulations.problem import LayerPruningProblem
+from proxcompress.formulations.restricted import SupportSolver
+from proxcompress.formulations.solution import Solution, Status
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ def random_instance(
 
     Features are Gaussian with AR(1) correlation ``corr(x_i, x_j) = rho^|i-j|`` (``rho = 0`` gives
     independent features); ``d`` features are split into ``n_groups`` contiguous groups of
-    near-equal size; a fraction ``active`` of the groups carries non-zero weights, and Gaussian noise
-    is added so that ``var(XW*) / var(noise) = snr`` (a small ``snr`` is a weak signal).
+    near-equal size; a fraction ``active`` of the groups carries non-zero weights, and Gaussian
+    noise is added so that ``var(XW*) / var(noise) = snr`` (a small ``snr`` is a weak signal).
 
     ``weights="equal"`` gives the active entries random signs and magnitude 1, the design of the
     best-subset literature (Bertsimas, King, Mazumder 2016; Hazimeh, Mazumder, Saab 2022);

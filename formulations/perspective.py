@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import cvxpy as cp
 import numpy as np
+
+from proxcompress.errors import InvalidInputError, SolverError
 from proxcompress.formulations.bigm import (
     SCIP_ABSGAP,
     SCIP_GAP,
@@ -41,8 +43,6 @@ from proxcompress.formulations.bigm import (
 )
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.solution import Solution, Status
-
-from proxcompress.errors import InvalidInputError, SolverError
 
 Kind = Literal["bigm", "perspective"]
 MixedIntegerSolver = Literal["ECOS_BB", "SCIP"]

@@ -241,9 +241,9 @@ class LayerPruningProblem:
             )
         unknown = sorted(set(arrays) - set(_REQUIRED_KEYS) - set(_OPTIONAL_KEYS))
         if unknown:
+            accepted = ", ".join(_REQUIRED_KEYS + _OPTIONAL_KEYS)
             raise InvalidInputError(
-                unknown[0],
-                f"unknown key in {os.fspath(path)!r}; accepted: {', '.join(_REQUIRED_KEYS + _OPTIONAL_KEYS)}",
+                unknown[0], f"unknown key in {os.fspath(path)!r}; accepted: {accepted}"
             )
         k = arrays.get("k")
         return cls(

@@ -27,10 +27,10 @@ from typing import Literal
 import cvxpy as cp
 import numpy as np
 from numpy.typing import NDArray
-from proxcompress.formulations.perspective import build_conic_model
-from proxcompress.formulations.problem import LayerPruningProblem
 
 from proxcompress.errors import InvalidInputError, SolverError
+from proxcompress.formulations.perspective import build_conic_model
+from proxcompress.formulations.problem import LayerPruningProblem
 
 RelaxationKind = Literal["bigm", "perspective"]
 

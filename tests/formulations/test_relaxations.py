@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
+from proxcompress.errors import InvalidInputError
 from proxcompress.formulations import random_instance
 from proxcompress.formulations.brute import solve_brute
 from proxcompress.formulations.relaxations import Relaxation, relaxation, root_gap
-
-from proxcompress.errors import InvalidInputError
 
 TOL = 1e-7  # relative accuracy of the CLARABEL solves
 

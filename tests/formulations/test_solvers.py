@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from proxcompress.errors import InvalidInputError
 from proxcompress.formulations import LayerPruningProblem, Solution, random_instance, solve
 from proxcompress.formulations.bigm import solve_bigm
 from proxcompress.formulations.brute import solve_brute
 from proxcompress.formulations.cuts import solve_cuts
 from proxcompress.formulations.perspective import solve_perspective
-
-from proxcompress.errors import InvalidInputError
 
 REL_TOL = 1e-6  # objectives agree with brute force to this relative tolerance
 
