@@ -29,16 +29,14 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from proxcompress.errors import SolverError
+from proxcompress.formulations.loss import CompressedLoss, compressed_loss
 from proxcompress.formulations.problem import LayerPruningProblem
-from proxcompress.formulations.restricted import SupportSolver
-from proxcompress.formulations.solution import Solution, Status, relative_gap
+from proxcompress.formulations.solution import Solution, Status, polish, remaining
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyomo.environ as pyo
@@ -55,64 +53,6 @@ SCIP_PARAMS: dict[str, float | int] = {
     "separating/aggregation/freq": -1,
     "heuristics/mpec/freq": -1,
 }
-
-
-@dataclass(frozen=True)
-class CompressedLoss:
-    """``1/2 ||Y - XW||_F^2 = 1/2 ||R W - C||_F^2 + const`` with ``X = QR`` (thin QR).
-
-    ``R`` has shape ``(min(n, d), d)`` and ``C = Q^T Y`` shape ``(min(n, d), m)``; ``const`` is
-    half the squared norm of the part of ``Y`` outside the column space of ``Q``.
-    """
-
-    R: NDArray[np.float64]
-    C: NDArray[np.float64]
-    const: float
-
-
-def compressed_loss(problem: LayerPruningProblem) -> CompressedLoss:
-    """The thin-QR compression of the least-squares loss of ``problem`` (shared by every
-    formulation that models residuals: ``bigm``, ``perspective`` and the relaxations)."""
-    Q, R = np.linalg.qr(problem.X, mode="reduced")
-    C = Q.T @ problem.Y
-    const = 0.5 * float(np.sum((problem.Y - Q @ C) ** 2))
-    return CompressedLoss(R=np.ascontiguousarray(R), C=np.ascontiguousarray(C), const=const)
-
-
-def remaining(start: float, time_limit: float | None) -> float | None:
-    """Seconds left of ``time_limit`` since ``start`` (``None``: no limit); at least 1 ms."""
-    if time_limit is None:
-        return None
-    return max(1e-3, time_limit - (time.perf_counter() - start))
-
-
-def polish(
-    problem: LayerPruningProblem,
-    formulation: str,
-    z: NDArray[np.float64],
-    bound: float,
-    status: Status,
-    start: float,
-    nodes: int,
-    solver: SupportSolver | None = None,
-) -> Solution:
-    """The common ending of every formulation: keep the groups with ``z_g > 0.5``, re-solve that
-    support exactly (:class:`SupportSolver`), clip the solver's bound at the objective."""
-    support = tuple(int(g) for g in np.flatnonzero(np.asarray(z) > 0.5))
-    if len(support) > problem.budget:
-        raise SolverError(
-            f"{formulation}: the solver kept {len(support)} groups, above the budget "
-            f"k = {problem.budget}"
-        )
-    W, objective = (solver or SupportSolver(problem)).solve(support)
-    if not np.isfinite(bound):
-        bound = -np.inf
-    bound = min(float(bound), objective)
-    return Solution(
-        formulation=formulation, support=support, W=W, objective=objective, bound=bound,
-        gap=relative_gap(objective, bound), status=status,
-        seconds=time.perf_counter() - start, nodes=int(nodes),
-    )
 
 
 def build_bigm_model(problem: LayerPruningProblem, loss: CompressedLoss) -> pyo.ConcreteModel:

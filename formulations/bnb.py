@@ -63,7 +63,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
-from proxcompress.formulations.solution import Solution, relative_gap
+from proxcompress.formulations.solution import Solution, polish, relative_gap
 
 FREE, IN, OUT = 0, 1, 2
 
@@ -670,17 +670,6 @@ def solve_bnb(
             child = _Node(child_bound, node.depth + 1, child_status, child_W)
             heapq.heappush(heap, (child_bound, -child.depth, next(counter), child))
     lower = min([best_value, *(entry[0] for entry in heap)])
-    W, objective = solver.solve(best_support)
-    bound = min(lower, objective)
-    gap = relative_gap(objective, bound)
-    return Solution(
-        formulation="bnb",
-        support=best_support,
-        W=W,
-        objective=objective,
-        bound=bound,
-        gap=gap,
-        status="optimal" if gap <= gap_tol else "time_limit",
-        seconds=time.perf_counter() - start,
-        nodes=nodes,
-    )
+    status = "optimal" if relative_gap(best_value, lower) <= gap_tol else "time_limit"
+    z = np.isin(np.arange(p.n_groups), best_support).astype(float)
+    return polish(p, "bnb", z, lower, status, start, nodes, solver)

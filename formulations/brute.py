@@ -10,10 +10,12 @@ from __future__ import annotations
 import itertools
 import time
 
+import numpy as np
+
 from proxcompress.errors import InvalidInputError
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
-from proxcompress.formulations.solution import Solution
+from proxcompress.formulations.solution import Solution, polish
 
 MAX_GROUPS = 20
 
@@ -35,22 +37,13 @@ def solve_brute(problem: LayerPruningProblem, time_limit: float | None = None) -
     start = time.perf_counter()
     solver = SupportSolver(problem)
     best_support: tuple[int, ...] = ()
-    best_W, best_value = solver.solve(best_support)
+    best_value = solver.solve(best_support)[1]
     count = 0
     for size in range(problem.budget + 1):
         for support in itertools.combinations(range(problem.n_groups), size):
-            W, value = solver.solve(support)
+            value = solver.solve(support)[1]
             count += 1
             if value < best_value - 1e-12 * max(1.0, abs(best_value)):
-                best_support, best_W, best_value = support, W, value
-    return Solution(
-        formulation="brute",
-        support=best_support,
-        W=best_W,
-        objective=best_value,
-        bound=best_value,
-        gap=0.0,
-        status="optimal",
-        seconds=time.perf_counter() - start,
-        nodes=count,
-    )
+                best_support, best_value = support, value
+    z = np.isin(np.arange(problem.n_groups), best_support).astype(float)
+    return polish(problem, "brute", z, best_value, "optimal", start, count, solver)

@@ -65,10 +65,9 @@ from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
 from proxcompress.errors import SolverError
-from proxcompress.formulations.bigm import polish, remaining
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
-from proxcompress.formulations.solution import Solution, Status
+from proxcompress.formulations.solution import Solution, Status, polish, remaining
 
 logger = logging.getLogger(__name__)
 

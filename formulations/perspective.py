@@ -13,7 +13,7 @@ cuts for a class of convex 0-1 mixed integer programs*, Math. Program. 106, 2006
     |W_{ij}| \\le M z_g \\;(i \\in g),\\; z_g \\in \\{0,1\\},\\; \\textstyle\\sum_g z_g \\le k,
 
 with the thin-QR loss compression ``X = QR``, ``C = Q^T Y`` of
-:func:`~proxcompress.formulations.bigm.compressed_loss`. ``s_g z_g >= ||W_g||^2`` is a rotated
+:func:`~proxcompress.formulations.loss.compressed_loss`. ``s_g z_g >= ||W_g||^2`` is a rotated
 second-order cone (``cp.quad_over_lin(W_g, z_g) <= s_g``). On ``z_g in {0, 1}`` it equals the
 big-M model (``z_g = 0`` forces ``W_g = 0``; ``z_g = 1`` gives ``s_g >= ||W_g||^2``), but its
 continuous relaxation is the convex hull of each group's term and is never weaker.
@@ -33,16 +33,10 @@ import cvxpy as cp
 import numpy as np
 
 from proxcompress.errors import InvalidInputError, SolverError
-from proxcompress.formulations.bigm import (
-    SCIP_ABSGAP,
-    SCIP_GAP,
-    CompressedLoss,
-    compressed_loss,
-    polish,
-    remaining,
-)
+from proxcompress.formulations.bigm import SCIP_ABSGAP, SCIP_GAP
+from proxcompress.formulations.loss import CompressedLoss, compressed_loss
 from proxcompress.formulations.problem import LayerPruningProblem
-from proxcompress.formulations.solution import Solution, Status
+from proxcompress.formulations.solution import Solution, Status, polish, remaining
 
 Kind = Literal["bigm", "perspective"]
 MixedIntegerSolver = Literal["ECOS_BB", "SCIP"]

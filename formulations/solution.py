@@ -1,12 +1,17 @@
-"""The one result type every formulation returns."""
+"""The one result type every formulation returns, and the common ending that produces it."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
+from proxcompress.errors import SolverError
+from proxcompress.formulations.problem import LayerPruningProblem
+from proxcompress.formulations.restricted import SupportSolver
 
 Status = Literal["optimal", "time_limit", "infeasible"]
 
@@ -58,3 +63,39 @@ class Solution:
             "seconds": self.seconds,
             "nodes": int(self.nodes),
         }
+
+
+def remaining(start: float, time_limit: float | None) -> float | None:
+    """Seconds left of ``time_limit`` since ``start`` (``None``: no limit); at least 1 ms."""
+    if time_limit is None:
+        return None
+    return max(1e-3, time_limit - (time.perf_counter() - start))
+
+
+def polish(
+    problem: LayerPruningProblem,
+    formulation: str,
+    z: NDArray[np.float64],
+    bound: float,
+    status: Status,
+    start: float,
+    nodes: int,
+    solver: SupportSolver | None = None,
+) -> Solution:
+    """The common ending of every formulation: keep the groups with ``z_g > 0.5``, re-solve that
+    support exactly (:class:`SupportSolver`), clip the solver's bound at the objective."""
+    support = tuple(int(g) for g in np.flatnonzero(np.asarray(z) > 0.5))
+    if len(support) > problem.budget:
+        raise SolverError(
+            f"{formulation}: the solver kept {len(support)} groups, above the budget "
+            f"k = {problem.budget}"
+        )
+    W, objective = (solver or SupportSolver(problem)).solve(support)
+    if not np.isfinite(bound):
+        bound = -np.inf
+    bound = min(float(bound), objective)
+    return Solution(
+        formulation=formulation, support=support, W=W, objective=objective, bound=bound,
+        gap=relative_gap(objective, bound), status=status,
+        seconds=time.perf_counter() - start, nodes=int(nodes),
+    )
