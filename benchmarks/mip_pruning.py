@@ -9,7 +9,8 @@ Instances: ``random_instance(n=500, d=G, m=1, n_groups=G)`` in two regimes, inde
 with strong signal (rho = 0, snr = 4) and correlated features with weak signal (rho = 0.8,
 snr = 0.5), seeds 0..S-1.
 
-Usage: ``python benchmarks/mip_pruning.py [--quick] [--out FILE.json]``
+Usage: ``python benchmarks/mip_pruning.py [--quick] [--out FILE.json]``; ``--render FILE.json``
+prints the Markdown tables of docs/benchmarks.md from a saved run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from importlib import metadata
 from typing import Any
 
 from proxcompress.formulations import random_instance, solve
+from proxcompress.formulations.bnb import root_bound
 from proxcompress.formulations.perspective import solve_perspective
 from proxcompress.formulations.relaxations import relaxation, root_gap
 
@@ -119,7 +121,11 @@ def alpha_sweep(groups: int, regime: str, seeds: int, alphas: list[float]) -> li
             bigm = relaxation(problem, "bigm").bound
             persp = relaxation(problem, "perspective").bound
             gaps.append(
-                (root_gap(problem, "bigm", optimum), root_gap(problem, "perspective", optimum))
+                (
+                    root_gap(problem, "bigm", optimum),
+                    root_gap(problem, "perspective", optimum),
+                    (optimum - root_bound(problem)) / abs(optimum),
+                )
             )
             closed.append((persp - bigm) / (optimum - bigm) if optimum > bigm else 1.0)
         row = {
@@ -129,10 +135,72 @@ def alpha_sweep(groups: int, regime: str, seeds: int, alphas: list[float]) -> li
             "root_gap_bigm_median": statistics.median(g[0] for g in gaps),
             "root_gap_perspective_median": statistics.median(g[1] for g in gaps),
             "bigm_gap_closed_median": statistics.median(closed),
+            "root_gap_bnb_shifted_median": statistics.median(g[2] for g in gaps),
         }
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
+
+
+def render(result: dict[str, Any]) -> str:
+    """Markdown tables (medians over seeds) from one saved run."""
+    runs = result["runs"]
+    names = ["bnb", "bigm", "perspective-scip", "perspective-ecos_bb", "cuts"]
+    lines = [
+        f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; "
+        f"load average {result['machine']['loadavg_at_start'][0]:.1f} at start. "
+        f"n = {result['n']}, m = {result['m']}, alpha = {runs[0]['alpha']}, time limit "
+        f"{result['time_limit']:g} s. Cells: median seconds (median nodes) over the seeds; "
+        "`TL` = some seed hit the time limit (median gap in brackets); `-` = not run.",
+        "",
+        "| regime | groups | " + " | ".join(names) + " | bnb speed-up vs best SCIP/ECOS_BB "
+        "| root gap big-M | root gap perspective | root gap bnb (shifted) | all agree |",
+        "|---|---|" + "---|" * (len(names) + 5),
+    ]
+    keys = sorted({(r["regime"], r["groups"]) for r in runs}, key=lambda k: (k[0], k[1]))
+    for regime, groups in keys:
+        rows = [r for r in runs if r["regime"] == regime and r["groups"] == groups]
+        cells, medians = [], {}
+        for name in names:
+            mine = [r for r in rows if r["formulation"] == name]
+            if not mine:
+                cells.append("-")
+                continue
+            seconds = statistics.median(r["seconds"] for r in mine)
+            nodes = statistics.median(r["nodes"] for r in mine)
+            medians[name] = seconds
+            if any(r["status"] != "optimal" for r in mine):
+                gap = statistics.median(r["gap"] for r in mine)
+                cells.append(f"TL {seconds:.3g} s [{gap:.1e}]")
+            else:
+                cells.append(f"{seconds:.3g} s ({nodes:g})")
+        rivals = [
+            medians[n] for n in ("bigm", "perspective-scip", "perspective-ecos_bb") if n in medians
+        ]
+        speedup = f"{min(rivals) / medians['bnb']:.2g}x" if rivals else "-"
+        lines.append(
+            f"| {regime} | {groups} | " + " | ".join(cells) + f" | {speedup} | "
+            f"{statistics.median(r['root_gap_bigm'] for r in rows):.2%} | "
+            f"{statistics.median(r['root_gap_perspective'] for r in rows):.2%} | "
+            f"{statistics.median(r['root_gap_bnb_shifted'] for r in rows):.2%} | "
+            f"{'yes' if all(r['agree'] for r in rows) else 'NO'} |"
+        )
+    lines += [
+        "",
+        "Root gaps as alpha varies (30 groups, medians over seeds; share of the big-M root gap "
+        "that the perspective relaxation closes):",
+        "",
+        "| regime | alpha | root gap big-M | root gap perspective | big-M gap closed "
+        "| root gap bnb (shifted) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["alpha_sweep"]:
+        lines.append(
+            f"| {row['regime']} | {row['alpha']} | {row['root_gap_bigm_median']:.2%} | "
+            f"{row['root_gap_perspective_median']:.2%} | {row['bigm_gap_closed_median']:.0%} | "
+            f"{row['root_gap_bnb_shifted_median']:.2%} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -142,7 +210,12 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--render", default=None, metavar="FILE.json")
     args = parser.parse_args()
+    if args.render:
+        with open(args.render, encoding="utf-8") as handle:
+            print(render(json.load(handle)))
+        return
     sizes = [10, 30] if args.quick else [10, 30, 50, 100, 200]
     seeds = 1 if args.quick else args.seeds
     # Load the Numba-compiled bnb kernels from the cache once, outside the timings.
