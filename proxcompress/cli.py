@@ -21,6 +21,7 @@ from proxcompress.errors import InvalidInputError
 _COMMAND_MODULES = (
     "proxcompress.formulations.cli",
     "proxcompress.proofs.cli",
+    "proxcompress.training.cli",
 )
 
 EXIT_BAD_INPUT = 2

@@ -1,0 +1,196 @@
+"""The trainer: outputs, reproducibility, interrupt + resume = uninterrupted (bit-exact),
+checkpoint integrity, the SPR pipeline end to end, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from training_helpers import tiny_config
+
+from proxcompress.cli import main
+from proxcompress.errors import InvalidInputError
+from proxcompress.training.checkpoint import load_checkpoint
+from proxcompress.training.trainer import Interrupted, config_for_resume, train
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    state, _, _, _ = load_checkpoint(folder)
+    return state
+
+
+def _assert_same(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+    _, oa, ma, _ = load_checkpoint(a)
+    _, ob, mb, _ = load_checkpoint(b)
+    assert ma["wrapper"] == mb["wrapper"]  # mu: steps and the sum of learning rates
+
+
+def test_outputs(tmp_path: Path) -> None:
+    summary = train(tiny_config(), tmp_path / "run")
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoint.json", "curves.png"):
+        assert (run / name).is_file(), name
+    assert len(list(run.glob("checkpoint-*.safetensors"))) == 1
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    for key in ("loss", "train_accuracy", "test_accuracy", "lr", "mu", "sparsity", "seconds"):
+        assert key in lines[0]
+    on_disk = json.loads((run / "summary.json").read_text())
+    for key in ("test_accuracy", "epochs", "parameters", "model_bytes", "seconds"):
+        assert key in on_disk
+    assert on_disk == json.loads(json.dumps(summary))
+    assert summary["epochs"] == 2 and summary["binary_parameters"] == 784 * 32 + 32 * 32
+    assert summary["test_accuracy"] > 50  # the synthetic task is learnable
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_seeded_runs_are_identical(tmp_path: Path) -> None:
+    train(tiny_config(epochs=1), tmp_path / "a")
+    train(tiny_config(epochs=1), tmp_path / "b")
+    _assert_same(tmp_path / "a", tmp_path / "b")
+
+
+def test_epoch_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    # constant lr: the schedule of epoch 1 does not depend on the total epochs
+    cfg = tiny_config(optim={"schedule": "constant"})
+    train(cfg, tmp_path / "full")
+    train(tiny_config(optim={"schedule": "constant"}, epochs=1), tmp_path / "part")
+    resumed = config_for_resume(tmp_path / "part", ["epochs=2"])
+    train(resumed, tmp_path / "part", resume=True)
+    _assert_same(tmp_path / "full", tmp_path / "part")
+    lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+
+
+@pytest.mark.parametrize("after", [3, 7, 10])  # inside epoch 1, inside epoch 2, at the boundary
+def test_interrupt_and_resume_equals_uninterrupted(tmp_path: Path, after: int) -> None:
+    cfg = tiny_config()  # cosine lr, dropout, BNN++ with mu annealing and latent clipping
+    train(cfg, tmp_path / "full")
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path / "cut", interrupt_after_steps=after)
+    meta = json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["meta"]["run"]
+    assert meta["global_epoch"] * 5 + meta["step"] == after  # 160 samples / 32 = 5 steps
+    train(cfg, tmp_path / "cut", resume=True)
+    _assert_same(tmp_path / "full", tmp_path / "cut")
+    full = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    cut = [json.loads(x) for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in full] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in cut]
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path: Path) -> None:
+    train(tiny_config(epochs=1), tmp_path / "run")
+    (tensor_file,) = (tmp_path / "run").glob("checkpoint-*.safetensors")
+    data = bytearray(tensor_file.read_bytes())
+    data[-5] ^= 0xFF
+    tensor_file.write_bytes(bytes(data))
+    with pytest.raises(InvalidInputError, match="SHA-256"):
+        train(tiny_config(epochs=2), tmp_path / "run", resume=True)
+
+
+def test_checkpoint_holds_no_pickle(tmp_path: Path) -> None:
+    train(tiny_config(epochs=1), tmp_path / "run")
+    (tensor_file,) = (tmp_path / "run").glob("checkpoint-*.safetensors")
+    tensors = load_file(str(tensor_file))  # safetensors: plain tensors only
+    assert "rng.torch" in tensors and any(k.startswith("optim.") for k in tensors)
+
+
+def test_resume_refuses_other_changes(tmp_path: Path) -> None:
+    train(tiny_config(epochs=1), tmp_path / "run")
+    with pytest.raises(InvalidInputError, match="optim.lr"):
+        config_for_resume(tmp_path / "run", ["optim.lr=0.5"])
+
+
+# ------------------------------------------------------------------------------------ SPR
+def _spr_config(**extra: object):  # type: ignore[no-untyped-def]
+    return tiny_config(
+        epochs=2,
+        data={"synthetic_samples": 192},
+        model={"name": "vgg", "width": 8, "stages": [1, 1], "dropout": 0.0},
+        quant={"weights": "none", "keep_first": True},
+        optim={"name": "sgd", "lr": 0.05, "batch_size": 64},
+        spr={"enabled": True, "lam": 5.0, "alpha": 0.1, "pretrain_epochs": 1,
+             "finetune_epochs": 1, "tolerance": 5.0, "search_samples": 96},
+        **extra,
+    )
+
+
+def test_spr_pipeline_prunes_physically(tmp_path: Path) -> None:
+    summary = train(_spr_config(), tmp_path / "spr")
+    spr = summary["spr"]
+    assert spr["channels_before"] == 8 + 16
+    assert spr["channels_after"] == sum(spr["kept"].values()) <= spr["channels_before"]
+    assert spr["parameters_after"] == summary["parameters"]
+    phases = [json.loads(x)["phase"] for x in
+              (tmp_path / "spr" / "metrics.jsonl").read_text().splitlines()]
+    assert phases == ["pretrain", "train", "train", "finetune"]
+    # the saved (pruned) model reloads through the recorded kept channels
+    state = _weights(tmp_path / "spr")
+    assert state["conv0_0.weight"].shape[0] == spr["kept"]["conv0_0"]
+
+
+def test_spr_interrupt_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    train(_spr_config(), tmp_path / "full")
+    with pytest.raises(Interrupted):
+        train(_spr_config(), tmp_path / "cut", interrupt_after_steps=8)  # inside phase "train"
+    with pytest.raises(Interrupted):  # and again inside "finetune", after the pruning
+        train(_spr_config(), tmp_path / "cut", resume=True, interrupt_after_steps=4)
+    train(_spr_config(), tmp_path / "cut", resume=True)
+    _assert_same(tmp_path / "full", tmp_path / "cut")
+
+
+# ------------------------------------------------------------------------------------ CLI
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_cli_train_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _write(tmp_path, "epochs: 1\nprogress: false\ndata: {name: synthetic, "
+                 "synthetic_samples: 64}\nmodel: {hidden: [16]}\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["epochs"] == 1
+    assert main(["train", "--resume", str(out), "--set", "epochs=2"]) == 0
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.parametrize("text,override,field", [
+    ("epochs: 1\nmodle: {}\n", [], "modle"),
+    ("epochs: 1\n", ["optim.lr=-1"], "optim.lr"),
+    ("epochs: one\n", [], "epochs"),
+    ("quant: {weights: sgn}\n", [], "quant.weights"),
+    ("model: {hidden: [64, 0]}\n", [], "model.hidden"),
+    ("model: {name: mlp, widht: 3}\n", [], "model.widht"),
+    ("data: {image_size: 30}\n", [], "data.image_size"),
+    ("spr: {enabled: true}\nquant: {weights: bnn}\n", [], "spr.enabled"),
+    ("epochs: 1\n", ["optim"], "--set"),
+])
+def test_cli_config_errors_name_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          text: str, override: list[str], field: str) -> None:
+    cfg = _write(tmp_path, text)
+    args = ["train", "--config", str(cfg), "--out", str(tmp_path / "never")]
+    for item in override:
+        args += ["--set", item]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert field in err
+    assert not (tmp_path / "never").exists()  # nothing started
+
+
+def test_cli_dry_run_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    cfg = _write(tmp_path, "quant: {weights: bnn++, activations: bnn}\nmodel: {hidden: [64, 64]}\n")
+    assert main(["train", "--config", str(cfg), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "BinaryLinear" in out and "binary 4096" in out

@@ -1,0 +1,64 @@
+"""The training wing: binary layers with the certified quantizers, SPR pruning, the trainer.
+
+* :mod:`.quantizers` -- every catalogue pair (``proofs.catalogue``) as a torch op, by name.
+* :mod:`.layers` -- ``BinaryLinear``, ``BinaryConv2d`` (latent weights, per-channel scale).
+* :mod:`.quantize` -- ``quantize_model(model, recipe)`` and ``model_summary``.
+* :mod:`.optim` -- ``ProxConnectOptimizer``: drives ``mu`` by the aggregated step size.
+* :mod:`.spr` -- the SPR regularizer, ``M`` from a pre-trained copy, the threshold search.
+* :mod:`.pruning` -- channel masks and physical removal; :mod:`.select` -- MIP / SPR /
+  magnitude selection of one layer's channels.
+* :mod:`.models`, :mod:`.data`, :mod:`.config`, :mod:`.checkpoint`, :mod:`.trainer`,
+  :mod:`.cli` (``proxcompress train``, ``proxcompress select``).
+
+Names are resolved lazily: importing this package does not import torch. The wing never imports
+SymPy, Pyomo or CVXPY at import time (the MIP selection imports ``formulations`` when it runs).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "TorchQuantizer": "quantizers",
+    "get_quantizer": "quantizers",
+    "quantizer_names": "quantizers",
+    "BinaryLinear": "layers",
+    "BinaryConv2d": "layers",
+    "hard_quantization": "layers",
+    "set_mu": "layers",
+    "QuantRecipe": "quantize",
+    "quantize_model": "quantize",
+    "model_summary": "quantize",
+    "ModelSummary": "quantize",
+    "MuSchedule": "optim",
+    "ProxConnectOptimizer": "optim",
+    "SPRRegularizer": "spr",
+    "compute_M": "spr",
+    "spr_z": "spr",
+    "threshold_search": "spr",
+    "mask_channels": "pruning",
+    "prune_channels": "pruning",
+    "select_channels": "select",
+    "compare_selections": "select",
+    "build_model": "models",
+    "ChannelUnit": "models",
+    "load_dataset": "data",
+    "read_idx": "data",
+    "TrainConfig": "config",
+    "load_config": "config",
+    "train": "trainer",
+    "Trainer": "trainer",
+    "evaluate": "trainer",
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'proxcompress.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"proxcompress.training.{module}"), name)

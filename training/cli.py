@@ -1,0 +1,161 @@
+"""``proxcompress train`` and ``proxcompress select``.
+
+::
+
+    proxcompress train --config configs/fmnist-mlp-bnnpp.yaml [--set epochs=1 ...] --out DIR
+    proxcompress train --resume DIR [--set epochs=3]
+    proxcompress train --config FILE --dry-run            # validate, print the model summary
+    torchrun --nproc_per_node 2 -m proxcompress train --config FILE --out DIR
+    proxcompress select --run DIR --unit conv0_0 --keep 8 [--select mip|spr|magnitude|all]
+
+Exit codes: 0 done, 2 bad input (config errors name the field), 130 interrupted (a checkpoint
+was saved; continue with ``--resume DIR``). torch is imported inside the commands only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from proxcompress.errors import InvalidInputError
+
+_EPILOG = """\
+configs: YAML with the keys of proxcompress.training.config.TrainConfig (see docs/training.md);
+--set takes dotted keys, values parsed as YAML: --set optim.lr=0.01 --set model.hidden=[256,256]
+On --resume only epochs, progress, threads, checkpoint_every and spr.finetune_epochs may change.
+"""
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register ``train`` and ``select``."""
+    p = subparsers.add_parser(
+        "train", help="train a (binary / SPR-pruned) network from a YAML config",
+        description="Train a network from a validated YAML config; writes config.yaml, "
+        "metrics.jsonl, summary.json, checkpoints and curves.png into --out.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE.yaml", help="the run's config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a config key (repeatable)")
+    p.add_argument("--out", metavar="DIR", help="run folder (created)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the config, print the model summary, train nothing")
+    p.set_defaults(func=run_train)
+
+    s = subparsers.add_parser(
+        "select", help="compare MIP, SPR and magnitude channel selection on one layer",
+        description="Load a trained run, and for one channel unit keep --keep channels chosen "
+        "by the exact layer-wise MIP (formulations, bnb) on recorded activations, by the SPR "
+        "score, or by magnitude; report accuracy and reconstruction error (no fine-tuning).")
+    s.add_argument("--run", required=True, metavar="DIR", help="a finished run folder")
+    s.add_argument("--unit", required=True, help="unit name (e.g. conv0_0, fc0)")
+    s.add_argument("--keep", required=True, type=int, help="channels to keep")
+    s.add_argument("--select", default="all", choices=("mip", "spr", "magnitude", "all"))
+    s.add_argument("--samples", type=int, default=256, help="images recorded for the MIP")
+    s.add_argument("--positions", type=int, default=16,
+                   help="spatial positions per image (conv consumers)")
+    s.add_argument("--time-limit", type=float, default=60.0, help="MIP seconds")
+    s.add_argument("--json", metavar="OUT.json", help="write the rows as JSON (atomically)")
+    s.set_defaults(func=run_select)
+
+
+def _resolve(args: argparse.Namespace) -> tuple[Any, str, bool]:
+    from proxcompress.training.config import load_config
+    from proxcompress.training.trainer import config_for_resume
+
+    if args.resume:
+        if args.out and args.out != args.resume:
+            raise InvalidInputError("--out", "must be omitted or equal --resume DIR")
+        cfg = config_for_resume(args.resume, args.overrides)
+        if args.config:
+            given = load_config(args.config, args.overrides).to_dict()
+            own = cfg.to_dict()
+            for key in ("epochs", "progress", "threads", "checkpoint_every"):
+                given.pop(key), own.pop(key)
+            given["spr"].pop("finetune_epochs"), own["spr"].pop("finetune_epochs")
+            if given != own:
+                raise InvalidInputError("--config", "differs from the run's config.yaml; omit "
+                                        "--config when resuming")
+        return cfg, args.resume, True
+    if not args.config:
+        raise InvalidInputError("--config", "is required (or --resume DIR)")
+    cfg = load_config(args.config, args.overrides)
+    if not args.out and not args.dry_run:
+        raise InvalidInputError("--out", "is required")
+    return cfg, args.out, False
+
+
+def run_train(args: argparse.Namespace) -> int:
+    cfg, out, resume = _resolve(args)
+    if args.dry_run:
+        from proxcompress.training.models import build_model
+        from proxcompress.training.quantize import QuantRecipe, model_summary, quantize_model
+
+        m, q = cfg.model, cfg.quant
+        model = build_model(m.name, in_channels=cfg.data.in_channels,
+                            image_size=cfg.data.image_size, hidden=m.hidden, width=m.width,
+                            stages=m.stages, blocks=m.blocks, batchnorm=m.batchnorm,
+                            activation=m.activation, dropout=m.dropout, seed=cfg.seed)
+        if q.weights != "none":
+            quantize_model(model, QuantRecipe(q.weights, q.activations, q.scale, q.keep_first,
+                                              q.keep_last, beta=q.beta,
+                                              derivative_at=q.derivative_at))
+        shape = (cfg.data.in_channels, cfg.data.image_size, cfg.data.image_size)
+        print(model_summary(model, shape).text())
+        return 0
+    from proxcompress.training.trainer import EXIT_INTERRUPTED, Interrupted, train
+
+    try:
+        summary = train(cfg, out, resume=resume)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        print(f"proxcompress train: {exc or 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if summary:
+        keys = ("test_accuracy", "epochs", "parameters", "model_bytes", "seconds")
+        print(json.dumps({k: summary[k] for k in keys}))
+    return 0
+
+
+def run_select(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from proxcompress.atomic import write_json_atomic
+    from proxcompress.training.checkpoint import load_checkpoint
+    from proxcompress.training.data import load_dataset
+    from proxcompress.training.pruning import apply_pruning, unit_by_name
+    from proxcompress.training.select import METHODS, compare_selections
+    from proxcompress.training.trainer import Trainer, config_for_resume
+
+    cfg = config_for_resume(args.run, [])
+    model_state, _, meta, _ = load_checkpoint(args.run)
+    trainer = Trainer(cfg, args.run)
+    trainer.train_data, trainer.test_data = load_dataset(
+        cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples, cfg.data.image_size,
+        cfg.data.in_channels)
+    phase = trainer.phases[min(meta["run"]["phase"], len(trainer.phases) - 1)][0]
+    model = trainer._model_for(phase)
+    if meta["run"].get("pruned"):
+        apply_pruning(model, meta["run"]["pruned"])
+    model.load_state_dict(model_state)
+    unit = unit_by_name(model, args.unit)
+    methods = METHODS if args.select == "all" else (args.select,)
+    train = trainer.train_data.subset(4096, cfg.seed)
+    test = trainer.test_data.subset(cfg.data.test_subset, cfg.seed)
+    rows = compare_selections(model, unit, args.keep, train, test, methods,
+                              samples=args.samples, positions=args.positions,
+                              time_limit=args.time_limit)
+    print(f"{'method':<10} {'acc refit':>9} {'acc plain':>9} {'rec.err refit':>13} "
+          f"{'rec.err plain':>13} {'seconds':>8}  kept")
+    for r in rows:
+        print(f"{r['method']:<10} {r['test_accuracy']:>9.2f} {r['test_accuracy_no_refit']:>9.2f} "
+              f"{r['reconstruction_error']:>13.4f} {r['reconstruction_error_no_refit']:>13.4f} "
+              f"{r['seconds']:>8.2f}  {r['kept']}")
+    if args.json:
+        write_json_atomic(Path(args.json), {"run": args.run, "unit": args.unit,
+                                            "keep": args.keep, "rows": rows})
+    return 0
+
+
+__all__ = ["add_parsers", "run_select", "run_train"]

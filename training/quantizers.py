@@ -1,0 +1,416 @@
+"""The catalogue's forward/backward quantizer pairs as torch ops (custom autograd).
+
+Every pair of :mod:`proxcompress.proofs.catalogue` has a torch twin here, looked up by the same
+name (:func:`get_quantizer`). A pair is three maps of the latent ``w`` (and of the annealing
+parameter ``mu >= 0`` where it has one):
+
+* ``P = P^mu``, the proximal quantizer;
+* ``B``, the backward quantizer (Lipschitz, differentiable a.e.);
+* ``F``, the forward quantizer: what the network uses.
+
+The op :meth:`TorchQuantizer.__call__` computes ``F(w; mu)`` in the forward pass and, in the
+backward pass, replaces ``F'`` (zero almost everywhere for a hard quantizer) by ``B'`` taken at
+the point the pair prescribes (``derivative_at``):
+
+.. math::
+
+    \\frac{\\partial \\ell}{\\partial w} = B'(\\pi(w)) \\, \\frac{\\partial \\ell}{\\partial F},
+    \\qquad \\pi(w) = P^\\mu(w) \\;(\\text{"prox"}) \\text{ or } w \\;(\\text{"latent"}),
+
+so that, with ``F = B o P`` and ``B'`` at ``P(w)``, one SGD step on the latent is a ProxConnect
+step on the composite loss ``l o B`` (Lu, Yu, Li, Partovi Nia, *Understanding Neural Network
+Binarization with Forward and Backward Proximal Quantizers*, NeurIPS 2023, arXiv:2402.17710;
+methods.md section 1, the suite's working formalization [D]).
+
+Conventions are the catalogue's: ``sign(0) = 0``; a projection onto levels takes the midpoint of
+the two nearest levels at a tie; the hard-tanh derivative is ``1{|x| <= 1}`` (larq ``SteSign``).
+``tests/training/test_quantizers.py`` ties each op to its SymPy twin (``Pair.numeric()``):
+values of ``F``, ``B``, ``P``, ``B'`` and the autograd gradient on a grid, for several ``mu``.
+
+This module never imports SymPy (training start-up stays fast).
+
+Papers: Courbariaux et al., *BinaryConnect*, NeurIPS 2015; Hubara et al., *Binarized Neural
+Networks*, NeurIPS 2016; Darabi et al., *BNN+*, arXiv:1812.11800; Dockhorn et al.,
+*Demystifying and Generalizing BinaryConnect*, NeurIPS 2021; Bai, Wang, Liberty, *ProxQuant*,
+ICLR 2019; Li et al., *DenseShift*, ICCV 2023.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from proxcompress.errors import InvalidInputError
+
+DerivativePoint = Literal["prox", "latent"]
+Map = Callable[[Tensor, float], Tensor]
+
+#: SignSwish sharpness, larq's default [U: the paper's value]; equals the catalogue's.
+DEFAULT_BETA = 5.0
+
+
+# ---------------------------------------------------------------------------- elementary maps
+def project(x: Tensor, levels: Sequence[float]) -> Tensor:
+    """``Pi_Q(x)``: the nearest of ``levels``; the midpoint of the two nearest at a tie.
+
+    Written as ``q_0 + sum_k (q_{k+1} - q_k) [1{x > m_k} + 1/2 1{x = m_k}]`` with midpoints
+    ``m_k``; for ``Q = {-1, 1}`` this is ``sign`` with ``sign(0) = 0``.
+    """
+    q = sorted(float(v) for v in levels)
+    out = torch.full_like(x, q[0])
+    for lower, upper in zip(q, q[1:], strict=False):
+        mid = 0.5 * (lower + upper)
+        step = upper - lower
+        out = out + step * (x > mid).to(x.dtype) + 0.5 * step * (x == mid).to(x.dtype)
+    return out
+
+
+def dist2_prox(x: Tensor, mu: float, levels: Sequence[float]) -> Tensor:
+    """``(x + mu Pi_Q(x)) / (1 + mu)``, the prox of ``(mu/2) dist^2(., Q)`` [D, methods.md s.1]."""
+    if levels is _BINARY or tuple(levels) == _BINARY:
+        return (x + mu * torch.sign(x)) / (1.0 + mu)
+    return (x + mu * project(x, levels)) / (1.0 + mu)
+
+
+def signswish(x: Tensor, beta: float = DEFAULT_BETA) -> Tensor:
+    """SignSwish ``SS_beta(x) = 2 sigma(beta x)[1 + beta x (1 - sigma(beta x))] - 1`` (BNN+,
+    Darabi et al., arXiv:1812.11800)."""
+    s = torch.sigmoid(beta * x)
+    return 2.0 * s * (1.0 + beta * x * (1.0 - s)) - 1.0
+
+
+def signswish_derivative(x: Tensor, beta: float = DEFAULT_BETA) -> Tensor:
+    """``SS_beta'(x) = beta (2 - beta x tanh(beta x / 2)) / (1 + cosh(beta x))`` (larq
+    ``SwishSign``), written with ``s = sigma(beta x)`` as
+    ``2 beta s (1 - s) (2 - beta x (2 s - 1))`` (no overflow)."""
+    s = torch.sigmoid(beta * x)
+    return 2.0 * beta * s * (1.0 - s) * (2.0 - beta * x * (2.0 * s - 1.0))
+
+
+def hardtanh(x: Tensor) -> Tensor:
+    """``clip(x, -1, 1)``."""
+    return torch.clamp(x, -1.0, 1.0)
+
+
+def hardtanh_derivative(x: Tensor) -> Tensor:
+    """``1{|x| <= 1}`` (larq ``SteSign``; the covering piece at the kinks)."""
+    return (x.abs() <= 1.0).to(x.dtype)
+
+
+def soft_threshold(x: Tensor, t: float) -> Tensor:
+    """``sign(x) max(|x| - t, 0)``."""
+    return torch.sign(x) * torch.clamp(x.abs() - t, min=0.0)
+
+
+_BINARY = (-1.0, 1.0)
+_TERNARY = (-1.0, 0.0, 1.0)
+
+
+def shift_levels(bits: int = 3) -> tuple[float, ...]:
+    """``{+-2^p : p = 0, ..., 2^(bits-1) - 1}``, DenseShift's zero-free set (as the catalogue)."""
+    if int(bits) != bits or bits < 1:
+        raise InvalidInputError("bits", f"= {bits} must be an integer >= 1")
+    pos = [2.0**p for p in range(2 ** (int(bits) - 1))]
+    return tuple(sorted([-v for v in pos] + pos))
+
+
+def _identity(x: Tensor, mu: float) -> Tensor:
+    return x
+
+
+def _one(x: Tensor, mu: float) -> Tensor:
+    return torch.ones_like(x)
+
+
+def _sign(x: Tensor, mu: float) -> Tensor:
+    return torch.sign(x)
+
+
+# --------------------------------------------------------------------------------- the op
+@dataclass(frozen=True)
+class TorchQuantizer:
+    """A forward/backward quantizer pair as a torch op.
+
+    Attributes:
+        name: catalogue name.
+        forward: ``F(x, mu)``.
+        backward: ``B(x, mu)``.
+        backward_derivative: ``B'(x, mu)``.
+        prox: ``P^mu(x)``.
+        limit: ``lim_{mu -> oo} F(x; mu)``, the deployed (hard) forward.
+        levels: the value set ``Q`` of ``lim P^mu``.
+        derivative_at: where ``B'`` is evaluated: ``"prox"`` (at ``P(w)``, the PC++ criterion)
+            or ``"latent"`` (at ``w``, as BNN / BNN+ do). [U] pluggable via :func:`get_quantizer`.
+        annealed: whether a map depends on ``mu``.
+        parameters: fixed numeric parameters (``beta``, ``bits``).
+    """
+
+    name: str
+    forward: Map
+    backward: Map
+    backward_derivative: Map
+    prox: Map
+    limit: Callable[[Tensor], Tensor]
+    levels: tuple[float, ...]
+    derivative_at: DerivativePoint
+    annealed: bool
+    parameters: dict[str, float] = field(default_factory=dict)
+
+    def __call__(self, x: Tensor, mu: float | Tensor = 0.0, hard: bool = False) -> Tensor:
+        """``F(x; mu)`` with the surrogate gradient ``B'(pi(x))``; ``hard`` uses :attr:`limit`
+        (no gradient surrogate needed: deployment only)."""
+        if hard:
+            return self.limit(x)
+        mu_f = float(mu)
+        if not torch.is_grad_enabled() or not x.requires_grad:
+            return self.forward(x, mu_f)
+        return _QuantizeFunction.apply(x, mu_f, self)
+
+    def derivative_point(self, x: Tensor, mu: float) -> Tensor:
+        """``pi(x)``: ``P^mu(x)`` or ``x`` according to :attr:`derivative_at`."""
+        return self.prox(x, mu) if self.derivative_at == "prox" else x
+
+
+class _QuantizeFunction(torch.autograd.Function):
+    """Forward ``F(x; mu)``; backward ``grad * B'(pi(x))`` (saved in the forward pass)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, mu: float, quantizer: TorchQuantizer) -> Tensor:
+        out = quantizer.forward(x, mu)
+        if quantizer.backward is _identity:
+            ctx.save_for_backward()
+            ctx.identity = True
+        else:
+            ctx.identity = False
+            ctx.save_for_backward(
+                quantizer.backward_derivative(quantizer.derivative_point(x, mu), mu)
+            )
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        if ctx.identity:
+            return grad, None, None
+        (slope,) = ctx.saved_tensors
+        return grad * slope, None, None
+
+
+# ------------------------------------------------------------------------------ factories
+def binaryconnect() -> TorchQuantizer:
+    """BinaryConnect: ``F = sign``, ``B = id`` (STE). Courbariaux, Bengio, David, NeurIPS 2015."""
+    return TorchQuantizer(
+        "binaryconnect", _sign, _identity, _one, _sign, torch.sign, _BINARY, "latent", False
+    )
+
+
+def bnn() -> TorchQuantizer:
+    """BNN: ``F = sign``, ``B = hardtanh``, ``B' = 1{|w| <= 1}`` at the latent ``w`` (larq
+    ``SteSign``). Hubara et al., NeurIPS 2016."""
+    return TorchQuantizer(
+        "bnn",
+        _sign,
+        lambda x, mu: hardtanh(x),
+        lambda x, mu: hardtanh_derivative(x),
+        _sign,
+        torch.sign,
+        _BINARY,
+        "latent",
+        False,
+    )
+
+
+def bnn_plus(beta: float = DEFAULT_BETA) -> TorchQuantizer:
+    """BNN+: ``F = sign``, ``B = SS_beta``, ``B'`` at the latent (larq ``SwishSign``).
+    Darabi et al., arXiv:1812.11800."""
+    return TorchQuantizer(
+        "bnn+",
+        _sign,
+        lambda x, mu: signswish(x, beta),
+        lambda x, mu: signswish_derivative(x, beta),
+        _sign,
+        torch.sign,
+        _BINARY,
+        "latent",
+        False,
+        {"beta": float(beta)},
+    )
+
+
+def proxconnect() -> TorchQuantizer:
+    """ProxConnect: ``F = P^mu = (x + mu sign x) / (1 + mu)``, ``B = id`` (prox of
+    ``(mu/2) dist^2(., {-1, 1})``; stand-in [D] for the paper's family [U]).
+    Dockhorn et al., NeurIPS 2021."""
+
+    def p(x: Tensor, mu: float) -> Tensor:
+        return dist2_prox(x, mu, _BINARY)
+
+    return TorchQuantizer("proxconnect", p, _identity, _one, p, torch.sign, _BINARY, "prox", True)
+
+
+def proxconnect_clip() -> TorchQuantizer:
+    """ProxConnect, clip family: ``F = P^mu = clip((1 + mu) x, -1, 1)``, ``B = id``."""
+
+    def p(x: Tensor, mu: float) -> Tensor:
+        return hardtanh((1.0 + mu) * x)
+
+    return TorchQuantizer(
+        "proxconnect-clip", p, _identity, _one, p, torch.sign, _BINARY, "prox", True
+    )
+
+
+def bnn_plus_plus(beta: float = DEFAULT_BETA) -> TorchQuantizer:
+    """BNN++: ``F = SS_beta o P^mu``, ``B = SS_beta``, ``B'`` at ``P(w)`` [U: formula];
+    ``P^mu`` the ProxConnect family. Lu, Yu, Li, Partovi Nia, NeurIPS 2023."""
+
+    def p(x: Tensor, mu: float) -> Tensor:
+        return dist2_prox(x, mu, _BINARY)
+
+    return TorchQuantizer(
+        "bnn++",
+        lambda x, mu: signswish(p(x, mu), beta),
+        lambda x, mu: signswish(x, beta),
+        lambda x, mu: signswish_derivative(x, beta),
+        p,
+        lambda x: signswish(torch.sign(x), beta),
+        _BINARY,
+        "prox",
+        True,
+        {"beta": float(beta)},
+    )
+
+
+def proxquant() -> TorchQuantizer:
+    """ProxQuant's binary prox: ``P^mu(x) = sign x + soft_mu(x - sign x)``, ``B = id``.
+    Bai, Wang, Liberty, ICLR 2019 (lazy / ProxConnect form [U])."""
+
+    def p(x: Tensor, mu: float) -> Tensor:
+        s = torch.sign(x)
+        return s + soft_threshold(x - s, mu)
+
+    return TorchQuantizer("proxquant", p, _identity, _one, p, torch.sign, _BINARY, "prox", True)
+
+
+def ternary() -> TorchQuantizer:
+    """Ternary ProxConnect: ``F = P^mu = (x + mu Pi_{-1,0,1}(x)) / (1 + mu)``, ``B = id``."""
+
+    def p(x: Tensor, mu: float) -> Tensor:
+        return dist2_prox(x, mu, _TERNARY)
+
+    return TorchQuantizer(
+        "ternary", p, _identity, _one, p, lambda x: project(x, _TERNARY), _TERNARY, "prox", True
+    )
+
+
+def shift(bits: int = 3) -> TorchQuantizer:
+    """Power-of-two ProxConnect: ``F = P^mu = (x + mu Pi_S(x)) / (1 + mu)``,
+    ``S = {+-2^p}`` (DenseShift's zero-free set), ``B = id``."""
+    levels = shift_levels(bits)
+
+    def p(x: Tensor, mu: float) -> Tensor:
+        return dist2_prox(x, mu, levels)
+
+    return TorchQuantizer(
+        "shift",
+        p,
+        _identity,
+        _one,
+        p,
+        lambda x: project(x, levels),
+        levels,
+        "prox",
+        True,
+        {"bits": float(bits)},
+    )
+
+
+_FACTORIES: dict[str, Callable[..., TorchQuantizer]] = {
+    "binaryconnect": binaryconnect,
+    "bnn": bnn,
+    "bnn+": bnn_plus,
+    "proxconnect": proxconnect,
+    "proxconnect-clip": proxconnect_clip,
+    "bnn++": bnn_plus_plus,
+    "proxquant": proxquant,
+    "ternary": ternary,
+    "shift": shift,
+}
+
+#: accepted parameters of each factory
+_PARAMS: dict[str, tuple[str, ...]] = {"bnn+": ("beta",), "bnn++": ("beta",), "shift": ("bits",)}
+
+
+def quantizer_names() -> tuple[str, ...]:
+    """The registered names (the catalogue's)."""
+    return tuple(_FACTORIES)
+
+
+def get_quantizer(
+    name: str, *, derivative_at: DerivativePoint | None = None, **parameters: float
+) -> TorchQuantizer:
+    """The torch op registered under the catalogue name ``name`` (case-insensitive).
+
+    Args:
+        name: one of :func:`quantizer_names`.
+        derivative_at: override where ``B'`` is evaluated (``"prox"`` or ``"latent"``);
+            default: the published method's point (the catalogue's ``method_derivative_at``).
+        parameters: ``beta`` for ``bnn+`` / ``bnn++`` (default 5, larq), ``bits`` for ``shift``.
+
+    Raises:
+        InvalidInputError: unknown name, unknown parameter, or a bad ``derivative_at``.
+    """
+    key = name.lower()
+    if key not in _FACTORIES:
+        raise InvalidInputError(
+            "quantizer", f"{name!r} is not in the catalogue; known: {', '.join(_FACTORIES)}"
+        )
+    allowed = _PARAMS.get(key, ())
+    for param in parameters:
+        if param not in allowed:
+            raise InvalidInputError(
+                param, f"is not a parameter of {key!r}; accepted: {', '.join(allowed) or 'none'}"
+            )
+    quantizer = _FACTORIES[key](**parameters)
+    if derivative_at is not None:
+        if derivative_at not in ("prox", "latent"):
+            raise InvalidInputError(
+                "derivative_at", f"= {derivative_at!r}; accepted: 'prox', 'latent'"
+            )
+        quantizer = replace(quantizer, derivative_at=derivative_at)
+    return quantizer
+
+
+def register(name: str, factory: Callable[..., TorchQuantizer], *, replace_: bool = False) -> None:
+    """Add a torch pair under ``name``; pair it with ``proofs.catalogue.register`` for a twin."""
+    key = name.lower()
+    if key in _FACTORIES and not replace_:
+        raise InvalidInputError("name", f"{name!r} is already registered")
+    _FACTORIES[key] = factory
+
+
+__all__ = [
+    "DEFAULT_BETA",
+    "DerivativePoint",
+    "TorchQuantizer",
+    "binaryconnect",
+    "bnn",
+    "bnn_plus",
+    "bnn_plus_plus",
+    "dist2_prox",
+    "get_quantizer",
+    "hardtanh",
+    "project",
+    "proxconnect",
+    "proxconnect_clip",
+    "proxquant",
+    "quantizer_names",
+    "register",
+    "shift",
+    "shift_levels",
+    "signswish",
+    "signswish_derivative",
+    "ternary",
+]

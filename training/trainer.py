@@ -1,0 +1,662 @@
+"""The trainer behind ``proxcompress train``.
+
+One run is a list of *phases*: ``train`` (``epochs``), or, with SPR pruning, ``pretrain``
+(a reference network for ``M``), ``train`` (from a fresh init with cross-entropy + SPR) and
+``finetune`` (after the threshold search and physical removal of the pruned channels;
+Cacciola et al., arXiv:2206.14056, methods.md section 7).
+
+Reproducibility: the model init is seeded from ``seed``; the order of epoch ``e`` is a
+permutation drawn from a generator seeded with ``(seed, e)``; the learning rate is a function
+of the step; dropout draws from the global torch RNG whose state is checkpointed. A checkpoint
+is written at the end of every epoch and when the run is interrupted (Ctrl-C / SIGTERM), at the
+last completed step, with the partial epoch's counters; ``--resume`` restarts from it and skips
+the steps already taken, so an interrupted and resumed run ends with the same weights as an
+uninterrupted one (bit-exact on one process; tested).
+
+Data-parallel under ``torchrun`` (``WORLD_SIZE > 1``): DistributedDataParallel with ``gloo`` on
+CPU and ``nccl`` on GPU; each process takes every ``world``-th sample of the epoch's
+permutation and ``batch_size / world`` samples per step; rank 0 evaluates and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as functional
+from torch import nn
+
+from proxcompress.atomic import write_json_atomic, write_text_atomic
+from proxcompress.errors import InvalidInputError
+from proxcompress.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from proxcompress.training.config import TrainConfig, config_from_dict, dump_config, read_yaml
+from proxcompress.training.data import Dataset, load_dataset
+from proxcompress.training.layers import hard_quantization, quantized_modules
+from proxcompress.training.models import PrunableModel, build_model
+from proxcompress.training.optim import MuSchedule, ProxConnectOptimizer
+from proxcompress.training.pruning import apply_pruning, prune_channels, total_channels
+from proxcompress.training.quantize import QuantRecipe, model_summary, quantize_model
+from proxcompress.training.spr import SPRRegularizer, compute_M, threshold_search
+
+EXIT_INTERRUPTED = 130
+
+
+class Interrupted(Exception):
+    """The run was interrupted (Ctrl-C, SIGTERM, or a test hook); a checkpoint was saved."""
+
+
+@dataclass
+class _Dist:
+    world: int = 1
+    rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(cfg: TrainConfig) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("device", "= cuda but no CUDA device is available")
+    if world <= 1:
+        return _Dist(1, 0, torch.device("cuda" if want_cuda else "cpu"))
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+    rank = dist.get_rank()
+    if want_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    return _Dist(dist.get_world_size(), rank, device)
+
+
+def _all_reduce(values: list[float], d: _Dist) -> list[float]:
+    if d.world == 1:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=d.device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _lr_at(cfg: TrainConfig, base_lr: float, step: int, total: int, epoch: int) -> float:
+    o = cfg.optim
+    if o.schedule == "constant":
+        return base_lr
+    if o.schedule == "multistep":
+        return base_lr * o.gamma ** sum(1 for m in o.milestones if epoch >= m)
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def _versions() -> dict[str, Any]:
+    from proxcompress import __version__
+
+    return {"proxcompress": __version__, "torch": torch.__version__,
+            "python": platform.python_version(), "git_commit": _git_commit(),
+            "machine": platform.machine(), "cpu_threads": torch.get_num_threads()}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, batch_size: int = 1000,
+             device: torch.device | None = None) -> tuple[float, float]:
+    """``(accuracy in percent, mean cross-entropy)`` of ``model`` (eval mode) on ``data``."""
+    was = model.training
+    model.eval()
+    correct = 0
+    loss = 0.0
+    dev = device or torch.device("cpu")
+    for i in range(0, len(data), batch_size):
+        x = data.x[i:i + batch_size].to(dev)
+        y = data.y[i:i + batch_size].to(dev)
+        out = model(x)
+        loss += float(functional.cross_entropy(out, y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+    model.train(was)
+    n = max(len(data), 1)
+    return 100.0 * correct / n, loss / n
+
+
+def inference_ms(model: nn.Module, shape: tuple[int, ...], batch: int = 256, repeats: int = 20
+                 ) -> float:
+    """Median CPU wall time (ms) of one eval forward pass on a batch of ``batch`` inputs."""
+    model.eval()
+    x = torch.randn((batch, *shape))
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 3):
+            t0 = time.perf_counter()
+            model(x)
+            if i >= 3:
+                times.append(time.perf_counter() - t0)
+    times.sort()
+    return 1000.0 * times[len(times) // 2]
+
+
+class Trainer:
+    """One training run in ``out_dir`` (see the module docstring).
+
+    Args:
+        cfg: the validated config.
+        out_dir: the run folder.
+        resume: continue from the checkpoint in ``out_dir``.
+        interrupt_after_steps: test hook: raise :class:`Interrupted` after that many optimizer
+            steps of this process (a checkpoint is saved first, as on Ctrl-C).
+        log: where progress lines go (rank 0 only).
+    """
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | os.PathLike[str], *, resume: bool = False,
+                 interrupt_after_steps: int | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.resume = resume
+        self.interrupt_after_steps = interrupt_after_steps
+        self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+        self.phases: list[tuple[str, int]] = (
+            [("pretrain", cfg.spr.pretrain_epochs), ("train", cfg.epochs),
+             ("finetune", cfg.spr.finetune_epochs)] if cfg.spr.enabled else [("train", cfg.epochs)]
+        )
+        self._stop_signal = False
+
+    # ----------------------------------------------------------------------------- building
+    def _model_for(self, phase: str) -> PrunableModel:
+        c, m = self.cfg, self.cfg.model
+        seed = c.seed + (1 if phase != "pretrain" and c.spr.enabled else 0)
+        model = build_model(
+            m.name, in_channels=c.data.in_channels, image_size=c.data.image_size,
+            classes=self.train_data.classes, hidden=m.hidden, width=m.width, stages=m.stages,
+            blocks=m.blocks, batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout,
+            seed=seed,
+        )
+        q = c.quant
+        if q.weights != "none":
+            quantize_model(model, QuantRecipe(
+                weights=q.weights, activations=q.activations, scale=q.scale,
+                keep_first=q.keep_first, keep_last=q.keep_last, beta=q.beta,
+                derivative_at=q.derivative_at))
+        return model
+
+    def _optimizer(self, model: nn.Module, lr: float) -> ProxConnectOptimizer:
+        o = self.cfg.optim
+        params = [p for p in model.parameters() if p.requires_grad]
+        inner: torch.optim.Optimizer
+        if o.name == "adam":
+            inner = torch.optim.Adam(params, lr=lr, weight_decay=o.weight_decay)
+        else:
+            inner = torch.optim.SGD(params, lr=lr, momentum=o.momentum,
+                                    weight_decay=o.weight_decay)
+        mu = self.cfg.mu
+        steps = max(1, self.cfg.epochs * self.steps_per_epoch)
+        schedule = MuSchedule(mu.schedule, mu.scale, mu.start, mu.end, steps)
+        clip = self.cfg.quant.latent_clip if self.cfg.quant.weights != "none" else None
+        return ProxConnectOptimizer(inner, model, schedule, clip)
+
+    # ------------------------------------------------------------------------------ signals
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._stop_signal = True
+
+    # ---------------------------------------------------------------------------------- run
+    def run(self) -> dict[str, Any]:
+        """Train to the end (or raise :class:`Interrupted` after saving a checkpoint)."""
+        cfg = self.cfg
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
+        self.dist = _setup_distributed(cfg)
+        torch.manual_seed(cfg.seed + self.dist.rank)
+        self.train_data, self.test_data = load_dataset(
+            cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples,
+            cfg.data.image_size, cfg.data.in_channels)
+        self.train_data = self.train_data.subset(cfg.data.train_subset, cfg.seed)
+        self.test_data = self.test_data.subset(cfg.data.test_subset, cfg.seed)
+        d = self.dist
+        if cfg.optim.batch_size % d.world:
+            raise InvalidInputError("optim.batch_size", f"= {cfg.optim.batch_size} must be a "
+                                    f"multiple of the number of processes ({d.world})")
+        self.local_batch = cfg.optim.batch_size // d.world
+        self.shard = len(self.train_data) // d.world
+        self.steps_per_epoch = math.ceil(self.shard / self.local_batch)
+        if d.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        state = self._restore_or_start()
+        previous = {}
+        if threading_ok():
+            previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM,)}
+        try:
+            self._loop(state)
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+        return self._finish(state)
+
+    # --------------------------------------------------------------------- state / resume
+    def _restore_or_start(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "phase": 0, "epoch": 0, "step": 0, "global_epoch": 0, "M": None, "pruned": {},
+            "threshold": None, "acc": [0.0, 0.0, 0.0], "seconds": 0.0, "pretrain_accuracy": None,
+            "before_pruning": None,
+        }
+        if self.resume and has_checkpoint(self.out):
+            model_state, opt_state, meta, rng = load_checkpoint(self.out)
+            state.update(meta["run"])
+            self.model = self._model_for(self.phases[state["phase"]][0])
+            if state["pruned"]:
+                apply_pruning(self.model, state["pruned"])
+            self.model.load_state_dict(model_state)
+            self.model.to(self.dist.device)
+            self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
+            if opt_state is not None:
+                self.optimizer.load_state_dict({"optimizer": opt_state, **meta["wrapper"]})
+            torch.set_rng_state(rng)
+            self._truncate_metrics(state["global_epoch"])
+            if self.dist.main:
+                self.log(f"resumed from {self.out} at phase {self.phases[state['phase']][0]}, "
+                         f"epoch {state['epoch']}, step {state['step']}")
+        else:
+            if self.resume and self.dist.main:
+                self.log(f"no checkpoint in {self.out}; starting afresh")
+            self.model = self._model_for(self.phases[0][0]).to(self.dist.device)
+            self.optimizer = self._optimizer(self.model, self._phase_lr(0))
+            if self.dist.main:
+                (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        if self.dist.main:
+            write_text_atomic(self.out / "config.yaml", dump_config(self.cfg))
+        return state
+
+    def _phase_lr(self, phase: int) -> float:
+        name = self.phases[phase][0]
+        if name == "finetune":
+            return self.cfg.spr.finetune_lr or self.cfg.optim.lr / 10
+        return self.cfg.optim.lr
+
+    def _truncate_metrics(self, epochs_done: int) -> None:
+        path = self.out / "metrics.jsonl"
+        if not self.dist.main or not path.exists():
+            return
+        keep = [line for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line)["epoch"] <= epochs_done]
+        write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+    def _save(self, state: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
+        wrapper = self.optimizer.state_dict()
+        opt = wrapper.pop("optimizer")
+        save_checkpoint(self.out, self._bare().state_dict(), opt,
+                        {"run": state, "wrapper": wrapper, "config": self.cfg.to_dict()})
+
+    def _bare(self) -> nn.Module:
+        return self.model
+
+    # ---------------------------------------------------------------------------- the loop
+    def _loop(self, state: dict[str, Any]) -> None:
+        cfg, d = self.cfg, self.dist
+        steps_taken = 0
+        while state["phase"] < len(self.phases):
+            phase, n_epochs = self.phases[state["phase"]]
+            if phase == "finetune" and state["threshold"] is None:
+                self._prune(state)
+            regularizer = self._regularizer(state) if phase == "train" else None
+            ddp_model: nn.Module = self.model
+            if d.world > 1:
+                from torch.nn.parallel import DistributedDataParallel
+
+                ddp_model = DistributedDataParallel(
+                    self.model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+            base_lr = self._phase_lr(state["phase"])
+            total_steps = n_epochs * self.steps_per_epoch
+            while state["epoch"] < n_epochs:
+                t0 = time.perf_counter()
+                g = torch.Generator().manual_seed(cfg.seed * 100003 + state["global_epoch"])
+                perm = torch.randperm(len(self.train_data), generator=g)
+                perm = perm[: self.shard * d.world][d.rank::d.world]
+                bar = None
+                if cfg.progress and d.main:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=self.steps_per_epoch, initial=state["step"], leave=False,
+                               desc=f"{phase} {state['epoch'] + 1}/{n_epochs}", file=sys.stderr)
+                ddp_model.train()
+                try:
+                    while state["step"] < self.steps_per_epoch:
+                        if self._stop_signal:
+                            raise KeyboardInterrupt
+                        s = state["step"]
+                        idx = perm[s * self.local_batch:(s + 1) * self.local_batch]
+                        x = self.train_data.x[idx].to(d.device)
+                        y = self.train_data.y[idx].to(d.device)
+                        lr = _lr_at(cfg, base_lr, state["epoch"] * self.steps_per_epoch + s,
+                                    total_steps, state["epoch"])
+                        for group in self.optimizer.param_groups:
+                            group["lr"] = lr
+                        out = ddp_model(x)
+                        loss = functional.cross_entropy(out, y)
+                        total = loss + regularizer(self.model) if regularizer else loss
+                        self.optimizer.zero_grad()
+                        total.backward()
+                        self.optimizer.step()
+                        acc = state["acc"]
+                        acc[0] += float(loss.detach()) * len(idx)
+                        acc[1] += float((out.argmax(1) == y).sum())
+                        acc[2] += float(len(idx))
+                        state["step"] = s + 1
+                        steps_taken += 1
+                        if bar is not None:
+                            bar.update(1)
+                        if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
+                            self._save(state)
+                        if (self.interrupt_after_steps is not None
+                                and steps_taken >= self.interrupt_after_steps):
+                            raise KeyboardInterrupt
+                except KeyboardInterrupt:
+                    state["seconds"] += time.perf_counter() - t0
+                    self._save(state)
+                    if bar is not None:
+                        bar.close()
+                    raise Interrupted(f"interrupted; checkpoint saved in {self.out} "
+                                      f"(resume with --resume {self.out})") from None
+                if bar is not None:
+                    bar.close()
+                self._end_epoch(state, phase, t0, regularizer)
+
+            state["phase"] += 1
+            state["epoch"] = 0
+            if phase == "pretrain":
+                self._after_pretrain(state)
+            elif state["phase"] < len(self.phases):
+                self._save(state)
+
+    def _end_epoch(self, state: dict[str, Any], phase: str, t0: float,
+                   regularizer: SPRRegularizer | None) -> None:
+        d = self.dist
+        loss_sum, correct, seen = _all_reduce(state["acc"], d)
+        state["epoch"] += 1
+        state["global_epoch"] += 1
+        state["step"] = 0
+        state["acc"] = [0.0, 0.0, 0.0]
+        record: dict[str, Any] = {
+            "epoch": state["global_epoch"], "phase": phase,
+            "loss": loss_sum / max(seen, 1), "train_accuracy": 100.0 * correct / max(seen, 1),
+            "lr": self.optimizer.param_groups[0]["lr"], "mu": self.optimizer.mu,
+        }
+        if d.main:
+            test_acc, test_loss = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
+                                           d.device)
+            record["test_accuracy"] = test_acc
+            record["test_loss"] = test_loss
+            if quantized_modules(self.model):
+                with hard_quantization(self.model):
+                    record["test_accuracy_hard"] = evaluate(
+                        self.model, self.test_data, self.cfg.eval_batch_size, d.device)[0]
+            record["sparsity"] = self._sparsity(state, regularizer)
+        seconds = time.perf_counter() - t0
+        state["seconds"] += seconds
+        record["seconds"] = seconds
+        if d.main:
+            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in record.items()))
+        self._save(state)
+        if d.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def _sparsity(self, state: dict[str, Any], regularizer: SPRRegularizer | None) -> float:
+        """Fraction of the units' channels removed (after pruning) or, while training with SPR,
+        whose group has ``||W_j||_inf < 1e-3 M`` (near zero)."""
+        if not self.cfg.spr.enabled:
+            return 0.0
+        units = self._units()
+        now = total_channels(self.model)
+        if state["pruned"]:
+            return 1.0 - now / state["channels_before"]
+        if regularizer is None:
+            return 0.0
+        from proxcompress.training.pruning import group_tensors
+
+        small = 0
+        for u in units:
+            flat = torch.cat(group_tensors(self.model, u, regularizer.with_norm), dim=1)
+            small += int((flat.abs().amax(1) < 1e-3 * regularizer.M[u.name]).sum())
+        return small / max(now, 1)
+
+    def _units(self) -> list[Any]:
+        units = self.model.units()
+        wanted = self.cfg.spr.units
+        if wanted is None:
+            return units
+        names = {u.name for u in units}
+        for w in wanted:
+            if w not in names:
+                raise InvalidInputError("spr.units", f"{w!r} is not a unit; accepted: "
+                                        f"{', '.join(sorted(names))}")
+        return [u for u in units if u.name in wanted]
+
+    def _regularizer(self, state: dict[str, Any]) -> SPRRegularizer | None:
+        if not self.cfg.spr.enabled or state["M"] is None:
+            return None
+        s = self.cfg.spr
+        return SPRRegularizer(self._units(), state["M"], s.lam, s.alpha, s.with_norm)
+
+    def _after_pretrain(self, state: dict[str, Any]) -> None:
+        s = self.cfg.spr
+        state["M"] = compute_M(self.model, self._units(), s.M_rule, s.M_scale)
+        state["pretrain_accuracy"] = evaluate(self.model, self.test_data,
+                                              self.cfg.eval_batch_size, self.dist.device)[0]
+        if self.dist.main:
+            self.log(f"pretrained reference: test accuracy {state['pretrain_accuracy']:.2f}%, "
+                     f"M = {state['M']}")
+        # restart from a fresh init (the paper's code), seeded
+        self.model = self._model_for("train").to(self.dist.device)
+        self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
+        self._save(state)
+
+    def _prune(self, state: dict[str, Any]) -> None:
+        s = self.cfg.spr
+        units = self._units()
+        search = self.train_data.subset(s.search_samples, self.cfg.seed + 7)
+        state["channels_before"] = total_channels(self.model)
+        state["parameters_before"] = sum(p.numel() for p in self.model.parameters())
+        state["before_pruning"] = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
+                                           self.dist.device)[0]
+        result = threshold_search(
+            self.model, units,
+            lambda m: evaluate(m, search, self.cfg.eval_batch_size, self.dist.device)[0],
+            tolerance=s.tolerance, weight_range=(0.0, s.weight_range), with_norm=s.with_norm)
+        pruned = {}
+        for u in units:
+            keep = [i for i, k in enumerate(result.keep[u.name]) if k]
+            pruned[u.name] = prune_channels(self.model, u, keep)
+        state["pruned"] = pruned
+        state["threshold"] = {"weight_threshold": result.weight_threshold,
+                              "fraction_threshold": result.fraction_threshold,
+                              "search_base_accuracy": result.base_accuracy,
+                              "search_accuracy": result.accuracy}
+        state["after_pruning"] = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
+                                          self.dist.device)[0]
+        if self.dist.main:
+            self.log(f"pruned {state['channels_before'] - total_channels(self.model)} of "
+                     f"{state['channels_before']} channels; test accuracy "
+                     f"{state['before_pruning']:.2f}% -> {state['after_pruning']:.2f}%")
+        self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
+        self._save(state)
+
+    # ------------------------------------------------------------------------------ finish
+    def _finish(self, state: dict[str, Any]) -> dict[str, Any]:
+        d = self.dist
+        checksum = float(sum(p.detach().double().sum() for p in self.model.parameters()))
+        sums = [checksum]
+        if d.world > 1:
+            import torch.distributed as dist
+
+            gathered = [None] * d.world
+            dist.all_gather_object(gathered, checksum)
+            sums = [float(v) for v in gathered]  # type: ignore[arg-type]
+        if not d.main:
+            return {}
+        test_acc, _ = evaluate(self.model, self.test_data, self.cfg.eval_batch_size, d.device)
+        train_metrics = [json.loads(line) for line in
+                         (self.out / "metrics.jsonl").read_text().splitlines() if line.strip()] \
+            if (self.out / "metrics.jsonl").exists() else []
+        shape = (self.cfg.data.in_channels, self.cfg.data.image_size, self.cfg.data.image_size)
+        self.model.cpu()
+        summary_model = model_summary(self.model, shape)
+        quantized = bool(quantized_modules(self.model))
+        summary: dict[str, Any] = {
+            "test_accuracy": test_acc,
+            "epochs": state["global_epoch"],
+            "parameters": summary_model.parameters,
+            "binary_parameters": summary_model.binary_parameters,
+            "model_bytes": summary_model.model_bytes,
+            "seconds": state["seconds"],
+            "train_samples": len(self.train_data),
+            "test_samples": len(self.test_data),
+            "world_size": d.world,
+            "replicas_in_sync": all(v == sums[0] for v in sums),
+            "float_macs": summary_model.float_macs,
+            "binary_weight_macs": summary_model.binary_weight_macs,
+            "binary_macs": summary_model.binary_macs,
+            "data": self.cfg.data.name,
+            "model": self.cfg.model.name,
+            "quantizer": self.cfg.quant.weights,
+            "activations": self.cfg.quant.activations,
+        }
+        if quantized:
+            summary["test_accuracy_soft"] = test_acc
+            with hard_quantization(self.model):
+                summary["test_accuracy"] = evaluate(self.model, self.test_data,
+                                                    self.cfg.eval_batch_size)[0]
+            summary["mu"] = self.optimizer.mu
+            summary["test_accuracy_note"] = ("deployed model: every quantized layer at "
+                                             "lim_{mu->oo} F; test_accuracy_soft at the final mu")
+        if train_metrics:
+            summary["train_accuracy"] = train_metrics[-1]["train_accuracy"]
+        if self.cfg.spr.enabled:
+            reference = self._model_for("train")
+            summary["spr"] = {
+                "pretrain_accuracy": state["pretrain_accuracy"],
+                "accuracy_before_pruning": state["before_pruning"],
+                "accuracy_after_pruning": state.get("after_pruning"),
+                "channels_before": state.get("channels_before"),
+                "channels_after": total_channels(self.model),
+                "pruned_fraction": 1 - total_channels(self.model) / state["channels_before"]
+                if state.get("channels_before") else 0.0,
+                "parameters_before": state.get("parameters_before"),
+                "parameters_after": summary_model.parameters,
+                "kept": {k: len(v) for k, v in state["pruned"].items()},
+                "threshold": state["threshold"],
+                "M": state["M"],
+                "inference_ms_unpruned": inference_ms(reference, shape),
+                "inference_ms_pruned": inference_ms(self.model, shape),
+                "inference_batch": 256,
+            }
+        summary["versions"] = _versions()
+        write_json_atomic(self.out / "summary.json", summary)
+        if train_metrics:
+            try:
+                plot_metrics(train_metrics, self.out / "curves.png")
+            except Exception as exc:  # plotting must never fail a finished run
+                self.log(f"plotting failed: {exc}")
+        return summary
+
+
+def threading_ok() -> bool:
+    """Signal handlers can only be installed from the main thread."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def plot_metrics(records: list[dict[str, Any]], path: Path) -> None:
+    """Loss, accuracy and ``mu`` / sparsity curves per epoch as one PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in records]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(epochs, [r["loss"] for r in records], "o-", label="train loss")
+    if "test_loss" in records[0]:
+        axes[0].plot(epochs, [r.get("test_loss") for r in records], "s-", label="test loss")
+    axes[0].set_xlabel("epoch")
+    axes[0].legend()
+    axes[1].plot(epochs, [r["train_accuracy"] for r in records], "o-", label="train")
+    axes[1].plot(epochs, [r.get("test_accuracy") for r in records], "s-", label="test")
+    if "test_accuracy_hard" in records[0]:
+        axes[1].plot(epochs, [r.get("test_accuracy_hard") for r in records], "^-",
+                     label="test (hard)")
+    axes[1].set_ylabel("accuracy (%)")
+    axes[1].set_xlabel("epoch")
+    axes[1].legend()
+    axes[2].plot(epochs, [r["mu"] for r in records], "o-", label="mu")
+    axes[2].set_xlabel("epoch")
+    ax2 = axes[2].twinx()
+    ax2.plot(epochs, [r.get("sparsity", 0.0) for r in records], "r^-", label="sparsity")
+    axes[2].legend(loc="upper left")
+    ax2.legend(loc="lower right")
+    fig.tight_layout()
+
+    from proxcompress.atomic import write_atomic
+
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, resume: bool = False,
+          **kwargs: Any) -> dict[str, Any]:
+    """Run (or resume) a training run; returns the summary (empty on ranks > 0)."""
+    return Trainer(cfg, out_dir, resume=resume, **kwargs).run()
+
+
+def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str]) -> TrainConfig:
+    """The run's own ``config.yaml`` with ``overrides``; only ``epochs``, ``progress``,
+    ``threads`` and ``checkpoint_every`` may change on resume.
+
+    Raises:
+        FileNotFoundError: no ``config.yaml`` in ``out_dir``.
+        InvalidInputError: an override of another key.
+    """
+    from proxcompress.training.config import apply_overrides
+
+    raw = read_yaml(Path(out_dir) / "config.yaml")
+    allowed = {"epochs", "progress", "threads", "checkpoint_every", "spr.finetune_epochs"}
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key not in allowed:
+            raise InvalidInputError(key, f"cannot change on --resume; allowed: "
+                                    f"{', '.join(sorted(allowed))}")
+    return config_from_dict(apply_overrides(raw, overrides))
+
+
+__all__ = ["EXIT_INTERRUPTED", "Interrupted", "Trainer", "config_for_resume", "evaluate",
+           "inference_ms", "plot_metrics", "train"]
