@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU checks and benchmarks of proxcompress.kernels in one call (about 3-5 minutes on an H100).
+# GPU checks and benchmarks of proxcompress.kernels in one call (about 40 s on an H200 once the
+# machine is up).
 #
 #   bash benchmarks/gpu.sh OUTDIR
 #

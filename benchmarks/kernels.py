@@ -19,6 +19,8 @@ batched binary GEMV (batch 1..16, 8192 x 8192) against cuBLAS fp16, and shift / 
 cuBLAS fp32. Timed with CUDA events after warm-up; GEMV time is per launch from a replayed CUDA
 graph of many launches over rotating weight copies (more bytes than L2 holds), so neither
 Python launch overhead nor L2 residency flatters either side; plain-loop times are reported too.
+Two GEMV floors are measured the same way: an empty kernel (the launch cost in a graph) and a
+kernel that only reads the packed weights (what moving those bytes in one launch costs).
 """
 
 from __future__ import annotations
@@ -258,9 +260,9 @@ def _mma_peak(cp: Any, gpu: Any, sms: int) -> dict[str, Any]:
 
 def _gemm(cp: Any, gpu: Any, peak: dict[str, Any], size: int) -> dict[str, Any]:
     import torch
-    from proxcompress.kernels import launch
 
     from proxcompress import kernels as K
+    from proxcompress.kernels import launch
 
     m = n = k = size
     rng = cp.random.RandomState(0)
@@ -341,10 +343,15 @@ def _torch_graph_ms_per_call(torch: Any, launches: list[Timer], replays: int = 2
 
 
 def _gemv_batch(
-    cp: Any, gpu: Any, weights: list[Any], half: list[Any], batch: int, copy_gbps: float
+    cp: Any,
+    gpu: Any,
+    weights: list[Any],
+    half: list[Any],
+    batch: int,
+    copy_gbps: float,
+    read_floor_ms: float,
 ) -> dict[str, Any]:
     import torch
-    from proxcompress.kernels import launch
 
     from proxcompress import kernels as K
 
@@ -355,27 +362,17 @@ def _gemv_batch(
     outs = [cp.empty((batch, n), cp.int32) for _ in range(copies)]
     order = [j % copies for j in range(4 * copies)]
 
-    def launches(tiles: int) -> list[Timer]:
-        return [
-            (
-                lambda i=i: gpu.binary_matmul(
-                    acts[i], weights[i], k, algo="gemv", out=outs[i], gemv_tiles=tiles
-                )
-            )
-            for i in order
-        ]
-
+    calls = [
+        (lambda i=i: gpu.binary_matmul(acts[i], weights[i], k, algo="gemv", out=outs[i]))
+        for i in order
+    ]
     twin = K.binary_matmul(cp.asnumpy(acts[0]), cp.asnumpy(weights[0][:256]), k, backend="numpy")
     got = gpu.binary_matmul(acts[0], weights[0], k, algo="gemv")
-    variants = {f"nt{t}": _graph_ms_per_call(cp, launches(t)) for t in launch.GEMV_TILE_CHOICES}
-    default = launches(launch.GEMV_NTILES)
     entry: dict[str, Any] = {
         "corner_equals_numpy_twin": bool(np.array_equal(cp.asnumpy(got[:, :256]), twin)),
-        "default_gemv_tiles": launch.GEMV_NTILES,
-        "binary_graph_ms_by_gemv_tiles": variants,
-        "binary_graph_ms": variants[f"nt{launch.GEMV_NTILES}"],
+        "binary_graph_ms": _graph_ms_per_call(cp, calls),
         "binary_loop_ms": round(
-            _events_ms(cp, lambda: [f() for f in default], reps=5) / len(default), 5
+            _events_ms(cp, lambda: [f() for f in calls], reps=5) / len(calls), 5
         ),
     }
     xs = [torch.randn(batch, k, device="cuda", dtype=torch.float16) for _ in range(len(half))]
@@ -390,14 +387,49 @@ def _gemv_batch(
     entry["speedup_vs_cublas_fp16_loop"] = round(
         entry["cublas_fp16_loop_ms"] / entry["binary_loop_ms"], 3
     )
-    moved = n * k // 8 + 2 * batch * k // 8 + 4 * batch * n
+    moved = n * k // 8 + batch * k // 8 + 4 * batch * n  # weights, activations, int32 out
     entry["binary_fraction_of_copy_bw"] = round(
         moved / entry["binary_graph_ms"] / 1e6 / copy_gbps, 3
     )
+    entry["binary_fraction_of_read_floor"] = round(read_floor_ms / entry["binary_graph_ms"], 3)
     entry["cublas_fraction_of_copy_bw"] = round(
         2 * n * k / entry["cublas_fp16_graph_ms"] / 1e6 / copy_gbps, 3
     )
     return entry
+
+
+_READ_SRC = r"""
+template <int U>
+__device__ void read_once(const uint4* __restrict__ x, unsigned* __restrict__ out) {
+  const size_t i0 = (size_t)blockIdx.x * blockDim.x * U + threadIdx.x;
+  uint4 v[U];
+#pragma unroll
+  for (int u = 0; u < U; ++u) v[u] = __ldcs(x + i0 + (size_t)u * blockDim.x);
+  unsigned acc = 0;
+#pragma unroll
+  for (int u = 0; u < U; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  if (acc == 0x9e3779b9u) out[0] = acc;  // keeps the loads; practically never stores
+}
+extern "C" __global__ void read_u2(const uint4* x, unsigned* out) { read_once<2>(x, out); }
+extern "C" __global__ void read_u4(const uint4* x, unsigned* out) { read_once<4>(x, out); }
+extern "C" __global__ void read_u8(const uint4* x, unsigned* out) { read_once<8>(x, out); }
+"""
+
+
+def _read_floor(cp: Any, weights: list[Any]) -> dict[str, float]:
+    """Per-launch time (CUDA graph, rotating copies) of a kernel that only reads one weight
+    matrix with 16-byte loads, 2, 4 or 8 per thread, the whole matrix in one wave: what reading
+    these bytes in one launch costs on this device, with no arithmetic."""
+    module = cp.RawModule(code=_READ_SRC)
+    sink = cp.empty(1, cp.uint32)
+    vectors = weights[0].nbytes // 16
+    out = {}
+    for u in (2, 4, 8):
+        fn = module.get_function(f"read_u{u}")
+        grid = (vectors // (256 * u),)
+        calls = [(lambda w=w, f=fn, g=grid: f(g, (256,), (w, sink))) for w in weights * 4]
+        out[f"u{u}"] = _graph_ms_per_call(cp, calls)
+    return out
 
 
 def _gemv(cp: Any, gpu: Any, copy_gbps: float, size: int, batches: list[int]) -> dict[str, Any]:
@@ -414,12 +446,18 @@ def _gemv(cp: Any, gpu: Any, copy_gbps: float, size: int, batches: list[int]) ->
     noop = cp.RawKernel('extern "C" __global__ void noop(int* p) {}', "noop")
     sink = cp.empty(1, cp.int32)
     empty = [(lambda: noop((256,), (256,), (sink,))) for _ in range(4 * copies)]
+    floors = _read_floor(cp, weights)
+    floor = min(floors.values())
     return {
         "shapes": {"N": n, "K": k},
         "empty_kernel_graph_ms": _graph_ms_per_call(cp, empty),
+        "read_weights_graph_ms": floors,
+        "read_weights_gbytes_per_s": round(n * k / 8 / floor / 1e6, 1),
         "weight_copies": copies,
         "fp16_weight_copies": len(half),
-        "batches": {str(b): _gemv_batch(cp, gpu, weights, half, b, copy_gbps) for b in batches},
+        "batches": {
+            str(b): _gemv_batch(cp, gpu, weights, half, b, copy_gbps, floor) for b in batches
+        },
         "target_speedup_vs_fp16_at_least": 8.0,
     }
 
@@ -452,6 +490,7 @@ def _float_kernels(cp: Any, size: int) -> dict[str, Any]:
 
 def bench_gpu(size: int, gemv_batches: list[int], float_size: int) -> dict[str, Any]:
     import cupy as cp
+
     from proxcompress.kernels import gpu
 
     result: dict[str, Any] = {"benchmark": "kernels-gpu", "device": _gpu_device(cp)}

@@ -42,7 +42,9 @@ def compute_capability() -> int:
 
 
 def _pad_words(x: Any, words: int) -> Any:
-    if x.shape[1] == words:
+    """Rows of ``words`` words (zero padding), 16-byte aligned (the tensor-core kernels load rows
+    in 16-byte pieces)."""
+    if x.shape[1] == words and x.data.ptr % 16 == 0:
         return x
     out = cp.zeros((x.shape[0], words), cp.uint64)
     out[:, : x.shape[1]] = x
@@ -55,21 +57,21 @@ def binary_matmul(
     k: int,
     algo: str = "auto",
     out: Any = None,
-    gemv_tiles: int = launch.GEMV_NTILES,
 ) -> Any:
-    """``k - 2 popcount(a xor b)`` on the GPU; ``algo``, ``gemv_tiles`` as in
-    :func:`.launch.binary_plan`.
+    """``k - 2 popcount(a xor b)`` on the GPU; ``algo`` as in :func:`.launch.binary_plan`.
 
     ``out`` (int32, (M, N), C-contiguous) may be given to avoid an allocation; the ``gemv`` and
-    ``tc_xor`` paths with 64-byte-aligned rows then allocate nothing (CUDA-graph capturable).
+    ``tc_xor`` paths with rows a multiple of 64 bytes (and 16-byte-aligned data) then allocate
+    nothing (CUDA-graph capturable).
     """
     m, n = a.shape[0], b.shape[0]
     if out is None:
         out = cp.empty((m, n), cp.int32)
     if m == 0 or n == 0:
         return out
-    plan = launch.binary_plan(m, n, a.shape[1], compute_capability(), algo, gemv_tiles)
-    a, b = _pad_words(a, plan.words), _pad_words(b, plan.words)
+    plan = launch.binary_plan(m, n, a.shape[1], compute_capability(), algo)
+    if plan.algo != "simt":
+        a, b = _pad_words(a, plan.words), _pad_words(b, plan.words)
     dims = (np.int32(m), np.int32(n), np.int32(plan.words), np.int32(k))
     if plan.algo == "tc_and":
         pa, pb = cp.empty(m, cp.int32), cp.empty(n, cp.int32)

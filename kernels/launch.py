@@ -20,6 +20,7 @@ TC_STAGES = 3
 TC_THREADS = 128
 GEMV_WARPS = 8
 GEMV_MAX_M = 16
+GEMV_NTILES = 2
 SIMT_TILE = 64
 SIMT_KWORDS = 8
 SIMT_THREADS = 256
@@ -30,9 +31,6 @@ FG_TILE = 64
 FG_KSTEP = 16
 FG_THREADS = 256
 FG_PAD = 4
-
-GEMV_TILE_CHOICES = (1, 2, 4)  # n8 tiles per GEMV block: kernels binary_gemv_tc_nt{1,2,4}
-GEMV_NTILES = 2  # the default: fastest of the three at batch 1..16 on an H200 (docs/benchmarks.md)
 
 TC_WORD_MULTIPLE = TC_KBYTES // 8  # tensor-core kernels read rows in 64-byte chunks
 TC_MIN_CC = 80  # cp.async + mma.m16n8k256 .and.popc
@@ -97,21 +95,17 @@ def choose_binary_algo(m: int, cc: int, algo: str = "auto") -> str:
     return algo
 
 
-def binary_plan(
-    m: int, n: int, words: int, cc: int, algo: str = "auto", gemv_tiles: int = GEMV_NTILES
-) -> BinaryPlan:
+def binary_plan(m: int, n: int, words: int, cc: int, algo: str = "auto") -> BinaryPlan:
     """Plan ``binary_matmul`` of (m x words) by (n x words) packed rows on a GPU of compute
-    capability ``cc`` (e.g. 90); ``gemv_tiles`` n8 tiles per block on the ``gemv`` path."""
+    capability ``cc`` (e.g. 90)."""
     algo = choose_binary_algo(m, cc, algo)
-    if gemv_tiles not in GEMV_TILE_CHOICES:
-        raise InvalidInputError("gemv_tiles", f"= {gemv_tiles} is not one of {GEMV_TILE_CHOICES}")
     if algo == "simt":
         grid = (cdiv(n, SIMT_TILE), cdiv(m, SIMT_TILE), 1)
         return BinaryPlan(algo, words, (Launch("binary_gemm_simt", grid, (SIMT_THREADS, 1, 1)),))
     w = padded_words(words)
     if algo == "gemv":
-        grid = (cdiv(n, 8 * gemv_tiles), 1, 1)
-        spec = Launch(f"binary_gemv_tc_nt{gemv_tiles}", grid, (GEMV_WARPS * 32, 1, 1))
+        grid = (cdiv(n, 8 * GEMV_NTILES), 1, 1)
+        spec = Launch("binary_gemv_tc", grid, (GEMV_WARPS * 32, 1, 1))
         return BinaryPlan(algo, w, (spec,))
     gemm = Launch(
         f"binary_gemm_{algo}",

@@ -9,10 +9,10 @@
 //   binary_gemm_tc_xor  the same tiling with .xor.popc: C = k - 2 popc(a ^ b). Native on
 //                       sm_80-sm_89; on sm_90 ptxas turns each xor mma into a call to a routine
 //                       with two AND.POPC BMMAs. Kept to measure that (benchmarks, algo="tc_xor").
-//   binary_gemv_*_ntN   M <= 16 (batched GEMV): A is the m16 operand; activations and weights
-//                       stream through a shared-memory ring (bulk copies on sm_90, cp.async on
-//                       sm_80); K split over 8 warps; .and.popc, the weight row popcounts from
-//                       the mma itself (all-ones A rows).
+//   binary_gemv_tc      M <= 16 (batched GEMV): A is the m16 operand, weights stream through
+//                       once with 16-byte loads straight into mma fragments; K split over 8
+//                       warps; .and.popc, the weight row popcounts from the mma itself (all-ones
+//                       A rows) below M = 16.
 //   binary_gemm_simt    CUDA-core __popcll GEMM, 64x64 tiles (any GPU; the fallback).
 //   row_popcount        pa / pb for the .and path: one warp per row.
 //   binary_mma_peak_*   throughput probe (benchmarks only): chains of independent mma on
@@ -32,11 +32,9 @@ typedef unsigned int u32;
 #define TC_STAGES 3        // cp.async pipeline depth
 #define TC_THREADS 128     // 4 warps, 2 x 2, each a 64 x 64 warp tile
 
-#define GEMV_WARPS 8          // warps per block; warp w takes the 64-byte chunk w of each stage
+#define GEMV_WARPS 8       // warps per block splitting K
 #define GEMV_MAX_M 16
-#define GEMV_STAGE_BYTES 512  // bytes of a row per stage (GEMV_WARPS chunks of 64 bytes)
-#define GEMV_ROW_BYTES 528    // padded shared-memory row: stride 16 mod 128, conflict-free ldmatrix
-#define GEMV_STAGES 4         // stages in flight per block (K = 8192 needs 2)
+#define GEMV_NTILES 2      // n8 tiles (8 weight rows each) per block
 
 #define SIMT_TILE 64
 #define SIMT_KWORDS 8
@@ -87,72 +85,6 @@ __device__ __forceinline__ void ldmatrix_x4(u32 addr, u32& r0, u32& r1, u32& r2,
 #else
   r0 = r1 = r2 = r3 = 0u;
   __trap();
-#endif
-}
-
-// Bulk copies (the copy engine) completing on an mbarrier: sm_90. Below that these trap and the
-// host launches only the cp.async loader.
-#if __CUDA_ARCH__ >= 900
-#define PC_BULK_ARCH 1
-#else
-#define PC_BULK_ARCH 0
-#endif
-
-__device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
-#if PC_BULK_ARCH
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-#else
-  __trap();
-#endif
-}
-
-__device__ __forceinline__ void mbar_fence_init() {
-#if PC_BULK_ARCH
-  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-#endif
-}
-
-__device__ __forceinline__ void mbar_arrive_expect_tx(u32 bar, u32 bytes) {
-#if PC_BULK_ARCH
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
-               : "memory");
-#else
-  __trap();
-#endif
-}
-
-__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
-#if PC_BULK_ARCH
-  asm volatile(
-      "{\n"
-      ".reg .pred p;\n"
-      "WAIT:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-      "@!p bra WAIT;\n"
-      "}\n" ::"r"(bar),
-      "r"(parity)
-      : "memory");
-#else
-  __trap();
-#endif
-}
-
-__device__ __forceinline__ void bulk_copy(u32 dst, const void* src, u32 bytes, u32 bar) {
-#if PC_BULK_ARCH
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::
-          "r"(dst),
-      "l"(src), "r"(bytes), "r"(bar)
-      : "memory");
-#else
-  __trap();
-#endif
-}
-
-// Orders this thread's earlier generic-proxy shared-memory accesses before later bulk copies.
-__device__ __forceinline__ void fence_proxy_async() {
-#if PC_BULK_ARCH
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
 }
 
@@ -297,163 +229,124 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS)
   binary_gemm_tc<true>(A, B, M, N, W, k, nullptr, nullptr, C);
 }
 
-// Batched GEMV, M <= 16 (needs sm_80; the bulk-copy loader needs sm_90). Block: NT n8 tiles
-// (8 NT weight rows) x all of K. K goes through shared memory in stages of GEMV_STAGE_BYTES of
-// each row, GEMV_STAGES deep (K = 8192 is two stages, all requested at the start): a stage holds
-// the 16 activation rows, then the 8 NT weight rows, each padded to GEMV_ROW_BYTES so that the
-// 8 rows of an ldmatrix lie in 8 distinct 16-byte bank groups. Two loaders fill a stage:
-//   BULK  (sm_90) one cp.async.bulk per row (the copy engine), completing on an mbarrier;
-//   async (sm_80) 16-byte cp.async per thread, each warp instruction one contiguous 512 bytes.
-// Warp w multiplies the 64-byte chunk w of every stage: A fragments by ldmatrix (one x4 covers
-// both k256 steps when M <= 8), one ldmatrix.x4 and two mma.m16n8k256.and.popc per n8 tile.
-// The identity C = k - 2 (pa + pb) + 4 popc(a & b) needs the row popcounts; the weights' pb comes
-// out of the mma itself: A rows M..15 are all ones (never copied), so product row 15 is popc(b).
-// At M = 16 there is no spare row and a second mma per step multiplies by an all-ones A.
-// Each warp folds its partial popcounts into 4 c - 2 pa - 2 pb, so the cross-warp reduction
-// (through the ring's shared memory) is a plain sum: C = k + sum over warps.
-template <int NT, bool BULK>
-__device__ __forceinline__ void binary_gemv_tc(const u64* __restrict__ A,
-                                               const u64* __restrict__ B, int M, int N, int W,
-                                               int k, int* __restrict__ C) {
-  constexpr int ROWS = GEMV_MAX_M + 8 * NT;
-  constexpr u32 SLOT = ROWS * GEMV_ROW_BYTES;
-  constexpr int PIECES = GEMV_STAGE_BYTES / 16;  // 16-byte pieces of a row per stage
-  constexpr int THREADS = GEMV_WARPS * 32;
-  extern __shared__ __align__(128) unsigned char smem[];
-  __shared__ __align__(8) u64 bars[GEMV_STAGES];
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int n0 = blockIdx.x * 8 * NT, nrows = min(8 * NT, N - n0);
-  const int row_bytes = W * 8;
-  const int nst = (row_bytes + GEMV_STAGE_BYTES - 1) / GEMV_STAGE_BYTES;
-  const int slots = min(nst, GEMV_STAGES);
-  const u32 sbase = smem_u32(smem), bar0 = smem_u32(bars);
-  const unsigned char* Ab = (const unsigned char*)A;
-  const unsigned char* Bb = (const unsigned char*)B + (size_t)n0 * row_bytes;
+// Batched GEMV, M <= 16 (needs sm_80 for .and.popc and the L2::256B load). Block: GEMV_NTILES n8
+// tiles (8 NT weight rows) x all of K; the 8 warps split K in 64-byte chunks, warp w taking the
+// adjacent chunks 2w and 2w + 1 of each pass (a full 128-byte line of each of its rows), both
+// chunks' loads issued before either is used (K = 8192 is one pass: everything in flight at
+// once). Thread (g, t) loads 16 bytes (words 4t..4t+3 of a chunk) of weight row g of each tile --
+// by ld.global.nc.L1::no_allocate.L2::256B, so each L2 miss fetches 256 bytes -- and of
+// activation rows g and g + 8. A chunk's 512 bits feed two mma k256 steps with a fixed
+// permutation of K -- the same for A and B, so the popcount sums are unchanged:
+//   step 0: a = {A_g.x, A_g8.x, A_g.y, A_g8.y}, b = {B.x, B.y};  step 1: .z/.w likewise.
+// C = k - 2 (pa[m] + pb[n]) + 4 popc(a & b). Activation rows M..15 are taken as all ones, so for
+// M < 16 product row 15 is popc(b) = pb and the weights need no popcount; at M = 16 pb is summed
+// from the registers already loaded. Each warp folds its share into 4 c - 2 pa - 2 pb, and the
+// warps' shares are summed through shared memory: C = k + sum.
+struct GemvChunk {
+  uint4 b[GEMV_NTILES], x0, x1;
+};
 
-  // A rows M..15 of every slot: all ones (rows 8..15 come from registers when M <= 8)
-  const int fill_rows = M > 8 ? GEMV_MAX_M - M : 0;
-  for (int i = tid; i < slots * fill_rows * PIECES; i += THREADS) {
-    const int slot = i / (fill_rows * PIECES), rest = i % (fill_rows * PIECES);
-    *(uint4*)(smem + slot * SLOT + (M + rest / PIECES) * GEMV_ROW_BYTES + (rest % PIECES) * 16) =
-        make_uint4(~0u, ~0u, ~0u, ~0u);
+__device__ __forceinline__ uint4 gemv_weight(const uint4* p) {
+  uint4 v;
+#if PC_TC_ARCH
+  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+#else
+  v = make_uint4(0u, 0u, 0u, 0u);
+  __trap();
+#endif
+  return v;
+}
+
+__device__ __forceinline__ void gemv_load(GemvChunk& v, const uint4* const* bp, const bool* bok,
+                                          const uint4* a0p, const uint4* a1p, bool a0ok,
+                                          bool a1ok, size_t q) {
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u), ones = make_uint4(~0u, ~0u, ~0u, ~0u);
+#pragma unroll
+  for (int t = 0; t < GEMV_NTILES; ++t) v.b[t] = bok[t] ? gemv_weight(bp[t] + q) : zero;
+  v.x0 = a0ok ? __ldg(a0p + q) : ones;
+  v.x1 = a1ok ? __ldg(a1p + q) : ones;
+}
+
+__device__ __forceinline__ void gemv_use(const GemvChunk& v, int (*c)[4], int* pb, int& pa0,
+                                         int& pa1, bool popc_b) {
+  pa0 += __popc(v.x0.x) + __popc(v.x0.y) + __popc(v.x0.z) + __popc(v.x0.w);
+  pa1 += __popc(v.x1.x) + __popc(v.x1.y) + __popc(v.x1.z) + __popc(v.x1.w);
+  const u32 s0[4] = {v.x0.x, v.x1.x, v.x0.y, v.x1.y};
+  const u32 s1[4] = {v.x0.z, v.x1.z, v.x0.w, v.x1.w};
+#pragma unroll
+  for (int t = 0; t < GEMV_NTILES; ++t) {
+    if (popc_b)
+      pb[t] += __popc(v.b[t].x) + __popc(v.b[t].y) + __popc(v.b[t].z) + __popc(v.b[t].w);
+    bmma<false>(c[t], s0, v.b[t].x, v.b[t].y);
+    bmma<false>(c[t], s1, v.b[t].z, v.b[t].w);
   }
+}
 
-  auto issue = [&](int s) {  // stage s into slot s % GEMV_STAGES
-    const u32 dst = sbase + (s % GEMV_STAGES) * SLOT;
-    const int cb = min(GEMV_STAGE_BYTES, row_bytes - s * GEMV_STAGE_BYTES);
-    const size_t off = (size_t)s * GEMV_STAGE_BYTES;
-    if (BULK) {
-      const u32 bar = bar0 + 8 * (s % GEMV_STAGES);
-      if (tid == 0) mbar_arrive_expect_tx(bar, (u32)((M + nrows) * cb));
-      const bool a = tid < M, b = tid >= GEMV_MAX_M && tid < GEMV_MAX_M + nrows;
-      if (a || b) {
-        const unsigned char* src = a ? Ab + (size_t)tid * row_bytes
-                                     : Bb + (size_t)(tid - GEMV_MAX_M) * row_bytes;
-        bulk_copy(dst + tid * GEMV_ROW_BYTES, src + off, cb, bar);
-      }
-    } else {
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
+    binary_gemv_tc(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
+                   int k, int* __restrict__ C) {
+  constexpr int NT = GEMV_NTILES;
+  constexpr int RS = 8 * NT + 8;  // ints per row of a warp's shares (32 bytes of padding)
+  __shared__ __align__(16) int red[GEMV_WARPS * GEMV_MAX_M * RS];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int n0 = blockIdx.x * (8 * NT), nrows = min(8 * NT, N - n0);
+  const size_t rowq = (size_t)W / 2;  // uint4 per row
+  const int nchunks = W / 8;
+  const bool popc_b = M == GEMV_MAX_M;  // no spare all-ones row: count the weights' bits
+  const uint4* a0p = A + (size_t)min(g, M - 1) * rowq + t4;
+  const uint4* a1p = A + (size_t)min(g + 8, M - 1) * rowq + t4;
+  const bool a0ok = g < M, a1ok = g + 8 < M;
+  const uint4* bp[NT];
+  bool bok[NT];
 #pragma unroll
-      for (int j = 0; j < ROWS * PIECES / THREADS; ++j) {
-        const int i = tid + j * THREADS, r = i / PIECES, p = (i % PIECES) * 16;
-        const bool ok = p < cb && (r < GEMV_MAX_M ? r < M : r - GEMV_MAX_M < nrows);
-        const unsigned char* src = r < GEMV_MAX_M ? Ab + (size_t)min(r, M - 1) * row_bytes
-                                                  : Bb + (size_t)min(r - GEMV_MAX_M, nrows - 1) * row_bytes;
-        if (ok) cp_async16(dst + r * GEMV_ROW_BYTES + p, src + off + p, 16);
-      }
-      cp_async_commit();
-    }
-  };
-
-  if (BULK) {
-    if (tid == 0) {
-#pragma unroll
-      for (int q = 0; q < GEMV_STAGES; ++q) mbar_init(bar0 + 8 * q, 1);
-      mbar_fence_init();
-    }
-    __syncthreads();  // barriers initialised, all-ones rows written
+  for (int t = 0; t < NT; ++t) {
+    bok[t] = 8 * t + g < nrows;
+    bp[t] = B + (size_t)(n0 + min(8 * t + g, nrows - 1)) * rowq + t4;
   }
+  int c[NT][4], pb[NT];
+  int pa0 = 0, pa1 = 0;
 #pragma unroll
-  for (int s = 0; s < GEMV_STAGES; ++s) {
-    if (s < nst) issue(s);
-    else if (!BULK) cp_async_commit();  // keep one group per stage
+  for (int t = 0; t < NT; ++t) c[t][0] = c[t][1] = c[t][2] = c[t][3] = pb[t] = 0;
+
+  for (int base = 0; base < nchunks; base += 2 * GEMV_WARPS) {
+    const int ch0 = base + 2 * warp, ch1 = ch0 + 1;
+    const bool first = ch0 < nchunks, second = ch1 < nchunks;
+    GemvChunk v0, v1;
+    if (first) gemv_load(v0, bp, bok, a0p, a1p, a0ok, a1ok, (size_t)ch0 * 4);
+    if (second) gemv_load(v1, bp, bok, a0p, a1p, a0ok, a1ok, (size_t)ch1 * 4);
+    if (first) gemv_use(v0, c, pb, pa0, pa1, popc_b);
+    if (second) gemv_use(v1, c, pb, pa0, pa1, popc_b);
   }
-
-  const int lr = lane & 7, lj = lane >> 3, g = lane >> 2, t4 = lane & 3;
-  const u32 ones[4] = {~0u, ~0u, ~0u, ~0u};
-  int c[NT][4], cq[NT][4], pa0 = 0, pa1 = 0;
-#pragma unroll
-  for (int t = 0; t < NT; ++t)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) c[t][e] = cq[t][e] = 0;
-
-  for (int s = 0; s < nst; ++s) {
-    const int q = s % GEMV_STAGES;
-    if (BULK) {
-      mbar_wait(bar0 + 8 * q, (s / GEMV_STAGES) & 1);
-    } else {
-      cp_async_wait<GEMV_STAGES - 1>();
-      __syncthreads();  // every thread's pieces of stage s have landed
-    }
-    if (warp * 64 < row_bytes - s * GEMV_STAGE_BYTES) {
-      const u32 base = sbase + q * SLOT + warp * 64;
-      u32 a[2][4];
-      if (M > 8) {  // matrices: rows 0-7 / 8-15 at byte 0, rows 0-7 / 8-15 at byte 16 (+32)
-        const u32 addr = base + (lr + ((lj & 1) << 3)) * GEMV_ROW_BYTES + ((lj >> 1) << 4);
-        ldmatrix_x4(addr, a[0][0], a[0][1], a[0][2], a[0][3]);
-        ldmatrix_x4(addr + 32, a[1][0], a[1][1], a[1][2], a[1][3]);
-      } else {  // rows 0-7 at bytes 0, 16, 32, 48; rows 8-15 all ones
-        ldmatrix_x4(base + lr * GEMV_ROW_BYTES + (lj << 4), a[0][0], a[0][2], a[1][0], a[1][2]);
-        a[0][1] = a[0][3] = a[1][1] = a[1][3] = ~0u;
-      }
-      pa0 += __popc(a[0][0]) + __popc(a[0][2]) + __popc(a[1][0]) + __popc(a[1][2]);
-      pa1 += __popc(a[0][1]) + __popc(a[0][3]) + __popc(a[1][1]) + __popc(a[1][3]);
-#pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        u32 b[4];
-        ldmatrix_x4(base + (GEMV_MAX_M + 8 * t + lr) * GEMV_ROW_BYTES + (lj << 4), b[0], b[1],
-                    b[2], b[3]);
-        bmma<false>(c[t], a[0], b[0], b[1]);
-        bmma<false>(c[t], a[1], b[2], b[3]);
-        if (M == GEMV_MAX_M) {
-          bmma<false>(cq[t], ones, b[0], b[1]);
-          bmma<false>(cq[t], ones, b[2], b[3]);
-        }
-      }
-    }
-    if (s + GEMV_STAGES < nst) {
-      __syncthreads();  // everyone is done with slot q
-      if (BULK) fence_proxy_async();
-      issue(s + GEMV_STAGES);
-    } else if (!BULK) {
-      cp_async_commit();
-    }
-  }
-
-  // this warp's share of 4 c - 2 pa - 2 pb; pa summed over the 4 threads of a group
+  // popcounts over the 4 threads of a group: pa of rows g, g + 8; pb of weight row g (M = 16)
 #pragma unroll
   for (int o = 1; o < 4; o <<= 1) {
     pa0 += __shfl_xor_sync(0xffffffffu, pa0, o);
     pa1 += __shfl_xor_sync(0xffffffffu, pa1, o);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) pb[t] += __shfl_xor_sync(0xffffffffu, pb[t], o);
   }
-  constexpr int RS = 8 * NT + 8;  // ints per row of a warp's partials (32 bytes of padding)
-  int* red = (int*)smem;          // [GEMV_WARPS][16][RS], over the ring (all stages consumed)
-  __syncthreads();
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
-    int pb[2];
+    int pbc[2];  // pb of this thread's columns 2 t4 + e: product row 15 (lanes g = 7), or counted
 #pragma unroll
-    for (int e = 0; e < 2; ++e)  // pb of columns 2 t4 + e: product row 15 (lanes g = 7) or cq
-      pb[e] = M < GEMV_MAX_M ? __shfl_sync(0xffffffffu, c[t][2 + e], 28 + t4) : cq[t][e];
+    for (int e = 0; e < 2; ++e) {
+      const int counted = __shfl_sync(0xffffffffu, pb[t], 4 * (2 * t4 + e));
+      const int row15 = __shfl_sync(0xffffffffu, c[t][2 + e], 28 + t4);
+      pbc[e] = popc_b ? counted : row15;
+    }
     int* p = red + (warp * GEMV_MAX_M + g) * RS + 8 * t + 2 * t4;
     if (g < M)
-      *(int2*)p = make_int2(4 * c[t][0] - 2 * (pa0 + pb[0]), 4 * c[t][1] - 2 * (pa0 + pb[1]));
+      *(int2*)p = make_int2(4 * c[t][0] - 2 * (pa0 + pbc[0]), 4 * c[t][1] - 2 * (pa0 + pbc[1]));
     if (g + 8 < M)
       *(int2*)(p + 8 * RS) =
-          make_int2(4 * c[t][2] - 2 * (pa1 + pb[0]), 4 * c[t][3] - 2 * (pa1 + pb[1]));
+          make_int2(4 * c[t][2] - 2 * (pa1 + pbc[0]), 4 * c[t][3] - 2 * (pa1 + pbc[1]));
   }
   __syncthreads();
-  // C = k + sum over warps; a thread sums 4 consecutive columns of one row
-  for (int i = tid; i < M * 2 * NT; i += THREADS) {
+  // C = k + the warps' shares; a thread sums 4 consecutive columns of one row
+  for (int i = threadIdx.x; i < M * 2 * NT; i += GEMV_WARPS * 32) {
     const int r = i / (2 * NT), col = 4 * (i % (2 * NT));
     int4 s = make_int4(k, k, k, k);
 #pragma unroll
@@ -472,19 +365,6 @@ __device__ __forceinline__ void binary_gemv_tc(const u64* __restrict__ A,
     if (left > 3) out[3] = s.w;
   }
 }
-
-#define PC_GEMV_KERNEL(NAME, NT, BULK)                                                         \
-  extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32)                                \
-      NAME(const u64* __restrict__ A, const u64* __restrict__ B, int M, int N, int W, int k,   \
-           int* __restrict__ C) {                                                              \
-    binary_gemv_tc<NT, BULK>(A, B, M, N, W, k, C);                                             \
-  }
-PC_GEMV_KERNEL(binary_gemv_async_nt2, 2, false)
-PC_GEMV_KERNEL(binary_gemv_async_nt4, 4, false)
-PC_GEMV_KERNEL(binary_gemv_async_nt8, 8, false)
-PC_GEMV_KERNEL(binary_gemv_bulk_nt2, 2, true)
-PC_GEMV_KERNEL(binary_gemv_bulk_nt4, 4, true)
-PC_GEMV_KERNEL(binary_gemv_bulk_nt8, 8, true)
 
 // CUDA-core fallback: 64 x 64 output tile per block, 16 x 16 threads with 4 x 4 outputs each
 // (rows ty + 16i, columns tx + 16j), K in shared-memory stages of 8 words.

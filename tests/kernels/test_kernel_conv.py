@@ -7,6 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from kernel_tolerances import EPS32, assert_within
+
+from proxcompress.errors import InvalidInputError
 from proxcompress.kernels import (
     binary_conv2d,
     conv_output_size,
@@ -15,8 +17,6 @@ from proxcompress.kernels import (
     shift_conv2d,
     shift_weights,
 )
-
-from proxcompress.errors import InvalidInputError
 
 # (N, C, H, W, O, kh, kw, stride, padding, dilation)
 CASES = [

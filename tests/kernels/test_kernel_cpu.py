@@ -7,6 +7,8 @@ import itertools
 import numpy as np
 import pytest
 from kernel_tolerances import EPS32, assert_within, euclid_bound, matmul_bound
+
+from proxcompress.errors import InvalidInputError
 from proxcompress.kernels import (
     binary_matmul,
     euclid_matmul,
@@ -15,8 +17,6 @@ from proxcompress.kernels import (
     shift_weights,
     unpack_signs,
 )
-
-from proxcompress.errors import InvalidInputError
 
 KS = (1, 63, 64, 65, 1000)
 MNS = (1, 7, 129)

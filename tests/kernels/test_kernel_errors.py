@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from proxcompress.kernels import binary_matmul, euclid_matmul, shift_matmul
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.kernels import binary_matmul, euclid_matmul, shift_matmul
 
 W2 = np.zeros((3, 2), np.uint64)
 X = np.zeros((2, 5), np.float32)

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from proxcompress.kernels import pack_shift, pack_signs, shift_weights, unpack_shift, unpack_signs
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.kernels import pack_shift, pack_signs, shift_weights, unpack_shift, unpack_signs
 
 SIGN_ARRAYS = hnp.arrays(
     np.int8,

@@ -49,13 +49,35 @@ def test_binary_all_algorithms_equal_twin(cp, gpu, m: int, n: int, k: int) -> No
     for algo in _algos(m, gpu.compute_capability()):
         got = gpu.binary_matmul(da, db, k, algo=algo)
         np.testing.assert_array_equal(cp.asnumpy(got), twin, err_msg=f"algo={algo}")
-    if m <= 16 and gpu.compute_capability() >= 80:
-        for tiles in (1, 2, 4):
-            got = gpu.binary_matmul(da, db, k, algo="gemv", gemv_tiles=tiles)
-            np.testing.assert_array_equal(cp.asnumpy(got), twin, err_msg=f"gemv_tiles={tiles}")
     public = K.binary_matmul(da, db, k)
     assert isinstance(public, cp.ndarray) and public.dtype == cp.int32
     np.testing.assert_array_equal(cp.asnumpy(public), twin)
+
+
+# the GEMV's row cases (M <= 8, 8 < M < 16: all-ones spare rows; M = 16: counted popcounts),
+# ragged blocks, several K passes (k = 16385, 20000), passes that leave warps without a chunk
+GEMV = [(8, 200, 8192), (9, 200, 20000), (15, 67, 4100), (16, 130, 16385), (2, 8, 511)]
+
+
+@pytest.mark.parametrize(("m", "n", "k"), GEMV)
+def test_gemv_cases_equal_twin(cp, gpu, m: int, n: int, k: int) -> None:  # type: ignore[no-untyped-def]
+    if gpu.compute_capability() < 80:
+        pytest.skip("the GEMV needs sm_80")
+    rng = np.random.default_rng([m, n, k, 2])
+    aw = K.pack_signs(rng.standard_normal((m, k)))
+    bw = K.pack_signs(rng.standard_normal((n, k)))
+    twin = K.binary_matmul(aw, bw, k, backend="numpy")
+    da, db = cp.asarray(aw), cp.asarray(bw)
+    out = cp.full((m, n), -(k + 1), cp.int32)  # poison: every result is >= -k
+    got = gpu.binary_matmul(da, db, k, algo="gemv", out=out)
+    assert got is out
+    np.testing.assert_array_equal(cp.asnumpy(got), twin)
+    # rows 8 bytes into an allocation: copied to 16-byte alignment, not misread
+    buf = cp.empty(db.size + 1, cp.uint64)
+    shifted = buf[1:].reshape(db.shape)
+    shifted[...] = db
+    assert shifted.data.ptr % 16 == 8
+    np.testing.assert_array_equal(cp.asnumpy(gpu.binary_matmul(da, shifted, k, algo="gemv")), twin)
 
 
 @pytest.mark.parametrize(("m", "n", "k"), GRID + LARGE)

@@ -9,9 +9,9 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from proxcompress.kernels import launch
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.kernels import launch
 
 CUDA = Path(str(resources.files("proxcompress.kernels").joinpath("cuda")))
 SOURCES = sorted(CUDA.glob("*.cu"))
@@ -59,9 +59,10 @@ def test_binary_plans_cover_the_output(m: int, n: int, words: int) -> None:
             continue
         assert plan.words % 8 == 0 and words <= plan.words < words + 8
         if m <= 16:
-            assert plan.algo == "gemv" and gemm.kernel == f"binary_gemv_tc_nt{launch.GEMV_NTILES}"
+            assert plan.algo == "gemv" and gemm.kernel == "binary_gemv_tc"
             rows = 8 * launch.GEMV_NTILES
             assert gemm.grid == (launch.cdiv(n, rows), 1, 1) and gemm.block == (256, 1, 1)
+            assert gemm.shared_mem == 0
         else:
             assert plan.algo == "tc_and" and gemm.kernel == "binary_gemm_tc_and"
             assert [s.kernel for s in plan.launches] == ["row_popcount"] * 2 + [gemm.kernel]
@@ -71,14 +72,15 @@ def test_binary_plans_cover_the_output(m: int, n: int, words: int) -> None:
             assert gemm.shared_mem == launch.tc_shared_bytes()
 
 
-def test_gemv_tile_variants() -> None:
-    for tiles in launch.GEMV_TILE_CHOICES:
-        (spec,) = launch.binary_plan(5, 100, 3, 90, "gemv", tiles).launches
-        assert spec.kernel == f"binary_gemv_tc_nt{tiles}"
-        assert spec.grid == (launch.cdiv(100, 8 * tiles), 1, 1)
-    with pytest.raises(InvalidInputError) as info:
-        launch.binary_plan(5, 100, 3, 90, "gemv", 3)
-    assert info.value.field == "gemv_tiles"
+def test_gemv_geometry() -> None:
+    # one pass of 2 adjacent 64-byte chunks per warp covers 1024 bytes of K: K = 8192 in one go
+    assert launch.GEMV_WARPS * 2 * 64 * 8 == 8192
+    # 8192 rows: 512 blocks of 256 threads, 4 resident per SM (launch bounds: <= 64 registers),
+    # so one wave on 132 SMs
+    (spec,) = launch.binary_plan(16, 8192, 128, 90).launches
+    assert spec.grid == (512, 1, 1) and 512 <= 132 * (8 // launch.GEMV_NTILES)
+    # the cross-warp shares: 8 warps x 16 rows x (8 NTILES + 8) ints of static shared memory
+    assert launch.GEMV_WARPS * 16 * (8 * launch.GEMV_NTILES + 8) * 4 <= launch.DEFAULT_SMEM_LIMIT
 
 
 def test_binary_algo_choice_errors() -> None:
@@ -114,3 +116,4 @@ def test_cuda_sources_compile(source: Path, arch: str, tmp_path: Path) -> None:
         assert "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc" in ptx
         assert "ldmatrix.sync.aligned.m8n8.x4.shared.b16" in ptx
         assert "cp.async.cg.shared.global" in ptx
+        assert "ld.global.nc.L1::no_allocate.L2::256B.v4.u32" in ptx
