@@ -79,13 +79,14 @@ class QuantConfig:
     """``quant``: ``weights`` is a catalogue pair name or ``none`` (full precision);
     ``activations`` a pair for the inputs of binary layers or ``null``. [U] choices:
     ``beta`` (SignSwish, 5), ``derivative_at`` (``null``: the method's own point),
-    ``scale`` (``channel``: mean |w| per output channel), ``latent_clip`` (1.0)."""
+    ``scale`` (``channel``: mean |w| per output channel, treated as a constant in the backward
+    pass; ``channel-grad``: with its gradient; ``none``), ``latent_clip`` (1.0)."""
 
     weights: str = field(default="none", metadata=_check(lambda v: v in ("none", *QUANTIZERS),
                                                          f"none, {', '.join(QUANTIZERS)}"))
     activations: str | None = field(default=None, metadata=_check(
         lambda v: v is None or v in QUANTIZERS, f"null, {', '.join(QUANTIZERS)}"))
-    scale: Literal["none", "channel"] = "channel"
+    scale: Literal["none", "channel", "channel-grad"] = "channel"
     keep_first: bool = True
     keep_last: bool = True
     beta: float = field(default=5.0, metadata=_check(_positive, "> 0"))

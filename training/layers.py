@@ -12,7 +12,10 @@ as their ``weight`` parameter (what the optimizer updates) and compute with
 where ``F`` is a catalogue quantizer (:mod:`.quantizers`) and ``mu`` the annealing parameter,
 a buffer set by :class:`~proxcompress.training.optim.ProxConnectOptimizer`. Inputs (activations)
 are optionally quantized by a second pair, ``x -> F_a(x; mu)``. The per-channel scale is
-XNOR-Net's (Rastegari et al., ECCV 2016), with its gradient flowing through ``alpha``.
+XNOR-Net's ``mean |w|`` (Rastegari et al., ECCV 2016): ``scale="channel"`` (default) treats it
+as a constant in the backward pass, as Bi-Real Net does (Liu et al., ECCV 2018; cheaper: no
+gradient through ``alpha``), ``"channel-grad"`` lets the gradient flow through it (XNOR-Net),
+``"none"`` drops it.
 ``hard`` mode (deployment) uses ``lim_{mu -> oo} F``.
 
 Courbariaux et al., BinaryConnect, NeurIPS 2015; Hubara et al., BNN, NeurIPS 2016.
@@ -29,7 +32,7 @@ from torch import Tensor, nn
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.quantizers import TorchQuantizer, get_quantizer
 
-Scale = Literal["none", "channel"]
+Scale = Literal["none", "channel", "channel-grad"]
 
 
 class QuantizedMixin:
@@ -52,8 +55,9 @@ class QuantizedMixin:
             weight_quantizer = get_quantizer(weight_quantizer)
         if isinstance(input_quantizer, str):
             input_quantizer = get_quantizer(input_quantizer)
-        if scale not in ("none", "channel"):
-            raise InvalidInputError("scale", f"= {scale!r}; accepted: 'none', 'channel'")
+        if scale not in ("none", "channel", "channel-grad"):
+            raise InvalidInputError(
+                "scale", f"= {scale!r}; accepted: 'none', 'channel', 'channel-grad'")
         self.weight_quantizer = weight_quantizer
         self.input_quantizer = input_quantizer
         self.scale = scale
@@ -68,15 +72,23 @@ class QuantizedMixin:
         self.register_buffer(  # type: ignore[attr-defined]
             "fan_in", torch.tensor(float(w[0].numel()), dtype=torch.float64))
 
+    def channel_scale(self) -> Tensor:
+        """``alpha_j = (sum_i |w_ji| + scale_extra_j) / fan_in``, shaped to broadcast."""
+        w = self.weight
+        total = torch.linalg.vector_norm(w.reshape(w.shape[0], -1), ord=1, dim=1)
+        alpha = (total + self.scale_extra) / float(self.fan_in)
+        return alpha.reshape(-1, *([1] * (w.dim() - 1)))
+
     def quantized_weight(self) -> Tensor:
         """``alpha * F(w; mu)`` (``lim F`` in hard mode)."""
         w = self.weight
-        q = self.weight_quantizer(w, float(self.mu), hard=self.hard)
-        if self.scale == "channel":
-            total = w.abs().sum(dim=tuple(range(1, w.dim()))) + self.scale_extra
-            alpha = (total / float(self.fan_in)).reshape(-1, *([1] * (w.dim() - 1)))
-            q = q * alpha
-        return q
+        if self.scale == "none":
+            return self.weight_quantizer(w, float(self.mu), hard=self.hard)
+        alpha = self.channel_scale()
+        if self.scale == "channel":  # detached scale (Bi-Real Net), applied inside the op
+            return self.weight_quantizer(w, float(self.mu), hard=self.hard,
+                                         scale=alpha.detach())
+        return self.weight_quantizer(w, float(self.mu), hard=self.hard) * alpha
 
     def quantized_input(self, x: Tensor) -> Tensor:
         """``F_a(x; mu)`` or ``x`` when activations stay full precision."""

@@ -27,7 +27,9 @@ class QuantRecipe:
         activations: catalogue pair for the inputs of binary layers, ``None`` to keep them full
             precision. The inputs of every binary layer are quantized, except those of the
             model's first layer (the image), which never are.
-        scale: per-output-channel scale ``mean |w|`` (``"channel"``, default) or ``"none"``.
+        scale: per-output-channel scale ``mean |w|``: ``"channel"`` (default; constant in the
+            backward pass, Bi-Real Net), ``"channel-grad"`` (with its gradient, XNOR-Net) or
+            ``"none"``.
         keep_first: keep the first linear/conv layer (in module order) full precision.
         keep_last: keep the last one full precision.
         skip: names of further modules to keep full precision.
@@ -240,7 +242,7 @@ def model_summary(model: nn.Module, input_shape: tuple[int, ...]) -> ModelSummar
             quant_weights.add(id(m.weight))
             binary += m.weight.numel()
             bits += m.weight.numel() * _bits_for(m.weight_quantizer.levels)
-            if m.scale == "channel":
+            if m.scale != "none":
                 bits += 32 * m.weight.shape[0]
     for p in model.parameters():
         if id(p) not in quant_weights:

@@ -147,6 +147,8 @@ class TorchQuantizer:
             or ``"latent"`` (at ``w``, as BNN / BNN+ do). [U] pluggable via :func:`get_quantizer`.
         annealed: whether a map depends on ``mu``.
         parameters: fixed numeric parameters (``beta``, ``bits``).
+        fused: optional ``(x, mu) -> (F(x; mu), B'(pi(x)))`` computing both in one cache-blocked
+            pass (same values as the separate maps; used by the autograd op for speed).
     """
 
     name: str
@@ -159,16 +161,23 @@ class TorchQuantizer:
     derivative_at: DerivativePoint
     annealed: bool
     parameters: dict[str, float] = field(default_factory=dict)
+    fused: Callable[[Tensor, float], tuple[Tensor, Tensor]] | None = None
 
-    def __call__(self, x: Tensor, mu: float | Tensor = 0.0, hard: bool = False) -> Tensor:
-        """``F(x; mu)`` with the surrogate gradient ``B'(pi(x))``; ``hard`` uses :attr:`limit`
-        (no gradient surrogate needed: deployment only)."""
+    def __call__(self, x: Tensor, mu: float | Tensor = 0.0, hard: bool = False,
+                 scale: Tensor | None = None) -> Tensor:
+        """``scale * F(x; mu)`` with the surrogate gradient ``scale * B'(pi(x))``.
+
+        ``scale`` (optional, broadcastable to ``x``) is a constant factor, e.g. a detached
+        per-channel scale, applied inside the op (no extra autograd node); ``hard`` uses
+        :attr:`limit` (deployment; no gradient surrogate)."""
         if hard:
-            return self.limit(x)
+            out = self.limit(x)
+            return out if scale is None else out * scale
         mu_f = float(mu)
         if not torch.is_grad_enabled() or not x.requires_grad:
-            return self.forward(x, mu_f)
-        return _QuantizeFunction.apply(x, mu_f, self)
+            out = self.forward(x, mu_f)
+            return out if scale is None else out * scale
+        return _QuantizeFunction.apply(x, mu_f, self, scale)
 
     def derivative_point(self, x: Tensor, mu: float) -> Tensor:
         """``pi(x)``: ``P^mu(x)`` or ``x`` according to :attr:`derivative_at`."""
@@ -176,27 +185,92 @@ class TorchQuantizer:
 
 
 class _QuantizeFunction(torch.autograd.Function):
-    """Forward ``F(x; mu)``; backward ``grad * B'(pi(x))`` (saved in the forward pass)."""
+    """Forward ``scale * F(x; mu)``; backward ``grad * scale * B'(pi(x))`` (the slope is saved
+    in the forward pass)."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, mu: float, quantizer: TorchQuantizer) -> Tensor:
-        out = quantizer.forward(x, mu)
-        if quantizer.backward is _identity:
-            ctx.save_for_backward()
-            ctx.identity = True
-        else:
+    def forward(ctx: Any, x: Tensor, mu: float, quantizer: TorchQuantizer,
+                scale: Tensor | None) -> Tensor:
+        ctx.scale = scale
+        if quantizer.fused is not None:
+            out, slope = quantizer.fused(x, mu)
             ctx.identity = False
-            ctx.save_for_backward(
-                quantizer.backward_derivative(quantizer.derivative_point(x, mu), mu)
-            )
+            ctx.save_for_backward(slope)
+        else:
+            out = quantizer.forward(x, mu)
+            ctx.identity = quantizer.backward is _identity
+            if ctx.identity:
+                ctx.save_for_backward()
+            else:
+                ctx.save_for_backward(
+                    quantizer.backward_derivative(quantizer.derivative_point(x, mu), mu))
+        if scale is not None:
+            out = out.mul_(scale) if out is not x else out * scale
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+        scale = ctx.scale
         if ctx.identity:
-            return grad, None, None
+            return (grad if scale is None else grad * scale), None, None, None
         (slope,) = ctx.saved_tensors
-        return grad * slope, None, None
+        g = grad * slope
+        if scale is not None:
+            g.mul_(scale)
+        return g, None, None, None
+
+
+# -------------------------------------------------------------------- fused SignSwish passes
+_CHUNK = 1 << 16  # elements per block: every pass of a block stays in the L2 cache
+
+
+def _blocked(x: Tensor, body: Callable[[Tensor, Tensor, Tensor], None]
+             ) -> tuple[Tensor, Tensor]:
+    """Run ``body(x_block, out_block, slope_block)`` block by block over flat views."""
+    xc = x.detach().contiguous()
+    out = torch.empty_like(xc)
+    slope = torch.empty_like(xc)
+    xf, of, sf = xc.view(-1), out.view(-1), slope.view(-1)
+    for i in range(0, xf.numel(), _CHUNK):
+        body(xf[i:i + _CHUNK], of[i:i + _CHUNK], sf[i:i + _CHUNK])
+    return out, slope
+
+
+def _signswish_into(u: Tensor, out: Tensor | None, slope: Tensor, beta: float) -> None:
+    """From ``u = beta x``: ``slope = SS_beta'(x) = 2 beta q (2 + u - 2 u s)`` and (if ``out``
+    is given) ``out = SS_beta(x) = 2 s - 1 + 2 u q``, with ``s = sigma(u)``, ``q = s (1 - s)``."""
+    s = torch.sigmoid(u)
+    torch.addcmul(s, s, s, value=-1.0, out=slope)  # q
+    if out is not None:
+        torch.mul(s, 2.0, out=out).sub_(1.0).addcmul_(u, slope, value=2.0)
+    t = torch.addcmul(u + 2.0, u, s, value=-2.0)
+    slope.mul_(t).mul_(2.0 * beta)
+
+
+def _fused_bnn_plus_plus(beta: float) -> Callable[[Tensor, float], tuple[Tensor, Tensor]]:
+    """``(SS_beta(P^mu(x)), SS_beta'(P^mu(x)))`` with ``P^mu`` the dist^2 prox onto {-1, 1}."""
+
+    def fused(x: Tensor, mu: float) -> tuple[Tensor, Tensor]:
+        def body(xb: Tensor, ob: Tensor, sb: Tensor) -> None:
+            u = torch.sign(xb).mul_(mu).add_(xb).mul_(beta / (1.0 + mu))  # beta P(x)
+            _signswish_into(u, ob, sb, beta)
+
+        return _blocked(x, body)
+
+    return fused
+
+
+def _fused_bnn_plus(beta: float) -> Callable[[Tensor, float], tuple[Tensor, Tensor]]:
+    """``(sign(x), SS_beta'(x))`` (BNN+, ``B'`` at the latent)."""
+
+    def fused(x: Tensor, mu: float) -> tuple[Tensor, Tensor]:
+        def body(xb: Tensor, ob: Tensor, sb: Tensor) -> None:
+            torch.sign(xb, out=ob)
+            _signswish_into(torch.mul(xb, beta), None, sb, beta)
+
+        return _blocked(x, body)
+
+    return fused
 
 
 # ------------------------------------------------------------------------------ factories
@@ -237,6 +311,7 @@ def bnn_plus(beta: float = DEFAULT_BETA) -> TorchQuantizer:
         "latent",
         False,
         {"beta": float(beta)},
+        _fused_bnn_plus(float(beta)),
     )
 
 
@@ -280,6 +355,7 @@ def bnn_plus_plus(beta: float = DEFAULT_BETA) -> TorchQuantizer:
         "prox",
         True,
         {"beta": float(beta)},
+        _fused_bnn_plus_plus(float(beta)),
     )
 
 
@@ -379,7 +455,8 @@ def get_quantizer(
             raise InvalidInputError(
                 "derivative_at", f"= {derivative_at!r}; accepted: 'prox', 'latent'"
             )
-        quantizer = replace(quantizer, derivative_at=derivative_at)
+        if derivative_at != quantizer.derivative_at:
+            quantizer = replace(quantizer, derivative_at=derivative_at, fused=None)
     return quantizer
 
 

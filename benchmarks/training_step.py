@@ -1,0 +1,139 @@
+"""One training step with binary layers vs the same step in full precision.
+
+A step is forward + cross-entropy + backward + optimizer step (+ the ProxConnect wrapper's
+``mu`` update and latent clipping for the binary model), on one batch, for the models of the
+results tables: the MLP and the CNN. The full-precision baseline is the same architecture with
+``nn.Linear`` / ``nn.Conv2d`` (torch's BLAS / oneDNN kernels), measured in the same process,
+interleaved, with the same thread count. Reports the median of ``--repeats`` timed steps after
+``--warmup`` untimed ones, and the ratio binary / full precision (target: at most 1.5).
+
+    python benchmarks/training_step.py [--threads 1] [--batch 128] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as functional
+
+from proxcompress.training.models import build_model
+from proxcompress.training.optim import ProxConnectOptimizer
+from proxcompress.training.quantize import QuantRecipe, model_summary, quantize_model
+
+CASES: dict[str, dict[str, Any]] = {
+    "mlp": {"name": "mlp", "hidden": (512, 512)},
+    "mlp-1024": {"name": "mlp", "hidden": (1024, 1024)},
+    "cnn": {"name": "vgg", "width": 16, "stages": (1, 1, 1)},
+}
+
+
+def _step_fn(case: dict[str, Any], recipe: QuantRecipe | None, batch: int, seed: int) -> Any:
+    kwargs = {k: v for k, v in case.items() if k != "name"}
+    model = build_model(case["name"], seed=seed, **kwargs)
+    if recipe is not None:
+        quantize_model(model, recipe)
+    inner = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt: Any = ProxConnectOptimizer(inner, model) if recipe is not None else inner
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn((batch, 1, 28, 28), generator=g)
+    y = torch.randint(0, 10, (batch,), generator=g)
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        loss = functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - t0
+
+    return model, step
+
+
+def measure(case_name: str, weights: str, activations: str | None, batch: int, warmup: int,
+            repeats: int) -> dict[str, Any]:
+    case = CASES[case_name]
+    recipe = QuantRecipe(weights, activations, keep_first=case["name"] != "mlp",
+                         beta=2.0 if weights == "bnn++" else 5.0)
+    fp_model, fp_step = _step_fn(case, None, batch, 0)
+    bin_model, bin_step = _step_fn(case, recipe, batch, 0)
+    for _ in range(warmup):
+        fp_step()
+        bin_step()
+    fp_times, bin_times = [], []
+    for _ in range(repeats):  # interleaved: both see the same machine load
+        fp_times.append(fp_step())
+        bin_times.append(bin_step())
+    fp = statistics.median(fp_times)
+    binary = statistics.median(bin_times)
+    summary = model_summary(bin_model, (1, 28, 28))
+    return {
+        "case": case_name,
+        "model": case,
+        "weights": weights,
+        "activations": activations,
+        "batch": batch,
+        "parameters": summary.parameters,
+        "binary_parameters": summary.binary_parameters,
+        "fp_step_ms": 1000 * fp,
+        "binary_step_ms": 1000 * binary,
+        "ratio": binary / fp,
+        "fp_step_ms_iqr": [1000 * q for q in statistics.quantiles(fp_times, n=4)[::2]],
+        "binary_step_ms_iqr": [1000 * q for q in statistics.quantiles(bin_times, n=4)[::2]],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--cases", default="mlp,mlp-1024,cnn")
+    parser.add_argument("--methods", default="binaryconnect,bnn+,proxconnect,bnn++")
+    parser.add_argument("--activations", default="none,bnn",
+                        help="activation pairs to combine with each method (none: fp)")
+    parser.add_argument("--json", metavar="OUT.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = []
+    for case in args.cases.split(","):
+        for method in args.methods.split(","):
+            for act in args.activations.split(","):
+                row = measure(case, method, None if act == "none" else act, args.batch,
+                              args.warmup, args.repeats)
+                rows.append(row)
+                print(f"{case:<9} {method:<14} a={act:<5} fp {row['fp_step_ms']:7.2f} ms  "
+                      f"binary {row['binary_step_ms']:7.2f} ms  ratio {row['ratio']:.2f}",
+                      flush=True)
+    result = {
+        "benchmark": "training_step",
+        "device": f"cpu ({platform.processor() or platform.machine()}), "
+                  f"{args.threads} torch thread(s)",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "batch": args.batch,
+        "input_shape": [1, 28, 28],
+        "baseline": "same architecture in full precision (nn.Linear/nn.Conv2d), Adam, "
+                    "interleaved in the same process",
+        "target_ratio": 1.5,
+        "max_ratio": max(r["ratio"] for r in rows),
+        "rows": rows,
+    }
+    if args.json:
+        from proxcompress.atomic import write_json_atomic
+
+        write_json_atomic(args.json, result)
+    print(json.dumps({"max_ratio": result["max_ratio"], "target_ratio": 1.5}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
