@@ -80,7 +80,7 @@ def test_compute_M_rules() -> None:
     with torch.no_grad():
         model.bn0.weight.fill_(9.0)
     assert compute_M(model, [unit], "blockwise")[unit.name] == pytest.approx(9.0)
-    w = float(model.fc0.weight.abs().max())
+    w = float(model.fc0.weight.detach().abs().max())
     assert compute_M(model, [unit], "layerwise", 2.0)[unit.name] == pytest.approx(2 * w)
     with pytest.raises(InvalidInputError, match="M_rule"):
         compute_M(model, [unit], "global")  # type: ignore[arg-type]
