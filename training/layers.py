@@ -38,12 +38,14 @@ Scale = Literal["none", "channel", "channel-grad"]
 class QuantizedMixin:
     """Shared state of the quantized layers: the weight / activation pairs, ``mu``, ``hard``."""
 
-    weight: nn.Parameter
+    weight: Any
     weight_quantizer: TorchQuantizer
     input_quantizer: TorchQuantizer | None
     scale: Scale
     hard: bool
     mu: Tensor
+    scale_extra: Tensor
+    fan_in: Tensor
 
     def _init_quant(
         self,
