@@ -234,3 +234,22 @@ def test_killed_process_resumes_to_the_same_weights(tmp_path: Path, signame: str
     assert main(["train", "--resume", str(cut)]) == 0
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "full")]) == 0
     _assert_same(tmp_path / "full", cut)
+
+
+# ------------------------------------------------------------- the issue's 1-epoch target
+@pytest.mark.slow
+def test_fmnist_mlp_bnnpp_one_epoch(tmp_path: Path) -> None:
+    """configs/fmnist-mlp-bnnpp.yaml with epochs=1: >= 80% test accuracy in < 2 minutes."""
+    from proxcompress.training.config import load_config
+    from proxcompress.training.data import DEFAULT_ROOT
+
+    if not (DEFAULT_ROOT / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root / "configs" / "fmnist-mlp-bnnpp.yaml", ["epochs=1", "progress=false"])
+    summary = train(cfg, tmp_path / "run")
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert on_disk["epochs"] == 1 and on_disk["train_samples"] == 60000
+    assert on_disk["test_accuracy"] >= 80.0
+    assert on_disk["seconds"] < 120.0
+    assert summary["binary_parameters"] > 0.99 * (784 * 1024 + 1024 * 1024)
