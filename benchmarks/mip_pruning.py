@@ -100,9 +100,13 @@ def run_instance(
         for r in optimal
     )
     roots = {kind: root_gap(problem, kind, best) for kind in ("bigm", "perspective")}
+    shifted = (best - root_bound(problem)) / abs(best)
     for record in records:
         record.update(
-            agree=agree, root_gap_bigm=roots["bigm"], root_gap_perspective=roots["perspective"]
+            agree=agree,
+            root_gap_bigm=roots["bigm"],
+            root_gap_perspective=roots["perspective"],
+            root_gap_bnb_shifted=shifted,
         )
         print(json.dumps({k: v for k, v in record.items() if k != "support"}), flush=True)
     return records
@@ -140,6 +144,38 @@ def alpha_sweep(groups: int, regime: str, seeds: int, alphas: list[float]) -> li
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
+
+
+def bnb_alpha_sweep(
+    groups: int, seeds: int, alphas: list[float], time_limit: float
+) -> list[dict[str, Any]]:
+    """bnb alone at ``groups`` groups as alpha varies (small alpha = weak perspective)."""
+    rows = []
+    for regime, (rho, snr) in REGIMES.items():
+        for alpha in alphas:
+            for seed in range(seeds):
+                problem = random_instance(
+                    500, groups, 1, groups, seed, rho=rho, snr=snr, alpha=alpha
+                )
+                solution = solve(problem, "bnb", time_limit)
+                row = {
+                    "groups": groups,
+                    "regime": regime,
+                    "alpha": alpha,
+                    "seed": seed,
+                    "status": solution.status,
+                    "seconds": solution.seconds,
+                    "nodes": solution.nodes,
+                    "gap": solution.gap,
+                }
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    return rows
+
+
+def _median_percent(rows: list[dict[str, Any]], key: str) -> str:
+    values = [r[key] for r in rows if key in r]
+    return f"{statistics.median(values):.2%}" if values else "-"
 
 
 def render(result: dict[str, Any]) -> str:
@@ -182,7 +218,7 @@ def render(result: dict[str, Any]) -> str:
             f"| {regime} | {groups} | " + " | ".join(cells) + f" | {speedup} | "
             f"{statistics.median(r['root_gap_bigm'] for r in rows):.2%} | "
             f"{statistics.median(r['root_gap_perspective'] for r in rows):.2%} | "
-            f"{statistics.median(r['root_gap_bnb_shifted'] for r in rows):.2%} | "
+            f"{_median_percent(rows, 'root_gap_bnb_shifted')} | "
             f"{'yes' if all(r['agree'] for r in rows) else 'NO'} |"
         )
     lines += [
@@ -203,6 +239,25 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_bnb_alpha(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of the bnb-alone alpha sweep (medians over seeds)."""
+    lines = [
+        "| regime | groups | alpha | bnb median seconds | median nodes | optimal / runs "
+        "| worst gap |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted({(r["regime"], r["groups"], r["alpha"]) for r in rows}):
+        mine = [r for r in rows if (r["regime"], r["groups"], r["alpha"]) == key]
+        solved = sum(r["status"] == "optimal" for r in mine)
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | "
+            f"{statistics.median(r['seconds'] for r in mine):.3g} | "
+            f"{statistics.median(r['nodes'] for r in mine):g} | {solved} / {len(mine)} | "
+            f"{max(r['gap'] for r in mine):.1e} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small grid (a smoke run)")
@@ -211,10 +266,36 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--out", default=None)
     parser.add_argument("--render", default=None, metavar="FILE.json")
+    parser.add_argument(
+        "--only-bnb-alpha", action="store_true", help="run only the bnb alpha sweep (100 groups)"
+    )
     args = parser.parse_args()
     if args.render:
         with open(args.render, encoding="utf-8") as handle:
-            print(render(json.load(handle)))
+            saved = json.load(handle)
+        if "runs" in saved:
+            print(render(saved))
+        if "bnb_alpha_sweep" in saved:
+            print("\n" + render_bnb_alpha(saved["bnb_alpha_sweep"]))
+        return
+    if args.only_bnb_alpha:
+        rows = bnb_alpha_sweep(
+            50 if args.quick else 100, args.seeds, [0.05, 0.2, 0.8], args.time_limit
+        )
+        text = json.dumps(
+            {
+                "benchmark": "mip_pruning-bnb-alpha",
+                "machine": _machine(),
+                "time_limit": args.time_limit,
+                "bnb_alpha_sweep": rows,
+            },
+            indent=1,
+        )
+        if args.out:
+            from proxcompress.atomic import write_text_atomic
+
+            write_text_atomic(args.out, text + "\n")
+        print(text)
         return
     sizes = [10, 30] if args.quick else [10, 30, 50, 100, 200]
     seeds = 1 if args.quick else args.seeds
@@ -236,6 +317,9 @@ def main() -> None:
     result["alpha_sweep"] = [
         row for regime in REGIMES for row in alpha_sweep(30, regime, seeds, [0.05, 0.2, 0.5, 0.8])
     ]
+    result["bnb_alpha_sweep"] = bnb_alpha_sweep(
+        50 if args.quick else 100, seeds, [0.05, 0.2, 0.8], args.time_limit
+    )
     result["wall_seconds"] = time.time() - started
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     text = json.dumps(result, indent=1)
