@@ -20,7 +20,8 @@ demo: install
 lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy proxcompress formulations/__init__.py formulations/problem.py \
-		formulations/solution.py formulations/restricted.py
+		formulations/solution.py formulations/restricted.py formulations/bnb.py \
+		formulations/cli.py proofs/__init__.py kernels/__init__.py kernels/ops.py
 
 test: install-dev lint
 	$(PYTHON) -m pytest -q

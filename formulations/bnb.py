@@ -63,7 +63,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
-from proxcompress.formulations.solution import Solution, polish, relative_gap
+from proxcompress.formulations.solution import Solution, Status, polish, relative_gap
 
 FREE, IN, OUT = 0, 1, 2
 
@@ -682,6 +682,6 @@ def solve_bnb(
             child = _Node(child_bound, node.depth + 1, child_status, child_W)
             heapq.heappush(heap, (child_bound, -child.depth, next(counter), child))
     lower = min([best_value, *(entry[0] for entry in heap)])
-    status = "optimal" if relative_gap(best_value, lower) <= gap_tol else "time_limit"
+    outcome: Status = "optimal" if relative_gap(best_value, lower) <= gap_tol else "time_limit"
     z = np.isin(np.arange(p.n_groups), best_support).astype(float)
-    return polish(p, "bnb", z, lower, status, start, nodes, solver)
+    return polish(p, "bnb", z, lower, outcome, start, nodes, solver)

@@ -7,7 +7,7 @@ function says otherwise, so they cost nothing on the GPU.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def array_module(a: Any) -> Any:
     return np
 
 
-def resolve_backend(backend: str, **arrays: Any) -> str:
+def resolve_backend(backend: str, **arrays: Any) -> Backend:
     """Pick the backend: ``auto`` means cupy for CuPy arrays, else numba.
 
     Arrays must all live on one device; no implicit host/device copies are made.
@@ -49,7 +49,7 @@ def resolve_backend(backend: str, **arrays: Any) -> str:
         raise InvalidInputError("backend", "'cupy' needs CuPy arrays (move them with cupy.asarray)")
     if backend != "cupy" and gpu:
         raise InvalidInputError("backend", f"{backend!r} needs NumPy arrays, got CuPy arrays")
-    return backend
+    return cast(Backend, backend)
 
 
 def check_array(
