@@ -340,7 +340,7 @@ def test_shift_networks_learn_a_small_task(method: str) -> None:
         (loss if reg is None else loss + reg).backward()
         opt.step()
         hooks.after_step(step + 1)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.mean(losses[-5:]) < 0.5 * losses[0]
     metrics = hooks.epoch_metrics()
     assert 0.0 <= metrics["frozen"] < 1.0  # codes moved during training
