@@ -11,6 +11,8 @@ Operations, each with backends ``numpy`` (reference twin), ``numba`` (CPU) and `
 * :func:`euclid_matmul` -- ``-sum_k (x[m,k] - w[n,k])**2``;
 * :func:`binary_conv2d`, :func:`shift_conv2d`, :func:`euclid_conv2d` -- the conv2d forms.
 
+:func:`load` (:mod:`.model`) runs a model exported by ``proxcompress.training.export`` on them.
+
 Importing this package loads neither numba nor cupy; each backend is imported on first use.
 See ``docs/kernels.md`` for the formats and the design of each backend.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from .conv import binary_conv2d, conv_output_size, euclid_conv2d, shift_conv2d
 from .formats import pack_shift, pack_signs, shift_weights, unpack_shift, unpack_signs
+from .model import ExportedModel, load
 from .ops import binary_matmul, euclid_matmul, shift_matmul
 
 __all__ = [
@@ -34,4 +37,6 @@ __all__ = [
     "shift_conv2d",
     "euclid_conv2d",
     "conv_output_size",
+    "load",
+    "ExportedModel",
 ]

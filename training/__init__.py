@@ -9,6 +9,11 @@
   magnitude selection of one layer's channels.
 * :mod:`.models`, :mod:`.data`, :mod:`.config`, :mod:`.checkpoint`, :mod:`.trainer`,
   :mod:`.cli` (``proxcompress train``, ``proxcompress select``).
+* :mod:`.shift` -- power-of-two layers: ``ShiftLinear`` (DeepShift-Q), ``DenseShiftLinear``,
+  ``S3Linear`` and their convs, the freezing metric; :mod:`.euclid` -- ``EuclidLinear``,
+  ``AdderLinear`` and convs with the homotopy; :mod:`.mulfree` -- ``mulfree_model(model,
+  MulFreeRecipe(...))``; :mod:`.exporter` -- ``export(model, path)`` for ``kernels.load``;
+  :mod:`.speech` -- the espeak-ng spoken-command task and ``SpeechResNet``.
 
 Names are resolved lazily: importing this package does not import torch. The wing never imports
 SymPy, Pyomo or CVXPY at import time (the MIP selection imports ``formulations`` when it runs).
@@ -52,6 +57,26 @@ _PUBLIC = {
     "evaluate": "trainer",
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
+    "ShiftLinear": "shift",
+    "ShiftConv2d": "shift",
+    "DenseShiftLinear": "shift",
+    "DenseShiftConv2d": "shift",
+    "S3Linear": "shift",
+    "S3Conv2d": "shift",
+    "FreezingTracker": "shift",
+    "EuclidLinear": "euclid",
+    "EuclidConv2d": "euclid",
+    "AdderLinear": "euclid",
+    "AdderConv2d": "euclid",
+    "HomotopySchedule": "euclid",
+    "set_theta": "euclid",
+    "MulFreeRecipe": "mulfree",
+    "MulFreeTraining": "mulfree",
+    "mulfree_model": "mulfree",
+    "export": "exporter",
+    "generate_speech": "speech",
+    "load_speech": "speech",
+    "SpeechResNet": "speech",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -1,0 +1,623 @@
+"""Run an exported model on the kernels: :func:`load` reads the folder that
+``proxcompress.training.export`` writes and returns a NumPy inference object.
+
+An export is a folder with two files, never unpickled:
+
+* ``model.safetensors``: the tensors (packed sign words, 4-bit shift codes, float weights);
+* ``model.json``: the manifest (written last, atomically: the commit point) with the format
+  name and version, the tensor file's SHA-256, and the graph: a list of nodes
+  ``{"name", "op", "inputs", "attrs", "tensors"}`` in execution order, fed by one input ``x``.
+
+Ops and how they run (``x`` float32, NCHW for images):
+
+=================== ======================================================================
+``linear``,         float32 ``x @ W.T + b`` (conv: im2col + matmul)
+``conv2d``
+``binary_*``        weights ``W = scale_o * s_ok``, ``s`` in {-1, +1}, stored as ``pack_signs``
+                    words. With binary inputs ``c * sign(x)`` (``attrs.input.kind ==
+                    "binary"``): :func:`~.ops.binary_matmul` / :func:`~.conv.binary_conv2d` give
+                    the exact int32 ``sign(x) . s``; inputs equal to 0 (``sign(0) = 0``, as in
+                    torch) are corrected exactly by subtracting the zero mask's product with
+                    ``s``; then times ``c * scale_o``. With float inputs: the signs are unpacked
+                    once at load (int8) and run on :func:`~.ops.shift_matmul` with exponent 0
+                    (adds and subtracts only), then times ``scale_o``.
+``shift_*``         weights ``scale_o * sign * 2**exponent`` (``scale`` optional), stored as
+                    4-bit codes (``pack_shift`` with ``emin``, ``zero``) or as int8 pairs when
+                    the exponents span more than the code holds; :func:`~.ops.shift_matmul` /
+                    :func:`~.conv.shift_conv2d` on the (optionally binarized) input.
+``euclid_*``        ``s * euclid_matmul(x, W)`` = ``-s ||x - w||^2`` (``method="direct"`` on
+                    numba, accurate when ``x`` is close to ``w``).
+``adder_*``         ``-||x - w||_1``: a NumPy reference in float64 (no optimized kernel yet).
+``batchnorm``       ``x * a + b`` with ``a = gamma / sqrt(var + eps)``, ``b = beta - mean a``.
+``relu``,           elementwise; ``maxpool2d``, ``avgpool2d`` (no padding),
+``hardtanh``        ``global_avgpool2d``, ``flatten``, ``add``, ``identity``.
+=================== ======================================================================
+
+Outputs equal the torch model in eval mode with hard (deployed) quantization: exactly for the
+integer accumulators, to float32 rounding (about ``K * 6e-8`` relative per layer) elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from proxcompress.errors import InvalidInputError
+
+from ._checks import Backend, words_for
+from .conv import binary_conv2d, conv_output_size, euclid_conv2d, im2col, shift_conv2d
+from .formats import pack_signs, unpack_shift, unpack_signs
+from .ops import binary_matmul, euclid_matmul, shift_matmul
+
+__all__ = ["FORMAT", "MANIFEST", "TENSORS", "VERSION", "ExportedModel", "load"]
+
+FORMAT = "proxcompress-export"
+VERSION = 1
+MANIFEST = "model.json"
+TENSORS = "model.safetensors"
+
+Fn = Callable[..., np.ndarray]
+
+
+# ---------------------------------------------------------------------------- validation
+class _Node:
+    """Typed access to one manifest node, every error naming ``node <name>.<field>``."""
+
+    def __init__(self, raw: Any, tensors: dict[str, np.ndarray], index: int) -> None:
+        if not isinstance(raw, dict):
+            raise InvalidInputError(f"nodes[{index}]", "must be a mapping")
+        self.raw = raw
+        self.name = self._str(raw.get("name"), "name", f"nodes[{index}]")
+        self.op = self._str(raw.get("op"), "op", self.where)
+        inputs = raw.get("inputs")
+        if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+            raise InvalidInputError(f"{self.where}.inputs", "must be a list of node names")
+        self.inputs: list[str] = inputs
+        attrs = raw.get("attrs", {})
+        names = raw.get("tensors", {})
+        if not isinstance(attrs, dict) or not isinstance(names, dict):
+            raise InvalidInputError(self.where, "attrs and tensors must be mappings")
+        self.attrs: dict[str, Any] = attrs
+        self.names: dict[str, Any] = names
+        self.all_tensors = tensors
+
+    @property
+    def where(self) -> str:
+        return f"node {getattr(self, 'name', '?')}"
+
+    @staticmethod
+    def _str(v: Any, field: str, where: str) -> str:
+        if not isinstance(v, str) or not v:
+            raise InvalidInputError(f"{where}.{field}", "must be a non-empty string")
+        return v
+
+    def attr(self, key: str, kind: type, default: Any = ...) -> Any:
+        if key not in self.attrs:
+            if default is ...:
+                raise InvalidInputError(f"{self.where}.attrs.{key}", "is missing")
+            return default
+        v = self.attrs[key]
+        ok = isinstance(v, kind) and not (kind in (int, float) and isinstance(v, bool))
+        if kind is float and isinstance(v, int) and not isinstance(v, bool):
+            v, ok = float(v), True
+        if not ok or (kind is float and not math.isfinite(v)):
+            raise InvalidInputError(f"{self.where}.attrs.{key}", f"= {v!r} must be "
+                                    f"{kind.__name__}")
+        return v
+
+    def pair(self, key: str, low: int) -> tuple[int, int]:
+        v = self.attr(key, list)
+        if len(v) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= low
+                                  for i in v):
+            raise InvalidInputError(f"{self.where}.attrs.{key}", f"= {v!r} must be two "
+                                    f"integers >= {low}")
+        return int(v[0]), int(v[1])
+
+    def optional_tensor(self, key: str, dtype: Any, shape: tuple[int, ...] | None = None,
+                        ndim: int | None = None) -> np.ndarray | None:
+        """The tensor named by ``tensors[key]``, ``None`` when the node names none."""
+        if self.names.get(key) is None:
+            return None
+        return self.tensor(key, dtype, shape, ndim)
+
+    def tensor(self, key: str, dtype: Any, shape: tuple[int, ...] | None = None,
+               ndim: int | None = None) -> np.ndarray:
+        """The tensor named by ``tensors[key]``, checked for dtype, shape and finiteness."""
+        name = self.names.get(key)
+        if name is None:
+            raise InvalidInputError(f"{self.where}.tensors.{key}", "is missing")
+        if not isinstance(name, str) or name not in self.all_tensors:
+            raise InvalidInputError(f"{self.where}.tensors.{key}",
+                                    f"{name!r} is not in the tensor file")
+        t = self.all_tensors[name]
+        if t.dtype != np.dtype(dtype):
+            raise InvalidInputError(f"{self.where}.tensors.{key}",
+                                    f"dtype {t.dtype}, expected {np.dtype(dtype)}")
+        if shape is not None and tuple(t.shape) != shape:
+            raise InvalidInputError(f"{self.where}.tensors.{key}",
+                                    f"shape {tuple(t.shape)}, expected {shape}")
+        if ndim is not None and t.ndim != ndim:
+            raise InvalidInputError(f"{self.where}.tensors.{key}",
+                                    f"shape {tuple(t.shape)} must have {ndim} dimensions")
+        if t.dtype.kind == "f" and not np.isfinite(t).all():
+            raise InvalidInputError(f"{self.where}.tensors.{key}", "holds NaN or inf")
+        return np.ascontiguousarray(t)
+
+    def input_scale(self) -> float | None:
+        """``c`` of a binarized input ``c * sign(x)``, ``None`` for float inputs."""
+        spec = self.attr("input", dict)
+        kind = spec.get("kind")
+        if kind == "float":
+            return None
+        if kind == "binary":
+            c = spec.get("scale")
+            if isinstance(c, bool) or not isinstance(c, int | float) or not math.isfinite(c) \
+                    or c <= 0:
+                raise InvalidInputError(f"{self.where}.attrs.input.scale", f"= {c!r} must be "
+                                        "a number > 0")
+            return float(c)
+        raise InvalidInputError(f"{self.where}.attrs.input.kind", f"= {kind!r}; accepted: "
+                                "'float', 'binary'")
+
+
+def _rank(x: np.ndarray, n: int, where: str) -> None:
+    if x.ndim != n:
+        raise InvalidInputError(where, f"expects a {n}-d input, got shape {x.shape}")
+
+
+def _binarize(x: np.ndarray, c: float | None) -> np.ndarray:
+    if c is None:
+        return x
+    return (np.sign(x) * np.float32(c)).astype(np.float32)
+
+
+def _per_channel(y: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return y * (v.reshape(1, -1, 1, 1) if y.ndim == 4 else v.reshape(1, -1))
+
+
+def _finish(y: np.ndarray, scale: np.ndarray | None, bias: np.ndarray | None) -> np.ndarray:
+    y = y.astype(np.float32, copy=False)
+    if scale is not None:
+        y = _per_channel(y, scale)
+    if bias is not None:
+        y = y + (bias.reshape(1, -1, 1, 1) if y.ndim == 4 else bias.reshape(1, -1))
+    return y.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class _Conv:
+    """Geometry of a conv node."""
+
+    in_channels: int
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+    @classmethod
+    def of(cls, node: _Node) -> _Conv:
+        return cls(node.attr("in_channels", int), node.pair("kernel_size", 1),
+                   node.pair("stride", 1), node.pair("padding", 0), node.pair("dilation", 1))
+
+    @property
+    def k(self) -> int:
+        return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+
+    def check(self, x: np.ndarray, where: str) -> None:
+        _rank(x, 4, where)
+        if x.shape[1] != self.in_channels:
+            raise InvalidInputError(where, f"expects {self.in_channels} input channels, got "
+                                    f"shape {x.shape}")
+
+    def cols(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
+        return im2col(x, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def to_nchw(self, y: np.ndarray, n: int, ho: int, wo: int) -> np.ndarray:
+        return np.ascontiguousarray(y.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2))
+
+
+def _check_features(x: np.ndarray, k: int, where: str) -> None:
+    _rank(x, 2, where)
+    if x.shape[1] != k:
+        raise InvalidInputError(where, f"expects {k} input features, got shape {x.shape}")
+
+
+# --------------------------------------------------------------------------------- ops
+def _float_layer(node: _Node, conv: bool, backend: Backend) -> Fn:
+    if conv:
+        g = _Conv.of(node)
+        w = node.tensor("weight", np.float32, ndim=4)
+        if w.shape[1:] != (g.in_channels, *g.kernel_size):
+            raise InvalidInputError(f"{node.where}.tensors.weight", f"shape {w.shape} does not "
+                                    f"match in_channels / kernel_size {g}")
+        wm = np.ascontiguousarray(w.reshape(w.shape[0], -1))
+        bias = node.optional_tensor("bias", np.float32, (w.shape[0],))
+
+        def run_conv(x: np.ndarray) -> np.ndarray:
+            g.check(x, node.where)
+            cols, ho, wo = g.cols(x)
+            return _finish(g.to_nchw(cols @ wm.T, x.shape[0], ho, wo), None, bias)
+
+        return run_conv
+    w = node.tensor("weight", np.float32, ndim=2)
+    bias = node.optional_tensor("bias", np.float32, (w.shape[0],))
+
+    def run(x: np.ndarray) -> np.ndarray:
+        _check_features(x, w.shape[1], node.where)
+        return _finish(x @ w.T, None, bias)
+
+    return run
+
+
+def _zero_correction(zeros: np.ndarray, signs_f32: np.ndarray) -> np.ndarray:
+    """``zeros @ signs.T`` as int32 (exact: integer sums below 2^24)."""
+    return (zeros.astype(np.float32) @ signs_f32.T).astype(np.int32)
+
+
+def _binary_layer(node: _Node, conv: bool, backend: Backend) -> Fn:
+    k = node.attr("k", int)
+    g = _Conv.of(node) if conv else None
+    if g is not None and g.k != k:
+        raise InvalidInputError(f"{node.where}.attrs.k", f"= {k} does not match in_channels "
+                                f"* kernel_size = {g.k}")
+    if k < 1:
+        raise InvalidInputError(f"{node.where}.attrs.k", f"= {k} must be >= 1")
+    words = node.tensor("words", np.uint64, ndim=2)
+    n_out = words.shape[0]
+    if words.shape[1] != words_for(k):
+        raise InvalidInputError(f"{node.where}.tensors.words", f"has {words.shape[1]} words "
+                                f"per row; k = {k} needs {words_for(k)}")
+    signs = unpack_signs(words, k)  # validates the padding bits
+    scale = node.tensor("scale", np.float32, (n_out,))
+    bias = node.optional_tensor("bias", np.float32, (n_out,))
+    c = node.input_scale()
+    signs_f32 = signs.astype(np.float32)
+    zero_exp = np.zeros_like(signs)
+    if c is not None:
+        out_scale = (scale * np.float32(c)).astype(np.float32)
+        if g is None:
+            def run_binary(x: np.ndarray) -> np.ndarray:
+                _check_features(x, k, node.where)
+                acc = binary_matmul(pack_signs(x), words, k, backend=backend)
+                zeros = x == 0
+                if zeros.any():
+                    acc = acc - _zero_correction(zeros, signs_f32)
+                return _finish(acc, out_scale, bias)
+
+            return run_binary
+
+        def run_binary_conv(x: np.ndarray) -> np.ndarray:
+            g.check(x, node.where)
+            acc = binary_conv2d(x, words, g.kernel_size, g.stride, g.padding, g.dilation,
+                                padding_mode="zero", backend=backend)
+            zeros = x == 0
+            if zeros.any():
+                cols, ho, wo = g.cols(zeros.astype(np.float32))
+                acc = acc - g.to_nchw(_zero_correction(cols, signs_f32), x.shape[0], ho, wo)
+            return _finish(acc, out_scale, bias)
+
+        return run_binary_conv
+    return _shift_runner(node, g, signs, zero_exp, None, scale, bias, backend)
+
+
+def _shift_runner(node: _Node, g: _Conv | None, sign: np.ndarray, exponent: np.ndarray,
+                  c: float | None, scale: np.ndarray | None, bias: np.ndarray | None,
+                  backend: Backend) -> Fn:
+    if g is None:
+        def run(x: np.ndarray) -> np.ndarray:
+            _check_features(x, sign.shape[1], node.where)
+            y = shift_matmul(np.ascontiguousarray(_binarize(x, c)), sign, exponent,
+                             backend=backend)
+            return _finish(y, scale, bias)
+
+        return run
+    s4 = np.ascontiguousarray(sign.reshape(-1, g.in_channels, *g.kernel_size))
+    e4 = np.ascontiguousarray(exponent.reshape(s4.shape))
+
+    def run_conv(x: np.ndarray) -> np.ndarray:
+        g.check(x, node.where)
+        y = shift_conv2d(np.ascontiguousarray(_binarize(x, c)), s4, e4, g.stride, g.padding,
+                         g.dilation, backend=backend)
+        return _finish(y, scale, bias)
+
+    return run_conv
+
+
+def _shift_layer(node: _Node, conv: bool, backend: Backend) -> Fn:
+    k = node.attr("k", int)
+    g = _Conv.of(node) if conv else None
+    if g is not None and g.k != k:
+        raise InvalidInputError(f"{node.where}.attrs.k", f"= {k} does not match in_channels "
+                                f"* kernel_size = {g.k}")
+    storage = node.attr("storage", str)
+    if storage == "packed":
+        codes = node.tensor("codes", np.uint8, ndim=2)
+        sign, exponent = unpack_shift(codes, k, emin=node.attr("emin", int),
+                                      zero=node.attr("zero", bool))
+    elif storage == "int8":
+        sign = node.tensor("sign", np.int8, ndim=2)
+        exponent = node.tensor("exponent", np.int8, sign.shape)
+        if sign.shape[1] != k or not np.isin(sign, (-1, 0, 1)).all():
+            raise InvalidInputError(f"{node.where}.tensors.sign", f"must be (N, {k}) with "
+                                    "values in {-1, 0, 1}")
+    else:
+        raise InvalidInputError(f"{node.where}.attrs.storage", f"= {storage!r}; accepted: "
+                                "'packed', 'int8'")
+    n_out = sign.shape[0]
+    scale = node.optional_tensor("scale", np.float32, (n_out,))
+    bias = node.optional_tensor("bias", np.float32, (n_out,))
+    return _shift_runner(node, g, np.ascontiguousarray(sign), np.ascontiguousarray(exponent),
+                         node.input_scale(), scale, bias, backend)
+
+
+def _l1(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``-sum_k |x[m,k] - w[n,k]|`` in float64 blocks, rounded to float32."""
+    out = np.empty((x.shape[0], w.shape[0]), np.float32)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    step = max(1, (1 << 22) // max(1, w.size))
+    for i in range(0, x.shape[0], step):
+        out[i:i + step] = -np.abs(x64[i:i + step, None, :] - w64[None]).sum(-1)
+    return out
+
+
+def _distance_layer(node: _Node, conv: bool, backend: Backend, kind: str) -> Fn:
+    g = _Conv.of(node) if conv else None
+    w = node.tensor("weight", np.float32, ndim=4 if conv else 2)
+    if g is not None and w.shape[1:] != (g.in_channels, *g.kernel_size):
+        raise InvalidInputError(f"{node.where}.tensors.weight", f"shape {w.shape} does not "
+                                f"match in_channels / kernel_size {g}")
+    bias = node.optional_tensor("bias", np.float32, (w.shape[0],))
+    s = np.float32(node.attr("scale", float)) if kind == "euclid" else None
+    wm = np.ascontiguousarray(w.reshape(w.shape[0], -1))
+
+    def distance(rows: np.ndarray) -> np.ndarray:
+        if s is None:
+            return _l1(rows, wm)
+        return euclid_matmul(np.ascontiguousarray(rows), wm, backend=backend,
+                             method="direct") * s
+
+    if g is None:
+        def run(x: np.ndarray) -> np.ndarray:
+            _check_features(x, wm.shape[1], node.where)
+            return _finish(distance(x), None, bias)
+
+        return run
+
+    def run_conv(x: np.ndarray) -> np.ndarray:
+        g.check(x, node.where)
+        if s is not None:
+            y = euclid_conv2d(x, w, g.stride, g.padding, g.dilation, backend=backend,
+                              method="direct") * s
+            return _finish(y, None, bias)
+        cols, ho, wo = g.cols(x)
+        return _finish(g.to_nchw(distance(cols), x.shape[0], ho, wo), None, bias)
+
+    return run_conv
+
+
+def _batchnorm(node: _Node, backend: Backend) -> Fn:
+    mean = node.tensor("running_mean", np.float32, ndim=1)
+    c = mean.shape[0]
+    var = node.tensor("running_var", np.float32, (c,))
+    gamma = node.optional_tensor("weight", np.float32, (c,))
+    beta = node.optional_tensor("bias", np.float32, (c,))
+    eps = node.attr("eps", float)
+    if (var < 0).any():
+        raise InvalidInputError(f"{node.where}.tensors.running_var", "holds negative values")
+    a = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(np.float32)
+    if gamma is not None:
+        a = (a * gamma).astype(np.float32)
+    b = (-mean * a).astype(np.float32)
+    if beta is not None:
+        b = (b + beta).astype(np.float32)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if x.ndim not in (2, 4) or x.shape[1] != c:
+            raise InvalidInputError(node.where, f"expects (N, {c}) or (N, {c}, H, W), got "
+                                    f"{x.shape}")
+        shape = (1, c, 1, 1) if x.ndim == 4 else (1, c)
+        return (x * a.reshape(shape) + b.reshape(shape)).astype(np.float32)
+
+    return run
+
+
+def _pool(node: _Node, kind: str) -> Fn:
+    kh, kw = node.pair("kernel_size", 1)
+    sh, sw = node.pair("stride", 1)
+    ph, pw = node.pair("padding", 0) if kind == "max" else (0, 0)
+    dh, dw = node.pair("dilation", 1) if kind == "max" else (1, 1)
+    if 2 * ph > kh or 2 * pw > kw:
+        raise InvalidInputError(f"{node.where}.attrs.padding", "must be at most half the kernel")
+
+    def run(x: np.ndarray) -> np.ndarray:
+        _rank(x, 4, node.where)
+        n, c, h, w = x.shape
+        ho, wo = conv_output_size((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+        pad_value = -np.inf if kind == "max" else 0.0
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
+        taps = [xp[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh,
+                   j * dw: j * dw + sw * (wo - 1) + 1: sw]
+                for i in range(kh) for j in range(kw)]
+        if kind == "max":
+            return np.max(np.stack(taps), axis=0).astype(np.float32)
+        total = np.sum(np.stack(taps), axis=0, dtype=np.float32)
+        return np.asarray(total / np.float32(kh * kw), dtype=np.float32)
+
+    return run
+
+
+def _simple(node: _Node) -> Fn:
+    op = node.op
+    if op == "relu":
+        return lambda x: np.maximum(x, np.float32(0)).astype(np.float32)
+    if op == "hardtanh":
+        lo, hi = np.float32(node.attr("min", float)), np.float32(node.attr("max", float))
+        return lambda x: np.clip(x, lo, hi).astype(np.float32)
+    if op == "identity":
+        return lambda x: x
+    if op == "add":
+        return lambda a, b: (a + b).astype(np.float32)
+    if op == "flatten":
+        start = node.attr("start_dim", int)
+        if start < 0:
+            raise InvalidInputError(f"{node.where}.attrs.start_dim", f"= {start} must be >= 0")
+
+        def run(x: np.ndarray) -> np.ndarray:
+            if start >= max(x.ndim, 1):
+                raise InvalidInputError(node.where, f"start_dim {start} out of range for "
+                                        f"shape {x.shape}")
+            return np.ascontiguousarray(x.reshape(*x.shape[:start], -1))
+
+        return run
+    if op == "global_avgpool2d":
+        def run_gap(x: np.ndarray) -> np.ndarray:
+            _rank(x, 4, node.where)
+            return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32).astype(np.float32)
+
+        return run_gap
+    raise InvalidInputError(f"{node.where}.op", f"= {op!r} is not a known op")
+
+
+_ARITY = {"add": 2}
+
+
+def _build(node: _Node, backend: Backend) -> Fn:
+    op = node.op
+    kind, _, shape = op.partition("_")
+    conv = shape == "conv2d"
+    if op in ("linear", "conv2d"):
+        return _float_layer(node, op == "conv2d", backend)
+    if shape in ("linear", "conv2d"):
+        if kind == "binary":
+            return _binary_layer(node, conv, backend)
+        if kind == "shift":
+            return _shift_layer(node, conv, backend)
+        if kind in ("euclid", "adder"):
+            return _distance_layer(node, conv, backend, kind)
+    if op == "batchnorm":
+        return _batchnorm(node, backend)
+    if op in ("maxpool2d", "avgpool2d"):
+        return _pool(node, op[:3])
+    return _simple(node)
+
+
+# ----------------------------------------------------------------------------- the model
+class ExportedModel:
+    """An exported model, runnable on NumPy float32 arrays (see the module docstring).
+
+    Attributes:
+        manifest: the parsed ``model.json``.
+        backend: the kernels' backend (``auto``: numba on the CPU).
+        input_shape: the per-sample input shape recorded at export (``None``: not recorded).
+    """
+
+    def __init__(self, manifest: dict[str, Any], tensors: dict[str, np.ndarray],
+                 backend: Backend = "auto") -> None:
+        self.manifest = manifest
+        self.backend = backend
+        shape = manifest.get("input_shape")
+        if shape is not None and (not isinstance(shape, list) or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
+            raise InvalidInputError("input_shape", f"= {shape!r} must be a list of sizes > 0")
+        self.input_shape: tuple[int, ...] | None = tuple(shape) if shape is not None else None
+        raw_nodes = manifest.get("nodes")
+        if not isinstance(raw_nodes, list) or not raw_nodes:
+            raise InvalidInputError("nodes", "must be a non-empty list")
+        self.input_name = _Node._str(manifest.get("input"), "input", "manifest")
+        self.output_name = _Node._str(manifest.get("output"), "output", "manifest")
+        known = {self.input_name}
+        self.steps: list[tuple[str, list[str], Fn]] = []
+        for i, raw in enumerate(raw_nodes):
+            node = _Node(raw, tensors, i)
+            if node.name in known:
+                raise InvalidInputError(f"{node.where}.name", "is used twice")
+            for name in node.inputs:
+                if name not in known:
+                    raise InvalidInputError(f"{node.where}.inputs", f"{name!r} is not defined "
+                                            "before this node")
+            if len(node.inputs) != _ARITY.get(node.op, 1):
+                raise InvalidInputError(f"{node.where}.inputs", f"op {node.op!r} takes "
+                                        f"{_ARITY.get(node.op, 1)} input(s)")
+            self.steps.append((node.name, node.inputs, _build(node, backend)))
+            known.add(node.name)
+        if self.output_name not in known:
+            raise InvalidInputError("output", f"{self.output_name!r} is not a node")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Run the model on a float32 batch ``x`` (batch first); returns float32 outputs."""
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            raise InvalidInputError("x", f"must be a float32 NumPy array, got "
+                                    f"{getattr(x, 'dtype', type(x).__name__)}")
+        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
+            raise InvalidInputError("x", f"shape {x.shape}; expected (N, "
+                                    f"{', '.join(map(str, self.input_shape))})")
+        if not np.isfinite(x).all():
+            raise InvalidInputError("x", "holds NaN or inf")
+        values = {self.input_name: np.ascontiguousarray(x)}
+        for name, inputs, fn in self.steps:
+            values[name] = fn(*(values[i] for i in inputs))
+        return values[self.output_name]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load(path: str | os.PathLike[str], backend: Backend = "auto") -> ExportedModel:
+    """Load an export folder written by ``proxcompress.training.export``.
+
+    Args:
+        path: the folder (holding ``model.json`` and ``model.safetensors``).
+        backend: the kernels' backend for every layer (``auto``, ``numpy``, ``numba``).
+
+    Raises:
+        FileNotFoundError: no manifest or no tensor file.
+        InvalidInputError: a manifest that is not JSON or not this format/version, a tensor file
+            whose SHA-256 differs from the manifest's (corrupt or partial), or any node whose
+            attributes or tensors do not match (the message names the node and field).
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    root = Path(path)
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"path: no {MANIFEST} in {str(root)!r}")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError("manifest", f"{str(manifest_path)!r} is not valid JSON "
+                                f"({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InvalidInputError("manifest", f"{str(manifest_path)!r} is not a {FORMAT} "
+                                "manifest")
+    if manifest.get("version") != VERSION:
+        raise InvalidInputError("manifest.version", f"= {manifest.get('version')!r}; this "
+                                f"reader knows version {VERSION}")
+    tensor_name = manifest.get("tensors")
+    if not isinstance(tensor_name, str) or Path(tensor_name).name != tensor_name:
+        raise InvalidInputError("manifest.tensors", f"= {tensor_name!r} must be a file name")
+    tensor_path = root / tensor_name
+    if not tensor_path.is_file():
+        raise FileNotFoundError(f"path: the tensor file {str(tensor_path)!r} is missing")
+    if _sha256(tensor_path) != manifest.get("sha256"):
+        raise InvalidInputError("tensors", f"{str(tensor_path)!r} does not match the SHA-256 "
+                                f"in {MANIFEST} (corrupt, partial or from another export)")
+    try:
+        tensors = load_file(str(tensor_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InvalidInputError("tensors", f"{str(tensor_path)!r} is not a readable "
+                                f"safetensors file ({exc})") from None
+    return ExportedModel(manifest, tensors, backend)

@@ -1,0 +1,415 @@
+"""``export(model, path)``: write a trained model in the kernels' packed formats.
+
+The folder ``path`` receives ``model.safetensors`` (tensors) and ``model.json`` (the manifest,
+written last and atomically: the commit point; it records the tensor file's SHA-256), the format
+:func:`proxcompress.kernels.load` reads (see :mod:`proxcompress.kernels.model` for the ops and
+how each runs). Nothing is pickled.
+
+The model is traced with ``torch.fx`` (binary, shift, Euclid and L1 layers as leaves), so any
+model built from the supported pieces exports, including residual ones:
+
+* layers: ``nn.Linear`` / ``nn.Conv2d`` (float32), :class:`~.layers.BinaryLinear` /
+  :class:`~.layers.BinaryConv2d` with a binary pair (sign words + per-channel scale ``alpha * c``,
+  ``c = |F_lim(1)|``) or a power-of-two / ternary pair (4-bit shift codes + scale), the shift
+  layers of :mod:`.shift` (their integer codes, no scale), Euclid and L1 layers of :mod:`.euclid`
+  (float32 weights; ``theta`` must be 1);
+* ``BatchNorm1d/2d`` (running statistics), ``ReLU``, ``Hardtanh``, ``MaxPool2d``, ``AvgPool2d``
+  (no padding), ``AdaptiveAvgPool2d(1)``, ``Flatten`` / ``x.flatten(d)``, ``+``, ``Dropout`` and
+  ``Identity`` (identities in eval mode).
+
+The export is the *deployed* model: eval mode (running statistics, no dropout) and hard
+quantization (``lim_{mu -> oo} F`` for the binary layers, as
+:class:`~.layers.hard_quantization`). Binarized activations must be ``c * sign(x)`` (any binary
+pair: ``F_lim(x) = c sign(x)``); other activation quantizers have no kernel and are refused.
+
+The binary layers' stored bytes (1 bit per weight, rows padded to 64 bits, plus a float32 scale
+per output) are about 30x smaller than their float32 weights for fan-ins of a few hundred;
+``model.json`` records the stored and float32 bytes per layer (``storage``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import operator
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, fx, nn
+
+from proxcompress.atomic import write_atomic, write_json_atomic
+from proxcompress.errors import InvalidInputError
+from proxcompress.kernels import pack_shift, pack_signs
+from proxcompress.kernels.model import FORMAT, MANIFEST, TENSORS, VERSION, ExportedModel
+from proxcompress.training.euclid import AdderConv2d, AdderLinear, EuclidConv2d, EuclidLinear
+from proxcompress.training.layers import QuantizedMixin
+from proxcompress.training.shift import ShiftLayer
+
+_LEAVES = (QuantizedMixin, ShiftLayer, EuclidLinear, EuclidConv2d, AdderLinear, AdderConv2d)
+
+
+class _Tracer(fx.Tracer):
+    """``torch.fx`` tracer keeping every exportable layer as one call."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, _LEAVES) or super().is_leaf_module(m, qualname)
+
+
+def _np(t: Tensor, dtype: Any) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy().astype(dtype))
+
+
+class _Writer:
+    """Collects nodes and tensors."""
+
+    def __init__(self) -> None:
+        self.input = ""
+        self.output = ""
+        self.nodes: list[dict[str, Any]] = []
+        self.tensors: dict[str, np.ndarray] = {}
+        self.storage: dict[str, dict[str, int]] = {}
+
+    def add(self, name: str, op: str, inputs: list[str], attrs: dict[str, Any] | None = None,
+            tensors: Mapping[str, np.ndarray | None] | None = None,
+            float32_weights: int | None = None) -> None:
+        names = {}
+        stored = 0
+        for key, arr in (tensors or {}).items():
+            if arr is None:
+                continue
+            full = f"{name}.{key}"
+            self.tensors[full] = arr
+            names[key] = full
+            stored += arr.nbytes
+        self.nodes.append({"name": name, "op": op, "inputs": inputs, "attrs": attrs or {},
+                           "tensors": names})
+        if float32_weights is not None:
+            self.storage[name] = {"stored_bytes": stored, "float32_bytes": 4 * float32_weights}
+
+
+def _conv_attrs(m: nn.Conv2d, where: str) -> dict[str, Any]:
+    if m.groups != 1:
+        raise InvalidInputError("model", f"layer {where!r}: groups = {m.groups}; the kernels "
+                                "take groups=1 only")
+    if m.padding_mode != "zeros" or isinstance(m.padding, str):
+        raise InvalidInputError("model", f"layer {where!r}: padding must be explicit zeros, "
+                                f"got {m.padding!r} / {m.padding_mode!r}")
+    return {"in_channels": int(m.in_channels), "kernel_size": list(m.kernel_size),
+            "stride": list(m.stride), "padding": list(m.padding),
+            "dilation": list(m.dilation)}
+
+
+def _bias(m: nn.Module) -> np.ndarray | None:
+    b = getattr(m, "bias", None)
+    return None if b is None else _np(b, np.float32)
+
+
+def _binary_magnitude(limit: Any, dtype: torch.dtype) -> float | None:
+    """``c`` when ``limit(+-1) = +-c`` (to 1e-6 relative: SignSwish is odd only up to rounding),
+    else ``None``."""
+    one = torch.ones((), dtype=dtype)
+    c_pos, c_neg = float(limit(one)), -float(limit(-one))
+    if not (math.isfinite(c_pos) and c_pos > 0 and abs(c_pos - c_neg) <= 1e-6 * c_pos):
+        return None
+    return c_pos
+
+
+def _input_spec(m: QuantizedMixin, where: str) -> dict[str, Any]:
+    """``{"kind": "float"}`` or ``{"kind": "binary", "scale": c}`` for ``F_lim(x) = c sign x``."""
+    q = m.input_quantizer
+    if q is None:
+        return {"kind": "float"}
+    c = _binary_magnitude(q.limit, torch.float32)
+    probe = torch.tensor([-3.0, -1.0, -0.25, 0.0, 0.25, 1.0, 3.0])
+    out = q.limit(probe).to(torch.float64)
+    if c is None or not torch.allclose(out, c * torch.sign(probe).to(torch.float64),
+                                       rtol=1e-6, atol=0.0):
+        raise InvalidInputError("model", f"layer {where!r}: activation quantizer {q.name!r} is "
+                                "not c * sign(x); only binary activations have a kernel")
+    return {"kind": "binary", "scale": c}
+
+
+def _shift_tensors(sign: Tensor, exponent: Tensor
+                   ) -> tuple[dict[str, Any], dict[str, np.ndarray | None]]:
+    """4-bit codes when the nonzero exponents fit the code (7 values with zero, 8 without),
+    else the int8 pair."""
+    s = _np(sign.reshape(sign.shape[0], -1), np.int8)
+    e = _np(exponent.reshape(sign.shape[0], -1), np.int8)
+    e = np.where(s != 0, e, 0).astype(np.int8)
+    zero = bool((s == 0).any())
+    nonzero = e[s != 0].astype(np.int16)
+    lo, hi = (int(nonzero.min()), int(nonzero.max())) if nonzero.size else (0, 0)
+    span = 6 if zero else 7
+    attrs: dict[str, Any] = {"k": int(s.shape[1])}
+    if hi - lo <= span and -128 <= lo <= 127 - span:
+        attrs.update(storage="packed", emin=lo, zero=zero)
+        return attrs, {"codes": pack_shift(s, e, emin=lo, zero=zero)}
+    attrs["storage"] = "int8"
+    return attrs, {"sign": s, "exponent": e}
+
+
+def _quantized(w: _Writer, name: str, m: QuantizedMixin, inp: list[str]) -> None:
+    conv = isinstance(m, nn.Conv2d)
+    attrs = _conv_attrs(m, name) if conv else {}  # type: ignore[arg-type]
+    with torch.no_grad():
+        latent = m.weight.detach()
+        q = m.weight_quantizer.limit(latent).to(torch.float64)
+        if m.scale == "channel":
+            total = latent.abs().sum(dim=tuple(range(1, latent.dim()))) + m.scale_extra
+            alpha = (total / float(m.fan_in)).to(latent.dtype)
+        else:
+            alpha = torch.ones(latent.shape[0], dtype=latent.dtype)
+    attrs["input"] = _input_spec(m, name)
+    rows = q.reshape(q.shape[0], -1)
+    kind = "conv2d" if conv else "linear"
+    if tuple(m.weight_quantizer.levels) == (-1.0, 1.0):
+        c = _binary_magnitude(m.weight_quantizer.limit, latent.dtype)
+        if c is None or not bool(torch.isclose(rows.abs(), torch.full_like(rows, c),
+                                               rtol=1e-6, atol=0.0).all()):
+            raise InvalidInputError("model", f"layer {name!r}: the deployed weights are not "
+                                    "+-c (a latent weight exactly 0 has sign(0) = 0, no bit)")
+        scale = (alpha.to(torch.float64) * c).to(torch.float32)
+        attrs["k"] = int(rows.shape[1])
+        w.add(name, f"binary_{kind}", inp, attrs,
+              {"words": pack_signs(_np(rows, np.float32)), "scale": _np(scale, np.float32),
+               "bias": _bias(m)}, float32_weights=rows.numel())
+        return
+    mantissa, exp = torch.frexp(rows)
+    nonzero = rows != 0
+    if not bool((mantissa.abs()[nonzero] == 0.5).all()):
+        raise InvalidInputError("model", f"layer {name!r}: quantizer "
+                                f"{m.weight_quantizer.name!r} has values that are neither "
+                                "+-1 nor powers of two; no kernel format")
+    sign = torch.sign(rows).to(torch.int8)
+    exponent = torch.where(nonzero, exp - 1, 0).to(torch.int8)
+    extra, tensors = _shift_tensors(sign, exponent)
+    attrs.update(extra)
+    tensors.update(scale=_np(alpha, np.float32), bias=_bias(m))
+    w.add(name, f"shift_{kind}", inp, attrs, tensors, float32_weights=rows.numel())
+
+
+def _module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    conv = isinstance(m, nn.Conv2d)
+    kind = "conv2d" if conv else "linear"
+    if isinstance(m, QuantizedMixin):
+        _quantized(w, name, m, inp)
+    elif isinstance(m, ShiftLayer):
+        attrs = _conv_attrs(m, name) if conv else {}  # type: ignore[arg-type]
+        with torch.no_grad():
+            sign, exponent = m.weight_codes()
+        extra, tensors = _shift_tensors(sign, exponent)
+        attrs.update(extra, input={"kind": "float"})
+        tensors["bias"] = _bias(m)
+        w.add(name, f"shift_{kind}", inp, attrs, tensors, float32_weights=m.weight.numel())
+    elif isinstance(m, EuclidLinear | EuclidConv2d | AdderLinear | AdderConv2d):
+        if float(m.theta) != 1.0:
+            raise InvalidInputError("model", f"layer {name!r}: theta = {float(m.theta):.4g}; "
+                                    "only the pure distance layer (theta = 1) has a kernel")
+        attrs = _conv_attrs(m, name) if conv else {}  # type: ignore[arg-type]
+        op = "euclid" if isinstance(m, EuclidLinear | EuclidConv2d) else "adder"
+        if op == "euclid":
+            attrs["scale"] = float(m.scale)  # type: ignore[union-attr]
+        w.add(name, f"{op}_{kind}", inp, attrs,
+              {"weight": _np(m.weight, np.float32), "bias": _bias(m)},  # type: ignore[arg-type]
+              float32_weights=m.weight.numel())  # type: ignore[union-attr]
+    elif isinstance(m, nn.Linear | nn.Conv2d):
+        attrs = _conv_attrs(m, name) if isinstance(m, nn.Conv2d) else {}
+        w.add(name, kind, inp, attrs, {"weight": _np(m.weight, np.float32), "bias": _bias(m)},
+              float32_weights=m.weight.numel())
+    elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+        if m.running_mean is None or m.running_var is None:
+            raise InvalidInputError("model", f"layer {name!r}: BatchNorm without running "
+                                    "statistics (track_running_stats=False) cannot be exported")
+        w.add(name, "batchnorm", inp, {"eps": float(m.eps)},
+              {"running_mean": _np(m.running_mean, np.float32),
+               "running_var": _np(m.running_var, np.float32),
+               "weight": None if m.weight is None else _np(m.weight, np.float32),
+               "bias": None if m.bias is None else _np(m.bias, np.float32)})
+    elif isinstance(m, nn.ReLU):
+        w.add(name, "relu", inp)
+    elif isinstance(m, nn.Hardtanh):
+        w.add(name, "hardtanh", inp, {"min": float(m.min_val), "max": float(m.max_val)})
+    elif isinstance(m, nn.Dropout | nn.Identity):
+        w.add(name, "identity", inp)
+    elif isinstance(m, nn.Flatten):
+        if m.end_dim != -1:
+            raise InvalidInputError("model", f"layer {name!r}: Flatten end_dim must be -1")
+        w.add(name, "flatten", inp, {"start_dim": int(m.start_dim)})
+    elif isinstance(m, nn.MaxPool2d | nn.AvgPool2d):
+        _pool(w, name, m, inp)
+    elif isinstance(m, nn.AdaptiveAvgPool2d):
+        size = m.output_size
+        if size not in (1, (1, 1)):
+            raise InvalidInputError("model", f"layer {name!r}: AdaptiveAvgPool2d output "
+                                    f"{size!r}; only 1 (global average) is supported")
+        w.add(name, "global_avgpool2d", inp)
+    else:
+        raise InvalidInputError("model", f"layer {name!r} ({type(m).__name__}) has no export "
+                                "format")
+
+
+def _pool(w: _Writer, name: str, m: nn.MaxPool2d | nn.AvgPool2d, inp: list[str]) -> None:
+    def two(v: Any) -> list[int]:
+        return [int(v), int(v)] if isinstance(v, int) else [int(i) for i in v]
+
+    if m.ceil_mode:
+        raise InvalidInputError("model", f"layer {name!r}: ceil_mode is not supported")
+    stride = m.stride if m.stride is not None else m.kernel_size
+    attrs: dict[str, Any] = {"kernel_size": two(m.kernel_size), "stride": two(stride)}
+    if isinstance(m, nn.MaxPool2d):
+        if m.return_indices:
+            raise InvalidInputError("model", f"layer {name!r}: return_indices is not supported")
+        attrs.update(padding=two(m.padding), dilation=two(m.dilation))
+        w.add(name, "maxpool2d", inp, attrs)
+        return
+    if two(m.padding) != [0, 0] or m.divisor_override is not None:
+        raise InvalidInputError("model", f"layer {name!r}: AvgPool2d needs padding 0 and no "
+                                "divisor_override")
+    w.add(name, "avgpool2d", inp, attrs)
+
+
+_ADD = (operator.add, torch.add)
+_FLATTEN = (torch.flatten,)
+_RELU = (torch.relu, nn.functional.relu)
+
+
+def _flatten_start(node: fx.Node) -> int:
+    args = list(node.args[1:])
+    start = node.kwargs.get("start_dim", args[0] if args else 0)
+    end = node.kwargs.get("end_dim", args[1] if len(args) > 1 else -1)
+    if not isinstance(start, int) or end != -1:
+        raise InvalidInputError("model", f"node {node.name!r}: flatten needs a constant "
+                                "start_dim and end_dim -1")
+    return start
+
+
+def _function(w: _Writer, node: fx.Node) -> None:
+    target = node.target
+    args = [a for a in node.args if isinstance(a, fx.Node)]
+    inp = [a.name for a in args]
+    if node.op == "call_method":
+        if target == "flatten":
+            w.add(node.name, "flatten", inp[:1], {"start_dim": _flatten_start(node)})
+            return
+        if target == "relu":
+            w.add(node.name, "relu", inp[:1])
+            return
+        if target == "add" and len(args) == 2 and not node.kwargs:
+            w.add(node.name, "add", inp)
+            return
+    elif target in _ADD and len(args) == 2 and len(node.args) == 2 and not node.kwargs:
+        w.add(node.name, "add", inp)
+        return
+    elif target in _FLATTEN:
+        w.add(node.name, "flatten", inp[:1], {"start_dim": _flatten_start(node)})
+        return
+    elif target in _RELU:
+        w.add(node.name, "relu", inp[:1])
+        return
+    raise InvalidInputError("model", f"node {node.name!r}: {node.op} {target!r} has no export "
+                            "format (supported: +, flatten, relu)")
+
+
+def _graph(model: nn.Module) -> _Writer:
+    graph = _Tracer().trace(model)
+    w = _Writer()
+    inputs = [n for n in graph.nodes if n.op == "placeholder"]
+    if len(inputs) != 1:
+        raise InvalidInputError("model", f"forward must take one tensor input, got "
+                                f"{len(inputs)}")
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            continue
+        if node.op == "output":
+            result = node.args[0]
+            if not isinstance(result, fx.Node):
+                raise InvalidInputError("model", "forward must return one tensor")
+            w.output = result.name
+            continue
+        if node.op == "call_module":
+            args = [a for a in node.args if isinstance(a, fx.Node)]
+            if len(args) != 1 or len(node.args) != 1 or node.kwargs:
+                raise InvalidInputError("model", f"node {node.name!r}: module "
+                                        f"{node.target!r} must take one tensor")
+            _module(w, node.name, model.get_submodule(str(node.target)), [args[0].name])
+        elif node.op in ("call_function", "call_method"):
+            _function(w, node)
+        else:
+            raise InvalidInputError("model", f"node {node.name!r}: {node.op} is not supported "
+                                    "(parameters used outside a layer?)")
+    w.input = inputs[0].name
+    return w
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export(model: nn.Module, path: str | os.PathLike[str], *,
+           example: Tensor | None = None, rtol: float = 1e-4) -> Path:
+    """Write ``model`` (eval mode, hard quantization) into the folder ``path``.
+
+    Args:
+        model: a model of the supported layers (module docstring); its mode and ``hard`` flags
+            are restored afterwards.
+        path: the export folder (created; an earlier export there is replaced, the manifest
+            last).
+        example: optional input batch: records its per-sample shape (checked by the reader) and
+            runs the exported model on the kernels against torch before writing anything,
+            refusing if the outputs differ by more than ``rtol`` (relative to the largest
+            output magnitude).
+        rtol: tolerance of that check.
+
+    Returns:
+        The manifest's path.
+
+    Raises:
+        InvalidInputError: a layer or operation without an export format, a binary latent
+            weight exactly 0, a Euclid / L1 layer with ``theta < 1``, or a failed check.
+    """
+    from safetensors.numpy import save_file
+
+    from proxcompress.training.layers import hard_quantization
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), hard_quantization(model):
+            w = _graph(model)
+            reference = model(example).detach().cpu().numpy() if example is not None else None
+    finally:
+        model.train(was_training)
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "version": VERSION, "tensors": TENSORS, "sha256": None,
+        "input": w.input, "output": w.output,
+        "input_shape": list(example.shape[1:]) if example is not None else None,
+        "nodes": w.nodes,
+        "storage": {"layers": w.storage,
+                    "stored_bytes": sum(s["stored_bytes"] for s in w.storage.values()),
+                    "float32_bytes": sum(s["float32_bytes"] for s in w.storage.values())},
+    }
+    if example is not None and reference is not None:
+        got = ExportedModel(manifest, w.tensors)(
+            np.ascontiguousarray(example.detach().cpu().numpy().astype(np.float32)))
+        err = float(np.abs(got - reference).max()) / max(float(np.abs(reference).max()), 1e-30)
+        manifest["check"] = {"samples": int(example.shape[0]), "max_relative_error": err}
+        if not err <= rtol:
+            raise InvalidInputError("example", f"the exported model differs from torch by "
+                                    f"{err:.3g} (relative) > rtol = {rtol}; nothing written")
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    write_atomic(root / TENSORS, lambda tmp: save_file(w.tensors, str(tmp)))
+    manifest["sha256"] = _sha256(root / TENSORS)
+    manifest["storage"]["file_bytes"] = (root / TENSORS).stat().st_size
+    return write_json_atomic(root / MANIFEST, manifest)
+
+
+__all__ = ["FORMAT", "MANIFEST", "TENSORS", "VERSION", "export"]
