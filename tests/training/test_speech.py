@@ -1,0 +1,140 @@
+"""The espeak-ng spoken-command task: determinism, split, features, model, the data command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from proxcompress.errors import InvalidInputError
+from proxcompress.training.data_cli import add_parsers
+from proxcompress.training.speech import (
+    INTENTS,
+    SAMPLE_RATE,
+    SpeechOptions,
+    SpeechResNet,
+    load_speech,
+    log_mel,
+    mel_filterbank,
+    speaker_catalogue,
+)
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng is not installed (apt-get install espeak-ng)")
+FILES = ("train.safetensors", "test.safetensors", "manifest.json")
+
+
+def _run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="proxcompress")
+    add_parsers(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(list(argv))
+    return int(args.func(args))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("speech") / "a"
+    assert _run_cli("data", "speech", "--out", str(out), "--seed", "7", "--speakers", "3",
+                    "--phrasings", "1") == 0
+    return out
+
+
+def test_intents_in_the_spirit_of_fsc() -> None:
+    assert len(INTENTS) >= 20
+    for label, phrasings in INTENTS.items():
+        action, obj, location = label.split("|")
+        assert action and obj and location
+        assert len(phrasings) >= 3 and len(set(phrasings)) == len(phrasings)
+    every = [p for ps in INTENTS.values() for p in ps]
+    assert len(every) == len(set(every))  # no phrasing is shared by two intents
+    catalogue = speaker_catalogue()
+    assert len(catalogue) == len(set(catalogue)) == 96
+
+
+@needs_espeak
+def test_generation_is_byte_identical_for_a_seed(tiny: Path, tmp_path: Path) -> None:
+    again, other = tmp_path / "b", tmp_path / "c"
+    _run_cli("data", "speech", "--out", str(again), "--seed", "7", "--speakers", "3",
+             "--phrasings", "1")
+    _run_cli("data", "speech", "--out", str(other), "--seed", "8", "--speakers", "3",
+             "--phrasings", "1")
+    for name in FILES:
+        assert (tiny / name).read_bytes() == (again / name).read_bytes(), name
+    assert (tiny / "train.safetensors").read_bytes() != (other / "train.safetensors").read_bytes()
+
+
+@needs_espeak
+def test_split_is_speaker_disjoint_and_complete(tiny: Path) -> None:
+    manifest = json.loads((tiny / "manifest.json").read_text())
+    assert manifest["intents"] == sorted(INTENTS)
+    split = {s["id"]: s["split"] for s in manifest["speakers"]}
+    assert split == {0: "train", 1: "train", 2: "test"}
+    train = {u["speaker"] for u in manifest["utterances"]["train"]}
+    test = {u["speaker"] for u in manifest["utterances"]["test"]}
+    assert train == {0, 1} and test == {2} and not train & test
+    assert len(manifest["utterances"]["train"]) == 2 * len(INTENTS)
+    assert len(manifest["utterances"]["test"]) == len(INTENTS)
+    speeds = {u["speed"] for u in manifest["utterances"]["train"]}
+    assert len(speeds) > 1  # per-utterance variation
+    for u in manifest["utterances"]["train"]:
+        assert 10 <= u["snr_db"] <= 30 and 0.5 <= u["gain"] <= 1
+
+
+@needs_espeak
+def test_load_speech_features(tiny: Path, tmp_path: Path) -> None:
+    train, test = load_speech(tiny, n_mels=32, seconds=2.0)
+    assert train.x.shape == (2 * len(INTENTS), 1, 32, 201)
+    assert test.x.shape == (len(INTENTS), 1, 32, 201)
+    assert train.classes == len(INTENTS)
+    assert sorted(train.y.tolist()) == sorted(list(range(len(INTENTS))) * 2)
+    flat = train.x.flatten(1)
+    assert torch.allclose(flat.mean(1), torch.zeros(len(flat)), atol=1e-4)
+    assert torch.allclose(flat.std(1), torch.ones(len(flat)), atol=1e-3)
+    model = SpeechResNet(classes=train.classes, width=4)
+    assert model(train.x[:3]).shape == (3, len(INTENTS))
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny, broken)
+    raw = bytearray((broken / "test.safetensors").read_bytes())
+    raw[-1] ^= 1
+    (broken / "test.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(InvalidInputError, match="SHA-256"):
+        load_speech(broken)
+
+
+def test_log_mel_of_a_tone_peaks_at_its_filter() -> None:
+    bank = mel_filterbank(40, 512, SAMPLE_RATE, 20.0, 8000.0)
+    assert bank.shape == (40, 257) and (bank >= 0).all() and (bank.max(1) > 0).all()
+    t = torch.arange(SAMPLE_RATE) / SAMPLE_RATE
+    for freq in (300.0, 1000.0, 4000.0):
+        mel = log_mel(torch.sin(2 * np.pi * freq * t))
+        assert mel.shape == (40, 101)
+        peak = int(mel.mean(1).argmax())
+        bin_index = int(round(freq * 512 / SAMPLE_RATE))
+        assert bank[peak, bin_index] > 0  # one of the (at most two) filters covering the tone
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"speakers": 1}, "speakers"),
+    ({"speakers": 97}, "speakers"),
+    ({"phrasings": 0}, "phrasings"),
+    ({"repeats": 0}, "repeats"),
+    ({"test_every": 1}, "test_every"),
+    ({"seed": -1}, "seed"),
+    ({"snr_db": (30.0, 10.0)}, "snr_db"),
+])
+def test_bad_options_name_the_field(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        SpeechOptions(**kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+def test_test_speakers_rule() -> None:
+    assert SpeechOptions(speakers=40).test_speakers() == {4, 9, 14, 19, 24, 29, 34, 39}
+    assert SpeechOptions(speakers=3).test_speakers() == {2}
+    with pytest.raises(InvalidInputError, match="activation"):
+        SpeechResNet(activation="gelu")

@@ -1,0 +1,479 @@
+"""A spoken-command intent task made locally with ``espeak-ng``: data, log-mel features, a ResNet.
+
+The low-bit shift SLU paper (Avila, Bibi, Yang, Li, Xing, Chen, Interspeech 2022,
+arXiv:2207.07497; methods.md section 6) evaluates end-to-end intent accuracy, probably on Fluent
+Speech Commands (FSC: Lugosch et al., Interspeech 2019), whose intents are *(action, object,
+location)* triples. FSC cannot be downloaded here, so :func:`generate_speech` synthesizes a task
+in its spirit:
+
+* :data:`INTENTS`: 26 intents (e.g. ``activate|lights|kitchen``, ``bring|juice|none``), each with
+  3-4 phrasings (``"turn on the kitchen lights"``, ``"kitchen lights on"``, ...);
+* speakers: an ``espeak-ng`` voice (8 English accents) with a variant (12 male / female
+  voicings), 96 in all, in a fixed catalogue order; each speaker gets a base speed (130-190 words
+  per minute) and pitch (30-70 of espeak's 0-99);
+* per utterance: speed +-15 wpm and pitch +-8 around the speaker's, a word gap of 0-2 (x10 ms),
+  a random lead of 0-250 ms silence, a gain of 0.5-1, and white Gaussian noise at an SNR of
+  10-30 dB (w.r.t. the clean utterance's power);
+* a fixed speaker-disjoint split: of the first ``speakers`` catalogue speakers, every
+  ``test_every``-th (positions ``test_every - 1, 2 test_every - 1, ...``) is a test speaker;
+  all their utterances are test data, the others' training data.
+
+Audio is espeak's 22050 Hz output resampled to 16 kHz (``scipy.signal.resample_poly``), stored
+as int16. Randomness comes from ``numpy.random.default_rng([seed, i])`` per speaker and per
+utterance, so the files are byte-identical for the same seed, options and espeak-ng build
+(the manifest records its version).
+
+Files in ``out``: ``train.safetensors`` and ``test.safetensors`` (``audio`` int16, all
+utterances concatenated; ``offsets`` int64, ``N + 1`` start indices; ``labels`` int64;
+``speakers`` int64) and ``manifest.json`` (written last: intents, phrasings, speakers and their
+split, every utterance's text and parameters, options, SHA-256 of both tensor files). Nothing is
+pickled.
+
+Features (:func:`log_mel`): 25 ms Hann windows every 10 ms (``n_fft = 512``), power spectrum,
+40 triangular HTK-mel filters on 20-8000 Hz, ``log(mel + 1e-6)``, each utterance padded with
+zeros (or cut) to ``seconds`` and normalized to zero mean and unit variance (per utterance).
+
+Model (:class:`SpeechResNet`): a small ResNet over the (1, mels, frames) image: a 3x3 stem with
+stride 2, three stages of basic blocks (He et al., CVPR 2016) at widths ``w, 2w, 4w`` with
+strides 1, 2, 2, global average pooling, a linear classifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import wave
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from proxcompress.atomic import write_atomic, write_text_atomic
+from proxcompress.errors import InvalidInputError
+from proxcompress.training.data import Dataset
+
+SAMPLE_RATE = 16000
+ESPEAK_RATE = 22050
+FORMAT = "proxcompress-speech-1"
+
+_LIGHTS_ON = ["turn on the {loc} lights", "switch on the lights in the {loc}",
+              "{loc} lights on", "lights on in the {loc} please"]
+_LIGHTS_OFF = ["turn off the {loc} lights", "switch off the lights in the {loc}",
+               "{loc} lights off", "lights off in the {loc} please"]
+_HEAT_UP = ["turn up the heat in the {loc}", "make the {loc} warmer",
+            "increase the temperature in the {loc}"]
+_HEAT_DOWN = ["turn down the heat in the {loc}", "make the {loc} cooler",
+              "decrease the temperature in the {loc}"]
+
+#: intent label ``action|object|location`` -> phrasings
+INTENTS: dict[str, tuple[str, ...]] = {
+    "activate|lights|none": ("turn on the lights", "switch on the lights", "lights on",
+                             "turn the lights on"),
+    **{f"activate|lights|{loc}": tuple(p.format(loc=loc) for p in _LIGHTS_ON)
+       for loc in ("kitchen", "bedroom", "washroom")},
+    "deactivate|lights|none": ("turn off the lights", "switch off the lights", "lights off",
+                               "turn the lights off"),
+    **{f"deactivate|lights|{loc}": tuple(p.format(loc=loc) for p in _LIGHTS_OFF)
+       for loc in ("kitchen", "bedroom", "washroom")},
+    "increase|heat|none": ("turn up the heat", "make it warmer", "increase the temperature"),
+    **{f"increase|heat|{loc}": tuple(p.format(loc=loc) for p in _HEAT_UP)
+       for loc in ("kitchen", "bedroom")},
+    "decrease|heat|none": ("turn down the heat", "make it cooler", "decrease the temperature"),
+    **{f"decrease|heat|{loc}": tuple(p.format(loc=loc) for p in _HEAT_DOWN)
+       for loc in ("kitchen", "bedroom")},
+    "increase|volume|none": ("turn up the volume", "louder please", "increase the volume"),
+    "decrease|volume|none": ("turn down the volume", "quieter please", "decrease the volume"),
+    "activate|music|none": ("play some music", "put on some music", "start the music"),
+    "deactivate|music|none": ("stop the music", "turn off the music", "pause the music"),
+    "activate|lamp|none": ("turn on the lamp", "switch the lamp on", "lamp on"),
+    "deactivate|lamp|none": ("turn off the lamp", "switch the lamp off", "lamp off"),
+    "bring|newspaper|none": ("bring me the newspaper", "get the newspaper",
+                             "fetch the paper please"),
+    "bring|juice|none": ("bring me some juice", "get me a juice", "I would like some juice"),
+    "bring|socks|none": ("bring me my socks", "get my socks", "fetch the socks please"),
+    "bring|shoes|none": ("bring me my shoes", "get my shoes", "fetch the shoes please"),
+    "change language|english|none": ("switch the language to English",
+                                     "change the language to English", "speak English"),
+    "change language|german|none": ("switch the language to German",
+                                    "change the language to German", "speak German"),
+}
+
+#: espeak-ng voices (accents) and variants (voicings) making up the speakers
+VOICES = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
+          "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
+#: fixed seed of the catalogue order (independent of the data seed: the split is fixed)
+_CATALOGUE_SEED = 20220715
+
+
+def speaker_catalogue() -> list[tuple[str, str]]:
+    """The 96 ``(voice, variant)`` speakers in their fixed order (a seeded shuffle, so the
+    first speakers already mix accents and voicings)."""
+    pairs = [(v, var) for v in VOICES for var in VARIANTS]
+    order = np.random.default_rng(_CATALOGUE_SEED).permutation(len(pairs))
+    return [pairs[i] for i in order]
+
+
+@dataclass(frozen=True)
+class SpeechOptions:
+    """What :func:`generate_speech` makes.
+
+    Attributes:
+        seed: seeds every random choice.
+        speakers: how many catalogue speakers (2..96; default 40).
+        phrasings: phrasings per intent (``None``: all, 3-4).
+        repeats: renditions of each (speaker, phrasing) with fresh speed / pitch / noise.
+        test_every: every that many-th speaker is a test speaker (default 5: 20%).
+        snr_db: range of the additive-noise SNR in dB (default 10-30) [our choice].
+        speed_jitter: +- words per minute around the speaker's base speed (default 15).
+        pitch_jitter: +- espeak pitch units around the speaker's base pitch (default 8).
+    """
+
+    seed: int = 0
+    speakers: int = 40
+    phrasings: int | None = None
+    repeats: int = 1
+    test_every: int = 5
+    snr_db: tuple[float, float] = (10.0, 30.0)
+    speed_jitter: int = 15
+    pitch_jitter: int = 8
+
+    def __post_init__(self) -> None:
+        def integer(name: str, low: int, high: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+                raise InvalidInputError(name, f"= {v!r}; accepted: an integer in [{low}, {high}]")
+
+        integer("seed", 0, 2**32 - 1)
+        integer("speakers", 2, len(VOICES) * len(VARIANTS))
+        integer("repeats", 1, 100)
+        integer("test_every", 2, 100)
+        integer("speed_jitter", 0, 40)
+        integer("pitch_jitter", 0, 20)
+        if self.phrasings is not None:
+            integer("phrasings", 1, 10)
+        lo, hi = self.snr_db
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise InvalidInputError("snr_db", f"= {self.snr_db!r} must be a finite (low, high)")
+
+    def test_speakers(self) -> set[int]:
+        """Catalogue positions of the test speakers (the last one if none falls in range)."""
+        chosen = {i for i in range(self.speakers) if i % self.test_every == self.test_every - 1}
+        return chosen or {self.speakers - 1}
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One speaker: catalogue position ``id``, espeak-ng ``voice`` + ``variant``, ``split``,
+    base ``speed`` (words per minute) and ``pitch`` (0-99)."""
+
+    id: int
+    voice: str
+    variant: str
+    split: str
+    speed: int
+    pitch: int
+
+
+def espeak_version() -> str:
+    """``espeak-ng --version`` (first line), or raise if the program is missing."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise FileNotFoundError("espeak-ng: not found; install it (Debian: apt-get install "
+                                "espeak-ng)")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[0]
+
+
+def synthesize(text: str, voice: str, speed: int, pitch: int, gap: int, tmp: Path) -> np.ndarray:
+    """One utterance from ``espeak-ng`` as float64 samples at 22050 Hz in [-1, 1]."""
+    wav = tmp / "utterance.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-g",
+                    str(gap), "-z", "-w", str(wav), text], check=True, capture_output=True)
+    with wave.open(str(wav), "rb") as handle:
+        if handle.getsampwidth() != 2 or handle.getnchannels() != 1 \
+                or handle.getframerate() != ESPEAK_RATE:
+            raise InvalidInputError("espeak-ng", "expected 16-bit mono 22050 Hz output")
+        raw = handle.readframes(handle.getnframes())
+    return np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
+
+
+def _render(clean22k: np.ndarray, rng: np.random.Generator, opts: SpeechOptions
+            ) -> tuple[np.ndarray, dict[str, float]]:
+    """Resample to 16 kHz, lead silence, gain, white noise at a random SNR; int16."""
+    from scipy.signal import resample_poly
+
+    speech = resample_poly(clean22k, 320, 441)
+    lead = int(rng.integers(0, SAMPLE_RATE // 4 + 1))
+    gain = float(rng.uniform(0.5, 1.0))
+    snr = float(rng.uniform(*opts.snr_db))
+    signal = np.concatenate([np.zeros(lead), speech]) * gain
+    power = float(np.mean(speech**2)) * gain**2
+    noise = rng.standard_normal(signal.shape[0]) * math.sqrt(power / 10 ** (snr / 10))
+    mixed = np.clip(signal + noise, -1.0, 32767 / 32768)
+    audio = np.round(mixed * 32768).astype(np.int16)
+    return audio, {"lead_ms": round(1000 * lead / SAMPLE_RATE, 3), "gain": round(gain, 6),
+                   "snr_db": round(snr, 6)}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_tensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
+
+
+def generate_speech(out: str | os.PathLike[str], options: SpeechOptions | None = None,
+                    progress: bool = False) -> Path:
+    """Generate the spoken-command data set into the folder ``out`` (module docstring).
+
+    Returns the manifest path. Raises ``FileNotFoundError`` without ``espeak-ng``.
+    """
+    opts = options or SpeechOptions()
+    version = espeak_version()
+    catalogue = speaker_catalogue()[: opts.speakers]
+    test_ids = opts.test_speakers()
+    labels = sorted(INTENTS)
+    speakers: list[Speaker] = []
+    for i, (voice, variant) in enumerate(catalogue):
+        rng = np.random.default_rng([opts.seed, 0, i])
+        speakers.append(Speaker(i, voice, variant, "test" if i in test_ids else "train",
+                                int(rng.integers(130, 191)), int(rng.integers(30, 71))))
+    jobs = [(s, label, text, r) for s in speakers for label in labels
+            for text in INTENTS[label][: opts.phrasings] for r in range(opts.repeats)]
+    parts: dict[str, dict[str, list[Any]]] = {
+        split: {"audio": [], "labels": [], "speakers": [], "meta": []}
+        for split in ("train", "test")}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc="espeak-ng", unit="utt")
+    with tempfile.TemporaryDirectory(prefix="proxcompress-speech-") as tmp:
+        for index, (spk, label, text, rep) in enumerate(jobs):
+            rng = np.random.default_rng([opts.seed, 1, index])
+            speed = int(np.clip(spk.speed + int(rng.integers(-opts.speed_jitter,
+                                                             opts.speed_jitter + 1)), 80, 450))
+            pitch = int(np.clip(spk.pitch + int(rng.integers(-opts.pitch_jitter,
+                                                             opts.pitch_jitter + 1)), 0, 99))
+            gap = int(rng.integers(0, 3))
+            clean = synthesize(text, f"{spk.voice}+{spk.variant}", speed, pitch, gap, Path(tmp))
+            audio, extra = _render(clean, rng, opts)
+            part = parts[spk.split]
+            part["audio"].append(audio)
+            part["labels"].append(labels.index(label))
+            part["speakers"].append(spk.id)
+            part["meta"].append({"text": text, "intent": label, "speaker": spk.id,
+                                 "repeat": rep, "speed": speed, "pitch": pitch, "gap": gap,
+                                 "samples": int(audio.shape[0]), **extra})
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    hashes = {}
+    for split, part in parts.items():
+        lengths = np.array([a.shape[0] for a in part["audio"]], dtype=np.int64)
+        tensors = {
+            "audio": np.concatenate(part["audio"]) if part["audio"] else np.zeros(0, np.int16),
+            "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            "labels": np.array(part["labels"], dtype=np.int64),
+            "speakers": np.array(part["speakers"], dtype=np.int64),
+        }
+        name = f"{split}.safetensors"
+        _write_tensors(root / name, tensors)
+        hashes[name] = _sha256(root / name)
+    manifest = {
+        "format": FORMAT, "espeak_ng": version, "sample_rate": SAMPLE_RATE,
+        "options": {**asdict(opts), "snr_db": list(opts.snr_db)},
+        "intents": labels, "phrasings": {k: list(INTENTS[k][: opts.phrasings]) for k in labels},
+        "speakers": [asdict(s) for s in speakers], "sha256": hashes,
+        "utterances": {split: part["meta"] for split, part in parts.items()},
+    }
+    text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    return write_text_atomic(root / "manifest.json", text)
+
+
+# ---------------------------------------------------------------------------------- features
+def mel_filterbank(n_mels: int = 40, n_fft: int = 512, sample_rate: int = SAMPLE_RATE,
+                   fmin: float = 20.0, fmax: float | None = None) -> np.ndarray:
+    """Triangular filters on the HTK mel scale ``m = 2595 log10(1 + f / 700)``:
+    ``(n_mels, n_fft // 2 + 1)``, filter ``i`` rising from mel point ``i`` to ``i + 1`` and
+    falling to ``i + 2`` of ``n_mels + 2`` equally spaced points on ``[fmin, fmax]``."""
+    fmax = sample_rate / 2 if fmax is None else fmax
+    if not 0 <= fmin < fmax <= sample_rate / 2:
+        raise InvalidInputError("fmax", f"need 0 <= fmin ({fmin}) < fmax ({fmax}) <= "
+                                f"sample_rate / 2 ({sample_rate / 2})")
+    if n_mels < 1 or n_fft < 2:
+        raise InvalidInputError("n_mels", f"n_mels = {n_mels}, n_fft = {n_fft} must be >= 1, 2")
+
+    def mel(f: np.ndarray) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
+    points = 700.0 * (10 ** (np.linspace(mel(np.array(fmin)), mel(np.array(fmax)),
+                                         n_mels + 2) / 2595.0) - 1.0)
+    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    lower, center, upper = points[:-2, None], points[1:-1, None], points[2:, None]
+    rise = (freqs[None] - lower) / (center - lower)
+    fall = (upper - freqs[None]) / (upper - center)
+    return np.maximum(0.0, np.minimum(rise, fall)).astype(np.float32)
+
+
+def log_mel(audio: Tensor, sample_rate: int = SAMPLE_RATE, n_mels: int = 40,
+            n_fft: int = 512, win_ms: float = 25.0, hop_ms: float = 10.0) -> Tensor:
+    """Log-mel spectrogram ``(..., n_mels, frames)`` of float waveforms ``(..., samples)``:
+    Hann window of ``win_ms``, hop ``hop_ms``, centred frames, power spectrum,
+    :func:`mel_filterbank`, ``log(. + 1e-6)``."""
+    win = int(round(sample_rate * win_ms / 1000))
+    hop = int(round(sample_rate * hop_ms / 1000))
+    if not 1 <= win <= n_fft or hop < 1:
+        raise InvalidInputError("win_ms", f"window {win} samples must lie in [1, n_fft = "
+                                f"{n_fft}] and the hop ({hop}) be >= 1")
+    lead = audio.shape[:-1]
+    flat = audio.reshape(-1, audio.shape[-1]).to(torch.float32)
+    spec = torch.stft(flat, n_fft, hop_length=hop, win_length=win,
+                      window=torch.hann_window(win, dtype=torch.float32), center=True,
+                      return_complex=True)
+    power = spec.real**2 + spec.imag**2
+    bank = torch.from_numpy(mel_filterbank(n_mels, n_fft, sample_rate))
+    mel = torch.log(torch.einsum("mf,bft->bmt", bank, power) + 1e-6)
+    return mel.reshape(*lead, n_mels, mel.shape[-1])
+
+
+def _read_split(root: Path, name: str, digest: str) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    path = root / name
+    if not path.is_file():
+        raise FileNotFoundError(f"data.root: {str(path)!r} is missing")
+    if _sha256(path) != digest:
+        raise InvalidInputError("data.root", f"{str(path)!r} does not match its SHA-256 in "
+                                "manifest.json (corrupt or from another generation)")
+    t = load_file(str(path))
+    n = t["labels"].shape[0]
+    off = t["offsets"]
+    if (t["audio"].dtype != np.int16 or off.shape != (n + 1,) or t["speakers"].shape != (n,)
+            or off[0] != 0 or off[-1] != t["audio"].shape[0] or np.any(np.diff(off) < 0)):
+        raise InvalidInputError("data.root", f"{str(path)!r} has inconsistent arrays")
+    return t
+
+
+def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float = 3.5
+                ) -> tuple[Dataset, Dataset]:
+    """``(train, test)`` log-mel data sets from a :func:`generate_speech` folder: ``x`` is
+    ``(N, 1, n_mels, frames)`` float32 (per-utterance standardized), ``y`` the intent index.
+
+    Each waveform is zero-padded or cut to ``seconds`` before the features
+    (``frames = 1 + seconds * 100``).
+    """
+    base = Path(root)
+    manifest_path = base / "manifest.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"data.root: no manifest.json in {str(base)!r}; generate it "
+                                "with 'proxcompress data speech --out DIR'")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError("data.root", f"manifest.json is not valid JSON ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise InvalidInputError("data.root", f"{str(manifest_path)!r} is not a {FORMAT} "
+                                "manifest")
+    if not seconds > 0:
+        raise InvalidInputError("seconds", f"= {seconds} must be > 0")
+    samples = int(round(seconds * manifest["sample_rate"]))
+    classes = len(manifest["intents"])
+    out = []
+    for split in ("train", "test"):
+        t = _read_split(base, f"{split}.safetensors", manifest["sha256"][f"{split}.safetensors"])
+        n = t["labels"].shape[0]
+        wav = np.zeros((n, samples), np.float32)
+        for i in range(n):
+            a = t["audio"][t["offsets"][i]: t["offsets"][i + 1]][:samples]
+            wav[i, : a.shape[0]] = a.astype(np.float32) / 32768.0
+        feats = log_mel(torch.from_numpy(wav), manifest["sample_rate"], n_mels)
+        mean = feats.mean(dim=(1, 2), keepdim=True)
+        std = feats.std(dim=(1, 2), keepdim=True).clamp_min(1e-5)
+        x = ((feats - mean) / std).unsqueeze(1).contiguous()
+        if n and (t["labels"].min() < 0 or t["labels"].max() >= classes):
+            raise InvalidInputError("data.root", f"{split} labels outside 0..{classes - 1}")
+        out.append(Dataset(x, torch.from_numpy(t["labels"].astype(np.int64)), classes,
+                           f"speech/{split}"))
+    return out[0], out[1]
+
+
+# ------------------------------------------------------------------------------------- model
+class SpeechResNet(nn.Module):
+    """A small ResNet for log-mel inputs ``(N, 1, n_mels, frames)`` (module docstring).
+
+    Args:
+        classes: output classes (intents).
+        width: first-stage width ``w`` (stages ``w, 2w, 4w``).
+        blocks: basic blocks per stage.
+        in_channels: input channels (1).
+        activation: ``relu`` or ``hardtanh``.
+    """
+
+    def __init__(self, classes: int = len(INTENTS), width: int = 16,
+                 blocks: Sequence[int] = (1, 1, 1), in_channels: int = 1,
+                 activation: str = "relu") -> None:
+        from proxcompress.training.models import BasicBlock
+
+        super().__init__()
+        if activation not in ("relu", "hardtanh"):
+            raise InvalidInputError("model.activation", f"= {activation!r}; accepted: relu, "
+                                    "hardtanh")
+        if width < 1 or not blocks or min(blocks) < 1 or classes < 2:
+            raise InvalidInputError("model", f"width = {width}, blocks = {list(blocks)}, "
+                                    f"classes = {classes}: need width >= 1, blocks >= 1, "
+                                    "classes >= 2")
+        self.stem = nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(width)
+        self.stem_act = nn.ReLU() if activation == "relu" else nn.Hardtanh()
+        layers: list[nn.Module] = []
+        c_in = width
+        for s, n in enumerate(blocks):
+            c_out = width * 2**s
+            for b in range(n):
+                layers.append(BasicBlock(c_in, c_out, 2 if (s > 0 and b == 0) else 1,
+                                         activation))
+                c_in = c_out
+        self.blocks = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(c_in, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem_act(self.stem_bn(self.stem(x)))
+        x = self.blocks(x)
+        return self.head(self.pool(x).flatten(1))
+
+
+__all__ = [
+    "FORMAT",
+    "INTENTS",
+    "SAMPLE_RATE",
+    "VARIANTS",
+    "VOICES",
+    "Speaker",
+    "SpeechOptions",
+    "SpeechResNet",
+    "espeak_version",
+    "generate_speech",
+    "load_speech",
+    "log_mel",
+    "mel_filterbank",
+    "speaker_catalogue",
+    "synthesize",
+]
