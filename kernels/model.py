@@ -521,6 +521,9 @@ class ExportedModel:
 
     def __init__(self, manifest: dict[str, Any], tensors: dict[str, np.ndarray],
                  backend: Backend = "auto") -> None:
+        if backend not in ("auto", "numpy", "numba"):
+            raise InvalidInputError("backend", f"= {backend!r}; accepted: auto, numpy, numba "
+                                    "(exported models run on NumPy arrays, CPU backends)")
         self.manifest = manifest
         self.backend = backend
         shape = manifest.get("input_shape")
@@ -580,7 +583,9 @@ def load(path: str | os.PathLike[str], backend: Backend = "auto") -> ExportedMod
 
     Args:
         path: the folder (holding ``model.json`` and ``model.safetensors``).
-        backend: the kernels' backend for every layer (``auto``, ``numpy``, ``numba``).
+        backend: the kernels' backend for every layer: ``auto`` (numba), ``numba`` or ``numpy``
+            (the reference twins). Inputs and outputs are NumPy arrays; the GPU backend is not
+            wired in here.
 
     Raises:
         FileNotFoundError: no manifest or no tensor file.

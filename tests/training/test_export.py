@@ -279,6 +279,14 @@ def test_missing_or_broken_manifest(exported: Path, tmp_path: Path) -> None:
         load(exported)
 
 
+def test_numpy_backend_and_bad_backend(exported: Path) -> None:
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_allclose(load(exported, backend="numpy")(x), load(exported)(x),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(InvalidInputError, match="backend"):
+        load(exported, backend="cupy")
+
+
 def test_bad_inputs_at_call(exported: Path) -> None:
     model = load(exported)
     with pytest.raises(InvalidInputError, match="float32"):
