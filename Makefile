@@ -4,7 +4,17 @@
 PYTHON ?= python3
 PIP = PIP_BREAK_SYSTEM_PACKAGES=1 $(PYTHON) -m pip install --quiet
 
-.PHONY: install install-dev demo test lint bench
+.PHONY: install install-dev system-deps demo test lint bench
+
+# Debian packages the tests use: espeak-ng (spoken-command data) and dataset-fashion-mnist (the
+# Fashion-MNIST IDX files). Installed when apt-get is there and we are root; skipped otherwise
+# (the tests that need them then skip or use the embedded data).
+system-deps:
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		dpkg -s espeak-ng dataset-fashion-mnist >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			espeak-ng dataset-fashion-mnist >/dev/null; }; \
+	else echo "system-deps: no root apt-get; espeak-ng / dataset-fashion-mnist not installed"; fi
 
 install:
 	$(PIP) torch==2.13.0
@@ -23,7 +33,7 @@ lint:
 		formulations/solution.py formulations/restricted.py formulations/bnb.py \
 		formulations/cli.py proofs/__init__.py kernels/__init__.py kernels/ops.py
 
-test: install-dev lint
+test: system-deps install-dev lint
 	$(PYTHON) -m pytest -q
 
 bench:
