@@ -89,6 +89,11 @@ def rows() -> list[dict[str, Any]]:
         out.append({"table": "binary", "model": model, "name": f"{model}-bnnpp-beta5",
                     "label": "BNN++ (beta = 5, larq's)", "binary": "weights",
                     "config": _merge(BASE[model], {"quant": {"weights": "bnn++", "beta": 5.0}})})
+        out.append({"table": "binary", "model": model, "name": f"{model}-bnnpp-hard",
+                    "label": "BNN++ (beta = 2, mu_0 = 1000: hard from the start)",
+                    "binary": "weights",
+                    "config": _merge(BASE[model], {"quant": {"weights": "bnn++"},
+                                                   "mu": {"start": 1000.0}})})
         for key, label, pair in METHODS[1:]:
             out.append({"table": "binary", "model": model, "name": f"{model}-{key}-act",
                         "label": label, "binary": "weights + activations",
