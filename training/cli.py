@@ -105,11 +105,11 @@ def run_train(args: argparse.Namespace) -> int:
         shape = (cfg.data.in_channels, cfg.data.image_size, cfg.data.image_size)
         print(model_summary(model, shape).text())
         return 0
-    from proxcompress.training.trainer import EXIT_INTERRUPTED, Interrupted, train
+    from proxcompress.training.trainer import EXIT_INTERRUPTED, HardStop, Interrupted, train
 
     try:
         summary = train(cfg, out, resume=resume)
-    except (Interrupted, KeyboardInterrupt) as exc:
+    except (Interrupted, HardStop, KeyboardInterrupt) as exc:
         print(f"proxcompress train: {exc or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if summary:

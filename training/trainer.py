@@ -8,10 +8,11 @@ Cacciola et al., arXiv:2206.14056, methods.md section 7).
 Reproducibility: the model init is seeded from ``seed``; the order of epoch ``e`` is a
 permutation drawn from a generator seeded with ``(seed, e)``; the learning rate is a function
 of the step; dropout draws from the global torch RNG whose state is checkpointed. A checkpoint
-is written at the end of every epoch and when the run is interrupted (Ctrl-C / SIGTERM), at the
-last completed step, with the partial epoch's counters; ``--resume`` restarts from it and skips
-the steps already taken, so an interrupted and resumed run ends with the same weights as an
-uninterrupted one (bit-exact on one process; tested).
+is written at the end of every epoch and when the run is interrupted (Ctrl-C / SIGTERM: the
+signal only sets a flag, checked between steps, so no step is cut in half; a second signal
+stops at once without saving), at the last completed step, with the partial epoch's counters;
+``--resume`` restarts from it and skips the steps already taken, so an interrupted and resumed
+run ends with the same weights as an uninterrupted one (bit-exact on one process; tested).
 
 Data-parallel under ``torchrun`` (``WORLD_SIZE > 1``): DistributedDataParallel with ``gloo`` on
 CPU and ``nccl`` on GPU; each process takes every ``world``-th sample of the epoch's
@@ -54,6 +55,10 @@ EXIT_INTERRUPTED = 130
 
 class Interrupted(Exception):
     """The run was interrupted (Ctrl-C, SIGTERM, or a test hook); a checkpoint was saved."""
+
+
+class HardStop(Exception):
+    """A second Ctrl-C / SIGTERM: the run stopped at once; the last checkpoint stands."""
 
 
 @dataclass
@@ -221,6 +226,10 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ signals
     def _on_signal(self, signum: int, frame: Any) -> None:
+        """First Ctrl-C / SIGTERM: stop at the next step boundary (a step is never cut in
+        half, so the saved state is consistent); a second one stops at once, unsaved."""
+        if self._stop_signal:
+            raise HardStop(f"second signal {signum}: stopped without saving")
         self._stop_signal = True
 
     # ---------------------------------------------------------------------------------- run
@@ -248,7 +257,8 @@ class Trainer:
         state = self._restore_or_start()
         previous = {}
         if threading_ok():
-            previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM,)}
+            previous = {s: signal.signal(s, self._on_signal)
+                        for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self._loop(state)
         finally:
@@ -658,5 +668,5 @@ def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str]) -> 
     return config_from_dict(apply_overrides(raw, overrides))
 
 
-__all__ = ["EXIT_INTERRUPTED", "Interrupted", "Trainer", "config_for_resume", "evaluate",
-           "inference_ms", "plot_metrics", "train"]
+__all__ = ["EXIT_INTERRUPTED", "HardStop", "Interrupted", "Trainer", "config_for_resume",
+           "evaluate", "inference_ms", "plot_metrics", "train"]
