@@ -245,18 +245,20 @@ def render(selected: list[dict[str, Any]], seeds: list[int], runs: Path,
             "images, physical removal of the pruned channels, fine-tune 2 epochs (lr 0.005). "
             "Channels: the 16 + 32 + 64 conv output channels. Inference: median CPU time of "
             "one eval forward pass on a batch of 256, one thread, measured at the end of each "
-            "run for the pruned model and the unpruned architecture.",
+            "run for the pruned model and then the unpruned architecture (same process; the "
+            "absolute values move with the shared machine's load, compare within a row). The "
+            "pre-trained reference is the full-precision network SPR takes `M` from.",
             "",
             "| lambda | channels pruned (%) | parameters (pruned / unpruned) | inference ms "
-            "(pruned / unpruned) | accuracy before pruning | after pruning | after fine-tuning "
-            "| config |",
-            "|---|---|---|---|---|---|---|---|",
+            "(pruned / unpruned) | pre-trained reference (2 epochs) | accuracy before pruning "
+            "| after pruning | after fine-tuning | config |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for row in spr_rows:
             sums = _summaries(runs, row, seeds)
             sp = [s["spr"] for s in sums]
             if not sp:
-                lines.append(f"| {row['lam']:g} | not run | | | | | | `{row['name']}` |")
+                lines.append(f"| {row['lam']:g} | not run | | | | | | | `{row['name']}` |")
                 continue
             frac = _stats([100 * s["pruned_fraction"] for s in sp])
             params = (f"{statistics.fmean(s['parameters_after'] for s in sp):.0f} / "
@@ -265,6 +267,7 @@ def render(selected: list[dict[str, Any]], seeds: list[int], runs: Path,
                   f"{statistics.fmean(s['inference_ms_unpruned'] for s in sp):.1f}")
             lines.append(
                 f"| {row['lam']:g} | {frac} | {params} | {ms} | "
+                f"{_stats([s['pretrain_accuracy'] for s in sp])} | "
                 f"{_stats([s['accuracy_before_pruning'] for s in sp])} | "
                 f"{_stats([s['accuracy_after_pruning'] for s in sp])} | "
                 f"{_stats([s['test_accuracy'] for s in sums])} | `{row['name']}` |")
@@ -292,10 +295,68 @@ def render(selected: list[dict[str, Any]], seeds: list[int], runs: Path,
                 f" | {r['reconstruction_error']:.4f} | {r['reconstruction_error_no_refit']:.4f} "
                 f"| {r['seconds']:.1f} | {r.get('status', '-')} |")
         lines += ["", f"Unpruned test accuracy: {sel['unpruned_accuracy']:.2f}%.", ""]
+    lines += _targets(selected, seeds, runs)
     if extra.get("wall_seconds"):
         lines += [f"Wall time of the last `benchmarks/results.py` invocation: "
                   f"{extra['wall_seconds'] / 60:.1f} minutes.", ""]
     return "\n".join(lines)
+
+
+def _mean(runs: Path, rows_: list[dict[str, Any]], name: str, seeds: list[int],
+          key: Any = lambda s: s["test_accuracy"]) -> tuple[float, int] | None:
+    row = next((r for r in rows_ if r["name"] == name), None)
+    if row is None:
+        return None
+    values = [key(s) for s in _summaries(runs, row, seeds)]
+    return (statistics.fmean(values), len(values)) if values else None
+
+
+def _targets(rows_: list[dict[str, Any]], seeds: list[int], runs: Path) -> list[str]:
+    """The issue's targets, checked on the measured means (never asserted by hand)."""
+    out = ["## Targets (computed from the tables above)", ""]
+
+    def fmt(m: tuple[float, int] | None) -> str:
+        return "not run" if m is None else f"{m[0]:.2f} ({m[1]} seeds)"
+
+    fp = _mean(runs, rows_, "cnn-fp", seeds)
+    for name, label in (("cnn-bc", "BC"), ("cnn-bnn", "BNN"), ("cnn-bnnp", "BNN+"),
+                        ("cnn-pc", "ProxConnect"), ("cnn-bnnpp", "BNN++"),
+                        ("cnn-bnnpp-hard", "BNN++ hard start")):
+        m = _mean(runs, rows_, name, seeds)
+        if fp is None or m is None:
+            out.append(f"* binary-weight CNN within 3 points of full precision, {label}: "
+                       "not measured")
+            continue
+        verdict = "met" if fp[0] - m[0] <= 3.0 else "missed"
+        out.append(f"* binary-weight CNN within 3 points of full precision, {label}: "
+                   f"{fmt(m)} vs {fmt(fp)}, gap {fp[0] - m[0]:.2f}: **{verdict}**")
+    for model in ("mlp", "cnn"):
+        plus = _mean(runs, rows_, f"{model}-bnnp", seeds)
+        for suffix, label in (("", "default soft start"), ("-hard", "hard start, mu_0 = 1000"),
+                              ("-act", "weights + activations")):
+            pp = _mean(runs, rows_, f"{model}-bnnpp{suffix}", seeds)
+            ref = _mean(runs, rows_, f"{model}-bnnp-act", seeds) if suffix == "-act" else plus
+            if pp is None or ref is None:
+                out.append(f"* BNN++ >= BNN+ on the mean, {model}, {label}: not measured")
+                continue
+            verdict = "met" if pp[0] >= ref[0] else "missed"
+            out.append(f"* BNN++ >= BNN+ on the mean, {model}, {label}: {fmt(pp)} vs "
+                       f"{fmt(ref)}: **{verdict}**")
+    for lam in SPR_LAMBDAS:
+        name = f"cnn-spr-lam{lam:g}"
+        acc = _mean(runs, rows_, name, seeds)
+        frac = _mean(runs, rows_, name, seeds, lambda s: 100 * s["spr"]["pruned_fraction"])
+        if fp is None or acc is None or frac is None:
+            out.append(f"* SPR lambda = {lam:g}: not measured")
+            continue
+        verdict = "met" if frac[0] >= 50 and fp[0] - acc[0] <= 1.0 else "missed"
+        out.append(f"* SPR removes >= 50% of the CNN's channels for <= 1 point, lambda = "
+                   f"{lam:g}: {frac[0]:.1f}% pruned, {fmt(acc)} vs full precision {fmt(fp)} "
+                   f"(drop {fp[0] - acc[0]:.2f}): **{verdict}** (note: the SPR runs train 7 "
+                   "epochs in all, the full-precision row 3)")
+    out += ["", "The training-step cost target (binary <= 1.5x full precision) is measured by "
+            "`benchmarks/training_step.py` (docs/training.md).", ""]
+    return out
 
 
 def selection_study(runs: Path, seed: int, unit: str, keep: int) -> dict[str, Any] | None:
