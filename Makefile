@@ -31,7 +31,8 @@ lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy proxcompress formulations/__init__.py formulations/problem.py \
 		formulations/solution.py formulations/restricted.py formulations/bnb.py \
-		formulations/cli.py proofs/__init__.py kernels/__init__.py kernels/ops.py
+		formulations/cli.py proofs/__init__.py kernels/__init__.py kernels/ops.py \
+		kernels/model.py training/__init__.py
 
 test: system-deps install-dev lint
 	$(PYTHON) -m pytest -q
