@@ -100,6 +100,13 @@ def rows() -> list[dict[str, Any]]:
                         "config": _merge(BASE[model], {
                             "model": {"activation": "hardtanh"},
                             "quant": {"weights": pair, "activations": "bnn"}})})
+        out.append({"table": "binary", "model": model, "name": f"{model}-bnnpp-hard-act",
+                    "label": "BNN++ (beta = 2, mu_0 = 1000: hard from the start)",
+                    "binary": "weights + activations",
+                    "config": _merge(BASE[model], {
+                        "model": {"activation": "hardtanh"},
+                        "quant": {"weights": "bnn++", "activations": "bnn"},
+                        "mu": {"start": 1000.0}})})
     for lam in SPR_LAMBDAS:
         out.append({"table": "spr", "model": "cnn", "name": f"cnn-spr-lam{lam:g}",
                     "label": f"SPR lambda = {lam:g}", "lam": lam,
@@ -295,10 +302,26 @@ def render(selected: list[dict[str, Any]], seeds: list[int], runs: Path,
                 f" | {r['reconstruction_error']:.4f} | {r['reconstruction_error_no_refit']:.4f} "
                 f"| {r['seconds']:.1f} | {r.get('status', '-')} |")
         lines += ["", f"Unpruned test accuracy: {sel['unpruned_accuracy']:.2f}%.", ""]
+    lines += [
+        "## Reading the tables",
+        "",
+        "* BNN and BC give identical numbers: with the latents clipped to `[-1, 1]`, BNN's "
+        "backward `1{|w| <= 1}` is always 1, so both take the same steps (the proofs wing's "
+        "`bnn` verdict says the same).",
+        "* BNN++ with larq's `beta = 5` collapses: under the adopted reading `B'` is taken at "
+        "`P(w) -> +-1`, where `SS_5'(+-1) = -0.195 < 0`, which reverses every gradient once `mu` "
+        "is large; `beta = 2` keeps `B' > 0` on `[-1, 1]` (docs/training.md).",
+        "* The default `mu` schedule starts soft (`mu_0 = 0`); in these 3-epoch runs that soft "
+        "start costs BNN++ and ProxConnect accuracy, and the hard-start rows (`mu_0 = 1000`) "
+        "remove the cost; in the hard phase BNN++ steps almost like BC (docs/training.md).",
+        "",
+    ]
     lines += _targets(selected, seeds, runs)
     if extra.get("wall_seconds"):
-        lines += [f"Wall time of the last `benchmarks/results.py` invocation: "
-                  f"{extra['wall_seconds'] / 60:.1f} minutes.", ""]
+        lines += [f"Wall time of the last full `benchmarks/results.py` run: "
+                  f"{extra['wall_seconds'] / 60:.1f} minutes with `--jobs {extra.get('jobs', '?')}`"
+                  " (niced, on the shared machine)"
+                  + (f"; {extra['note']}" if extra.get("note") else "") + ".", ""]
     return "\n".join(lines)
 
 
@@ -333,9 +356,11 @@ def _targets(rows_: list[dict[str, Any]], seeds: list[int], runs: Path) -> list[
     for model in ("mlp", "cnn"):
         plus = _mean(runs, rows_, f"{model}-bnnp", seeds)
         for suffix, label in (("", "default soft start"), ("-hard", "hard start, mu_0 = 1000"),
-                              ("-act", "weights + activations")):
+                              ("-act", "weights + activations"),
+                              ("-hard-act", "weights + activations, hard start")):
             pp = _mean(runs, rows_, f"{model}-bnnpp{suffix}", seeds)
-            ref = _mean(runs, rows_, f"{model}-bnnp-act", seeds) if suffix == "-act" else plus
+            ref = (_mean(runs, rows_, f"{model}-bnnp-act", seeds) if suffix.endswith("act")
+                   else plus)
             if pp is None or ref is None:
                 out.append(f"* BNN++ >= BNN+ on the mean, {model}, {label}: not measured")
                 continue
@@ -403,8 +428,13 @@ def main(argv: list[str] | None = None) -> int:
     extra: dict[str, Any] = {}
     if not args.no_selection:
         extra["selection"] = selection_study(runs, seeds[0], "conv1_0", 16)
-    if not args.render_only:
+    wall = runs / "wall.json"
+    if not args.render_only and not args.only:
         extra["wall_seconds"] = time.time() - t0
+        wall.parent.mkdir(parents=True, exist_ok=True)
+        wall.write_text(json.dumps({"wall_seconds": extra["wall_seconds"], "jobs": args.jobs}))
+    elif wall.exists():
+        extra.update(json.loads(wall.read_text()))
     from proxcompress.atomic import write_text_atomic
 
     write_text_atomic(args.out, render(everything, seeds, runs, extra))
