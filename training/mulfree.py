@@ -198,29 +198,19 @@ def mulfree_model(model: nn.Module, recipe: MulFreeRecipe, seed: int | None = No
             method cannot take (e.g. a grouped conv for euclid / adder).
     """
     from proxcompress.training.layers import QuantizedMixin
+    from proxcompress.training.quantize import replace_module, swappable_layers
 
-    layers = [(name, m) for name, m in model.named_modules()
-              if isinstance(m, nn.Linear | nn.Conv2d)
-              and not isinstance(m, QuantizedMixin) and not _is_mulfree(m)]
-    names = {name for name, _ in layers}
-    for name in recipe.skip:
-        if name not in names:
-            raise InvalidInputError("skip", f"{name!r} is not a linear/conv layer of the model")
-    keep = set(recipe.skip)
-    if layers and recipe.keep_first:
-        keep.add(layers[0][0])
-    if layers and recipe.keep_last:
-        keep.add(layers[-1][0])
+    layers = swappable_layers(
+        model, recipe.skip, recipe.keep_first, recipe.keep_last,
+        exclude=lambda m: isinstance(m, QuantizedMixin) or _is_mulfree(m),
+    )
     state = torch.get_rng_state() if seed is not None else None
     if seed is not None:
         torch.manual_seed(seed)
     try:
-        for name, module in layers:
-            if name in keep:
-                continue
-            parent_name, _, child = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, child, _swap(module, recipe))
+        for name, module, kept in layers:
+            if not kept:
+                replace_module(model, name, _swap(module, recipe))
     finally:
         if state is not None:
             torch.set_rng_state(state)

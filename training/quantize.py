@@ -7,6 +7,7 @@ first and the last layer, as in BNN (Hubara et al. 2016), XNOR-Net and larq's re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,44 @@ def _swap(module: nn.Module, recipe: QuantRecipe) -> nn.Module:
     return new.to(module.weight.device, module.weight.dtype)
 
 
+def swappable_layers(
+    model: nn.Module,
+    skip: tuple[str, ...],
+    keep_first: bool,
+    keep_last: bool,
+    exclude: Callable[[nn.Module], bool],
+) -> list[tuple[str, nn.Module, bool]]:
+    """The ``nn.Linear`` / ``nn.Conv2d`` layers of ``model`` in module order (those for which
+    ``exclude`` is false), each with whether it stays full precision: named in ``skip``, or the
+    first / last layer when ``keep_first`` / ``keep_last``. Shared by every layer-swapping recipe.
+
+    Raises:
+        InvalidInputError: a ``skip`` name that is not such a layer.
+    """
+    layers = [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear | nn.Conv2d) and not exclude(m)
+    ]
+    names = {name for name, _ in layers}
+    for name in skip:
+        if name not in names:
+            raise InvalidInputError("skip", f"{name!r} is not a linear/conv layer of the model")
+    keep = set(skip)
+    if layers and keep_first:
+        keep.add(layers[0][0])
+    if layers and keep_last:
+        keep.add(layers[-1][0])
+    return [(name, m, name in keep) for name, m in layers]
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` in place of the submodule called ``name`` (dotted path) of ``model``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
 def quantize_model(model: nn.Module, recipe: QuantRecipe | None = None) -> nn.Module:
     """Replace, in place, every ``nn.Linear`` / ``nn.Conv2d`` of ``model`` by its binary twin
     (latent weights initialized from the full-precision ones), except the layers the recipe keeps.
@@ -103,29 +142,17 @@ def quantize_model(model: nn.Module, recipe: QuantRecipe | None = None) -> nn.Mo
     recipe.quantizer(recipe.weights)  # validate names early
     if recipe.activations:
         recipe.quantizer(recipe.activations)
-    layers = [
-        (name, m)
-        for name, m in model.named_modules()
-        if isinstance(m, nn.Linear | nn.Conv2d) and not isinstance(m, QuantizedMixin)
-    ]
-    names = {name for name, _ in layers}
-    for name in recipe.skip:
-        if name not in names:
-            raise InvalidInputError("skip", f"{name!r} is not a linear/conv layer of the model")
-    keep = set(recipe.skip)
-    if layers and recipe.keep_first:
-        keep.add(layers[0][0])
-    if layers and recipe.keep_last:
-        keep.add(layers[-1][0])
-    for i, (name, module) in enumerate(layers):
-        if name in keep:
+    layers = swappable_layers(
+        model, recipe.skip, recipe.keep_first, recipe.keep_last,
+        exclude=lambda m: isinstance(m, QuantizedMixin),
+    )
+    for i, (name, module, kept) in enumerate(layers):
+        if kept:
             continue
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
         new = _swap(module, recipe)
         if i == 0:  # the model's input (the image) is never quantized
             new.input_quantizer = None  # type: ignore[assignment]
-        setattr(parent, child, new)
+        replace_module(model, name, new)
     return model
 
 
