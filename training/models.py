@@ -206,8 +206,10 @@ class ResNet20(PrunableModel):
         in_channels: 1 or 3.
         classes: output classes.
         width: first-stage width (16 in He et al.).
-        blocks: basic blocks per stage (3 gives ResNet-20; 1 a quick ResNet-8).
+        blocks: basic blocks per stage (3 gives ResNet-20; 1 a quick ResNet-8), or one count per
+            stage (the number of stages is then its length).
         activation: ``relu`` or ``hardtanh``.
+        stem_stride: stride of the 3x3 stem (2 halves large inputs such as spectrograms).
 
     Works for 28x28 and 32x32 inputs (global average pooling).
     """
@@ -217,18 +219,20 @@ class ResNet20(PrunableModel):
         in_channels: int = 1,
         classes: int = 10,
         width: int = 16,
-        blocks: int = 3,
+        blocks: int | Sequence[int] = 3,
         activation: str = "relu",
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
-        self.stem = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
+        per_stage = (blocks,) * 3 if isinstance(blocks, int) else tuple(blocks)
+        self.stem = nn.Conv2d(in_channels, width, 3, stride=stem_stride, padding=1, bias=False)
         self.stem_bn = nn.BatchNorm2d(width)
         self.stem_act = _activation(activation)
         layers: list[nn.Module] = []
         c_in = width
-        for s in range(3):
+        for s, n_blocks in enumerate(per_stage):
             c_out = width * 2**s
-            for b in range(blocks):
+            for b in range(n_blocks):
                 stride = 2 if (s > 0 and b == 0) else 1
                 layers.append(BasicBlock(c_in, c_out, stride, activation))
                 c_in = c_out

@@ -55,11 +55,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from proxcompress.atomic import write_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.data import Dataset
+from proxcompress.training.models import ResNet20
 
 SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
@@ -415,8 +416,9 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
 
 
 # ------------------------------------------------------------------------------------- model
-class SpeechResNet(nn.Module):
-    """A small ResNet for log-mel inputs ``(N, 1, n_mels, frames)`` (module docstring).
+class SpeechResNet(ResNet20):
+    """A small ResNet for log-mel inputs ``(N, 1, n_mels, frames)`` (module docstring): the
+    repository's :class:`~proxcompress.training.models.ResNet20` with a stride-2 stem.
 
     Args:
         classes: output classes (intents).
@@ -429,9 +431,6 @@ class SpeechResNet(nn.Module):
     def __init__(self, classes: int = len(INTENTS), width: int = 16,
                  blocks: Sequence[int] = (1, 1, 1), in_channels: int = 1,
                  activation: str = "relu") -> None:
-        from proxcompress.training.models import BasicBlock
-
-        super().__init__()
         if activation not in ("relu", "hardtanh"):
             raise InvalidInputError("model.activation", f"= {activation!r}; accepted: relu, "
                                     "hardtanh")
@@ -439,25 +438,7 @@ class SpeechResNet(nn.Module):
             raise InvalidInputError("model", f"width = {width}, blocks = {list(blocks)}, "
                                     f"classes = {classes}: need width >= 1, blocks >= 1, "
                                     "classes >= 2")
-        self.stem = nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False)
-        self.stem_bn = nn.BatchNorm2d(width)
-        self.stem_act = nn.ReLU() if activation == "relu" else nn.Hardtanh()
-        layers: list[nn.Module] = []
-        c_in = width
-        for s, n in enumerate(blocks):
-            c_out = width * 2**s
-            for b in range(n):
-                layers.append(BasicBlock(c_in, c_out, 2 if (s > 0 and b == 0) else 1,
-                                         activation))
-                c_in = c_out
-        self.blocks = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(c_in, classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.stem_act(self.stem_bn(self.stem(x)))
-        x = self.blocks(x)
-        return self.head(self.pool(x).flatten(1))
+        super().__init__(in_channels, classes, width, tuple(blocks), activation, stem_stride=2)
 
 
 __all__ = [
