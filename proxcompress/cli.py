@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "proxcompress.formulations.cli",
     "proxcompress.proofs.cli",
     "proxcompress.training.cli",
+    "proxcompress.training.data_cli",
 )
 
 EXIT_BAD_INPUT = 2

@@ -138,3 +138,16 @@ def test_test_speakers_rule() -> None:
     assert SpeechOptions(speakers=3).test_speakers() == {2}
     with pytest.raises(InvalidInputError, match="activation"):
         SpeechResNet(activation="gelu")
+
+
+@needs_espeak
+def test_data_speech_through_the_proxcompress_command(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from proxcompress.cli import build_parser, main
+
+    assert "data" in build_parser().format_help()
+    out = tmp_path / "speech"
+    assert main(["data", "speech", "--out", str(out), "--speakers", "2", "--phrasings", "1",
+                 "--test-every", "2"]) == 0
+    assert all((out / name).is_file() for name in FILES)
+    assert '"intents": 26' in capsys.readouterr().out
