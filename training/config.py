@@ -22,6 +22,9 @@ from proxcompress.errors import InvalidInputError
 
 QUANTIZERS = ("binaryconnect", "bnn", "bnn+", "proxconnect", "proxconnect-clip", "bnn++",
               "proxquant", "ternary", "shift")
+#: multiplication-free methods of :mod:`proxcompress.training.mulfree` (its ``METHODS``; kept
+#: here as names so that validating a config does not import torch)
+MULFREE_METHODS = ("deepshift", "denseshift", "s3", "euclid", "adder")
 
 
 def _check(fn: Any, accepted: str) -> dict[str, Any]:
@@ -76,14 +79,17 @@ class ModelConfig:
 
 @dataclass
 class QuantConfig:
-    """``quant``: ``weights`` is a catalogue pair name or ``none`` (full precision);
-    ``activations`` a pair for the inputs of binary layers or ``null``. [U] choices:
+    """``quant``: ``weights`` is a catalogue pair name, a multiplication-free method
+    (``deepshift``, ``denseshift``, ``s3``, ``euclid``, ``adder``: options in ``mulfree``) or
+    ``none`` (full precision); ``activations`` a pair for the inputs of binary layers or
+    ``null``. [U] choices:
     ``beta`` (SignSwish, 5), ``derivative_at`` (``null``: the method's own point),
     ``scale`` (``channel``: mean |w| per output channel, treated as a constant in the backward
     pass; ``channel-grad``: with its gradient; ``none``), ``latent_clip`` (1.0)."""
 
-    weights: str = field(default="none", metadata=_check(lambda v: v in ("none", *QUANTIZERS),
-                                                         f"none, {', '.join(QUANTIZERS)}"))
+    weights: str = field(default="none", metadata=_check(
+        lambda v: v in ("none", *QUANTIZERS, *MULFREE_METHODS),
+        f"none, {', '.join(QUANTIZERS + MULFREE_METHODS)}"))
     activations: str | None = field(default=None, metadata=_check(
         lambda v: v is None or v in QUANTIZERS, f"null, {', '.join(QUANTIZERS)}"))
     scale: Literal["none", "channel", "channel-grad"] = "channel"
@@ -92,6 +98,38 @@ class QuantConfig:
     beta: float = field(default=5.0, metadata=_check(_positive, "> 0"))
     derivative_at: Literal["prox", "latent"] | None = None
     latent_clip: float | None = field(default=1.0, metadata=_check(_positive, "> 0 or null"))
+
+
+@dataclass
+class HomotopyConfig:
+    """``mulfree.homotopy``: the Euclid / L1 ``theta`` schedule
+    (:class:`~proxcompress.training.euclid.HomotopySchedule`)."""
+
+    kind: Literal["linear", "cosine", "step", "constant"] = "linear"
+    start: float = field(default=0.0, metadata=_check(lambda v: 0 <= v <= 1, "[0, 1]"))
+    ramp: float = field(default=0.5, metadata=_check(lambda v: 0 < v <= 1, "(0, 1]"))
+
+
+@dataclass
+class MulFreeConfig:
+    """``mulfree``: options of the multiplication-free methods (``quant.weights`` one of
+    ``deepshift``, ``denseshift``, ``s3``, ``euclid``, ``adder``), the fields of
+    :class:`~proxcompress.training.mulfree.MulFreeRecipe` (``keep_first`` / ``keep_last`` come
+    from ``quant``). ``bits``: ``null`` is the method's default (4 deepshift, 3 denseshift and
+    s3), only for the shift methods. Ignored for other ``quant.weights``."""
+
+    bits: int | None = None
+    zero: bool = True
+    rounding: Literal["log", "linear"] = "log"
+    surrogate: Literal["sqrt", "pow2"] = "sqrt"
+    init_std: float = field(default=1e-3, metadata=_check(_positive, "> 0"))
+    s3_init: Literal["kaiming", "dense"] = "kaiming"
+    reg_weight: float = field(default=1e-5, metadata=_check(_non_negative, ">= 0"))
+    euclid_scale: float = field(default=0.5, metadata=_check(_positive, "> 0"))
+    adder_grad: Literal["addernet", "exact"] = "addernet"
+    adder_eta: float | None = field(default=0.1, metadata=_check(_positive, "> 0 or null"))
+    homotopy: HomotopyConfig = field(default_factory=HomotopyConfig)
+    freezing_window: int = field(default=1, metadata=_check(_positive, ">= 1"))
 
 
 @dataclass
@@ -161,6 +199,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
+    mulfree: MulFreeConfig = field(default_factory=MulFreeConfig)
     mu: MuConfig = field(default_factory=MuConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     spr: SPRConfig = field(default_factory=SPRConfig)
@@ -247,7 +286,23 @@ def _build(prefix: str, raw: Any, cls: Any) -> Any:
     return cls(**kwargs)
 
 
+#: bit widths each shift method takes (``MulFreeRecipe`` checks the same ranges)
+_MULFREE_BITS = {"deepshift": (2, 8), "denseshift": (2, 4), "s3": (3, 4)}
+
+
 def _cross_checks(cfg: TrainConfig) -> None:
+    if cfg.quant.weights in MULFREE_METHODS:
+        if cfg.quant.activations:
+            raise InvalidInputError("quant.activations", f"must be null with the "
+                                    f"multiplication-free method {cfg.quant.weights!r}")
+        bits, method = cfg.mulfree.bits, cfg.quant.weights
+        if bits is not None and method not in _MULFREE_BITS:
+            raise InvalidInputError("mulfree.bits", f"is not a parameter of {method!r} (float "
+                                    "weights); leave it null")
+        if bits is not None and not _MULFREE_BITS[method][0] <= bits <= _MULFREE_BITS[method][1]:
+            low, high = _MULFREE_BITS[method]
+            raise InvalidInputError("mulfree.bits", f"= {bits!r}; accepted for {method}: "
+                                    f"[{low}, {high}]")
     if cfg.spr.enabled and cfg.quant.weights != "none":
         raise InvalidInputError("spr.enabled", "SPR pruning needs a full-precision model "
                                 "(quant.weights: none)")
@@ -327,8 +382,11 @@ def dump_config(cfg: TrainConfig) -> str:
 
 
 __all__ = [
+    "MULFREE_METHODS",
     "DataConfig",
+    "HomotopyConfig",
     "ModelConfig",
+    "MulFreeConfig",
     "MuConfig",
     "OptimConfig",
     "QuantConfig",

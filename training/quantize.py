@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +17,9 @@ from torch import Tensor, nn
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.layers import BinaryConv2d, BinaryLinear, QuantizedMixin, Scale
 from proxcompress.training.quantizers import DerivativePoint, get_quantizer
+
+if TYPE_CHECKING:
+    from proxcompress.training.mulfree import MulFreeRecipe
 
 
 @dataclass(frozen=True)
@@ -127,15 +130,22 @@ def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-def quantize_model(model: nn.Module, recipe: QuantRecipe | None = None) -> nn.Module:
+def quantize_model(model: nn.Module, recipe: QuantRecipe | MulFreeRecipe | None = None
+                   ) -> nn.Module:
     """Replace, in place, every ``nn.Linear`` / ``nn.Conv2d`` of ``model`` by its binary twin
     (latent weights initialized from the full-precision ones), except the layers the recipe keeps.
 
-    Returns ``model``. With ``recipe.weights == "none"`` the model is returned unchanged.
+    Returns ``model``. With ``recipe.weights == "none"`` the model is returned unchanged. A
+    :class:`~proxcompress.training.mulfree.MulFreeRecipe` goes to
+    :func:`~proxcompress.training.mulfree.mulfree_model` (shift, Euclid or L1 layers).
 
     Raises:
         InvalidInputError: an unknown pair name, or a ``skip`` name that is not a layer.
     """
+    from proxcompress.training.mulfree import MulFreeRecipe, mulfree_model  # mulfree imports us
+
+    if isinstance(recipe, MulFreeRecipe):
+        return mulfree_model(model, recipe)
     recipe = recipe or QuantRecipe()
     if recipe.weights == "none":
         return model
@@ -177,10 +187,13 @@ class ModelSummary:
         parameters: every parameter (latent weights counted once).
         binary_parameters: weights stored with 1 bit (the quantized layers' ``weight``).
         bits: storage of the deployed model: 1 bit per binary weight (``log2 |Q|`` rounded up for
-            larger value sets), 32 per other parameter, plus 32 per BatchNorm running statistic.
+            larger value sets), ``bits`` per shift-layer weight (their latents not counted),
+            32 per Euclid / L1 weight and per other parameter, plus 32 per BatchNorm running
+            statistic.
         model_bytes: ``ceil(bits / 8)``.
         float_macs: multiply-accumulates of full-precision layers.
-        binary_weight_macs: MACs with binary weights and real inputs (sign-and-add).
+        binary_weight_macs: MACs with binary or shift weights and real inputs (sign-and-add,
+            shift-and-add).
         binary_macs: MACs with binary weights and binary inputs (XNOR-popcount).
         layers: per-layer details.
     """
@@ -224,6 +237,9 @@ def _bits_for(levels: tuple[float, ...]) -> int:
 def model_summary(model: nn.Module, input_shape: tuple[int, ...]) -> ModelSummary:
     """Count parameters, deployed storage and per-sample MACs of ``model`` on ``input_shape``
     (one sample, without the batch dimension), by running one forward pass with hooks."""
+    from proxcompress.training.mulfree import deployed_storage
+    from proxcompress.training.shift import ShiftLayer
+
     infos: list[LayerInfo] = []
     hooks = []
 
@@ -239,6 +255,8 @@ def model_summary(model: nn.Module, input_shape: tuple[int, ...]) -> ModelSummar
                 abits = (
                     _bits_for(module.input_quantizer.levels) if module.input_quantizer else 32
                 )
+            elif isinstance(module, ShiftLayer):
+                wbits, abits = module.bits, 32
             else:
                 wbits, abits = 32, 32
             infos.append(
@@ -271,8 +289,10 @@ def model_summary(model: nn.Module, input_shape: tuple[int, ...]) -> ModelSummar
             bits += m.weight.numel() * _bits_for(m.weight_quantizer.levels)
             if m.scale != "none":
                 bits += 32 * m.weight.shape[0]
+    mulfree = deployed_storage(model)
+    bits += mulfree.bits
     for p in model.parameters():
-        if id(p) not in quant_weights:
+        if id(p) not in quant_weights and id(p) not in mulfree.latent_ids:
             bits += 32 * p.numel()
     for name, b in model.named_buffers():
         if name.endswith(("running_mean", "running_var")):

@@ -1,0 +1,65 @@
+"""The multiplication-free methods through the config, ``quantize_model`` and ``model_summary``."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from proxcompress.errors import InvalidInputError
+from proxcompress.training import config as config_mod
+from proxcompress.training import mulfree
+from proxcompress.training.config import MULFREE_METHODS, config_from_dict
+from proxcompress.training.mulfree import MulFreeRecipe
+from proxcompress.training.quantize import model_summary, quantize_model
+from proxcompress.training.shift import S3Linear, ShiftLinear
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+                         nn.Linear(8, 3))
+
+
+def test_config_names_match_the_mulfree_module() -> None:
+    assert MULFREE_METHODS == mulfree.METHODS
+    assert config_mod._MULFREE_BITS == mulfree._BITS_RANGE
+
+
+@pytest.mark.parametrize("method", MULFREE_METHODS)
+def test_quant_weights_accepts_every_mulfree_method(method: str) -> None:
+    cfg = config_from_dict({"quant": {"weights": method},
+                            "mulfree": {"homotopy": {"kind": "cosine"}, "reg_weight": 0.0}})
+    assert cfg.quant.weights == method
+    assert cfg.mulfree.homotopy.kind == "cosine"
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    ({"mulfree": {"nope": 1}}, "mulfree.nope"),
+    ({"mulfree": {"rounding": "up"}}, "mulfree.rounding"),
+    ({"mulfree": {"reg_weight": -1.0}}, "mulfree.reg_weight"),
+    ({"mulfree": {"homotopy": {"ramp": 0}}}, "mulfree.homotopy.ramp"),
+    ({"mulfree": {"freezing_window": 0}}, "mulfree.freezing_window"),
+    ({"quant": {"weights": "s3"}, "mulfree": {"bits": 5}}, "mulfree.bits"),
+    ({"quant": {"weights": "euclid"}, "mulfree": {"bits": 4}}, "mulfree.bits"),
+    ({"quant": {"weights": "deepshift", "activations": "bnn"}}, "quant.activations"),
+    ({"quant": {"weights": "denseshift"}, "spr": {"enabled": True}}, "spr.enabled"),
+])
+def test_bad_mulfree_config_names_the_field(raw: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        config_from_dict(raw)
+    assert info.value.field == field
+
+
+def test_quantize_model_dispatches_a_mulfree_recipe() -> None:
+    model = quantize_model(_mlp(), MulFreeRecipe("s3", bits=3))
+    kinds = [type(m) for m in model.modules() if isinstance(m, nn.Linear)]
+    assert kinds == [nn.Linear, S3Linear, nn.Linear]
+
+
+def test_model_summary_counts_shift_bits_not_latents() -> None:
+    plain = model_summary(_mlp(), (16,))
+    shifted = quantize_model(_mlp(), MulFreeRecipe("deepshift", bits=4))
+    summary = model_summary(shifted, (16,))
+    assert plain.bits - summary.bits == 64 * (32 - 4)
+    (middle,) = [li for li in summary.layers if li.kind == ShiftLinear.__name__]
+    assert middle.weight_bits == 4
+    assert summary.binary_weight_macs == 64
