@@ -41,10 +41,19 @@ from torch import nn
 from proxcompress.atomic import write_json_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from proxcompress.training.config import TrainConfig, config_from_dict, dump_config, read_yaml
+from proxcompress.training.config import (
+    MULFREE_METHODS,
+    QUANTIZERS,
+    TrainConfig,
+    config_from_dict,
+    dump_config,
+    read_yaml,
+)
 from proxcompress.training.data import Dataset, load_dataset
+from proxcompress.training.euclid import HomotopySchedule
 from proxcompress.training.layers import hard_quantization, quantized_modules
 from proxcompress.training.models import PrunableModel, build_model
+from proxcompress.training.mulfree import MulFreeRecipe, MulFreeTraining
 from proxcompress.training.optim import MuSchedule, ProxConnectOptimizer
 from proxcompress.training.pruning import apply_pruning, prune_channels, total_channels
 from proxcompress.training.quantize import QuantRecipe, model_summary, quantize_model
@@ -202,12 +211,38 @@ class Trainer:
             seed=seed,
         )
         q = c.quant
-        if q.weights != "none":
+        recipe = self._mulfree_recipe()
+        if recipe is not None:
+            quantize_model(model, recipe)
+        elif q.weights != "none":
             quantize_model(model, QuantRecipe(
                 weights=q.weights, activations=q.activations, scale=q.scale,
                 keep_first=q.keep_first, keep_last=q.keep_last, beta=q.beta,
                 derivative_at=q.derivative_at))
         return model
+
+    def _mulfree_recipe(self) -> MulFreeRecipe | None:
+        """The config's multiplication-free recipe, or ``None`` for other ``quant.weights``."""
+        q, f = self.cfg.quant, self.cfg.mulfree
+        if q.weights not in MULFREE_METHODS:
+            return None
+        return MulFreeRecipe(
+            q.weights, bits=f.bits, keep_first=q.keep_first, keep_last=q.keep_last, zero=f.zero,
+            rounding=f.rounding, surrogate=f.surrogate, init_std=f.init_std,
+            s3_init=f.s3_init, reg_weight=f.reg_weight, euclid_scale=f.euclid_scale,
+            adder_grad=f.adder_grad, adder_eta=f.adder_eta,
+            homotopy=HomotopySchedule(f.homotopy.kind, f.homotopy.start, f.homotopy.ramp),
+            freezing_window=f.freezing_window)
+
+    def _start_mulfree(self, state: dict[str, Any]) -> None:
+        """Create the run's :class:`MulFreeTraining` (after the optimizer) with ``theta`` at the
+        current step; its freezing snapshot is the model as it is now (not checkpointed)."""
+        recipe = self._mulfree_recipe()
+        self.mulfree: MulFreeTraining | None = None
+        if recipe is not None:
+            self.mulfree = MulFreeTraining(self.model, recipe,
+                                           self.cfg.epochs * self.steps_per_epoch)
+            self.mulfree.after_step(state["epoch"] * self.steps_per_epoch + state["step"])
 
     def _optimizer(self, model: nn.Module, lr: float) -> ProxConnectOptimizer:
         o = self.cfg.optim
@@ -221,7 +256,7 @@ class Trainer:
         mu = self.cfg.mu
         steps = max(1, self.cfg.epochs * self.steps_per_epoch)
         schedule = MuSchedule(mu.schedule, mu.scale, mu.start, mu.end, steps)
-        clip = self.cfg.quant.latent_clip if self.cfg.quant.weights != "none" else None
+        clip = self.cfg.quant.latent_clip if self.cfg.quant.weights in QUANTIZERS else None
         return ProxConnectOptimizer(inner, model, schedule, clip)
 
     # ------------------------------------------------------------------------------ signals
@@ -296,6 +331,7 @@ class Trainer:
             self.optimizer = self._optimizer(self.model, self._phase_lr(0))
             if self.dist.main:
                 (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        self._start_mulfree(state)
         if self.dist.main:
             write_text_atomic(self.out / "config.yaml", dump_config(self.cfg))
         return state
@@ -369,9 +405,15 @@ class Trainer:
                         out = ddp_model(x)
                         loss = functional.cross_entropy(out, y)
                         total = loss + regularizer(self.model) if regularizer else loss
+                        extra = self.mulfree.regularizer() if self.mulfree else None
+                        if extra is not None:
+                            total = total + extra
                         self.optimizer.zero_grad()
                         total.backward()
                         self.optimizer.step()
+                        if self.mulfree is not None:
+                            self.mulfree.after_step(
+                                state["epoch"] * self.steps_per_epoch + s + 1)
                         acc = state["acc"]
                         acc[0] += float(loss.detach()) * len(idx)
                         acc[1] += float((out.argmax(1) == y).sum())
@@ -416,6 +458,8 @@ class Trainer:
             "loss": loss_sum / max(seen, 1), "train_accuracy": 100.0 * correct / max(seen, 1),
             "lr": self.optimizer.param_groups[0]["lr"], "mu": self.optimizer.mu,
         }
+        if self.mulfree is not None:  # frozen, sign_frozen, exponent_frozen, theta
+            record.update(self.mulfree.epoch_metrics())
         if d.main:
             test_acc, test_loss = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
                                            d.device)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+import torch
 from torch import nn
+from training_helpers import tiny_config
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.training import config as config_mod
 from proxcompress.training import mulfree
+from proxcompress.training.checkpoint import load_checkpoint
 from proxcompress.training.config import MULFREE_METHODS, config_from_dict
 from proxcompress.training.mulfree import MulFreeRecipe
 from proxcompress.training.quantize import model_summary, quantize_model
 from proxcompress.training.shift import S3Linear, ShiftLinear
+from proxcompress.training.trainer import Interrupted, train
 
 
 def _mlp() -> nn.Module:
@@ -63,3 +70,23 @@ def test_model_summary_counts_shift_bits_not_latents() -> None:
     (middle,) = [li for li in summary.layers if li.kind == ShiftLinear.__name__]
     assert middle.weight_bits == 4
     assert summary.binary_weight_macs == 64
+
+
+@pytest.mark.parametrize("method", ["s3", "euclid"])
+def test_trainer_mulfree_metrics_and_bit_exact_resume(tmp_path: Path, method: str) -> None:
+    cfg = tiny_config(quant={"weights": method, "keep_first": True})
+    train(cfg, tmp_path / "full")
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path / "cut", interrupt_after_steps=5)  # the end of epoch 1
+    train(cfg, tmp_path / "cut", resume=True)
+    full, cut = ([json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+                 for d in ("full", "cut"))
+    key = "frozen" if method == "s3" else "theta"
+    assert all(key in r for r in full)
+    # the freezing snapshot is not checkpointed: after a resume its first value compares with
+    # the model at the resume point (docs/mulfree.md)
+    drop = ("seconds", "frozen", "sign_frozen", "exponent_frozen")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in full] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in cut]
+    a, b = load_checkpoint(tmp_path / "full")[0], load_checkpoint(tmp_path / "cut")[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
