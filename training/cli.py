@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -115,6 +116,13 @@ def run_train(args: argparse.Namespace) -> int:
     if summary:
         keys = ("test_accuracy", "epochs", "parameters", "model_bytes", "seconds")
         print(json.dumps({k: summary[k] for k in keys}))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # After a clean distributed finish (process group destroyed, files closed), gloo's
+        # threads still aborted a rank at interpreter teardown in about 1 run in 8 on 2 CPUs
+        # ("terminate called without an active exception"): skip the C++ static destructors.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
