@@ -39,7 +39,6 @@ integer accumulators, to float32 rounding (about ``K * 6e-8`` relative per layer
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -50,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from proxcompress.atomic import sha256_file
 from proxcompress.errors import InvalidInputError
 
 from ._checks import Backend, words_for
@@ -570,14 +570,6 @@ class ExportedModel:
         return values[self.output_name]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load(path: str | os.PathLike[str], backend: Backend = "auto") -> ExportedModel:
     """Load an export folder written by ``proxcompress.training.export``.
 
@@ -617,7 +609,7 @@ def load(path: str | os.PathLike[str], backend: Backend = "auto") -> ExportedMod
     tensor_path = root / tensor_name
     if not tensor_path.is_file():
         raise FileNotFoundError(f"path: the tensor file {str(tensor_path)!r} is missing")
-    if _sha256(tensor_path) != manifest.get("sha256"):
+    if sha256_file(tensor_path) != manifest.get("sha256"):
         raise InvalidInputError("tensors", f"{str(tensor_path)!r} does not match the SHA-256 "
                                 f"in {MANIFEST} (corrupt, partial or from another export)")
     try:

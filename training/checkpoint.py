@@ -10,7 +10,6 @@ Older tensor files are removed after the commit. Nothing is unpickled on load.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from proxcompress.atomic import write_atomic, write_json_atomic
+from proxcompress.atomic import sha256_file, write_atomic, write_json_atomic
 from proxcompress.errors import InvalidInputError
 
 META = "checkpoint.json"
@@ -47,14 +46,6 @@ def _unflatten_optimizer(plain: dict[str, Any], tensors: dict[str, Tensor]) -> d
             for key, spec in entries.items()
         }
     return {"state": state, "param_groups": plain["param_groups"]}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(
@@ -89,7 +80,7 @@ def save_checkpoint(
         "format": "proxcompress-checkpoint-1",
         "sequence": n,
         "tensors": name,
-        "sha256": _sha256(root / name),
+        "sha256": sha256_file(root / name),
         "optimizer": optim_plain,
         "meta": meta,
     }
@@ -133,7 +124,7 @@ def load_checkpoint(folder: str | os.PathLike[str]) -> tuple[
     tensor_path = root / str(record.get("tensors", ""))
     if not tensor_path.is_file():
         raise InvalidInputError("--resume", f"the tensor file {str(tensor_path)!r} is missing")
-    if _sha256(tensor_path) != record.get("sha256"):
+    if sha256_file(tensor_path) != record.get("sha256"):
         raise InvalidInputError("--resume", f"{str(tensor_path)!r} does not match its SHA-256 "
                                 "in checkpoint.json (corrupt or partial)")
     tensors = load_file(str(tensor_path))

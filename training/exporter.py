@@ -29,7 +29,6 @@ per output) are about 30x smaller than their float32 weights for fan-ins of a fe
 
 from __future__ import annotations
 
-import hashlib
 import math
 import operator
 import os
@@ -41,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, fx, nn
 
-from proxcompress.atomic import write_atomic, write_json_atomic
+from proxcompress.atomic import sha256_file, write_atomic, write_json_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.kernels import pack_shift, pack_signs
 from proxcompress.kernels.model import FORMAT, MANIFEST, TENSORS, VERSION, ExportedModel
@@ -345,14 +344,6 @@ def _graph(model: nn.Module) -> _Writer:
     return w
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def export(model: nn.Module, path: str | os.PathLike[str], *,
            example: Tensor | None = None, rtol: float = 1e-4) -> Path:
     """Write ``model`` (eval mode, hard quantization) into the folder ``path``.
@@ -407,7 +398,7 @@ def export(model: nn.Module, path: str | os.PathLike[str], *,
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     write_atomic(root / TENSORS, lambda tmp: save_file(w.tensors, str(tmp)))
-    manifest["sha256"] = _sha256(root / TENSORS)
+    manifest["sha256"] = sha256_file(root / TENSORS)
     manifest["storage"]["file_bytes"] = (root / TENSORS).stat().st_size
     return write_json_atomic(root / MANIFEST, manifest)
 
