@@ -15,8 +15,7 @@ Names are resolved lazily so that importing this package (e.g. for the CLI) does
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from proxcompress.lazy import lazy_getattr
 
 _PUBLIC = {
     "Pair": "catalogue",
@@ -50,8 +49,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'proxcompress.proofs' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"proxcompress.proofs.{module}"), name)
+__getattr__ = lazy_getattr("proxcompress.proofs", _PUBLIC)

@@ -15,24 +15,19 @@ Importing :mod:`proxcompress` is cheap: the public names below are resolved lazi
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from proxcompress.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
 # public name -> module that defines it
 _PUBLIC = {
-    "LayerPruningProblem": "proxcompress.formulations",
-    "Solution": "proxcompress.formulations",
-    "solve": "proxcompress.formulations",
-    "random_instance": "proxcompress.formulations",
+    "LayerPruningProblem": "formulations",
+    "Solution": "formulations",
+    "solve": "formulations",
+    "random_instance": "formulations",
 }
 
 __all__ = ["__version__", *_PUBLIC]
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'proxcompress' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("proxcompress", _PUBLIC)

@@ -21,8 +21,7 @@ SymPy, Pyomo or CVXPY at import time (the MIP selection imports ``formulations``
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from proxcompress.lazy import lazy_getattr
 
 _PUBLIC = {
     "TorchQuantizer": "quantizers",
@@ -82,8 +81,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'proxcompress.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"proxcompress.training.{module}"), name)
+__getattr__ = lazy_getattr("proxcompress.training", _PUBLIC)
