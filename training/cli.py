@@ -91,19 +91,12 @@ def _resolve(args: argparse.Namespace) -> tuple[Any, str, bool]:
 def run_train(args: argparse.Namespace) -> int:
     cfg, out, resume = _resolve(args)
     if args.dry_run:
-        from proxcompress.training.models import build_model
-        from proxcompress.training.quantize import QuantRecipe, model_summary, quantize_model
+        from proxcompress.training.data import input_spec
+        from proxcompress.training.quantize import model_summary
+        from proxcompress.training.trainer import build_run_model
 
-        m, q = cfg.model, cfg.quant
-        model = build_model(m.name, in_channels=cfg.data.in_channels,
-                            image_size=cfg.data.image_size, hidden=m.hidden, width=m.width,
-                            stages=m.stages, blocks=m.blocks, batchnorm=m.batchnorm,
-                            activation=m.activation, dropout=m.dropout, seed=cfg.seed)
-        if q.weights != "none":
-            quantize_model(model, QuantRecipe(q.weights, q.activations, q.scale, q.keep_first,
-                                              q.keep_last, beta=q.beta,
-                                              derivative_at=q.derivative_at))
-        shape = (cfg.data.in_channels, cfg.data.image_size, cfg.data.image_size)
+        shape, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)
+        model = build_run_model(cfg, classes, cfg.seed)
         print(model_summary(model, shape).text())
         return 0
     from proxcompress.training.trainer import EXIT_INTERRUPTED, HardStop, Interrupted, train

@@ -207,11 +207,20 @@ def load_dataset(
     image_size: int = 28,
     in_channels: int = 1,
 ) -> tuple[Dataset, Dataset]:
-    """``fashion-mnist`` (IDX files), ``embedded`` or ``synthetic`` as ``(train, test)``.
+    """``fashion-mnist`` (IDX files), ``embedded``, ``speech`` (a
+    :func:`~proxcompress.training.speech.generate_speech` folder ``root``, as log-mel features)
+    or ``synthetic`` as ``(train, test)``.
 
     Fashion-MNIST images are 1 x 28 x 28; ``image_size = 32`` zero-pads them by 2 pixels
     (and ``in_channels = 3`` repeats the grey channel) for 32x32 models.
     """
+    if name == "speech":
+        from proxcompress.training.speech import load_speech
+
+        if not root:
+            raise InvalidInputError("data.root", "is required for the speech data (a folder "
+                                    "made by 'proxcompress data speech --out DIR')")
+        return load_speech(root)
     if name == "synthetic":
         return synthetic(synthetic_samples, max(synthetic_samples // 2, 16),
                          (in_channels, image_size, image_size), seed=seed)
@@ -221,7 +230,7 @@ def load_dataset(
         train, test = load_embedded()
     else:
         raise InvalidInputError("data.name", f"= {name!r}; accepted: fashion-mnist, embedded, "
-                                "synthetic")
+                                "speech, synthetic")
     if image_size not in (28, 32):
         raise InvalidInputError("data.image_size", f"= {image_size}; accepted: 28, 32")
     for ds in (train, test):
@@ -234,11 +243,22 @@ def load_dataset(
     return train, test
 
 
+def input_spec(name: str, image_size: int = 28, in_channels: int = 1
+               ) -> tuple[tuple[int, int, int], int]:
+    """``(shape of one input, classes)`` of the data set ``name`` without loading it."""
+    if name == "speech":
+        from proxcompress.training.speech import INTENTS, feature_shape
+
+        return feature_shape(), len(INTENTS)
+    return (in_channels, image_size, image_size), 10
+
+
 __all__ = [
     "DEFAULT_ROOT",
     "EMBEDDED",
     "Dataset",
     "from_arrays",
+    "input_spec",
     "load_dataset",
     "load_embedded",
     "load_fashion_mnist",

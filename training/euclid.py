@@ -250,31 +250,57 @@ class _L1Distance(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
         x, w = ctx.saved_tensors
-        m, k = x.shape
-        n = w.shape[0]
-        rows = max(1, _BLOCK // max(1, n * k))
-        gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        gw = None
-        if ctx.grad == "addernet":
-            if ctx.needs_input_grad[1]:
-                gw = g.t() @ x - g.sum(0).unsqueeze(1) * w  # sum_m g_mn (x_m - w_n)
-            if gx is not None:
-                for i in range(0, m, rows):
-                    d = (w.unsqueeze(0) - x[i:i + rows].unsqueeze(1)).clamp_(-1.0, 1.0)
-                    gx[i:i + rows] = torch.einsum("mn,mnk->mk", g[i:i + rows], d)
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if x.device.type == "cpu" and x.dtype == w.dtype == g.dtype == torch.float32:
+            gx, gw = _l1_grads_numba(g, x, w, ctx.grad, need_x, need_w)
         else:
-            gw = torch.zeros_like(w) if ctx.needs_input_grad[1] else None
-            for i in range(0, m, rows):
-                s = torch.sign(x[i:i + rows].unsqueeze(1) - w.unsqueeze(0))  # d/dw of -|x - w|
-                if gw is not None:
-                    gw += torch.einsum("mn,mnk->nk", g[i:i + rows], s)
-                if gx is not None:
-                    gx[i:i + rows] = -torch.einsum("mn,mnk->mk", g[i:i + rows], s)
+            gx, gw = _l1_grads_torch(g, x, w, ctx.grad, need_x, need_w)
         if gw is not None and ctx.eta is not None:
             norm = torch.linalg.vector_norm(gw)
             if norm > 0:
                 gw = gw * (ctx.eta * math.sqrt(gw.numel()) / norm)
         return gx, gw, None, None
+
+
+def _l1_grads_numba(g: Tensor, x: Tensor, w: Tensor, grad: str, need_x: bool, need_w: bool
+                    ) -> tuple[Tensor | None, Tensor | None]:
+    """CPU float32: the kernels of :mod:`proxcompress.training.adder_grad`."""
+    from proxcompress.training import adder_grad
+
+    gn, xn, wn = (t.detach().contiguous().numpy() for t in (g, x, w))
+    if grad == "addernet":
+        gx = torch.from_numpy(adder_grad.input_grad_clipped(gn, xn, wn)) if need_x else None
+        gw = g.t() @ x - g.sum(0).unsqueeze(1) * w if need_w else None
+        return gx, gw
+    ax, aw = adder_grad.sign_grads(gn, xn, wn, need_x, need_w)
+    return (None if ax is None else torch.from_numpy(ax),
+            None if aw is None else torch.from_numpy(aw))
+
+
+def _l1_grads_torch(g: Tensor, x: Tensor, w: Tensor, grad: str, need_x: bool, need_w: bool
+                    ) -> tuple[Tensor | None, Tensor | None]:
+    """Any device and dtype: row blocks of broadcast temporaries (at most ``_BLOCK``)."""
+    m, k = x.shape
+    n = w.shape[0]
+    rows = max(1, _BLOCK // max(1, n * k))
+    gx = torch.empty_like(x) if need_x else None
+    gw = None
+    if grad == "addernet":
+        if need_w:
+            gw = g.t() @ x - g.sum(0).unsqueeze(1) * w  # sum_m g_mn (x_m - w_n)
+        if gx is not None:
+            for i in range(0, m, rows):
+                d = (w.unsqueeze(0) - x[i:i + rows].unsqueeze(1)).clamp_(-1.0, 1.0)
+                gx[i:i + rows] = torch.einsum("mn,mnk->mk", g[i:i + rows], d)
+    else:
+        gw = torch.zeros_like(w) if need_w else None
+        for i in range(0, m, rows):
+            s = torch.sign(x[i:i + rows].unsqueeze(1) - w.unsqueeze(0))  # d/dw of -|x - w|
+            if gw is not None:
+                gw += torch.einsum("mn,mnk->nk", g[i:i + rows], s)
+            if gx is not None:
+                gx[i:i + rows] = -torch.einsum("mn,mnk->mk", g[i:i + rows], s)
+    return gx, gw
 
 
 def _check_adder(grad: Any, eta: Any) -> tuple[AdderGrad, float | None]:

@@ -253,7 +253,7 @@ class ResNet20(PrunableModel):
         ]
 
 
-MODELS = ("mlp", "vgg", "resnet20")
+MODELS = ("mlp", "vgg", "resnet20", "speech-resnet")
 
 
 def build_model(
@@ -287,6 +287,10 @@ def build_model(
             return VGGSmall(in_channels, image_size, classes, width or 32, stages, activation)
         if name == "resnet20":
             return ResNet20(in_channels, classes, width or 16, blocks, activation)
+        if name == "speech-resnet":
+            from proxcompress.training.speech import SpeechResNet
+
+            return SpeechResNet(classes, width or 16, (blocks,) * 3, in_channels, activation)
         raise InvalidInputError("model.name", f"= {name!r}; accepted: {', '.join(MODELS)}")
     finally:
         if state is not None:

@@ -264,17 +264,28 @@ class MulFreeTraining:
         model: the model after :func:`mulfree_model`.
         recipe: its recipe.
         total_steps: optimizer steps of the whole run (the homotopy's horizon).
+        freezing_every: also measure the freezing metric every that many steps
+            (:meth:`step_metrics`, consecutive snapshots; 0: off).
     """
 
-    def __init__(self, model: nn.Module, recipe: MulFreeRecipe, total_steps: int) -> None:
+    def __init__(self, model: nn.Module, recipe: MulFreeRecipe, total_steps: int,
+                 freezing_every: int = 0) -> None:
+        if isinstance(freezing_every, bool) or not isinstance(freezing_every, int) \
+                or freezing_every < 0:
+            raise InvalidInputError("freezing_every", f"= {freezing_every!r} must be an "
+                                    "integer >= 0")
         self.model = model
         self.recipe = recipe
         self.total_steps = max(int(total_steps), 1)
         self.has_s3 = any(isinstance(m, S3Linear | S3Conv2d) for _, m in shift_layers(model))
         self.has_homotopy = bool(homotopy_layers(model))
-        self.tracker = FreezingTracker(recipe.freezing_window) if shift_layers(model) else None
-        if self.tracker is not None:
-            self.tracker.update(model)
+        shifts = bool(shift_layers(model))
+        self.tracker = FreezingTracker(recipe.freezing_window) if shifts else None
+        self.freezing_every = freezing_every if shifts else 0
+        self.step_tracker = FreezingTracker(1) if self.freezing_every else None
+        for tracker in (self.tracker, self.step_tracker):
+            if tracker is not None:
+                tracker.update(model)
         self.after_step(0)
 
     def regularizer(self) -> Tensor | None:
@@ -287,6 +298,13 @@ class MulFreeTraining:
         """Write ``theta = homotopy.value(step, total_steps)`` into the Euclid / L1 layers."""
         if self.has_homotopy:
             set_theta(self.model, self.recipe.homotopy.value(step, self.total_steps))
+
+    def step_metrics(self, step: int) -> dict[str, float] | None:
+        """Every ``freezing_every`` steps: the freezing metric against the snapshot
+        ``freezing_every`` steps before (``None`` at other steps or when off)."""
+        if self.step_tracker is None or step % self.freezing_every:
+            return None
+        return self.step_tracker.update(self.model)
 
     def epoch_metrics(self) -> dict[str, float]:
         """``{"frozen", "sign_frozen", "exponent_frozen"}`` since the previous call (empty for

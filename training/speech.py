@@ -372,6 +372,11 @@ def _read_split(root: Path, name: str, digest: str) -> dict[str, np.ndarray]:
     return t
 
 
+def feature_shape(n_mels: int = 40, seconds: float = 3.5) -> tuple[int, int, int]:
+    """Shape ``(1, n_mels, frames)`` of one :func:`load_speech` input (10 ms hop)."""
+    return 1, n_mels, 1 + int(round(seconds * SAMPLE_RATE)) // int(round(SAMPLE_RATE / 100))
+
+
 def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float = 3.5
                 ) -> tuple[Dataset, Dataset]:
     """``(train, test)`` log-mel data sets from a :func:`generate_speech` folder: ``x`` is
@@ -451,6 +456,7 @@ __all__ = [
     "SpeechOptions",
     "SpeechResNet",
     "espeak_version",
+    "feature_shape",
     "generate_speech",
     "load_speech",
     "log_mel",

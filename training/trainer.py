@@ -60,6 +60,8 @@ from proxcompress.training.quantize import QuantRecipe, model_summary, quantize_
 from proxcompress.training.spr import SPRRegularizer, compute_M, threshold_search
 
 EXIT_INTERRUPTED = 130
+#: per-step freezing metric log of a run folder (``mulfree.freezing_every``)
+FREEZING = "freezing.jsonl"
 
 
 class Interrupted(Exception):
@@ -187,6 +189,40 @@ def inference_ms(model: nn.Module, shape: tuple[int, ...], batch: int = 256, rep
     return 1000.0 * times[len(times) // 2]
 
 
+def mulfree_recipe(cfg: TrainConfig) -> MulFreeRecipe | None:
+    """The config's multiplication-free recipe, or ``None`` for other ``quant.weights``."""
+    q, f = cfg.quant, cfg.mulfree
+    if q.weights not in MULFREE_METHODS:
+        return None
+    return MulFreeRecipe(
+        q.weights, bits=f.bits, keep_first=q.keep_first, keep_last=q.keep_last, zero=f.zero,
+        rounding=f.rounding, surrogate=f.surrogate, init_std=f.init_std,
+        s3_init=f.s3_init, reg_weight=f.reg_weight, euclid_scale=f.euclid_scale,
+        adder_grad=f.adder_grad, adder_eta=f.adder_eta,
+        homotopy=HomotopySchedule(f.homotopy.kind, f.homotopy.start, f.homotopy.ramp),
+        freezing_window=f.freezing_window)
+
+
+def build_run_model(cfg: TrainConfig, classes: int, seed: int) -> PrunableModel:
+    """The config's model, initialized from ``seed``, with its quantized or
+    multiplication-free layers swapped in (what :class:`Trainer` trains)."""
+    m, q = cfg.model, cfg.quant
+    model = build_model(
+        m.name, in_channels=cfg.data.in_channels, image_size=cfg.data.image_size,
+        classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
+        batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout, seed=seed,
+    )
+    recipe = mulfree_recipe(cfg)
+    if recipe is not None:
+        quantize_model(model, recipe)
+    elif q.weights != "none":
+        quantize_model(model, QuantRecipe(
+            weights=q.weights, activations=q.activations, scale=q.scale,
+            keep_first=q.keep_first, keep_last=q.keep_last, beta=q.beta,
+            derivative_at=q.derivative_at))
+    return model
+
+
 class Trainer:
     """One training run in ``out_dir`` (see the module docstring).
 
@@ -215,46 +251,19 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- building
     def _model_for(self, phase: str) -> PrunableModel:
-        c, m = self.cfg, self.cfg.model
+        c = self.cfg
         seed = c.seed + (1 if phase != "pretrain" and c.spr.enabled else 0)
-        model = build_model(
-            m.name, in_channels=c.data.in_channels, image_size=c.data.image_size,
-            classes=self.train_data.classes, hidden=m.hidden, width=m.width, stages=m.stages,
-            blocks=m.blocks, batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout,
-            seed=seed,
-        )
-        q = c.quant
-        recipe = self._mulfree_recipe()
-        if recipe is not None:
-            quantize_model(model, recipe)
-        elif q.weights != "none":
-            quantize_model(model, QuantRecipe(
-                weights=q.weights, activations=q.activations, scale=q.scale,
-                keep_first=q.keep_first, keep_last=q.keep_last, beta=q.beta,
-                derivative_at=q.derivative_at))
-        return model
-
-    def _mulfree_recipe(self) -> MulFreeRecipe | None:
-        """The config's multiplication-free recipe, or ``None`` for other ``quant.weights``."""
-        q, f = self.cfg.quant, self.cfg.mulfree
-        if q.weights not in MULFREE_METHODS:
-            return None
-        return MulFreeRecipe(
-            q.weights, bits=f.bits, keep_first=q.keep_first, keep_last=q.keep_last, zero=f.zero,
-            rounding=f.rounding, surrogate=f.surrogate, init_std=f.init_std,
-            s3_init=f.s3_init, reg_weight=f.reg_weight, euclid_scale=f.euclid_scale,
-            adder_grad=f.adder_grad, adder_eta=f.adder_eta,
-            homotopy=HomotopySchedule(f.homotopy.kind, f.homotopy.start, f.homotopy.ramp),
-            freezing_window=f.freezing_window)
+        return build_run_model(c, self.train_data.classes, seed)
 
     def _start_mulfree(self, state: dict[str, Any]) -> None:
         """Create the run's :class:`MulFreeTraining` (after the optimizer) with ``theta`` at the
         current step; its freezing snapshot is the model as it is now (not checkpointed)."""
-        recipe = self._mulfree_recipe()
+        recipe = mulfree_recipe(self.cfg)
         self.mulfree: MulFreeTraining | None = None
         if recipe is not None:
             self.mulfree = MulFreeTraining(self.model, recipe,
-                                           self.cfg.epochs * self.steps_per_epoch)
+                                           self.cfg.epochs * self.steps_per_epoch,
+                                           self.cfg.mulfree.freezing_every)
             self.mulfree.after_step(state["epoch"] * self.steps_per_epoch + state["step"])
 
     def _optimizer(self, model: nn.Module, lr: float) -> ProxConnectOptimizer:
@@ -338,7 +347,8 @@ class Trainer:
             if opt_state is not None:
                 self.optimizer.load_state_dict({"optimizer": opt_state, **meta["wrapper"]})
             torch.set_rng_state(rng)
-            self._truncate_metrics(state["global_epoch"])
+            self._truncate_metrics(state["global_epoch"],
+                                   state["epoch"] * self.steps_per_epoch + state["step"])
             if self.dist.main:
                 self.log(f"resumed from {self.out} at phase {self.phases[state['phase']][0]}, "
                          f"epoch {state['epoch']}, step {state['step']}")
@@ -349,6 +359,7 @@ class Trainer:
             self.optimizer = self._optimizer(self.model, self._phase_lr(0))
             if self.dist.main:
                 (self.out / "metrics.jsonl").unlink(missing_ok=True)
+                (self.out / FREEZING).unlink(missing_ok=True)
         self._start_mulfree(state)
         if self.dist.main:
             write_text_atomic(self.out / "config.yaml", dump_config(self.cfg))
@@ -360,13 +371,23 @@ class Trainer:
             return self.cfg.spr.finetune_lr or self.cfg.optim.lr / 10
         return self.cfg.optim.lr
 
-    def _truncate_metrics(self, epochs_done: int) -> None:
-        path = self.out / "metrics.jsonl"
-        if not self.dist.main or not path.exists():
+    def _truncate_metrics(self, epochs_done: int, steps_done: int) -> None:
+        """Drop the log lines written after the checkpoint being resumed."""
+        if not self.dist.main:
             return
-        keep = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line)["epoch"] <= epochs_done]
-        write_text_atomic(path, "".join(line + "\n" for line in keep))
+        for name, key, done in (("metrics.jsonl", "epoch", epochs_done),
+                                (FREEZING, "step", steps_done)):
+            path = self.out / name
+            if not path.exists():
+                continue
+            keep = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line)[key] <= done]
+            write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+    def _append_freezing(self, step: int, frozen: dict[str, float]) -> None:
+        record = {"step": step, "epoch": step / self.steps_per_epoch, **frozen}
+        with open(self.out / FREEZING, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
 
     def _save(self, state: dict[str, Any]) -> None:
         if not self.dist.main:
@@ -430,8 +451,11 @@ class Trainer:
                         total.backward()
                         self.optimizer.step()
                         if self.mulfree is not None:
-                            self.mulfree.after_step(
-                                state["epoch"] * self.steps_per_epoch + s + 1)
+                            done = state["epoch"] * self.steps_per_epoch + s + 1
+                            self.mulfree.after_step(done)
+                            frozen = self.mulfree.step_metrics(done)
+                            if frozen is not None and d.main:
+                                self._append_freezing(done, frozen)
                         acc = state["acc"]
                         acc[0] += float(loss.detach()) * len(idx)
                         acc[1] += float((out.argmax(1) == y).sum())
@@ -599,7 +623,7 @@ class Trainer:
         train_metrics = [json.loads(line) for line in
                          (self.out / "metrics.jsonl").read_text().splitlines() if line.strip()] \
             if (self.out / "metrics.jsonl").exists() else []
-        shape = (self.cfg.data.in_channels, self.cfg.data.image_size, self.cfg.data.image_size)
+        shape = tuple(self.test_data.x.shape[1:])
         self.model.cpu()
         summary_model = model_summary(self.model, shape)
         quantized = bool(quantized_modules(self.model))
@@ -730,5 +754,6 @@ def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str]) -> 
     return config_from_dict(apply_overrides(raw, overrides))
 
 
-__all__ = ["EXIT_INTERRUPTED", "HardStop", "Interrupted", "Trainer", "config_for_resume",
-           "evaluate", "inference_ms", "plot_metrics", "train"]
+__all__ = ["EXIT_INTERRUPTED", "HardStop", "Interrupted", "Trainer", "build_run_model",
+           "config_for_resume", "evaluate", "inference_ms", "mulfree_recipe", "plot_metrics",
+           "train"]

@@ -17,6 +17,7 @@ from proxcompress.training.euclid import (
     EuclidConv2d,
     EuclidLinear,
     HomotopySchedule,
+    _L1Distance,
     homotopy_layers,
     set_theta,
 )
@@ -140,6 +141,34 @@ def test_adder_exact_gradients_are_autograd_of_l1() -> None:
     (ref**2).sum().backward()
     assert torch.allclose(layer.weight.grad, w.grad)
     assert torch.allclose(x.grad, x2.grad)
+
+
+@pytest.mark.parametrize("grad", ["addernet", "exact"])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 3, 5), (129, 7, 65), (300, 33, 144)])
+def test_adder_float32_cpu_kernels_equal_the_broadcast_twin(grad: str,
+                                                            shape: tuple[int, int, int]) -> None:
+    """The Numba backward (CPU float32) against the float64 broadcast formulas, ties
+    ``x == w`` included (``sign(0) = 0``)."""
+    m, n, k = shape
+    gen = torch.Generator().manual_seed(m * 1000 + n)
+    x = torch.randn(m, k, generator=gen) * 1.5
+    w = torch.randn(n, k, generator=gen)
+    x[0, : k // 2] = w[0, : k // 2]  # exact ties
+    g = torch.randn(m, n, generator=gen)
+    xr = x.clone().requires_grad_()
+    wr = w.clone().requires_grad_()
+    (_L1Distance.apply(xr, wr, grad, None) * g).sum().backward()
+    diff = x.double()[:, None, :] - w.double()[None]
+    if grad == "addernet":
+        gw = torch.einsum("mn,mnk->nk", g.double(), diff)
+        gx = torch.einsum("mn,mnk->mk", g.double(), (-diff).clamp(-1, 1))
+    else:
+        gw = torch.einsum("mn,mnk->nk", g.double(), torch.sign(diff))
+        gx = -torch.einsum("mn,mnk->mk", g.double(), torch.sign(diff))
+    assert xr.grad is not None and wr.grad is not None
+    assert xr.grad.dtype == torch.float32
+    assert torch.allclose(xr.grad.double(), gx, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(wr.grad.double(), gw, rtol=1e-4, atol=1e-3)
 
 
 def test_adder_homotopy_and_batched_inputs() -> None:

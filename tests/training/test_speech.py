@@ -151,3 +151,47 @@ def test_data_speech_through_the_proxcompress_command(tmp_path: Path,
                  "--test-every", "2"]) == 0
     assert all((out / name).is_file() for name in FILES)
     assert '"intents": 26' in capsys.readouterr().out
+
+
+@needs_espeak
+def test_speech_resnet_trains_through_the_trainer(tiny: Path, tmp_path: Path) -> None:
+    """``data.name: speech`` + ``model.name: speech-resnet``: the log-mel inputs reach the
+    ResNet, the summary counts its parameters at the speech input shape, a shift run works."""
+    from proxcompress.training.config import config_from_dict
+    from proxcompress.training.trainer import train
+
+    for weights in ("none", "deepshift"):
+        cfg = config_from_dict({
+            "epochs": 1, "progress": False, "seed": 1,
+            "data": {"name": "speech", "root": str(tiny)},
+            "model": {"name": "speech-resnet", "width": 4, "blocks": 1},
+            "quant": {"weights": weights},
+            "optim": {"batch_size": 16}})
+        summary = train(cfg, tmp_path / weights)
+        assert summary["data"] == "speech"
+        assert summary["parameters"] == sum(
+            p.numel() for p in SpeechResNet(width=4).parameters())
+        assert summary["train_samples"] + summary["test_samples"] == 26 * 3
+        assert 0.0 <= summary["test_accuracy"] <= 100.0
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    ({"data": {"name": "speech", "root": "x"}}, "model.name"),
+    ({"model": {"name": "speech-resnet"}}, "model.name"),
+    ({"data": {"name": "speech"}, "model": {"name": "speech-resnet"}}, "data.root"),
+])
+def test_speech_config_cross_checks_name_the_field(raw: dict[str, object], field: str) -> None:
+    from proxcompress.errors import InvalidInputError
+    from proxcompress.training.config import config_from_dict
+
+    with pytest.raises(InvalidInputError) as info:
+        config_from_dict(raw)
+    assert info.value.field == field
+
+
+def test_feature_shape_matches_load_speech_frames() -> None:
+    from proxcompress.training.speech import feature_shape
+
+    assert feature_shape() == (1, 40, 351)
+    wav = torch.zeros(2, int(3.5 * 16000))
+    assert tuple(log_mel(wav).shape[1:]) == feature_shape()[1:]
