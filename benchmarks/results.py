@@ -183,7 +183,8 @@ def rows() -> list[dict[str, Any]]:
 
 
 def write_configs(selected: list[dict[str, Any]]) -> None:
-    """Validate each row's config and write it, resolved, to ``configs/results/NAME.yaml``."""
+    """Validate each row's config and write it, resolved, to ``configs/results/NAME.yaml``;
+    remove the configs of rows not in ``selected`` (call it with every row)."""
     sys.path.insert(0, str(ROOT))
     from proxcompress.atomic import write_text_atomic
     from proxcompress.training.config import config_from_dict, dump_config
@@ -194,6 +195,10 @@ def write_configs(selected: list[dict[str, Any]]) -> None:
                   "benchmarks/results.py.\n# proxcompress train --config "
                   f"configs/results/{row['name']}.yaml --set seed=S --out DIR\n")
         write_text_atomic(CONFIGS / f"{row['name']}.yaml", header + dump_config(cfg))
+    names = {f"{row['name']}.yaml" for row in selected}
+    for stale in CONFIGS.glob("*.yaml"):  # configs of rows that no longer exist
+        if stale.name not in names:
+            stale.unlink()
 
 
 def _run_dir(runs: Path, row: dict[str, Any], seed: int) -> Path:
