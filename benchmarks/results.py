@@ -67,6 +67,8 @@ BNNPP_MU0 = 1000.0
 COMPARISON_SEEDS = list(range(8))
 #: seeds of every other row
 DEFAULT_SEEDS = [0, 1, 2]
+#: per-run record of the process wall time (written by ``run_all``)
+WALL = "wall.json"
 
 
 def _row_seeds(row: dict[str, Any], seeds: list[int] | None) -> list[int]:
@@ -247,7 +249,47 @@ def run_all(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
             if proc.poll() is not None:
                 active.remove(item)
                 status = "ok" if proc.returncode == 0 else f"FAILED ({proc.returncode})"
-                log(f"done  {row['name']} seed {seed}: {status} in {time.time() - t0:.0f} s")
+                wall = time.time() - t0
+                log(f"done  {row['name']} seed {seed}: {status} in {wall:.0f} s")
+                if proc.returncode == 0:
+                    (_run_dir(runs, row, seed) / WALL).write_text(json.dumps(
+                        {"seconds": wall, "jobs": jobs, "load1": os.getloadavg()[0]}))
+
+
+def compute_budget(rows_: list[dict[str, Any]], seeds: list[int] | None, runs: Path
+                   ) -> list[str]:
+    """Per table: the summed wall time of its finished runs (the process, start-up and final
+    evaluation included; the training seconds of ``summary.json`` where a run predates the
+    ``wall.json`` record) and what that is at two jobs."""
+    tables = (("binary", "binary MLP / CNN"), ("spr", "SPR"), ("mulfree", "multiplication-free "
+              "CNN"), ("speech", "spoken commands"))
+    out = ["## Compute", "", "| table | runs | summed run time (core-minutes) | runs timed by "
+           "their training seconds only | at --jobs 2 (minutes) |", "|---|---|---|---|---|"]
+    total = 0.0
+    for table, label in tables:
+        n = fallback = 0
+        seconds = 0.0
+        for row in rows_:
+            if row["table"] != table:
+                continue
+            for seed in _row_seeds(row, seeds):
+                folder = _run_dir(runs, row, seed)
+                if not _done(folder, row):
+                    continue
+                n += 1
+                if (folder / WALL).exists():
+                    seconds += json.loads((folder / WALL).read_text())["seconds"]
+                else:
+                    fallback += 1
+                    seconds += json.loads((folder / "summary.json").read_text())["seconds"]
+        total += seconds
+        out.append(f"| {label} | {n} | {seconds / 60:.1f} | {fallback} runs | "
+                   f"{seconds / 120:.1f} |")
+    out += [f"| all | | {total / 60:.1f} | | {total / 120:.1f} |", "",
+            "Run times were measured on the shared machine with other jobs beside them (two "
+            "training processes at a time, plus tests); the MIP selection study adds up to 5 "
+            "minutes.", ""]
+    return out
 
 
 def _stats(values: list[float]) -> str:
@@ -393,6 +435,7 @@ def render(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
         "",
     ]
     lines += _targets(selected, seeds, runs)
+    lines += compute_budget(selected, seeds, runs)
     if extra.get("wall_seconds"):
         lines += [f"Wall time of the last full `benchmarks/results.py` run: "
                   f"{extra['wall_seconds'] / 60:.1f} minutes with `--jobs {extra.get('jobs', '?')}`"
