@@ -2,7 +2,8 @@
 
 A checkpoint in folder ``D`` is ``D/checkpoint.json`` (metadata: the tensor file's name and
 SHA-256, the optimizer's non-tensor state, progress counters, any run state) and the tensor
-file it names, ``D/checkpoint-<n>.safetensors`` (model state, optimizer tensors, RNG state).
+file it names, ``D/checkpoint-<n>.safetensors`` (model state, optimizer tensors, RNG state and
+any extra run tensors, e.g. the freezing metric's code snapshots).
 The tensor file is written first (atomically, under a new name), then the JSON (atomically):
 the JSON is the commit point, so an interrupted save leaves the previous checkpoint intact.
 Older tensor files are removed after the commit. Nothing is unpickled on load.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -22,6 +23,16 @@ from proxcompress.atomic import sha256_file, write_atomic, write_json_atomic
 from proxcompress.errors import InvalidInputError
 
 META = "checkpoint.json"
+
+
+class Checkpoint(NamedTuple):
+    """What :func:`load_checkpoint` returns."""
+
+    model_state: dict[str, Tensor]
+    optimizer_state: dict[str, Any] | None
+    meta: dict[str, Any]
+    rng_state: Tensor
+    extra: dict[str, Tensor]
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -53,6 +64,7 @@ def save_checkpoint(
     model_state: dict[str, Tensor],
     optimizer_state: dict[str, Any] | None,
     meta: dict[str, Any],
+    extra: dict[str, Tensor] | None = None,
 ) -> Path:
     """Write a checkpoint atomically; returns the JSON path.
 
@@ -61,6 +73,7 @@ def save_checkpoint(
         model_state: ``model.state_dict()``.
         optimizer_state: ``optimizer.state_dict()`` (``None``: no optimizer).
         meta: JSON-serializable run state (epoch, step, counters, ...).
+        extra: further named tensors of the run (given back as ``Checkpoint.extra``).
     """
     from safetensors.torch import save_file
 
@@ -71,6 +84,7 @@ def save_checkpoint(
     if optimizer_state is not None:
         opt_tensors, optim_plain = _flatten_optimizer(optimizer_state)
         tensors.update(opt_tensors)
+    tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     tensors["rng.torch"] = torch.get_rng_state()
     previous = _read_meta(root)
     n = int(previous["sequence"]) + 1 if previous else 0
@@ -106,9 +120,8 @@ def has_checkpoint(folder: str | os.PathLike[str]) -> bool:
     return (Path(folder) / META).exists()
 
 
-def load_checkpoint(folder: str | os.PathLike[str]) -> tuple[
-        dict[str, Tensor], dict[str, Any] | None, dict[str, Any], Tensor]:
-    """Read ``(model_state, optimizer_state, meta, torch_rng_state)`` from ``folder``.
+def load_checkpoint(folder: str | os.PathLike[str]) -> Checkpoint:
+    """Read the checkpoint in ``folder``.
 
     Raises:
         FileNotFoundError: no checkpoint in ``folder``.
@@ -131,7 +144,8 @@ def load_checkpoint(folder: str | os.PathLike[str]) -> tuple[
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     optim = record.get("optimizer")
     optimizer_state = _unflatten_optimizer(optim, tensors) if optim is not None else None
-    return model_state, optimizer_state, record["meta"], tensors["rng.torch"]
+    extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return Checkpoint(model_state, optimizer_state, record["meta"], tensors["rng.torch"], extra)
 
 
-__all__ = ["has_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "has_checkpoint", "load_checkpoint", "save_checkpoint"]

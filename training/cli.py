@@ -130,7 +130,7 @@ def run_select(args: argparse.Namespace) -> int:
     from proxcompress.training.trainer import Trainer, config_for_resume
 
     cfg = config_for_resume(args.run, [])
-    model_state, _, meta, _ = load_checkpoint(args.run)
+    model_state, _, meta, _, _ = load_checkpoint(args.run)
     trainer = Trainer(cfg, args.run)
     trainer.train_data, trainer.test_data = load_dataset(
         cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples, cfg.data.image_size,

@@ -299,6 +299,23 @@ class MulFreeTraining:
         if self.has_homotopy:
             set_theta(self.model, self.recipe.homotopy.value(step, self.total_steps))
 
+    def state_tensors(self) -> dict[str, Tensor]:
+        """The freezing trackers' snapshots as named tensors (for the checkpoint)."""
+        out: dict[str, Tensor] = {}
+        for prefix, tracker in (("epoch", self.tracker), ("step", self.step_tracker)):
+            if tracker is not None:
+                out.update({f"{prefix}.{k}": v for k, v in tracker.state_tensors().items()})
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        """Restore :meth:`state_tensors` (trackers absent from ``tensors`` keep their
+        snapshot of the current model)."""
+        for prefix, tracker in (("epoch", self.tracker), ("step", self.step_tracker)):
+            part = {k[len(prefix) + 1:]: v for k, v in tensors.items()
+                    if k.startswith(prefix + ".")}
+            if tracker is not None and part:
+                tracker.load_state_tensors(part)
+
     def step_metrics(self, step: int) -> dict[str, float] | None:
         """Every ``freezing_every`` steps: the freezing metric against the snapshot
         ``freezing_every`` steps before (``None`` at other steps or when off)."""

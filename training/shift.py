@@ -579,6 +579,27 @@ class FreezingTracker:
             out[name] = (sign.detach().cpu().clone(), exponent.detach().cpu().clone())
         return out
 
+    def state_tensors(self) -> dict[str, Tensor]:
+        """The kept snapshots as named tensors (``"<i>.<layer>.sign|exponent"``), for a
+        checkpoint."""
+        out = {}
+        for i, snap in enumerate(self.history):
+            for name, (sign, exponent) in snap.items():
+                out[f"{i}.{name}.sign"] = sign
+                out[f"{i}.{name}.exponent"] = exponent
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        """Restore the snapshots of :meth:`state_tensors`."""
+        history: dict[int, dict[str, list[Tensor]]] = {}
+        for key, value in tensors.items():
+            index, rest = key.split(".", 1)
+            name, part = rest.rsplit(".", 1)
+            history.setdefault(int(index), {}).setdefault(name, [value, value])[
+                0 if part == "sign" else 1] = value
+        self.history = [{name: (pair[0], pair[1]) for name, pair in history[i].items()}
+                        for i in sorted(history)]
+
     def update(self, model: nn.Module) -> dict[str, float] | None:
         """Take a snapshot; return ``{"frozen", "sign_frozen", "exponent_frozen"}`` (shares in
         [0, 1]) against the snapshot ``window`` updates back, ``None`` until there is one (or

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as functional
-from torch import nn
+from torch import Tensor, nn
 
 from proxcompress.atomic import write_json_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
@@ -248,6 +248,7 @@ class Trainer:
              ("finetune", cfg.spr.finetune_epochs)] if cfg.spr.enabled else [("train", cfg.epochs)]
         )
         self._stop_signal = False
+        self.mulfree: MulFreeTraining | None = None
 
     # ----------------------------------------------------------------------------- building
     def _model_for(self, phase: str) -> PrunableModel:
@@ -257,9 +258,10 @@ class Trainer:
 
     def _start_mulfree(self, state: dict[str, Any]) -> None:
         """Create the run's :class:`MulFreeTraining` (after the optimizer) with ``theta`` at the
-        current step; its freezing snapshot is the model as it is now (not checkpointed)."""
+        current step; its freezing snapshots are the model as it is now until a resume restores
+        the checkpointed ones."""
         recipe = mulfree_recipe(self.cfg)
-        self.mulfree: MulFreeTraining | None = None
+        self.mulfree = None
         if recipe is not None:
             self.mulfree = MulFreeTraining(self.model, recipe,
                                            self.cfg.epochs * self.steps_per_epoch,
@@ -335,8 +337,9 @@ class Trainer:
             "threshold": None, "acc": [0.0, 0.0, 0.0], "seconds": 0.0, "pretrain_accuracy": None,
             "before_pruning": None,
         }
+        extra: dict[str, Tensor] = {}
         if self.resume and has_checkpoint(self.out):
-            model_state, opt_state, meta, rng = load_checkpoint(self.out)
+            model_state, opt_state, meta, rng, extra = load_checkpoint(self.out)
             state.update(meta["run"])
             self.model = self._model_for(self.phases[state["phase"]][0])
             if state["pruned"]:
@@ -361,6 +364,8 @@ class Trainer:
                 (self.out / "metrics.jsonl").unlink(missing_ok=True)
                 (self.out / FREEZING).unlink(missing_ok=True)
         self._start_mulfree(state)
+        if self.mulfree is not None:
+            self.mulfree.load_state_tensors(extra)
         if self.dist.main:
             write_text_atomic(self.out / "config.yaml", dump_config(self.cfg))
         return state
@@ -395,7 +400,8 @@ class Trainer:
         wrapper = self.optimizer.state_dict()
         opt = wrapper.pop("optimizer")
         save_checkpoint(self.out, self._bare().state_dict(), opt,
-                        {"run": state, "wrapper": wrapper, "config": self.cfg.to_dict()})
+                        {"run": state, "wrapper": wrapper, "config": self.cfg.to_dict()},
+                        self.mulfree.state_tensors() if self.mulfree is not None else None)
 
     def _bare(self) -> nn.Module:
         return self.model

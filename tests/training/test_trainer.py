@@ -18,7 +18,7 @@ from proxcompress.training.trainer import Interrupted, config_for_resume, train
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    state, _, _, _ = load_checkpoint(folder)
+    state, _, _, _, _ = load_checkpoint(folder)
     return state
 
 
@@ -27,8 +27,8 @@ def _assert_same(a: Path, b: Path) -> None:
     assert wa.keys() == wb.keys()
     for key in wa:
         assert torch.equal(wa[key], wb[key]), key
-    _, oa, ma, _ = load_checkpoint(a)
-    _, ob, mb, _ = load_checkpoint(b)
+    _, oa, ma, _, _ = load_checkpoint(a)
+    _, ob, mb, _, _ = load_checkpoint(b)
     assert ma["wrapper"] == mb["wrapper"]  # mu: steps and the sum of learning rates
 
 
