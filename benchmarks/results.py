@@ -527,9 +527,19 @@ def _mulfree_sections(selected: list[dict[str, Any]], seeds: list[int] | None, r
                      f"{_stats(frozen) if frozen else '-'} | {secs} | `{row['name']}` |")
     png = freezing_plot(selected, seeds, runs, DOC.parent / "freezing.png")
     if png:
+        first = []
+        for row in cnn:
+            values = [r["frozen"] for seed in _row_seeds(row, seeds)
+                      if (_run_dir(runs, row, seed) / "freezing.jsonl").exists()
+                      for r in map(json.loads, (_run_dir(runs, row, seed) / "freezing.jsonl")
+                                   .read_text().splitlines()) if r["epoch"] <= 1.0]
+            if values and row["name"] in ("cnn-deepshift", "cnn-denseshift"):
+                first.append(f"{row['label']} {100 * statistics.fmean(values):.1f}%")
         lines += ["", "Weight freezing during training, DenseShift vs DeepShift-Q (both 3-bit; "
                   f"snapshots every {FREEZING_EVERY} steps, each compared with the previous "
-                  "one; mean over the seeds, band min-max):", "", "![freezing](freezing.png)"]
+                  "one; mean over the seeds, band min-max). Mean share of weights unchanged "
+                  f"between snapshots during the first epoch: {'; '.join(first)}.", "",
+                  "![freezing](freezing.png)"]
     speech = [r for r in selected if r["table"] == "speech"]
     if speech:
         base = SPEECH_BASE
