@@ -261,6 +261,8 @@ def run_all(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
         while queue and len(active) < jobs:
             row, seed = queue.pop(0)
             folder = _run_dir(runs, row, seed)
+            if _done(folder, row):  # finished meanwhile (e.g. by another invocation)
+                continue
             folder.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "proxcompress", "train"]
             if (folder / "checkpoint.json").exists():
