@@ -629,6 +629,28 @@ def _mean(runs: Path, rows_: list[dict[str, Any]], name: str, seeds: list[int] |
     return (statistics.fmean(values), len(values)) if values else None
 
 
+def _paired(runs: Path, rows_: list[dict[str, Any]], a: str, b: str,
+            seeds: list[int] | None) -> str:
+    """``", paired over N seeds: d +- h (95% t interval)"`` of the per-seed differences
+    ``a - b`` (same seed: same initialization and data order), or ``""``."""
+    from scipy import stats
+
+    row_a = next(r for r in rows_ if r["name"] == a)
+    row_b = next(r for r in rows_ if r["name"] == b)
+    diffs = []
+    for seed in sorted(set(_row_seeds(row_a, seeds)) & set(_row_seeds(row_b, seeds))):
+        fa, fb = _run_dir(runs, row_a, seed), _run_dir(runs, row_b, seed)
+        if _done(fa, row_a) and _done(fb, row_b):
+            diffs.append(json.loads((fa / "summary.json").read_text())["test_accuracy"]
+                         - json.loads((fb / "summary.json").read_text())["test_accuracy"])
+    if len(diffs) < 3:
+        return ""
+    half = float(stats.t.ppf(0.975, len(diffs) - 1)) * statistics.stdev(diffs) \
+        / len(diffs) ** 0.5
+    return (f", paired over {len(diffs)} seeds {statistics.fmean(diffs):+.2f} +- {half:.2f} "
+            "(95% t interval)")
+
+
 def _targets(rows_: list[dict[str, Any]], seeds: list[int] | None, runs: Path) -> list[str]:
     """The issue's targets, checked on the measured means (never asserted by hand)."""
     out = ["## Targets (computed from the tables above)", ""]
@@ -655,11 +677,14 @@ def _targets(rows_: list[dict[str, Any]], seeds: list[int] | None, runs: Path) -
                 out.append(f"* BNN++ >= BNN+ on the mean, {model}, {label}: not measured")
                 continue
             verdict = "met" if pp[0] >= ref[0] else "missed"
+            paired = _paired(runs, rows_, f"{model}-bnnpp{suffix}", f"{model}-bnnp{suffix}",
+                             seeds)
             soft = _mean(runs, rows_, f"{model}-bnnpp-soft{suffix}", seeds)
             note = ("" if soft is None else f" (ablation, soft start mu_0 = 0: {fmt(soft)}, "
                     f"{'>=' if soft[0] >= ref[0] else '<'} BNN+)")
             out.append(f"* BNN++ >= BNN+ on the mean, {model}, {label}: {fmt(pp)} vs "
-                       f"{fmt(ref)}, difference {pp[0] - ref[0]:+.2f}: **{verdict}**{note}")
+                       f"{fmt(ref)}, difference {pp[0] - ref[0]:+.2f}{paired}: "
+                       f"**{verdict}**{note}")
     for lam in SPR_LAMBDAS:
         name = f"cnn-spr-lam{lam:g}"
         acc = _mean(runs, rows_, name, seeds)
