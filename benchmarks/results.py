@@ -656,7 +656,7 @@ def _targets(rows_: list[dict[str, Any]], seeds: list[int] | None, runs: Path) -
     out = ["## Targets (computed from the tables above)", ""]
 
     def fmt(m: tuple[float, int] | None) -> str:
-        return "not run" if m is None else f"{m[0]:.2f} ({m[1]} seeds)"
+        return "not run" if m is None else f"{m[0]:.2f} ({m[1]} seed{'s' if m[1] != 1 else ''})"
 
     fp = _mean(runs, rows_, "cnn-fp", seeds)
     for name, label in (("cnn-bc", "BC"), ("cnn-bnn", "BNN"), ("cnn-bnnp", "BNN+"),
