@@ -65,7 +65,11 @@ class DataConfig:
 class ModelConfig:
     """``model``: ``mlp`` (``hidden`` widths), ``vgg`` (``width``, ``stages``: convs per stage),
     ``resnet20`` (``width``, ``blocks`` per stage) or ``speech-resnet`` (the spoken-command
-    ResNet: ``width``, ``blocks`` per stage, stride-2 stem; for ``data.name: speech``)."""
+    ResNet: ``width``, ``blocks`` per stage, stride-2 stem; for ``data.name: speech``).
+    ``init_from``: a finished full-precision run folder of the same model and data whose
+    weights initialize this run before its layers are swapped (binary, DeepShift, Euclid and
+    L1 layers start from the float weights; DenseShift and S3 keep their own latent init).
+    """
 
     name: Literal["mlp", "vgg", "resnet20", "speech-resnet"] = "mlp"
     hidden: list[int] = field(default_factory=lambda: [512, 512],
@@ -79,6 +83,7 @@ class ModelConfig:
     batchnorm: bool = True
     activation: Literal["relu", "hardtanh"] = "relu"
     dropout: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "[0, 1)"))
+    init_from: str | None = None
 
 
 @dataclass
@@ -310,6 +315,9 @@ def _cross_checks(cfg: TrainConfig) -> None:
             low, high = _MULFREE_BITS[method]
             raise InvalidInputError("mulfree.bits", f"= {bits!r}; accepted for {method}: "
                                     f"[{low}, {high}]")
+    if cfg.spr.enabled and cfg.model.init_from:
+        raise InvalidInputError("model.init_from", "cannot be used with SPR (SPR pre-trains "
+                                "its own reference)")
     if cfg.spr.enabled and cfg.quant.weights != "none":
         raise InvalidInputError("spr.enabled", "SPR pruning needs a full-precision model "
                                 "(quant.weights: none)")

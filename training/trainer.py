@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,8 +203,41 @@ def mulfree_recipe(cfg: TrainConfig) -> MulFreeRecipe | None:
         freezing_window=f.freezing_window)
 
 
-def build_run_model(cfg: TrainConfig, classes: int, seed: int) -> PrunableModel:
-    """The config's model, initialized from ``seed``, with its quantized or
+def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
+    """The weights of ``model.init_from`` (``None`` when unset), after checking that the run
+    there is a finished full-precision, unpruned run of the same model and data.
+
+    Raises:
+        InvalidInputError (field ``model.init_from``): no checkpoint there, or another model,
+            data set, quantizer or a pruned model.
+    """
+    path = cfg.model.init_from
+    if not path:
+        return None
+    if not has_checkpoint(path):
+        raise InvalidInputError("model.init_from", f"{path!r} holds no checkpoint (a run folder "
+                                "of 'proxcompress train')")
+    state, _, meta, _, _ = load_checkpoint(path)
+    other = config_from_dict(meta["config"])
+    mine = replace(cfg.model, init_from=None)
+    theirs = replace(other.model, init_from=None)
+    checks = [("model", mine, theirs), ("data.name", cfg.data.name, other.data.name),
+              ("data.image_size", cfg.data.image_size, other.data.image_size),
+              ("data.in_channels", cfg.data.in_channels, other.data.in_channels),
+              ("quant.weights", "none", other.quant.weights)]
+    for name, want, got in checks:
+        if want != got:
+            raise InvalidInputError("model.init_from", f"the run in {path!r} differs in {name} "
+                                    f"({got!r}; this run needs {want!r})")
+    if meta["run"].get("pruned"):
+        raise InvalidInputError("model.init_from", f"the run in {path!r} is pruned")
+    return state
+
+
+def build_run_model(cfg: TrainConfig, classes: int, seed: int,
+                    initial_state: dict[str, Tensor] | None = None) -> PrunableModel:
+    """The config's model, initialized from ``seed`` (then from ``initial_state``, a
+    full-precision state dict of the same model, when given), with its quantized or
     multiplication-free layers swapped in (what :class:`Trainer` trains)."""
     m, q = cfg.model, cfg.quant
     model = build_model(
@@ -212,6 +245,8 @@ def build_run_model(cfg: TrainConfig, classes: int, seed: int) -> PrunableModel:
         classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
         batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout, seed=seed,
     )
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
     recipe = mulfree_recipe(cfg)
     if recipe is not None:
         quantize_model(model, recipe)
@@ -358,7 +393,8 @@ class Trainer:
         else:
             if self.resume and self.dist.main:
                 self.log(f"no checkpoint in {self.out}; starting afresh")
-            self.model = self._model_for(self.phases[0][0]).to(self.dist.device)
+            self.model = build_run_model(self.cfg, self.train_data.classes, self.cfg.seed,
+                                         initial_state(self.cfg)).to(self.dist.device)
             self.optimizer = self._optimizer(self.model, self._phase_lr(0))
             if self.dist.main:
                 (self.out / "metrics.jsonl").unlink(missing_ok=True)
@@ -761,5 +797,5 @@ def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str]) -> 
 
 
 __all__ = ["EXIT_INTERRUPTED", "HardStop", "Interrupted", "Trainer", "build_run_model",
-           "config_for_resume", "evaluate", "inference_ms", "mulfree_recipe", "plot_metrics",
-           "train"]
+           "config_for_resume", "evaluate", "inference_ms", "initial_state", "mulfree_recipe",
+           "plot_metrics", "train"]

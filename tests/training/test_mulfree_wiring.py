@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,38 @@ def test_freezing_log_every_k_steps_survives_a_resume(tmp_path: Path) -> None:
         assert 0.0 <= r["frozen"] <= min(r["sign_frozen"], r["exponent_frozen"]) <= 1.0
     # the snapshots are checkpointed: a resume anywhere reproduces the log line by line
     assert full == cut == odd
+
+
+def test_init_from_a_full_precision_run(tmp_path: Path) -> None:
+    """``model.init_from``: a DeepShift run starts from the float weights of a finished
+    full-precision run (its latents equal them before any step); another model, a quantized
+    source or a missing folder is an error naming the field, before any work."""
+    from proxcompress.training.trainer import build_run_model, initial_state
+
+    fp = tiny_config(quant={"weights": "none"})
+    train(fp, tmp_path / "fp")
+    source = load_checkpoint(tmp_path / "fp").model_state
+    shifted = tiny_config(quant={"weights": "deepshift", "keep_first": True},
+                          model={"init_from": str(tmp_path / "fp")})
+    model = build_run_model(shifted, 10, shifted.seed, initial_state(shifted))
+    state = model.state_dict()
+    weights = [k for k in source if k.endswith(".weight")]
+    assert weights and all(torch.equal(state[k], source[k]) for k in weights)
+    assert any(isinstance(m, ShiftLinear) for m in model.modules())
+    train(shifted, tmp_path / "shift")  # the trainer takes the same path ...
+    train(replace(shifted, model=replace(shifted.model, init_from=None)), tmp_path / "scratch")
+    first = [json.loads((tmp_path / d / "metrics.jsonl").read_text().splitlines()[0])
+             for d in ("shift", "scratch")]
+    assert first[0]["loss"] < first[1]["loss"]  # ... and starts from the trained weights
+    for raw, message in (
+            ({"model": {"init_from": str(tmp_path / "nothing")}}, "no checkpoint"),
+            ({"model": {"init_from": str(tmp_path / "shift")}}, "quant.weights"),
+            ({"model": {"init_from": str(tmp_path / "fp"), "hidden": [16, 16]}}, "model")):
+        cfg = tiny_config(epochs=1, quant={"weights": "deepshift"}, **raw)
+        with pytest.raises(InvalidInputError, match=message) as info:
+            train(cfg, tmp_path / "bad")
+        assert info.value.field == "model.init_from"
+        assert not (tmp_path / "bad" / "checkpoint.json").exists()
+    with pytest.raises(InvalidInputError) as spr:
+        config_from_dict({"model": {"init_from": "x"}, "spr": {"enabled": True}})
+    assert spr.value.field == "model.init_from"
