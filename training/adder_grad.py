@@ -60,24 +60,6 @@ def _sign_input_grad(g: np.ndarray, x: np.ndarray, w: np.ndarray, out: np.ndarra
                 row[j] -= gi * s
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def _sign_weight_grad(g: np.ndarray, x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
-    m, k = x.shape
-    n = w.shape[0]
-    for o in numba.prange(n):
-        row = out[o]
-        for j in range(k):
-            row[j] = 0.0
-        wo = w[o]
-        for i in range(m):
-            gi = g[i, o]
-            xi = x[i]
-            for j in range(k):
-                d = xi[j] - wo[j]
-                s = (d > 0.0) - (d < 0.0)
-                row[j] += gi * s
-
-
 def _prepare(g: np.ndarray, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
     arrays = tuple(np.ascontiguousarray(a, dtype=np.float32) for a in (g, x, w))
     g, x, w = arrays
@@ -105,9 +87,9 @@ def sign_grads(g: np.ndarray, x: np.ndarray, w: np.ndarray, need_x: bool = True,
     if need_x:
         gx = np.empty_like(x)
         _sign_input_grad(g, x, w, gx)
-    if need_w:
+    if need_w:  # gw[n] = -sum_m g[m, n] sign(w[n] - x[m]): the same kernel, roles swapped
         gw = np.empty_like(w)
-        _sign_weight_grad(g, x, w, gw)
+        _sign_input_grad(np.ascontiguousarray(g.T), w, x, gw)
     return gx, gw
 
 
