@@ -20,6 +20,7 @@ speech ResNet 20 epochs (about 10 minutes a run).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -227,18 +228,27 @@ def _run_dir(runs: Path, row: dict[str, Any], seed: int) -> Path:
     return runs / row["name"] / f"seed-{seed}"
 
 
+@functools.cache
+def _ran_config(folder: Path) -> dict[str, Any]:
+    """The resolved config of the run in ``folder`` (seed set to 0); written once when the run
+    starts, so it is read once per process."""
+    import yaml
+
+    from proxcompress.training.config import config_from_dict
+
+    raw = yaml.safe_load((folder / "config.yaml").read_text())
+    return {**config_from_dict(raw).to_dict(), "seed": 0}
+
+
 def _done(folder: Path, row: dict[str, Any]) -> bool:
     """Whether ``folder`` holds a finished run of exactly ``row``'s config (any seed)."""
     path = folder / "summary.json"
     if not path.exists():
         return False
-    import yaml
-
     from proxcompress.training.config import config_from_dict
 
-    ran = config_from_dict(yaml.safe_load((folder / "config.yaml").read_text())).to_dict()
-    expected = config_from_dict(row["config"]).to_dict()
-    if {**ran, "seed": 0} != {**expected, "seed": 0}:
+    expected = {**config_from_dict(row["config"]).to_dict(), "seed": 0}
+    if _ran_config(folder) != expected:
         raise SystemExit(f"{folder} holds a run of another config than row {row['name']!r}; "
                          "move it away (or delete it) to rerun the row")
     summary = json.loads(path.read_text())
@@ -658,17 +668,19 @@ def _targets(rows_: list[dict[str, Any]], seeds: list[int] | None, runs: Path) -
     def fmt(m: tuple[float, int] | None) -> str:
         return "not run" if m is None else f"{m[0]:.2f} ({m[1]} seed{'s' if m[1] != 1 else ''})"
 
+    def gap(claim: str, name: str, ref: tuple[float, int] | None, limit: float) -> None:
+        m = _mean(runs, rows_, name, seeds)
+        if ref is None or m is None:
+            out.append(f"* {claim}: not measured")
+            return
+        verdict = "met" if ref[0] - m[0] <= limit else "missed"
+        out.append(f"* {claim}: {fmt(m)} vs {fmt(ref)}, gap {ref[0] - m[0]:.2f}: "
+                   f"**{verdict}**")
+
     fp = _mean(runs, rows_, "cnn-fp", seeds)
     for name, label in (("cnn-bc", "BC"), ("cnn-bnn", "BNN"), ("cnn-bnnp", "BNN+"),
                         ("cnn-pc", "ProxConnect"), ("cnn-bnnpp", "BNN++")):
-        m = _mean(runs, rows_, name, seeds)
-        if fp is None or m is None:
-            out.append(f"* binary-weight CNN within 3 points of full precision, {label}: "
-                       "not measured")
-            continue
-        verdict = "met" if fp[0] - m[0] <= 3.0 else "missed"
-        out.append(f"* binary-weight CNN within 3 points of full precision, {label}: "
-                   f"{fmt(m)} vs {fmt(fp)}, gap {fp[0] - m[0]:.2f}: **{verdict}**")
+        gap(f"binary-weight CNN within 3 points of full precision, {label}", name, fp, 3.0)
     for model in ("mlp", "cnn"):
         for suffix, label in (("", "binary weights"), ("-act", "binary weights + activations")):
             pp = _mean(runs, rows_, f"{model}-bnnpp{suffix}", seeds)
@@ -703,25 +715,13 @@ def _targets(rows_: list[dict[str, Any]], seeds: list[int] | None, runs: Path) -
             ("cnn-denseshift", "3-bit DenseShift", 1.0, fp, "lr 1e-3"),
             ("cnn-euclid", "EuclidNet", 1.5, fp_fast, "the same recipe, lr 1e-2"),
             ("cnn-euclid", "EuclidNet", 1.5, fp, "lr 1e-3")):
-        m = _mean(runs, rows_, name, seeds)
-        if ref is None or m is None:
-            out.append(f"* {label} within {limit:g} point of the full-precision CNN "
-                       f"({ref_label}): not measured")
-            continue
-        verdict = "met" if ref[0] - m[0] <= limit else "missed"
-        out.append(f"* {label} within {limit:g} point of the full-precision CNN ({ref_label}):"
-                   f" {fmt(m)} vs {fmt(ref)}, gap {ref[0] - m[0]:.2f}: **{verdict}**")
+        gap(f"{label} within {limit:g} point of the full-precision CNN ({ref_label})", name,
+            ref, limit)
     sfp = _mean(runs, rows_, "speech-fp", seeds)
     for name, label in (("speech-shift", "DeepShift-Q 4-bit"),
                         ("speech-denseshift", "DenseShift 3-bit")):
-        m = _mean(runs, rows_, name, seeds)
-        if sfp is None or m is None:
-            out.append(f"* spoken commands, {label} shift ResNet within about 0.5 point of full "
-                       "precision: not measured")
-            continue
-        verdict = "met" if sfp[0] - m[0] <= 0.5 else "missed"
-        out.append(f"* spoken commands, {label} shift ResNet within about 0.5 point of full "
-                   f"precision: {fmt(m)} vs {fmt(sfp)}, gap {sfp[0] - m[0]:.2f}: **{verdict}**")
+        gap(f"spoken commands, {label} shift ResNet within about 0.5 point of full precision",
+            name, sfp, 0.5)
     out += ["", "The training-step cost target (binary <= 1.5x full precision) is measured by "
             "`benchmarks/training_step.py` (docs/training.md).", ""]
     return out
