@@ -106,7 +106,8 @@ def im2col(
     return cols.reshape(n * ho * wo, c * kh * kw), ho, wo
 
 
-def _to_nchw(y: Any, n: int, ho: int, wo: int) -> Any:
+def to_nchw(y: Any, n: int, ho: int, wo: int) -> Any:
+    """Rows of ``im2col`` order ``(n, ho, wo)`` by channels, back to contiguous NCHW."""
     xp = array_module(y)
     return xp.ascontiguousarray(y.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2))
 
@@ -159,7 +160,7 @@ def binary_conv2d(
         w_sum = unpack_signs(w_words, k).reshape(-1, c, kh * kw).sum(axis=1, dtype=xp.int32)
         correction = ((1 - inside) @ w_sum.T.astype(xp.float32)).astype(xp.int32)
         y = (y.reshape(n, ho * wo, -1) - correction[None]).astype(xp.int32)
-    return _to_nchw(y, n, ho, wo)
+    return to_nchw(y, n, ho, wo)
 
 
 def shift_conv2d(
@@ -196,7 +197,7 @@ def shift_conv2d(
         xp.ascontiguousarray(exponent.reshape(o, -1)),
         backend=backend,
     )
-    return _to_nchw(y, x.shape[0], ho, wo)
+    return to_nchw(y, x.shape[0], ho, wo)
 
 
 def euclid_conv2d(
@@ -232,4 +233,4 @@ def euclid_conv2d(
     y = euclid_matmul(
         cols, xp.ascontiguousarray(w.reshape(w.shape[0], -1)), backend=backend, method=method
     )
-    return _to_nchw(y, x.shape[0], ho, wo)
+    return to_nchw(y, x.shape[0], ho, wo)

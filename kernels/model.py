@@ -1,5 +1,7 @@
 """Run an exported model on the kernels: :func:`load` reads the folder that
-``proxcompress.training.export`` writes and returns a NumPy inference object.
+``proxcompress.training.export`` writes and returns an inference object, on NumPy arrays (the
+CPU backends) or, with ``backend="cupy"``, on CuPy arrays (the GPU kernels; the weights are
+copied to the device once, at load).
 
 An export is a folder with two files, never unpickled:
 
@@ -27,7 +29,7 @@ Ops and how they run (``x`` float32, NCHW for images):
                     :func:`~.conv.shift_conv2d` on the (optionally binarized) input.
 ``euclid_*``        ``s * euclid_matmul(x, W)`` = ``-s ||x - w||^2`` (``method="direct"`` on
                     numba, accurate when ``x`` is close to ``w``).
-``adder_*``         ``-||x - w||_1``: a NumPy reference in float64 (no optimized kernel yet).
+``adder_*``         ``-||x - w||_1`` by array operations in float64 (no optimized kernel yet).
 ``batchnorm``       ``x * a + b`` with ``a = gamma / sqrt(var + eps)``, ``b = beta - mean a``.
 ``relu``,           elementwise; ``maxpool2d``, ``avgpool2d`` (no padding),
 ``hardtanh``        ``global_avgpool2d``, ``flatten``, ``add``, ``identity``.
@@ -52,8 +54,8 @@ import numpy as np
 from proxcompress.atomic import sha256_file
 from proxcompress.errors import InvalidInputError
 
-from ._checks import Backend, words_for
-from .conv import binary_conv2d, conv_output_size, euclid_conv2d, im2col, shift_conv2d
+from ._checks import Backend, array_module, is_cupy, words_for
+from .conv import binary_conv2d, conv_output_size, euclid_conv2d, im2col, shift_conv2d, to_nchw
 from .formats import pack_signs, unpack_shift, unpack_signs
 from .ops import binary_matmul, euclid_matmul, shift_matmul
 
@@ -64,7 +66,9 @@ VERSION = 1
 MANIFEST = "model.json"
 TENSORS = "model.safetensors"
 
-Fn = Callable[..., np.ndarray]
+Fn = Callable[..., Any]
+#: where a layer's constants go: the identity on the CPU, ``cupy.asarray`` on the GPU
+Put = Callable[[np.ndarray], Any]
 
 
 # ---------------------------------------------------------------------------- validation
@@ -168,22 +172,23 @@ class _Node:
                                 "'float', 'binary'")
 
 
-def _rank(x: np.ndarray, n: int, where: str) -> None:
+def _rank(x: Any, n: int, where: str) -> None:
     if x.ndim != n:
         raise InvalidInputError(where, f"expects a {n}-d input, got shape {x.shape}")
 
 
-def _binarize(x: np.ndarray, c: float | None) -> np.ndarray:
+def _binarize(x: Any, c: float | None) -> Any:
     if c is None:
         return x
-    return (np.sign(x) * np.float32(c)).astype(np.float32)
+    xp = array_module(x)
+    return xp.ascontiguousarray((xp.sign(x) * np.float32(c)).astype(np.float32))
 
 
-def _per_channel(y: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _per_channel(y: Any, v: Any) -> Any:
     return y * (v.reshape(1, -1, 1, 1) if y.ndim == 4 else v.reshape(1, -1))
 
 
-def _finish(y: np.ndarray, scale: np.ndarray | None, bias: np.ndarray | None) -> np.ndarray:
+def _finish(y: Any, scale: Any, bias: Any) -> Any:
     y = y.astype(np.float32, copy=False)
     if scale is not None:
         y = _per_channel(y, scale)
@@ -211,58 +216,59 @@ class _Conv:
     def k(self) -> int:
         return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
 
-    def check(self, x: np.ndarray, where: str) -> None:
+    def check(self, x: Any, where: str) -> None:
         _rank(x, 4, where)
         if x.shape[1] != self.in_channels:
             raise InvalidInputError(where, f"expects {self.in_channels} input channels, got "
                                     f"shape {x.shape}")
 
-    def cols(self, x: np.ndarray) -> tuple[np.ndarray, int, int]:
+    def cols(self, x: Any) -> tuple[Any, int, int]:
         return im2col(x, self.kernel_size, self.stride, self.padding, self.dilation)
 
-    def to_nchw(self, y: np.ndarray, n: int, ho: int, wo: int) -> np.ndarray:
-        return np.ascontiguousarray(y.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2))
 
-
-def _check_features(x: np.ndarray, k: int, where: str) -> None:
+def _check_features(x: Any, k: int, where: str) -> None:
     _rank(x, 2, where)
     if x.shape[1] != k:
         raise InvalidInputError(where, f"expects {k} input features, got shape {x.shape}")
 
 
 # --------------------------------------------------------------------------------- ops
-def _float_layer(node: _Node, conv: bool, backend: Backend) -> Fn:
+def _optional(put: Put, a: np.ndarray | None) -> Any:
+    return None if a is None else put(a)
+
+
+def _float_layer(node: _Node, conv: bool, put: Put) -> Fn:
     if conv:
         g = _Conv.of(node)
         w = node.tensor("weight", np.float32, ndim=4)
         if w.shape[1:] != (g.in_channels, *g.kernel_size):
             raise InvalidInputError(f"{node.where}.tensors.weight", f"shape {w.shape} does not "
                                     f"match in_channels / kernel_size {g}")
-        wm = np.ascontiguousarray(w.reshape(w.shape[0], -1))
-        bias = node.optional_tensor("bias", np.float32, (w.shape[0],))
+        wm = put(np.ascontiguousarray(w.reshape(w.shape[0], -1)))
+        bias = _optional(put, node.optional_tensor("bias", np.float32, (w.shape[0],)))
 
-        def run_conv(x: np.ndarray) -> np.ndarray:
+        def run_conv(x: Any) -> Any:
             g.check(x, node.where)
             cols, ho, wo = g.cols(x)
-            return _finish(g.to_nchw(cols @ wm.T, x.shape[0], ho, wo), None, bias)
+            return _finish(to_nchw(cols @ wm.T, x.shape[0], ho, wo), None, bias)
 
         return run_conv
-    w = node.tensor("weight", np.float32, ndim=2)
-    bias = node.optional_tensor("bias", np.float32, (w.shape[0],))
+    w = put(node.tensor("weight", np.float32, ndim=2))
+    bias = _optional(put, node.optional_tensor("bias", np.float32, (w.shape[0],)))
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: Any) -> Any:
         _check_features(x, w.shape[1], node.where)
         return _finish(x @ w.T, None, bias)
 
     return run
 
 
-def _zero_correction(zeros: np.ndarray, signs_f32: np.ndarray) -> np.ndarray:
+def _zero_correction(zeros: Any, signs_f32: Any) -> Any:
     """``zeros @ signs.T`` as int32 (exact: integer sums below 2^24)."""
     return (zeros.astype(np.float32) @ signs_f32.T).astype(np.int32)
 
 
-def _binary_layer(node: _Node, conv: bool, backend: Backend) -> Fn:
+def _binary_layer(node: _Node, conv: bool, backend: Backend, put: Put) -> Fn:
     k = node.attr("k", int)
     g = _Conv.of(node) if conv else None
     if g is not None and g.k != k:
@@ -277,14 +283,14 @@ def _binary_layer(node: _Node, conv: bool, backend: Backend) -> Fn:
                                 f"per row; k = {k} needs {words_for(k)}")
     signs = unpack_signs(words, k)  # validates the padding bits
     scale = node.tensor("scale", np.float32, (n_out,))
-    bias = node.optional_tensor("bias", np.float32, (n_out,))
+    bias = _optional(put, node.optional_tensor("bias", np.float32, (n_out,)))
     c = node.input_scale()
-    signs_f32 = signs.astype(np.float32)
-    zero_exp = np.zeros_like(signs)
     if c is not None:
-        out_scale = (scale * np.float32(c)).astype(np.float32)
+        out_scale = put((scale * np.float32(c)).astype(np.float32))
+        signs_f32 = put(signs.astype(np.float32))
+        words = put(words)
         if g is None:
-            def run_binary(x: np.ndarray) -> np.ndarray:
+            def run_binary(x: Any) -> Any:
                 _check_features(x, k, node.where)
                 acc = binary_matmul(pack_signs(x), words, k, backend=backend)
                 zeros = x == 0
@@ -294,44 +300,46 @@ def _binary_layer(node: _Node, conv: bool, backend: Backend) -> Fn:
 
             return run_binary
 
-        def run_binary_conv(x: np.ndarray) -> np.ndarray:
+        def run_binary_conv(x: Any) -> Any:
             g.check(x, node.where)
             acc = binary_conv2d(x, words, g.kernel_size, g.stride, g.padding, g.dilation,
                                 padding_mode="zero", backend=backend)
             zeros = x == 0
             if zeros.any():
                 cols, ho, wo = g.cols(zeros.astype(np.float32))
-                acc = acc - g.to_nchw(_zero_correction(cols, signs_f32), x.shape[0], ho, wo)
+                acc = acc - to_nchw(_zero_correction(cols, signs_f32), x.shape[0], ho, wo)
             return _finish(acc, out_scale, bias)
 
         return run_binary_conv
-    return _shift_runner(node, g, signs, zero_exp, None, scale, bias, backend)
+    return _shift_runner(node, g, signs, np.zeros_like(signs), None, put(scale), bias,
+                         backend, put)
 
 
 def _shift_runner(node: _Node, g: _Conv | None, sign: np.ndarray, exponent: np.ndarray,
-                  c: float | None, scale: np.ndarray | None, bias: np.ndarray | None,
-                  backend: Backend) -> Fn:
+                  c: float | None, scale: Any, bias: Any, backend: Backend, put: Put) -> Fn:
+    """``sign``, ``exponent``: host arrays (moved with ``put`` here); ``scale``, ``bias``:
+    already where the layer runs."""
     if g is None:
-        def run(x: np.ndarray) -> np.ndarray:
-            _check_features(x, sign.shape[1], node.where)
-            y = shift_matmul(np.ascontiguousarray(_binarize(x, c)), sign, exponent,
-                             backend=backend)
-            return _finish(y, scale, bias)
+        s2, e2 = put(sign), put(exponent)
+
+        def run(x: Any) -> Any:
+            _check_features(x, s2.shape[1], node.where)
+            return _finish(shift_matmul(_binarize(x, c), s2, e2, backend=backend), scale, bias)
 
         return run
-    s4 = np.ascontiguousarray(sign.reshape(-1, g.in_channels, *g.kernel_size))
-    e4 = np.ascontiguousarray(exponent.reshape(s4.shape))
+    s4 = put(np.ascontiguousarray(sign.reshape(-1, g.in_channels, *g.kernel_size)))
+    e4 = put(np.ascontiguousarray(exponent.reshape(s4.shape)))
 
-    def run_conv(x: np.ndarray) -> np.ndarray:
+    def run_conv(x: Any) -> Any:
         g.check(x, node.where)
-        y = shift_conv2d(np.ascontiguousarray(_binarize(x, c)), s4, e4, g.stride, g.padding,
-                         g.dilation, backend=backend)
+        y = shift_conv2d(_binarize(x, c), s4, e4, g.stride, g.padding, g.dilation,
+                         backend=backend)
         return _finish(y, scale, bias)
 
     return run_conv
 
 
-def _shift_layer(node: _Node, conv: bool, backend: Backend) -> Fn:
+def _shift_layer(node: _Node, conv: bool, backend: Backend, put: Put) -> Fn:
     k = node.attr("k", int)
     g = _Conv.of(node) if conv else None
     if g is not None and g.k != k:
@@ -352,58 +360,59 @@ def _shift_layer(node: _Node, conv: bool, backend: Backend) -> Fn:
         raise InvalidInputError(f"{node.where}.attrs.storage", f"= {storage!r}; accepted: "
                                 "'packed', 'int8'")
     n_out = sign.shape[0]
-    scale = node.optional_tensor("scale", np.float32, (n_out,))
-    bias = node.optional_tensor("bias", np.float32, (n_out,))
+    scale = _optional(put, node.optional_tensor("scale", np.float32, (n_out,)))
+    bias = _optional(put, node.optional_tensor("bias", np.float32, (n_out,)))
     return _shift_runner(node, g, np.ascontiguousarray(sign), np.ascontiguousarray(exponent),
-                         node.input_scale(), scale, bias, backend)
+                         node.input_scale(), scale, bias, backend, put)
 
 
-def _l1(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _l1(x: Any, w: Any) -> Any:
     """``-sum_k |x[m,k] - w[n,k]|`` in float64 blocks, rounded to float32."""
-    out = np.empty((x.shape[0], w.shape[0]), np.float32)
+    xp = array_module(x)
+    out = xp.empty((x.shape[0], w.shape[0]), np.float32)
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
     step = max(1, (1 << 22) // max(1, w.size))
     for i in range(0, x.shape[0], step):
-        out[i:i + step] = -np.abs(x64[i:i + step, None, :] - w64[None]).sum(-1)
+        out[i:i + step] = -xp.abs(x64[i:i + step, None, :] - w64[None]).sum(-1)
     return out
 
 
-def _distance_layer(node: _Node, conv: bool, backend: Backend, kind: str) -> Fn:
+def _distance_layer(node: _Node, conv: bool, backend: Backend, kind: str, put: Put) -> Fn:
     g = _Conv.of(node) if conv else None
     w = node.tensor("weight", np.float32, ndim=4 if conv else 2)
     if g is not None and w.shape[1:] != (g.in_channels, *g.kernel_size):
         raise InvalidInputError(f"{node.where}.tensors.weight", f"shape {w.shape} does not "
                                 f"match in_channels / kernel_size {g}")
-    bias = node.optional_tensor("bias", np.float32, (w.shape[0],))
+    bias = _optional(put, node.optional_tensor("bias", np.float32, (w.shape[0],)))
     s = np.float32(node.attr("scale", float)) if kind == "euclid" else None
-    wm = np.ascontiguousarray(w.reshape(w.shape[0], -1))
+    wm = put(np.ascontiguousarray(w.reshape(w.shape[0], -1)))
+    w4 = put(w)
 
-    def distance(rows: np.ndarray) -> np.ndarray:
+    def distance(rows: Any) -> Any:
         if s is None:
             return _l1(rows, wm)
-        return euclid_matmul(np.ascontiguousarray(rows), wm, backend=backend,
-                             method="direct") * s
+        return euclid_matmul(rows, wm, backend=backend, method="direct") * s
 
     if g is None:
-        def run(x: np.ndarray) -> np.ndarray:
+        def run(x: Any) -> Any:
             _check_features(x, wm.shape[1], node.where)
             return _finish(distance(x), None, bias)
 
         return run
 
-    def run_conv(x: np.ndarray) -> np.ndarray:
+    def run_conv(x: Any) -> Any:
         g.check(x, node.where)
         if s is not None:
-            y = euclid_conv2d(x, w, g.stride, g.padding, g.dilation, backend=backend,
+            y = euclid_conv2d(x, w4, g.stride, g.padding, g.dilation, backend=backend,
                               method="direct") * s
             return _finish(y, None, bias)
         cols, ho, wo = g.cols(x)
-        return _finish(g.to_nchw(distance(cols), x.shape[0], ho, wo), None, bias)
+        return _finish(to_nchw(distance(cols), x.shape[0], ho, wo), None, bias)
 
     return run_conv
 
 
-def _batchnorm(node: _Node, backend: Backend) -> Fn:
+def _batchnorm(node: _Node, put: Put) -> Fn:
     mean = node.tensor("running_mean", np.float32, ndim=1)
     c = mean.shape[0]
     var = node.tensor("running_var", np.float32, (c,))
@@ -418,8 +427,9 @@ def _batchnorm(node: _Node, backend: Backend) -> Fn:
     b = (-mean * a).astype(np.float32)
     if beta is not None:
         b = (b + beta).astype(np.float32)
+    a, b = put(a), put(b)
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: Any) -> Any:
         if x.ndim not in (2, 4) or x.shape[1] != c:
             raise InvalidInputError(node.where, f"expects (N, {c}) or (N, {c}, H, W), got "
                                     f"{x.shape}")
@@ -437,19 +447,19 @@ def _pool(node: _Node, kind: str) -> Fn:
     if 2 * ph > kh or 2 * pw > kw:
         raise InvalidInputError(f"{node.where}.attrs.padding", "must be at most half the kernel")
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: Any) -> Any:
         _rank(x, 4, node.where)
+        xp = array_module(x)
         n, c, h, w = x.shape
         ho, wo = conv_output_size((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
         pad_value = -np.inf if kind == "max" else 0.0
-        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
-        taps = [xp[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh,
-                   j * dw: j * dw + sw * (wo - 1) + 1: sw]
-                for i in range(kh) for j in range(kw)]
+        padded = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
+        taps = xp.stack([padded[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh,
+                                j * dw: j * dw + sw * (wo - 1) + 1: sw]
+                         for i in range(kh) for j in range(kw)])
         if kind == "max":
-            return np.max(np.stack(taps), axis=0).astype(np.float32)
-        total = np.sum(np.stack(taps), axis=0, dtype=np.float32)
-        return np.asarray(total / np.float32(kh * kw), dtype=np.float32)
+            return taps.max(axis=0).astype(np.float32)
+        return (taps.sum(axis=0, dtype=np.float32) / np.float32(kh * kw)).astype(np.float32)
 
     return run
 
@@ -457,10 +467,10 @@ def _pool(node: _Node, kind: str) -> Fn:
 def _simple(node: _Node) -> Fn:
     op = node.op
     if op == "relu":
-        return lambda x: np.maximum(x, np.float32(0)).astype(np.float32)
+        return lambda x: array_module(x).maximum(x, np.float32(0)).astype(np.float32)
     if op == "hardtanh":
         lo, hi = np.float32(node.attr("min", float)), np.float32(node.attr("max", float))
-        return lambda x: np.clip(x, lo, hi).astype(np.float32)
+        return lambda x: x.clip(lo, hi).astype(np.float32)
     if op == "identity":
         return lambda x: x
     if op == "add":
@@ -470,15 +480,15 @@ def _simple(node: _Node) -> Fn:
         if start < 0:
             raise InvalidInputError(f"{node.where}.attrs.start_dim", f"= {start} must be >= 0")
 
-        def run(x: np.ndarray) -> np.ndarray:
+        def run(x: Any) -> Any:
             if start >= max(x.ndim, 1):
                 raise InvalidInputError(node.where, f"start_dim {start} out of range for "
                                         f"shape {x.shape}")
-            return np.ascontiguousarray(x.reshape(*x.shape[:start], -1))
+            return array_module(x).ascontiguousarray(x.reshape(*x.shape[:start], -1))
 
         return run
     if op == "global_avgpool2d":
-        def run_gap(x: np.ndarray) -> np.ndarray:
+        def run_gap(x: Any) -> Any:
             _rank(x, 4, node.where)
             return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32).astype(np.float32)
 
@@ -489,29 +499,47 @@ def _simple(node: _Node) -> Fn:
 _ARITY = {"add": 2}
 
 
-def _build(node: _Node, backend: Backend) -> Fn:
+def _build(node: _Node, backend: Backend, put: Put) -> Fn:
     op = node.op
     kind, _, shape = op.partition("_")
     conv = shape == "conv2d"
     if op in ("linear", "conv2d"):
-        return _float_layer(node, op == "conv2d", backend)
+        return _float_layer(node, op == "conv2d", put)
     if shape in ("linear", "conv2d"):
         if kind == "binary":
-            return _binary_layer(node, conv, backend)
+            return _binary_layer(node, conv, backend, put)
         if kind == "shift":
-            return _shift_layer(node, conv, backend)
+            return _shift_layer(node, conv, backend, put)
         if kind in ("euclid", "adder"):
-            return _distance_layer(node, conv, backend, kind)
+            return _distance_layer(node, conv, backend, kind, put)
     if op == "batchnorm":
-        return _batchnorm(node, backend)
+        return _batchnorm(node, put)
     if op in ("maxpool2d", "avgpool2d"):
         return _pool(node, op[:3])
     return _simple(node)
 
 
 # ----------------------------------------------------------------------------- the model
+def _device_put(backend: Backend) -> Put:
+    """The identity for the CPU backends; ``cupy.asarray`` for ``cupy``, after checking that
+    CuPy imports and sees a CUDA device."""
+    if backend != "cupy":
+        return lambda a: a
+    try:
+        import cupy
+
+        devices = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # ImportError, or a CUDA library or driver that fails to load
+        raise InvalidInputError("backend", f"'cupy' needs CuPy and a CUDA device "
+                                f"({type(exc).__name__}: {exc})") from None
+    if devices < 1:
+        raise InvalidInputError("backend", "'cupy' needs a CUDA device; none is visible")
+    return cupy.asarray
+
+
 class ExportedModel:
-    """An exported model, runnable on NumPy float32 arrays (see the module docstring).
+    """An exported model (see the module docstring): on NumPy float32 arrays with the CPU
+    backends, on CuPy float32 arrays with ``backend="cupy"`` (its weights live on the GPU).
 
     Attributes:
         manifest: the parsed ``model.json``.
@@ -521,11 +549,12 @@ class ExportedModel:
 
     def __init__(self, manifest: dict[str, Any], tensors: dict[str, np.ndarray],
                  backend: Backend = "auto") -> None:
-        if backend not in ("auto", "numpy", "numba"):
+        if backend not in ("auto", "numpy", "numba", "cupy"):
             raise InvalidInputError("backend", f"= {backend!r}; accepted: auto, numpy, numba "
-                                    "(exported models run on NumPy arrays, CPU backends)")
+                                    "(CPU, NumPy arrays), cupy (GPU, CuPy arrays)")
         self.manifest = manifest
         self.backend = backend
+        put = _device_put(backend)
         shape = manifest.get("input_shape")
         if shape is not None and (not isinstance(shape, list) or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
@@ -549,22 +578,27 @@ class ExportedModel:
             if len(node.inputs) != _ARITY.get(node.op, 1):
                 raise InvalidInputError(f"{node.where}.inputs", f"op {node.op!r} takes "
                                         f"{_ARITY.get(node.op, 1)} input(s)")
-            self.steps.append((node.name, node.inputs, _build(node, backend)))
+            self.steps.append((node.name, node.inputs, _build(node, backend, put)))
             known.add(node.name)
         if self.output_name not in known:
             raise InvalidInputError("output", f"{self.output_name!r} is not a node")
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Run the model on a float32 batch ``x`` (batch first); returns float32 outputs."""
-        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-            raise InvalidInputError("x", f"must be a float32 NumPy array, got "
-                                    f"{getattr(x, 'dtype', type(x).__name__)}")
+    def __call__(self, x: Any) -> Any:
+        """Run the model on a float32 batch ``x`` (batch first; a CuPy array with the ``cupy``
+        backend, else a NumPy array); returns float32 outputs on the same device."""
+        gpu = self.backend == "cupy"
+        kind = "CuPy" if gpu else "NumPy"
+        if is_cupy(x) != gpu or not hasattr(x, "dtype") or x.dtype != np.float32:
+            raise InvalidInputError("x", f"must be a float32 {kind} array (backend "
+                                    f"{self.backend!r}), got {type(x).__module__}."
+                                    f"{type(x).__name__} of {getattr(x, 'dtype', '-')}")
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
             raise InvalidInputError("x", f"shape {x.shape}; expected (N, "
                                     f"{', '.join(map(str, self.input_shape))})")
-        if not np.isfinite(x).all():
+        xp = array_module(x)
+        if not bool(xp.isfinite(x).all()):
             raise InvalidInputError("x", "holds NaN or inf")
-        values = {self.input_name: np.ascontiguousarray(x)}
+        values = {self.input_name: xp.ascontiguousarray(x)}
         for name, inputs, fn in self.steps:
             values[name] = fn(*(values[i] for i in inputs))
         return values[self.output_name]
@@ -576,14 +610,15 @@ def load(path: str | os.PathLike[str], backend: Backend = "auto") -> ExportedMod
     Args:
         path: the folder (holding ``model.json`` and ``model.safetensors``).
         backend: the kernels' backend for every layer: ``auto`` (numba), ``numba`` or ``numpy``
-            (the reference twins). Inputs and outputs are NumPy arrays; the GPU backend is not
-            wired in here.
+            (the reference twins), all on NumPy arrays; or ``cupy``: the weights are copied to
+            the current CUDA device once and the model runs on CuPy arrays (GPU kernels).
 
     Raises:
         FileNotFoundError: no manifest or no tensor file.
         InvalidInputError: a manifest that is not JSON or not this format/version, a tensor file
             whose SHA-256 differs from the manifest's (corrupt or partial), or any node whose
-            attributes or tensors do not match (the message names the node and field).
+            attributes or tensors do not match (the message names the node and field); backend
+            ``cupy`` where CuPy does not import or sees no CUDA device.
     """
     from safetensors import SafetensorError
     from safetensors.numpy import load_file

@@ -283,8 +283,60 @@ def test_numpy_backend_and_bad_backend(exported: Path) -> None:
     x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
     np.testing.assert_allclose(load(exported, backend="numpy")(x), load(exported)(x),
                                rtol=1e-5, atol=1e-5)
-    with pytest.raises(InvalidInputError, match="backend"):
-        load(exported, backend="cupy")
+    with pytest.raises(InvalidInputError, match="backend.*accepted"):
+        load(exported, backend="cuda")  # type: ignore[arg-type]
+
+
+def test_cupy_backend_says_what_it_needs(exported: Path) -> None:
+    """Without CuPy or a CUDA device, loading names the backend; with one, NumPy inputs are
+    refused (no implicit host-to-device copies)."""
+    try:
+        model = load(exported, backend="cupy")
+    except InvalidInputError as exc:
+        assert "'cupy' needs" in str(exc)
+        return
+    with pytest.raises(InvalidInputError, match="CuPy"):
+        model(np.zeros((2, 1, 28, 28), np.float32))
+
+
+# ------------------------------------------------------------------------------- on the GPU
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_gpu_inference_equals_torch(name: str, kind: str, tmp_path: Path) -> None:
+    """``load(..., backend="cupy")``: CuPy in, CuPy out, the logits of the torch model (and of
+    the CPU backend) to the export tolerance."""
+    import cupy as cp
+
+    model = _calibrate(_prepare(MODELS[name](), kind), (1, 28, 28))
+    x = torch.randn(5, 1, 28, 28, generator=torch.Generator().manual_seed(9))
+    export(model, tmp_path, example=x)
+    out = load(tmp_path, backend="cupy")(cp.asarray(x.numpy()))
+    assert isinstance(out, cp.ndarray) and out.dtype == cp.float32
+    got = cp.asnumpy(out)
+    assert _relative_error(got, _torch_logits(model, x)) <= 1e-4
+    assert _relative_error(got, load(tmp_path)(x.numpy())) <= 1e-4
+
+
+@pytest.mark.gpu
+def test_gpu_binary_accumulators_are_exact_and_inputs_stay_on_device(tmp_path: Path) -> None:
+    import cupy as cp
+
+    torch.manual_seed(0)
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 5, 3), nn.ReLU(),
+        BinaryConv2d(5, 7, 3, padding=1, stride=2, bias=False, weight_quantizer="binaryconnect",
+                     input_quantizer="binaryconnect", scale="none"),
+        nn.Flatten(), nn.ReLU(),
+        BinaryLinear(7 * 13 * 13, 10, weight_quantizer="binaryconnect",
+                     input_quantizer="binaryconnect", scale="none"))
+    export(cnn, tmp_path)
+    x = torch.randn(6, 1, 28, 28)
+    model = load(tmp_path, backend="cupy")
+    np.testing.assert_array_equal(cp.asnumpy(model(cp.asarray(x.numpy()))),
+                                  _torch_logits(cnn, x))
+    with pytest.raises(InvalidInputError, match="CuPy"):
+        model(x.numpy())
 
 
 def test_bad_inputs_at_call(exported: Path) -> None:

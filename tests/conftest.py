@@ -1,4 +1,4 @@
-"""The GPU gate of the kernel tests.
+"""The GPU gate of every test folder.
 
 Tests marked ``@pytest.mark.gpu`` run only where CuPy imports and sees a CUDA device; elsewhere
 they are skipped with the reason.
@@ -7,11 +7,8 @@ they are skipped with the reason.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).parent
 
 
 @functools.cache
@@ -30,7 +27,7 @@ def gpu_unavailable() -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "gpu" in item.keywords and HERE in item.path.parents:
+        if "gpu" in item.keywords:
             reason = gpu_unavailable()
             if reason is not None:
                 item.add_marker(pytest.mark.skip(reason=reason))
