@@ -9,8 +9,12 @@ so the script can be stopped and restarted. The tables report mean +- sample sta
 over the seeds found, and say how many there were; the Compute table sums the measured wall
 time of the runs per table.
 
-    python benchmarks/results.py [--jobs 2] [--seeds 0,1,2] [--only mlp-,cnn-bnnp]
-                                 [--render-only] [--no-selection]
+    python benchmarks/results.py [--jobs 2] [--seeds 0,1,2] [--tables binary,spr]
+                                 [--only mlp-,cnn-bnnp] [--render-only] [--no-selection]
+
+``--tables`` picks whole tables (``binary``, ``spr``, ``mulfree``, ``speech``; the MIP selection
+study goes with ``binary``, whose full-precision CNN it reads); a run without ``--only``
+records its wall time per table set in ``RUNS/wall.json``, and the page quotes every record.
 
 Sizes: the MLP 784-512-512-10 and the CNN (3 conv stages of 16/32/64 channels) train 3 epochs
 (about 15 s and 60-100 s a run on one core of the shared machine), SPR 2 + 3 + 2 epochs, the
@@ -72,8 +76,12 @@ BNNPP_MU0 = 1000.0
 COMPARISON_SEEDS = list(range(8))
 #: seeds of every other row
 DEFAULT_SEEDS = [0, 1, 2]
-#: per-run record of the process wall time (written by ``run_all``)
+#: per-run record of the process wall time (written by ``run_all``); in the runs folder, the
+#: wall time of whole invocations per table set
 WALL = "wall.json"
+#: the tables, in page order
+TABLES = {"binary": "binary MLP / CNN", "spr": "SPR", "mulfree": "multiplication-free CNN",
+          "speech": "spoken commands"}
 
 
 def _row_seeds(row: dict[str, Any], seeds: list[int] | None) -> list[int]:
@@ -303,14 +311,14 @@ def compute_budget(rows_: list[dict[str, Any]], seeds: list[int] | None, runs: P
     """Per table: the summed wall time of its finished runs (the process, start-up and final
     evaluation included; the training seconds of ``summary.json`` where a run predates the
     ``wall.json`` record) and what that is at two jobs."""
-    tables = (("binary", "binary MLP / CNN"), ("spr", "SPR"), ("mulfree", "multiplication-free "
-              "CNN"), ("speech", "spoken commands"))
     out = ["## Compute", "", "| table | runs | summed run time (core-minutes) | runs timed by "
-           "their training seconds only | at --jobs 2 (minutes) |", "|---|---|---|---|---|"]
+           "their training seconds only | at --jobs 2 (minutes) | load average at the runs' "
+           "end (median) |", "|---|---|---|---|---|---|"]
     total = 0.0
-    for table, label in tables:
+    for table, label in TABLES.items():
         n = fallback = 0
         seconds = 0.0
+        loads: list[float] = []
         for row in rows_:
             if row["table"] != table:
                 continue
@@ -320,17 +328,22 @@ def compute_budget(rows_: list[dict[str, Any]], seeds: list[int] | None, runs: P
                     continue
                 n += 1
                 if (folder / WALL).exists():
-                    seconds += json.loads((folder / WALL).read_text())["seconds"]
+                    record = json.loads((folder / WALL).read_text())
+                    seconds += record["seconds"]
+                    loads.append(record["load1"])
                 else:
                     fallback += 1
                     seconds += json.loads((folder / "summary.json").read_text())["seconds"]
         total += seconds
+        load = f"{statistics.median(loads):.1f}" if loads else "-"
         out.append(f"| {label} | {n} | {seconds / 60:.1f} | {fallback} runs | "
-                   f"{seconds / 120:.1f} |")
-    out += [f"| all | | {total / 60:.1f} | | {total / 120:.1f} |", "",
-            "Run times were measured on the shared machine with other jobs beside them (two "
-            "training processes at a time, plus tests); the MIP selection study adds up to 5 "
-            "minutes.", ""]
+                   f"{seconds / 120:.1f} | {load} |")
+    out += [f"| all | | {total / 60:.1f} | | {total / 120:.1f} | |", "",
+            "A run's time is its whole process (start-up, data, training, evaluation) as "
+            "`wall.json` in its folder records it, with the 1-minute load average at its end: "
+            "about 2 means the two training processes of `--jobs 2` alone, more means other "
+            "work shared the 2 cores and the times are inflated accordingly. The MIP selection "
+            "study adds up to 5 minutes (its solver budget).", ""]
     return out
 
 
@@ -356,8 +369,9 @@ def _summaries(runs: Path, row: dict[str, Any], seeds: list[int] | None
 
 
 def render(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
-           extra: dict[str, Any]) -> str:
-    """docs/results.md from the run folders (never from anything else)."""
+           extra: dict[str, Any], out: Path = DOC) -> str:
+    """docs/results.md from the run folders (never from anything else); the freezing plot is
+    written beside ``out``, the page's path."""
     lines = [
         "# Results: binary, SPR-pruned and multiplication-free networks",
         "",
@@ -435,7 +449,7 @@ def render(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
                 f"{_stats([s['accuracy_after_pruning'] for s in sp])} | "
                 f"{_stats([s['test_accuracy'] for s in sums])} | `{row['name']}` |")
         lines.append("")
-    lines += _mulfree_sections(selected, seeds, runs)
+    lines += _mulfree_sections(selected, seeds, runs, out.parent / "freezing.png")
     sel = extra.get("selection")
     if sel:
         lines += [
@@ -482,16 +496,19 @@ def render(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
     ]
     lines += _targets(selected, seeds, runs)
     lines += compute_budget(selected, seeds, runs)
-    if extra.get("wall_seconds"):
-        lines += [f"Wall time of the last full `benchmarks/results.py` run: "
-                  f"{extra['wall_seconds'] / 60:.1f} minutes with `--jobs {extra.get('jobs', '?')}`"
-                  " (niced, on the shared machine)"
-                  + (f"; {extra['note']}" if extra.get("note") else "") + ".", ""]
+    for key, rec in sorted(extra.get("walls", {}).items()):
+        study = ", with the MIP selection study" if "binary" in key.split(",") else ""
+        lines += [f"Wall time of the last `benchmarks/results.py --tables {key}` run (every run "
+                  f"of those tables trained from scratch{study}): "
+                  f"{rec['wall_seconds'] / 60:.1f} minutes with `--jobs {rec['jobs']}`, "
+                  f"{rec['when']}, load average "
+                  f"{rec['load1_before']:.2f} before it started"
+                  + (f"; {rec['note']}" if rec.get("note") else "") + ".", ""]
     return "\n".join(lines)
 
 
-def _mulfree_sections(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path
-                      ) -> list[str]:
+def _mulfree_sections(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
+                      png_path: Path) -> list[str]:
     """The multiplication-free CNN table, the freezing curve and the spoken-command table."""
     lines: list[str] = []
     fp_row = next(r for r in selected if r["name"] == "cnn-fp")
@@ -537,7 +554,7 @@ def _mulfree_sections(selected: list[dict[str, Any]], seeds: list[int] | None, r
         bits = row.get("bits") or 32
         lines.append(f"| {label} | {bits} | {acc} | {gap} | {size} | "
                      f"{_stats(frozen) if frozen else '-'} | {secs} | `{row['name']}` |")
-    png = freezing_plot(selected, seeds, runs, DOC.parent / "freezing.png")
+    png = freezing_plot(selected, seeds, runs, png_path)
     if png:
         first = []
         for row in cnn:
@@ -752,6 +769,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default=None,
                         help="comma-separated seeds for every row (default: 0,1,2, and 0-7 "
                         "for the BNN+ / BNN++ rows)")
+    parser.add_argument("--tables", default=",".join(TABLES),
+                        help=f"comma-separated tables: {', '.join(TABLES)}")
     parser.add_argument("--only", default="",
                         help="only rows whose config name starts with one of these "
                         "comma-separated prefixes")
@@ -762,10 +781,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     t0 = time.time()
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    tables = args.tables.split(",")
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        parser.error(f"--tables: unknown {', '.join(unknown)}; accepted: {', '.join(TABLES)}")
+    tables = [t for t in TABLES if t in tables]
     everything = rows()
     prefixes = tuple(args.only.split(","))
-    selected = [r for r in everything if r["name"].startswith(prefixes)]
+    selected = [r for r in everything if r["name"].startswith(prefixes) and r["table"] in tables]
     runs = Path(args.runs)
+    load_before = os.getloadavg()[0]
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -774,19 +799,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render_only:
         run_all(selected, seeds, runs, args.jobs, log)
     extra: dict[str, Any] = {}
-    if not args.no_selection:
+    if not args.no_selection and "binary" in tables:
         extra["selection"] = selection_study(runs, (seeds or DEFAULT_SEEDS)[0], "conv1_0",
                                              16)
-    wall = runs / "wall.json"
-    if not args.render_only and not args.only:
-        extra["wall_seconds"] = time.time() - t0
-        wall.parent.mkdir(parents=True, exist_ok=True)
-        wall.write_text(json.dumps({"wall_seconds": extra["wall_seconds"], "jobs": args.jobs}))
-    elif wall.exists():
-        extra.update(json.loads(wall.read_text()))
     from proxcompress.atomic import write_text_atomic
 
-    write_text_atomic(args.out, render(everything, seeds, runs, extra))
+    wall = runs / WALL
+    walls = json.loads(wall.read_text()) if wall.exists() else {}
+    if not args.render_only and not args.only:
+        walls[",".join(tables)] = {"wall_seconds": time.time() - t0, "jobs": args.jobs,
+                                   "load1_before": load_before,
+                                   "when": time.strftime("%Y-%m-%d")}
+        runs.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(wall, json.dumps(walls, indent=1))
+    extra["walls"] = walls
+
+    write_text_atomic(args.out, render(everything, seeds, runs, extra, Path(args.out)))
     log(f"wrote {args.out}")
     return 0
 
