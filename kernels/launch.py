@@ -36,7 +36,9 @@ TC_WORD_MULTIPLE = TC_KBYTES // 8  # tensor-core kernels read rows in 64-byte ch
 TC_MIN_CC = 80  # cp.async + mma.m16n8k256 .and.popc
 DEFAULT_SMEM_LIMIT = 48 * 1024  # above this a kernel must opt in to dynamic shared memory
 
-BINARY_ALGOS: tuple[str, ...] = ("auto", "tc_and", "tc_xor", "gemv", "simt")
+BINARY_ALGOS: tuple[str, ...] = ("auto", "tc_and", "tc_xor", "gemv", "gemv_xor", "simt")
+#: the batched-GEMV kernels (at most GEMV_MAX_M rows of A) by algorithm
+GEMV_KERNELS = {"gemv": "binary_gemv_tc", "gemv_xor": "binary_gemv_xor"}
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,8 @@ def choose_binary_algo(m: int, cc: int, algo: str = "auto") -> str:
         return "gemv" if m <= GEMV_MAX_M else "tc_and"
     if algo != "simt" and cc < TC_MIN_CC:
         raise InvalidInputError("algo", f"{algo!r} needs compute capability >= 8.0, got {cc / 10}")
-    if algo == "gemv" and m > GEMV_MAX_M:
-        raise InvalidInputError("algo", f"'gemv' takes at most {GEMV_MAX_M} rows of A, got {m}")
+    if algo in GEMV_KERNELS and m > GEMV_MAX_M:
+        raise InvalidInputError("algo", f"{algo!r} takes at most {GEMV_MAX_M} rows of A, got {m}")
     return algo
 
 
@@ -103,9 +105,9 @@ def binary_plan(m: int, n: int, words: int, cc: int, algo: str = "auto") -> Bina
         grid = (cdiv(n, SIMT_TILE), cdiv(m, SIMT_TILE), 1)
         return BinaryPlan(algo, words, (Launch("binary_gemm_simt", grid, (SIMT_THREADS, 1, 1)),))
     w = padded_words(words)
-    if algo == "gemv":
+    if algo in GEMV_KERNELS:
         grid = (cdiv(n, 8 * GEMV_NTILES), 1, 1)
-        spec = Launch("binary_gemv_tc", grid, (GEMV_WARPS * 32, 1, 1))
+        spec = Launch(GEMV_KERNELS[algo], grid, (GEMV_WARPS * 32, 1, 1))
         return BinaryPlan(algo, w, (spec,))
     gemm = Launch(
         f"binary_gemm_{algo}",

@@ -13,6 +13,7 @@
 //                       once with 16-byte loads straight into mma fragments; K split over 8
 //                       warps; .and.popc, the weight row popcounts from the mma itself (all-ones
 //                       A rows) below M = 16.
+//   binary_gemv_xor     the same GEMV with .xor.popc: no popcounts at all (see binary_gemv).
 //   binary_gemm_simt    CUDA-core __popcll GEMM, 64x64 tiles (any GPU; the fallback).
 //   row_popcount        pa / pb for the .and path: one warp per row.
 //   binary_mma_peak_*   throughput probe (benchmarks only): chains of independent mma on
@@ -269,24 +270,59 @@ __device__ __forceinline__ void gemv_load(GemvChunk& v, const uint4* const* bp, 
   v.x1 = a1ok ? __ldg(a1p + q) : ones;
 }
 
+// C = k + the warps' shares (red: GEMV_WARPS x GEMV_MAX_M rows of RS ints, written by every
+// warp before the barrier here); a thread sums 4 consecutive columns of one row.
+__device__ __forceinline__ void gemv_reduce(const int* red, int M, int N, int k, int n0,
+                                            int nrows, int* __restrict__ C) {
+  constexpr int NT = GEMV_NTILES;
+  constexpr int RS = 8 * NT + 8;
+  __syncthreads();
+  for (int i = threadIdx.x; i < M * 2 * NT; i += GEMV_WARPS * 32) {
+    const int r = i / (2 * NT), col = 4 * (i % (2 * NT));
+    int4 s = make_int4(k, k, k, k);
+#pragma unroll
+    for (int w = 0; w < GEMV_WARPS; ++w) {
+      const int4 v = *(const int4*)(red + (w * GEMV_MAX_M + r) * RS + col);
+      s.x += v.x;
+      s.y += v.y;
+      s.z += v.z;
+      s.w += v.w;
+    }
+    int* out = C + (size_t)r * N + n0 + col;
+    const int left = nrows - col;
+    if (left > 0) out[0] = s.x;
+    if (left > 1) out[1] = s.y;
+    if (left > 2) out[2] = s.z;
+    if (left > 3) out[3] = s.w;
+  }
+}
+
+template <bool XOR>
 __device__ __forceinline__ void gemv_use(const GemvChunk& v, int (*c)[4], int* pb, int& pa0,
                                          int& pa1, bool popc_b) {
-  pa0 += __popc(v.x0.x) + __popc(v.x0.y) + __popc(v.x0.z) + __popc(v.x0.w);
-  pa1 += __popc(v.x1.x) + __popc(v.x1.y) + __popc(v.x1.z) + __popc(v.x1.w);
+  if (!XOR) {
+    pa0 += __popc(v.x0.x) + __popc(v.x0.y) + __popc(v.x0.z) + __popc(v.x0.w);
+    pa1 += __popc(v.x1.x) + __popc(v.x1.y) + __popc(v.x1.z) + __popc(v.x1.w);
+  }
   const u32 s0[4] = {v.x0.x, v.x1.x, v.x0.y, v.x1.y};
   const u32 s1[4] = {v.x0.z, v.x1.z, v.x0.w, v.x1.w};
 #pragma unroll
   for (int t = 0; t < GEMV_NTILES; ++t) {
-    if (popc_b)
+    if (!XOR && popc_b)
       pb[t] += __popc(v.b[t].x) + __popc(v.b[t].y) + __popc(v.b[t].z) + __popc(v.b[t].w);
-    bmma<false>(c[t], s0, v.b[t].x, v.b[t].y);
-    bmma<false>(c[t], s1, v.b[t].z, v.b[t].w);
+    bmma<XOR>(c[t], s0, v.b[t].x, v.b[t].y);
+    bmma<XOR>(c[t], s1, v.b[t].z, v.b[t].w);
   }
 }
 
-extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
-    binary_gemv_tc(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
-                   int k, int* __restrict__ C) {
+// XOR = true (binary_gemv_xor): .xor.popc gives popc(a ^ b) directly, so no popcount of either
+// operand is needed and a warp's share is -2 c (C = k + sum). It trades the popcount ALU work
+// (at M = 16 also the weights') for .xor.popc, emulated on sm_90 by two AND BMMAs -- cheap here,
+// where a GEMV issues few mma per byte read. Which is faster is measured (benchmarks/kernels.py).
+template <bool XOR>
+__device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
+                                            const uint4* __restrict__ B, int M, int N, int W,
+                                            int k, int* __restrict__ C) {
   constexpr int NT = GEMV_NTILES;
   constexpr int RS = 8 * NT + 8;  // ints per row of a warp's shares (32 bytes of padding)
   __shared__ __align__(16) int red[GEMV_WARPS * GEMV_MAX_M * RS];
@@ -317,53 +353,52 @@ extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
     GemvChunk v0, v1;
     if (first) gemv_load(v0, bp, bok, a0p, a1p, a0ok, a1ok, (size_t)ch0 * 4);
     if (second) gemv_load(v1, bp, bok, a0p, a1p, a0ok, a1ok, (size_t)ch1 * 4);
-    if (first) gemv_use(v0, c, pb, pa0, pa1, popc_b);
-    if (second) gemv_use(v1, c, pb, pa0, pa1, popc_b);
+    if (first) gemv_use<XOR>(v0, c, pb, pa0, pa1, popc_b);
+    if (second) gemv_use<XOR>(v1, c, pb, pa0, pa1, popc_b);
   }
-  // popcounts over the 4 threads of a group: pa of rows g, g + 8; pb of weight row g (M = 16)
+  // a warp's share of C - k: 4 c - 2 (pa + pb) for .and.popc, -2 c for .xor.popc
+  constexpr int f = XOR ? -2 : 4;
+  if constexpr (!XOR) {
+    // popcounts over the 4 threads of a group: pa of rows g, g + 8; pb of weight row g (M = 16)
 #pragma unroll
-  for (int o = 1; o < 4; o <<= 1) {
-    pa0 += __shfl_xor_sync(0xffffffffu, pa0, o);
-    pa1 += __shfl_xor_sync(0xffffffffu, pa1, o);
+    for (int o = 1; o < 4; o <<= 1) {
+      pa0 += __shfl_xor_sync(0xffffffffu, pa0, o);
+      pa1 += __shfl_xor_sync(0xffffffffu, pa1, o);
 #pragma unroll
-    for (int t = 0; t < NT; ++t) pb[t] += __shfl_xor_sync(0xffffffffu, pb[t], o);
+      for (int t = 0; t < NT; ++t) pb[t] += __shfl_xor_sync(0xffffffffu, pb[t], o);
+    }
   }
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
-    int pbc[2];  // pb of this thread's columns 2 t4 + e: product row 15 (lanes g = 7), or counted
+    int pbc[2] = {0, 0};  // pb of this thread's columns 2 t4 + e: product row 15, or counted
+    if constexpr (!XOR) {
 #pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int counted = __shfl_sync(0xffffffffu, pb[t], 4 * (2 * t4 + e));
-      const int row15 = __shfl_sync(0xffffffffu, c[t][2 + e], 28 + t4);
-      pbc[e] = popc_b ? counted : row15;
+      for (int e = 0; e < 2; ++e) {
+        const int counted = __shfl_sync(0xffffffffu, pb[t], 4 * (2 * t4 + e));
+        const int row15 = __shfl_sync(0xffffffffu, c[t][2 + e], 28 + t4);
+        pbc[e] = popc_b ? counted : row15;
+      }
     }
     int* p = red + (warp * GEMV_MAX_M + g) * RS + 8 * t + 2 * t4;
     if (g < M)
-      *(int2*)p = make_int2(4 * c[t][0] - 2 * (pa0 + pbc[0]), 4 * c[t][1] - 2 * (pa0 + pbc[1]));
+      *(int2*)p = make_int2(f * c[t][0] - 2 * (pa0 + pbc[0]), f * c[t][1] - 2 * (pa0 + pbc[1]));
     if (g + 8 < M)
       *(int2*)(p + 8 * RS) =
-          make_int2(4 * c[t][2] - 2 * (pa1 + pbc[0]), 4 * c[t][3] - 2 * (pa1 + pbc[1]));
+          make_int2(f * c[t][2] - 2 * (pa1 + pbc[0]), f * c[t][3] - 2 * (pa1 + pbc[1]));
   }
-  __syncthreads();
-  // C = k + the warps' shares; a thread sums 4 consecutive columns of one row
-  for (int i = threadIdx.x; i < M * 2 * NT; i += GEMV_WARPS * 32) {
-    const int r = i / (2 * NT), col = 4 * (i % (2 * NT));
-    int4 s = make_int4(k, k, k, k);
-#pragma unroll
-    for (int w = 0; w < GEMV_WARPS; ++w) {
-      const int4 v = *(const int4*)(red + (w * GEMV_MAX_M + r) * RS + col);
-      s.x += v.x;
-      s.y += v.y;
-      s.z += v.z;
-      s.w += v.w;
-    }
-    int* out = C + (size_t)r * N + n0 + col;
-    const int left = nrows - col;
-    if (left > 0) out[0] = s.x;
-    if (left > 1) out[1] = s.y;
-    if (left > 2) out[2] = s.z;
-    if (left > 3) out[3] = s.w;
-  }
+  gemv_reduce(red, M, N, k, n0, nrows, C);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
+    binary_gemv_tc(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
+                   int k, int* __restrict__ C) {
+  binary_gemv<false>(A, B, M, N, W, k, C);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
+    binary_gemv_xor(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
+                    int k, int* __restrict__ C) {
+  binary_gemv<true>(A, B, M, N, W, k, C);
 }
 
 // CUDA-core fallback: 64 x 64 output tile per block, 16 x 16 threads with 4 x 4 outputs each

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -25,6 +26,18 @@ def _defines(path: Path) -> dict[str, int]:
 
 def test_sources_are_package_data() -> None:
     assert {p.name for p in SOURCES} == {"binary.cu", "float.cu"}
+
+
+def test_every_planned_kernel_is_defined() -> None:
+    """Each kernel a plan can launch is an ``extern "C"`` kernel of ``binary.cu``."""
+    defined = set(re.findall(r'extern "C" __global__ void(?: __launch_bounds__\([^)]*\))?\s+'
+                             r"(\w+)\(", (CUDA / "binary.cu").read_text()))
+    planned = {spec.kernel for algo in launch.BINARY_ALGOS for m in (4, 16, 64)
+               if not (m > launch.GEMV_MAX_M and algo in launch.GEMV_KERNELS)
+               for spec in launch.binary_plan(m, 40, 3, 90, algo).launches}
+    assert planned == {"binary_gemm_simt", "binary_gemm_tc_and", "binary_gemm_tc_xor",
+                       "binary_gemv_tc", "binary_gemv_xor", "row_popcount"}
+    assert planned <= defined
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
@@ -85,8 +98,13 @@ def test_gemv_geometry() -> None:
 
 def test_binary_algo_choice_errors() -> None:
     assert launch.binary_plan(64, 64, 2, 90, "tc_xor").launches[0].kernel == "binary_gemm_tc_xor"
+    gemv = launch.binary_plan(16, 100, 2, 90, "gemv")
+    xor = launch.binary_plan(16, 100, 2, 90, "gemv_xor")
+    assert (xor.algo, xor.words) == ("gemv_xor", gemv.words)
+    assert xor.launches == (dataclasses.replace(gemv.launches[0], kernel="binary_gemv_xor"),)
     assert launch.binary_plan(64, 64, 2, 90, "simt").algo == "simt"
-    for algo, m, cc in (("gemv", 17, 90), ("tc_and", 64, 75), ("fast", 4, 90)):
+    for algo, m, cc in (("gemv", 17, 90), ("gemv_xor", 17, 90), ("tc_and", 64, 75),
+                        ("fast", 4, 90)):
         with pytest.raises(InvalidInputError) as info:
             launch.binary_plan(m, 8, 2, cc, algo)
         assert info.value.field == "algo"
