@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -79,6 +78,11 @@ DEFAULT_SEEDS = [0, 1, 2]
 #: per-run record of the process wall time (written by ``run_all``); in the runs folder, the
 #: wall time of whole invocations per table set
 WALL = "wall.json"
+#: the MIP selection study: keep SELECT_KEEP channels of unit SELECT_UNIT of the full-precision
+#: CNN, the MIP with a budget of SELECT_SECONDS
+SELECT_UNIT = "conv1_0"
+SELECT_KEEP = 16
+SELECT_SECONDS = 300
 #: the tables, in page order
 TABLES = {"binary": "binary MLP / CNN", "spr": "SPR", "mulfree": "multiplication-free CNN",
           "speech": "spoken commands"}
@@ -266,43 +270,95 @@ def _done(folder: Path, row: dict[str, Any]) -> bool:
     return bool(summary.get("epochs") == expected)
 
 
+def _task(argv: list[str], log: str) -> tuple[int, float]:
+    """Worker side: ``proxcompress ARGV`` in this (long-lived) process, output appended to
+    ``log``; returns the exit code and the seconds it took."""
+    import contextlib
+    import traceback
+
+    from proxcompress.cli import main
+
+    t0 = time.time()
+    with open(log, "a") as handle, contextlib.redirect_stdout(handle), \
+            contextlib.redirect_stderr(handle):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except Exception:
+            traceback.print_exc()
+            code = 1
+    return code, time.time() - t0
+
+
+def _selection_argv(runs: Path, seed: int) -> tuple[Path, list[str]]:
+    """The MIP selection study's output file and command (on the full-precision CNN run)."""
+    folder = runs / "cnn-fp" / f"seed-{seed}"
+    out = folder / f"select-{SELECT_UNIT}-{SELECT_KEEP}.json"
+    return out, ["select", "--run", str(folder), "--unit", SELECT_UNIT, "--keep",
+                 str(SELECT_KEEP), "--time-limit", str(SELECT_SECONDS), "--json", str(out)]
+
+
 def run_all(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path, jobs: int,
-            log: Any) -> None:
-    """Train every (row, seed) not yet done, ``jobs`` processes at a time."""
+            log: Any, selection_seed: int | None) -> None:
+    """Train every (row, seed) not yet done, in ``jobs`` worker processes that each run one
+    ``proxcompress`` command after another (one torch / Numba thread each; the imports are paid
+    once per worker, not once per run); the MIP selection study (``selection_seed`` not None)
+    joins the queue as soon as its full-precision CNN run is done."""
+    import multiprocessing
+
     ordered = sorted(selected, key=lambda r: PRIORITY.index(r["name"])
                      if r["name"] in PRIORITY else len(PRIORITY))
     queue = [(row, seed) for row in ordered for seed in _row_seeds(row, seeds)
              if not _done(_run_dir(runs, row, seed), row)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-    active: list[tuple[subprocess.Popen[bytes], dict[str, Any], int, float]] = []
-    while queue or active:
-        while queue and len(active) < jobs:
-            row, seed = queue.pop(0)
-            folder = _run_dir(runs, row, seed)
-            if _done(folder, row):  # finished meanwhile (e.g. by another invocation)
-                continue
-            folder.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, "-m", "proxcompress", "train"]
-            if (folder / "checkpoint.json").exists():
-                cmd += ["--resume", str(folder)]
-            else:
-                cmd += ["--config", str(CONFIGS / f"{row['name']}.yaml"), "--set",
-                        f"seed={seed}", "--out", str(folder)]
-            with open(folder / "train.log", "ab") as handle:
-                proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env,
-                                        cwd=ROOT)
-            active.append((proc, row, seed, time.time()))
-            log(f"start {row['name']} seed {seed}")
-        time.sleep(1.0)
-        for item in list(active):
-            proc, row, seed, t0 = item
-            if proc.poll() is not None:
-                active.remove(item)
-                status = "ok" if proc.returncode == 0 else f"FAILED ({proc.returncode})"
-                wall = time.time() - t0
-                log(f"done  {row['name']} seed {seed}: {status} in {wall:.0f} s")
-                if proc.returncode == 0:
-                    (_run_dir(runs, row, seed) / WALL).write_text(json.dumps(
+    fp_row = next((r for r in ordered if r["name"] == "cnn-fp"), None)
+    study: list[str] | None = None
+    if selection_seed is not None and fp_row is not None:
+        out, argv = _selection_argv(runs, selection_seed)
+        study = None if out.exists() else argv
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[key] = "1"  # inherited by the workers before they import torch / Numba
+    active: dict[Any, tuple[str, Path | None, float]] = {}
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        while queue or active or study:
+            if study and not queue and not active and fp_row is not None and \
+                    selection_seed is not None and \
+                    not _done(_run_dir(runs, fp_row, selection_seed), fp_row):
+                log(f"MIP selection study skipped: cnn-fp seed {selection_seed} did not finish")
+                study = None
+            while len(active) < jobs and (queue or study):
+                if study and fp_row is not None and selection_seed is not None and _done(
+                        _run_dir(runs, fp_row, selection_seed), fp_row):
+                    label, folder, argv = "MIP selection study", None, study
+                    study = None
+                elif queue:
+                    row, seed = queue.pop(0)
+                    folder = _run_dir(runs, row, seed)
+                    if _done(folder, row):  # finished meanwhile (e.g. by another invocation)
+                        continue
+                    folder.mkdir(parents=True, exist_ok=True)
+                    argv = ["train"]
+                    if (folder / "checkpoint.json").exists():
+                        argv += ["--resume", str(folder)]
+                    else:
+                        argv += ["--config", str(CONFIGS / f"{row['name']}.yaml"), "--set",
+                                 f"seed={seed}", "--out", str(folder)]
+                    label = f"{row['name']} seed {seed}"
+                else:
+                    break  # only the study is left and its run is still training
+                logfile = folder / "train.log" if folder else runs / "selection.log"
+                runs.mkdir(parents=True, exist_ok=True)
+                active[pool.apply_async(_task, (argv, str(logfile)))] = (label, folder,
+                                                                          time.time())
+                log(f"start {label}")
+            time.sleep(0.5)
+            for handle in [h for h in active if h.ready()]:
+                label, folder, _ = active.pop(handle)
+                code, wall = handle.get()
+                status = "ok" if code == 0 else f"FAILED ({code})"
+                log(f"done  {label}: {status} in {wall:.0f} s")
+                if code == 0 and folder is not None:
+                    (folder / WALL).write_text(json.dumps(
                         {"seconds": wall, "jobs": jobs, "load1": os.getloadavg()[0]}))
 
 
@@ -339,7 +395,9 @@ def compute_budget(rows_: list[dict[str, Any]], seeds: list[int] | None, runs: P
         out.append(f"| {label} | {n} | {seconds / 60:.1f} | {fallback} runs | "
                    f"{seconds / 120:.1f} | {load} |")
     out += [f"| all | | {total / 60:.1f} | | {total / 120:.1f} | |", "",
-            "A run's time is its whole process (start-up, data, training, evaluation) as "
+            "A run's time is its `proxcompress train` command (data, model, training, "
+            "evaluation, files) in one of the script's long-lived worker processes, which pay the "
+            "imports once (runs of earlier versions of the script: the whole process), as "
             "`wall.json` in its folder records it, with the 1-minute load average at its end: "
             "about 2 means the two training processes of `--jobs 2` alone, more means other "
             "work shared the 2 cores and the times are inflated accordingly. The MIP selection "
@@ -744,21 +802,17 @@ def _targets(rows_: list[dict[str, Any]], seeds: list[int] | None, runs: Path) -
     return out
 
 
-def selection_study(runs: Path, seed: int, unit: str, keep: int) -> dict[str, Any] | None:
-    """MIP / SPR / magnitude on one unit of the finished full-precision CNN run."""
-    folder = runs / "cnn-fp" / f"seed-{seed}"
-    if not (folder / "summary.json").exists():
-        return None
-    out = folder / f"select-{unit}-{keep}.json"
+def selection_study(runs: Path, seed: int) -> dict[str, Any] | None:
+    """MIP / SPR / magnitude on one unit of the finished full-precision CNN run (the study's
+    JSON, written by ``run_all``); None when it has not run."""
+    out, _ = _selection_argv(runs, seed)
+    folder = out.parent
     if not out.exists():
-        subprocess.run([sys.executable, "-m", "proxcompress", "select", "--run", str(folder),
-                        "--unit", unit, "--keep", str(keep), "--time-limit", "300",
-                        "--json", str(out)], check=True, cwd=ROOT,
-                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+        return None
     data = json.loads(out.read_text())
     summary = json.loads((folder / "summary.json").read_text())
     return {"run": str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder),
-            "unit": unit, "keep": keep, "seed": seed, "rows": data["rows"],
+            "unit": SELECT_UNIT, "keep": SELECT_KEEP, "seed": seed, "rows": data["rows"],
             "unpruned_accuracy": summary["test_accuracy"]}
 
 
@@ -796,12 +850,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
     write_configs(everything)
+    study_seed = None if args.no_selection or "binary" not in tables else \
+        (seeds or DEFAULT_SEEDS)[0]
     if not args.render_only:
-        run_all(selected, seeds, runs, args.jobs, log)
+        run_all(selected, seeds, runs, args.jobs, log, study_seed)
     extra: dict[str, Any] = {}
-    if not args.no_selection and "binary" in tables:
-        extra["selection"] = selection_study(runs, (seeds or DEFAULT_SEEDS)[0], "conv1_0",
-                                             16)
+    if study_seed is not None:
+        extra["selection"] = selection_study(runs, study_seed)
     from proxcompress.atomic import write_text_atomic
 
     wall = runs / WALL

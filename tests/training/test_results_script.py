@@ -1,12 +1,14 @@
 """``benchmarks/results.py``: the committed configs are its rows, and the page it renders
-reports exactly the run folders (fake ones here, no training)."""
+reports exactly the run folders (fake ones here), and its worker processes train exactly
+what `proxcompress train` does."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import re
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -22,13 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def results() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("results_script",
-                                                  ROOT / "benchmarks" / "results.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The script as module ``results`` (importable by name, as the spawned workers need)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module("results")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def _row(results: ModuleType, name: str) -> dict[str, Any]:
@@ -115,3 +116,39 @@ def test_unknown_table_is_refused(results: ModuleType, capsys: pytest.CaptureFix
         results.main(["--tables", "binary,nope", "--render-only"])
     assert exc.value.code == 2
     assert "unknown nope" in capsys.readouterr().err
+
+
+def test_workers_train_exactly_what_the_command_line_trains(
+        results: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run_all``'s long-lived workers (two runs each, in parallel) leave the same runs as
+    ``proxcompress train`` in a fresh process; a second call finds nothing to do."""
+    monkeypatch.setattr(results, "CONFIGS", tmp_path / "configs")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the workers import the script
+    (tmp_path / "configs").mkdir()
+    row = {"table": "binary", "model": "mlp", "name": "tiny", "label": "tiny",
+           "config": {"epochs": 1, "threads": 1, "progress": False,
+                      "data": {"name": "synthetic", "synthetic_samples": 96},
+                      "model": {"name": "mlp", "hidden": [24]},
+                      "quant": {"weights": "bnn++", "keep_first": False, "beta": 2.0},
+                      "optim": {"name": "adam", "lr": 0.01, "batch_size": 32}}}
+    results.write_configs([row])
+    lines: list[str] = []
+    runs = tmp_path / "runs"
+    results.run_all([row], [0, 1, 2, 3], runs, 2, lines.append, None)
+    assert sum(line.startswith("done") and line.endswith(" s") and "ok in" in line
+               for line in lines) == 4
+    cli = tmp_path / "cli"
+    subprocess.run([sys.executable, "-m", "proxcompress", "train", "--config",
+                    str(tmp_path / "configs" / "tiny.yaml"), "--set", "seed=3", "--out",
+                    str(cli)], check=True, capture_output=True)
+    mine = json.loads((runs / "tiny" / "seed-3" / "summary.json").read_text())
+    theirs = json.loads((cli / "summary.json").read_text())
+    assert mine["test_accuracy"] == theirs["test_accuracy"]
+    metrics = [(runs / "tiny" / "seed-3" / "metrics.jsonl").read_text(),
+               (cli / "metrics.jsonl").read_text()]
+    losses = [[json.loads(line)["loss"] for line in m.splitlines()] for m in metrics]
+    assert losses[0] == losses[1]
+    assert json.loads((runs / "tiny" / "seed-3" / results.WALL).read_text())["seconds"] > 0
+    lines.clear()
+    results.run_all([row], [0, 1, 2, 3], runs, 2, lines.append, None)
+    assert lines == []
