@@ -2,8 +2,9 @@
 multiplication-free networks, and the spoken-command shift ResNet.
 
 Every row is a config in ``configs/results/`` (written by this script from the table below, so
-the committed configs are exactly what ran) trained for each seed by ``proxcompress train`` in
-its own process (one torch thread, one Numba thread; ``--jobs`` processes at a time). Finished
+the committed configs are exactly what ran) trained for each seed by ``proxcompress train``,
+run in one of ``--jobs`` long-lived worker processes (one torch thread, one Numba thread each;
+the same code path as the command line, which a test checks run for run). Finished
 runs are skipped (a run folder of another config stops the script), interrupted ones resumed,
 so the script can be stopped and restarted. The tables report mean +- sample standard deviation
 over the seeds found, and say how many there were; the Compute table sums the measured wall
@@ -17,8 +18,8 @@ study goes with ``binary``, whose full-precision CNN it reads); a run without ``
 records its wall time per table set in ``RUNS/wall.json``, and the page quotes every record.
 
 Sizes: the MLP 784-512-512-10 and the CNN (3 conv stages of 16/32/64 channels) train 3 epochs
-(about 15 s and 60-100 s a run on one core of the shared machine), SPR 2 + 3 + 2 epochs, the
-speech ResNet 20 epochs (about 10 minutes a run).
+(about 12-20 s and 45-60 s a run on one core of an otherwise idle 2-core machine), SPR
+2 + 3 + 2 epochs, the speech ResNet 20 epochs (about 10 minutes a run).
 """
 
 from __future__ import annotations
@@ -513,7 +514,8 @@ def render(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
         lines += [
             "## Choosing one layer's channels: exact MIP vs SPR score vs magnitude",
             "",
-            f"`proxcompress select --run {sel['run']} --unit {sel['unit']} --keep {sel['keep']}`"
+            f"`proxcompress select --run {sel['run']} --unit {sel['unit']} --keep {sel['keep']} "
+            f"--time-limit {SELECT_SECONDS}`"
             f" on the full-precision CNN (seed {sel['seed']}): keep {sel['keep']} of the "
             f"unit's channels, no fine-tuning. `mip` solves the layer-wise problem of "
             "`proxcompress.formulations` exactly (`bnb`) on the next layer's recorded inputs "
