@@ -71,8 +71,15 @@ def test_page_reports_the_run_folders(results: ModuleType, tmp_path: Path) -> No
     for seed, acc in zip((0, 1, 2), (89.0, 89.5, 90.0), strict=True):
         _fake_run(results, tmp_path, fp, seed, acc)
     _fake_run(results, tmp_path, _row(results, "mlp-bc"), 0, 88.0, wall=None)
-    page = results.render(results.rows(), None, tmp_path, {}, tmp_path / "page.md")
+    walls = {"binary,spr": {"wall_seconds": 3661.0, "jobs": 2, "load1_before": 0.1,
+                            "when": "2026-01-02"}}
+    page = results.render(results.rows(), None, tmp_path, {"walls": walls},
+                          tmp_path / "page.md")
     lines = page.splitlines()
+    assert any(line.endswith("61.0 minutes (`--tables binary,spr --jobs 2`, 2026-01-02): "
+                             "**missed**") for line in lines)
+    assert any(line.startswith("Wall time of the last `benchmarks/results.py --tables "
+                               "binary,spr` run") and "61.0 minutes" in line for line in lines)
     assert any(line.startswith("| full precision | - | 89.50 +- 0.50 | 1234 | 20 | `mlp-fp` |")
                for line in lines)
     assert any("| 88.00 (1 seed) |" in line and "`mlp-bc`" in line for line in lines)
