@@ -313,23 +313,26 @@ def run_all(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
     queue = [(row, seed) for row in ordered for seed in _row_seeds(row, seeds)
              if not _done(_run_dir(runs, row, seed), row)]
     fp_row = next((r for r in ordered if r["name"] == "cnn-fp"), None)
-    study: list[str] | None = None
+    study: list[str] | None = None  # the study's command while it waits for its run
+
+    def study_ready() -> bool:
+        assert fp_row is not None and selection_seed is not None
+        return _done(_run_dir(runs, fp_row, selection_seed), fp_row)
+
     if selection_seed is not None and fp_row is not None:
         out, argv = _selection_argv(runs, selection_seed)
         study = None if out.exists() else argv
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[key] = "1"  # inherited by the workers before they import torch / Numba
+    runs.mkdir(parents=True, exist_ok=True)
     active: dict[Any, tuple[str, Path | None, float]] = {}
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
         while queue or active or study:
-            if study and not queue and not active and fp_row is not None and \
-                    selection_seed is not None and \
-                    not _done(_run_dir(runs, fp_row, selection_seed), fp_row):
+            if study and not queue and not active and not study_ready():
                 log(f"MIP selection study skipped: cnn-fp seed {selection_seed} did not finish")
                 study = None
             while len(active) < jobs and (queue or study):
-                if study and fp_row is not None and selection_seed is not None and _done(
-                        _run_dir(runs, fp_row, selection_seed), fp_row):
+                if study and study_ready():
                     label, folder, argv = "MIP selection study", None, study
                     study = None
                 elif queue:
@@ -348,7 +351,6 @@ def run_all(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
                 else:
                     break  # only the study is left and its run is still training
                 logfile = folder / "train.log" if folder else runs / "selection.log"
-                runs.mkdir(parents=True, exist_ok=True)
                 active[pool.apply_async(_task, (argv, str(logfile)))] = (label, folder,
                                                                           time.time())
                 log(f"start {label}")
@@ -365,9 +367,9 @@ def run_all(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
 
 def compute_budget(rows_: list[dict[str, Any]], seeds: list[int] | None, runs: Path
                    ) -> list[str]:
-    """Per table: the summed wall time of its finished runs (the process, start-up and final
-    evaluation included; the training seconds of ``summary.json`` where a run predates the
-    ``wall.json`` record) and what that is at two jobs."""
+    """Per table: the summed wall time of its finished runs (as ``wall.json`` records it; the
+    training seconds of ``summary.json`` where a run predates that record), what that is at two
+    jobs, and the median load average at the runs' end."""
     out = ["## Compute", "", "| table | runs | summed run time (core-minutes) | runs timed by "
            "their training seconds only | at --jobs 2 (minutes) | load average at the runs' "
            "end (median) |", "|---|---|---|---|---|---|"]

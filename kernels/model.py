@@ -386,7 +386,7 @@ def _distance_layer(node: _Node, conv: bool, backend: Backend, kind: str, put: P
     bias = _optional(put, node.optional_tensor("bias", np.float32, (w.shape[0],)))
     s = np.float32(node.attr("scale", float)) if kind == "euclid" else None
     wm = put(np.ascontiguousarray(w.reshape(w.shape[0], -1)))
-    w4 = put(w)
+    w4 = wm.reshape(w.shape)  # a view: the weights are on the device once
 
     def distance(rows: Any) -> Any:
         if s is None:

@@ -270,12 +270,14 @@ __device__ __forceinline__ void gemv_load(GemvChunk& v, const uint4* const* bp, 
   v.x1 = a1ok ? __ldg(a1p + q) : ones;
 }
 
-// C = k + the warps' shares (red: GEMV_WARPS x GEMV_MAX_M rows of RS ints, written by every
+// ints per row of a warp's shares in shared memory: 8 per n8 tile plus 32 bytes of padding
+constexpr int GEMV_RS = 8 * GEMV_NTILES + 8;
+
+// C = k + the warps' shares (red: GEMV_WARPS x GEMV_MAX_M rows of GEMV_RS ints, written by every
 // warp before the barrier here); a thread sums 4 consecutive columns of one row.
 __device__ __forceinline__ void gemv_reduce(const int* red, int M, int N, int k, int n0,
                                             int nrows, int* __restrict__ C) {
-  constexpr int NT = GEMV_NTILES;
-  constexpr int RS = 8 * NT + 8;
+  constexpr int NT = GEMV_NTILES, RS = GEMV_RS;
   __syncthreads();
   for (int i = threadIdx.x; i < M * 2 * NT; i += GEMV_WARPS * 32) {
     const int r = i / (2 * NT), col = 4 * (i % (2 * NT));
@@ -323,8 +325,7 @@ template <bool XOR>
 __device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
                                             const uint4* __restrict__ B, int M, int N, int W,
                                             int k, int* __restrict__ C) {
-  constexpr int NT = GEMV_NTILES;
-  constexpr int RS = 8 * NT + 8;  // ints per row of a warp's shares (32 bytes of padding)
+  constexpr int NT = GEMV_NTILES, RS = GEMV_RS;
   __shared__ __align__(16) int red[GEMV_WARPS * GEMV_MAX_M * RS];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t4 = lane & 3;
