@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from proxcompress.atomic import write_json_atomic
+from proxcompress.kernels import launch
 
 Timer = Callable[[], None]
 
@@ -342,9 +343,10 @@ def _torch_graph_ms_per_call(torch: Any, launches: list[Timer], replays: int = 2
     return round(statistics.median(times), 5)
 
 
-#: the GEMV kernels measured: ``gemv`` (.and.popc, the default) and ``gemv_xor`` (.xor.popc,
-#: no popcounts)
-GEMV_ALGOS = ("gemv", "gemv_xor")
+#: the GEMV kernels measured, the default first: ``gemv`` (.and.popc, ``__popc`` for the row
+#: popcounts), ``gemv_xor`` (.xor.popc, no popcounts), ``gemv_ones`` (row popcounts by .and mma
+#: against all ones)
+GEMV_ALGOS = tuple(launch.GEMV_KERNELS)
 
 
 def _gemv_batch(
@@ -378,7 +380,7 @@ def _gemv_batch(
     )
     twin = K.binary_matmul(cp.asnumpy(acts[0]), cp.asnumpy(weights[0][:256]), k, backend="numpy")
     moved = n * k // 8 + batch * k // 8 + 4 * batch * n  # weights, activations, int32 out
-    for algo in GEMV_ALGOS:  # the default kernel first, then its variant, in the same run
+    for algo in GEMV_ALGOS:  # the default kernel first, then its variants, in the same run
         calls = [
             (lambda i=i, a=algo: gpu.binary_matmul(acts[i], weights[i], k, algo=a, out=outs[i]))
             for i in order

@@ -36,9 +36,12 @@ TC_WORD_MULTIPLE = TC_KBYTES // 8  # tensor-core kernels read rows in 64-byte ch
 TC_MIN_CC = 80  # cp.async + mma.m16n8k256 .and.popc
 DEFAULT_SMEM_LIMIT = 48 * 1024  # above this a kernel must opt in to dynamic shared memory
 
-BINARY_ALGOS: tuple[str, ...] = ("auto", "tc_and", "tc_xor", "gemv", "gemv_xor", "simt")
-#: the batched-GEMV kernels (at most GEMV_MAX_M rows of A) by algorithm
-GEMV_KERNELS = {"gemv": "binary_gemv_tc", "gemv_xor": "binary_gemv_xor"}
+#: the batched-GEMV kernels (at most GEMV_MAX_M rows of A) by algorithm: ``gemv`` the default
+#: (``__popc`` for the row popcounts), ``gemv_xor`` and ``gemv_ones`` the variants measured
+#: against it (``cuda/binary.cu``, ``GemvMode``)
+GEMV_KERNELS = {"gemv": "binary_gemv_tc", "gemv_xor": "binary_gemv_xor",
+                "gemv_ones": "binary_gemv_ones"}
+BINARY_ALGOS: tuple[str, ...] = ("auto", "tc_and", "tc_xor", *GEMV_KERNELS, "simt")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@
 //                       once with 16-byte loads straight into mma fragments; K split over 8
 //                       warps; .and.popc, the weight row popcounts from the mma itself (all-ones
 //                       A rows) below M = 16.
-//   binary_gemv_xor     the same GEMV with .xor.popc: no popcounts at all (see binary_gemv).
+//   binary_gemv_xor     the same GEMV with .xor.popc: no popcounts at all (see GemvMode).
+//   binary_gemv_ones    the same GEMV with the row popcounts from .and mma on all-ones operands.
 //   binary_gemm_simt    CUDA-core __popcll GEMM, 64x64 tiles (any GPU; the fallback).
 //   row_popcount        pa / pb for the .and path: one warp per row.
 //   binary_mma_peak_*   throughput probe (benchmarks only): chains of independent mma on
@@ -240,9 +241,9 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS)
 // permutation of K -- the same for A and B, so the popcount sums are unchanged:
 //   step 0: a = {A_g.x, A_g8.x, A_g.y, A_g8.y}, b = {B.x, B.y};  step 1: .z/.w likewise.
 // C = k - 2 (pa[m] + pb[n]) + 4 popc(a & b). Activation rows M..15 are taken as all ones, so for
-// M < 16 product row 15 is popc(b) = pb and the weights need no popcount; at M = 16 pb is summed
-// from the registers already loaded. Each warp folds its share into 4 c - 2 pa - 2 pb, and the
-// warps' shares are summed through shared memory: C = k + sum.
+// M < 16 product row 15 is popc(b) = pb and the weights need no popcount; at M = 16 pb is counted
+// from the registers already loaded (GemvMode says how). Each warp folds its share into
+// 4 c - 2 pa - 2 pb, and the warps' shares are summed through shared memory: C = k + sum.
 struct GemvChunk {
   uint4 b[GEMV_NTILES], x0, x1;
 };
@@ -299,29 +300,59 @@ __device__ __forceinline__ void gemv_reduce(const int* red, int M, int N, int k,
   }
 }
 
-template <bool XOR>
-__device__ __forceinline__ void gemv_use(const GemvChunk& v, int (*c)[4], int* pb, int& pa0,
+// How a GEMV gets the row popcounts pa (activations) and pb (weights) of the .and identity:
+//   GEMV_POPC  __popc of the registers loaded (pa always; pb only at M = 16, otherwise product
+//              row 15 of the all-ones activation rows). The default.
+//   GEMV_XOR   .xor.popc: C = k - 2 popc(a ^ b), no popcount at all; on sm_90 each xor mma is two
+//              AND BMMAs behind a call.
+//   GEMV_ONES  more .and mma against an all-ones n8 tile instead of __popc: with the activations
+//              as the m16 operand every column of the product is pa (each thread gets pa of its
+//              rows g, g + 8 without shuffles); at M = 16 the two tiles' 16 weight rows are the
+//              m16 operand of one more such mma (pb of weight rows g, 8 + g). Per warp and k256
+//              step one mma more (two at M = 16) in place of 4 (8) __popc per thread: at the
+//              sm_90 rates (16 popc per clock and SM, ~0.58 b1 mma per clock and SM) about 4.7x
+//              fewer SM cycles, spent in the tail after the last load lands.
+// Which is fastest is measured (benchmarks/kernels.py); the sm_90 ceilings are in
+// docs/benchmarks.md.
+enum GemvMode { GEMV_POPC, GEMV_XOR, GEMV_ONES };
+
+// Per-thread accumulators of a GEMV: c of the product tiles, and for GEMV_ONES the products with
+// all ones (pa of activation rows g, g + 8 in [0], [2]; pb of weight row g of tile 0, 1 likewise).
+struct GemvAcc {
+  int c[GEMV_NTILES][4], pa[4], pb[4];
+};
+
+template <GemvMode MODE>
+__device__ __forceinline__ void gemv_use(const GemvChunk& v, GemvAcc& acc, int* pb, int& pa0,
                                          int& pa1, bool popc_b) {
-  if (!XOR) {
+  if (MODE == GEMV_POPC) {
     pa0 += __popc(v.x0.x) + __popc(v.x0.y) + __popc(v.x0.z) + __popc(v.x0.w);
     pa1 += __popc(v.x1.x) + __popc(v.x1.y) + __popc(v.x1.z) + __popc(v.x1.w);
   }
   const u32 s0[4] = {v.x0.x, v.x1.x, v.x0.y, v.x1.y};
   const u32 s1[4] = {v.x0.z, v.x1.z, v.x0.w, v.x1.w};
+  constexpr bool XOR = MODE == GEMV_XOR;
+  if (MODE == GEMV_ONES) {
+    static_assert(GEMV_NTILES == 2, "GEMV_ONES: the two n8 tiles' weight rows are one m16 operand");
+    bmma<false>(acc.pa, s0, ~0u, ~0u);
+    bmma<false>(acc.pa, s1, ~0u, ~0u);
+    if (popc_b) {
+      const u32 w0[4] = {v.b[0].x, v.b[1].x, v.b[0].y, v.b[1].y};
+      const u32 w1[4] = {v.b[0].z, v.b[1].z, v.b[0].w, v.b[1].w};
+      bmma<false>(acc.pb, w0, ~0u, ~0u);
+      bmma<false>(acc.pb, w1, ~0u, ~0u);
+    }
+  }
 #pragma unroll
   for (int t = 0; t < GEMV_NTILES; ++t) {
-    if (!XOR && popc_b)
+    if (MODE == GEMV_POPC && popc_b)
       pb[t] += __popc(v.b[t].x) + __popc(v.b[t].y) + __popc(v.b[t].z) + __popc(v.b[t].w);
-    bmma<XOR>(c[t], s0, v.b[t].x, v.b[t].y);
-    bmma<XOR>(c[t], s1, v.b[t].z, v.b[t].w);
+    bmma<XOR>(acc.c[t], s0, v.b[t].x, v.b[t].y);
+    bmma<XOR>(acc.c[t], s1, v.b[t].z, v.b[t].w);
   }
 }
 
-// XOR = true (binary_gemv_xor): .xor.popc gives popc(a ^ b) directly, so no popcount of either
-// operand is needed and a warp's share is -2 c (C = k + sum). It trades the popcount ALU work
-// (at M = 16 also the weights') for .xor.popc, emulated on sm_90 by two AND BMMAs -- cheap here,
-// where a GEMV issues few mma per byte read. Which is faster is measured (benchmarks/kernels.py).
-template <bool XOR>
+template <GemvMode MODE>
 __device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
                                             const uint4* __restrict__ B, int M, int N, int W,
                                             int k, int* __restrict__ C) {
@@ -332,7 +363,7 @@ __device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
   const int n0 = blockIdx.x * (8 * NT), nrows = min(8 * NT, N - n0);
   const size_t rowq = (size_t)W / 2;  // uint4 per row
   const int nchunks = W / 8;
-  const bool popc_b = M == GEMV_MAX_M;  // no spare all-ones row: count the weights' bits
+  const bool popc_b = M == GEMV_MAX_M;  // no spare all-ones activation row for pb
   const uint4* a0p = A + (size_t)min(g, M - 1) * rowq + t4;
   const uint4* a1p = A + (size_t)min(g + 8, M - 1) * rowq + t4;
   const bool a0ok = g < M, a1ok = g + 8 < M;
@@ -343,10 +374,15 @@ __device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
     bok[t] = 8 * t + g < nrows;
     bp[t] = B + (size_t)(n0 + min(8 * t + g, nrows - 1)) * rowq + t4;
   }
-  int c[NT][4], pb[NT];
+  GemvAcc acc;
+  int pb[NT];
   int pa0 = 0, pa1 = 0;
 #pragma unroll
-  for (int t = 0; t < NT; ++t) c[t][0] = c[t][1] = c[t][2] = c[t][3] = pb[t] = 0;
+  for (int i = 0; i < 4; ++i) {
+    acc.pa[i] = acc.pb[i] = 0;
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc.c[t][i] = pb[t] = 0;
+  }
 
   for (int base = 0; base < nchunks; base += 2 * GEMV_WARPS) {
     const int ch0 = base + 2 * warp, ch1 = ch0 + 1;
@@ -354,12 +390,12 @@ __device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
     GemvChunk v0, v1;
     if (first) gemv_load(v0, bp, bok, a0p, a1p, a0ok, a1ok, (size_t)ch0 * 4);
     if (second) gemv_load(v1, bp, bok, a0p, a1p, a0ok, a1ok, (size_t)ch1 * 4);
-    if (first) gemv_use<XOR>(v0, c, pb, pa0, pa1, popc_b);
-    if (second) gemv_use<XOR>(v1, c, pb, pa0, pa1, popc_b);
+    if (first) gemv_use<MODE>(v0, acc, pb, pa0, pa1, popc_b);
+    if (second) gemv_use<MODE>(v1, acc, pb, pa0, pa1, popc_b);
   }
   // a warp's share of C - k: 4 c - 2 (pa + pb) for .and.popc, -2 c for .xor.popc
-  constexpr int f = XOR ? -2 : 4;
-  if constexpr (!XOR) {
+  constexpr int f = MODE == GEMV_XOR ? -2 : 4;
+  if (MODE == GEMV_POPC) {
     // popcounts over the 4 threads of a group: pa of rows g, g + 8; pb of weight row g (M = 16)
 #pragma unroll
     for (int o = 1; o < 4; o <<= 1) {
@@ -369,23 +405,30 @@ __device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
       for (int t = 0; t < NT; ++t) pb[t] += __shfl_xor_sync(0xffffffffu, pb[t], o);
     }
   }
+  if (MODE == GEMV_ONES) {  // summed over the group by the mma already
+    pa0 = acc.pa[0];
+    pa1 = acc.pa[2];
+    pb[0] = acc.pb[0];
+    pb[1] = acc.pb[2];
+  }
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
-    int pbc[2] = {0, 0};  // pb of this thread's columns 2 t4 + e: product row 15, or counted
-    if constexpr (!XOR) {
+    int pbc[2] = {0, 0};  // pb of this thread's columns 2 t4 + e
+    if (MODE != GEMV_XOR) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int counted = __shfl_sync(0xffffffffu, pb[t], 4 * (2 * t4 + e));
-        const int row15 = __shfl_sync(0xffffffffu, c[t][2 + e], 28 + t4);
+        const int row15 = __shfl_sync(0xffffffffu, acc.c[t][2 + e], 28 + t4);
         pbc[e] = popc_b ? counted : row15;
       }
     }
     int* p = red + (warp * GEMV_MAX_M + g) * RS + 8 * t + 2 * t4;
+    const int* c = acc.c[t];
     if (g < M)
-      *(int2*)p = make_int2(f * c[t][0] - 2 * (pa0 + pbc[0]), f * c[t][1] - 2 * (pa0 + pbc[1]));
+      *(int2*)p = make_int2(f * c[0] - 2 * (pa0 + pbc[0]), f * c[1] - 2 * (pa0 + pbc[1]));
     if (g + 8 < M)
       *(int2*)(p + 8 * RS) =
-          make_int2(f * c[t][2] - 2 * (pa1 + pbc[0]), f * c[t][3] - 2 * (pa1 + pbc[1]));
+          make_int2(f * c[2] - 2 * (pa1 + pbc[0]), f * c[3] - 2 * (pa1 + pbc[1]));
   }
   gemv_reduce(red, M, N, k, n0, nrows, C);
 }
@@ -393,13 +436,19 @@ __device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
 extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
     binary_gemv_tc(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
                    int k, int* __restrict__ C) {
-  binary_gemv<false>(A, B, M, N, W, k, C);
+  binary_gemv<GEMV_POPC>(A, B, M, N, W, k, C);
 }
 
 extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
     binary_gemv_xor(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
                     int k, int* __restrict__ C) {
-  binary_gemv<true>(A, B, M, N, W, k, C);
+  binary_gemv<GEMV_XOR>(A, B, M, N, W, k, C);
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
+    binary_gemv_ones(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N,
+                     int W, int k, int* __restrict__ C) {
+  binary_gemv<GEMV_ONES>(A, B, M, N, W, k, C);
 }
 
 // CUDA-core fallback: 64 x 64 output tile per block, 16 x 16 threads with 4 x 4 outputs each

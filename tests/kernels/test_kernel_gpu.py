@@ -9,6 +9,7 @@ import pytest
 from kernel_tolerances import EPS32, assert_within, euclid_bound, matmul_bound
 
 from proxcompress import kernels as K
+from proxcompress.kernels import launch
 
 pytestmark = pytest.mark.gpu
 
@@ -36,7 +37,7 @@ def gpu():  # type: ignore[no-untyped-def]
 def _algos(m: int, cc: int) -> list[str]:
     if cc < 80:
         return ["auto", "simt"]
-    return ["auto", "simt", "tc_and", "tc_xor"] + (["gemv", "gemv_xor"] if m <= 16 else [])
+    return ["auto", "simt", "tc_and", "tc_xor"] + (list(launch.GEMV_KERNELS) if m <= 16 else [])
 
 
 @pytest.mark.parametrize(("m", "n", "k"), GRID + LARGE)
@@ -59,7 +60,7 @@ def test_binary_all_algorithms_equal_twin(cp, gpu, m: int, n: int, k: int) -> No
 GEMV = [(8, 200, 8192), (9, 200, 20000), (15, 67, 4100), (16, 130, 16385), (2, 8, 511)]
 
 
-@pytest.mark.parametrize("algo", ["gemv", "gemv_xor"])
+@pytest.mark.parametrize("algo", list(launch.GEMV_KERNELS))
 @pytest.mark.parametrize(("m", "n", "k"), GEMV)
 def test_gemv_cases_equal_twin(cp, gpu, m: int, n: int, k: int, algo: str) -> None:  # type: ignore[no-untyped-def]
     if gpu.compute_capability() < 80:

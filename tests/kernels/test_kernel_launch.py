@@ -1,4 +1,5 @@
-"""GPU launch arithmetic on the CPU, and the CUDA sources compiled by nvcc (no GPU needed)."""
+"""GPU launch arithmetic on the CPU, and the CUDA sources compiled by nvcc and by NVRTC, the
+compiler CuPy uses on the device (no GPU needed for either)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_every_planned_kernel_is_defined() -> None:
                if not (m > launch.GEMV_MAX_M and algo in launch.GEMV_KERNELS)
                for spec in launch.binary_plan(m, 40, 3, 90, algo).launches}
     assert planned == {"binary_gemm_simt", "binary_gemm_tc_and", "binary_gemm_tc_xor",
-                       "binary_gemv_tc", "binary_gemv_xor", "row_popcount"}
+                       "binary_gemv_tc", "binary_gemv_xor", "binary_gemv_ones", "row_popcount"}
     assert planned <= defined
 
 
@@ -99,12 +100,13 @@ def test_gemv_geometry() -> None:
 def test_binary_algo_choice_errors() -> None:
     assert launch.binary_plan(64, 64, 2, 90, "tc_xor").launches[0].kernel == "binary_gemm_tc_xor"
     gemv = launch.binary_plan(16, 100, 2, 90, "gemv")
-    xor = launch.binary_plan(16, 100, 2, 90, "gemv_xor")
-    assert (xor.algo, xor.words) == ("gemv_xor", gemv.words)
-    assert xor.launches == (dataclasses.replace(gemv.launches[0], kernel="binary_gemv_xor"),)
+    for algo, kernel in (("gemv_xor", "binary_gemv_xor"), ("gemv_ones", "binary_gemv_ones")):
+        variant = launch.binary_plan(16, 100, 2, 90, algo)
+        assert (variant.algo, variant.words) == (algo, gemv.words)
+        assert variant.launches == (dataclasses.replace(gemv.launches[0], kernel=kernel),)
     assert launch.binary_plan(64, 64, 2, 90, "simt").algo == "simt"
-    for algo, m, cc in (("gemv", 17, 90), ("gemv_xor", 17, 90), ("tc_and", 64, 75),
-                        ("fast", 4, 90)):
+    for algo, m, cc in (("gemv", 17, 90), ("gemv_xor", 17, 90), ("gemv_ones", 17, 90),
+                        ("tc_and", 64, 75), ("fast", 4, 90)):
         with pytest.raises(InvalidInputError) as info:
             launch.binary_plan(m, 8, 2, cc, algo)
         assert info.value.field == "algo"
@@ -135,3 +137,32 @@ def test_cuda_sources_compile(source: Path, arch: str, tmp_path: Path) -> None:
         assert "ldmatrix.sync.aligned.m8n8.x4.shared.b16" in ptx
         assert "cp.async.cg.shared.global" in ptx
         assert "ld.global.nc.L1::no_allocate.L2::256B.v4.u32" in ptx
+
+
+def _nvrtc():  # type: ignore[no-untyped-def]
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+
+        nvrtc.getVersion()
+    except Exception:  # no CuPy, or CuPy without a loadable libnvrtc
+        return None
+    return nvrtc
+
+
+@pytest.mark.skipif(_nvrtc() is None, reason="CuPy's NVRTC not available")
+@pytest.mark.parametrize("arch", ["compute_75", "compute_80", "compute_90"])
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_cuda_sources_compile_with_nvrtc(source: Path, arch: str) -> None:
+    """What ``cupy.RawModule`` does on the device, minus the device: every ``extern "C"``
+    kernel is in the PTX (below sm_80 the tensor-core kernels compile to a trap)."""
+    nvrtc = _nvrtc()
+    program = nvrtc.createProgram(source.read_text(), source.name, [], [])
+    try:
+        nvrtc.compileProgram(program, [f"-arch={arch}"])
+    except Exception as error:
+        pytest.fail(f"{error}\n{nvrtc.getProgramLog(program)}")
+    ptx = nvrtc.getPTX(program)
+    ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
+    kernels = re.findall(r'extern "C" __global__ void(?: __launch_bounds__\([^)]*\))?\s+(\w+)\(',
+                         source.read_text())
+    assert kernels and all(f".entry {name}(" in ptx for name in kernels)
