@@ -378,6 +378,10 @@ def _gemv_batch(
     entry["cublas_fraction_of_copy_bw"] = round(
         2 * n * k / entry["cublas_fp16_graph_ms"] / 1e6 / copy_gbps, 3
     )
+    try:  # a probe, not a result: its failure must not lose the GEMV's numbers
+        entry["loads_only_graph_ms"] = _gemv_loads_only_ms(cp, gpu, acts, weights, order)
+    except Exception:
+        entry["loads_only_error"] = traceback.format_exc(limit=4)
     twin = K.binary_matmul(cp.asnumpy(acts[0]), cp.asnumpy(weights[0][:256]), k, backend="numpy")
     moved = n * k // 8 + batch * k // 8 + 4 * batch * n  # weights, activations, int32 out
     for algo in GEMV_ALGOS:  # the default kernel first, then its variants, in the same run
@@ -423,6 +427,54 @@ extern "C" __global__ void read_u2(const uint4* x, unsigned* out) { read_once<2>
 extern "C" __global__ void read_u4(const uint4* x, unsigned* out) { read_once<4>(x, out); }
 extern "C" __global__ void read_u8(const uint4* x, unsigned* out) { read_once<8>(x, out); }
 """
+
+
+#: binary_gemv's reads and nothing else (appended to cuda/binary.cu): the same rows, chunks and
+#: 16-byte loads (gemv_rows, gemv_load), folded by xor -- no mma, popcount or reduction. Its time
+#: minus the read floor is what the GEMV's access pattern, activation rows included, adds to
+#: reading the weights; a GEMV's time minus its time is the arithmetic and the tail.
+_GEMV_LOADS_SRC = r"""
+__device__ __forceinline__ unsigned gemv_fold(const GemvChunk& v) {
+  unsigned x = v.x0.x ^ v.x0.y ^ v.x0.z ^ v.x0.w ^ v.x1.x ^ v.x1.y ^ v.x1.z ^ v.x1.w;
+#pragma unroll
+  for (int t = 0; t < GEMV_NTILES; ++t) x ^= v.b[t].x ^ v.b[t].y ^ v.b[t].z ^ v.b[t].w;
+  return x;
+}
+extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
+    gemv_loads_only(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
+                    unsigned* __restrict__ out) {
+  const int warp = threadIdx.x >> 5;
+  const GemvRows rows = gemv_rows(A, B, M, N, W);
+  unsigned acc = 0;
+  for (int base = 0; base < rows.nchunks; base += 2 * GEMV_WARPS) {
+    const int ch0 = base + 2 * warp, ch1 = ch0 + 1;
+    const bool first = ch0 < rows.nchunks, second = ch1 < rows.nchunks;
+    GemvChunk v0, v1;
+    if (first) gemv_load(v0, rows, (size_t)ch0 * 4);
+    if (second) gemv_load(v1, rows, (size_t)ch1 * 4);
+    if (first) acc ^= gemv_fold(v0);
+    if (second) acc ^= gemv_fold(v1);
+  }
+  if (acc == 0x9e3779b9u) out[0] = acc;  // keeps the loads; practically never stores
+}
+"""
+
+
+def _gemv_loads_only_ms(
+    cp: Any, gpu: Any, acts: list[Any], weights: list[Any], order: list[int]
+) -> float:
+    """Per-launch time of ``_GEMV_LOADS_SRC`` with the GEMV's launch, same calls and copies."""
+    module = cp.RawModule(code=gpu.source("binary") + _GEMV_LOADS_SRC)
+    fn = module.get_function("gemv_loads_only")
+    (m, words), n = acts[0].shape, weights[0].shape[0]
+    plan = launch.binary_plan(m, n, words, gpu.compute_capability(), "gemv")
+    if plan.words != words:
+        raise ValueError(f"the probe needs rows of a multiple of 8 words, got {words}")
+    (spec,) = plan.launches
+    sink = cp.empty(1, cp.uint32)
+    args = [(acts[i], weights[i], np.int32(m), np.int32(n), np.int32(words), sink) for i in order]
+    calls = [(lambda a=a: fn(spec.grid, spec.block, a)) for a in args]
+    return _graph_ms_per_call(cp, calls)
 
 
 def _read_floor(cp: Any, weights: list[Any]) -> dict[str, float]:

@@ -17,10 +17,14 @@ import numpy as np
 from . import launch
 
 
+def source(name: str) -> str:
+    """The CUDA source ``cuda/<name>.cu`` (``"binary"`` or ``"float"``)."""
+    return resources.files("proxcompress.kernels").joinpath("cuda", f"{name}.cu").read_text()
+
+
 @functools.cache
 def _module(name: str) -> Any:
-    source = resources.files("proxcompress.kernels").joinpath("cuda", f"{name}.cu").read_text()
-    return cp.RawModule(code=source)
+    return cp.RawModule(code=source(name))
 
 
 @functools.cache

@@ -261,14 +261,42 @@ __device__ __forceinline__ uint4 gemv_weight(const uint4* p) {
   return v;
 }
 
-__device__ __forceinline__ void gemv_load(GemvChunk& v, const uint4* const* bp, const bool* bok,
-                                          const uint4* a0p, const uint4* a1p, bool a0ok,
-                                          bool a1ok, size_t q) {
+// What thread (g, t4) of a block reads: activation rows g, g + 8 and weight row g of each n8 tile
+// (pointers at the thread's 16 bytes of chunk 0, clamped to real rows; the flags say which are).
+struct GemvRows {
+  const uint4 *a0p, *a1p, *bp[GEMV_NTILES];
+  bool a0ok, a1ok, bok[GEMV_NTILES];
+  int n0, nrows, nchunks;
+};
+
+__device__ __forceinline__ GemvRows gemv_rows(const uint4* A, const uint4* B, int M, int N,
+                                              int W) {
+  constexpr int NT = GEMV_NTILES;
+  const int g = (threadIdx.x & 31) >> 2, t4 = threadIdx.x & 3;
+  const size_t rowq = (size_t)W / 2;  // uint4 per row
+  GemvRows r;
+  r.n0 = blockIdx.x * (8 * NT);
+  r.nrows = min(8 * NT, N - r.n0);
+  r.nchunks = W / 8;
+  r.a0p = A + (size_t)min(g, M - 1) * rowq + t4;
+  r.a1p = A + (size_t)min(g + 8, M - 1) * rowq + t4;
+  r.a0ok = g < M;
+  r.a1ok = g + 8 < M;
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    r.bok[t] = 8 * t + g < r.nrows;
+    r.bp[t] = B + (size_t)(r.n0 + min(8 * t + g, r.nrows - 1)) * rowq + t4;
+  }
+  return r;
+}
+
+// chunk q / 4 of the thread's rows (rows that are not real: weights zero, activations all ones)
+__device__ __forceinline__ void gemv_load(GemvChunk& v, const GemvRows& r, size_t q) {
   const uint4 zero = make_uint4(0u, 0u, 0u, 0u), ones = make_uint4(~0u, ~0u, ~0u, ~0u);
 #pragma unroll
-  for (int t = 0; t < GEMV_NTILES; ++t) v.b[t] = bok[t] ? gemv_weight(bp[t] + q) : zero;
-  v.x0 = a0ok ? __ldg(a0p + q) : ones;
-  v.x1 = a1ok ? __ldg(a1p + q) : ones;
+  for (int t = 0; t < GEMV_NTILES; ++t) v.b[t] = r.bok[t] ? gemv_weight(r.bp[t] + q) : zero;
+  v.x0 = r.a0ok ? __ldg(r.a0p + q) : ones;
+  v.x1 = r.a1ok ? __ldg(r.a1p + q) : ones;
 }
 
 // ints per row of a warp's shares in shared memory: 8 per n8 tile plus 32 bytes of padding
@@ -360,20 +388,8 @@ __device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
   __shared__ __align__(16) int red[GEMV_WARPS * GEMV_MAX_M * RS];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t4 = lane & 3;
-  const int n0 = blockIdx.x * (8 * NT), nrows = min(8 * NT, N - n0);
-  const size_t rowq = (size_t)W / 2;  // uint4 per row
-  const int nchunks = W / 8;
+  const GemvRows rows = gemv_rows(A, B, M, N, W);
   const bool popc_b = M == GEMV_MAX_M;  // no spare all-ones activation row for pb
-  const uint4* a0p = A + (size_t)min(g, M - 1) * rowq + t4;
-  const uint4* a1p = A + (size_t)min(g + 8, M - 1) * rowq + t4;
-  const bool a0ok = g < M, a1ok = g + 8 < M;
-  const uint4* bp[NT];
-  bool bok[NT];
-#pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    bok[t] = 8 * t + g < nrows;
-    bp[t] = B + (size_t)(n0 + min(8 * t + g, nrows - 1)) * rowq + t4;
-  }
   GemvAcc acc;
   int pb[NT];
   int pa0 = 0, pa1 = 0;
@@ -384,12 +400,12 @@ __device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
     for (int t = 0; t < NT; ++t) acc.c[t][i] = pb[t] = 0;
   }
 
-  for (int base = 0; base < nchunks; base += 2 * GEMV_WARPS) {
+  for (int base = 0; base < rows.nchunks; base += 2 * GEMV_WARPS) {
     const int ch0 = base + 2 * warp, ch1 = ch0 + 1;
-    const bool first = ch0 < nchunks, second = ch1 < nchunks;
+    const bool first = ch0 < rows.nchunks, second = ch1 < rows.nchunks;
     GemvChunk v0, v1;
-    if (first) gemv_load(v0, bp, bok, a0p, a1p, a0ok, a1ok, (size_t)ch0 * 4);
-    if (second) gemv_load(v1, bp, bok, a0p, a1p, a0ok, a1ok, (size_t)ch1 * 4);
+    if (first) gemv_load(v0, rows, (size_t)ch0 * 4);
+    if (second) gemv_load(v1, rows, (size_t)ch1 * 4);
     if (first) gemv_use<MODE>(v0, acc, pb, pa0, pa1, popc_b);
     if (second) gemv_use<MODE>(v1, acc, pb, pa0, pa1, popc_b);
   }
@@ -430,7 +446,7 @@ __device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
       *(int2*)(p + 8 * RS) =
           make_int2(f * c[2] - 2 * (pa1 + pbc[0]), f * c[3] - 2 * (pa1 + pbc[1]));
   }
-  gemv_reduce(red, M, N, k, n0, nrows, C);
+  gemv_reduce(red, M, N, k, rows.n0, rows.nrows, C);
 }
 
 extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)

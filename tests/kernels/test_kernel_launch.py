@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from nvrtc_ptx import NVRTC, extern_kernels, nvrtc_ptx
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.kernels import launch
@@ -31,8 +32,7 @@ def test_sources_are_package_data() -> None:
 
 def test_every_planned_kernel_is_defined() -> None:
     """Each kernel a plan can launch is an ``extern "C"`` kernel of ``binary.cu``."""
-    defined = set(re.findall(r'extern "C" __global__ void(?: __launch_bounds__\([^)]*\))?\s+'
-                             r"(\w+)\(", (CUDA / "binary.cu").read_text()))
+    defined = set(extern_kernels((CUDA / "binary.cu").read_text()))
     planned = {spec.kernel for algo in launch.BINARY_ALGOS for m in (4, 16, 64)
                if not (m > launch.GEMV_MAX_M and algo in launch.GEMV_KERNELS)
                for spec in launch.binary_plan(m, 40, 3, 90, algo).launches}
@@ -139,30 +139,13 @@ def test_cuda_sources_compile(source: Path, arch: str, tmp_path: Path) -> None:
         assert "ld.global.nc.L1::no_allocate.L2::256B.v4.u32" in ptx
 
 
-def _nvrtc():  # type: ignore[no-untyped-def]
-    try:
-        from cupy_backends.cuda.libs import nvrtc
 
-        nvrtc.getVersion()
-    except Exception:  # no CuPy, or CuPy without a loadable libnvrtc
-        return None
-    return nvrtc
-
-
-@pytest.mark.skipif(_nvrtc() is None, reason="CuPy's NVRTC not available")
+@pytest.mark.skipif(NVRTC is None, reason="CuPy's NVRTC not available")
 @pytest.mark.parametrize("arch", ["compute_75", "compute_80", "compute_90"])
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
 def test_cuda_sources_compile_with_nvrtc(source: Path, arch: str) -> None:
     """What ``cupy.RawModule`` does on the device, minus the device: every ``extern "C"``
     kernel is in the PTX (below sm_80 the tensor-core kernels compile to a trap)."""
-    nvrtc = _nvrtc()
-    program = nvrtc.createProgram(source.read_text(), source.name, [], [])
-    try:
-        nvrtc.compileProgram(program, [f"-arch={arch}"])
-    except Exception as error:
-        pytest.fail(f"{error}\n{nvrtc.getProgramLog(program)}")
-    ptx = nvrtc.getPTX(program)
-    ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
-    kernels = re.findall(r'extern "C" __global__ void(?: __launch_bounds__\([^)]*\))?\s+(\w+)\(',
-                         source.read_text())
-    assert kernels and all(f".entry {name}(" in ptx for name in kernels)
+    text = source.read_text()
+    ptx = nvrtc_ptx(text, source.name, arch)
+    assert all(f".entry {name}(" in ptx for name in extern_kernels(text))

@@ -1,0 +1,50 @@
+"""The CUDA probes of ``benchmarks/kernels.py`` compile with NVRTC (they run only on a device, so
+a compile error would cost device time; here it costs none)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from nvrtc_ptx import NVRTC, extern_kernels, nvrtc_ptx
+
+from proxcompress.kernels import launch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    """``benchmarks/kernels.py`` under its own name (``kernels`` is also the wing's folder)."""
+    path = ROOT / "benchmarks" / "kernels.py"
+    spec = importlib.util.spec_from_file_location("bench_kernels", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(NVRTC is None, reason="CuPy's NVRTC not available")
+def test_benchmark_probes_compile(bench: ModuleType) -> None:
+    binary = (ROOT / "kernels" / "cuda" / "binary.cu").read_text()
+    for name, source in (("read", bench._READ_SRC), ("gemv_loads", binary + bench._GEMV_LOADS_SRC)):
+        ptx = nvrtc_ptx(source, f"{name}.cu", "compute_90")
+        assert all(f".entry {k}(" in ptx for k in extern_kernels(source))
+    assert "gemv_loads_only" in extern_kernels(bench._GEMV_LOADS_SRC)
+    # the GEMV probe has the GEMV's loads: as many 16-byte global loads as binary_gemv_tc
+    ptx = nvrtc_ptx(binary + bench._GEMV_LOADS_SRC, "gemv_loads.cu", "compute_90")
+
+    def body(name: str) -> str:
+        start = ptx.index(f".entry {name}(")
+        return ptx[start : ptx.index("\n}\n", start)]
+
+    probe, gemv = body("gemv_loads_only"), body("binary_gemv_tc")
+    for load in ("ld.global.nc.L1::no_allocate.L2::256B.v4.u32", "ld.global.nc.v4.u32"):
+        assert probe.count(load) == gemv.count(load) > 0, load
+    assert "mma.sync" not in probe and "popc" not in probe
+
+
+def test_gemv_algos_are_the_launchable_ones(bench: ModuleType) -> None:
+    assert bench.GEMV_ALGOS == tuple(launch.GEMV_KERNELS) and bench.GEMV_ALGOS[0] == "gemv"
