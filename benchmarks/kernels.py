@@ -8,7 +8,8 @@ with ``--out``, writes it atomically to FILE; a short table goes to stderr.
 
 CPU: the numba backend against float32 ``torch.matmul`` and NumPy (OpenBLAS) ``@`` on the same
 inputs, round-robin (one call of each per round) so that load from other processes hits all
-candidates alike; medians over rounds. Packing of the activations is timed apart. ``--threads N``
+candidates alike, each call after a pause that lets the previous call's thread pools go idle
+(``round_robin``); medians over rounds. Packing of the activations is timed apart. ``--threads N``
 sets numba's and torch's thread counts (set ``OPENBLAS_NUM_THREADS=N`` too, for NumPy): on a
 machine shared with other work, one thread per side avoids barrier stalls that make short
 parallel calls (the binary GEMM) look slower than they are.
@@ -48,13 +49,27 @@ def _median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1e3, 4)
 
 
-def round_robin(fns: dict[str, Timer], rounds: int) -> dict[str, dict[str, float]]:
-    """Time each function once per round, interleaved; medians and minima in ms."""
+#: seconds of idleness before each timed CPU call (see round_robin)
+PAUSE_S = 0.3
+
+
+def round_robin(
+    fns: dict[str, Timer], rounds: int, pause: float = PAUSE_S
+) -> dict[str, dict[str, float]]:
+    """Time each function once per round, interleaved; medians and minima in ms.
+
+    Each timed call follows a ``pause`` (seconds) of idleness: the thread pools of the call
+    before it (OpenBLAS, torch's and numba's OpenMP) busy-wait for a while after returning, and
+    on 2 cores they would take the CPUs from whatever runs next (measured here: the binary GEMM
+    7.5 ms right after a NumPy matmul, 3.8 ms 0.2 s later, 3.0 ms alone; torch.matmul 131 ms
+    right after the binary GEMM, 85 ms 0.1 s later).
+    """
     for fn in fns.values():
         fn()  # warm-up (numba compile / cache load, BLAS threads)
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            time.sleep(pause)
             t0 = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - t0)
@@ -163,6 +178,7 @@ def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
             "euclid": "float32 -> float32",
         },
         "rounds": rounds,
+        "pause_before_each_call_s": PAUSE_S,
         "timings": timings,
         "ops": {
             "flops_per_gemm": 2 * m * n * k,
