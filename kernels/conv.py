@@ -159,7 +159,8 @@ def binary_conv2d(
         inside, _, _ = im2col(ones, (kh, kw), stride, padding, dilation, pad_value=0)
         w_sum = unpack_signs(w_words, k).reshape(-1, c, kh * kw).sum(axis=1, dtype=xp.int32)
         correction = ((1 - inside) @ w_sum.T.astype(xp.float32)).astype(xp.int32)
-        y = (y.reshape(n, ho * wo, -1) - correction[None]).astype(xp.int32)
+        y = y.reshape(n, ho * wo, -1)
+        y -= correction[None]  # y is this call's own int32 array
     return to_nchw(y, n, ho, wo)
 
 

@@ -23,8 +23,10 @@ Euclid
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from numba import njit, parallel_chunksize, prange, types
+from numba import get_num_threads, njit, parallel_chunksize, prange, types
 from numba.extending import intrinsic
 
 from .formats import EXP2_TABLE
@@ -113,12 +115,40 @@ def binary_gemm(a, b, k, out):  # type: ignore[no-untyped-def]
         out[ii, jj] = k - 2 * np.int64(_dot_words(a, ii, b, jj, n_words))
 
 
+def sgemm_nt(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """float32 ``x @ w.T`` by torch's BLAS, on zero-copy views of the NumPy arrays.
+
+    Not NumPy's OpenBLAS: its worker threads (pthreads) spin for about 0.1 s after a call, and
+    numba's OpenMP threads spin after a parallel region, so on few cores a numba kernel right
+    after an OpenBLAS call, or the reverse, waits milliseconds for a core (measured on 2 cores,
+    256 x 1024 x 1024: the binary GEMM 0.13 ms in a loop, 2.4-6.0 ms right after an OpenBLAS
+    sgemm; that sgemm 1.7 ms in a loop, 5.5 ms right after the binary GEMM). torch runs its
+    threads on the same OpenMP runtime as numba's ``omp`` layer (one libgomp in the process,
+    whichever is imported first), and the same pairs showed no such wait (0.17 and 2.0 ms).
+    """
+    import torch
+
+    with warnings.catch_warnings():  # read-only inputs: torch only reads them here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    with torch.no_grad():
+        return torch.matmul(tx, tw.T).numpy()
+
+
+#: row-tile chunks per thread that :func:`binary_matmul` hands out
+CHUNKS_PER_THREAD = 8
+
+
 def binary_matmul(a, b, k, out) -> None:  # type: ignore[no-untyped-def]
-    """:func:`binary_gemm` with row tiles handed to threads one at a time (numba's default
-    static split stalls whenever another process takes one of the cores: measured 2-3x slower
-    medians on a shared 2-core machine). ``parallel_chunksize`` inside the jitted function
+    """:func:`binary_gemm` with row tiles handed to threads dynamically, about
+    ``CHUNKS_PER_THREAD`` chunks each: numba's default static split stalls whenever another
+    process takes one of the cores (measured 2-3x slower medians on a shared 2-core machine),
+    and one tile per chunk costs a scheduling step per tile, which dominates when rows are
+    short (M = 50176, N = 32, K = 144, an im2col'd conv: 1.83 ms at one tile per chunk, 0.82
+    ms at 64; 2048^3 unchanged at 2.9 ms). ``parallel_chunksize`` inside the jitted function
     would defeat ``cache=True``, hence this wrapper."""
-    with parallel_chunksize(1):
+    tiles = a.shape[0] // 4
+    with parallel_chunksize(max(1, tiles // (CHUNKS_PER_THREAD * get_num_threads()))):
         binary_gemm(a, b, k, out)
 
 

@@ -90,7 +90,7 @@ def pack_negative_mask(neg: Any, axis: int = -1) -> Any:
         neg = xp.pad(neg, pad, constant_values=False)
     if xp is np:
         packed = np.ascontiguousarray(np.packbits(neg, axis=-1, bitorder="little"))
-        words = packed.view("<u8").astype(np.uint64)
+        words = packed.view("<u8").astype(np.uint64, copy=False)
     else:
         bits = neg.reshape(*neg.shape[:-1], w, 64).astype(xp.uint64)
         words = (bits * xp.asarray(_BIT_WEIGHTS)).sum(axis=-1, dtype=xp.uint64)

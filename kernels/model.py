@@ -69,6 +69,17 @@ TENSORS = "model.safetensors"
 Fn = Callable[..., Any]
 #: where a layer's constants go: the identity on the CPU, ``cupy.asarray`` on the GPU
 Put = Callable[[np.ndarray], Any]
+MatmulNT = Callable[[Any, Any], Any]
+
+
+def _matmul_nt(backend: Backend) -> MatmulNT:
+    """float32 ``x @ w.T`` of the float layers: torch's BLAS on the numba backend (it shares
+    numba's OpenMP threads; ``cpu.sgemm_nt`` says why), the arrays' own ``@`` otherwise."""
+    if backend == "numba":
+        from . import cpu
+
+        return cpu.sgemm_nt
+    return lambda x, w: x @ w.T
 
 
 # ---------------------------------------------------------------------------- validation
@@ -237,7 +248,7 @@ def _optional(put: Put, a: np.ndarray | None) -> Any:
     return None if a is None else put(a)
 
 
-def _float_layer(node: _Node, conv: bool, put: Put) -> Fn:
+def _float_layer(node: _Node, conv: bool, put: Put, matmul_nt: MatmulNT) -> Fn:
     if conv:
         g = _Conv.of(node)
         w = node.tensor("weight", np.float32, ndim=4)
@@ -250,7 +261,7 @@ def _float_layer(node: _Node, conv: bool, put: Put) -> Fn:
         def run_conv(x: Any) -> Any:
             g.check(x, node.where)
             cols, ho, wo = g.cols(x)
-            return _finish(to_nchw(cols @ wm.T, x.shape[0], ho, wo), None, bias)
+            return _finish(to_nchw(matmul_nt(cols, wm), x.shape[0], ho, wo), None, bias)
 
         return run_conv
     w = put(node.tensor("weight", np.float32, ndim=2))
@@ -258,7 +269,7 @@ def _float_layer(node: _Node, conv: bool, put: Put) -> Fn:
 
     def run(x: Any) -> Any:
         _check_features(x, w.shape[1], node.where)
-        return _finish(x @ w.T, None, bias)
+        return _finish(matmul_nt(x, w), None, bias)
 
     return run
 
@@ -434,7 +445,9 @@ def _batchnorm(node: _Node, put: Put) -> Fn:
             raise InvalidInputError(node.where, f"expects (N, {c}) or (N, {c}, H, W), got "
                                     f"{x.shape}")
         shape = (1, c, 1, 1) if x.ndim == 4 else (1, c)
-        return (x * a.reshape(shape) + b.reshape(shape)).astype(np.float32)
+        y = x * a.reshape(shape)
+        y += b.reshape(shape)
+        return y
 
     return run
 
@@ -453,13 +466,19 @@ def _pool(node: _Node, kind: str) -> Fn:
         n, c, h, w = x.shape
         ho, wo = conv_output_size((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
         pad_value = -np.inf if kind == "max" else 0.0
-        padded = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
-        taps = xp.stack([padded[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh,
-                                j * dw: j * dw + sw * (wo - 1) + 1: sw]
-                         for i in range(kh) for j in range(kw)])
-        if kind == "max":
-            return taps.max(axis=0).astype(np.float32)
-        return (taps.sum(axis=0, dtype=np.float32) / np.float32(kh * kw)).astype(np.float32)
+        padded = x
+        if ph or pw:
+            padded = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
+        taps = (padded[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh,
+                       j * dw: j * dw + sw * (wo - 1) + 1: sw]
+                for i in range(kh) for j in range(kw))
+        out = xp.array(next(taps), dtype=np.float32)  # one pass per tap, no stacked copy
+        for tap in taps:
+            if kind == "max":
+                xp.maximum(out, tap, out=out)
+            else:
+                out += tap
+        return out if kind == "max" else out / np.float32(kh * kw)
 
     return run
 
@@ -467,14 +486,14 @@ def _pool(node: _Node, kind: str) -> Fn:
 def _simple(node: _Node) -> Fn:
     op = node.op
     if op == "relu":
-        return lambda x: array_module(x).maximum(x, np.float32(0)).astype(np.float32)
+        return lambda x: array_module(x).maximum(x, np.float32(0))
     if op == "hardtanh":
         lo, hi = np.float32(node.attr("min", float)), np.float32(node.attr("max", float))
-        return lambda x: x.clip(lo, hi).astype(np.float32)
+        return lambda x: x.clip(lo, hi)
     if op == "identity":
         return lambda x: x
     if op == "add":
-        return lambda a, b: (a + b).astype(np.float32)
+        return lambda a, b: (a + b).astype(np.float32, copy=False)
     if op == "flatten":
         start = node.attr("start_dim", int)
         if start < 0:
@@ -490,7 +509,7 @@ def _simple(node: _Node) -> Fn:
     if op == "global_avgpool2d":
         def run_gap(x: Any) -> Any:
             _rank(x, 4, node.where)
-            return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32).astype(np.float32)
+            return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
 
         return run_gap
     raise InvalidInputError(f"{node.where}.op", f"= {op!r} is not a known op")
@@ -504,7 +523,7 @@ def _build(node: _Node, backend: Backend, put: Put) -> Fn:
     kind, _, shape = op.partition("_")
     conv = shape == "conv2d"
     if op in ("linear", "conv2d"):
-        return _float_layer(node, op == "conv2d", put)
+        return _float_layer(node, op == "conv2d", put, _matmul_nt(backend))
     if shape in ("linear", "conv2d"):
         if kind == "binary":
             return _binary_layer(node, conv, backend, put)

@@ -109,7 +109,7 @@ def shift_matmul(x: Any, sign: Any, exponent: Any, backend: Backend = "auto") ->
 
     w = np.empty(sign.shape, np.float32)
     cpu.decode_shift(sign, exponent, w)
-    return np.matmul(x, w.T)
+    return cpu.sgemm_nt(x, w)
 
 
 def euclid_matmul(
@@ -156,6 +156,6 @@ def euclid_matmul(
     w_norms = np.empty(w.shape[0], np.float64)
     cpu.squared_norms(x, x_norms)
     cpu.squared_norms(w, w_norms)
-    g = np.matmul(x, w.T)
+    g = cpu.sgemm_nt(x, w)
     cpu.euclid_finish(g, x_norms, w_norms)
     return g

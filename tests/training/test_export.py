@@ -347,3 +347,20 @@ def test_bad_inputs_at_call(exported: Path) -> None:
         model(np.zeros((2, 1, 27, 29), np.float32))
     with pytest.raises(InvalidInputError, match="NaN"):
         model(np.full((2, 1, 28, 28), np.nan, np.float32))
+
+
+@pytest.mark.parametrize("pool", [
+    nn.MaxPool2d(3, stride=2, padding=1, dilation=2), nn.MaxPool2d(2), nn.MaxPool2d((2, 3), (1, 2)),
+    nn.AvgPool2d(3, stride=2), nn.AvgPool2d((2, 1), (2, 1)),
+])
+def test_pools_equal_torch(pool: nn.Module, tmp_path: Path) -> None:
+    """Pooling with padding, dilation and uneven windows, against torch (every tap of every
+    window; the padded taps of a max pool never win)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), pool, nn.Flatten(),
+                          nn.LazyLinear(4)).eval()
+    x = torch.randn(3, 1, 13, 12)
+    model(x)  # materialise the lazy layer
+    export(model, tmp_path, example=x)
+    np.testing.assert_allclose(load(tmp_path)(x.numpy()), _torch_logits(model, x), rtol=1e-5,
+                               atol=1e-6)
