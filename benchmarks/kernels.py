@@ -8,8 +8,9 @@ with ``--out``, writes it atomically to FILE; a short table goes to stderr.
 
 CPU: the numba backend against float32 ``torch.matmul`` and NumPy (OpenBLAS) ``@`` on the same
 inputs, round-robin (one call of each per round) so that load from other processes hits all
-candidates alike, each call after a pause that lets the previous call's thread pools go idle
-(``round_robin``); medians over rounds. Packing of the activations is timed apart. ``--threads N``
+candidates alike; each function's turn is a pause (the previous function's thread pools go
+idle), an untimed call, then timed calls back to back (``round_robin``); medians of all timed
+calls. Packing of the activations is timed apart. ``--threads N``
 sets numba's and torch's thread counts (set ``OPENBLAS_NUM_THREADS=N`` too, for NumPy): on a
 machine shared with other work, one thread per side avoids barrier stalls that make short
 parallel calls (the binary GEMM) look slower than they are.
@@ -49,20 +50,24 @@ def _median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1e3, 4)
 
 
-#: seconds of idleness before each timed CPU call (see round_robin)
+#: a function's turn in a round (see round_robin): seconds idle first, then timed calls
 PAUSE_S = 0.3
+REPEATS = 3
 
 
 def round_robin(
-    fns: dict[str, Timer], rounds: int, pause: float = PAUSE_S
+    fns: dict[str, Timer], rounds: int, repeats: int = REPEATS, pause: float = PAUSE_S
 ) -> dict[str, dict[str, float]]:
-    """Time each function once per round, interleaved; medians and minima in ms.
+    """Time the functions in turns, interleaved so that load from other processes hits them
+    alike; medians and minima of all timed calls in ms.
 
-    Each timed call follows a ``pause`` (seconds) of idleness: the thread pools of the call
-    before it (OpenBLAS, torch's and numba's OpenMP) busy-wait for a while after returning, and
-    on 2 cores they would take the CPUs from whatever runs next (measured here: the binary GEMM
-    7.5 ms right after a NumPy matmul, 3.8 ms 0.2 s later, 3.0 ms alone; torch.matmul 131 ms
-    right after the binary GEMM, 85 ms 0.1 s later).
+    A function's turn: ``pause`` seconds idle, one untimed call, then ``repeats`` timed calls
+    back to back -- the function in a loop, which is what a kernel's speed means. Both guards
+    were measured to matter on the 2-core machine. The pause: thread pools keep spinning after
+    a call returns (OpenBLAS workers about 0.1 s, OpenMP briefly), and would take the cores from
+    the next function (the binary GEMM 256 x 1024 x 1024: 0.13 ms in a loop, 2.4-6.0 ms right
+    after a NumPy sgemm). The untimed call: after the pause the first parallel call waits for
+    idle threads and CPUs to wake (the same GEMM: 7.8 ms after a 0.3 s sleep).
     """
     for fn in fns.values():
         fn()  # warm-up (numba compile / cache load, BLAS threads)
@@ -70,9 +75,11 @@ def round_robin(
     for _ in range(rounds):
         for name, fn in fns.items():
             time.sleep(pause)
-            t0 = time.perf_counter()
             fn()
-            samples[name].append(time.perf_counter() - t0)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
     return {
         name: {"median_ms": _median_ms(s), "min_ms": round(min(s) * 1e3, 4)}
         for name, s in samples.items()
@@ -178,7 +185,7 @@ def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
             "euclid": "float32 -> float32",
         },
         "rounds": rounds,
-        "pause_before_each_call_s": PAUSE_S,
+        "turn": f"{PAUSE_S} s pause, 1 untimed call, {REPEATS} timed calls",
         "timings": timings,
         "ops": {
             "flops_per_gemm": 2 * m * n * k,
@@ -593,8 +600,100 @@ def bench_gpu(size: int, gemv_batches: list[int], float_size: int) -> dict[str, 
     return result
 
 
+#: exported-model cases: the architectures of the result tables' configs (configs/results/
+#: mlp-bnn-act, cnn-bnn-act, cnn-denseshift), untrained weights with calibrated BatchNorm
+MODEL_CASES = ("mlp-binary", "cnn-binary", "cnn-denseshift")
+
+
+def _model_case(name: str) -> Any:
+    import torch
+    from torch import nn
+
+    from proxcompress.training.models import build_model
+    from proxcompress.training.mulfree import MulFreeRecipe, mulfree_model
+    from proxcompress.training.quantize import QuantRecipe, quantize_model
+
+    if name == "mlp-binary":
+        model = build_model("mlp", hidden=(512, 512), activation="hardtanh", seed=0)
+        model = quantize_model(model, QuantRecipe("bnn", "bnn", keep_first=False))
+    elif name == "cnn-binary":
+        model = build_model("vgg", width=16, stages=(1, 1, 1), activation="hardtanh", seed=0)
+        model = quantize_model(model, QuantRecipe("bnn", "bnn"))
+    else:
+        model = build_model("vgg", width=16, stages=(1, 1, 1), activation="relu", seed=0)
+        model = mulfree_model(model, MulFreeRecipe("denseshift"), seed=0)
+    gen = torch.Generator().manual_seed(0)
+    for module in model.modules():  # BatchNorm statistics and affine terms as after training
+        if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
+            module.momentum = None
+            with torch.no_grad():
+                module.weight.copy_(1 + 0.3 * torch.randn(module.weight.shape, generator=gen))
+                module.bias.copy_(0.3 * torch.randn(module.bias.shape, generator=gen))
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(256, 1, 28, 28, generator=gen))
+    return model.eval()
+
+
+def bench_models(batch: int, rounds: int, threads: int | None) -> dict[str, Any]:
+    """Exported models on the kernels (``kernels.load``, numba) against the same model in torch
+    eval mode, one batch of Fashion-MNIST-sized inputs, round-robin with pauses."""
+    import tempfile
+
+    import numba
+    import torch
+
+    from proxcompress.kernels import load
+    from proxcompress.training.exporter import export
+    from proxcompress.training.layers import hard_quantization
+
+    if threads is not None:
+        numba.set_num_threads(threads)
+        torch.set_num_threads(threads)
+    x = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    xn = x.numpy()
+    cases: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in MODEL_CASES:
+            model = _model_case(name)
+            export(model, f"{folder}/{name}", example=x[:16])
+            loaded = load(f"{folder}/{name}", backend="numba")
+
+            def torch_forward(model: Any = model) -> None:
+                with torch.no_grad(), hard_quantization(model):
+                    model(x)
+
+            timings = round_robin(
+                {"torch_eval": torch_forward, "kernels": lambda m=loaded: m(xn)}, rounds
+            )
+            cases[name] = {
+                "torch_eval_ms": timings["torch_eval"],
+                "kernels_ms": timings["kernels"],
+                "speedup_vs_torch": round(
+                    timings["torch_eval"]["median_ms"] / timings["kernels"]["median_ms"], 3
+                ),
+                "ops": sorted({node["op"] for node in loaded.manifest["nodes"]}),
+            }
+    return {
+        "benchmark": "kernels-models",
+        "device": _cpu_device(),
+        "batch": batch,
+        "rounds": rounds,
+        "turn": f"{PAUSE_S} s pause, 1 untimed call, {REPEATS} timed calls",
+        "omp_wait_policy_env": os.environ.get("OMP_WAIT_POLICY"),
+        "cases": cases,
+    }
+
+
 def _summary(result: dict[str, Any]) -> str:
     lines = [f"device: {json.dumps(result['device'])}"]
+    if result["benchmark"] == "kernels-models":
+        for name, c in result["cases"].items():
+            lines.append(
+                f"{name:16s} torch {c['torch_eval_ms']['median_ms']:8.2f} ms  kernels"
+                f" {c['kernels_ms']['median_ms']:8.2f} ms  x{c['speedup_vs_torch']:.2f}"
+            )
+        return "\n".join(lines)
     if result["benchmark"] == "kernels-cpu":
         for name, t in result["timings"].items():
             lines.append(
@@ -609,18 +708,21 @@ def _summary(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=["cpu", "gpu"])
+    parser.add_argument("mode", choices=["cpu", "gpu", "models"])
     parser.add_argument(
         "--size", type=int, default=None, help="M = N = K (default 2048 on CPU, 8192 on GPU)"
     )
     parser.add_argument("--rounds", type=int, default=7, help="CPU rounds (round-robin)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for numba/torch")
     parser.add_argument("--gemv-batches", default="1,2,4,8,16")
+    parser.add_argument("--batch", type=int, default=256, help="models: inputs per call")
     parser.add_argument("--float-size", type=int, default=4096, help="GPU shift/Euclid size")
     parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
     args = parser.parse_args(argv)
     if args.mode == "cpu":
         result = bench_cpu(args.size or 2048, args.rounds, args.threads)
+    elif args.mode == "models":
+        result = bench_models(args.batch, args.rounds, args.threads)
     else:
         batches = [int(b) for b in args.gemv_batches.split(",")]
         result = bench_gpu(args.size or 8192, batches, args.float_size)
