@@ -1,4 +1,5 @@
-"""Conv2d for the three layer kinds, by im2col + the GEMMs of :mod:`.ops`.
+"""Conv2d for the three layer kinds, by im2col + the GEMMs of :mod:`.ops` (the binary conv on
+the numba backend: directly, :func:`.cpu.binary_conv_direct`, no im2col).
 
 Layout is PyTorch's: input (N, C, H, W), weight (O, C, kh, kw), output (N, O, Ho, Wo) with
 ``Ho = floor((H + 2 p_h - d_h (kh - 1) - 1) / s_h) + 1`` (likewise ``Wo``). A patch is flattened
@@ -12,7 +13,8 @@ Binary padding: zero is not a +-1 value. The patches are padded with +1 (bit 0),
 
 an integer GEMM of the (H_o W_o) x (kh kw) padding mask with the channel sums of the weights
 (the larq compute-engine approach). ``padding_mode="one"`` returns the +1-padded result unchanged
-(larq's ``pad_values=1``). Either way the output is exact (int32).
+(larq's ``pad_values=1``). Either way the output is exact (int32). The direct numba path needs no
+correction: a tap in the padding adds 0 (zero) or the channel sum of its weights (one).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from proxcompress.errors import InvalidInputError
 
-from ._checks import Backend, array_module, check_array, words_for
+from ._checks import Backend, array_module, check_array, resolve_backend, words_for
 from .formats import pack_negative_mask, unpack_signs
 from .ops import EuclidMethod, binary_matmul, euclid_matmul, shift_matmul
 
@@ -152,6 +154,24 @@ def binary_conv2d(
     if x.dtype.kind not in "biuf":
         raise InvalidInputError("x", f"dtype must be real, got {x.dtype}")
     xp = array_module(x)
+    if resolve_backend(backend, x=x, w_words=w_words) == "numba":  # direct, no im2col
+        from . import cpu
+
+        signs = unpack_signs(w_words, k).reshape(-1, c, kh, kw)
+        taps = pack_negative_mask(signs.transpose(2, 3, 0, 1) < 0)  # (kh, kw, O, Q)
+        pad_sum = np.zeros((kh, kw, signs.shape[0]), np.int64)
+        if padding_mode == "one":
+            pad_sum += signs.sum(axis=1, dtype=np.int64).transpose(1, 2, 0)
+        return cpu.binary_conv2d(
+            x < 0,
+            np.ascontiguousarray(taps.transpose(0, 1, 3, 2)),
+            c,
+            _pair("stride", stride, 1),
+            _pair("padding", padding, 0),
+            _pair("dilation", dilation, 1),
+            pad_sum,
+            conv_output_size(x.shape[2:], (kh, kw), stride, padding, dilation),
+        )
     cols, ho, wo = im2col(x < 0, (kh, kw), stride, padding, dilation, pad_value=False)
     y = binary_matmul(pack_negative_mask(cols), w_words, k, backend=backend)
     if padding_mode == "zero" and max(_pair("padding", padding, 0)) > 0:

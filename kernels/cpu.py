@@ -147,9 +147,78 @@ def binary_matmul(a, b, k, out) -> None:  # type: ignore[no-untyped-def]
     short (M = 50176, N = 32, K = 144, an im2col'd conv: 1.83 ms at one tile per chunk, 0.82
     ms at 64; 2048^3 unchanged at 2.9 ms). ``parallel_chunksize`` inside the jitted function
     would defeat ``cache=True``, hence this wrapper."""
-    tiles = a.shape[0] // 4
-    with parallel_chunksize(max(1, tiles // (CHUNKS_PER_THREAD * get_num_threads()))):
+    with parallel_chunksize(_chunked(a.shape[0] // 4)):
         binary_gemm(a, b, k, out)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def pack_channels(neg, out):  # type: ignore[no-untyped-def]
+    """NHWC sign words of an NCHW mask: bit ``c % 64`` of ``out[n, h, w, c // 64]`` is
+    ``neg[n, c, h, w]`` (True = -1); padding bits 0. ``out`` is (N, H, W, ceil(C / 64))."""
+    n_img, n_ch, height, width = neg.shape
+    for t in prange(n_img * height):
+        n, h = t // height, t % height
+        for w in range(width):
+            for q in range(out.shape[3]):
+                out[n, h, w, q] = np.uint64(0)
+        for c in range(n_ch):
+            q, bit = c // 64, np.uint64(1) << np.uint64(c % 64)
+            for w in range(width):
+                if neg[n, c, h, w]:
+                    out[n, h, w, q] |= bit
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def binary_conv_direct(xw, wt, n_ch, stride, padding, dilation, pad_sum, out):  # type: ignore[no-untyped-def]
+    """Direct binary conv2d on NHWC channel words, no im2col.
+
+    ``xw``: (N, H, W, Q) from :func:`pack_channels`; ``wt``: (kh, kw, Q, O), the weights' sign
+    words over channels for each tap; ``pad_sum``: (kh, kw, O), what a tap in the padding adds
+    (0 for zero padding, ``sum_c w`` for +1 padding); ``out``: int32 (N, O, Ho, Wo). A tap inside
+    the image adds ``n_ch - 2 popcount(x ^ w)`` over its words; the inner loop runs over the O
+    outputs (contiguous in ``wt``), which LLVM vectorises. Rows (n, oy) are the parallel tasks.
+    """
+    n_img, height, width, n_words = xw.shape
+    kh, kw, _, n_out = wt.shape
+    ho, wo = out.shape[2], out.shape[3]
+    for t in prange(n_img * ho):
+        n, oy = t // ho, t % ho
+        acc = np.empty(n_out, np.int64)
+        for ox in range(wo):
+            acc[:] = 0
+            inside = 0
+            for i in range(kh):
+                iy = oy * stride[0] - padding[0] + i * dilation[0]
+                for j in range(kw):
+                    ix = ox * stride[1] - padding[1] + j * dilation[1]
+                    if iy < 0 or iy >= height or ix < 0 or ix >= width:
+                        for o in range(n_out):
+                            acc[o] -= pad_sum[i, j, o]
+                        continue
+                    inside += 1
+                    for q in range(n_words):
+                        v = xw[n, iy, ix, q]
+                        for o in range(n_out):
+                            acc[o] += 2 * np.int64(_popcount(v ^ wt[i, j, q, o]))
+            for o in range(n_out):
+                out[n, o, oy, ox] = n_ch * inside - acc[o]
+
+
+def _chunked(rows: int) -> int:
+    """``parallel_chunksize`` that hands out about ``CHUNKS_PER_THREAD`` chunks per thread."""
+    return max(1, rows // (CHUNKS_PER_THREAD * get_num_threads()))
+
+
+def binary_conv2d(neg, w_taps, n_ch, stride, padding, dilation, pad_sum, out_hw):  # type: ignore[no-untyped-def]
+    """int32 (N, O, Ho, Wo) binary conv of the NCHW mask ``neg`` (True = -1) by
+    :func:`binary_conv_direct`; ``w_taps`` (kh, kw, Q, O) and ``pad_sum`` as there."""
+    n, _, h, w = neg.shape
+    xw = np.empty((n, h, w, w_taps.shape[2]), np.uint64)
+    pack_channels(neg, xw)
+    out = np.empty((n, w_taps.shape[3], *out_hw), np.int32)
+    with parallel_chunksize(_chunked(n * out_hw[0])):
+        binary_conv_direct(xw, w_taps, n_ch, stride, padding, dilation, pad_sum, out)
+    return out
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -26,6 +26,8 @@ CASES = [
     (2, 7, 11, 10, 5, 3, 3, (2, 1), 2, (2, 1)),
     (1, 20, 6, 6, 2, 5, 5, 1, 2, 1),  # K = 500: several words, ragged last word
     (1, 64, 4, 4, 3, 1, 1, 1, 0, 1),  # 1x1 conv, K = 64 exactly
+    (2, 70, 5, 6, 3, 3, 3, 1, 1, 1),  # C > 64: two channel words per pixel (numba direct)
+    (1, 130, 4, 5, 2, 2, 3, 2, (1, 2), (1, 2)),  # three channel words, ragged, every option
 ]
 CPU_BACKENDS = ("numpy", "numba")
 
