@@ -130,7 +130,8 @@ def sgemm_nt(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
     with warnings.catch_warnings():  # read-only inputs: torch only reads them here
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+        tx = torch.from_numpy(np.ascontiguousarray(x))  # (torch refuses negative strides)
+        tw = torch.from_numpy(np.ascontiguousarray(w))
     with torch.no_grad():
         return torch.matmul(tx, tw.T).numpy()
 

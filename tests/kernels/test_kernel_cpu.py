@@ -131,3 +131,18 @@ def test_numba_rejects_non_contiguous_but_twin_accepts() -> None:
         binary_matmul(view, aw, 300, backend="numpy"),
         binary_matmul(np.ascontiguousarray(view), aw, 300, backend="numba"),
     )
+
+
+def test_sgemm_nt_equals_numpy_on_any_layout() -> None:
+    """The numba backend's float GEMM (torch's BLAS): read-only, strided and reversed inputs."""
+    from proxcompress.kernels import cpu
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((9, 33)).astype(np.float32)
+    b = rng.standard_normal((5, 33)).astype(np.float32)
+    b.setflags(write=False)
+    for x, w in ((a, b), (a[:, ::2], b[:, ::2]), (a[::-1], b[::-1])):
+        got = cpu.sgemm_nt(x, w)
+        assert got.dtype == np.float32 and got.flags.writeable
+        np.testing.assert_allclose(got, x.astype(np.float64) @ w.T.astype(np.float64),
+                                   rtol=1e-5, atol=1e-5)
