@@ -75,7 +75,7 @@ MatmulNT = Callable[[Any, Any], Any]
 def _matmul_nt(backend: Backend) -> MatmulNT:
     """float32 ``x @ w.T`` of the float layers: torch's BLAS on the numba backend (it shares
     numba's OpenMP threads; ``cpu.sgemm_nt`` says why), the arrays' own ``@`` otherwise."""
-    if backend == "numba":
+    if backend in ("auto", "numba"):  # a model's "auto" is numba: it runs on NumPy arrays
         from . import cpu
 
         return cpu.sgemm_nt

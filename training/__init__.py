@@ -8,11 +8,13 @@
 * :mod:`.pruning` -- channel masks and physical removal; :mod:`.select` -- MIP / SPR /
   magnitude selection of one layer's channels.
 * :mod:`.models`, :mod:`.data`, :mod:`.config`, :mod:`.checkpoint`, :mod:`.trainer`,
-  :mod:`.cli` (``proxcompress train``, ``proxcompress select``).
+  :mod:`.cli` (``proxcompress train``, ``select``, ``export``).
 * :mod:`.shift` -- power-of-two layers: ``ShiftLinear`` (DeepShift-Q), ``DenseShiftLinear``,
   ``S3Linear`` and their convs, the freezing metric; :mod:`.euclid` -- ``EuclidLinear``,
   ``AdderLinear`` and convs with the homotopy; :mod:`.mulfree` -- ``mulfree_model(model,
   MulFreeRecipe(...))``; :mod:`.exporter` -- ``export(model, path)`` for ``kernels.load``;
+  :mod:`.deploy` -- ``deploy(model, path, test)``: export, then the kernels against torch on a
+  whole test set (``proxcompress export``);
   :mod:`.speech` -- the espeak-ng spoken-command task and ``SpeechResNet``.
 
 Names are resolved lazily: importing this package does not import torch. The wing never imports
@@ -54,6 +56,8 @@ _PUBLIC = {
     "train": "trainer",
     "Trainer": "trainer",
     "evaluate": "trainer",
+    "load_run": "trainer",
+    "deploy": "deploy",
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
     "ShiftLinear": "shift",

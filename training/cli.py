@@ -30,7 +30,7 @@ On --resume only epochs, progress, threads, checkpoint_every and spr.finetune_ep
 
 
 def add_parsers(subparsers: Any) -> None:
-    """Register ``train`` and ``select``."""
+    """Register ``train``, ``select`` and ``export``."""
     p = subparsers.add_parser(
         "train", help="train a (binary / SPR-pruned) network from a YAML config",
         description="Train a network from a validated YAML config; writes config.yaml, "
@@ -60,6 +60,21 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--time-limit", type=float, default=60.0, help="MIP seconds")
     s.add_argument("--json", metavar="OUT.json", help="write the rows as JSON (atomically)")
     s.set_defaults(func=run_select)
+
+    e = subparsers.add_parser(
+        "export", help="export a trained run to the kernels and check it on the test set",
+        description="Load a run's latest checkpoint, write it in the kernels' packed formats "
+        "(safetensors + JSON manifest) into --out, load it back on the kernels and classify "
+        "the run's whole test set with both the kernels and torch: accuracies, agreement, "
+        "largest logit difference, sizes and one batch's time. Nothing is written when the "
+        "export's own check on test samples fails (exit 2).")
+    e.add_argument("--run", required=True, metavar="DIR", help="a run folder with a checkpoint")
+    e.add_argument("--out", required=True, metavar="DIR", help="export folder (created)")
+    e.add_argument("--backend", default="auto", choices=("auto", "numba", "numpy", "cupy"),
+                   help="the kernels' backend (cupy: on the GPU)")
+    e.add_argument("--batch", type=int, default=256, help="samples per call")
+    e.add_argument("--json", metavar="OUT.json", help="also write the report (atomically)")
+    e.set_defaults(func=run_export)
 
 
 def _resolve(args: argparse.Namespace) -> tuple[Any, str, bool]:
@@ -123,27 +138,19 @@ def run_select(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from proxcompress.atomic import write_json_atomic
-    from proxcompress.training.checkpoint import load_checkpoint
     from proxcompress.training.data import load_dataset
-    from proxcompress.training.pruning import apply_pruning, unit_by_name
+    from proxcompress.training.pruning import unit_by_name
     from proxcompress.training.select import METHODS, compare_selections
-    from proxcompress.training.trainer import Trainer, config_for_resume
+    from proxcompress.training.trainer import load_run
 
-    cfg = config_for_resume(args.run, [])
-    model_state, _, meta, _, _ = load_checkpoint(args.run)
-    trainer = Trainer(cfg, args.run)
-    trainer.train_data, trainer.test_data = load_dataset(
+    cfg, model = load_run(args.run)
+    train_data, test_data = load_dataset(
         cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples, cfg.data.image_size,
         cfg.data.in_channels)
-    phase = trainer.phases[min(meta["run"]["phase"], len(trainer.phases) - 1)][0]
-    model = trainer._model_for(phase)
-    if meta["run"].get("pruned"):
-        apply_pruning(model, meta["run"]["pruned"])
-    model.load_state_dict(model_state)
     unit = unit_by_name(model, args.unit)
     methods = METHODS if args.select == "all" else (args.select,)
-    train = trainer.train_data.subset(4096, cfg.seed)
-    test = trainer.test_data.subset(cfg.data.test_subset, cfg.seed)
+    train = train_data.subset(4096, cfg.seed)
+    test = test_data.subset(cfg.data.test_subset, cfg.seed)
     rows = compare_selections(model, unit, args.keep, train, test, methods,
                               samples=args.samples, positions=args.positions,
                               time_limit=args.time_limit)
@@ -159,4 +166,26 @@ def run_select(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_parsers", "run_select", "run_train"]
+def run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from proxcompress.atomic import write_json_atomic
+    from proxcompress.training.data import load_dataset
+    from proxcompress.training.deploy import deploy
+    from proxcompress.training.trainer import load_run
+
+    if args.batch < 1:
+        raise InvalidInputError("--batch", f"= {args.batch} must be >= 1")
+    cfg, model = load_run(args.run)
+    _, test = load_dataset(cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples,
+                           cfg.data.image_size, cfg.data.in_channels)
+    test = test.subset(cfg.data.test_subset, cfg.seed)
+    report = {"run": args.run, **deploy(model, args.out, test, backend=args.backend,
+                                        batch=args.batch)}
+    print(json.dumps(report, indent=2))
+    if args.json:
+        write_json_atomic(Path(args.json), report)
+    return 0
+
+
+__all__ = ["add_parsers", "run_export", "run_select", "run_train"]

@@ -49,7 +49,7 @@ from proxcompress.training.config import (
     dump_config,
     read_yaml,
 )
-from proxcompress.training.data import Dataset, load_dataset
+from proxcompress.training.data import Dataset, input_spec, load_dataset
 from proxcompress.training.euclid import HomotopySchedule
 from proxcompress.training.layers import hard_quantization, quantized_modules
 from proxcompress.training.models import PrunableModel, build_model
@@ -258,6 +258,42 @@ def build_run_model(cfg: TrainConfig, classes: int, seed: int,
     return model
 
 
+def run_phases(cfg: TrainConfig) -> list[tuple[str, int]]:
+    """The run's phases and their epochs: SPR's pretrain / train / finetune, else one."""
+    if cfg.spr.enabled:
+        return [("pretrain", cfg.spr.pretrain_epochs), ("train", cfg.epochs),
+                ("finetune", cfg.spr.finetune_epochs)]
+    return [("train", cfg.epochs)]
+
+
+def run_model(cfg: TrainConfig, classes: int, phase: str) -> PrunableModel:
+    """The freshly built model of a phase (SPR's train and finetune phases use seed + 1)."""
+    seed = cfg.seed + (1 if phase != "pretrain" and cfg.spr.enabled else 0)
+    return build_run_model(cfg, classes, seed)
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, PrunableModel]:
+    """The config and the latest checkpointed model of a run folder (pruned as it was, on the
+    CPU, in eval mode).
+
+    Raises:
+        FileNotFoundError: no ``config.yaml`` or no checkpoint in ``run_dir``.
+        InvalidInputError: a corrupt checkpoint (see ``load_checkpoint``).
+    """
+    cfg = config_for_resume(run_dir, [])
+    if not has_checkpoint(run_dir):
+        raise FileNotFoundError(f"run: no checkpoint in {str(run_dir)!r}")
+    model_state, _, meta, _, _ = load_checkpoint(run_dir)
+    phases = run_phases(cfg)
+    phase = phases[min(int(meta["run"]["phase"]), len(phases) - 1)][0]
+    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)
+    model = run_model(cfg, classes, phase)
+    if meta["run"].get("pruned"):
+        apply_pruning(model, meta["run"]["pruned"])
+    model.load_state_dict(model_state)
+    return cfg, model.eval()
+
+
 class Trainer:
     """One training run in ``out_dir`` (see the module docstring).
 
@@ -278,18 +314,13 @@ class Trainer:
         self.resume = resume
         self.interrupt_after_steps = interrupt_after_steps
         self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-        self.phases: list[tuple[str, int]] = (
-            [("pretrain", cfg.spr.pretrain_epochs), ("train", cfg.epochs),
-             ("finetune", cfg.spr.finetune_epochs)] if cfg.spr.enabled else [("train", cfg.epochs)]
-        )
+        self.phases = run_phases(cfg)
         self._stop_signal = False
         self.mulfree: MulFreeTraining | None = None
 
     # ----------------------------------------------------------------------------- building
     def _model_for(self, phase: str) -> PrunableModel:
-        c = self.cfg
-        seed = c.seed + (1 if phase != "pretrain" and c.spr.enabled else 0)
-        return build_run_model(c, self.train_data.classes, seed)
+        return run_model(self.cfg, self.train_data.classes, phase)
 
     def _start_mulfree(self, state: dict[str, Any]) -> None:
         """Create the run's :class:`MulFreeTraining` (after the optimizer) with ``theta`` at the
@@ -797,5 +828,5 @@ def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str]) -> 
 
 
 __all__ = ["EXIT_INTERRUPTED", "HardStop", "Interrupted", "Trainer", "build_run_model",
-           "config_for_resume", "evaluate", "inference_ms", "initial_state", "mulfree_recipe",
-           "plot_metrics", "train"]
+           "config_for_resume", "evaluate", "inference_ms", "initial_state", "load_run",
+           "mulfree_recipe", "plot_metrics", "run_model", "run_phases", "train"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_helpers import tiny_config
+from training_helpers import tiny_config, tiny_spr_config
 
 from proxcompress.cli import main
 from proxcompress.errors import InvalidInputError
@@ -110,21 +110,8 @@ def test_resume_refuses_other_changes(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ SPR
-def _spr_config(**extra: object):  # type: ignore[no-untyped-def]
-    return tiny_config(
-        epochs=2,
-        data={"synthetic_samples": 192},
-        model={"name": "vgg", "width": 8, "stages": [1, 1], "dropout": 0.0},
-        quant={"weights": "none", "keep_first": True},
-        optim={"name": "sgd", "lr": 0.05, "batch_size": 64},
-        spr={"enabled": True, "lam": 5.0, "alpha": 0.1, "pretrain_epochs": 1,
-             "finetune_epochs": 1, "tolerance": 5.0, "search_samples": 96},
-        **extra,
-    )
-
-
 def test_spr_pipeline_prunes_physically(tmp_path: Path) -> None:
-    summary = train(_spr_config(), tmp_path / "spr")
+    summary = train(tiny_spr_config(), tmp_path / "spr")
     spr = summary["spr"]
     assert spr["channels_before"] == 8 + 16
     assert spr["channels_after"] == sum(spr["kept"].values()) <= spr["channels_before"]
@@ -138,12 +125,12 @@ def test_spr_pipeline_prunes_physically(tmp_path: Path) -> None:
 
 
 def test_spr_interrupt_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
-    train(_spr_config(), tmp_path / "full")
+    train(tiny_spr_config(), tmp_path / "full")
     with pytest.raises(Interrupted):
-        train(_spr_config(), tmp_path / "cut", interrupt_after_steps=8)  # inside phase "train"
+        train(tiny_spr_config(), tmp_path / "cut", interrupt_after_steps=8)  # inside phase "train"
     with pytest.raises(Interrupted):  # and again inside "finetune", after the pruning
-        train(_spr_config(), tmp_path / "cut", resume=True, interrupt_after_steps=4)
-    train(_spr_config(), tmp_path / "cut", resume=True)
+        train(tiny_spr_config(), tmp_path / "cut", resume=True, interrupt_after_steps=4)
+    train(tiny_spr_config(), tmp_path / "cut", resume=True)
     _assert_same(tmp_path / "full", tmp_path / "cut")
 
 

@@ -24,3 +24,18 @@ def tiny_config(**sections: Any) -> TrainConfig:
         else:
             raw[key] = value
     return config_from_dict(raw)
+
+
+def tiny_spr_config(**extra: Any) -> TrainConfig:
+    """A seconds-long SPR run (pretrain, train, prune, finetune) of a small VGG on synthetic
+    data."""
+    return tiny_config(
+        epochs=2,
+        data={"synthetic_samples": 192},
+        model={"name": "vgg", "width": 8, "stages": [1, 1], "dropout": 0.0},
+        quant={"weights": "none", "keep_first": True},
+        optim={"name": "sgd", "lr": 0.05, "batch_size": 64},
+        spr={"enabled": True, "lam": 5.0, "alpha": 0.1, "pretrain_epochs": 1,
+             "finetune_epochs": 1, "tolerance": 5.0, "search_samples": 96},
+        **extra,
+    )

@@ -1,0 +1,131 @@
+"""Deploy check: export a trained model and run it on the kernels over a whole test set.
+
+:func:`deploy` is what ``proxcompress export --run DIR --out DIR`` does: the model (eval mode,
+hard quantization) is exported with :func:`~proxcompress.training.export` (which already refuses,
+writing nothing, when the kernels differ from torch on an example batch), loaded back with
+:func:`proxcompress.kernels.load`, and both run every test sample. The report says whether the
+deployed model classifies as the torch model does (accuracy of each, the fraction of equal
+predictions, the largest logit difference relative to the batch's largest logit), how large the
+export is against float32 weights, and how long one batch takes on each side (median of a few
+calls after a warm-up: an indication on a shared machine, not a benchmark; that is
+``benchmarks/kernels.py models``).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from proxcompress.errors import InvalidInputError
+from proxcompress.training.data import Dataset
+from proxcompress.training.exporter import export
+from proxcompress.training.layers import hard_quantization
+
+#: test samples the export's own check runs on (export's ``example``)
+EXAMPLE_SAMPLES = 64
+
+
+def _median_ms(fn: Any, repeats: int) -> float:
+    fn()  # warm-up: compilation / cache load, threads
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times) * 1e3, 3)
+
+
+def deploy(model: nn.Module, out: str | os.PathLike[str], test: Dataset, *,
+           backend: str = "auto", batch: int = 256, repeats: int = 5) -> dict[str, Any]:
+    """Export ``model`` into ``out`` and compare the kernels with torch on ``test``.
+
+    Args:
+        model: a trained model of the layers ``export`` supports (left in eval mode).
+        out: the export folder (as for ``export``).
+        test: the samples to classify (all of them).
+        backend: the kernels' backend for :func:`proxcompress.kernels.load`.
+        batch: samples per call, for the classification and the timing.
+        repeats: timed calls per side.
+
+    Returns:
+        The report (see the module docstring); ``manifest`` is the manifest's path.
+
+    Raises:
+        InvalidInputError: ``batch`` or ``repeats`` below 1, an empty ``test``, or whatever
+            ``export`` / ``load`` refuse (nothing is written then).
+    """
+    from proxcompress.kernels import load
+
+    if batch < 1:
+        raise InvalidInputError("batch", f"= {batch} must be >= 1")
+    if repeats < 1:
+        raise InvalidInputError("repeats", f"= {repeats} must be >= 1")
+    if len(test) == 0:
+        raise InvalidInputError("test", "has no samples")
+    model.eval()
+    manifest = export(model, out, example=test.x[:EXAMPLE_SAMPLES])
+    loaded = load(out, backend=backend)  # type: ignore[arg-type]
+    on_device, to_host = _transfer(loaded.backend)
+
+    def torch_logits(x: torch.Tensor) -> np.ndarray:
+        with torch.no_grad(), hard_quantization(model):
+            return model(x).numpy()
+
+    def kernel_logits(x: torch.Tensor) -> np.ndarray:
+        return to_host(loaded(on_device(x.numpy())))
+
+    agree = correct_torch = correct_kernels = 0
+    max_rel = 0.0
+    for i in range(0, len(test), batch):
+        x, y = test.x[i:i + batch], test.y[i:i + batch].numpy()
+        ref, got = torch_logits(x), kernel_logits(x)
+        max_rel = max(max_rel, float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30)))
+        p_ref, p_got = ref.argmax(1), got.argmax(1)
+        agree += int((p_ref == p_got).sum())
+        correct_torch += int((p_ref == y).sum())
+        correct_kernels += int((p_got == y).sum())
+    n = len(test)
+    first = test.x[:batch]
+    xb = on_device(first.numpy())
+    torch_ms = _median_ms(lambda: torch_logits(first), repeats)
+    kernels_ms = _median_ms(lambda: to_host(loaded(xb)), repeats)
+    export_bytes = sum(p.stat().st_size for p in Path(out).iterdir() if p.is_file())
+    float_bytes = 4 * sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
+    return {
+        "manifest": str(manifest),
+        "backend": loaded.backend,
+        "samples": n,
+        "torch_accuracy": 100.0 * correct_torch / n,  # as trainer.evaluate computes it
+        "kernels_accuracy": 100.0 * correct_kernels / n,
+        "agreement": round(agree / n, 6),
+        "max_relative_logit_error": max_rel,
+        "export_bytes": export_bytes,
+        "float32_state_bytes": float_bytes,
+        "batch": min(batch, n),
+        "torch_ms_per_batch": torch_ms,
+        "kernels_ms_per_batch": kernels_ms,
+        "timing_note": f"median of {repeats} calls after a warm-up, this process, one batch",
+    }
+
+
+def _transfer(backend: str) -> tuple[Any, Any]:
+    """``(to the backend's device, back to NumPy)``."""
+    if backend != "cupy":
+        return (lambda a: a), (lambda a: a)
+    import cupy
+
+    def back(a: Any) -> np.ndarray:
+        host = cupy.asnumpy(a)  # synchronizes, so the timing includes the kernels
+        return np.asarray(host)
+
+    return cupy.asarray, back
+
+
+__all__ = ["EXAMPLE_SAMPLES", "deploy"]
