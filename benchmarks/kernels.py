@@ -601,14 +601,16 @@ def bench_gpu(size: int, gemv_batches: list[int], float_size: int) -> dict[str, 
 
 
 #: exported-model cases: the architectures of the result tables' configs (configs/results/
-#: mlp-bnn-act, cnn-bnn-act, cnn-denseshift), untrained weights with calibrated BatchNorm
-MODEL_CASES = ("mlp-binary", "cnn-binary", "cnn-denseshift")
+#: mlp-bnn-act, cnn-bnn-act, cnn-denseshift, cnn-adder), untrained weights with calibrated
+#: BatchNorm
+MODEL_CASES = ("mlp-binary", "cnn-binary", "cnn-denseshift", "cnn-adder")
 
 
 def _model_case(name: str) -> Any:
     import torch
     from torch import nn
 
+    from proxcompress.training.euclid import HomotopySchedule
     from proxcompress.training.models import build_model
     from proxcompress.training.mulfree import MulFreeRecipe, mulfree_model
     from proxcompress.training.quantize import QuantRecipe, quantize_model
@@ -621,7 +623,9 @@ def _model_case(name: str) -> Any:
         model = quantize_model(model, QuantRecipe("bnn", "bnn"))
     else:
         model = build_model("vgg", width=16, stages=(1, 1, 1), activation="relu", seed=0)
-        model = mulfree_model(model, MulFreeRecipe("denseshift"), seed=0)
+        method = name.split("-")[1]  # distance layers at theta = 1, as after training
+        recipe = MulFreeRecipe(method, homotopy=HomotopySchedule("step"))
+        model = mulfree_model(model, recipe, seed=0)
     gen = torch.Generator().manual_seed(0)
     for module in model.modules():  # BatchNorm statistics and affine terms as after training
         if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):

@@ -378,7 +378,8 @@ def _shift_layer(node: _Node, conv: bool, backend: Backend, put: Put) -> Fn:
 
 
 def _l1(x: Any, w: Any) -> Any:
-    """``-sum_k |x[m,k] - w[n,k]|`` in float64 blocks, rounded to float32."""
+    """``-sum_k |x[m,k] - w[n,k]|`` in float64 blocks, rounded to float32 (the NumPy twin and
+    the GPU; the numba backend runs ``cpu.l1_distance``)."""
     xp = array_module(x)
     out = xp.empty((x.shape[0], w.shape[0]), np.float32)
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
@@ -400,9 +401,15 @@ def _distance_layer(node: _Node, conv: bool, backend: Backend, kind: str, put: P
     w4 = wm.reshape(w.shape)  # a view: the weights are on the device once
 
     def distance(rows: Any) -> Any:
-        if s is None:
-            return _l1(rows, wm)
-        return euclid_matmul(rows, wm, backend=backend, method="direct") * s
+        if s is not None:
+            return euclid_matmul(rows, wm, backend=backend, method="direct") * s
+        if backend in ("auto", "numba"):  # a model's "auto" is numba (NumPy arrays)
+            from . import cpu
+
+            out = np.empty((rows.shape[0], wm.shape[0]), np.float32)
+            cpu.l1_distance(np.ascontiguousarray(rows), wm, out)
+            return out
+        return _l1(rows, wm)
 
     if g is None:
         def run(x: Any) -> Any:

@@ -146,3 +146,18 @@ def test_sgemm_nt_equals_numpy_on_any_layout() -> None:
         assert got.dtype == np.float32 and got.flags.writeable
         np.testing.assert_allclose(got, x.astype(np.float64) @ w.T.astype(np.float64),
                                    rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(1, 1, 1), (7, 129, 65), (129, 7, 1000), (2, 4, 3)])
+def test_l1_distance_kernel_equals_float64(m: int, n: int, k: int) -> None:
+    """The AdderNet distance of exported models: every term is >= 0, so the float32 sum is
+    within about K eps of the float64 one, relative to itself."""
+    from proxcompress.kernels import cpu
+
+    rng = np.random.default_rng([m, n, k])
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    out = np.empty((m, n), np.float32)
+    cpu.l1_distance(x, w, out)
+    ref = -np.abs(x.astype(np.float64)[:, None, :] - w.astype(np.float64)[None]).sum(-1)
+    assert np.all(np.abs(out - ref) <= (k + 2) * EPS32 * np.abs(ref) + 1e-30)
