@@ -108,3 +108,16 @@ def test_cpu_models_use_the_shared_thread_pool_gemm() -> None:
     assert _matmul_nt("auto") is cpu.sgemm_nt and _matmul_nt("numba") is cpu.sgemm_nt
     x, w = torch.randn(3, 5).numpy(), torch.randn(2, 5).numpy()
     assert (_matmul_nt("numpy")(x, w) == x @ w.T).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_export_cli_on_the_gpu(name: str, runs: dict[str, tuple[Path, dict[str, Any]]],
+                               tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--backend cupy``: the run's test set classified on the GPU kernels as torch does."""
+    run, summary = runs[name]
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "e"), "--backend",
+                 "cupy", "--batch", "40"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == "cupy" and report["agreement"] == 1.0
+    assert report["kernels_accuracy"] == report["torch_accuracy"] == summary["test_accuracy"]
