@@ -684,7 +684,8 @@ def bench_models(batch: int, rounds: int, threads: int | None) -> dict[str, Any]
         "batch": batch,
         "rounds": rounds,
         "turn": f"{PAUSE_S} s pause, 1 untimed call, {REPEATS} timed calls",
-        "omp_wait_policy_env": os.environ.get("OMP_WAIT_POLICY"),
+        "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "MALLOC_MMAP_THRESHOLD_",
+                                                 "MALLOC_TRIM_THRESHOLD_")},
         "cases": cases,
     }
 

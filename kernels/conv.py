@@ -1,5 +1,6 @@
-"""Conv2d for the three layer kinds, by im2col + the GEMMs of :mod:`.ops` (the binary conv on
-the numba backend: directly, :func:`.cpu.binary_conv_direct`, no im2col).
+"""Conv2d for the three layer kinds, by im2col + the GEMMs of :mod:`.ops`; on the numba backend
+the binary conv is direct (:func:`.cpu.binary_conv_direct`, no im2col) and the shift conv decodes
+its weights exactly and runs torch's float conv (:func:`.cpu.conv2d_float`).
 
 Layout is PyTorch's: input (N, C, H, W), weight (O, C, kh, kw), output (N, O, Ho, Wo) with
 ``Ho = floor((H + 2 p_h - d_h (kh - 1) - 1) / s_h) + 1`` (likewise ``Wo``). A patch is flattened
@@ -26,8 +27,8 @@ import numpy as np
 from proxcompress.errors import InvalidInputError
 
 from ._checks import Backend, array_module, check_array, resolve_backend, words_for
-from .formats import pack_negative_mask, unpack_signs
-from .ops import EuclidMethod, binary_matmul, euclid_matmul, shift_matmul
+from .formats import pack_negative_mask, shift_weights, unpack_signs
+from .ops import EuclidMethod, binary_matmul, check_sign_values, euclid_matmul, shift_matmul
 
 __all__ = ["binary_conv2d", "shift_conv2d", "euclid_conv2d", "conv_output_size"]
 
@@ -209,6 +210,13 @@ def shift_conv2d(
     check_array("exponent", exponent, ndim=4, dtype=np.int8)
     if sign.shape[1] != x.shape[1]:
         raise InvalidInputError("sign", f"has {sign.shape[1]} input channels, x has {x.shape[1]}")
+    if resolve_backend(backend, x=x, sign=sign, exponent=exponent) == "numba":
+        from . import cpu
+
+        conv_output_size(x.shape[2:], sign.shape[2:], stride, padding, dilation)  # validates
+        check_sign_values(sign)
+        return cpu.conv2d_float(x, shift_weights(sign, exponent), _pair("stride", stride, 1),
+                                _pair("padding", padding, 0), _pair("dilation", dilation, 1))
     cols, ho, wo = im2col(x, sign.shape[2:], stride, padding, dilation)
     o = sign.shape[0]
     xp = array_module(x)

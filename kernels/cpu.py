@@ -24,6 +24,7 @@ Euclid
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from numba import get_num_threads, njit, parallel_chunksize, prange, types
@@ -128,12 +129,32 @@ def sgemm_nt(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """
     import torch
 
-    with warnings.catch_warnings():  # read-only inputs: torch only reads them here
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        tx = torch.from_numpy(np.ascontiguousarray(x))  # (torch refuses negative strides)
-        tw = torch.from_numpy(np.ascontiguousarray(w))
+    tx, tw = _torch_views(x, w)
     with torch.no_grad():
         return torch.matmul(tx, tw.T).numpy()
+
+
+def conv2d_float(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
+                 padding: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
+    """float32 conv2d (NCHW, zero padding) by torch (oneDNN) on zero-copy views: the float
+    and decoded-shift convs of the numba backend, on the same threads as :func:`sgemm_nt`.
+    Against im2col + GEMM here (N = 256, 3 x 3): 0.64 vs 4.6 ms (C = 1, 28 x 28, O = 16),
+    1.5 vs 16.5 ms (C = 16, 14 x 14, O = 32)."""
+    import torch
+
+    tx, tw = _torch_views(x, w)
+    with torch.no_grad():
+        return torch.nn.functional.conv2d(tx, tw, None, stride, padding, dilation).numpy()
+
+
+def _torch_views(*arrays: np.ndarray) -> list[Any]:
+    """Zero-copy torch tensors of contiguous arrays (copies only where the layout needs it:
+    torch refuses negative strides)."""
+    import torch
+
+    with warnings.catch_warnings():  # read-only inputs: torch only reads them here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
 
 
 #: row-tile chunks per thread that :func:`binary_matmul` hands out

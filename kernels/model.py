@@ -74,7 +74,8 @@ MatmulNT = Callable[[Any, Any], Any]
 
 def _matmul_nt(backend: Backend) -> MatmulNT:
     """float32 ``x @ w.T`` of the float layers: torch's BLAS on the numba backend (it shares
-    numba's OpenMP threads; ``cpu.sgemm_nt`` says why), the arrays' own ``@`` otherwise."""
+    numba's OpenMP threads; ``cpu.sgemm_nt`` says why; float convs there are
+    ``cpu.conv2d_float``), the arrays' own ``@`` otherwise."""
     if backend in ("auto", "numba"):  # a model's "auto" is numba: it runs on NumPy arrays
         from . import cpu
 
@@ -248,7 +249,8 @@ def _optional(put: Put, a: np.ndarray | None) -> Any:
     return None if a is None else put(a)
 
 
-def _float_layer(node: _Node, conv: bool, put: Put, matmul_nt: MatmulNT) -> Fn:
+def _float_layer(node: _Node, conv: bool, put: Put, backend: Backend) -> Fn:
+    matmul_nt = _matmul_nt(backend)
     if conv:
         g = _Conv.of(node)
         w = node.tensor("weight", np.float32, ndim=4)
@@ -257,6 +259,17 @@ def _float_layer(node: _Node, conv: bool, put: Put, matmul_nt: MatmulNT) -> Fn:
                                     f"match in_channels / kernel_size {g}")
         wm = put(np.ascontiguousarray(w.reshape(w.shape[0], -1)))
         bias = _optional(put, node.optional_tensor("bias", np.float32, (w.shape[0],)))
+        if backend in ("auto", "numba"):
+            from . import cpu
+
+            w4 = np.ascontiguousarray(w)
+
+            def run_conv_cpu(x: Any) -> Any:
+                g.check(x, node.where)
+                return _finish(cpu.conv2d_float(x, w4, g.stride, g.padding, g.dilation), None,
+                               bias)
+
+            return run_conv_cpu
 
         def run_conv(x: Any) -> Any:
             g.check(x, node.where)
@@ -530,7 +543,7 @@ def _build(node: _Node, backend: Backend, put: Put) -> Fn:
     kind, _, shape = op.partition("_")
     conv = shape == "conv2d"
     if op in ("linear", "conv2d"):
-        return _float_layer(node, op == "conv2d", put, _matmul_nt(backend))
+        return _float_layer(node, op == "conv2d", put, backend)
     if shape in ("linear", "conv2d"):
         if kind == "binary":
             return _binary_layer(node, conv, backend, put)

@@ -80,6 +80,12 @@ def _check_shift(x: Any, sign: Any, exponent: Any, fast: bool) -> None:
     _check_inner("sign", sign.shape[1], x.shape[1], "columns")
 
 
+def check_sign_values(sign: Any) -> None:
+    """Shift signs are -1, 0 or +1 (checked on the CPU backends)."""
+    if sign.size and int(np.abs(sign.astype(np.int16)).max()) > 1:
+        raise InvalidInputError("sign", "values must be in {-1, 0, +1}")
+
+
 def shift_matmul(x: Any, sign: Any, exponent: Any, backend: Backend = "auto") -> Any:
     """Shift GEMM: ``x @ (sign * 2.0**exponent).T``.
 
@@ -101,8 +107,7 @@ def shift_matmul(x: Any, sign: Any, exponent: Any, backend: Backend = "auto") ->
         from . import gpu
 
         return gpu.shift_matmul(x, sign, exponent)
-    if sign.size and int(np.abs(sign.astype(np.int16)).max()) > 1:
-        raise InvalidInputError("sign", "values must be in {-1, 0, +1}")
+    check_sign_values(sign)
     if backend == "numpy":
         return reference.shift_matmul(x, sign, exponent)
     from . import cpu

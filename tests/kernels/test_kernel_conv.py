@@ -129,3 +129,13 @@ def test_conv_output_size_and_errors() -> None:
             x.astype(np.float64), np.zeros((1, 2, 3, 3), np.int8), np.zeros((1, 2, 3, 3), np.int8)
         )
     assert info.value.field == "x"
+    sign, exponent = np.zeros((1, 2, 3, 3), np.int8), np.zeros((1, 2, 3, 3), np.int8)
+    for backend in CPU_BACKENDS:
+        bad = sign.copy()
+        bad[0, 1, 2, 2] = 2
+        for args, field in (((x, bad, exponent), "sign"), ((x, sign, exponent[:, :, :2]),
+                                                            "exponent"),
+                            ((x[:, :, :2, :2], sign, exponent), "kernel_size")):
+            with pytest.raises(InvalidInputError) as info:
+                shift_conv2d(*args, backend=backend)  # type: ignore[arg-type]
+            assert info.value.field == field, (backend, field)
