@@ -72,11 +72,17 @@ Put = Callable[[np.ndarray], Any]
 MatmulNT = Callable[[Any, Any], Any]
 
 
+def _numba(backend: Backend) -> bool:
+    """Whether a model's layers run the numba kernels (a model's "auto" is numba: it runs on
+    NumPy arrays)."""
+    return backend in ("auto", "numba")
+
+
 def _matmul_nt(backend: Backend) -> MatmulNT:
     """float32 ``x @ w.T`` of the float layers: torch's BLAS on the numba backend (it shares
     numba's OpenMP threads; ``cpu.sgemm_nt`` says why; float convs there are
     ``cpu.conv2d_float``), the arrays' own ``@`` otherwise."""
-    if backend in ("auto", "numba"):  # a model's "auto" is numba: it runs on NumPy arrays
+    if _numba(backend):
         from . import cpu
 
         return cpu.sgemm_nt
@@ -259,7 +265,7 @@ def _float_layer(node: _Node, conv: bool, put: Put, backend: Backend) -> Fn:
                                     f"match in_channels / kernel_size {g}")
         wm = put(np.ascontiguousarray(w.reshape(w.shape[0], -1)))
         bias = _optional(put, node.optional_tensor("bias", np.float32, (w.shape[0],)))
-        if backend in ("auto", "numba"):
+        if _numba(backend):
             from . import cpu
 
             w4 = np.ascontiguousarray(w)
@@ -416,7 +422,7 @@ def _distance_layer(node: _Node, conv: bool, backend: Backend, kind: str, put: P
     def distance(rows: Any) -> Any:
         if s is not None:
             return euclid_matmul(rows, wm, backend=backend, method="direct") * s
-        if backend in ("auto", "numba"):  # a model's "auto" is numba (NumPy arrays)
+        if _numba(backend):
             from . import cpu
 
             out = np.empty((rows.shape[0], wm.shape[0]), np.float32)
