@@ -80,6 +80,8 @@ def test_export_load_logits_equal_torch(name: str, kind: str, tmp_path: Path) ->
     manifest_path = export(model, tmp_path, example=x)
     loaded = load(tmp_path)
     got = loaded(x.numpy())
+    twin = load(tmp_path, backend="numpy")(x.numpy())  # the reference twins, every layer
+    assert _relative_error(twin, got) <= 1e-5
     ref = _torch_logits(model, x)
     assert got.dtype == np.float32 and got.shape == ref.shape
     assert _relative_error(got, ref) <= 1e-4
@@ -353,7 +355,8 @@ def test_bad_inputs_at_call(exported: Path) -> None:
     nn.MaxPool2d(3, stride=2, padding=1, dilation=2), nn.MaxPool2d(2), nn.MaxPool2d((2, 3), (1, 2)),
     nn.AvgPool2d(3, stride=2), nn.AvgPool2d((2, 1), (2, 1)),
 ])
-def test_pools_equal_torch(pool: nn.Module, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_pools_equal_torch(pool: nn.Module, backend: str, tmp_path: Path) -> None:
     """Pooling with padding, dilation and uneven windows, against torch (every tap of every
     window; the padded taps of a max pool never win)."""
     torch.manual_seed(0)
@@ -362,5 +365,5 @@ def test_pools_equal_torch(pool: nn.Module, tmp_path: Path) -> None:
     x = torch.randn(3, 1, 13, 12)
     model(x)  # materialise the lazy layer
     export(model, tmp_path, example=x)
-    np.testing.assert_allclose(load(tmp_path)(x.numpy()), _torch_logits(model, x), rtol=1e-5,
-                               atol=1e-6)
+    got = load(tmp_path, backend=backend)(x.numpy())  # type: ignore[arg-type]
+    np.testing.assert_allclose(got, _torch_logits(model, x), rtol=1e-5, atol=1e-6)
