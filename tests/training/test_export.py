@@ -218,6 +218,38 @@ def test_failed_check_writes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_check_names_the_wrong_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel op that computes the wrong thing is caught at its own node."""
+    import proxcompress.kernels.model as kmodel
+
+    right = kmodel._batchnorm
+
+    def wrong(*args: Any) -> Any:
+        run = right(*args)
+        return lambda x: run(x) * 1.01
+
+    monkeypatch.setattr(kmodel, "_batchnorm", wrong)
+    model = _calibrate(quantize_model(build_model("mlp", hidden=(16, 12), seed=0),
+                                      QuantRecipe("bnn")), (1, 28, 28))
+    with pytest.raises(InvalidInputError, match="node 'bn0'"):
+        export(model, tmp_path / "out", example=torch.randn(4, 1, 28, 28))
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_judges_each_node_on_torch_inputs(tmp_path: Path) -> None:
+    """Binarized activations exactly at 0 in exact arithmetic (untrained BatchNorm, ReLU in front
+    of binary layers): torch's float32 sums land near 0 on either side, the kernels' integer
+    sums on 0, so the two outputs differ end to end, while every node is right on its inputs.
+    The check accepts (each node to 1e-4) and records both figures."""
+    torch.manual_seed(0)
+    model = quantize_model(build_model("mlp", hidden=(1024, 1024, 1024), seed=0),
+                           QuantRecipe(weights="bnn", activations="bnn")).eval()
+    manifest = json.loads(export(model, tmp_path, example=torch.randn(64, 1, 28, 28)).read_text())
+    check = manifest["check"]
+    assert check["worst_node_relative_error"] <= 1e-4 < check["max_relative_error"]
+    assert check["worst_node"] in {n["name"] for n in manifest["nodes"]}
+
+
 # ------------------------------------------------------------------------------ bad files
 @pytest.fixture()
 def exported(tmp_path: Path) -> Path:
