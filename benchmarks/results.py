@@ -271,6 +271,16 @@ def _done(folder: Path, row: dict[str, Any]) -> bool:
     return bool(summary.get("epochs") == expected)
 
 
+#: one thread per library in each worker (``--jobs`` workers share the cores)
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+
+def _worker_init() -> None:
+    """Worker start-up, before any task imports torch or Numba; the parent's environment is
+    left as it was."""
+    os.environ.update(WORKER_ENV)
+
+
 def _task(argv: list[str], log: str) -> tuple[int, float]:
     """Worker side: ``proxcompress ARGV`` in this (long-lived) process, output appended to
     ``log``; returns the exit code and the seconds it took."""
@@ -322,11 +332,9 @@ def run_all(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
     if selection_seed is not None and fp_row is not None:
         out, argv = _selection_argv(runs, selection_seed)
         study = None if out.exists() else argv
-    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[key] = "1"  # inherited by the workers before they import torch / Numba
     runs.mkdir(parents=True, exist_ok=True)
     active: dict[Any, tuple[str, Path | None, float]] = {}
-    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+    with multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_init) as pool:
         while queue or active or study:
             if study and not queue and not active and not study_ready():
                 log(f"MIP selection study skipped: cnn-fp seed {selection_seed} did not finish")

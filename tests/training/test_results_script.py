@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -141,7 +142,10 @@ def test_workers_train_exactly_what_the_command_line_trains(
     results.write_configs([row])
     lines: list[str] = []
     runs = tmp_path / "runs"
+    for key in results.WORKER_ENV:
+        monkeypatch.delenv(key, raising=False)
     results.run_all([row], [0, 1, 2, 3], runs, 2, lines.append, None)
+    assert not set(results.WORKER_ENV) & set(os.environ)  # only the workers run single-threaded
     assert sum(line.startswith("done") and line.endswith(" s") and "ok in" in line
                for line in lines) == 4
     cli = tmp_path / "cli"
