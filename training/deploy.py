@@ -1,20 +1,24 @@
 """Deploy check: export a trained model and run it on the kernels over a whole test set.
 
 :func:`deploy` is what ``proxcompress export --run DIR --out DIR`` does: the model (eval mode,
-hard quantization) is exported with :func:`~proxcompress.training.export` (which already refuses,
-writing nothing, when the kernels differ from torch on an example batch), loaded back with
-:func:`proxcompress.kernels.load`, and both run every test sample. The report says whether the
-deployed model classifies as the torch model does (accuracy of each, the fraction of equal
-predictions, the largest logit difference relative to the batch's largest logit), how large the
-export is against float32 weights, and how long one batch takes on each side (median of a few
-calls after a warm-up: an indication on a shared machine, not a benchmark; that is
-``benchmarks/kernels.py models``).
+hard quantization) is exported with :func:`~proxcompress.training.export` (which already refuses
+when a node of the kernels differs from torch on an example batch) into a scratch folder beside
+``out``, loaded back with :func:`proxcompress.kernels.load`, and both run every test sample;
+only then are the files moved into ``out`` (tensors first, the manifest last, as ``export``
+commits), so a failure anywhere, a missing GPU or Ctrl-C included, leaves ``out`` as it was.
+The report says whether the deployed model classifies as the torch model does (accuracy of
+each, the fraction of equal predictions, the largest logit difference relative to the batch's
+largest logit), how large the export is against float32 weights, and how long one batch takes
+on each side (median of a few calls after a warm-up: an indication on a shared machine, not a
+benchmark; that is ``benchmarks/kernels.py models``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,7 @@ from torch import nn
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.data import Dataset
-from proxcompress.training.exporter import export
+from proxcompress.training.exporter import MANIFEST, TENSORS, export
 from proxcompress.training.layers import hard_quantization
 
 #: test samples the export's own check runs on (export's ``example``)
@@ -58,20 +62,37 @@ def deploy(model: nn.Module, out: str | os.PathLike[str], test: Dataset, *,
         The report (see the module docstring); ``manifest`` is the manifest's path.
 
     Raises:
-        InvalidInputError: ``batch`` or ``repeats`` below 1, an empty ``test``, or whatever
-            ``export`` / ``load`` refuse (nothing is written then).
+        InvalidInputError: ``batch`` or ``repeats`` below 1, an empty ``test``, an ``out`` that
+            is not a folder, or whatever ``export`` / ``load`` refuse (``out`` is untouched).
     """
-    from proxcompress.kernels import load
-
     if batch < 1:
         raise InvalidInputError("batch", f"= {batch} must be >= 1")
     if repeats < 1:
         raise InvalidInputError("repeats", f"= {repeats} must be >= 1")
     if len(test) == 0:
         raise InvalidInputError("test", "has no samples")
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise InvalidInputError("out", f"{str(root)!r} exists and is not a folder")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        report = _check_on_test(model, scratch, test, backend, batch, repeats)
+        root.mkdir(exist_ok=True)
+        for name in (TENSORS, MANIFEST):  # the manifest last: export's commit point
+            os.replace(scratch / name, root / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"manifest": str(root / MANIFEST), **report}
+
+
+def _check_on_test(model: nn.Module, folder: Path, test: Dataset, backend: str, batch: int,
+                   repeats: int) -> dict[str, Any]:
+    from proxcompress.kernels import load
+
     model.eval()
-    manifest = export(model, out, example=test.x[:EXAMPLE_SAMPLES])
-    loaded = load(out, backend=backend)  # type: ignore[arg-type]
+    export(model, folder, example=test.x[:EXAMPLE_SAMPLES])
+    loaded = load(folder, backend=backend)  # type: ignore[arg-type]
     on_device, to_host = _transfer(loaded.backend)
 
     def torch_logits(x: torch.Tensor) -> np.ndarray:
@@ -96,10 +117,9 @@ def deploy(model: nn.Module, out: str | os.PathLike[str], test: Dataset, *,
     xb = on_device(first.numpy())
     torch_ms = _median_ms(lambda: torch_logits(first), repeats)
     kernels_ms = _median_ms(lambda: to_host(loaded(xb)), repeats)
-    export_bytes = sum(p.stat().st_size for p in Path(out).iterdir() if p.is_file())
+    export_bytes = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
     float_bytes = 4 * sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
     return {
-        "manifest": str(manifest),
         "backend": loaded.backend,
         "samples": n,
         "torch_accuracy": 100.0 * correct_torch / n,  # as trainer.evaluate computes it

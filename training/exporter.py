@@ -398,12 +398,17 @@ def export(model: nn.Module, path: str | os.PathLike[str], *,
 
     Raises:
         InvalidInputError: a layer or operation without an export format, a binary latent
-            weight exactly 0, a Euclid / L1 layer with ``theta < 1``, or a failed check.
+            weight exactly 0, a Euclid / L1 layer with ``theta < 1``, a failed check, or a
+            ``path`` that exists and is not a folder.
     """
     from safetensors.numpy import save_file
 
     from proxcompress.training.layers import hard_quantization
 
+    root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise InvalidInputError("path", f"{str(root)!r} exists and is not a folder; nothing "
+                                "written")
     was_training = model.training
     model.eval()
     try:
@@ -442,7 +447,6 @@ def export(model: nn.Module, path: str | os.PathLike[str], *,
                                     f"from torch by {errors[first]:.3g} (relative, on torch's "
                                     f"inputs) > rtol = {rtol} ({len(failed)} node(s) fail); "
                                     "nothing written")
-    root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     write_atomic(root / TENSORS, lambda tmp: save_file(w.tensors, str(tmp)))
     manifest["sha256"] = sha256_file(root / TENSORS)

@@ -280,6 +280,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, PrunableMode
         FileNotFoundError: no ``config.yaml`` or no checkpoint in ``run_dir``.
         InvalidInputError: a corrupt checkpoint (see ``load_checkpoint``).
     """
+    if not (Path(run_dir) / "config.yaml").is_file():
+        raise FileNotFoundError(f"run: no config.yaml in {str(run_dir)!r}")
     cfg = config_for_resume(run_dir, [])
     if not has_checkpoint(run_dir):
         raise FileNotFoundError(f"run: no checkpoint in {str(run_dir)!r}")

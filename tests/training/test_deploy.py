@@ -83,6 +83,41 @@ def test_export_cli_bad_input_writes_nothing(runs: dict[str, tuple[Path, dict[st
     (empty / "config.yaml").write_text((run / "config.yaml").read_text())
     assert main(["export", "--run", str(empty), "--out", str(out)]) == 2
     assert "no checkpoint" in capsys.readouterr().err and not out.exists()
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    assert main(["export", "--run", str(run), "--out", str(afile)]) == 2
+    assert "not a folder" in capsys.readouterr().err and afile.read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "empty"]  # no scratch left
+
+
+def test_failure_after_the_export_leaves_out_untouched(
+        runs: dict[str, tuple[Path, dict[str, Any]]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The export is written to a scratch folder and moved into --out only after the whole test
+    set was checked: a backend that fails to load (no GPU, say) leaves no files behind."""
+    import proxcompress.kernels as kernels
+
+    def no_gpu(path: Any, backend: str = "auto") -> Any:
+        raise InvalidInputError("backend", "'cupy' needs CuPy and a CUDA device (test)")
+
+    monkeypatch.setattr(kernels, "load", no_gpu)
+    out = tmp_path / "export"
+    assert main(["export", "--run", str(runs["binary"][0]), "--out", str(out)]) == 2
+    assert "'cupy' needs" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_cli_replaces_an_earlier_export(runs: dict[str, tuple[Path, dict[str, Any]]],
+                                               tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "export"
+    for name in ("binary", "denseshift"):  # the second run's export replaces the first's
+        assert main(["export", "--run", str(runs[name][0]), "--out", str(out)]) == 0
+    capsys.readouterr()
+    ops = {node["op"] for node in json.loads((out / "model.json").read_text())["nodes"]}
+    assert "shift_conv2d" in ops and "binary_linear" not in ops
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 
 def test_deploy_arguments_are_checked(runs: dict[str, tuple[Path, dict[str, Any]]],

@@ -218,6 +218,14 @@ def test_failed_check_writes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_export_path_must_be_a_folder(tmp_path: Path) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("keep")
+    with pytest.raises(InvalidInputError) as info:
+        export(build_model("mlp", hidden=(8,), seed=0), target)
+    assert info.value.field == "path" and target.read_text() == "keep"
+
+
 def test_check_names_the_wrong_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A kernel op that computes the wrong thing is caught at its own node."""
     import proxcompress.kernels.model as kmodel
