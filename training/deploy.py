@@ -95,9 +95,11 @@ def _check_on_test(model: nn.Module, folder: Path, test: Dataset, backend: str, 
     loaded = load(folder, backend=backend)  # type: ignore[arg-type]
     on_device, to_host = _transfer(loaded.backend)
 
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+
     def torch_logits(x: torch.Tensor) -> np.ndarray:
         with torch.no_grad(), hard_quantization(model):
-            return model(x).numpy()
+            return model(x.to(device)).cpu().numpy()
 
     def kernel_logits(x: torch.Tensor) -> np.ndarray:
         return to_host(loaded(on_device(x.numpy())))
