@@ -91,11 +91,10 @@ def _check_on_test(model: nn.Module, folder: Path, test: Dataset, backend: str, 
     from proxcompress.kernels import load
 
     model.eval()
-    export(model, folder, example=test.x[:EXAMPLE_SAMPLES])
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    export(model, folder, example=test.x[:EXAMPLE_SAMPLES].to(device))
     loaded = load(folder, backend=backend)  # type: ignore[arg-type]
     on_device, to_host = _transfer(loaded.backend)
-
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
 
     def torch_logits(x: torch.Tensor) -> np.ndarray:
         with torch.no_grad(), hard_quantization(model):
