@@ -181,13 +181,11 @@ def pack_channels(neg, out):  # type: ignore[no-untyped-def]
     for t in prange(n_img * height):
         n, h = t // height, t % height
         for w in range(width):
-            for q in range(out.shape[3]):
-                out[n, h, w, q] = np.uint64(0)
-        for c in range(n_ch):
-            q, bit = c // 64, np.uint64(1) << np.uint64(c % 64)
-            for w in range(width):
-                if neg[n, c, h, w]:
-                    out[n, h, w, q] |= bit
+            for q in range(out.shape[3]):  # one word in a register, branch-free
+                word = np.uint64(0)
+                for c in range(64 * q, min(n_ch, 64 * q + 64)):
+                    word |= np.uint64(neg[n, c, h, w]) << np.uint64(c - 64 * q)
+                out[n, h, w, q] = word
 
 
 @njit(parallel=True, cache=True, nogil=True)
