@@ -449,7 +449,8 @@ def _distance_layer(node: _Node, conv: bool, backend: Backend, kind: str, put: P
     return run_conv
 
 
-def _batchnorm(node: _Node, put: Put) -> Fn:
+def _bn_affine(node: _Node) -> tuple[np.ndarray, np.ndarray]:
+    """BatchNorm in eval mode as ``x * a + b`` per channel (float32)."""
     mean = node.tensor("running_mean", np.float32, ndim=1)
     c = mean.shape[0]
     var = node.tensor("running_var", np.float32, (c,))
@@ -464,7 +465,66 @@ def _batchnorm(node: _Node, put: Put) -> Fn:
     b = (-mean * a).astype(np.float32)
     if beta is not None:
         b = (b + beta).astype(np.float32)
-    a, b = put(a), put(b)
+    return a, b
+
+
+#: ops whose output channels a following BatchNorm can be folded into (weights or scale, bias)
+_FOLD_INTO = ("linear", "conv2d", "binary_linear", "binary_conv2d", "shift_linear",
+              "shift_conv2d")
+
+
+def _fold_batchnorm(raw_nodes: list[Any], tensors: dict[str, np.ndarray], output: str
+                    ) -> tuple[list[Any], dict[str, np.ndarray]]:
+    """Fold each BatchNorm that is the only consumer of a layer of ``_FOLD_INTO`` into it:
+    ``a (W x + bias) + b`` becomes ``(a W) x + (a bias + b)`` for float layers and the
+    per-channel scale of binary / shift layers becomes ``a * scale`` (their integer part is
+    unchanged); the BatchNorm node becomes an identity. Anything unexpected is left as it is
+    (the usual validation then reports it). Returns new lists; the inputs are not changed."""
+    consumers: dict[str, int] = {}
+    for raw in raw_nodes:
+        for name in raw.get("inputs", []) if isinstance(raw, dict) else []:
+            consumers[name] = consumers.get(name, 0) + 1
+    nodes, tensors = list(raw_nodes), dict(tensors)
+    where = {raw.get("name"): i for i, raw in enumerate(nodes) if isinstance(raw, dict)}
+    for k, raw in enumerate(nodes):
+        if not isinstance(raw, dict) or raw.get("op") != "batchnorm":
+            continue
+        src = (raw.get("inputs") or [None])[0]
+        j = where.get(src)
+        if j is None or j >= k or consumers.get(src) != 1 or src == output or \
+                nodes[j].get("op") not in _FOLD_INTO:
+            continue
+        a, b = _bn_affine(_Node(raw, tensors, k))
+        layer = _Node(nodes[j], tensors, j)
+        names = dict(layer.names)
+        bias = layer.optional_tensor("bias", np.float32)
+        if bias is not None and bias.shape != a.shape:
+            continue
+        if layer.op in ("linear", "conv2d"):
+            w = layer.optional_tensor("weight", np.float32)
+            if w is None or w.shape[0] != a.shape[0]:
+                continue
+            tensors[f"{src}.weight+bn"] = (w * a.reshape(-1, *[1] * (w.ndim - 1))).astype(
+                np.float32)
+            names["weight"] = f"{src}.weight+bn"
+        else:
+            scale = layer.optional_tensor("scale", np.float32)
+            if (scale is None and layer.op.startswith("binary")) or \
+                    (scale is not None and scale.shape != a.shape):
+                continue  # a binary layer needs its scale: the validation reports it
+            tensors[f"{src}.scale+bn"] = (a if scale is None else a * scale).astype(np.float32)
+            names["scale"] = f"{src}.scale+bn"
+        tensors[f"{src}.bias+bn"] = (b if bias is None else a * bias + b).astype(np.float32)
+        names["bias"] = f"{src}.bias+bn"
+        nodes[j] = {**nodes[j], "tensors": names}
+        nodes[k] = {"name": raw.get("name"), "op": "identity", "inputs": [src], "attrs": {}}
+    return nodes, tensors
+
+
+def _batchnorm(node: _Node, put: Put) -> Fn:
+    a_host, b_host = _bn_affine(node)
+    c = a_host.shape[0]
+    a, b = put(a_host), put(b_host)
 
     def run(x: Any) -> Any:
         if x.ndim not in (2, 4) or x.shape[1] != c:
@@ -586,14 +646,19 @@ class ExportedModel:
     """An exported model (see the module docstring): on NumPy float32 arrays with the CPU
     backends, on CuPy float32 arrays with ``backend="cupy"`` (its weights live on the GPU).
 
+    ``fold_batchnorm`` (default): a BatchNorm that only follows a float, binary or shift layer
+    is folded into that layer's weights or per-channel scale and bias (one pass over the
+    activations less); ``export`` checks the unfolded nodes one by one.
+
     Attributes:
         manifest: the parsed ``model.json``.
         backend: the kernels' backend (``auto``: numba on the CPU).
         input_shape: the per-sample input shape recorded at export (``None``: not recorded).
+        folded: the BatchNorm nodes folded into the layer before them.
     """
 
     def __init__(self, manifest: dict[str, Any], tensors: dict[str, np.ndarray],
-                 backend: Backend = "auto") -> None:
+                 backend: Backend = "auto", fold_batchnorm: bool = True) -> None:
         if backend not in ("auto", "numpy", "numba", "cupy"):
             raise InvalidInputError("backend", f"= {backend!r}; accepted: auto, numpy, numba "
                                     "(CPU, NumPy arrays), cupy (GPU, CuPy arrays)")
@@ -610,6 +675,12 @@ class ExportedModel:
             raise InvalidInputError("nodes", "must be a non-empty list")
         self.input_name = _Node._str(manifest.get("input"), "input", "manifest")
         self.output_name = _Node._str(manifest.get("output"), "output", "manifest")
+        self.folded: list[str] = []
+        if fold_batchnorm:
+            folded_nodes, tensors = _fold_batchnorm(raw_nodes, tensors, self.output_name)
+            self.folded = [str(a.get("name")) for a, b in zip(raw_nodes, folded_nodes, strict=True)
+                           if a is not b and b.get("op") == "identity"]
+            raw_nodes = folded_nodes
         known = {self.input_name}
         self.steps: list[tuple[str, list[str], Fn]] = []
         for i, raw in enumerate(raw_nodes):
@@ -649,7 +720,8 @@ class ExportedModel:
         return values[self.output_name]
 
 
-def load(path: str | os.PathLike[str], backend: Backend = "auto") -> ExportedModel:
+def load(path: str | os.PathLike[str], backend: Backend = "auto",
+         fold_batchnorm: bool = True) -> ExportedModel:
     """Load an export folder written by ``proxcompress.training.export``.
 
     Args:
@@ -657,6 +729,8 @@ def load(path: str | os.PathLike[str], backend: Backend = "auto") -> ExportedMod
         backend: the kernels' backend for every layer: ``auto`` (numba), ``numba`` or ``numpy``
             (the reference twins), all on NumPy arrays; or ``cupy``: the weights are copied to
             the current CUDA device once and the model runs on CuPy arrays (GPU kernels).
+        fold_batchnorm: fold each BatchNorm that only follows a float, binary or shift layer
+            into it (``ExportedModel.folded`` lists them); ``False`` runs every node as stored.
 
     Raises:
         FileNotFoundError: no manifest or no tensor file.
@@ -697,4 +771,4 @@ def load(path: str | os.PathLike[str], backend: Backend = "auto") -> ExportedMod
     except (SafetensorError, OSError, ValueError) as exc:
         raise InvalidInputError("tensors", f"{str(tensor_path)!r} is not a readable "
                                 f"safetensors file ({exc})") from None
-    return ExportedModel(manifest, tensors, backend)
+    return ExportedModel(manifest, tensors, backend, fold_batchnorm)

@@ -418,7 +418,7 @@ def export(model: nn.Module, path: str | os.PathLike[str], *,
             if example is not None:
                 manifest_nodes = {"format": FORMAT, "version": VERSION, "input": w.input,
                                   "output": w.output, "nodes": w.nodes}
-                exported = ExportedModel(manifest_nodes, w.tensors)
+                exported = ExportedModel(manifest_nodes, w.tensors, fold_batchnorm=False)
                 checked = (exported, *_check(model, graph, exported, example))
     finally:
         model.train(was_training)

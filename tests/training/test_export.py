@@ -82,6 +82,12 @@ def test_export_load_logits_equal_torch(name: str, kind: str, tmp_path: Path) ->
     got = loaded(x.numpy())
     twin = load(tmp_path, backend="numpy")(x.numpy())  # the reference twins, every layer
     assert _relative_error(twin, got) <= 1e-5
+    # BatchNorm folded into the layer before it (default) or run as stored: the same model
+    unfolded = load(tmp_path, fold_batchnorm=False)
+    assert _relative_error(unfolded(x.numpy()), got) <= 1e-5 and unfolded.folded == []
+    bn = {n["name"] for n in json.loads(manifest_path.read_text())["nodes"]
+          if n["op"] == "batchnorm"}
+    assert set(loaded.folded) <= bn and (loaded.folded or not bn or kind in ("euclid", "adder"))
     ref = _torch_logits(model, x)
     assert got.dtype == np.float32 and got.shape == ref.shape
     assert _relative_error(got, ref) <= 1e-4
