@@ -453,7 +453,7 @@ extern "C" __global__ void read_u8(const uint4* x, unsigned* out) { read_once<8>
 
 
 #: binary_gemv's reads and nothing else (appended to cuda/binary.cu): the same rows, chunks and
-#: 16-byte loads (gemv_rows, gemv_load), folded by xor -- no mma, popcount or reduction. Its time
+#: 16-byte loads (gemv_rows, gemv_chunks), folded by xor -- no mma, popcount or reduction. Its time
 #: minus the read floor is what the GEMV's access pattern, activation rows included, adds to
 #: reading the weights; a GEMV's time minus its time is the arithmetic and the tail.
 _GEMV_LOADS_SRC = r"""
@@ -466,18 +466,9 @@ __device__ __forceinline__ unsigned gemv_fold(const GemvChunk& v) {
 extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
     gemv_loads_only(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
                     unsigned* __restrict__ out) {
-  const int warp = threadIdx.x >> 5;
-  const GemvRows rows = gemv_rows(A, B, M, N, W);
   unsigned acc = 0;
-  for (int base = 0; base < rows.nchunks; base += 2 * GEMV_WARPS) {
-    const int ch0 = base + 2 * warp, ch1 = ch0 + 1;
-    const bool first = ch0 < rows.nchunks, second = ch1 < rows.nchunks;
-    GemvChunk v0, v1;
-    if (first) gemv_load(v0, rows, (size_t)ch0 * 4);
-    if (second) gemv_load(v1, rows, (size_t)ch1 * 4);
-    if (first) acc ^= gemv_fold(v0);
-    if (second) acc ^= gemv_fold(v1);
-  }
+  gemv_chunks(gemv_rows(A, B, M, N, W), threadIdx.x >> 5,
+              [&](const GemvChunk& v) { acc ^= gemv_fold(v); });
   if (acc == 0x9e3779b9u) out[0] = acc;  // keeps the loads; practically never stores
 }
 """

@@ -299,6 +299,21 @@ __device__ __forceinline__ void gemv_load(GemvChunk& v, const GemvRows& r, size_
   v.x1 = r.a1ok ? __ldg(r.a1p + q) : ones;
 }
 
+// A block's pass over K: warp w takes the adjacent chunks 2w and 2w + 1 of each pass, loads
+// both before either is used, and hands each loaded chunk to use(const GemvChunk&).
+template <class Use>
+__device__ __forceinline__ void gemv_chunks(const GemvRows& rows, int warp, Use use) {
+  for (int base = 0; base < rows.nchunks; base += 2 * GEMV_WARPS) {
+    const int ch0 = base + 2 * warp, ch1 = ch0 + 1;
+    const bool first = ch0 < rows.nchunks, second = ch1 < rows.nchunks;
+    GemvChunk v0, v1;
+    if (first) gemv_load(v0, rows, (size_t)ch0 * 4);
+    if (second) gemv_load(v1, rows, (size_t)ch1 * 4);
+    if (first) use(v0);
+    if (second) use(v1);
+  }
+}
+
 // ints per row of a warp's shares in shared memory: 8 per n8 tile plus 32 bytes of padding
 constexpr int GEMV_RS = 8 * GEMV_NTILES + 8;
 
@@ -400,15 +415,8 @@ __device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
     for (int t = 0; t < NT; ++t) acc.c[t][i] = pb[t] = 0;
   }
 
-  for (int base = 0; base < rows.nchunks; base += 2 * GEMV_WARPS) {
-    const int ch0 = base + 2 * warp, ch1 = ch0 + 1;
-    const bool first = ch0 < rows.nchunks, second = ch1 < rows.nchunks;
-    GemvChunk v0, v1;
-    if (first) gemv_load(v0, rows, (size_t)ch0 * 4);
-    if (second) gemv_load(v1, rows, (size_t)ch1 * 4);
-    if (first) gemv_use<MODE>(v0, acc, pb, pa0, pa1, popc_b);
-    if (second) gemv_use<MODE>(v1, acc, pb, pa0, pa1, popc_b);
-  }
+  gemv_chunks(rows, warp,
+              [&](const GemvChunk& v) { gemv_use<MODE>(v, acc, pb, pa0, pa1, popc_b); });
   // a warp's share of C - k: 4 c - 2 (pa + pb) for .and.popc, -2 c for .xor.popc
   constexpr int f = MODE == GEMV_XOR ? -2 : 4;
   if (MODE == GEMV_POPC) {
