@@ -598,11 +598,8 @@ MODEL_CASES = ("mlp-binary", "cnn-binary", "cnn-denseshift", "cnn-adder")
 
 
 def _model_case(name: str) -> Any:
-    import torch
-    from torch import nn
-
     from proxcompress.training.euclid import HomotopySchedule
-    from proxcompress.training.models import build_model
+    from proxcompress.training.models import build_model, calibrate_batchnorm
     from proxcompress.training.mulfree import MulFreeRecipe, mulfree_model
     from proxcompress.training.quantize import QuantRecipe, quantize_model
 
@@ -617,17 +614,7 @@ def _model_case(name: str) -> Any:
         method = name.split("-")[1]  # distance layers at theta = 1, as after training
         recipe = MulFreeRecipe(method, homotopy=HomotopySchedule("step"))
         model = mulfree_model(model, recipe, seed=0)
-    gen = torch.Generator().manual_seed(0)
-    for module in model.modules():  # BatchNorm statistics and affine terms as after training
-        if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
-            module.momentum = None
-            with torch.no_grad():
-                module.weight.copy_(1 + 0.3 * torch.randn(module.weight.shape, generator=gen))
-                module.bias.copy_(0.3 * torch.randn(module.bias.shape, generator=gen))
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(256, 1, 28, 28, generator=gen))
-    return model.eval()
+    return calibrate_batchnorm(model, (1, 28, 28), samples=256)
 
 
 def bench_models(batch: int, rounds: int, threads: int | None) -> dict[str, Any]:

@@ -138,8 +138,9 @@ def conv2d_float(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
                  padding: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
     """float32 conv2d (NCHW, zero padding) by torch (oneDNN) on zero-copy views: the float
     and decoded-shift convs of the numba backend, on the same threads as :func:`sgemm_nt`.
-    Against im2col + GEMM here (N = 256, 3 x 3): 0.64 vs 4.6 ms (C = 1, 28 x 28, O = 16),
-    1.5 vs 16.5 ms (C = 16, 14 x 14, O = 32)."""
+    Against im2col + GEMM here (N = 256, 3 x 3): 0.44-0.64 vs 4.5 ms (C = 1, 28 x 28, O = 16),
+    1.5 vs 16.5 ms (C = 16, 14 x 14, O = 32), once glibc serves the output from its heap (see
+    docs/kernels.md, "CPU float GEMMs": freshly mapped buffers page-fault on every call)."""
     import torch
 
     tx, tw = _torch_views(x, w)

@@ -256,14 +256,12 @@ def _optional(put: Put, a: np.ndarray | None) -> Any:
 
 
 def _float_layer(node: _Node, conv: bool, put: Put, backend: Backend) -> Fn:
-    matmul_nt = _matmul_nt(backend)
     if conv:
         g = _Conv.of(node)
         w = node.tensor("weight", np.float32, ndim=4)
         if w.shape[1:] != (g.in_channels, *g.kernel_size):
             raise InvalidInputError(f"{node.where}.tensors.weight", f"shape {w.shape} does not "
                                     f"match in_channels / kernel_size {g}")
-        wm = put(np.ascontiguousarray(w.reshape(w.shape[0], -1)))
         bias = _optional(put, node.optional_tensor("bias", np.float32, (w.shape[0],)))
         if _numba(backend):
             from . import cpu
@@ -276,13 +274,15 @@ def _float_layer(node: _Node, conv: bool, put: Put, backend: Backend) -> Fn:
                                bias)
 
             return run_conv_cpu
+        wm = put(np.ascontiguousarray(w.reshape(w.shape[0], -1)))
 
         def run_conv(x: Any) -> Any:
             g.check(x, node.where)
             cols, ho, wo = g.cols(x)
-            return _finish(to_nchw(matmul_nt(cols, wm), x.shape[0], ho, wo), None, bias)
+            return _finish(to_nchw(cols @ wm.T, x.shape[0], ho, wo), None, bias)
 
         return run_conv
+    matmul_nt = _matmul_nt(backend)
     w = put(node.tensor("weight", np.float32, ndim=2))
     bias = _optional(put, node.optional_tensor("bias", np.float32, (w.shape[0],)))
 
@@ -293,9 +293,9 @@ def _float_layer(node: _Node, conv: bool, put: Put, backend: Backend) -> Fn:
     return run
 
 
-def _zero_correction(zeros: Any, signs_f32: Any) -> Any:
+def _zero_correction(zeros: Any, signs_f32: Any, matmul_nt: MatmulNT) -> Any:
     """``zeros @ signs.T`` as int32 (exact: integer sums below 2^24)."""
-    return (zeros.astype(np.float32) @ signs_f32.T).astype(np.int32)
+    return matmul_nt(zeros.astype(np.float32), signs_f32).astype(np.int32)
 
 
 def _binary_layer(node: _Node, conv: bool, backend: Backend, put: Put) -> Fn:
@@ -316,6 +316,7 @@ def _binary_layer(node: _Node, conv: bool, backend: Backend, put: Put) -> Fn:
     bias = _optional(put, node.optional_tensor("bias", np.float32, (n_out,)))
     c = node.input_scale()
     if c is not None:
+        matmul_nt = _matmul_nt(backend)
         out_scale = put((scale * np.float32(c)).astype(np.float32))
         signs_f32 = put(signs.astype(np.float32))
         words = put(words)
@@ -325,7 +326,7 @@ def _binary_layer(node: _Node, conv: bool, backend: Backend, put: Put) -> Fn:
                 acc = binary_matmul(pack_signs(x), words, k, backend=backend)
                 zeros = x == 0
                 if zeros.any():
-                    acc = acc - _zero_correction(zeros, signs_f32)
+                    acc = acc - _zero_correction(zeros, signs_f32, matmul_nt)
                 return _finish(acc, out_scale, bias)
 
             return run_binary
@@ -337,7 +338,8 @@ def _binary_layer(node: _Node, conv: bool, backend: Backend, put: Put) -> Fn:
             zeros = x == 0
             if zeros.any():
                 cols, ho, wo = g.cols(zeros.astype(np.float32))
-                acc = acc - to_nchw(_zero_correction(cols, signs_f32), x.shape[0], ho, wo)
+                acc = acc - to_nchw(_zero_correction(cols, signs_f32, matmul_nt), x.shape[0],
+                                    ho, wo)
             return _finish(acc, out_scale, bias)
 
         return run_binary_conv

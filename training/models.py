@@ -297,5 +297,26 @@ def build_model(
             torch.set_rng_state(state)
 
 
+def calibrate_batchnorm(model: nn.Module, input_shape: tuple[int, ...], *, samples: int = 32,
+                        seed: int = 0) -> nn.Module:
+    """Give an untrained model's BatchNorm layers what training would: random affine terms
+    (``weight`` about 1, ``bias`` about 0, spread 0.3) and running statistics of one batch of
+    ``samples`` random inputs of ``input_shape``; returns the model in eval mode. For tests and
+    benchmarks of deployed (exported) models, whose BatchNorm at its initial values is the
+    identity."""
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
+            module.momentum = None
+            with torch.no_grad():
+                module.weight.copy_(1 + 0.3 * torch.randn(module.weight.shape, generator=gen))
+                module.bias.copy_(0.3 * torch.randn(module.bias.shape, generator=gen))
+    model.train()
+    with torch.no_grad():
+        model(torch.randn((samples, *input_shape), generator=gen))
+    return model.eval()
+
+
 __all__ = ["MLP", "MODELS", "BasicBlock", "ChannelUnit", "PrunableModel", "ResNet20",
+           "calibrate_batchnorm",
            "VGGSmall", "build_model"]

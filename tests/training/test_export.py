@@ -18,7 +18,7 @@ from proxcompress.kernels.model import load
 from proxcompress.training.euclid import EuclidLinear, HomotopySchedule
 from proxcompress.training.exporter import export
 from proxcompress.training.layers import BinaryConv2d, BinaryLinear, hard_quantization
-from proxcompress.training.models import build_model
+from proxcompress.training.models import build_model, calibrate_batchnorm
 from proxcompress.training.mulfree import MulFreeRecipe, mulfree_model
 from proxcompress.training.quantize import QuantRecipe, quantize_model
 from proxcompress.training.shift import ShiftLayer, codes_to_weight
@@ -35,17 +35,7 @@ MODELS = {
 
 def _calibrate(model: nn.Module, shape: tuple[int, ...]) -> nn.Module:
     """Non-trivial BatchNorm statistics and affine parameters, as after training."""
-    g = torch.Generator().manual_seed(5)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-            m.momentum = None
-            with torch.no_grad():
-                m.weight.copy_(1 + 0.3 * torch.randn(m.weight.shape, generator=g))
-                m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=g))
-    model.train()
-    with torch.no_grad():
-        model(torch.randn((32, *shape), generator=g))
-    return model.eval()
+    return calibrate_batchnorm(model, shape, seed=5)
 
 
 def _prepare(model: nn.Module, kind: str) -> nn.Module:
