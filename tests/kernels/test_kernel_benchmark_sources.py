@@ -46,5 +46,6 @@ def test_benchmark_probes_compile(bench: ModuleType) -> None:
     assert "mma.sync" not in probe and "popc" not in probe
 
 
-def test_gemv_algos_are_the_launchable_ones(bench: ModuleType) -> None:
-    assert bench.GEMV_ALGOS == tuple(launch.GEMV_KERNELS) and bench.GEMV_ALGOS[0] == "gemv"
+def test_gemv_benchmark_times_the_default_first(bench: ModuleType) -> None:
+    """Speed-ups against the default GEMV are read off the first entry of each batch."""
+    assert bench.GEMV_ALGOS[0] == launch.choose_binary_algo(16, 90)
