@@ -366,12 +366,6 @@ def _torch_graph_ms_per_call(torch: Any, launches: list[Timer], replays: int = 2
     return round(statistics.median(times), 5)
 
 
-#: the GEMV kernels measured, the default first: ``gemv`` (.and.popc, ``__popc`` for the row
-#: popcounts), ``gemv_xor`` (.xor.popc, no popcounts), ``gemv_ones`` (row popcounts by .and mma
-#: against all ones)
-GEMV_ALGOS = tuple(launch.GEMV_KERNELS)
-
-
 def _gemv_batch(
     cp: Any,
     gpu: Any,
@@ -407,30 +401,26 @@ def _gemv_batch(
         entry["loads_only_error"] = traceback.format_exc(limit=4)
     twin = K.binary_matmul(cp.asnumpy(acts[0]), cp.asnumpy(weights[0][:256]), k, backend="numpy")
     moved = n * k // 8 + batch * k // 8 + 4 * batch * n  # weights, activations, int32 out
-    for algo in GEMV_ALGOS:  # the default kernel first, then its variants, in the same run
-        calls = [
-            (lambda i=i, a=algo: gpu.binary_matmul(acts[i], weights[i], k, algo=a, out=outs[i]))
-            for i in order
-        ]
-        got = gpu.binary_matmul(acts[0], weights[0], k, algo=algo)
-        res: dict[str, Any] = {
-            "corner_equals_numpy_twin": bool(np.array_equal(cp.asnumpy(got[:, :256]), twin)),
-            "binary_graph_ms": _graph_ms_per_call(cp, calls),
-            "binary_loop_ms": round(
-                _events_ms(cp, lambda c=calls: [f() for f in c], reps=5) / len(calls), 5
-            ),
-        }
-        res["speedup_vs_cublas_fp16_graph"] = round(
-            entry["cublas_fp16_graph_ms"] / res["binary_graph_ms"], 3
-        )
-        res["speedup_vs_cublas_fp16_loop"] = round(
-            entry["cublas_fp16_loop_ms"] / res["binary_loop_ms"], 3
-        )
-        res["binary_fraction_of_copy_bw"] = round(
-            moved / res["binary_graph_ms"] / 1e6 / copy_gbps, 3
-        )
-        res["binary_fraction_of_read_floor"] = round(read_floor_ms / res["binary_graph_ms"], 3)
-        entry[algo] = res
+    calls = [
+        (lambda i=i: gpu.binary_matmul(acts[i], weights[i], k, algo="gemv", out=outs[i]))
+        for i in order
+    ]
+    got = gpu.binary_matmul(acts[0], weights[0], k, algo="gemv")
+    entry["corner_equals_numpy_twin"] = bool(np.array_equal(cp.asnumpy(got[:, :256]), twin))
+    entry["binary_graph_ms"] = _graph_ms_per_call(cp, calls)
+    entry["binary_loop_ms"] = round(
+        _events_ms(cp, lambda: [f() for f in calls], reps=5) / len(calls), 5
+    )
+    entry["speedup_vs_cublas_fp16_graph"] = round(
+        entry["cublas_fp16_graph_ms"] / entry["binary_graph_ms"], 3
+    )
+    entry["speedup_vs_cublas_fp16_loop"] = round(
+        entry["cublas_fp16_loop_ms"] / entry["binary_loop_ms"], 3
+    )
+    entry["binary_fraction_of_copy_bw"] = round(
+        moved / entry["binary_graph_ms"] / 1e6 / copy_gbps, 3
+    )
+    entry["binary_fraction_of_read_floor"] = round(read_floor_ms / entry["binary_graph_ms"], 3)
     return entry
 
 

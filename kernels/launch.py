@@ -36,12 +36,7 @@ TC_WORD_MULTIPLE = TC_KBYTES // 8  # tensor-core kernels read rows in 64-byte ch
 TC_MIN_CC = 80  # cp.async + mma.m16n8k256 .and.popc
 DEFAULT_SMEM_LIMIT = 48 * 1024  # above this a kernel must opt in to dynamic shared memory
 
-#: the batched-GEMV kernels (at most GEMV_MAX_M rows of A) by algorithm: ``gemv`` the default
-#: (``__popc`` for the row popcounts), ``gemv_xor`` and ``gemv_ones`` the variants measured
-#: against it (``cuda/binary.cu``, ``GemvMode``)
-GEMV_KERNELS = {"gemv": "binary_gemv_tc", "gemv_xor": "binary_gemv_xor",
-                "gemv_ones": "binary_gemv_ones"}
-BINARY_ALGOS: tuple[str, ...] = ("auto", "tc_and", "tc_xor", *GEMV_KERNELS, "simt")
+BINARY_ALGOS: tuple[str, ...] = ("auto", "tc_and", "tc_xor", "gemv", "simt")
 
 
 @dataclass(frozen=True)
@@ -95,7 +90,7 @@ def choose_binary_algo(m: int, cc: int, algo: str = "auto") -> str:
         return "gemv" if m <= GEMV_MAX_M else "tc_and"
     if algo != "simt" and cc < TC_MIN_CC:
         raise InvalidInputError("algo", f"{algo!r} needs compute capability >= 8.0, got {cc / 10}")
-    if algo in GEMV_KERNELS and m > GEMV_MAX_M:
+    if algo == "gemv" and m > GEMV_MAX_M:
         raise InvalidInputError("algo", f"{algo!r} takes at most {GEMV_MAX_M} rows of A, got {m}")
     return algo
 
@@ -108,9 +103,9 @@ def binary_plan(m: int, n: int, words: int, cc: int, algo: str = "auto") -> Bina
         grid = (cdiv(n, SIMT_TILE), cdiv(m, SIMT_TILE), 1)
         return BinaryPlan(algo, words, (Launch("binary_gemm_simt", grid, (SIMT_THREADS, 1, 1)),))
     w = padded_words(words)
-    if algo in GEMV_KERNELS:
+    if algo == "gemv":
         grid = (cdiv(n, 8 * GEMV_NTILES), 1, 1)
-        spec = Launch(GEMV_KERNELS[algo], grid, (GEMV_WARPS * 32, 1, 1))
+        spec = Launch("binary_gemv_tc", grid, (GEMV_WARPS * 32, 1, 1))
         return BinaryPlan(algo, w, (spec,))
     gemm = Launch(
         f"binary_gemm_{algo}",

@@ -11,10 +11,8 @@
 //                       with two AND.POPC BMMAs. Kept to measure that (benchmarks, algo="tc_xor").
 //   binary_gemv_tc      M <= 16 (batched GEMV): A is the m16 operand, weights stream through
 //                       once with 16-byte loads straight into mma fragments; K split over 8
-//                       warps; .and.popc, the weight row popcounts from the mma itself (all-ones
-//                       A rows) below M = 16.
-//   binary_gemv_xor     the same GEMV with .xor.popc: no popcounts at all (see GemvMode).
-//   binary_gemv_ones    the same GEMV with the row popcounts from .and mma on all-ones operands.
+//                       warps; .and.popc, every row popcount from more .and mma against all-ones
+//                       operands (no __popc).
 //   binary_gemm_simt    CUDA-core __popcll GEMM, 64x64 tiles (any GPU; the fallback).
 //   row_popcount        pa / pb for the .and path: one warp per row.
 //   binary_mma_peak_*   throughput probe (benchmarks only): chains of independent mma on
@@ -241,9 +239,9 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS)
 // permutation of K -- the same for A and B, so the popcount sums are unchanged:
 //   step 0: a = {A_g.x, A_g8.x, A_g.y, A_g8.y}, b = {B.x, B.y};  step 1: .z/.w likewise.
 // C = k - 2 (pa[m] + pb[n]) + 4 popc(a & b). Activation rows M..15 are taken as all ones, so for
-// M < 16 product row 15 is popc(b) = pb and the weights need no popcount; at M = 16 pb is counted
-// from the registers already loaded (GemvMode says how). Each warp folds its share into
-// 4 c - 2 pa - 2 pb, and the warps' shares are summed through shared memory: C = k + sum.
+// M < 16 product row 15 is popc(b) = pb; at M = 16 pb comes from one more mma (gemv_use). Each
+// warp folds its share into 4 c - 2 pa - 2 pb, and the warps' shares are summed through shared
+// memory: C = k + sum.
 struct GemvChunk {
   uint4 b[GEMV_NTILES], x0, x1;
 };
@@ -343,136 +341,78 @@ __device__ __forceinline__ void gemv_reduce(const int* red, int M, int N, int k,
   }
 }
 
-// How a GEMV gets the row popcounts pa (activations) and pb (weights) of the .and identity:
-//   GEMV_POPC  __popc of the registers loaded (pa always; pb only at M = 16, otherwise product
-//              row 15 of the all-ones activation rows). The default.
-//   GEMV_XOR   .xor.popc: C = k - 2 popc(a ^ b), no popcount at all; on sm_90 each xor mma is two
-//              AND BMMAs behind a call.
-//   GEMV_ONES  more .and mma against an all-ones n8 tile instead of __popc: with the activations
-//              as the m16 operand every column of the product is pa (each thread gets pa of its
-//              rows g, g + 8 without shuffles); at M = 16 the two tiles' 16 weight rows are the
-//              m16 operand of one more such mma (pb of weight rows g, 8 + g). Per warp and k256
-//              step one mma more (two at M = 16) in place of 4 (8) __popc per thread: at the
-//              sm_90 rates (16 popc per clock and SM, ~0.58 b1 mma per clock and SM) about 4.7x
-//              fewer SM cycles, spent in the tail after the last load lands.
-// Which is fastest is measured (benchmarks/kernels.py); the sm_90 ceilings are in
-// docs/benchmarks.md.
-enum GemvMode { GEMV_POPC, GEMV_XOR, GEMV_ONES };
+// The row popcounts pa (activations) and pb (weights) of the .and identity, by more .and mma
+// against an all-ones n8 tile instead of __popc: with the activations as the m16 operand every
+// column of the product is pa (each thread gets pa of its rows g, g + 8 without shuffles); at
+// M = 16 the two tiles' 16 weight rows are the m16 operand of one more such mma (pb of weight
+// rows g, 8 + g). Per warp and k256 step one mma more (two at M = 16) in place of 4 (8) __popc per
+// thread: at the sm_90 rates (16 popc per clock and SM, ~0.58 b1 mma per clock and SM) about 4.7x
+// fewer SM cycles, spent in the tail after the last load lands. Measured against the __popc and
+// the .xor.popc forms on an H100 (docs/benchmarks.md): 1-6 % faster at every batch 1..16.
+static_assert(GEMV_NTILES == 2, "the two n8 tiles' weight rows are the m16 operand of pb's mma");
 
-// Per-thread accumulators of a GEMV: c of the product tiles, and for GEMV_ONES the products with
-// all ones (pa of activation rows g, g + 8 in [0], [2]; pb of weight row g of tile 0, 1 likewise).
+// Per-thread accumulators of a GEMV: c of the product tiles and the products with all ones
+// (pa of activation rows g, g + 8 in [0], [2]; pb of weight row g of tile 0, 1 likewise).
 struct GemvAcc {
   int c[GEMV_NTILES][4], pa[4], pb[4];
 };
 
-template <GemvMode MODE>
-__device__ __forceinline__ void gemv_use(const GemvChunk& v, GemvAcc& acc, int* pb, int& pa0,
-                                         int& pa1, bool popc_b) {
-  if (MODE == GEMV_POPC) {
-    pa0 += __popc(v.x0.x) + __popc(v.x0.y) + __popc(v.x0.z) + __popc(v.x0.w);
-    pa1 += __popc(v.x1.x) + __popc(v.x1.y) + __popc(v.x1.z) + __popc(v.x1.w);
-  }
+__device__ __forceinline__ void gemv_use(const GemvChunk& v, GemvAcc& acc, bool pb_by_mma) {
   const u32 s0[4] = {v.x0.x, v.x1.x, v.x0.y, v.x1.y};
   const u32 s1[4] = {v.x0.z, v.x1.z, v.x0.w, v.x1.w};
-  constexpr bool XOR = MODE == GEMV_XOR;
-  if (MODE == GEMV_ONES) {
-    static_assert(GEMV_NTILES == 2, "GEMV_ONES: the two n8 tiles' weight rows are one m16 operand");
-    bmma<false>(acc.pa, s0, ~0u, ~0u);
-    bmma<false>(acc.pa, s1, ~0u, ~0u);
-    if (popc_b) {
-      const u32 w0[4] = {v.b[0].x, v.b[1].x, v.b[0].y, v.b[1].y};
-      const u32 w1[4] = {v.b[0].z, v.b[1].z, v.b[0].w, v.b[1].w};
-      bmma<false>(acc.pb, w0, ~0u, ~0u);
-      bmma<false>(acc.pb, w1, ~0u, ~0u);
-    }
+  bmma<false>(acc.pa, s0, ~0u, ~0u);
+  bmma<false>(acc.pa, s1, ~0u, ~0u);
+  if (pb_by_mma) {
+    const u32 w0[4] = {v.b[0].x, v.b[1].x, v.b[0].y, v.b[1].y};
+    const u32 w1[4] = {v.b[0].z, v.b[1].z, v.b[0].w, v.b[1].w};
+    bmma<false>(acc.pb, w0, ~0u, ~0u);
+    bmma<false>(acc.pb, w1, ~0u, ~0u);
   }
 #pragma unroll
   for (int t = 0; t < GEMV_NTILES; ++t) {
-    if (MODE == GEMV_POPC && popc_b)
-      pb[t] += __popc(v.b[t].x) + __popc(v.b[t].y) + __popc(v.b[t].z) + __popc(v.b[t].w);
-    bmma<XOR>(acc.c[t], s0, v.b[t].x, v.b[t].y);
-    bmma<XOR>(acc.c[t], s1, v.b[t].z, v.b[t].w);
+    bmma<false>(acc.c[t], s0, v.b[t].x, v.b[t].y);
+    bmma<false>(acc.c[t], s1, v.b[t].z, v.b[t].w);
   }
-}
-
-template <GemvMode MODE>
-__device__ __forceinline__ void binary_gemv(const uint4* __restrict__ A,
-                                            const uint4* __restrict__ B, int M, int N, int W,
-                                            int k, int* __restrict__ C) {
-  constexpr int NT = GEMV_NTILES, RS = GEMV_RS;
-  __shared__ __align__(16) int red[GEMV_WARPS * GEMV_MAX_M * RS];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int g = lane >> 2, t4 = lane & 3;
-  const GemvRows rows = gemv_rows(A, B, M, N, W);
-  const bool popc_b = M == GEMV_MAX_M;  // no spare all-ones activation row for pb
-  GemvAcc acc;
-  int pb[NT];
-  int pa0 = 0, pa1 = 0;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    acc.pa[i] = acc.pb[i] = 0;
-#pragma unroll
-    for (int t = 0; t < NT; ++t) acc.c[t][i] = pb[t] = 0;
-  }
-
-  gemv_chunks(rows, warp,
-              [&](const GemvChunk& v) { gemv_use<MODE>(v, acc, pb, pa0, pa1, popc_b); });
-  // a warp's share of C - k: 4 c - 2 (pa + pb) for .and.popc, -2 c for .xor.popc
-  constexpr int f = MODE == GEMV_XOR ? -2 : 4;
-  if (MODE == GEMV_POPC) {
-    // popcounts over the 4 threads of a group: pa of rows g, g + 8; pb of weight row g (M = 16)
-#pragma unroll
-    for (int o = 1; o < 4; o <<= 1) {
-      pa0 += __shfl_xor_sync(0xffffffffu, pa0, o);
-      pa1 += __shfl_xor_sync(0xffffffffu, pa1, o);
-#pragma unroll
-      for (int t = 0; t < NT; ++t) pb[t] += __shfl_xor_sync(0xffffffffu, pb[t], o);
-    }
-  }
-  if (MODE == GEMV_ONES) {  // summed over the group by the mma already
-    pa0 = acc.pa[0];
-    pa1 = acc.pa[2];
-    pb[0] = acc.pb[0];
-    pb[1] = acc.pb[2];
-  }
-#pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    int pbc[2] = {0, 0};  // pb of this thread's columns 2 t4 + e
-    if (MODE != GEMV_XOR) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int counted = __shfl_sync(0xffffffffu, pb[t], 4 * (2 * t4 + e));
-        const int row15 = __shfl_sync(0xffffffffu, acc.c[t][2 + e], 28 + t4);
-        pbc[e] = popc_b ? counted : row15;
-      }
-    }
-    int* p = red + (warp * GEMV_MAX_M + g) * RS + 8 * t + 2 * t4;
-    const int* c = acc.c[t];
-    if (g < M)
-      *(int2*)p = make_int2(f * c[0] - 2 * (pa0 + pbc[0]), f * c[1] - 2 * (pa0 + pbc[1]));
-    if (g + 8 < M)
-      *(int2*)(p + 8 * RS) =
-          make_int2(f * c[2] - 2 * (pa1 + pbc[0]), f * c[3] - 2 * (pa1 + pbc[1]));
-  }
-  gemv_reduce(red, M, N, k, rows.n0, rows.nrows, C);
 }
 
 extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
     binary_gemv_tc(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
                    int k, int* __restrict__ C) {
-  binary_gemv<GEMV_POPC>(A, B, M, N, W, k, C);
-}
+  constexpr int NT = GEMV_NTILES, RS = GEMV_RS;
+  __shared__ __align__(16) int red[GEMV_WARPS * GEMV_MAX_M * RS];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t4 = lane & 3;
+  const GemvRows rows = gemv_rows(A, B, M, N, W);
+  const bool pb_by_mma = M == GEMV_MAX_M;  // no spare all-ones activation row for pb
+  GemvAcc acc;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    acc.pa[i] = acc.pb[i] = 0;
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc.c[t][i] = 0;
+  }
 
-extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
-    binary_gemv_xor(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N, int W,
-                    int k, int* __restrict__ C) {
-  binary_gemv<GEMV_XOR>(A, B, M, N, W, k, C);
-}
-
-extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32, 8 / GEMV_NTILES)
-    binary_gemv_ones(const uint4* __restrict__ A, const uint4* __restrict__ B, int M, int N,
-                     int W, int k, int* __restrict__ C) {
-  binary_gemv<GEMV_ONES>(A, B, M, N, W, k, C);
+  gemv_chunks(rows, warp, [&](const GemvChunk& v) { gemv_use(v, acc, pb_by_mma); });
+  // a warp's share of C - k: 4 c - 2 (pa + pb), the popcounts summed over the group by the mma
+  const int pa0 = acc.pa[0], pa1 = acc.pa[2], pb[NT] = {acc.pb[0], acc.pb[2]};
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    int pbc[2];  // pb of this thread's columns 2 t4 + e
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int counted = __shfl_sync(0xffffffffu, pb[t], 4 * (2 * t4 + e));
+      const int row15 = __shfl_sync(0xffffffffu, acc.c[t][2 + e], 28 + t4);
+      pbc[e] = pb_by_mma ? counted : row15;
+    }
+    int* p = red + (warp * GEMV_MAX_M + g) * RS + 8 * t + 2 * t4;
+    const int* c = acc.c[t];
+    if (g < M)
+      *(int2*)p = make_int2(4 * c[0] - 2 * (pa0 + pbc[0]), 4 * c[1] - 2 * (pa0 + pbc[1]));
+    if (g + 8 < M)
+      *(int2*)(p + 8 * RS) =
+          make_int2(4 * c[2] - 2 * (pa1 + pbc[0]), 4 * c[3] - 2 * (pa1 + pbc[1]));
+  }
+  gemv_reduce(red, M, N, k, rows.n0, rows.nrows, C);
 }
 
 // CUDA-core fallback: 64 x 64 output tile per block, 16 x 16 threads with 4 x 4 outputs each
