@@ -25,6 +25,7 @@ _PUBLIC = {
     "Solution": "formulations",
     "solve": "formulations",
     "random_instance": "formulations",
+    "causal_direction": "causal",
 }
 
 __all__ = ["__version__", *_PUBLIC]

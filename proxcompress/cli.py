@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "proxcompress.proofs.cli",
     "proxcompress.training.cli",
     "proxcompress.training.data_cli",
+    "proxcompress.causal.cli",
 )
 
 EXIT_BAD_INPUT = 2

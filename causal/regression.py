@@ -1,0 +1,168 @@
+"""Regressors for additive noise models: ``effect = f(cause) + noise``.
+
+A regressor is any object with ``fit(x, y) -> Curve``; a :class:`Curve` predicts and states its
+degrees of freedom (what the BIC of :mod:`.mechanisms` charges for it). Two are provided:
+
+* :class:`SplineRegressor` (the default, a [U] choice of methods.md section 10): a least-squares
+  cubic B-spline (:func:`scipy.interpolate.make_lsq_spline`) with interior knots at quantiles of
+  the cause, their number chosen by generalized cross-validation. Its degrees of freedom are exact
+  (the number of coefficients), which a smoothing spline's are not without the hat matrix.
+* :class:`PolynomialRegressor`: a least-squares polynomial of fixed degree.
+
+Curves predict outside the range they were fitted on by holding the boundary value (the cause is
+clipped to the fitted range): a cubic piece extrapolated far out would otherwise claim points of
+other mechanisms in :func:`.mechanisms.cluster_mechanisms`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from proxcompress.errors import InvalidInputError
+
+FloatArray = NDArray[np.float64]
+
+
+class Curve(Protocol):
+    """A fitted regression function."""
+
+    @property
+    def df(self) -> float:
+        """Degrees of freedom used by the fit (number of free coefficients)."""
+        ...
+
+    def predict(self, x: FloatArray) -> FloatArray:
+        """The fitted values at ``x``."""
+        ...
+
+
+class Regressor(Protocol):
+    """Fits a :class:`Curve` to paired samples; must be deterministic in its inputs."""
+
+    def min_points(self) -> int:
+        """The fewest points (with distinct causes) a fit needs."""
+        ...
+
+    def fit(self, x: FloatArray, y: FloatArray) -> Curve:
+        """Fit ``y = f(x) + noise``; ``x`` and ``y`` are 1-D float arrays of equal length."""
+        ...
+
+
+def _check_fit_input(x: FloatArray, y: FloatArray, need: int) -> None:
+    if x.ndim != 1 or y.shape != x.shape:
+        raise InvalidInputError("x, y",
+                                f"1-D arrays of equal length needed, got {x.shape} and {y.shape}")
+    distinct = np.unique(x).size
+    if distinct < need:
+        raise InvalidInputError("x", f"{distinct} distinct cause values; the fit needs >= {need}")
+
+
+@dataclass(frozen=True)
+class SplineCurve:
+    """A cubic B-spline on ``[lo, hi]``, constant beyond (the cause is clipped)."""
+
+    knots: FloatArray
+    coefficients: FloatArray
+    lo: float
+    hi: float
+
+    @property
+    def df(self) -> float:
+        return float(self.coefficients.size)
+
+    def predict(self, x: FloatArray) -> FloatArray:
+        from scipy.interpolate import BSpline
+
+        spline = BSpline(self.knots, self.coefficients, 3, extrapolate=False)
+        return np.asarray(spline(np.clip(x, self.lo, self.hi)), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class SplineRegressor:
+    """Least-squares cubic B-spline, ``m`` interior knots at quantiles of the cause, ``m`` in
+    ``0..max_knots`` chosen by GCV ``n RSS / (n - df)^2`` with ``df = m + 4``.
+
+    With ``m = 0`` the fit is the least-squares cubic polynomial. ``max_knots`` is lowered where
+    the data are too few: at least ``points_per_coefficient`` points per coefficient.
+    """
+
+    max_knots: int = 8
+    points_per_coefficient: int = 5
+
+    def __post_init__(self) -> None:
+        if self.max_knots < 0:
+            raise InvalidInputError("max_knots", f"{self.max_knots} is outside [0, inf)")
+        if self.points_per_coefficient < 2:
+            raise InvalidInputError(
+                "points_per_coefficient", f"{self.points_per_coefficient} is outside [2, inf)"
+            )
+
+    def min_points(self) -> int:
+        return 4 * self.points_per_coefficient
+
+    def fit(self, x: FloatArray, y: FloatArray) -> SplineCurve:
+        from scipy.interpolate import make_lsq_spline
+
+        _check_fit_input(x, y, self.min_points())
+        order = np.argsort(x, kind="stable")
+        xs, ys = x[order], y[order]
+        n, lo, hi = xs.size, float(xs[0]), float(xs[-1])
+        distinct = np.unique(xs)
+        best: tuple[float, SplineCurve] | None = None
+        top = min(self.max_knots, n // self.points_per_coefficient - 4, distinct.size - 4)
+        for m in range(max(top, 0) + 1):
+            inner = np.unique(np.quantile(distinct, np.arange(1, m + 1) / (m + 1)))
+            inner = inner[(inner > lo) & (inner < hi)]
+            knots = np.concatenate([[lo] * 4, inner, [hi] * 4])
+            try:
+                spline = make_lsq_spline(xs, ys, knots, k=3)
+            except (ValueError, np.linalg.LinAlgError):
+                continue  # Schoenberg-Whitney condition fails for these knots
+            curve = SplineCurve(knots, np.asarray(spline.c, dtype=np.float64), lo, hi)
+            rss = float(np.sum((ys - curve.predict(xs)) ** 2))
+            gcv = n * rss / (n - curve.df) ** 2
+            if best is None or gcv < best[0]:
+                best = (gcv, curve)
+        if best is None:  # pragma: no cover - m = 0 always satisfies Schoenberg-Whitney here
+            raise InvalidInputError("x", "no cubic spline fits these cause values")
+        return best[1]
+
+
+@dataclass(frozen=True)
+class PolynomialCurve:
+    """A polynomial in the cause, constant beyond the fitted range."""
+
+    coefficients: FloatArray  # highest degree first (numpy.polyval order)
+    lo: float
+    hi: float
+
+    @property
+    def df(self) -> float:
+        return float(self.coefficients.size)
+
+    def predict(self, x: FloatArray) -> FloatArray:
+        return np.asarray(np.polyval(self.coefficients, np.clip(x, self.lo, self.hi)),
+                          dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class PolynomialRegressor:
+    """Least-squares polynomial of degree ``degree``."""
+
+    degree: int = 3
+
+    def __post_init__(self) -> None:
+        if self.degree < 0:
+            raise InvalidInputError("degree", f"{self.degree} is outside [0, inf)")
+
+    def min_points(self) -> int:
+        return self.degree + 2
+
+    def fit(self, x: FloatArray, y: FloatArray) -> PolynomialCurve:
+        _check_fit_input(x, y, self.min_points())
+        coefficients = np.polynomial.polynomial.polyfit(x, y, self.degree)[::-1]
+        return PolynomialCurve(np.ascontiguousarray(coefficients), float(x.min()), float(x.max()))
