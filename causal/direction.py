@@ -64,6 +64,7 @@ class DirectionResult:
                 "cause": f.cause, "effect": f.effect, "k": f.mechanisms.k,
                 "bic_path": list(f.mechanisms.bic_path), "statistic": f.test.statistic,
                 "p_value": f.test.p_value, "log_p_value": f.test.log_p_value,
+                "tested_samples": f.test.samples,
             }
 
         return {"direction": self.direction, "forward": fit(self.forward),
@@ -95,7 +96,8 @@ def pooled_test(cause: FloatArray, residuals: FloatArray, labels: IntArray, pool
             raise InvalidInputError("pooling", f"no cluster has >= {MIN_CLUSTER_TEST} points")
         combined = combine_pvalues([r.p_value for r in results], method="fisher")
         p = float(combined.pvalue)
-        return TestResult(float(combined.statistic), p, float(np.log(p)) if p > 0 else -np.inf)
+        return TestResult(float(combined.statistic), p, float(np.log(p)) if p > 0 else -np.inf,
+                          sum(r.samples for r in results))
     pooled = residuals.copy()
     for c in range(k):
         at = labels == c

@@ -134,3 +134,21 @@ def test_bad_samples_are_refused(u: np.ndarray, v: np.ndarray, field: str) -> No
     assert info.value.field == field
     with pytest.raises(InvalidInputError):
         HSICPermutation(permutations=0)
+
+
+def test_large_samples_are_subsampled_reproducibly() -> None:
+    rng = np.random.default_rng(6)
+    u = rng.standard_normal(400)
+    v = u**2 + rng.standard_normal(400)
+    full = HSICGamma()(u, v)
+    assert full.samples == 400
+    small = HSICGamma(max_samples=100, seed=3)(u, v)
+    keep = np.sort(np.random.default_rng(3).choice(400, 100, replace=False))
+    assert small.samples == 100
+    assert small == HSICGamma()(u[keep], v[keep])
+    assert HSICPermutation(permutations=20, max_samples=100, seed=3)(u, v).statistic == (
+        pytest.approx(small.statistic))
+    for make in (lambda: HSICGamma(max_samples=5), lambda: HSICPermutation(max_samples=2)):
+        with pytest.raises(InvalidInputError) as info:
+            make()
+        assert info.value.field == "max_samples"
