@@ -49,19 +49,17 @@ def _one(job: tuple[str, int, int, int]) -> dict[str, Any]:
         seconds = time.perf_counter() - start
         true_fit = result.forward if pair.direction == "x->y" else result.backward
         record[name] = {"direction": result.direction, "seconds": seconds,
-                        "k_true_direction": true_fit.mechanisms.k,
-                        "k_other_direction": (result.backward if true_fit is result.forward
-                                              else result.forward).mechanisms.k}
+                        "k_true_direction": true_fit.mechanisms.k}
     return record
 
 
 def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion."""
+    """95% Wilson score interval of a binomial proportion (unrounded)."""
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     spread = (p * (1 - p) / trials + z * z / (4 * trials * trials)) ** 0.5
     half = z * spread / (1 + z * z / trials)
-    return (round(centre - half, 3), round(centre + half, 3))
+    return (centre - half, centre + half)
 
 
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -74,8 +72,8 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"noise": noise, "k": k, "pairs": len(group)}
             for name in METHODS:
                 right = sum(r[name]["direction"] == r["truth"] for r in group)
-                row[name] = {"correct": right, "fraction": round(right / len(group), 3),
-                             "wilson95": wilson(right, len(group)),
+                row[name] = {"correct": right, "fraction": round(right / len(group), 4),
+                             "wilson95": [round(b, 4) for b in wilson(right, len(group))],
                              "median_seconds": round(statistics.median(
                                  r[name]["seconds"] for r in group), 3)}
             for name in ("centred", "mixture_bic"):
@@ -90,8 +88,9 @@ def render(result: dict[str, Any]) -> str:
              "(default / mixture BIC) | s per test (plain / default) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
-        cells = [f"{row[m]['fraction']:.2f} [{row[m]['wilson95'][0]:.2f}, "
-                 f"{row[m]['wilson95'][1]:.2f}]" for m in METHODS]
+        bounds = {m: wilson(row[m]["correct"], row["pairs"]) for m in METHODS}
+        cells = [f"{row[m]['correct'] / row['pairs']:.2f} [{bounds[m][0]:.2f}, "
+                 f"{bounds[m][1]:.2f}]" for m in METHODS]
         lines.append(f"| {row['noise']} | {row['k']} | {row['pairs']} | " + " | ".join(cells)
                      + f" | {row['centred']['k_right']} / {row['mixture_bic']['k_right']} | "
                      f"{row['plain']['median_seconds']:.2f} / "

@@ -6,10 +6,11 @@ simulated heterogeneous pair.
     proxcompress causal --csv DATA.csv --x COLUMN --y COLUMN [--k auto|K] [--json OUT.json]
     proxcompress causal --simulate K [--n 300] [--seed 0] [--json OUT.json]
 
-The CSV file has a header row; the two columns must hold finite numbers in every row. Exit codes:
-0 a direction was decided, 1 undecided (equal evidence), 2 bad input. The JSON report (written
-atomically, only after the whole test) holds the decision, both directions' k, BIC path,
-statistic and p-value, and for ``--simulate`` the true direction.
+The CSV file has a header row; the two columns must hold finite numbers in every non-blank row.
+Exit codes: 0 a direction was decided, 1 undecided (equal evidence), 2 bad input (every flag and
+the --json target are checked before any work). The JSON report (written atomically, only after
+the whole test) holds the decision, both directions' k, BIC path, statistic, p-value and log
+p-value, and for ``--simulate`` the true direction.
 """
 
 from __future__ import annotations
@@ -23,23 +24,33 @@ import numpy as np
 
 from proxcompress.errors import InvalidInputError
 
+from .direction import MIN_SAMPLES, POOLINGS
+from .mechanisms import CRITERIA
+
 EXIT_OK = 0
 EXIT_UNDECIDED = 1
+DEFAULT_N = 300
+DEFAULT_PERMUTATIONS = 500
 
 
 def read_columns(path: Path, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
-    """Columns ``x`` and ``y`` of a CSV file with a header row, as float64 arrays."""
+    """Columns ``x`` and ``y`` of a CSV file with a header row (UTF-8, a byte-order mark
+    allowed; blank lines skipped), as float64 arrays."""
     if not path.is_file():
         raise InvalidInputError("--csv", f"{path} is not a file")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidInputError("--csv", f"{path} cannot be read as UTF-8 CSV: {exc}") from None
     if not rows:
         raise InvalidInputError("--csv", f"{path} is empty")
     header = [name.strip() for name in rows[0]]
     columns = []
     for flag, name in (("--x", x), ("--y", y)):
-        if name not in header:
-            raise InvalidInputError(flag, f"column {name!r} is not in the header {header}")
+        if header.count(name) != 1:
+            problem = "is not in" if name not in header else "appears more than once in"
+            raise InvalidInputError(flag, f"column {name!r} {problem} the header {header}")
         columns.append(header.index(name))
     values = np.empty((len(rows) - 1, 2))
     for r, row in enumerate(rows[1:], start=2):
@@ -56,6 +67,40 @@ def read_columns(path: Path, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
                     flag, f"row {r}, column {header[c]!r}: {cell!r} is not finite"
                 )
     return values[:, 0], values[:, 1]
+
+
+def _json_target(path: str) -> None:
+    """Refuse, before any work, a --json path whose folder is missing or which is a folder."""
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidInputError("--json", f"{target} is a folder")
+    if not target.parent.is_dir():
+        raise InvalidInputError("--json", f"folder {target.parent} does not exist")
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Every flag in range, and no flag that this run would ignore, before any work."""
+    for flag, value, low in (("--n", args.n, MIN_SAMPLES), ("--seed", args.seed, 0),
+                             ("--k-max", args.k_max, 1), ("--simulate", args.simulate, 1),
+                             ("--permutations", args.permutations, 1)):
+        if value is not None and value < low:
+            raise InvalidInputError(flag, f"{value} is outside [{low}, inf)")
+    if args.simulate is not None:
+        for flag, value in (("--csv", args.csv), ("--x", args.x), ("--y", args.y)):
+            if value is not None:
+                raise InvalidInputError(flag, "give --csv, --x and --y, or --simulate, not both")
+    else:
+        if args.csv is None or args.x is None or args.y is None:
+            raise InvalidInputError("--csv", "give --csv FILE with --x COLUMN and --y COLUMN, "
+                                    "or --simulate K")
+        if args.n is not None:
+            raise InvalidInputError("--n", "sets the size of --simulate only")
+        if args.x == args.y:
+            raise InvalidInputError("--y", f"the same column as --x ({args.x!r})")
+    if args.permutations is not None and args.test != "permutation":
+        raise InvalidInputError("--permutations", "applies to --test permutation only")
+    if args.json:
+        _json_target(args.json)
 
 
 def _k(text: str) -> int | None:
@@ -77,22 +122,17 @@ def _run(args: argparse.Namespace) -> int:
     from .independence import HSICGamma, HSICPermutation
     from .simulate import simulate_mixture
 
+    _check_flags(args)
     truth = None
     if args.simulate is not None:
-        if args.csv is not None:
-            raise InvalidInputError("--simulate", "give --csv or --simulate, not both")
-        pair = simulate_mixture(args.n, args.simulate, seed=args.seed)
+        pair = simulate_mixture(args.n or DEFAULT_N, args.simulate, seed=args.seed)
         x, y, names, truth = pair.x, pair.y, ("x", "y"), pair.direction
     else:
-        if args.csv is None or args.x is None or args.y is None:
-            raise InvalidInputError("--csv", "give --csv FILE with --x COLUMN and --y COLUMN, "
-                                    "or --simulate K")
-        if args.x == args.y:
-            raise InvalidInputError("--y", f"the same column as --x ({args.x!r})")
         x, y = read_columns(Path(args.csv), args.x, args.y)
         names = (args.x, args.y)
-    test = (HSICGamma() if args.test == "gamma"
-            else HSICPermutation(permutations=args.permutations, seed=args.seed))
+    test = (HSICGamma(seed=args.seed) if args.test == "gamma"
+            else HSICPermutation(permutations=args.permutations or DEFAULT_PERMUTATIONS,
+                                 seed=args.seed))
     result = causal_direction(x, y, k=args.k, k_max=args.k_max, criterion=args.criterion,
                               test=test, pooling=args.pooling, names=names)
     report: dict[str, Any] = {"n": int(x.size), **result.as_dict()}
@@ -124,22 +164,21 @@ def add_parsers(subparsers: Any) -> None:
     data.add_argument("--y", metavar="COLUMN", help="second variable's column")
     data.add_argument("--simulate", type=int, metavar="K",
                       help="instead: a simulated pair from K mechanisms (causal.simulate_mixture)")
-    data.add_argument("--n", type=int, default=300, help="samples of --simulate (default 300)")
+    data.add_argument("--n", type=int, help=f"samples of --simulate (default {DEFAULT_N})")
     data.add_argument("--seed", type=int, default=0,
-                      help="seed of --simulate and of the permutation test (default 0)")
+                      help="seed of --simulate, of the permutations and of the HSIC subsample "
+                      "above 3000 pairs (default 0)")
     method = parser.add_argument_group("method ([U] choices, docs/causal.md)")
     method.add_argument("--k", type=_k, default=None, metavar="auto|K",
                         help="mechanisms per direction: auto (BIC, default) or K; 1 = plain ANM")
     method.add_argument("--k-max", type=int, default=4, help="largest k tried by auto (default 4)")
-    method.add_argument("--criterion", choices=("classification", "mixture"),
-                        default="classification",
+    method.add_argument("--criterion", choices=CRITERIA, default="classification",
                         help="BIC likelihood of auto (default classification)")
-    method.add_argument("--pooling", choices=("centred", "standardized", "fisher"),
-                        default="centred",
+    method.add_argument("--pooling", choices=POOLINGS, default="centred",
                         help="how cluster labels adjust the test (default centred)")
     method.add_argument("--test", choices=("gamma", "permutation"), default="gamma",
                         help="HSIC p-value: gamma approximation (default) or permutations")
-    method.add_argument("--permutations", type=int, default=500,
-                        help="permutations of --test permutation (default 500)")
+    method.add_argument("--permutations", type=int,
+                        help=f"permutations of --test permutation (default {DEFAULT_PERMUTATIONS})")
     parser.add_argument("--json", metavar="OUT", help="write the report as JSON")
     parser.set_defaults(func=_run)

@@ -25,6 +25,7 @@ import numpy as np
 
 from proxcompress.errors import InvalidInputError
 
+from ._checks import choice, distinct_enough, same_length, sample
 from .independence import HSICGamma, IndependenceTest, TestResult
 from .mechanisms import IntArray, Mechanisms, cluster_mechanisms
 from .regression import FloatArray, Regressor, SplineRegressor
@@ -57,14 +58,17 @@ class DirectionResult:
     backward: DirectionFit
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-ready summary (labels left out)."""
+        """JSON-ready summary (labels left out; a non-finite number becomes None)."""
+
+        def number(v: float) -> float | None:
+            return v if np.isfinite(v) else None
 
         def fit(f: DirectionFit) -> dict[str, object]:
             return {
                 "cause": f.cause, "effect": f.effect, "k": f.mechanisms.k,
-                "bic_path": list(f.mechanisms.bic_path), "statistic": f.test.statistic,
-                "p_value": f.test.p_value, "log_p_value": f.test.log_p_value,
-                "tested_samples": f.test.samples,
+                "bic_path": [number(b) for b in f.mechanisms.bic_path],
+                "statistic": number(f.test.statistic), "p_value": f.test.p_value,
+                "log_p_value": number(f.test.log_p_value), "tested_samples": f.test.samples,
             }
 
         return {"direction": self.direction, "forward": fit(self.forward),
@@ -72,35 +76,48 @@ class DirectionResult:
 
 
 def standardize(values: FloatArray, field: str) -> FloatArray:
-    """``(v - mean) / std``; a constant or non-finite sample is an error naming ``field``."""
-    if not np.all(np.isfinite(values)):
-        raise InvalidInputError(field, "values must be finite (no NaN or inf)")
-    sd = float(values.std())
-    if sd == 0.0:
+    """``(v - mean) / std`` of a finite sample, computed after dividing by ``max |v|`` so that
+    neither tiny nor huge magnitudes under- or overflow; a constant sample is an error naming
+    ``field``."""
+    if np.ptp(values) == 0:
         raise InvalidInputError(field, "is constant; a direction test needs variation")
-    return (values - values.mean()) / sd
+    scaled = values / np.max(np.abs(values))
+    return (scaled - scaled.mean()) / scaled.std()
+
+
+def fisher_log_p(log_p_values: list[float]) -> tuple[float, float]:
+    """Fisher's combination ``X = -2 sum log p_i`` of m p-values and ``log P(chi2_2m >= X)``,
+    in closed form on the log scale (no underflow): ``-X/2 + log sum_{j<m} (X/2)^j / j!``."""
+    from scipy.special import gammaln, logsumexp
+
+    x = -2.0 * float(np.sum(log_p_values))
+    j = np.arange(len(log_p_values))
+    half = x / 2
+    terms = j * np.log(half) - gammaln(j + 1) if half > 0 else np.where(j == 0, 0.0, -np.inf)
+    return x, float(-half + logsumexp(terms))
 
 
 def pooled_test(cause: FloatArray, residuals: FloatArray, labels: IntArray, pooling: str,
                 test: IndependenceTest) -> TestResult:
-    """Test ``residuals`` independent of ``cause`` given cluster ``labels`` (module docstring)."""
-    if pooling not in POOLINGS:
-        raise InvalidInputError("pooling", f"{pooling!r} is not one of {POOLINGS}")
+    """Test ``residuals`` independent of ``cause`` given cluster ``labels`` (module docstring);
+    ``labels`` number the clusters ``0..k-1``."""
+    choice(pooling, "pooling", POOLINGS)
+    labels = np.asarray(labels)
+    if labels.shape != np.shape(residuals) or labels.dtype.kind not in "iu" or labels.min() < 0:
+        raise InvalidInputError("labels", "non-negative integer labels, one per residual, needed")
     k = int(labels.max()) + 1
     if pooling == "fisher":
-        from scipy.stats import combine_pvalues
-
         results = [test(cause[labels == c], residuals[labels == c]) for c in range(k)
                    if np.count_nonzero(labels == c) >= MIN_CLUSTER_TEST]
         if not results:
             raise InvalidInputError("pooling", f"no cluster has >= {MIN_CLUSTER_TEST} points")
-        combined = combine_pvalues([r.p_value for r in results], method="fisher")
-        p = float(combined.pvalue)
-        return TestResult(float(combined.statistic), p, float(np.log(p)) if p > 0 else -np.inf,
-                          sum(r.samples for r in results))
-    pooled = residuals.copy()
+        statistic, log_p = fisher_log_p([r.log_p_value for r in results])
+        return TestResult(statistic, float(np.exp(log_p)), log_p, sum(r.samples for r in results))
+    pooled = np.asarray(residuals, dtype=np.float64).copy()
     for c in range(k):
         at = labels == c
+        if not at.any():
+            continue
         pooled[at] -= pooled[at].mean()
         if pooling == "standardized":
             sd = pooled[at].std()
@@ -128,21 +145,18 @@ def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_ma
     Defaults: :class:`.regression.SplineRegressor`, ``criterion="classification"``,
     :class:`.independence.HSICGamma`, ``pooling="centred"``.
     """
-    xs = np.asarray(x, dtype=np.float64)
-    ys = np.asarray(y, dtype=np.float64)
-    if xs.ndim != 1 or ys.shape != xs.shape:
-        raise InvalidInputError("x, y", f"1-D samples of equal length needed, got {xs.shape} "
-                                f"and {ys.shape}")
+    if (not isinstance(names, tuple) or len(names) != 2
+            or not all(isinstance(name, str) for name in names)):
+        raise InvalidInputError("names", f"two strings needed, got {names!r}")
+    xs, ys = sample(x, names[0]), sample(y, names[1])
+    same_length(xs, ys, f"{names[0]}, {names[1]}")
     if xs.size < MIN_SAMPLES:
         raise InvalidInputError("n", f"{xs.size} paired samples; the test needs >= {MIN_SAMPLES}")
-    if k is not None and k < 1:
-        raise InvalidInputError("k", f"{k} is outside [1, inf)")
-    if k_max < 1:
-        raise InvalidInputError("k_max", f"{k_max} is outside [1, inf)")
-    if pooling not in POOLINGS:
-        raise InvalidInputError("pooling", f"{pooling!r} is not one of {POOLINGS}")
+    choice(pooling, "pooling", POOLINGS)
     xs, ys = standardize(xs, names[0]), standardize(ys, names[1])
     regressor = regressor or SplineRegressor()
+    for values, name in ((xs, names[0]), (ys, names[1])):  # each is a cause in one direction
+        distinct_enough(values, regressor.min_points(), name)
     test = test or HSICGamma()
     forward = _fit(xs, ys, names, k, k_max, regressor, criterion, test, pooling)
     backward = _fit(ys, xs, (names[1], names[0]), k, k_max, regressor, criterion, test, pooling)

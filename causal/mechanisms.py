@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from proxcompress.errors import InvalidInputError
 
+from ._checks import choice, distinct_enough, integer, same_length, sample
 from .regression import Curve, FloatArray, Regressor, SplineRegressor
 
 IntArray = NDArray[np.int64]
@@ -52,8 +53,12 @@ class Mechanisms:
         return len(self.curves)
 
     def residuals(self, cause: FloatArray, effect: FloatArray) -> FloatArray:
-        """``effect_i - f_{labels_i}(cause_i)``."""
-        fitted = np.empty_like(effect)
+        """``effect_i - f_{labels_i}(cause_i)`` (float64, whatever the input's dtype)."""
+        cause, effect = sample(cause, "cause"), sample(effect, "effect")
+        if cause.shape != self.labels.shape or effect.shape != self.labels.shape:
+            raise InvalidInputError("cause, effect", f"{self.labels.size} samples expected (the "
+                                    f"clustered ones), got {cause.size} and {effect.size}")
+        fitted = np.empty(effect.shape)
         for c, curve in enumerate(self.curves):
             at = self.labels == c
             fitted[at] = curve.predict(cause[at])
@@ -66,6 +71,7 @@ CRITERIA: tuple[str, ...] = ("classification", "mixture")
 def bic(cause: FloatArray, effect: FloatArray, labels: IntArray, curves: tuple[Curve, ...],
         criterion: str = "classification") -> float:
     """The BIC of a labelled fit under ``criterion`` (module docstring)."""
+    choice(criterion, "criterion", CRITERIA)
     n, k = effect.size, len(curves)
     sizes = np.bincount(labels, minlength=k).astype(np.float64)
     squared = np.stack([(effect - curve.predict(cause)) ** 2 for curve in curves])
@@ -75,8 +81,6 @@ def bic(cause: FloatArray, effect: FloatArray, labels: IntArray, curves: tuple[C
         loglik = -0.5 * n * (np.log(2 * np.pi * rss / n) + 1) + float(
             np.sum(sizes * np.log(sizes / n)))
         return float(-2 * loglik + params * np.log(n))
-    if criterion != "mixture":
-        raise InvalidInputError("criterion", f"{criterion!r} is not one of {CRITERIA}")
     from scipy.optimize import minimize_scalar
     from scipy.special import logsumexp
 
@@ -132,7 +136,7 @@ def alternate(cause: FloatArray, effect: FloatArray, labels: IntArray, regressor
         new = np.argmin(squared, axis=0).astype(np.int64)
         if np.array_equal(new, labels):
             break
-        if np.bincount(new, minlength=k).min() == 0 or not _large_enough(cause, new, k, need):
+        if not _large_enough(cause, new, k, need):
             return None
         labels = new
         curves = _fit_all(cause, effect, labels, k, regressor)
@@ -148,20 +152,16 @@ def cluster_mechanisms(cause: FloatArray, effect: FloatArray, *, k: int | None =
     path to exactly k (an error if no split of that size leaves every cluster enough points to
     fit).
     """
-    if criterion not in CRITERIA:
-        raise InvalidInputError("criterion", f"{criterion!r} is not one of {CRITERIA}")
+    choice(criterion, "criterion", CRITERIA)
     regressor = regressor or SplineRegressor()
-    cause = np.asarray(cause, dtype=np.float64)
-    effect = np.asarray(effect, dtype=np.float64)
-    if cause.ndim != 1 or effect.shape != cause.shape:
-        raise InvalidInputError("cause, effect", "1-D arrays of equal length needed")
-    top = k if k is not None else k_max
-    if top < 1:
-        raise InvalidInputError("k" if k is not None else "k_max", f"{top} is outside [1, inf)")
+    cause, effect = sample(cause, "cause"), sample(effect, "effect")
+    same_length(cause, effect, "cause, effect")
+    top = integer(k, "k", 1) if k is not None else integer(k_max, "k_max", 1)
+    need = regressor.min_points()
+    distinct_enough(cause, need, "cause")
     labels = np.zeros(cause.size, dtype=np.int64)
     curves = _fit_all(cause, effect, labels, 1, regressor)
     path = [(bic(cause, effect, labels, curves, criterion), labels, curves)]
-    need = regressor.min_points()
     while len(path) < top:
         _, labels, curves = path[-1]
         best: tuple[float, IntArray, tuple[Curve, ...]] | None = None

@@ -5,8 +5,9 @@ degrees of freedom (what the BIC of :mod:`.mechanisms` charges for it). Two are 
 
 * :class:`SplineRegressor` (the default, a [U] choice of methods.md section 10): a least-squares
   cubic B-spline (:func:`scipy.interpolate.make_lsq_spline`) with interior knots at quantiles of
-  the cause, their number chosen by generalized cross-validation. Its degrees of freedom are exact
-  (the number of coefficients), which a smoothing spline's are not without the hat matrix.
+  the distinct cause values, their number chosen by generalized cross-validation. Its degrees of
+  freedom are exact (the number of coefficients), which a smoothing spline's are not without the
+  hat matrix.
 * :class:`PolynomialRegressor`: a least-squares polynomial of fixed degree.
 
 Curves predict outside the range they were fitted on by holding the boundary value (the cause is
@@ -23,6 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from proxcompress.errors import InvalidInputError
+
+from ._checks import distinct_enough, integer, same_length, sample
 
 FloatArray = NDArray[np.float64]
 
@@ -52,13 +55,11 @@ class Regressor(Protocol):
         ...
 
 
-def _check_fit_input(x: FloatArray, y: FloatArray, need: int) -> None:
-    if x.ndim != 1 or y.shape != x.shape:
-        raise InvalidInputError("x, y",
-                                f"1-D arrays of equal length needed, got {x.shape} and {y.shape}")
-    distinct = np.unique(x).size
-    if distinct < need:
-        raise InvalidInputError("x", f"{distinct} distinct cause values; the fit needs >= {need}")
+def _fit_input(x: FloatArray, y: FloatArray, need: int) -> tuple[FloatArray, FloatArray]:
+    xs, ys = sample(x, "x"), sample(y, "y")
+    same_length(xs, ys, "x, y")
+    distinct_enough(xs, need, "x")
+    return xs, ys
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,8 @@ class SplineCurve:
 
 @dataclass(frozen=True)
 class SplineRegressor:
-    """Least-squares cubic B-spline, ``m`` interior knots at quantiles of the cause, ``m`` in
-    ``0..max_knots`` chosen by GCV ``n RSS / (n - df)^2`` with ``df = m + 4``.
+    """Least-squares cubic B-spline, ``m`` interior knots at quantiles of the distinct cause
+    values, ``m`` in ``0..max_knots`` chosen by GCV ``n RSS / (n - df)^2`` with ``df = m + 4``.
 
     With ``m = 0`` the fit is the least-squares cubic polynomial. ``max_knots`` is lowered where
     the data are too few: at least ``points_per_coefficient`` points per coefficient.
@@ -94,12 +95,8 @@ class SplineRegressor:
     points_per_coefficient: int = 5
 
     def __post_init__(self) -> None:
-        if self.max_knots < 0:
-            raise InvalidInputError("max_knots", f"{self.max_knots} is outside [0, inf)")
-        if self.points_per_coefficient < 2:
-            raise InvalidInputError(
-                "points_per_coefficient", f"{self.points_per_coefficient} is outside [2, inf)"
-            )
+        integer(self.max_knots, "max_knots", 0)
+        integer(self.points_per_coefficient, "points_per_coefficient", 2)
 
     def min_points(self) -> int:
         return 4 * self.points_per_coefficient
@@ -107,7 +104,7 @@ class SplineRegressor:
     def fit(self, x: FloatArray, y: FloatArray) -> SplineCurve:
         from scipy.interpolate import make_lsq_spline
 
-        _check_fit_input(x, y, self.min_points())
+        x, y = _fit_input(x, y, self.min_points())
         order = np.argsort(x, kind="stable")
         xs, ys = x[order], y[order]
         n, lo, hi = xs.size, float(xs[0]), float(xs[-1])
@@ -127,7 +124,7 @@ class SplineRegressor:
             gcv = n * rss / (n - curve.df) ** 2
             if best is None or gcv < best[0]:
                 best = (gcv, curve)
-        if best is None:  # pragma: no cover - m = 0 always satisfies Schoenberg-Whitney here
+        if best is None:  # pragma: no cover - m = 0 with >= 4 distinct finite causes always fits
             raise InvalidInputError("x", "no cubic spline fits these cause values")
         return best[1]
 
@@ -156,13 +153,12 @@ class PolynomialRegressor:
     degree: int = 3
 
     def __post_init__(self) -> None:
-        if self.degree < 0:
-            raise InvalidInputError("degree", f"{self.degree} is outside [0, inf)")
+        integer(self.degree, "degree", 0)
 
     def min_points(self) -> int:
         return self.degree + 2
 
     def fit(self, x: FloatArray, y: FloatArray) -> PolynomialCurve:
-        _check_fit_input(x, y, self.min_points())
+        x, y = _fit_input(x, y, self.min_points())
         coefficients = np.polynomial.polynomial.polyfit(x, y, self.degree)[::-1]
         return PolynomialCurve(np.ascontiguousarray(coefficients), float(x.min()), float(x.max()))

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from proxcompress.errors import InvalidInputError
 
+from ._checks import choice, integer
 from .regression import FloatArray
 
 NOISES: tuple[str, ...] = ("uniform", "gaussian")
@@ -39,12 +40,10 @@ def simulate_mixture(n: int, k: int, *, seed: int,
                      noise: Literal["uniform", "gaussian"] = "uniform", noise_scale: float = 0.2,
                      swap: bool = True) -> CausalPair:
     """``n`` samples of a ``k``-mechanism population (module docstring); same seed, same pair."""
-    if n < 1:
-        raise InvalidInputError("n", f"{n} is outside [1, inf)")
-    if k < 1:
-        raise InvalidInputError("k", f"{k} is outside [1, inf)")
-    if noise not in NOISES:
-        raise InvalidInputError("noise", f"{noise!r} is not one of {NOISES}")
+    integer(n, "n", 1)
+    integer(k, "k", 1)
+    integer(seed, "seed", 0)
+    choice(noise, "noise", NOISES)
     if not noise_scale > 0:
         raise InvalidInputError("noise_scale", f"{noise_scale} is outside (0, inf)")
     rng = np.random.default_rng(seed)

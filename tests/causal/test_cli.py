@@ -46,6 +46,7 @@ def test_simulated_pair_reports_the_truth(tmp_path: Path) -> None:
     ("a,b\n1,2\n", ["--x", "a", "--y", "c"], "--y: column 'c' is not in the header"),
     ("a,b\n1,2\n", ["--x", "a", "--y", "a"], "--y: the same column as --x"),
     ("", ["--x", "a", "--y", "b"], "is empty"),
+    ("a,a,b\n1,2,3\n", ["--x", "a", "--y", "b"], "--x: column 'a' appears more than once"),
     ("a,b\n" + "".join(f"{i},{i * i}\n" for i in range(10)), ["--x", "a", "--y", "b"],
      "n: 10 paired samples; the test needs >= 30"),
 ])
@@ -59,11 +60,57 @@ def test_bad_csv_is_a_clear_error_and_writes_nothing(
     assert not out.exists()
 
 
-def test_missing_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["causal"]) == 2
-    assert "--csv" in capsys.readouterr().err
+def test_bom_and_blank_lines_are_accepted(tmp_path: Path) -> None:
+    pair = simulate_mixture(60, 1, seed=2)
+    write_csv(tmp_path / "plain.csv", pair.x, pair.y)
+    text = (tmp_path / "plain.csv").read_text()
+    (tmp_path / "bom.csv").write_text("\ufeff" + text.replace("\n", "\n\n", 3) + "\n\n")
+    out_a, out_b = tmp_path / "a.json", tmp_path / "b.json"
+    for name, out in (("plain.csv", out_a), ("bom.csv", out_b)):
+        assert main(["causal", "--csv", str(tmp_path / name), "--x", "cause_a", "--y",
+                     "effect_b", "--json", str(out)]) in (0, 1)
+    assert json.loads(out_a.read_text()) == json.loads(out_b.read_text())
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--simulate", "0"], "--simulate: 0 is outside [1, inf)"),
+    (["--simulate", "2", "--seed", "-1"], "--seed: -1 is outside [0, inf)"),
+    (["--simulate", "2", "--n", "10"], "--n: 10 is outside [30, inf)"),
+    (["--simulate", "2", "--k-max", "0"], "--k-max: 0 is outside [1, inf)"),
+    (["--simulate", "2", "--permutations", "9"], "--permutations: applies to --test permutation"),
+    (["--simulate", "2", "--test", "permutation", "--permutations", "0"],
+     "--permutations: 0 is outside [1, inf)"),
+    (["--simulate", "2", "--x", "a"], "--x: give --csv, --x and --y, or --simulate, not both"),
+    (["--csv", "d.csv", "--x", "a", "--y", "b", "--n", "50"], "--n: sets the size of --simulate"),
+    (["causal"], "--csv: give --csv FILE"),
+])
+def test_flags_are_checked_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    argv = ["causal", *[a for a in args if a != "causal"]]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["folder", "missing/r.json"])
+def test_bad_json_target_fails_before_the_test(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str) -> None:
+    (tmp_path / "folder").mkdir()
+    assert main(["causal", "--simulate", "2", "--json", str(tmp_path / target)]) == 2
+    err = capsys.readouterr()
+    assert "--json: " in err.err and "direction" not in err.out  # refused before computing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
+
+
+def test_unreadable_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "latin1.csv").write_bytes("a,b\n\xe9,1\n".encode("latin-1"))
+    assert main(["causal", "--csv", str(tmp_path / "latin1.csv"), "--x", "a", "--y", "b"]) == 2
+    assert "--csv: " in capsys.readouterr().err
     assert main(["causal", "--csv", str(tmp_path / "none.csv"), "--x", "a", "--y", "b"]) == 2
     assert "is not a file" in capsys.readouterr().err
-    assert main(["causal", "--csv", "x.csv", "--simulate", "2"]) == 2
-    with pytest.raises(SystemExit):
+
+
+def test_argparse_rejects_a_bad_k(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
         main(["causal", "--simulate", "2", "--k", "two"])
+    assert info.value.code == 2
+    assert "'two' is neither 'auto' nor an integer" in capsys.readouterr().err

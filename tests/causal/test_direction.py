@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from proxcompress.causal import HSICGamma, causal_direction, simulate_mixture
-from proxcompress.causal.direction import pooled_test
+from proxcompress.causal.direction import fisher_log_p, pooled_test
 from proxcompress.errors import InvalidInputError
 
 
@@ -20,10 +20,12 @@ def test_swapping_the_variables_mirrors_the_result() -> None:
     assert a.forward.test == b.backward.test and a.backward.test == b.forward.test
 
 
-def test_affine_maps_change_nothing() -> None:
+@pytest.mark.parametrize(("scale", "shift"), [(3.0, -7.0), (1e-170, 0.0), (1e160, 1e161)])
+def test_affine_maps_change_nothing(scale: float, shift: float) -> None:
+    """Also at magnitudes whose squares under- or overflow float64."""
     pair = simulate_mixture(200, 2, seed=12)
     a = causal_direction(pair.x, pair.y)
-    b = causal_direction(3.0 * pair.x - 7.0, 0.01 * pair.y + 100.0)
+    b = causal_direction(scale * pair.x + shift, 0.01 * pair.y + 100.0)
     assert a.direction == b.direction
     assert a.forward.test.log_p_value == pytest.approx(b.forward.test.log_p_value, rel=1e-6)
     assert a.forward.mechanisms.k == b.forward.mechanisms.k
@@ -79,6 +81,23 @@ def test_pooling_variants() -> None:
 
     parts = [test(cause[labels == c], scaled[labels == c]).p_value for c in (0, 1)]
     assert fisher.p_value == pytest.approx(combine_pvalues(parts, method="fisher").pvalue)
+    with pytest.raises(InvalidInputError) as info:
+        pooled_test(cause, scaled, labels[:-1], "centred", test)
+    assert info.value.field == "labels"
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 5])
+def test_fisher_combination_on_the_log_scale(m: int) -> None:
+    """Equal to SciPy's where SciPy's p is representable; for two p-values far below float64's
+    range, the closed form -X/2 + log(1 + X/2)."""
+    from scipy.stats import combine_pvalues
+
+    p = np.linspace(0.01, 0.3, m)
+    x, log_p = fisher_log_p(list(np.log(p)))
+    ref = combine_pvalues(p, method="fisher")
+    assert x == pytest.approx(ref.statistic) and np.exp(log_p) == pytest.approx(ref.pvalue)
+    x, log_p = fisher_log_p([-800.0, -900.0])
+    assert x == 3400.0 and log_p == pytest.approx(-1700 + np.log1p(1700))
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
@@ -89,8 +108,13 @@ def test_pooling_variants() -> None:
     ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "k": 0}, "k"),
     ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "k_max": 0}, "k_max"),
     ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "pooling": "mean"}, "pooling"),
+    ({"x": np.arange(40.0), "y": np.arange(40.0) % 3}, "y"),  # 3 distinct values
+    ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "k": 2.5}, "k"),
+    ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "names": ("a",)}, "names"),
+    ({"x": np.arange(40.0) + 0j, "y": np.arange(40.0) ** 2}, "x"),
+    ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "criterion": "aic"}, "criterion"),
 ])
-def test_bad_input_is_refused(kwargs: dict, field: str) -> None:
+def test_bad_input_is_refused(kwargs: dict, field: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(InvalidInputError) as info:
         causal_direction(**kwargs)
     assert info.value.field == field
@@ -102,7 +126,8 @@ def test_simulation_is_reproducible_and_balanced() -> None:
     directions = [simulate_mixture(20, 2, seed=s).direction for s in range(200)]
     assert 70 <= directions.count("x->y") <= 130
     for kwargs, field in (({"n": 0}, "n"), ({"k": 0}, "k"), ({"noise": "cauchy"}, "noise"),
-                          ({"noise_scale": 0.0}, "noise_scale")):
+                          ({"noise_scale": 0.0}, "noise_scale"), ({"n": 50.5}, "n"),
+                          ({"seed": -1}, "seed")):
         with pytest.raises(InvalidInputError) as info:
-            simulate_mixture(**{"n": 10, "k": 1, **kwargs}, seed=0)
+            simulate_mixture(**{"n": 10, "k": 1, "seed": 0, **kwargs})
         assert info.value.field == field

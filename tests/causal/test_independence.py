@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from proxcompress.causal import HSICGamma, HSICPermutation, hsic
-from proxcompress.causal.independence import _centre, gaussian_gram
+from proxcompress.causal.independence import (
+    _centre,
+    gamma_null_moments,
+    gaussian_gram,
+    log_gamma_sf,
+)
 from proxcompress.errors import InvalidInputError
 
 
@@ -59,21 +64,25 @@ def test_gram_bandwidth_is_the_median_distance() -> None:
 
 @pytest.mark.parametrize("n", [40, 100])
 def test_gamma_moments_match_the_permutation_distribution(n: int) -> None:
-    """The closed-form null mean and variance of n HSIC_b against 4000 permutations."""
+    """The closed-form null mean and variance HSICGamma uses, against 4000 permutations."""
     rng = np.random.default_rng(n)
     u, v = rng.standard_normal(n), rng.uniform(size=n)
-    kc, lc = _centre(gaussian_gram(u)), _centre(gaussian_gram(v))
-    perms = np.array([np.sum(kc * lc[np.ix_(p, p)]) / n
-                      for p in (rng.permutation(n) for _ in range(4000))])
     k, lg = gaussian_gram(u), gaussian_gram(v)
-    off = n * (n - 1)
-    mu_k, mu_l = (k.sum() - n) / off, (lg.sum() - n) / off
-    mean = (1 + mu_k * mu_l - mu_k - mu_l)  # of n HSIC_b
+    kc, lc = _centre(k), _centre(lg)
+    perms = np.array([np.sum(kc * lc[np.ix_(p, p)]) / n**2
+                      for p in (rng.permutation(n) for _ in range(4000))])  # HSIC_b
+    mean, var = gamma_null_moments(k, lg)
     assert perms.mean() == pytest.approx(mean, rel=0.05)
-    b = (kc * lc) ** 2
-    var = n**2 * 2 * (n - 4) * (n - 5) / (n * (n - 1) * (n - 2) * (n - 3)) * (
-        b.sum() - np.trace(b)) / off
     assert perms.var() == pytest.approx(var, rel=0.15)
+
+
+def test_test_statistics_are_n_times_hsic() -> None:
+    rng = np.random.default_rng(8)
+    u = rng.standard_normal(40)
+    v = np.sin(u) + rng.standard_normal(40)
+    assert HSICGamma()(u, v).statistic == pytest.approx(40 * hsic_sums(u, v), rel=1e-9)
+    assert HSICPermutation(permutations=5)(list(u), list(v)).statistic == pytest.approx(
+        40 * hsic_sums(u, v), rel=1e-9)
 
 
 def test_gamma_p_values_agree_with_permutations() -> None:
@@ -103,8 +112,29 @@ def test_detects_dependence_with_zero_correlation() -> None:
     result = HSICGamma()(u, v)
     assert result.p_value < 1e-6
     assert result.log_p_value == pytest.approx(np.log(result.p_value))
-    tiny = HSICGamma()(u, u**3)  # p far below float64's smallest positive number is still ordered
-    assert tiny.log_p_value < result.log_p_value
+    # p-values below float64's smallest positive number stay ordered on the log scale
+    w = rng.uniform(-1, 1, 2500)
+    strong, stronger = HSICGamma()(w, w**3), HSICGamma()(w, w)
+    assert strong.p_value == stronger.p_value == 0.0
+    assert np.isfinite(stronger.log_p_value) and stronger.log_p_value < strong.log_p_value < -745
+
+
+@pytest.mark.parametrize("shape", [0.3, 1.0, 2.5, 7.0, 40.0])
+def test_log_gamma_tail(shape: float) -> None:
+    """Equal to SciPy's where SciPy's is finite; beyond, the asymptotic series
+    (a - 1) log x - x - lgamma(a) + log(sum_j (a-1)(a-2)...(a-j) / x^j)."""
+    from scipy.special import gammaln
+    from scipy.stats import gamma
+
+    for x in (0.01, 0.5, shape, shape + 1.5, 3 * shape + 5, 50.0, 300.0, 700.0):
+        ref = gamma.logsf(x, shape)
+        if np.isfinite(ref):
+            assert log_gamma_sf(x, shape) == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    x = 1e4
+    terms = np.cumprod([(shape - i) / x for i in range(1, 12)])
+    series = (shape - 1) * np.log(x) - x - gammaln(shape) + np.log1p(terms.sum())
+    assert log_gamma_sf(x, shape) == pytest.approx(series, rel=1e-12)
+    assert log_gamma_sf(0.0, shape) == 0.0
 
 
 def test_constant_sample_is_not_evidence() -> None:
@@ -126,14 +156,28 @@ def test_permutation_p_value_is_the_exceedance_count() -> None:
 @pytest.mark.parametrize(("u", "v", "field"), [
     (np.zeros(5), np.zeros(5), "n"),
     (np.zeros(8), np.zeros(7), "u, v"),
-    (np.array([0, 1, 2, np.nan, 4, 5.0]), np.arange(6.0), "u, v"),
+    (np.array([0, 1, 2, np.nan, 4, 5.0]), np.arange(6.0), "u"),
+    (np.arange(6.0), np.arange(6.0) + 1j, "v"),
+    (np.zeros((6, 2)), np.zeros((6, 2)), "u"),
 ])
 def test_bad_samples_are_refused(u: np.ndarray, v: np.ndarray, field: str) -> None:
+    for test in (HSICGamma(), HSICPermutation(permutations=3)):
+        with pytest.raises(InvalidInputError) as info:
+            test(u, v)
+        assert info.value.field == field
+
+
+@pytest.mark.parametrize(("make", "field"), [
+    (lambda: HSICPermutation(permutations=0), "permutations"),
+    (lambda: HSICPermutation(permutations=2.5), "permutations"),
+    (lambda: HSICPermutation(seed=-1), "seed"),
+    (lambda: HSICGamma(seed=True), "seed"),
+    (lambda: HSICGamma(max_samples=50.5), "max_samples"),
+])
+def test_bad_settings_are_refused(make, field: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidInputError) as info:
-        HSICGamma()(u, v)
+        make()
     assert info.value.field == field
-    with pytest.raises(InvalidInputError):
-        HSICPermutation(permutations=0)
 
 
 def test_large_samples_are_subsampled_reproducibly() -> None:

@@ -123,9 +123,23 @@ def test_order_of_points_does_not_matter(seed: int) -> None:
 def test_bad_arguments_are_refused() -> None:
     x, y, _ = two_lines(n=60)
     for kwargs, field in (({"k": 0}, "k"), ({"k_max": 0}, "k_max"), ({"k": 30}, "k"),
+                          ({"k": 2.5}, "k"), ({"k": True}, "k"), ({"k_max": 2.5}, "k_max"),
                           ({"criterion": "aic"}, "criterion")):
         with pytest.raises(InvalidInputError) as info:
             cluster_mechanisms(x, y, **kwargs)
         assert info.value.field == field
+    for cause, effect, field in ((x, y[:-1], "cause, effect"), (np.r_[x[:-1], np.nan], y, "cause"),
+                                 (x, np.r_[y[:-1], np.inf], "effect"),
+                                 (np.round(x), y, "cause")):  # 5 distinct causes
+        with pytest.raises(InvalidInputError) as info:
+            cluster_mechanisms(cause, effect)
+        assert info.value.field == field
+
+
+def test_residuals_are_float_whatever_the_input() -> None:
+    x, y, _ = two_lines(n=100)
+    mech = cluster_mechanisms(x, y, k=1)
+    yi = np.round(10 * y).astype(np.int64)
+    assert mech.residuals(list(x), yi) == pytest.approx(yi - mech.curves[0].predict(x))
     with pytest.raises(InvalidInputError):
-        cluster_mechanisms(x, y[:-1])
+        mech.residuals(x[:-1], y[:-1])

@@ -38,6 +38,27 @@ def test_spline_gcv_choice_equals_brute_force() -> None:
     assert np.sqrt(np.mean((curve.predict(x) - np.sin(2 * x)) ** 2)) < 0.05
 
 
+def test_knots_sit_at_quantiles_of_the_distinct_causes() -> None:
+    """With heavy ties, the brute force over distinct-value knots picks the same fit."""
+    from scipy.interpolate import make_lsq_spline
+
+    rng = np.random.default_rng(3)
+    x = np.round(rng.uniform(-2, 2, 300), 1)  # 41 distinct values, ~7 copies each
+    y = np.sin(2 * x) + 0.1 * rng.standard_normal(300)
+    curve = SplineRegressor(max_knots=8).fit(x, y)
+    xs, ys = np.sort(x), y[np.argsort(x, kind="stable")]
+    distinct = np.unique(xs)
+    best = None
+    for m in range(9):
+        inner = np.quantile(distinct, np.arange(1, m + 1) / (m + 1))
+        t = np.concatenate([[xs[0]] * 4, inner, [xs[-1]] * 4])
+        s = make_lsq_spline(xs, ys, t, k=3)
+        gcv = 300 * np.sum((ys - s(xs)) ** 2) / (300 - (m + 4)) ** 2
+        if best is None or gcv < best[0]:
+            best = (gcv, s)
+    assert curve.predict(distinct) == pytest.approx(best[1](distinct), abs=1e-9)
+
+
 def test_small_samples_lower_the_knot_count() -> None:
     x = np.linspace(0, 1, 30)
     curve = SplineRegressor(max_knots=8, points_per_coefficient=5).fit(x, np.sin(6 * x))
@@ -68,10 +89,14 @@ def test_too_few_points_and_bad_settings_are_refused() -> None:
     with pytest.raises(InvalidInputError) as info:
         PolynomialRegressor(3).fit(np.ones(10), np.arange(10.0))  # one distinct cause value
     assert info.value.field == "x"
+    with pytest.raises(InvalidInputError) as info:
+        SplineRegressor().fit(np.arange(30.0), np.r_[np.arange(29.0), np.inf])
+    assert info.value.field == "y"
     for make, field in (
         (lambda: SplineRegressor(max_knots=-1), "max_knots"),
         (lambda: SplineRegressor(points_per_coefficient=1), "points_per_coefficient"),
         (lambda: PolynomialRegressor(-1), "degree"),
+        (lambda: SplineRegressor(max_knots=2.5), "max_knots"),  # type: ignore[arg-type]
     ):
         with pytest.raises(InvalidInputError) as info:
             make()
