@@ -85,16 +85,17 @@ def bic(cause: FloatArray, effect: FloatArray, labels: IntArray, curves: tuple[C
     from scipy.special import logsumexp
 
     log_pi = np.log(sizes / n)[:, None]
-    hard = max(float(np.sqrt(np.mean(squared[labels, np.arange(n)]))), 1e-12)
+    # At the optimal scale sigma^2 = sum_i sum_c w_ic r_ic^2 / n (posterior weights w), which
+    # lies between the means of the smallest and the largest squared residual of each point.
+    low = max(float(np.sqrt(np.mean(squared.min(axis=0)))), 1e-12)
+    high = max(float(np.sqrt(np.mean(squared.max(axis=0)))), low)
 
     def negative_loglik(log_sigma: float) -> float:
         var = np.exp(2 * log_sigma)
         dens = log_pi - 0.5 * np.log(2 * np.pi * var) - squared / (2 * var)
         return -float(np.sum(logsumexp(dens, axis=0)))
 
-    # the optimal scale lies between the hard-assignment one and the spread of all curves
-    best = minimize_scalar(negative_loglik, bounds=(np.log(hard) - 1.0,
-                                                    np.log(hard) + 0.5 * np.log(k) + 1.0),
+    best = minimize_scalar(negative_loglik, bounds=(np.log(low) - 1e-6, np.log(high) + 1e-6),
                            method="bounded", options={"xatol": 1e-6})
     return float(2 * best.fun + params * np.log(n))
 
