@@ -111,19 +111,23 @@ class SplineRegressor:
         distinct = np.unique(xs)
         best: tuple[float, SplineCurve] | None = None
         top = min(self.max_knots, n // self.points_per_coefficient - 4, distinct.size - 4)
-        for m in range(max(top, 0) + 1):
-            inner = np.unique(np.quantile(distinct, np.arange(1, m + 1) / (m + 1)))
+        counts = range(max(top, 0) + 1)
+        # every knot count's quantiles in one call (the same values as one call per count)
+        levels = np.quantile(distinct, np.concatenate([np.arange(1, m + 1) / (m + 1)
+                                                       for m in counts]))
+        for m in counts:
+            inner = np.unique(levels[m * (m - 1) // 2: m * (m + 1) // 2])
             inner = inner[(inner > lo) & (inner < hi)]
             knots = np.concatenate([[lo] * 4, inner, [hi] * 4])
             try:
                 spline = make_lsq_spline(xs, ys, knots, k=3)
             except (ValueError, np.linalg.LinAlgError):
                 continue  # Schoenberg-Whitney condition fails for these knots
-            curve = SplineCurve(knots, np.asarray(spline.c, dtype=np.float64), lo, hi)
-            rss = float(np.sum((ys - curve.predict(xs)) ** 2))
-            gcv = n * rss / (n - curve.df) ** 2
+            rss = float(np.sum((ys - spline(xs)) ** 2))
+            df = spline.c.size
+            gcv = n * rss / (n - df) ** 2
             if best is None or gcv < best[0]:
-                best = (gcv, curve)
+                best = (gcv, SplineCurve(knots, np.asarray(spline.c, dtype=np.float64), lo, hi))
         if best is None:  # pragma: no cover - m = 0 with >= 4 distinct finite causes always fits
             raise InvalidInputError("x", "no cubic spline fits these cause values")
         return best[1]
