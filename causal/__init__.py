@@ -11,31 +11,34 @@ clustering of unknown k (methods.md section 10; Partovi Nia et al., arXiv:2006.0
 
 Every point methods.md leaves open ([U]: regressor, independence test, k selection, residual
 pooling, p-value approximation) is a parameter with a documented default; docs/causal.md and
-docs/decisions.md say which and why. Needs NumPy and SciPy only.
+docs/decisions.md say which and why. Needs NumPy and SciPy (and mpmath for extreme p-values);
+names are resolved lazily.
 """
 
 from __future__ import annotations
 
-from .direction import DirectionFit, DirectionResult, causal_direction
-from .independence import HSICGamma, HSICPermutation, IndependenceTest, TestResult, hsic
-from .mechanisms import Mechanisms, cluster_mechanisms
-from .regression import PolynomialRegressor, Regressor, SplineRegressor
-from .simulate import CausalPair, simulate_mixture
+from proxcompress.lazy import lazy_getattr
 
-__all__ = [
-    "causal_direction",
-    "DirectionResult",
-    "DirectionFit",
-    "cluster_mechanisms",
-    "Mechanisms",
-    "hsic",
-    "HSICGamma",
-    "HSICPermutation",
-    "IndependenceTest",
-    "TestResult",
-    "Regressor",
-    "SplineRegressor",
-    "PolynomialRegressor",
-    "simulate_mixture",
-    "CausalPair",
-]
+# public name -> module that defines it (resolved on first use: importing the package, as the
+# ``proxcompress`` command does for its parser, loads neither NumPy nor SciPy)
+_PUBLIC = {
+    "causal_direction": "direction",
+    "DirectionResult": "direction",
+    "DirectionFit": "direction",
+    "cluster_mechanisms": "mechanisms",
+    "Mechanisms": "mechanisms",
+    "hsic": "independence",
+    "HSICGamma": "independence",
+    "HSICPermutation": "independence",
+    "IndependenceTest": "independence",
+    "TestResult": "independence",
+    "Regressor": "regression",
+    "SplineRegressor": "regression",
+    "PolynomialRegressor": "regression",
+    "simulate_mixture": "simulate",
+    "CausalPair": "simulate",
+}
+
+__all__ = list(_PUBLIC)
+
+__getattr__ = lazy_getattr("proxcompress.causal", _PUBLIC)

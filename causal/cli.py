@@ -18,14 +18,14 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from proxcompress.errors import InvalidInputError
 
-from .direction import MIN_SAMPLES, POOLINGS
-from .mechanisms import CRITERIA
+from .options import CRITERIA, MIN_SAMPLES, POOLINGS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EXIT_OK = 0
 EXIT_UNDECIDED = 1
@@ -36,6 +36,8 @@ DEFAULT_PERMUTATIONS = 500
 def read_columns(path: Path, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
     """Columns ``x`` and ``y`` of a CSV file with a header row (UTF-8, a byte-order mark
     allowed; blank lines skipped), as float64 arrays."""
+    import numpy as np
+
     if not path.is_file():
         raise InvalidInputError("--csv", f"{path} is not a file")
     try:

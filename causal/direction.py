@@ -28,14 +28,12 @@ from proxcompress.errors import InvalidInputError
 from ._checks import choice, distinct_enough, same_length, sample
 from .independence import HSICGamma, IndependenceTest, TestResult
 from .mechanisms import IntArray, Mechanisms, cluster_mechanisms
+from .options import MIN_SAMPLES, POOLINGS
 from .regression import FloatArray, Regressor, SplineRegressor
 
 Pooling = Literal["centred", "standardized", "fisher"]
-POOLINGS: tuple[str, ...] = ("centred", "standardized", "fisher")
 #: fewest points of a cluster tested on its own under ``pooling="fisher"``
 MIN_CLUSTER_TEST = 20
-#: fewest paired samples the test accepts
-MIN_SAMPLES = 30
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from proxcompress.errors import InvalidInputError
 
 from ._checks import choice, distinct_enough, integer, same_length, sample
+from .options import CRITERIA
 from .regression import Curve, FloatArray, Regressor, SplineRegressor
 
 IntArray = NDArray[np.int64]
@@ -63,9 +64,6 @@ class Mechanisms:
             at = self.labels == c
             fitted[at] = curve.predict(cause[at])
         return effect - fitted
-
-
-CRITERIA: tuple[str, ...] = ("classification", "mixture")
 
 
 def bic(cause: FloatArray, effect: FloatArray, labels: IntArray, curves: tuple[Curve, ...],

@@ -11,7 +11,8 @@ from proxcompress import causal
 
 def test_front_door_name() -> None:
     assert proxcompress.causal_direction is causal.causal_direction
-    assert set(causal.__all__) <= set(dir(causal))
+    for name in causal.__all__:
+        assert getattr(causal, name).__name__ == name
 
 
 def test_no_heavy_imports() -> None:
@@ -24,3 +25,14 @@ def test_no_heavy_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_command_parser_loads_no_numpy() -> None:
+    """``proxcompress --help`` builds the causal parser; that must stay cheap."""
+    code = (
+        "import sys\n"
+        "import proxcompress.causal.cli\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,11 @@
+"""The causal test's named options and its sample minimum, importable without NumPy: the
+``proxcompress causal`` parser is built from them at every ``proxcompress --help``."""
+
+from __future__ import annotations
+
+#: how cluster labels adjust the independence test (:func:`.direction.pooled_test`)
+POOLINGS: tuple[str, ...] = ("centred", "standardized", "fisher")
+#: the likelihood of the BIC that chooses k (:func:`.mechanisms.bic`)
+CRITERIA: tuple[str, ...] = ("classification", "mixture")
+#: fewest paired samples :func:`.direction.causal_direction` accepts
+MIN_SAMPLES = 30
