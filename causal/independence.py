@@ -92,17 +92,19 @@ def hsic(u: Any, v: Any) -> float:
     return _statistic(_centre(gaussian_gram(us)), _centre(gaussian_gram(vs))) / us.size
 
 
-def gamma_null_moments(k: FloatArray, lg: FloatArray) -> tuple[float, float]:
-    """Null mean and variance of ``HSIC_b`` from the (uncentred) Gram matrices, Gretton et al.
-    2008: ``E = (1 + mu_K mu_L - mu_K - mu_L) / n`` with ``mu_K`` the mean off-diagonal entry of
-    K; ``Var = 2 (n-4)(n-5) / (n (n-1)(n-2)(n-3)) * sum_{i != j} B_ij / (n (n-1))`` with
+def gamma_null_moments(k: FloatArray, lg: FloatArray, kc: FloatArray, lc: FloatArray
+                       ) -> tuple[float, float]:
+    """Null mean and variance of ``HSIC_b`` from the Gram matrices ``k``, ``lg`` and their
+    centred forms ``kc = HKH``, ``lc = HLH``, Gretton et al. 2008:
+    ``E = (1 + mu_K mu_L - mu_K - mu_L) / n`` with ``mu_K`` the mean off-diagonal entry of K;
+    ``Var = 2 (n-4)(n-5) / (n (n-1)(n-2)(n-3)) * sum_{i != j} B_ij / (n (n-1))`` with
     ``B = (Kc o Lc)^2`` elementwise."""
     n = k.shape[0]
     off = n * (n - 1)
     mu_k = (float(k.sum()) - float(np.trace(k))) / off
     mu_l = (float(lg.sum()) - float(np.trace(lg))) / off
     mean = (1.0 + mu_k * mu_l - mu_k - mu_l) / n
-    b = (_centre(k) * _centre(lg)) ** 2
+    b = (kc * lc) ** 2
     var = (2.0 * (n - 4) * (n - 5) / (n * (n - 1) * (n - 2) * (n - 3))
            * (float(b.sum()) - float(np.trace(b))) / off)
     return mean, var
@@ -139,8 +141,9 @@ class HSICGamma:
         us, vs = _pairs(u, v, self.max_samples, self.seed)
         n = us.size
         k, lg = gaussian_gram(us), gaussian_gram(vs)
-        statistic = _statistic(_centre(k), _centre(lg))
-        mean, var = gamma_null_moments(k, lg)
+        kc, lc = _centre(k), _centre(lg)
+        statistic = _statistic(kc, lc)
+        mean, var = gamma_null_moments(k, lg, kc, lc)
         if mean <= 0 or var <= 0:  # a constant sample: nothing to detect
             return TestResult(statistic, 1.0, 0.0, n)
         shape, scale = mean**2 / var, n * var / mean

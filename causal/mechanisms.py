@@ -98,17 +98,13 @@ def bic(cause: FloatArray, effect: FloatArray, labels: IntArray, curves: tuple[C
     return float(2 * best.fun + params * np.log(n))
 
 
-def _canonical(cause: FloatArray, labels: IntArray) -> IntArray:
-    """Renumber clusters by increasing mean cause (ties by size, then smallest member)."""
-    k = int(labels.max()) + 1
+def _canonical(cause: FloatArray, labels: IntArray) -> list[int]:
+    """The clusters in increasing order of mean cause (ties by size, then smallest member)."""
     keys = []
-    for c in range(k):
+    for c in range(int(labels.max()) + 1):
         members = cause[labels == c]
         keys.append((float(members.mean()), -members.size, float(members.min()), c))
-    order = [key[-1] for key in sorted(keys)]
-    new = np.empty(k, dtype=np.int64)
-    new[order] = np.arange(k)
-    return new[labels]
+    return [key[-1] for key in sorted(keys)]
 
 
 def _fit_all(cause: FloatArray, effect: FloatArray, labels: IntArray, k: int,
@@ -183,7 +179,9 @@ def cluster_mechanisms(cause: FloatArray, effect: FloatArray, *, k: int | None =
     if k is not None and len(path) < k:
         raise InvalidInputError("k", f"no {k} mechanisms with >= {need} distinct causes each")
     index = k - 1 if k is not None else int(np.argmin([p[0] for p in path]))
-    score, labels, _ = path[index]
-    labels = _canonical(cause, labels)
-    curves = _fit_all(cause, effect, labels, index + 1, regressor)
-    return Mechanisms(labels, curves, score, tuple(p[0] for p in path))
+    score, labels, curves = path[index]
+    order = _canonical(cause, labels)  # renumbered: the curves fitted on each cluster move along
+    renumber = np.empty(len(order), dtype=np.int64)
+    renumber[order] = np.arange(len(order))
+    return Mechanisms(renumber[labels], tuple(curves[c] for c in order), score,
+                      tuple(p[0] for p in path))
