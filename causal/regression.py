@@ -18,7 +18,7 @@ other mechanisms in :func:`.mechanisms.cluster_mechanisms`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -63,10 +63,10 @@ def _fit_input(x: FloatArray, y: FloatArray, need: int) -> tuple[FloatArray, Flo
 
 
 @dataclass(frozen=True)
-class SplineCurve:
-    """A cubic B-spline on ``[lo, hi]``, constant beyond (the cause is clipped)."""
+class ClippedCurve:
+    """A curve with ``coefficients`` fitted on causes in ``[lo, hi]``, constant beyond (the cause
+    is clipped); subclasses evaluate it inside the range."""
 
-    knots: FloatArray
     coefficients: FloatArray
     lo: float
     hi: float
@@ -76,10 +76,22 @@ class SplineCurve:
         return float(self.coefficients.size)
 
     def predict(self, x: FloatArray) -> FloatArray:
+        return np.asarray(self._inside(np.clip(x, self.lo, self.hi)), dtype=np.float64)
+
+    def _inside(self, x: FloatArray) -> NDArray[Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SplineCurve(ClippedCurve):
+    """A cubic B-spline with these ``knots``."""
+
+    knots: FloatArray
+
+    def _inside(self, x: FloatArray) -> NDArray[Any]:
         from scipy.interpolate import BSpline
 
-        spline = BSpline(self.knots, self.coefficients, 3, extrapolate=False)
-        return np.asarray(spline(np.clip(x, self.lo, self.hi)), dtype=np.float64)
+        return BSpline(self.knots, self.coefficients, 3, extrapolate=False)(x)
 
 
 @dataclass(frozen=True)
@@ -127,27 +139,18 @@ class SplineRegressor:
             df = spline.c.size
             gcv = n * rss / (n - df) ** 2
             if best is None or gcv < best[0]:
-                best = (gcv, SplineCurve(knots, np.asarray(spline.c, dtype=np.float64), lo, hi))
+                best = (gcv, SplineCurve(np.asarray(spline.c, dtype=np.float64), lo, hi, knots))
         if best is None:  # pragma: no cover - m = 0 with >= 4 distinct finite causes always fits
             raise InvalidInputError("x", "no cubic spline fits these cause values")
         return best[1]
 
 
 @dataclass(frozen=True)
-class PolynomialCurve:
-    """A polynomial in the cause, constant beyond the fitted range."""
+class PolynomialCurve(ClippedCurve):
+    """A polynomial in the cause; ``coefficients`` highest degree first (numpy.polyval order)."""
 
-    coefficients: FloatArray  # highest degree first (numpy.polyval order)
-    lo: float
-    hi: float
-
-    @property
-    def df(self) -> float:
-        return float(self.coefficients.size)
-
-    def predict(self, x: FloatArray) -> FloatArray:
-        return np.asarray(np.polyval(self.coefficients, np.clip(x, self.lo, self.hi)),
-                          dtype=np.float64)
+    def _inside(self, x: FloatArray) -> NDArray[Any]:
+        return np.polyval(self.coefficients, x)
 
 
 @dataclass(frozen=True)
