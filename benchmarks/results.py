@@ -513,9 +513,9 @@ def render(selected: list[dict[str, Any]], seeds: list[int] | None, runs: Path,
                   f"{statistics.fmean(s['inference_ms_unpruned'] for s in sp):.1f}")
             lines.append(
                 f"| {row['lam']:g} | {frac} | {params} | {ms} | "
-                f"{_stats([s['pretrain_accuracy'] for s in sp])} | "
-                f"{_stats([s['accuracy_before_pruning'] for s in sp])} | "
-                f"{_stats([s['accuracy_after_pruning'] for s in sp])} | "
+                f"{_stats([s['pretrain_val_accuracy'] for s in sp])} | "
+                f"{_stats([s['val_accuracy_before_pruning'] for s in sp])} | "
+                f"{_stats([s['val_accuracy_after_pruning'] for s in sp])} | "
                 f"{_stats([s['test_accuracy'] for s in sums])} | `{row['name']}` |")
         lines.append("")
     lines += _mulfree_sections(selected, seeds, runs, out.parent / "freezing.png")
