@@ -21,7 +21,7 @@ from typing import Any, Literal
 from proxcompress.errors import InvalidInputError
 
 QUANTIZERS = ("binaryconnect", "bnn", "bnn+", "proxconnect", "proxconnect-clip", "bnn++",
-              "proxquant", "ternary", "shift")
+              "bnn++-prox", "proxquant", "ternary", "shift")
 #: multiplication-free methods of :mod:`proxcompress.training.mulfree` (its ``METHODS``; kept
 #: here as names so that validating a config does not import torch)
 MULFREE_METHODS = ("deepshift", "denseshift", "s3", "euclid", "adder")
@@ -100,7 +100,10 @@ class QuantConfig:
     (``deepshift``, ``denseshift``, ``s3``, ``euclid``, ``adder``: options in ``mulfree``) or
     ``none`` (full precision); ``activations`` a pair for the inputs of binary layers or
     ``null``. [U] choices:
-    ``beta`` (SignSwish, 5), ``derivative_at`` (``null``: the method's own point),
+    ``beta`` (SignSwish sharpness; ``null``: the pair's default, 5 for ``bnn+`` (larq), 1 for
+    ``bnn++`` (its value at ``mu = 0``), 2 for ``bnn++-prox``), ``beta_growth`` (``bnn++``:
+    ``beta(mu) = beta + beta_growth mu``; ``null``: 1), ``derivative_at`` (``null``: the
+    method's own point),
     ``scale`` (``channel``: mean |w| per output channel, treated as a constant in the backward
     pass; ``channel-grad``: with its gradient; ``none``), ``latent_clip`` (1.0)."""
 
@@ -112,7 +115,9 @@ class QuantConfig:
     scale: Literal["none", "channel", "channel-grad"] = "channel"
     keep_first: bool = True
     keep_last: bool = True
-    beta: float = field(default=5.0, metadata=_check(_positive, "> 0"))
+    beta: float | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
+    beta_growth: float | None = field(default=None, metadata=_check(_non_negative,
+                                                                    ">= 0 or null"))
     derivative_at: Literal["prox", "latent"] | None = None
     latent_clip: float | None = field(default=1.0, metadata=_check(_positive, "> 0 or null"))
 

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.layers import BinaryConv2d, BinaryLinear, QuantizedMixin, Scale
-from proxcompress.training.quantizers import DerivativePoint, get_quantizer
+from proxcompress.training.quantizers import DerivativePoint, get_quantizer, quantizer_parameters
 
 if TYPE_CHECKING:
     from proxcompress.training.mulfree import MulFreeRecipe
@@ -37,7 +37,10 @@ class QuantRecipe:
         keep_first: keep the first linear/conv layer (in module order) full precision.
         keep_last: keep the last one full precision.
         skip: names of further modules to keep full precision.
-        beta: SignSwish sharpness for ``bnn+`` / ``bnn++`` (default 5, larq) [U].
+        beta: SignSwish sharpness for ``bnn+`` / ``bnn++`` / ``bnn++-prox`` (``None``: the
+            pair's default) [U].
+        beta_growth: ``bnn++``'s ``beta(mu) = beta + beta_growth mu`` (``None``: its default)
+            [U].
         derivative_at: override where ``B'`` is evaluated (``None``: the method's point) [U].
     """
 
@@ -47,11 +50,14 @@ class QuantRecipe:
     keep_first: bool = True
     keep_last: bool = True
     skip: tuple[str, ...] = field(default_factory=tuple)
-    beta: float = 5.0
+    beta: float | None = None
+    beta_growth: float | None = None
     derivative_at: DerivativePoint | None = None
 
     def quantizer(self, name: str) -> Any:
-        params = {"beta": self.beta} if name in ("bnn+", "bnn++") else {}
+        given = {"beta": self.beta, "beta_growth": self.beta_growth}
+        params = {p: given[p] for p in quantizer_parameters(name)
+                  if given.get(p) is not None}
         return get_quantizer(name, derivative_at=self.derivative_at, **params)
 
 

@@ -337,15 +337,55 @@ def proxconnect_clip() -> TorchQuantizer:
     )
 
 
-def bnn_plus_plus(beta: float = DEFAULT_BETA) -> TorchQuantizer:
-    """BNN++: ``F = SS_beta o P^mu``, ``B = SS_beta``, ``B'`` at ``P(w)`` [U: formula];
-    ``P^mu`` the ProxConnect family. Lu, Yu, Li, Partovi Nia, NeurIPS 2023."""
+#: BNN++'s ``beta(mu) = beta + beta_growth mu`` defaults (the catalogue's) [U]
+BNNPP_BETA = 1.0
+BNNPP_GROWTH = 1.0
+#: the ``bnn++-prox`` reading's SignSwish sharpness (the catalogue's)
+BNNPP_PROX_BETA = 2.0
+
+
+def bnn_plus_plus(beta: float = BNNPP_BETA, beta_growth: float = BNNPP_GROWTH
+                  ) -> TorchQuantizer:
+    """BNN++ as published: ``F^mu = B^mu = SS_{beta(mu)}`` on the latent,
+    ``beta(mu) = beta + beta_growth mu``, ``B'`` at the latent; deployed: ``sign``
+    (``lim_{mu -> oo} F``). ``P`` is the identity. Lu, Yu, Li, Partovi Nia, NeurIPS 2023
+    (the reading of the public summaries; the schedule is [U])."""
+
+    def sharpness(mu: float) -> float:
+        return beta + beta_growth * mu
+
+    def fused(x: Tensor, mu: float) -> tuple[Tensor, Tensor]:
+        b = sharpness(mu)
+
+        def body(xb: Tensor, ob: Tensor, sb: Tensor) -> None:
+            _signswish_into(torch.mul(xb, b), ob, sb, b)
+
+        return _blocked(x, body)
+
+    return TorchQuantizer(
+        "bnn++",
+        lambda x, mu: signswish(x, sharpness(mu)),
+        lambda x, mu: signswish(x, sharpness(mu)),
+        lambda x, mu: signswish_derivative(x, sharpness(mu)),
+        _identity,
+        torch.sign,
+        _BINARY,
+        "latent",
+        True,
+        {"beta": float(beta), "beta_growth": float(beta_growth)},
+        fused,
+    )
+
+
+def bnn_plus_plus_prox(beta: float = BNNPP_PROX_BETA) -> TorchQuantizer:
+    """BNN++, the earlier reading (``bnn++-prox``): ``F = SS_beta o P^mu``, ``B = SS_beta``,
+    ``B'`` at ``P(w)`` [U]; ``P^mu`` the ProxConnect family."""
 
     def p(x: Tensor, mu: float) -> Tensor:
         return dist2_prox(x, mu, _BINARY)
 
     return TorchQuantizer(
-        "bnn++",
+        "bnn++-prox",
         lambda x, mu: signswish(p(x, mu), beta),
         lambda x, mu: signswish(x, beta),
         lambda x, mu: signswish_derivative(x, beta),
@@ -410,13 +450,20 @@ _FACTORIES: dict[str, Callable[..., TorchQuantizer]] = {
     "proxconnect": proxconnect,
     "proxconnect-clip": proxconnect_clip,
     "bnn++": bnn_plus_plus,
+    "bnn++-prox": bnn_plus_plus_prox,
     "proxquant": proxquant,
     "ternary": ternary,
     "shift": shift,
 }
 
 #: accepted parameters of each factory
-_PARAMS: dict[str, tuple[str, ...]] = {"bnn+": ("beta",), "bnn++": ("beta",), "shift": ("bits",)}
+_PARAMS: dict[str, tuple[str, ...]] = {"bnn+": ("beta",), "bnn++": ("beta", "beta_growth"),
+                                       "bnn++-prox": ("beta",), "shift": ("bits",)}
+
+
+def quantizer_parameters(name: str) -> tuple[str, ...]:
+    """The numeric parameters the factory of ``name`` takes (e.g. ``("beta",)``)."""
+    return _PARAMS.get(name.lower(), ())
 
 
 def quantizer_names() -> tuple[str, ...]:
@@ -433,7 +480,8 @@ def get_quantizer(
         name: one of :func:`quantizer_names`.
         derivative_at: override where ``B'`` is evaluated (``"prox"`` or ``"latent"``);
             default: the published method's point (the catalogue's ``method_derivative_at``).
-        parameters: ``beta`` for ``bnn+`` / ``bnn++`` (default 5, larq), ``bits`` for ``shift``.
+        parameters: ``beta`` for ``bnn+`` (default 5, larq), ``bnn++`` (1) and ``bnn++-prox``
+            (2); ``beta_growth`` for ``bnn++`` (1); ``bits`` for ``shift``.
 
     Raises:
         InvalidInputError: unknown name, unknown parameter, or a bad ``derivative_at``.
@@ -476,6 +524,7 @@ __all__ = [
     "bnn",
     "bnn_plus",
     "bnn_plus_plus",
+    "bnn_plus_plus_prox",
     "dist2_prox",
     "get_quantizer",
     "hardtanh",
@@ -484,6 +533,7 @@ __all__ = [
     "proxconnect_clip",
     "proxquant",
     "quantizer_names",
+    "quantizer_parameters",
     "register",
     "shift",
     "shift_levels",

@@ -254,7 +254,7 @@ def build_run_model(cfg: TrainConfig, classes: int, seed: int,
         quantize_model(model, QuantRecipe(
             weights=q.weights, activations=q.activations, scale=q.scale,
             keep_first=q.keep_first, keep_last=q.keep_last, beta=q.beta,
-            derivative_at=q.derivative_at))
+            beta_growth=q.beta_growth, derivative_at=q.derivative_at))
     return model
 
 

@@ -133,10 +133,10 @@ def test_page_reports_the_run_folders(results: ModuleType, tmp_path: Path) -> No
 
 
 def test_verdict_is_the_rows_own_pair(results: ModuleType, tmp_path: Path) -> None:
-    """The verdict column certifies the config the row trained with: BNN++ at beta = 5 fails
+    """The verdict column certifies the config the row trained with: bnn++-prox at beta = 5 fails
     ``descent``, at beta = 2 passes; with binary activations BNN's pair fails ``derivative``."""
     rows = results.rows()
-    bc, row = _row(results, "mlp-bc"), _row(results, "mlp-bnnpp")
+    bc, row = _row(results, "mlp-bc"), _row(results, "mlp-bnnpp-prox")
     bc_act = _row(results, "mlp-bc-act")
     for lr in results.LR_GRID:
         _fake_run(results, tmp_path, bc, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 1e-3 else 80.0)
