@@ -158,7 +158,8 @@ PRIORITY = ["mlp-bc", "mlp-bc-act", "cnn-bc", "cnn-bc-act", "cnn-fp", "mlp-fp", 
             "mlp-bnnpp-prox", "cnn-bnn", "cnn-pc",
             "mlp-bnn", "mlp-pc", "cnn-spr-lam2", "cnn-spr-lam10", "cnn-euclid", "cnn-denseshift",
             "cnn-s3-3bit", "cnn-fp-distance-lr", "speech-fp", "speech-shift", "cnn-deepshift",
-            "cnn-s3-4bit", "cnn-adder", "speech-denseshift"]
+            "cnn-s3-4bit", "cnn-adder", "speech-denseshift", "cnn-tp-lam5", "cnn-tp-lam2",
+            "cnn-tp-lam10"]
 
 
 # --------------------------------------------------------------------------------- configs
@@ -231,6 +232,20 @@ def rows() -> list[Row]:
                     "sweep": {"optim.lr": [1e-3, 3e-3, 1e-2]} if speech is None else {},
                     "inherit": {} if speech is None else {"optim.lr": "speech-fp"}})
     for lam in SPR_LAMBDAS:
+        # Torch-Pruning's group-norm magnitude pruner at this lambda's channel budget (the
+        # per-unit median of the SPR row's kept channels), the same init (seed + 1), epochs,
+        # optimizer and fine-tuning
+        out.append({"table": "spr", "model": "cnn", "name": f"cnn-tp-lam{lam:g}",
+                     "label": f"Torch-Pruning magnitude, budget of lambda = {lam:g}", "lam": lam,
+                     "baseline": True, "sweep": {},
+                     "inherit": {"optim.lr": "cnn-spr-lam5"},
+                     "derive": {"spr.keep_counts": f"cnn-spr-lam{lam:g}"},
+                     "config": _merge(BASE["cnn"], {
+                         "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+                         "spr": {"enabled": True, "method": "magnitude", "lam": 0.0,
+                                 "keep_counts": [16, 32, 64], "pretrain_epochs": 2,
+                                 "finetune_epochs": 2}})})
+    for lam in SPR_LAMBDAS:
         out.append({"table": "spr", "model": "cnn", "name": f"cnn-spr-lam{lam:g}",
                     "label": f"SPR lambda = {lam:g}", "lam": lam,
                     "sweep": {"optim.lr": SPR_LR_GRID} if lam == 5.0 else {},
@@ -243,6 +258,8 @@ def rows() -> list[Row]:
     for row in out:
         row.setdefault("sweep", {})
         row.setdefault("inherit", {})
+        row.setdefault("derive", {})
+    out.sort(key=lambda r: r["table"] == "spr" and r.get("baseline", False))  # SPR rows first
     return out
 
 
@@ -279,13 +296,30 @@ class Choices:
         self.record = record or {}
 
     def inherited(self, row: Row) -> dict[str, Any] | None:
+        """The keys the row takes from others: chosen values (``inherit``) and derived ones
+        (``derive``: the per-unit median channel counts an SPR row kept over all its seeds);
+        ``None`` until they are known."""
         out: dict[str, Any] = {}
         for path, source in row["inherit"].items():
             chosen = self.chosen(self.rows[source])
             if chosen is None:
                 return None
             out[path] = chosen[path]
+        for path, source in row.get("derive", {}).items():
+            counts = self.kept_counts(self.rows[source])
+            if counts is None:
+                return None
+            out[path] = counts
         return out
+
+    def kept_counts(self, row: Row) -> list[int] | None:
+        """Per unit (in unit order), the median over the row's seeds of the channels its SPR
+        runs kept; ``None`` until every seed finished."""
+        folders = _folders(self, row, None)
+        if not folders or len(folders) < len(_row_seeds(row, None)):
+            return None
+        kept = [json.loads((f / "summary.json").read_text())["spr"]["kept"] for _, f in folders]
+        return [int(statistics.median_low([k[unit] for k in kept])) for unit in kept[0]]
 
     def candidates(self, row: Row) -> list[dict[str, Any]] | None:
         """The row's candidate assignments (inherited keys first); ``None`` until the rows it
@@ -320,7 +354,8 @@ class Choices:
             if any(v is not None for v in scores):
                 return None
         recorded = self.record.get(name, {})
-        if recorded.get("grid") == row["sweep"] and recorded.get("inherit") == row["inherit"]:
+        if (recorded.get("grid") == row["sweep"] and recorded.get("inherit") == row["inherit"]
+                and recorded.get("derive", {}) == row.get("derive", {})):
             chosen: str | None = recorded.get("chosen")
             return chosen
         return None
@@ -343,6 +378,7 @@ class Choices:
         candidates = self.candidates(row) or []
         return {
             "grid": row["sweep"], "inherit": row["inherit"], "seed": SWEEP_SEED,
+            "derive": row.get("derive", {}),
             "validation": {slug(c): self.validation(row, c) for c in candidates},
             "chosen": self._chosen_key(row["name"]),
         }
@@ -686,7 +722,7 @@ def _swept(choices: Choices, row: Row) -> str:
         value = "?" if chosen is None else _fmt_value(chosen[path])
         parts.append(f"{path.rsplit('.', 1)[-1]} = {value} (of "
                      f"{', '.join(_fmt_value(v) for v in values)})")
-    for path, source in row["inherit"].items():
+    for path, source in {**row["inherit"], **row.get("derive", {})}.items():
         value = "?" if chosen is None else _fmt_value(chosen[path])
         parts.append(f"{path.rsplit('.', 1)[-1]} = {value} (from `{source}`)")
     return "; ".join(parts) or "-"
@@ -813,9 +849,14 @@ def _spr_section(selected: list[Row], seeds: list[int] | None, choices: Choices)
         "then the unpruned architecture (same process; the absolute values move with the shared "
         "machine's load, compare within a row). The pre-trained reference is the "
         "full-precision network SPR takes `M` from; its accuracy and the accuracies before and "
-        "after pruning are on the validation split.",
+        "after pruning are on the validation split. Baseline rows: Torch-Pruning's "
+        "(Fang et al., CVPR 2023; the optional `bench` extra) group-norm magnitude importance "
+        "(`GroupMagnitudeImportance(p=2)` over each channel's dependency group) on the same "
+        "CNN, trained without regularizer for the same 5 epochs from the same init as SPR's "
+        "training phase, pruned to the per-layer channel counts SPR kept at that lambda "
+        "(median over its seeds), fine-tuned the same 2 epochs at the same learning rate.",
         "",
-        "| lambda | swept | channels pruned (%) | parameters (pruned / unpruned) | inference ms "
+        "| method | swept | channels pruned (%) | parameters (pruned / unpruned) | inference ms "
         "(pruned / unpruned) | pre-trained reference (val.) | before pruning (val.) | after "
         "pruning (val.) | after fine-tuning (val.) | after fine-tuning (test) | verdict | config |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -824,8 +865,10 @@ def _spr_section(selected: list[Row], seeds: list[int] | None, choices: Choices)
         sums = _summaries(choices, row, seeds)
         sp = [s["spr"] for s in sums]
         c = _cells(choices, row, seeds)
+        first = (f"Torch-Pruning magnitude at lambda = {row['lam']:g}'s budget"
+                 if row.get("baseline") else f"SPR, lambda = {row['lam']:g}")
         if not sp:
-            lines.append(f"| {row['lam']:g} | {c['swept']} | not run | | | | | | | | | "
+            lines.append(f"| {first} | {c['swept']} | not run | | | | | | | | | "
                          f"`{row['name']}` |")
             continue
         frac = _stats([100 * s["pruned_fraction"] for s in sp])
@@ -833,9 +876,9 @@ def _spr_section(selected: list[Row], seeds: list[int] | None, choices: Choices)
                   f"{sp[0]['parameters_before']}")
         ms = (f"{statistics.fmean(s['inference_ms_pruned'] for s in sp):.1f} / "
               f"{statistics.fmean(s['inference_ms_unpruned'] for s in sp):.1f}")
+        pre = "-" if row.get("baseline") else _stats([s["pretrain_val_accuracy"] for s in sp])
         lines.append(
-            f"| {row['lam']:g} | {c['swept']} | {frac} | {params} | {ms} | "
-            f"{_stats([s['pretrain_val_accuracy'] for s in sp])} | "
+            f"| {first} | {c['swept']} | {frac} | {params} | {ms} | {pre} | "
             f"{_stats([s['val_accuracy_before_pruning'] for s in sp])} | "
             f"{_stats([s['val_accuracy_after_pruning'] for s in sp])} | {c['val']} | "
             f"{c['test']} | {c['verdict']} | `{row['name']}` |")
@@ -1096,6 +1139,16 @@ def _targets(choices: Choices, seeds: list[int] | None, walls: dict[str, Any]) -
                    f"pruned, {_fmt_mean(acc)} vs full precision {_fmt_mean(fp)} (drop "
                    f"{fp[0] - acc[0]:.2f}): **{verdict_}** (note: the SPR runs train 7 epochs "
                    "in all, the full-precision row 3)")
+    for lam in SPR_LAMBDAS:
+        spr, tpm = f"cnn-spr-lam{lam:g}", f"cnn-tp-lam{lam:g}"
+        a, b = _mean(choices, spr, seeds), _mean(choices, tpm, seeds)
+        if a is None or b is None:
+            out.append(f"* SPR vs Torch-Pruning magnitude at lambda = {lam:g}'s budget: not "
+                       "measured")
+            continue
+        out.append(f"* SPR vs Torch-Pruning magnitude at lambda = {lam:g}'s channel budget "
+                   f"(test): {_fmt_mean(a)} vs {_fmt_mean(b)}, difference {a[0] - b[0]:+.2f}"
+                   f"{_paired(choices, spr, tpm, seeds)}")
     fp_dist = _mean(choices, "cnn-fp-distance-lr", seeds)
     for name, label, limit, ref, ref_label in (
             ("cnn-s3-3bit", "3-bit S3", 1.0, fp, "its own chosen lr"),
