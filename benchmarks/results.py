@@ -102,7 +102,14 @@ SELECT_KEEP = 16
 SELECT_SECONDS = 300
 #: the tables, in page order
 TABLES = {"binary": "binary MLP / CNN", "spr": "SPR", "mulfree": "multiplication-free CNN",
-          "speech": "spoken commands"}
+          "speech": "spoken commands", "long": "long budget (binary MLP / CNN)"}
+
+#: the long-budget table: epochs swept on the full-precision model, the smallest within
+#: LONG_PLATEAU validation points of the best candidate wins (its convergence point)
+LONG_EPOCHS = [10, 15, 20, 30]
+LONG_PLATEAU = 0.2
+#: seeds of the BNN+ / BNN++ pair in the long-budget table (the paired comparison)
+PAIR_SEEDS = list(range(8))
 #: per-run record of the process wall time (written by ``run_all``); in the runs folder, the
 #: wall time of whole invocations per table set
 WALL = "wall.json"
@@ -150,6 +157,10 @@ SPEECH: list[tuple[str, str, dict[str, Any] | None]] = [
     ("shift", "DeepShift-Q power-of-two, 4-bit with zero", {"method": "deepshift", "bits": 4}),
     ("denseshift", "DenseShift, 3-bit zero-free", {"method": "denseshift", "bits": 3}),
 ]
+
+#: each binary method's own swept keys (the long-budget rows take the quick table's choice)
+METHODS_SWEEPS = [(key, [k for k in sweep if k != "optim.lr"]) for key, _, _, sweep, _, _
+                  in METHODS]
 
 # the rows the issue's targets rest on run first, so a partial run still answers them; a
 # sweep's candidates run before any row that inherits from it
@@ -218,6 +229,33 @@ def rows() -> list[Row]:
                 if seeds is not None:
                     row["seeds"] = seeds
                 out.append(row)
+    for model in ("mlp", "cnn"):
+        out.append({"table": "long", "model": model, "name": f"long-{model}-fp",
+                    "label": "full precision", "binary": "-",
+                    "config": BASE[model], "sweep": {"epochs": LONG_EPOCHS},
+                    "select": f"plateau:{LONG_PLATEAU}",
+                    "inherit": {"optim.lr": f"{model}-fp"}})
+        for act in (False, True):
+            suffix = "-act" if act else ""
+            extra = ({"model": {"activation": "hardtanh"}, "quant": {"activations": "bnn"}}
+                     if act else {})
+            for key, label, pair, _, _, fixed in METHODS:
+                if pair is None or key == "bnn":  # BNN = BC step for step
+                    continue
+                quick = f"{model}-{key}{suffix}"
+                # the quick table's choices (lr from BC, the method's own keys), the epochs
+                # of the full-precision model's convergence; BNN++'s schedule needs room:
+                # its growth is swept again at this budget
+                own = {k: quick for k in dict(METHODS_SWEEPS)[key] if key != "bnnpp"}
+                out.append({
+                    "table": "long", "model": model, "name": f"long-{quick}", "label": label,
+                    "binary": "weights + activations" if act else "weights",
+                    "config": _merge(_merge(BASE[model], extra), {"quant": {
+                        **extra.get("quant", {}), "weights": pair, **fixed}}),
+                    "sweep": {"quant.beta_growth": [0.3, 3.0, 30.0]} if key == "bnnpp" else {},
+                    "inherit": {"epochs": f"long-{model}-fp", "optim.lr": f"{model}-bc{suffix}",
+                                **own},
+                    **({"seeds": PAIR_SEEDS} if key in ("bnnp", "bnnpp") else {})})
     for key, label, spec, sweep, inherit in MULFREE:
         out.append({"table": "mulfree", "model": "cnn", "name": f"cnn-{key}", "label": label,
                     "bits": spec.get("bits"), "config": _mulfree_config(BASE["cnn"], spec),
@@ -350,6 +388,11 @@ class Choices:
             scores = [self.validation(row, c) for c in candidates]
             if all(v is not None for v in scores):
                 best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+                rule = row.get("select", "best")
+                if rule.startswith("plateau:"):  # the first (cheapest) within the margin
+                    margin = float(rule.split(":", 1)[1])
+                    best = next(i for i, v in enumerate(scores)
+                                if v >= scores[best] - margin)  # type: ignore[operator]
                 return json.dumps(candidates[best])
             if any(v is not None for v in scores):
                 return None
@@ -814,6 +857,7 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
                          f"{c['test']} | {c['verdict']} | {c['bytes']} | {c['secs']} | "
                          f"`{row['name']}` |")
         lines += ["", *_sweep_section(choices, table)]
+    lines += _long_section(selected, seeds, choices, out.parent / "long-budget.png")
     lines += _spr_section(selected, seeds, choices)
     lines += _mulfree_sections(selected, seeds, choices, out.parent / "freezing.png")
     sel = extra.get("selection")
@@ -831,6 +875,86 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
                   f"{rec['load1_before']:.2f} before it started"
                   + (f"; {rec['note']}" if rec.get("note") else "") + ".", ""]
     return "\n".join(lines)
+
+
+def _long_section(selected: list[Row], seeds: list[int] | None, choices: Choices,
+                  png: Path) -> list[str]:
+    """The long-budget table: the epochs where full precision converges on validation, the
+    binary methods at that budget, BNN++ against BNN+ paired over 8 seeds."""
+    table = [r for r in selected if r["table"] == "long"]
+    if not table:
+        return []
+    lines = [
+        "## Long budget: MLP and CNN trained until full precision converges on validation",
+        "",
+        f"The epochs are swept on the full-precision model ({', '.join(map(str, LONG_EPOCHS))};"
+        " cosine schedule over each budget; seed "
+        f"{SWEEP_SEED}, validation): the smallest within {LONG_PLATEAU} points of the best "
+        "wins, and every binary row of the model trains that many epochs. The binary rows take "
+        "the quick tables' choices (learning rate from BC, each method's own keys), except "
+        "BNN++ (published), whose annealing schedule is swept again at this budget. Seeds: 3; "
+        f"BNN+ and BNN++ (published) {PAIR_SEEDS[0]}-{PAIR_SEEDS[-1]}, compared paired "
+        "(same seed: same init and data order). The figure shows the full-precision "
+        "candidates' validation curves (the early-stopping view).",
+        "",
+    ]
+    for model in ("mlp", "cnn"):
+        rows_ = [r for r in table if r["model"] == model]
+        if not rows_:
+            continue
+        lines += [f"### {model.upper()}", "",
+                  "| method | binary | swept | validation (%) | test (%) | verdict | config |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in rows_:
+            c = _cells(choices, row, seeds)
+            lines.append(f"| {row['label']} | {row['binary']} | {c['swept']} | {c['val']} | "
+                         f"{c['test']} | {c['verdict']} | `{row['name']}` |")
+        lines.append("")
+        for suffix, label in (("", "binary weights"), ("-act", "binary weights + activations")):
+            a, b = f"long-{model}-bnnpp{suffix}", f"long-{model}-bnnp{suffix}"
+            pa, pb = _mean(choices, a, seeds), _mean(choices, b, seeds)
+            if pa and pb:
+                lines.append(f"* BNN++ (published) - BNN+, {label}: {_fmt_mean(pa)} vs "
+                             f"{_fmt_mean(pb)}{_paired(choices, a, b, seeds)}")
+        lines.append("")
+    lines += _sweep_section(choices, table)
+    if _long_plot(choices, table, png):
+        lines += [f"![long budget]({png.name})", ""]
+    return lines
+
+
+def _long_plot(choices: Choices, table: list[Row], out: Path) -> bool:
+    """Validation accuracy per epoch of each full-precision epoch candidate."""
+    curves = []
+    for row in table:
+        if row["name"].endswith("-fp"):
+            for c in choices.candidates(row) or []:
+                records = _metrics(_run_dir(choices.runs, row, c, SWEEP_SEED))
+                if records and choices.validation(row, c) is not None:
+                    curves.append((row["model"], c["epochs"], records))
+    if not curves:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, model in zip(axes, ("mlp", "cnn"), strict=True):
+        for m, epochs, records in curves:
+            if m == model:
+                ax.plot([r["epoch"] for r in records], [r["val_accuracy"] for r in records],
+                        "-", label=f"{epochs} epochs (cosine)")
+        ax.set_title(f"{model.upper()}, full precision, seed {SWEEP_SEED}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy (%)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    from proxcompress.atomic import write_atomic
+
+    write_atomic(out, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+    return True
 
 
 def _spr_section(selected: list[Row], seeds: list[int] | None, choices: Choices) -> list[str]:
