@@ -289,7 +289,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, PrunableMode
     model_state, _, meta, _, _ = load_checkpoint(run_dir)
     phases = run_phases(cfg)
     phase = phases[min(int(meta["run"]["phase"]), len(phases) - 1)][0]
-    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)
+    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
+                               cfg.data.root)
     model = run_model(cfg, classes, phase)
     if meta["run"].get("pruned"):
         apply_pruning(model, meta["run"]["pruned"])
