@@ -41,22 +41,15 @@ from torch import Tensor, nn
 from proxcompress.atomic import write_json_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from proxcompress.training.config import (
-    MULFREE_METHODS,
-    QUANTIZERS,
-    TrainConfig,
-    config_from_dict,
-    dump_config,
-    read_yaml,
-)
+from proxcompress.training.config import TrainConfig, config_from_dict, dump_config, read_yaml
 from proxcompress.training.data import Dataset, input_spec, load_dataset, split_validation
-from proxcompress.training.euclid import HomotopySchedule
 from proxcompress.training.layers import hard_quantization, quantized_modules
 from proxcompress.training.models import PrunableModel, build_model
-from proxcompress.training.mulfree import MulFreeRecipe, MulFreeTraining
+from proxcompress.training.mulfree import MulFreeRecipe
 from proxcompress.training.optim import MuSchedule, ProxConnectOptimizer
 from proxcompress.training.pruning import apply_pruning, prune_channels, total_channels
-from proxcompress.training.quantize import QuantRecipe, model_summary, quantize_model
+from proxcompress.training.quantize import model_summary
+from proxcompress.training.recipes import Recipe, TrainingHooks, recipe_from_config
 from proxcompress.training.spr import SPRRegularizer, compute_M, threshold_search
 
 EXIT_INTERRUPTED = 130
@@ -191,16 +184,8 @@ def inference_ms(model: nn.Module, shape: tuple[int, ...], batch: int = 256, rep
 
 def mulfree_recipe(cfg: TrainConfig) -> MulFreeRecipe | None:
     """The config's multiplication-free recipe, or ``None`` for other ``quant.weights``."""
-    q, f = cfg.quant, cfg.mulfree
-    if q.weights not in MULFREE_METHODS:
-        return None
-    return MulFreeRecipe(
-        q.weights, bits=f.bits, keep_first=q.keep_first, keep_last=q.keep_last, zero=f.zero,
-        rounding=f.rounding, surrogate=f.surrogate, init_std=f.init_std,
-        s3_init=f.s3_init, reg_weight=f.reg_weight, euclid_scale=f.euclid_scale,
-        adder_grad=f.adder_grad, adder_eta=f.adder_eta,
-        homotopy=HomotopySchedule(f.homotopy.kind, f.homotopy.start, f.homotopy.ramp),
-        freezing_window=f.freezing_window)
+    recipe = recipe_from_config(cfg)
+    return recipe if isinstance(recipe, MulFreeRecipe) else None
 
 
 def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
@@ -238,8 +223,9 @@ def build_run_model(cfg: TrainConfig, classes: int, seed: int,
                     initial_state: dict[str, Tensor] | None = None) -> PrunableModel:
     """The config's model, initialized from ``seed`` (then from ``initial_state``, a
     full-precision state dict of the same model, when given), with its quantized or
-    multiplication-free layers swapped in (what :class:`Trainer` trains)."""
-    m, q = cfg.model, cfg.quant
+    multiplication-free layers swapped in (the config's recipe: what :class:`Trainer`
+    trains)."""
+    m = cfg.model
     model = build_model(
         m.name, in_channels=cfg.data.in_channels, image_size=cfg.data.image_size,
         classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
@@ -247,14 +233,9 @@ def build_run_model(cfg: TrainConfig, classes: int, seed: int,
     )
     if initial_state is not None:
         model.load_state_dict(initial_state)
-    recipe = mulfree_recipe(cfg)
+    recipe = recipe_from_config(cfg)
     if recipe is not None:
-        quantize_model(model, recipe)
-    elif q.weights != "none":
-        quantize_model(model, QuantRecipe(
-            weights=q.weights, activations=q.activations, scale=q.scale,
-            keep_first=q.keep_first, keep_last=q.keep_last, beta=q.beta,
-            derivative_at=q.derivative_at))
+        recipe.apply(model)
     return model
 
 
@@ -329,23 +310,22 @@ class Trainer:
         self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
         self.phases = run_phases(cfg)
         self._stop_signal = False
-        self.mulfree: MulFreeTraining | None = None
+        self.recipe: Recipe | None = recipe_from_config(cfg)
+        self.hooks = TrainingHooks()
 
     # ----------------------------------------------------------------------------- building
     def _model_for(self, phase: str) -> PrunableModel:
         return run_model(self.cfg, self.train_data.classes, phase)
 
-    def _start_mulfree(self, state: dict[str, Any]) -> None:
-        """Create the run's :class:`MulFreeTraining` (after the optimizer) with ``theta`` at the
-        current step; its freezing snapshots are the model as it is now until a resume restores
-        the checkpointed ones."""
-        recipe = mulfree_recipe(self.cfg)
-        self.mulfree = None
-        if recipe is not None:
-            self.mulfree = MulFreeTraining(self.model, recipe,
-                                           self.cfg.epochs * self.steps_per_epoch,
-                                           self.cfg.mulfree.freezing_every)
-            self.mulfree.after_step(state["epoch"] * self.steps_per_epoch + state["step"])
+    def _start_hooks(self, state: dict[str, Any]) -> None:
+        """Create the recipe's training hooks (after the optimizer) and advance them to the
+        current step (e.g. the homotopy's ``theta``); their state (e.g. freezing snapshots) is
+        the model as it is now until a resume restores the checkpointed one."""
+        self.hooks = TrainingHooks()
+        if self.recipe is not None:
+            self.hooks = self.recipe.hooks(self.model, self.cfg.epochs * self.steps_per_epoch,
+                                           self.cfg)
+        self.hooks.after_step(state["epoch"] * self.steps_per_epoch + state["step"])
 
     def _optimizer(self, model: nn.Module, lr: float) -> ProxConnectOptimizer:
         o = self.cfg.optim
@@ -359,7 +339,7 @@ class Trainer:
         mu = self.cfg.mu
         steps = max(1, self.cfg.epochs * self.steps_per_epoch)
         schedule = MuSchedule(mu.schedule, mu.scale, mu.start, mu.end, steps)
-        clip = self.cfg.quant.latent_clip if self.cfg.quant.weights in QUANTIZERS else None
+        clip = self.recipe.latent_clip if self.recipe is not None else None
         return ProxConnectOptimizer(inner, model, schedule, clip)
 
     # ------------------------------------------------------------------------------ signals
@@ -439,9 +419,8 @@ class Trainer:
             if self.dist.main:
                 (self.out / "metrics.jsonl").unlink(missing_ok=True)
                 (self.out / FREEZING).unlink(missing_ok=True)
-        self._start_mulfree(state)
-        if self.mulfree is not None:
-            self.mulfree.load_state_tensors(extra)
+        self._start_hooks(state)
+        self.hooks.load_state_tensors(extra)
         if self.dist.main:
             write_text_atomic(self.out / "config.yaml", dump_config(self.cfg))
         return state
@@ -477,7 +456,7 @@ class Trainer:
         opt = wrapper.pop("optimizer")
         save_checkpoint(self.out, self._bare().state_dict(), opt,
                         {"run": state, "wrapper": wrapper, "config": self.cfg.to_dict()},
-                        self.mulfree.state_tensors() if self.mulfree is not None else None)
+                        self.hooks.state_tensors())
 
     def _bare(self) -> nn.Module:
         return self.model
@@ -526,18 +505,17 @@ class Trainer:
                         out = ddp_model(x)
                         loss = functional.cross_entropy(out, y)
                         total = loss + regularizer(self.model) if regularizer else loss
-                        extra = self.mulfree.regularizer() if self.mulfree else None
+                        extra = self.hooks.regularizer()
                         if extra is not None:
                             total = total + extra
                         self.optimizer.zero_grad()
                         total.backward()
                         self.optimizer.step()
-                        if self.mulfree is not None:
-                            done = state["epoch"] * self.steps_per_epoch + s + 1
-                            self.mulfree.after_step(done)
-                            frozen = self.mulfree.step_metrics(done)
-                            if frozen is not None and d.main:
-                                self._append_freezing(done, frozen)
+                        done = state["epoch"] * self.steps_per_epoch + s + 1
+                        self.hooks.after_step(done)
+                        step_record = self.hooks.step_metrics(done)
+                        if step_record is not None and d.main:
+                            self._append_freezing(done, step_record)
                         acc = state["acc"]
                         acc[0] += float(loss.detach()) * len(idx)
                         acc[1] += float((out.argmax(1) == y).sum())
@@ -582,8 +560,7 @@ class Trainer:
             "loss": loss_sum / max(seen, 1), "train_accuracy": 100.0 * correct / max(seen, 1),
             "lr": self.optimizer.param_groups[0]["lr"], "mu": self.optimizer.mu,
         }
-        if self.mulfree is not None:  # frozen, sign_frozen, exponent_frozen, theta
-            record.update(self.mulfree.epoch_metrics())
+        record.update(self.hooks.epoch_metrics())  # e.g. frozen, theta (mulfree)
         if d.main:
             if self.val_data is not None:
                 val_acc, val_loss = evaluate(self.model, self.val_data,
