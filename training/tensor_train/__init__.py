@@ -24,8 +24,14 @@ from proxcompress.training.tensor_train.linear import (
     TTLinear,
     low_rank_linear,
 )
-from proxcompress.training.tensor_train.lstm import DEFAULT_SPEC, TTLSTM, GateMatrix, TTSpec
+from proxcompress.training.tensor_train.lstm import (
+    DEFAULT_SPEC,
+    TTLSTM,
+    GateMatrix,
+    TTSpec,
+    spec_for_budget,
+)
 
 __all__ = ["DEFAULT_SPEC", "MPS_LAYOUTS", "PATHS", "TT_FORMS", "TTLSTM", "GateMatrix", "MPOLinear",
            "MPSLinear", "TTLinear", "TTSpec", "factor_modes", "full_ranks", "low_rank_linear",
-           "resolve_ranks", "tt_full", "tt_svd"]
+           "resolve_ranks", "spec_for_budget", "tt_full", "tt_svd"]

@@ -417,4 +417,33 @@ class TTLSTM(nn.Module):
                 f"path={self.path!r}")
 
 
-__all__ = ["DEFAULT_SPEC", "GATES", "SPEC_FORMS", "SPLITS", "GateMatrix", "TTLSTM", "TTSpec"]
+def spec_for_budget(input_size: int, hidden_size: int, spec: TTSpec, budget: int,
+                    num_layers: int = 1, matrices: tuple[str, ...] = ("ih", "hh"),
+                    max_rank: int = 4096) -> tuple[TTSpec, int]:
+    """``(spec with the largest uniform rank, its parameter count)`` such that the
+    ``TTLSTM(input_size, hidden_size, num_layers)`` whose ``matrices`` follow it (the others
+    dense) holds at most ``budget`` parameters (biases included); the rank-1 spec when even it
+    does not fit. Parameter counts grow with the rank, so a bisection finds it (counted in
+    closed form on the ``meta`` device, nothing allocated)."""
+    dense = TTSpec("dense")
+
+    def count(rank: int) -> int:
+        s = replace(spec, ranks=rank)
+        model = TTLSTM(input_size, hidden_size, num_layers, device="meta",
+                       ih=s if "ih" in matrices else dense, hh=s if "hh" in matrices else dense)
+        return model.num_parameters()
+
+    low, high = 1, max_rank
+    if count(low) > budget:
+        return replace(spec, ranks=low), count(low)
+    while low < high:  # count(low) <= budget
+        mid = (low + high + 1) // 2
+        if count(mid) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return replace(spec, ranks=low), count(low)
+
+
+__all__ = ["DEFAULT_SPEC", "GATES", "SPEC_FORMS", "SPLITS", "GateMatrix", "TTLSTM", "TTSpec",
+           "spec_for_budget"]
