@@ -28,6 +28,9 @@ from proxcompress.training.tensor_train import (
 
 f64 = torch.float64
 
+#: a declared dependency (pyproject); an environment installed before it skips cleanly
+pytest.importorskip("opt_einsum", reason="opt_einsum is not installed (pip install -e .)")
+
 
 # ------------------------------------------------------------------------------ factor_modes
 def _all_factorizations(n: int, d: int) -> list[tuple[int, ...]]:

@@ -15,6 +15,9 @@ FULL = 10**6
 SPECS = [TTSpec("mpo", FULL, 2), TTSpec("mps", FULL, 2, split="gate"),
          TTSpec("mps", FULL, 3, layout="blocked"), TTSpec("lowrank", FULL), TTSpec("dense")]
 
+#: a declared dependency (pyproject); an environment installed before it skips cleanly
+pytest.importorskip("opt_einsum", reason="opt_einsum is not installed (pip install -e .)")
+
 
 def _lstm(**kw: object) -> nn.LSTM:
     torch.manual_seed(0)
