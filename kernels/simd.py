@@ -61,9 +61,9 @@ class Path:
 PATHS: dict[str, Path] = {
     path.name: path
     for path in (
-        Path("avx512-vpopcntdq", 8, 4, 4, "popcnt", ("avx512f", "avx512vpopcntdq")),
-        Path("avx512", 8, 2, 2, "harley-seal", ("avx512f", "avx512bw")),
-        Path("avx2", 4, 1, 2, "harley-seal", ("avx2",)),
+        Path("avx512-vpopcntdq", 8, 8, 2, "popcnt", ("avx512f", "avx512vpopcntdq")),
+        Path("avx512", 8, 2, 1, "harley-seal", ("avx512f", "avx512bw")),
+        Path("avx2", 4, 1, 1, "harley-seal", ("avx2",)),
         Path("generic", 2, 1, 2, "harley-seal", ()),
     )
 }
