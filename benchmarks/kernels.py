@@ -276,6 +276,10 @@ def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
     aw, bw = K.pack_signs(x), K.pack_signs(w)
     sign = np.where(w < 0, -1, 1).astype(np.int8)
     exponent = rng.integers(-7, 1, (n, k)).astype(np.int8)
+    from proxcompress.kernels import intmul
+
+    xq, _ = intmul.quantize_int8(x)
+    wq, _ = intmul.quantize_int8(w)
     fns: dict[str, Timer] = {
         "torch_fp32_matmul": lambda: torch.matmul(tx, tw.T),
         "numpy_fp32_matmul": lambda: np.matmul(x, w.T),
@@ -284,6 +288,9 @@ def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
         "shift_matmul": lambda: K.shift_matmul(x, sign, exponent, backend="numba"),
         "euclid_matmul_expand": lambda: K.euclid_matmul(x, w, backend="numba", method="expand"),
         "euclid_matmul_direct": lambda: K.euclid_matmul(x, w, backend="numba", method="direct"),
+        "shift_matmul_int": lambda: intmul.shift_matmul_int(xq, sign, exponent, -7),
+        "euclid_matmul_int": lambda: intmul.euclid_matmul_int(xq, wq),
+        "l1_matmul_int": lambda: intmul.l1_matmul_int(xq, wq),
     }
     timings = round_robin(fns, rounds)
     base_t = timings["torch_fp32_matmul"]["median_ms"]
@@ -302,6 +309,7 @@ def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
             "binary": "uint64 packed signs -> int32",
             "shift": "float32 x, int8 sign/exponent -> float32",
             "euclid": "float32 -> float32",
+            "integer (kernels.intmul)": "int8 x, int8 codes / weights -> int32, exact",
         },
         "rounds": rounds,
         "turn": f"{PAUSE_S} s pause, 1 untimed call, {REPEATS} timed calls",

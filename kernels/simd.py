@@ -75,8 +75,8 @@ def target_features() -> tuple[str, set[str]]:
     import llvmlite.binding as ll
     from numba.core import config
 
-    name = config.CPU_NAME or ll.get_host_cpu_name()
-    spec = config.CPU_FEATURES
+    name = getattr(config, "CPU_NAME", None) or ll.get_host_cpu_name()
+    spec = getattr(config, "CPU_FEATURES", None)
     if spec is None:
         spec = ll.get_host_cpu_features().flatten()
     enabled = {f[1:] for f in spec.split(",") if f.startswith("+")}
@@ -235,9 +235,8 @@ def _tile_sums(builder: Any, path: Path, rows: int, a_data: Any, n_words: Any,
     if path.count == "popcnt":
         loop = _Loop(builder, start, n_words, [zero] * pairs, "pc")
         x = products(loop.idx)
-        new = [builder.add(loop.vals[r * cols + c], _ctpop(builder, x[r][c]))
-               for r in range(rows) for c in range(cols)]
-        acc = loop.close(1, new)
+        acc = loop.close(1, [builder.add(loop.vals[r * cols + c], _ctpop(builder, x[r][c]))
+                             for r in range(rows) for c in range(cols)])
         return [[acc[r * cols + c] for c in range(cols)] for r in range(rows)]
 
     # Harley-Seal: blocks of 16 words through a CSA tree, one (row, column vector) at a time
