@@ -63,9 +63,12 @@ def test_max_pool_of_packed_words_is_the_max_of_signs(kernel: int, stride: int) 
         packed.max_pool_packed(words, 9)
 
 
-@pytest.mark.parametrize(("c", "o", "pad", "stride"), [(16, 32, 1, 1), (70, 5, 0, 2), (3, 65, 2, 1)])
-def test_packed_conv_equals_float64_conv_affine_sign(c: int, o: int, pad: int, stride: int
-                                                    ) -> None:
+CONV_CASES = [(16, 32, 1, 1), (70, 5, 0, 2), (3, 65, 2, 1)]
+
+
+@pytest.mark.parametrize(("c", "o", "pad", "stride"), CONV_CASES)
+def test_packed_conv_equals_float64_conv_affine_sign(c: int, o: int, pad: int,
+                                                    stride: int) -> None:
     rng = np.random.default_rng(c + o)
     x = np.where(rng.random((2, c, 9, 8)) < 0.5, -1.0, 1.0)
     w = np.where(rng.random((o, c, 3, 3)) < 0.5, -1.0, 1.0)
