@@ -33,9 +33,10 @@ ICCV 2023 (arXiv:2208.09708); larq ``larq/quantizers.py`` (``SteSign``, ``SwishS
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Literal
 
@@ -44,13 +45,14 @@ import sympy as sp
 from numpy.typing import ArrayLike, NDArray
 
 from proxcompress.errors import InvalidInputError
-from proxcompress.formulations.prox import BINARY, TERNARY, shift_levels
+from proxcompress.levels import BINARY, TERNARY, shift_levels
+from proxcompress.proofs import registry
 from proxcompress.proofs.analysis import mu, normalize, x
 
 DerivativePoint = Literal["prox", "latent"]
 
 #: SignSwish sharpness, larq's default (``SwishSign(beta=5.0)``) [U: the paper's value]
-DEFAULT_BETA = 5
+DEFAULT_BETA = registry.DEFAULT_BETA
 
 
 def sigmoid(u: sp.Expr) -> sp.Expr:
@@ -446,52 +448,85 @@ def shift(bits: int = 3) -> Pair:
     )
 
 
-_FACTORIES: dict[str, Callable[[], Pair]] = {
-    "binaryconnect": binaryconnect,
-    "bnn": bnn,
-    "bnn+": bnn_plus,
-    "proxconnect": proxconnect,
-    "proxconnect-clip": proxconnect_clip,
-    "bnn++": bnn_plus_plus,
-    "proxquant": proxquant,
-    "ternary": ternary,
-    "shift": shift,
-}
+#: name -> entry: the registry's own table (:mod:`.registry`), shared with the torch side
+_FACTORIES = registry._CATALOGUE
 
 
-def register(name: str, factory: Callable[[], Pair], *, replace: bool = False) -> None:
-    """Add a pair to the catalogue under ``name`` (lower-cased); ``factory()`` builds it."""
-    key = name.lower()
-    if key in _FACTORIES and not replace:
-        raise InvalidInputError("name", f"{name!r} is already registered (pass replace=True)")
-    _FACTORIES[key] = factory
+def register(name: str, factory: Callable[..., Pair], *, replace: bool = False) -> None:
+    """Add a pair to the catalogue under ``name`` (lower-cased); ``factory(**parameters)``
+    builds it. The parameters it takes are its keyword arguments with numeric defaults (e.g.
+    ``beta: float = 5``); :func:`get_pair` and the torch side accept them by name."""
+    signature = inspect.signature(factory)
+    parameters = {p.name: p.default for p in signature.parameters.values()
+                  if isinstance(p.default, int | float) and not isinstance(p.default, bool)}
+    registry.add(name, factory, parameters, replace=replace)
     _build.cache_clear()
 
 
 def pair_names() -> tuple[str, ...]:
     """Registered names, in registration order."""
-    return tuple(_FACTORIES)
+    return registry.pair_names()
 
 
-def get_pair(name: str) -> Pair:
-    """The catalogue pair registered under ``name`` (case-insensitive), built once.
+def get_pair(name: str, **parameters: float) -> Pair:
+    """The catalogue pair registered under ``name`` (case-insensitive), built once per set of
+    parameters (``parameters`` override the registered defaults, e.g. ``beta=2``).
 
     Raises:
-        InvalidInputError: unknown name (the message lists the registered ones).
+        InvalidInputError: unknown name (the message lists the registered ones), or a parameter
+            the pair does not take.
     """
-    key = name.lower()
-    if key not in _FACTORIES:
-        raise InvalidInputError(
-            "name", f"{name!r} is not in the catalogue; known: {', '.join(_FACTORIES)}"
-        )
-    return _build(key)
+    key = registry.pair_spec(name).name
+    resolved = registry.resolve_parameters(key, parameters)
+    return _build(key, tuple(sorted(resolved.items())))
+
+
+def _factory(spec: registry.PairSpec) -> Callable[..., Pair]:
+    if callable(spec.factory):
+        return spec.factory
+    module, _, function = spec.factory.partition(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
 
 
 @cache
-def _build(key: str) -> Pair:
-    pair = _FACTORIES[key]()
+def _build(key: str, parameters: tuple[tuple[str, float], ...] = ()) -> Pair:
+    pair = _factory(_FACTORIES[key])(**dict(parameters))
     if pair.name != key:
         raise InvalidInputError("name", f"factory for {key!r} built a pair named {pair.name!r}")
+    return pair
+
+
+def pair_parameters(name: str) -> tuple[str, ...]:
+    """The numeric parameters the factory of ``name`` takes (e.g. ``("beta",)``; the
+    registry's)."""
+    return tuple(registry.parameters_of(name))
+
+
+def build_pair(name: str, *, derivative_at: DerivativePoint | None = None,
+              **parameters: float) -> Pair:
+    """The catalogue pair ``name`` built with ``parameters`` (exact rationals of the given
+    numbers, e.g. ``beta=2.0`` -> ``2``), with ``B'`` at ``derivative_at`` instead of the
+    method's own point when given: exactly the pair a training run uses.
+
+    Raises:
+        InvalidInputError: unknown name, parameter or point, or a non-finite value.
+    """
+    allowed = pair_parameters(name)
+    exact: dict[str, sp.Expr] = {}
+    for param, value in parameters.items():
+        if param not in allowed:
+            raise InvalidInputError(param, f"is not a parameter of {name.lower()!r}; accepted: "
+                                    f"{', '.join(allowed) or 'none'}")
+        number = sp.nsimplify(value, rational=True)
+        if not (number.is_real and number.is_finite):
+            raise InvalidInputError(param, f"= {value!r} must be a finite number")
+        exact[param] = number
+    pair = _factory(registry.pair_spec(name))(**exact) if exact else get_pair(name)
+    if derivative_at is not None:
+        if derivative_at not in ("prox", "latent"):
+            raise InvalidInputError("derivative_at", f"= {derivative_at!r}; accepted: prox, "
+                                    "latent")
+        pair = replace(pair, method_derivative_at=derivative_at)
     return pair
 
 
@@ -516,7 +551,9 @@ __all__ = [
     "dist2_prox",
     "get_pair",
     "hardtanh",
+    "build_pair",
     "pair_names",
+    "pair_parameters",
     "project",
     "proxconnect",
     "proxconnect_clip",

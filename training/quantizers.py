@@ -45,12 +45,16 @@ import torch
 from torch import Tensor
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.levels import BINARY as _BINARY
+from proxcompress.levels import TERNARY as _TERNARY
+from proxcompress.levels import shift_levels
+from proxcompress.proofs import registry
 
 DerivativePoint = Literal["prox", "latent"]
 Map = Callable[[Tensor, float], Tensor]
 
-#: SignSwish sharpness, larq's default [U: the paper's value]; equals the catalogue's.
-DEFAULT_BETA = 5.0
+#: SignSwish sharpness, larq's default [U: the paper's value]: the catalogue registry's.
+DEFAULT_BETA = float(registry.DEFAULT_BETA)
 
 
 # ---------------------------------------------------------------------------- elementary maps
@@ -104,18 +108,6 @@ def hardtanh_derivative(x: Tensor) -> Tensor:
 def soft_threshold(x: Tensor, t: float) -> Tensor:
     """``sign(x) max(|x| - t, 0)``."""
     return torch.sign(x) * torch.clamp(x.abs() - t, min=0.0)
-
-
-_BINARY = (-1.0, 1.0)
-_TERNARY = (-1.0, 0.0, 1.0)
-
-
-def shift_levels(bits: int = 3) -> tuple[float, ...]:
-    """``{+-2^p : p = 0, ..., 2^(bits-1) - 1}``, DenseShift's zero-free set (as the catalogue)."""
-    if int(bits) != bits or bits < 1:
-        raise InvalidInputError("bits", f"= {bits} must be an integer >= 1")
-    pos = [2.0**p for p in range(2 ** (int(bits) - 1))]
-    return tuple(sorted([-v for v in pos] + pos))
 
 
 def _identity(x: Tensor, mu: float) -> Tensor:
@@ -403,6 +395,7 @@ def shift(bits: int = 3) -> TorchQuantizer:
     )
 
 
+#: catalogue name -> torch factory (the names and parameters are the catalogue registry's)
 _FACTORIES: dict[str, Callable[..., TorchQuantizer]] = {
     "binaryconnect": binaryconnect,
     "bnn": bnn,
@@ -415,13 +408,10 @@ _FACTORIES: dict[str, Callable[..., TorchQuantizer]] = {
     "shift": shift,
 }
 
-#: accepted parameters of each factory
-_PARAMS: dict[str, tuple[str, ...]] = {"bnn+": ("beta",), "bnn++": ("beta",), "shift": ("bits",)}
-
 
 def quantizer_names() -> tuple[str, ...]:
-    """The registered names (the catalogue's)."""
-    return tuple(_FACTORIES)
+    """The registered names: the catalogue's (:func:`proxcompress.proofs.registry.pair_names`)."""
+    return registry.pair_names()
 
 
 def get_quantizer(
@@ -433,23 +423,20 @@ def get_quantizer(
         name: one of :func:`quantizer_names`.
         derivative_at: override where ``B'`` is evaluated (``"prox"`` or ``"latent"``);
             default: the published method's point (the catalogue's ``method_derivative_at``).
-        parameters: ``beta`` for ``bnn+`` / ``bnn++`` (default 5, larq), ``bits`` for ``shift``.
+        parameters: the pair's parameters (the catalogue registry's, e.g. ``beta`` for
+            ``bnn+`` / ``bnn++``, default 5 as larq; ``bits`` for ``shift``); unset ones take
+            the registry's defaults.
 
     Raises:
-        InvalidInputError: unknown name, unknown parameter, or a bad ``derivative_at``.
+        InvalidInputError: unknown name, a catalogue pair without a torch op, an unknown
+            parameter, or a bad ``derivative_at``.
     """
-    key = name.lower()
+    key = registry.pair_spec(name, "quantizer").name
+    resolved = registry.resolve_parameters(key, parameters)
     if key not in _FACTORIES:
-        raise InvalidInputError(
-            "quantizer", f"{name!r} is not in the catalogue; known: {', '.join(_FACTORIES)}"
-        )
-    allowed = _PARAMS.get(key, ())
-    for param in parameters:
-        if param not in allowed:
-            raise InvalidInputError(
-                param, f"is not a parameter of {key!r}; accepted: {', '.join(allowed) or 'none'}"
-            )
-    quantizer = _FACTORIES[key](**parameters)
+        raise InvalidInputError("quantizer", f"{name!r} has no torch op; add one with "
+                                "proxcompress.training.quantizers.register")
+    quantizer = _FACTORIES[key](**resolved)
     if derivative_at is not None:
         if derivative_at not in ("prox", "latent"):
             raise InvalidInputError(
@@ -461,8 +448,15 @@ def get_quantizer(
 
 
 def register(name: str, factory: Callable[..., TorchQuantizer], *, replace_: bool = False) -> None:
-    """Add a torch pair under ``name``; pair it with ``proofs.catalogue.register`` for a twin."""
-    key = name.lower()
+    """Add the torch op of the catalogue pair ``name`` (register the pair first with
+    ``proofs.catalogue.register``: names and parameters are the catalogue's);
+    ``factory(**parameters)`` builds it.
+
+    Raises:
+        InvalidInputError: ``name`` is not in the catalogue, or already has a torch op and
+            ``replace_`` is false.
+    """
+    key = registry.pair_spec(name, "name").name
     if key in _FACTORIES and not replace_:
         raise InvalidInputError("name", f"{name!r} is already registered")
     _FACTORIES[key] = factory

@@ -33,9 +33,10 @@ Features (:func:`log_mel`): 25 ms Hann windows every 10 ms (``n_fft = 512``), po
 40 triangular HTK-mel filters on 20-8000 Hz, ``log(mel + 1e-6)``, each utterance padded with
 zeros (or cut) to ``seconds`` and normalized to zero mean and unit variance (per utterance).
 
-Model (:class:`SpeechResNet`): a small ResNet over the (1, mels, frames) image: a 3x3 stem with
-stride 2, three stages of basic blocks (He et al., CVPR 2016) at widths ``w, 2w, 4w`` with
-strides 1, 2, 2, global average pooling, a linear classifier.
+Model (:class:`~proxcompress.training.models.speech.SpeechResNet`, also importable from here):
+a small ResNet over the (1, mels, frames) image: a 3x3 stem with stride 2, three stages of basic
+blocks (He et al., CVPR 2016) at widths ``w, 2w, 4w`` with strides 1, 2, 2, global average
+pooling, a linear classifier.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ import shutil
 import subprocess
 import tempfile
 import wave
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ from torch import Tensor
 from proxcompress.atomic import write_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.data import Dataset
-from proxcompress.training.models import ResNet20
+from proxcompress.training.models.speech import SpeechResNet
 
 SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
@@ -380,7 +380,8 @@ def feature_shape(n_mels: int = 40, seconds: float = 3.5) -> tuple[int, int, int
 def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float = 3.5
                 ) -> tuple[Dataset, Dataset]:
     """``(train, test)`` log-mel data sets from a :func:`generate_speech` folder: ``x`` is
-    ``(N, 1, n_mels, frames)`` float32 (per-utterance standardized), ``y`` the intent index.
+    ``(N, 1, n_mels, frames)`` float32 (per-utterance standardized), ``y`` the intent index,
+    ``groups`` the speaker (so a validation split takes whole speakers).
 
     Each waveform is zero-padded or cut to ``seconds`` before the features
     (``frames = 1 + seconds * 100``).
@@ -416,34 +417,8 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
         if n and (t["labels"].min() < 0 or t["labels"].max() >= classes):
             raise InvalidInputError("data.root", f"{split} labels outside 0..{classes - 1}")
         out.append(Dataset(x, torch.from_numpy(t["labels"].astype(np.int64)), classes,
-                           f"speech/{split}"))
+                           f"speech/{split}", torch.from_numpy(t["speakers"].astype(np.int64))))
     return out[0], out[1]
-
-
-# ------------------------------------------------------------------------------------- model
-class SpeechResNet(ResNet20):
-    """A small ResNet for log-mel inputs ``(N, 1, n_mels, frames)`` (module docstring): the
-    repository's :class:`~proxcompress.training.models.ResNet20` with a stride-2 stem.
-
-    Args:
-        classes: output classes (intents).
-        width: first-stage width ``w`` (stages ``w, 2w, 4w``).
-        blocks: basic blocks per stage.
-        in_channels: input channels (1).
-        activation: ``relu`` or ``hardtanh``.
-    """
-
-    def __init__(self, classes: int = len(INTENTS), width: int = 16,
-                 blocks: Sequence[int] = (1, 1, 1), in_channels: int = 1,
-                 activation: str = "relu") -> None:
-        if activation not in ("relu", "hardtanh"):
-            raise InvalidInputError("model.activation", f"= {activation!r}; accepted: relu, "
-                                    "hardtanh")
-        if width < 1 or not blocks or min(blocks) < 1 or classes < 2:
-            raise InvalidInputError("model", f"width = {width}, blocks = {list(blocks)}, "
-                                    f"classes = {classes}: need width >= 1, blocks >= 1, "
-                                    "classes >= 2")
-        super().__init__(in_channels, classes, width, tuple(blocks), activation, stem_stride=2)
 
 
 __all__ = [
