@@ -74,3 +74,40 @@ def binary_conv_threshold(xw, wt, n_ch, stride, padding, dilation, pad_sum, t, f
             for o in range(n_out):
                 val[o] = n_ch * inside - acc[o]
             _pack_row(val, t, flip, out[n, oy, ox])
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def float_conv_sign(x, wt, bias, stride, padding, dilation, out, zero):  # type: ignore[no-untyped-def]
+    """A float32 direct conv (NCHW ``x``, weights ``wt`` as (kh, kw, C, O), zero padding)
+    plus ``bias``, whose epilogue packs the signs of the outputs into NHWC words ``out`` (N, Ho,
+    Wo, ceil(O / 64)); ``zero[task]`` is set where an output is exactly 0 (the caller then
+    runs the float layer instead). The O outputs of a pixel are the vector lanes; rows (n, oy)
+    are the tasks. No float output array is written."""
+    n_img, n_ch, height, width = x.shape
+    kh, kw, _, n_out = wt.shape
+    ho, wo = out.shape[1], out.shape[2]
+    for task in prange(n_img * ho):
+        n, oy = task // ho, task % ho
+        acc = np.empty(n_out, np.float32)
+        zero[task] = 0
+        for ox in range(wo):
+            acc[:] = bias
+            for i in range(kh):
+                iy = oy * stride[0] - padding[0] + i * dilation[0]
+                if iy < 0 or iy >= height:
+                    continue
+                for j in range(kw):
+                    ix = ox * stride[1] - padding[1] + j * dilation[1]
+                    if ix < 0 or ix >= width:
+                        continue
+                    for c in range(n_ch):
+                        v = x[n, c, iy, ix]
+                        for o in range(n_out):
+                            acc[o] += v * wt[i, j, c, o]
+            for q in range(out.shape[3]):
+                word = np.uint64(0)
+                for o in range(64 * q, min(n_out, 64 * q + 64)):
+                    if acc[o] == 0:
+                        zero[task] = 1
+                    word |= np.uint64(acc[o] < 0) << np.uint64(o - 64 * q)
+                out[n, oy, ox, q] = word
