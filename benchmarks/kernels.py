@@ -736,6 +736,28 @@ def _model_case(name: str) -> Any:
     return calibrate_batchnorm(model, (1, 28, 28), samples=256)
 
 
+def _test_set_agreement(model: Any, loaded: Any) -> dict[str, Any]:
+    """Predictions of the exported model (kernels) and of torch eval on the whole Fashion-MNIST
+    test set (10,000 images, batches of 1000): the export check's criterion."""
+    import torch
+
+    from proxcompress.training.data import load_fashion_mnist
+    from proxcompress.training.layers import hard_quantization
+
+    try:
+        _, test = load_fashion_mnist()
+    except FileNotFoundError as exc:
+        return {"skipped": str(exc)}
+    equal = 0
+    for i in range(0, test.x.shape[0], 1000):
+        xb = test.x[i:i + 1000]
+        with torch.no_grad(), hard_quantization(model):
+            want = model(xb).argmax(1).numpy()
+        equal += int((loaded(np.ascontiguousarray(xb.numpy())).argmax(1) == want).sum())
+    return {"samples": int(test.x.shape[0]), "equal_predictions": equal,
+            "fraction_equal": round(equal / test.x.shape[0], 6)}
+
+
 def bench_models(batch: int, rounds: int, threads: int | None) -> dict[str, Any]:
     """Exported models on the kernels (``kernels.load``, numba) against the same model in torch
     eval mode, one batch of Fashion-MNIST-sized inputs, round-robin with pauses."""
@@ -768,6 +790,8 @@ def bench_models(batch: int, rounds: int, threads: int | None) -> dict[str, Any]
                 {"torch_eval": torch_forward, "kernels": lambda m=loaded: m(xn)}, rounds
             )
             cases[name] = {
+                "packed_nodes": sorted(loaded.packed),
+                "test_set": _test_set_agreement(model, loaded),
                 "torch_eval_ms": timings["torch_eval"],
                 "kernels_ms": timings["kernels"],
                 "speedup_vs_torch": round(
@@ -794,6 +818,7 @@ def _summary(result: dict[str, Any]) -> str:
             lines.append(
                 f"{name:16s} torch {c['torch_eval_ms']['median_ms']:8.2f} ms  kernels"
                 f" {c['kernels_ms']['median_ms']:8.2f} ms  x{c['speedup_vs_torch']:.2f}"
+                f"  test-set equal {c['test_set'].get('fraction_equal')}"
             )
         return "\n".join(lines)
     if result["benchmark"] == "kernels-paths":
