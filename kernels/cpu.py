@@ -184,40 +184,50 @@ def pack_channels(neg, out):  # type: ignore[no-untyped-def]
                 out[n, h, w, q] = word
 
 
+@njit(inline="always")
+def conv_pixel(xw, wt, n_ch, stride, padding, dilation, pad_sum, n, oy, ox, acc):  # type: ignore[no-untyped-def]
+    """``acc[o]`` = the binary conv's output (channel ``o``) at pixel ``(n, oy, ox)`` of NHWC
+    words ``xw``, taps ``wt`` (kh, kw, Q, O) and padding term ``pad_sum`` (kh, kw, O): a tap
+    inside the image adds ``n_ch - 2 popcount(x ^ w)`` over its words, one in the padding adds
+    ``pad_sum``. The inner loop runs over the O outputs (contiguous in ``wt``), vectorised."""
+    height, width, n_words = xw.shape[1], xw.shape[2], xw.shape[3]
+    kh, kw, _, n_out = wt.shape
+    acc[:] = 0
+    inside = 0
+    for i in range(kh):
+        iy = oy * stride[0] - padding[0] + i * dilation[0]
+        for j in range(kw):
+            ix = ox * stride[1] - padding[1] + j * dilation[1]
+            if iy < 0 or iy >= height or ix < 0 or ix >= width:
+                for o in range(n_out):
+                    acc[o] -= pad_sum[i, j, o]
+                continue
+            inside += 1
+            for q in range(n_words):
+                v = xw[n, iy, ix, q]
+                for o in range(n_out):
+                    acc[o] += 2 * np.int64(_popcount(v ^ wt[i, j, q, o]))
+    for o in range(n_out):
+        acc[o] = n_ch * inside - acc[o]
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def binary_conv_direct(xw, wt, n_ch, stride, padding, dilation, pad_sum, out):  # type: ignore[no-untyped-def]
     """Direct binary conv2d on NHWC channel words, no im2col.
 
     ``xw``: (N, H, W, Q) from :func:`pack_channels`; ``wt``: (kh, kw, Q, O), the weights' sign
     words over channels for each tap; ``pad_sum``: (kh, kw, O), what a tap in the padding adds
-    (0 for zero padding, ``sum_c w`` for +1 padding); ``out``: int32 (N, O, Ho, Wo). A tap inside
-    the image adds ``n_ch - 2 popcount(x ^ w)`` over its words; the inner loop runs over the O
-    outputs (contiguous in ``wt``), which LLVM vectorises. Rows (n, oy) are the parallel tasks.
+    (0 for zero padding, ``sum_c w`` for +1 padding); ``out``: int32 (N, O, Ho, Wo)
+    (:func:`conv_pixel` per output pixel). Rows (n, oy) are the parallel tasks.
     """
-    n_img, height, width, n_words = xw.shape
-    kh, kw, _, n_out = wt.shape
     ho, wo = out.shape[2], out.shape[3]
-    for t in prange(n_img * ho):
+    for t in prange(xw.shape[0] * ho):
         n, oy = t // ho, t % ho
-        acc = np.empty(n_out, np.int64)
+        acc = np.empty(wt.shape[3], np.int64)
         for ox in range(wo):
-            acc[:] = 0
-            inside = 0
-            for i in range(kh):
-                iy = oy * stride[0] - padding[0] + i * dilation[0]
-                for j in range(kw):
-                    ix = ox * stride[1] - padding[1] + j * dilation[1]
-                    if iy < 0 or iy >= height or ix < 0 or ix >= width:
-                        for o in range(n_out):
-                            acc[o] -= pad_sum[i, j, o]
-                        continue
-                    inside += 1
-                    for q in range(n_words):
-                        v = xw[n, iy, ix, q]
-                        for o in range(n_out):
-                            acc[o] += 2 * np.int64(_popcount(v ^ wt[i, j, q, o]))
-            for o in range(n_out):
-                out[n, o, oy, ox] = n_ch * inside - acc[o]
+            conv_pixel(xw, wt, n_ch, stride, padding, dilation, pad_sum, n, oy, ox, acc)
+            for o in range(wt.shape[3]):
+                out[n, o, oy, ox] = acc[o]
 
 
 def _chunked(tasks: int) -> int:

@@ -68,23 +68,13 @@ def shift_gemm_int(x, sh, neg, nz, out):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def euclid_gemm_int(x, w, out):  # type: ignore[no-untyped-def]
-    """``out[m, n] = -sum_k (x[m, k] - w[n, k])**2`` (int8 inputs, int32 sums)."""
+def distance_gemm_int(x, w, squared, out):  # type: ignore[no-untyped-def]
+    """``out[m, n] = -sum_k d**2`` (``squared``) or ``-sum_k |d|``, ``d = x[m, k] - w[n, k]``
+    (int8 inputs, int32 sums); ``squared`` is loop-invariant (LLVM unswitches it)."""
     for m in prange(x.shape[0]):
         for n in range(w.shape[0]):
             acc = np.int32(0)
             for k in range(x.shape[1]):
                 d = np.int32(x[m, k]) - np.int32(w[n, k])
-                acc = _add32(acc, d * d)
-            out[m, n] = -acc
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def l1_gemm_int(x, w, out):  # type: ignore[no-untyped-def]
-    """``out[m, n] = -sum_k |x[m, k] - w[n, k]|`` (int8 inputs, int32 sums)."""
-    for m in prange(x.shape[0]):
-        for n in range(w.shape[0]):
-            acc = np.int32(0)
-            for k in range(x.shape[1]):
-                acc = _add32(acc, abs(np.int32(x[m, k]) - np.int32(w[n, k])))
+                acc = _add32(acc, d * d if squared else abs(d))
             out[m, n] = -acc

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .cpu import _popcount
+from .cpu import conv_pixel
 
 
 @njit(inline="always")
@@ -48,32 +48,13 @@ def binary_conv_threshold(xw, wt, n_ch, stride, padding, dilation, pad_sum, t, f
                           out):  # type: ignore[no-untyped-def]
     """``cpu.binary_conv_direct`` whose epilogue thresholds each output pixel's channels and
     writes packed NHWC words ``out`` (N, Ho, Wo, ceil(O / 64)); rows (n, oy) are the tasks."""
-    n_img, height, width, n_words = xw.shape
-    kh, kw, _, n_out = wt.shape
     ho, wo = out.shape[1], out.shape[2]
-    for task in prange(n_img * ho):
+    for task in prange(xw.shape[0] * ho):
         n, oy = task // ho, task % ho
-        acc = np.empty(n_out, np.int64)
-        val = np.empty(n_out, np.int32)
+        acc = np.empty(wt.shape[3], np.int64)
         for ox in range(wo):
-            acc[:] = 0
-            inside = 0
-            for i in range(kh):
-                iy = oy * stride[0] - padding[0] + i * dilation[0]
-                for j in range(kw):
-                    ix = ox * stride[1] - padding[1] + j * dilation[1]
-                    if iy < 0 or iy >= height or ix < 0 or ix >= width:
-                        for o in range(n_out):
-                            acc[o] -= pad_sum[i, j, o]
-                        continue
-                    inside += 1
-                    for q in range(n_words):
-                        v = xw[n, iy, ix, q]
-                        for o in range(n_out):
-                            acc[o] += 2 * np.int64(_popcount(v ^ wt[i, j, q, o]))
-            for o in range(n_out):
-                val[o] = n_ch * inside - acc[o]
-            _pack_row(val, t, flip, out[n, oy, ox])
+            conv_pixel(xw, wt, n_ch, stride, padding, dilation, pad_sum, n, oy, ox, acc)
+            _pack_row(acc, t, flip, out[n, oy, ox])
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -124,7 +124,7 @@ def euclid_matmul_int(x: Any, w: Any, backend: IntBackend = "numba") -> np.ndarr
     from . import cpu_int as cpu
 
     out = np.empty((x.shape[0], w.shape[0]), np.int32)
-    cpu.euclid_gemm_int(x, w, out)
+    cpu.distance_gemm_int(x, w, True, out)
     return out
 
 
@@ -137,5 +137,5 @@ def l1_matmul_int(x: Any, w: Any, backend: IntBackend = "numba") -> np.ndarray:
     from . import cpu_int as cpu
 
     out = np.empty((x.shape[0], w.shape[0]), np.int32)
-    cpu.l1_gemm_int(x, w, out)
+    cpu.distance_gemm_int(x, w, False, out)
     return out

@@ -264,20 +264,20 @@ def _tile_sums(builder: Any, path: Path, rows: int, a_data: Any, n_words: Any,
             def d(t: int, r: int = r, c: int = c) -> Any:
                 return word(r, c, t)
 
-            twos_a, ones = csa(ones, d(0), d(1))
-            twos_b, ones = csa(ones, d(2), d(3))
-            fours_a, twos = csa(twos, twos_a, twos_b)
-            twos_a, ones = csa(ones, d(4), d(5))
-            twos_b, ones = csa(ones, d(6), d(7))
-            fours_b, twos = csa(twos, twos_a, twos_b)
-            eights_a, fours = csa(fours, fours_a, fours_b)
-            twos_a, ones = csa(ones, d(8), d(9))
-            twos_b, ones = csa(ones, d(10), d(11))
-            fours_a, twos = csa(twos, twos_a, twos_b)
-            twos_a, ones = csa(ones, d(12), d(13))
-            twos_b, ones = csa(ones, d(14), d(15))
-            fours_b, twos = csa(twos, twos_a, twos_b)
-            eights_b, fours = csa(fours, fours_a, fours_b)
+            def eight(first: int, ones: Any, twos: Any, fours: Any,
+                      d: Any = d) -> tuple[Any, Any, Any, Any]:
+                """Words ``first .. first + 7`` into (eights carry, ones, twos, fours)."""
+                twos_a, ones = csa(ones, d(first), d(first + 1))
+                twos_b, ones = csa(ones, d(first + 2), d(first + 3))
+                fours_a, twos = csa(twos, twos_a, twos_b)
+                twos_a, ones = csa(ones, d(first + 4), d(first + 5))
+                twos_b, ones = csa(ones, d(first + 6), d(first + 7))
+                fours_b, twos = csa(twos, twos_a, twos_b)
+                carry, fours = csa(fours, fours_a, fours_b)
+                return carry, ones, twos, fours
+
+            eights_a, ones, twos, fours = eight(0, ones, twos, fours)
+            eights_b, ones, twos, fours = eight(8, ones, twos, fours)
             sixteens, eights = csa(eights, eights_a, eights_b)
             new += [ones, twos, fours, eights, builder.add(total, _ctpop(builder, sixteens))]
     st = loop.close(16, new)
