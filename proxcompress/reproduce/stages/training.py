@@ -1,0 +1,275 @@
+"""Training stages: a BNN++ network and an SPR-pruned CNN, each trained with the suite's
+trainer (the code path of ``proxcompress train``), then exported and run on the kernels with
+every test prediction compared to torch's (``proxcompress export``).
+
+The helpers here (data choice, one run, its deploy check, the rows of a run table) serve the
+other training stages too (:mod:`.mulfree`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from proxcompress.reproduce.plots import figure, save, training_curves
+from proxcompress.reproduce.stage import Context, Outcome, Plot, Table
+
+#: the data knob's values: ``auto`` takes Debian's full Fashion-MNIST when it is installed,
+#: else the embedded subset; ``synthetic`` is for tests
+DATA_CHOICES = ("auto", "fashion-mnist", "embedded", "synthetic")
+
+
+def resolve_data(choice: str) -> str:
+    """The data set ``choice`` names (``auto``: ``fashion-mnist`` when its IDX files are under
+    the default root, else ``embedded``)."""
+    if choice != "auto":
+        return choice
+    from proxcompress.training.data import DEFAULT_ROOT
+
+    found = DEFAULT_ROOT.is_dir() and any(DEFAULT_ROOT.glob("train-images-idx3-ubyte*"))
+    return "fashion-mnist" if found else "embedded"
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(base))
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            out.setdefault(key, {}).update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def data_section(ctx: Context) -> dict[str, Any]:
+    """The config's ``data`` section from the budget (``data``, ``train_subset``,
+    ``test_subset``; 0 means all)."""
+    b = ctx.budget
+    return {"name": resolve_data(b["data"]), "train_subset": b["train_subset"] or None,
+            "test_subset": b["test_subset"] or None, "synthetic_samples": 512}
+
+
+def train_run(ctx: Context, name: str, raw: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """Train the config ``raw`` (a dict of :class:`~proxcompress.training.config.TrainConfig`
+    keys) in ``ctx.folder / name``; returns ``(run folder, summary)``. A run interrupted before
+    continues from its checkpoint when the stage resumes; a finished one is not retrained."""
+    from proxcompress.training.checkpoint import has_checkpoint
+    from proxcompress.training.config import config_from_dict
+    from proxcompress.training.trainer import train
+
+    folder = ctx.folder / name
+    summary_file = folder / "summary.json"
+    if ctx.resuming and summary_file.is_file():
+        ctx.log(f"{name}: finished before, not retrained")
+        return folder, json.loads(summary_file.read_text(encoding="utf-8"))
+    cfg = config_from_dict(_merge(raw, {"threads": ctx.threads, "progress": False,
+                                        "checkpoint_every": 200}))
+    resume = ctx.resuming and has_checkpoint(folder)
+    ctx.log(f"{name}: training ({'resumed' if resume else 'from scratch'})")
+    summary = train(cfg, folder, resume=resume, log=lambda line: ctx.log(f"{name}: {line}"))
+    ctx.log(f"{name}: test accuracy {summary['test_accuracy']:.2f}% "
+            f"in {summary['seconds']:.1f} s")
+    return folder, summary
+
+
+def deploy_check(ctx: Context, name: str, run: Path) -> dict[str, Any]:
+    """Export the run to ``ctx.folder / (name + "-export")`` and classify its test set on the
+    kernels and with torch (``proxcompress export``)."""
+    from proxcompress.training.deploy import deploy_run
+
+    report = deploy_run(run, ctx.folder / f"{name}-export")
+    ctx.log(f"{name}: kernels ({report['backend']}) agree with torch on "
+            f"{100 * report['agreement']:.2f}% of {report['samples']} test images")
+    return report
+
+
+def run_figures(summary: dict[str, Any], deployed: dict[str, Any] | None) -> dict[str, Any]:
+    """The figures a training stage records for one run."""
+    out = {"test_accuracy": summary["test_accuracy"], "epochs": summary["epochs"],
+           "seconds": summary["seconds"], "parameters": summary["parameters"],
+           "model_bytes": summary["model_bytes"], "train_samples": summary["train_samples"],
+           "test_samples": summary["test_samples"], "data": summary["data"]}
+    if deployed is not None:
+        out["deploy"] = {k: deployed[k] for k in (
+            "backend", "samples", "torch_accuracy", "kernels_accuracy", "agreement",
+            "max_relative_logit_error", "export_bytes", "float32_state_bytes",
+            "torch_ms_per_batch", "kernels_ms_per_batch")}
+    return out
+
+
+RUN_COLUMNS = ["run", "test accuracy (%)", "epochs", "training time (s)", "parameters",
+               "kernels = torch predictions (%)", "kernels accuracy (%)",
+               "largest logit difference (relative)", "export size (KiB)",
+               "float32 weights (KiB)"]
+
+
+def run_row(label: str, f: dict[str, Any]) -> list[Any]:
+    """A row of :data:`RUN_COLUMNS`."""
+    d = f.get("deploy")
+    return [label, f["test_accuracy"], f["epochs"], f["seconds"], f["parameters"],
+            100 * d["agreement"] if d else None, d["kernels_accuracy"] if d else None,
+            d["max_relative_logit_error"] if d else None,
+            d["export_bytes"] / 1024 if d else None,
+            d["float32_state_bytes"] / 1024 if d else None]
+
+
+def data_note(f: dict[str, Any]) -> str:
+    return (f"Data: {f['data']} ({f['train_samples']} training / {f['test_samples']} test "
+            "images). Test accuracy of the deployed model (binary layers at their hard limit). "
+            "Every test image is classified by the exported model on the kernels and by torch: "
+            "the share of equal predictions and the largest logit difference relative to the "
+            "batch's largest logit.")
+
+
+# ------------------------------------------------------------------------------------ BNN++
+def _mlp(ctx: Context) -> dict[str, Any]:
+    b = ctx.budget
+    return {
+        "seed": b["seed"], "epochs": b["epochs"], "data": data_section(ctx),
+        "model": {"name": "mlp", "hidden": list(b["hidden"]), "activation": "relu"},
+        "optim": {"name": "adam", "lr": 0.001, "schedule": "cosine", "batch_size": 128},
+    }
+
+
+def run_bnnpp(ctx: Context) -> Outcome:
+    """A BNN++ MLP (configs/fmnist-mlp-bnnpp.yaml's recipe) and its full-precision twin at the
+    same budget; the BNN++ network exported and run on the binary kernels."""
+    base = _mlp(ctx)
+    bnnpp = _merge(base, {
+        "quant": {"weights": "bnn++", "keep_first": False, "keep_last": True, "beta": 2.0},
+        "mu": {"schedule": "aggregate", "scale": 100.0, "start": 1000.0}})
+    ctx.progress.total(3)
+    fp_dir, fp = train_run(ctx, "fp", _merge(base, {"quant": {"weights": "none"}}))
+    ctx.progress.advance()
+    pp_dir, pp = train_run(ctx, "bnnpp", bnnpp)
+    ctx.progress.advance()
+    deployed = deploy_check(ctx, "bnnpp", pp_dir)
+    ctx.progress.advance()
+    figures = {"bnnpp": run_figures(pp, deployed), "fp": run_figures(fp, None),
+               "binary_parameters": pp["binary_parameters"],
+               "hidden": list(ctx.budget["hidden"])}
+    table = Table(
+        f"MLP 784-{'-'.join(map(str, ctx.budget['hidden']))}-10, "
+        f"{ctx.budget['epochs']} epochs, Adam lr 1e-3 cosine, batch 128",
+        RUN_COLUMNS,
+        [run_row("BNN++ (binary weights, beta = 2, mu_0 = 1000)", figures["bnnpp"]),
+         run_row("full precision (same recipe)", figures["fp"])],
+        note=data_note(figures["bnnpp"]) + f" {pp['binary_parameters']} of "
+        f"{pp['parameters']} weights are binary (the classifier stays float).")
+    curves = training_curves({"BNN++": pp_dir, "full precision": fp_dir},
+                             ctx.folder / "curves.png", "BNN++ MLP vs full precision",
+                             accuracy_key="test_accuracy_hard")
+    schedule = _mu_plot(ctx, pp_dir)
+    return Outcome(figures, [table], [
+        Plot(curves.name, "Training loss at every step and test accuracy per epoch (the BNN++ "
+             "accuracy with every binary layer at its hard limit, as deployed)."),
+        schedule])
+
+
+def _mu_plot(ctx: Context, run: Path) -> Plot:
+    from proxcompress.training.trainer import STEPS, read_log
+
+    steps = read_log(run / STEPS)
+    fig, (ax,) = figure(1, 1, width=6.4, height=3.2)
+    ax.plot([s["epoch"] for s in steps], [s["mu"] for s in steps], color="C3", label="mu")
+    ax.set_xlabel("epoch (each step plotted)")
+    ax.set_ylabel("mu (prox strength)")
+    ax.set_title("BNN++: mu = mu_0 + 100 x (sum of learning rates so far)")
+    twin = ax.twinx()
+    twin.plot([s["epoch"] for s in steps], [s["lr"] for s in steps], color="C2", label="lr")
+    twin.set_ylabel("learning rate")
+    ax.legend(loc="upper left", fontsize=8)
+    twin.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return Plot(save(fig, ctx.folder / "mu.png").name,
+                "The BNN++ run's annealing: mu grows with the aggregated learning rate (cosine "
+                "schedule), so the forward map P_mu approaches sign.")
+
+
+# -------------------------------------------------------------------------------------- SPR
+def run_spr(ctx: Context) -> Outcome:
+    """An SPR-pruned CNN (pretrain a reference, train with CE + SPR, threshold search, physical
+    removal, fine-tune), exported and run on the kernels."""
+    b = ctx.budget
+    raw = {
+        "seed": b["seed"], "epochs": b["epochs"], "data": data_section(ctx),
+        "model": {"name": "vgg", "width": b["width"], "stages": [1, 1, 1],
+                  "activation": "relu"},
+        "quant": {"weights": "none", "keep_first": True, "keep_last": True},
+        "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "schedule": "cosine",
+                  "batch_size": 128},
+        "spr": {"enabled": True, "lam": b["lam"], "alpha": 0.1,
+                "pretrain_epochs": b["pretrain_epochs"],
+                "finetune_epochs": b["finetune_epochs"], "tolerance": 0.5,
+                "search_samples": 2000},
+    }
+    ctx.progress.total(2)
+    run, summary = train_run(ctx, "spr", raw)
+    ctx.progress.advance()
+    deployed = deploy_check(ctx, "spr", run)
+    ctx.progress.advance()
+    spr = summary["spr"]
+    figures = {"spr": run_figures(summary, deployed), **{k: spr[k] for k in (
+        "pretrain_accuracy", "accuracy_before_pruning", "accuracy_after_pruning",
+        "channels_before", "channels_after", "pruned_fraction", "parameters_before",
+        "parameters_after", "kept", "inference_ms_unpruned", "inference_ms_pruned")},
+        "lam": b["lam"], "epochs_in_all": summary["epochs"]}
+    before = _channels_before(run)
+    units = Table(
+        "Channels per layer, before and after SPR",
+        ["layer", "channels before", "channels kept", "removed (%)"],
+        [[unit, before.get(unit), kept,
+          100 * (1 - kept / before[unit]) if before.get(unit) else None]
+         for unit, kept in spr["kept"].items()],
+        note="Pruned channels are removed physically (the layers are smaller), not masked.")
+    stages = Table(
+        f"SPR (lambda = {b['lam']:g}, alpha = 0.1) on a VGG-style CNN (width {b['width']})",
+        ["step", "test accuracy (%)", "channels", "parameters"],
+        [["reference (pretrained, unpruned)", spr["pretrain_accuracy"], spr["channels_before"],
+          spr["parameters_before"]],
+         ["trained with SPR, before removal", spr["accuracy_before_pruning"],
+          spr["channels_before"], spr["parameters_before"]],
+         ["after threshold search and removal", spr["accuracy_after_pruning"],
+          spr["channels_after"], spr["parameters_after"]],
+         ["after fine-tuning (final)", summary["test_accuracy"], spr["channels_after"],
+          spr["parameters_after"]]],
+        note=f"Epochs: {b['pretrain_epochs']} pretraining, {b['epochs']} with SPR, "
+        f"{b['finetune_epochs']} fine-tuning. Inference of a batch of 256: "
+        f"{spr['inference_ms_unpruned']:.2f} ms unpruned, {spr['inference_ms_pruned']:.2f} ms "
+        "pruned (torch, this process).")
+    deploy_table = Table("The pruned CNN on the kernels", RUN_COLUMNS,
+                         [run_row("SPR-pruned CNN", figures["spr"])],
+                         note=data_note(figures["spr"]))
+    curves = training_curves({"SPR CNN": run}, ctx.folder / "curves.png",
+                             "SPR: pretrain, train with the SPR penalty, remove, fine-tune")
+    return Outcome(figures, [stages, units, deploy_table], [
+        Plot(curves.name, "Training loss at every step through the three phases (dotted lines) "
+             "and test accuracy per epoch."),
+        _channels_plot(ctx, before, spr["kept"])])
+
+
+def _channels_before(run: Path) -> dict[str, int]:
+    """Channels of each prunable unit of the run's unpruned model."""
+    from proxcompress.training.data import input_spec
+    from proxcompress.training.pruning import channel_count
+    from proxcompress.training.trainer import config_for_resume, run_model
+
+    cfg = config_for_resume(run, [])
+    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)
+    model = run_model(cfg, classes, "train")
+    return {u.name: channel_count(model, u) for u in model.units()}
+
+
+def _channels_plot(ctx: Context, before: dict[str, int], kept: dict[str, int]) -> Plot:
+    fig, (ax,) = figure(1, 1, width=6.4, height=3.2)
+    names = list(kept)
+    x = range(len(names))
+    ax.bar([i - 0.2 for i in x], [before.get(n, 0) for n in names], 0.4, label="before")
+    ax.bar([i + 0.2 for i in x], [kept[n] for n in names], 0.4, label="kept")
+    ax.set_xticks(list(x), names)
+    ax.set_ylabel("channels")
+    ax.set_title("channels per layer before and after SPR pruning")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return Plot(save(fig, ctx.folder / "channels.png").name,
+                "Output channels of each prunable layer before SPR and kept after removal.")
