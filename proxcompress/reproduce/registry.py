@@ -50,6 +50,8 @@ DATA = Param("auto", "auto", "data set: auto (Debian's full Fashion-MNIST when i
 TRAIN_SUBSET = Param(0, 0, "training images used (0: all)", "an integer >= 0", _int_at_least(0))
 TEST_SUBSET = Param(0, 0, "test images used (0: all)", "an integer >= 0", _int_at_least(0))
 SEED = Param(0, 0, "seed of the runs", "an integer >= 0", _int_at_least(0))
+JOBS = Param(0, 0, "training runs at once, each in a process of its own with one thread "
+             "(0: one per usable core)", "an integer >= 0", _int_at_least(0))
 
 FORMULATIONS = ("bigm", "perspective", "cuts", "bnb", "brute")
 MULFREE = ("deepshift", "denseshift", "s3", "euclid", "adder")
@@ -179,7 +181,7 @@ STAGES: tuple[Stage, ...] = (
         "(proxcompress train, proxcompress export).",
         entry="proxcompress.reproduce.stages.training:run_bnnpp",
         params={
-            "data": DATA, "train_subset": TRAIN_SUBSET, "test_subset": TEST_SUBSET,
+            "data": DATA, "train_subset": TRAIN_SUBSET, "test_subset": TEST_SUBSET, "jobs": JOBS,
             "epochs": Param(2, 10, "training epochs", "an integer >= 1", _int_at_least(1)),
             "hidden": Param([512, 512], [1024, 1024], "hidden widths of the MLP",
                             "a list of integers >= 1", _ints_at_least(1)),
@@ -214,7 +216,7 @@ STAGES: tuple[Stage, ...] = (
         "physically, fine-tuned; then exported and run on the kernels.",
         entry="proxcompress.reproduce.stages.training:run_spr",
         params={
-            "data": DATA, "train_subset": TRAIN_SUBSET, "test_subset": TEST_SUBSET,
+            "data": DATA, "train_subset": TRAIN_SUBSET, "test_subset": TEST_SUBSET, "jobs": JOBS,
             "pretrain_epochs": Param(1, 2, "epochs of the unpruned reference",
                                      "an integer >= 1", _int_at_least(1)),
             "epochs": Param(1, 3, "epochs with the SPR penalty", "an integer >= 1",
@@ -264,7 +266,7 @@ STAGES: tuple[Stage, ...] = (
         "Fashion-MNIST; each exported and run on the shift / Euclid / L1 kernels.",
         entry="proxcompress.reproduce.stages.mulfree:run",
         params={
-            "data": DATA, "train_subset": TRAIN_SUBSET, "test_subset": TEST_SUBSET,
+            "data": DATA, "train_subset": TRAIN_SUBSET, "test_subset": TEST_SUBSET, "jobs": JOBS,
             "epochs": Param(1, 3, "training epochs of every run", "an integer >= 1",
                             _int_at_least(1)),
             "width": Param(16, 16, "channels of the first conv stage", "an integer >= 2",

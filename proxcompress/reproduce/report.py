@@ -19,6 +19,30 @@ from proxcompress.reproduce.stage import fmt
 
 TITLE = "proxcompress reproduce"
 
+#: after the page loads: replace a plot that did not decode with a visible notice, and record
+#: per stage section how many plots were shown and how many tables it holds (the Chromium test
+#: of the report reads these from the rendered page)
+SCRIPT = """
+window.addEventListener("load", function () {
+  var broken = 0;
+  document.querySelectorAll("section.stage").forEach(function (section) {
+    var shown = 0;
+    section.querySelectorAll("figure img").forEach(function (img) {
+      if (img.complete && img.naturalWidth > 0) { shown += 1; return; }
+      broken += 1;
+      var notice = document.createElement("p");
+      notice.className = "error";
+      notice.textContent = "This plot could not be displayed: " + img.alt;
+      img.replaceWith(notice);
+    });
+    section.dataset.plotsShown = String(shown);
+    section.dataset.tables = String(section.querySelectorAll("table").length);
+  });
+  document.body.dataset.brokenImages = String(broken);
+  document.body.dataset.loaded = "yes";
+});
+"""
+
 STATUS_TEXT = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR",
                "interrupted": "INTERRUPTED", "pending": "NOT RUN"}
 
@@ -205,7 +229,7 @@ def render_html(out: Path, mode: str, stage_names: list[str],
                "<th>verdict</th><th>checks passed</th><th>targets met</th>"
                "<th>time (s)</th></tr></thead><tbody>" + "".join(summary_rows)
                + "</tbody></table></div>")
-    machine_rows = [
+    machine_rows: list[list[Any]] = [
         ["CPU", machine.get("cpu_model")],
         ["cores", f"{machine.get('cores')} ({machine.get('usable_cores')} usable by this run; "
                   f"{machine.get('threads_per_core') or '?'} thread(s) per core)"],
@@ -247,6 +271,7 @@ passed, 1 a check failed or a stage raised, 2 bad input, 130 interrupted.</p>
 <p class="note">Packages: {_esc(versions)}.{' Some stages ran on another machine: '
  + _esc('; '.join(others)) + '.' if others else ''}</p>
 {''.join(sections)}
+<script>{SCRIPT}</script>
 </body></html>
 """
 

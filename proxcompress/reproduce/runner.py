@@ -32,7 +32,7 @@ from typing import Any, TextIO
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.reproduce.registry import STAGES, stages_for
-from proxcompress.reproduce.stage import MODES, Context, Outcome, Progress, Stage, stderr
+from proxcompress.reproduce.stage import MODES, Context, Outcome, Progress, Stage
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 STATE = "state.json"
@@ -308,7 +308,7 @@ def execute(p: Plan, stream: TextIO | None = None) -> int:
     from proxcompress.reproduce.machine import describe
     from proxcompress.reproduce.report import write_reports
 
-    stream = stream if stream is not None else stderr()
+    stream = stream if stream is not None else sys.stderr
     p.out.mkdir(parents=True, exist_ok=True)
     state = p.state or {"format": FORMAT, "version": VERSION, "mode": p.mode,
                         "created": now(), "stages": {}}

@@ -17,7 +17,6 @@ the budget).
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,11 +217,5 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def stderr() -> TextIO:
-    """The process's real standard error (the runner redirects ``sys.stderr`` into a stage's
-    log while it runs)."""
-    return sys.__stderr__ or sys.stderr
-
-
 __all__ = ["MODES", "Context", "Figures", "Outcome", "Param", "Plot", "Progress", "Rule",
-           "Stage", "Table", "fmt", "stderr"]
+           "Stage", "Table", "fmt"]

@@ -10,13 +10,13 @@ from proxcompress.reproduce.plots import figure, save, training_curves
 from proxcompress.reproduce.stage import Context, Outcome, Plot, Table
 from proxcompress.reproduce.stages.training import (
     RUN_COLUMNS,
+    RunSpec,
     _merge,
     data_note,
     data_section,
-    deploy_check,
+    run_all,
     run_figures,
     run_row,
-    train_run,
 )
 
 #: the distance layers' learning rate (docs/results.md: -1/2 ||x - w||^2 separates the output
@@ -52,20 +52,16 @@ def run(ctx: Context) -> Outcome:
         "optim": {"name": "adam", "schedule": "cosine", "batch_size": 128},
     }
     needed = list(dict.fromkeys([METHODS[m][4] for m in wanted] + wanted))
-    ctx.progress.total(len(needed) + sum(m not in ("fp", "fp-lr1e-2") for m in needed))
-    runs, figures = {}, {}
+    specs = []
     for key in needed:
-        label, weights, section, lr, _ = METHODS[key]
-        raw = _merge(base, {"quant": {"weights": weights}, "mulfree": section,
-                            "optim": {"lr": lr}})
-        folder, summary = train_run(ctx, key, raw)
-        ctx.progress.advance()
-        deployed = None
-        if weights != "none":
-            deployed = deploy_check(ctx, key, folder)
-            ctx.progress.advance()
-        runs[key] = folder
-        figures[key] = run_figures(summary, deployed)
+        _, weights, section, lr, _ = METHODS[key]
+        specs.append(RunSpec(key, _merge(base, {"quant": {"weights": weights},
+                                                "mulfree": section, "optim": {"lr": lr}}),
+                             deploy=weights != "none"))
+    ctx.progress.total(len(specs))
+    done = run_all(ctx, specs)
+    runs = {key: done[key].folder for key in needed}
+    figures = {key: run_figures(done[key].summary, done[key].deployed) for key in needed}
     gaps = {key: figures[METHODS[key][4]]["test_accuracy"] - figures[key]["test_accuracy"]
             for key in needed if METHODS[key][1] != "none"}
     table = Table(

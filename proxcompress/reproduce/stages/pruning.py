@@ -107,7 +107,7 @@ def run(ctx: Context) -> Outcome:
         "perspective cuts with HiGHS; bnb: the suite's branch-and-bound; brute: every subset "
         f"(up to {ctx.budget['brute_max_groups']} groups). Objectives agree within a relative "
         f"{TOLERANCE:g}. The instances are in instances/*.npz.")
-    roots = Table(
+    root_table = Table(
         "Continuous relaxations at the root",
         ["instance", "groups", "optimum", "big-M root bound", "perspective root bound",
          "big-M root gap", "perspective root gap"],
@@ -116,7 +116,7 @@ def run(ctx: Context) -> Outcome:
           r["root_gaps"]["perspective"]] for r in records],
         note="Root gap = (optimum - bound) / |optimum|: how far the relaxation's bound sits "
         "below the optimum before any branching (smaller is tighter).")
-    return Outcome(figures, [solved, roots], [_plot(ctx, records, names)])
+    return Outcome(figures, [solved, root_table], [_plot(ctx, records, names)])
 
 
 def _plot(ctx: Context, records: list[dict[str, Any]], names: list[str]) -> Plot:

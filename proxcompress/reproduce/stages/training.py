@@ -8,7 +8,10 @@ other training stages too (:mod:`.mulfree`).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,38 +52,124 @@ def data_section(ctx: Context) -> dict[str, Any]:
             "test_subset": b["test_subset"] or None, "synthetic_samples": 512}
 
 
-def train_run(ctx: Context, name: str, raw: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    """Train the config ``raw`` (a dict of :class:`~proxcompress.training.config.TrainConfig`
-    keys) in ``ctx.folder / name``; returns ``(run folder, summary)``. A run interrupted before
-    continues from its checkpoint when the stage resumes; a finished one is not retrained."""
+#: the environment of a worker process: one thread per library (the workers share the cores)
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+              "OPENBLAS_NUM_THREADS": "1"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a stage: its folder name, its config (a dict of
+    :class:`~proxcompress.training.config.TrainConfig` keys) and whether to deploy it."""
+
+    name: str
+    config: dict[str, Any]
+    deploy: bool = False
+
+
+@dataclass
+class RunResult:
+    """A finished run: its folder, its ``summary.json`` and, when deployed, the deploy report."""
+
+    folder: Path
+    summary: dict[str, Any]
+    deployed: dict[str, Any] | None
+
+
+def _log_to(path: str, line: str) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line.rstrip("\n") + "\n")
+
+
+def run_one(folder: str, spec: RunSpec, resuming: bool, threads: int, log_path: str
+            ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Train ``spec`` in ``folder / spec.name`` (continuing from its checkpoint when
+    ``resuming``; a finished run is not retrained), then, if asked, export it to
+    ``folder / (spec.name + "-export")`` and classify its test set on the kernels and with torch
+    (``proxcompress export``). Returns ``(summary, deploy report or None)``. Runs in a worker
+    process or in the stage's own."""
     from proxcompress.training.checkpoint import has_checkpoint
     from proxcompress.training.config import config_from_dict
+    from proxcompress.training.deploy import deploy_run
     from proxcompress.training.trainer import train
 
-    folder = ctx.folder / name
-    summary_file = folder / "summary.json"
-    if ctx.resuming and summary_file.is_file():
-        ctx.log(f"{name}: finished before, not retrained")
-        return folder, json.loads(summary_file.read_text(encoding="utf-8"))
-    cfg = config_from_dict(_merge(raw, {"threads": ctx.threads, "progress": False,
-                                        "checkpoint_every": 200}))
-    resume = ctx.resuming and has_checkpoint(folder)
-    ctx.log(f"{name}: training ({'resumed' if resume else 'from scratch'})")
-    summary = train(cfg, folder, resume=resume, log=lambda line: ctx.log(f"{name}: {line}"))
-    ctx.log(f"{name}: test accuracy {summary['test_accuracy']:.2f}% "
-            f"in {summary['seconds']:.1f} s")
-    return folder, summary
+    def log(line: str) -> None:
+        _log_to(log_path, f"{spec.name}: {line}")
+
+    run = Path(folder) / spec.name
+    summary_file = run / "summary.json"
+    if resuming and summary_file.is_file():
+        log("finished before, not retrained")
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    else:
+        cfg = config_from_dict(_merge(spec.config, {"threads": threads, "progress": False,
+                                                    "checkpoint_every": 200}))
+        resume = resuming and has_checkpoint(run)
+        log(f"training ({'resumed from its checkpoint' if resume else 'from scratch'}, "
+            f"{threads} thread(s))")
+        summary = train(cfg, run, resume=resume, log=log)
+        log(f"test accuracy {summary['test_accuracy']:.2f}% in {summary['seconds']:.1f} s")
+    deployed = None
+    if spec.deploy:
+        deployed = deploy_run(run, Path(folder) / f"{spec.name}-export")
+        log(f"kernels ({deployed['backend']}) agree with torch on "
+            f"{100 * deployed['agreement']:.2f}% of {deployed['samples']} test images")
+    return summary, deployed
 
 
-def deploy_check(ctx: Context, name: str, run: Path) -> dict[str, Any]:
-    """Export the run to ``ctx.folder / (name + "-export")`` and classify its test set on the
-    kernels and with torch (``proxcompress export``)."""
-    from proxcompress.training.deploy import deploy_run
+def _worker_init() -> None:
+    os.environ.update(WORKER_ENV)
 
-    report = deploy_run(run, ctx.folder / f"{name}-export")
-    ctx.log(f"{name}: kernels ({report['backend']}) agree with torch on "
-            f"{100 * report['agreement']:.2f}% of {report['samples']} test images")
-    return report
+
+def run_all(ctx: Context, specs: list[RunSpec]) -> dict[str, RunResult]:
+    """Run ``specs``, ``jobs`` at a time (the budget knob; 0: one per usable core), each with
+    one torch thread (on a shared 2-core machine two threads per run contend: an epoch once
+    took 20x longer, docs/training.md), in worker processes, or in this process when one at a
+    time. Ctrl-C / SIGTERM: the workers save their checkpoints and stop; ``--resume``
+    continues them."""
+    jobs = max(1, min(ctx.budget.get("jobs") or ctx.threads, len(specs)))
+    log_path = str(ctx.folder / "log.txt")
+    out: dict[str, RunResult] = {}
+    if jobs == 1:
+        for spec in specs:
+            summary, deployed = run_one(str(ctx.folder), spec, ctx.resuming, 1, log_path)
+            out[spec.name] = RunResult(ctx.folder / spec.name, summary, deployed)
+            ctx.progress.advance()
+            ctx.progress.note(f"{spec.name}: {summary['test_accuracy']:.2f}%")
+        return out
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init)
+    futures = {pool.submit(run_one, str(ctx.folder), spec, ctx.resuming, 1, log_path): spec
+               for spec in specs}
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                spec = futures[future]
+                summary, deployed = future.result()
+                out[spec.name] = RunResult(ctx.folder / spec.name, summary, deployed)
+                ctx.progress.advance()
+                ctx.progress.note(f"{spec.name}: {summary['test_accuracy']:.2f}%")
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    pool.shutdown()
+    return out
+
+
+def _stop_workers(pool: Any) -> None:
+    """SIGTERM every worker (its trainer saves a checkpoint at the next step and stops), then
+    wait for them."""
+    import signal
+
+    for process in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(ProcessLookupError, OSError):
+            os.kill(process.pid, signal.SIGTERM)
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_figures(summary: dict[str, Any], deployed: dict[str, Any] | None) -> dict[str, Any]:
@@ -138,13 +227,11 @@ def run_bnnpp(ctx: Context) -> Outcome:
     bnnpp = _merge(base, {
         "quant": {"weights": "bnn++", "keep_first": False, "keep_last": True, "beta": 2.0},
         "mu": {"schedule": "aggregate", "scale": 100.0, "start": 1000.0}})
-    ctx.progress.total(3)
-    fp_dir, fp = train_run(ctx, "fp", _merge(base, {"quant": {"weights": "none"}}))
-    ctx.progress.advance()
-    pp_dir, pp = train_run(ctx, "bnnpp", bnnpp)
-    ctx.progress.advance()
-    deployed = deploy_check(ctx, "bnnpp", pp_dir)
-    ctx.progress.advance()
+    ctx.progress.total(2)
+    runs = run_all(ctx, [RunSpec("bnnpp", bnnpp, deploy=True),
+                         RunSpec("fp", _merge(base, {"quant": {"weights": "none"}}))])
+    pp_dir, pp, deployed = runs["bnnpp"].folder, runs["bnnpp"].summary, runs["bnnpp"].deployed
+    fp_dir, fp = runs["fp"].folder, runs["fp"].summary
     figures = {"bnnpp": run_figures(pp, deployed), "fp": run_figures(fp, None),
                "binary_parameters": pp["binary_parameters"],
                "hidden": list(ctx.budget["hidden"])}
@@ -203,11 +290,9 @@ def run_spr(ctx: Context) -> Outcome:
                 "finetune_epochs": b["finetune_epochs"], "tolerance": 0.5,
                 "search_samples": 2000},
     }
-    ctx.progress.total(2)
-    run, summary = train_run(ctx, "spr", raw)
-    ctx.progress.advance()
-    deployed = deploy_check(ctx, "spr", run)
-    ctx.progress.advance()
+    ctx.progress.total(1)
+    result = run_all(ctx, [RunSpec("spr", raw, deploy=True)])["spr"]
+    run, summary, deployed = result.folder, result.summary, result.deployed
     spr = summary["spr"]
     figures = {"spr": run_figures(summary, deployed), **{k: spr[k] for k in (
         "pretrain_accuracy", "accuracy_before_pruning", "accuracy_after_pruning",
