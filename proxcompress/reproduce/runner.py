@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import json
 import math
 import os
@@ -209,6 +210,57 @@ def _interruption(exc: BaseException) -> bool:
     return trainer is not None and isinstance(exc, trainer.Interrupted | trainer.HardStop)
 
 
+class StreamSwitch(io.TextIOBase):
+    """``sys.stdout`` / ``sys.stderr`` while the stages run: writes go to the current stage's
+    log, else to the stream it replaced. A logging handler or a library that keeps a reference
+    to the stream it found (Pyomo's handlers do) keeps this object, which never points at a
+    closed file: after the run it points at the original stream again."""
+
+    def __init__(self, target: TextIO) -> None:
+        super().__init__()
+        self.original = target
+        self.target: TextIO = target
+
+    def write(self, text: str) -> int:
+        return self.target.write(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self.target, "encoding", "utf-8"))
+
+
+@contextlib.contextmanager
+def _streams_to(log: TextIO) -> Iterator[None]:
+    """Point ``sys.stdout`` and ``sys.stderr`` at ``log`` (through :class:`StreamSwitch`es)."""
+    installed = [stream for stream in (sys.stdout, sys.stderr)
+                 if isinstance(stream, StreamSwitch)]
+    if len(installed) < 2:
+        with contextlib.redirect_stdout(StreamSwitch(sys.stdout)), \
+                contextlib.redirect_stderr(StreamSwitch(sys.stderr)), _streams_to(log):
+            yield
+        return
+    for stream in installed:
+        stream.target = log
+    try:
+        yield
+    finally:
+        for stream in installed:
+            stream.flush()
+            stream.target = stream.original
+
+
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM stops a stage as Ctrl-C does (the trainer installs its own handler inside)."""
@@ -258,9 +310,9 @@ def run_stage(stage: Stage, folder: Path, budget: dict[str, Any], mode: str, res
                               "mode": mode, "budget": budget, "outputs": list(stage.outputs),
                               "figures": {}, "tables": [], "plots": [], "notes": [],
                               "checks": [], "targets": [], "error": None}
-    with open(folder / "log.txt", "a", encoding="utf-8") as log, \
-            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with open(folder / "log.txt", "a", encoding="utf-8") as log, _streams_to(log):
         log.write(f"--- {now()} stage {stage.name} ({mode}), budget {json.dumps(budget)}\n")
+        log.flush()  # worker processes append to the same file
         ctx = Context(stage.name, folder, dict(budget), mode, usable_cores(), resuming, log,
                       progress)
         try:
@@ -329,7 +381,8 @@ def execute(p: Plan, stream: TextIO | None = None) -> int:
                       state, interrupted)
 
     interrupted = None
-    with _sigterm_interrupts():
+    with _sigterm_interrupts(), contextlib.redirect_stdout(StreamSwitch(sys.stdout)), \
+            contextlib.redirect_stderr(StreamSwitch(sys.stderr)):
         for i, stage in enumerate(p.stages, 1):
             position = f"{i}/{len(p.stages)}"
             folder = p.out / stage.name

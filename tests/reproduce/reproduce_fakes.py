@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from proxcompress.reproduce.plots import figure, save
 from proxcompress.reproduce.stage import Context, Outcome, Param, Plot, Rule, Stage, Table
 
@@ -22,6 +24,12 @@ def run(ctx: Context) -> Outcome:
         raise RuntimeError(f"boom in {ctx.stage}")
     if behaviour == "interrupt":
         raise KeyboardInterrupt
+    if behaviour == "make-handler":  # as a library does on its first import inside a stage
+        logging.getLogger("reproduce-fakes").addHandler(logging.StreamHandler())
+    if behaviour == "use-handler":  # Pyomo's capture_output asks its handlers for their fd
+        for handler in logging.getLogger("reproduce-fakes").handlers:
+            handler.stream.fileno()  # type: ignore[attr-defined]
+        logging.getLogger("reproduce-fakes").warning("logged from %s", ctx.stage)
     fig, (ax,) = figure(1, 1, width=3, height=2)
     ax.plot([0, 1, 2], [ctx.budget["n"], 2, 3])
     save(fig, ctx.folder / "plot.png")

@@ -148,6 +148,25 @@ def test_interrupt_keeps_finished_stages_and_resume_continues(tmp_path: Path) ->
 
 
 @pytest.mark.usefixtures("fake_stages")
+def test_a_handler_made_in_one_stage_writes_to_the_next_stages_log(tmp_path: Path) -> None:
+    """A logging handler a library creates inside a stage keeps ``sys.stderr`` as it found it;
+    later stages (and the process after the run) must not find a closed file there."""
+    import logging
+
+    logger = logging.getLogger("reproduce-fakes")
+    logger.propagate = False
+    fakes.BEHAVIOUR.update(a="make-handler", c="use-handler")
+    try:
+        assert reproduce(tmp_path / "run") == EXIT_OK
+        assert "logged from c" in (tmp_path / "run" / "c" / "log.txt").read_text()
+        (handler,) = logger.handlers
+        handler.stream.fileno()  # type: ignore[attr-defined]  # the original stderr again
+    finally:
+        logger.handlers.clear()
+        logger.propagate = True
+
+
+@pytest.mark.usefixtures("fake_stages")
 def test_only_and_set(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert reproduce(out, only=["b", "d"], overrides=["d.n=4"]) == EXIT_OK

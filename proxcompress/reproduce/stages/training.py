@@ -161,15 +161,28 @@ def run_all(ctx: Context, specs: list[RunSpec]) -> dict[str, RunResult]:
     return out
 
 
-def _stop_workers(pool: Any) -> None:
-    """SIGTERM every worker (its trainer saves a checkpoint at the next step and stops), then
-    wait for them."""
-    import signal
+#: seconds the workers get to save their checkpoints after SIGTERM before they are killed
+STOP_GRACE_S = 30.0
 
-    for process in list(getattr(pool, "_processes", {}).values()):
+
+def _stop_workers(pool: Any) -> None:
+    """Cancel the queued runs, SIGTERM every worker (a training run saves its checkpoint at the
+    next step boundary and stops; an idle worker exits), wait up to :data:`STOP_GRACE_S`, then
+    kill what is left."""
+    import signal
+    import time
+
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
         with contextlib.suppress(ProcessLookupError, OSError):
             os.kill(process.pid, signal.SIGTERM)
-    pool.shutdown(wait=True, cancel_futures=True)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.kill()
 
 
 def run_figures(summary: dict[str, Any], deployed: dict[str, Any] | None) -> dict[str, Any]:
