@@ -120,8 +120,8 @@ def run(ctx: Context) -> Outcome:
 
 
 def _plot(ctx: Context, records: list[dict[str, Any]], names: list[str]) -> Plot:
-    fig, (ax, gap_ax) = figure(2, 1, width=6.4, height=3.9)
-    labels = [r["instance"].replace("planted, ", "").replace(" groups", "g") for r in records]
+    fig, (ax, gap_ax) = figure(2, 1, width=6.4, height=4.3)
+    labels = [r["instance"].replace("planted, ", "planted\n") for r in records]
     x = np.arange(len(records))
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
@@ -129,18 +129,20 @@ def _plot(ctx: Context, records: list[dict[str, Any]], names: list[str]) -> Plot
                [r["solutions"].get(name, {}).get("seconds", np.nan) for r in records], width,
                label=name)
     ax.set_yscale("log")
-    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel("time to proven optimum (s, log scale)")
     ax.set_title("solve time per formulation and instance")
-    ax.legend(fontsize=8, ncol=3)
+    ax.legend(fontsize=8, ncol=len(names), loc="upper center", bbox_to_anchor=(0.5, -0.2),
+              frameon=False, handlelength=1.0, columnspacing=0.8)
     ax.grid(alpha=0.3, axis="y")
     for i, kind in enumerate(("bigm", "perspective")):
         gap_ax.bar(x + (i - 0.5) * 0.38, [100 * r["root_gaps"][kind] for r in records], 0.38,
                    label=f"{'big-M' if kind == 'bigm' else 'perspective'} relaxation")
-    gap_ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    gap_ax.set_xticks(x, labels, fontsize=8)
     gap_ax.set_ylabel("root gap (% of the optimum)")
     gap_ax.set_title("root relaxation gap (smaller is tighter)")
-    gap_ax.legend(fontsize=8)
+    gap_ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False,
+                  ncol=2)
     gap_ax.grid(alpha=0.3, axis="y")
     return Plot(save(fig, ctx.folder / "pruning.png").name,
                 "Left: time each formulation took to prove the optimum, per instance (the first "
