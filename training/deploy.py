@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from proxcompress.errors import InvalidInputError
-from proxcompress.training.data import Dataset, load_dataset
+from proxcompress.training.data import Dataset
 from proxcompress.training.exporter import MANIFEST, TENSORS, export
 from proxcompress.training.layers import hard_quantization
 
@@ -89,14 +89,12 @@ def deploy(model: nn.Module, out: str | os.PathLike[str], test: Dataset, *,
 def deploy_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *,
                backend: str = "auto", batch: int = 256) -> dict[str, Any]:
     """:func:`deploy` of a run folder's latest checkpoint on the run's own test set (its
-    ``data`` section: the data set, ``test_subset`` and ``seed``): what ``proxcompress export
-    --run DIR --out DIR`` does. The report gains ``run``."""
-    from proxcompress.training.trainer import load_run  # the trainer imports the whole wing
+    ``data`` section, as :func:`~proxcompress.training.trainer.run_data` reads it): what
+    ``proxcompress export --run DIR --out DIR`` does. The report gains ``run``."""
+    from proxcompress.training.trainer import load_run, run_data  # the whole wing
 
     cfg, model = load_run(run_dir)
-    _, test = load_dataset(cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples,
-                           cfg.data.image_size, cfg.data.in_channels)
-    test = test.subset(cfg.data.test_subset, cfg.seed)
+    _, _, test = run_data(cfg)
     return {"run": str(run_dir), **deploy(model, out, test, backend=backend, batch=batch)}
 
 

@@ -40,11 +40,12 @@ def save(fig: Any, path: Path) -> Path:
 
 
 def training_curves(runs: Mapping[str, Path], path: Path, title: str,
-                    accuracy_key: str = "test_accuracy") -> Path:
+                    accuracy_key: str = "val_accuracy") -> Path:
     """Two panels for one or more training runs (label -> run folder): the training loss at
-    every step (light) with its moving average over a tenth of an epoch, and the test accuracy
-    at each epoch's end (``accuracy_key`` of ``metrics.jsonl``; the hard-quantized one for
-    binary runs). SPR phase changes are marked."""
+    every step (light) with its moving average over a tenth of an epoch, and the validation
+    accuracy at each epoch's end (``accuracy_key`` of ``metrics.jsonl``; the hard-quantized one
+    for binary runs; the test set is evaluated once, at the end of a run). SPR phase changes
+    are marked."""
     from proxcompress.training.trainer import STEPS, read_log, smooth
 
     fig, (loss_ax, acc_ax) = figure(2, 1, width=6.2, height=3.8)
@@ -68,15 +69,16 @@ def training_curves(runs: Mapping[str, Path], path: Path, title: str,
                                  color=colour, va="top",
                                  transform=loss_ax.get_xaxis_transform())
         if metrics:
-            acc_ax.plot([m["epoch"] for m in metrics],
-                        [m.get(accuracy_key, m.get("test_accuracy")) for m in metrics], "o-",
-                        color=colour, label=label)
+            values = [m.get(accuracy_key, m.get("val_accuracy")) for m in metrics]
+            if any(v is not None for v in values):
+                acc_ax.plot([m["epoch"] for m in metrics], values, "o-", color=colour,
+                            label=label)
     loss_ax.set_xlabel("epoch (each step plotted)")
     loss_ax.set_ylabel("training cross-entropy")
     loss_ax.set_title("training loss per step (light) and its 0.1-epoch moving average")
     acc_ax.set_xlabel("epoch")
-    acc_ax.set_ylabel("test accuracy (%)")
-    acc_ax.set_title("test accuracy at each epoch's end")
+    acc_ax.set_ylabel("validation accuracy (%)")
+    acc_ax.set_title("validation accuracy at each epoch's end")
     for ax in (loss_ax, acc_ax):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

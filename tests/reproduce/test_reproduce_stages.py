@@ -65,7 +65,9 @@ def test_every_quick_stage_runs_and_a_failed_check_is_isolated(
         dict.fromkeys([n for n in stages if n != "bnnpp"], "passed")
     bnnpp = stages["bnnpp"]
     assert bnnpp["status"] == "failed"
-    assert [c["verdict"] for c in bnnpp["checks"]] == ["fail", "pass"]  # learns, deploys
+    # learns (the floor of 100%), deploys, certified as trained
+    assert [c["verdict"] for c in bnnpp["checks"]] == ["fail", "pass", "pass"]
+    assert bnnpp["figures"]["certified"]["bnnpp-prox"]  # verify --run's report per pair
     for name, s in stages.items():
         assert s["tables"] and s["plots"], name
         assert all(row for t in s["tables"] for row in t["rows"]), name
@@ -74,7 +76,7 @@ def test_every_quick_stage_runs_and_a_failed_check_is_isolated(
         assert (out / name / "log.txt").stat().st_size > 0
     # figures that real properties rest on
     cert = stages["certificates"]["figures"]
-    assert cert["failing"] == ["bnn", "bnn+"] and cert["spr"]["passed"]
+    assert cert["failing"] == ["bnn", "bnn+", "bnn++"] and cert["spr"]["passed"]
     pruning = stages["pruning"]["figures"]
     assert pruning["instances"] == 2 and pruning["with_brute_force"] == 2
     assert not pruning["disagreements"]

@@ -75,7 +75,7 @@ def run(ctx: Context) -> Outcome:
                               for k in needed}, ctx.folder / "curves.png",
                              "Multiplication-free CNNs and their full-precision twins")
     return Outcome({"methods": figures, "gap_to_fp": gaps, "epochs": b["epochs"]}, [table], [
-        Plot(curves.name, "Training loss at every step and test accuracy per epoch of every "
+        Plot(curves.name, "Training loss at every step and validation accuracy per epoch of every "
              "method."),
         _accuracy_plot(ctx, needed, figures)])
 

@@ -186,10 +186,14 @@ def _stop_workers(pool: Any) -> None:
 
 
 def run_figures(summary: dict[str, Any], deployed: dict[str, Any] | None) -> dict[str, Any]:
-    """The figures a training stage records for one run."""
-    out = {"test_accuracy": summary["test_accuracy"], "epochs": summary["epochs"],
+    """The figures a training stage records for one run: the test accuracy (the test set
+    evaluated once, at the end) and the final validation accuracy (``None`` without a
+    validation split), both of the deployed model; sizes, time, and the deploy report."""
+    out = {"test_accuracy": summary["test_accuracy"],
+           "val_accuracy": summary.get("val_accuracy"), "epochs": summary["epochs"],
            "seconds": summary["seconds"], "parameters": summary["parameters"],
            "model_bytes": summary["model_bytes"], "train_samples": summary["train_samples"],
+           "val_samples": summary.get("val_samples", 0),
            "test_samples": summary["test_samples"], "data": summary["data"]}
     if deployed is not None:
         out["deploy"] = {k: deployed[k] for k in (
@@ -199,28 +203,61 @@ def run_figures(summary: dict[str, Any], deployed: dict[str, Any] | None) -> dic
     return out
 
 
-RUN_COLUMNS = ["run", "test accuracy (%)", "epochs", "training time (s)", "parameters",
-               "kernels = torch predictions (%)", "kernels accuracy (%)",
-               "largest logit difference (relative)", "export size (KiB)",
-               "float32 weights (KiB)"]
+RUN_COLUMNS = ["run", "test accuracy (%)", "validation accuracy (%)", "epochs",
+               "training time (s)", "parameters", "kernels = torch predictions (%)",
+               "kernels accuracy (%)", "largest logit difference (relative)",
+               "export size (KiB)", "float32 weights (KiB)"]
 
 
 def run_row(label: str, f: dict[str, Any]) -> list[Any]:
     """A row of :data:`RUN_COLUMNS`."""
     d = f.get("deploy")
-    return [label, f["test_accuracy"], f["epochs"], f["seconds"], f["parameters"],
-            100 * d["agreement"] if d else None, d["kernels_accuracy"] if d else None,
+    return [label, f["test_accuracy"], f["val_accuracy"], f["epochs"], f["seconds"],
+            f["parameters"], 100 * d["agreement"] if d else None,
+            d["kernels_accuracy"] if d else None,
             d["max_relative_logit_error"] if d else None,
             d["export_bytes"] / 1024 if d else None,
             d["float32_state_bytes"] / 1024 if d else None]
 
 
 def data_note(f: dict[str, Any]) -> str:
-    return (f"Data: {f['data']} ({f['train_samples']} training / {f['test_samples']} test "
-            "images). Test accuracy of the deployed model (binary layers at their hard limit). "
-            "Every test image is classified by the exported model on the kernels and by torch: "
-            "the share of equal predictions and the largest logit difference relative to the "
-            "batch's largest logit.")
+    return (f"Data: {f['data']} ({f['train_samples']} training / {f['val_samples']} "
+            f"validation / {f['test_samples']} test images; the validation split is held out "
+            "of the training set, the test set is evaluated once, at the end). Accuracies of "
+            "the deployed model (binary layers at their hard limit). Every test image is also "
+            "classified by the exported model on the kernels: the share of predictions equal "
+            "to torch's and the largest logit difference relative to the batch's largest "
+            "logit.")
+
+
+def certify_runs(ctx: Context, runs: dict[str, Path]) -> tuple[dict[str, Any], Table]:
+    """``proxcompress verify --run`` of each run: the pairs it trained with, certified with
+    its own parameters, ``mu`` range and latent domain. Returns the figures (run -> pair label
+    -> ``{"passed", "checks"}``) and a table."""
+    from proxcompress.atomic import write_json_atomic
+    from proxcompress.proofs import CHECKS
+    from proxcompress.training.certify import certify_run
+
+    figures: dict[str, Any] = {}
+    rows = []
+    for name, run in runs.items():
+        result = certify_run(run)
+        figures[name] = {r.name: {"passed": r.passed,
+                                  "checks": {c.check: c.status for c in r.certificates}}
+                         for r in result["reports"]}
+        for report, note in zip(result["reports"], result["notes"], strict=False):
+            rows.append([name, report.name, note,
+                         *[report.certificate(c).status if any(
+                             x.check == c for x in report.certificates) else "-"
+                           for c in CHECKS], "PASS" if report.passed else "FAIL"])
+        ctx.log(f"verify --run {name}: " + ", ".join(
+            f"{k} {'PASS' if v['passed'] else 'FAIL'}" for k, v in figures[name].items()))
+    write_json_atomic(ctx.folder / "certified.json", figures)
+    table = Table("verify --run: the pairs each run trained with, certified as trained",
+                  ["run", "pair", "as trained", *CHECKS, "verdict"], rows,
+                  note="The checks of the Certificates stage, at the parameters, mu range and "
+                  "latent domain of the run itself (docs/proofs.md, 'Certified = trained').")
+    return figures, table
 
 
 # ------------------------------------------------------------------------------------ BNN++
@@ -233,57 +270,75 @@ def _mlp(ctx: Context) -> dict[str, Any]:
     }
 
 
+#: the two readings of BNN++ the stage trains (docs/proofs.md, docs/decisions.md): key ->
+#: (label, quant section, mu section)
+BNNPP_READINGS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "bnnpp": ("BNN++ as published (F = B = SignSwish_beta(mu), beta(mu) = 1 + 30 mu)",
+              {"weights": "bnn++", "beta": 1.0, "beta_growth": 30.0},
+              {"schedule": "aggregate", "scale": 100.0, "start": 0.0}),
+    "bnnpp-prox": ("BNN++, reading bnn++-prox (F = SignSwish_2 o P_mu, mu_0 = 1000)",
+                   {"weights": "bnn++-prox", "beta": 2.0},
+                   {"schedule": "aggregate", "scale": 100.0, "start": 1000.0}),
+}
+
+
 def run_bnnpp(ctx: Context) -> Outcome:
-    """A BNN++ MLP (configs/fmnist-mlp-bnnpp.yaml's recipe) and its full-precision twin at the
-    same budget; the BNN++ network exported and run on the binary kernels."""
+    """Both BNN++ readings as MLPs with binary weights (configs/fmnist-mlp-bnnpp.yaml's
+    recipe) and their full-precision twin at the same budget; each binary network certified
+    as trained (``verify --run``), exported and run on the binary kernels."""
     base = _mlp(ctx)
-    bnnpp = _merge(base, {
-        "quant": {"weights": "bnn++", "keep_first": False, "keep_last": True, "beta": 2.0},
-        "mu": {"schedule": "aggregate", "scale": 100.0, "start": 1000.0}})
-    ctx.progress.total(2)
-    runs = run_all(ctx, [RunSpec("bnnpp", bnnpp, deploy=True),
-                         RunSpec("fp", _merge(base, {"quant": {"weights": "none"}}))])
-    pp_dir, pp, deployed = runs["bnnpp"].folder, runs["bnnpp"].summary, runs["bnnpp"].deployed
-    fp_dir, fp = runs["fp"].folder, runs["fp"].summary
-    figures = {"bnnpp": run_figures(pp, deployed), "fp": run_figures(fp, None),
-               "binary_parameters": pp["binary_parameters"],
-               "hidden": list(ctx.budget["hidden"])}
+    specs = [RunSpec(key, _merge(base, {"quant": {"keep_first": False, "keep_last": True,
+                                                  **quant}, "mu": mu}), deploy=True)
+             for key, (_, quant, mu) in BNNPP_READINGS.items()]
+    specs.append(RunSpec("fp", _merge(base, {"quant": {"weights": "none"}})))
+    ctx.progress.total(len(specs))
+    runs = run_all(ctx, specs)
+    certified, cert_table = certify_runs(ctx, {k: runs[k].folder for k in BNNPP_READINGS})
+    figures: dict[str, Any] = {
+        key: run_figures(r.summary, r.deployed) for key, r in runs.items()}
+    figures["certified"] = certified
+    figures["binary_parameters"] = runs["bnnpp"].summary["binary_parameters"]
     table = Table(
         f"MLP 784-{'-'.join(map(str, ctx.budget['hidden']))}-10, "
         f"{ctx.budget['epochs']} epochs, Adam lr 1e-3 cosine, batch 128",
         RUN_COLUMNS,
-        [run_row("BNN++ (binary weights, beta = 2, mu_0 = 1000)", figures["bnnpp"]),
+        [*[run_row(label, figures[key]) for key, (label, _, _) in BNNPP_READINGS.items()],
          run_row("full precision (same recipe)", figures["fp"])],
-        note=data_note(figures["bnnpp"]) + f" {pp['binary_parameters']} of "
-        f"{pp['parameters']} weights are binary (the classifier stays float).")
-    curves = training_curves({"BNN++": pp_dir, "full precision": fp_dir},
-                             ctx.folder / "curves.png", "BNN++ MLP vs full precision",
-                             accuracy_key="test_accuracy_hard")
-    schedule = _mu_plot(ctx, pp_dir)
-    return Outcome(figures, [table], [
-        Plot(curves.name, "Training loss at every step and test accuracy per epoch (the BNN++ "
-             "accuracy with every binary layer at its hard limit, as deployed)."),
+        note=data_note(figures["fp"]) + f" {figures['binary_parameters']} of "
+        f"{figures['fp']['parameters']} weights are binary (the classifier stays float).")
+    curves = training_curves({"BNN++ (published)": runs["bnnpp"].folder,
+                              "BNN++ (bnn++-prox)": runs["bnnpp-prox"].folder,
+                              "full precision": runs["fp"].folder},
+                             ctx.folder / "curves.png", "BNN++ MLPs vs full precision",
+                             accuracy_key="val_accuracy_hard")
+    schedule = _mu_plot(ctx, {key: runs[key].folder for key in BNNPP_READINGS})
+    return Outcome(figures, [table, cert_table], [
+        Plot(curves.name, "Training loss at every step and validation accuracy per epoch "
+             "(binary networks with every binary layer at its hard limit, as deployed)."),
         schedule])
 
 
-def _mu_plot(ctx: Context, run: Path) -> Plot:
+def _mu_plot(ctx: Context, runs: dict[str, Path]) -> Plot:
     from proxcompress.training.trainer import STEPS, read_log
 
-    steps = read_log(run / STEPS)
-    fig, (ax,) = figure(1, 1, width=6.4, height=3.2)
-    ax.plot([s["epoch"] for s in steps], [s["mu"] for s in steps], color="C3", label="mu")
-    ax.set_xlabel("epoch (each step plotted)")
-    ax.set_ylabel("mu (prox strength)")
-    ax.set_title("BNN++: mu = mu_0 + 100 x (sum of learning rates so far)")
-    twin = ax.twinx()
-    twin.plot([s["epoch"] for s in steps], [s["lr"] for s in steps], color="C2", label="lr")
-    twin.set_ylabel("learning rate")
-    ax.legend(loc="upper left", fontsize=8)
-    twin.legend(loc="lower right", fontsize=8)
-    ax.grid(alpha=0.3)
+    fig, axes = figure(len(runs), 1, width=4.6, height=3.2)
+    for ax, (key, run) in zip(axes, runs.items(), strict=True):
+        steps = read_log(run / STEPS)
+        ax.plot([s["epoch"] for s in steps], [s["mu"] for s in steps], color="C3", label="mu")
+        ax.set_xlabel("epoch (each step plotted)")
+        ax.set_ylabel("mu")
+        ax.set_title(f"{key}: mu = mu_0 + 100 x (sum of lr)", fontsize=9)
+        twin = ax.twinx()
+        twin.plot([s["epoch"] for s in steps], [s["lr"] for s in steps], color="C2",
+                  label="learning rate")
+        twin.set_ylabel("learning rate")
+        ax.legend(loc="upper left", fontsize=8)
+        twin.legend(loc="lower right", fontsize=8)
+        ax.grid(alpha=0.3)
     return Plot(save(fig, ctx.folder / "mu.png").name,
-                "The BNN++ run's annealing: mu grows with the aggregated learning rate (cosine "
-                "schedule), so the forward map P_mu approaches sign.")
+                "The annealing of each BNN++ run: mu grows with the aggregated learning rate "
+                "(cosine schedule). Published reading: SignSwish sharpens as beta(mu) = "
+                "1 + 30 mu grows; bnn++-prox: P_mu approaches sign.")
 
 
 # -------------------------------------------------------------------------------------- SPR
@@ -307,11 +362,12 @@ def run_spr(ctx: Context) -> Outcome:
     result = run_all(ctx, [RunSpec("spr", raw, deploy=True)])["spr"]
     run, summary, deployed = result.folder, result.summary, result.deployed
     spr = summary["spr"]
+    certified, cert_table = certify_runs(ctx, {"spr": run})
     figures = {"spr": run_figures(summary, deployed), **{k: spr[k] for k in (
-        "pretrain_accuracy", "accuracy_before_pruning", "accuracy_after_pruning",
+        "pretrain_val_accuracy", "val_accuracy_before_pruning", "val_accuracy_after_pruning",
         "channels_before", "channels_after", "pruned_fraction", "parameters_before",
         "parameters_after", "kept", "inference_ms_unpruned", "inference_ms_pruned")},
-        "lam": b["lam"], "epochs_in_all": summary["epochs"]}
+        "lam": b["lam"], "epochs_in_all": summary["epochs"], "certified": certified}
     before = _channels_before(run)
     units = Table(
         "Channels per layer, before and after SPR",
@@ -322,17 +378,19 @@ def run_spr(ctx: Context) -> Outcome:
         note="Pruned channels are removed physically (the layers are smaller), not masked.")
     stages = Table(
         f"SPR (lambda = {b['lam']:g}, alpha = 0.1) on a VGG-style CNN (width {b['width']})",
-        ["step", "test accuracy (%)", "channels", "parameters"],
-        [["reference (pretrained, unpruned)", spr["pretrain_accuracy"], spr["channels_before"],
-          spr["parameters_before"]],
-         ["trained with SPR, before removal", spr["accuracy_before_pruning"],
+        ["step", "validation accuracy (%)", "channels", "parameters"],
+        [["reference (pretrained, unpruned)", spr["pretrain_val_accuracy"],
           spr["channels_before"], spr["parameters_before"]],
-         ["after threshold search and removal", spr["accuracy_after_pruning"],
+         ["trained with SPR, before removal", spr["val_accuracy_before_pruning"],
+          spr["channels_before"], spr["parameters_before"]],
+         ["after threshold search and removal", spr["val_accuracy_after_pruning"],
           spr["channels_after"], spr["parameters_after"]],
-         ["after fine-tuning (final)", summary["test_accuracy"], spr["channels_after"],
+         ["after fine-tuning (final)", summary.get("val_accuracy"), spr["channels_after"],
           spr["parameters_after"]]],
         note=f"Epochs: {b['pretrain_epochs']} pretraining, {b['epochs']} with SPR, "
-        f"{b['finetune_epochs']} fine-tuning. Inference of a batch of 256: "
+        f"{b['finetune_epochs']} fine-tuning; the final network's test accuracy is "
+        f"{summary['test_accuracy']:.2f}% (the test set evaluated once). Inference of a batch "
+        "of 256: "
         f"{spr['inference_ms_unpruned']:.2f} ms unpruned, {spr['inference_ms_pruned']:.2f} ms "
         "pruned (torch, this process).")
     deploy_table = Table("The pruned CNN on the kernels", RUN_COLUMNS,
@@ -340,9 +398,9 @@ def run_spr(ctx: Context) -> Outcome:
                          note=data_note(figures["spr"]))
     curves = training_curves({"SPR CNN": run}, ctx.folder / "curves.png",
                              "SPR: pretrain, train with the SPR penalty, remove, fine-tune")
-    return Outcome(figures, [stages, units, deploy_table], [
+    return Outcome(figures, [stages, units, deploy_table, cert_table], [
         Plot(curves.name, "Training loss at every step through the three phases (dotted lines) "
-             "and test accuracy per epoch."),
+             "and validation accuracy per epoch."),
         _channels_plot(ctx, before, spr["kept"])])
 
 
