@@ -347,6 +347,50 @@ STAGES: tuple[Stage, ...] = (
         outputs=("<method>/", "<method>-export/", "curves.png", "accuracy.png"),
     ),
     Stage(
+        name="tensor_train",
+        title="Tensor-train layers: exact at full rank, within the TT-SVD bound, error "
+        "against parameters",
+        runs="MPO and MPS layers (TT-SVD of a dense weight matrix) and the low-rank "
+        "factorization at a range of ranks, on an incompressible (Gaussian) and a compressible "
+        "(smooth-kernel) matrix: relative error, parameters, forward FLOPs; TT-SVD against "
+        "Oseledets' error bound; the TT LSTM at full rank against nn.LSTM.",
+        entry="proxcompress.reproduce.stages.tensor_train:run",
+        params={
+            "size": Param(256, 1024, "rows = columns of the weight matrices (a square number "
+                          "gives 4-way chain tensors)", "an integer >= 4", _int_at_least(4)),
+            "ranks": Param([1, 2, 4, 8, 16], [1, 2, 4, 8, 16, 32, 64],
+                           "bond ranks decomposed at", "a list of integers >= 1",
+                           _ints_at_least(1)),
+            "lstm_input": Param(12, 32, "input size of the LSTM checked at full rank",
+                                "an integer >= 1", _int_at_least(1)),
+            "lstm_hidden": Param(16, 64, "hidden size of that LSTM", "an integer >= 1",
+                                 _int_at_least(1)),
+            "seed": SEED,
+        },
+        checks=(
+            Rule("exact at full rank",
+                 "at full rank MPO, MPS and low-rank layers reproduce the matrix, and the TT "
+                 "LSTM reproduces nn.LSTM's outputs, to 1e-9 relative (float64)",
+                 lambda f: max(f["full_rank_error"].values()) <= 1e-9
+                 and f["lstm_full_rank_error"] <= 1e-9,
+                 lambda f: f"largest {max(f['full_rank_error'].values()):.1e} (layers), "
+                 f"{f['lstm_full_rank_error']:.1e} (LSTM)"),
+            Rule("TT-SVD within its bound",
+                 "at every rank, the TT-SVD error is at most the root of the discarded squared "
+                 "singular values of all unfoldings (Oseledets 2011, theorem 2.2)",
+                 lambda f: f["tt_svd_within_bound"],
+                 lambda f: "; ".join(
+                     f"{label}: error/bound " + ", ".join(
+                         f"{p['error'] / p['bound']:.2f}" if p["bound"] else "0"
+                         for p in pts) for label, pts in f["tt_svd_bounds"].items())),
+            Rule("low rank is the truncated SVD",
+                 "the low-rank layer's error equals the best rank-r error (Eckart-Young)",
+                 lambda f: f["low_rank_optimal"],
+                 lambda f: "equal" if f["low_rank_optimal"] else "differs"),
+        ),
+        outputs=("tensor_train.png",),
+    ),
+    Stage(
         name="kernels",
         title="Kernels: exact on odd shapes, and timed against torch",
         runs="The binary, shift and Euclid CPU kernels (Numba) checked against float64 "

@@ -31,6 +31,7 @@ TINY = [
     "spr.data=synthetic", "spr.width=4", "spr.min_accuracy=0", "spr.lam=20",
     "mulfree.data=synthetic", "mulfree.width=4", "mulfree.methods=denseshift,euclid",
     "mulfree.jobs=2", "mulfree.min_accuracy=0",
+    "tensor_train.size=64", "tensor_train.ranks=[1,2]", "tensor_train.lstm_hidden=4",
     "kernels.size=64", "kernels.rounds=1",
     "causal.n=100", "causal.pairs=2",
 ]
@@ -88,6 +89,8 @@ def test_every_quick_stage_runs_and_a_failed_check_is_isolated(
     kernels = stages["kernels"]["figures"]
     assert kernels["correctness"]["binary_exact"] and kernels["size"] == 64
     assert stages["causal"]["figures"]["pairs"] == 8
+    tt = stages["tensor_train"]["figures"]
+    assert tt["tt_svd_within_bound"] and tt["low_rank_optimal"] and tt["size"] == 64
     # the per-step loss behind the plots: one line per step of each run
     steps = [json.loads(line) for line in
              (out / "bnnpp" / "bnnpp" / "steps.jsonl").read_text().splitlines()]
@@ -95,7 +98,7 @@ def test_every_quick_stage_runs_and_a_failed_check_is_isolated(
     assert (out / "bnnpp" / "bnnpp-export" / "model.json").is_file()
     html = (out / "report.html").read_text()
     assert html.count('<section class="stage"') == len(stages)
-    assert "Verdict: 1 of 7 stages did not pass: bnnpp." in html
+    assert f"Verdict: 1 of {len(stages)} stages did not pass: bnnpp." in html
 
 
 def _interrupt_first_training(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
