@@ -221,24 +221,31 @@ class StreamSwitch(io.TextIOBase):
         self.original = target
         self.target: TextIO = target
 
+    def _live(self) -> TextIO:
+        """The target, or, once it is closed (a test harness's capture after the test), the
+        process's own standard error."""
+        if not getattr(self.target, "closed", False):
+            return self.target
+        return sys.__stderr__ or self.target
+
     def write(self, text: str) -> int:
-        return self.target.write(text)
+        return self._live().write(text)
 
     def flush(self) -> None:
-        self.target.flush()
+        self._live().flush()
 
     def fileno(self) -> int:
-        return self.target.fileno()
+        return self._live().fileno()
 
     def isatty(self) -> bool:
-        return self.target.isatty()
+        return self._live().isatty()
 
     def writable(self) -> bool:
         return True
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
-        return str(getattr(self.target, "encoding", "utf-8"))
+        return str(getattr(self._live(), "encoding", "utf-8"))
 
 
 @contextlib.contextmanager

@@ -310,3 +310,21 @@ def test_list_names_every_stage_and_knob(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     for s in registry.STAGES:
         assert out.count(f"{s.name}.") >= len(s.params)
+
+
+def test_a_stream_switch_outlives_a_closed_target(capfd: pytest.CaptureFixture[str]) -> None:
+    """A library that wrapped ``sys.stdout`` during a run (colorama does, at import) may write
+    through the switch after the stream it pointed at was closed (a test's capture)."""
+    import io
+
+    from proxcompress.reproduce.runner import StreamSwitch
+
+    target = io.StringIO()
+    switch = StreamSwitch(target)
+    switch.write("to the target\n")
+    assert target.getvalue() == "to the target\n"
+    target.close()
+    switch.write("after the close\n")
+    switch.flush()
+    assert switch.isatty() in (True, False)
+    assert "after the close" in capfd.readouterr().err
