@@ -94,7 +94,7 @@ def run(ctx: Context) -> Outcome:
 def _plot(ctx: Context, records: list[dict[str, Any]], cells: list[tuple[str, int]]) -> Plot:
     from proxcompress.causal import simulate_mixture
 
-    fig, (scatter, bars) = figure(2, 1, width=6.0, height=3.8)
+    fig, (scatter, bars) = figure(2, 1, width=6.0, height=4.2)
     k_show = max(k for _, k in cells)
     pair = simulate_mixture(ctx.budget["n"], k_show, seed=1000 * k_show,
                             noise=cells[0][0])  # type: ignore[arg-type]
@@ -125,7 +125,8 @@ def _plot(ctx: Context, records: list[dict[str, Any]], cells: list[tuple[str, in
     bars.set_ylim(0, 1.05)
     bars.set_ylabel("share of pairs with the right direction")
     bars.set_title("direction found (bars: 95% Wilson intervals; dotted: a coin)")
-    bars.legend(fontsize=8, loc="lower left")
+    bars.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                frameon=False)
     return Plot(save(fig, ctx.folder / "causal.png").name,
                 "Left: a simulated population, coloured by its hidden mechanism. Right: the "
                 "share of pairs whose direction each test found, per noise type and number of "

@@ -130,7 +130,7 @@ def _plot(ctx: Context, timings: dict[str, Any], size: int) -> Plot:
     values = [timings[k]["median_ms"] for k in keys]
     colours = ["grey" if "fp32" in k else "C0" for k in keys]
     bars = ax.barh(range(len(keys)), values, color=colours)
-    ax.bar_label(bars, [f"{timings[k]['speedup_vs_torch_fp32']:.2f}x" for k in keys],
+    ax.bar_label(bars, [f"{timings[k]['speedup_vs_torch_fp32']:.3g}x" for k in keys],
                  fontsize=8, padding=2)
     ax.set_yticks(range(len(keys)), [k.replace("_", " ") for k in keys], fontsize=8)
     ax.invert_yaxis()
