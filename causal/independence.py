@@ -55,14 +55,17 @@ class IndependenceTest(Protocol):
     def __call__(self, u: Any, v: Any) -> TestResult: ...
 
 
-def gaussian_gram(u: FloatArray) -> FloatArray:
+def gaussian_gram(u: FloatArray, widths: tuple[float, ...] = (1.0,)) -> FloatArray:
     """``exp(-(u_i - u_j)^2 / (2 s^2))`` with ``s`` the median of the nonzero ``|u_i - u_j|``
-    (``s = 1`` if all values are equal)."""
+    (``s = 1`` if all values are equal); with several ``widths`` the mean of the Gaussian
+    kernels of bandwidths ``w s`` (a multi-scale kernel, still characteristic)."""
     d = np.abs(u[:, None] - u[None, :])
     nonzero = d[np.triu_indices(u.size, 1)]
     nonzero = nonzero[nonzero > 0]
     s = float(np.median(nonzero)) if nonzero.size else 1.0
-    return np.exp(-0.5 * (d / s) ** 2)
+    if widths == (1.0,):
+        return np.exp(-0.5 * (d / s) ** 2)
+    return np.mean([np.exp(-0.5 * (d / (w * s)) ** 2) for w in widths], axis=0)
 
 
 def _centre(k: FloatArray) -> FloatArray:
@@ -132,15 +135,21 @@ class HSICGamma:
 
     max_samples: int = MAX_SAMPLES
     seed: int = 0
+    widths: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         integer(self.max_samples, "max_samples", MIN_SAMPLES)
         integer(self.seed, "seed", 0)
+        if (not isinstance(self.widths, tuple) or not self.widths
+                or not all(isinstance(w, float) and np.isfinite(w) and w > 0
+                           for w in self.widths)):
+            raise InvalidInputError("widths", f"a non-empty tuple of positive finite floats "
+                                    f"needed, got {self.widths!r}")
 
     def __call__(self, u: Any, v: Any) -> TestResult:
         us, vs = _pairs(u, v, self.max_samples, self.seed)
         n = us.size
-        k, lg = gaussian_gram(us), gaussian_gram(vs)
+        k, lg = gaussian_gram(us, self.widths), gaussian_gram(vs, self.widths)
         kc, lc = _centre(k), _centre(lg)
         statistic = _statistic(kc, lc)
         mean, var = gamma_null_moments(k, lg, kc, lc)
