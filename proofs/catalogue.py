@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Literal
 
@@ -495,6 +495,44 @@ def _build(key: str) -> Pair:
     return pair
 
 
+def pair_parameters(name: str) -> tuple[str, ...]:
+    """The numeric parameters the factory of ``name`` takes (e.g. ``("beta",)``)."""
+    key = name.lower()
+    if key not in _FACTORIES:
+        raise InvalidInputError(
+            "name", f"{name!r} is not in the catalogue; known: {', '.join(_FACTORIES)}")
+    signature = inspect.signature(_FACTORIES[key])
+    return tuple(p for p in signature.parameters if p != "prox")
+
+
+def build_pair(name: str, *, derivative_at: DerivativePoint | None = None,
+              **parameters: float) -> Pair:
+    """The catalogue pair ``name`` built with ``parameters`` (exact rationals of the given
+    numbers, e.g. ``beta=2.0`` -> ``2``), with ``B'`` at ``derivative_at`` instead of the
+    method's own point when given: exactly the pair a training run uses.
+
+    Raises:
+        InvalidInputError: unknown name, parameter or point, or a non-finite value.
+    """
+    allowed = pair_parameters(name)
+    exact: dict[str, sp.Expr] = {}
+    for param, value in parameters.items():
+        if param not in allowed:
+            raise InvalidInputError(param, f"is not a parameter of {name.lower()!r}; accepted: "
+                                    f"{', '.join(allowed) or 'none'}")
+        number = sp.nsimplify(value, rational=True)
+        if not (number.is_real and number.is_finite):
+            raise InvalidInputError(param, f"= {value!r} must be a finite number")
+        exact[param] = number
+    pair = _FACTORIES[name.lower()](**exact) if exact else get_pair(name)
+    if derivative_at is not None:
+        if derivative_at not in ("prox", "latent"):
+            raise InvalidInputError("derivative_at", f"= {derivative_at!r}; accepted: prox, "
+                                    "latent")
+        pair = replace(pair, method_derivative_at=derivative_at)
+    return pair
+
+
 def catalogue() -> dict[str, Pair]:
     """Every registered pair, by name, in registration order."""
     return {name: get_pair(name) for name in _FACTORIES}
@@ -516,7 +554,9 @@ __all__ = [
     "dist2_prox",
     "get_pair",
     "hardtanh",
+    "build_pair",
     "pair_names",
+    "pair_parameters",
     "project",
     "proxconnect",
     "proxconnect_clip",

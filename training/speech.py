@@ -380,7 +380,8 @@ def feature_shape(n_mels: int = 40, seconds: float = 3.5) -> tuple[int, int, int
 def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float = 3.5
                 ) -> tuple[Dataset, Dataset]:
     """``(train, test)`` log-mel data sets from a :func:`generate_speech` folder: ``x`` is
-    ``(N, 1, n_mels, frames)`` float32 (per-utterance standardized), ``y`` the intent index.
+    ``(N, 1, n_mels, frames)`` float32 (per-utterance standardized), ``y`` the intent index,
+    ``groups`` the speaker (so a validation split takes whole speakers).
 
     Each waveform is zero-padded or cut to ``seconds`` before the features
     (``frames = 1 + seconds * 100``).
@@ -416,7 +417,7 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
         if n and (t["labels"].min() < 0 or t["labels"].max() >= classes):
             raise InvalidInputError("data.root", f"{split} labels outside 0..{classes - 1}")
         out.append(Dataset(x, torch.from_numpy(t["labels"].astype(np.int64)), classes,
-                           f"speech/{split}"))
+                           f"speech/{split}", torch.from_numpy(t["speakers"].astype(np.int64))))
     return out[0], out[1]
 
 

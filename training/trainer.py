@@ -49,7 +49,7 @@ from proxcompress.training.config import (
     dump_config,
     read_yaml,
 )
-from proxcompress.training.data import Dataset, input_spec, load_dataset
+from proxcompress.training.data import Dataset, input_spec, load_dataset, split_validation
 from proxcompress.training.euclid import HomotopySchedule
 from proxcompress.training.layers import hard_quantization, quantized_modules
 from proxcompress.training.models import PrunableModel, build_model
@@ -258,6 +258,17 @@ def build_run_model(cfg: TrainConfig, classes: int, seed: int,
     return model
 
 
+def run_data(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset]:
+    """The run's ``(train, validation, test)`` data: the validation split carved out of the
+    training set first (``data.val_fraction``, seeded by ``data.val_seed``), then the seeded
+    training and test subsets; validation is ``None`` when ``val_fraction`` is 0."""
+    d = cfg.data
+    train, test = load_dataset(d.name, d.root, cfg.seed, d.synthetic_samples, d.image_size,
+                               d.in_channels)
+    train, val = split_validation(train, d.val_fraction, d.val_seed)
+    return (train.subset(d.train_subset, cfg.seed), val, test.subset(d.test_subset, cfg.seed))
+
+
 def run_phases(cfg: TrainConfig) -> list[tuple[str, int]]:
     """The run's phases and their epochs: SPR's pretrain / train / finetune, else one."""
     if cfg.spr.enabled:
@@ -367,11 +378,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.dist = _setup_distributed(cfg)
         torch.manual_seed(cfg.seed + self.dist.rank)
-        self.train_data, self.test_data = load_dataset(
-            cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples,
-            cfg.data.image_size, cfg.data.in_channels)
-        self.train_data = self.train_data.subset(cfg.data.train_subset, cfg.seed)
-        self.test_data = self.test_data.subset(cfg.data.test_subset, cfg.seed)
+        self.train_data, self.val_data, self.test_data = run_data(cfg)
         d = self.dist
         if cfg.optim.batch_size % d.world:
             raise InvalidInputError("optim.batch_size", f"= {cfg.optim.batch_size} must be a "
@@ -578,14 +585,15 @@ class Trainer:
         if self.mulfree is not None:  # frozen, sign_frozen, exponent_frozen, theta
             record.update(self.mulfree.epoch_metrics())
         if d.main:
-            test_acc, test_loss = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
-                                           d.device)
-            record["test_accuracy"] = test_acc
-            record["test_loss"] = test_loss
-            if quantized_modules(self.model):
-                with hard_quantization(self.model):
-                    record["test_accuracy_hard"] = evaluate(
-                        self.model, self.test_data, self.cfg.eval_batch_size, d.device)[0]
+            if self.val_data is not None:
+                val_acc, val_loss = evaluate(self.model, self.val_data,
+                                             self.cfg.eval_batch_size, d.device)
+                record["val_accuracy"] = val_acc
+                record["val_loss"] = val_loss
+                if quantized_modules(self.model):
+                    with hard_quantization(self.model):
+                        record["val_accuracy_hard"] = evaluate(
+                            self.model, self.val_data, self.cfg.eval_batch_size, d.device)[0]
             record["sparsity"] = self._sparsity(state, regularizer)
         seconds = time.perf_counter() - t0
         state["seconds"] += seconds
@@ -641,15 +649,20 @@ class Trainer:
     def _after_pretrain(self, state: dict[str, Any]) -> None:
         s = self.cfg.spr
         state["M"] = compute_M(self.model, self._units(), s.M_rule, s.M_scale)
-        state["pretrain_accuracy"] = evaluate(self.model, self.test_data,
-                                              self.cfg.eval_batch_size, self.dist.device)[0]
+        state["pretrain_accuracy"] = self._val_accuracy()
         if self.dist.main:
-            self.log(f"pretrained reference: test accuracy {state['pretrain_accuracy']:.2f}%, "
-                     f"M = {state['M']}")
+            self.log(f"pretrained reference: validation accuracy "
+                     f"{_percent(state['pretrain_accuracy'])}, M = {state['M']}")
         # restart from a fresh init (the paper's code), seeded
         self.model = self._model_for("train").to(self.dist.device)
         self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
         self._save(state)
+
+    def _val_accuracy(self) -> float | None:
+        """The model's validation accuracy (``None`` without a validation split)."""
+        if self.val_data is None:
+            return None
+        return evaluate(self.model, self.val_data, self.cfg.eval_batch_size, self.dist.device)[0]
 
     def _prune(self, state: dict[str, Any]) -> None:
         s = self.cfg.spr
@@ -657,8 +670,7 @@ class Trainer:
         search = self.train_data.subset(s.search_samples, self.cfg.seed + 7)
         state["channels_before"] = total_channels(self.model)
         state["parameters_before"] = sum(p.numel() for p in self.model.parameters())
-        state["before_pruning"] = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
-                                           self.dist.device)[0]
+        state["before_pruning"] = self._val_accuracy()
         result = threshold_search(
             self.model, units,
             lambda m: evaluate(m, search, self.cfg.eval_batch_size, self.dist.device)[0],
@@ -672,12 +684,12 @@ class Trainer:
                               "fraction_threshold": result.fraction_threshold,
                               "search_base_accuracy": result.base_accuracy,
                               "search_accuracy": result.accuracy}
-        state["after_pruning"] = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
-                                          self.dist.device)[0]
+        state["after_pruning"] = self._val_accuracy()
         if self.dist.main:
             self.log(f"pruned {state['channels_before'] - total_channels(self.model)} of "
-                     f"{state['channels_before']} channels; test accuracy "
-                     f"{state['before_pruning']:.2f}% -> {state['after_pruning']:.2f}%")
+                     f"{state['channels_before']} channels; validation accuracy "
+                     f"{_percent(state['before_pruning'])} -> "
+                     f"{_percent(state['after_pruning'])}")
         self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
         self._save(state)
 
@@ -694,7 +706,10 @@ class Trainer:
             sums = [float(v) for v in gathered]  # type: ignore[arg-type]
         if not d.main:
             return {}
+        # the test set is evaluated here only, once per finished run (the deployed model and,
+        # for a quantized one, the model at its final mu)
         test_acc, _ = evaluate(self.model, self.test_data, self.cfg.eval_batch_size, d.device)
+        val_acc = self._val_accuracy()
         train_metrics = [json.loads(line) for line in
                          (self.out / "metrics.jsonl").read_text().splitlines() if line.strip()] \
             if (self.out / "metrics.jsonl").exists() else []
@@ -704,12 +719,14 @@ class Trainer:
         quantized = bool(quantized_modules(self.model))
         summary: dict[str, Any] = {
             "test_accuracy": test_acc,
+            "val_accuracy": val_acc,
             "epochs": state["global_epoch"],
             "parameters": summary_model.parameters,
             "binary_parameters": summary_model.binary_parameters,
             "model_bytes": summary_model.model_bytes,
             "seconds": state["seconds"],
             "train_samples": len(self.train_data),
+            "val_samples": 0 if self.val_data is None else len(self.val_data),
             "test_samples": len(self.test_data),
             "world_size": d.world,
             "replicas_in_sync": all(v == sums[0] for v in sums),
@@ -723,20 +740,29 @@ class Trainer:
         }
         if quantized:
             summary["test_accuracy_soft"] = test_acc
+            summary["val_accuracy_soft"] = val_acc
             with hard_quantization(self.model):
                 summary["test_accuracy"] = evaluate(self.model, self.test_data,
                                                     self.cfg.eval_batch_size)[0]
+                if self.val_data is not None:  # the model is on the CPU by now
+                    summary["val_accuracy"] = evaluate(self.model, self.val_data,
+                                                       self.cfg.eval_batch_size)[0]
             summary["mu"] = self.optimizer.mu
             summary["test_accuracy_note"] = ("deployed model: every quantized layer at "
-                                             "lim_{mu->oo} F; test_accuracy_soft at the final mu")
+                                             "lim_{mu->oo} F; *_soft at the final mu")
+        if train_metrics and self.val_data is not None:  # the early-stopping point
+            last = [r for r in train_metrics if r["phase"] == train_metrics[-1]["phase"]]
+            best = max(last, key=lambda r: r.get("val_accuracy_hard", r["val_accuracy"]))
+            summary["best_val_epoch"] = best["epoch"]
+            summary["best_val_accuracy"] = best.get("val_accuracy_hard", best["val_accuracy"])
         if train_metrics:
             summary["train_accuracy"] = train_metrics[-1]["train_accuracy"]
         if self.cfg.spr.enabled:
             reference = self._model_for("train")
-            summary["spr"] = {
-                "pretrain_accuracy": state["pretrain_accuracy"],
-                "accuracy_before_pruning": state["before_pruning"],
-                "accuracy_after_pruning": state.get("after_pruning"),
+            summary["spr"] = {  # accuracies before the end: on the validation split
+                "pretrain_val_accuracy": state["pretrain_accuracy"],
+                "val_accuracy_before_pruning": state["before_pruning"],
+                "val_accuracy_after_pruning": state.get("after_pruning"),
                 "channels_before": state.get("channels_before"),
                 "channels_after": total_channels(self.model),
                 "pruned_fraction": 1 - total_channels(self.model) / state["channels_before"]
@@ -760,6 +786,10 @@ class Trainer:
         return summary
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
 def threading_ok() -> bool:
     """Signal handlers can only be installed from the main thread."""
     import threading
@@ -777,15 +807,17 @@ def plot_metrics(records: list[dict[str, Any]], path: Path) -> None:
     epochs = [r["epoch"] for r in records]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(epochs, [r["loss"] for r in records], "o-", label="train loss")
-    if "test_loss" in records[0]:
-        axes[0].plot(epochs, [r.get("test_loss") for r in records], "s-", label="test loss")
+    if "val_loss" in records[0]:
+        axes[0].plot(epochs, [r.get("val_loss") for r in records], "s-", label="validation loss")
     axes[0].set_xlabel("epoch")
     axes[0].legend()
     axes[1].plot(epochs, [r["train_accuracy"] for r in records], "o-", label="train")
-    axes[1].plot(epochs, [r.get("test_accuracy") for r in records], "s-", label="test")
-    if "test_accuracy_hard" in records[0]:
-        axes[1].plot(epochs, [r.get("test_accuracy_hard") for r in records], "^-",
-                     label="test (hard)")
+    if "val_accuracy" in records[0]:
+        axes[1].plot(epochs, [r.get("val_accuracy") for r in records], "s-",
+                     label="validation")
+    if "val_accuracy_hard" in records[0]:
+        axes[1].plot(epochs, [r.get("val_accuracy_hard") for r in records], "^-",
+                     label="validation (hard)")
     axes[1].set_ylabel("accuracy (%)")
     axes[1].set_xlabel("epoch")
     axes[1].legend()
@@ -831,4 +863,4 @@ def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str]) -> 
 
 __all__ = ["EXIT_INTERRUPTED", "HardStop", "Interrupted", "Trainer", "build_run_model",
            "config_for_resume", "evaluate", "inference_ms", "initial_state", "load_run",
-           "mulfree_recipe", "plot_metrics", "run_model", "run_phases", "train"]
+           "mulfree_recipe", "plot_metrics", "run_data", "run_model", "run_phases", "train"]
