@@ -4,10 +4,15 @@ cause-effect pairs.
 ``simulation`` (the default): the plain ANM test against the clustered one, per noise type and
 number of mechanisms. Pairs: :func:`proxcompress.causal.simulate_mixture` (n samples, k
 mechanisms, true direction x -> y or y -> x at random), seeds ``1000 k + s`` for
-``s < --pairs``. Methods, all with the spline regressor and the HSIC gamma test: ``plain``
-(k = 1, Hoyer et al.'s ANM test), the clustered test (k by the classification BIC up to 4) with
-each residual pooling (``centred``, the default, ``standardized``, ``fisher``), and
-``mixture_bic`` (centred, k by the mixture BIC). Reported per (noise, k): the fraction of pairs
+``s < --pairs``, with uniform or Gaussian noise, and a heteroscedastic uniform arm (noise sd
+times ``exp(cause / 2)``). Methods, all with the spline regressor and the HSIC gamma test:
+``plain`` (k = 1, Hoyer et al.'s ANM test), the clustered test (k by the classification BIC up
+to 4) with each residual pooling (``centred``, the default, ``standardized``, ``fisher``), and
+``mixture_bic`` (centred, k by the mixture BIC), all with the default multi-scale HSIC kernel;
+``plain_median`` and ``centred_median`` with the median-heuristic kernel (the default before
+issue 19); ``plain_ls`` and ``centred_ls`` with location-scale residuals (a variant tried in
+issue 19). The heteroscedastic arm runs plain, centred and their location-scale forms. Reported
+per cell: the fraction of pairs
 whose direction is right, with a 95% Wilson interval; for the two BICs how often the true
 direction's k equals the simulated one; the median seconds per test.
 
@@ -35,26 +40,51 @@ from concurrent.futures import ProcessPoolExecutor
 from importlib import metadata
 from typing import Any
 
+#: the old kernel (before issue 19): the plain median heuristic
+MEDIAN = {"test_widths": (1.0,)}
 METHODS: dict[str, dict[str, Any]] = {
     "plain": {"k": 1},
     "centred": {"pooling": "centred"},
     "standardized": {"pooling": "standardized"},
     "fisher": {"pooling": "fisher"},
     "mixture_bic": {"criterion": "mixture"},
+    "plain_median": {"k": 1, **MEDIAN},
+    "centred_median": {**MEDIAN},
+    "plain_ls": {"k": 1, "noise": "location-scale"},
+    "centred_ls": {"noise": "location-scale"},
 }
-NOISES = ("uniform", "gaussian")
+#: methods run on every cell; the others on the homoscedastic cells only
+EVERY_CELL = ("plain", "centred", "plain_ls", "centred_ls")
+#: (noise type, heteroscedasticity of simulate_mixture)
+CELLS = (("uniform", 0.0), ("gaussian", 0.0), ("uniform", 1.0))
 KS = (1, 2, 3)
 
 
-def _one(job: tuple[str, int, int, int]) -> dict[str, Any]:
+def _kwargs(method: dict[str, Any]) -> dict[str, Any]:
+    """causal_direction's keyword arguments of a method (``test_widths``: the HSIC kernel)."""
+    from proxcompress.causal import HSICGamma
+
+    out = {k: v for k, v in method.items() if k != "test_widths"}
+    if "test_widths" in method:
+        out["test"] = HSICGamma(widths=method["test_widths"])
+    return out
+
+
+def _methods(hetero: float) -> tuple[str, ...]:
+    return EVERY_CELL if hetero else tuple(METHODS)
+
+
+def _one(job: tuple[str, float, int, int, int]) -> dict[str, Any]:
     from proxcompress.causal import causal_direction, simulate_mixture
 
-    noise, k, seed, n = job
-    pair = simulate_mixture(n, k, seed=seed, noise=noise)  # type: ignore[arg-type]
-    record: dict[str, Any] = {"noise": noise, "k": k, "seed": seed, "truth": pair.direction}
-    for name, kwargs in METHODS.items():
+    noise, hetero, k, seed, n = job
+    pair = simulate_mixture(n, k, seed=seed, noise=noise,  # type: ignore[arg-type]
+                            heteroscedasticity=hetero)
+    record: dict[str, Any] = {"noise": noise, "heteroscedasticity": hetero, "k": k, "seed": seed,
+                              "truth": pair.direction}
+    for name in _methods(hetero):
         start = time.perf_counter()
-        result = causal_direction(pair.x, pair.y, **kwargs)
+        result = causal_direction(pair.x, pair.y, **_kwargs(METHODS[name]))
         seconds = time.perf_counter() - start
         true_fit = result.forward if pair.direction == "x->y" else result.backward
         record[name] = {"direction": result.direction, "seconds": seconds,
@@ -73,36 +103,49 @@ def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, flo
 
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
-    for noise in NOISES:
+    for noise, hetero in CELLS:
         for k in KS:
-            group = [r for r in records if r["noise"] == noise and r["k"] == k]
+            group = [r for r in records if r["noise"] == noise and r["k"] == k
+                     and r.get("heteroscedasticity", 0.0) == hetero]
             if not group:
                 continue
-            row: dict[str, Any] = {"noise": noise, "k": k, "pairs": len(group)}
-            for name in METHODS:
+            row: dict[str, Any] = {"noise": noise, "heteroscedasticity": hetero, "k": k,
+                                   "pairs": len(group)}
+            for name in _methods(hetero):
                 right = sum(r[name]["direction"] == r["truth"] for r in group)
                 row[name] = {"correct": right, "fraction": round(right / len(group), 4),
                              "wilson95": [round(b, 4) for b in wilson(right, len(group))],
                              "median_seconds": round(statistics.median(
                                  r[name]["seconds"] for r in group), 3)}
             for name in ("centred", "mixture_bic"):
-                row[name]["k_right"] = sum(r[name]["k_true_direction"] == k for r in group)
+                if name in row:
+                    row[name]["k_right"] = sum(r[name]["k_true_direction"] == k for r in group)
             rows.append(row)
     return rows
 
 
 def render(result: dict[str, Any]) -> str:
-    lines = ["| noise | k | pairs | plain ANM | clustered, centred (default) | clustered, "
-             "standardized | clustered, Fisher | clustered, mixture BIC | k found = k "
-             "(default / mixture BIC) | s per test (plain / default) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    names = {"plain": "plain ANM", "centred": "clustered, centred (default)",
+             "standardized": "clustered, standardized", "fisher": "clustered, Fisher",
+             "mixture_bic": "clustered, mixture BIC", "plain_median": "plain, median kernel",
+             "centred_median": "clustered, median kernel", "plain_ls": "plain, location-scale",
+             "centred_ls": "clustered, location-scale"}
+    lines = ["| noise | k | pairs | " + " | ".join(names[m] for m in METHODS)
+             + " | k found = k (default / mixture BIC) | s per test (plain / default) |",
+             "|" + "---|" * (len(METHODS) + 5)]
     for row in result["rows"]:
-        bounds = {m: wilson(row[m]["correct"], row["pairs"]) for m in METHODS}
-        cells = [f"{row[m]['correct'] / row['pairs']:.2f} [{bounds[m][0]:.2f}, "
-                 f"{bounds[m][1]:.2f}]" for m in METHODS]
-        lines.append(f"| {row['noise']} | {row['k']} | {row['pairs']} | " + " | ".join(cells)
-                     + f" | {row['centred']['k_right']} / {row['mixture_bic']['k_right']} | "
-                     f"{row['plain']['median_seconds']:.2f} / "
+        cells = []
+        for m in METHODS:
+            if m not in row:
+                cells.append("-")
+                continue
+            low, high = wilson(row[m]["correct"], row["pairs"])
+            cells.append(f"{row[m]['correct'] / row['pairs']:.2f} [{low:.2f}, {high:.2f}]")
+        found = " / ".join(str(row[m]["k_right"]) if m in row else "-"
+                           for m in ("centred", "mixture_bic"))
+        noise = row["noise"] + (", heteroscedastic" if row.get("heteroscedasticity") else "")
+        lines.append(f"| {noise} | {row['k']} | {row['pairs']} | " + " | ".join(cells)
+                     + f" | {found} | {row['plain']['median_seconds']:.2f} / "
                      f"{row['centred']['median_seconds']:.2f} |")
     return "\n".join(lines)
 
@@ -288,13 +331,13 @@ def causal_learn_anm(x: Any, y: Any) -> dict[str, Any]:
     return {"direction": direction, "p_forward": forward, "p_backward": backward}
 
 
-def ours(**kwargs: Any) -> Any:
-    """This package's test with ``kwargs`` as a benchmark method."""
+def ours(**method: Any) -> Any:
+    """This package's test with ``method`` (:func:`_kwargs`) as a benchmark method."""
 
     def run(x: Any, y: Any) -> dict[str, Any]:
         from proxcompress.causal import causal_direction
 
-        result = causal_direction(x, y, **kwargs)
+        result = causal_direction(x, y, **_kwargs(method))
         return {"direction": result.direction, "k": [result.forward.mechanisms.k,
                                                      result.backward.mechanisms.k],
                 "log_p": [result.forward.test.log_p_value, result.backward.test.log_p_value],
@@ -303,11 +346,17 @@ def ours(**kwargs: Any) -> Any:
     return run
 
 
-#: the methods of the Tuebingen run: this package's test (k auto, the default; k = 1) and
-#: causal-learn's ANM (needs the ``bench`` extra)
+#: the methods of the Tuebingen run: this package's test with k auto (the default) and k = 1,
+#: each with the default multi-scale kernel, the median-heuristic kernel (the default before
+#: issue 19), location-scale residuals, and both changes; causal-learn's ANM (needs the ``bench``
+#: extra). Every variant tried in issue 19 is here, so the reported scores can be rerun.
 TUEBINGEN_METHODS: dict[str, Any] = {
     "auto": ours(),
     "k1": ours(k=1),
+    "auto_median": ours(**MEDIAN),
+    "k1_median": ours(k=1, **MEDIAN),
+    "auto_ls_median": ours(noise="location-scale", **MEDIAN),
+    "k1_ls_median": ours(k=1, noise="location-scale", **MEDIAN),
     "auto_ls": ours(noise="location-scale"),
     "k1_ls": ours(k=1, noise="location-scale"),
     "causal_learn_anm": causal_learn_anm,
@@ -360,23 +409,31 @@ def score(records: list[dict[str, Any]], method: str, weights: dict[int, float] 
 
 
 def _reusable(args: argparse.Namespace) -> dict[str, dict[int, Any]]:
-    """Per-pair results of methods taken from ``--reuse`` (a saved run with the same ``--n`` and
-    ``--seed``, so the same subsamples), by method and pair."""
-    if not args.reuse:
-        return {}
-    try:
-        with open(args.reuse, encoding="utf-8") as handle:
-            saved = json.load(handle)
-        same = (saved["benchmark"] == "causal_direction_tuebingen"
-                and saved["settings"]["n"] == args.n and saved["settings"]["seed"] == args.seed)
-        records = saved["records"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BenchmarkInputError(f"--reuse: {args.reuse} is not a saved Tuebingen run: {exc}"
-                                  ) from None
-    if not same:
-        raise BenchmarkInputError(f"--reuse: {args.reuse} was run with other --n / --seed")
+    """Per-pair results of ``--reuse-methods`` taken from the ``--reuse`` files (saved runs with
+    the same ``--n`` and ``--seed``, so the same subsamples; the first file holding a method
+    wins), by method and pair."""
+    found: dict[str, dict[int, Any]] = {}
     wanted = args.reuse_methods.split(",") if args.reuse_methods else []
-    return {m: {r["pair"]: r[m] for r in records} for m in wanted}
+    for path in args.reuse or []:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                saved = json.load(handle)
+            same = (saved["benchmark"] == "causal_direction_tuebingen"
+                    and saved["settings"]["n"] == args.n
+                    and saved["settings"]["seed"] == args.seed)
+            records = saved["records"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BenchmarkInputError(f"--reuse: {path} is not a saved Tuebingen run: {exc}"
+                                      ) from None
+        if not same:
+            raise BenchmarkInputError(f"--reuse: {path} was run with other --n / --seed")
+        for m in wanted:
+            if m not in found and all(m in r for r in records):
+                found[m] = {r["pair"]: r[m] for r in records}
+    missing = [m for m in wanted if m not in found]
+    if missing:
+        raise BenchmarkInputError(f"--reuse-methods: {missing} not in the --reuse files")
+    return found
 
 
 def tuebingen_main(args: argparse.Namespace) -> dict[str, Any]:
@@ -464,7 +521,7 @@ def render_tuebingen(result: dict[str, Any]) -> str:
 
 
 def simulation_main(args: argparse.Namespace) -> dict[str, Any]:
-    jobs = [(noise, k, 1000 * k + s, args.n) for noise in NOISES for k in KS
+    jobs = [(noise, hetero, k, 1000 * k + s, args.n) for noise, hetero in CELLS for k in KS
             for s in range(args.pairs)]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -473,7 +530,8 @@ def simulation_main(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "causal_direction_heterogeneous",
         "machine": _machine(args.jobs),
         "settings": {"n": args.n, "pairs_per_cell": args.pairs, "k_max": 4,
-                     "regressor": "SplineRegressor()", "test": "HSICGamma()"},
+                     "regressor": "SplineRegressor()", "test": "HSICGamma()",
+                     "methods": METHODS},
         "wall_seconds": round(time.perf_counter() - start, 1),
         "rows": summarize(records),
         "records": records,
@@ -509,8 +567,9 @@ def main(argv: list[str] | None = None) -> int:
     tue.add_argument("--n", type=int, default=500, help="points per pair (default 500)")
     tue.add_argument("--seed", type=int, default=0, help="subsample seed (default 0)")
     tue.add_argument("--methods", help=f"comma-separated, of {list(TUEBINGEN_METHODS)}")
-    tue.add_argument("--reuse", metavar="FILE.json",
-                     help="a saved run (same --n, --seed) to take --reuse-methods' results from")
+    tue.add_argument("--reuse", metavar="FILE.json", action="append",
+                     help="a saved run (same --n, --seed) to take --reuse-methods' results from "
+                     "(repeatable)")
     tue.add_argument("--reuse-methods", help="comma-separated methods taken from --reuse")
     for sub in (sim, tue):
         sub.add_argument("--jobs", type=int, default=2)

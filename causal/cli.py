@@ -184,7 +184,7 @@ def add_parsers(subparsers: Any) -> None:
                         help="how cluster labels adjust the test (default centred)")
     method.add_argument("--noise", choices=NOISES, default="additive",
                         help="noise model tested: additive (default) or location-scale (residuals "
-                        "divided by their fitted scale)")
+                        "divided by their fitted scale; experimental, docs/causal.md)")
     method.add_argument("--test", choices=("gamma", "permutation"), default="gamma",
                         help="HSIC p-value: gamma approximation (default) or permutations")
     method.add_argument("--permutations", type=int,
