@@ -34,7 +34,8 @@ lint:
 		formulations/cli.py proofs/__init__.py kernels/__init__.py kernels/ops.py \
 		kernels/model.py training/__init__.py training/deploy.py training/certify.py \
 		causal/__init__.py \
-		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py
+		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py \
+		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py
 
 test: system-deps install-dev lint
 	$(PYTHON) -m pytest -q
