@@ -142,3 +142,23 @@ def test_location_scale_decides_a_heteroscedastic_pair() -> None:
     with pytest.raises(InvalidInputError) as info:
         causal_direction(x, y, noise="multiplicative")  # type: ignore[arg-type]
     assert info.value.field == "noise"
+
+
+def test_heteroscedastic_simulation_scales_the_same_noise() -> None:
+    """Same seed, same draws: (y_h1 - y_0) / (y_h2 - y_0) = (e^{h1 x/2} - 1) / (e^{h2 x/2} - 1)
+    whatever the noise and the mechanism; h = 0 is the homoscedastic pair."""
+    from proxcompress.causal import simulate_mixture
+
+    base = simulate_mixture(200, 2, seed=9, swap=False)
+    one = simulate_mixture(200, 2, seed=9, swap=False, heteroscedasticity=1.0)
+    two = simulate_mixture(200, 2, seed=9, swap=False, heteroscedasticity=2.0)
+    x = base.x
+    assert np.array_equal(one.x, x) and np.array_equal(one.labels, base.labels)
+    expected = (np.exp(x / 2) - 1) / (np.exp(x) - 1)
+    assert (one.y - base.y) / (two.y - base.y) == pytest.approx(expected, rel=1e-6)
+    assert np.array_equal(simulate_mixture(200, 2, seed=9, heteroscedasticity=0.0).y,
+                          simulate_mixture(200, 2, seed=9).y)
+    for bad in (float("nan"), True, "1"):
+        with pytest.raises(InvalidInputError) as info:
+            simulate_mixture(50, 1, seed=0, heteroscedasticity=bad)  # type: ignore[arg-type]
+        assert info.value.field == "heteroscedasticity"
