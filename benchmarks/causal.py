@@ -405,6 +405,11 @@ def score(records: list[dict[str, Any]], method: str, weights: dict[int, float] 
     if weights is not None:
         total = sum(weights[r["pair"]] for r in records)
         out["weighted_accuracy"] = round(sum(weights[r["pair"]] for r in right) / total, 4)
+    if all("weak" in r[method] for r in records):  # this package's evidence notes
+        for flag, key in ((True, "weak_evidence"), (False, "strong_evidence")):
+            group = [r for r in records if r[method]["weak"] is flag]
+            out[key] = {"pairs": len(group),
+                        "correct": sum(r[method]["direction"] == r["truth"] for r in group)}
     return out
 
 

@@ -119,6 +119,12 @@ def test_scores(bench: ModuleType) -> None:
     assert out["accuracy"] == 0.5 and out["accuracy_decided"] == pytest.approx(2 / 3, abs=1e-4)
     assert out["weighted_accuracy"] == pytest.approx(1.5 / 3, abs=1e-4)
     assert "weighted_accuracy" not in bench.score(records, "m", None)
+    assert "weak_evidence" not in out
+    for r, weak in zip(records, (True, False, True, False), strict=True):
+        r["m"]["weak"] = weak
+    out = bench.score(records, "m", None)
+    assert out["weak_evidence"] == {"pairs": 2, "correct": 1}
+    assert out["strong_evidence"] == {"pairs": 2, "correct": 1}
 
 
 def test_weights_table_covers_the_99_pairs(bench: ModuleType) -> None:
