@@ -14,21 +14,33 @@ import math
 import os
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.proofs.registry import pair_names
+from proxcompress.training import recipes
+from proxcompress.training.models import model_names
 
-QUANTIZERS = ("binaryconnect", "bnn", "bnn+", "proxconnect", "proxconnect-clip", "bnn++",
-              "proxquant", "ternary", "shift")
-#: multiplication-free methods of :mod:`proxcompress.training.mulfree` (its ``METHODS``; kept
-#: here as names so that validating a config does not import torch)
-MULFREE_METHODS = ("deepshift", "denseshift", "s3", "euclid", "adder")
+#: multiplication-free methods of :mod:`proxcompress.training.mulfree` (its ``METHODS``; the
+#: table lives in :mod:`.recipes`, so validating a config does not import torch)
+MULFREE_METHODS = tuple(recipes.MULFREE_BITS)
 
 
-def _check(fn: Any, accepted: str) -> dict[str, Any]:
+def _check(fn: Any, accepted: str | Callable[[], str]) -> dict[str, Any]:
+    """Field metadata: a range check and the accepted values in words (a function when the
+    set can grow, e.g. the quantizer catalogue)."""
     return {"check": fn, "accepted": accepted}
+
+
+def _weights_accepted() -> str:
+    return ", ".join(("none", *recipes.weight_methods()))
+
+
+def _activations_accepted() -> str:
+    return ", ".join(("null", *pair_names()))
 
 
 def _positive(v: Any) -> bool:
@@ -79,7 +91,8 @@ class ModelConfig:
     L1 layers start from the float weights; DenseShift and S3 keep their own latent init).
     """
 
-    name: Literal["mlp", "vgg", "resnet20", "speech-resnet"] = "mlp"
+    name: str = field(default="mlp", metadata=_check(lambda v: v in model_names(),
+                                                      lambda: ", ".join(model_names())))
     hidden: list[int] = field(default_factory=lambda: [512, 512],
                               metadata=_check(lambda v: len(v) > 0 and min(v) > 0,
                                               "a non-empty list of widths > 0"))
@@ -100,19 +113,23 @@ class QuantConfig:
     (``deepshift``, ``denseshift``, ``s3``, ``euclid``, ``adder``: options in ``mulfree``) or
     ``none`` (full precision); ``activations`` a pair for the inputs of binary layers or
     ``null``. [U] choices:
-    ``beta`` (SignSwish, 5), ``derivative_at`` (``null``: the method's own point),
+    ``beta`` (SignSwish sharpness; ``null``: the pair's default, 5 for ``bnn+`` (larq), 1 for
+    ``bnn++`` (its value at ``mu = 0``), 2 for ``bnn++-prox``), ``beta_growth`` (``bnn++``:
+    ``beta(mu) = beta + beta_growth mu``; ``null``: 1), ``derivative_at`` (``null``: the
+    method's own point),
     ``scale`` (``channel``: mean |w| per output channel, treated as a constant in the backward
     pass; ``channel-grad``: with its gradient; ``none``), ``latent_clip`` (1.0)."""
 
     weights: str = field(default="none", metadata=_check(
-        lambda v: v in ("none", *QUANTIZERS, *MULFREE_METHODS),
-        f"none, {', '.join(QUANTIZERS + MULFREE_METHODS)}"))
+        lambda v: v == "none" or v in recipes.weight_methods(), _weights_accepted))
     activations: str | None = field(default=None, metadata=_check(
-        lambda v: v is None or v in QUANTIZERS, f"null, {', '.join(QUANTIZERS)}"))
+        lambda v: v is None or v in pair_names(), _activations_accepted))
     scale: Literal["none", "channel", "channel-grad"] = "channel"
     keep_first: bool = True
     keep_last: bool = True
-    beta: float = field(default=5.0, metadata=_check(_positive, "> 0"))
+    beta: float | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
+    beta_growth: float | None = field(default=None, metadata=_check(_non_negative,
+                                                                    ">= 0 or null"))
     derivative_at: Literal["prox", "latent"] | None = None
     latent_clip: float | None = field(default=1.0, metadata=_check(_positive, "> 0 or null"))
 
@@ -186,9 +203,15 @@ class SPRConfig:
     ``pretrain_epochs`` (for ``M``), train ``epochs`` from a fresh init with CE + SPR, threshold
     search on ``search_samples`` training images within ``tolerance`` accuracy points, physical
     removal, fine-tune ``finetune_epochs`` (lr ``finetune_lr``, default ``optim.lr / 10``).
-    ``units``: unit names to prune (``null``: all). Full-precision models only."""
+    ``units``: unit names to prune (``null``: all). Full-precision models only.
+    ``method``: ``spr`` (the above) or ``magnitude``, the baseline: train ``pretrain_epochs +
+    epochs`` without regularizer, keep ``keep_counts`` channels per unit (in unit order) by
+    Torch-Pruning's group-norm importance (the optional ``bench`` extra), fine-tune as SPR."""
 
     enabled: bool = False
+    method: Literal["spr", "magnitude"] = "spr"
+    keep_counts: list[int] | None = field(default=None, metadata=_check(
+        lambda v: len(v) > 0 and min(v) > 0, "a non-empty list of counts > 0 or null"))
     lam: float = field(default=1.0, metadata=_check(_non_negative, ">= 0"))
     alpha: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "(0, 1)"))
     M_rule: Literal["blockwise", "layerwise"] = "blockwise"
@@ -300,32 +323,25 @@ def _build(prefix: str, raw: Any, cls: Any) -> Any:
         value = _coerce(path, raw[name], hints[name])
         check = f.metadata.get("check")
         if check is not None and value is not None and not check(value):
+            accepted = f.metadata["accepted"]
             raise InvalidInputError(path, f"= {value!r} is outside the accepted range "
-                                    f"({f.metadata['accepted']})")
+                                    f"({accepted() if callable(accepted) else accepted})")
         kwargs[name] = value
     return cls(**kwargs)
 
 
 #: bit widths each shift method takes (``MulFreeRecipe`` checks the same ranges)
-_MULFREE_BITS = {"deepshift": (2, 8), "denseshift": (2, 4), "s3": (3, 4)}
+_MULFREE_BITS = {m: spec[1] for m, spec in recipes.MULFREE_BITS.items() if spec is not None}
 
 
 def _cross_checks(cfg: TrainConfig) -> None:
-    if cfg.quant.weights in MULFREE_METHODS:
-        if cfg.quant.activations:
-            raise InvalidInputError("quant.activations", f"must be null with the "
-                                    f"multiplication-free method {cfg.quant.weights!r}")
-        bits, method = cfg.mulfree.bits, cfg.quant.weights
-        if bits is not None and method not in _MULFREE_BITS:
-            raise InvalidInputError("mulfree.bits", f"is not a parameter of {method!r} (float "
-                                    "weights); leave it null")
-        if bits is not None and not _MULFREE_BITS[method][0] <= bits <= _MULFREE_BITS[method][1]:
-            low, high = _MULFREE_BITS[method]
-            raise InvalidInputError("mulfree.bits", f"= {bits!r}; accepted for {method}: "
-                                    f"[{low}, {high}]")
+    recipes.check_config(cfg)  # the selected layer family's own checks
     if cfg.spr.enabled and cfg.model.init_from:
         raise InvalidInputError("model.init_from", "cannot be used with SPR (SPR pre-trains "
                                 "its own reference)")
+    if cfg.spr.enabled and (cfg.spr.method == "magnitude") != (cfg.spr.keep_counts is not None):
+        raise InvalidInputError("spr.keep_counts", "is required with spr.method: magnitude (the "
+                                "channels to keep per unit) and only with it")
     if cfg.spr.enabled and cfg.quant.weights != "none":
         raise InvalidInputError("spr.enabled", "SPR pruning needs a full-precision model "
                                 "(quant.weights: none)")
