@@ -43,7 +43,8 @@ lint:
 		training/recipes.py training/config.py training/exporter.py training/models \
 		proofs/registry.py training/text.py training/tensor_train \
 		causal/__init__.py \
-		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py
+		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py \
+		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py
 
 # The documentation site (site/): broken links, anchors and API references fail the build.
 docs:

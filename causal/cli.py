@@ -8,9 +8,11 @@ simulated heterogeneous pair.
 
 The CSV file has a header row; the two columns must hold finite numbers in every non-blank row.
 Exit codes: 0 a direction was decided, 1 undecided (equal evidence), 2 bad input (every flag and
-the --json target are checked before any work). The JSON report (written atomically, only after
-the whole test) holds the decision, both directions' k, BIC path, statistic, p-value and log
-p-value, and for ``--simulate`` the true direction.
+the --json target are checked before any work; a constant column is the only data refused for
+its values: discretised columns with as few as two levels are answered, with a "weak evidence"
+note). The JSON report (written atomically, only after the whole test) holds the decision, both
+directions' k, BIC path, statistic, p-value and log p-value, the evidence notes, and for
+``--simulate`` the true direction.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxcompress.errors import InvalidInputError
 
-from .options import CRITERIA, MIN_SAMPLES, POOLINGS
+from .options import CRITERIA, MIN_SAMPLES, NOISES, POOLINGS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -136,7 +138,7 @@ def _run(args: argparse.Namespace) -> int:
             else HSICPermutation(permutations=args.permutations or DEFAULT_PERMUTATIONS,
                                  seed=args.seed))
     result = causal_direction(x, y, k=args.k, k_max=args.k_max, criterion=args.criterion,
-                              test=test, pooling=args.pooling, names=names)
+                              test=test, pooling=args.pooling, noise=args.noise, names=names)
     report: dict[str, Any] = {"n": int(x.size), **result.as_dict()}
     if truth is not None:
         report["true_direction"] = truth
@@ -146,6 +148,8 @@ def _run(args: argparse.Namespace) -> int:
     arrow = {"x->y": f"{names[0]} -> {names[1]}", "y->x": f"{names[1]} -> {names[0]}"}
     print(f"direction: {arrow.get(result.direction, 'undecided')}"
           + (f" (true: {arrow[truth]})" if truth else ""))
+    for note in result.notes:
+        print(f"weak evidence: {note}")
     if args.json:
         write_json_atomic(args.json, report)
     return EXIT_OK if result.direction != "undecided" else EXIT_UNDECIDED
@@ -178,6 +182,9 @@ def add_parsers(subparsers: Any) -> None:
                         help="BIC likelihood of auto (default classification)")
     method.add_argument("--pooling", choices=POOLINGS, default="centred",
                         help="how cluster labels adjust the test (default centred)")
+    method.add_argument("--noise", choices=NOISES, default="additive",
+                        help="noise model tested: additive (default) or location-scale (residuals "
+                        "divided by their fitted scale; experimental, docs/causal.md)")
     method.add_argument("--test", choices=("gamma", "permutation"), default="gamma",
                         help="HSIC p-value: gamma approximation (default) or permutations")
     method.add_argument("--permutations", type=int,
