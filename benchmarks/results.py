@@ -103,7 +103,11 @@ SELECT_SECONDS = 300
 #: the tables, in page order
 TABLES = {"binary": "binary MLP / CNN", "spr": "SPR", "mulfree": "multiplication-free CNN",
           "speech": "spoken commands", "speech-hard": "spoken commands, harder variant",
-          "long": "long budget (binary MLP / CNN)"}
+          "long": "long budget (binary MLP / CNN)", "s3init": "S3 initialization scale"}
+
+#: the S3 initialization study: every latent of the shift layers times these (powers of 2, so
+#: DeepShift-Q's calibrated range follows exactly)
+INIT_SCALES = [1 / 16, 1 / 4, 1.0, 4.0, 16.0]
 
 #: the long-budget table: epochs swept on the full-precision model, the smallest within
 #: LONG_PLATEAU validation points of the best candidate wins (its convergence point)
@@ -276,6 +280,15 @@ def rows() -> list[Row]:
                     "config": _mulfree_config(SPEECH_BASE, speech),
                     "sweep": {"optim.lr": [1e-3, 3e-3, 1e-2]} if speech is None else {},
                     "inherit": {} if speech is None else {"optim.lr": "speech-fp"}})
+    for key in ("s3-3bit", "deepshift"):
+        _, label, spec, _, _ = next(m for m in MULFREE if m[0] == key)
+        spec = {k: v for k, v in spec.items() if k != "freezing_every"}
+        for scale in INIT_SCALES:
+            out.append({"table": "s3init", "model": "cnn", "name": f"init-{key}-x{scale:g}",
+                        "label": label, "scale": scale, "method": key,
+                        "config": _merge(_mulfree_config(BASE["cnn"], spec),
+                                         {"mulfree": {"init_scale": scale}}),
+                        "inherit": {"optim.lr": f"cnn-{key}"}})
     hard_base = _merge(SPEECH_BASE, {"data": {"root": SPEECH_HARD_DATA}})
     for key, label, speech in SPEECH:
         out.append({"table": "speech-hard", "model": "speech-resnet",
@@ -873,6 +886,7 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
                          f"`{row['name']}` |")
         lines += ["", *_sweep_section(choices, table)]
     lines += _long_section(selected, seeds, choices, out.parent / "long-budget.png")
+    lines += _init_section(selected, seeds, choices)
     lines += _spr_section(selected, seeds, choices)
     lines += _mulfree_sections(selected, seeds, choices, out.parent / "freezing.png")
     sel = extra.get("selection")
@@ -936,6 +950,37 @@ def _long_section(selected: list[Row], seeds: list[int] | None, choices: Choices
     if _long_plot(choices, table, png):
         lines += [f"![long budget]({png.name})", ""]
     return lines
+
+
+def _init_section(selected: list[Row], seeds: list[int] | None, choices: Choices) -> list[str]:
+    """S3's claim of insensitivity to the initialization: test accuracy per init scale."""
+    table = [r for r in selected if r["table"] == "s3init"]
+    if not table:
+        return []
+    lines = [
+        "## Initialization scale: S3 vs DeepShift-Q (3-bit shift CNN)",
+        "",
+        "Li et al. (S3, NeurIPS 2021) claim that the sign-sparse-shift reparametrization makes "
+        "shift networks insensitive to the weight initialization. Every latent weight of the "
+        "shift layers is multiplied by the scale after its init (`mulfree.init_scale`); the "
+        "rest is the multiplication-free table's row (its chosen learning rate). A power-of-two "
+        "scale leaves S3's codes at init unchanged (thresholds at 0) and shifts DeepShift-Q's "
+        "exponents (its range is calibrated from the weights): what differs is how far the "
+        "optimizer's steps move the latents. Test accuracy, 3 seeds; spread: largest minus "
+        "smallest mean over the scales.",
+        "",
+        "| method | " + " | ".join(f"x {s:g}" for s in INIT_SCALES) + " | spread |",
+        "|---|" + "---|" * (len(INIT_SCALES) + 1),
+    ]
+    for method in ("s3-3bit", "deepshift"):
+        rows_ = [r for r in table if r["method"] == method]
+        means = [_mean(choices, r["name"], seeds) for r in rows_]
+        cells = [_stats([s["test_accuracy"] for s in _summaries(choices, r, seeds)])
+                 for r in rows_]
+        known = [m[0] for m in means if m is not None]
+        spread = f"{max(known) - min(known):.2f}" if len(known) == len(rows_) else "-"
+        lines.append(f"| {rows_[0]['label']} | " + " | ".join(cells) + f" | {spread} |")
+    return lines + [""]
 
 
 def _long_plot(choices: Choices, table: list[Row], out: Path) -> bool:

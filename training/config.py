@@ -152,13 +152,15 @@ class MulFreeConfig:
     from ``quant``). ``bits``: ``null`` is the method's default (4 deepshift, 3 denseshift and
     s3), only for the shift methods. ``freezing_every``: also log the freezing metric every
     that many steps to ``freezing.jsonl`` (0: only per epoch, in ``metrics.jsonl``; not a
-    recipe field). Ignored for other ``quant.weights``."""
+    recipe field). Ignored for other ``quant.weights``. ``init_scale`` multiplies the shift
+    layers' initial latents (the initialization study)."""
 
     bits: int | None = None
     zero: bool = True
     rounding: Literal["log", "linear"] = "log"
     surrogate: Literal["sqrt", "pow2"] = "sqrt"
     init_std: float = field(default=1e-3, metadata=_check(_positive, "> 0"))
+    init_scale: float = field(default=1.0, metadata=_check(_positive, "> 0"))
     s3_init: Literal["kaiming", "dense"] = "kaiming"
     reg_weight: float = field(default=1e-5, metadata=_check(_non_negative, ">= 0"))
     euclid_scale: float = field(default=0.5, metadata=_check(_positive, "> 0"))
