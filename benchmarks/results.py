@@ -103,7 +103,13 @@ SELECT_SECONDS = 300
 #: the tables, in page order
 TABLES = {"binary": "binary MLP / CNN", "spr": "SPR", "mulfree": "multiplication-free CNN",
           "speech": "spoken commands", "speech-hard": "spoken commands, harder variant",
-          "long": "long budget (binary MLP / CNN)", "s3init": "S3 initialization scale"}
+          "long": "long budget (binary MLP / CNN)", "s3init": "S3 initialization scale",
+          "robust": "robustness (evaluation only)"}
+
+#: the robustness study evaluates these rows' finished runs (test set only); the first two are
+#: the full-precision references of the distance rows
+ROBUST_ROWS = ["cnn-fp", "cnn-fp-distance-lr", "cnn-euclid", "cnn-adder"]
+ROBUST = "robustness.json"
 
 #: the S3 initialization study: every latent of the shift layers times these (powers of 2, so
 #: DeepShift-Q's calibrated range follows exactly)
@@ -602,15 +608,22 @@ def ensure_data(selected: list[Row], log: Callable[[str], None]) -> None:
                 raise SystemExit(f"generating {root} failed")
 
 
+def _robust_pending(choices: Choices) -> list[Path]:
+    """Finished runs of :data:`ROBUST_ROWS` without their robustness report."""
+    return [f for name in ROBUST_ROWS if name in choices.rows
+            for _, f in _folders(choices, choices.rows[name], None) if not (f / ROBUST).exists()]
+
+
 def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
-            log: Callable[[str], None], selection: bool, everything: list[Row] | None = None
-            ) -> None:
+            log: Callable[[str], None], selection: bool, everything: list[Row] | None = None,
+            robust: bool = False) -> None:
     """Train every (row, candidate, seed) that is needed and not done, in ``jobs`` worker
     processes that each run one ``proxcompress`` command after another (one torch / Numba
     thread each; the imports are paid once per worker); candidates of a sweep come first, the
     other seeds once the choice is made. ``everything``: the rows inherited choices may come
     from (default: ``selected``). The MIP selection study (``selection``) joins the queue as
-    soon as the chosen full-precision CNN's seed-0 run is done."""
+    soon as the chosen full-precision CNN's seed-0 run is done; with ``robust``, every finished
+    run of :data:`ROBUST_ROWS` gets its robustness report (``proxcompress robustness``)."""
     import multiprocessing
 
     all_rows = everything or selected
@@ -618,6 +631,7 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
         row.setdefault("sweep", {})
         row.setdefault("inherit", {})
     runs.mkdir(parents=True, exist_ok=True)
+    busy_posts: set[str] = set()
     active: dict[Any, tuple[str, Path | None, tuple[str, str, int] | None]] = {}
     study_pending = selection
     with multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_init) as pool:
@@ -629,6 +643,11 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
             study = _study_argv(choices) if study_pending else None
             if study is not None and study[0].exists():
                 study, study_pending = None, False
+            if study is None and robust:
+                posts = [f for f in _robust_pending(choices) if str(f) not in busy_posts]
+                if posts and not queue:
+                    study = (posts[0] / ROBUST, ["robustness", "--run", str(posts[0]),
+                                                 "--json", str(posts[0] / ROBUST)])
             if not queue and not active and study is None:
                 if study_pending:
                     log("MIP selection study skipped: the full-precision CNN did not finish")
@@ -637,9 +656,15 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                 if study is not None:
                     out, argv = study
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    label, folder, key = "MIP selection study", None, None
-                    logfile = out.parent / "selection.log"
-                    study, study_pending = None, False
+                    if argv[0] == "robustness":
+                        label, folder, key = f"robustness {out.parent}", None, None
+                        logfile = out.parent / "robustness.log"
+                        busy_posts.add(str(out.parent))
+                    else:
+                        label, folder, key = "MIP selection study", None, None
+                        logfile = out.parent / "selection.log"
+                        study_pending = False
+                    study = None
                 else:
                     row, assignment, seed = queue.pop(0)
                     key = (row["name"], slug(assignment), seed)
@@ -887,6 +912,7 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
         lines += ["", *_sweep_section(choices, table)]
     lines += _long_section(selected, seeds, choices, out.parent / "long-budget.png")
     lines += _init_section(selected, seeds, choices)
+    lines += _robust_section(choices, seeds)
     lines += _spr_section(selected, seeds, choices)
     lines += _mulfree_sections(selected, seeds, choices, out.parent / "freezing.png")
     sel = extra.get("selection")
@@ -980,6 +1006,45 @@ def _init_section(selected: list[Row], seeds: list[int] | None, choices: Choices
         known = [m[0] for m in means if m is not None]
         spread = f"{max(known) - min(known):.2f}" if len(known) == len(rows_) else "-"
         lines.append(f"| {rows_[0]['label']} | " + " | ".join(cells) + f" | {spread} |")
+    return lines + [""]
+
+
+def _robust_section(choices: Choices, seeds: list[int] | None) -> list[str]:
+    """EuclidNet's claim: accuracy under transformations, test set only."""
+    from proxcompress.training.robustness import TRANSFORMS
+
+    reports: dict[str, list[dict[str, Any]]] = {}
+    for name in ROBUST_ROWS:
+        row = choices.rows.get(name)
+        if row is None:
+            continue
+        reports[name] = [json.loads((f / ROBUST).read_text())
+                         for _, f in _folders(choices, row, seeds) if (f / ROBUST).exists()]
+    if not any(reports.values()):
+        return []
+    labels = {"cnn-fp": "full precision", "cnn-fp-distance-lr": "full precision (distance "
+              "rows' lr)", "cnn-euclid": "EuclidNet", "cnn-adder": "AdderNet"}
+    lines = [
+        "## Robustness: EuclidNet vs full precision under transformations (test set only)",
+        "",
+        "EuclidNets (Li et al., SN Computer Science 2023) claim the multiplying network's "
+        "behaviour under input transformations and noise. `proxcompress robustness` classifies "
+        "each finished run's test images under every transformation at graded strengths "
+        "(training is unchanged: the models of the multiplication-free table; nothing is "
+        "chosen here): rotation (degrees), translation (pixels along both axes), scaling "
+        "(zoom), additive Gaussian noise (std, pixels in [0, 1]), contrast (factor around each "
+        "image's mean). Test accuracy, mean +- std over the runs' seeds.",
+        "",
+        "| transformation | " + " | ".join(labels[n] for n in reports) + " |",
+        "|---|" + "---|" * len(reports),
+        "| clean | " + " | ".join(_stats([r["clean"] for r in reports[n]]) for n in reports)
+        + " |",
+    ]
+    for kind, strengths in TRANSFORMS.items():
+        for st in strengths:
+            key = f"{st:g}"
+            lines.append(f"| {kind} {key} | " + " | ".join(
+                _stats([r[kind][key] for r in reports[n]]) for n in reports) + " |")
     return lines + [""]
 
 
@@ -1464,6 +1529,9 @@ def main(argv: list[str] | None = None) -> int:
     prefixes = tuple(args.only.split(","))
     selected = [r for r in everything if r["name"].startswith(prefixes) and r["table"] in tables]
     names = _by_name(everything)
+    robust = "robust" in tables
+    if robust:
+        selected += [names[n] for n in ROBUST_ROWS if names[n] not in selected]
     needed = list(selected)  # and the rows whose choices they inherit
     for row in needed:
         for source in row["inherit"].values():
@@ -1479,7 +1547,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)  # the configs' data folders are relative to the repository
     if not args.render_only:
         ensure_data(needed, log)
-        run_all(needed, seeds, runs, args.jobs, log, selection, everything)
+        run_all(needed, seeds, runs, args.jobs, log, selection, everything, robust)
     choices = Choices(everything, runs, read_record())
     write_configs(everything, choices)
     extra: dict[str, Any] = {"selection": selection_study(runs, choices)}
