@@ -104,7 +104,14 @@ SELECT_SECONDS = 300
 TABLES = {"binary": "binary MLP / CNN", "spr": "SPR", "mulfree": "multiplication-free CNN",
           "speech": "spoken commands", "speech-hard": "spoken commands, harder variant",
           "long": "long budget (binary MLP / CNN)", "s3init": "S3 initialization scale",
-          "robust": "robustness (evaluation only)"}
+          "robust": "robustness (evaluation only)", "transfer": "DenseShift transfer"}
+
+#: the transfer study: pre-train on these Fashion-MNIST classes, fine-tune on the others
+SOURCE_CLASSES = [0, 1, 2, 3, 4]
+TARGET_CLASSES = [5, 6, 7, 8, 9]
+#: DenseShift's "default" (not low-variance) latent init: Kaiming's scale for these convs
+#: (sqrt(2 / fan) = 0.06-0.12 for 3x3 convs of 16-64 channels)
+KAIMING_STD = 0.1
 
 #: the robustness study evaluates these rows' finished runs (test set only); the first two are
 #: the full-precision references of the distance rows
@@ -187,7 +194,7 @@ PRIORITY = ["mlp-bc", "mlp-bc-act", "cnn-bc", "cnn-bc-act", "cnn-fp", "mlp-fp", 
             "mlp-bnn", "mlp-pc", "cnn-spr-lam2", "cnn-spr-lam10", "cnn-euclid", "cnn-denseshift",
             "cnn-s3-3bit", "cnn-fp-distance-lr", "speech-fp", "speech-shift", "cnn-deepshift",
             "cnn-s3-4bit", "cnn-adder", "speech-denseshift", "cnn-tp-lam5", "cnn-tp-lam2",
-            "cnn-tp-lam10"]
+            "cnn-tp-lam10", "transfer-source-fp"]
 
 
 # --------------------------------------------------------------------------------- configs
@@ -295,6 +302,28 @@ def rows() -> list[Row]:
                         "config": _merge(_mulfree_config(BASE["cnn"], spec),
                                          {"mulfree": {"init_scale": scale}}),
                         "inherit": {"optim.lr": f"cnn-{key}"}})
+    source = _merge(BASE["cnn"], {"data": {"classes": SOURCE_CLASSES}})
+    out.append({"table": "transfer", "model": "cnn", "name": "transfer-source-fp",
+                "label": f"full precision, pre-trained on classes {SOURCE_CLASSES}",
+                "config": source, "inherit": {"optim.lr": "cnn-fp"}})
+    target = _merge(BASE["cnn"], {"data": {"classes": TARGET_CLASSES}})
+    start = {"model": {"init_exclude": ["head"]}}
+    dense = {"method": "denseshift", "bits": 3}
+    for key, label, extra_cfg, spec, pretrained, lr_from in (
+            ("fp", "full precision, fine-tuned from the source", start, None, True, "cnn-fp"),
+            ("denseshift-lvri", "DenseShift 3-bit, low-variance init (std 1e-3), from the "
+             "source", start, {**dense, "init_std": 1e-3}, True, "cnn-denseshift"),
+            ("denseshift-default", f"DenseShift 3-bit, default init (std {KAIMING_STD:g}), "
+             "from the source", start, {**dense, "init_std": KAIMING_STD}, True,
+             "cnn-denseshift"),
+            ("fp-scratch", "full precision, from scratch", {}, None, False, "cnn-fp"),
+            ("denseshift-scratch", "DenseShift 3-bit, low-variance init, from scratch", {},
+             {**dense, "init_std": 1e-3}, False, "cnn-denseshift")):
+        out.append({"table": "transfer", "model": "cnn", "name": f"transfer-{key}",
+                    "label": label, "config": _merge(_mulfree_config(target, spec), extra_cfg),
+                    "inherit": {"optim.lr": lr_from},
+                    "derive": {"model.init_from": "folder:transfer-source-fp"} if pretrained
+                    else {}})
     hard_base = _merge(SPEECH_BASE, {"data": {"root": SPEECH_HARD_DATA}})
     for key, label, speech in SPEECH:
         out.append({"table": "speech-hard", "model": "speech-resnet",
@@ -311,7 +340,7 @@ def rows() -> list[Row]:
                      "label": f"Torch-Pruning magnitude, budget of lambda = {lam:g}", "lam": lam,
                      "baseline": True, "sweep": {},
                      "inherit": {"optim.lr": "cnn-spr-lam5"},
-                     "derive": {"spr.keep_counts": f"cnn-spr-lam{lam:g}"},
+                     "derive": {"spr.keep_counts": f"kept:cnn-spr-lam{lam:g}"},
                      "config": _merge(BASE["cnn"], {
                          "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
                          "spr": {"enabled": True, "method": "magnitude", "lam": 0.0,
@@ -377,12 +406,26 @@ class Choices:
             if chosen is None:
                 return None
             out[path] = chosen[path]
-        for path, source in row.get("derive", {}).items():
-            counts = self.kept_counts(self.rows[source])
-            if counts is None:
+        for path, spec in row.get("derive", {}).items():
+            kind, source = spec.split(":", 1)
+            value: Any = (self.kept_counts(self.rows[source]) if kind == "kept"
+                          else self.source_folder(self.rows[source]))
+            if value is None:
                 return None
-            out[path] = counts
+            out[path] = value
         return out
+
+    def source_folder(self, row: Row) -> str | None:
+        """The row's chosen seed-:data:`SWEEP_SEED` run folder once finished (relative to the
+        repository when inside it), for ``model.init_from``."""
+        chosen = self.chosen(row)
+        if chosen is None:
+            return None
+        folder = _run_dir(self.runs, row, chosen, SWEEP_SEED)
+        if _summary(folder, self.config(row)) is None:
+            return None
+        folder = folder.resolve()
+        return str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder)
 
     def kept_counts(self, row: Row) -> list[int] | None:
         """Per unit (in unit order), the median over the row's seeds of the channels its SPR
@@ -818,7 +861,8 @@ def _swept(choices: Choices, row: Row) -> str:
         value = "?" if chosen is None else _fmt_value(chosen[path])
         parts.append(f"{path.rsplit('.', 1)[-1]} = {value} (of "
                      f"{', '.join(_fmt_value(v) for v in values)})")
-    for path, source in {**row["inherit"], **row.get("derive", {})}.items():
+    derived = {k: v.split(":", 1)[1] for k, v in row.get("derive", {}).items()}
+    for path, source in {**row["inherit"], **derived}.items():
         value = "?" if chosen is None else _fmt_value(chosen[path])
         parts.append(f"{path.rsplit('.', 1)[-1]} = {value} (from `{source}`)")
     return "; ".join(parts) or "-"
@@ -913,6 +957,7 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
     lines += _long_section(selected, seeds, choices, out.parent / "long-budget.png")
     lines += _init_section(selected, seeds, choices)
     lines += _robust_section(choices, seeds)
+    lines += _transfer_section(selected, seeds, choices)
     lines += _spr_section(selected, seeds, choices)
     lines += _mulfree_sections(selected, seeds, choices, out.parent / "freezing.png")
     sel = extra.get("selection")
@@ -1045,6 +1090,41 @@ def _robust_section(choices: Choices, seeds: list[int] | None) -> list[str]:
             key = f"{st:g}"
             lines.append(f"| {kind} {key} | " + " | ".join(
                 _stats([r[kind][key] for r in reports[n]]) for n in reports) + " |")
+    return lines + [""]
+
+
+def _transfer_section(selected: list[Row], seeds: list[int] | None, choices: Choices
+                      ) -> list[str]:
+    """DenseShift's claim: its low-variance init makes shift networks transfer."""
+    table = [r for r in selected if r["table"] == "transfer"]
+    if not table:
+        return []
+    lines = [
+        "## Transfer: DenseShift's low-variance initialization",
+        "",
+        "Li et al. (DenseShift, ICCV 2023) claim that the low-variance random initialization "
+        "(LVRI) of the shift latents makes 3-bit shift networks transfer without loss. "
+        f"Source task: the full-precision CNN trained on Fashion-MNIST classes {SOURCE_CLASSES}"
+        f" (seed {SWEEP_SEED}); target task: classes {TARGET_CLASSES} (their own validation "
+        "split and test images). The fine-tuned rows start from the source's weights (first "
+        "conv, BatchNorms; a new classifier); the shift rows' latents are drawn fresh (LVRI "
+        f"std 1e-3, or the default scale {KAIMING_STD:g}); the from-scratch rows are the "
+        "references. 3 epochs, the multiplication-free table's learning rates; test accuracy "
+        "on the target classes, 3 seeds (of the fine-tuning; one source run).",
+        "",
+        "| model | swept | validation (%) | test (%) | config |",
+        "|---|---|---|---|---|",
+    ]
+    for row in table:
+        c = _cells(choices, row, seeds)
+        lines.append(f"| {row['label']} | {c['swept']} | {c['val']} | {c['test']} | "
+                     f"`{row['name']}` |")
+    lvri = _mean(choices, "transfer-denseshift-lvri", seeds)
+    default = _mean(choices, "transfer-denseshift-default", seeds)
+    if lvri and default:
+        paired = _paired(choices, "transfer-denseshift-lvri", "transfer-denseshift-default",
+                         seeds)
+        lines += ["", f"* LVRI - default init (test): {lvri[0] - default[0]:+.2f}{paired}"]
     return lines + [""]
 
 

@@ -122,7 +122,7 @@ def run_train(args: argparse.Namespace) -> int:
         from proxcompress.training.trainer import build_run_model
 
         shape, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
-                                     cfg.data.root)
+                                     cfg.data.root, cfg.data.classes)
         model = build_run_model(cfg, classes, cfg.seed)
         print(model_summary(model, shape).text())
         return 0
