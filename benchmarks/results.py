@@ -964,6 +964,7 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
     if sel:
         lines += _selection_section(sel)
     lines += _reading()
+    lines += _reproduces(choices, seeds)
     lines += _targets(choices, seeds, extra.get("walls", {}))
     lines += compute_budget(selected, seeds, choices)
     for key, rec in sorted(extra.get("walls", {}).items()):
@@ -1237,6 +1238,121 @@ def _selection_section(sel: dict[str, Any]) -> list[str]:
             f" | {r['reconstruction_error']:.4f} | {r['reconstruction_error_no_refit']:.4f} "
             f"| {r['seconds']:.1f} | {r.get('status', '-')} |")
     return lines + ["", f"Unpruned test accuracy: {sel['unpruned_accuracy']:.2f}%.", ""]
+
+
+def _reproduces(choices: Choices, seeds: list[int] | None) -> list[str]:
+    """Each paper's claim beside our measured number (test accuracy of the chosen configs)."""
+    out = ["## What reproduces (each paper's claim beside our number)", "",
+           "| paper | claim | our measurement | reproduces? |", "|---|---|---|---|"]
+
+    def diff(a: str, b: str) -> tuple[str, float | None]:
+        ma, mb = _mean(choices, a, seeds), _mean(choices, b, seeds)
+        if ma is None or mb is None:
+            return "not measured", None
+        return (f"`{a}` {_fmt_mean(ma)} vs `{b}` {_fmt_mean(mb)}: {ma[0] - mb[0]:+.2f}"
+                f"{_paired(choices, a, b, seeds)}"), ma[0] - mb[0]
+
+    def half(a: str, b: str) -> float | None:
+        """Half-width of the paired 95% interval of a - b (None below 3 seeds)."""
+        from scipy import stats
+
+        d = _paired_diffs(choices, a, b, seeds)
+        if len(d) < 3:
+            return None
+        return float(stats.t.ppf(0.975, len(d) - 1)) * statistics.stdev(d) / len(d) ** 0.5
+
+    def verdict_(delta: float | None, ok: bool | None) -> str:
+        return "not measured" if delta is None or ok is None else ("yes" if ok else "no")
+
+    for a, b, paper, claim in (
+            ("long-cnn-bnnpp", "long-cnn-bnnp", "PC++ / BNN++ (Lu et al., NeurIPS 2023)",
+             "BNN++ improves on BNN+ (\"frequently\" the best binary method)"),
+            ("long-mlp-bnnpp", "long-mlp-bnnp", "PC++ / BNN++", "same, MLP")):
+        text, delta = diff(a, b)
+        h = half(a, b)
+        ok = None if delta is None or h is None else delta - h > 0
+        tie = ok is False and delta is not None and abs(delta) <= (h or 0.0)
+        out.append(f"| {paper} | {claim} | {text} (long budget, binary weights) | "
+                   f"{verdict_(delta, ok)}{' (a tie within the interval)' if tie else ''} |")
+    for lam in SPR_LAMBDAS:
+        text, delta = diff(f"cnn-spr-lam{lam:g}", f"cnn-tp-lam{lam:g}")
+        h = half(f"cnn-spr-lam{lam:g}", f"cnn-tp-lam{lam:g}")
+        ok = None if delta is None or h is None else delta + h >= 0
+        out.append(f"| SPR (Cacciola et al.) | competitive with structured pruning (here: not "
+                   f"worse than magnitude at equal channel budgets), lambda = {lam:g} | {text} "
+                   f"| {verdict_(delta, ok)} |")
+    for name, paper, claim, limit in (
+            ("cnn-s3-3bit", "S3 (Li et al., NeurIPS 2021)", "3-bit shift matches full "
+             "precision (ImageNet ResNet-18: 69.83 vs 69.6 top-1)", 0.5),
+            ("cnn-denseshift", "DenseShift (Li et al., ICCV 2023)", "3-bit zero-free shift "
+             "competitive with full precision", 0.5)):
+        text, delta = diff(name, "cnn-fp")
+        ok = None if delta is None else delta >= -limit
+        out.append(f"| {paper} | {claim} (within {limit:g} point) | {text} | "
+                   f"{verdict_(delta, ok)} |")
+    text, delta = diff("cnn-euclid", "cnn-fp-distance-lr")
+    ok = None if delta is None else delta >= -1.0
+    out.append(f"| EuclidNet (Li et al., SN CS 2023) | accuracy comparable to the multiplying "
+               f"network (within 1 point, same recipe) | {text} | {verdict_(delta, ok)} |")
+    robust = _robust_gap(choices, seeds)
+    out.append("| EuclidNet | the same behaviour under input transformations and noise | "
+               + ("not measured | not measured |" if robust is None else
+                  f"largest |EuclidNet - FP| over the transformations, beyond the clean gap: "
+                  f"{robust[0]:.2f} points ({robust[1]}) | "
+                  f"{'yes' if robust[0] <= 2.0 else 'no'} (within 2 points) |"))
+    text, delta = diff("transfer-denseshift-lvri", "transfer-fp")
+    ok = None if delta is None else delta >= -1.0
+    out.append(f"| DenseShift | no accuracy drop in transfer learning (LVRI vs full-precision "
+               f"fine-tuning, within 1 point) | {text} | {verdict_(delta, ok)} |")
+    text, delta = diff("transfer-denseshift-lvri", "transfer-denseshift-default")
+    out.append(f"| DenseShift | LVRI transfers better than the default init | {text} | "
+               f"{verdict_(delta, None if delta is None else delta > 0)} |")
+    spreads = {}
+    for method in ("s3-3bit", "deepshift"):
+        means = [_mean(choices, f"init-{method}-x{sc:g}", seeds) for sc in INIT_SCALES]
+        if all(m is not None for m in means):
+            vals = [m[0] for m in means if m is not None]
+            spreads[method] = max(vals) - min(vals)
+    if len(spreads) == 2:
+        out.append(f"| S3 | insensitive to the weight initialization | spread of the test "
+                   f"accuracy over init scales 1/16-16: S3 {spreads['s3-3bit']:.2f}, "
+                   f"DeepShift-Q {spreads['deepshift']:.2f} points | "
+                   f"{'yes' if spreads['s3-3bit'] < spreads['deepshift'] else 'no'} "
+                   "(smaller spread than DeepShift-Q) |")
+    else:
+        out.append("| S3 | insensitive to the weight initialization | not measured | "
+                   "not measured |")
+    for fp_name, name, variant in (("speech-fp", "speech-shift", "easy"),
+                                   ("speech-hard-fp", "speech-hard-shift", "harder")):
+        text, delta = diff(name, fp_name)
+        ok = None if delta is None else delta >= -0.5
+        out.append(f"| Low-bit shift SLU (Avila et al., Interspeech 2022) | low-bit shift "
+                   f"comparable to full precision (98.76%), {variant} spoken commands | {text} "
+                   f"| {verdict_(delta, ok)} |")
+    return out + [""]
+
+
+def _robust_gap(choices: Choices, seeds: list[int] | None) -> tuple[float, str] | None:
+    """The largest change of (EuclidNet - FP at the same lr) over the transformations,
+    relative to their clean gap, and where."""
+    from proxcompress.training.robustness import TRANSFORMS
+
+    means: dict[str, dict[str, float]] = {}
+    for name in ("cnn-euclid", "cnn-fp-distance-lr"):
+        row = choices.rows.get(name)
+        reports = [json.loads((f / ROBUST).read_text()) for _, f in
+                   _folders(choices, row, seeds) if (f / ROBUST).exists()] if row else []
+        if not reports:
+            return None
+        means[name] = {"clean": statistics.fmean(r["clean"] for r in reports)}
+        for kind, strengths in TRANSFORMS.items():
+            for st in strengths:
+                means[name][f"{kind} {st:g}"] = statistics.fmean(
+                    r[kind][f"{st:g}"] for r in reports)
+    e, f = means["cnn-euclid"], means["cnn-fp-distance-lr"]
+    clean = e["clean"] - f["clean"]
+    worst = max((k for k in e if k != "clean"), key=lambda k: abs(e[k] - f[k] - clean))
+    return abs(e[worst] - f[worst] - clean), worst
 
 
 def _reading() -> list[str]:
