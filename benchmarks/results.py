@@ -364,6 +364,11 @@ def rows() -> list[Row]:
     return out
 
 
+def _of(rows_: list[Row], table: str) -> list[Row]:
+    """The rows of one table, in order."""
+    return [r for r in rows_ if r["table"] == table]
+
+
 def _by_name(rows_: list[Row]) -> dict[str, Row]:
     return {r["name"]: r for r in rows_}
 
@@ -982,7 +987,7 @@ def _long_section(selected: list[Row], seeds: list[int] | None, choices: Choices
                   png: Path) -> list[str]:
     """The long-budget table: the epochs where full precision converges on validation, the
     binary methods at that budget, BNN++ against BNN+ paired over 8 seeds."""
-    table = [r for r in selected if r["table"] == "long"]
+    table = _of(selected, "long")
     if not table:
         return []
     lines = [
@@ -1026,7 +1031,7 @@ def _long_section(selected: list[Row], seeds: list[int] | None, choices: Choices
 
 def _init_section(selected: list[Row], seeds: list[int] | None, choices: Choices) -> list[str]:
     """S3's claim of insensitivity to the initialization: test accuracy per init scale."""
-    table = [r for r in selected if r["table"] == "s3init"]
+    table = _of(selected, "s3init")
     if not table:
         return []
     lines = [
@@ -1097,7 +1102,7 @@ def _robust_section(choices: Choices, seeds: list[int] | None) -> list[str]:
 def _transfer_section(selected: list[Row], seeds: list[int] | None, choices: Choices
                       ) -> list[str]:
     """DenseShift's claim: its low-variance init makes shift networks transfer."""
-    table = [r for r in selected if r["table"] == "transfer"]
+    table = _of(selected, "transfer")
     if not table:
         return []
     lines = [
@@ -1164,7 +1169,7 @@ def _long_plot(choices: Choices, table: list[Row], out: Path) -> bool:
 
 
 def _spr_section(selected: list[Row], seeds: list[int] | None, choices: Choices) -> list[str]:
-    spr_rows = [r for r in selected if r["table"] == "spr"]
+    spr_rows = _of(selected, "spr")
     if not spr_rows:
         return []
     lines = [
@@ -1382,7 +1387,7 @@ def _mulfree_sections(selected: list[Row], seeds: list[int] | None, choices: Cho
                       png_path: Path) -> list[str]:
     """The multiplication-free CNN table, the freezing curve and the spoken-command table."""
     lines: list[str] = []
-    table = [r for r in selected if r["table"] == "mulfree"]
+    table = _of(selected, "mulfree")
     fp_row = choices.rows.get("cnn-fp")
     if table:
         cnn = ([fp_row] if fp_row else []) + table
