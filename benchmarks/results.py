@@ -151,7 +151,8 @@ MULFREE: list[tuple[str, str, dict[str, Any], dict[str, list[Any]], dict[str, st
     ("s3-4bit", "S3, 4-bit", {"method": "s3", "bits": 4, "freezing_every": FREEZING_EVERY},
      {"optim.lr": LR_GRID}, {}),
     ("euclid", "EuclidNet (homotopy from the product)", {"method": "euclid"},
-     {"optim.lr": [3e-3, 1e-2, 3e-2], "mulfree.homotopy.ramp": [0.25, 0.5]}, {}),
+     # the first sweep (3e-3 .. 3e-2) chose its edge, 3e-2: extended to 1e-1
+     {"optim.lr": [3e-3, 1e-2, 3e-2, 1e-1], "mulfree.homotopy.ramp": [0.25, 0.5]}, {}),
     # an AdderNet run costs about 6 EuclidNet runs: it takes EuclidNet's choices
     ("adder", "AdderNet L1 (homotopy from the product)", {"method": "adder"}, {},
      {"optim.lr": "cnn-euclid", "mulfree.homotopy.ramp": "cnn-euclid"}),
