@@ -502,10 +502,16 @@ class Choices:
         """``sweeps.json``'s record of ``row``: grid, inherited keys, each candidate's
         validation accuracy at the sweep seed, the choice."""
         candidates = self.candidates(row) or []
+        recorded = self.record.get(row["name"], {})
+        known = (recorded.get("validation", {}) if recorded.get("grid") == row["sweep"]
+                 else {})
+        measured = {slug(c): self.validation(row, c) for c in candidates}
+        # a runs folder without a candidate (e.g. a render elsewhere) keeps the recorded value
         return {
             "grid": row["sweep"], "inherit": row["inherit"], "seed": SWEEP_SEED,
             "derive": row.get("derive", {}),
-            "validation": {slug(c): self.validation(row, c) for c in candidates},
+            "validation": {k: v if v is not None else known.get(k) for k, v in measured.items()}
+            or known,
             "chosen": self._chosen_key(row["name"]),
         }
 
