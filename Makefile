@@ -42,6 +42,7 @@ lint:
 		training/__init__.py training/deploy.py training/certify.py \
 		training/recipes.py training/config.py training/exporter.py training/models \
 		proofs/registry.py training/text.py training/tensor_train \
+		training/robustness.py training/tp_baseline.py \
 		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py \
 		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py

@@ -76,6 +76,17 @@ def add_parsers(subparsers: Any) -> None:
     e.add_argument("--json", metavar="OUT.json", help="also write the report (atomically)")
     e.set_defaults(func=run_export)
 
+    r = subparsers.add_parser(
+        "robustness", help="a run's test accuracy under rotation, translation, scaling, noise "
+        "and contrast changes",
+        description="Load a finished Fashion-MNIST run and classify its test set under each "
+        "transformation of proxcompress.training.robustness.TRANSFORMS at graded strengths "
+        "(test set only; nothing is trained or chosen).")
+    r.add_argument("--run", required=True, metavar="DIR", help="a run folder with a checkpoint")
+    r.add_argument("--seed", type=int, default=0, help="seed of the additive noise (default 0)")
+    r.add_argument("--json", metavar="OUT.json", help="also write the report (atomically)")
+    r.set_defaults(func=run_robustness)
+
 
 def _resolve(args: argparse.Namespace) -> tuple[Any, str, bool]:
     from proxcompress.training.config import load_config
@@ -111,7 +122,7 @@ def run_train(args: argparse.Namespace) -> int:
         from proxcompress.training.trainer import build_run_model
 
         shape, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
-                                     cfg.data.root)
+                                     cfg.data.root, cfg.data.classes)
         model = build_run_model(cfg, classes, cfg.seed)
         print(model_summary(model, shape).text())
         return 0
@@ -178,4 +189,24 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_parsers", "run_export", "run_select", "run_train"]
+def run_robustness(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from proxcompress.atomic import write_json_atomic
+    from proxcompress.training.robustness import robustness
+
+    if args.json:
+        target = Path(args.json)
+        if target.is_dir() or not target.parent.is_dir():
+            raise InvalidInputError("--json", f"{args.json!r} is a folder or lies in a missing "
+                                    "one")
+    if args.seed < 0:
+        raise InvalidInputError("--seed", f"= {args.seed} must be >= 0")
+    report = {"run": args.run, **robustness(args.run, seed=args.seed)}
+    print(json.dumps(report, indent=2))
+    if args.json:
+        write_json_atomic(Path(args.json), report)
+    return 0
+
+
+__all__ = ["add_parsers", "run_export", "run_robustness", "run_select", "run_train"]

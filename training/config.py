@@ -67,6 +67,8 @@ class DataConfig:
     ``train_subset`` / ``test_subset``: use a seeded subset of that many samples (``null``: all),
     the training subset taken after the validation split.
     ``image_size`` and ``in_channels`` apply to the image data sets only.
+    ``classes``: keep only these labels, relabelled ``0..k-1`` in the given order (a task of
+    its own, e.g. five Fashion-MNIST classes for the transfer study; ``null``: all).
     """
 
     name: Literal["fashion-mnist", "embedded", "speech", "synthetic"] = "embedded"
@@ -79,6 +81,9 @@ class DataConfig:
     synthetic_samples: int = field(default=512, metadata=_check(_positive, "> 0"))
     image_size: Literal[28, 32] = 28
     in_channels: Literal[1, 3] = 1
+    classes: list[int] | None = field(default=None, metadata=_check(
+        lambda v: len(v) >= 2 and min(v) >= 0 and len(set(v)) == len(v),
+        "null or at least two distinct labels >= 0"))
 
 
 @dataclass
@@ -89,6 +94,8 @@ class ModelConfig:
     ``init_from``: a finished full-precision run folder of the same model and data whose
     weights initialize this run before its layers are swapped (binary, DeepShift, Euclid and
     L1 layers start from the float weights; DenseShift and S3 keep their own latent init).
+    ``init_exclude``: module-name prefixes not taken from ``init_from`` (e.g. ``[head]``:
+    a new classifier for another task, the transfer study).
     """
 
     name: str = field(default="mlp", metadata=_check(lambda v: v in model_names(),
@@ -105,6 +112,7 @@ class ModelConfig:
     activation: Literal["relu", "hardtanh"] = "relu"
     dropout: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "[0, 1)"))
     init_from: str | None = None
+    init_exclude: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -152,13 +160,15 @@ class MulFreeConfig:
     from ``quant``). ``bits``: ``null`` is the method's default (4 deepshift, 3 denseshift and
     s3), only for the shift methods. ``freezing_every``: also log the freezing metric every
     that many steps to ``freezing.jsonl`` (0: only per epoch, in ``metrics.jsonl``; not a
-    recipe field). Ignored for other ``quant.weights``."""
+    recipe field). Ignored for other ``quant.weights``. ``init_scale`` multiplies the shift
+    layers' initial latents (the initialization study)."""
 
     bits: int | None = None
     zero: bool = True
     rounding: Literal["log", "linear"] = "log"
     surrogate: Literal["sqrt", "pow2"] = "sqrt"
     init_std: float = field(default=1e-3, metadata=_check(_positive, "> 0"))
+    init_scale: float = field(default=1.0, metadata=_check(_positive, "> 0"))
     s3_init: Literal["kaiming", "dense"] = "kaiming"
     reg_weight: float = field(default=1e-5, metadata=_check(_non_negative, ">= 0"))
     euclid_scale: float = field(default=0.5, metadata=_check(_positive, "> 0"))

@@ -70,6 +70,23 @@ class Dataset:
         g = torch.Generator().manual_seed(seed)
         return self.take(torch.randperm(len(self), generator=g)[:n])
 
+    def relabel(self, labels: list[int]) -> Dataset:
+        """Only the samples whose label is in ``labels``, relabelled ``labels[i] -> i``.
+
+        Raises:
+            InvalidInputError (field ``data.classes``): a label the data set does not have.
+        """
+        bad = [c for c in labels if not 0 <= c < self.classes]
+        if bad:
+            raise InvalidInputError("data.classes", f"{bad} are not labels of {self.name} "
+                                    f"(0..{self.classes - 1})")
+        mapping = torch.full((self.classes,), -1, dtype=torch.int64)
+        mapping[torch.tensor(labels)] = torch.arange(len(labels))
+        idx = torch.nonzero(mapping[self.y] >= 0).flatten()
+        out = self.take(idx)
+        return Dataset(out.x, mapping[out.y], len(labels), f"{self.name} classes {labels}",
+                       out.groups)
+
     def take(self, idx: Tensor, name: str | None = None) -> Dataset:
         """The samples ``idx`` (in that order), groups included."""
         groups = None if self.groups is None else self.groups[idx]
@@ -294,9 +311,12 @@ def load_dataset(
 
 
 def input_spec(name: str, image_size: int = 28, in_channels: int = 1,
-               root: str | None = None) -> tuple[tuple[int, int, int], int]:
+               root: str | None = None, classes: list[int] | None = None
+               ) -> tuple[tuple[int, int, int], int]:
     """``(shape of one input, classes)`` of the data set ``name`` without loading it (for the
-    speech data, the intents of the manifest in ``root``)."""
+    speech data, the intents of the manifest in ``root``; ``classes``: a kept subset)."""
+    if classes is not None:
+        return input_spec(name, image_size, in_channels, root)[0], len(classes)
     if name == "speech":
         from proxcompress.training.speech import feature_shape, intent_count
 

@@ -208,8 +208,8 @@ def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
                                 "of 'proxcompress train')")
     state, _, meta, _, _ = load_checkpoint(path)
     other = config_from_dict(meta["config"])
-    mine = replace(cfg.model, init_from=None)
-    theirs = replace(other.model, init_from=None)
+    mine = replace(cfg.model, init_from=None, init_exclude=[])
+    theirs = replace(other.model, init_from=None, init_exclude=[])
     checks = [("model", mine, theirs), ("data.name", cfg.data.name, other.data.name),
               ("data.image_size", cfg.data.image_size, other.data.image_size),
               ("data.in_channels", cfg.data.in_channels, other.data.in_channels),
@@ -220,7 +220,11 @@ def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
                                     f"({got!r}; this run needs {want!r})")
     if meta["run"].get("pruned"):
         raise InvalidInputError("model.init_from", f"the run in {path!r} is pruned")
-    return state
+    if other.data.classes != cfg.data.classes and "head" not in cfg.model.init_exclude:
+        raise InvalidInputError("model.init_exclude", f"the run in {path!r} has other classes "
+                                f"({other.data.classes}): exclude the classifier (head)")
+    excluded = tuple(f"{p}." for p in cfg.model.init_exclude)
+    return {k: v for k, v in state.items() if not k.startswith(excluded)}
 
 
 def build_run_model(cfg: TrainConfig, classes: int, seed: int,
@@ -235,8 +239,13 @@ def build_run_model(cfg: TrainConfig, classes: int, seed: int,
         classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
         batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout, seed=seed,
     )
-    if initial_state is not None:
-        model.load_state_dict(initial_state)
+    if initial_state is not None:  # all but the excluded modules (model.init_exclude)
+        missing, unexpected = model.load_state_dict(initial_state, strict=False)
+        excluded = tuple(f"{p}." for p in cfg.model.init_exclude)
+        wrong = [k for k in missing if not k.startswith(excluded)] + list(unexpected)
+        if wrong:
+            raise InvalidInputError("model.init_from", f"the weights do not fit this model: "
+                                    f"{', '.join(wrong[:4])}")
     recipe = recipe_from_config(cfg)
     if recipe is not None:
         recipe.apply(model)
@@ -250,6 +259,8 @@ def run_data(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset]:
     d = cfg.data
     train, test = load_dataset(d.name, d.root, cfg.seed, d.synthetic_samples, d.image_size,
                                d.in_channels)
+    if d.classes is not None:
+        train, test = (data.relabel(d.classes) for data in (train, test))
     train, val = split_validation(train, d.val_fraction, d.val_seed)
     return (train.subset(d.train_subset, cfg.seed), val, test.subset(d.test_subset, cfg.seed))
 
@@ -294,7 +305,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, PrunableMode
     phases = run_phases(cfg)
     phase = phases[min(int(meta["run"]["phase"]), len(phases) - 1)][0]
     _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
-                               cfg.data.root)
+                               cfg.data.root, cfg.data.classes)
     model = run_model(cfg, classes, phase)
     if meta["run"].get("pruned"):
         apply_pruning(model, meta["run"]["pruned"])
