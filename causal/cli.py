@@ -71,15 +71,6 @@ def read_columns(path: Path, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
     return values[:, 0], values[:, 1]
 
 
-def _json_target(path: str) -> None:
-    """Refuse, before any work, a --json path whose folder is missing or which is a folder."""
-    target = Path(path)
-    if target.is_dir():
-        raise InvalidInputError("--json", f"{target} is a folder")
-    if not target.parent.is_dir():
-        raise InvalidInputError("--json", f"folder {target.parent} does not exist")
-
-
 def _check_flags(args: argparse.Namespace) -> None:
     """Every flag in range, and no flag that this run would ignore, before any work."""
     for flag, value, low in (("--n", args.n, MIN_SAMPLES), ("--seed", args.seed, 0),
@@ -101,8 +92,6 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise InvalidInputError("--y", f"the same column as --x ({args.x!r})")
     if args.permutations is not None and args.test != "permutation":
         raise InvalidInputError("--permutations", "applies to --test permutation only")
-    if args.json:
-        _json_target(args.json)
 
 
 def _k(text: str) -> int | None:
@@ -153,6 +142,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_parsers(subparsers: Any) -> None:
     """Register the ``causal`` subcommand."""
+    from proxcompress.outputs import add_output
+
     parser = subparsers.add_parser(
         "causal",
         help="causal direction of two variables from a heterogeneous population (ANM + "
@@ -182,5 +173,5 @@ def add_parsers(subparsers: Any) -> None:
                         help="HSIC p-value: gamma approximation (default) or permutations")
     method.add_argument("--permutations", type=int,
                         help=f"permutations of --test permutation (default {DEFAULT_PERMUTATIONS})")
-    parser.add_argument("--json", metavar="OUT", help="write the report as JSON")
+    add_output(parser, "--json", metavar="OUT", help="write the report as JSON")
     parser.set_defaults(func=_run)

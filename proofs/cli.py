@@ -35,6 +35,8 @@ hardtanh, clip(u, lo, hi), pi, E. Without --forward, F is synthesized as B o P.
 
 def add_parsers(subparsers: Any) -> None:
     """Register the ``verify`` subcommand."""
+    from proxcompress.outputs import add_output
+
     parser = subparsers.add_parser(
         "verify",
         help="certify forward/backward quantizer pairs (PC++ criterion) and the SPR closed form",
@@ -67,9 +69,9 @@ def add_parsers(subparsers: Any) -> None:
     form.add_argument("--method-derivative-at", choices=("prox", "latent"), default=None,
                       help="where the user pair's method evaluates B' (default: as the "
                       "criterion)")
-    out = parser.add_argument_group("output")
-    out.add_argument("--json", metavar="OUT.json", help="write the certificates as JSON")
-    out.add_argument("--markdown", metavar="OUT.md", help="write the tables as Markdown")
+    out = parser.add_argument_group("output (written together, only after every check ran)")
+    add_output(out, "--json", metavar="OUT.json", help="write the certificates as JSON")
+    add_output(out, "--markdown", metavar="OUT.md", help="write the tables as Markdown")
     parser.set_defaults(func=run)
 
 
@@ -105,7 +107,7 @@ def _validate(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``verify``; returns the exit code (bad input raises ``InvalidInputError``)."""
     _validate(args)
-    from proxcompress.atomic import write_json_atomic, write_text_atomic
+    from proxcompress.atomic import json_text, text_writer, write_all_atomic
     from proxcompress.proofs.catalogue import get_pair, pair_names
     from proxcompress.proofs.certificate import Report
     from proxcompress.proofs.checks import CheckOptions, certify
@@ -127,10 +129,12 @@ def run(args: argparse.Namespace) -> int:
     if args.all or args.spr:
         reports.append(derive_spr())
     print(render_text(reports, options), end="")
+    outputs = []
     if args.json:
-        write_json_atomic(args.json, to_json(reports, options))
+        outputs.append((args.json, text_writer(json_text(to_json(reports, options)))))
     if args.markdown:
-        write_text_atomic(args.markdown, render_markdown(reports, options))
+        outputs.append((args.markdown, text_writer(render_markdown(reports, options))))
+    write_all_atomic(outputs)
     return EXIT_OK if all(r.passed for r in reports) else EXIT_FAILED
 
 

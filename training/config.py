@@ -15,9 +15,9 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
+from proxcompress.checks import MAX_SEED, shown
 from proxcompress.errors import InvalidInputError
 
 QUANTIZERS = ("binaryconnect", "bnn", "bnn+", "proxconnect", "proxconnect-clip", "bnn++",
@@ -25,6 +25,9 @@ QUANTIZERS = ("binaryconnect", "bnn", "bnn+", "proxconnect", "proxconnect-clip",
 #: multiplication-free methods of :mod:`proxcompress.training.mulfree` (its ``METHODS``; kept
 #: here as names so that validating a config does not import torch)
 MULFREE_METHODS = ("deepshift", "denseshift", "s3", "euclid", "adder")
+#: widest MLP layer a config may ask for (sizes are bounded so that a typo cannot ask for
+#: terabytes; the model's parameter count is checked again before training)
+MAX_WIDTH = 65536
 
 
 def _check(fn: Any, accepted: str) -> dict[str, Any]:
@@ -56,7 +59,8 @@ class DataConfig:
     root: str | None = None
     train_subset: int | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
     test_subset: int | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
-    synthetic_samples: int = field(default=512, metadata=_check(_positive, "> 0"))
+    synthetic_samples: int = field(default=512, metadata=_check(lambda v: 0 < v <= 10**6,
+                                                                "[1, 1000000]"))
     image_size: Literal[28, 32] = 28
     in_channels: Literal[1, 3] = 1
 
@@ -73,13 +77,16 @@ class ModelConfig:
 
     name: Literal["mlp", "vgg", "resnet20", "speech-resnet"] = "mlp"
     hidden: list[int] = field(default_factory=lambda: [512, 512],
-                              metadata=_check(lambda v: len(v) > 0 and min(v) > 0,
-                                              "a non-empty list of widths > 0"))
-    width: int | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
+                              metadata=_check(lambda v: 0 < len(v) <= 64 and min(v) > 0
+                                              and max(v) <= MAX_WIDTH,
+                                              f"1 to 64 widths in [1, {MAX_WIDTH}]"))
+    width: int | None = field(default=None, metadata=_check(lambda v: 0 < v <= 4096,
+                                                            "[1, 4096] or null"))
     stages: list[int] = field(default_factory=lambda: [1, 1],
-                              metadata=_check(lambda v: len(v) > 0 and min(v) > 0,
-                                              "a non-empty list of conv counts > 0"))
-    blocks: int = field(default=3, metadata=_check(_positive, "> 0"))
+                              metadata=_check(lambda v: 0 < len(v) <= 8 and min(v) > 0
+                                              and max(v) <= 64,
+                                              "1 to 8 conv counts in [1, 64]"))
+    blocks: int = field(default=3, metadata=_check(lambda v: 0 < v <= 64, "[1, 64]"))
     batchnorm: bool = True
     activation: Literal["relu", "hardtanh"] = "relu"
     dropout: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "[0, 1)"))
@@ -169,7 +176,8 @@ class OptimConfig:
     milestones: list[int] = field(default_factory=list,
                                   metadata=_check(lambda v: all(m > 0 for m in v), "epochs > 0"))
     gamma: float = field(default=0.1, metadata=_check(_positive, "> 0"))
-    batch_size: int = field(default=128, metadata=_check(_positive, "> 0"))
+    batch_size: int = field(default=128, metadata=_check(lambda v: 0 < v <= 65536,
+                                                         "[1, 65536]"))
 
 
 @dataclass
@@ -186,8 +194,10 @@ class SPRConfig:
     M_rule: Literal["blockwise", "layerwise"] = "blockwise"
     M_scale: float = field(default=1.0, metadata=_check(_positive, "> 0"))
     with_norm: bool = True
-    pretrain_epochs: int = field(default=1, metadata=_check(_positive, ">= 1"))
-    finetune_epochs: int = field(default=1, metadata=_check(_non_negative, ">= 0"))
+    pretrain_epochs: int = field(default=1, metadata=_check(lambda v: 1 <= v <= 100_000,
+                                                            "[1, 100000]"))
+    finetune_epochs: int = field(default=1, metadata=_check(lambda v: 0 <= v <= 100_000,
+                                                            "[0, 100000]"))
     finetune_lr: float | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
     tolerance: float = field(default=0.5, metadata=_check(_non_negative, ">= 0"))
     search_samples: int = field(default=2000, metadata=_check(_positive, "> 0"))
@@ -201,13 +211,17 @@ class TrainConfig:
     ``threads`` sets ``torch.set_num_threads`` (``null``: leave it); ``checkpoint_every``
     saves every that many steps too (0: only at epoch ends and on interrupt)."""
 
-    seed: int = field(default=0, metadata=_check(_non_negative, ">= 0"))
-    epochs: int = field(default=1, metadata=_check(_non_negative, ">= 0"))
+    seed: int = field(default=0, metadata=_check(lambda v: 0 <= v <= MAX_SEED,
+                                                 f"[0, {MAX_SEED}]"))
+    epochs: int = field(default=1, metadata=_check(lambda v: 0 <= v <= 100_000,
+                                                   "[0, 100000]"))
     device: Literal["cpu", "cuda", "auto"] = "cpu"
-    threads: int | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
+    threads: int | None = field(default=None, metadata=_check(lambda v: 0 < v <= 1024,
+                                                              "[1, 1024] or null"))
     progress: bool = True
     checkpoint_every: int = field(default=0, metadata=_check(_non_negative, ">= 0"))
-    eval_batch_size: int = field(default=1000, metadata=_check(_positive, "> 0"))
+    eval_batch_size: int = field(default=1000, metadata=_check(lambda v: 0 < v <= 65536,
+                                                               "[1, 65536]"))
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
@@ -244,32 +258,32 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
         choices = typing.get_args(tp)
         if value in choices and not isinstance(value, bool):
             return value
-        raise InvalidInputError(path, f"= {value!r}; accepted: {', '.join(map(str, choices))}")
+        raise InvalidInputError(path, f"= {shown(value)}; accepted: {', '.join(map(str, choices))}")
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):
-            raise InvalidInputError(path, f"= {value!r} must be a list of {_type_name(item)}")
+            raise InvalidInputError(path, f"= {shown(value)} must be a list of {_type_name(item)}")
         return [_coerce(f"{path}[{i}]", v, item) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         return _build(path, value, tp)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise InvalidInputError(path, f"= {value!r} must be true or false")
+        raise InvalidInputError(path, f"= {shown(value)} must be true or false")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise InvalidInputError(path, f"= {value!r} must be an integer")
+        raise InvalidInputError(path, f"= {shown(value)} must be an integer")
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             if not math.isfinite(value):
-                raise InvalidInputError(path, f"= {value!r} must be finite")
+                raise InvalidInputError(path, f"= {shown(value)} must be finite")
             return float(value)
-        raise InvalidInputError(path, f"= {value!r} must be a number")
+        raise InvalidInputError(path, f"= {shown(value)} must be a number")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise InvalidInputError(path, f"= {value!r} must be a string")
+        raise InvalidInputError(path, f"= {shown(value)} must be a string")
     raise TypeError(f"unsupported config type {tp!r}")  # pragma: no cover
 
 
@@ -292,7 +306,7 @@ def _build(prefix: str, raw: Any, cls: Any) -> Any:
         value = _coerce(path, raw[name], hints[name])
         check = f.metadata.get("check")
         if check is not None and value is not None and not check(value):
-            raise InvalidInputError(path, f"= {value!r} is outside the accepted range "
+            raise InvalidInputError(path, f"= {shown(value)} is outside the accepted range "
                                     f"({f.metadata['accepted']})")
         kwargs[name] = value
     return cls(**kwargs)
@@ -345,7 +359,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw mapping (copied)."""
     import copy
 
-    import yaml
+    from proxcompress.readers import parse_yaml
 
     out = copy.deepcopy(raw) if raw else {}
     for item in overrides:
@@ -355,10 +369,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         parts = key.strip().split(".")
         if not all(parts):
             raise InvalidInputError("--set", f"{key!r} is not a dotted key")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InvalidInputError(key, f"value {text!r} is not valid YAML ({exc})") from None
+        value = parse_yaml(text, key)
         node = out
         for part in parts[:-1]:
             child = node.get(part)
@@ -371,21 +382,19 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a YAML config file (``yaml.safe_load``: no arbitrary objects)."""
-    import yaml
+def read_yaml(path: str | os.PathLike[str], field: str = "config") -> dict[str, Any]:
+    """Parse a YAML config file with :func:`proxcompress.readers.read_yaml` (safe loader:
+    no Python objects, no duplicate keys, bounded aliases and nesting; UTF-8); errors name
+    ``field`` (``config`` is the ``--config`` flag; a run's own ``config.yaml`` names the flag
+    that gave the run folder)."""
+    from proxcompress.readers import read_yaml as read
 
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"--config: {str(p)!r} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InvalidInputError("config", f"{str(p)!r} is not valid YAML ({exc})") from None
+    raw = read(field, path)
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise InvalidInputError("config", f"{str(p)!r} must hold a mapping at the top level")
+        raise InvalidInputError(field, f"{os.fspath(path)!r} must hold a mapping at the top "
+                                f"level, not a {type(raw).__name__}")
     return raw
 
 

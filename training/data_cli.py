@@ -6,7 +6,8 @@
 
 ``speech`` synthesizes the spoken-command intent task with ``espeak-ng``
 (:mod:`proxcompress.training.speech`); the output files are byte-identical for the same seed and
-options. Exit codes: 0 done, 2 bad input or ``espeak-ng`` missing.
+options. Exit codes: 0 done, 2 bad input or ``espeak-ng`` missing. The options are checked by
+:class:`~proxcompress.training.speech.SpeechOptions` (its field names are the flags').
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 def add_parsers(subparsers: Any) -> None:
     """Register ``data`` (with the ``speech`` generator)."""
+    from proxcompress.outputs import add_output
+
     p = subparsers.add_parser(
         "data", help="generate a data set (speech: spoken commands with espeak-ng)",
         description="Generate data sets locally.")
@@ -29,8 +32,10 @@ def add_parsers(subparsers: Any) -> None:
         "variants with their own speed and pitch, per-utterance speed / pitch jitter, lead "
         "silence, gain and white noise; a fixed speaker-disjoint train/test split. Writes "
         "train.safetensors, test.safetensors and manifest.json into --out.")
-    s.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_output(s, "--out", kind="folder", required=True, metavar="DIR",
+               help="output folder (created)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="random seed (default 0)")
     s.add_argument("--speakers", type=int, default=40,
                    help="catalogue speakers to use, 2..96 (default 40)")
     s.add_argument("--phrasings", type=int, default=None,
