@@ -236,11 +236,17 @@ def _resolve(annotation: Any, globalns: dict[str, Any]) -> Any:
         return Any
 
 
+def _globals(func: Callable[..., Any]) -> dict[str, Any]:
+    """The namespace ``func``'s annotations were written in (through decorators such as
+    ``torch.no_grad``, which keep the original as ``__wrapped__``)."""
+    return getattr(inspect.unwrap(func), "__globals__", {})
+
+
 @functools.cache
 def _plan(func: Callable[..., Any]) -> tuple[tuple[str, int | None, Check], ...]:
     """(name, positional index or None, predicate) for each checked parameter of ``func``."""
     signature = inspect.signature(func)
-    globalns = getattr(func, "__globals__", {})
+    globalns = _globals(func)
     plan = []
     for index, (name, param) in enumerate(signature.parameters.items()):
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or name in ("self", "cls"):
@@ -267,8 +273,7 @@ def _check_call(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
         if not check(value):
             if signature_params is None:
                 signature_params = inspect.signature(func).parameters
-            annotation = _resolve(signature_params[name].annotation,
-                                  getattr(func, "__globals__", {}))
+            annotation = _resolve(signature_params[name].annotation, _globals(func))
             raise InvalidInputError(name, f"= {shown(value)} ({type(value).__name__}) is not "
                                     f"accepted; expected {_describe(annotation)}")
 

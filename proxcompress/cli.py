@@ -63,10 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except InvalidInputError as exc:
         flag = _field_flags(command, args).get(exc.field, exc.field)
-        print(f"{command.prog}: error: {flag}: {exc.detail}", file=sys.stderr)
+        print(f"{command.prog}: error: {flag}: {' '.join(exc.detail.split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except FileNotFoundError as exc:
-        print(f"{command.prog}: error: {exc}", file=sys.stderr)
+        print(f"{command.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"{command.prog}: interrupted", file=sys.stderr)

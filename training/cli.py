@@ -78,7 +78,7 @@ def add_parsers(subparsers: Any) -> None:
                help="export folder (created)")
     e.add_argument("--backend", default="auto", choices=("auto", "numba", "numpy", "cupy"),
                    help="the kernels' backend (cupy: on the GPU)")
-    e.add_argument("--batch", type=cli_int(1, 1 << 20), default=256, help="samples per call")
+    e.add_argument("--batch", type=int, default=256, help="samples per call, >= 1")
     add_output(e, "--json", metavar="OUT.json", help="also write the report (atomically)")
     e.set_defaults(func=run_export)
 
@@ -180,6 +180,8 @@ def run_export(args: argparse.Namespace) -> int:
     from proxcompress.training.deploy import deploy
     from proxcompress.training.trainer import load_run
 
+    if args.batch < 1:
+        raise InvalidInputError("--batch", f"= {args.batch} must be >= 1")
     cfg, model = load_run(args.run, "--run")
     _, test = load_dataset(cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples,
                            cfg.data.image_size, cfg.data.in_channels)
