@@ -31,8 +31,12 @@ lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy proxcompress formulations/__init__.py formulations/problem.py \
 		formulations/solution.py formulations/restricted.py formulations/bnb.py \
-		formulations/cli.py proofs/__init__.py kernels/__init__.py kernels/ops.py \
-		kernels/model.py training/__init__.py training/deploy.py causal/__init__.py \
+		formulations/cli.py formulations/limits.py formulations/brute.py \
+		proofs/__init__.py kernels/__init__.py kernels/ops.py \
+		kernels/model.py training/__init__.py training/deploy.py training/certify.py \
+		training/recipes.py training/config.py training/exporter.py training/models \
+		proofs/registry.py training/text.py training/tensor_train \
+		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py
 
 test: system-deps install-dev lint

@@ -47,7 +47,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -60,7 +60,8 @@ from .conv import binary_conv2d, conv_output_size, euclid_conv2d, im2col, shift_
 from .formats import pack_signs, unpack_shift, unpack_signs
 from .ops import binary_matmul, euclid_matmul, shift_matmul
 
-__all__ = ["FORMAT", "MANIFEST", "TENSORS", "VERSION", "ExportedModel", "load"]
+__all__ = ["FORMAT", "MANIFEST", "OPS", "TENSORS", "VERSION", "Builder", "ExportedModel", "OpSpec",
+           "load", "register_op"]
 
 FORMAT = "proxcompress-export"
 VERSION = 1
@@ -411,7 +412,7 @@ def _l1(x: Any, w: Any) -> Any:
     return out
 
 
-def _distance_layer(node: _Node, conv: bool, backend: Backend, kind: str, put: Put) -> Fn:
+def _distance_layer(node: _Node, conv: bool, backend: Backend, put: Put, kind: str) -> Fn:
     g = _Conv.of(node) if conv else None
     w = node.tensor("weight", np.float32, ndim=4 if conv else 2)
     if g is not None and w.shape[1:] != (g.in_channels, *g.kernel_size):
@@ -471,18 +472,22 @@ def _bn_affine(node: _Node) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-#: ops whose output channels a following BatchNorm can be folded into (weights or scale, bias)
-_FOLD_INTO = ("linear", "conv2d", "binary_linear", "binary_conv2d", "shift_linear",
-              "shift_conv2d")
+
+
+def _fold_spec(op: Any) -> OpSpec | None:
+    """The spec of ``op`` when a BatchNorm can be folded into it."""
+    spec = OPS.get(op) if isinstance(op, str) else None
+    return spec if spec is not None and spec.fold is not None else None
 
 
 def _fold_batchnorm(raw_nodes: list[Any], tensors: dict[str, np.ndarray], output: str
                     ) -> tuple[list[Any], dict[str, np.ndarray]]:
-    """Fold each BatchNorm that is the only consumer of a layer of ``_FOLD_INTO`` into it:
-    ``a (W x + bias) + b`` becomes ``(a W) x + (a bias + b)`` for float layers and the
-    per-channel scale of binary / shift layers becomes ``a * scale`` (their integer part is
-    unchanged); the BatchNorm node becomes an identity. Anything unexpected is left as it is
-    (the usual validation then reports it). Returns new lists; the inputs are not changed."""
+    """Fold each BatchNorm that is the only consumer of a layer whose :class:`OpSpec` has a
+    ``fold`` into it: ``a (W x + bias) + b`` becomes ``(a W) x + (a bias + b)`` for float
+    layers and the per-channel scale of binary / shift layers becomes ``a * scale`` (their
+    integer part is unchanged); the BatchNorm node becomes an identity. Anything unexpected is
+    left as it is (the usual validation then reports it). Returns new lists; the inputs are not
+    changed."""
     consumers: dict[str, int] = {}
     for raw in raw_nodes:
         for name in raw.get("inputs", []) if isinstance(raw, dict) else []:
@@ -494,8 +499,8 @@ def _fold_batchnorm(raw_nodes: list[Any], tensors: dict[str, np.ndarray], output
             continue
         src = (raw.get("inputs") or [None])[0]
         j = where.get(src)
-        if j is None or j >= k or consumers.get(src) != 1 or src == output or \
-                nodes[j].get("op") not in _FOLD_INTO:
+        spec = _fold_spec(nodes[j].get("op")) if j is not None else None
+        if j is None or spec is None or j >= k or consumers.get(src) != 1 or src == output:
             continue
         a, b = _bn_affine(_Node(raw, tensors, k))
         layer = _Node(nodes[j], tensors, j)
@@ -503,7 +508,7 @@ def _fold_batchnorm(raw_nodes: list[Any], tensors: dict[str, np.ndarray], output
         bias = layer.optional_tensor("bias", np.float32)
         if bias is not None and bias.shape != a.shape:
             continue
-        if layer.op in ("linear", "conv2d"):
+        if spec.fold == "weight":
             w = layer.optional_tensor("weight", np.float32)
             if w is None or w.shape[0] != a.shape[0]:
                 continue
@@ -512,7 +517,7 @@ def _fold_batchnorm(raw_nodes: list[Any], tensors: dict[str, np.ndarray], output
             names["weight"] = f"{src}.weight+bn"
         else:
             scale = layer.optional_tensor("scale", np.float32)
-            if (scale is None and layer.op.startswith("binary")) or \
+            if (scale is None and spec.scale_required) or \
                     (scale is not None and scale.shape != a.shape):
                 continue  # a binary layer needs its scale: the validation reports it
             tensors[f"{src}.scale+bn"] = (a if scale is None else a * scale).astype(np.float32)
@@ -572,59 +577,124 @@ def _pool(node: _Node, kind: str) -> Fn:
     return run
 
 
-def _simple(node: _Node) -> Fn:
-    op = node.op
-    if op == "relu":
-        return lambda x: array_module(x).maximum(x, np.float32(0))
-    if op == "hardtanh":
-        lo, hi = np.float32(node.attr("min", float)), np.float32(node.attr("max", float))
-        return lambda x: x.clip(lo, hi)
-    if op == "identity":
-        return lambda x: x
-    if op == "add":
-        return lambda a, b: (a + b).astype(np.float32, copy=False)
-    if op == "flatten":
-        start = node.attr("start_dim", int)
-        if start < 0:
-            raise InvalidInputError(f"{node.where}.attrs.start_dim", f"= {start} must be >= 0")
-
-        def run(x: Any) -> Any:
-            if start >= max(x.ndim, 1):
-                raise InvalidInputError(node.where, f"start_dim {start} out of range for "
-                                        f"shape {x.shape}")
-            return array_module(x).ascontiguousarray(x.reshape(*x.shape[:start], -1))
-
-        return run
-    if op == "global_avgpool2d":
-        def run_gap(x: Any) -> Any:
-            _rank(x, 4, node.where)
-            return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
-
-        return run_gap
-    raise InvalidInputError(f"{node.where}.op", f"= {op!r} is not a known op")
+def _relu(node: _Node, backend: Backend, put: Put) -> Fn:
+    return lambda x: array_module(x).maximum(x, np.float32(0))
 
 
-_ARITY = {"add": 2}
+def _hardtanh(node: _Node, backend: Backend, put: Put) -> Fn:
+    lo, hi = np.float32(node.attr("min", float)), np.float32(node.attr("max", float))
+    return lambda x: x.clip(lo, hi)
+
+
+def _identity(node: _Node, backend: Backend, put: Put) -> Fn:
+    return lambda x: x
+
+
+def _add(node: _Node, backend: Backend, put: Put) -> Fn:
+    return lambda a, b: (a + b).astype(np.float32, copy=False)
+
+
+def _flatten(node: _Node, backend: Backend, put: Put) -> Fn:
+    start = node.attr("start_dim", int)
+    if start < 0:
+        raise InvalidInputError(f"{node.where}.attrs.start_dim", f"= {start} must be >= 0")
+
+    def run(x: Any) -> Any:
+        if start >= max(x.ndim, 1):
+            raise InvalidInputError(node.where, f"start_dim {start} out of range for "
+                                    f"shape {x.shape}")
+        return array_module(x).ascontiguousarray(x.reshape(*x.shape[:start], -1))
+
+    return run
+
+
+def _global_avgpool(node: _Node, backend: Backend, put: Put) -> Fn:
+    def run(x: Any) -> Any:
+        _rank(x, 4, node.where)
+        return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
+
+    return run
+
+
+#: ``builder(node, backend, put) -> fn``: validates a node and returns the function running it
+Builder = Callable[[_Node, Backend, Put], Fn]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """How an op of the manifest runs.
+
+    Attributes:
+        build: the node's builder.
+        arity: the number of inputs it takes.
+        fold: how a BatchNorm that only follows it is folded into it at load
+            (``fold_batchnorm=True``): ``"weight"`` scales its ``weight`` rows, ``"scale"`` its
+            per-output ``scale`` (created when absent, unless ``scale_required``); both fold the
+            shift into its ``bias``. ``None``: not folded.
+        scale_required: the op cannot run without its ``scale`` tensor (then a node without
+            one is left to the validation, which reports it).
+    """
+
+    build: Builder
+    arity: int = 1
+    fold: Literal["weight", "scale"] | None = None
+    scale_required: bool = False
+
+
+def _layer(build: Callable[..., Fn], conv: bool, *args: Any) -> Builder:
+    """A builder of the linear (``conv=False``) or conv form of a layer op."""
+    return lambda node, backend, put: build(node, conv, backend, put, *args)
+
+
+def _float(node: _Node, conv: bool, backend: Backend, put: Put) -> Fn:
+    return _float_layer(node, conv, put, backend)
+
+
+#: op name -> how it runs (the manifest's ``op``); :func:`register_op` adds one
+OPS: dict[str, OpSpec] = {
+    "linear": OpSpec(_layer(_float, False), fold="weight"),
+    "conv2d": OpSpec(_layer(_float, True), fold="weight"),
+    "binary_linear": OpSpec(_layer(_binary_layer, False), fold="scale", scale_required=True),
+    "binary_conv2d": OpSpec(_layer(_binary_layer, True), fold="scale", scale_required=True),
+    "shift_linear": OpSpec(_layer(_shift_layer, False), fold="scale"),
+    "shift_conv2d": OpSpec(_layer(_shift_layer, True), fold="scale"),
+    "euclid_linear": OpSpec(_layer(_distance_layer, False, "euclid")),
+    "euclid_conv2d": OpSpec(_layer(_distance_layer, True, "euclid")),
+    "adder_linear": OpSpec(_layer(_distance_layer, False, "adder")),
+    "adder_conv2d": OpSpec(_layer(_distance_layer, True, "adder")),
+    "batchnorm": OpSpec(lambda node, backend, put: _batchnorm(node, put)),
+    "maxpool2d": OpSpec(lambda node, backend, put: _pool(node, "max")),
+    "avgpool2d": OpSpec(lambda node, backend, put: _pool(node, "avg")),
+    "relu": OpSpec(_relu),
+    "hardtanh": OpSpec(_hardtanh),
+    "identity": OpSpec(_identity),
+    "add": OpSpec(_add, arity=2),
+    "flatten": OpSpec(_flatten),
+    "global_avgpool2d": OpSpec(_global_avgpool),
+}
+
+
+def register_op(name: str, spec: OpSpec, *, replace: bool = False) -> None:
+    """Add an op the reader runs (a layer family's kernel; docs/extending.md).
+
+    Raises:
+        InvalidInputError: ``name`` is taken and ``replace`` is false.
+    """
+    if name in OPS and not replace:
+        raise InvalidInputError("op", f"{name!r} is already registered")
+    OPS[name] = spec
+
+
+def _arity(op: str) -> int:
+    spec = OPS.get(op)
+    return spec.arity if spec is not None else 1
 
 
 def _build(node: _Node, backend: Backend, put: Put) -> Fn:
-    op = node.op
-    kind, _, shape = op.partition("_")
-    conv = shape == "conv2d"
-    if op in ("linear", "conv2d"):
-        return _float_layer(node, op == "conv2d", put, backend)
-    if shape in ("linear", "conv2d"):
-        if kind == "binary":
-            return _binary_layer(node, conv, backend, put)
-        if kind == "shift":
-            return _shift_layer(node, conv, backend, put)
-        if kind in ("euclid", "adder"):
-            return _distance_layer(node, conv, backend, kind, put)
-    if op == "batchnorm":
-        return _batchnorm(node, put)
-    if op in ("maxpool2d", "avgpool2d"):
-        return _pool(node, op[:3])
-    return _simple(node)
+    spec = OPS.get(node.op)
+    if spec is None:
+        raise InvalidInputError(f"{node.where}.op", f"= {node.op!r} is not a known op")
+    return spec.build(node, backend, put)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -695,9 +765,9 @@ class ExportedModel:
                 if name not in known:
                     raise InvalidInputError(f"{node.where}.inputs", f"{name!r} is not defined "
                                             "before this node")
-            if len(node.inputs) != _ARITY.get(node.op, 1):
+            if len(node.inputs) != _arity(node.op):
                 raise InvalidInputError(f"{node.where}.inputs", f"op {node.op!r} takes "
-                                        f"{_ARITY.get(node.op, 1)} input(s)")
+                                        f"{_arity(node.op)} input(s)")
             self.steps.append((node.name, node.inputs, _build(node, backend, put)))
             known.add(node.name)
         if self.output_name not in known:

@@ -24,6 +24,7 @@ _PUBLIC = {
     "NumericTwin": "catalogue",
     "catalogue": "catalogue",
     "get_pair": "catalogue",
+    "build_pair": "catalogue",
     "pair_names": "catalogue",
     "register": "catalogue",
     "signswish": "catalogue",

@@ -116,7 +116,8 @@ def run_train(args: argparse.Namespace) -> int:
         from proxcompress.training.trainer import build_run_model
 
         preflight(cfg, initial=not resume)
-        shape, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)
+        shape, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
+                                    cfg.data.root)
         model = build_run_model(cfg, classes, cfg.seed)
         print(model_summary(model, shape).text())
         return 0
@@ -128,7 +129,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"proxcompress train: {exc or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if summary:
-        keys = ("test_accuracy", "epochs", "parameters", "model_bytes", "seconds")
+        keys = ("val_accuracy", "test_accuracy", "epochs", "parameters", "model_bytes", "seconds")
         print(json.dumps({k: summary[k] for k in keys}))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # After a clean distributed finish (process group destroyed, files closed), gloo's
@@ -144,19 +145,15 @@ def run_select(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from proxcompress.atomic import write_json_atomic
-    from proxcompress.training.data import load_dataset
     from proxcompress.training.pruning import unit_by_name
     from proxcompress.training.select import METHODS, compare_selections
-    from proxcompress.training.trainer import load_run
+    from proxcompress.training.trainer import load_run, run_data
 
     cfg, model = load_run(args.run, "--run")
-    train_data, test_data = load_dataset(
-        cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples, cfg.data.image_size,
-        cfg.data.in_channels)
+    train_data, _, test = run_data(cfg)
     unit = unit_by_name(model, args.unit)
     methods = METHODS if args.select == "all" else (args.select,)
     train = train_data.subset(4096, cfg.seed)
-    test = test_data.subset(cfg.data.test_subset, cfg.seed)
     rows = compare_selections(model, unit, args.keep, train, test, methods,
                               samples=args.samples, positions=args.positions,
                               time_limit=args.time_limit)
@@ -176,16 +173,13 @@ def run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from proxcompress.atomic import write_json_atomic
-    from proxcompress.training.data import load_dataset
     from proxcompress.training.deploy import deploy
-    from proxcompress.training.trainer import load_run
+    from proxcompress.training.trainer import load_run, run_data
 
     if args.batch < 1:
         raise InvalidInputError("--batch", f"= {args.batch} must be >= 1")
     cfg, model = load_run(args.run, "--run")
-    _, test = load_dataset(cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples,
-                           cfg.data.image_size, cfg.data.in_channels)
-    test = test.subset(cfg.data.test_subset, cfg.seed)
+    _, _, test = run_data(cfg)
     report = {"run": args.run, **deploy(model, args.out, test, backend=args.backend,
                                         batch=args.batch)}
     print(json.dumps(report, indent=2))

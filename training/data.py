@@ -45,12 +45,15 @@ _TYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"),
 
 @dataclass
 class Dataset:
-    """Images ``x`` (float32, ``N x C x H x W``, normalized) and labels ``y`` (int64, ``N``)."""
+    """Images ``x`` (float32, ``N x C x H x W``, normalized), labels ``y`` (int64, ``N``) and,
+    where samples come in groups that must not straddle a split (the speakers of the spoken
+    commands), ``groups`` (int64, ``N``)."""
 
     x: Tensor
     y: Tensor
     classes: int = 10
     name: str = ""
+    groups: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -65,8 +68,55 @@ class Dataset:
         if n is None or n >= len(self):
             return self
         g = torch.Generator().manual_seed(seed)
-        idx = torch.randperm(len(self), generator=g)[:n]
-        return Dataset(self.x[idx], self.y[idx], self.classes, self.name)
+        return self.take(torch.randperm(len(self), generator=g)[:n])
+
+    def take(self, idx: Tensor, name: str | None = None) -> Dataset:
+        """The samples ``idx`` (in that order), groups included."""
+        groups = None if self.groups is None else self.groups[idx]
+        return Dataset(self.x[idx], self.y[idx], self.classes,
+                       self.name if name is None else name, groups)
+
+
+def split_validation(data: Dataset, fraction: float, seed: int = 0
+                     ) -> tuple[Dataset, Dataset | None]:
+    """``(train, validation)``: a seeded, stratified validation split carved out of ``data``.
+
+    Without groups, each class gives ``round(fraction * n_c)`` of its ``n_c`` samples (chosen
+    by a permutation seeded with ``seed``), so the class proportions of both parts are those of
+    ``data`` up to rounding. With groups (speakers), whole groups go: ``round(fraction * G)``
+    of the ``G`` groups, at least one, chosen by the same seeded permutation, so no group is in
+    both parts. ``fraction = 0`` returns ``(data, None)``. Both parts keep ``data``'s order.
+
+    Raises:
+        InvalidInputError (field ``data.val_fraction``): a fraction outside ``[0, 1)``, or a
+            split that leaves a part empty (too few samples or groups).
+    """
+    if not 0 <= fraction < 1:
+        raise InvalidInputError("data.val_fraction", f"= {fraction!r}; accepted: [0, 1)")
+    if fraction == 0:
+        return data, None
+    g = torch.Generator().manual_seed(seed)
+    if data.groups is not None:
+        ids = torch.unique(data.groups)
+        count = max(1, round(fraction * len(ids)))
+        if count >= len(ids):
+            raise InvalidInputError("data.val_fraction", f"= {fraction:g} takes {count} of the "
+                                    f"{len(ids)} training groups (speakers); at least one must "
+                                    "stay for training")
+        chosen = ids[torch.randperm(len(ids), generator=g)[:count]]
+        val = torch.isin(data.groups, chosen)
+    else:
+        val = torch.zeros(len(data), dtype=torch.bool)
+        for c in torch.unique(data.y):
+            members = torch.nonzero(data.y == c).flatten()
+            pick = members[torch.randperm(len(members), generator=g)]
+            val[pick[: round(fraction * len(members))]] = True
+    if not 0 < int(val.sum()) < len(data):
+        raise InvalidInputError("data.val_fraction", f"= {fraction:g} of {len(data)} samples "
+                                "leaves the training or the validation part empty")
+    keep = torch.nonzero(~val).flatten()
+    held = torch.nonzero(val).flatten()
+    return data.take(keep), data.take(held, f"{data.name} (validation)")
 
 
 def read_idx(path: str | os.PathLike[str], expected_magic: int | None = None) -> NDArray:
@@ -171,10 +221,10 @@ def synthetic(
     g = torch.Generator().manual_seed(seed)
     templates = torch.randn((classes, *shape), generator=g)
     out = []
-    for n in (n_train, n_test):
+    for n, split in ((n_train, "train"), (n_test, "test")):
         y = torch.randint(0, classes, (n,), generator=g)
         x = templates[y] + noise * torch.randn((n, *shape), generator=g)
-        out.append(Dataset(x.float(), y, classes, "synthetic"))
+        out.append(Dataset(x.float(), y, classes, f"synthetic/{split}"))
     return out[0], out[1]
 
 
@@ -247,13 +297,14 @@ def load_dataset(
     return train, test
 
 
-def input_spec(name: str, image_size: int = 28, in_channels: int = 1
-               ) -> tuple[tuple[int, int, int], int]:
-    """``(shape of one input, classes)`` of the data set ``name`` without loading it."""
+def input_spec(name: str, image_size: int = 28, in_channels: int = 1,
+               root: str | None = None) -> tuple[tuple[int, int, int], int]:
+    """``(shape of one input, classes)`` of the data set ``name`` without loading it (for the
+    speech data, the intents of the manifest in ``root``)."""
     if name == "speech":
-        from proxcompress.training.speech import INTENTS, feature_shape
+        from proxcompress.training.speech import feature_shape, intent_count
 
-        return feature_shape(), len(INTENTS)
+        return feature_shape(), intent_count(root)
     return (in_channels, image_size, image_size), 10
 
 
@@ -268,5 +319,6 @@ __all__ = [
     "load_fashion_mnist",
     "make_embedded",
     "read_idx",
+    "split_validation",
     "synthetic",
 ]

@@ -48,7 +48,8 @@ def preflight(cfg: TrainConfig, *, initial: bool = True) -> Any:
     from proxcompress.training.data import input_spec
     from proxcompress.training.trainer import base_model, initial_state
 
-    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)
+    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
+                            cfg.data.root)
     with torch.random.fork_rng(devices=[]), torch.device("meta"):  # no allocation, no RNG
         model = base_model(cfg, classes)
     count = sum(p.numel() for p in model.parameters())

@@ -41,22 +41,15 @@ from torch import Tensor, nn
 from proxcompress.atomic import write_json_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from proxcompress.training.config import (
-    MULFREE_METHODS,
-    QUANTIZERS,
-    TrainConfig,
-    config_from_dict,
-    dump_config,
-    read_yaml,
-)
-from proxcompress.training.data import Dataset, input_spec, load_dataset
-from proxcompress.training.euclid import HomotopySchedule
+from proxcompress.training.config import TrainConfig, config_from_dict, dump_config, read_yaml
+from proxcompress.training.data import Dataset, input_spec, load_dataset, split_validation
 from proxcompress.training.layers import hard_quantization, quantized_modules
 from proxcompress.training.models import PrunableModel, build_model
-from proxcompress.training.mulfree import MulFreeRecipe, MulFreeTraining
+from proxcompress.training.mulfree import MulFreeRecipe
 from proxcompress.training.optim import MuSchedule, ProxConnectOptimizer
 from proxcompress.training.pruning import apply_pruning, prune_channels, total_channels
-from proxcompress.training.quantize import QuantRecipe, model_summary, quantize_model
+from proxcompress.training.quantize import model_summary
+from proxcompress.training.recipes import Recipe, TrainingHooks, recipe_from_config
 from proxcompress.training.spr import SPRRegularizer, compute_M, threshold_search
 
 EXIT_INTERRUPTED = 130
@@ -191,16 +184,8 @@ def inference_ms(model: nn.Module, shape: tuple[int, ...], batch: int = 256, rep
 
 def mulfree_recipe(cfg: TrainConfig) -> MulFreeRecipe | None:
     """The config's multiplication-free recipe, or ``None`` for other ``quant.weights``."""
-    q, f = cfg.quant, cfg.mulfree
-    if q.weights not in MULFREE_METHODS:
-        return None
-    return MulFreeRecipe(
-        q.weights, bits=f.bits, keep_first=q.keep_first, keep_last=q.keep_last, zero=f.zero,
-        rounding=f.rounding, surrogate=f.surrogate, init_std=f.init_std,
-        s3_init=f.s3_init, reg_weight=f.reg_weight, euclid_scale=f.euclid_scale,
-        adder_grad=f.adder_grad, adder_eta=f.adder_eta,
-        homotopy=HomotopySchedule(f.homotopy.kind, f.homotopy.start, f.homotopy.ramp),
-        freezing_window=f.freezing_window)
+    recipe = recipe_from_config(cfg)
+    return recipe if isinstance(recipe, MulFreeRecipe) else None
 
 
 def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
@@ -238,7 +223,7 @@ def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
                                 "no run state")
     with torch.device("meta"):  # shapes only: nothing allocated, no RNG drawn
         fresh = base_model(cfg, input_spec(cfg.data.name, cfg.data.image_size,
-                                           cfg.data.in_channels)[1])
+                                           cfg.data.in_channels, cfg.data.root)[1])
     _load_state(fresh, state, "model.init_from", path, assign=True)
     return state
 
@@ -257,34 +242,49 @@ def build_run_model(cfg: TrainConfig, classes: int, seed: int,
                     initial_state: dict[str, Tensor] | None = None) -> PrunableModel:
     """The config's model, initialized from ``seed`` (then from ``initial_state``, a
     full-precision state dict of the same model, when given), with its quantized or
-    multiplication-free layers swapped in (what :class:`Trainer` trains)."""
-    q = cfg.quant
+    multiplication-free layers swapped in (the config's recipe: what :class:`Trainer`
+    trains)."""
     model = base_model(cfg, classes, seed)
     if initial_state is not None:
         model.load_state_dict(initial_state)
-    recipe = mulfree_recipe(cfg)
+    recipe = recipe_from_config(cfg)
     if recipe is not None:
-        quantize_model(model, recipe)
-    elif q.weights != "none":
-        quantize_model(model, QuantRecipe(
-            weights=q.weights, activations=q.activations, scale=q.scale,
-            keep_first=q.keep_first, keep_last=q.keep_last, beta=q.beta,
-            derivative_at=q.derivative_at))
+        recipe.apply(model)
     return model
+
+
+def run_data(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset]:
+    """The run's ``(train, validation, test)`` data: the validation split carved out of the
+    training set first (``data.val_fraction``, seeded by ``data.val_seed``), then the seeded
+    training and test subsets; validation is ``None`` when ``val_fraction`` is 0."""
+    d = cfg.data
+    train, test = load_dataset(d.name, d.root, cfg.seed, d.synthetic_samples, d.image_size,
+                               d.in_channels)
+    train, val = split_validation(train, d.val_fraction, d.val_seed)
+    return (train.subset(d.train_subset, cfg.seed), val, test.subset(d.test_subset, cfg.seed))
 
 
 def run_phases(cfg: TrainConfig) -> list[tuple[str, int]]:
     """The run's phases and their epochs: SPR's pretrain / train / finetune, else one."""
+    if cfg.spr.enabled and cfg.spr.method == "magnitude":  # the same epochs, no reference
+        return [("train", cfg.spr.pretrain_epochs + cfg.epochs),
+                ("finetune", cfg.spr.finetune_epochs)]
     if cfg.spr.enabled:
         return [("pretrain", cfg.spr.pretrain_epochs), ("train", cfg.epochs),
                 ("finetune", cfg.spr.finetune_epochs)]
     return [("train", cfg.epochs)]
 
 
+def phase_seed(cfg: TrainConfig, phase: str) -> int:
+    """The init seed of a phase's model: ``seed``, or ``seed + 1`` for a pruning run's train
+    and finetune phases (so SPR, restarting after its reference, and the magnitude baseline
+    start from the same init)."""
+    return cfg.seed + (1 if phase != "pretrain" and cfg.spr.enabled else 0)
+
+
 def run_model(cfg: TrainConfig, classes: int, phase: str) -> PrunableModel:
-    """The freshly built model of a phase (SPR's train and finetune phases use seed + 1)."""
-    seed = cfg.seed + (1 if phase != "pretrain" and cfg.spr.enabled else 0)
-    return build_run_model(cfg, classes, seed)
+    """The freshly built model of a phase (:func:`phase_seed`)."""
+    return build_run_model(cfg, classes, phase_seed(cfg, phase))
 
 
 def load_run(run_dir: str | os.PathLike[str], field: str = "--run"
@@ -311,7 +311,8 @@ def load_run(run_dir: str | os.PathLike[str], field: str = "--run"
     run = checked_run_state(meta, phases, field)
     check_resume(cfg, meta, run, field)
     phase = phases[min(run["phase"], len(phases) - 1)][0]
-    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)
+    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
+                            cfg.data.root)
     model = run_model(cfg, classes, phase)
     _load_state(model, model_state, field, run_dir, run.get("pruned"))
     return cfg, model.eval()
@@ -356,23 +357,22 @@ class Trainer:
         self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
         self.phases = run_phases(cfg)
         self._stop_signal = False
-        self.mulfree: MulFreeTraining | None = None
+        self.recipe: Recipe | None = recipe_from_config(cfg)
+        self.hooks = TrainingHooks()
 
     # ----------------------------------------------------------------------------- building
     def _model_for(self, phase: str) -> PrunableModel:
         return run_model(self.cfg, self.train_data.classes, phase)
 
-    def _start_mulfree(self, state: dict[str, Any]) -> None:
-        """Create the run's :class:`MulFreeTraining` (after the optimizer) with ``theta`` at the
-        current step; its freezing snapshots are the model as it is now until a resume restores
-        the checkpointed ones."""
-        recipe = mulfree_recipe(self.cfg)
-        self.mulfree = None
-        if recipe is not None:
-            self.mulfree = MulFreeTraining(self.model, recipe,
-                                           self.cfg.epochs * self.steps_per_epoch,
-                                           self.cfg.mulfree.freezing_every)
-            self.mulfree.after_step(state["epoch"] * self.steps_per_epoch + state["step"])
+    def _start_hooks(self, state: dict[str, Any]) -> None:
+        """Create the recipe's training hooks (after the optimizer) and advance them to the
+        current step (e.g. the homotopy's ``theta``); their state (e.g. freezing snapshots) is
+        the model as it is now until a resume restores the checkpointed one."""
+        self.hooks = TrainingHooks()
+        if self.recipe is not None:
+            self.hooks = self.recipe.hooks(self.model, self.cfg.epochs * self.steps_per_epoch,
+                                           self.cfg)
+        self.hooks.after_step(state["epoch"] * self.steps_per_epoch + state["step"])
 
     def _optimizer(self, model: nn.Module, lr: float) -> ProxConnectOptimizer:
         o = self.cfg.optim
@@ -386,7 +386,7 @@ class Trainer:
         mu = self.cfg.mu
         steps = max(1, self.cfg.epochs * self.steps_per_epoch)
         schedule = MuSchedule(mu.schedule, mu.scale, mu.start, mu.end, steps)
-        clip = self.cfg.quant.latent_clip if self.cfg.quant.weights in QUANTIZERS else None
+        clip = self.recipe.latent_clip if self.recipe is not None else None
         return ProxConnectOptimizer(inner, model, schedule, clip)
 
     # ------------------------------------------------------------------------------ signals
@@ -405,11 +405,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.dist = _setup_distributed(cfg)
         torch.manual_seed(cfg.seed + self.dist.rank)
-        self.train_data, self.test_data = load_dataset(
-            cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples,
-            cfg.data.image_size, cfg.data.in_channels)
-        self.train_data = self.train_data.subset(cfg.data.train_subset, cfg.seed)
-        self.test_data = self.test_data.subset(cfg.data.test_subset, cfg.seed)
+        self.train_data, self.val_data, self.test_data = run_data(cfg)
         d = self.dist
         if cfg.optim.batch_size % d.world:
             raise InvalidInputError("optim.batch_size", f"= {cfg.optim.batch_size} must be a "
@@ -476,15 +472,15 @@ class Trainer:
         else:
             if self.resume and self.dist.main:
                 self.log(f"no checkpoint in {self.out}; starting afresh")
-            self.model = build_run_model(self.cfg, self.train_data.classes, self.cfg.seed,
+            self.model = build_run_model(self.cfg, self.train_data.classes,
+                                         phase_seed(self.cfg, self.phases[0][0]),
                                          self._initial).to(self.dist.device)
             self.optimizer = self._optimizer(self.model, self._phase_lr(0))
             if self.dist.main:
                 (self.out / "metrics.jsonl").unlink(missing_ok=True)
                 (self.out / FREEZING).unlink(missing_ok=True)
-        self._start_mulfree(state)
-        if self.mulfree is not None:
-            self.mulfree.load_state_tensors(extra)
+        self._start_hooks(state)
+        self.hooks.load_state_tensors(extra)
         if self.dist.main:
             write_text_atomic(self.out / "config.yaml", dump_config(self.cfg))
         return state
@@ -520,7 +516,7 @@ class Trainer:
         opt = wrapper.pop("optimizer")
         save_checkpoint(self.out, self._bare().state_dict(), opt,
                         {"run": state, "wrapper": wrapper, "config": self.cfg.to_dict()},
-                        self.mulfree.state_tensors() if self.mulfree is not None else None)
+                        self.hooks.state_tensors())
 
     def _bare(self) -> nn.Module:
         return self.model
@@ -569,18 +565,17 @@ class Trainer:
                         out = ddp_model(x)
                         loss = functional.cross_entropy(out, y)
                         total = loss + regularizer(self.model) if regularizer else loss
-                        extra = self.mulfree.regularizer() if self.mulfree else None
+                        extra = self.hooks.regularizer()
                         if extra is not None:
                             total = total + extra
                         self.optimizer.zero_grad()
                         total.backward()
                         self.optimizer.step()
-                        if self.mulfree is not None:
-                            done = state["epoch"] * self.steps_per_epoch + s + 1
-                            self.mulfree.after_step(done)
-                            frozen = self.mulfree.step_metrics(done)
-                            if frozen is not None and d.main:
-                                self._append_freezing(done, frozen)
+                        done = state["epoch"] * self.steps_per_epoch + s + 1
+                        self.hooks.after_step(done)
+                        step_record = self.hooks.step_metrics(done)
+                        if step_record is not None and d.main:
+                            self._append_freezing(done, step_record)
                         acc = state["acc"]
                         acc[0] += float(loss.detach()) * len(idx)
                         acc[1] += float((out.argmax(1) == y).sum())
@@ -625,17 +620,17 @@ class Trainer:
             "loss": loss_sum / max(seen, 1), "train_accuracy": 100.0 * correct / max(seen, 1),
             "lr": self.optimizer.param_groups[0]["lr"], "mu": self.optimizer.mu,
         }
-        if self.mulfree is not None:  # frozen, sign_frozen, exponent_frozen, theta
-            record.update(self.mulfree.epoch_metrics())
+        record.update(self.hooks.epoch_metrics())  # e.g. frozen, theta (mulfree)
         if d.main:
-            test_acc, test_loss = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
-                                           d.device)
-            record["test_accuracy"] = test_acc
-            record["test_loss"] = test_loss
-            if quantized_modules(self.model):
-                with hard_quantization(self.model):
-                    record["test_accuracy_hard"] = evaluate(
-                        self.model, self.test_data, self.cfg.eval_batch_size, d.device)[0]
+            if self.val_data is not None:
+                val_acc, val_loss = evaluate(self.model, self.val_data,
+                                             self.cfg.eval_batch_size, d.device)
+                record["val_accuracy"] = val_acc
+                record["val_loss"] = val_loss
+                if quantized_modules(self.model):
+                    with hard_quantization(self.model):
+                        record["val_accuracy_hard"] = evaluate(
+                            self.model, self.val_data, self.cfg.eval_batch_size, d.device)[0]
             record["sparsity"] = self._sparsity(state, regularizer)
         seconds = time.perf_counter() - t0
         state["seconds"] += seconds
@@ -684,15 +679,20 @@ class Trainer:
     def _after_pretrain(self, state: dict[str, Any]) -> None:
         s = self.cfg.spr
         state["M"] = compute_M(self.model, self._units(), s.M_rule, s.M_scale)
-        state["pretrain_accuracy"] = evaluate(self.model, self.test_data,
-                                              self.cfg.eval_batch_size, self.dist.device)[0]
+        state["pretrain_accuracy"] = self._val_accuracy()
         if self.dist.main:
-            self.log(f"pretrained reference: test accuracy {state['pretrain_accuracy']:.2f}%, "
-                     f"M = {state['M']}")
+            self.log(f"pretrained reference: validation accuracy "
+                     f"{_percent(state['pretrain_accuracy'])}, M = {state['M']}")
         # restart from a fresh init (the paper's code), seeded
         self.model = self._model_for("train").to(self.dist.device)
         self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
         self._save(state)
+
+    def _val_accuracy(self) -> float | None:
+        """The model's validation accuracy (``None`` without a validation split)."""
+        if self.val_data is None:
+            return None
+        return evaluate(self.model, self.val_data, self.cfg.eval_batch_size, self.dist.device)[0]
 
     def _prune(self, state: dict[str, Any]) -> None:
         s = self.cfg.spr
@@ -700,27 +700,33 @@ class Trainer:
         search = self.train_data.subset(s.search_samples, self.cfg.seed + 7)
         state["channels_before"] = total_channels(self.model)
         state["parameters_before"] = sum(p.numel() for p in self.model.parameters())
-        state["before_pruning"] = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
-                                           self.dist.device)[0]
-        result = threshold_search(
-            self.model, units,
-            lambda m: evaluate(m, search, self.cfg.eval_batch_size, self.dist.device)[0],
-            tolerance=s.tolerance, weight_range=(0.0, s.weight_range), with_norm=s.with_norm)
-        pruned = {}
-        for u in units:
-            keep = [i for i, k in enumerate(result.keep[u.name]) if k]
-            pruned[u.name] = prune_channels(self.model, u, keep)
-        state["pruned"] = pruned
-        state["threshold"] = {"weight_threshold": result.weight_threshold,
-                              "fraction_threshold": result.fraction_threshold,
-                              "search_base_accuracy": result.base_accuracy,
-                              "search_accuracy": result.accuracy}
-        state["after_pruning"] = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
-                                          self.dist.device)[0]
+        state["before_pruning"] = self._val_accuracy()
+        if s.method == "magnitude":
+            from proxcompress.training.tp_baseline import magnitude_keep
+
+            assert s.keep_counts is not None  # config validation
+            kept = magnitude_keep(self.model, units, s.keep_counts,
+                                  self.train_data.x[:2].to(self.dist.device))
+            state["threshold"] = {"method": "magnitude (Torch-Pruning group norm)",
+                                  "keep_counts": list(s.keep_counts)}
+        else:
+            result = threshold_search(
+                self.model, units,
+                lambda m: evaluate(m, search, self.cfg.eval_batch_size, self.dist.device)[0],
+                tolerance=s.tolerance, weight_range=(0.0, s.weight_range),
+                with_norm=s.with_norm)
+            kept = {u.name: [i for i, k in enumerate(result.keep[u.name]) if k] for u in units}
+            state["threshold"] = {"weight_threshold": result.weight_threshold,
+                                  "fraction_threshold": result.fraction_threshold,
+                                  "search_base_accuracy": result.base_accuracy,
+                                  "search_accuracy": result.accuracy}
+        state["pruned"] = {u.name: prune_channels(self.model, u, kept[u.name]) for u in units}
+        state["after_pruning"] = self._val_accuracy()
         if self.dist.main:
             self.log(f"pruned {state['channels_before'] - total_channels(self.model)} of "
-                     f"{state['channels_before']} channels; test accuracy "
-                     f"{state['before_pruning']:.2f}% -> {state['after_pruning']:.2f}%")
+                     f"{state['channels_before']} channels; validation accuracy "
+                     f"{_percent(state['before_pruning'])} -> "
+                     f"{_percent(state['after_pruning'])}")
         self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
         self._save(state)
 
@@ -737,7 +743,10 @@ class Trainer:
             sums = [float(v) for v in gathered]  # type: ignore[arg-type]
         if not d.main:
             return {}
+        # the test set is evaluated here only, once per finished run (the deployed model and,
+        # for a quantized one, the model at its final mu)
         test_acc, _ = evaluate(self.model, self.test_data, self.cfg.eval_batch_size, d.device)
+        val_acc = self._val_accuracy()
         train_metrics = [json.loads(line) for line in
                          (self.out / "metrics.jsonl").read_text().splitlines() if line.strip()] \
             if (self.out / "metrics.jsonl").exists() else []
@@ -747,12 +756,14 @@ class Trainer:
         quantized = bool(quantized_modules(self.model))
         summary: dict[str, Any] = {
             "test_accuracy": test_acc,
+            "val_accuracy": val_acc,
             "epochs": state["global_epoch"],
             "parameters": summary_model.parameters,
             "binary_parameters": summary_model.binary_parameters,
             "model_bytes": summary_model.model_bytes,
             "seconds": state["seconds"],
             "train_samples": len(self.train_data),
+            "val_samples": 0 if self.val_data is None else len(self.val_data),
             "test_samples": len(self.test_data),
             "world_size": d.world,
             "replicas_in_sync": all(v == sums[0] for v in sums),
@@ -766,20 +777,30 @@ class Trainer:
         }
         if quantized:
             summary["test_accuracy_soft"] = test_acc
+            summary["val_accuracy_soft"] = val_acc
             with hard_quantization(self.model):
                 summary["test_accuracy"] = evaluate(self.model, self.test_data,
                                                     self.cfg.eval_batch_size)[0]
+                if self.val_data is not None:  # the model is on the CPU by now
+                    summary["val_accuracy"] = evaluate(self.model, self.val_data,
+                                                       self.cfg.eval_batch_size)[0]
             summary["mu"] = self.optimizer.mu
             summary["test_accuracy_note"] = ("deployed model: every quantized layer at "
-                                             "lim_{mu->oo} F; test_accuracy_soft at the final mu")
+                                             "lim_{mu->oo} F; *_soft at the final mu")
+        if train_metrics and self.val_data is not None:  # the early-stopping point
+            last = [r for r in train_metrics if r["phase"] == train_metrics[-1]["phase"]]
+            best = max(last, key=lambda r: r.get("val_accuracy_hard", r["val_accuracy"]))
+            summary["best_val_epoch"] = best["epoch"]
+            summary["best_val_accuracy"] = best.get("val_accuracy_hard", best["val_accuracy"])
         if train_metrics:
             summary["train_accuracy"] = train_metrics[-1]["train_accuracy"]
         if self.cfg.spr.enabled:
             reference = self._model_for("train")
-            summary["spr"] = {
-                "pretrain_accuracy": state["pretrain_accuracy"],
-                "accuracy_before_pruning": state["before_pruning"],
-                "accuracy_after_pruning": state.get("after_pruning"),
+            summary["spr"] = {  # accuracies before the end: on the validation split
+                "method": self.cfg.spr.method,
+                "pretrain_val_accuracy": state["pretrain_accuracy"],
+                "val_accuracy_before_pruning": state["before_pruning"],
+                "val_accuracy_after_pruning": state.get("after_pruning"),
                 "channels_before": state.get("channels_before"),
                 "channels_after": total_channels(self.model),
                 "pruned_fraction": 1 - total_channels(self.model) / state["channels_before"]
@@ -813,6 +834,10 @@ def _logged_at(line: str, key: str) -> float:
     return float(value) if isinstance(value, int | float) else math.inf
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
 def threading_ok() -> bool:
     """Signal handlers can only be installed from the main thread."""
     import threading
@@ -830,15 +855,17 @@ def plot_metrics(records: list[dict[str, Any]], path: Path) -> None:
     epochs = [r["epoch"] for r in records]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(epochs, [r["loss"] for r in records], "o-", label="train loss")
-    if "test_loss" in records[0]:
-        axes[0].plot(epochs, [r.get("test_loss") for r in records], "s-", label="test loss")
+    if "val_loss" in records[0]:
+        axes[0].plot(epochs, [r.get("val_loss") for r in records], "s-", label="validation loss")
     axes[0].set_xlabel("epoch")
     axes[0].legend()
     axes[1].plot(epochs, [r["train_accuracy"] for r in records], "o-", label="train")
-    axes[1].plot(epochs, [r.get("test_accuracy") for r in records], "s-", label="test")
-    if "test_accuracy_hard" in records[0]:
-        axes[1].plot(epochs, [r.get("test_accuracy_hard") for r in records], "^-",
-                     label="test (hard)")
+    if "val_accuracy" in records[0]:
+        axes[1].plot(epochs, [r.get("val_accuracy") for r in records], "s-",
+                     label="validation")
+    if "val_accuracy_hard" in records[0]:
+        axes[1].plot(epochs, [r.get("val_accuracy_hard") for r in records], "^-",
+                     label="validation (hard)")
     axes[1].set_ylabel("accuracy (%)")
     axes[1].set_xlabel("epoch")
     axes[1].legend()
@@ -897,4 +924,4 @@ def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str],
 
 __all__ = ["EXIT_INTERRUPTED", "HardStop", "Interrupted", "Trainer", "build_run_model",
            "config_for_resume", "evaluate", "inference_ms", "initial_state", "load_run",
-           "mulfree_recipe", "plot_metrics", "run_model", "run_phases", "train"]
+           "mulfree_recipe", "plot_metrics", "run_data", "run_model", "run_phases", "train"]
