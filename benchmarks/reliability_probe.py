@@ -449,6 +449,8 @@ def checkpoint_cases(fx: Fixtures) -> list[Case]:
         ("checkpoint.json deep", raw_json(b"[" * 100000 + b"]" * 100000)),
         ("duplicate keys", raw_json(b'{"format": 1, "format": 2}')),
         ("without meta", json_edit(lambda r: r.pop("meta"))),
+        ("checkpoint.json removed", lambda d: (_copy_run(fx.run)(d),
+                                               (d / "run" / "checkpoint.json").unlink())),
         ("meta a list", json_edit(lambda r: r.update(meta=[1]))),
         ("phase a string", json_edit(lambda r: r["meta"]["run"].update(phase="0"))),
         ("phase 99", json_edit(lambda r: r["meta"]["run"].update(phase=99))),
@@ -824,7 +826,7 @@ def _honest_verdict(d: Path, rc: int, out: str, err: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------- api
-def _hostile_values(tp: Any) -> list[Any]:
+def hostile_values(tp: Any) -> list[Any]:
     """Values that no annotation ``tp`` accepts (type-level), ``[]`` when not checkable."""
     from proxcompress.checks import annotation_checker
 
@@ -843,7 +845,7 @@ def _safe(check: Callable[[Any], bool], value: Any) -> bool:
         return False
 
 
-def _api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...],
+def api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...],
                                                              dict[str, Any]]]]]:
     """``(name, baseline)``: each public function or class with a valid call to mutate."""
 
@@ -896,6 +898,9 @@ def _api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...
         return fn
 
     P, M, D, PAIR = lazy(problem), lazy(mlp), lazy(data), lazy(pair)
+    X = lazy(lambda: imp(p, "x"))
+    CFG = lazy(lambda: imp(t, "load_config")(None, [
+        "data.name=synthetic", "data.synthetic_samples=32", "model.hidden=[4]"]))
     unit = lazy(lambda: mlp().units()[0])
     units = lazy(lambda: mlp().units())
     arr = np.linspace(-1, 1, 60)
@@ -917,6 +922,9 @@ def _api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...
         ("proofs.render_markdown", b(p, "render_markdown", [])),
         ("proofs.to_json", b(p, "to_json", [])),
         ("proofs.CheckOptions", b(p, "CheckOptions")),
+        ("proofs.Pair", b(p, "Pair", "probe", X, X, X)),
+        ("proofs.build_pair", b(p, "build_pair", "bnn++")),
+        ("proofs.signswish", b(p, "signswish", X)),
         ("proofs.Facts", b(p, "Facts")),
         ("proofs.ProxLink", b(p, "ProxLink", "l1")),
         ("training.build_model", b(t, "build_model", "mlp", hidden=(8,))),
@@ -975,6 +983,14 @@ def _api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...
         ("training.MulFreeTraining", b(t, "MulFreeTraining", M, lazy(
             lambda: imp(t, "MulFreeRecipe")("deepshift")), 10)),
         ("training.TrainConfig", b(t, "TrainConfig")),
+        ("training.ModelSpec", b(t, "ModelSpec")),
+        ("training.Family", b(t, "Family", "probe", lambda: ("a",), None, "quant")),
+        ("training.register_family", b(t, "register_family", lazy(
+            lambda: imp(t, "Family")("probe", lambda: ("a",), None, "quant")))),
+        ("training.register_model", b(t, "register_model", "probe-model", "probe:build")),
+        ("training.certify_run", b(t, "certify_run", "DIR/none")),
+        ("training.run_data", b(t, "run_data", CFG)),
+        ("training.split_validation", b(t, "split_validation", D, 0.1, 0)),
         ("training.Trainer", b(t, "Trainer", lazy(lambda: imp(t, "TrainConfig")()), "DIR/run")),
         ("kernels.pack_signs", b(k, "pack_signs", np.ones((2, 70)))),
         ("kernels.unpack_signs", b(k, "unpack_signs", np.zeros((2, 2), np.uint64), 70)),
@@ -1009,7 +1025,7 @@ def _api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...
     ]
 
 
-def _parameters(fn: Any) -> list[tuple[str, int | None, Any, bool]]:
+def entry_parameters(fn: Any) -> list[tuple[str, int | None, Any, bool]]:
     """``(name, position, annotation, has default)`` of the parameters a caller gives."""
     from proxcompress.checks import _resolve
 
@@ -1034,11 +1050,11 @@ def api_cases(fx: Fixtures) -> list[Case]:
     import importlib
 
     cases = []
-    for name, build in _api_targets():
+    for name, build in api_targets():
         wing, attr = name.split(".")
         fn = getattr(importlib.import_module(f"proxcompress.{wing}"), attr)
-        for pname, position, annotation, _ in _parameters(fn):
-            values = _hostile_values(annotation)
+        for pname, position, annotation, _ in entry_parameters(fn):
+            values = hostile_values(annotation)
             for value in random.Random(f"{name}.{pname}").sample(values, min(3, len(values))):
                 def call(d: Path, build: Any = build, pname: str = pname,
                          position: int | None = position, value: Any = value) -> Any:

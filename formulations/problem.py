@@ -62,8 +62,8 @@ def _norm(arr: FloatArray) -> float:
 
 
 def _finite_scalar(name: str, value: Any) -> float:
-    if isinstance(value, str | bytes):
-        raise InvalidInputError(name, f"must be a real scalar, got {value!r:.60}")
+    if isinstance(value, str | bytes | list | tuple | dict | set):
+        raise InvalidInputError(name, f"must be a real scalar, got {type(value).__name__}")
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError):

@@ -164,8 +164,44 @@ def _check_tree(tree: ast.AST, field: str, text: str) -> None:
                 raise _reject(field, text, "only calls of the allowed functions are allowed")
             if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
                 raise _reject(field, text, "function calls take positional arguments only")
+            if node.func.id == "Piecewise":
+                _check_pieces(node, field, text)
             continue
         raise _reject(field, text, f"{type(node).__name__} is not allowed")
+
+
+_RELATIONS = ("Eq", "Ne")
+
+
+def _is_condition(node: ast.AST) -> bool:
+    """Syntactically a condition: a comparison, ``Eq`` / ``Ne``, ``True`` / ``False``, or
+    ``& | ~`` of conditions."""
+    if isinstance(node, ast.Compare):
+        return True
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, bool)
+    if isinstance(node, ast.Name):
+        return node.id in ("True", "False")
+    if isinstance(node, ast.Call):
+        return isinstance(node.func, ast.Name) and node.func.id in _RELATIONS
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd | ast.BitOr):
+        return _is_condition(node.left) and _is_condition(node.right)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Invert):
+        return _is_condition(node.operand)
+    return False
+
+
+def _check_pieces(node: ast.Call, field: str, text: str) -> None:
+    """``Piecewise`` takes ``(value, condition)`` pairs whose conditions are relations."""
+    if not node.args:
+        raise _reject(field, text, "Piecewise needs at least one (value, condition) pair")
+    for piece in node.args:
+        if not isinstance(piece, ast.Tuple) or len(piece.elts) != 2:
+            raise _reject(field, text, "Piecewise takes (value, condition) pairs")
+        if not _is_condition(piece.elts[1]):
+            shown = ast.unparse(piece.elts[1])[:40]
+            raise _reject(field, text, f"the condition {shown!r} is not a relation (write e.g. "
+                          "x < 1, Eq(x, 0) or True)")
 
 
 def _check_exponent(node: ast.AST, field: str, text: str) -> None:

@@ -68,6 +68,15 @@ def _temp_prefix(target: Path) -> str:
     return f".{target.name}.{os.getpid()}-"
 
 
+def nearest_folder(path: str | os.PathLike[str]) -> Path:
+    """``path`` or its nearest existing ancestor (where new files can go without creating
+    folders)."""
+    current = Path(path)
+    while not current.is_dir() and current.parent != current:
+        current = current.parent
+    return current
+
+
 def scratch_folder(target: str | os.PathLike[str]) -> Path:
     """A new empty folder beside ``target`` (same file system, so its files can be renamed
     into ``target``), named so that :func:`remove_stale` finds it after a SIGKILL."""

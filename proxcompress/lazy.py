@@ -22,15 +22,13 @@ def checked(obj: Any) -> Any:
     once; anything else unchanged)."""
     from proxcompress.checks import check_arguments
 
-    if getattr(obj, "__proxcompress_checked__", False):
-        return obj
     if inspect.isclass(obj):
-        if getattr(obj, "_is_protocol", False):
+        if "__proxcompress_checked__" in vars(obj) or getattr(obj, "_is_protocol", False):
             return obj
         check_arguments(obj)
         obj.__proxcompress_checked__ = True
         return obj
-    if inspect.isfunction(obj):
+    if inspect.isfunction(obj) and not getattr(obj, "__proxcompress_checked__", False):
         wrapped = check_arguments(obj)
         wrapped.__proxcompress_checked__ = True  # type: ignore[attr-defined]
         return wrapped

@@ -5,6 +5,8 @@
   PyTorch's ``meta`` device, so nothing is allocated), ``spr.units`` naming units the model
   has, and ``model.init_from`` (a readable, finished, matching run). ``train`` runs it before it
   creates the run folder and ``train --dry-run`` runs it too, so a bad config leaves no folder.
+* :func:`check_restart` -- a ``--resume`` folder without a checkpoint record starts afresh only
+  when nothing shows it ever had one.
 * :func:`checked_run_state` -- the run state in a checkpoint's metadata: every counter of the
   right type and range, before the trainer uses any of it.
 * :func:`check_resume` -- the run's ``config.yaml`` (with the ``--set`` overrides allowed on
@@ -17,6 +19,8 @@
 from __future__ import annotations
 
 import numbers
+import os
+from pathlib import Path
 from typing import Any
 
 from proxcompress.errors import InvalidInputError
@@ -59,6 +63,23 @@ def preflight(cfg: TrainConfig, *, initial: bool = True) -> Any:
     if cfg.spr.enabled:
         select_units(model.units(), cfg.spr.units)
     return initial_state(cfg) if initial else None
+
+
+def check_restart(folder: str | os.PathLike[str], field: str = "--resume") -> None:
+    """A ``--resume`` folder without ``checkpoint.json`` may start afresh only when it holds
+    nothing a checkpoint would have been written after (a run stopped before its first one);
+    tensor files, a summary or logged epochs mean the record was lost or removed, and the run
+    is refused instead of being silently retrained over."""
+    root = Path(folder)
+    evidence = sorted(p.name for p in root.glob("checkpoint-*.safetensors"))
+    evidence += [name for name in ("summary.json",) if (root / name).exists()]
+    metrics = root / "metrics.jsonl"
+    if metrics.is_file() and metrics.stat().st_size > 0:
+        evidence.append("metrics.jsonl")
+    if evidence:
+        raise InvalidInputError(field, f"{str(root)!r} has no checkpoint.json but holds "
+                                f"{', '.join(evidence)}: the run's checkpoint record is "
+                                "missing or was removed; restore it or start a new run")
 
 
 def _is_int(v: Any, low: int = 0) -> bool:
@@ -169,5 +190,5 @@ def check_resume(cfg: TrainConfig, meta: dict[str, Any], run: dict[str, Any], fi
                                     f"{run['epoch']}")
 
 
-__all__ = ["MAX_PARAMETERS", "RESUME_KEYS", "check_resume", "checked_run_state", "preflight",
-           "select_units", "without_keys"]
+__all__ = ["MAX_PARAMETERS", "RESUME_KEYS", "check_restart", "check_resume",
+           "checked_run_state", "preflight", "select_units", "without_keys"]

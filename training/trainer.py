@@ -413,9 +413,11 @@ class Trainer:
         self.local_batch = cfg.optim.batch_size // d.world
         self.shard = len(self.train_data) // d.world
         self.steps_per_epoch = math.ceil(self.shard / self.local_batch)
-        from proxcompress.training.runchecks import preflight
+        from proxcompress.training.runchecks import check_restart, preflight
 
         resuming = self.resume and has_checkpoint(self.out)
+        if self.resume and not resuming:
+            check_restart(self.out)
         self._initial = preflight(cfg, initial=not resuming)
         if d.main:
             self.out.mkdir(parents=True, exist_ok=True)
