@@ -44,18 +44,30 @@ def select_units(units: list[Any], wanted: list[str] | None) -> list[Any]:
     return [u for u in units if u.name in wanted]
 
 
-def preflight(cfg: TrainConfig, *, initial: bool = True) -> Any:
-    """Run the checks of the module docstring; returns the ``model.init_from`` weights (or
-    ``None``; not loaded when ``initial`` is false, e.g. on resume)."""
+def _meta_model(cfg: TrainConfig) -> Any:
+    """The config's full-precision model on PyTorch's ``meta`` device: shapes and units only,
+    no memory allocated and no random number drawn."""
     import torch
 
     from proxcompress.training.data import input_spec
-    from proxcompress.training.trainer import base_model, initial_state
+    from proxcompress.training.trainer import base_model
 
     _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
                             cfg.data.root)
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # no allocation, no RNG
-        model = base_model(cfg, classes)
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        return base_model(cfg, classes)
+
+
+def _units(cfg: TrainConfig) -> list[Any]:
+    return _meta_model(cfg).units()  # type: ignore[no-any-return]
+
+
+def preflight(cfg: TrainConfig, *, initial: bool = True) -> Any:
+    """Run the checks of the module docstring; returns the ``model.init_from`` weights (or
+    ``None``; not loaded when ``initial`` is false, e.g. on resume)."""
+    from proxcompress.training.trainer import initial_state
+
+    model = _meta_model(cfg)
     count = sum(p.numel() for p in model.parameters())
     if count > MAX_PARAMETERS:
         raise InvalidInputError("model", f"has {count} parameters; accepted: at most "
@@ -175,6 +187,15 @@ def check_resume(cfg: TrainConfig, meta: dict[str, Any], run: dict[str, Any], fi
                                 f"checkpoint at {difference} (the tensors were trained with "
                                 "the recorded one); only "
                                 f"{', '.join(RESUME_KEYS)} may change on resume")
+    m = run.get("M")
+    if m is not None:
+        if not cfg.spr.enabled:
+            raise InvalidInputError(field, "the checkpoint's run state records M, but the run "
+                                    "does not prune (spr.enabled is false)")
+        wanted = {u.name for u in select_units(_units(cfg), cfg.spr.units)}
+        if set(m) != wanted:
+            raise InvalidInputError(field, f"the checkpoint's M names units {sorted(m)}; the "
+                                    f"run prunes {sorted(wanted)}")
     old, new = run_phases(recorded), run_phases(cfg)
     keys = {"train": "epochs", "pretrain": "spr.pretrain_epochs",
             "finetune": "spr.finetune_epochs"}
