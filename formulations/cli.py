@@ -153,16 +153,19 @@ def _run_compare(args: argparse.Namespace) -> int:
         f"M={problem.M:g} k={problem.k}"
     )
     solutions = []
+    skipped = []
     for name in names:
-        if name == "brute" and problem.n_groups > 20:
-            continue
-        solutions.append(solve(problem, name, time_limit=args.time_limit))
+        try:
+            solutions.append(solve(problem, name, time_limit=args.time_limit))
+        except InvalidInputError as exc:
+            if name != "brute":  # brute alone may refuse a size it cannot enumerate
+                raise
+            skipped.append(f"brute skipped ({exc.field}: {exc.detail})")
     if not solutions:
-        raise InvalidInputError(
-            "--formulations",
-            f"brute enumerates at most 20 groups and this instance has {problem.n_groups}; "
-            "add another formulation",
-        )
+        raise InvalidInputError("--formulations", f"nothing left to compare: {skipped[0]}; "
+                                "add another formulation")
+    for note in skipped:
+        print(note)
     rows = [_solution_row(s) for s in solutions]
     verdict = proved_verdict(solutions)
     best = verdict["best_objective"]
@@ -235,7 +238,8 @@ def proved_verdict(solutions: list[Solution]) -> dict[str, Any]:
         message = "FORMULATIONS DISAGREE: " + "; ".join(conflicts)
     elif not open_:
         verdict = "agree"
-        message = (f"all formulations proved optimality and agree on the optimum "
+        ran = ", ".join(s.formulation for s in solutions)
+        message = (f"all formulations run ({ran}) proved optimality and agree on the optimum "
                    f"{best:.10g} (support {list(optimal[0].support)})")
     else:
         verdict = "not proved"
