@@ -35,6 +35,7 @@ lint:
 		proofs/__init__.py kernels/__init__.py kernels/ops.py \
 		kernels/model.py training/__init__.py training/deploy.py training/certify.py \
 		training/recipes.py training/config.py training/exporter.py training/models \
+		training/runchecks.py training/checkpoint.py formulations/instances.py \
 		proofs/registry.py training/text.py training/tensor_train \
 		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py

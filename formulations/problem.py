@@ -279,7 +279,7 @@ class LayerPruningProblem:
         """
         from proxcompress.readers import read_npz
 
-        arrays = read_npz(field, path)
+        arrays: dict[str, Any] = read_npz(field, path)
         missing = [key for key in _REQUIRED_KEYS if key not in arrays]
         if missing:
             raise InvalidInputError(

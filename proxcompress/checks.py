@@ -282,7 +282,7 @@ def check_arguments(obj: F) -> F:
     """Check every annotated argument of a function (or of a class's ``__init__``) against
     its annotation on each call; a mismatch raises ``InvalidInputError`` naming it."""
     if isinstance(obj, type):
-        init = obj.__init__
+        init = obj.__init__  # type: ignore[misc]
 
         @functools.wraps(init)
         def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:

@@ -26,7 +26,7 @@ def checked(obj: Any) -> Any:
         if "__proxcompress_checked__" in vars(obj) or getattr(obj, "_is_protocol", False):
             return obj
         check_arguments(obj)
-        obj.__proxcompress_checked__ = True
+        obj.__proxcompress_checked__ = True  # type: ignore[attr-defined]
         return obj
     if inspect.isfunction(obj) and not getattr(obj, "__proxcompress_checked__", False):
         wrapped = check_arguments(obj)
