@@ -649,7 +649,7 @@ def expression_cases(fx: Fixtures) -> list[Case]:
     return cases
 
 
-def _target_kinds(d: Path, kind: str) -> str:
+def make_target(d: Path, kind: str) -> str:
     """Make an output target of the given hostile kind in ``d``; returns its path."""
     if kind == "a folder":
         (d / "t").mkdir()
@@ -683,35 +683,42 @@ FILE_KINDS = ("a folder", "inside a file", "missing folder", "read-only folder",
 FOLDER_KINDS = ("inside a file", "read-only folder", "name too long", "empty", "a device")
 
 
+def output_commands(instance: Path, config: Path, run: Path, fp_run: Path
+                    ) -> dict[str, tuple[list[str], str, str]]:
+    """Every output flag of every subcommand: name -> (argv with ``{t}`` for the target, the
+    flag, ``file`` or ``folder``); the inputs are a valid instance, config and two finished
+    runs (BNN++ and full precision)."""
+    inst, cfg = str(instance), str(config)
+    return {
+        "solve --json": (["solve", inst, "--json", "{t}"], "--json", "file"),
+        "compare --json": (["compare", inst, "--formulations", "bnb", "--json", "{t}"],
+                           "--json", "file"),
+        "instance OUT": (["instance", "{t}", "--n", "20", "--groups", "3"], "out", "file"),
+        "verify --json": (["verify", "--name", "bnn++", "--json", "{t}"], "--json", "file"),
+        "verify --markdown": (["verify", "--name", "bnn++", "--json", "ok.json", "--markdown",
+                               "{t}"], "--markdown", "file"),
+        "causal --json": (["causal", "--simulate", "1", "--n", "40", "--json", "{t}"], "--json",
+                          "file"),
+        "train --out": (["train", "--config", cfg, "--out", "{t}"], "--out", "folder"),
+        "select --json": (["select", "--run", str(fp_run), "--unit", "fc0", "--keep", "4",
+                           "--select", "magnitude", "--json", "{t}"], "--json", "file"),
+        "export --out": (["export", "--run", str(run), "--out", "{t}"], "--out", "folder"),
+        "export --json": (["export", "--run", str(run), "--out", "exp", "--json", "{t}"],
+                          "--json", "file"),
+        "data speech --out": (["data", "speech", "--out", "{t}", "--speakers", "2",
+                               "--phrasings", "1"], "--out", "folder"),
+        "data kjv --out": (["data", "kjv", "--out", "{t}", "--sample"], "--out", "folder"),
+    }
+
+
 def output_cases(fx: Fixtures) -> list[Case]:
     """Every output flag of every subcommand against every hostile target kind."""
-    commands: list[tuple[str, list[str], str, str, Callable[[Path], None] | None]] = [
-        ("solve --json", ["solve", str(fx.instance), "--json", "{t}"], "--json", "file", None),
-        ("compare --json", ["compare", str(fx.instance), "--formulations", "bnb", "--json",
-                            "{t}"], "--json", "file", None),
-        ("instance OUT", ["instance", "{t}", "--n", "20", "--groups", "3"], "out", "file", None),
-        ("verify --json", ["verify", "--name", "bnn++", "--json", "{t}"], "--json", "file",
-         None),
-        ("verify --markdown", ["verify", "--name", "bnn++", "--json", "ok.json", "--markdown",
-                               "{t}"], "--markdown", "file", None),
-        ("causal --json", ["causal", "--simulate", "1", "--n", "40", "--json", "{t}"], "--json",
-         "file", None),
-        ("train --out", ["train", "--config", str(fx.config), "--out", "{t}"], "--out",
-         "folder", None),
-        ("select --json", ["select", "--run", str(fx.fp_run), "--unit", "fc0", "--keep", "4",
-                           "--select", "magnitude", "--json", "{t}"], "--json", "file", None),
-        ("export --out", ["export", "--run", str(fx.run), "--out", "{t}"], "--out", "folder",
-         None),
-        ("export --json", ["export", "--run", str(fx.run), "--out", "exp", "--json", "{t}"],
-         "--json", "file", None),
-        ("data speech --out", ["data", "speech", "--out", "{t}", "--speakers", "2",
-                               "--phrasings", "1"], "--out", "folder", None),
-    ]
+    commands = output_commands(fx.instance, fx.config, fx.run, fx.fp_run)
     cases = []
-    for name, argv, flag, kind, _ in commands:
+    for name, (argv, flag, kind) in commands.items():
         for target in (FILE_KINDS if kind == "file" else FOLDER_KINDS):
             def setup(d: Path, target: str = target) -> None:
-                (d / "target.txt").write_text(_target_kinds(d, target))
+                (d / "target.txt").write_text(make_target(d, target))
 
             cases.append(Case("outputs", f"{name} -> {target}", flag, argv, setup=setup,
                               user="nobody" if target == "read-only folder" else "self"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,17 +23,7 @@ from hypothesis import strategies as st
 
 from proxcompress.errors import InvalidInputError
 
-ROOT = Path(__file__).resolve().parents[2]
 WINGS = ("formulations", "proofs", "training", "kernels", "causal")
-
-
-@pytest.fixture(scope="module")
-def probe() -> ModuleType:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module("reliability_probe")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def _entry_points() -> set[str]:

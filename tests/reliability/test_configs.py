@@ -110,33 +110,36 @@ def _wrong(tp: Any) -> list[Any]:
             float: ["abc", [1.0], {"a": 1}, True, ".nan"], str: [5, [1], {"a": 1}, True]}[tp]
 
 
+def _wrong_value(leaf: tuple[str, Any], data: st.DataObject) -> tuple[str, Any, tuple[str, ...]]:
+    """A leaf's dotted path, a value of the wrong type for it, and the fields that may be
+    named (a list's first item for lists)."""
+    path, tp = leaf
+    value = data.draw(st.sampled_from(_wrong(tp)))
+    return path, float("nan") if value == ".nan" else value, (path, f"{path}[0]",
+                                                                f"{path}[0][0]")
+
+
 @SETTINGS
 @given(leaf=st.sampled_from(LEAVES), data=st.data())
 def test_a_wrong_type_for_any_key_is_refused_naming_it(tmp_path: Path, leaf: tuple[str, Any],
                                                        data: st.DataObject) -> None:
-    path, tp = leaf
-    value = data.draw(st.sampled_from(_wrong(tp)))
-    if value == ".nan":
-        value = float("nan")
+    path, value, fields = _wrong_value(leaf, data)
     raw: dict[str, Any] = yaml.safe_load(TINY_CONFIG)
     node = raw
     parts = path.split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
-    text = yaml.safe_dump(raw)
-    _train(tmp_path, text, (path, f"{path}[0]", f"{path}[0][0]"))
+    _train(tmp_path, yaml.safe_dump(raw), fields)
 
 
 @SETTINGS
 @given(leaf=st.sampled_from(LEAVES), data=st.data())
 def test_set_overrides_of_the_wrong_type_are_refused(tmp_path: Path, leaf: tuple[str, Any],
                                                      data: st.DataObject) -> None:
-    path, tp = leaf
-    value = data.draw(st.sampled_from(_wrong(tp)))
+    path, value, fields = _wrong_value(leaf, data)
     text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-    _train(tmp_path, TINY_CONFIG, (path, f"{path}[0]", f"{path}[0][0]"),
-           ("--set", f"{path}={text}"))
+    _train(tmp_path, TINY_CONFIG, fields, ("--set", f"{path}={text}"))
 
 
 @pytest.mark.parametrize(("text", "field"), [

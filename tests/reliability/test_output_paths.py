@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,74 +39,30 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "c.yaml").write_text(TINY_CONFIG)
     assert run(["instance", "inst.npz", "--n", "30", "--groups", "3"], folder).code == 0
     assert run(["train", "--config", "c.yaml", "--out", "run"], folder).code == 0
+    (folder / "fp.yaml").write_text(TINY_CONFIG.replace("weights: bnn++", "weights: none"))
+    assert run(["train", "--config", "fp.yaml", "--out", "fp-run"], folder).code == 0
     return folder
 
 
-def _commands(inputs: Path) -> dict[str, tuple[list[str], str, str]]:
-    """name -> (argv with {t} for the target, flag, kind)."""
-    inst, run_dir, config = str(inputs / "inst.npz"), str(inputs / "run"), str(inputs / "c.yaml")
-    return {
-        "solve --json": (["solve", inst, "--json", "{t}"], "--json", "file"),
-        "compare --json": (["compare", inst, "--formulations", "bnb", "--json", "{t}"],
-                           "--json", "file"),
-        "instance OUT": (["instance", "{t}", "--n", "20", "--groups", "2"], "out", "file"),
-        "verify --json": (["verify", "--name", "bnn++", "--json", "{t}"], "--json", "file"),
-        "verify --markdown": (["verify", "--name", "bnn++", "--json", "ok.json", "--markdown",
-                               "{t}"], "--markdown", "file"),
-        "causal --json": (["causal", "--simulate", "1", "--n", "40", "--json", "{t}"], "--json",
-                          "file"),
-        "train --out": (["train", "--config", config, "--out", "{t}"], "--out", "folder"),
-        "select --json": (["select", "--run", run_dir, "--unit", "fc0", "--keep", "4",
-                           "--select", "magnitude", "--json", "{t}"], "--json", "file"),
-        "export --out": (["export", "--run", run_dir, "--out", "{t}"], "--out", "folder"),
-        "export --json": (["export", "--run", run_dir, "--out", "exp", "--json", "{t}"],
-                          "--json", "file"),
-        "data speech --out": (["data", "speech", "--out", "{t}", "--speakers", "2"], "--out",
-                              "folder"),
-        "data kjv --out": (["data", "kjv", "--out", "{t}", "--sample"], "--out", "folder"),
-    }
-
-
-def _target(folder: Path, kind: str) -> str:
-    if kind == "a folder":
-        (folder / "t").mkdir()
-        return "t"
-    if kind == "inside a file":
-        (folder / "f").write_text("keep")
-        return "f/t"
-    if kind == "missing folder":
-        return "missing/t"
-    if kind == "dangling link":
-        (folder / "t").symlink_to(folder / "nowhere" / "x")
-        return "t"
-    if kind == "a device":
-        return "/dev/null"
-    if kind == "a pipe":
-        os.mkfifo(folder / "t")
-        return "t"
-    if kind == "name too long":
-        return "n" * 300
-    if kind == "empty":
-        return ""
-    raise ValueError(kind)
-
-
-FILE_KINDS = ["a folder", "inside a file", "missing folder", "dangling link", "a device",
-              "a pipe", "name too long", "empty"]
-FOLDER_KINDS = ["inside a file", "a device", "name too long", "empty", "a pipe"]
+def _commands(probe: ModuleType, inputs: Path) -> dict[str, tuple[list[str], str, str]]:
+    table: dict[str, tuple[list[str], str, str]] = probe.output_commands(
+        inputs / "inst.npz", inputs / "c.yaml", inputs / "run", inputs / "fp-run")
+    return table
 
 
 @SETTINGS
 @given(data=st.data())
-def test_unusable_targets_are_refused_before_any_work(inputs: Path, tmp_path: Path,
+def test_unusable_targets_are_refused_before_any_work(probe: ModuleType, inputs: Path,
+                                                      tmp_path: Path,
                                                       data: st.DataObject) -> None:
-    commands = _commands(inputs)
+    commands = _commands(probe, inputs)
     name = data.draw(st.sampled_from(sorted(commands)), label="command")
     argv, flag, kind = commands[name]
-    target_kind = data.draw(st.sampled_from(FILE_KINDS if kind == "file" else FOLDER_KINDS),
+    kinds = probe.FILE_KINDS if kind == "file" else probe.FOLDER_KINDS
+    target_kind = data.draw(st.sampled_from([k for k in kinds if k != "read-only folder"]),
                             label="target")
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
-    target = _target(folder, target_kind)
+    target = probe.make_target(folder, target_kind)
     start = time.monotonic()
     refused_here([a.replace("{t}", target) for a in argv], flag, folder)
     assert time.monotonic() - start < 60  # refused before the work, not after it
@@ -113,9 +70,10 @@ def test_unusable_targets_are_refused_before_any_work(inputs: Path, tmp_path: Pa
 
 @pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX only")
 @pytest.mark.parametrize("name", ["solve --json", "train --out", "verify --markdown"])
-def test_read_only_folder_is_refused(inputs: Path, tmp_path: Path, name: str) -> None:
+def test_read_only_folder_is_refused(probe: ModuleType, inputs: Path, tmp_path: Path,
+                                     name: str) -> None:
     """As an unprivileged user (root writes anywhere; the check probes, it does not guess)."""
-    argv, flag, _ = _commands(inputs)[name]
+    argv, flag, _ = _commands(probe, inputs)[name]
     folder = tmp_path / "case"
     (folder / "ro").mkdir(parents=True)
     os.chmod(folder / "ro", 0o555)
