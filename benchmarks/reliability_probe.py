@@ -506,6 +506,26 @@ def checkpoint_cases(fx: Fixtures) -> list[Case]:
         cases.append(Case("checkpoints", f"select --run: {name}", "--run",
                           ["select", "--run", "run", "--unit", "fc0", "--keep", "4",
                            "--select", "magnitude"], setup=setup))
+    summary_edits: list[tuple[str, Callable[[Path], None]]] = [
+        ("summary.json removed", lambda d: (d / "run" / "summary.json").unlink()),
+        ("summary.json a list", lambda d: (d / "run" / "summary.json").write_text("[1]")),
+        ("summary.json not JSON", lambda d: (d / "run" / "summary.json").write_text("{")),
+        ("summary.json not UTF-8", lambda d: (d / "run" / "summary.json").write_bytes(b"\xff")),
+        ("summary.json mu a string", lambda d: (d / "run" / "summary.json").write_text(
+            '{"mu": "x"}')),
+        ("summary.json mu nan", lambda d: (d / "run" / "summary.json").write_text(
+            '{"mu": NaN}')),
+    ]
+    for name, edit in [*summary_edits, *[(n, e) for n, e in variants if "config.yaml" in n]]:
+        def setup(d: Path, edit: Callable[[Path], None] = edit, name: str = name) -> None:
+            if name.startswith("summary"):
+                _copy_run(fx.run)(d)
+                edit(d)
+            else:
+                edit(d)
+
+        cases.append(Case("checkpoints", f"verify --run: {name}", "--run",
+                          ["verify", "--run", "run", "--json", "v.json"], setup=setup))
     cases.append(Case("checkpoints", "resume a finished run with fewer epochs", "epochs",
                       ["train", "--resume", "run", "--set", "epochs=0"],
                       setup=_copy_run(fx.run)))

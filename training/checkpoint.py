@@ -167,6 +167,13 @@ def _check_record(field: str, path: Path, record: Any) -> None:
                           "{'value': v}")
 
 
+def read_record(folder: str | os.PathLike[str], field: str = "--resume"
+                ) -> dict[str, Any] | None:
+    """The checked ``checkpoint.json`` of ``folder`` (``None`` when there is none), without
+    reading the tensors."""
+    return _read_meta(Path(folder), field)
+
+
 def has_checkpoint(folder: str | os.PathLike[str]) -> bool:
     """Whether ``folder`` holds a committed checkpoint."""
     return (Path(folder) / META).exists()
@@ -226,4 +233,4 @@ def load_checkpoint(folder: str | os.PathLike[str], field: str = "--resume") -> 
     return Checkpoint(model_state, optimizer_state, record["meta"], rng, extra)
 
 
-__all__ = ["Checkpoint", "has_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "has_checkpoint", "load_checkpoint", "read_record", "save_checkpoint"]

@@ -422,6 +422,34 @@ def read_yaml(path: str | os.PathLike[str], field: str = "config") -> dict[str, 
     return raw
 
 
+def read_run_config(run_dir: str | os.PathLike[str], field: str,
+                    overrides: list[str] | None = None) -> TrainConfig:
+    """A run folder's own ``config.yaml`` (with ``overrides``), validated; every error names
+    ``field``, the flag that gave the folder (``--resume``, ``--run``), except an override's
+    own key.
+
+    Raises:
+        InvalidInputError: no ``config.yaml`` (also a ``FileNotFoundError``), an unreadable or
+            invalid one.
+    """
+    from pathlib import Path
+
+    from proxcompress.errors import MissingInputError
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise MissingInputError(field, f"{os.fspath(run_dir)!r} holds no run (no config.yaml): "
+                                "not a run folder of 'proxcompress train'")
+    given = {item.split("=", 1)[0].strip() for item in overrides or []}
+    try:
+        return config_from_dict(apply_overrides(read_yaml(path, field), overrides or []))
+    except InvalidInputError as exc:
+        if exc.field == field or exc.field in given:
+            raise
+        raise InvalidInputError(field, f"the run's config.yaml is invalid at {exc.field}: "
+                                f"{exc.detail}") from None
+
+
 def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None = None
                 ) -> TrainConfig:
     """Read, override and validate a config (``path`` ``None``: defaults + overrides)."""
@@ -451,5 +479,6 @@ __all__ = [
     "config_from_dict",
     "dump_config",
     "load_config",
+    "read_run_config",
     "read_yaml",
 ]

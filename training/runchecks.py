@@ -166,12 +166,9 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
     return "" if a == b else (prefix or "config")
 
 
-def check_resume(cfg: TrainConfig, meta: dict[str, Any], run: dict[str, Any], field: str
-                 ) -> None:
-    """The resumed config against the checkpoint's (module docstring); errors name ``field``
-    (or the epochs key that would rewrite history)."""
-    from proxcompress.training.trainer import run_phases
-
+def check_recorded_config(cfg: TrainConfig, meta: dict[str, Any], field: str) -> TrainConfig:
+    """``cfg`` (a run's ``config.yaml``) must equal the config recorded in its checkpoint's
+    metadata ``meta``, except the keys that may change on resume; returns the recorded one."""
     recorded_raw = meta.get("config")
     if not isinstance(recorded_raw, dict):
         raise InvalidInputError(field, "the checkpoint records no config")
@@ -187,6 +184,16 @@ def check_resume(cfg: TrainConfig, meta: dict[str, Any], run: dict[str, Any], fi
                                 f"checkpoint at {difference} (the tensors were trained with "
                                 "the recorded one); only "
                                 f"{', '.join(RESUME_KEYS)} may change on resume")
+    return recorded
+
+
+def check_resume(cfg: TrainConfig, meta: dict[str, Any], run: dict[str, Any], field: str
+                 ) -> None:
+    """The resumed config against the checkpoint's (module docstring); errors name ``field``
+    (or the epochs key that would rewrite history)."""
+    from proxcompress.training.trainer import run_phases
+
+    recorded = check_recorded_config(cfg, meta, field)
     m = run.get("M")
     if m is not None:
         if not cfg.spr.enabled:
@@ -211,5 +218,6 @@ def check_resume(cfg: TrainConfig, meta: dict[str, Any], run: dict[str, Any], fi
                                     f"{run['epoch']}")
 
 
-__all__ = ["MAX_PARAMETERS", "RESUME_KEYS", "check_restart", "check_resume",
+__all__ = ["MAX_PARAMETERS", "RESUME_KEYS", "check_recorded_config", "check_restart",
+           "check_resume",
            "checked_run_state", "preflight", "select_units", "without_keys"]

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from proxcompress.atomic import write_json_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from proxcompress.training.config import TrainConfig, config_from_dict, dump_config, read_yaml
+from proxcompress.training.config import TrainConfig, config_from_dict, dump_config
 from proxcompress.training.data import Dataset, input_spec, load_dataset, split_validation
 from proxcompress.training.layers import hard_quantization, quantized_modules
 from proxcompress.training.models import PrunableModel, build_model
@@ -901,27 +901,15 @@ def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str],
             (also a ``FileNotFoundError`` when there is none), or the key of an override that
             may not change.
     """
-    from proxcompress.errors import MissingInputError
-    from proxcompress.training.config import apply_overrides
+    from proxcompress.training.config import read_run_config
     from proxcompress.training.runchecks import RESUME_KEYS
 
-    path = Path(out_dir) / "config.yaml"
-    if not path.is_file():
-        raise MissingInputError(field, f"{str(out_dir)!r} holds no run (no config.yaml): not "
-                                "a run folder of 'proxcompress train'")
-    raw = read_yaml(path, field)
     for item in overrides:
         key = item.split("=", 1)[0].strip()
         if key not in RESUME_KEYS:
             raise InvalidInputError(key, f"cannot change on --resume; allowed: "
                                     f"{', '.join(sorted(RESUME_KEYS))}")
-    try:
-        return config_from_dict(apply_overrides(raw, overrides))
-    except InvalidInputError as exc:
-        if exc.field in RESUME_KEYS:
-            raise
-        raise InvalidInputError(field, f"the run's config.yaml is invalid at {exc.field}: "
-                                f"{exc.detail}") from None
+    return read_run_config(out_dir, field, overrides)
 
 
 __all__ = ["EXIT_INTERRUPTED", "HardStop", "Interrupted", "Trainer", "build_run_model",
