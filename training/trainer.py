@@ -300,9 +300,6 @@ def load_run(run_dir: str | os.PathLike[str], field: str = "--run"
     from proxcompress.errors import MissingInputError
     from proxcompress.training.runchecks import check_resume, checked_run_state
 
-    if not (Path(run_dir) / "config.yaml").is_file():
-        raise MissingInputError(field, f"no config.yaml in {str(run_dir)!r}: not a run folder "
-                                "of 'proxcompress train'")
     cfg = config_for_resume(run_dir, [], field)
     if not has_checkpoint(run_dir):
         raise MissingInputError(field, f"no checkpoint in {str(run_dir)!r}")
