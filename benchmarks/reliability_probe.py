@@ -260,6 +260,18 @@ def file_cases(fx: Fixtures) -> list[Case]:
         cases.append(Case("files", f"compare: {name}", fld,
                           ["compare", "inst.npz", "--formulations", "bnb", "--time-limit", "20"],
                           setup=lambda d, b=data: _write(d / "inst.npz", b)))
+    csvs: list[tuple[str, bytes, str]] = [
+        ("empty", b"", "--csv"), ("header only", b"a,b\n", "--csv"),
+        ("not UTF-8", b"a,b\n1,\xff\n", "--csv"), ("missing column", b"a,c\n1,2\n", "--y"),
+        ("duplicate column", b"a,a,b\n1,2,3\n", "--x"), ("text cell", b"a,b\n1,x\n", "--y"),
+        ("nan cell", b"a,b\nnan,1\n", "--x"), ("inf cell", b"a,b\n1,inf\n", "--y"),
+        ("1e999 cell", b"a,b\n1e999,1\n", "--x"), ("NUL byte", b"a,b\n1,\x002\n", "--y"),
+        ("short row", b"a,b\n1\n", "--y"), ("too few rows", b"a,b\n1,2\n3,4\n", "--csv"),
+    ]
+    for name, data, fld in csvs:
+        cases.append(Case("files", f"causal --csv: {name}", (fld, "--csv", "x", "y"),
+                          ["causal", "--csv", "d.csv", "--x", "a", "--y", "b", "--json",
+                           "r.json"], setup=lambda d, b=data: _write(d / "d.csv", b)))
     cases.append(Case("files", "solve: a folder", "instance", ["solve", "inst.npz"],
                       setup=lambda d: (d / "inst.npz").mkdir()))
     cases.append(Case("files", "solve: missing file", "instance", ["solve", "nothing.npz"]))

@@ -120,6 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         x, y, names, truth = pair.x, pair.y, ("x", "y"), pair.direction
     else:
         x, y = read_columns(Path(args.csv), args.x, args.y)
+        args._field_flags = {"n": "--csv"}  # the sample count is the file's, not --n's
         names = (args.x, args.y)
     test = (HSICGamma(seed=args.seed) if args.test == "gamma"
             else HSICPermutation(permutations=args.permutations or DEFAULT_PERMUTATIONS,

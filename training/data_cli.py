@@ -58,7 +58,7 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--reverb", default=None, metavar="LO,HI",
                    help="reverberation time range in seconds (synthetic rooms; default: dry)")
     s.add_argument("--progress", action="store_true", help="show a progress bar")
-    s.set_defaults(func=run_speech)
+    s.set_defaults(func=run_speech, _field_flags={"snr_db": "--snr", "reverb_rt60": "--reverb"})
     k = sub.add_parser(
         "kjv", help="word-level language-model corpus (King James Bible, bible-kjv-text)",
         description="Build the King James Bible language-modelling corpus from Debian's "
