@@ -149,6 +149,11 @@ def _is_array_like(value: Any) -> bool:
         hasattr(value, "__cuda_array_interface__"))
 
 
+def _scalar_array(value: Any, kinds: str) -> bool:
+    """A 0-d NumPy array of one of the dtype ``kinds`` (what ``np.load`` gives for a scalar)."""
+    return isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in kinds
+
+
 _SEQUENCE_ORIGINS = {list: (list,), tuple: (tuple,),
                      collections.abc.Sequence: (list, tuple, range, np.ndarray),
                      collections.abc.Iterable: None, collections.abc.Collection: None}
@@ -182,10 +187,11 @@ def annotation_checker(tp: Any) -> Check | None:
     if origin is typing.Annotated:
         return annotation_checker(args[0])
     if tp is int:
-        return lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool | np.bool_)
+        return lambda v: (isinstance(v, numbers.Integral) and not isinstance(v, bool | np.bool_)
+                          or _scalar_array(v, "iu"))
     if tp is float:
-        return lambda v: (isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
-                          and not math.isnan(float(v)))
+        return lambda v: ((isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
+                           or _scalar_array(v, "iuf")) and not math.isnan(float(v)))
     if tp is bool:
         return lambda v: isinstance(v, bool | np.bool_)
     if tp is str:

@@ -152,3 +152,14 @@ def test_container_level_damage(tmp_path: Path) -> None:
         LayerPruningProblem.from_npz(tmp_path / "folder.npz")
     with pytest.raises(FileNotFoundError):  # also an InvalidInputError naming the field
         LayerPruningProblem.from_npz(tmp_path / "missing.npz")
+
+
+def test_public_names_still_load_files(tmp_path: Path) -> None:
+    """The argument checks of the public names accept what files give (0-d arrays for
+    scalars): an instance with ``k`` reads back through ``proxcompress.LayerPruningProblem``."""
+    import proxcompress
+
+    random_instance(30, 6, 1, 3, seed=0, k=2).to_npz(tmp_path / "k.npz")
+    problem = proxcompress.LayerPruningProblem.from_npz(tmp_path / "k.npz")
+    assert problem.k == 2
+    assert proxcompress.solve(problem, "bnb").status == "optimal"
