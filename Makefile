@@ -41,6 +41,7 @@ lint:
 		kernels/model.py kernels/simd.py kernels/intmul.py kernels/packed.py \
 		training/__init__.py training/deploy.py training/certify.py \
 		training/recipes.py training/config.py training/exporter.py training/models \
+		training/runchecks.py training/checkpoint.py formulations/instances.py \
 		proofs/registry.py training/text.py training/tensor_train \
 		training/robustness.py training/tp_baseline.py \
 		causal/__init__.py \

@@ -73,15 +73,6 @@ def read_columns(path: Path, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
     return values[:, 0], values[:, 1]
 
 
-def _json_target(path: str) -> None:
-    """Refuse, before any work, a --json path whose folder is missing or which is a folder."""
-    target = Path(path)
-    if target.is_dir():
-        raise InvalidInputError("--json", f"{target} is a folder")
-    if not target.parent.is_dir():
-        raise InvalidInputError("--json", f"folder {target.parent} does not exist")
-
-
 def _check_flags(args: argparse.Namespace) -> None:
     """Every flag in range, and no flag that this run would ignore, before any work."""
     for flag, value, low in (("--n", args.n, MIN_SAMPLES), ("--seed", args.seed, 0),
@@ -103,8 +94,6 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise InvalidInputError("--y", f"the same column as --x ({args.x!r})")
     if args.permutations is not None and args.test != "permutation":
         raise InvalidInputError("--permutations", "applies to --test permutation only")
-    if args.json:
-        _json_target(args.json)
 
 
 def _k(text: str) -> int | None:
@@ -133,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         x, y, names, truth = pair.x, pair.y, ("x", "y"), pair.direction
     else:
         x, y = read_columns(Path(args.csv), args.x, args.y)
+        args._field_flags = {"n": "--csv"}  # the sample count is the file's, not --n's
         names = (args.x, args.y)
     test = (HSICGamma(seed=args.seed) if args.test == "gamma"
             else HSICPermutation(permutations=args.permutations or DEFAULT_PERMUTATIONS,
@@ -157,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_parsers(subparsers: Any) -> None:
     """Register the ``causal`` subcommand."""
+    from proxcompress.outputs import add_output
+
     parser = subparsers.add_parser(
         "causal",
         help="causal direction of two variables from a heterogeneous population (ANM + "
@@ -189,5 +181,5 @@ def add_parsers(subparsers: Any) -> None:
                         help="HSIC p-value: gamma approximation (default) or permutations")
     method.add_argument("--permutations", type=int,
                         help=f"permutations of --test permutation (default {DEFAULT_PERMUTATIONS})")
-    parser.add_argument("--json", metavar="OUT", help="write the report as JSON")
+    add_output(parser, "--json", metavar="OUT", help="write the report as JSON")
     parser.set_defaults(func=_run)

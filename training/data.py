@@ -187,10 +187,15 @@ def _normalize(images: NDArray) -> Tensor:
 
 
 def from_arrays(images: NDArray, labels: NDArray, name: str) -> Dataset:
-    """Validate uint8 ``N x 28 x 28`` images and labels in ``0..9`` and normalize."""
+    """Validate uint8 ``N x 28 x 28`` images and labels in ``0..9`` and normalize (another image
+    size is refused here, before any training)."""
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise InvalidInputError("data", f"{name}: images {images.shape} and labels "
                                 f"{labels.shape} do not match (N x H x W and N)")
+    if images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise InvalidInputError("data", f"{name}: images are {images.dtype} "
+                                f"{images.shape[1]} x {images.shape[2]}; Fashion-MNIST images "
+                                "are uint8 28 x 28")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise InvalidInputError("data", f"{name}: labels must lie in 0..9")
     return Dataset(_normalize(images), torch.from_numpy(labels.astype(np.int64)), 10, name)
@@ -211,13 +216,12 @@ def load_fashion_mnist(root: str | os.PathLike[str] | None = None) -> tuple[Data
 
 def load_embedded() -> tuple[Dataset, Dataset]:
     """The embedded Fashion-MNIST subset ``(train, test)`` (4000 / 1000), no install needed."""
-    if not EMBEDDED.exists():
-        raise FileNotFoundError(f"data: the embedded subset {str(EMBEDDED)!r} is missing")
-    try:
-        with np.load(EMBEDDED, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise InvalidInputError("data", f"the embedded subset is unreadable ({exc})") from None
+    from proxcompress.readers import read_npz
+
+    arrays = read_npz("data", EMBEDDED)
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise InvalidInputError("data", f"the embedded subset lacks {missing[0]!r}")
     return (from_arrays(arrays["x_train"], arrays["y_train"], "embedded/train"),
             from_arrays(arrays["x_test"], arrays["y_test"], "embedded/test"))
 

@@ -48,7 +48,7 @@ def test_simulated_pair_reports_the_truth(tmp_path: Path) -> None:
     ("", ["--x", "a", "--y", "b"], "is empty"),
     ("a,a,b\n1,2,3\n", ["--x", "a", "--y", "b"], "--x: column 'a' appears more than once"),
     ("a,b\n" + "".join(f"{i},{i * i}\n" for i in range(10)), ["--x", "a", "--y", "b"],
-     "n: 10 paired samples; the test needs >= 30"),
+     "--csv: 10 paired samples; the test needs >= 30"),
     ("a,b\n" + "".join(f"{i},7\n" for i in range(40)), ["--x", "a", "--y", "b"],
      "b: is constant"),
 ])
