@@ -39,7 +39,7 @@ lint:
 		formulations/cli.py formulations/limits.py formulations/brute.py \
 		proofs/__init__.py kernels/__init__.py kernels/ops.py \
 		kernels/model.py kernels/simd.py kernels/intmul.py kernels/packed.py \
-		training/__init__.py training/deploy.py training/certify.py \
+		training/__init__.py training/deployment.py training/certify.py \
 		training/recipes.py training/config.py training/exporter.py training/models \
 		training/runchecks.py training/checkpoint.py formulations/instances.py \
 		proofs/registry.py training/text.py training/tensor_train \

@@ -22,7 +22,8 @@ from proxcompress import levels
 from proxcompress.errors import InvalidInputError
 from proxcompress.formulations import prox
 from proxcompress.kernels import model as kernels_model
-from proxcompress.proofs import catalogue, registry
+from proxcompress.proofs import pairs as catalogue
+from proxcompress.proofs import registry
 from proxcompress.training import exporter, models, quantizers, recipes
 from proxcompress.training.config import TrainConfig, config_from_dict
 from proxcompress.training.mulfree import _LAYERS, MulFreeRecipe
