@@ -34,7 +34,7 @@ lint:
 		formulations/cli.py proofs/__init__.py kernels/__init__.py kernels/ops.py \
 		kernels/model.py training/__init__.py training/deploy.py training/certify.py \
 		training/recipes.py training/config.py training/exporter.py training/models \
-		proofs/registry.py \
+		training/distill.py kernels/transformer.py proofs/registry.py \
 		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py
 
