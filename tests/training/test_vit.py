@@ -345,3 +345,32 @@ def test_bad_vit_configs_name_the_field(vit: dict[str, Any], field: str) -> None
     with pytest.raises(InvalidInputError) as info:
         config_from_dict({"model": {"name": "vit", "vit": vit}})
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(("op", "attrs", "field"), [
+    ("attention_scores", {"heads": 0, "scale": 1.0}, "attrs.heads"),
+    ("channel_repeat", {"axis": 2, "times": 2}, "attrs.axis"),
+    ("token_avgpool", {"grid": [4, 4], "kernel_size": [3, 3], "stride": [1, 1],
+                       "padding": [2, 2]}, "attrs.padding"),
+    ("quantize_probs", {"alpha": -1.0}, "attrs.alpha"),
+    ("gelu", {"approximate": "erf"}, "attrs.approximate"),
+    ("to_map", {"grid": [4]}, "attrs.grid"),
+])
+def test_bad_token_nodes_name_the_field(op: str, attrs: dict[str, Any], field: str) -> None:
+    from proxcompress.kernels.model import ExportedModel
+
+    arity = 2 if op == "attention_scores" else 1
+    manifest = {"format": "proxcompress-export", "version": 1, "input": "x", "output": "y",
+                "nodes": [{"name": "y", "op": op, "inputs": ["x"] * arity, "attrs": attrs,
+                           "tensors": {}}]}
+    with pytest.raises(InvalidInputError) as info:
+        ExportedModel(manifest, {}, backend="numpy")
+    assert info.value.field == f"node y.{field}"
+
+
+def test_token_ops_refuse_wrong_shapes(tmp_path: Path) -> None:
+    model = _trained_like(ViTConfig(stages=SMALL), None)
+    export(model, tmp_path)
+    exported = load(tmp_path, backend="numpy")
+    with pytest.raises(InvalidInputError):
+        exported(np.zeros((2, 1, 32, 32), np.float32))  # 64 tokens where 49 were exported
