@@ -108,9 +108,10 @@ class ViTConfig:
     pooling), ``multipool`` (the 1x3, 3x1, 1x5, 5x1 average-pooling branches), ``affine``
     (LayerScale ``x * layerscale + b`` before each main residual add), ``pyramid`` (derive a
     2-stage pyramid from the one stage: half the patch, stages ``(dim/2, d1, heads/2, sr 2)``
-    and ``(dim, depth - d1, heads, sr 1)`` with ``d1 = max(1, depth // 4)``), ``norm`` (``layer`` or ``batch``),
-    ``fp_patch_embed`` (the patch merging convs stay full precision). ``prob_alpha``: the
-    initial step of the binary attention probabilities ``{0, alpha}``.
+    and ``(dim, depth - d1, heads, sr 1)`` with ``d1 = max(1, depth // 4)``), ``norm``
+    (``layer`` or ``batch``), ``fp_patch_embed`` (the patch merging convs stay full
+    precision). ``prob_alpha``: the initial step of the binary attention probabilities
+    ``{0, alpha}``.
     """
 
     patch: int = field(default=4, metadata=_check(_positive, "> 0"))
