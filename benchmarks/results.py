@@ -415,11 +415,15 @@ class Choices:
         """``sweeps.json``'s record of ``row``: grid, inherited keys, each candidate's
         validation accuracy at the sweep seed, the choice."""
         candidates = self.candidates(row) or []
-        return {
-            "grid": row["sweep"], "inherit": row["inherit"], "seed": SWEEP_SEED,
-            "validation": {slug(c): self.validation(row, c) for c in candidates},
-            "chosen": self._chosen_key(row["name"]),
-        }
+        chosen = self._chosen_key(row["name"])
+        recorded = self.record.get(row["name"], {})
+        validation = {slug(c): self.validation(row, c) for c in candidates}
+        if recorded.get("chosen") == chosen and not any(v is not None
+                                                        for v in validation.values()):
+            # no run of this row here: keep the record's numbers with its choice
+            validation = recorded.get("validation", validation)
+        return {"grid": row["sweep"], "inherit": row["inherit"], "seed": SWEEP_SEED,
+                "validation": validation, "chosen": chosen}
 
 
 def _run_dir(runs: Path, row: Row, assignment: dict[str, Any], seed: int) -> Path:
