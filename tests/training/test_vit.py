@@ -258,7 +258,8 @@ def test_probability_quantizer_values_and_gradients() -> None:
     r = p.detach() / 0.25
     inside = (r <= 1).to(torch.float32)
     lsq = (torch.round(r.clamp(0, 1)) - r * inside).sum()     # round(r) - r inside, 1 above
-    assert q.alpha.grad.item() == pytest.approx(lsq.item(), abs=1e-6)
+    # alpha = exp(log_alpha): d/d log_alpha = alpha d/d alpha
+    assert q.log_alpha.grad.item() == pytest.approx(0.25 * lsq.item(), abs=1e-6)
 
 
 # ---------------------------------------------------------------------------- distillation

@@ -50,6 +50,7 @@ ReActLinear of the output projection and of the FFN ends with RPReLU as every ot
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -305,17 +306,19 @@ class _RoundClamp(torch.autograd.Function):
 
 class ProbQuantizer(nn.Module):
     """Attention probabilities on ``{0, alpha}``: ``alpha round(clamp(p / alpha, 0, 1))``
-    (BiT, Liu et al., NeurIPS 2022; BinaryViT), ``alpha`` learnable (``init``), the gradient
-    to ``p`` straight through on ``[0, alpha]`` and to ``alpha`` LSQ's
-    ``round(r) - r`` inside, 1 above (Esser et al., ICLR 2020)."""
+    (BiT, Liu et al., NeurIPS 2022; BinaryViT), ``alpha`` learnable (``init``), the gradient to
+    ``p`` straight through on ``[0, alpha]`` and to ``alpha`` LSQ's ``round(r) - r`` inside, 1
+    above (Esser et al., ICLR 2020). [D] ``alpha = exp(log_alpha)``: an optimizer step moves it
+    by a factor, never through 0 (with Adam, a step of ``lr`` on ``alpha`` itself would cross 0
+    from its initial 0.005 in a few steps at the learning rates used here)."""
 
     def __init__(self, init: float = 0.005) -> None:
         super().__init__()
-        self.alpha = nn.Parameter(torch.tensor(float(init)))
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(float(init))))
 
     def step(self) -> Tensor:
-        """``alpha``, kept >= 1e-6."""
-        return self.alpha.clamp_min(1e-6)
+        """``alpha``."""
+        return self.log_alpha.exp()
 
     def forward(self, p: Tensor) -> Tensor:
         alpha = self.step()
