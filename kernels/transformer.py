@@ -65,6 +65,14 @@ def _axis(node: _Node) -> int:
     return int(axis)
 
 
+def _count(node: _Node, key: str) -> int:
+    """An integer attribute that must be >= 1."""
+    value = node.attr(key, int)
+    if value < 1:
+        raise InvalidInputError(f"{node.where}.attrs.{key}", f"= {value} must be >= 1")
+    return int(value)
+
+
 def _grid(node: _Node, key: str = "grid") -> tuple[int, int]:
     return node.pair(key, 1)
 
@@ -231,9 +239,7 @@ def _rprelu(node: _Node, backend: Backend, put: Put) -> Fn:
 
 def _channel_repeat(node: _Node, backend: Backend, put: Put) -> Fn:
     axis = _axis(node)
-    times = node.attr("times", int)
-    if times < 1:
-        raise InvalidInputError(f"{node.where}.attrs.times", f"= {times} must be >= 1")
+    times = _count(node, "times")
 
     def run(x: Any) -> Any:
         if x.ndim < 2:
@@ -244,9 +250,7 @@ def _channel_repeat(node: _Node, backend: Backend, put: Put) -> Fn:
 
 
 def _channel_group_mean(node: _Node, backend: Backend, put: Put) -> Fn:
-    groups = node.attr("groups", int)
-    if groups < 1:
-        raise InvalidInputError(f"{node.where}.attrs.groups", f"= {groups} must be >= 1")
+    groups = _count(node, "groups")
 
     def run(x: Any) -> Any:
         if x.ndim < 2 or x.shape[-1] % groups:
@@ -298,9 +302,7 @@ def _token_avgpool(node: _Node, backend: Backend, put: Put) -> Fn:
 
 def _token_upsample(node: _Node, backend: Backend, put: Put) -> Fn:
     grid = _grid(node)
-    factor = node.attr("factor", int)
-    if factor < 1:
-        raise InvalidInputError(f"{node.where}.attrs.factor", f"= {factor} must be >= 1")
+    factor = _count(node, "factor")
 
     def run(x: Any) -> Any:
         m = _token_map(x, grid, node)
@@ -331,10 +333,7 @@ def _select_token(node: _Node, backend: Backend, put: Put) -> Fn:
 
 # ---------------------------------------------------------------------------- attention
 def _heads(node: _Node) -> int:
-    heads = node.attr("heads", int)
-    if heads < 1:
-        raise InvalidInputError(f"{node.where}.attrs.heads", f"= {heads} must be >= 1")
-    return int(heads)
+    return _count(node, "heads")
 
 
 def _split(x: Any, heads: int, node: _Node) -> Any:
