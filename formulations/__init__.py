@@ -59,8 +59,10 @@ def solve(
     Args:
         problem: the instance.
         formulation: one of :data:`FORMULATIONS`.
-        time_limit: wall-clock limit in seconds (``None``: no limit). On the limit the best
-            solution and bound found are returned with ``status == "time_limit"``.
+        time_limit: wall-clock limit in seconds (``None``: no limit). The formulation returns
+            within ``time_limit + limits.ALLOWANCE`` (0.5 s) with the best solution and a valid
+            bound, and ``status == "time_limit"`` unless it proved optimality
+            (:mod:`~proxcompress.formulations.limits`, docs/formulations.md "Time limits").
     """
     if time_limit is not None and not time_limit > 0:
         raise InvalidInputError("time_limit", f"= {time_limit} must be > 0 seconds")

@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from proxcompress.errors import SolverError
+from proxcompress.formulations.limits import Clock, run_guarded
 from proxcompress.formulations.loss import CompressedLoss, compressed_loss
 from proxcompress.formulations.problem import LayerPruningProblem
-from proxcompress.formulations.solution import Solution, Status, polish, remaining
+from proxcompress.formulations.solution import Solution, Status, polish
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyomo.environ as pyo
@@ -107,7 +107,7 @@ def build_bigm_model(problem: LayerPruningProblem, loss: CompressedLoss) -> pyo.
 
 
 def _solve_nl_with_scip(
-    model: Any, time_limit: float | None
+    model: Any, clock: Clock
 ) -> tuple[dict[str, float] | None, float, str, int]:
     """Write ``model`` as ``.nl``, solve it with SCIP; returns (values by ``.col`` name or
     ``None`` when SCIP stopped on the clock before any solution, dual bound, SCIP status,
@@ -129,8 +129,9 @@ def _solve_nl_with_scip(
     scip.setParam("limits/absgap", SCIP_ABSGAP)
     for key, value in SCIP_PARAMS.items():
         scip.setParam(key, value)
-    if time_limit is not None:
-        scip.setParam("limits/time", float(time_limit))
+    left = clock.left()  # after writing and reading the model
+    if left is not None:
+        scip.setParam("limits/time", float(left))
     scip.optimize()
     status = scip.getStatus()
     dual = float(scip.getDualbound())
@@ -160,13 +161,29 @@ def solve_bigm(problem: LayerPruningProblem, time_limit: float | None = None) ->
     ``W`` and objective come from re-solving SCIP's support exactly
     (:func:`~proxcompress.formulations.restricted.solve_support`).
 
+    Under a time limit, building and solving run in a guard process killed at the deadline
+    (plus 0.15 s; :mod:`~proxcompress.formulations.limits`); if it is killed, the empty support
+    is reported with the trivial bound 0.
+
     Raises:
         SolverError: SCIP failed to read the model, found no solution or ended in another state.
     """
-    start = time.perf_counter()
+    clock = Clock(time_limit)
+    result = run_guarded(lambda: _solve_in_scip(problem, clock), clock)
+    if result is None:  # the guard stopped model building or SCIP at the deadline
+        empty = np.zeros(problem.n_groups)
+        return polish(problem, "bigm", empty, 0.0, "time_limit", clock.start, 0)
+    return polish(
+        problem, "bigm", np.asarray(result["z"]), result["bound"], result["status"],
+        clock.start, result["nodes"],
+    )
+
+
+def _solve_in_scip(problem: LayerPruningProblem, clock: Clock) -> dict[str, Any]:
+    """Build the model and solve it with SCIP; ``z``, bound, status and nodes as a dict."""
     loss = compressed_loss(problem)
     model = build_bigm_model(problem, loss)
-    values, dual, scip_status, nodes = _solve_nl_with_scip(model, remaining(start, time_limit))
+    values, dual, scip_status, nodes = _solve_nl_with_scip(model, clock)
     if scip_status in ("optimal", "gaplimit"):
         status: Status = "optimal"
     elif scip_status == "timelimit":
@@ -174,7 +191,7 @@ def solve_bigm(problem: LayerPruningProblem, time_limit: float | None = None) ->
     else:
         raise SolverError(f"bigm: SCIP stopped with status {scip_status!r}")
     if values is None:  # out of time before any solution: the empty support is feasible
-        z = np.zeros(problem.n_groups)
+        z = [0.0] * problem.n_groups
     else:
-        z = np.array([values[f"z[{g}]"] for g in range(problem.n_groups)])
-    return polish(problem, "bigm", z, dual + loss.const, status, start, nodes)
+        z = [values[f"z[{g}]"] for g in range(problem.n_groups)]
+    return {"z": z, "bound": dual + loss.const, "status": status, "nodes": nodes}

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
@@ -331,6 +331,34 @@ class _Relaxed:
     d_out: NDArray[np.float64]
 
 
+def safe_shift(
+    gram: NDArray[np.float64], share: float
+) -> tuple[float, tuple[NDArray[np.float64], bool] | None]:
+    """The diagonal shift ``delta = share * L`` for a *safe* lower bound ``L`` on
+    ``lambda_min(gram)``, with the Cholesky factor of ``gram - delta I`` (``None`` when 0).
+
+    The computed smallest eigenvalue is lowered by ``16 d eps lambda_max`` (the backward error
+    of the symmetric eigensolver and of forming the Gram matrix), so centred data, ``p >= n``,
+    duplicate, zero or constant columns give ``delta = 0`` instead of a round-off value; the
+    factorisation is attempted and ``delta`` halved (three times, then 0) if it still fails, so
+    no factorisation ever assumes a definiteness that is not there.
+    """
+    if share <= 0:
+        return 0.0, None
+    eig = np.linalg.eigvalsh(gram)
+    d = gram.shape[0]
+    lower = float(eig[0]) - 16.0 * d * np.finfo(float).eps * max(float(eig[-1]), 0.0)
+    delta = share * lower
+    for _ in range(4):
+        if delta <= 0:
+            break
+        try:
+            return delta, cho_factor(gram - delta * np.eye(d))
+        except LinAlgError:
+            delta *= 0.5
+    return 0.0, None
+
+
 class _Engine:
     """The instance in group-contiguous Gram form plus the relaxation and bound machinery.
 
@@ -349,11 +377,11 @@ class _Engine:
         # so delta/2 ||W||^2 can move from the loss into the ridge term, whose perspective is
         # then tighter. The shifted loss is written as a least-squares loss 1/2 ||Y' - X'W||^2
         # (X'^T X' = X^T X - delta I, X'^T Y' = X^T Y) plus the constant ``offset``.
-        delta = diagonal_shift * max(float(np.linalg.eigvalsh(gram)[0]), 0.0)
+        delta, factor = safe_shift(gram, diagonal_shift)
         self.yy = yy
         if delta > 0:
             gram = gram - delta * np.eye(gram.shape[0])
-            self.yy = float(np.sum(self.xty * cho_solve(cho_factor(gram), self.xty)))
+            self.yy = float(np.sum(self.xty * cho_solve(factor, self.xty)))
         self.offset = 0.5 * (yy - self.yy)
         self.gram = np.ascontiguousarray(gram)
         sizes = np.bincount(problem.groups, minlength=problem.n_groups)
@@ -410,32 +438,36 @@ class _Engine:
         cutoff: float,
         tol: float,
         max_sweeps: int = 20000,
+        deadline: float = np.inf,
     ) -> _Relaxed:
         """Solve the node relaxation from ``W0``; stops once the bound exceeds ``cutoff``, the
         duality gap is below ``tol`` or after about ``max_sweeps`` sweeps. The returned bound is
-        always valid, however early the solve stops."""
+        always valid, however early the solve stops (also at ``deadline``, a
+        ``time.perf_counter()`` value)."""
         if k_left == 0:
             status = np.where(status == FREE, OUT, status).astype(np.int8)
         W = W0.copy()
         W[status[self.rows_of_group] == OUT] = 0.0
         q = self.gram @ W
         nu = 0.0
-        bound, s = self._run(W, q, status, nu, k_left, cutoff, tol, max_sweeps)
+        bound, s = self._run(W, q, status, nu, k_left, cutoff, tol, max_sweeps, deadline)
         z = self.z_of(W, status, nu)
         if np.sum(z[status == FREE]) > k_left + 1e-9 and bound < cutoff:
             # Budget active: the Lagrange price nu of sum z <= k_left, by bisection.
             lo, hi = 0.0, max(self.b, 1.0)
-            while hi < 1e12:
-                self._run(W, q, status, hi, k_left, cutoff, tol, max_sweeps)
+            while hi < 1e12 and time.perf_counter() < deadline:
+                self._run(W, q, status, hi, k_left, cutoff, tol, max_sweeps, deadline)
                 if np.sum(self.z_of(W, status, hi)[status == FREE]) <= k_left:
                     break
                 lo, hi = hi, hi * 4.0
             for _ in range(30):
                 nu = 0.5 * (lo + hi)
-                run_bound, run_s = self._run(W, q, status, nu, k_left, cutoff, tol, max_sweeps)
+                run_bound, run_s = self._run(
+                    W, q, status, nu, k_left, cutoff, tol, max_sweeps, deadline
+                )
                 if run_bound > bound:
                     bound, s = run_bound, run_s
-                if bound >= cutoff:
+                if bound >= cutoff or time.perf_counter() >= deadline:
                     break
                 if np.sum(self.z_of(W, status, nu)[status == FREE]) > k_left:
                     lo = nu
@@ -458,6 +490,7 @@ class _Engine:
         cutoff: float,
         tol: float,
         max_sweeps: int,
+        deadline: float,
     ) -> tuple[float, float]:
         bound, best_s = -np.inf, 1.0
         sweeps, batch = 0, 4
@@ -480,6 +513,8 @@ class _Engine:
             slack = NODE_GAP * (cutoff - bound) if np.isfinite(cutoff) else 0.0
             if bound >= cutoff or primal - bound <= max(tol, slack):
                 break
+            if time.perf_counter() >= deadline:
+                break
             batch = min(2 * batch, 64)
         return bound, best_s
 
@@ -494,6 +529,7 @@ def _strong_branch(
     budget: int,
     tol: float,
     strong: bool,
+    deadline: float,
 ) -> list[tuple[NDArray[np.int8], float, NDArray[np.float64]]] | None:
     """Strong branching with *valid* child bounds.
 
@@ -523,7 +559,8 @@ def _strong_branch(
                 kids.append((child_status, max(bound, float(parent_dual)), relaxed.W))
                 continue
             trial = engine.relax(
-                child_status, relaxed.W, budget - n_in, cutoff, tol, max_sweeps=STRONG_SWEEPS
+                child_status, relaxed.W, budget - n_in, cutoff, tol, max_sweeps=STRONG_SWEEPS,
+                deadline=deadline,
             )
             kids.append((trial.status, max(bound, float(parent_dual), trial.bound), trial.W))
         alive = [kid for kid in kids if kid[1] < cutoff]
@@ -558,6 +595,8 @@ def _local_search(
             moves += [(set(), {g}) for g in outside]
         moves += [({g}, {h}) for g in current for h in outside]
         for drop, add in moves:
+            if time.perf_counter() >= deadline:
+                break
             candidate = tuple(sorted((current - drop) | add))
             _, cand_value = solver.solve(candidate)
             if cand_value < best - 1e-12 * max(1.0, abs(best)):
@@ -637,7 +676,8 @@ def solve_bnb(
             continue
         k_left = budget - int(np.sum(node.status == IN))
         relaxed = engine.relax(
-            node.status, node.W, k_left, cutoff=best_value - tol_abs(), tol=0.1 * tol_abs()
+            node.status, node.W, k_left, cutoff=best_value - tol_abs(), tol=0.1 * tol_abs(),
+            deadline=deadline,
         )
         nodes += 1
         offer(relaxed.z)
@@ -675,6 +715,7 @@ def solve_bnb(
             budget,
             tol_abs(),
             strong=node.depth < STRONG_DEPTH,
+            deadline=deadline,
         )
         if children is None:
             continue  # every child of some candidate is pruned: so is this node
@@ -685,3 +726,17 @@ def solve_bnb(
     outcome: Status = "optimal" if relative_gap(best_value, lower) <= gap_tol else "time_limit"
     z = np.isin(np.arange(p.n_groups), best_support).astype(float)
     return polish(p, "bnb", z, lower, outcome, start, nodes, solver)
+
+
+def _load_kernels() -> None:
+    """Compile (first run) or load from Numba's on-disk cache every kernel, by solving a tiny
+    instance: this happens once, at import, so that no timed solve pays it (0.5-1 s warm,
+    tens of seconds on the very first run)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8, 3))
+    tiny = LayerPruningProblem(X=X, Y=X @ np.ones(3), groups=np.arange(3), lam=0.1, alpha=0.5,
+                               M=2.0, k=2)
+    solve_bnb(tiny)
+
+
+_load_kernels()

@@ -65,9 +65,10 @@ from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
 from proxcompress.errors import SolverError
+from proxcompress.formulations.limits import Clock, run_guarded
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
-from proxcompress.formulations.solution import Solution, Status, polish, remaining
+from proxcompress.formulations.solution import Solution, Status, polish
 
 logger = logging.getLogger(__name__)
 
@@ -325,6 +326,8 @@ class _OuterApproximation:
             if self.late():
                 return
             for cand in candidates:
+                if self.late():
+                    return
                 _, cand_value = self.exact.solve(cand)
                 if cand_value < best_value - 1e-12 * abs(best_value):
                     best_move, best_value = cand, cand_value
@@ -432,19 +435,36 @@ def solve_cuts(problem: LayerPruningProblem, time_limit: float | None = None) ->
     ``nodes`` counts the master MILPs solved (cutting-plane rounds; the cheap LP rounds of the
     root phase are not counted), not HiGHS's branch-and-bound nodes (logged at DEBUG level).
 
+    Under a time limit the whole loop runs in a guard process killed at the deadline (plus
+    0.15 s; :mod:`~proxcompress.formulations.limits`); HiGHS gets the time left and the heuristics
+    stop at the deadline, so the loop normally returns its incumbent and bound itself.
+
     Raises:
         SolverError: HiGHS is unavailable or ended a master problem in an unexpected state, or the
             loop stalled with a gap above :data:`STALL_TOL`.
     """
-    start = time.perf_counter()
-    oa = _OuterApproximation(problem, None if time_limit is None else start + time_limit)
+    clock = Clock(time_limit)
+    result = run_guarded(lambda: _run(problem, clock), clock)
+    if result is None:  # the guard stopped model building or HiGHS at the deadline
+        empty = np.zeros(problem.n_groups)
+        return polish(problem, "cuts", empty, 0.0, "time_limit", clock.start, 0)
+    z = np.zeros(problem.n_groups)
+    z[result["support"]] = 1.0
+    return polish(problem, "cuts", z, result["bound"], result["status"], clock.start,
+                  result["nodes"])
+
+
+def _run(problem: LayerPruningProblem, clock: Clock) -> dict[str, Any]:
+    """The cutting-plane loop (in the guard's child process under a time limit)."""
+    time_limit = clock.time_limit
+    oa = _OuterApproximation(problem, None if time_limit is None else clock.deadline)
     lower = -np.inf
 
     def gap() -> float:
         return (oa.best_value - lower) / max(abs(oa.best_value), 1.0)
 
     def out_of_time() -> bool:
-        left = remaining(start, time_limit)
+        left = clock.left()
         return left is not None and left <= 1e-3
 
     # (1) Seeds: the greedy path and a local search from its best support.
@@ -459,7 +479,7 @@ def solve_cuts(problem: LayerPruningProblem, time_limit: float | None = None) ->
             timed_out = True
             break
         previous = lower
-        bound, optimal, points, _ = oa.solve_master(remaining(start, time_limit), warm=False)
+        bound, optimal, points, _ = oa.solve_master(clock.left(), warm=False)
         if not optimal or not points:
             timed_out = True
             break
@@ -480,7 +500,7 @@ def solve_cuts(problem: LayerPruningProblem, time_limit: float | None = None) ->
         oa.set_binary(True)
         while not out_of_time():
             bound, optimal, points, nodes = oa.solve_master(
-                remaining(start, time_limit), warm=True
+                clock.left(), warm=True
             )
             rounds += 1
             total_nodes += nodes
@@ -512,6 +532,4 @@ def solve_cuts(problem: LayerPruningProblem, time_limit: float | None = None) ->
         )
     closed = gap() <= GAP_TOL or (stalled and gap() <= STALL_TOL)
     status: Status = "optimal" if closed else "time_limit"
-    z = np.zeros(problem.n_groups)
-    z[list(oa.best_support)] = 1.0
-    return polish(problem, "cuts", z, lower, status, start, rounds, oa.exact)
+    return {"support": list(oa.best_support), "bound": lower, "status": status, "nodes": rounds}

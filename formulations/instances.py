@@ -86,3 +86,61 @@ def random_instance(
         rows_per_group = d / n_groups
         lam = 0.5 * sigma**2 * np.log(n) * rows_per_group * m / (1.0 - alpha)
     return LayerPruningProblem(X=X, Y=Y, groups=groups, lam=lam, alpha=alpha, M=M, k=k)
+
+
+def sparse_regression_instance(
+    n: int,
+    p: int,
+    seed: int,
+    *,
+    planted: int = 10,
+    snr: float = 10.0,
+    rho: float = 0.0,
+    lam: float = 0.02,
+    alpha: float = 0.5,
+    M: float = 1.0,
+    k: int | None = None,
+) -> LayerPruningProblem:
+    """The normalised sparse-regression design (one feature per group) of the best-subset
+    literature (L0BnB: Hazimeh, Mazumder, Saab 2022) and of issues 13-14.
+
+    Standard normal features, equicorrelated with ``rho`` (``x_j = sqrt(1 - rho) z_j +
+    sqrt(rho) z_0``), each centred and scaled to unit norm (a column that centring makes zero
+    stays zero); ``y = X w + e`` with ``planted`` weights of random sign and magnitude 1 and
+    Gaussian noise at ``var(Xw) / var(e) = snr``, centred and scaled to unit norm. So
+    ``X^T X`` has unit diagonal and is singular whenever ``p >= n`` (centring removes one
+    dimension). ``lam``, ``alpha`` and ``M`` are given, not derived.
+
+    Raises:
+        InvalidInputError: naming the bad argument.
+    """
+    for name, value, low in (("n", n, 1), ("p", p, 1), ("planted", planted, 0)):
+        if int(value) != value or value < low:
+            raise InvalidInputError(name, f"= {value} must be an integer >= {low}")
+    if planted > p:
+        raise InvalidInputError("planted", f"= {planted} exceeds p = {p}")
+    if not 0.0 <= rho < 1.0:
+        raise InvalidInputError("rho", f"= {rho} is outside the accepted range [0, 1)")
+    if not snr > 0:
+        raise InvalidInputError("snr", f"= {snr} must be > 0")
+    rng = np.random.default_rng(seed)
+    X = np.sqrt(1.0 - rho) * rng.standard_normal((n, p))
+    if rho > 0:
+        X += np.sqrt(rho) * rng.standard_normal((n, 1))
+    X -= X.mean(axis=0)
+    norms = np.linalg.norm(X, axis=0)
+    X /= np.where(norms > 0, norms, 1.0)
+    w = np.zeros(p)
+    live = rng.choice(p, size=planted, replace=False)
+    w[live] = rng.choice([-1.0, 1.0], size=planted)
+    signal = X @ w
+    noise = rng.standard_normal(n)
+    noise -= noise.mean()
+    if planted and signal.var() > 0 and noise.var() > 0:
+        noise *= np.sqrt(signal.var() / snr / noise.var())
+    y = signal + noise
+    y -= y.mean()
+    norm = float(np.linalg.norm(y))
+    if norm > 0:
+        y /= norm
+    return LayerPruningProblem(X=X, Y=y, groups=np.arange(p), lam=lam, alpha=alpha, M=M, k=k)

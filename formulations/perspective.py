@@ -24,7 +24,6 @@ relaxations of :mod:`proxcompress.formulations.relaxations` use it too.
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,9 +33,10 @@ import numpy as np
 
 from proxcompress.errors import InvalidInputError, SolverError
 from proxcompress.formulations.bigm import SCIP_ABSGAP, SCIP_GAP
+from proxcompress.formulations.limits import Clock, run_guarded
 from proxcompress.formulations.loss import CompressedLoss, compressed_loss
 from proxcompress.formulations.problem import LayerPruningProblem
-from proxcompress.formulations.solution import Solution, Status, polish, remaining
+from proxcompress.formulations.solution import Solution, Status, polish
 
 Kind = Literal["bigm", "perspective"]
 MixedIntegerSolver = Literal["ECOS_BB", "SCIP"]
@@ -115,8 +115,8 @@ def solve_perspective(
     - ``"ECOS_BB"`` (default; the fastest on small instances, ``docs/design.md``; CVXPY only uses
       it when asked by name): ECOS's own depth-first branch and bound, run with absolute gap
       ``1e-7`` and relative gap ``1e-9`` (its defaults, ``1e-6`` and ``1e-3``, are too loose to
-      pick the right support). ECOS_BB has **no time limit**: ``time_limit`` is ignored; only a
-      cap of 100 000 branch-and-bound iterations applies. It does not expose its lower bound:
+      pick the right support), and a cap of 100 000 branch-and-bound iterations. It does not
+      expose its lower bound:
       when it reports optimality it claims ``optimum >= U - max(1e-7, 1e-9 |U|)`` for its
       incumbent value ``U`` (each node relaxation being solved to ECOS's ~1e-8 accuracy), and
       that claim is the ``bound`` reported. ``nodes`` is ECOS_BB's iteration count
@@ -127,8 +127,13 @@ def solve_perspective(
       ``bound`` is SCIP's dual bound carried over to CVXPY's objective
       (``objective(x) - (P - D)`` with SCIP's primal ``P`` and dual ``D``, conservative because
       CVXPY drops constants before SCIP sees the model) and ``nodes`` is ``SCIP.getNNodes()``.
-      On the time limit without any SCIP solution the empty support is returned (bound
-      ``-inf``).
+      On the time limit without any SCIP solution the empty support is returned (bound 0).
+
+    **Time limit** (:mod:`~proxcompress.formulations.limits`): model building and the solver run
+    in a guard process killed at the deadline (plus 0.15 s). ECOS_BB has no time limit of its own
+    and keeps its incumbent to itself, so when the limit stops it the result is the empty
+    support with the trivial bound 0 and status ``time_limit``; SCIP gets the time left after
+    building the model and normally stops itself with its incumbent and dual bound.
 
     In both cases the final ``W`` and objective come from re-solving the solver's support exactly,
     and the bound is clipped at that objective.
@@ -139,7 +144,22 @@ def solve_perspective(
     """
     if solver not in ("ECOS_BB", "SCIP"):
         raise InvalidInputError("solver", f"= {solver!r}; accepted: 'ECOS_BB', 'SCIP'")
-    start = time.perf_counter()
+    clock = Clock(time_limit)
+    result = run_guarded(lambda: _solve_mixed_integer(problem, solver, clock), clock)
+    if result is None:  # the guard stopped the solver at the deadline: nothing came back
+        empty = np.zeros(problem.n_groups)
+        return polish(problem, "perspective", empty, 0.0, "time_limit", clock.start, 0)
+    return polish(
+        problem, "perspective", np.asarray(result["z"]), result["bound"], result["status"],
+        clock.start, result["nodes"],
+    )
+
+
+def _solve_mixed_integer(
+    problem: LayerPruningProblem, solver: MixedIntegerSolver, clock: Clock
+) -> dict[str, Any]:
+    """Build and solve the model (in the guard's child process under a time limit); returns
+    ``z``, the bound (in the problem's objective), the status and the node count."""
     model = build_conic_model(problem, "perspective", relax=False)
     if solver == "ECOS_BB":
         options: dict[str, Any] = dict(
@@ -147,7 +167,7 @@ def solve_perspective(
         )
     else:
         params: dict[str, float] = {"limits/gap": SCIP_GAP, "limits/absgap": SCIP_ABSGAP}
-        left = remaining(start, time_limit)
+        left = clock.left()
         if left is not None:
             params["limits/time"] = left
         options = dict(scip_params=params)
@@ -157,10 +177,10 @@ def solve_perspective(
             warnings.simplefilter("ignore", UserWarning)
             model.problem.solve(solver=solver, **options)
     except cp.error.SolverError as exc:
-        out_of_time = time_limit is not None and time.perf_counter() - start >= 0.9 * time_limit
+        out_of_time = clock.time_limit is not None and clock.elapsed() >= 0.9 * clock.time_limit
         if solver == "SCIP" and out_of_time:  # CVXPY reports "no solution yet" as a failure
-            empty = np.zeros(problem.n_groups)
-            return polish(problem, "perspective", empty, -np.inf, "time_limit", start, 0)
+            return {"z": [0.0] * problem.n_groups, "bound": 0.0, "status": "time_limit",
+                    "nodes": 0}
         raise SolverError(f"perspective: {solver} failed: {exc}") from exc
     cvx_status = model.problem.status
     if model.z.value is None or model.W.value is None:
@@ -187,6 +207,9 @@ def solve_perspective(
             status, bound = "time_limit", -np.inf
         else:
             raise SolverError(f"perspective: ECOS_BB ended with status {cvx_status!r}")
-    return polish(
-        problem, "perspective", model.z.value, bound + model.const, status, start, nodes
-    )
+    return {
+        "z": np.asarray(model.z.value, dtype=float).ravel().tolist(),
+        "bound": float(bound + model.const),
+        "status": status,
+        "nodes": nodes,
+    }

@@ -83,7 +83,8 @@ def polish(
     solver: SupportSolver | None = None,
 ) -> Solution:
     """The common ending of every formulation: keep the groups with ``z_g > 0.5``, re-solve that
-    support exactly (:class:`SupportSolver`), clip the solver's bound at the objective."""
+    support exactly (:class:`SupportSolver`), clip the solver's bound to ``[0, objective]`` (0:
+    every term of the objective is non-negative; a missing or infinite bound becomes 0)."""
     support = tuple(int(g) for g in np.flatnonzero(np.asarray(z) > 0.5))
     if len(support) > problem.budget:
         raise SolverError(
@@ -91,9 +92,9 @@ def polish(
             f"k = {problem.budget}"
         )
     W, objective = (solver or SupportSolver(problem)).solve(support)
-    if not np.isfinite(bound):
-        bound = -np.inf
-    bound = min(float(bound), objective)
+    # every term of the objective is non-negative, so 0 is a bound whatever the solver said
+    bound = float(bound) if np.isfinite(bound) else 0.0
+    bound = min(max(bound, 0.0), objective)
     return Solution(
         formulation=formulation, support=support, W=W, objective=objective, bound=bound,
         gap=relative_gap(objective, bound), status=status,

@@ -133,7 +133,9 @@ def binary_conv2d(
         x: real (N, C, H, W); ``x < 0`` is -1, ``x >= 0`` is +1.
         w_words: uint64 (O, ceil(C*kh*kw / 64)), ``pack_signs(W.reshape(O, -1))``.
         kernel_size: ``kh`` or ``(kh, kw)``.
-        stride, padding, dilation: int or pair, as in ``torch.nn.functional.conv2d``.
+        stride: int or pair, as in ``torch.nn.functional.conv2d``.
+        padding: int or pair, as in ``torch.nn.functional.conv2d``.
+        dilation: int or pair, as in ``torch.nn.functional.conv2d``.
         padding_mode: ``"zero"`` (padded inputs count 0, via the +1-pad correction in the module
             docstring) or ``"one"`` (padded inputs count +1).
         backend: as for :func:`~proxcompress.kernels.binary_matmul`.
@@ -198,8 +200,11 @@ def shift_conv2d(
 
     Args:
         x: float32 (N, C, H, W).
-        sign, exponent: int8 (O, C, kh, kw), as in :func:`~proxcompress.kernels.shift_matmul`.
-        stride, padding, dilation: int or pair.
+        sign: int8 (O, C, kh, kw), as in :func:`~proxcompress.kernels.shift_matmul`.
+        exponent: int8 (O, C, kh, kw), as in :func:`~proxcompress.kernels.shift_matmul`.
+        stride: int or pair.
+        padding: int or pair.
+        dilation: int or pair.
         backend: as for :func:`~proxcompress.kernels.shift_matmul`.
 
     Returns:
@@ -247,8 +252,11 @@ def euclid_conv2d(
     Args:
         x: float32 (N, C, H, W).
         w: float32 (O, C, kh, kw).
-        stride, padding, dilation: int or pair.
-        backend, method: as for :func:`~proxcompress.kernels.euclid_matmul`.
+        stride: int or pair.
+        padding: int or pair.
+        dilation: int or pair.
+        backend: as for :func:`~proxcompress.kernels.euclid_matmul`.
+        method: as for :func:`~proxcompress.kernels.euclid_matmul`.
 
     Returns:
         float32 (N, O, Ho, Wo).

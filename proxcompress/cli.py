@@ -19,6 +19,7 @@ from proxcompress.errors import InvalidInputError
 
 # modules that register subcommands, in the order they appear in --help
 _COMMAND_MODULES = (
+    "proxcompress.reproduce.cli",
     "proxcompress.formulations.cli",
     "proxcompress.proofs.cli",
     "proxcompress.training.cli",

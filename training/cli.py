@@ -110,7 +110,8 @@ def run_train(args: argparse.Namespace) -> int:
         from proxcompress.training.quantize import model_summary
         from proxcompress.training.trainer import build_run_model
 
-        shape, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)
+        shape, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
+                                     cfg.data.root)
         model = build_run_model(cfg, classes, cfg.seed)
         print(model_summary(model, shape).text())
         return 0
@@ -166,15 +167,11 @@ def run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from proxcompress.atomic import write_json_atomic
-    from proxcompress.training.deploy import deploy
-    from proxcompress.training.trainer import load_run, run_data
+    from proxcompress.training.deploy import deploy_run
 
     if args.batch < 1:
         raise InvalidInputError("--batch", f"= {args.batch} must be >= 1")
-    cfg, model = load_run(args.run)
-    _, _, test = run_data(cfg)
-    report = {"run": args.run, **deploy(model, args.out, test, backend=args.backend,
-                                        batch=args.batch)}
+    report = deploy_run(args.run, args.out, backend=args.backend, batch=args.batch)
     print(json.dumps(report, indent=2))
     if args.json:
         write_json_atomic(Path(args.json), report)

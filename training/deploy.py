@@ -86,6 +86,18 @@ def deploy(model: nn.Module, out: str | os.PathLike[str], test: Dataset, *,
     return {"manifest": str(root / MANIFEST), **report}
 
 
+def deploy_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *,
+               backend: str = "auto", batch: int = 256) -> dict[str, Any]:
+    """:func:`deploy` of a run folder's latest checkpoint on the run's own test set (its
+    ``data`` section, as :func:`~proxcompress.training.trainer.run_data` reads it): what
+    ``proxcompress export --run DIR --out DIR`` does. The report gains ``run``."""
+    from proxcompress.training.trainer import load_run, run_data  # the whole wing
+
+    cfg, model = load_run(run_dir)
+    _, _, test = run_data(cfg)
+    return {"run": str(run_dir), **deploy(model, out, test, backend=backend, batch=batch)}
+
+
 def _check_on_test(model: nn.Module, folder: Path, test: Dataset, backend: str, batch: int,
                    repeats: int) -> dict[str, Any]:
     from proxcompress.kernels import load
@@ -149,4 +161,4 @@ def _transfer(backend: str) -> tuple[Any, Any]:
     return cupy.asarray, back
 
 
-__all__ = ["EXAMPLE_SAMPLES", "deploy"]
+__all__ = ["EXAMPLE_SAMPLES", "deploy", "deploy_run"]

@@ -55,6 +55,10 @@ from proxcompress.training.spr import SPRRegularizer, compute_M, threshold_searc
 EXIT_INTERRUPTED = 130
 #: per-step freezing metric log of a run folder (``mulfree.freezing_every``)
 FREEZING = "freezing.jsonl"
+#: per-step training log of a run folder: ``step`` (counted over all phases), ``epoch``
+#: (fractional, over all phases), ``phase``, the mini-batch's cross-entropy ``loss``, ``lr``
+#: and ``mu``; the curves plot it (one point per step, not one per epoch)
+STEPS = "steps.jsonl"
 
 
 class Interrupted(Exception):
@@ -253,16 +257,25 @@ def run_data(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset]:
 
 def run_phases(cfg: TrainConfig) -> list[tuple[str, int]]:
     """The run's phases and their epochs: SPR's pretrain / train / finetune, else one."""
+    if cfg.spr.enabled and cfg.spr.method == "magnitude":  # the same epochs, no reference
+        return [("train", cfg.spr.pretrain_epochs + cfg.epochs),
+                ("finetune", cfg.spr.finetune_epochs)]
     if cfg.spr.enabled:
         return [("pretrain", cfg.spr.pretrain_epochs), ("train", cfg.epochs),
                 ("finetune", cfg.spr.finetune_epochs)]
     return [("train", cfg.epochs)]
 
 
+def phase_seed(cfg: TrainConfig, phase: str) -> int:
+    """The init seed of a phase's model: ``seed``, or ``seed + 1`` for a pruning run's train
+    and finetune phases (so SPR, restarting after its reference, and the magnitude baseline
+    start from the same init)."""
+    return cfg.seed + (1 if phase != "pretrain" and cfg.spr.enabled else 0)
+
+
 def run_model(cfg: TrainConfig, classes: int, phase: str) -> PrunableModel:
-    """The freshly built model of a phase (SPR's train and finetune phases use seed + 1)."""
-    seed = cfg.seed + (1 if phase != "pretrain" and cfg.spr.enabled else 0)
-    return build_run_model(cfg, classes, seed)
+    """The freshly built model of a phase (:func:`phase_seed`)."""
+    return build_run_model(cfg, classes, phase_seed(cfg, phase))
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, PrunableModel]:
@@ -281,7 +294,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, PrunableMode
     model_state, _, meta, _, _ = load_checkpoint(run_dir)
     phases = run_phases(cfg)
     phase = phases[min(int(meta["run"]["phase"]), len(phases) - 1)][0]
-    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)
+    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
+                               cfg.data.root)
     model = run_model(cfg, classes, phase)
     if meta["run"].get("pruned"):
         apply_pruning(model, meta["run"]["pruned"])
@@ -413,19 +427,21 @@ class Trainer:
                 self.optimizer.load_state_dict({"optimizer": opt_state, **meta["wrapper"]})
             torch.set_rng_state(rng)
             self._truncate_metrics(state["global_epoch"],
-                                   state["epoch"] * self.steps_per_epoch + state["step"])
+                                   state["epoch"] * self.steps_per_epoch + state["step"],
+                                   state["global_epoch"] * self.steps_per_epoch + state["step"])
             if self.dist.main:
                 self.log(f"resumed from {self.out} at phase {self.phases[state['phase']][0]}, "
                          f"epoch {state['epoch']}, step {state['step']}")
         else:
             if self.resume and self.dist.main:
                 self.log(f"no checkpoint in {self.out}; starting afresh")
-            self.model = build_run_model(self.cfg, self.train_data.classes, self.cfg.seed,
+            self.model = build_run_model(self.cfg, self.train_data.classes,
+                                         phase_seed(self.cfg, self.phases[0][0]),
                                          initial_state(self.cfg)).to(self.dist.device)
             self.optimizer = self._optimizer(self.model, self._phase_lr(0))
             if self.dist.main:
-                (self.out / "metrics.jsonl").unlink(missing_ok=True)
-                (self.out / FREEZING).unlink(missing_ok=True)
+                for name in ("metrics.jsonl", FREEZING, STEPS):
+                    (self.out / name).unlink(missing_ok=True)
         self._start_hooks(state)
         self.hooks.load_state_tensors(extra)
         if self.dist.main:
@@ -438,18 +454,27 @@ class Trainer:
             return self.cfg.spr.finetune_lr or self.cfg.optim.lr / 10
         return self.cfg.optim.lr
 
-    def _truncate_metrics(self, epochs_done: int, steps_done: int) -> None:
-        """Drop the log lines written after the checkpoint being resumed."""
+    def _truncate_metrics(self, epochs_done: int, steps_done: int, all_steps_done: int) -> None:
+        """Drop the log lines written after the checkpoint being resumed (``steps_done``
+        counts the current phase's steps, ``all_steps_done`` every phase's)."""
         if not self.dist.main:
             return
         for name, key, done in (("metrics.jsonl", "epoch", epochs_done),
-                                (FREEZING, "step", steps_done)):
+                                (FREEZING, "step", steps_done),
+                                (STEPS, "step", all_steps_done)):
             path = self.out / name
             if not path.exists():
                 continue
             keep = [line for line in path.read_text().splitlines()
                     if line.strip() and json.loads(line)[key] <= done]
             write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+    def _append_step(self, state: dict[str, Any], phase: str, loss: float, lr: float) -> None:
+        step = state["global_epoch"] * self.steps_per_epoch + state["step"]
+        record = {"step": step, "epoch": round(step / self.steps_per_epoch, 6), "phase": phase,
+                  "loss": loss, "lr": lr, "mu": self.optimizer.mu}
+        with open(self.out / STEPS, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
 
     def _append_freezing(self, step: int, frozen: dict[str, float]) -> None:
         record = {"step": step, "epoch": step / self.steps_per_epoch, **frozen}
@@ -525,11 +550,14 @@ class Trainer:
                         if step_record is not None and d.main:
                             self._append_freezing(done, step_record)
                         acc = state["acc"]
-                        acc[0] += float(loss.detach()) * len(idx)
+                        batch_loss = float(loss.detach())
+                        acc[0] += batch_loss * len(idx)
                         acc[1] += float((out.argmax(1) == y).sum())
                         acc[2] += float(len(idx))
                         state["step"] = s + 1
                         steps_taken += 1
+                        if d.main:
+                            self._append_step(state, phase, batch_loss, lr)
                         if bar is not None:
                             bar.update(1)
                         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
@@ -656,19 +684,26 @@ class Trainer:
         state["channels_before"] = total_channels(self.model)
         state["parameters_before"] = sum(p.numel() for p in self.model.parameters())
         state["before_pruning"] = self._val_accuracy()
-        result = threshold_search(
-            self.model, units,
-            lambda m: evaluate(m, search, self.cfg.eval_batch_size, self.dist.device)[0],
-            tolerance=s.tolerance, weight_range=(0.0, s.weight_range), with_norm=s.with_norm)
-        pruned = {}
-        for u in units:
-            keep = [i for i, k in enumerate(result.keep[u.name]) if k]
-            pruned[u.name] = prune_channels(self.model, u, keep)
-        state["pruned"] = pruned
-        state["threshold"] = {"weight_threshold": result.weight_threshold,
-                              "fraction_threshold": result.fraction_threshold,
-                              "search_base_accuracy": result.base_accuracy,
-                              "search_accuracy": result.accuracy}
+        if s.method == "magnitude":
+            from proxcompress.training.tp_baseline import magnitude_keep
+
+            assert s.keep_counts is not None  # config validation
+            kept = magnitude_keep(self.model, units, s.keep_counts,
+                                  self.train_data.x[:2].to(self.dist.device))
+            state["threshold"] = {"method": "magnitude (Torch-Pruning group norm)",
+                                  "keep_counts": list(s.keep_counts)}
+        else:
+            result = threshold_search(
+                self.model, units,
+                lambda m: evaluate(m, search, self.cfg.eval_batch_size, self.dist.device)[0],
+                tolerance=s.tolerance, weight_range=(0.0, s.weight_range),
+                with_norm=s.with_norm)
+            kept = {u.name: [i for i, k in enumerate(result.keep[u.name]) if k] for u in units}
+            state["threshold"] = {"weight_threshold": result.weight_threshold,
+                                  "fraction_threshold": result.fraction_threshold,
+                                  "search_base_accuracy": result.base_accuracy,
+                                  "search_accuracy": result.accuracy}
+        state["pruned"] = {u.name: prune_channels(self.model, u, kept[u.name]) for u in units}
         state["after_pruning"] = self._val_accuracy()
         if self.dist.main:
             self.log(f"pruned {state['channels_before'] - total_channels(self.model)} of "
@@ -695,9 +730,7 @@ class Trainer:
         # for a quantized one, the model at its final mu)
         test_acc, _ = evaluate(self.model, self.test_data, self.cfg.eval_batch_size, d.device)
         val_acc = self._val_accuracy()
-        train_metrics = [json.loads(line) for line in
-                         (self.out / "metrics.jsonl").read_text().splitlines() if line.strip()] \
-            if (self.out / "metrics.jsonl").exists() else []
+        train_metrics = read_log(self.out / "metrics.jsonl")
         shape = tuple(self.test_data.x.shape[1:])
         self.model.cpu()
         summary_model = model_summary(self.model, shape)
@@ -745,6 +778,7 @@ class Trainer:
         if self.cfg.spr.enabled:
             reference = self._model_for("train")
             summary["spr"] = {  # accuracies before the end: on the validation split
+                "method": self.cfg.spr.method,
                 "pretrain_val_accuracy": state["pretrain_accuracy"],
                 "val_accuracy_before_pruning": state["before_pruning"],
                 "val_accuracy_after_pruning": state.get("after_pruning"),
@@ -769,7 +803,8 @@ class Trainer:
         write_json_atomic(self.out / "summary.json", summary)
         if train_metrics:
             try:
-                plot_metrics(train_metrics, self.out / "curves.png")
+                plot_metrics(train_metrics, self.out / "curves.png",
+                             read_log(self.out / STEPS))
             except Exception as exc:  # plotting must never fail a finished run
                 self.log(f"plotting failed: {exc}")
         return summary
@@ -786,36 +821,101 @@ def threading_ok() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def plot_metrics(records: list[dict[str, Any]], path: Path) -> None:
-    """Loss, accuracy and ``mu`` / sparsity curves per epoch as one PNG (written atomically)."""
+def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log of a run folder (``metrics.jsonl``, :data:`STEPS`,
+    :data:`FREEZING`); ``[]`` when it does not exist."""
+    file = Path(path)
+    if not file.exists():
+        return []
+    return [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def smooth(values: list[float], window: int) -> list[float]:
+    """Trailing moving average over ``window`` values (the first ones over what there is)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_metrics(records: list[dict[str, Any]], path: Path,
+                 steps: list[dict[str, Any]] | None = None) -> None:
+    """A run's curves as one PNG (written atomically): the training loss at every step (light)
+    and its moving average over a tenth of an epoch, with the validation loss at each epoch's
+    end; train / validation accuracy at each epoch's end (the test set is evaluated once, at the
+    end of the run); the learning rate and ``mu`` at every step and
+    the SPR sparsity at each epoch's end. ``records``: ``metrics.jsonl``; ``steps``:
+    :data:`STEPS` (without it the loss and schedule panels show the epoch values only). Phase
+    changes (SPR pretrain / train / finetune) are marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in records]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(epochs, [r["loss"] for r in records], "o-", label="train loss")
-    if "val_loss" in records[0]:
-        axes[0].plot(epochs, [r.get("val_loss") for r in records], "s-", label="validation loss")
-    axes[0].set_xlabel("epoch")
-    axes[0].legend()
-    axes[1].plot(epochs, [r["train_accuracy"] for r in records], "o-", label="train")
-    if "val_accuracy" in records[0]:
-        axes[1].plot(epochs, [r.get("val_accuracy") for r in records], "s-",
-                     label="validation")
-    if "val_accuracy_hard" in records[0]:
-        axes[1].plot(epochs, [r.get("val_accuracy_hard") for r in records], "^-",
-                     label="validation (hard)")
-    axes[1].set_ylabel("accuracy (%)")
-    axes[1].set_xlabel("epoch")
-    axes[1].legend()
-    axes[2].plot(epochs, [r["mu"] for r in records], "o-", label="mu")
-    axes[2].set_xlabel("epoch")
-    ax2 = axes[2].twinx()
-    ax2.plot(epochs, [r.get("sparsity", 0.0) for r in records], "r^-", label="sparsity")
-    axes[2].legend(loc="upper left")
-    ax2.legend(loc="lower right")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    ax = axes[0]
+    if steps:
+        x = [s["epoch"] for s in steps]
+        losses = [s["loss"] for s in steps]
+        per_epoch = max(1, round(len(steps) / max(steps[-1]["epoch"], 1e-9)))
+        ax.plot(x, losses, color="tab:blue", alpha=0.25, lw=0.6, label="train loss, each step")
+        ax.plot(x, smooth(losses, max(1, per_epoch // 10)), color="tab:blue", lw=1.4,
+                label="moving average (0.1 epoch)")
+    else:
+        ax.plot(epochs, [r["loss"] for r in records], "o-", label="train loss (epoch mean)")
+    if records and "val_loss" in records[0]:
+        ax.plot(epochs, [r.get("val_loss") for r in records], "s-", color="tab:orange",
+                label="validation loss (epoch end)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy")
+    ax.set_title("loss")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.plot(epochs, [r["train_accuracy"] for r in records], "o-", label="train (epoch mean)")
+    if records and "val_accuracy" in records[0]:
+        ax.plot(epochs, [r.get("val_accuracy") for r in records], "s-", label="validation")
+    if records and "val_accuracy_hard" in records[0]:
+        ax.plot(epochs, [r.get("val_accuracy_hard") for r in records], "^-",
+                label="validation, hard quantization")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xlabel("epoch")
+    ax.set_title("accuracy at each epoch's end")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    if steps:
+        ax.plot([s["epoch"] for s in steps], [s["lr"] for s in steps], color="tab:green",
+                label="learning rate")
+    else:
+        ax.plot(epochs, [r["lr"] for r in records], "o-", color="tab:green",
+                label="learning rate")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.set_title("schedule")
+    twin = ax.twinx()
+    sparsity = [r.get("sparsity", 0.0) for r in records]
+    if any(sparsity):
+        twin.plot(epochs, [100 * v for v in sparsity], "r^-", label="SPR sparsity (%)")
+        twin.set_ylabel("channels near zero / removed (%)")
+    elif steps and len({s["mu"] for s in steps}) > 1:
+        twin.plot([s["epoch"] for s in steps], [s["mu"] for s in steps], color="tab:red",
+                  label="mu")
+        twin.set_ylabel("mu")
+    ax.legend(loc="upper left", fontsize=8)
+    if twin.lines:
+        twin.legend(loc="upper right", fontsize=8)
+    if steps:
+        changes = [(prev["epoch"], s["phase"]) for prev, s in zip(steps, steps[1:], strict=False)
+                   if s["phase"] != prev["phase"]]
+        for ax in axes:
+            for at, phase in changes:
+                ax.axvline(at, color="grey", ls="--", lw=0.8)
+                ax.text(at, 1.0, f" {phase}", transform=ax.get_xaxis_transform(), fontsize=7,
+                        va="top", color="grey")
     fig.tight_layout()
 
     from proxcompress.atomic import write_atomic
@@ -850,6 +950,7 @@ def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str]) -> 
     return config_from_dict(apply_overrides(raw, overrides))
 
 
-__all__ = ["EXIT_INTERRUPTED", "HardStop", "Interrupted", "Trainer", "build_run_model",
-           "config_for_resume", "evaluate", "inference_ms", "initial_state", "load_run",
-           "mulfree_recipe", "plot_metrics", "run_data", "run_model", "run_phases", "train"]
+__all__ = ["EXIT_INTERRUPTED", "FREEZING", "STEPS", "HardStop", "Interrupted", "Trainer",
+           "build_run_model", "config_for_resume", "evaluate", "inference_ms", "initial_state",
+           "load_run", "mulfree_recipe", "plot_metrics", "read_log", "run_data", "run_model",
+           "run_phases", "smooth", "train"]
