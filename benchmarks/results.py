@@ -166,7 +166,7 @@ SPEECH: list[tuple[str, str, dict[str, Any] | None]] = [
 ]
 
 #: the vision transformers (issue 15): a ViT for 28 x 28 inputs (patch 4: 7 x 7 tokens of 32
-#: channels, 4 blocks, 2 heads, FFN 2x), the binary ladder of BinaryViT (Le & Li, CVPRW 2023) on
+#: channels, 3 blocks, 2 heads, FFN 2x), the binary ladder of BinaryViT (Le & Li, CVPRW 2023) on
 #: it, distillation from the full-precision row, and BNN+ / BNN++ weights on BinaryViT. Sized
 #: for the CPU budget (docs/results.md: under 90 minutes at --jobs 2); a larger GPU
 #: configuration is the same command with --set overrides (docs/training.md).
@@ -175,11 +175,13 @@ VIT_BASE: dict[str, Any] = {
     "epochs": VIT_EPOCHS, "threads": 1, "progress": False,
     "data": {"name": "fashion-mnist", "val_fraction": 0.1},
     "model": {"name": "vit", "vit": {
-        "patch": 4, "stages": [{"dim": 32, "depth": 4, "heads": 2, "mlp_ratio": 2, "sr": 1}]}},
+        "patch": 4, "stages": [{"dim": 32, "depth": 3, "heads": 2, "mlp_ratio": 2, "sr": 1}]}},
     "quant": {"weights": "none", "keep_first": True, "keep_last": True},
     "optim": {"name": "adam", "lr": 0.001, "schedule": "cosine", "batch_size": 128},
 }
-VIT_LR_GRID = [1e-3, 3e-3]
+#: (a first pass at seed 0 with 4 blocks found 1e-3 below 3e-3 on validation for both the
+#: full-precision and the binary DeiT-style model, 84.5 vs 85.8 and 73.8 vs 80.6)
+VIT_LR_GRID = [3e-3, 1e-2]
 #: the ladder's binarization: weights and activations with BNN's pair (sign, 1{|x| <= 1}),
 #: BinaryViT's straight-through estimator (methods.md section 2)
 VIT_BINARY = {"quant": {"weights": "bnn", "activations": "bnn"}}
@@ -203,13 +205,14 @@ VIT: list[tuple[str, str, dict[str, Any], dict[str, Any], dict[str, list[Any]],
      {"optim.lr": "vit-deit"}, None),
     ("binaryvit-kd", "BinaryViT + distillation from the full-precision ViT", VIT_BINARYVIT,
      VIT_BINARY, {}, {"optim.lr": "vit-deit"}, "vit-fp"),
-    # BNN+ and BNN++ weights swept as in the binary tables (METHODS)
+    # BNN+ and BNN++ weights swept as in the binary tables (METHODS; BNN++'s growth 30 left out
+    # for the budget: beta(mu) passes 30 within the first steps, a sign forward from the start)
     ("binaryvit-bnnp", "BinaryViT, weights BNN+", VIT_BINARYVIT,
      {"quant": {"weights": "bnn+", "activations": "bnn"}}, {"quant.beta": [2.0, 5.0]},
      {"optim.lr": "vit-deit"}, None),
     ("binaryvit-bnnpp", "BinaryViT, weights BNN++ (published reading)", VIT_BINARYVIT,
      {"quant": {"weights": "bnn++", "activations": "bnn", "beta": 1.0}},
-     {"quant.beta_growth": [0.3, 3.0, 30.0]}, {"optim.lr": "vit-deit"}, None),
+     {"quant.beta_growth": [0.3, 3.0]}, {"optim.lr": "vit-deit"}, None),
 ]
 
 #: each binary method's own swept keys (the long-budget rows take the quick table's choice)

@@ -274,17 +274,18 @@ def test_vit_table_distillation_waits_for_its_teacher_seed(results: ModuleType,
         _fake_run(results, tmp_path, deit, {"optim.lr": lr}, 0, 80.0, val, **sizes)
     choices = results.Choices(rows, tmp_path)
     teacher = choices.teacher(kd)
-    assert teacher == str(tmp_path / "vit-fp" / "lr=0.003" / "seed-{seed}")
+    assert teacher == str(tmp_path / "vit-fp" / "lr=0.01" / "seed-{seed}")
     assert choices.config(kd)["distill"]["teacher"] == teacher
     pending = [(r["name"], s) for r, _, s in results.pending([kd], None, choices)]
     assert pending == [("vit-binaryvit-kd", 0)]  # seeds 1, 2 wait for their teachers
     for seed in (1, 2):
-        _fake_run(results, tmp_path, fp, {"optim.lr": 3e-3}, seed, 87.0 + seed, **sizes)
-        _fake_run(results, tmp_path, deit, {"optim.lr": 1e-3}, seed, 80.0 + seed, **sizes)
+        _fake_run(results, tmp_path, fp, {"optim.lr": 1e-2}, seed, 87.0 + seed, **sizes)
+        _fake_run(results, tmp_path, deit, {"optim.lr": 3e-3}, seed, 80.0 + seed, **sizes)
     choices = results.Choices(rows, tmp_path)
     assert [s for _, _, s in results.pending([kd], None, choices)] == [0, 1, 2]
     for seed in (0, 1, 2):
-        _fake_run(results, tmp_path, bvit, {"optim.lr": 1e-3}, seed, 84.0 + 0.5 * seed, **sizes)
+        _fake_run(results, tmp_path, bvit, {"optim.lr": 3e-3}, seed, 84.0 + 0.5 * seed,
+                  **sizes)
     choices = results.Choices(rows, tmp_path)
     section = results._vit_section([r for r in rows if r["table"] == "vit"], None, choices, {})
     text = "\n".join(section)
