@@ -20,7 +20,7 @@ Perspective Regularizer closed form) and :mod:`.prox` (ProxConnect proximal prob
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.formulations.instances import random_instance
@@ -52,7 +52,10 @@ def get_formulation(name: str) -> Callable[..., Solution]:
 
 
 def solve(
-    problem: LayerPruningProblem, formulation: str = "bnb", time_limit: float | None = None
+    problem: LayerPruningProblem,
+    formulation: str = "bnb",
+    time_limit: float | None = None,
+    warm_start: Sequence[Sequence[int]] = (),
 ) -> Solution:
     """Solve ``problem`` with the named formulation.
 
@@ -63,10 +66,24 @@ def solve(
             within ``time_limit + limits.ALLOWANCE`` (0.5 s) with the best solution and a valid
             bound, and ``status == "time_limit"`` unless it proved optimality
             (:mod:`~proxcompress.formulations.limits`, docs/formulations.md "Time limits").
+        warm_start: supports (lists of group ids) offered to ``bnb`` as first incumbents and
+            local-search starts; only ``bnb`` takes them.
+
+    Raises:
+        InvalidInputError: an unknown formulation, a non-positive limit, or warm starts for a
+            formulation other than ``bnb`` (or naming groups outside the instance / above the
+            budget).
     """
     if time_limit is not None and not time_limit > 0:
         raise InvalidInputError("time_limit", f"= {time_limit} must be > 0 seconds")
-    return get_formulation(formulation)(problem, time_limit=time_limit)
+    solver = get_formulation(formulation)
+    if warm_start:
+        if formulation != "bnb":
+            raise InvalidInputError(
+                "warm_start", f"only the 'bnb' formulation takes warm starts, not {formulation!r}"
+            )
+        return solver(problem, time_limit=time_limit, warm_start=warm_start)
+    return solver(problem, time_limit=time_limit)
 
 
 __all__ = [

@@ -88,6 +88,7 @@ from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
 from proxcompress.formulations.shifts import SHIFTS, factor_shifted, sdp_shift
 from proxcompress.formulations.solution import Solution, Status, polish, relative_gap
+from proxcompress.formulations.subsets import SubsetSearch
 
 FREE, IN, OUT = 0, 1, 2
 FloatArray = NDArray[np.float64]
@@ -106,6 +107,9 @@ FW_LMO_SHARE = 0.98
 FW_STEPS = (1.0, 0.5, 0.25, 0.1)
 FW_MIN_GAIN = 1e-5
 FW_START_GAP = 1e-4
+#: root gap (after the heuristics) above which a budgeted instance is searched by subsets
+#: (:mod:`~proxcompress.formulations.subsets`) instead of the perspective tree
+SUBSET_GAP = 0.05
 #: reliability branching: candidates looked at, strong branchings per node at most, passes
 #: per strong child, observations that make a pseudocost reliable, and how many candidates in
 #: a row may fail to beat the best before the look stops
@@ -1049,6 +1053,9 @@ def solve_bnb(
             if clock.expired():
                 break
             swap_search(engine, incumbent, seed, budget, deadline)
+    if (SubsetSearch.applicable(p) and not clock.expired()
+            and relative_gap(incumbent.value, root.bound) > SUBSET_GAP):
+        return _subset_mode(p, incumbent, root.bound, clock, gap_tol, solver)
     if shift in ("auto", "refined") and relative_gap(incumbent.value, root.bound) > FW_START_GAP:
         engine, root = refine_shift(engine, root, deadline)
         offer_relaxed(root, (0.0, 0.5))
@@ -1122,6 +1129,23 @@ def solve_bnb(
         "time_limit")
     z = np.isin(np.arange(p.n_groups), incumbent.support).astype(float)
     return polish(p, "bnb", z, lower, outcome, clock.start, nodes, solver)
+
+
+def _subset_mode(
+    problem: LayerPruningProblem, incumbent: Incumbent, root_bound: float, clock: Clock,
+    gap_tol: float, solver: SupportSolver,
+) -> Solution:
+    """The budgeted, weak-relaxation case: the subset search of
+    :mod:`~proxcompress.formulations.subsets` instead of the perspective tree; the bound on the
+    limit is the larger of the root relaxation's and the open nodes' smallest."""
+    search = SubsetSearch(problem, incumbent)
+    finished = search.run(clock.deadline)
+    lower = incumbent.value if finished else max(root_bound, min(incumbent.value,
+                                                                 search.open_bound()))
+    outcome: Status = "optimal" if relative_gap(incumbent.value, lower) <= gap_tol else (
+        "time_limit")
+    z = np.isin(np.arange(problem.n_groups), incumbent.support).astype(float)
+    return polish(problem, "bnb", z, lower, outcome, clock.start, 1 + search.nodes, solver)
 
 
 def _check_support(problem: LayerPruningProblem, support: Sequence[int],
