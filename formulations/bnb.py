@@ -348,7 +348,26 @@ def _best_dual(
     ratio = (np.sqrt(5.0) - 1.0) / 2.0
     lo, hi = 0.0, 2.0
 
+    n_groups = starts.shape[0] - 1
+    n_free = 0
+    for g in range(n_groups):
+        if status[g] == FREE:
+            n_free += 1
+    unbudgeted = k_left >= n_free
+
     def value(s: float) -> float:
+        if unbudgeted:  # every positive free slope counts: no sort, no allocation
+            conj = 0.0
+            for g in range(n_groups):
+                if status[g] == OUT:
+                    continue
+                slope = -b
+                for i in range(starts[g], starts[g + 1]):
+                    for j in range(V.shape[1]):
+                        slope += _psi(s * V[i, j], a[i], M)
+                if status[g] == IN or slope > 0.0:
+                    conj += slope
+            return s * uy - 0.5 * s * s * uu - conj
         return s * uy - 0.5 * s * s * uu - _conjugate(_slopes(V, s, starts, a, b, M), status,
                                                         k_left)
 
@@ -642,8 +661,10 @@ class _Engine:
         self.M = p.M
         self.yy = float(np.sum(p.Y**2))
         self.shift = "none" if delta is None else "given"
-        # the Gram matrix (engine order) when a shift is possible at all (n >= d)
-        self.gram = (gram if gram is not None else X.T @ X) if n >= d else None
+        # the Gram matrix (engine order) when a shift is worth looking for: with n <= d it is
+        # singular or nearly so (a square Gaussian matrix has lambda_min ~ 1/n), so not
+        self.gram = (gram if gram is not None else X.T @ X) if n > d else None
+        margin = None
         if delta is None:
             delta = np.zeros(d)
             if diagonal_shift > 0 and self.gram is not None:
@@ -651,11 +672,11 @@ class _Engine:
                     raise InvalidInputError(
                         "shift", f"= {shift!r}; accepted: auto, {', '.join(SHIFTS)}, none"
                     )
-                delta = SHIFTS[shift](self.gram, diagonal_shift)
+                delta, margin = SHIFTS[shift](self.gram, diagonal_shift)
                 self.shift = shift
         upper = None
         if np.any(delta > 0) and self.gram is not None:
-            delta, upper = factor_shifted(self.gram, delta)
+            delta, upper = factor_shifted(self.gram, delta, margin)
         if upper is None:
             delta = np.zeros(d)
             self.shift = "none"
@@ -775,13 +796,13 @@ def build_engine(
     deadline: float = np.inf,
 ) -> tuple[_Engine, _Relaxed]:
     """The engine with the chosen shift and its root relaxation. ``shift="auto"`` builds one
-    engine per kind of :data:`AUTO_SHIFTS` (when ``X^T X`` can be definite at all, ``n >= d``
+    engine per kind of :data:`AUTO_SHIFTS` (when ``X^T X`` is worth shifting at all, ``n > d``
     and ``lambda_min > 0``) and keeps the larger root bound."""
     kinds: tuple[str, ...]
     if shift == "auto":
         kinds = AUTO_SHIFTS
         n, d = problem.X.shape
-        if diagonal_shift <= 0 or n < d:
+        if diagonal_shift <= 0 or n <= d:
             kinds = ("none",)
     elif shift == "none":
         kinds = ("none",)
@@ -793,6 +814,9 @@ def build_engine(
         kinds = (shift,)
     tol = _root_tol(problem)
     best: tuple[_Engine, _Relaxed] | None = None
+    diag = np.einsum("ij,ij->j", problem.X, problem.X)
+    if shift == "auto" and np.ptp(diag) <= 1e-12 * max(float(diag.max(initial=0.0)), 1e-300):
+        kinds = kinds[:1]  # equal feature scales: the Jacobi shift is the scalar one
     for kind in kinds:
         share = 0.0 if kind == "none" else diagonal_shift
         engine = _Engine(problem, share, kind if kind != "none" else "scalar")
@@ -833,7 +857,7 @@ def refine_shift(
         grad = np.where(zr > 0, 0.5 * np.sum(root.W**2, axis=1) * (1.0 / safe - 1.0), 0.0)
         if not np.any(grad > 0):
             break
-        target = sdp_shift(gram, FW_LMO_SHARE, weights=grad)
+        target = sdp_shift(gram, FW_LMO_SHARE, weights=grad).delta
         best: tuple[_Engine, _Relaxed] | None = None
         for gamma in FW_STEPS:
             cand = engine.delta + gamma * (target - engine.delta)

@@ -34,6 +34,7 @@ columns) gets no shift.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -56,27 +57,38 @@ def safe_lambda_min(matrix: FloatArray) -> float:
     return float(eig[0]) - 16.0 * d * np.finfo(float).eps * max(float(eig[-1]), 0.0)
 
 
-def scalar_shift(gram: FloatArray, share: float) -> FloatArray:
-    """``share * max(0, L)`` for every feature, ``L`` from :func:`safe_lambda_min`."""
-    return np.full(gram.shape[0], share * max(0.0, safe_lambda_min(gram)))
+class Shift(NamedTuple):
+    """A per-feature shift and, when known, a certified lower bound on the Jacobi-scaled
+    smallest eigenvalue of ``X^T X - Diag(delta)`` (so :func:`factor_shifted` can skip its own
+    eigendecomposition)."""
+
+    delta: FloatArray
+    margin: float | None = None
 
 
-def jacobi_shift(gram: FloatArray, share: float) -> FloatArray:
+def scalar_shift(gram: FloatArray, share: float) -> Shift:
+    """``share * max(0, L)`` for every feature, ``L`` from :func:`safe_lambda_min`; the shifted
+    matrix keeps ``lambda_min >= (1 - share) L``, so its Jacobi-scaled smallest eigenvalue is at
+    least ``(1 - share) L / max_i (X^T X)_ii``."""
+    low = max(0.0, safe_lambda_min(gram))
+    top = float(np.max(np.diag(gram), initial=0.0))
+    margin = (1.0 - share) * low / top if top > 0 and low > 0 else None
+    return Shift(np.full(gram.shape[0], share * low), margin)
+
+
+def jacobi_shift(gram: FloatArray, share: float) -> Shift:
     """``share * L_c * diag(gram)`` with ``L_c`` the safe smallest eigenvalue of the correlation
-    matrix (zero columns get 0)."""
+    matrix (a zero column makes the Gram matrix singular: no shift); the shifted matrix's
+    Jacobi-scaled smallest eigenvalue is at least ``(1 - share) L_c``."""
     diag = np.diag(gram).copy()
-    live = diag > 0
     delta = np.zeros(gram.shape[0])
-    if not np.any(live):
-        return delta
-    if not np.all(live):  # a zero column makes the Gram matrix singular: nothing to shift
-        return delta
+    if not np.all(diag > 0):
+        return Shift(delta)
     scale = 1.0 / np.sqrt(diag)
-    corr = gram * scale[:, None] * scale[None, :]
-    low = safe_lambda_min(corr)
+    low = safe_lambda_min(gram * scale[:, None] * scale[None, :])
     if low <= 0:
-        return delta
-    return share * low * diag
+        return Shift(delta)
+    return Shift(share * low * diag, (1.0 - share) * low)
 
 
 @njit(cache=True)
@@ -124,7 +136,7 @@ def _mixing(H: FloatArray, w: FloatArray, rank: int | None, sweeps: int, seed: i
 def sdp_shift(
     gram: FloatArray, share: float, weights: FloatArray | None = None, rank: int | None = None,
     sweeps: int = 200, seed: int = 0,
-) -> FloatArray:
+) -> Shift:
     """A weighted SDP diagonal shift: ``delta`` near ``argmax sum_i w_i delta_i`` subject to
     ``gram - Diag(delta) >= 0``, ``delta >= 0`` (``w = diag(gram)`` by default: the
     Jacobi-scaled trace).
@@ -143,13 +155,13 @@ def sdp_shift(
     d = gram.shape[0]
     diag = np.diag(gram)
     if np.any(diag <= 0) or not np.all(np.isfinite(gram)):
-        return np.zeros(d)
+        return Shift(np.zeros(d))
     w = diag.copy() if weights is None else np.maximum(np.asarray(weights, dtype=float), 0.0)
     live = w > 0
     delta = np.zeros(d)
     for _ in range(8):  # active set on delta >= 0: features the SDP wants negative get 0
         if not np.any(live):
-            return np.zeros(d)
+            return Shift(np.zeros(d))
         H = gram[np.ix_(live, live)]
         if not np.all(live):
             rest = ~live
@@ -160,7 +172,7 @@ def sdp_shift(
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             delta[live] = _mixing(H, w[live], rank, sweeps, seed)
         if not np.all(np.isfinite(delta)):
-            return np.zeros(d)
+            return Shift(np.zeros(d))
         negative = live & (delta < 0)
         if not np.any(negative):
             break
@@ -171,11 +183,11 @@ def sdp_shift(
     low = safe_lambda_min((gram - np.diag(delta)) * scale[:, None] * scale[None, :])
     if low < 0:
         delta = np.maximum(delta + low * diag, 0.0)
-    return share * delta
+    return Shift(share * delta)
 
 
-#: The shift kinds: name -> function ``(gram, share) -> per-feature delta``.
-SHIFTS: dict[str, Callable[[FloatArray, float], FloatArray]] = {
+#: The shift kinds: name -> function ``(gram, share) -> Shift``.
+SHIFTS: dict[str, Callable[[FloatArray, float], Shift]] = {
     "scalar": scalar_shift,
     "jacobi": jacobi_shift,
     "sdp": sdp_shift,
@@ -198,12 +210,13 @@ def _scaled_margin(matrix: FloatArray) -> float:
 
 
 def factor_shifted(
-    gram: FloatArray, delta: FloatArray
+    gram: FloatArray, delta: FloatArray, margin: float | None = None
 ) -> tuple[FloatArray, FloatArray | None]:
     """``(delta, U)`` with ``U`` upper triangular, ``U^T U = gram - Diag(delta)``, certified:
     the shifted matrix keeps a Jacobi-scaled smallest eigenvalue of at least
-    :data:`MIN_MARGIN` and factorises. Otherwise ``delta`` is halved (three times) and finally
-    dropped (``delta = 0``, ``U = None``)."""
+    :data:`MIN_MARGIN` (checked here unless ``margin``, a certified lower bound on it, already
+    says so) and factorises. Otherwise ``delta`` is halved (three times) and finally dropped
+    (``delta = 0``, ``U = None``)."""
     delta = np.asarray(delta, dtype=float)
     if not np.all(np.isfinite(delta)):
         delta = np.zeros_like(delta)
@@ -212,16 +225,17 @@ def factor_shifted(
         if not np.any(delta > 0):
             break
         shifted = gram - np.diag(delta)
-        if _scaled_margin(shifted) < MIN_MARGIN:
-            delta = 0.5 * delta
+        known = margin is not None and margin >= MIN_MARGIN
+        if not known and _scaled_margin(shifted) < MIN_MARGIN:
+            delta, margin = 0.5 * delta, None
             continue
         try:
             factor, _ = cho_factor(shifted, lower=False, check_finite=False)
         except LinAlgError:
-            delta = 0.5 * delta
+            delta, margin = 0.5 * delta, None
             continue
         upper = np.triu(factor)
         if np.all(np.isfinite(upper)) and np.all(np.diag(upper) > 0):
             return delta, upper
-        delta = 0.5 * delta
+        delta, margin = 0.5 * delta, None
     return np.zeros_like(delta), None

@@ -132,7 +132,7 @@ def test_issue_instance_solves():
     problem = sparse_regression_instance(40, 40, seed=0)
     gram = problem.X.T @ problem.X
     for kind, shift in SHIFTS.items():
-        assert not np.any(factor_shifted(gram, shift(gram, 0.95))[0] > 0), kind
+        assert not np.any(factor_shifted(gram, shift(gram, 0.95).delta)[0] > 0), kind
     solution = solve_bnb(problem)
     assert solution.status == "optimal"
     assert solution.bound <= solution.objective
@@ -162,7 +162,7 @@ def test_shifts_are_safe(seed, n, d, copies, scale, kind, uneven):
     if uneven:
         X *= np.geomspace(1e-3, 1e3, X.shape[1])
     gram = X.T @ X
-    delta, upper = factor_shifted(gram, SHIFTS[kind](gram, 1.0))
+    delta, upper = factor_shifted(gram, *SHIFTS[kind](gram, 0.95))
     assert np.all(delta >= 0.0)
     if np.any(delta > 0):
         assert upper is not None
