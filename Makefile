@@ -31,7 +31,8 @@ lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy proxcompress formulations/__init__.py formulations/problem.py \
 		formulations/solution.py formulations/restricted.py formulations/bnb.py \
-		formulations/cli.py formulations/limits.py formulations/brute.py \
+		formulations/cli.py formulations/limits.py formulations/brute.py formulations/shifts.py \
+		formulations/heuristics.py formulations/subsets.py \
 		proofs/__init__.py kernels/__init__.py kernels/ops.py \
 		kernels/model.py training/__init__.py training/deploy.py causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py
@@ -40,4 +41,10 @@ test: system-deps install-dev lint
 	$(PYTHON) -m pytest -q
 
 bench:
-	$(PYTHON) benchmarks/mip_pruning.py --out benchmarks/results/mip_pruning.json
+	for piece in wide bnb-alpha alpha; do \
+		$(PYTHON) benchmarks/mip_pruning.py --piece $$piece --out benchmarks/results/mip_$$piece.json; \
+	done
+	for regime in independent-strong correlated-weak; do \
+		$(PYTHON) benchmarks/mip_pruning.py --piece table --regime $$regime \
+			--out benchmarks/results/mip_table_$$regime.json; \
+	done

@@ -1193,15 +1193,19 @@ def _check_support(problem: LayerPruningProblem, support: Sequence[int],
 
 
 def _load_kernels() -> None:
-    """Compile (first run) or load from Numba's on-disk cache every kernel, by solving tiny
-    instances (with and without a budget): this happens once, at import, so that no timed solve
-    pays it (0.3-0.5 s warm, about ten seconds on the very first run)."""
+    """Compile (first run) or load from Numba's on-disk cache every kernel, by running each
+    path once on tiny instances (the tree with and without a budget, the subset search, the
+    SDP shift): this happens once, at import, so that no timed solve pays it (0.3-0.5 s warm,
+    about ten seconds on the very first run)."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((8, 4))
     for k, groups in ((2, np.arange(4)), (None, np.array([0, 0, 1, 1]))):
         tiny = LayerPruningProblem(X=X, Y=X @ np.ones(4), groups=groups, lam=0.1, alpha=0.5,
                                    M=2.0, k=k)
         solve_bnb(tiny)
+        if k is not None:
+            SubsetSearch(tiny, Incumbent(tiny, SupportSolver(tiny))).run(np.inf)
+    sdp_shift(X.T @ X, 0.5, weights=np.ones(4))
 
 
 _load_kernels()

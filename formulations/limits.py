@@ -78,7 +78,7 @@ def _after_fork() -> None:
     """
     dependencies = sys.modules.get("pyomo.common.dependencies")
     if dependencies is not None:
-        dependencies.capture_output_lock = threading.Lock()
+        setattr(dependencies, "capture_output_lock", threading.Lock())  # noqa: B010
     highspy = sys.modules.get("highspy")
     if highspy is not None:
         highspy.Highs.resetGlobalScheduler(False)

@@ -12,15 +12,18 @@ the loss.
 node every group before the position is decided (*in* or *out*), the universe ``U`` is every
 group not out, ``I`` the groups in. Its completions ``S`` satisfy ``I <= S <= U``,
 ``|S| <= k``. With ``f(S) = min_W 1/2 ||Y - X_S W||^2 + lam alpha ||W||^2`` (no box: a
-relaxation) and ``c_g(U) = f(U \\ {g}) - f(U)`` the cost of removing ``g`` alone,
+relaxation),
 
 .. math::
 
-    f(S) + \\lambda(1-\\alpha)|S| \\;\\ge\\; f(U) + c_{(r)}(U) + \\lambda(1-\\alpha)|I|,
+    f(S) + \\lambda(1-\\alpha)|S| \\;\\ge\\; f(U) + L_r(U) + \\lambda(1-\\alpha)|I|,
 
-where ``r = |U| - k`` groups must still go and ``c_{(r)}`` is the ``r``-th smallest removal cost
-among the undecided groups: ``f`` is monotone, so removing a set ``D`` costs at least the cost
-of removing any one of its members, hence at least the ``r``-th smallest. ``f(U)``, the fit and
+where ``r = |U| - k`` groups must still go and ``L_r`` bounds the cost of removing ``r`` of the
+undecided groups (:func:`_removal_bound`): ``f`` is monotone, so a removal set costs at least
+what its costliest member costs alone (the ``r``-th smallest single cost), and a scaled dual
+point of ``W_D^T H_DD^{-1} W_D / 2`` bounds it through the pairwise couplings of the groups
+(on the CNN's second layer, 937 at the root against 147 for the single costs and an optimum
+near 2 950). ``f(U)``, the fit and
 the removal costs come from the inverse ``H = (X_U^T X_U + 2 lam alpha I)^{-1}``, which a
 removal downdates in ``O(|U|^2 n_g)`` (``c_g = W_g^T H_gg^{-1} W_g / 2``); it is recomputed from
 scratch every :data:`REFRESH` removals. Leaves (every group decided) are scored exactly with the
@@ -100,6 +103,63 @@ def _removal_cost(H: FloatArray, W: FloatArray, s: int, e: int) -> float:
 
 
 @njit(cache=True)
+def _removal_bound(
+    H: FloatArray, W: FloatArray, starts: NDArray[np.int64], undecided: NDArray[np.int64],
+    r: int,
+) -> float:
+    """A lower bound on the cost of removing ``r`` of the ``undecided`` groups from ``U``.
+
+    With ``y_g = H_gg^{-1} W_g``, ``q_gh = <y_g, H_gh y_h>`` and ``e_g = q_gg / 2`` the single
+    removal costs, any removal set ``D`` costs ``W_D^T (H_DD)^{-1} W_D / 2 = max_Z <W_D, Z> -
+    <Z, H_DD Z> / 2``; with ``Z = t y_D`` this gives ``cost(D) >= a_D^2 / (2 b_D)``, ``a_D =
+    sum_D q_gg``, ``b_D = sum_{g, h in D} q_gh``. Over ``|D| = r``: ``a_D`` is at least the sum
+    of the ``r`` smallest ``q_gg``, and ``b_D`` at most the sum of the ``r`` largest row totals
+    ``q_gg + (r - 1 largest positive q_gh)``. Also, ``cost(D)`` is at least the cost of removing
+    any one member (the loss is monotone): the ``r``-th smallest ``e_g``. The larger of the two.
+    """
+    count = undecided.shape[0]
+    m = W.shape[1]
+    ys = []
+    diag = np.empty(count)
+    for q in range(count):
+        g = undecided[q]
+        s, e = starts[g], starts[g + 1]
+        y = np.linalg.solve(H[s:e, s:e].copy(), W[s:e].copy())
+        ys.append(y)
+        total = 0.0
+        for i in range(e - s):
+            for j in range(m):
+                total += W[s + i, j] * y[i, j]
+        diag[q] = total
+    single = np.sort(diag)[r - 1] / 2.0
+    top_a = np.sort(diag)[:r].sum()
+    rows = np.empty(count)
+    off = np.empty(max(count - 1, 1))
+    for q in range(count):
+        g = undecided[q]
+        s, e = starts[g], starts[g + 1]
+        c = 0
+        for q2 in range(count):
+            if q2 == q:
+                continue
+            h = undecided[q2]
+            s2, e2 = starts[h], starts[h + 1]
+            total = 0.0
+            for i in range(e - s):
+                for i2 in range(e2 - s2):
+                    coef = H[s + i, s2 + i2]
+                    for j in range(m):
+                        total += ys[q][i, j] * coef * ys[q2][i2, j]
+            off[c] = max(total, 0.0)
+            c += 1
+        best_off = np.sort(off[:c])[::-1][: r - 1].sum() if r > 1 else 0.0
+        rows[q] = diag[q] + best_off
+    top_b = np.sort(rows)[::-1][:r].sum()
+    pair = top_a * top_a / (2.0 * top_b) if top_b > 0.0 and top_a > 0.0 else 0.0
+    return max(single, pair, 0.0)
+
+
+@njit(cache=True)
 def _remove(
     H: FloatArray, W: FloatArray, alive: NDArray[np.bool_], s: int, e: int,
     H_out: FloatArray, W_out: FloatArray,
@@ -122,13 +182,13 @@ def _remove(
     for a in idx:
         if s <= a < e:
             continue
-        for c in idx:
-            if s <= c < e:
+        for col in idx:
+            if s <= col < e:
                 continue
-            total = H[a, c]
+            total = H[a, col]
             for q in range(n_g):
-                total -= coupling[a, q] * H[c, s + q]
-            H_out[a, c] = total
+                total -= coupling[a, q] * H[col, s + q]
+            H_out[a, col] = total
     W_out[:, :] = 0.0
     for a in idx:
         if s <= a < e:
@@ -189,13 +249,7 @@ def _search(
                 level -= 1  # not enough undecided groups left to remove
                 continue
             if r > 0:
-                costs = np.empty(n_groups - pos)
-                for q in range(pos, n_groups):
-                    g = order[q]
-                    costs[q - pos] = _removal_cost(H_stack[level], W_stack[level], starts[g],
-                                                   starts[g + 1])
-                costs = np.sort(costs)
-                bound += max(costs[r - 1], 0.0)
+                bound += _removal_bound(H_stack[level], W_stack[level], starts, order[pos:], r)
             bound_stack[level] = bound
             if bound >= incumbent - _margin(incumbent):
                 level -= 1

@@ -119,3 +119,32 @@ def test_time_limit_returns_valid_solution_and_bound():
     )
     if solution.status == "time_limit":
         assert solution.gap > 0
+
+
+def test_warm_starts_are_checked_and_used():
+    from proxcompress.errors import InvalidInputError
+
+    problem = random_instance(120, 12, 1, 12, seed=4, k=4)
+    brute = solve(problem, "brute")
+    # a warm start is only a start: any one gives the same optimum
+    for start in ([], [0, 1, 2, 3], list(brute.support)):
+        solution = solve(problem, "bnb", warm_start=[start] if start else ())
+        assert solution.objective == pytest.approx(brute.objective, rel=1e-9)
+    for bad, field in (([[0, 1, 2, 3, 4]], "warm_start"), ([[12]], "warm_start"),
+                       ([["a"]], "warm_start")):
+        with pytest.raises(InvalidInputError) as info:
+            solve(problem, "bnb", warm_start=bad)
+        assert info.value.field == field
+    with pytest.raises(InvalidInputError, match="only the 'bnb'"):
+        solve(problem, "cuts", warm_start=[[0]])
+
+
+@pytest.mark.parametrize("shift", ["none", "scalar", "jacobi", "sdp", "auto"])
+def test_every_shift_kind_agrees_with_brute(shift):
+    from proxcompress.formulations.bnb import solve_bnb
+
+    problem = random_instance(200, 16, 2, 8, seed=9, rho=0.8, snr=0.5, alpha=0.1)
+    problem = type(problem)(X=problem.X * np.linspace(0.2, 5.0, 16), Y=problem.Y,
+                            groups=problem.groups, lam=problem.lam, alpha=problem.alpha,
+                            M=problem.M * 5, k=None)
+    _assert_same(solve(problem, "brute"), solve_bnb(problem, shift=shift))
