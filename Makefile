@@ -32,7 +32,7 @@ lint:
 	$(PYTHON) -m mypy proxcompress formulations/__init__.py formulations/problem.py \
 		formulations/solution.py formulations/restricted.py formulations/bnb.py \
 		formulations/cli.py formulations/limits.py formulations/brute.py formulations/shifts.py \
-		formulations/heuristics.py formulations/subsets.py \
+		formulations/heuristics.py formulations/subsets.py formulations/blocks.py \
 		proofs/__init__.py kernels/__init__.py kernels/ops.py \
 		kernels/model.py training/__init__.py training/deploy.py causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py

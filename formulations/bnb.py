@@ -82,6 +82,7 @@ from numpy.typing import NDArray
 from scipy.linalg import qr, solve_triangular
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.formulations.blocks import apply_block, gradient_step
 from proxcompress.formulations.heuristics import Incumbent, l0_path, swap_search
 from proxcompress.formulations.limits import Clock
 from proxcompress.formulations.problem import LayerPruningProblem
@@ -253,22 +254,15 @@ def _cd(
     ``-AT[i] @ R``, and a change ``delta`` of row ``i`` costs ``R -= outer(AT[i], delta)``.
     """
     m = W.shape[1]
-    r = AT.shape[1]
     for _ in range(n_sweeps):
         for g in groups:
             s = starts[g]
             e = starts[g + 1]
-            V = np.zeros((e - s, m))
-            if status[g] != OUT and lip[g] > 0.0:
+            if status[g] == OUT or lip[g] <= 0.0:
+                V = np.zeros((e - s, m))
+            else:
                 t = 1.0 / lip[g]
-                for i in range(s, e):
-                    for k in range(r):
-                        coef = AT[i, k]
-                        if coef != 0.0:
-                            for j in range(m):
-                                V[i - s, j] += coef * R[k, j]
-                    for j in range(m):
-                        V[i - s, j] = W[i, j] + t * V[i - s, j]
+                V = gradient_step(AT, R, W, s, e, t)
                 if status[g] == IN:
                     for i in range(e - s):
                         scale = 1.0 / (1.0 + 2.0 * t * a[s + i])
@@ -277,19 +271,7 @@ def _cd(
                             V[i, j] = M if u > M else (-M if u < -M else u)
                 else:
                     _free_prox(V, a[s:e], t, price, M)
-            for i in range(s, e):
-                changed = False
-                for j in range(m):
-                    if V[i - s, j] != W[i, j]:
-                        changed = True
-                if changed:
-                    for k in range(r):
-                        coef = AT[i, k]
-                        if coef != 0.0:
-                            for j in range(m):
-                                R[k, j] -= coef * (V[i - s, j] - W[i, j])
-                    for j in range(m):
-                        W[i, j] = V[i - s, j]
+            apply_block(AT, R, W, V, s, e)
 
 
 @njit(cache=True)

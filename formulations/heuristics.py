@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from proxcompress.formulations.blocks import apply_block, gradient_step
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
 
@@ -82,54 +83,37 @@ def _l0_cd(
     """Block coordinate descent with the L0L2 prox over ``groups``; returns how many blocks
     changed their zero pattern in the last sweep (0: a fixed point)."""
     m = W.shape[1]
-    r = AT.shape[1]
     flips = 0
     for _ in range(n_sweeps):
         flips = 0
         for g in groups:
             s = starts[g]
             e = starts[g + 1]
-            V = np.zeros((e - s, m))
             was = False
             for i in range(s, e):
                 for j in range(m):
                     if W[i, j] != 0.0:
                         was = True
+            V = np.zeros((e - s, m))
             if lip[g] > 0.0:
                 t = 1.0 / lip[g]
+                V = gradient_step(AT, R, W, s, e, t)
                 gain = 0.0
-                for i in range(s, e):
-                    for k in range(r):
-                        coef = AT[i, k]
-                        if coef != 0.0:
-                            for j in range(m):
-                                V[i - s, j] += coef * R[k, j]
+                for i in range(e - s):
                     for j in range(m):
-                        v = W[i, j] + t * V[i - s, j]
-                        w = v / (1.0 + 2.0 * t * a[i])
+                        v = V[i, j]
+                        w = v / (1.0 + 2.0 * t * a[s + i])
                         w = M if w > M else (-M if w < -M else w)
-                        gain += (v * v - (w - v) * (w - v)) / (2.0 * t) - a[i] * w * w
-                        V[i - s, j] = w
+                        gain += (v * v - (w - v) * (w - v)) / (2.0 * t) - a[s + i] * w * w
+                        V[i, j] = w
                 if gain <= price:
-                    for i in range(e - s):
-                        for j in range(m):
-                            V[i, j] = 0.0
+                    V[:, :] = 0.0
             now = False
-            for i in range(s, e):
-                changed = False
+            for i in range(e - s):
                 for j in range(m):
-                    if V[i - s, j] != 0.0:
+                    if V[i, j] != 0.0:
                         now = True
-                    if V[i - s, j] != W[i, j]:
-                        changed = True
-                if changed:
-                    for k in range(r):
-                        coef = AT[i, k]
-                        if coef != 0.0:
-                            for j in range(m):
-                                R[k, j] -= coef * (V[i - s, j] - W[i, j])
-                    for j in range(m):
-                        W[i, j] = V[i - s, j]
+            apply_block(AT, R, W, V, s, e)
             if now != was:
                 flips += 1
         if flips == 0:
