@@ -688,12 +688,6 @@ class _Engine:
         self.all_groups = np.arange(p.n_groups, dtype=np.int64)
 
     # --------------------------------------------------------------- helpers
-    def to_problem_order(self, W: FloatArray) -> FloatArray:
-        """``W`` (engine order) in the problem's feature order."""
-        out = np.empty_like(W)
-        out[self.order] = W
-        return out
-
     def from_problem_order(self, W: FloatArray) -> FloatArray:
         """``W`` (problem order) in the engine's feature order."""
         return np.ascontiguousarray(W[self.order])
@@ -1018,8 +1012,10 @@ def solve_bnb(
         diagonal_shift: share of the certified diagonal shift moved from the loss into the
             perspective term (0 disables; the relaxation is then exactly the SPR / perspective
             relaxation).
-        shift: ``auto`` (the larger root bound of ``scalar`` and ``jacobi``), one of
-            :data:`~proxcompress.formulations.shifts.SHIFTS`, or ``none``.
+        shift: ``auto`` (the larger root bound of ``scalar`` and ``jacobi``, refined by
+            :func:`refine_shift` when the root gap after the heuristics exceeds
+            :data:`FW_START_GAP`), one of :data:`~proxcompress.formulations.shifts.SHIFTS`, or
+            ``none``.
         warm_start: supports (lists of group ids) offered as first incumbents; each is also the
             start of a swap local search. Groups beyond the budget are refused.
         local_search: run the L0 path and swap local search at the root.
@@ -1062,7 +1058,7 @@ def solve_bnb(
     if (SubsetSearch.applicable(p) and not clock.expired()
             and relative_gap(incumbent.value, root.bound) > SUBSET_GAP):
         return _subset_mode(p, incumbent, root.bound, clock, gap_tol, solver)
-    if shift in ("auto", "refined") and relative_gap(incumbent.value, root.bound) > FW_START_GAP:
+    if shift == "auto" and relative_gap(incumbent.value, root.bound) > FW_START_GAP:
         engine, root = refine_shift(engine, root, deadline)
         offer_relaxed(root, (0.0, 0.5))
     nodes = 1
