@@ -148,3 +148,26 @@ def test_every_shift_kind_agrees_with_brute(shift):
                             groups=problem.groups, lam=problem.lam, alpha=problem.alpha,
                             M=problem.M * 5, k=None)
     _assert_same(solve(problem, "brute"), solve_bnb(problem, shift=shift))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(n=500, d=30, m=1, n_groups=30, seed=0, rho=0.8, snr=0.5, alpha=0.2),
+        dict(n=300, d=60, m=2, n_groups=30, seed=1, rho=0.5, snr=1.0, alpha=0.5, k=6),
+        dict(n=40, d=60, m=1, n_groups=30, seed=2, rho=0.8, alpha=0.3, k=4),  # n < d
+    ],
+)
+def test_bnb_agrees_with_scip_beyond_brute_force(params):
+    """Past brute force's reach, bnb and the SCIP formulations certify each other: the same
+    optimum, and each bound below the other's objective."""
+    from proxcompress.formulations.perspective import solve_perspective
+
+    problem = random_instance(**params)
+    mine = solve(problem, "bnb")
+    for other in (solve(problem, "bigm"), solve_perspective(problem, solver="SCIP")):
+        assert other.status == mine.status == "optimal"
+        assert mine.objective == pytest.approx(other.objective, rel=1e-6)
+        assert mine.bound <= other.objective * (1 + 1e-8)
+        assert other.bound <= mine.objective * (1 + 1e-8)
