@@ -22,11 +22,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 
+from proxcompress.checks import check_arguments
 from proxcompress.errors import InvalidInputError
-from proxcompress.formulations.instances import random_instance
+from proxcompress.formulations import instances as _instances
+from proxcompress.formulations import restricted as _restricted
 from proxcompress.formulations.problem import LayerPruningProblem
-from proxcompress.formulations.restricted import solve_support
 from proxcompress.formulations.solution import Solution
+
+# the package's entry points check their arguments' types (proxcompress.checks)
+random_instance = check_arguments(_instances.random_instance)
+solve_support = check_arguments(_restricted.solve_support)
 
 # name -> (module, function); modules are imported on first use so that importing this package
 # never loads Pyomo or CVXPY.
@@ -41,6 +46,7 @@ _FORMULATIONS: dict[str, tuple[str, str]] = {
 FORMULATIONS: tuple[str, ...] = tuple(_FORMULATIONS)
 
 
+@check_arguments
 def get_formulation(name: str) -> Callable[..., Solution]:
     """The solve function registered under ``name`` (one of :data:`FORMULATIONS`)."""
     if name not in _FORMULATIONS:
@@ -51,6 +57,7 @@ def get_formulation(name: str) -> Callable[..., Solution]:
     return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
 
 
+@check_arguments
 def solve(
     problem: LayerPruningProblem,
     formulation: str = "bnb",
@@ -70,9 +77,10 @@ def solve(
             local-search starts; only ``bnb`` takes them.
 
     Raises:
-        InvalidInputError: an unknown formulation, a non-positive limit, or warm starts for a
-            formulation other than ``bnb`` (or naming groups outside the instance / above the
-            budget).
+        InvalidInputError: naming the argument: ``problem`` not a :class:`LayerPruningProblem`,
+            an unknown ``formulation``, a ``time_limit`` that is not a number > 0, or warm
+            starts for a formulation other than ``bnb`` (or naming groups outside the instance
+            / above the budget).
     """
     if time_limit is not None and not time_limit > 0:
         raise InvalidInputError("time_limit", f"= {time_limit} must be > 0 seconds")

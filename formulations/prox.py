@@ -58,6 +58,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from proxcompress.errors import InvalidInputError, SolverError
+from proxcompress.levels import BINARY, TERNARY, shift_levels
 
 FloatArray = NDArray[np.float64]
 
@@ -67,25 +68,9 @@ Method = Literal["auto", "cvxpy", "exact", "grid"]
 REGULARIZERS: tuple[str, ...] = ("dist2", "dist1", "indicator", "box_quadratic")
 METHODS: tuple[str, ...] = ("auto", "cvxpy", "exact", "grid")
 
-BINARY: tuple[float, ...] = (-1.0, 1.0)
-TERNARY: tuple[float, ...] = (-1.0, 0.0, 1.0)
 
 _TIE = 1e-12
 _GRID_POINTS = 4001
-
-
-def shift_levels(bits: int = 3, scale: float = 1.0) -> tuple[float, ...]:
-    """Zero-free power-of-two levels ``{+-scale 2^p : p = 0, ..., 2^(bits-1) - 1}``.
-
-    ``bits = 3`` gives ``{+-1, +-2, +-4, +-8}``, the DenseShift 3-bit set (Li et al., ICCV 2023,
-    arXiv:2208.09708: one sign bit, ``bits - 1`` exponent bits, no zero).
-    """
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 6:
-        raise InvalidInputError("bits", f"= {bits!r} must be an integer in [2, 6]")
-    if not (np.isfinite(scale) and scale > 0):
-        raise InvalidInputError("scale", f"= {scale} must be finite and > 0")
-    positive = [float(scale * 2.0**p) for p in range(2 ** (bits - 1))]
-    return tuple(sorted([-v for v in positive] + positive))
 
 
 def _levels(levels: Sequence[float]) -> FloatArray:

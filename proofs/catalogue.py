@@ -33,9 +33,10 @@ ICCV 2023 (arXiv:2208.09708); larq ``larq/quantizers.py`` (``SteSign``, ``SwishS
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Literal
 
@@ -44,13 +45,14 @@ import sympy as sp
 from numpy.typing import ArrayLike, NDArray
 
 from proxcompress.errors import InvalidInputError
-from proxcompress.formulations.prox import BINARY, TERNARY, shift_levels
+from proxcompress.levels import BINARY, TERNARY, shift_levels
+from proxcompress.proofs import registry
 from proxcompress.proofs.analysis import mu, normalize, x
 
 DerivativePoint = Literal["prox", "latent"]
 
 #: SignSwish sharpness, larq's default (``SwishSign(beta=5.0)``) [U: the paper's value]
-DEFAULT_BETA = 5
+DEFAULT_BETA = registry.DEFAULT_BETA
 
 
 def sigmoid(u: sp.Expr) -> sp.Expr:
@@ -122,6 +124,9 @@ class Facts:
         bounded: ``F`` is bounded for every ``mu`` (checked by ``facts``).
         levels: the value set of ``lim_{mu -> oo} P^mu`` (checked by ``prox``).
         backward_lipschitz: ``sup |B'|`` (checked by ``backward``).
+        forward_levels: the value set of ``lim_{mu -> oo} F^mu``, the deployed quantizer, when
+            the quantization comes from ``F``'s annealing rather than from ``P`` (checked by
+            ``facts``).
     """
 
     monotone: bool | None = None
@@ -129,6 +134,7 @@ class Facts:
     bounded: bool | None = None
     levels: tuple[sp.Expr, ...] | None = None
     backward_lipschitz: sp.Expr | None = None
+    forward_levels: tuple[sp.Expr, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -350,20 +356,66 @@ def proxconnect_clip() -> Pair:
     )
 
 
-def bnn_plus_plus(beta: int | sp.Expr = DEFAULT_BETA, prox: sp.Expr | None = None) -> Pair:
-    """BNN++ (Lu, Yu, Li, Partovi Nia, NeurIPS 2023): ``F = SS_beta o P^mu``, ``B = SS_beta``,
-    ``B'`` at ``P(w)``.
+#: BNN++'s sharpness at mu = 0 and its growth: beta(mu) = beta + growth * mu [U: the paper's
+#: schedule; chosen on validation in docs/results.md] (the registry's defaults)
+BNNPP_BETA = registry.BNNPP_BETA
+BNNPP_GROWTH = registry.BNNPP_GROWTH
+
+
+def bnn_plus_plus(beta: int | sp.Expr = BNNPP_BETA,
+                  beta_growth: int | sp.Expr = BNNPP_GROWTH) -> Pair:
+    """BNN++ as published (Lu, Yu, Li, Partovi Nia, NeurIPS 2023): BNN+ with its ``sign``
+    forward replaced by SignSwish, both quantizers indexed by ``mu``:
+    ``F^mu = B^mu = SS_{beta(mu)}``, ``beta(mu) = beta + beta_growth mu``, ``B'`` at the latent
+    ``w``; as ``mu -> oo``, ``F -> sign``, the deployed quantizer.
+
+    Evidence [C: wording only]: the NeurIPS review summaries say BNN++ replaces BNN+'s sign
+    forward quantizer with the sign-Swish function and that F and B are both indexed by ``mu``
+    (methods.md section 1, "public description, re-read"). The schedule ``beta(mu)`` is [U].
+
+    Under the suite's formalization the pair decomposes trivially: ``P = identity`` (the prox
+    of ``r = 0``) and ``F = B^mu o P``, with ``B'`` at ``P(w) = w``, so a step is a plain
+    gradient step on the smooth surrogate ``l o SS_{beta(mu)}``: an annealed (continuation)
+    method, not a proximal one. The quantization is in ``B^mu``'s limit, not in ``P``'s
+    (``forward_levels``); ``sup |B'| = beta(mu)`` grows without bound, so the inherited
+    guarantee, already only the nonconvex one for a fixed ``mu``, weakens as ``mu`` grows; and
+    ``SS_beta'(w) < 0`` for ``|w| > 2.3994 / beta``: once ``beta(mu) c > 2.3994`` (latents in
+    ``[-c, c]``) the step of the confident latents is reversed (the ``descent`` check).
+    """
+    b = sp.sympify(beta) + sp.sympify(beta_growth) * mu
+    ss = signswish(x, b)
+    return Pair(
+        name="bnn++",
+        forward=ss,
+        backward=ss,
+        prox=x,
+        facts=Facts(True, True, True, None, None, _BINARY_LEVELS),
+        prox_link=ProxLink("dist2", sp.Integer(0)),
+        method_derivative_at="latent",
+        summary="F = B = SignSwish_beta(mu) at the latent, lim F = sign",
+        doc=_doc(bnn_plus_plus),
+        parameters={"beta": float(beta), "beta_growth": float(beta_growth)},
+    )
+
+
+#: SignSwish sharpness of the ``bnn++-prox`` reading: larq's 5 reverses its steps (``descent``)
+BNNPP_PROX_BETA = registry.BNNPP_PROX_BETA
+
+
+def bnn_plus_plus_prox(beta: int | sp.Expr = BNNPP_PROX_BETA, prox: sp.Expr | None = None
+                       ) -> Pair:
+    """BNN++, the suite's earlier reading (``bnn++-prox``): ``F = SS_beta o P^mu``,
+    ``B = SS_beta``, ``B'`` at ``P(w)``.
 
     BNN+ with the forward ``sign`` replaced by SignSwish after a proximal quantizer, so
     ``F = B o P`` holds by construction and one step is a ProxConnect step on ``l o SS_beta``.
-    [U] The exact formula is unconfirmed: ``P`` defaults to the ProxConnect family
-    ``(x + mu sign x)/(1 + mu)`` (pass ``prox`` to change it), ``beta`` to larq's 5, and ``B'`` is
-    taken at ``P(w)`` (the
-    adopted reading). As ``mu -> oo``, ``F -> +-SS_beta(1) ~ +-1.053``: still two-valued.
+    [U] ``P`` defaults to the ProxConnect family ``(x + mu sign x)/(1 + mu)`` (pass ``prox``
+    to change it) and ``beta`` to 2 (larq's 5 fails ``descent``: ``SS_5'(+-1) < 0`` where
+    ``P(w) -> +-1``). As ``mu -> oo``, ``F -> +-SS_beta(1)``: still two-valued.
     """
     p = dist2_prox(x, BINARY) if prox is None else prox
     return Pair(
-        name="bnn++",
+        name="bnn++-prox",
         forward=signswish(p, beta),
         backward=signswish(x, beta),
         prox=p,
@@ -371,7 +423,7 @@ def bnn_plus_plus(beta: int | sp.Expr = DEFAULT_BETA, prox: sp.Expr | None = Non
         prox_link=ProxLink("dist2", mu) if prox is None else None,
         method_derivative_at="prox",
         summary="F = SignSwish o P_mu, B = SignSwish",
-        doc=_doc(bnn_plus_plus),
+        doc=_doc(bnn_plus_plus_prox),
         parameters={"beta": float(beta)},
     )
 
@@ -446,52 +498,85 @@ def shift(bits: int = 3) -> Pair:
     )
 
 
-_FACTORIES: dict[str, Callable[[], Pair]] = {
-    "binaryconnect": binaryconnect,
-    "bnn": bnn,
-    "bnn+": bnn_plus,
-    "proxconnect": proxconnect,
-    "proxconnect-clip": proxconnect_clip,
-    "bnn++": bnn_plus_plus,
-    "proxquant": proxquant,
-    "ternary": ternary,
-    "shift": shift,
-}
+#: name -> entry: the registry's own table (:mod:`.registry`), shared with the torch side
+_FACTORIES = registry._CATALOGUE
 
 
-def register(name: str, factory: Callable[[], Pair], *, replace: bool = False) -> None:
-    """Add a pair to the catalogue under ``name`` (lower-cased); ``factory()`` builds it."""
-    key = name.lower()
-    if key in _FACTORIES and not replace:
-        raise InvalidInputError("name", f"{name!r} is already registered (pass replace=True)")
-    _FACTORIES[key] = factory
+def register(name: str, factory: Callable[..., Pair], *, replace: bool = False) -> None:
+    """Add a pair to the catalogue under ``name`` (lower-cased); ``factory(**parameters)``
+    builds it. The parameters it takes are its keyword arguments with numeric defaults (e.g.
+    ``beta: float = 5``); :func:`get_pair` and the torch side accept them by name."""
+    signature = inspect.signature(factory)
+    parameters = {p.name: p.default for p in signature.parameters.values()
+                  if isinstance(p.default, int | float) and not isinstance(p.default, bool)}
+    registry.add(name, factory, parameters, replace=replace)
     _build.cache_clear()
 
 
 def pair_names() -> tuple[str, ...]:
     """Registered names, in registration order."""
-    return tuple(_FACTORIES)
+    return registry.pair_names()
 
 
-def get_pair(name: str) -> Pair:
-    """The catalogue pair registered under ``name`` (case-insensitive), built once.
+def get_pair(name: str, **parameters: float) -> Pair:
+    """The catalogue pair registered under ``name`` (case-insensitive), built once per set of
+    parameters (``parameters`` override the registered defaults, e.g. ``beta=2``).
 
     Raises:
-        InvalidInputError: unknown name (the message lists the registered ones).
+        InvalidInputError: unknown name (the message lists the registered ones), or a parameter
+            the pair does not take.
     """
-    key = name.lower()
-    if key not in _FACTORIES:
-        raise InvalidInputError(
-            "name", f"{name!r} is not in the catalogue; known: {', '.join(_FACTORIES)}"
-        )
-    return _build(key)
+    key = registry.pair_spec(name).name
+    resolved = registry.resolve_parameters(key, parameters)
+    return _build(key, tuple(sorted(resolved.items())))
+
+
+def _factory(spec: registry.PairSpec) -> Callable[..., Pair]:
+    if callable(spec.factory):
+        return spec.factory
+    module, _, function = spec.factory.partition(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
 
 
 @cache
-def _build(key: str) -> Pair:
-    pair = _FACTORIES[key]()
+def _build(key: str, parameters: tuple[tuple[str, float], ...] = ()) -> Pair:
+    pair = _factory(_FACTORIES[key])(**dict(parameters))
     if pair.name != key:
         raise InvalidInputError("name", f"factory for {key!r} built a pair named {pair.name!r}")
+    return pair
+
+
+def pair_parameters(name: str) -> tuple[str, ...]:
+    """The numeric parameters the factory of ``name`` takes (e.g. ``("beta",)``; the
+    registry's)."""
+    return tuple(registry.parameters_of(name))
+
+
+def build_pair(name: str, *, derivative_at: DerivativePoint | None = None,
+              **parameters: float) -> Pair:
+    """The catalogue pair ``name`` built with ``parameters`` (exact rationals of the given
+    numbers, e.g. ``beta=2.0`` -> ``2``), with ``B'`` at ``derivative_at`` instead of the
+    method's own point when given: exactly the pair a training run uses.
+
+    Raises:
+        InvalidInputError: unknown name, parameter or point, or a non-finite value.
+    """
+    allowed = pair_parameters(name)
+    exact: dict[str, sp.Expr] = {}
+    for param, value in parameters.items():
+        if param not in allowed:
+            raise InvalidInputError(param, f"is not a parameter of {name.lower()!r}; accepted: "
+                                    f"{', '.join(allowed) or 'none'}")
+        number = sp.nsimplify(value, rational=True)
+        if not (number.is_real and number.is_finite):
+            raise InvalidInputError(param, f"= {value!r} must be a finite number")
+        exact[param] = number
+    pair = _factory(registry.pair_spec(name))(**exact) if exact else get_pair(name)
+    if derivative_at is not None:
+        if derivative_at not in ("prox", "latent"):
+            raise InvalidInputError("derivative_at", f"= {derivative_at!r}; accepted: prox, "
+                                    "latent")
+        pair = replace(pair, method_derivative_at=derivative_at)
     return pair
 
 
@@ -511,12 +596,15 @@ __all__ = [
     "bnn",
     "bnn_plus",
     "bnn_plus_plus",
+    "bnn_plus_plus_prox",
     "catalogue",
     "derivative",
     "dist2_prox",
     "get_pair",
     "hardtanh",
+    "build_pair",
     "pair_names",
+    "pair_parameters",
     "project",
     "proxconnect",
     "proxconnect_clip",

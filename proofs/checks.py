@@ -27,10 +27,14 @@ The checks, each returning a :class:`~proxcompress.proofs.certificate.Certificat
 ``facts``         declared oddness of ``F``, ``B``, ``P`` and boundedness of ``F``
 ``prox_numeric``  ``P^mu`` solves the declared proximal problem of
                   :mod:`proxcompress.formulations.prox` at a grid of points
+``descent``       ``B' >= 0`` wherever the method evaluates it (the latents ``|w| <= c``, or
+                  their images ``P^mu(w)``), so no step is reversed against the deployed,
+                  non-decreasing quantizer (the suite's addition to the criterion)
 ================= ==========================================================================
 
 The [U] choices are the fields of :class:`CheckOptions`: ``composition`` (``"BoP"``, default,
-or ``"PoB"``) and ``derivative_at`` (``"prox"``, default, or ``"latent"``).
+or ``"PoB"``) and ``derivative_at`` (``"prox"``, default, or ``"latent"``); ``latent_bound``
+(the trainer's latent clipping ``c``, default 1) bounds where ``descent`` looks.
 
 Functions of ``mu`` are analysed at each ``mu`` of ``CheckOptions.mu_values`` exactly (rational
 ``mu``, symbolic in ``x``); identities that hold for every ``mu`` at once are proved so, and the
@@ -71,7 +75,7 @@ DerivativeAt = Literal["prox", "latent"]
 
 #: check names, in table order
 CHECKS: tuple[str, ...] = (
-    "prox", "backward", "decomposition", "derivative", "facts", "prox_numeric",
+    "prox", "backward", "decomposition", "derivative", "facts", "prox_numeric", "descent",
 )
 
 _DEFAULT_MU = (sp.Rational(1, 4), sp.Integer(1), sp.Integer(4))
@@ -105,6 +109,9 @@ class CheckOptions:
         tol: absolute tolerance of numeric zero tests.
         prox_points: grid size of ``prox_numeric``.
         prox_tol: ``|P - prox|`` tolerance of ``prox_numeric`` (CVXPY is accurate to ~1e-8).
+        latent_bound: the latents lie in ``[-c, c]`` (the trainer's ``quant.latent_clip``,
+            default 1, BinaryConnect's clipping); ``None``: unbounded. ``descent`` checks
+            ``B'`` where the method evaluates it for such latents.
     """
 
     composition: Composition = "BoP"
@@ -115,6 +122,7 @@ class CheckOptions:
     tol: float = 1e-9
     prox_points: int = 400
     prox_tol: float = 1e-6
+    latent_bound: sp.Expr | float | None = 1
 
     def __post_init__(self) -> None:
         if self.composition not in ("BoP", "PoB"):
@@ -133,6 +141,12 @@ class CheckOptions:
             raise InvalidInputError("tolerances", "lipschitz_cap, tol and prox_tol must be > 0")
         if self.prox_points < 2:
             raise InvalidInputError("prox_points", f"= {self.prox_points} must be >= 2")
+        if self.latent_bound is not None:
+            bound = sp.nsimplify(self.latent_bound)
+            if not (bound.is_real and bound.is_positive and bound.is_finite):
+                raise InvalidInputError("latent_bound", f"= {self.latent_bound!r} must be a "
+                                        "finite number > 0 or None")
+            object.__setattr__(self, "latent_bound", bound)
 
     @property
     def adopted(self) -> bool:
@@ -693,7 +707,7 @@ def check_facts(pair: Pair, options: CheckOptions) -> Certificate:
     statements: list[str] = []
     counter = None
     methods: list[str] = []
-    if facts.odd is None and facts.bounded is None:
+    if facts.odd is None and facts.bounded is None and facts.forward_levels is None:
         return Certificate(
             check="facts", subject=pair.name, status="n/a", assumptions=(),
             statements=("No local facts declared.",), expressions={}, method="none",
@@ -735,6 +749,29 @@ def check_facts(pair: Pair, options: CheckOptions) -> Certificate:
             statements.append(f"Declared bounded = {facts.bounded} but F is {text}.")
         else:
             statements.append(f"F is {text}, as declared.")
+    if facts.forward_levels is not None:
+        want = sorted({sp.nsimplify(v) for v in facts.forward_levels}, key=float)
+        found, bad = set(), None
+        for x0 in options.limit_points[:10]:
+            at = pair.forward.subs(x, x0)
+            value = limit_mu_infinity(at) if mu in at.free_symbols else at
+            if not (value.is_real and value.is_finite) or sp.nsimplify(value) not in want:
+                bad = (x0, value)
+                break
+            found.add(sp.nsimplify(value))
+        levels_text = "{" + ", ".join(str(v) for v in want) + "}"
+        if bad is None and sorted(found, key=float) == want:
+            statements.append(f"lim_(mu->oo) F takes the declared levels {levels_text} (the "
+                              "deployed quantizer), at "
+                              f"{len(options.limit_points[:10])} probes.")
+        else:
+            ok = False
+            if bad is not None:
+                counter = counter or Counterexample(
+                    {"x": float(bad[0])},
+                    {"lim F(x)": float(bad[1]) if bad[1].is_real else float("nan")},
+                    "the limit of F is not one of the declared levels")
+            statements.append(f"lim_(mu->oo) F does not take exactly the levels {levels_text}.")
     return Certificate(
         check="facts", subject=pair.name, status="pass" if ok else "fail",
         assumptions=("x real, mu > 0",), statements=tuple(statements),
@@ -814,6 +851,121 @@ def check_prox_numeric(pair: Pair, options: CheckOptions) -> Certificate:
     )
 
 
+def _image_intervals(P: sp.Expr, lo: sp.Expr, hi: sp.Expr, cap: float
+                     ) -> list[tuple[sp.Expr, sp.Expr]]:
+    """Closed intervals covering ``{P(w) : lo <= w <= hi}``: per piece of ``P``, the closed hull
+    of its values there (a continuous piece maps an interval onto an interval), and the values
+    at the breakpoints and ends."""
+    out: list[tuple[sp.Expr, sp.Expr]] = []
+    for seg in segments(P):
+        a, b = sp.Max(seg.lo, lo), sp.Min(seg.hi, hi)
+        if (a > b) == sp.true or (not seg.is_point and (a >= b) == sp.true):
+            continue
+        if seg.is_point or x not in seg.expr.free_symbols:
+            value = seg.expr.subs(x, a) if seg.is_point else seg.expr
+            out.append((value, value))
+            continue
+        ext = extremes(seg.expr, a, b, cap)
+        if ext.unbounded_at is not None:
+            out.append((-sp.oo, sp.oo))
+            continue
+        inf, sup = sp.nsimplify(ext.inf), sp.nsimplify(ext.sup)
+        out.append((inf, sup))
+    for end in (lo, hi):
+        if end.is_finite:
+            value = P.subs(x, end)
+            out.append((value, value))
+    return out
+
+
+def _min_on(g: sp.Expr, lo: sp.Expr, hi: sp.Expr, cap: float) -> tuple[float, float, bool]:
+    """``(min, argmin, exact)`` of ``g`` over the closed interval ``[lo, hi]`` (a point when
+    ``lo = hi``), piece by piece, the end points and breakpoints included."""
+    best, at, exact = float("inf"), float("nan"), True
+    points = [lo, hi] if lo != hi else [lo]
+    for seg in segments(g):
+        a, b = sp.Max(seg.lo, lo), sp.Min(seg.hi, hi)
+        if (a > b) == sp.true:
+            continue
+        if seg.is_point:
+            points.append(seg.lo)
+            continue
+        if (a >= b) == sp.true:
+            continue
+        ext = extremes(seg.expr, a, b, cap)
+        exact &= ext.exact
+        if ext.unbounded_at is None and float(ext.inf) < best:
+            best, at = float(ext.inf), float(ext.inf_at)
+    for point in points:
+        if point.is_finite:
+            value = _real(evaluate(g, point))
+            if value < best:
+                best, at = value, float(point)
+    return best, at, exact
+
+
+@_guarded("descent")
+def check_descent(pair: Pair, options: CheckOptions) -> Certificate:
+    """``B' >= 0`` at every point where the method evaluates it.
+
+    The step is ``w <- w - eta B'(pi(w)) dl/dF``, ``pi(w) = w`` or ``P^mu(w)`` (the pair's
+    ``method_derivative_at``). The deployed quantizer ``lim F`` is non-decreasing, so raising a
+    latent never lowers its deployed weight: a step with ``B' < 0`` moves the latent against
+    the direction the loss asks of the deployed weight. Where ``B'`` is evaluated at ``P(w)``,
+    which tends to the levels as ``mu`` grows, a negative ``B'`` at a level reverses (almost)
+    every step late in training. Checked on the latents ``|w| <= c`` (``latent_bound``) and,
+    for ``P(w)``, on their images under ``P^mu`` for each ``mu`` of the grid. Not part of the
+    paper's criterion (our addition): the decomposition holds for any Lipschitz ``B``.
+    """
+    Bp = pair.backward_derivative
+    where = pair.method_derivative_at
+    c = options.latent_bound
+    lo, hi = (-sp.oo, sp.oo) if c is None else (-c, c)
+    domain = "every real latent w" if c is None else f"the latents |w| <= {c}"
+    runs = (list(options.mu_values) if mu in (Bp.free_symbols | (
+        pair.prox.free_symbols if where == "prox" else set())) else [None])
+    worst: tuple[float, float, sp.Expr | None] = (float("inf"), float("nan"), None)
+    exact = True
+    statements = []
+    for m in runs:
+        g = _at(Bp, m)
+        intervals = ([(lo, hi)] if where == "latent"
+                     else _image_intervals(_at(pair.prox, m), lo, hi, options.lipschitz_cap))
+        low = float("inf")
+        for a, b in intervals:
+            value, at, ok = _min_on(g, a, b, options.lipschitz_cap)
+            exact &= ok
+            if value < low:
+                low = value
+                if value < worst[0]:
+                    worst = (value, at, m)
+        statements.append(f"min B'{_mu_text(m)} over the points evaluated = {low:.6g}.")
+    point_name = "w" if where == "latent" else "P(w)"
+    value, at, m = worst
+    passed = value >= -options.tol
+    counter = None
+    if passed:
+        detail = f"B'({point_name}) >= 0 for {domain}" + (
+            f" and mu in {_mu_list(options)}" if runs != [None] else "")
+        statements.append(f"Hence B' >= 0 at every point the method evaluates it ({domain}).")
+    else:
+        counter = Counterexample(
+            {point_name: at, **({"mu": float(m)} if m is not None else {})},
+            {f"B'({point_name})": value},
+            "B' is negative where the method evaluates it, so this step is reversed")
+        detail = f"B'({point_name}) < 0: {counter.describe()}"
+        statements.append(f"B' < 0 where the method evaluates it: {counter.describe()}.")
+    return Certificate(
+        check="descent", subject=pair.name, status="pass" if passed else "fail",
+        assumptions=(f"latents in {'R' if c is None else f'[-{c}, {c}]'} (the trainer's "
+                     "clipping)", f"B' evaluated at {point_name} (the method's point)",
+                     "the suite's addition to the criterion, not the paper's"),
+        statements=tuple(statements), expressions={"B'": Bp, "P": pair.prox},
+        method="symbolic" if exact else "numeric minimum (dense samples, Brent refinement)",
+        detail=detail, counterexample=counter, data={"min_backward_slope": value},
+    )
+
+
 _CHECK_FUNCTIONS: dict[str, Callable[[Pair, CheckOptions], Certificate]] = {
     "prox": check_prox,
     "backward": check_backward,
@@ -821,6 +973,7 @@ _CHECK_FUNCTIONS: dict[str, Callable[[Pair, CheckOptions], Certificate]] = {
     "derivative": check_derivative,
     "facts": check_facts,
     "prox_numeric": check_prox_numeric,
+    "descent": check_descent,
 }
 
 
@@ -842,6 +995,7 @@ __all__ = [
     "certify",
     "check_backward",
     "check_decomposition",
+    "check_descent",
     "check_derivative",
     "check_facts",
     "check_prox",

@@ -2,13 +2,16 @@
 
 * :mod:`.quantizers` -- every catalogue pair (``proofs.catalogue``) as a torch op, by name.
 * :mod:`.layers` -- ``BinaryLinear``, ``BinaryConv2d`` (latent weights, per-channel scale).
-* :mod:`.quantize` -- ``quantize_model(model, recipe)`` and ``model_summary``.
+* :mod:`.recipes` -- the ``Recipe`` protocol every layer family implements, its training hooks,
+  and the family registry the config reads (docs/extending.md).
+* :mod:`.quantize` -- ``QuantRecipe``, ``quantize_model(model, recipe)`` and ``model_summary``.
 * :mod:`.optim` -- ``ProxConnectOptimizer``: drives ``mu`` by the aggregated step size.
 * :mod:`.spr` -- the SPR regularizer, ``M`` from a pre-trained copy, the threshold search.
 * :mod:`.pruning` -- channel masks and physical removal; :mod:`.select` -- MIP / SPR /
   magnitude selection of one layer's channels.
-* :mod:`.models`, :mod:`.data`, :mod:`.config`, :mod:`.checkpoint`, :mod:`.trainer`,
-  :mod:`.cli` (``proxcompress train``, ``select``, ``export``).
+* :mod:`.models` (a package, one module per model family, one registry), :mod:`.data`,
+  :mod:`.config`, :mod:`.checkpoint`, :mod:`.trainer`, :mod:`.cli` (``proxcompress train``,
+  ``select``, ``export``).
 * :mod:`.shift` -- power-of-two layers: ``ShiftLinear`` (DeepShift-Q), ``DenseShiftLinear``,
   ``S3Linear`` and their convs, the freezing metric; :mod:`.euclid` -- ``EuclidLinear``,
   ``AdderLinear`` and convs with the homotopy; :mod:`.mulfree` -- ``mulfree_model(model,
@@ -48,8 +51,17 @@ _PUBLIC = {
     "select_channels": "select",
     "compare_selections": "select",
     "build_model": "models",
+    "register_model": "models",
+    "ModelSpec": "models",
     "ChannelUnit": "models",
+    "Recipe": "recipes",
+    "TrainingHooks": "recipes",
+    "LayerSwap": "recipes",
+    "Family": "recipes",
+    "register_family": "recipes",
     "load_dataset": "data",
+    "split_validation": "data",
+    "certify_run": "certify",
     "read_idx": "data",
     "TrainConfig": "config",
     "load_config": "config",
@@ -57,6 +69,7 @@ _PUBLIC = {
     "Trainer": "trainer",
     "evaluate": "trainer",
     "load_run": "trainer",
+    "run_data": "trainer",
     "deploy": "deploy",
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
@@ -85,4 +98,8 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-__getattr__ = lazy_getattr("proxcompress.training", _PUBLIC)
+#: result and record types: returned by the API, not entry points (their construction is not
+#: argument-checked)
+_RESULTS = ("ChannelUnit", "ModelSummary", "TorchQuantizer")
+
+__getattr__ = lazy_getattr("proxcompress.training", _PUBLIC, _RESULTS)

@@ -45,12 +45,15 @@ _TYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"),
 
 @dataclass
 class Dataset:
-    """Images ``x`` (float32, ``N x C x H x W``, normalized) and labels ``y`` (int64, ``N``)."""
+    """Images ``x`` (float32, ``N x C x H x W``, normalized), labels ``y`` (int64, ``N``) and,
+    where samples come in groups that must not straddle a split (the speakers of the spoken
+    commands), ``groups`` (int64, ``N``)."""
 
     x: Tensor
     y: Tensor
     classes: int = 10
     name: str = ""
+    groups: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -65,8 +68,72 @@ class Dataset:
         if n is None or n >= len(self):
             return self
         g = torch.Generator().manual_seed(seed)
-        idx = torch.randperm(len(self), generator=g)[:n]
-        return Dataset(self.x[idx], self.y[idx], self.classes, self.name)
+        return self.take(torch.randperm(len(self), generator=g)[:n])
+
+    def relabel(self, labels: list[int]) -> Dataset:
+        """Only the samples whose label is in ``labels``, relabelled ``labels[i] -> i``.
+
+        Raises:
+            InvalidInputError (field ``data.classes``): a label the data set does not have.
+        """
+        bad = [c for c in labels if not 0 <= c < self.classes]
+        if bad:
+            raise InvalidInputError("data.classes", f"{bad} are not labels of {self.name} "
+                                    f"(0..{self.classes - 1})")
+        mapping = torch.full((self.classes,), -1, dtype=torch.int64)
+        mapping[torch.tensor(labels)] = torch.arange(len(labels))
+        idx = torch.nonzero(mapping[self.y] >= 0).flatten()
+        out = self.take(idx)
+        return Dataset(out.x, mapping[out.y], len(labels), f"{self.name} classes {labels}",
+                       out.groups)
+
+    def take(self, idx: Tensor, name: str | None = None) -> Dataset:
+        """The samples ``idx`` (in that order), groups included."""
+        groups = None if self.groups is None else self.groups[idx]
+        return Dataset(self.x[idx], self.y[idx], self.classes,
+                       self.name if name is None else name, groups)
+
+
+def split_validation(data: Dataset, fraction: float, seed: int = 0
+                     ) -> tuple[Dataset, Dataset | None]:
+    """``(train, validation)``: a seeded, stratified validation split carved out of ``data``.
+
+    Without groups, each class gives ``round(fraction * n_c)`` of its ``n_c`` samples (chosen
+    by a permutation seeded with ``seed``), so the class proportions of both parts are those of
+    ``data`` up to rounding. With groups (speakers), whole groups go: ``round(fraction * G)``
+    of the ``G`` groups, at least one, chosen by the same seeded permutation, so no group is in
+    both parts. ``fraction = 0`` returns ``(data, None)``. Both parts keep ``data``'s order.
+
+    Raises:
+        InvalidInputError (field ``data.val_fraction``): a fraction outside ``[0, 1)``, or a
+            split that leaves a part empty (too few samples or groups).
+    """
+    if not 0 <= fraction < 1:
+        raise InvalidInputError("data.val_fraction", f"= {fraction!r}; accepted: [0, 1)")
+    if fraction == 0:
+        return data, None
+    g = torch.Generator().manual_seed(seed)
+    if data.groups is not None:
+        ids = torch.unique(data.groups)
+        count = max(1, round(fraction * len(ids)))
+        if count >= len(ids):
+            raise InvalidInputError("data.val_fraction", f"= {fraction:g} takes {count} of the "
+                                    f"{len(ids)} training groups (speakers); at least one must "
+                                    "stay for training")
+        chosen = ids[torch.randperm(len(ids), generator=g)[:count]]
+        val = torch.isin(data.groups, chosen)
+    else:
+        val = torch.zeros(len(data), dtype=torch.bool)
+        for c in torch.unique(data.y):
+            members = torch.nonzero(data.y == c).flatten()
+            pick = members[torch.randperm(len(members), generator=g)]
+            val[pick[: round(fraction * len(members))]] = True
+    if not 0 < int(val.sum()) < len(data):
+        raise InvalidInputError("data.val_fraction", f"= {fraction:g} of {len(data)} samples "
+                                "leaves the training or the validation part empty")
+    keep = torch.nonzero(~val).flatten()
+    held = torch.nonzero(val).flatten()
+    return data.take(keep), data.take(held, f"{data.name} (validation)")
 
 
 def read_idx(path: str | os.PathLike[str], expected_magic: int | None = None) -> NDArray:
@@ -120,10 +187,15 @@ def _normalize(images: NDArray) -> Tensor:
 
 
 def from_arrays(images: NDArray, labels: NDArray, name: str) -> Dataset:
-    """Validate uint8 ``N x 28 x 28`` images and labels in ``0..9`` and normalize."""
+    """Validate uint8 ``N x 28 x 28`` images and labels in ``0..9`` and normalize (another image
+    size is refused here, before any training)."""
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise InvalidInputError("data", f"{name}: images {images.shape} and labels "
                                 f"{labels.shape} do not match (N x H x W and N)")
+    if images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise InvalidInputError("data", f"{name}: images are {images.dtype} "
+                                f"{images.shape[1]} x {images.shape[2]}; Fashion-MNIST images "
+                                "are uint8 28 x 28")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise InvalidInputError("data", f"{name}: labels must lie in 0..9")
     return Dataset(_normalize(images), torch.from_numpy(labels.astype(np.int64)), 10, name)
@@ -144,13 +216,12 @@ def load_fashion_mnist(root: str | os.PathLike[str] | None = None) -> tuple[Data
 
 def load_embedded() -> tuple[Dataset, Dataset]:
     """The embedded Fashion-MNIST subset ``(train, test)`` (4000 / 1000), no install needed."""
-    if not EMBEDDED.exists():
-        raise FileNotFoundError(f"data: the embedded subset {str(EMBEDDED)!r} is missing")
-    try:
-        with np.load(EMBEDDED, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise InvalidInputError("data", f"the embedded subset is unreadable ({exc})") from None
+    from proxcompress.readers import read_npz
+
+    arrays = read_npz("data", EMBEDDED)
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise InvalidInputError("data", f"the embedded subset lacks {missing[0]!r}")
     return (from_arrays(arrays["x_train"], arrays["y_train"], "embedded/train"),
             from_arrays(arrays["x_test"], arrays["y_test"], "embedded/test"))
 
@@ -167,10 +238,10 @@ def synthetic(
     g = torch.Generator().manual_seed(seed)
     templates = torch.randn((classes, *shape), generator=g)
     out = []
-    for n in (n_train, n_test):
+    for n, split in ((n_train, "train"), (n_test, "test")):
         y = torch.randint(0, classes, (n,), generator=g)
         x = templates[y] + noise * torch.randn((n, *shape), generator=g)
-        out.append(Dataset(x.float(), y, classes, "synthetic"))
+        out.append(Dataset(x.float(), y, classes, f"synthetic/{split}"))
     return out[0], out[1]
 
 
@@ -243,13 +314,17 @@ def load_dataset(
     return train, test
 
 
-def input_spec(name: str, image_size: int = 28, in_channels: int = 1
+def input_spec(name: str, image_size: int = 28, in_channels: int = 1,
+               root: str | None = None, classes: list[int] | None = None
                ) -> tuple[tuple[int, int, int], int]:
-    """``(shape of one input, classes)`` of the data set ``name`` without loading it."""
+    """``(shape of one input, classes)`` of the data set ``name`` without loading it (for the
+    speech data, the intents of the manifest in ``root``; ``classes``: a kept subset)."""
+    if classes is not None:
+        return input_spec(name, image_size, in_channels, root)[0], len(classes)
     if name == "speech":
-        from proxcompress.training.speech import INTENTS, feature_shape
+        from proxcompress.training.speech import feature_shape, intent_count
 
-        return feature_shape(), len(INTENTS)
+        return feature_shape(), intent_count(root)
     return (in_channels, image_size, image_size), 10
 
 
@@ -264,5 +339,6 @@ __all__ = [
     "load_fashion_mnist",
     "make_embedded",
     "read_idx",
+    "split_validation",
     "synthetic",
 ]

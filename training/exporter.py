@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import operator
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +48,12 @@ from proxcompress.training.euclid import AdderConv2d, AdderLinear, EuclidConv2d,
 from proxcompress.training.layers import QuantizedMixin
 from proxcompress.training.shift import ShiftLayer
 
-_LEAVES = (QuantizedMixin, ShiftLayer, EuclidLinear, EuclidConv2d, AdderLinear, AdderConv2d)
-
 
 class _Tracer(fx.Tracer):
     """``torch.fx`` tracer keeping every exportable layer as one call."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, _LEAVES) or super().is_leaf_module(m, qualname)
+        return isinstance(m, tuple(_LEAVES)) or super().is_leaf_module(m, qualname)
 
 
 def _np(t: Tensor, dtype: Any) -> np.ndarray:
@@ -88,6 +86,12 @@ class _Writer:
                            "tensors": names})
         if float32_weights is not None:
             self.storage[name] = {"stored_bytes": stored, "float32_bytes": 4 * float32_weights}
+
+
+#: ``writer(w, node_name, module, input_names)``: adds a module's node(s) to the export
+ModuleWriter = Callable[[_Writer, str, nn.Module, list[str]], None]
+#: ``writer(w, fx_node, input_names) -> handled``
+CallWriter = Callable[[_Writer, fx.Node, list[str]], bool]
 
 
 def _conv_attrs(m: nn.Conv2d, where: str) -> dict[str, Any]:
@@ -151,7 +155,8 @@ def _shift_tensors(sign: Tensor, exponent: Tensor
     return attrs, {"sign": s, "exponent": e}
 
 
-def _quantized(w: _Writer, name: str, m: QuantizedMixin, inp: list[str]) -> None:
+def _quantized(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, QuantizedMixin)
     conv = isinstance(m, nn.Conv2d)
     attrs = _conv_attrs(m, name) if conv else {}  # type: ignore[arg-type]
     with torch.no_grad():
@@ -191,67 +196,85 @@ def _quantized(w: _Writer, name: str, m: QuantizedMixin, inp: list[str]) -> None
     w.add(name, f"shift_{kind}", inp, attrs, tensors, float32_weights=rows.numel())
 
 
-def _module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+def _shift_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
     conv = isinstance(m, nn.Conv2d)
-    kind = "conv2d" if conv else "linear"
-    if isinstance(m, QuantizedMixin):
-        _quantized(w, name, m, inp)
-    elif isinstance(m, ShiftLayer):
-        attrs = _conv_attrs(m, name) if conv else {}  # type: ignore[arg-type]
-        with torch.no_grad():
-            sign, exponent = m.weight_codes()
-        extra, tensors = _shift_tensors(sign, exponent)
-        attrs.update(extra, input={"kind": "float"})
-        tensors["bias"] = _bias(m)
-        w.add(name, f"shift_{kind}", inp, attrs, tensors, float32_weights=m.weight.numel())
-    elif isinstance(m, EuclidLinear | EuclidConv2d | AdderLinear | AdderConv2d):
-        if float(m.theta) != 1.0:
-            raise InvalidInputError("model", f"layer {name!r}: theta = {float(m.theta):.4g}; "
-                                    "only the pure distance layer (theta = 1) has a kernel")
-        attrs = _conv_attrs(m, name) if conv else {}  # type: ignore[arg-type]
-        op = "euclid" if isinstance(m, EuclidLinear | EuclidConv2d) else "adder"
-        if op == "euclid":
-            attrs["scale"] = float(m.scale)  # type: ignore[union-attr]
-        w.add(name, f"{op}_{kind}", inp, attrs,
-              {"weight": _np(m.weight, np.float32), "bias": _bias(m)},  # type: ignore[arg-type]
-              float32_weights=m.weight.numel())  # type: ignore[union-attr]
-    elif isinstance(m, nn.Linear | nn.Conv2d):
-        attrs = _conv_attrs(m, name) if isinstance(m, nn.Conv2d) else {}
-        w.add(name, kind, inp, attrs, {"weight": _np(m.weight, np.float32), "bias": _bias(m)},
-              float32_weights=m.weight.numel())
-    elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-        if m.running_mean is None or m.running_var is None:
-            raise InvalidInputError("model", f"layer {name!r}: BatchNorm without running "
-                                    "statistics (track_running_stats=False) cannot be exported")
-        w.add(name, "batchnorm", inp, {"eps": float(m.eps)},
-              {"running_mean": _np(m.running_mean, np.float32),
-               "running_var": _np(m.running_var, np.float32),
-               "weight": None if m.weight is None else _np(m.weight, np.float32),
-               "bias": None if m.bias is None else _np(m.bias, np.float32)})
-    elif isinstance(m, nn.ReLU):
-        w.add(name, "relu", inp)
-    elif isinstance(m, nn.Hardtanh):
-        w.add(name, "hardtanh", inp, {"min": float(m.min_val), "max": float(m.max_val)})
-    elif isinstance(m, nn.Dropout | nn.Identity):
-        w.add(name, "identity", inp)
-    elif isinstance(m, nn.Flatten):
-        if m.end_dim != -1:
-            raise InvalidInputError("model", f"layer {name!r}: Flatten end_dim must be -1")
-        w.add(name, "flatten", inp, {"start_dim": int(m.start_dim)})
-    elif isinstance(m, nn.MaxPool2d | nn.AvgPool2d):
-        _pool(w, name, m, inp)
-    elif isinstance(m, nn.AdaptiveAvgPool2d):
-        size = m.output_size
-        if size not in (1, (1, 1)):
-            raise InvalidInputError("model", f"layer {name!r}: AdaptiveAvgPool2d output "
-                                    f"{size!r}; only 1 (global average) is supported")
-        w.add(name, "global_avgpool2d", inp)
-    else:
-        raise InvalidInputError("model", f"layer {name!r} ({type(m).__name__}) has no export "
-                                "format")
+    attrs = _conv_attrs(m, name) if conv else {}  # type: ignore[arg-type]
+    with torch.no_grad():
+        sign, exponent = m.weight_codes()  # type: ignore[operator]
+    extra, tensors = _shift_tensors(sign, exponent)
+    attrs.update(extra, input={"kind": "float"})
+    tensors["bias"] = _bias(m)
+    w.add(name, f"shift_{'conv2d' if conv else 'linear'}", inp, attrs, tensors,
+          float32_weights=m.weight.numel())  # type: ignore[operator]
 
 
-def _pool(w: _Writer, name: str, m: nn.MaxPool2d | nn.AvgPool2d, inp: list[str]) -> None:
+def _distance_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    theta = float(m.theta)  # type: ignore[arg-type]
+    if theta != 1.0:
+        raise InvalidInputError("model", f"layer {name!r}: theta = {theta:.4g}; only the pure "
+                                "distance layer (theta = 1) has a kernel")
+    conv = isinstance(m, nn.Conv2d)
+    attrs = _conv_attrs(m, name) if conv else {}  # type: ignore[arg-type]
+    op = "euclid" if isinstance(m, EuclidLinear | EuclidConv2d) else "adder"
+    if op == "euclid":
+        attrs["scale"] = float(m.scale)  # type: ignore[arg-type]
+    w.add(name, f"{op}_{'conv2d' if conv else 'linear'}", inp, attrs,
+          {"weight": _np(m.weight, np.float32), "bias": _bias(m)},  # type: ignore[arg-type]
+          float32_weights=m.weight.numel())  # type: ignore[operator]
+
+
+def _float_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    conv = isinstance(m, nn.Conv2d)
+    attrs = _conv_attrs(m, name) if conv else {}  # type: ignore[arg-type]
+    w.add(name, "conv2d" if conv else "linear", inp, attrs,
+          {"weight": _np(m.weight, np.float32), "bias": _bias(m)},  # type: ignore[arg-type]
+          float32_weights=m.weight.numel())  # type: ignore[operator]
+
+
+def _batchnorm_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)
+    if m.running_mean is None or m.running_var is None:
+        raise InvalidInputError("model", f"layer {name!r}: BatchNorm without running "
+                                "statistics (track_running_stats=False) cannot be exported")
+    w.add(name, "batchnorm", inp, {"eps": float(m.eps)},
+          {"running_mean": _np(m.running_mean, np.float32),
+           "running_var": _np(m.running_var, np.float32),
+           "weight": None if m.weight is None else _np(m.weight, np.float32),
+           "bias": None if m.bias is None else _np(m.bias, np.float32)})
+
+
+def _hardtanh_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, nn.Hardtanh)
+    w.add(name, "hardtanh", inp, {"min": float(m.min_val), "max": float(m.max_val)})
+
+
+def _flatten_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, nn.Flatten)
+    if m.end_dim != -1:
+        raise InvalidInputError("model", f"layer {name!r}: Flatten end_dim must be -1")
+    w.add(name, "flatten", inp, {"start_dim": int(m.start_dim)})
+
+
+def _global_pool_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, nn.AdaptiveAvgPool2d)
+    size = m.output_size
+    if size not in (1, (1, 1)):
+        raise InvalidInputError("model", f"layer {name!r}: AdaptiveAvgPool2d output "
+                                f"{size!r}; only 1 (global average) is supported")
+    w.add(name, "global_avgpool2d", inp)
+
+
+def _plain(op: str) -> ModuleWriter:
+    """A writer of an attribute-free op (``relu``, ``identity``)."""
+    def write(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+        w.add(name, op, inp)
+
+    return write
+
+
+def _pool(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, nn.MaxPool2d | nn.AvgPool2d)
+
     def two(v: Any) -> list[int]:
         return [int(v), int(v)] if isinstance(v, int) else [int(i) for i in v]
 
@@ -271,9 +294,49 @@ def _pool(w: _Writer, name: str, m: nn.MaxPool2d | nn.AvgPool2d, inp: list[str])
     w.add(name, "avgpool2d", inp, attrs)
 
 
-_ADD = (operator.add, torch.add)
-_FLATTEN = (torch.flatten,)
-_RELU = (torch.relu, nn.functional.relu)
+#: module class -> writer; the most specific class of a module's MRO that is here wins
+_MODULE_WRITERS: dict[type, ModuleWriter] = {
+    QuantizedMixin: _quantized,
+    ShiftLayer: _shift_module,
+    EuclidLinear: _distance_module,
+    EuclidConv2d: _distance_module,
+    AdderLinear: _distance_module,
+    AdderConv2d: _distance_module,
+    nn.Linear: _float_module,
+    nn.Conv2d: _float_module,
+    nn.BatchNorm1d: _batchnorm_module,
+    nn.BatchNorm2d: _batchnorm_module,
+    nn.ReLU: _plain("relu"),
+    nn.Hardtanh: _hardtanh_module,
+    nn.Dropout: _plain("identity"),
+    nn.Identity: _plain("identity"),
+    nn.Flatten: _flatten_module,
+    nn.MaxPool2d: _pool,
+    nn.AvgPool2d: _pool,
+    nn.AdaptiveAvgPool2d: _global_pool_module,
+}
+#: module classes traced as one call (their inside is the writer's business)
+_LEAVES: list[type] = [QuantizedMixin, ShiftLayer, EuclidLinear, EuclidConv2d, AdderLinear,
+                       AdderConv2d]
+
+
+def register_module(cls: type, writer: ModuleWriter, *, leaf: bool = True) -> None:
+    """Export modules of class ``cls`` (and subclasses without a writer of their own) with
+    ``writer(w, name, module, inputs)``, which adds the node(s) with ``w.add``; ``leaf``: trace
+    the module as one call (a layer family's layers; torch's own modules are leaves anyway)."""
+    _MODULE_WRITERS[cls] = writer
+    if leaf and cls not in _LEAVES:
+        _LEAVES.append(cls)
+
+
+def _module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    for cls in type(m).__mro__:
+        writer = _MODULE_WRITERS.get(cls)
+        if writer is not None:
+            writer(w, name, m, inp)
+            return
+    raise InvalidInputError("model", f"layer {name!r} ({type(m).__name__}) has no export "
+                            "format")
 
 
 def _flatten_start(node: fx.Node) -> int:
@@ -286,31 +349,59 @@ def _flatten_start(node: fx.Node) -> int:
     return start
 
 
+def _flatten_call(w: _Writer, node: fx.Node, inp: list[str]) -> bool:
+    w.add(node.name, "flatten", inp[:1], {"start_dim": _flatten_start(node)})
+    return True
+
+
+def _relu_call(w: _Writer, node: fx.Node, inp: list[str]) -> bool:
+    w.add(node.name, "relu", inp[:1])
+    return True
+
+
+def _add_method(w: _Writer, node: fx.Node, inp: list[str]) -> bool:
+    if len(inp) != 2 or node.kwargs:
+        return False
+    w.add(node.name, "add", inp)
+    return True
+
+
+def _add_call(w: _Writer, node: fx.Node, inp: list[str]) -> bool:
+    if len(inp) != 2 or len(node.args) != 2 or node.kwargs:
+        return False
+    return _add_method(w, node, inp)
+
+
+#: function or method-name target -> (label in messages, writer)
+_CALL_WRITERS: dict[Any, tuple[str, CallWriter]] = {
+    "flatten": ("flatten", _flatten_call),
+    "relu": ("relu", _relu_call),
+    "add": ("+", _add_method),
+    operator.add: ("+", _add_call),
+    torch.add: ("+", _add_call),
+    torch.flatten: ("flatten", _flatten_call),
+    torch.relu: ("relu", _relu_call),
+    nn.functional.relu: ("relu", _relu_call),
+}
+
+
+def register_call(target: Any, writer: CallWriter, label: str | None = None) -> None:
+    """Export ``call_function`` nodes of ``target`` (a function) or ``call_method`` nodes of
+    that method name (a string) with ``writer(w, node, inputs) -> bool`` (``False``: the call's
+    form is not supported; the export then refuses it). ``label`` names it in error messages."""
+    _CALL_WRITERS[target] = (label or str(getattr(target, "__name__", target)), writer)
+
+
 def _function(w: _Writer, node: fx.Node) -> None:
     target = node.target
-    args = [a for a in node.args if isinstance(a, fx.Node)]
-    inp = [a.name for a in args]
-    if node.op == "call_method":
-        if target == "flatten":
-            w.add(node.name, "flatten", inp[:1], {"start_dim": _flatten_start(node)})
-            return
-        if target == "relu":
-            w.add(node.name, "relu", inp[:1])
-            return
-        if target == "add" and len(args) == 2 and not node.kwargs:
-            w.add(node.name, "add", inp)
-            return
-    elif target in _ADD and len(args) == 2 and len(node.args) == 2 and not node.kwargs:
-        w.add(node.name, "add", inp)
+    inp = [a.name for a in node.args if isinstance(a, fx.Node)]
+    entry = _CALL_WRITERS.get(target)
+    if entry is not None and (node.op == "call_method") == isinstance(target, str) \
+            and entry[1](w, node, inp):
         return
-    elif target in _FLATTEN:
-        w.add(node.name, "flatten", inp[:1], {"start_dim": _flatten_start(node)})
-        return
-    elif target in _RELU:
-        w.add(node.name, "relu", inp[:1])
-        return
+    supported = ", ".join(sorted({label for label, _ in _CALL_WRITERS.values()}))
     raise InvalidInputError("model", f"node {node.name!r}: {node.op} {target!r} has no export "
-                            "format (supported: +, flatten, relu)")
+                            f"format (supported: {supported})")
 
 
 class _Recorder(fx.Interpreter):
@@ -454,4 +545,5 @@ def export(model: nn.Module, path: str | os.PathLike[str], *,
     return write_json_atomic(root / MANIFEST, manifest)
 
 
-__all__ = ["FORMAT", "MANIFEST", "TENSORS", "VERSION", "export"]
+__all__ = ["FORMAT", "MANIFEST", "TENSORS", "VERSION", "CallWriter", "ModuleWriter", "export",
+           "register_call", "register_module"]

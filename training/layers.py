@@ -107,7 +107,9 @@ class BinaryLinear(QuantizedMixin, nn.Linear):
     """``y = F_a(x) (alpha * F(w; mu))^T + b`` with a latent weight ``w`` (see module doc).
 
     Args:
-        in_features, out_features, bias: as :class:`torch.nn.Linear`.
+        in_features: as :class:`torch.nn.Linear`.
+        out_features: as :class:`torch.nn.Linear`.
+        bias: as :class:`torch.nn.Linear`.
         weight_quantizer: catalogue name or :class:`TorchQuantizer` for the weights.
         input_quantizer: the same for the inputs, ``None`` for full-precision activations.
         scale: ``"channel"`` (mean ``|w|`` per output row, default) or ``"none"``.

@@ -1,7 +1,9 @@
 """Multiplication-free recipes: swap a model's linear / conv layers for shift, Euclid or L1 ones.
 
-:func:`mulfree_model` is the twin of :func:`proxcompress.training.quantize.quantize_model` for the
-layers of :mod:`.shift` and :mod:`.euclid`; it keeps the first and the last linear/conv layer full
+:class:`MulFreeRecipe` is the multiplication-free family's
+:class:`~proxcompress.training.recipes.Recipe`; :func:`mulfree_model` applies it (as
+:func:`proxcompress.training.quantize.quantize_model` does) with the layers of :mod:`.shift` and
+:mod:`.euclid`; it keeps the first and the last linear/conv layer full
 precision by default (as every paper here does: DenseShift and S3 keep the first 7x7 conv and the
 classifier, AdderNet the first and last layer). Methods:
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +44,7 @@ from proxcompress.training.euclid import (
     homotopy_layers,
     set_theta,
 )
+from proxcompress.training.recipes import MULFREE_BITS, LayerSwap, TrainingHooks
 from proxcompress.training.shift import (
     DENSESHIFT_INIT_STD,
     S3_REG_WEIGHT,
@@ -60,7 +63,10 @@ from proxcompress.training.shift import (
     shift_layers,
 )
 
-#: method name -> (linear class, conv class)
+if TYPE_CHECKING:
+    from proxcompress.training.config import TrainConfig
+
+#: method name -> (linear class, conv class); the names are :data:`.recipes.MULFREE_BITS`'s
 _LAYERS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "deepshift": (ShiftLinear, ShiftConv2d),
     "denseshift": (DenseShiftLinear, DenseShiftConv2d),
@@ -68,15 +74,15 @@ _LAYERS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "euclid": (EuclidLinear, EuclidConv2d),
     "adder": (AdderLinear, AdderConv2d),
 }
-METHODS: tuple[str, ...] = tuple(_LAYERS)
+METHODS: tuple[str, ...] = tuple(MULFREE_BITS)
 #: default bits per method (the shift ones)
-DEFAULT_BITS = {"deepshift": 4, "denseshift": 3, "s3": 3}
-_BITS_RANGE = {"deepshift": (2, 8), "denseshift": (2, 4), "s3": (3, 4)}
+DEFAULT_BITS = {m: spec[0] for m, spec in MULFREE_BITS.items() if spec is not None}
+_BITS_RANGE = {m: spec[1] for m, spec in MULFREE_BITS.items() if spec is not None}
 _COPY_WEIGHTS = ("deepshift", "euclid", "adder")
 
 
 @dataclass(frozen=True)
-class MulFreeRecipe:
+class MulFreeRecipe(LayerSwap):
     """What :func:`mulfree_model` does; every [U] choice of the layers is a field here.
 
     Attributes:
@@ -97,6 +103,8 @@ class MulFreeRecipe:
         homotopy: euclid / adder: the ``theta`` schedule (default linear 0 -> 1 over the first
             half of training) [U].
         freezing_window: snapshots between compared codes of the freezing metric (default 1).
+        init_scale: multiplies every latent weight of the shift layers after their init
+            (default 1): the initialization-scale study of S3's claim (docs/results.md).
     """
 
     method: str
@@ -115,6 +123,7 @@ class MulFreeRecipe:
     adder_eta: float | None = ADDER_ETA
     homotopy: HomotopySchedule = field(default_factory=HomotopySchedule)
     freezing_window: int = 1
+    init_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in _LAYERS:
@@ -132,6 +141,9 @@ class MulFreeRecipe:
         if not (isinstance(self.reg_weight, int | float) and math.isfinite(self.reg_weight)
                 and self.reg_weight >= 0):
             raise InvalidInputError("reg_weight", f"= {self.reg_weight!r} must be >= 0")
+        if not (isinstance(self.init_scale, int | float) and math.isfinite(self.init_scale)
+                and self.init_scale > 0):
+            raise InvalidInputError("init_scale", f"= {self.init_scale!r} must be > 0")
 
     @property
     def resolved_bits(self) -> int | None:
@@ -152,6 +164,42 @@ class MulFreeRecipe:
             return {"scale": self.euclid_scale, "theta": self.homotopy.value(0, 1)}
         return {"grad": self.adder_grad, "eta": self.adder_eta,
                 "theta": self.homotopy.value(0, 1)}
+
+    @property
+    def latent_clip(self) -> float | None:
+        """No latent clipping (the shift and distance layers keep their own latents)."""
+        return None
+
+    def excluded(self, module: nn.Module) -> bool:
+        from proxcompress.training.layers import QuantizedMixin
+
+        return isinstance(module, QuantizedMixin) or _is_mulfree(module)
+
+    def replacement(self, module: nn.Module, index: int) -> nn.Module:
+        return _swap(module, self)
+
+    def apply(self, model: nn.Module, *, seed: int | None = None) -> nn.Module:
+        """:func:`mulfree_model`."""
+        return self.swap(model, seed)
+
+    def hooks(self, model: nn.Module, total_steps: int, cfg: TrainConfig | None = None
+              ) -> MulFreeTraining:
+        """:class:`MulFreeTraining` (``mulfree.freezing_every`` from ``cfg``)."""
+        every = cfg.mulfree.freezing_every if cfg is not None else 0
+        return MulFreeTraining(model, self, total_steps, every)
+
+
+def recipe_from_config(cfg: TrainConfig) -> MulFreeRecipe:
+    """The config's multiplication-free recipe (``quant.weights`` one of :data:`METHODS`, its
+    options in the ``mulfree`` section; ``keep_first`` / ``keep_last`` from ``quant``)."""
+    q, f = cfg.quant, cfg.mulfree
+    return MulFreeRecipe(
+        q.weights, bits=f.bits, keep_first=q.keep_first, keep_last=q.keep_last, zero=f.zero,
+        rounding=f.rounding, surrogate=f.surrogate, init_std=f.init_std,
+        s3_init=f.s3_init, reg_weight=f.reg_weight, euclid_scale=f.euclid_scale,
+        adder_grad=f.adder_grad, adder_eta=f.adder_eta,
+        homotopy=HomotopySchedule(f.homotopy.kind, f.homotopy.start, f.homotopy.ramp),
+        freezing_window=f.freezing_window, init_scale=f.init_scale)
 
 
 def _is_mulfree(m: nn.Module) -> bool:
@@ -177,6 +225,10 @@ def _swap(module: nn.Module, recipe: MulFreeRecipe) -> nn.Module:
             new.weight.copy_(module.weight)  # type: ignore[operator]
         if module.bias is not None:
             new.bias.copy_(module.bias)  # type: ignore[operator, union-attr]
+        if recipe.init_scale != 1.0 and isinstance(new, ShiftLayer):
+            for name, p in new.named_parameters():  # every latent weight, not the bias
+                if name.startswith("weight"):
+                    p.mul_(recipe.init_scale)
     if isinstance(new, ShiftConv2d | ShiftLinear) and new.auto_range:
         new.calibrate_range()
     return new.to(module.weight.device, module.weight.dtype)  # type: ignore[arg-type]
@@ -197,24 +249,7 @@ def mulfree_model(model: nn.Module, recipe: MulFreeRecipe, seed: int | None = No
         InvalidInputError: a ``skip`` name that is not a linear/conv layer, or a layer the
             method cannot take (e.g. a grouped conv for euclid / adder).
     """
-    from proxcompress.training.layers import QuantizedMixin
-    from proxcompress.training.quantize import replace_module, swappable_layers
-
-    layers = swappable_layers(
-        model, recipe.skip, recipe.keep_first, recipe.keep_last,
-        exclude=lambda m: isinstance(m, QuantizedMixin) or _is_mulfree(m),
-    )
-    state = torch.get_rng_state() if seed is not None else None
-    if seed is not None:
-        torch.manual_seed(seed)
-    try:
-        for name, module, kept in layers:
-            if not kept:
-                replace_module(model, name, _swap(module, recipe))
-    finally:
-        if state is not None:
-            torch.set_rng_state(state)
-    return model
+    return recipe.apply(model, seed=seed)
 
 
 def mulfree_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -253,8 +288,9 @@ def deployed_storage(model: nn.Module) -> DeployedStorage:
     return DeployedStorage(frozenset(ids), weights, bits)
 
 
-class MulFreeTraining:
-    """What a training loop adds for a mulfree model (one object per run).
+class MulFreeTraining(TrainingHooks):
+    """What a training loop adds for a mulfree model (one object per run; the family's
+    :class:`~proxcompress.training.recipes.TrainingHooks`).
 
     * :meth:`regularizer`: S3's dense-weight term (add to the loss; ``None`` without S3 layers);
     * :meth:`after_step`: set the homotopy ``theta`` for the next step (Euclid / L1 layers);
@@ -344,4 +380,5 @@ __all__ = [
     "deployed_storage",
     "mulfree_layers",
     "mulfree_model",
+    "recipe_from_config",
 ]

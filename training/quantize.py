@@ -1,30 +1,39 @@
 """``quantize_model(model, recipe)``: swap linear / conv layers for binary ones; model summary.
 
-The recipe says which pair quantizes the weights (a catalogue name), which (if any) quantizes
-the activations, the per-channel scale, and which layers stay full precision: by default the
-first and the last layer, as in BNN (Hubara et al. 2016), XNOR-Net and larq's recipes.
+:class:`QuantRecipe` is the quantization family's :class:`~proxcompress.training.recipes.Recipe`:
+it says which pair quantizes the weights (a catalogue name), which (if any) quantizes the
+activations, the per-channel scale, and which layers stay full precision: by default the first
+and the last layer, as in BNN (Hubara et al. 2016), XNOR-Net and larq's recipes.
+:func:`quantize_model` applies any recipe (a
+:class:`~proxcompress.training.mulfree.MulFreeRecipe` too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-from proxcompress.errors import InvalidInputError
+from proxcompress.proofs.registry import pair_spec
 from proxcompress.training.layers import BinaryConv2d, BinaryLinear, QuantizedMixin, Scale
 from proxcompress.training.quantizers import DerivativePoint, get_quantizer
+from proxcompress.training.recipes import (
+    LayerSwap,
+    Recipe,
+    TrainingHooks,
+    replace_module,
+    swappable_layers,
+)
 
 if TYPE_CHECKING:
-    from proxcompress.training.mulfree import MulFreeRecipe
+    from proxcompress.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
-class QuantRecipe:
-    """What :func:`quantize_model` does.
+class QuantRecipe(LayerSwap):
+    """What :func:`quantize_model` does (the quantization family's recipe).
 
     Attributes:
         weights: catalogue pair for the weights (``"none"``: leave the model full precision).
@@ -37,8 +46,13 @@ class QuantRecipe:
         keep_first: keep the first linear/conv layer (in module order) full precision.
         keep_last: keep the last one full precision.
         skip: names of further modules to keep full precision.
-        beta: SignSwish sharpness for ``bnn+`` / ``bnn++`` (default 5, larq) [U].
+        beta: SignSwish sharpness for ``bnn+`` / ``bnn++`` / ``bnn++-prox`` (``None``: the
+            pair's default) [U].
+        beta_growth: ``bnn++``'s ``beta(mu) = beta + beta_growth mu`` (``None``: its default)
+            [U].
         derivative_at: override where ``B'`` is evaluated (``None``: the method's point) [U].
+        latent_clip: the trainer clips the latent weights to ``[-c, c]`` after each step
+            (BinaryConnect; ``None``: off).
     """
 
     weights: str = "bnn++"
@@ -47,12 +61,51 @@ class QuantRecipe:
     keep_first: bool = True
     keep_last: bool = True
     skip: tuple[str, ...] = field(default_factory=tuple)
-    beta: float = 5.0
+    beta: float | None = None
+    beta_growth: float | None = None
     derivative_at: DerivativePoint | None = None
+    latent_clip: float | None = 1.0
 
     def quantizer(self, name: str) -> Any:
-        params = {"beta": self.beta} if name in ("bnn+", "bnn++") else {}
+        """The torch op of the pair ``name`` with this recipe's parameters (``beta``,
+        ``beta_growth`` where the catalogue pair takes them; ``None``: the pair's default)."""
+        given = {"beta": self.beta, "beta_growth": self.beta_growth}
+        accepted = pair_spec(name, "quantizer").parameters
+        params = {p: v for p, v in given.items() if p in accepted and v is not None}
         return get_quantizer(name, derivative_at=self.derivative_at, **params)
+
+    def excluded(self, module: nn.Module) -> bool:
+        return isinstance(module, QuantizedMixin)
+
+    def replacement(self, module: nn.Module, index: int) -> nn.Module:
+        new = _swap(module, self)
+        if index == 0:  # the model's input (the image) is never quantized
+            new.input_quantizer = None  # type: ignore[assignment]
+        return new
+
+    def apply(self, model: nn.Module, *, seed: int | None = None) -> nn.Module:
+        """:func:`quantize_model` (``seed`` is unused: the binary latents copy the float
+        weights)."""
+        if self.weights == "none":
+            return model
+        self.quantizer(self.weights)  # validate names early
+        if self.activations:
+            self.quantizer(self.activations)
+        return self.swap(model)
+
+    def hooks(self, model: nn.Module, total_steps: int, cfg: TrainConfig | None = None
+              ) -> TrainingHooks:
+        """None beyond ``mu`` and the latent clipping (the optimizer wrapper does both)."""
+        return TrainingHooks()
+
+
+def recipe_from_config(cfg: TrainConfig) -> QuantRecipe:
+    """The ``quant`` section as a :class:`QuantRecipe`."""
+    q = cfg.quant
+    return QuantRecipe(weights=q.weights, activations=q.activations, scale=q.scale,
+                       keep_first=q.keep_first, keep_last=q.keep_last, beta=q.beta,
+                       beta_growth=q.beta_growth, derivative_at=q.derivative_at,
+                       latent_clip=q.latent_clip)
 
 
 def _swap(module: nn.Module, recipe: QuantRecipe) -> nn.Module:
@@ -92,78 +145,20 @@ def _swap(module: nn.Module, recipe: QuantRecipe) -> nn.Module:
     return new.to(module.weight.device, module.weight.dtype)
 
 
-def swappable_layers(
-    model: nn.Module,
-    skip: tuple[str, ...],
-    keep_first: bool,
-    keep_last: bool,
-    exclude: Callable[[nn.Module], bool],
-) -> list[tuple[str, nn.Module, bool]]:
-    """The ``nn.Linear`` / ``nn.Conv2d`` layers of ``model`` in module order (those for which
-    ``exclude`` is false), each with whether it stays full precision: named in ``skip``, or the
-    first / last layer when ``keep_first`` / ``keep_last``. Shared by every layer-swapping recipe.
+def quantize_model(model: nn.Module, recipe: Recipe | None = None) -> nn.Module:
+    """Apply ``recipe`` (default ``QuantRecipe()``) to ``model`` in place and return it.
 
-    Raises:
-        InvalidInputError: a ``skip`` name that is not such a layer.
-    """
-    layers = [
-        (name, m)
-        for name, m in model.named_modules()
-        if isinstance(m, nn.Linear | nn.Conv2d) and not exclude(m)
-    ]
-    names = {name for name, _ in layers}
-    for name in skip:
-        if name not in names:
-            raise InvalidInputError("skip", f"{name!r} is not a linear/conv layer of the model")
-    keep = set(skip)
-    if layers and keep_first:
-        keep.add(layers[0][0])
-    if layers and keep_last:
-        keep.add(layers[-1][0])
-    return [(name, m, name in keep) for name, m in layers]
-
-
-def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    """Put ``new`` in place of the submodule called ``name`` (dotted path) of ``model``."""
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
-
-
-def quantize_model(model: nn.Module, recipe: QuantRecipe | MulFreeRecipe | None = None
-                   ) -> nn.Module:
-    """Replace, in place, every ``nn.Linear`` / ``nn.Conv2d`` of ``model`` by its binary twin
-    (latent weights initialized from the full-precision ones), except the layers the recipe keeps.
-
-    Returns ``model``. With ``recipe.weights == "none"`` the model is returned unchanged. A
-    :class:`~proxcompress.training.mulfree.MulFreeRecipe` goes to
-    :func:`~proxcompress.training.mulfree.mulfree_model` (shift, Euclid or L1 layers).
+    With a :class:`QuantRecipe`: replace every ``nn.Linear`` / ``nn.Conv2d`` by its binary twin
+    (latent weights initialized from the full-precision ones), except the layers the recipe
+    keeps; ``recipe.weights == "none"`` leaves the model unchanged. Any other
+    :class:`~proxcompress.training.recipes.Recipe` (e.g. a
+    :class:`~proxcompress.training.mulfree.MulFreeRecipe`: shift, Euclid or L1 layers) does what
+    its ``apply`` does.
 
     Raises:
         InvalidInputError: an unknown pair name, or a ``skip`` name that is not a layer.
     """
-    from proxcompress.training.mulfree import MulFreeRecipe, mulfree_model  # mulfree imports us
-
-    if isinstance(recipe, MulFreeRecipe):
-        return mulfree_model(model, recipe)
-    recipe = recipe or QuantRecipe()
-    if recipe.weights == "none":
-        return model
-    recipe.quantizer(recipe.weights)  # validate names early
-    if recipe.activations:
-        recipe.quantizer(recipe.activations)
-    layers = swappable_layers(
-        model, recipe.skip, recipe.keep_first, recipe.keep_last,
-        exclude=lambda m: isinstance(m, QuantizedMixin),
-    )
-    for i, (name, module, kept) in enumerate(layers):
-        if kept:
-            continue
-        new = _swap(module, recipe)
-        if i == 0:  # the model's input (the image) is never quantized
-            new.input_quantizer = None  # type: ignore[assignment]
-        replace_module(model, name, new)
-    return model
+    return (recipe or QuantRecipe()).apply(model)
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -312,4 +307,5 @@ def model_summary(model: nn.Module, input_shape: tuple[int, ...]) -> ModelSummar
     )
 
 
-__all__ = ["LayerInfo", "ModelSummary", "QuantRecipe", "model_summary", "quantize_model"]
+__all__ = ["LayerInfo", "ModelSummary", "QuantRecipe", "model_summary", "quantize_model",
+           "recipe_from_config", "replace_module", "swappable_layers"]

@@ -45,12 +45,16 @@ import torch
 from torch import Tensor
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.levels import BINARY as _BINARY
+from proxcompress.levels import TERNARY as _TERNARY
+from proxcompress.levels import shift_levels
+from proxcompress.proofs import registry
 
 DerivativePoint = Literal["prox", "latent"]
 Map = Callable[[Tensor, float], Tensor]
 
-#: SignSwish sharpness, larq's default [U: the paper's value]; equals the catalogue's.
-DEFAULT_BETA = 5.0
+#: SignSwish sharpness, larq's default [U: the paper's value]: the catalogue registry's.
+DEFAULT_BETA = float(registry.DEFAULT_BETA)
 
 
 # ---------------------------------------------------------------------------- elementary maps
@@ -104,18 +108,6 @@ def hardtanh_derivative(x: Tensor) -> Tensor:
 def soft_threshold(x: Tensor, t: float) -> Tensor:
     """``sign(x) max(|x| - t, 0)``."""
     return torch.sign(x) * torch.clamp(x.abs() - t, min=0.0)
-
-
-_BINARY = (-1.0, 1.0)
-_TERNARY = (-1.0, 0.0, 1.0)
-
-
-def shift_levels(bits: int = 3) -> tuple[float, ...]:
-    """``{+-2^p : p = 0, ..., 2^(bits-1) - 1}``, DenseShift's zero-free set (as the catalogue)."""
-    if int(bits) != bits or bits < 1:
-        raise InvalidInputError("bits", f"= {bits} must be an integer >= 1")
-    pos = [2.0**p for p in range(2 ** (int(bits) - 1))]
-    return tuple(sorted([-v for v in pos] + pos))
 
 
 def _identity(x: Tensor, mu: float) -> Tensor:
@@ -337,15 +329,55 @@ def proxconnect_clip() -> TorchQuantizer:
     )
 
 
-def bnn_plus_plus(beta: float = DEFAULT_BETA) -> TorchQuantizer:
-    """BNN++: ``F = SS_beta o P^mu``, ``B = SS_beta``, ``B'`` at ``P(w)`` [U: formula];
-    ``P^mu`` the ProxConnect family. Lu, Yu, Li, Partovi Nia, NeurIPS 2023."""
+#: BNN++'s ``beta(mu) = beta + beta_growth mu`` defaults and the ``bnn++-prox`` reading's
+#: sharpness: the catalogue registry's [U]
+BNNPP_BETA = float(registry.BNNPP_BETA)
+BNNPP_GROWTH = float(registry.BNNPP_GROWTH)
+BNNPP_PROX_BETA = float(registry.BNNPP_PROX_BETA)
+
+
+def bnn_plus_plus(beta: float = BNNPP_BETA, beta_growth: float = BNNPP_GROWTH
+                  ) -> TorchQuantizer:
+    """BNN++ as published: ``F^mu = B^mu = SS_{beta(mu)}`` on the latent,
+    ``beta(mu) = beta + beta_growth mu``, ``B'`` at the latent; deployed: ``sign``
+    (``lim_{mu -> oo} F``). ``P`` is the identity. Lu, Yu, Li, Partovi Nia, NeurIPS 2023
+    (the reading of the public summaries; the schedule is [U])."""
+
+    def sharpness(mu: float) -> float:
+        return beta + beta_growth * mu
+
+    def fused(x: Tensor, mu: float) -> tuple[Tensor, Tensor]:
+        b = sharpness(mu)
+
+        def body(xb: Tensor, ob: Tensor, sb: Tensor) -> None:
+            _signswish_into(torch.mul(xb, b), ob, sb, b)
+
+        return _blocked(x, body)
+
+    return TorchQuantizer(
+        "bnn++",
+        lambda x, mu: signswish(x, sharpness(mu)),
+        lambda x, mu: signswish(x, sharpness(mu)),
+        lambda x, mu: signswish_derivative(x, sharpness(mu)),
+        _identity,
+        torch.sign,
+        _BINARY,
+        "latent",
+        True,
+        {"beta": float(beta), "beta_growth": float(beta_growth)},
+        fused,
+    )
+
+
+def bnn_plus_plus_prox(beta: float = BNNPP_PROX_BETA) -> TorchQuantizer:
+    """BNN++, the earlier reading (``bnn++-prox``): ``F = SS_beta o P^mu``, ``B = SS_beta``,
+    ``B'`` at ``P(w)`` [U]; ``P^mu`` the ProxConnect family."""
 
     def p(x: Tensor, mu: float) -> Tensor:
         return dist2_prox(x, mu, _BINARY)
 
     return TorchQuantizer(
-        "bnn++",
+        "bnn++-prox",
         lambda x, mu: signswish(p(x, mu), beta),
         lambda x, mu: signswish(x, beta),
         lambda x, mu: signswish_derivative(x, beta),
@@ -403,6 +435,7 @@ def shift(bits: int = 3) -> TorchQuantizer:
     )
 
 
+#: catalogue name -> torch factory (the names and parameters are the catalogue registry's)
 _FACTORIES: dict[str, Callable[..., TorchQuantizer]] = {
     "binaryconnect": binaryconnect,
     "bnn": bnn,
@@ -410,18 +443,16 @@ _FACTORIES: dict[str, Callable[..., TorchQuantizer]] = {
     "proxconnect": proxconnect,
     "proxconnect-clip": proxconnect_clip,
     "bnn++": bnn_plus_plus,
+    "bnn++-prox": bnn_plus_plus_prox,
     "proxquant": proxquant,
     "ternary": ternary,
     "shift": shift,
 }
 
-#: accepted parameters of each factory
-_PARAMS: dict[str, tuple[str, ...]] = {"bnn+": ("beta",), "bnn++": ("beta",), "shift": ("bits",)}
-
 
 def quantizer_names() -> tuple[str, ...]:
-    """The registered names (the catalogue's)."""
-    return tuple(_FACTORIES)
+    """The registered names: the catalogue's (:func:`proxcompress.proofs.registry.pair_names`)."""
+    return registry.pair_names()
 
 
 def get_quantizer(
@@ -433,23 +464,20 @@ def get_quantizer(
         name: one of :func:`quantizer_names`.
         derivative_at: override where ``B'`` is evaluated (``"prox"`` or ``"latent"``);
             default: the published method's point (the catalogue's ``method_derivative_at``).
-        parameters: ``beta`` for ``bnn+`` / ``bnn++`` (default 5, larq), ``bits`` for ``shift``.
+        parameters: ``beta`` for ``bnn+`` (default 5, larq), ``bnn++`` (1) and ``bnn++-prox``
+            (2); ``beta_growth`` for ``bnn++`` (1); ``bits`` for ``shift`` (3): the catalogue
+            registry's defaults, which unset ones take.
 
     Raises:
-        InvalidInputError: unknown name, unknown parameter, or a bad ``derivative_at``.
+        InvalidInputError: unknown name, a catalogue pair without a torch op, an unknown
+            parameter, or a bad ``derivative_at``.
     """
-    key = name.lower()
+    key = registry.pair_spec(name, "quantizer").name
+    resolved = registry.resolve_parameters(key, parameters)
     if key not in _FACTORIES:
-        raise InvalidInputError(
-            "quantizer", f"{name!r} is not in the catalogue; known: {', '.join(_FACTORIES)}"
-        )
-    allowed = _PARAMS.get(key, ())
-    for param in parameters:
-        if param not in allowed:
-            raise InvalidInputError(
-                param, f"is not a parameter of {key!r}; accepted: {', '.join(allowed) or 'none'}"
-            )
-    quantizer = _FACTORIES[key](**parameters)
+        raise InvalidInputError("quantizer", f"{name!r} has no torch op; add one with "
+                                "proxcompress.training.quantizers.register")
+    quantizer = _FACTORIES[key](**resolved)
     if derivative_at is not None:
         if derivative_at not in ("prox", "latent"):
             raise InvalidInputError(
@@ -461,8 +489,15 @@ def get_quantizer(
 
 
 def register(name: str, factory: Callable[..., TorchQuantizer], *, replace_: bool = False) -> None:
-    """Add a torch pair under ``name``; pair it with ``proofs.catalogue.register`` for a twin."""
-    key = name.lower()
+    """Add the torch op of the catalogue pair ``name`` (register the pair first with
+    ``proofs.catalogue.register``: names and parameters are the catalogue's);
+    ``factory(**parameters)`` builds it.
+
+    Raises:
+        InvalidInputError: ``name`` is not in the catalogue, or already has a torch op and
+            ``replace_`` is false.
+    """
+    key = registry.pair_spec(name, "name").name
     if key in _FACTORIES and not replace_:
         raise InvalidInputError("name", f"{name!r} is already registered")
     _FACTORIES[key] = factory
@@ -476,6 +511,7 @@ __all__ = [
     "bnn",
     "bnn_plus",
     "bnn_plus_plus",
+    "bnn_plus_plus_prox",
     "dist2_prox",
     "get_quantizer",
     "hardtanh",

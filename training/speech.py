@@ -33,9 +33,10 @@ Features (:func:`log_mel`): 25 ms Hann windows every 10 ms (``n_fft = 512``), po
 40 triangular HTK-mel filters on 20-8000 Hz, ``log(mel + 1e-6)``, each utterance padded with
 zeros (or cut) to ``seconds`` and normalized to zero mean and unit variance (per utterance).
 
-Model (:class:`SpeechResNet`): a small ResNet over the (1, mels, frames) image: a 3x3 stem with
-stride 2, three stages of basic blocks (He et al., CVPR 2016) at widths ``w, 2w, 4w`` with
-strides 1, 2, 2, global average pooling, a linear classifier.
+Model (:class:`~proxcompress.training.models.speech.SpeechResNet`, also importable from here):
+a small ResNet over the (1, mels, frames) image: a 3x3 stem with stride 2, three stages of basic
+blocks (He et al., CVPR 2016) at widths ``w, 2w, 4w`` with strides 1, 2, 2, global average
+pooling, a linear classifier.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ import shutil
 import subprocess
 import tempfile
 import wave
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ from torch import Tensor
 from proxcompress.atomic import write_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.data import Dataset
-from proxcompress.training.models import ResNet20
+from proxcompress.training.models.speech import SpeechResNet
 
 SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
@@ -108,6 +108,27 @@ INTENTS: dict[str, tuple[str, ...]] = {
                                     "change the language to German", "speak German"),
 }
 
+#: the harder variant's extra intents (``SpeechOptions.confusable``): phrasings that differ from
+#: existing ones by one word (bathroom / washroom / bedroom, lamp / lights, shirt / shoes /
+#: socks, French / English / German)
+CONFUSABLE_INTENTS: dict[str, tuple[str, ...]] = {
+    **{f"activate|lights|{loc}": tuple(p.format(loc=loc) for p in _LIGHTS_ON)
+       for loc in ("bathroom", "living room")},
+    **{f"deactivate|lights|{loc}": tuple(p.format(loc=loc) for p in _LIGHTS_OFF)
+       for loc in ("bathroom", "living room")},
+    **{f"increase|heat|{loc}": tuple(p.format(loc=loc) for p in _HEAT_UP)
+       for loc in ("bathroom", "washroom")},
+    **{f"decrease|heat|{loc}": tuple(p.format(loc=loc) for p in _HEAT_DOWN)
+       for loc in ("bathroom", "washroom")},
+    "activate|lamp|bedroom": ("turn on the bedroom lamp", "switch the bedroom lamp on",
+                              "bedroom lamp on"),
+    "deactivate|lamp|bedroom": ("turn off the bedroom lamp", "switch the bedroom lamp off",
+                                "bedroom lamp off"),
+    "bring|shirt|none": ("bring me my shirt", "get my shirt", "fetch the shirt please"),
+    "change language|french|none": ("switch the language to French",
+                                    "change the language to French", "speak French"),
+}
+
 #: espeak-ng voices (accents) and variants (voicings) making up the speakers
 VOICES = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
           "en-gb-x-gbclan", "en-gb-x-gbcwmd")
@@ -137,6 +158,11 @@ class SpeechOptions:
         snr_db: range of the additive-noise SNR in dB (default 10-30) [our choice].
         speed_jitter: +- words per minute around the speaker's base speed (default 15).
         pitch_jitter: +- espeak pitch units around the speaker's base pitch (default 8).
+        confusable: add :data:`CONFUSABLE_INTENTS` (the harder variant) [our choice].
+        reverb_rt60: range of a synthetic room's reverberation time in seconds, drawn per
+            utterance (``None``: dry) [our choice]: the clean speech is convolved with an
+            exponentially decaying Gaussian-noise impulse response (:func:`room_response`)
+            before the noise is added.
     """
 
     seed: int = 0
@@ -147,6 +173,8 @@ class SpeechOptions:
     snr_db: tuple[float, float] = (10.0, 30.0)
     speed_jitter: int = 15
     pitch_jitter: int = 8
+    confusable: bool = False
+    reverb_rt60: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         def integer(name: str, low: int, high: int) -> None:
@@ -165,6 +193,15 @@ class SpeechOptions:
         lo, hi = self.snr_db
         if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
             raise InvalidInputError("snr_db", f"= {self.snr_db!r} must be a finite (low, high)")
+        if self.reverb_rt60 is not None:
+            lo, hi = self.reverb_rt60
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi <= 3):
+                raise InvalidInputError("reverb_rt60", f"= {self.reverb_rt60!r} must be "
+                                        "(low, high) seconds with 0 < low <= high <= 3")
+
+    def intents(self) -> dict[str, tuple[str, ...]]:
+        """The intents and phrasings this data set uses."""
+        return {**INTENTS, **CONFUSABLE_INTENTS} if self.confusable else dict(INTENTS)
 
     def test_speakers(self) -> set[int]:
         """Catalogue positions of the test speakers (the last one if none falls in range)."""
@@ -208,12 +245,33 @@ def synthesize(text: str, voice: str, speed: int, pitch: int, gap: int, tmp: Pat
     return np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
 
 
+def room_response(rt60: float, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE
+                  ) -> np.ndarray:
+    """A synthetic room impulse response: the direct path (1 at ``t = 0``) plus Gaussian noise
+    decaying by 60 dB over ``rt60`` seconds (``exp(-6.908 t / rt60)``), the tail scaled to the
+    direct path's energy (a diffuse field of equal power)."""
+    n = max(2, int(round(rt60 * sample_rate)))
+    t = np.arange(n) / sample_rate
+    tail = rng.standard_normal(n) * np.exp(-6.908 * t / rt60)
+    tail[0] = 0.0
+    tail /= max(float(np.sqrt(np.sum(tail**2))), 1e-12)
+    tail[0] = 1.0
+    return tail
+
+
 def _render(clean22k: np.ndarray, rng: np.random.Generator, opts: SpeechOptions
             ) -> tuple[np.ndarray, dict[str, float]]:
-    """Resample to 16 kHz, lead silence, gain, white noise at a random SNR; int16."""
-    from scipy.signal import resample_poly
+    """Resample to 16 kHz, reverberation (``reverb_rt60``), lead silence, gain, white noise at
+    a random SNR; int16."""
+    from scipy.signal import fftconvolve, resample_poly
 
     speech = resample_poly(clean22k, 320, 441)
+    extra: dict[str, float] = {}
+    if opts.reverb_rt60 is not None:
+        rt60 = float(rng.uniform(*opts.reverb_rt60))
+        wet = fftconvolve(speech, room_response(rt60, rng))
+        speech = wet * (np.max(np.abs(speech)) / max(float(np.max(np.abs(wet))), 1e-12))
+        extra["rt60_s"] = round(rt60, 6)
     lead = int(rng.integers(0, SAMPLE_RATE // 4 + 1))
     gain = float(rng.uniform(0.5, 1.0))
     snr = float(rng.uniform(*opts.snr_db))
@@ -223,7 +281,7 @@ def _render(clean22k: np.ndarray, rng: np.random.Generator, opts: SpeechOptions
     mixed = np.clip(signal + noise, -1.0, 32767 / 32768)
     audio = np.round(mixed * 32768).astype(np.int16)
     return audio, {"lead_ms": round(1000 * lead / SAMPLE_RATE, 3), "gain": round(gain, 6),
-                   "snr_db": round(snr, 6)}
+                   "snr_db": round(snr, 6), **extra}
 
 
 def _sha256(path: Path) -> str:
@@ -246,14 +304,15 @@ def generate_speech(out: str | os.PathLike[str], options: SpeechOptions | None =
     version = espeak_version()
     catalogue = speaker_catalogue()[: opts.speakers]
     test_ids = opts.test_speakers()
-    labels = sorted(INTENTS)
+    table = opts.intents()
+    labels = sorted(table)
     speakers: list[Speaker] = []
     for i, (voice, variant) in enumerate(catalogue):
         rng = np.random.default_rng([opts.seed, 0, i])
         speakers.append(Speaker(i, voice, variant, "test" if i in test_ids else "train",
                                 int(rng.integers(130, 191)), int(rng.integers(30, 71))))
     jobs = [(s, label, text, r) for s in speakers for label in labels
-            for text in INTENTS[label][: opts.phrasings] for r in range(opts.repeats)]
+            for text in table[label][: opts.phrasings] for r in range(opts.repeats)]
     parts: dict[str, dict[str, list[Any]]] = {
         split: {"audio": [], "labels": [], "speakers": [], "meta": []}
         for split in ("train", "test")}
@@ -299,8 +358,9 @@ def generate_speech(out: str | os.PathLike[str], options: SpeechOptions | None =
         hashes[name] = _sha256(root / name)
     manifest = {
         "format": FORMAT, "espeak_ng": version, "sample_rate": SAMPLE_RATE,
-        "options": {**asdict(opts), "snr_db": list(opts.snr_db)},
-        "intents": labels, "phrasings": {k: list(INTENTS[k][: opts.phrasings]) for k in labels},
+        "options": {**asdict(opts), "snr_db": list(opts.snr_db),
+                    "reverb_rt60": None if opts.reverb_rt60 is None else list(opts.reverb_rt60)},
+        "intents": labels, "phrasings": {k: list(table[k][: opts.phrasings]) for k in labels},
         "speakers": [asdict(s) for s in speakers], "sha256": hashes,
         "utterances": {split: part["meta"] for split, part in parts.items()},
     }
@@ -355,21 +415,78 @@ def log_mel(audio: Tensor, sample_rate: int = SAMPLE_RATE, n_mels: int = 40,
 
 
 def _read_split(root: Path, name: str, digest: str) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
+
+    from proxcompress.errors import MissingInputError
 
     path = root / name
     if not path.is_file():
-        raise FileNotFoundError(f"data.root: {str(path)!r} is missing")
+        raise MissingInputError("data.root", f"{str(path)!r} is missing")
     if _sha256(path) != digest:
         raise InvalidInputError("data.root", f"{str(path)!r} does not match its SHA-256 in "
                                 "manifest.json (corrupt or from another generation)")
-    t = load_file(str(path))
+    try:
+        t = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InvalidInputError("data.root", f"{str(path)!r} is not a readable safetensors "
+                                f"file ({str(exc)[:200]})") from None
+    kinds = {"audio": "i", "offsets": "i", "labels": "i", "speakers": "i"}
+    for key, kind in kinds.items():
+        if key not in t or t[key].dtype.kind != kind or t[key].ndim != 1:
+            raise InvalidInputError("data.root", f"{str(path)!r} lacks a 1-D integer array "
+                                    f"{key!r}")
     n = t["labels"].shape[0]
     off = t["offsets"]
     if (t["audio"].dtype != np.int16 or off.shape != (n + 1,) or t["speakers"].shape != (n,)
             or off[0] != 0 or off[-1] != t["audio"].shape[0] or np.any(np.diff(off) < 0)):
         raise InvalidInputError("data.root", f"{str(path)!r} has inconsistent arrays")
     return t
+
+
+def read_manifest(root: str | os.PathLike[str], field: str = "data.root") -> dict[str, Any]:
+    """The ``manifest.json`` of a :func:`generate_speech` folder after checking its structure:
+    an object with this format, the sample rate the features assume, the task's intents and a
+    SHA-256 for each split file (errors name ``field``)."""
+    from proxcompress.errors import MissingInputError
+    from proxcompress.readers import read_json
+
+    base = Path(root)
+    path = base / "manifest.json"
+    if not path.is_file():
+        raise MissingInputError(field, f"no manifest.json in {str(base)!r}; generate it with "
+                                "'proxcompress data speech --out DIR'")
+    manifest = read_json(field, path)
+
+    def bad(what: str) -> InvalidInputError:
+        return InvalidInputError(field, f"{str(path)!r} is not a valid {FORMAT} manifest: "
+                                 f"{what}")
+
+    if not isinstance(manifest, dict):
+        raise bad(f"a JSON {type(manifest).__name__}, not an object")
+    if manifest.get("format") != FORMAT:
+        raise bad(f"format {str(manifest.get('format'))[:40]!r}")
+    if manifest.get("sample_rate") != SAMPLE_RATE:
+        raise bad(f"sample_rate must be {SAMPLE_RATE}")
+    intents = manifest.get("intents")
+    known = {**INTENTS, **CONFUSABLE_INTENTS}
+    if (not isinstance(intents, list) or not intents or len(set(map(str, intents))) != len(intents)
+            or not all(isinstance(i, str) and i in known for i in intents)):
+        raise bad("intents must be a list of distinct intents of the task")
+    digests = manifest.get("sha256")
+    for split in ("train", "test"):
+        name = f"{split}.safetensors"
+        if not isinstance(digests, dict) or not isinstance(digests.get(name), str):
+            raise bad(f"sha256 must give the SHA-256 of {name}")
+    return manifest
+
+
+def intent_count(root: str | os.PathLike[str] | None) -> int:
+    """The number of intents of the data set in ``root`` (its checked manifest), or of the
+    standard set when ``root`` holds none yet."""
+    if root and (Path(root) / "manifest.json").is_file():
+        return len(read_manifest(root)["intents"])
+    return len(INTENTS)
 
 
 def feature_shape(n_mels: int = 40, seconds: float = 3.5) -> tuple[int, int, int]:
@@ -380,23 +497,14 @@ def feature_shape(n_mels: int = 40, seconds: float = 3.5) -> tuple[int, int, int
 def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float = 3.5
                 ) -> tuple[Dataset, Dataset]:
     """``(train, test)`` log-mel data sets from a :func:`generate_speech` folder: ``x`` is
-    ``(N, 1, n_mels, frames)`` float32 (per-utterance standardized), ``y`` the intent index.
+    ``(N, 1, n_mels, frames)`` float32 (per-utterance standardized), ``y`` the intent index,
+    ``groups`` the speaker (so a validation split takes whole speakers).
 
     Each waveform is zero-padded or cut to ``seconds`` before the features
     (``frames = 1 + seconds * 100``).
     """
     base = Path(root)
-    manifest_path = base / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"data.root: no manifest.json in {str(base)!r}; generate it "
-                                "with 'proxcompress data speech --out DIR'")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError("data.root", f"manifest.json is not valid JSON ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise InvalidInputError("data.root", f"{str(manifest_path)!r} is not a {FORMAT} "
-                                "manifest")
+    manifest = read_manifest(base)
     if not seconds > 0:
         raise InvalidInputError("seconds", f"= {seconds} must be > 0")
     samples = int(round(seconds * manifest["sample_rate"]))
@@ -416,37 +524,12 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
         if n and (t["labels"].min() < 0 or t["labels"].max() >= classes):
             raise InvalidInputError("data.root", f"{split} labels outside 0..{classes - 1}")
         out.append(Dataset(x, torch.from_numpy(t["labels"].astype(np.int64)), classes,
-                           f"speech/{split}"))
+                           f"speech/{split}", torch.from_numpy(t["speakers"].astype(np.int64))))
     return out[0], out[1]
 
 
-# ------------------------------------------------------------------------------------- model
-class SpeechResNet(ResNet20):
-    """A small ResNet for log-mel inputs ``(N, 1, n_mels, frames)`` (module docstring): the
-    repository's :class:`~proxcompress.training.models.ResNet20` with a stride-2 stem.
-
-    Args:
-        classes: output classes (intents).
-        width: first-stage width ``w`` (stages ``w, 2w, 4w``).
-        blocks: basic blocks per stage.
-        in_channels: input channels (1).
-        activation: ``relu`` or ``hardtanh``.
-    """
-
-    def __init__(self, classes: int = len(INTENTS), width: int = 16,
-                 blocks: Sequence[int] = (1, 1, 1), in_channels: int = 1,
-                 activation: str = "relu") -> None:
-        if activation not in ("relu", "hardtanh"):
-            raise InvalidInputError("model.activation", f"= {activation!r}; accepted: relu, "
-                                    "hardtanh")
-        if width < 1 or not blocks or min(blocks) < 1 or classes < 2:
-            raise InvalidInputError("model", f"width = {width}, blocks = {list(blocks)}, "
-                                    f"classes = {classes}: need width >= 1, blocks >= 1, "
-                                    "classes >= 2")
-        super().__init__(in_channels, classes, width, tuple(blocks), activation, stem_stride=2)
-
-
 __all__ = [
+    "CONFUSABLE_INTENTS",
     "FORMAT",
     "INTENTS",
     "SAMPLE_RATE",
@@ -458,9 +541,11 @@ __all__ = [
     "espeak_version",
     "feature_shape",
     "generate_speech",
+    "intent_count",
     "load_speech",
     "log_mel",
     "mel_filterbank",
+    "room_response",
     "speaker_catalogue",
     "synthesize",
 ]

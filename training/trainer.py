@@ -41,27 +41,24 @@ from torch import Tensor, nn
 from proxcompress.atomic import write_json_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from proxcompress.training.config import (
-    MULFREE_METHODS,
-    QUANTIZERS,
-    TrainConfig,
-    config_from_dict,
-    dump_config,
-    read_yaml,
-)
-from proxcompress.training.data import Dataset, input_spec, load_dataset
-from proxcompress.training.euclid import HomotopySchedule
+from proxcompress.training.config import TrainConfig, config_from_dict, dump_config
+from proxcompress.training.data import Dataset, input_spec, load_dataset, split_validation
 from proxcompress.training.layers import hard_quantization, quantized_modules
 from proxcompress.training.models import PrunableModel, build_model
-from proxcompress.training.mulfree import MulFreeRecipe, MulFreeTraining
+from proxcompress.training.mulfree import MulFreeRecipe
 from proxcompress.training.optim import MuSchedule, ProxConnectOptimizer
 from proxcompress.training.pruning import apply_pruning, prune_channels, total_channels
-from proxcompress.training.quantize import QuantRecipe, model_summary, quantize_model
+from proxcompress.training.quantize import model_summary
+from proxcompress.training.recipes import Recipe, TrainingHooks, recipe_from_config
 from proxcompress.training.spr import SPRRegularizer, compute_M, threshold_search
 
 EXIT_INTERRUPTED = 130
 #: per-step freezing metric log of a run folder (``mulfree.freezing_every``)
 FREEZING = "freezing.jsonl"
+#: per-step training log of a run folder: ``step`` (counted over all phases), ``epoch``
+#: (fractional, over all phases), ``phase``, the mini-batch's cross-entropy ``loss``, ``lr``
+#: and ``mu``; the curves plot it (one point per step, not one per epoch)
+STEPS = "steps.jsonl"
 
 
 class Interrupted(Exception):
@@ -191,16 +188,8 @@ def inference_ms(model: nn.Module, shape: tuple[int, ...], batch: int = 256, rep
 
 def mulfree_recipe(cfg: TrainConfig) -> MulFreeRecipe | None:
     """The config's multiplication-free recipe, or ``None`` for other ``quant.weights``."""
-    q, f = cfg.quant, cfg.mulfree
-    if q.weights not in MULFREE_METHODS:
-        return None
-    return MulFreeRecipe(
-        q.weights, bits=f.bits, keep_first=q.keep_first, keep_last=q.keep_last, zero=f.zero,
-        rounding=f.rounding, surrogate=f.surrogate, init_std=f.init_std,
-        s3_init=f.s3_init, reg_weight=f.reg_weight, euclid_scale=f.euclid_scale,
-        adder_grad=f.adder_grad, adder_eta=f.adder_eta,
-        homotopy=HomotopySchedule(f.homotopy.kind, f.homotopy.start, f.homotopy.ramp),
-        freezing_window=f.freezing_window)
+    recipe = recipe_from_config(cfg)
+    return recipe if isinstance(recipe, MulFreeRecipe) else None
 
 
 def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
@@ -217,10 +206,14 @@ def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
     if not has_checkpoint(path):
         raise InvalidInputError("model.init_from", f"{path!r} holds no checkpoint (a run folder "
                                 "of 'proxcompress train')")
-    state, _, meta, _, _ = load_checkpoint(path)
-    other = config_from_dict(meta["config"])
-    mine = replace(cfg.model, init_from=None)
-    theirs = replace(other.model, init_from=None)
+    state, _, meta, _, _ = load_checkpoint(path, "model.init_from")
+    try:
+        other = config_from_dict(meta.get("config"))
+    except InvalidInputError as exc:
+        raise InvalidInputError("model.init_from", f"the run in {path!r} records an invalid "
+                                f"config ({exc})") from None
+    mine = replace(cfg.model, init_from=None, init_exclude=[])
+    theirs = replace(other.model, init_from=None, init_exclude=[])
     checks = [("model", mine, theirs), ("data.name", cfg.data.name, other.data.name),
               ("data.image_size", cfg.data.image_size, other.data.image_size),
               ("data.in_channels", cfg.data.in_channels, other.data.in_channels),
@@ -229,71 +222,143 @@ def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
         if want != got:
             raise InvalidInputError("model.init_from", f"the run in {path!r} differs in {name} "
                                     f"({got!r}; this run needs {want!r})")
-    if meta["run"].get("pruned"):
-        raise InvalidInputError("model.init_from", f"the run in {path!r} is pruned")
-    return state
+    if not isinstance(meta.get("run"), dict) or meta["run"].get("pruned"):
+        raise InvalidInputError("model.init_from", f"the run in {path!r} is pruned or records "
+                                "no run state")
+    if other.data.classes != cfg.data.classes and "head" not in cfg.model.init_exclude:
+        raise InvalidInputError("model.init_exclude", f"the run in {path!r} has other classes "
+                                f"({other.data.classes}): exclude the classifier (head)")
+    excluded = tuple(f"{p}." for p in cfg.model.init_exclude)
+    kept = {k: v for k, v in state.items() if not k.startswith(excluded)}
+    with torch.device("meta"):  # shapes only: nothing allocated, no RNG drawn
+        fresh = base_model(cfg, input_spec(cfg.data.name, cfg.data.image_size,
+                                           cfg.data.in_channels, cfg.data.root,
+                                           cfg.data.classes)[1])
+    _load_into(fresh, kept, excluded, path, assign=True)
+    return kept
+
+
+def base_model(cfg: TrainConfig, classes: int, seed: int | None = None) -> PrunableModel:
+    """The config's model before any layer is swapped (full precision), seeded."""
+    m = cfg.model
+    return build_model(
+        m.name, in_channels=cfg.data.in_channels, image_size=cfg.data.image_size,
+        classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
+        batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout, seed=seed,
+    )
 
 
 def build_run_model(cfg: TrainConfig, classes: int, seed: int,
                     initial_state: dict[str, Tensor] | None = None) -> PrunableModel:
     """The config's model, initialized from ``seed`` (then from ``initial_state``, a
     full-precision state dict of the same model, when given), with its quantized or
-    multiplication-free layers swapped in (what :class:`Trainer` trains)."""
-    m, q = cfg.model, cfg.quant
-    model = build_model(
-        m.name, in_channels=cfg.data.in_channels, image_size=cfg.data.image_size,
-        classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
-        batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout, seed=seed,
-    )
-    if initial_state is not None:
-        model.load_state_dict(initial_state)
-    recipe = mulfree_recipe(cfg)
+    multiplication-free layers swapped in (the config's recipe: what :class:`Trainer`
+    trains)."""
+    model = base_model(cfg, classes, seed)
+    if initial_state is not None:  # all but the excluded modules (model.init_exclude)
+        _load_into(model, initial_state, tuple(f"{p}." for p in cfg.model.init_exclude),
+                   cfg.model.init_from or "", assign=False)
+    recipe = recipe_from_config(cfg)
     if recipe is not None:
-        quantize_model(model, recipe)
-    elif q.weights != "none":
-        quantize_model(model, QuantRecipe(
-            weights=q.weights, activations=q.activations, scale=q.scale,
-            keep_first=q.keep_first, keep_last=q.keep_last, beta=q.beta,
-            derivative_at=q.derivative_at))
+        recipe.apply(model)
     return model
+
+
+def run_data(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset]:
+    """The run's ``(train, validation, test)`` data: the validation split carved out of the
+    training set first (``data.val_fraction``, seeded by ``data.val_seed``), then the seeded
+    training and test subsets; validation is ``None`` when ``val_fraction`` is 0."""
+    d = cfg.data
+    train, test = load_dataset(d.name, d.root, cfg.seed, d.synthetic_samples, d.image_size,
+                               d.in_channels)
+    if d.classes is not None:
+        train, test = (data.relabel(d.classes) for data in (train, test))
+    train, val = split_validation(train, d.val_fraction, d.val_seed)
+    return (train.subset(d.train_subset, cfg.seed), val, test.subset(d.test_subset, cfg.seed))
 
 
 def run_phases(cfg: TrainConfig) -> list[tuple[str, int]]:
     """The run's phases and their epochs: SPR's pretrain / train / finetune, else one."""
+    if cfg.spr.enabled and cfg.spr.method == "magnitude":  # the same epochs, no reference
+        return [("train", cfg.spr.pretrain_epochs + cfg.epochs),
+                ("finetune", cfg.spr.finetune_epochs)]
     if cfg.spr.enabled:
         return [("pretrain", cfg.spr.pretrain_epochs), ("train", cfg.epochs),
                 ("finetune", cfg.spr.finetune_epochs)]
     return [("train", cfg.epochs)]
 
 
+def phase_seed(cfg: TrainConfig, phase: str) -> int:
+    """The init seed of a phase's model: ``seed``, or ``seed + 1`` for a pruning run's train
+    and finetune phases (so SPR, restarting after its reference, and the magnitude baseline
+    start from the same init)."""
+    return cfg.seed + (1 if phase != "pretrain" and cfg.spr.enabled else 0)
+
+
 def run_model(cfg: TrainConfig, classes: int, phase: str) -> PrunableModel:
-    """The freshly built model of a phase (SPR's train and finetune phases use seed + 1)."""
-    seed = cfg.seed + (1 if phase != "pretrain" and cfg.spr.enabled else 0)
-    return build_run_model(cfg, classes, seed)
+    """The freshly built model of a phase (:func:`phase_seed`)."""
+    return build_run_model(cfg, classes, phase_seed(cfg, phase))
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, PrunableModel]:
+def load_run(run_dir: str | os.PathLike[str], field: str = "--run"
+             ) -> tuple[TrainConfig, PrunableModel]:
     """The config and the latest checkpointed model of a run folder (pruned as it was, on the
     CPU, in eval mode).
 
     Raises:
-        FileNotFoundError: no ``config.yaml`` or no checkpoint in ``run_dir``.
-        InvalidInputError: a corrupt checkpoint (see ``load_checkpoint``).
+        InvalidInputError (field ``field``, the flag that gave ``run_dir``): no run there (no
+            ``config.yaml`` or no checkpoint; also a ``FileNotFoundError``), a corrupt or
+            inconsistent checkpoint (see ``load_checkpoint`` and :mod:`.runchecks`).
     """
-    if not (Path(run_dir) / "config.yaml").is_file():
-        raise FileNotFoundError(f"run: no config.yaml in {str(run_dir)!r}")
-    cfg = config_for_resume(run_dir, [])
+    from proxcompress.errors import MissingInputError
+    from proxcompress.training.runchecks import check_resume, checked_run_state
+
+    cfg = config_for_resume(run_dir, [], field)
     if not has_checkpoint(run_dir):
-        raise FileNotFoundError(f"run: no checkpoint in {str(run_dir)!r}")
-    model_state, _, meta, _, _ = load_checkpoint(run_dir)
+        raise MissingInputError(field, f"no checkpoint in {str(run_dir)!r}")
+    model_state, _, meta, _, _ = load_checkpoint(run_dir, field)
     phases = run_phases(cfg)
-    phase = phases[min(int(meta["run"]["phase"]), len(phases) - 1)][0]
-    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)
+    run = checked_run_state(meta, phases, field)
+    check_resume(cfg, meta, run, field)
+    phase = phases[min(run["phase"], len(phases) - 1)][0]
+    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
+                               cfg.data.root, cfg.data.classes)
     model = run_model(cfg, classes, phase)
-    if meta["run"].get("pruned"):
-        apply_pruning(model, meta["run"]["pruned"])
-    model.load_state_dict(model_state)
+    _load_state(model, model_state, field, run_dir, run.get("pruned"))
     return cfg, model.eval()
+
+
+def _load_state(model: nn.Module, state: dict[str, Tensor], field: str,
+                where: str | os.PathLike[str], pruned: dict[str, list[int]] | None = None,
+                assign: bool = False) -> None:
+    """Apply a checkpoint's recorded pruning and weights to ``model``; a checkpoint that does
+    not fit the config (other widths, missing or extra tensors) is refused naming ``field``."""
+    try:
+        if pruned:
+            apply_pruning(model, pruned)
+        model.load_state_dict(state, assign=assign)
+    except (RuntimeError, KeyError, IndexError, ValueError, TypeError) as exc:
+        if isinstance(exc, InvalidInputError):
+            exc = ValueError(exc.detail)
+        first = " ".join(str(exc).split())[:300]
+        raise InvalidInputError(field, f"the checkpoint in {str(where)!r} does not fit the "
+                                f"run's config ({first})") from None
+
+
+def _load_into(model: nn.Module, state: dict[str, Tensor], excluded: tuple[str, ...],
+               where: str | os.PathLike[str], assign: bool) -> None:
+    """Load ``model.init_from``'s weights into ``model``: every tensor but the excluded modules'
+    must be there with its shape; refused naming ``model.init_from`` otherwise."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=assign)
+    except (RuntimeError, KeyError, IndexError, ValueError, TypeError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise InvalidInputError("model.init_from", f"the weights in {str(where)!r} do not fit "
+                                f"this model ({first})") from None
+    wrong = [k for k in missing if not k.startswith(excluded)] + list(unexpected)
+    if wrong:
+        raise InvalidInputError("model.init_from", f"the weights in {str(where)!r} do not fit "
+                                f"this model: {', '.join(wrong[:4])}")
 
 
 class Trainer:
@@ -318,23 +383,22 @@ class Trainer:
         self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
         self.phases = run_phases(cfg)
         self._stop_signal = False
-        self.mulfree: MulFreeTraining | None = None
+        self.recipe: Recipe | None = recipe_from_config(cfg)
+        self.hooks = TrainingHooks()
 
     # ----------------------------------------------------------------------------- building
     def _model_for(self, phase: str) -> PrunableModel:
         return run_model(self.cfg, self.train_data.classes, phase)
 
-    def _start_mulfree(self, state: dict[str, Any]) -> None:
-        """Create the run's :class:`MulFreeTraining` (after the optimizer) with ``theta`` at the
-        current step; its freezing snapshots are the model as it is now until a resume restores
-        the checkpointed ones."""
-        recipe = mulfree_recipe(self.cfg)
-        self.mulfree = None
-        if recipe is not None:
-            self.mulfree = MulFreeTraining(self.model, recipe,
-                                           self.cfg.epochs * self.steps_per_epoch,
-                                           self.cfg.mulfree.freezing_every)
-            self.mulfree.after_step(state["epoch"] * self.steps_per_epoch + state["step"])
+    def _start_hooks(self, state: dict[str, Any]) -> None:
+        """Create the recipe's training hooks (after the optimizer) and advance them to the
+        current step (e.g. the homotopy's ``theta``); their state (e.g. freezing snapshots) is
+        the model as it is now until a resume restores the checkpointed one."""
+        self.hooks = TrainingHooks()
+        if self.recipe is not None:
+            self.hooks = self.recipe.hooks(self.model, self.cfg.epochs * self.steps_per_epoch,
+                                           self.cfg)
+        self.hooks.after_step(state["epoch"] * self.steps_per_epoch + state["step"])
 
     def _optimizer(self, model: nn.Module, lr: float) -> ProxConnectOptimizer:
         o = self.cfg.optim
@@ -348,7 +412,7 @@ class Trainer:
         mu = self.cfg.mu
         steps = max(1, self.cfg.epochs * self.steps_per_epoch)
         schedule = MuSchedule(mu.schedule, mu.scale, mu.start, mu.end, steps)
-        clip = self.cfg.quant.latent_clip if self.cfg.quant.weights in QUANTIZERS else None
+        clip = self.recipe.latent_clip if self.recipe is not None else None
         return ProxConnectOptimizer(inner, model, schedule, clip)
 
     # ------------------------------------------------------------------------------ signals
@@ -367,11 +431,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.dist = _setup_distributed(cfg)
         torch.manual_seed(cfg.seed + self.dist.rank)
-        self.train_data, self.test_data = load_dataset(
-            cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples,
-            cfg.data.image_size, cfg.data.in_channels)
-        self.train_data = self.train_data.subset(cfg.data.train_subset, cfg.seed)
-        self.test_data = self.test_data.subset(cfg.data.test_subset, cfg.seed)
+        self.train_data, self.val_data, self.test_data = run_data(cfg)
         d = self.dist
         if cfg.optim.batch_size % d.world:
             raise InvalidInputError("optim.batch_size", f"= {cfg.optim.batch_size} must be a "
@@ -379,6 +439,12 @@ class Trainer:
         self.local_batch = cfg.optim.batch_size // d.world
         self.shard = len(self.train_data) // d.world
         self.steps_per_epoch = math.ceil(self.shard / self.local_batch)
+        from proxcompress.training.runchecks import check_restart, preflight
+
+        resuming = self.resume and has_checkpoint(self.out)
+        if self.resume and not resuming:
+            check_restart(self.out)
+        self._initial = preflight(cfg, initial=not resuming)
         if d.main:
             self.out.mkdir(parents=True, exist_ok=True)
         state = self._restore_or_start()
@@ -407,34 +473,43 @@ class Trainer:
         }
         extra: dict[str, Tensor] = {}
         if self.resume and has_checkpoint(self.out):
-            model_state, opt_state, meta, rng, extra = load_checkpoint(self.out)
-            state.update(meta["run"])
-            self.model = self._model_for(self.phases[state["phase"]][0])
-            if state["pruned"]:
-                apply_pruning(self.model, state["pruned"])
-            self.model.load_state_dict(model_state)
+            from proxcompress.training.runchecks import check_resume, checked_run_state
+
+            model_state, opt_state, meta, rng, extra = load_checkpoint(self.out, "--resume")
+            state.update(checked_run_state(meta, self.phases, "--resume"))
+            check_resume(self.cfg, meta, state, "--resume")
+            phase = self.phases[min(state["phase"], len(self.phases) - 1)][0]
+            self.model = self._model_for(phase)
+            _load_state(self.model, model_state, "--resume", self.out, state["pruned"])
             self.model.to(self.dist.device)
-            self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
+            self.optimizer = self._optimizer(self.model, self._phase_lr(
+                min(state["phase"], len(self.phases) - 1)))
             if opt_state is not None:
-                self.optimizer.load_state_dict({"optimizer": opt_state, **meta["wrapper"]})
+                try:
+                    self.optimizer.load_state_dict({"optimizer": opt_state, **meta["wrapper"]})
+                except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+                    raise InvalidInputError("--resume", f"the optimizer state in the checkpoint "
+                                            f"does not fit the model ({str(exc)[:200]})"
+                                            ) from None
             torch.set_rng_state(rng)
             self._truncate_metrics(state["global_epoch"],
-                                   state["epoch"] * self.steps_per_epoch + state["step"])
+                                   state["epoch"] * self.steps_per_epoch + state["step"],
+                                   state["global_epoch"] * self.steps_per_epoch + state["step"])
             if self.dist.main:
                 self.log(f"resumed from {self.out} at phase {self.phases[state['phase']][0]}, "
                          f"epoch {state['epoch']}, step {state['step']}")
         else:
             if self.resume and self.dist.main:
                 self.log(f"no checkpoint in {self.out}; starting afresh")
-            self.model = build_run_model(self.cfg, self.train_data.classes, self.cfg.seed,
-                                         initial_state(self.cfg)).to(self.dist.device)
+            self.model = build_run_model(self.cfg, self.train_data.classes,
+                                         phase_seed(self.cfg, self.phases[0][0]),
+                                         self._initial).to(self.dist.device)
             self.optimizer = self._optimizer(self.model, self._phase_lr(0))
             if self.dist.main:
-                (self.out / "metrics.jsonl").unlink(missing_ok=True)
-                (self.out / FREEZING).unlink(missing_ok=True)
-        self._start_mulfree(state)
-        if self.mulfree is not None:
-            self.mulfree.load_state_tensors(extra)
+                for name in ("metrics.jsonl", FREEZING, STEPS):
+                    (self.out / name).unlink(missing_ok=True)
+        self._start_hooks(state)
+        self.hooks.load_state_tensors(extra)
         if self.dist.main:
             write_text_atomic(self.out / "config.yaml", dump_config(self.cfg))
         return state
@@ -445,18 +520,27 @@ class Trainer:
             return self.cfg.spr.finetune_lr or self.cfg.optim.lr / 10
         return self.cfg.optim.lr
 
-    def _truncate_metrics(self, epochs_done: int, steps_done: int) -> None:
-        """Drop the log lines written after the checkpoint being resumed."""
+    def _truncate_metrics(self, epochs_done: int, steps_done: int, all_steps_done: int) -> None:
+        """Drop the log lines written after the checkpoint being resumed (``steps_done``
+        counts the current phase's steps, ``all_steps_done`` every phase's)."""
         if not self.dist.main:
             return
         for name, key, done in (("metrics.jsonl", "epoch", epochs_done),
-                                (FREEZING, "step", steps_done)):
+                                (FREEZING, "step", steps_done),
+                                (STEPS, "step", all_steps_done)):
             path = self.out / name
             if not path.exists():
                 continue
-            keep = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)[key] <= done]
+            keep = [line for line in path.read_text(errors="replace").splitlines()
+                    if _logged_at(line, key) <= done]
             write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+    def _append_step(self, state: dict[str, Any], phase: str, loss: float, lr: float) -> None:
+        step = state["global_epoch"] * self.steps_per_epoch + state["step"]
+        record = {"step": step, "epoch": round(step / self.steps_per_epoch, 6), "phase": phase,
+                  "loss": loss, "lr": lr, "mu": self.optimizer.mu}
+        with open(self.out / STEPS, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
 
     def _append_freezing(self, step: int, frozen: dict[str, float]) -> None:
         record = {"step": step, "epoch": step / self.steps_per_epoch, **frozen}
@@ -470,7 +554,7 @@ class Trainer:
         opt = wrapper.pop("optimizer")
         save_checkpoint(self.out, self._bare().state_dict(), opt,
                         {"run": state, "wrapper": wrapper, "config": self.cfg.to_dict()},
-                        self.mulfree.state_tensors() if self.mulfree is not None else None)
+                        self.hooks.state_tensors())
 
     def _bare(self) -> nn.Module:
         return self.model
@@ -519,24 +603,26 @@ class Trainer:
                         out = ddp_model(x)
                         loss = functional.cross_entropy(out, y)
                         total = loss + regularizer(self.model) if regularizer else loss
-                        extra = self.mulfree.regularizer() if self.mulfree else None
+                        extra = self.hooks.regularizer()
                         if extra is not None:
                             total = total + extra
                         self.optimizer.zero_grad()
                         total.backward()
                         self.optimizer.step()
-                        if self.mulfree is not None:
-                            done = state["epoch"] * self.steps_per_epoch + s + 1
-                            self.mulfree.after_step(done)
-                            frozen = self.mulfree.step_metrics(done)
-                            if frozen is not None and d.main:
-                                self._append_freezing(done, frozen)
+                        done = state["epoch"] * self.steps_per_epoch + s + 1
+                        self.hooks.after_step(done)
+                        step_record = self.hooks.step_metrics(done)
+                        if step_record is not None and d.main:
+                            self._append_freezing(done, step_record)
                         acc = state["acc"]
-                        acc[0] += float(loss.detach()) * len(idx)
+                        batch_loss = float(loss.detach())
+                        acc[0] += batch_loss * len(idx)
                         acc[1] += float((out.argmax(1) == y).sum())
                         acc[2] += float(len(idx))
                         state["step"] = s + 1
                         steps_taken += 1
+                        if d.main:
+                            self._append_step(state, phase, batch_loss, lr)
                         if bar is not None:
                             bar.update(1)
                         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
@@ -575,17 +661,17 @@ class Trainer:
             "loss": loss_sum / max(seen, 1), "train_accuracy": 100.0 * correct / max(seen, 1),
             "lr": self.optimizer.param_groups[0]["lr"], "mu": self.optimizer.mu,
         }
-        if self.mulfree is not None:  # frozen, sign_frozen, exponent_frozen, theta
-            record.update(self.mulfree.epoch_metrics())
+        record.update(self.hooks.epoch_metrics())  # e.g. frozen, theta (mulfree)
         if d.main:
-            test_acc, test_loss = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
-                                           d.device)
-            record["test_accuracy"] = test_acc
-            record["test_loss"] = test_loss
-            if quantized_modules(self.model):
-                with hard_quantization(self.model):
-                    record["test_accuracy_hard"] = evaluate(
-                        self.model, self.test_data, self.cfg.eval_batch_size, d.device)[0]
+            if self.val_data is not None:
+                val_acc, val_loss = evaluate(self.model, self.val_data,
+                                             self.cfg.eval_batch_size, d.device)
+                record["val_accuracy"] = val_acc
+                record["val_loss"] = val_loss
+                if quantized_modules(self.model):
+                    with hard_quantization(self.model):
+                        record["val_accuracy_hard"] = evaluate(
+                            self.model, self.val_data, self.cfg.eval_batch_size, d.device)[0]
             record["sparsity"] = self._sparsity(state, regularizer)
         seconds = time.perf_counter() - t0
         state["seconds"] += seconds
@@ -621,16 +707,9 @@ class Trainer:
         return small / max(now, 1)
 
     def _units(self) -> list[Any]:
-        units = self.model.units()
-        wanted = self.cfg.spr.units
-        if wanted is None:
-            return units
-        names = {u.name for u in units}
-        for w in wanted:
-            if w not in names:
-                raise InvalidInputError("spr.units", f"{w!r} is not a unit; accepted: "
-                                        f"{', '.join(sorted(names))}")
-        return [u for u in units if u.name in wanted]
+        from proxcompress.training.runchecks import select_units
+
+        return select_units(self.model.units(), self.cfg.spr.units)
 
     def _regularizer(self, state: dict[str, Any]) -> SPRRegularizer | None:
         if not self.cfg.spr.enabled or state["M"] is None:
@@ -641,15 +720,20 @@ class Trainer:
     def _after_pretrain(self, state: dict[str, Any]) -> None:
         s = self.cfg.spr
         state["M"] = compute_M(self.model, self._units(), s.M_rule, s.M_scale)
-        state["pretrain_accuracy"] = evaluate(self.model, self.test_data,
-                                              self.cfg.eval_batch_size, self.dist.device)[0]
+        state["pretrain_accuracy"] = self._val_accuracy()
         if self.dist.main:
-            self.log(f"pretrained reference: test accuracy {state['pretrain_accuracy']:.2f}%, "
-                     f"M = {state['M']}")
+            self.log(f"pretrained reference: validation accuracy "
+                     f"{_percent(state['pretrain_accuracy'])}, M = {state['M']}")
         # restart from a fresh init (the paper's code), seeded
         self.model = self._model_for("train").to(self.dist.device)
         self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
         self._save(state)
+
+    def _val_accuracy(self) -> float | None:
+        """The model's validation accuracy (``None`` without a validation split)."""
+        if self.val_data is None:
+            return None
+        return evaluate(self.model, self.val_data, self.cfg.eval_batch_size, self.dist.device)[0]
 
     def _prune(self, state: dict[str, Any]) -> None:
         s = self.cfg.spr
@@ -657,27 +741,33 @@ class Trainer:
         search = self.train_data.subset(s.search_samples, self.cfg.seed + 7)
         state["channels_before"] = total_channels(self.model)
         state["parameters_before"] = sum(p.numel() for p in self.model.parameters())
-        state["before_pruning"] = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
-                                           self.dist.device)[0]
-        result = threshold_search(
-            self.model, units,
-            lambda m: evaluate(m, search, self.cfg.eval_batch_size, self.dist.device)[0],
-            tolerance=s.tolerance, weight_range=(0.0, s.weight_range), with_norm=s.with_norm)
-        pruned = {}
-        for u in units:
-            keep = [i for i, k in enumerate(result.keep[u.name]) if k]
-            pruned[u.name] = prune_channels(self.model, u, keep)
-        state["pruned"] = pruned
-        state["threshold"] = {"weight_threshold": result.weight_threshold,
-                              "fraction_threshold": result.fraction_threshold,
-                              "search_base_accuracy": result.base_accuracy,
-                              "search_accuracy": result.accuracy}
-        state["after_pruning"] = evaluate(self.model, self.test_data, self.cfg.eval_batch_size,
-                                          self.dist.device)[0]
+        state["before_pruning"] = self._val_accuracy()
+        if s.method == "magnitude":
+            from proxcompress.training.tp_baseline import magnitude_keep
+
+            assert s.keep_counts is not None  # config validation
+            kept = magnitude_keep(self.model, units, s.keep_counts,
+                                  self.train_data.x[:2].to(self.dist.device))
+            state["threshold"] = {"method": "magnitude (Torch-Pruning group norm)",
+                                  "keep_counts": list(s.keep_counts)}
+        else:
+            result = threshold_search(
+                self.model, units,
+                lambda m: evaluate(m, search, self.cfg.eval_batch_size, self.dist.device)[0],
+                tolerance=s.tolerance, weight_range=(0.0, s.weight_range),
+                with_norm=s.with_norm)
+            kept = {u.name: [i for i, k in enumerate(result.keep[u.name]) if k] for u in units}
+            state["threshold"] = {"weight_threshold": result.weight_threshold,
+                                  "fraction_threshold": result.fraction_threshold,
+                                  "search_base_accuracy": result.base_accuracy,
+                                  "search_accuracy": result.accuracy}
+        state["pruned"] = {u.name: prune_channels(self.model, u, kept[u.name]) for u in units}
+        state["after_pruning"] = self._val_accuracy()
         if self.dist.main:
             self.log(f"pruned {state['channels_before'] - total_channels(self.model)} of "
-                     f"{state['channels_before']} channels; test accuracy "
-                     f"{state['before_pruning']:.2f}% -> {state['after_pruning']:.2f}%")
+                     f"{state['channels_before']} channels; validation accuracy "
+                     f"{_percent(state['before_pruning'])} -> "
+                     f"{_percent(state['after_pruning'])}")
         self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
         self._save(state)
 
@@ -694,22 +784,25 @@ class Trainer:
             sums = [float(v) for v in gathered]  # type: ignore[arg-type]
         if not d.main:
             return {}
+        # the test set is evaluated here only, once per finished run (the deployed model and,
+        # for a quantized one, the model at its final mu)
         test_acc, _ = evaluate(self.model, self.test_data, self.cfg.eval_batch_size, d.device)
-        train_metrics = [json.loads(line) for line in
-                         (self.out / "metrics.jsonl").read_text().splitlines() if line.strip()] \
-            if (self.out / "metrics.jsonl").exists() else []
+        val_acc = self._val_accuracy()
+        train_metrics = read_log(self.out / "metrics.jsonl")
         shape = tuple(self.test_data.x.shape[1:])
         self.model.cpu()
         summary_model = model_summary(self.model, shape)
         quantized = bool(quantized_modules(self.model))
         summary: dict[str, Any] = {
             "test_accuracy": test_acc,
+            "val_accuracy": val_acc,
             "epochs": state["global_epoch"],
             "parameters": summary_model.parameters,
             "binary_parameters": summary_model.binary_parameters,
             "model_bytes": summary_model.model_bytes,
             "seconds": state["seconds"],
             "train_samples": len(self.train_data),
+            "val_samples": 0 if self.val_data is None else len(self.val_data),
             "test_samples": len(self.test_data),
             "world_size": d.world,
             "replicas_in_sync": all(v == sums[0] for v in sums),
@@ -723,20 +816,30 @@ class Trainer:
         }
         if quantized:
             summary["test_accuracy_soft"] = test_acc
+            summary["val_accuracy_soft"] = val_acc
             with hard_quantization(self.model):
                 summary["test_accuracy"] = evaluate(self.model, self.test_data,
                                                     self.cfg.eval_batch_size)[0]
+                if self.val_data is not None:  # the model is on the CPU by now
+                    summary["val_accuracy"] = evaluate(self.model, self.val_data,
+                                                       self.cfg.eval_batch_size)[0]
             summary["mu"] = self.optimizer.mu
             summary["test_accuracy_note"] = ("deployed model: every quantized layer at "
-                                             "lim_{mu->oo} F; test_accuracy_soft at the final mu")
+                                             "lim_{mu->oo} F; *_soft at the final mu")
+        if train_metrics and self.val_data is not None:  # the early-stopping point
+            last = [r for r in train_metrics if r["phase"] == train_metrics[-1]["phase"]]
+            best = max(last, key=lambda r: r.get("val_accuracy_hard", r["val_accuracy"]))
+            summary["best_val_epoch"] = best["epoch"]
+            summary["best_val_accuracy"] = best.get("val_accuracy_hard", best["val_accuracy"])
         if train_metrics:
             summary["train_accuracy"] = train_metrics[-1]["train_accuracy"]
         if self.cfg.spr.enabled:
             reference = self._model_for("train")
-            summary["spr"] = {
-                "pretrain_accuracy": state["pretrain_accuracy"],
-                "accuracy_before_pruning": state["before_pruning"],
-                "accuracy_after_pruning": state.get("after_pruning"),
+            summary["spr"] = {  # accuracies before the end: on the validation split
+                "method": self.cfg.spr.method,
+                "pretrain_val_accuracy": state["pretrain_accuracy"],
+                "val_accuracy_before_pruning": state["before_pruning"],
+                "val_accuracy_after_pruning": state.get("after_pruning"),
                 "channels_before": state.get("channels_before"),
                 "channels_after": total_channels(self.model),
                 "pruned_fraction": 1 - total_channels(self.model) / state["channels_before"]
@@ -754,10 +857,25 @@ class Trainer:
         write_json_atomic(self.out / "summary.json", summary)
         if train_metrics:
             try:
-                plot_metrics(train_metrics, self.out / "curves.png")
+                plot_metrics(train_metrics, self.out / "curves.png",
+                             read_log(self.out / STEPS))
             except Exception as exc:  # plotting must never fail a finished run
                 self.log(f"plotting failed: {exc}")
         return summary
+
+
+def _logged_at(line: str, key: str) -> float:
+    """The ``key`` counter of one log line; a torn or foreign line (a process killed while
+    appending) counts as after every checkpoint, so resuming drops it."""
+    try:
+        value = json.loads(line)[key]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return math.inf
+    return float(value) if isinstance(value, int | float) else math.inf
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
 
 
 def threading_ok() -> bool:
@@ -767,34 +885,101 @@ def threading_ok() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def plot_metrics(records: list[dict[str, Any]], path: Path) -> None:
-    """Loss, accuracy and ``mu`` / sparsity curves per epoch as one PNG (written atomically)."""
+def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log of a run folder (``metrics.jsonl``, :data:`STEPS`,
+    :data:`FREEZING`); ``[]`` when it does not exist."""
+    file = Path(path)
+    if not file.exists():
+        return []
+    return [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def smooth(values: list[float], window: int) -> list[float]:
+    """Trailing moving average over ``window`` values (the first ones over what there is)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_metrics(records: list[dict[str, Any]], path: Path,
+                 steps: list[dict[str, Any]] | None = None) -> None:
+    """A run's curves as one PNG (written atomically): the training loss at every step (light)
+    and its moving average over a tenth of an epoch, with the validation loss at each epoch's
+    end; train / validation accuracy at each epoch's end (the test set is evaluated once, at the
+    end of the run); the learning rate and ``mu`` at every step and
+    the SPR sparsity at each epoch's end. ``records``: ``metrics.jsonl``; ``steps``:
+    :data:`STEPS` (without it the loss and schedule panels show the epoch values only). Phase
+    changes (SPR pretrain / train / finetune) are marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in records]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(epochs, [r["loss"] for r in records], "o-", label="train loss")
-    if "test_loss" in records[0]:
-        axes[0].plot(epochs, [r.get("test_loss") for r in records], "s-", label="test loss")
-    axes[0].set_xlabel("epoch")
-    axes[0].legend()
-    axes[1].plot(epochs, [r["train_accuracy"] for r in records], "o-", label="train")
-    axes[1].plot(epochs, [r.get("test_accuracy") for r in records], "s-", label="test")
-    if "test_accuracy_hard" in records[0]:
-        axes[1].plot(epochs, [r.get("test_accuracy_hard") for r in records], "^-",
-                     label="test (hard)")
-    axes[1].set_ylabel("accuracy (%)")
-    axes[1].set_xlabel("epoch")
-    axes[1].legend()
-    axes[2].plot(epochs, [r["mu"] for r in records], "o-", label="mu")
-    axes[2].set_xlabel("epoch")
-    ax2 = axes[2].twinx()
-    ax2.plot(epochs, [r.get("sparsity", 0.0) for r in records], "r^-", label="sparsity")
-    axes[2].legend(loc="upper left")
-    ax2.legend(loc="lower right")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    ax = axes[0]
+    if steps:
+        x = [s["epoch"] for s in steps]
+        losses = [s["loss"] for s in steps]
+        per_epoch = max(1, round(len(steps) / max(steps[-1]["epoch"], 1e-9)))
+        ax.plot(x, losses, color="tab:blue", alpha=0.25, lw=0.6, label="train loss, each step")
+        ax.plot(x, smooth(losses, max(1, per_epoch // 10)), color="tab:blue", lw=1.4,
+                label="moving average (0.1 epoch)")
+    else:
+        ax.plot(epochs, [r["loss"] for r in records], "o-", label="train loss (epoch mean)")
+    if records and "val_loss" in records[0]:
+        ax.plot(epochs, [r.get("val_loss") for r in records], "s-", color="tab:orange",
+                label="validation loss (epoch end)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy")
+    ax.set_title("loss")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.plot(epochs, [r["train_accuracy"] for r in records], "o-", label="train (epoch mean)")
+    if records and "val_accuracy" in records[0]:
+        ax.plot(epochs, [r.get("val_accuracy") for r in records], "s-", label="validation")
+    if records and "val_accuracy_hard" in records[0]:
+        ax.plot(epochs, [r.get("val_accuracy_hard") for r in records], "^-",
+                label="validation, hard quantization")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xlabel("epoch")
+    ax.set_title("accuracy at each epoch's end")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    if steps:
+        ax.plot([s["epoch"] for s in steps], [s["lr"] for s in steps], color="tab:green",
+                label="learning rate")
+    else:
+        ax.plot(epochs, [r["lr"] for r in records], "o-", color="tab:green",
+                label="learning rate")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.set_title("schedule")
+    twin = ax.twinx()
+    sparsity = [r.get("sparsity", 0.0) for r in records]
+    if any(sparsity):
+        twin.plot(epochs, [100 * v for v in sparsity], "r^-", label="SPR sparsity (%)")
+        twin.set_ylabel("channels near zero / removed (%)")
+    elif steps and len({s["mu"] for s in steps}) > 1:
+        twin.plot([s["epoch"] for s in steps], [s["mu"] for s in steps], color="tab:red",
+                  label="mu")
+        twin.set_ylabel("mu")
+    ax.legend(loc="upper left", fontsize=8)
+    if twin.lines:
+        twin.legend(loc="upper right", fontsize=8)
+    if steps:
+        changes = [(prev["epoch"], s["phase"]) for prev, s in zip(steps, steps[1:], strict=False)
+                   if s["phase"] != prev["phase"]]
+        for ax in axes:
+            for at, phase in changes:
+                ax.axvline(at, color="grey", ls="--", lw=0.8)
+                ax.text(at, 1.0, f" {phase}", transform=ax.get_xaxis_transform(), fontsize=7,
+                        va="top", color="grey")
     fig.tight_layout()
 
     from proxcompress.atomic import write_atomic
@@ -809,26 +994,28 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, resume: bool = F
     return Trainer(cfg, out_dir, resume=resume, **kwargs).run()
 
 
-def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str]) -> TrainConfig:
-    """The run's own ``config.yaml`` with ``overrides``; only ``epochs``, ``progress``,
-    ``threads`` and ``checkpoint_every`` may change on resume.
+def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str],
+                      field: str = "--resume") -> TrainConfig:
+    """The run's own ``config.yaml`` with ``overrides``; only the keys of
+    :data:`~proxcompress.training.runchecks.RESUME_KEYS` may change on resume.
 
     Raises:
-        FileNotFoundError: no ``config.yaml`` in ``out_dir``.
-        InvalidInputError: an override of another key.
+        InvalidInputError: naming ``field`` when ``out_dir`` holds no readable ``config.yaml``
+            (also a ``FileNotFoundError`` when there is none), or the key of an override that
+            may not change.
     """
-    from proxcompress.training.config import apply_overrides
+    from proxcompress.training.config import read_run_config
+    from proxcompress.training.runchecks import RESUME_KEYS
 
-    raw = read_yaml(Path(out_dir) / "config.yaml")
-    allowed = {"epochs", "progress", "threads", "checkpoint_every", "spr.finetune_epochs"}
     for item in overrides:
         key = item.split("=", 1)[0].strip()
-        if key not in allowed:
+        if key not in RESUME_KEYS:
             raise InvalidInputError(key, f"cannot change on --resume; allowed: "
-                                    f"{', '.join(sorted(allowed))}")
-    return config_from_dict(apply_overrides(raw, overrides))
+                                    f"{', '.join(sorted(RESUME_KEYS))}")
+    return read_run_config(out_dir, field, overrides)
 
 
-__all__ = ["EXIT_INTERRUPTED", "HardStop", "Interrupted", "Trainer", "build_run_model",
-           "config_for_resume", "evaluate", "inference_ms", "initial_state", "load_run",
-           "mulfree_recipe", "plot_metrics", "run_model", "run_phases", "train"]
+__all__ = ["EXIT_INTERRUPTED", "FREEZING", "STEPS", "HardStop", "Interrupted", "Trainer",
+           "build_run_model", "config_for_resume", "evaluate", "inference_ms", "initial_state",
+           "load_run", "mulfree_recipe", "plot_metrics", "read_log", "run_data", "run_model",
+           "run_phases", "smooth", "train"]

@@ -16,16 +16,20 @@ def test_synthesized_pair_passes_and_forward_is_b_of_p() -> None:
     assert s.passed
     statuses = {c.check: c.status for c in s.report.certificates}
     assert statuses == {"prox": "pass", "backward": "pass", "decomposition": "pass",
-                        "derivative": "pass", "facts": "n/a", "prox_numeric": "n/a"}
+                        "derivative": "pass", "facts": "n/a", "prox_numeric": "n/a",
+                        "descent": "pass"}
     assert float(s.report.certificate("backward").data["lipschitz"]) == pytest.approx(2.0)
 
 
 def test_synthesis_reproduces_bnn_plus_plus_from_sympy_expressions() -> None:
-    s = synthesize(backward=signswish(sp.Symbol("x")), prox=dist2_prox(x, (-1, 1)),
+    s = synthesize(backward=signswish(sp.Symbol("x"), 2), prox=dist2_prox(x, (-1, 1)),
                    name="my-bnn++")
     assert s.passed
     assert s.pair.name == "my-bnn++"
-    assert s.forward == signswish(dist2_prox(x, (-1, 1)))
+    assert s.forward == signswish(dist2_prox(x, (-1, 1)), 2)
+    # larq's beta = 5 decomposes as well but reverses the steps of latents near +-1
+    s5 = synthesize(backward=signswish(sp.Symbol("x")), prox=dist2_prox(x, (-1, 1)))
+    assert [c.check for c in s5.report.certificates if c.status == "fail"] == ["descent"]
 
 
 def test_given_forward_is_checked_not_synthesized() -> None:

@@ -1,6 +1,7 @@
-"""``benchmarks/results.py``: the committed configs are its rows, and the page it renders
-reports exactly the run folders (fake ones here), and its worker processes train exactly
-what `proxcompress train` does."""
+"""``benchmarks/results.py``: the committed configs are its rows' chosen configs, every choice is
+made on validation accuracy (never on test), the page reports exactly the run folders (fake
+ones here) with each row's own verdict, and its worker processes train exactly what
+``proxcompress train`` does."""
 
 from __future__ import annotations
 
@@ -37,18 +38,19 @@ def _row(results: ModuleType, name: str) -> dict[str, Any]:
     return next(r for r in results.rows() if r["name"] == name)
 
 
-def _fake_run(results: ModuleType, runs: Path, row: dict[str, Any], seed: int,
-              accuracy: float, wall: float | None = 30.0) -> Path:
+def _fake_run(results: ModuleType, runs: Path, row: dict[str, Any], assignment: dict[str, Any],
+              seed: int, test: float, val: float | None = None, wall: float | None = 30.0,
+              **summary: Any) -> Path:
     """A finished run folder as ``proxcompress train`` leaves it (the files the page reads)."""
-    folder = results._run_dir(runs, row, seed)
+    folder = results._run_dir(runs, row, assignment, seed)
     folder.mkdir(parents=True)
-    cfg = config_from_dict({**row["config"], "seed": seed})
+    config = results._assign(row["config"], assignment)
+    cfg = config_from_dict({**config, "seed": seed})
     (folder / "config.yaml").write_text(dump_config(cfg))
-    c = row["config"]
-    epochs = c["epochs"] + (c["spr"]["pretrain_epochs"] + c["spr"]["finetune_epochs"]
-                            if c.get("spr", {}).get("enabled") else 0)
     (folder / "summary.json").write_text(json.dumps(
-        {"test_accuracy": accuracy, "epochs": epochs, "model_bytes": 1234, "seconds": 20.0}))
+        {"test_accuracy": test, "val_accuracy": test if val is None else val,
+         "epochs": results._expected_epochs(config), "model_bytes": 1234, "seconds": 20.0,
+         **summary}))
     if wall is not None:
         (folder / results.WALL).write_text(json.dumps({"seconds": wall, "jobs": 2,
                                                        "load1": 2.0}))
@@ -56,59 +58,123 @@ def _fake_run(results: ModuleType, runs: Path, row: dict[str, Any], seed: int,
 
 
 def test_committed_configs_are_exactly_the_rows(results: ModuleType) -> None:
-    """Each ``configs/results/NAME.yaml`` is its row's resolved config, and there is no other."""
+    """Each ``configs/results/NAME.yaml`` is its row's config with the choice recorded in
+    ``sweeps.json`` (the base values while undecided), and there is no other."""
     rows = results.rows()
     committed = {p.stem for p in results.CONFIGS.glob("*.yaml")}
     assert committed == {r["name"] for r in rows}
+    record = results.read_record()
+    assert set(record) == {r["name"] for r in rows}
+    choices = results.Choices(rows, ROOT / "no-runs-here", record)
     for row in rows:
         text = (results.CONFIGS / f"{row['name']}.yaml").read_text()
         body = "".join(line for line in text.splitlines(keepends=True)
                        if not line.startswith("#"))
-        assert body == dump_config(config_from_dict(row["config"])), row["name"]
+        assert body == dump_config(config_from_dict(choices.config(row))), row["name"]
+        assert record[row["name"]]["grid"] == row["sweep"]
+        for source in row["inherit"].values():
+            assert source in record
+
+
+def test_every_row_holds_out_validation(results: ModuleType) -> None:
+    for row in results.rows():
+        assert config_from_dict(row["config"]).data.val_fraction == 0.1, row["name"]
+
+
+def test_choices_are_made_on_validation_never_on_test(results: ModuleType, tmp_path: Path
+                                                      ) -> None:
+    """The candidate with the best validation accuracy wins although its test accuracy is the
+    worst; rows inheriting the choice wait for it, then run the chosen value at every seed."""
+    rows = results.rows()
+    bc = _row(results, "mlp-bc")
+    bnnp = _row(results, "mlp-bnnp")
+    choices = results.Choices(rows, tmp_path)
+    pending = results.pending([bc, bnnp], None, choices)
+    assert [(r["name"], a, s) for r, a, s in pending] == [
+        ("mlp-bc", {"optim.lr": lr}, 0) for lr in results.LR_GRID]  # bnnp waits for bc
+    for lr, val, test in zip(results.LR_GRID, (88.0, 89.5, 88.5), (90.0, 80.0, 85.0),
+                             strict=True):
+        _fake_run(results, tmp_path, bc, {"optim.lr": lr}, 0, test, val)
+    choices = results.Choices(rows, tmp_path)
+    assert choices.chosen(bc) == {"optim.lr": 1e-3}
+    pending = results.pending([bc, bnnp], None, choices)
+    assert [(r["name"], a, s) for r, a, s in pending] == [
+        ("mlp-bc", {"optim.lr": 1e-3}, 1), ("mlp-bc", {"optim.lr": 1e-3}, 2),
+        ("mlp-bnnp", {"optim.lr": 1e-3, "quant.beta": 2.0}, 0),
+        ("mlp-bnnp", {"optim.lr": 1e-3, "quant.beta": 5.0}, 0)]
+    # a partly finished sweep chooses nothing
+    _fake_run(results, tmp_path, bnnp, {"optim.lr": 1e-3, "quant.beta": 5.0}, 0, 50.0, 88.0)
+    assert results.Choices(rows, tmp_path).chosen(bnnp) is None
 
 
 def test_page_reports_the_run_folders(results: ModuleType, tmp_path: Path) -> None:
+    rows = results.rows()
     fp = _row(results, "mlp-fp")
-    for seed, acc in zip((0, 1, 2), (89.0, 89.5, 90.0), strict=True):
-        _fake_run(results, tmp_path, fp, seed, acc)
-    _fake_run(results, tmp_path, _row(results, "mlp-bc"), 0, 88.0, wall=None)
+    for lr, val in zip(results.LR_GRID, (88.0, 89.0, 88.9), strict=True):
+        _fake_run(results, tmp_path, fp, {"optim.lr": lr}, 0, 89.0 if lr == 1e-3 else 70.0, val)
+    for seed, acc in ((1, 89.5), (2, 90.0)):
+        _fake_run(results, tmp_path, fp, {"optim.lr": 1e-3}, seed, acc, 88.0 + seed,
+                  wall=None if seed == 2 else 30.0)
     walls = {"binary,spr": {"wall_seconds": 3661.0, "jobs": 2, "load1_before": 0.1,
                             "when": "2026-01-02"}}
-    page = results.render(results.rows(), None, tmp_path, {"walls": walls},
-                          tmp_path / "page.md")
+    choices = results.Choices(rows, tmp_path)
+    page = results.render(rows, None, choices, {"walls": walls}, tmp_path / "page.md")
     lines = page.splitlines()
     assert any(line.endswith("61.0 minutes (`--tables binary,spr --jobs 2`, 2026-01-02): "
                              "**missed**") for line in lines)
-    assert any(line.startswith("Wall time of the last `benchmarks/results.py --tables "
-                               "binary,spr` run") and "61.0 minutes" in line for line in lines)
-    assert any(line.startswith("| full precision | - | 89.50 +- 0.50 | 1234 | 20 | `mlp-fp` |")
-               for line in lines)
-    assert any("| 88.00 (1 seed) |" in line and "`mlp-bc`" in line for line in lines)
+    assert ("| full precision | - | lr = 0.001 (of 0.0003, 0.001, 0.003) | 89.33 +- 0.58 | "
+            "89.50 +- 0.50 | - | 1234 | 20 | `mlp-fp` |") in lines
+    assert "* `mlp-fp`: lr=0.0003: 88.00; **lr=0.001: 89.00**; lr=0.003: 88.90" in lines
     assert any("| not run |" in line and "`cnn-fp`" in line for line in lines)
-    # compute: 3 runs timed by wall.json (30 s each), one by its training seconds (20 s)
+    # compute: 5 runs (2 of them sweep candidates), 4 timed by wall.json, 1 by its seconds
     compute = next(line for line in lines if line.startswith("| binary MLP / CNN |"))
-    assert compute == "| binary MLP / CNN | 4 | 1.8 | 1 runs | 0.9 | 2.0 |"
+    assert compute == "| binary MLP / CNN | 5 (2) | 2.3 | 1.2 | 2.0 |"
     assert not (tmp_path / "freezing.png").exists()  # no freezing logs: no plot
+
+
+def test_verdict_is_the_rows_own_pair(results: ModuleType, tmp_path: Path) -> None:
+    """The verdict column certifies the config the row trained with: bnn++-prox at beta = 5 fails
+    ``descent``, at beta = 2 passes; with binary activations BNN's pair fails ``derivative``."""
+    rows = results.rows()
+    bc, row = _row(results, "mlp-bc"), _row(results, "mlp-bnnpp-prox")
+    bc_act = _row(results, "mlp-bc-act")
+    for lr in results.LR_GRID:
+        _fake_run(results, tmp_path, bc, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 1e-3 else 80.0)
+        _fake_run(results, tmp_path, bc_act, {"optim.lr": lr}, 0, 80.0,
+                  90.0 if lr == 1e-3 else 80.0)
+    for beta in (2.0, 5.0):
+        for mu0 in (0.0, 1000.0):
+            good = beta == 5.0 and mu0 == 1000.0  # the winner, to see its verdict
+            _fake_run(results, tmp_path, row, {"optim.lr": 1e-3, "quant.beta": beta,
+                                               "mu.start": mu0}, 0, 80.0, 90.0 if good else 85.0,
+                      mu=mu0 + 70.0)
+    choices = results.Choices(rows, tmp_path)
+    assert results.verdict(choices, row) == "FAIL (weights: descent)"
+    assert results.verdict(choices, bc) == "PASS"
+    assert results.verdict(choices, bc_act) == "FAIL (activations: derivative)"
+    assert results.verdict(choices, _row(results, "mlp-fp")) == "-"
 
 
 def test_a_folder_of_another_config_stops_the_script(results: ModuleType,
                                                      tmp_path: Path) -> None:
-    folder = _fake_run(results, tmp_path, _row(results, "mlp-bc"), 0, 88.0)
-    assert results._done(folder, _row(results, "mlp-bc"))
+    bc, fp = _row(results, "mlp-bc"), _row(results, "mlp-fp")
+    folder = _fake_run(results, tmp_path, bc, {"optim.lr": 1e-3}, 0, 88.0)
+    assert results._summary(folder, results._assign(bc["config"], {"optim.lr": 1e-3}))
     with pytest.raises(SystemExit, match="another config"):
-        results._done(folder, _row(results, "mlp-fp"))
+        results._summary(folder, results._assign(fp["config"], {"optim.lr": 1e-3}))
 
 
 def test_paired_interval_equals_scipy(results: ModuleType, tmp_path: Path) -> None:
-    """The BNN++ - BNN+ line: mean of the per-seed differences and the half-width of SciPy's
-    one-sample t confidence interval."""
-    a, b = _row(results, "cnn-bnnpp"), _row(results, "cnn-bnnp")
+    """Mean of the per-seed differences and the half-width of SciPy's one-sample t confidence
+    interval."""
+    rows = [{**_row(results, "cnn-fp"), "name": name, "sweep": {}, "inherit": {},
+             "seeds": list(range(8))} for name in ("a", "b")]
     acc_a = [89.1, 89.6, 89.0, 89.9, 89.3, 89.5, 88.8, 89.7]
     acc_b = [89.0, 89.2, 89.4, 89.5, 89.1, 89.6, 88.7, 89.2]
     for seed, (x, y) in enumerate(zip(acc_a, acc_b, strict=True)):
-        _fake_run(results, tmp_path, a, seed, x)
-        _fake_run(results, tmp_path, b, seed, y)
-    text = results._paired(tmp_path, results.rows(), "cnn-bnnpp", "cnn-bnnp", None)
+        _fake_run(results, tmp_path, rows[0], {}, seed, x)
+        _fake_run(results, tmp_path, rows[1], {}, seed, y)
+    text = results._paired(results.Choices(rows, tmp_path), "a", "b", None)
     diffs = [x - y for x, y in zip(acc_a, acc_b, strict=True)]
     low, high = stats.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
     match = re.fullmatch(r", paired over 8 seeds ([+-][0-9.]+) \+- ([0-9.]+) \(95% t interval\)",
@@ -128,38 +194,88 @@ def test_unknown_table_is_refused(results: ModuleType, capsys: pytest.CaptureFix
 
 def test_workers_train_exactly_what_the_command_line_trains(
         results: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``run_all``'s long-lived workers (two runs each, in parallel) leave the same runs as
-    ``proxcompress train`` in a fresh process; a second call finds nothing to do."""
-    monkeypatch.setattr(results, "CONFIGS", tmp_path / "configs")
+    """``run_all``'s long-lived workers (a two-candidate sweep, then the winner's other seeds,
+    in parallel) leave the same runs as ``proxcompress train`` in a fresh process; a second
+    call finds nothing to do."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the workers import the script
-    (tmp_path / "configs").mkdir()
     row = {"table": "binary", "model": "mlp", "name": "tiny", "label": "tiny",
+           "sweep": {"optim.lr": [0.003, 0.01]}, "inherit": {},
            "config": {"epochs": 1, "threads": 1, "progress": False,
                       "data": {"name": "synthetic", "synthetic_samples": 96},
                       "model": {"name": "mlp", "hidden": [24]},
                       "quant": {"weights": "bnn++", "keep_first": False, "beta": 2.0},
                       "optim": {"name": "adam", "lr": 0.01, "batch_size": 32}}}
-    results.write_configs([row])
     lines: list[str] = []
     runs = tmp_path / "runs"
     for key in results.WORKER_ENV:
         monkeypatch.delenv(key, raising=False)
-    results.run_all([row], [0, 1, 2, 3], runs, 2, lines.append, None)
+    results.run_all([row], [0, 1, 3], runs, 2, lines.append, False)
     assert not set(results.WORKER_ENV) & set(os.environ)  # only the workers run single-threaded
-    assert sum(line.startswith("done") and line.endswith(" s") and "ok in" in line
-               for line in lines) == 4
+    assert sum(line.startswith("done") and "ok in" in line for line in lines) == 4
+    chosen = results.Choices([row], runs).chosen(row)
+    assert chosen is not None
+    folder = results._run_dir(runs, row, chosen, 3)
     cli = tmp_path / "cli"
     subprocess.run([sys.executable, "-m", "proxcompress", "train", "--config",
-                    str(tmp_path / "configs" / "tiny.yaml"), "--set", "seed=3", "--out",
+                    str(folder.parent / "candidate.yaml"), "--set", "seed=3", "--out",
                     str(cli)], check=True, capture_output=True)
-    mine = json.loads((runs / "tiny" / "seed-3" / "summary.json").read_text())
+    mine = json.loads((folder / "summary.json").read_text())
     theirs = json.loads((cli / "summary.json").read_text())
     assert mine["test_accuracy"] == theirs["test_accuracy"]
-    metrics = [(runs / "tiny" / "seed-3" / "metrics.jsonl").read_text(),
-               (cli / "metrics.jsonl").read_text()]
+    metrics = [(folder / "metrics.jsonl").read_text(), (cli / "metrics.jsonl").read_text()]
     losses = [[json.loads(line)["loss"] for line in m.splitlines()] for m in metrics]
     assert losses[0] == losses[1]
-    assert json.loads((runs / "tiny" / "seed-3" / results.WALL).read_text())["seconds"] > 0
+    assert json.loads((folder / results.WALL).read_text())["seconds"] > 0
     lines.clear()
-    results.run_all([row], [0, 1, 2, 3], runs, 2, lines.append, None)
+    results.run_all([row], [0, 1, 3], runs, 2, lines.append, False)
     assert lines == []
+
+
+def test_long_budget_takes_the_smallest_converged_epochs(results: ModuleType, tmp_path: Path
+                                                         ) -> None:
+    """The long table's epochs: the cheapest candidate within ``LONG_PLATEAU`` validation
+    points of the best; its binary rows inherit them (and the quick table's learning rate)."""
+    rows = results.rows()
+    fp, long_fp = _row(results, "mlp-fp"), _row(results, "long-mlp-fp")
+    for lr in results.LR_GRID:
+        _fake_run(results, tmp_path, fp, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 3e-3 else 85.0)
+    vals = dict(zip(results.LONG_EPOCHS, (88.0, 89.85, 90.0, 89.9), strict=True))
+    for epochs, val in vals.items():
+        _fake_run(results, tmp_path, long_fp, {"optim.lr": 3e-3, "epochs": epochs}, 0, 50.0, val)
+    choices = results.Choices(rows, tmp_path)
+    assert choices.chosen(long_fp) == {"optim.lr": 3e-3, "epochs": 15}
+    bc = _row(results, "long-mlp-bc")
+    assert choices.candidates(bc) is None  # waits for the quick BC's learning rate
+    for lr in results.LR_GRID:
+        _fake_run(results, tmp_path, _row(results, "mlp-bc"), {"optim.lr": lr}, 0, 80.0,
+                  90.0 if lr == 1e-3 else 85.0)
+    choices = results.Choices(rows, tmp_path)
+    assert choices.candidates(bc) == [{"epochs": 15, "optim.lr": 1e-3}]
+    assert results.Choices(rows, tmp_path).config(bc)["epochs"] == 15
+
+
+def test_derived_keys_wait_for_their_source(results: ModuleType, tmp_path: Path) -> None:
+    """Torch-Pruning rows take the per-unit median of the channels the SPR row kept over all
+    its seeds; the transfer rows take the source run's folder; both wait until it exists."""
+    rows = results.rows()
+    spr, tpm = _row(results, "cnn-spr-lam2"), _row(results, "cnn-tp-lam2")
+    spr5 = _row(results, "cnn-spr-lam5")
+    for lr in results.SPR_LR_GRID:
+        _fake_run(results, tmp_path, spr5, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 0.05 else 80.0,
+                  spr={"kept": {"a": 8, "b": 10, "c": 20}})
+    for seed, kept in zip((0, 1), ({"a": 8, "b": 12, "c": 30}, {"a": 6, "b": 14, "c": 28}),
+                          strict=True):
+        _fake_run(results, tmp_path, spr, {"optim.lr": 0.05}, seed, 80.0, spr={"kept": kept})
+    assert results.Choices(rows, tmp_path).candidates(tpm) is None  # seed 2 is missing
+    _fake_run(results, tmp_path, spr, {"optim.lr": 0.05}, 2, 80.0,
+              spr={"kept": {"a": 7, "b": 9, "c": 40}})
+    assert results.Choices(rows, tmp_path).candidates(tpm) == [
+        {"optim.lr": 0.05, "spr.keep_counts": [7, 12, 30]}]
+    source, target = _row(results, "transfer-source-fp"), _row(results, "transfer-fp")
+    fp = _row(results, "cnn-fp")
+    for lr in results.LR_GRID:
+        _fake_run(results, tmp_path, fp, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 1e-3 else 80.0)
+    assert results.Choices(rows, tmp_path).candidates(target) is None
+    folder = _fake_run(results, tmp_path, source, {"optim.lr": 1e-3}, 0, 80.0)
+    (candidate,) = results.Choices(rows, tmp_path).candidates(target)
+    assert candidate["model.init_from"] == str(folder.resolve())
