@@ -6,8 +6,9 @@ griffe, which reads the sources for mkdocstrings without importing them, looks f
 subpackages inside the package's own folder, so this hook lays out ``build/api-sources/`` as the
 installed package looks: ``proxcompress/`` with the front door's modules and every wing folder
 under it (folders made, each ``.py`` file copied: griffe resolves a linked file to its real
-folder and then looks for subpackages there, where the wing folders are not), read from that same ``package-dir`` table (one place to change). mkdocs.yml
-points the Python handler's ``paths`` there.
+folder and then looks for subpackages there, where the wing folders are not), read from that
+same ``package-dir`` table (one place to change). mkdocs.yml points the Python handler's
+``paths`` there.
 """
 
 from __future__ import annotations
