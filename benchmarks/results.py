@@ -103,7 +103,25 @@ SELECT_SECONDS = 300
 #: the tables, in page order
 TABLES = {"binary": "binary MLP / CNN", "spr": "SPR", "mulfree": "multiplication-free CNN",
           "speech": "spoken commands", "speech-hard": "spoken commands, harder variant",
-          "long": "long budget (binary MLP / CNN)", "vit": "vision transformers"}
+          "long": "long budget (binary MLP / CNN)", "vit": "vision transformers",
+          "s3init": "S3 initialization scale",
+          "robust": "robustness (evaluation only)", "transfer": "DenseShift transfer"}
+
+#: the transfer study: pre-train on these Fashion-MNIST classes, fine-tune on the others
+SOURCE_CLASSES = [0, 1, 2, 3, 4]
+TARGET_CLASSES = [5, 6, 7, 8, 9]
+#: DenseShift's "default" (not low-variance) latent init: Kaiming's scale for these convs
+#: (sqrt(2 / fan) = 0.06-0.12 for 3x3 convs of 16-64 channels)
+KAIMING_STD = 0.1
+
+#: the robustness study evaluates these rows' finished runs (test set only); the first two are
+#: the full-precision references of the distance rows
+ROBUST_ROWS = ["cnn-fp", "cnn-fp-distance-lr", "cnn-euclid", "cnn-adder"]
+ROBUST = "robustness.json"
+
+#: the S3 initialization study: every latent of the shift layers times these (powers of 2, so
+#: DeepShift-Q's calibrated range follows exactly)
+INIT_SCALES = [1 / 16, 1 / 4, 1.0, 4.0, 16.0]
 
 #: the long-budget table: epochs swept on the full-precision model, the smallest within
 #: LONG_PLATEAU validation points of the best candidate wins (its convergence point)
@@ -134,7 +152,8 @@ MULFREE: list[tuple[str, str, dict[str, Any], dict[str, list[Any]], dict[str, st
     ("s3-4bit", "S3, 4-bit", {"method": "s3", "bits": 4, "freezing_every": FREEZING_EVERY},
      {"optim.lr": LR_GRID}, {}),
     ("euclid", "EuclidNet (homotopy from the product)", {"method": "euclid"},
-     {"optim.lr": [3e-3, 1e-2, 3e-2], "mulfree.homotopy.ramp": [0.25, 0.5]}, {}),
+     # the first sweep (3e-3 .. 3e-2) chose its edge, 3e-2: extended to 1e-1
+     {"optim.lr": [3e-3, 1e-2, 3e-2, 1e-1], "mulfree.homotopy.ramp": [0.25, 0.5]}, {}),
     # an AdderNet run costs about 6 EuclidNet runs: it takes EuclidNet's choices
     ("adder", "AdderNet L1 (homotopy from the product)", {"method": "adder"}, {},
      {"optim.lr": "cnn-euclid", "mulfree.homotopy.ramp": "cnn-euclid"}),
@@ -229,7 +248,7 @@ PRIORITY = ["mlp-bc", "mlp-bc-act", "cnn-bc", "cnn-bc-act", "cnn-fp", "mlp-fp", 
             "cnn-s3-4bit", "cnn-adder", "speech-denseshift", "cnn-tp-lam5", "cnn-tp-lam2",
             "cnn-tp-lam10", "vit-fp", "vit-deit", "vit-binaryvit", "vit-binaryvit-kd",
             "vit-avgpool", "vit-multipool", "vit-affine", "vit-binaryvit-bnnp",
-            "vit-binaryvit-bnnpp"]
+            "vit-binaryvit-bnnpp", "transfer-source-fp"]
 
 
 # --------------------------------------------------------------------------------- configs
@@ -328,6 +347,37 @@ def rows() -> list[Row]:
                     "config": _mulfree_config(SPEECH_BASE, speech),
                     "sweep": {"optim.lr": [1e-3, 3e-3, 1e-2]} if speech is None else {},
                     "inherit": {} if speech is None else {"optim.lr": "speech-fp"}})
+    for key in ("s3-3bit", "deepshift"):
+        _, label, spec, _, _ = next(m for m in MULFREE if m[0] == key)
+        spec = {k: v for k, v in spec.items() if k != "freezing_every"}
+        for scale in INIT_SCALES:
+            out.append({"table": "s3init", "model": "cnn", "name": f"init-{key}-x{scale:g}",
+                        "label": label, "scale": scale, "method": key,
+                        "config": _merge(_mulfree_config(BASE["cnn"], spec),
+                                         {"mulfree": {"init_scale": scale}}),
+                        "inherit": {"optim.lr": f"cnn-{key}"}})
+    source = _merge(BASE["cnn"], {"data": {"classes": SOURCE_CLASSES}})
+    out.append({"table": "transfer", "model": "cnn", "name": "transfer-source-fp",
+                "label": f"full precision, pre-trained on classes {SOURCE_CLASSES}",
+                "config": source, "inherit": {"optim.lr": "cnn-fp"}})
+    target = _merge(BASE["cnn"], {"data": {"classes": TARGET_CLASSES}})
+    start = {"model": {"init_exclude": ["head"]}}
+    dense = {"method": "denseshift", "bits": 3}
+    for key, label, extra_cfg, spec, pretrained, lr_from in (
+            ("fp", "full precision, fine-tuned from the source", start, None, True, "cnn-fp"),
+            ("denseshift-lvri", "DenseShift 3-bit, low-variance init (std 1e-3), from the "
+             "source", start, {**dense, "init_std": 1e-3}, True, "cnn-denseshift"),
+            ("denseshift-default", f"DenseShift 3-bit, default init (std {KAIMING_STD:g}), "
+             "from the source", start, {**dense, "init_std": KAIMING_STD}, True,
+             "cnn-denseshift"),
+            ("fp-scratch", "full precision, from scratch", {}, None, False, "cnn-fp"),
+            ("denseshift-scratch", "DenseShift 3-bit, low-variance init, from scratch", {},
+             {**dense, "init_std": 1e-3}, False, "cnn-denseshift")):
+        out.append({"table": "transfer", "model": "cnn", "name": f"transfer-{key}",
+                    "label": label, "config": _merge(_mulfree_config(target, spec), extra_cfg),
+                    "inherit": {"optim.lr": lr_from},
+                    "derive": {"model.init_from": "folder:transfer-source-fp"} if pretrained
+                    else {}})
     hard_base = _merge(SPEECH_BASE, {"data": {"root": SPEECH_HARD_DATA}})
     for key, label, speech in SPEECH:
         out.append({"table": "speech-hard", "model": "speech-resnet",
@@ -344,7 +394,7 @@ def rows() -> list[Row]:
                      "label": f"Torch-Pruning magnitude, budget of lambda = {lam:g}", "lam": lam,
                      "baseline": True, "sweep": {},
                      "inherit": {"optim.lr": "cnn-spr-lam5"},
-                     "derive": {"spr.keep_counts": f"cnn-spr-lam{lam:g}"},
+                     "derive": {"spr.keep_counts": f"kept:cnn-spr-lam{lam:g}"},
                      "config": _merge(BASE["cnn"], {
                          "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
                          "spr": {"enabled": True, "method": "magnitude", "lam": 0.0,
@@ -373,6 +423,11 @@ def rows() -> list[Row]:
         row.setdefault("derive", {})
     out.sort(key=lambda r: r["table"] == "spr" and r.get("baseline", False))  # SPR rows first
     return out
+
+
+def _of(rows_: list[Row], table: str) -> list[Row]:
+    """The rows of one table, in order."""
+    return [r for r in rows_ if r["table"] == table]
 
 
 def _by_name(rows_: list[Row]) -> dict[str, Row]:
@@ -419,12 +474,26 @@ class Choices:
             if chosen is None:
                 return None
             out[path] = chosen[path]
-        for path, source in row.get("derive", {}).items():
-            counts = self.kept_counts(self.rows[source])
-            if counts is None:
+        for path, spec in row.get("derive", {}).items():
+            kind, source = spec.split(":", 1)
+            value: Any = (self.kept_counts(self.rows[source]) if kind == "kept"
+                          else self.source_folder(self.rows[source]))
+            if value is None:
                 return None
-            out[path] = counts
+            out[path] = value
         return out
+
+    def source_folder(self, row: Row) -> str | None:
+        """The row's chosen seed-:data:`SWEEP_SEED` run folder once finished (relative to the
+        repository when inside it), for ``model.init_from``."""
+        chosen = self.chosen(row)
+        if chosen is None:
+            return None
+        folder = _run_dir(self.runs, row, chosen, SWEEP_SEED)
+        if _summary(folder, self.config(row)) is None:
+            return None
+        folder = folder.resolve()
+        return str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder)
 
     def kept_counts(self, row: Row) -> list[int] | None:
         """Per unit (in unit order), the median over the row's seeds of the channels its SPR
@@ -521,15 +590,18 @@ class Choices:
         """``sweeps.json``'s record of ``row``: grid, inherited keys, each candidate's
         validation accuracy at the sweep seed, the choice."""
         candidates = self.candidates(row) or []
-        chosen = self._chosen_key(row["name"])
         recorded = self.record.get(row["name"], {})
-        validation = {slug(c): self.validation(row, c) for c in candidates}
-        if recorded.get("chosen") == chosen and not any(v is not None
-                                                        for v in validation.values()):
-            # no run of this row here: keep the record's numbers with its choice
-            validation = recorded.get("validation", validation)
-        return {"grid": row["sweep"], "inherit": row["inherit"], "seed": SWEEP_SEED,
-                "derive": row.get("derive", {}), "validation": validation, "chosen": chosen}
+        known = (recorded.get("validation", {}) if recorded.get("grid") == row["sweep"]
+                 else {})
+        measured = {slug(c): self.validation(row, c) for c in candidates}
+        # a runs folder without a candidate (e.g. a render elsewhere) keeps the recorded value
+        return {
+            "grid": row["sweep"], "inherit": row["inherit"], "seed": SWEEP_SEED,
+            "derive": row.get("derive", {}),
+            "validation": {k: v if v is not None else known.get(k) for k, v in measured.items()}
+            or known,
+            "chosen": self._chosen_key(row["name"]),
+        }
 
 
 def _run_dir(runs: Path, row: Row, assignment: dict[str, Any], seed: int) -> Path:
@@ -681,15 +753,22 @@ def ensure_data(selected: list[Row], log: Callable[[str], None]) -> None:
                 raise SystemExit(f"generating {root} failed")
 
 
+def _robust_pending(choices: Choices) -> list[Path]:
+    """Finished runs of :data:`ROBUST_ROWS` without their robustness report."""
+    return [f for name in ROBUST_ROWS if name in choices.rows
+            for _, f in _folders(choices, choices.rows[name], None) if not (f / ROBUST).exists()]
+
+
 def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
-            log: Callable[[str], None], selection: bool, everything: list[Row] | None = None
-            ) -> None:
+            log: Callable[[str], None], selection: bool, everything: list[Row] | None = None,
+            robust: bool = False) -> None:
     """Train every (row, candidate, seed) that is needed and not done, in ``jobs`` worker
     processes that each run one ``proxcompress`` command after another (one torch / Numba
     thread each; the imports are paid once per worker); candidates of a sweep come first, the
     other seeds once the choice is made. ``everything``: the rows inherited choices may come
     from (default: ``selected``). The MIP selection study (``selection``) joins the queue as
-    soon as the chosen full-precision CNN's seed-0 run is done."""
+    soon as the chosen full-precision CNN's seed-0 run is done; with ``robust``, every finished
+    run of :data:`ROBUST_ROWS` gets its robustness report (``proxcompress robustness``)."""
     import multiprocessing
 
     all_rows = everything or selected
@@ -697,6 +776,7 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
         row.setdefault("sweep", {})
         row.setdefault("inherit", {})
     runs.mkdir(parents=True, exist_ok=True)
+    busy_posts: set[str] = set()
     active: dict[Any, tuple[str, Path | None, tuple[str, str, int] | None]] = {}
     study_pending = selection
     with multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_init) as pool:
@@ -708,6 +788,11 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
             study = _study_argv(choices) if study_pending else None
             if study is not None and study[0].exists():
                 study, study_pending = None, False
+            if study is None and robust:
+                posts = [f for f in _robust_pending(choices) if str(f) not in busy_posts]
+                if posts and not queue:
+                    study = (posts[0] / ROBUST, ["robustness", "--run", str(posts[0]),
+                                                 "--json", str(posts[0] / ROBUST)])
             if not queue and not active and study is None:
                 if study_pending:
                     log("MIP selection study skipped: the full-precision CNN did not finish")
@@ -716,9 +801,15 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                 if study is not None:
                     out, argv = study
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    label, folder, key = "MIP selection study", None, None
-                    logfile = out.parent / "selection.log"
-                    study, study_pending = None, False
+                    if argv[0] == "robustness":
+                        label, folder, key = f"robustness {out.parent}", None, None
+                        logfile = out.parent / "robustness.log"
+                        busy_posts.add(str(out.parent))
+                    else:
+                        label, folder, key = "MIP selection study", None, None
+                        logfile = out.parent / "selection.log"
+                        study_pending = False
+                    study = None
                 else:
                     row, assignment, seed = queue.pop(0)
                     key = (row["name"], slug(assignment), seed)
@@ -872,7 +963,8 @@ def _swept(choices: Choices, row: Row) -> str:
         value = "?" if chosen is None else _fmt_value(chosen[path])
         parts.append(f"{path.rsplit('.', 1)[-1]} = {value} (of "
                      f"{', '.join(_fmt_value(v) for v in values)})")
-    for path, source in {**row["inherit"], **row.get("derive", {})}.items():
+    derived = {k: v.split(":", 1)[1] for k, v in row.get("derive", {}).items()}
+    for path, source in {**row["inherit"], **derived}.items():
         value = "?" if chosen is None else _fmt_value(chosen[path])
         parts.append(f"{path.rsplit('.', 1)[-1]} = {value} (from `{source}`)")
     return "; ".join(parts) or "-"
@@ -965,6 +1057,9 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
                          f"`{row['name']}` |")
         lines += ["", *_sweep_section(choices, table)]
     lines += _long_section(selected, seeds, choices, out.parent / "long-budget.png")
+    lines += _init_section(selected, seeds, choices)
+    lines += _robust_section(choices, seeds)
+    lines += _transfer_section(selected, seeds, choices)
     lines += _spr_section(selected, seeds, choices)
     lines += _mulfree_sections(selected, seeds, choices, out.parent / "freezing.png")
     sel = extra.get("selection")
@@ -973,6 +1068,7 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
     lines += extra.get("vit_section") or _vit_section(selected, seeds, choices,
                                                        extra.get("walls", {}))
     lines += _reading()
+    lines += _reproduces(choices, seeds)
     lines += _targets(choices, seeds, extra.get("walls", {}))
     lines += compute_budget(selected, seeds, choices)
     for key, rec in sorted(extra.get("walls", {}).items()):
@@ -990,7 +1086,7 @@ def _long_section(selected: list[Row], seeds: list[int] | None, choices: Choices
                   png: Path) -> list[str]:
     """The long-budget table: the epochs where full precision converges on validation, the
     binary methods at that budget, BNN++ against BNN+ paired over 8 seeds."""
-    table = [r for r in selected if r["table"] == "long"]
+    table = _of(selected, "long")
     if not table:
         return []
     lines = [
@@ -1032,6 +1128,111 @@ def _long_section(selected: list[Row], seeds: list[int] | None, choices: Choices
     return lines
 
 
+def _init_section(selected: list[Row], seeds: list[int] | None, choices: Choices) -> list[str]:
+    """S3's claim of insensitivity to the initialization: test accuracy per init scale."""
+    table = _of(selected, "s3init")
+    if not table:
+        return []
+    lines = [
+        "## Initialization scale: S3 vs DeepShift-Q (3-bit shift CNN)",
+        "",
+        "Li et al. (S3, NeurIPS 2021) claim that the sign-sparse-shift reparametrization makes "
+        "shift networks insensitive to the weight initialization. Every latent weight of the "
+        "shift layers is multiplied by the scale after its init (`mulfree.init_scale`); the "
+        "rest is the multiplication-free table's row (its chosen learning rate). A power-of-two "
+        "scale leaves S3's codes at init unchanged (thresholds at 0) and shifts DeepShift-Q's "
+        "exponents (its range is calibrated from the weights): what differs is how far the "
+        "optimizer's steps move the latents. Test accuracy, 3 seeds; spread: largest minus "
+        "smallest mean over the scales.",
+        "",
+        "| method | " + " | ".join(f"x {s:g}" for s in INIT_SCALES) + " | spread |",
+        "|---|" + "---|" * (len(INIT_SCALES) + 1),
+    ]
+    for method in ("s3-3bit", "deepshift"):
+        rows_ = [r for r in table if r["method"] == method]
+        means = [_mean(choices, r["name"], seeds) for r in rows_]
+        cells = [_stats([s["test_accuracy"] for s in _summaries(choices, r, seeds)])
+                 for r in rows_]
+        known = [m[0] for m in means if m is not None]
+        spread = f"{max(known) - min(known):.2f}" if len(known) == len(rows_) else "-"
+        lines.append(f"| {rows_[0]['label']} | " + " | ".join(cells) + f" | {spread} |")
+    return lines + [""]
+
+
+def _robust_section(choices: Choices, seeds: list[int] | None) -> list[str]:
+    """EuclidNet's claim: accuracy under transformations, test set only."""
+    from proxcompress.training.robustness import TRANSFORMS
+
+    reports: dict[str, list[dict[str, Any]]] = {}
+    for name in ROBUST_ROWS:
+        row = choices.rows.get(name)
+        if row is None:
+            continue
+        reports[name] = [json.loads((f / ROBUST).read_text())
+                         for _, f in _folders(choices, row, seeds) if (f / ROBUST).exists()]
+    if not any(reports.values()):
+        return []
+    labels = {"cnn-fp": "full precision", "cnn-fp-distance-lr": "full precision (distance "
+              "rows' lr)", "cnn-euclid": "EuclidNet", "cnn-adder": "AdderNet"}
+    lines = [
+        "## Robustness: EuclidNet vs full precision under transformations (test set only)",
+        "",
+        "EuclidNets (Li et al., SN Computer Science 2023) claim the multiplying network's "
+        "behaviour under input transformations and noise. `proxcompress robustness` classifies "
+        "each finished run's test images under every transformation at graded strengths "
+        "(training is unchanged: the models of the multiplication-free table; nothing is "
+        "chosen here): rotation (degrees), translation (pixels along both axes), scaling "
+        "(zoom), additive Gaussian noise (std, pixels in [0, 1]), contrast (factor around each "
+        "image's mean). Test accuracy, mean +- std over the runs' seeds.",
+        "",
+        "| transformation | " + " | ".join(labels[n] for n in reports) + " |",
+        "|---|" + "---|" * len(reports),
+        "| clean | " + " | ".join(_stats([r["clean"] for r in reports[n]]) for n in reports)
+        + " |",
+    ]
+    for kind, strengths in TRANSFORMS.items():
+        for st in strengths:
+            key = f"{st:g}"
+            lines.append(f"| {kind} {key} | " + " | ".join(
+                _stats([r[kind][key] for r in reports[n]]) for n in reports) + " |")
+    return lines + [""]
+
+
+def _transfer_section(selected: list[Row], seeds: list[int] | None, choices: Choices
+                      ) -> list[str]:
+    """DenseShift's claim: its low-variance init makes shift networks transfer."""
+    table = _of(selected, "transfer")
+    if not table:
+        return []
+    lines = [
+        "## Transfer: DenseShift's low-variance initialization",
+        "",
+        "Li et al. (DenseShift, ICCV 2023) claim that the low-variance random initialization "
+        "(LVRI) of the shift latents makes 3-bit shift networks transfer without loss. "
+        f"Source task: the full-precision CNN trained on Fashion-MNIST classes {SOURCE_CLASSES}"
+        f" (seed {SWEEP_SEED}); target task: classes {TARGET_CLASSES} (their own validation "
+        "split and test images). The fine-tuned rows start from the source's weights (first "
+        "conv, BatchNorms; a new classifier); the shift rows' latents are drawn fresh (LVRI "
+        f"std 1e-3, or the default scale {KAIMING_STD:g}); the from-scratch rows are the "
+        "references. 3 epochs, the multiplication-free table's learning rates; test accuracy "
+        "on the target classes, 3 seeds (of the fine-tuning; one source run).",
+        "",
+        "| model | swept | validation (%) | test (%) | config |",
+        "|---|---|---|---|---|",
+    ]
+    for row in table:
+        c = _cells(choices, row, seeds)
+        lines.append(f"| {row['label']} | {c['swept']} | {c['val']} | {c['test']} | "
+                     f"`{row['name']}` |")
+    lvri = _mean(choices, "transfer-denseshift-lvri", seeds)
+    default = _mean(choices, "transfer-denseshift-default", seeds)
+    if lvri and default:
+        paired = _paired(choices, "transfer-denseshift-lvri", "transfer-denseshift-default",
+                         seeds)
+        lines += ["", f"* LVRI - default init (test): {lvri[0] - default[0]:+.2f}{paired}"]
+    return lines + [""]
+
+
 def _long_plot(choices: Choices, table: list[Row], out: Path) -> bool:
     """Validation accuracy per epoch of each full-precision epoch candidate."""
     curves = []
@@ -1067,7 +1268,7 @@ def _long_plot(choices: Choices, table: list[Row], out: Path) -> bool:
 
 
 def _spr_section(selected: list[Row], seeds: list[int] | None, choices: Choices) -> list[str]:
-    spr_rows = [r for r in selected if r["table"] == "spr"]
+    spr_rows = _of(selected, "spr")
     if not spr_rows:
         return []
     lines = [
@@ -1286,6 +1487,121 @@ def existing_section(page: str) -> list[str] | None:
     return [VIT_BEGIN, *body.strip("\n").split("\n"), VIT_END, ""]
 
 
+def _reproduces(choices: Choices, seeds: list[int] | None) -> list[str]:
+    """Each paper's claim beside our measured number (test accuracy of the chosen configs)."""
+    out = ["## What reproduces (each paper's claim beside our number)", "",
+           "| paper | claim | our measurement | reproduces? |", "|---|---|---|---|"]
+
+    def diff(a: str, b: str) -> tuple[str, float | None]:
+        ma, mb = _mean(choices, a, seeds), _mean(choices, b, seeds)
+        if ma is None or mb is None:
+            return "not measured", None
+        return (f"`{a}` {_fmt_mean(ma)} vs `{b}` {_fmt_mean(mb)}: {ma[0] - mb[0]:+.2f}"
+                f"{_paired(choices, a, b, seeds)}"), ma[0] - mb[0]
+
+    def half(a: str, b: str) -> float | None:
+        """Half-width of the paired 95% interval of a - b (None below 3 seeds)."""
+        from scipy import stats
+
+        d = _paired_diffs(choices, a, b, seeds)
+        if len(d) < 3:
+            return None
+        return float(stats.t.ppf(0.975, len(d) - 1)) * statistics.stdev(d) / len(d) ** 0.5
+
+    def verdict_(delta: float | None, ok: bool | None) -> str:
+        return "not measured" if delta is None or ok is None else ("yes" if ok else "no")
+
+    for a, b, paper, claim in (
+            ("long-cnn-bnnpp", "long-cnn-bnnp", "PC++ / BNN++ (Lu et al., NeurIPS 2023)",
+             "BNN++ improves on BNN+ (\"frequently\" the best binary method)"),
+            ("long-mlp-bnnpp", "long-mlp-bnnp", "PC++ / BNN++", "same, MLP")):
+        text, delta = diff(a, b)
+        h = half(a, b)
+        ok = None if delta is None or h is None else delta - h > 0
+        tie = ok is False and delta is not None and abs(delta) <= (h or 0.0)
+        out.append(f"| {paper} | {claim} | {text} (long budget, binary weights) | "
+                   f"{verdict_(delta, ok)}{' (a tie within the interval)' if tie else ''} |")
+    for lam in SPR_LAMBDAS:
+        text, delta = diff(f"cnn-spr-lam{lam:g}", f"cnn-tp-lam{lam:g}")
+        h = half(f"cnn-spr-lam{lam:g}", f"cnn-tp-lam{lam:g}")
+        ok = None if delta is None or h is None else delta + h >= 0
+        out.append(f"| SPR (Cacciola et al.) | competitive with structured pruning (here: not "
+                   f"worse than magnitude at equal channel budgets), lambda = {lam:g} | {text} "
+                   f"| {verdict_(delta, ok)} |")
+    for name, paper, claim, limit in (
+            ("cnn-s3-3bit", "S3 (Li et al., NeurIPS 2021)", "3-bit shift matches full "
+             "precision (ImageNet ResNet-18: 69.83 vs 69.6 top-1)", 0.5),
+            ("cnn-denseshift", "DenseShift (Li et al., ICCV 2023)", "3-bit zero-free shift "
+             "competitive with full precision", 0.5)):
+        text, delta = diff(name, "cnn-fp")
+        ok = None if delta is None else delta >= -limit
+        out.append(f"| {paper} | {claim} (within {limit:g} point) | {text} | "
+                   f"{verdict_(delta, ok)} |")
+    text, delta = diff("cnn-euclid", "cnn-fp-distance-lr")
+    ok = None if delta is None else delta >= -1.0
+    out.append(f"| EuclidNet (Li et al., SN CS 2023) | accuracy comparable to the multiplying "
+               f"network (within 1 point, same recipe) | {text} | {verdict_(delta, ok)} |")
+    robust = _robust_gap(choices, seeds)
+    out.append("| EuclidNet | the same behaviour under input transformations and noise | "
+               + ("not measured | not measured |" if robust is None else
+                  f"largest |EuclidNet - FP| over the transformations, beyond the clean gap: "
+                  f"{robust[0]:.2f} points ({robust[1]}) | "
+                  f"{'yes' if robust[0] <= 2.0 else 'no'} (within 2 points) |"))
+    text, delta = diff("transfer-denseshift-lvri", "transfer-fp")
+    ok = None if delta is None else delta >= -1.0
+    out.append(f"| DenseShift | no accuracy drop in transfer learning (LVRI vs full-precision "
+               f"fine-tuning, within 1 point) | {text} | {verdict_(delta, ok)} |")
+    text, delta = diff("transfer-denseshift-lvri", "transfer-denseshift-default")
+    out.append(f"| DenseShift | LVRI transfers better than the default init | {text} | "
+               f"{verdict_(delta, None if delta is None else delta > 0)} |")
+    spreads = {}
+    for method in ("s3-3bit", "deepshift"):
+        means = [_mean(choices, f"init-{method}-x{sc:g}", seeds) for sc in INIT_SCALES]
+        if all(m is not None for m in means):
+            vals = [m[0] for m in means if m is not None]
+            spreads[method] = max(vals) - min(vals)
+    if len(spreads) == 2:
+        out.append(f"| S3 | insensitive to the weight initialization | spread of the test "
+                   f"accuracy over init scales 1/16-16: S3 {spreads['s3-3bit']:.2f}, "
+                   f"DeepShift-Q {spreads['deepshift']:.2f} points | "
+                   f"{'yes' if spreads['s3-3bit'] < spreads['deepshift'] else 'no'} "
+                   "(smaller spread than DeepShift-Q) |")
+    else:
+        out.append("| S3 | insensitive to the weight initialization | not measured | "
+                   "not measured |")
+    for fp_name, name, variant in (("speech-fp", "speech-shift", "easy"),
+                                   ("speech-hard-fp", "speech-hard-shift", "harder")):
+        text, delta = diff(name, fp_name)
+        ok = None if delta is None else delta >= -0.5
+        out.append(f"| Low-bit shift SLU (Avila et al., Interspeech 2022) | low-bit shift "
+                   f"comparable to full precision (98.76%), {variant} spoken commands | {text} "
+                   f"| {verdict_(delta, ok)} |")
+    return out + [""]
+
+
+def _robust_gap(choices: Choices, seeds: list[int] | None) -> tuple[float, str] | None:
+    """The largest change of (EuclidNet - FP at the same lr) over the transformations,
+    relative to their clean gap, and where."""
+    from proxcompress.training.robustness import TRANSFORMS
+
+    means: dict[str, dict[str, float]] = {}
+    for name in ("cnn-euclid", "cnn-fp-distance-lr"):
+        row = choices.rows.get(name)
+        reports = [json.loads((f / ROBUST).read_text()) for _, f in
+                   _folders(choices, row, seeds) if (f / ROBUST).exists()] if row else []
+        if not reports:
+            return None
+        means[name] = {"clean": statistics.fmean(r["clean"] for r in reports)}
+        for kind, strengths in TRANSFORMS.items():
+            for st in strengths:
+                means[name][f"{kind} {st:g}"] = statistics.fmean(
+                    r[kind][f"{st:g}"] for r in reports)
+    e, f = means["cnn-euclid"], means["cnn-fp-distance-lr"]
+    clean = e["clean"] - f["clean"]
+    worst = max((k for k in e if k != "clean"), key=lambda k: abs(e[k] - f[k] - clean))
+    return abs(e[worst] - f[worst] - clean), worst
+
+
 def _reading() -> list[str]:
     return [
         "## Reading the tables",
@@ -1313,7 +1629,7 @@ def _mulfree_sections(selected: list[Row], seeds: list[int] | None, choices: Cho
                       png_path: Path) -> list[str]:
     """The multiplication-free CNN table, the freezing curve and the spoken-command table."""
     lines: list[str] = []
-    table = [r for r in selected if r["table"] == "mulfree"]
+    table = _of(selected, "mulfree")
     fp_row = choices.rows.get("cnn-fp")
     if table:
         cnn = ([fp_row] if fp_row else []) + table
@@ -1677,6 +1993,12 @@ def main(argv: list[str] | None = None) -> int:
                     parser.error(f"--set: {exc}")
     names = _by_name(everything)
     needed = list(selected)  # and the rows whose choices (or teacher runs) they use
+
+
+    robust = "robust" in tables
+    if robust:
+        selected += [names[n] for n in ROBUST_ROWS if names[n] not in selected]
+    needed = list(selected)  # and the rows whose choices they inherit
     for row in needed:
         for source in [*row["inherit"].values(), *([row["teacher"]] if "teacher" in row else [])]:
             if names[source] not in needed:
@@ -1691,7 +2013,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)  # the configs' data folders are relative to the repository
     if not args.render_only:
         ensure_data(needed, log)
-        run_all(needed, seeds, runs, args.jobs, log, selection, everything)
+        run_all(needed, seeds, runs, args.jobs, log, selection, everything, robust)
     choices = Choices(everything, runs, read_record())
     if not args.overrides:
         write_configs(everything, choices)

@@ -56,6 +56,7 @@ def conv_output_size(
     dilation: IntPair = 1,
 ) -> tuple[int, int]:
     """``(Ho, Wo)`` of a conv2d; raises if the (dilated) kernel does not fit the padded input."""
+    size = _pair("size", size, 1)
     kh, kw = _pair("kernel_size", kernel_size, 1)
     s, p, d = (
         _pair("stride", stride, 1),

@@ -52,6 +52,7 @@ from typing import Any, Literal
 import numpy as np
 
 from proxcompress.atomic import sha256_file
+from proxcompress.checks import check_arguments
 from proxcompress.errors import InvalidInputError
 
 from ._checks import Backend, array_module, is_cupy, words_for
@@ -965,6 +966,7 @@ def _device_put(backend: Backend) -> Put:
     return cupy.asarray
 
 
+@check_arguments
 class ExportedModel:
     """An exported model (see the module docstring): on NumPy float32 arrays with the CPU
     backends, on CuPy float32 arrays with ``backend="cupy"`` (its weights live on the GPU).
@@ -1059,6 +1061,7 @@ class ExportedModel:
         return values[self.output_name]
 
 
+@check_arguments
 def load(path: str | os.PathLike[str], backend: Backend = "auto",
          fold_batchnorm: bool = True) -> ExportedModel:
     """Load an export folder written by ``proxcompress.training.export``.

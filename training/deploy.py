@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from proxcompress.atomic import nearest_folder, scratch_folder
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.data import Dataset
 from proxcompress.training.exporter import MANIFEST, TENSORS, export
@@ -74,11 +74,13 @@ def deploy(model: nn.Module, out: str | os.PathLike[str], test: Dataset, *,
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise InvalidInputError("out", f"{str(root)!r} exists and is not a folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    # the scratch folder lives in the nearest existing folder above ``out`` (same file system),
+    # so that a failure leaves no new folder behind, and is named for remove_stale after a
+    # SIGKILL; ``out`` and its missing parents are created only once everything passed
+    scratch = scratch_folder(nearest_folder(root.parent) / root.name)
     try:
         report = _check_on_test(model, scratch, test, backend, batch, repeats)
-        root.mkdir(exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
         for name in (TENSORS, MANIFEST):  # the manifest last: export's commit point
             os.replace(scratch / name, root / name)
     finally:

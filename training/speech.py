@@ -415,15 +415,27 @@ def log_mel(audio: Tensor, sample_rate: int = SAMPLE_RATE, n_mels: int = 40,
 
 
 def _read_split(root: Path, name: str, digest: str) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
+
+    from proxcompress.errors import MissingInputError
 
     path = root / name
     if not path.is_file():
-        raise FileNotFoundError(f"data.root: {str(path)!r} is missing")
+        raise MissingInputError("data.root", f"{str(path)!r} is missing")
     if _sha256(path) != digest:
         raise InvalidInputError("data.root", f"{str(path)!r} does not match its SHA-256 in "
                                 "manifest.json (corrupt or from another generation)")
-    t = load_file(str(path))
+    try:
+        t = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InvalidInputError("data.root", f"{str(path)!r} is not a readable safetensors "
+                                f"file ({str(exc)[:200]})") from None
+    kinds = {"audio": "i", "offsets": "i", "labels": "i", "speakers": "i"}
+    for key, kind in kinds.items():
+        if key not in t or t[key].dtype.kind != kind or t[key].ndim != 1:
+            raise InvalidInputError("data.root", f"{str(path)!r} lacks a 1-D integer array "
+                                    f"{key!r}")
     n = t["labels"].shape[0]
     off = t["offsets"]
     if (t["audio"].dtype != np.int16 or off.shape != (n + 1,) or t["speakers"].shape != (n,)
@@ -432,16 +444,48 @@ def _read_split(root: Path, name: str, digest: str) -> dict[str, np.ndarray]:
     return t
 
 
+def read_manifest(root: str | os.PathLike[str], field: str = "data.root") -> dict[str, Any]:
+    """The ``manifest.json`` of a :func:`generate_speech` folder after checking its structure:
+    an object with this format, the sample rate the features assume, the task's intents and a
+    SHA-256 for each split file (errors name ``field``)."""
+    from proxcompress.errors import MissingInputError
+    from proxcompress.readers import read_json
+
+    base = Path(root)
+    path = base / "manifest.json"
+    if not path.is_file():
+        raise MissingInputError(field, f"no manifest.json in {str(base)!r}; generate it with "
+                                "'proxcompress data speech --out DIR'")
+    manifest = read_json(field, path)
+
+    def bad(what: str) -> InvalidInputError:
+        return InvalidInputError(field, f"{str(path)!r} is not a valid {FORMAT} manifest: "
+                                 f"{what}")
+
+    if not isinstance(manifest, dict):
+        raise bad(f"a JSON {type(manifest).__name__}, not an object")
+    if manifest.get("format") != FORMAT:
+        raise bad(f"format {str(manifest.get('format'))[:40]!r}")
+    if manifest.get("sample_rate") != SAMPLE_RATE:
+        raise bad(f"sample_rate must be {SAMPLE_RATE}")
+    intents = manifest.get("intents")
+    known = {**INTENTS, **CONFUSABLE_INTENTS}
+    if (not isinstance(intents, list) or not intents or len(set(map(str, intents))) != len(intents)
+            or not all(isinstance(i, str) and i in known for i in intents)):
+        raise bad("intents must be a list of distinct intents of the task")
+    digests = manifest.get("sha256")
+    for split in ("train", "test"):
+        name = f"{split}.safetensors"
+        if not isinstance(digests, dict) or not isinstance(digests.get(name), str):
+            raise bad(f"sha256 must give the SHA-256 of {name}")
+    return manifest
+
+
 def intent_count(root: str | os.PathLike[str] | None) -> int:
-    """The number of intents of the data set in ``root`` (its manifest), or of the standard
-    set when ``root`` holds none yet."""
-    path = Path(root) / "manifest.json" if root else None
-    if path is not None and path.is_file():
-        try:
-            return len(json.loads(path.read_text(encoding="utf-8"))["intents"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise InvalidInputError("data.root", f"{str(path)!r} is not a valid manifest"
-                                    ) from None
+    """The number of intents of the data set in ``root`` (its checked manifest), or of the
+    standard set when ``root`` holds none yet."""
+    if root and (Path(root) / "manifest.json").is_file():
+        return len(read_manifest(root)["intents"])
     return len(INTENTS)
 
 
@@ -460,17 +504,7 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
     (``frames = 1 + seconds * 100``).
     """
     base = Path(root)
-    manifest_path = base / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"data.root: no manifest.json in {str(base)!r}; generate it "
-                                "with 'proxcompress data speech --out DIR'")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError("data.root", f"manifest.json is not valid JSON ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise InvalidInputError("data.root", f"{str(manifest_path)!r} is not a {FORMAT} "
-                                "manifest")
+    manifest = read_manifest(base)
     if not seconds > 0:
         raise InvalidInputError("seconds", f"= {seconds} must be > 0")
     samples = int(round(seconds * manifest["sample_rate"]))

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from proxcompress.atomic import write_json_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from proxcompress.training.config import TrainConfig, config_from_dict, dump_config, read_yaml
+from proxcompress.training.config import TrainConfig, config_from_dict, dump_config
 from proxcompress.training.data import Dataset, input_spec, load_dataset, split_validation
 from proxcompress.training.layers import hard_quantization, quantized_modules
 from proxcompress.training.models import PrunableModel, build_model
@@ -206,10 +206,14 @@ def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
     if not has_checkpoint(path):
         raise InvalidInputError("model.init_from", f"{path!r} holds no checkpoint (a run folder "
                                 "of 'proxcompress train')")
-    state, _, meta, _, _ = load_checkpoint(path)
-    other = config_from_dict(meta["config"])
-    mine = replace(cfg.model, init_from=None)
-    theirs = replace(other.model, init_from=None)
+    state, _, meta, _, _ = load_checkpoint(path, "model.init_from")
+    try:
+        other = config_from_dict(meta.get("config"))
+    except InvalidInputError as exc:
+        raise InvalidInputError("model.init_from", f"the run in {path!r} records an invalid "
+                                f"config ({exc})") from None
+    mine = replace(cfg.model, init_from=None, init_exclude=[])
+    theirs = replace(other.model, init_from=None, init_exclude=[])
     checks = [("model", mine, theirs), ("data.name", cfg.data.name, other.data.name),
               ("data.image_size", cfg.data.image_size, other.data.image_size),
               ("data.in_channels", cfg.data.in_channels, other.data.in_channels),
@@ -218,9 +222,31 @@ def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
         if want != got:
             raise InvalidInputError("model.init_from", f"the run in {path!r} differs in {name} "
                                     f"({got!r}; this run needs {want!r})")
-    if meta["run"].get("pruned"):
-        raise InvalidInputError("model.init_from", f"the run in {path!r} is pruned")
-    return state
+    if not isinstance(meta.get("run"), dict) or meta["run"].get("pruned"):
+        raise InvalidInputError("model.init_from", f"the run in {path!r} is pruned or records "
+                                "no run state")
+    if other.data.classes != cfg.data.classes and "head" not in cfg.model.init_exclude:
+        raise InvalidInputError("model.init_exclude", f"the run in {path!r} has other classes "
+                                f"({other.data.classes}): exclude the classifier (head)")
+    excluded = tuple(f"{p}." for p in cfg.model.init_exclude)
+    kept = {k: v for k, v in state.items() if not k.startswith(excluded)}
+    with torch.device("meta"):  # shapes only: nothing allocated, no RNG drawn
+        fresh = base_model(cfg, input_spec(cfg.data.name, cfg.data.image_size,
+                                           cfg.data.in_channels, cfg.data.root,
+                                           cfg.data.classes)[1])
+    _load_into(fresh, kept, excluded, path, assign=True)
+    return kept
+
+
+def base_model(cfg: TrainConfig, classes: int, seed: int | None = None) -> PrunableModel:
+    """The config's model before any layer is swapped (full precision), seeded."""
+    m = cfg.model
+    return build_model(
+        m.name, in_channels=cfg.data.in_channels, image_size=cfg.data.image_size,
+        classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
+        batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout, seed=seed,
+        vit=m.vit,
+    )
 
 
 def build_run_model(cfg: TrainConfig, classes: int, seed: int,
@@ -229,15 +255,10 @@ def build_run_model(cfg: TrainConfig, classes: int, seed: int,
     full-precision state dict of the same model, when given), with its quantized or
     multiplication-free layers swapped in (the config's recipe: what :class:`Trainer`
     trains)."""
-    m = cfg.model
-    model = build_model(
-        m.name, in_channels=cfg.data.in_channels, image_size=cfg.data.image_size,
-        classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
-        batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout, seed=seed,
-        vit=m.vit,
-    )
-    if initial_state is not None:
-        model.load_state_dict(initial_state)
+    model = base_model(cfg, classes, seed)
+    if initial_state is not None:  # all but the excluded modules (model.init_exclude)
+        _load_into(model, initial_state, tuple(f"{p}." for p in cfg.model.init_exclude),
+                   cfg.model.init_from or "", assign=False)
     recipe = recipe_from_config(cfg)
     if recipe is not None:
         recipe.apply(model)
@@ -251,6 +272,8 @@ def run_data(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset]:
     d = cfg.data
     train, test = load_dataset(d.name, d.root, cfg.seed, d.synthetic_samples, d.image_size,
                                d.in_channels)
+    if d.classes is not None:
+        train, test = (data.relabel(d.classes) for data in (train, test))
     train, val = split_validation(train, d.val_fraction, d.val_seed)
     return (train.subset(d.train_subset, cfg.seed), val, test.subset(d.test_subset, cfg.seed))
 
@@ -278,29 +301,65 @@ def run_model(cfg: TrainConfig, classes: int, phase: str) -> PrunableModel:
     return build_run_model(cfg, classes, phase_seed(cfg, phase))
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, PrunableModel]:
+def load_run(run_dir: str | os.PathLike[str], field: str = "--run"
+             ) -> tuple[TrainConfig, PrunableModel]:
     """The config and the latest checkpointed model of a run folder (pruned as it was, on the
     CPU, in eval mode).
 
     Raises:
-        FileNotFoundError: no ``config.yaml`` or no checkpoint in ``run_dir``.
-        InvalidInputError: a corrupt checkpoint (see ``load_checkpoint``).
+        InvalidInputError (field ``field``, the flag that gave ``run_dir``): no run there (no
+            ``config.yaml`` or no checkpoint; also a ``FileNotFoundError``), a corrupt or
+            inconsistent checkpoint (see ``load_checkpoint`` and :mod:`.runchecks`).
     """
-    if not (Path(run_dir) / "config.yaml").is_file():
-        raise FileNotFoundError(f"run: no config.yaml in {str(run_dir)!r}")
-    cfg = config_for_resume(run_dir, [])
+    from proxcompress.errors import MissingInputError
+    from proxcompress.training.runchecks import check_resume, checked_run_state
+
+    cfg = config_for_resume(run_dir, [], field)
     if not has_checkpoint(run_dir):
-        raise FileNotFoundError(f"run: no checkpoint in {str(run_dir)!r}")
-    model_state, _, meta, _, _ = load_checkpoint(run_dir)
+        raise MissingInputError(field, f"no checkpoint in {str(run_dir)!r}")
+    model_state, _, meta, _, _ = load_checkpoint(run_dir, field)
     phases = run_phases(cfg)
-    phase = phases[min(int(meta["run"]["phase"]), len(phases) - 1)][0]
+    run = checked_run_state(meta, phases, field)
+    check_resume(cfg, meta, run, field)
+    phase = phases[min(run["phase"], len(phases) - 1)][0]
     _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
-                               cfg.data.root)
+                               cfg.data.root, cfg.data.classes)
     model = run_model(cfg, classes, phase)
-    if meta["run"].get("pruned"):
-        apply_pruning(model, meta["run"]["pruned"])
-    model.load_state_dict(model_state)
+    _load_state(model, model_state, field, run_dir, run.get("pruned"))
     return cfg, model.eval()
+
+
+def _load_state(model: nn.Module, state: dict[str, Tensor], field: str,
+                where: str | os.PathLike[str], pruned: dict[str, list[int]] | None = None,
+                assign: bool = False) -> None:
+    """Apply a checkpoint's recorded pruning and weights to ``model``; a checkpoint that does
+    not fit the config (other widths, missing or extra tensors) is refused naming ``field``."""
+    try:
+        if pruned:
+            apply_pruning(model, pruned)
+        model.load_state_dict(state, assign=assign)
+    except (RuntimeError, KeyError, IndexError, ValueError, TypeError) as exc:
+        if isinstance(exc, InvalidInputError):
+            exc = ValueError(exc.detail)
+        first = " ".join(str(exc).split())[:300]
+        raise InvalidInputError(field, f"the checkpoint in {str(where)!r} does not fit the "
+                                f"run's config ({first})") from None
+
+
+def _load_into(model: nn.Module, state: dict[str, Tensor], excluded: tuple[str, ...],
+               where: str | os.PathLike[str], assign: bool) -> None:
+    """Load ``model.init_from``'s weights into ``model``: every tensor but the excluded modules'
+    must be there with its shape; refused naming ``model.init_from`` otherwise."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=assign)
+    except (RuntimeError, KeyError, IndexError, ValueError, TypeError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise InvalidInputError("model.init_from", f"the weights in {str(where)!r} do not fit "
+                                f"this model ({first})") from None
+    wrong = [k for k in missing if not k.startswith(excluded)] + list(unexpected)
+    if wrong:
+        raise InvalidInputError("model.init_from", f"the weights in {str(where)!r} do not fit "
+                                f"this model: {', '.join(wrong[:4])}")
 
 
 class Trainer:
@@ -387,6 +446,12 @@ class Trainer:
         self.local_batch = cfg.optim.batch_size // d.world
         self.shard = len(self.train_data) // d.world
         self.steps_per_epoch = math.ceil(self.shard / self.local_batch)
+        from proxcompress.training.runchecks import check_restart, preflight
+
+        resuming = self.resume and has_checkpoint(self.out)
+        if self.resume and not resuming:
+            check_restart(self.out)
+        self._initial = preflight(cfg, initial=not resuming)
         if d.main:
             self.out.mkdir(parents=True, exist_ok=True)
         state = self._restore_or_start()
@@ -415,16 +480,24 @@ class Trainer:
         }
         extra: dict[str, Tensor] = {}
         if self.resume and has_checkpoint(self.out):
-            model_state, opt_state, meta, rng, extra = load_checkpoint(self.out)
-            state.update(meta["run"])
-            self.model = self._model_for(self.phases[state["phase"]][0])
-            if state["pruned"]:
-                apply_pruning(self.model, state["pruned"])
-            self.model.load_state_dict(model_state)
+            from proxcompress.training.runchecks import check_resume, checked_run_state
+
+            model_state, opt_state, meta, rng, extra = load_checkpoint(self.out, "--resume")
+            state.update(checked_run_state(meta, self.phases, "--resume"))
+            check_resume(self.cfg, meta, state, "--resume")
+            phase = self.phases[min(state["phase"], len(self.phases) - 1)][0]
+            self.model = self._model_for(phase)
+            _load_state(self.model, model_state, "--resume", self.out, state["pruned"])
             self.model.to(self.dist.device)
-            self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
+            self.optimizer = self._optimizer(self.model, self._phase_lr(
+                min(state["phase"], len(self.phases) - 1)))
             if opt_state is not None:
-                self.optimizer.load_state_dict({"optimizer": opt_state, **meta["wrapper"]})
+                try:
+                    self.optimizer.load_state_dict({"optimizer": opt_state, **meta["wrapper"]})
+                except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+                    raise InvalidInputError("--resume", f"the optimizer state in the checkpoint "
+                                            f"does not fit the model ({str(exc)[:200]})"
+                                            ) from None
             torch.set_rng_state(rng)
             self._truncate_metrics(state["global_epoch"],
                                    state["epoch"] * self.steps_per_epoch + state["step"],
@@ -437,7 +510,7 @@ class Trainer:
                 self.log(f"no checkpoint in {self.out}; starting afresh")
             self.model = build_run_model(self.cfg, self.train_data.classes,
                                          phase_seed(self.cfg, self.phases[0][0]),
-                                         initial_state(self.cfg)).to(self.dist.device)
+                                         self._initial).to(self.dist.device)
             self.optimizer = self._optimizer(self.model, self._phase_lr(0))
             if self.dist.main:
                 for name in ("metrics.jsonl", FREEZING, STEPS):
@@ -465,8 +538,8 @@ class Trainer:
             path = self.out / name
             if not path.exists():
                 continue
-            keep = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)[key] <= done]
+            keep = [line for line in path.read_text(errors="replace").splitlines()
+                    if _logged_at(line, key) <= done]
             write_text_atomic(path, "".join(line + "\n" for line in keep))
 
     def _append_step(self, state: dict[str, Any], phase: str, loss: float, lr: float) -> None:
@@ -642,16 +715,9 @@ class Trainer:
         return small / max(now, 1)
 
     def _units(self) -> list[Any]:
-        units = self.model.units()
-        wanted = self.cfg.spr.units
-        if wanted is None:
-            return units
-        names = {u.name for u in units}
-        for w in wanted:
-            if w not in names:
-                raise InvalidInputError("spr.units", f"{w!r} is not a unit; accepted: "
-                                        f"{', '.join(sorted(names))}")
-        return [u for u in units if u.name in wanted]
+        from proxcompress.training.runchecks import select_units
+
+        return select_units(self.model.units(), self.cfg.spr.units)
 
     def _regularizer(self, state: dict[str, Any]) -> SPRRegularizer | None:
         if not self.cfg.spr.enabled or state["M"] is None:
@@ -810,6 +876,16 @@ class Trainer:
         return summary
 
 
+def _logged_at(line: str, key: str) -> float:
+    """The ``key`` counter of one log line; a torn or foreign line (a process killed while
+    appending) counts as after every checkpoint, so resuming drops it."""
+    try:
+        value = json.loads(line)[key]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return math.inf
+    return float(value) if isinstance(value, int | float) else math.inf
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}%"
 
@@ -930,24 +1006,25 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, resume: bool = F
     return Trainer(cfg, out_dir, resume=resume, **kwargs).run()
 
 
-def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str]) -> TrainConfig:
-    """The run's own ``config.yaml`` with ``overrides``; only ``epochs``, ``progress``,
-    ``threads`` and ``checkpoint_every`` may change on resume.
+def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str],
+                      field: str = "--resume") -> TrainConfig:
+    """The run's own ``config.yaml`` with ``overrides``; only the keys of
+    :data:`~proxcompress.training.runchecks.RESUME_KEYS` may change on resume.
 
     Raises:
-        FileNotFoundError: no ``config.yaml`` in ``out_dir``.
-        InvalidInputError: an override of another key.
+        InvalidInputError: naming ``field`` when ``out_dir`` holds no readable ``config.yaml``
+            (also a ``FileNotFoundError`` when there is none), or the key of an override that
+            may not change.
     """
-    from proxcompress.training.config import apply_overrides
+    from proxcompress.training.config import read_run_config
+    from proxcompress.training.runchecks import RESUME_KEYS
 
-    raw = read_yaml(Path(out_dir) / "config.yaml")
-    allowed = {"epochs", "progress", "threads", "checkpoint_every", "spr.finetune_epochs"}
     for item in overrides:
         key = item.split("=", 1)[0].strip()
-        if key not in allowed:
+        if key not in RESUME_KEYS:
             raise InvalidInputError(key, f"cannot change on --resume; allowed: "
-                                    f"{', '.join(sorted(allowed))}")
-    return config_from_dict(apply_overrides(raw, overrides))
+                                    f"{', '.join(sorted(RESUME_KEYS))}")
+    return read_run_config(out_dir, field, overrides)
 
 
 __all__ = ["EXIT_INTERRUPTED", "FREEZING", "STEPS", "HardStop", "Interrupted", "Trainer",

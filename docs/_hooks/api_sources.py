@@ -5,9 +5,10 @@
 griffe, which reads the sources for mkdocstrings without importing them, looks for a package's
 subpackages inside the package's own folder, so this hook lays out ``build/api-sources/`` as the
 installed package looks: ``proxcompress/`` with the front door's modules and every wing folder
-under it (folders made, each ``.py`` file a link to the source; griffe does not descend into
-linked folders), read from that same ``package-dir`` table (one place to change). mkdocs.yml
-points the Python handler's ``paths`` there.
+under it (folders made, each ``.py`` file copied: griffe resolves a linked file to its real
+folder and then looks for subpackages there, where the wing folders are not), read from that
+same ``package-dir`` table (one place to change). mkdocs.yml points the Python handler's
+``paths`` there.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ OUT = Path("build") / "api-sources"
 
 
 def _link_sources(source: Path, target: Path) -> None:
-    """``target`` mirrors the Python files under ``source`` (links), wing folders left out."""
+    """``target`` mirrors the Python files under ``source`` (copies), wing folders left out."""
     target.mkdir(parents=True, exist_ok=True)
     for entry in source.iterdir():
         package = entry.is_dir() and (entry / "__init__.py").is_file()
         if package and not (target / entry.name).exists():
             _link_sources(entry, target / entry.name)
         elif entry.suffix == ".py":
-            (target / entry.name).symlink_to(entry.resolve())
+            shutil.copy2(entry, target / entry.name)
 
 
 def on_config(config: Any, **_: Any) -> Any:

@@ -225,7 +225,7 @@ def test_sigterm_stops_the_training_workers_and_resume_continues_them(tmp_path: 
 
     out = tmp_path / "run"
     sets = ["mulfree.data=synthetic", "mulfree.width=4", "mulfree.methods=denseshift",
-            "mulfree.jobs=2", "mulfree.min_accuracy=0", "mulfree.epochs=60"]
+            "mulfree.jobs=2", "mulfree.min_accuracy=0", "mulfree.epochs=30"]
     argv = [sys.executable, "-m", "proxcompress", *_argv(out, "--only", "mulfree", sets=sets)]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
@@ -246,4 +246,4 @@ def test_sigterm_stops_the_training_workers_and_resume_continues_them(tmp_path: 
     assert log.count("training (resumed from its checkpoint") == 2
     for name in ("fp", "denseshift"):
         metrics = (out / "mulfree" / name / "metrics.jsonl").read_text().splitlines()
-        assert [json.loads(m)["epoch"] for m in metrics] == list(range(1, 61))
+        assert [json.loads(m)["epoch"] for m in metrics] == list(range(1, 31))

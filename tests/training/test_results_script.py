@@ -308,3 +308,30 @@ def test_set_overrides_need_their_own_outputs(results: ModuleType,
     with pytest.raises(SystemExit):
         results.main(["--tables", "vit", "--set", "device=cuda", "--render-only"])
     assert "--set" in capsys.readouterr().err
+
+
+def test_derived_keys_wait_for_their_source(results: ModuleType, tmp_path: Path) -> None:
+    """Torch-Pruning rows take the per-unit median of the channels the SPR row kept over all
+    its seeds; the transfer rows take the source run's folder; both wait until it exists."""
+    rows = results.rows()
+    spr, tpm = _row(results, "cnn-spr-lam2"), _row(results, "cnn-tp-lam2")
+    spr5 = _row(results, "cnn-spr-lam5")
+    for lr in results.SPR_LR_GRID:
+        _fake_run(results, tmp_path, spr5, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 0.05 else 80.0,
+                  spr={"kept": {"a": 8, "b": 10, "c": 20}})
+    for seed, kept in zip((0, 1), ({"a": 8, "b": 12, "c": 30}, {"a": 6, "b": 14, "c": 28}),
+                          strict=True):
+        _fake_run(results, tmp_path, spr, {"optim.lr": 0.05}, seed, 80.0, spr={"kept": kept})
+    assert results.Choices(rows, tmp_path).candidates(tpm) is None  # seed 2 is missing
+    _fake_run(results, tmp_path, spr, {"optim.lr": 0.05}, 2, 80.0,
+              spr={"kept": {"a": 7, "b": 9, "c": 40}})
+    assert results.Choices(rows, tmp_path).candidates(tpm) == [
+        {"optim.lr": 0.05, "spr.keep_counts": [7, 12, 30]}]
+    source, target = _row(results, "transfer-source-fp"), _row(results, "transfer-fp")
+    fp = _row(results, "cnn-fp")
+    for lr in results.LR_GRID:
+        _fake_run(results, tmp_path, fp, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 1e-3 else 80.0)
+    assert results.Choices(rows, tmp_path).candidates(target) is None
+    folder = _fake_run(results, tmp_path, source, {"optim.lr": 1e-3}, 0, 80.0)
+    (candidate,) = results.Choices(rows, tmp_path).candidates(target)
+    assert candidate["model.init_from"] == str(folder.resolve())
