@@ -177,13 +177,7 @@ def ours(**method: Any) -> Any:
     """This package's test with ``method`` (:func:`_kwargs`) as a benchmark method."""
 
     def run(x: Any, y: Any) -> dict[str, Any]:
-        from proxcompress.causal import causal_direction
-
-        result = causal_direction(x, y, **_kwargs(method))
-        return {"direction": result.direction, "k": [result.forward.mechanisms.k,
-                                                     result.backward.mechanisms.k],
-                "log_p": [result.forward.test.log_p_value, result.backward.test.log_p_value],
-                "weak": result.weak_evidence}
+        return tuebingen.decide(x, y, **_kwargs(method))
 
     return run
 

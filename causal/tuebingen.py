@@ -9,6 +9,7 @@ folder, and its sha256 is checked before it is opened.
 * :func:`find_wheel` -- the wheel in the cache (fetched with pip when asked), sha256 checked;
 * :func:`load_pairs` -- the 99 pairs, each oriented A -> B as cdt's targets file says;
 * :func:`weights_for` -- Mooij et al.'s weights, once cdt's numbering is confirmed;
+* :func:`decide` -- this package's test on one pair, as a JSON-ready record;
 * :func:`subsample` -- a seeded subsample of a pair and a seeded coin that swaps its roles;
 * :func:`split_halves` -- the seeded split into a selection half and the other half.
 
@@ -243,6 +244,19 @@ def subsample(pair: TuebingenPair, n: int, seed: int) -> dict[str, Any]:
             "distinct_y": int(np.unique(y).size)}
 
 
+def decide(x: NDArray[np.float64], y: NDArray[np.float64], **kwargs: Any) -> dict[str, Any]:
+    """This package's test (:func:`~proxcompress.causal.causal_direction` with ``kwargs``) on
+    one pair, as a JSON-ready record: ``{"direction", "k" (forward, backward), "log_p"
+    (forward, backward), "weak" (the weak-evidence note)}``."""
+    from proxcompress.causal.direction import causal_direction
+
+    result = causal_direction(x, y, **kwargs)
+    return {"direction": result.direction,
+            "k": [result.forward.mechanisms.k, result.backward.mechanisms.k],
+            "log_p": [result.forward.test.log_p_value, result.backward.test.log_p_value],
+            "weak": result.weak_evidence}
+
+
 def split_halves(ids: list[int], seed: int = SPLIT_SEED) -> tuple[list[int], list[int]]:
     """A seeded random half of the pairs (where variants are chosen) and the other half."""
     order = np.random.default_rng(seed).permutation(sorted(ids))
@@ -251,6 +265,6 @@ def split_halves(ids: list[int], seed: int = SPLIT_SEED) -> tuple[list[int], lis
 
 
 __all__ = ["CDT_SHA256", "CDT_WHEEL", "DEFAULT_CACHE", "MOOIJ_WEIGHTS", "PAIRS",
-           "SHARED_COLUMN_GROUPS", "SPLIT_SEED", "TuebingenPair", "download_wheel",
+           "SHARED_COLUMN_GROUPS", "SPLIT_SEED", "TuebingenPair", "decide", "download_wheel",
            "find_wheel", "load_pairs", "original_number", "shared_column_groups",
            "split_halves", "subsample", "weights_for"]
