@@ -10,9 +10,10 @@ The report says whether the deployed model classifies as the torch model does (a
 each, the fraction of equal predictions, the largest logit difference relative to the batch's
 largest logit, and the fraction of samples whose logits all lie within
 :data:`LOGIT_TOLERANCE` of that: with binary activations a pre-activation within float rounding
-of a threshold may flip, changing that sample's logits by a step while the others agree), how large the export is against float32 weights, and how long one batch takes
-on each side (median of a few calls after a warm-up: an indication on a shared machine, not a
-benchmark; that is ``benchmarks/kernels.py models``).
+of a threshold may flip, changing that sample's logits by a step while the others agree), how
+large the export is against float32 weights, and how long one batch takes on each side (median
+of a few calls after a warm-up: an indication on a shared machine, not a benchmark; that is
+``benchmarks/kernels.py models``).
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ from torch import nn
 
 from proxcompress.atomic import nearest_folder, scratch_folder
 from proxcompress.errors import InvalidInputError
+from proxcompress.training.data import Dataset
+from proxcompress.training.exporter import MANIFEST, TENSORS, export
+from proxcompress.training.layers import hard_quantization
 
 #: a sample's logits are "close" when each lies within this share of the batch's largest logit
 #: of torch's (the report's ``close_logits``)
 LOGIT_TOLERANCE = 1e-4
-from proxcompress.training.data import Dataset
-from proxcompress.training.exporter import MANIFEST, TENSORS, export
-from proxcompress.training.layers import hard_quantization
 
 #: test samples the export's own check runs on (export's ``example``)
 EXAMPLE_SAMPLES = 64

@@ -1,5 +1,6 @@
 """Stages for the runner's tests: each writes a file, a table and a plot, and behaves as
-:data:`BEHAVIOUR` says (``pass``, ``fail`` a check, ``raise``, ``interrupt``, ``unavailable``: its data is missing)."""
+:data:`BEHAVIOUR` says (``pass``, ``fail`` a check, ``raise``, ``interrupt``, ``unavailable``:
+its data is missing)."""
 
 from __future__ import annotations
 
