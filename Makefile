@@ -48,7 +48,8 @@ lint:
 		training/robustness.py training/tp_baseline.py \
 		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py \
-		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py
+		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py \
+		causal/tuebingen.py causal/scores.py
 
 # The documentation site (site/): broken links, anchors and API references fail the build.
 docs:

@@ -56,6 +56,7 @@ def test_export_cli_reproduces_the_run(name: str, runs: dict[str, tuple[Path, di
     assert report["torch_accuracy"] == summary["test_accuracy"]
     assert report["samples"] == summary["test_samples"]
     assert report["max_relative_logit_error"] <= 1e-4
+    assert report["close_logits"] == 1.0 and report["logit_tolerance"] == 1e-4
 
 
 def test_load_run_restores_the_pruned_model(runs: dict[str, tuple[Path, dict[str, Any]]]) -> None:

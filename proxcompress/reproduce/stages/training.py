@@ -198,7 +198,7 @@ def run_figures(summary: dict[str, Any], deployed: dict[str, Any] | None) -> dic
     if deployed is not None:
         out["deploy"] = {k: deployed[k] for k in (
             "backend", "samples", "torch_accuracy", "kernels_accuracy", "agreement",
-            "max_relative_logit_error", "export_bytes", "float32_state_bytes",
+            "max_relative_logit_error", "close_logits", "export_bytes", "float32_state_bytes",
             "torch_ms_per_batch", "kernels_ms_per_batch")}
     return out
 
