@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, solve_triangular
 from scipy.optimize import lsq_linear
 
+from proxcompress.errors import InvalidInputError
 from proxcompress.formulations.problem import LayerPruningProblem
 
 #: Above this many features the Gram matrix is not formed; each support's block
@@ -108,5 +109,14 @@ def solve_support(
     """Exact optimum of ``problem`` with the kept groups fixed to ``support``.
 
     Returns ``(W, objective)``; ``W`` is zero outside ``support``.
+
+    Raises:
+        InvalidInputError: ``support`` names a group outside ``0..n_groups-1`` or one twice.
     """
+    groups = len(problem.group_rows)
+    wrong = [g for g in support if not 0 <= g < groups]
+    if wrong:
+        raise InvalidInputError("support", f"group {wrong[0]} is outside 0..{groups - 1}")
+    if len(set(support)) != len(support):
+        raise InvalidInputError("support", "names a group more than once")
     return SupportSolver(problem).solve(tuple(sorted(support)))

@@ -91,7 +91,8 @@ def build_model(
     RNG state is restored afterwards); ``options`` are family options by name (e.g. a ViT's).
 
     Raises:
-        InvalidInputError: unknown ``name`` (field ``model.name``).
+        InvalidInputError: unknown ``name`` (field ``model.name``); a model above
+            ``runchecks.MAX_PARAMETERS`` parameters (naming the size argument given).
     """
     if name not in _BUILDERS:
         raise InvalidInputError("model.name", f"= {name!r}; accepted: {', '.join(_BUILDERS)}")
@@ -102,9 +103,31 @@ def build_model(
     build = getattr(importlib.import_module(module), function)
     spec = ModelSpec(in_channels, image_size, classes, tuple(hidden), width, tuple(stages),
                      blocks, batchnorm, activation, dropout, dict(options))
+    _check_size(name, build, spec, {
+        "hidden": tuple(hidden) != (512, 512), "width": width is not None,
+        "stages": tuple(stages) != (1, 1), "blocks": blocks != 3, "image_size": image_size != 28,
+        "classes": classes != 10, "in_channels": in_channels != 1})
     with seeded(seed):
         model: PrunableModel = build(spec)
     return model
+
+
+def _check_size(name: str, build: Any, spec: Any, given: dict[str, bool]) -> None:
+    """Refuse a model above ``runchecks.MAX_PARAMETERS`` before anything is allocated: it is
+    built once on PyTorch's ``meta`` device (shapes only, no RNG drawn) and its parameters
+    counted; the error names the size argument the caller set (``model`` when none)."""
+    import torch
+
+    from proxcompress.training.runchecks import MAX_PARAMETERS
+
+    if torch.empty(0).device.type == "meta":  # already a shape-only build
+        return
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        count = sum(p.numel() for p in build(spec).parameters())
+    if count > MAX_PARAMETERS:
+        field = next((k for k, set_ in given.items() if set_), "model")
+        raise InvalidInputError(field, f"the {name} model would have {count:,} parameters; at "
+                                f"most {MAX_PARAMETERS:,} are accepted")
 
 
 _PUBLIC = {
