@@ -7,6 +7,8 @@
 ``vgg``                   :mod:`.cnn`  :class:`~.cnn.VGGSmall` (``width``, ``stages``)
 ``resnet20``              :mod:`.resnet` :class:`~.resnet.ResNet20` (``width``, ``blocks``)
 ``speech-resnet``         :mod:`.speech` :class:`~.speech.SpeechResNet` (spoken commands)
+``speech-lstm``           :mod:`.lstm` :class:`~.lstm.SpeechLSTM` (spoken commands, frames)
+``lstm-lm``               :mod:`.lstm` :class:`~.lstm.LSTMLanguageModel` (words, KJV)
 ========================= ============ =====================================================
 
 Each family module defines its model classes and ``build(spec: ModelSpec) -> PrunableModel``;
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
         calibrate_batchnorm,
     )
     from proxcompress.training.models.cnn import VGGSmall
+    from proxcompress.training.models.lstm import LSTMLanguageModel, SpeechLSTM
     from proxcompress.training.models.mlp import MLP
     from proxcompress.training.models.resnet import BasicBlock, ResNet20
     from proxcompress.training.models.speech import SpeechResNet
@@ -45,6 +48,8 @@ _BUILDERS: dict[str, str] = {
     "vgg": "proxcompress.training.models.cnn:build",
     "resnet20": "proxcompress.training.models.resnet:build",
     "speech-resnet": "proxcompress.training.models.speech:build",
+    "speech-lstm": "proxcompress.training.models.lstm:build_speech",
+    "lstm-lm": "proxcompress.training.models.lstm:build_language_model",
 }
 
 #: the built-in model names (``model.name``; :func:`model_names` includes registered ones)
@@ -116,9 +121,12 @@ _PUBLIC = {
     "BasicBlock": "resnet",
     "ResNet20": "resnet",
     "SpeechResNet": "speech",
+    "LSTMLanguageModel": "lstm",
+    "SpeechLSTM": "lstm",
 }
 
-__all__ = ["ACTIVATIONS", "MLP", "MODELS", "BasicBlock", "ChannelUnit", "ModelSpec",
+__all__ = ["ACTIVATIONS", "MLP", "MODELS", "BasicBlock", "ChannelUnit", "LSTMLanguageModel",
+           "ModelSpec", "SpeechLSTM",
            "PrunableModel", "ResNet20", "SpeechResNet", "VGGSmall", "activation_module",
            "build_model", "calibrate_batchnorm", "model_names", "register_model"]
 
