@@ -44,6 +44,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import results_tt
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "results"
 SWEEPS = CONFIGS / "sweeps.json"
@@ -97,7 +99,7 @@ SELECT_KEEP = 16
 SELECT_SECONDS = 300
 #: the tables, in page order
 TABLES = {"binary": "binary MLP / CNN", "spr": "SPR", "mulfree": "multiplication-free CNN",
-          "speech": "spoken commands"}
+          "speech": "spoken commands", "tt": "tensor-train LSTMs"}
 #: per-run record of the process wall time (written by ``run_all``); in the runs folder, the
 #: wall time of whole invocations per table set
 WALL = "wall.json"
@@ -149,7 +151,7 @@ PRIORITY = ["mlp-bc", "mlp-bc-act", "cnn-bc", "cnn-bc-act", "cnn-fp", "mlp-fp", 
             "cnn-bnnpp", "cnn-spr-lam5", "mlp-bnnp", "mlp-bnnpp", "cnn-bnn", "cnn-pc",
             "mlp-bnn", "mlp-pc", "cnn-spr-lam2", "cnn-spr-lam10", "cnn-euclid", "cnn-denseshift",
             "cnn-s3-3bit", "cnn-fp-distance-lr", "speech-fp", "speech-shift", "cnn-deepshift",
-            "cnn-s3-4bit", "cnn-adder", "speech-denseshift"]
+            "cnn-s3-4bit", "cnn-adder", "speech-denseshift", *results_tt.PRIORITY]
 
 
 # --------------------------------------------------------------------------------- configs
@@ -231,6 +233,7 @@ def rows() -> list[Row]:
                         "spr": {"enabled": True, "lam": lam, "alpha": 0.1,
                                 "pretrain_epochs": 2, "finetune_epochs": 2,
                                 "tolerance": 0.5, "search_samples": 2000}})})
+    out += results_tt.rows()
     for row in out:
         row.setdefault("sweep", {})
         row.setdefault("inherit", {})
@@ -290,9 +293,11 @@ class Choices:
         return [{**base, **point} for point in grid]
 
     def validation(self, row: Row, assignment: dict[str, Any]) -> float | None:
+        """The candidate's validation score (``val_accuracy``, or the row's ``metric``)."""
         summary = _summary(_run_dir(self.runs, row, assignment, SWEEP_SEED),
                            self.config(row, assignment))
-        return None if summary is None else summary.get("val_accuracy")
+        key = f"val_{row.get('metric', 'accuracy')}"
+        return None if summary is None else summary.get(key)
 
     @functools.cache  # noqa: B019 (one Choices per state of the runs folder)
     def _chosen_key(self, name: str) -> str | None:
@@ -306,7 +311,8 @@ class Choices:
                 return json.dumps(candidates[0])
             scores = [self.validation(row, c) for c in candidates]
             if all(v is not None for v in scores):
-                best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+                sign = -1.0 if row.get("lower_is_better") else 1.0  # perplexity: the lowest
+                best = max(range(len(scores)), key=lambda i: (sign * scores[i], -i))
                 return json.dumps(candidates[best])
             if any(v is not None for v in scores):
                 return None
@@ -763,6 +769,9 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
     sel = extra.get("selection")
     if sel:
         lines += _selection_section(sel)
+    tt_png = results_tt.plot(choices, seeds, out.parent / results_tt.PLOT) \
+        if any(r["table"] == "tt" for r in selected) else None
+    lines += results_tt.section(choices, seeds, extra.get("tt_timing"), tt_png)
     lines += _reading()
     lines += _targets(choices, seeds, extra.get("walls", {}))
     lines += compute_budget(selected, seeds, choices)
@@ -1090,6 +1099,7 @@ def _targets(choices: Choices, seeds: list[int] | None, walls: dict[str, Any]) -
                    f"regenerate from scratch in under an hour on 2 cores: {minutes:.1f} minutes "
                    f"(`--tables binary,spr --jobs {rec['jobs']}`, {rec['when']}): "
                    f"**{'met' if minutes < 60 else 'missed'}**")
+    out += results_tt.targets(choices, seeds)
     out += ["", "The training-step cost target (binary <= 1.5x full precision) is measured by "
             "`benchmarks/training_step.py` (docs/training.md).", ""]
     return out
@@ -1201,8 +1211,14 @@ def main(argv: list[str] | None = None) -> int:
 
     selection = not args.no_selection and "binary" in tables and not args.render_only
     if not args.render_only:
+        if any(r["table"] == "tt" for r in needed):
+            results_tt.prepare(log)
         run_all(needed, seeds, runs, args.jobs, log, selection, everything)
     choices = Choices(everything, runs, read_record())
+    tt_timing = None
+    if "tt" in tables:  # measured with the workers gone, both cores (kept in the runs folder)
+        tt_timing = (results_tt.timing(choices, seeds, runs, log) if not args.render_only
+                     else results_tt.cached_timing(runs))
     write_configs(everything, choices)
     extra: dict[str, Any] = {"selection": selection_study(runs, choices)}
     from proxcompress.atomic import write_text_atomic
@@ -1216,6 +1232,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.mkdir(parents=True, exist_ok=True)
         write_text_atomic(wall, json.dumps(walls, indent=1))
     extra["walls"] = walls
+    extra["tt_timing"] = tt_timing if tt_timing is not None else results_tt.cached_timing(runs)
     write_text_atomic(args.out, render(everything, seeds, choices, extra, Path(args.out)))
     log(f"wrote {args.out}")
     return 0
