@@ -1211,8 +1211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     selection = not args.no_selection and "binary" in tables and not args.render_only
     if not args.render_only:
-        if any(r["table"] == "tt" for r in needed):
-            results_tt.prepare(log)
+        results_tt.prepare(needed, log)
         run_all(needed, seeds, runs, args.jobs, log, selection, everything)
     choices = Choices(everything, runs, read_record())
     tt_timing = None

@@ -130,16 +130,17 @@ PRIORITY = ["tt-lm-dense", *[f"tt-lm-{k}-c{BUDGETS[0]}" for k, _, _ in FORMS],
             "tt-speech-dense", *[f"tt-speech-{k}-c{BUDGETS[0]}" for k, _, _ in FORMS]]
 
 
-def prepare(log: Callable[[str], None]) -> None:
-    """Build the corpora the rows read when missing (``proxcompress data kjv``; the speech
-    data with the speech table's arguments)."""
+def prepare(selected: list[Row], log: Callable[[str], None]) -> None:
+    """Build the corpora the ``selected`` rows read when missing (``proxcompress data kjv``;
+    the speech data with the speech table's arguments)."""
     from results import SPEECH_DATA, SPEECH_DATA_ARGS
 
-    for folder, argv in ((KJV_DATA, ["data", "kjv", "--out", KJV_DATA, "--vocab",
-                                     str(KJV_VOCAB)]),
-                         (SPEECH_DATA, ["data", "speech", "--out", SPEECH_DATA,
-                                        *SPEECH_DATA_ARGS])):
-        if (ROOT / folder / "manifest.json").exists():
+    tasks = {r["task"] for r in selected if r["table"] == "tt"}
+    for task, folder, argv in (
+            ("lm", KJV_DATA, ["data", "kjv", "--out", KJV_DATA, "--vocab", str(KJV_VOCAB)]),
+            ("speech", SPEECH_DATA, ["data", "speech", "--out", SPEECH_DATA,
+                                     *SPEECH_DATA_ARGS])):
+        if task not in tasks or (ROOT / folder / "manifest.json").exists():
             continue
         log(f"building {folder}: proxcompress {' '.join(argv)}")
         subprocess.run([sys.executable, "-m", "proxcompress", *argv], cwd=ROOT, check=True,
