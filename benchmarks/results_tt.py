@@ -71,19 +71,11 @@ TIMING = "tt-timing.json"
 PLOT = "tt_perplexity.png"
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = json.loads(json.dumps(base))
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = json.loads(json.dumps(value))
-    return out
-
-
 def rows() -> list[Row]:
     """The table's rows (``results.rows`` format; ``metric``, ``lower_is_better`` for the
     sweeps' choice on validation)."""
+    from results import _merge
+
     out: list[Row] = [
         {"table": "tt", "task": "lm", "model": "lstm-lm", "name": "tt-lm-dense",
          "label": "dense LSTM", "form": "dense", "compression": 1, "config": LM_BASE,
@@ -208,16 +200,6 @@ def cached_timing(runs: Path) -> dict[str, Any] | None:
     return dict(json.loads(path.read_text())) if path.exists() else None
 
 
-def _fmt(values: list[float], digits: int = 1) -> str:
-    if not values:
-        return "not run"
-    mean = statistics.fmean(values)
-    if len(values) == 1:
-        return f"{mean:.{digits}f} (1 seed)"
-    return f"{mean:.{digits}f} +- {statistics.stdev(values):.{digits}f}" + (
-        "" if len(values) == 3 else f" ({len(values)} seeds)")
-
-
 def plot(choices: Any, seeds: list[int] | None, out: Path) -> Path | None:
     """Test perplexity against LSTM parameters (mean +- sd over seeds), one line per form."""
     from results import _summaries
@@ -266,7 +248,7 @@ def plot(choices: Any, seeds: list[int] | None, out: Path) -> Path | None:
 def section(choices: Any, seeds: list[int] | None, timing_: dict[str, Any] | None,
             png: Path | None) -> list[str]:
     """The markdown of the tensor-train section."""
-    from results import _paired, _summaries, _sweep_section, _swept
+    from results import _paired, _stats, _summaries, _sweep_section, _swept
 
     tt_rows = [r for r in choices.rows.values() if r["table"] == "tt"]
     if not tt_rows:
@@ -317,7 +299,7 @@ def section(choices: Any, seeds: list[int] | None, timing_: dict[str, Any] | Non
             f"| {label} | {'-' if row['form'] == 'dense' else str(row['compression']) + 'x'} | "
             f"{ranks['ih']}, {ranks['hh']} | {sums[0]['lstm_parameters']} | "
             f"{sums[0]['lstm_compression']:.1f} | {_swept(choices, row)} | "
-            f"{_fmt([s['val_perplexity'] for s in sums])} | {_fmt(test)} | {rel} | "
+            f"{_stats([s['val_perplexity'] for s in sums])} | {_stats(test)} | {rel} | "
             f"`{row['name']}` |")
     lines += ["", *_sweep_section(choices, [r for r in tt_rows if r["task"] == "lm"])]
     if png is not None:
@@ -350,8 +332,8 @@ def section(choices: Any, seeds: list[int] | None, timing_: dict[str, Any] | Non
                 f"| {label} | {'-' if row['form'] == 'dense' else str(row['compression']) + 'x'}"
                 f" | {ranks['ih']}, {ranks['hh']} | {sums[0]['lstm_parameters']} | "
                 f"{sums[0]['lstm_compression']:.1f} | {_swept(choices, row)} | "
-                f"{_fmt([s['val_accuracy'] for s in sums], 2)} | "
-                f"{_fmt([s['test_accuracy'] for s in sums], 2)} | `{row['name']}` |")
+                f"{_stats([s['val_accuracy'] for s in sums])} | "
+                f"{_stats([s['test_accuracy'] for s in sums])} | `{row['name']}` |")
         lines += ["", *_sweep_section(choices, speech)]
     return lines
 

@@ -293,6 +293,31 @@ def load_dataset(
     return train, test
 
 
+def read_manifest(root: str | os.PathLike[str], fmt: str, command: str) -> dict[str, Any]:
+    """The ``manifest.json`` of a generated data folder ``root`` (field ``data.root``), checked
+    to be a JSON mapping of format ``fmt``; ``command`` (e.g. ``proxcompress data kjv``) is how
+    to make one.
+
+    Raises:
+        FileNotFoundError: no manifest in ``root``.
+        InvalidInputError (field ``data.root``): not JSON, or another format.
+    """
+    import json
+
+    base = Path(root)
+    path = base / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"data.root: no manifest.json in {str(base)!r}; make it with "
+                                f"'{command} --out DIR'")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError("data.root", f"manifest.json is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
+        raise InvalidInputError("data.root", f"{str(path)!r} is not a {fmt} manifest")
+    return manifest
+
+
 def input_spec(name: str, image_size: int = 28, in_channels: int = 1
                ) -> tuple[tuple[int, int, int], int]:
     """``(shape of one input, classes)`` of the data set ``name`` without loading it."""
@@ -314,6 +339,7 @@ __all__ = [
     "load_fashion_mnist",
     "make_embedded",
     "read_idx",
+    "read_manifest",
     "split_validation",
     "synthetic",
 ]

@@ -41,7 +41,6 @@ pooling, a linear classifier.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -57,9 +56,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from proxcompress.atomic import write_atomic, write_text_atomic
+from proxcompress.atomic import sha256_file, write_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
-from proxcompress.training.data import Dataset
+from proxcompress.training.data import Dataset, read_manifest
 from proxcompress.training.models.speech import SpeechResNet
 
 SAMPLE_RATE = 16000
@@ -226,10 +225,6 @@ def _render(clean22k: np.ndarray, rng: np.random.Generator, opts: SpeechOptions
                    "snr_db": round(snr, 6)}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _write_tensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
     from safetensors.numpy import save_file
 
@@ -296,7 +291,7 @@ def generate_speech(out: str | os.PathLike[str], options: SpeechOptions | None =
         }
         name = f"{split}.safetensors"
         _write_tensors(root / name, tensors)
-        hashes[name] = _sha256(root / name)
+        hashes[name] = sha256_file(root / name)
     manifest = {
         "format": FORMAT, "espeak_ng": version, "sample_rate": SAMPLE_RATE,
         "options": {**asdict(opts), "snr_db": list(opts.snr_db)},
@@ -360,7 +355,7 @@ def _read_split(root: Path, name: str, digest: str) -> dict[str, np.ndarray]:
     path = root / name
     if not path.is_file():
         raise FileNotFoundError(f"data.root: {str(path)!r} is missing")
-    if _sha256(path) != digest:
+    if sha256_file(path) != digest:
         raise InvalidInputError("data.root", f"{str(path)!r} does not match its SHA-256 in "
                                 "manifest.json (corrupt or from another generation)")
     t = load_file(str(path))
@@ -387,17 +382,7 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
     (``frames = 1 + seconds * 100``).
     """
     base = Path(root)
-    manifest_path = base / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"data.root: no manifest.json in {str(base)!r}; generate it "
-                                "with 'proxcompress data speech --out DIR'")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError("data.root", f"manifest.json is not valid JSON ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise InvalidInputError("data.root", f"{str(manifest_path)!r} is not a {FORMAT} "
-                                "manifest")
+    manifest = read_manifest(base, FORMAT, "proxcompress data speech")
     if not seconds > 0:
         raise InvalidInputError("seconds", f"= {seconds} must be > 0")
     samples = int(round(seconds * manifest["sample_rate"]))

@@ -30,7 +30,6 @@ Obadiah in the same line format, about 30 KB) serves the tests without the packa
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -45,8 +44,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from proxcompress.atomic import write_atomic, write_text_atomic
+from proxcompress.atomic import sha256_file, write_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
+from proxcompress.training.data import read_manifest
 
 FORMAT = "proxcompress-kjv-1"
 #: the whole Bible for ``bible -f``
@@ -163,10 +163,6 @@ def build_corpus(text: str, vocab_size: int = 10000) -> Corpus:
     return Corpus(vocab, tokens, books, unknown)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def check_out_folder(out: str | os.PathLike[str]) -> Path:
     """``out`` as a folder that can be written (created later): not a file, its parent a
     folder. Raises ``InvalidInputError`` (field ``--out``) otherwise."""
@@ -195,9 +191,9 @@ def write_corpus(corpus: Corpus, out: str | os.PathLike[str], source: str) -> Pa
     for split in SPLITS:
         path = root / f"{split}.safetensors"
         write_atomic(path, writer({"tokens": corpus.tokens[split]}))
-        hashes[path.name] = _sha256(path)
+        hashes[path.name] = sha256_file(path)
     write_text_atomic(root / "vocab.txt", "\n".join(corpus.vocab) + "\n")
-    hashes["vocab.txt"] = _sha256(root / "vocab.txt")
+    hashes["vocab.txt"] = sha256_file(root / "vocab.txt")
     manifest = {
         "format": FORMAT, "source": source, "range": RANGE,
         "options": {"vocab_size": len(corpus.vocab)},
@@ -243,18 +239,9 @@ def load_corpus(root: str | os.PathLike[str] | None) -> TextData:
         t = {s: torch.from_numpy(corpus.tokens[s].astype(np.int64)) for s in SPLITS}
         return TextData(corpus.vocab, t["train"], t["valid"], t["test"], "kjv-sample")
     base = Path(root)
-    path = base / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"data.root: no manifest.json in {str(base)!r}; build it with "
-                                "'proxcompress data kjv --out DIR'")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError("data.root", f"manifest.json is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise InvalidInputError("data.root", f"{str(path)!r} is not a {FORMAT} manifest")
+    manifest = read_manifest(base, FORMAT, "proxcompress data kjv")
     for name, digest in manifest["sha256"].items():
-        if not (base / name).is_file() or _sha256(base / name) != digest:
+        if not (base / name).is_file() or sha256_file(base / name) != digest:
             raise InvalidInputError("data.root", f"{name!r} is missing or does not match its "
                                     "SHA-256 in manifest.json")
     vocab = (base / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]

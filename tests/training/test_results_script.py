@@ -263,7 +263,7 @@ def test_tensor_train_table_chooses_on_validation_perplexity(results: ModuleType
     page = results.render(rows, None, results.Choices(rows, tmp_path), {},
                           tmp_path / "page.md")
     assert "| MPS, 3 modes per dimension, blocked | 10x | 18, 18 | 51120 | 10.3 |" in page
-    assert "161.0 +- 1.0" in page and "+6.6%" in page  # (161 / 151 - 1)
+    assert "161.00 +- 1.00" in page and "+6.6%" in page  # (161 / 151 - 1)
     claim = next(line for line in page.splitlines() if line.startswith("* 10x: test perplexity"))
     # paired MPS - MPO per seed: 160-170, 161-172, 162-174 -> mean -11, t interval
     diffs = [-10.0, -11.0, -12.0]
