@@ -33,7 +33,8 @@ lint:
 		formulations/solution.py formulations/restricted.py formulations/bnb.py \
 		formulations/cli.py formulations/limits.py formulations/brute.py \
 		proofs/__init__.py kernels/__init__.py kernels/ops.py \
-		kernels/model.py training/__init__.py training/deploy.py training/certify.py \
+		kernels/model.py kernels/simd.py kernels/intmul.py kernels/packed.py \
+		training/__init__.py training/deploy.py training/certify.py \
 		training/recipes.py training/config.py training/exporter.py training/models \
 		proofs/registry.py training/text.py training/tensor_train \
 		causal/__init__.py \

@@ -1,6 +1,8 @@
 """Kernel benchmarks: binary / shift / Euclid GEMMs against float baselines from the same run.
 
     python benchmarks/kernels.py cpu [--size 2048] [--rounds 7] [--threads N] [--out FILE]
+    python benchmarks/kernels.py paths [--size 2048] [--rounds 7] [--threads N]
+    python benchmarks/kernels.py models [--batch 256] [--threads N]
     python benchmarks/kernels.py gpu [--out FILE]
 
 Prints one JSON document (device, shapes, dtypes, medians, baselines, ratios) to stdout and,
@@ -10,7 +12,15 @@ CPU: the numba backend against float32 ``torch.matmul`` and NumPy (OpenBLAS) ``@
 inputs, round-robin (one call of each per round) so that load from other processes hits all
 candidates alike; each function's turn is a pause (the previous function's thread pools go
 idle), an untimed call, then timed calls back to back (``round_robin``); medians of all timed
-calls. Packing of the activations is timed apart. ``--threads N``
+calls. Packing of the activations is timed apart. The device entry names the CPU model, the
+binary GEMM's inner loop (``kernels.simd``: path, tile, counting) and numba's target; the
+popcount roofline is the rate of register-only vector popcounts on that path (one task per
+thread), and the GEMM's bit products per second are reported as a fraction of it.
+
+``paths`` runs the binary GEMM and torch once per inner loop this CPU can execute, each in a
+fresh process that numba compiles for that path (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``
+from ``kernels.simd.forced_env``), so one machine measures the AVX-512 VPOPCNTDQ, AVX-512 and
+AVX2 code. ``--threads N``
 sets numba's and torch's thread counts (set ``OPENBLAS_NUM_THREADS=N`` too, for NumPy): on a
 machine shared with other work, one thread per side avoids barrier stalls that make short
 parallel calls (the binary GEMM) look slower than they are.
@@ -97,13 +107,20 @@ def _cpu_device() -> dict[str, Any]:
             model = next(line.split(":", 1)[1].strip() for line in handle if "model name" in line)
     except (OSError, StopIteration):
         pass
+    from proxcompress.kernels import cpu, simd
+
     features = llvm.get_host_cpu_features()
+    target, _ = simd.target_features()
     return {
         "kind": "cpu",
         "model": model,
         "llvm_cpu": llvm.get_host_cpu_name(),
         "cores": os.cpu_count(),
         "avx512_vpopcntdq": bool(features.get("avx512vpopcntdq", False)),
+        "numba_target_cpu": target,
+        "numba_cpu_features_env": os.environ.get("NUMBA_CPU_FEATURES"),
+        "binary_path": {"name": cpu.PATH.name, "lanes": cpu.PATH.lanes, "tile_rows": cpu.PATH.rows,
+                        "tile_cols": cpu.PATH.tile_cols, "count": cpu.PATH.count},
         "numba_threads": numba.get_num_threads(),
         "torch_threads": torch.get_num_threads(),
         "openblas_num_threads_env": os.environ.get("OPENBLAS_NUM_THREADS"),
@@ -139,6 +156,107 @@ def _euclid_precision(k: int = 2048) -> dict[str, Any]:
     return out
 
 
+def popcount_roofline(threads: int, seconds: float = 0.3) -> dict[str, Any]:
+    """Bits per second the CPU popcounts on the binary GEMM's path (``cpu.popcount_probe``:
+    registers only, one task per thread): the roofline of a GEMM that popcounts every word."""
+    from proxcompress.kernels import cpu, simd
+
+    out = np.zeros(threads, np.uint64)
+    cpu.popcount_probe(10, out)  # compile / load
+    iters = 1 << 16
+    while True:
+        t0 = time.perf_counter()
+        cpu.popcount_probe(iters, out)
+        elapsed = time.perf_counter() - t0
+        if elapsed > seconds:
+            break
+        iters *= 2
+    vectors = threads * iters * simd.PROBE_CHAINS
+    return {
+        "vector_popcounts_per_s": round(vectors / elapsed, 1),
+        "bits_per_s": round(vectors * 64 * cpu.PATH.lanes / elapsed, 1),
+        "threads": threads,
+    }
+
+
+def _binary_roofline(ms: float, size: int, roofline: dict[str, Any]) -> dict[str, Any]:
+    bit_products = float(size) ** 3
+    rate = bit_products / (ms / 1e3)
+    return {"bit_products_per_s": round(rate, 1),
+            "fraction_of_popcount_roofline": round(rate / roofline["bits_per_s"], 3)}
+
+
+def bench_binary(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
+    """The binary GEMM alone against torch float32 (same run), and its popcount roofline: what
+    ``paths`` runs once per forced inner loop."""
+    import numba
+    import torch
+
+    if threads is not None:
+        numba.set_num_threads(threads)
+        torch.set_num_threads(threads)
+    from proxcompress import kernels as K
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((size, size)).astype(np.float32)
+    w = rng.standard_normal((size, size)).astype(np.float32)
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    aw, bw = K.pack_signs(x), K.pack_signs(w)
+    exact = np.array_equal(K.binary_matmul(aw[:64], bw, size, backend="numba"),
+                           K.binary_matmul(aw[:64], bw, size, backend="numpy"))
+    timings = round_robin({
+        "torch_fp32_matmul": lambda: torch.matmul(tx, tw.T),
+        "binary_matmul": lambda: K.binary_matmul(aw, bw, size, backend="numba"),
+    }, rounds)
+    roofline = popcount_roofline(numba.get_num_threads())
+    ms = timings["binary_matmul"]["median_ms"]
+    return {
+        "benchmark": "kernels-binary",
+        "device": _cpu_device(),
+        "shapes": {"M": size, "N": size, "K": size},
+        "timings": timings,
+        "equals_numpy_twin": exact,
+        "speedup_vs_torch_fp32": round(timings["torch_fp32_matmul"]["median_ms"] / ms, 3),
+        "popcount_roofline": roofline,
+        **_binary_roofline(ms, size, roofline),
+    }
+
+
+def bench_paths(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
+    """:func:`bench_binary` once per inner loop of ``kernels.simd.PATHS`` that this CPU can run,
+    each in a fresh process compiled for it (``simd.forced_env``: ``NUMBA_CPU_NAME`` and
+    ``NUMBA_CPU_FEATURES``), the native choice first."""
+    import subprocess
+
+    from proxcompress.kernels import simd
+
+    _, host = target_features_host()
+    runs: dict[str, Any] = {}
+    for name in ["native", *simd.PATHS]:
+        if name != "native" and not all(f in host for f in simd.PATHS[name].requires):
+            runs[name] = {"skipped": "this CPU lacks " + ", ".join(simd.PATHS[name].requires)}
+            continue
+        env = dict(os.environ, **(simd.forced_env(name) if name != "native" else {}))
+        argv = [sys.executable, __file__, "binary", "--size", str(size), "--rounds", str(rounds)]
+        if threads is not None:
+            argv += ["--threads", str(threads)]
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            runs[name] = {"error": proc.stderr[-2000:]}
+            continue
+        runs[name] = json.loads(proc.stdout)
+        print(f"[{name}] {runs[name]['timings']['binary_matmul']['median_ms']} ms,"
+              f" x{runs[name]['speedup_vs_torch_fp32']} torch", file=sys.stderr, flush=True)
+    return {"benchmark": "kernels-paths", "device": _cpu_device(), "size": size, "runs": runs}
+
+
+def target_features_host() -> tuple[str, set[str]]:
+    """This machine's CPU name and features, whatever numba is told to compile for."""
+    import llvmlite.binding as llvm
+
+    return llvm.get_host_cpu_name(), {f for f, on in llvm.get_host_cpu_features().items() if on}
+
+
 def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
     """M = N = K = size on the CPU (numba backend vs float32 torch / NumPy)."""
     import numba
@@ -158,6 +276,10 @@ def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
     aw, bw = K.pack_signs(x), K.pack_signs(w)
     sign = np.where(w < 0, -1, 1).astype(np.int8)
     exponent = rng.integers(-7, 1, (n, k)).astype(np.int8)
+    from proxcompress.kernels import intmul
+
+    xq, _ = intmul.quantize_int8(x)
+    wq, _ = intmul.quantize_int8(w)
     fns: dict[str, Timer] = {
         "torch_fp32_matmul": lambda: torch.matmul(tx, tw.T),
         "numpy_fp32_matmul": lambda: np.matmul(x, w.T),
@@ -166,6 +288,9 @@ def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
         "shift_matmul": lambda: K.shift_matmul(x, sign, exponent, backend="numba"),
         "euclid_matmul_expand": lambda: K.euclid_matmul(x, w, backend="numba", method="expand"),
         "euclid_matmul_direct": lambda: K.euclid_matmul(x, w, backend="numba", method="direct"),
+        "shift_matmul_int": lambda: intmul.shift_matmul_int(xq, sign, exponent, -7),
+        "euclid_matmul_int": lambda: intmul.euclid_matmul_int(xq, wq),
+        "l1_matmul_int": lambda: intmul.l1_matmul_int(xq, wq),
     }
     timings = round_robin(fns, rounds)
     base_t = timings["torch_fp32_matmul"]["median_ms"]
@@ -174,6 +299,7 @@ def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
         t["speedup_vs_torch_fp32"] = round(base_t / t["median_ms"], 3)
         t["speedup_vs_numpy_fp32"] = round(base_n / t["median_ms"], 3)
     binary_s = timings["binary_matmul"]["median_ms"] / 1e3
+    roofline = popcount_roofline(numba.get_num_threads())
     return {
         "benchmark": "kernels-cpu",
         "device": _cpu_device(),
@@ -183,6 +309,7 @@ def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
             "binary": "uint64 packed signs -> int32",
             "shift": "float32 x, int8 sign/exponent -> float32",
             "euclid": "float32 -> float32",
+            "integer (kernels.intmul)": "int8 x, int8 codes / weights -> int32, exact",
         },
         "rounds": rounds,
         "turn": f"{PAUSE_S} s pause, 1 untimed call, {REPEATS} timed calls",
@@ -191,8 +318,10 @@ def bench_cpu(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
             "flops_per_gemm": 2 * m * n * k,
             "binary_gops_per_s": round(2 * m * n * k / binary_s / 1e9, 1),
         },
+        "popcount_roofline": roofline,
+        "binary_roofline": _binary_roofline(binary_s * 1e3, size, roofline),
         "targets": {
-            "binary_vs_torch_fp32_at_least": 8.0,
+            "binary_vs_torch_fp32_at_least": 10.0,
             "shift_euclid_time_vs_fp32_at_most": 1.5,
         },
         "euclid_precision_vs_float64_twin": _euclid_precision(),
@@ -607,6 +736,28 @@ def _model_case(name: str) -> Any:
     return calibrate_batchnorm(model, (1, 28, 28), samples=256)
 
 
+def _test_set_agreement(model: Any, loaded: Any) -> dict[str, Any]:
+    """Predictions of the exported model (kernels) and of torch eval on the whole Fashion-MNIST
+    test set (10,000 images, batches of 1000): the export check's criterion."""
+    import torch
+
+    from proxcompress.training.data import load_fashion_mnist
+    from proxcompress.training.layers import hard_quantization
+
+    try:
+        _, test = load_fashion_mnist()
+    except FileNotFoundError as exc:
+        return {"skipped": str(exc)}
+    equal = 0
+    for i in range(0, test.x.shape[0], 1000):
+        xb = test.x[i:i + 1000]
+        with torch.no_grad(), hard_quantization(model):
+            want = model(xb).argmax(1).numpy()
+        equal += int((loaded(np.ascontiguousarray(xb.numpy())).argmax(1) == want).sum())
+    return {"samples": int(test.x.shape[0]), "equal_predictions": equal,
+            "fraction_equal": round(equal / test.x.shape[0], 6)}
+
+
 def bench_models(batch: int, rounds: int, threads: int | None) -> dict[str, Any]:
     """Exported models on the kernels (``kernels.load``, numba) against the same model in torch
     eval mode, one batch of Fashion-MNIST-sized inputs, round-robin with pauses."""
@@ -639,6 +790,8 @@ def bench_models(batch: int, rounds: int, threads: int | None) -> dict[str, Any]
                 {"torch_eval": torch_forward, "kernels": lambda m=loaded: m(xn)}, rounds
             )
             cases[name] = {
+                "packed_nodes": sorted(loaded.packed),
+                "test_set": _test_set_agreement(model, loaded),
                 "torch_eval_ms": timings["torch_eval"],
                 "kernels_ms": timings["kernels"],
                 "speedup_vs_torch": round(
@@ -659,14 +812,30 @@ def bench_models(batch: int, rounds: int, threads: int | None) -> dict[str, Any]
 
 
 def _summary(result: dict[str, Any]) -> str:
-    lines = [f"device: {json.dumps(result['device'])}"]
+    lines = [f"device: {json.dumps(result.get('device'))}"]
     if result["benchmark"] == "kernels-models":
         for name, c in result["cases"].items():
             lines.append(
                 f"{name:16s} torch {c['torch_eval_ms']['median_ms']:8.2f} ms  kernels"
                 f" {c['kernels_ms']['median_ms']:8.2f} ms  x{c['speedup_vs_torch']:.2f}"
+                f"  test-set equal {c['test_set'].get('fraction_equal')}"
             )
         return "\n".join(lines)
+    if result["benchmark"] == "kernels-paths":
+        for name, r in result["runs"].items():
+            if "timings" not in r:
+                lines.append(f"{name:18s} {next(iter(r.values()))[:200]}")
+                continue
+            lines.append(
+                f"{name:18s} {r['device']['binary_path']['name']:17s} binary"
+                f" {r['timings']['binary_matmul']['median_ms']:8.2f} ms  torch"
+                f" {r['timings']['torch_fp32_matmul']['median_ms']:8.2f} ms"
+                f"  x{r['speedup_vs_torch_fp32']:.2f}  roofline"
+                f" {r['fraction_of_popcount_roofline']:.2f}"
+            )
+        return "\n".join(lines)
+    if result["benchmark"] == "kernels-binary":
+        return f"binary x{result['speedup_vs_torch_fp32']} torch, {json.dumps(result['device'])}"
     if result["benchmark"] == "kernels-cpu":
         for name, t in result["timings"].items():
             lines.append(
@@ -681,7 +850,7 @@ def _summary(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=["cpu", "gpu", "models"])
+    parser.add_argument("mode", choices=["cpu", "gpu", "models", "paths", "binary"])
     parser.add_argument(
         "--size", type=int, default=None, help="M = N = K (default 2048 on CPU, 8192 on GPU)"
     )
@@ -694,6 +863,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.mode == "cpu":
         result = bench_cpu(args.size or 2048, args.rounds, args.threads)
+    elif args.mode == "paths":
+        result = bench_paths(args.size or 2048, args.rounds, args.threads)
+    elif args.mode == "binary":
+        result = bench_binary(args.size or 2048, args.rounds, args.threads)
     elif args.mode == "models":
         result = bench_models(args.batch, args.rounds, args.threads)
     else:

@@ -22,9 +22,7 @@ test perplexity against LSTM parameters.
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: the LM corpus, built by this script when missing
 KJV_DATA = "runs/kjv/data"
 KJV_VOCAB = 10000
+KJV_ARGS = ["--vocab", str(KJV_VOCAB)]
 #: compression budgets (dense LSTM parameters / TT LSTM parameters, biases included)
 BUDGETS = (10, 30)
 #: the LSTM forms compared: key, label, tt section
@@ -120,23 +119,6 @@ def rows() -> list[Row]:
 PRIORITY = ["tt-lm-dense", *[f"tt-lm-{k}-c{BUDGETS[0]}" for k, _, _ in FORMS],
             *[f"tt-lm-{k}-c{b}" for b in BUDGETS[1:] for k, _, _ in FORMS],
             "tt-speech-dense", *[f"tt-speech-{k}-c{BUDGETS[0]}" for k, _, _ in FORMS]]
-
-
-def prepare(selected: list[Row], log: Callable[[str], None]) -> None:
-    """Build the corpora the ``selected`` rows read when missing (``proxcompress data kjv``;
-    the speech data with the speech table's arguments)."""
-    from results import SPEECH_DATA, SPEECH_DATA_ARGS
-
-    tasks = {r["task"] for r in selected if r["table"] == "tt"}
-    for task, folder, argv in (
-            ("lm", KJV_DATA, ["data", "kjv", "--out", KJV_DATA, "--vocab", str(KJV_VOCAB)]),
-            ("speech", SPEECH_DATA, ["data", "speech", "--out", SPEECH_DATA,
-                                     *SPEECH_DATA_ARGS])):
-        if task not in tasks or (ROOT / folder / "manifest.json").exists():
-            continue
-        log(f"building {folder}: proxcompress {' '.join(argv)}")
-        subprocess.run([sys.executable, "-m", "proxcompress", *argv], cwd=ROOT, check=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 # ------------------------------------------------------------------------------- reading
@@ -431,6 +413,5 @@ def targets(choices: Any, seeds: list[int] | None) -> list[str]:
             f"perplexity {dense[0] * (1 + rel):.2f} vs dense {dense[0]:.2f}): **{verdict}**"]
 
 
-__all__ = ["BUDGETS", "FORMS", "KJV_DATA", "LM_BASE", "PRIORITY", "SPEECH_BASE", "cached_timing",
-           "plot",
-           "prepare", "rows", "section", "targets", "timing"]
+__all__ = ["BUDGETS", "FORMS", "KJV_ARGS", "KJV_DATA", "LM_BASE", "PRIORITY", "SPEECH_BASE",
+           "cached_timing", "plot", "rows", "section", "targets", "timing"]

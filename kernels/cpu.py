@@ -1,11 +1,12 @@
 """The ``numba`` backend: parallel, cached CPU kernels.
 
 Binary
-    Register-tiled xor/popcount GEMM. The popcount is LLVM's ``ctpop`` intrinsic (emitted through
-    :func:`numba.extending.intrinsic`), which compiles to ``popcnt`` and, on CPUs with AVX-512
-    VPOPCNTDQ, to the vector ``vpopcntq`` once LLVM vectorises the word loop. Each parallel task
-    computes a 4x4 output tile (16 accumulators over the words of 4 rows of A and 4 of B); row
-    tiles are spread over threads with ``prange``. At K = 2048 the packed B (512 KiB) stays in L2.
+    Register-tiled xor/popcount GEMM whose micro-kernel is chosen from the CPU numba compiles
+    for and written as LLVM vector IR (:mod:`.simd`: ``vpopcntq`` on zmm with AVX-512
+    VPOPCNTDQ, a Harley-Seal carry-save-adder tree otherwise). B is repacked into panels
+    (:func:`pack_panels`) so that a vector holds one word of consecutive output columns; each
+    parallel task computes one tile. The direct binary conv keeps the scalar ``ctpop``
+    intrinsic (:func:`_popcount`), which LLVM vectorises over its output channels.
 
 Shift
     The weights ``sign * 2**e`` are decoded exactly to a float32 matrix (a 256-entry table, in
@@ -30,6 +31,7 @@ import numpy as np
 from numba import get_num_threads, njit, parallel_chunksize, prange, types
 from numba.extending import intrinsic
 
+from . import simd
 from .formats import EXP2_TABLE
 
 
@@ -45,75 +47,64 @@ def _popcount(typingctx, x):  # type: ignore[no-untyped-def]
     return types.uint64(types.uint64), codegen
 
 
-@njit(cache=True, inline="always")
-def _dot_words(a, i, b, j, n_words):  # type: ignore[no-untyped-def]
-    """``sum_w popcount(a[i, w] ^ b[j, w])``."""
-    s = np.uint64(0)
-    for w in range(n_words):
-        s += _popcount(a[i, w] ^ b[j, w])
-    return s
+#: the binary GEMM's inner loop for the CPU numba compiles for (:mod:`.simd`)
+PATH = simd.detect()
+TILE_ROWS = PATH.rows
+TILE_COLS = PATH.tile_cols
+_tile = simd.make_tile(PATH, PATH.rows)
+_tile_row = simd.make_tile(PATH, 1)
+
+
+_probe = simd.make_popcount_probe(PATH)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def binary_gemm(a, b, k, out):  # type: ignore[no-untyped-def]
-    """``out[m, n] = k - 2 * sum_w popcount(a[m, w] ^ b[n, w])`` (int32 out, C-contiguous).
+def popcount_probe(iters, out):  # type: ignore[no-untyped-def]
+    """``out[t]``: thread task ``t`` runs ``iters`` rounds of :data:`.simd.PROBE_CHAINS`
+    dependent vector popcounts (the benchmark's popcount roofline; one task per thread)."""
+    for t in prange(out.shape[0]):
+        out[t] = _probe(iters + t * 0)
 
-    4x4 register tiles over the full rows of 4 rows of A and 4 of B, ``prange`` over row
-    tiles; the ragged edge (rows / columns past a multiple of 4) is a second ``prange``. Call it
-    through :func:`binary_matmul`, which hands the tiles out dynamically.
-    """
-    m_rows, n_words = a.shape
-    n_rows = b.shape[0]
-    m4 = m_rows // 4 * 4
-    for ti in prange(m4 // 4):
-        i = ti * 4
-        for jb in range(n_rows // 4):
-            j = jb * 4
-            c00 = c01 = c02 = c03 = np.uint64(0)
-            c10 = c11 = c12 = c13 = np.uint64(0)
-            c20 = c21 = c22 = c23 = np.uint64(0)
-            c30 = c31 = c32 = c33 = np.uint64(0)
-            for w in range(n_words):
-                a0, a1, a2, a3 = a[i, w], a[i + 1, w], a[i + 2, w], a[i + 3, w]
-                b0, b1, b2, b3 = b[j, w], b[j + 1, w], b[j + 2, w], b[j + 3, w]
-                c00 += _popcount(a0 ^ b0)
-                c01 += _popcount(a0 ^ b1)
-                c02 += _popcount(a0 ^ b2)
-                c03 += _popcount(a0 ^ b3)
-                c10 += _popcount(a1 ^ b0)
-                c11 += _popcount(a1 ^ b1)
-                c12 += _popcount(a1 ^ b2)
-                c13 += _popcount(a1 ^ b3)
-                c20 += _popcount(a2 ^ b0)
-                c21 += _popcount(a2 ^ b1)
-                c22 += _popcount(a2 ^ b2)
-                c23 += _popcount(a2 ^ b3)
-                c30 += _popcount(a3 ^ b0)
-                c31 += _popcount(a3 ^ b1)
-                c32 += _popcount(a3 ^ b2)
-                c33 += _popcount(a3 ^ b3)
-            out[i, j], out[i, j + 1] = k - 2 * np.int64(c00), k - 2 * np.int64(c01)
-            out[i, j + 2], out[i, j + 3] = k - 2 * np.int64(c02), k - 2 * np.int64(c03)
-            out[i + 1, j], out[i + 1, j + 1] = k - 2 * np.int64(c10), k - 2 * np.int64(c11)
-            out[i + 1, j + 2], out[i + 1, j + 3] = k - 2 * np.int64(c12), k - 2 * np.int64(c13)
-            out[i + 2, j], out[i + 2, j + 1] = k - 2 * np.int64(c20), k - 2 * np.int64(c21)
-            out[i + 2, j + 2], out[i + 2, j + 3] = k - 2 * np.int64(c22), k - 2 * np.int64(c23)
-            out[i + 3, j], out[i + 3, j + 1] = k - 2 * np.int64(c30), k - 2 * np.int64(c31)
-            out[i + 3, j + 2], out[i + 3, j + 3] = k - 2 * np.int64(c32), k - 2 * np.int64(c33)
-    # ragged edge: rows >= m4 (all columns), then columns >= n4 of rows < m4
-    n4 = n_rows - n_rows % 4
-    n_edge = (m_rows - m4) * n_rows + m4 * (n_rows - n4)
-    if n_edge == 0:  # no second parallel region (and barrier) when the tiles cover it all
+
+@njit(parallel=True, cache=True, nogil=True)
+def pack_panels(b, panels):  # type: ignore[no-untyped-def]
+    """``panels[t * W + w, c] = b[t * TILE_COLS + c, w]`` (0 past the last row of ``b``): the
+    GEMM's B operand, word-major within panels of ``TILE_COLS`` rows, so that one vector load
+    holds one word of consecutive output columns and a tile reads one contiguous panel."""
+    n_rows, n_words = b.shape
+    for t in prange(panels.shape[0] // n_words):
+        for w in range(n_words):
+            for c in range(TILE_COLS):
+                n = t * TILE_COLS + c
+                panels[t * n_words + w, c] = b[n, w] if n < n_rows else np.uint64(0)
+
+
+def panels_for(b: np.ndarray) -> np.ndarray:
+    """:func:`pack_panels` of uint64 (N, W) ``b`` into a new array."""
+    n_rows, n_words = b.shape
+    tiles = -(-n_rows // TILE_COLS)
+    panels = np.empty((tiles * n_words, TILE_COLS), np.uint64)
+    pack_panels(b, panels)
+    return panels
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def binary_gemm(a, panels, k, out):  # type: ignore[no-untyped-def]
+    """``out[m, n] = k - 2 * sum_w popcount(a[m, w] ^ b[n, w])`` (int32, C-contiguous), ``b``
+    given as :func:`pack_panels`. Tiles of ``TILE_ROWS`` x ``TILE_COLS`` outputs (the
+    :mod:`.simd` micro-kernel of this CPU) are the parallel tasks; the last ``M % TILE_ROWS``
+    rows take one-row tiles."""
+    m_rows, n_cols = out.shape
+    n_tiles = (n_cols + TILE_COLS - 1) // TILE_COLS
+    m_full = m_rows // TILE_ROWS
+    for t in prange(m_full * n_tiles):
+        _tile(a, panels, k, out, (t // n_tiles) * TILE_ROWS, (t % n_tiles) * TILE_COLS)
+    rest = m_rows - m_full * TILE_ROWS
+    if rest == 0:  # no second parallel region (and barrier) when the tiles cover it all
         return
-    for t in prange(n_edge):
-        if t < (m_rows - m4) * n_rows:
-            ii = m4 + t // n_rows
-            jj = t % n_rows
-        else:
-            u = t - (m_rows - m4) * n_rows
-            ii = u // (n_rows - n4)
-            jj = n4 + u % (n_rows - n4)
-        out[ii, jj] = k - 2 * np.int64(_dot_words(a, ii, b, jj, n_words))
+    for t in prange(rest * n_tiles):
+        _tile_row(a, panels, k, out, m_full * TILE_ROWS + t // n_tiles,
+                  (t % n_tiles) * TILE_COLS)
 
 
 def sgemm_nt(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -158,20 +149,24 @@ def _torch_views(*arrays: np.ndarray) -> list[Any]:
         return [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
 
 
-#: row-tile chunks per thread that :func:`binary_matmul` hands out
+#: tile chunks per thread that :func:`binary_matmul` hands out
 CHUNKS_PER_THREAD = 8
 
 
-def binary_matmul(a, b, k, out) -> None:  # type: ignore[no-untyped-def]
-    """:func:`binary_gemm` with row tiles handed to threads dynamically, about
-    ``CHUNKS_PER_THREAD`` chunks each: numba's default static split stalls whenever another
-    process takes one of the cores (measured 2-3x slower medians on a shared 2-core machine),
-    and one tile per chunk costs a scheduling step per tile, which dominates when rows are
-    short (M = 50176, N = 32, K = 144, an im2col'd conv: 1.83 ms at one tile per chunk, 0.82
-    ms at 64; 2048^3 unchanged at 2.9 ms). ``parallel_chunksize`` inside the jitted function
-    would defeat ``cache=True``, hence this wrapper."""
-    with parallel_chunksize(_chunked(a.shape[0] // 4)):
-        binary_gemm(a, b, k, out)
+def binary_matmul(a, b, k, out, panels=None) -> None:  # type: ignore[no-untyped-def]
+    """:func:`binary_gemm` of uint64 (M, W) ``a`` and (N, W) ``b`` (``panels``, if given, is
+    :func:`panels_for` of ``b``, e.g. packed once for a model's weights), with the tiles
+    handed to threads dynamically, about ``CHUNKS_PER_THREAD`` chunks each: numba's default
+    static split stalls whenever another process takes one of the cores (measured 2-3x slower
+    medians on a shared 2-core machine), and one tile per chunk costs a scheduling step per
+    tile, which dominates when rows are short (M = 50176, N = 32, K = 144, an im2col'd conv:
+    1.83 ms at one tile per chunk, 0.82 ms at 64). ``parallel_chunksize`` inside the jitted
+    function would defeat ``cache=True``, hence this wrapper."""
+    if panels is None:
+        panels = panels_for(b)
+    tiles = -(-a.shape[0] // TILE_ROWS) * -(-b.shape[0] // TILE_COLS)
+    with parallel_chunksize(_chunked(tiles)):
+        binary_gemm(a, panels, k, out)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -189,45 +184,55 @@ def pack_channels(neg, out):  # type: ignore[no-untyped-def]
                 out[n, h, w, q] = word
 
 
+@njit(inline="always")
+def conv_pixel(xw, wt, n_ch, stride, padding, dilation, pad_sum, n, oy, ox, acc):  # type: ignore[no-untyped-def]
+    """``acc[o]`` = the binary conv's output (channel ``o``) at pixel ``(n, oy, ox)`` of NHWC
+    words ``xw``, taps ``wt`` (kh, kw, Q, O) and padding term ``pad_sum`` (kh, kw, O): a tap
+    inside the image adds ``n_ch - 2 popcount(x ^ w)`` over its words, one in the padding adds
+    ``pad_sum``. The inner loop runs over the O outputs (contiguous in ``wt``), vectorised."""
+    height, width, n_words = xw.shape[1], xw.shape[2], xw.shape[3]
+    kh, kw, _, n_out = wt.shape
+    acc[:] = 0
+    inside = 0
+    for i in range(kh):
+        iy = oy * stride[0] - padding[0] + i * dilation[0]
+        for j in range(kw):
+            ix = ox * stride[1] - padding[1] + j * dilation[1]
+            if iy < 0 or iy >= height or ix < 0 or ix >= width:
+                for o in range(n_out):
+                    acc[o] -= pad_sum[i, j, o]
+                continue
+            inside += 1
+            for q in range(n_words):
+                v = xw[n, iy, ix, q]
+                for o in range(n_out):
+                    acc[o] += 2 * np.int64(_popcount(v ^ wt[i, j, q, o]))
+    for o in range(n_out):
+        acc[o] = n_ch * inside - acc[o]
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def binary_conv_direct(xw, wt, n_ch, stride, padding, dilation, pad_sum, out):  # type: ignore[no-untyped-def]
     """Direct binary conv2d on NHWC channel words, no im2col.
 
     ``xw``: (N, H, W, Q) from :func:`pack_channels`; ``wt``: (kh, kw, Q, O), the weights' sign
     words over channels for each tap; ``pad_sum``: (kh, kw, O), what a tap in the padding adds
-    (0 for zero padding, ``sum_c w`` for +1 padding); ``out``: int32 (N, O, Ho, Wo). A tap inside
-    the image adds ``n_ch - 2 popcount(x ^ w)`` over its words; the inner loop runs over the O
-    outputs (contiguous in ``wt``), which LLVM vectorises. Rows (n, oy) are the parallel tasks.
+    (0 for zero padding, ``sum_c w`` for +1 padding); ``out``: int32 (N, O, Ho, Wo)
+    (:func:`conv_pixel` per output pixel). Rows (n, oy) are the parallel tasks.
     """
-    n_img, height, width, n_words = xw.shape
-    kh, kw, _, n_out = wt.shape
     ho, wo = out.shape[2], out.shape[3]
-    for t in prange(n_img * ho):
+    for t in prange(xw.shape[0] * ho):
         n, oy = t // ho, t % ho
-        acc = np.empty(n_out, np.int64)
+        acc = np.empty(wt.shape[3], np.int64)
         for ox in range(wo):
-            acc[:] = 0
-            inside = 0
-            for i in range(kh):
-                iy = oy * stride[0] - padding[0] + i * dilation[0]
-                for j in range(kw):
-                    ix = ox * stride[1] - padding[1] + j * dilation[1]
-                    if iy < 0 or iy >= height or ix < 0 or ix >= width:
-                        for o in range(n_out):
-                            acc[o] -= pad_sum[i, j, o]
-                        continue
-                    inside += 1
-                    for q in range(n_words):
-                        v = xw[n, iy, ix, q]
-                        for o in range(n_out):
-                            acc[o] += 2 * np.int64(_popcount(v ^ wt[i, j, q, o]))
-            for o in range(n_out):
-                out[n, o, oy, ox] = n_ch * inside - acc[o]
+            conv_pixel(xw, wt, n_ch, stride, padding, dilation, pad_sum, n, oy, ox, acc)
+            for o in range(wt.shape[3]):
+                out[n, o, oy, ox] = acc[o]
 
 
-def _chunked(rows: int) -> int:
+def _chunked(tasks: int) -> int:
     """``parallel_chunksize`` that hands out about ``CHUNKS_PER_THREAD`` chunks per thread."""
-    return max(1, rows // (CHUNKS_PER_THREAD * get_num_threads()))
+    return max(1, tasks // (CHUNKS_PER_THREAD * get_num_threads()))
 
 
 def binary_conv2d(neg, w_taps, n_ch, stride, padding, dilation, pad_sum, out_hw):  # type: ignore[no-untyped-def]

@@ -56,7 +56,7 @@ from proxcompress.errors import InvalidInputError
 
 from ._checks import Backend, array_module, is_cupy, words_for
 from .conv import binary_conv2d, conv_output_size, euclid_conv2d, im2col, shift_conv2d, to_nchw
-from .formats import pack_signs, unpack_shift, unpack_signs
+from .formats import pack_negative_mask, pack_signs, unpack_shift, unpack_signs
 from .ops import binary_matmul, euclid_matmul, shift_matmul
 
 __all__ = ["FORMAT", "MANIFEST", "OPS", "TENSORS", "VERSION", "Builder", "ExportedModel", "OpSpec",
@@ -351,7 +351,28 @@ def _binary_layer(node: _Node, conv: bool, backend: Backend, put: Put) -> Fn:
 def _shift_runner(node: _Node, g: _Conv | None, sign: np.ndarray, exponent: np.ndarray,
                   c: float | None, scale: Any, bias: Any, backend: Backend, put: Put) -> Fn:
     """``sign``, ``exponent``: host arrays (moved with ``put`` here); ``scale``, ``bias``:
-    already where the layer runs."""
+    already where the layer runs. On numba the weights are decoded exactly to float32 once, at
+    load (``shift_matmul`` / ``shift_conv2d`` would decode them on every call: 3.3 of the 5 ms
+    of the binary MLP's float-input first layer at batch 256, one thread)."""
+    if _numba(backend):
+        from . import cpu
+        from .formats import shift_weights
+
+        w = shift_weights(sign, exponent)
+        if g is None:
+            def run_decoded(x: Any) -> Any:
+                _check_features(x, w.shape[1], node.where)
+                return _finish(cpu.sgemm_nt(_binarize(x, c), w), scale, bias)
+
+            return run_decoded
+        w4 = np.ascontiguousarray(w.reshape(-1, g.in_channels, *g.kernel_size))
+
+        def run_decoded_conv(x: Any) -> Any:
+            g.check(x, node.where)
+            return _finish(cpu.conv2d_float(_binarize(x, c), w4, g.stride, g.padding,
+                                            g.dilation), scale, bias)
+
+        return run_decoded_conv
     if g is None:
         s2, e2 = put(sign), put(exponent)
 
@@ -615,6 +636,209 @@ def _global_avgpool(node: _Node, backend: Backend, put: Put) -> Fn:
     return run
 
 
+# ------------------------------------------------------ packed activations between layers
+@dataclass(frozen=True)
+class _Packed:
+    """Signs kept packed between two binary layers (numba backend): ``words`` (N, Q) for
+    features, (N, H, W, Q) NHWC for images; bit set = -1. Only the planned steps see it."""
+
+    words: np.ndarray
+
+
+_BINARY_OPS = ("binary_linear", "binary_conv2d")
+#: layers that can head a packed chain, by form (a chain joins layers of one form)
+_FORM = {"linear": "linear", "binary_linear": "linear", "shift_linear": "linear",
+         "conv2d": "conv", "binary_conv2d": "conv", "shift_conv2d": "conv"}
+
+
+def _packed_plan(nodes: list[_Node], output: str) -> dict[str, set[str]]:
+    """Roles of nodes in chains ``A -> (hardtanh | identity | maxpool2d)* -> B`` where ``B`` is
+    a binary layer with binary inputs, ``A`` a float, binary or shift layer of the same form
+    (linear, linear or conv, conv) and every node of the chain has one consumer: ``A`` writes
+    packed signs (``produce``: by an integer threshold when it is itself binary with binary
+    inputs, else by packing its float output), the
+    chain passes or pools them (``pass``, ``pool``: no padding or dilation) and ``B`` reads them
+    (``consume``). Valid because ``sign`` of ``A``'s output is what ``B`` reads: hardtanh with
+    ``min < 0 < max`` keeps the sign, and max-pooling commutes with it."""
+    by_name = {n.name: n for n in nodes}
+    uses: dict[str, int] = {}
+    for n in nodes:
+        for i in n.inputs:
+            uses[i] = uses.get(i, 0) + 1
+    roles: dict[str, set[str]] = {}
+    for b in nodes:
+        if b.op not in _BINARY_OPS or b.input_scale() is None:
+            continue
+        chain: list[tuple[str, str]] = []
+        src = b.inputs[0]
+        while src in by_name and uses.get(src) == 1 and src != output:
+            n = by_name[src]
+            if n.op == "identity" or (n.op == "hardtanh" and n.attr("min", float) < 0
+                                      < n.attr("max", float)):
+                chain.append((n.name, "pass"))
+            elif (n.op == "maxpool2d" and b.op == "binary_conv2d"
+                  and n.pair("padding", 0) == (0, 0) and n.pair("dilation", 1) == (1, 1)
+                  and len(set(n.pair("kernel_size", 1) + n.pair("stride", 1))) == 1):
+                chain.append((n.name, "pool"))
+            else:
+                if _FORM.get(n.op) == _FORM[b.op]:
+                    roles.setdefault(n.name, set()).add("produce")
+                    for name, role in chain:
+                        roles.setdefault(name, set()).add(role)
+                    roles.setdefault(b.name, set()).add("consume")
+                break
+            src = n.inputs[0]
+    return roles
+
+
+def _zero_points(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Channels where ``alpha * acc + beta == 0`` for some integer ``acc`` (the sign is then 0,
+    which packed bits cannot hold): their ``acc`` value, a mask, and whether a channel is 0
+    for every ``acc`` (``alpha = beta = 0``)."""
+    a, b = alpha.astype(np.float64), beta.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(a != 0, np.round(-b / np.where(a != 0, a, 1.0)), 0.0)
+    hit = (a != 0) & (a * z + b == 0) & (np.abs(z) < 2**31)
+    return z.astype(np.int64), hit, bool(((a == 0) & (b == 0)).any())
+
+
+def _binary_packed(node: _Node, roles: set[str]) -> Fn:
+    """A binary layer with binary inputs on the numba backend that reads packed signs
+    (``consume``) and/or writes them (``produce``): ``sign(scale * acc + bias)`` as the
+    per-channel integer threshold of :func:`~.packed.sign_thresholds`. A batch in which some
+    output is exactly 0 falls back to the float output (torch's ``sign(0) = 0``)."""
+    from . import cpu, packed
+
+    conv = node.op == "binary_conv2d"
+    k = node.attr("k", int)
+    g = _Conv.of(node) if conv else None
+    words = node.tensor("words", np.uint64, ndim=2)
+    signs = unpack_signs(words, k)
+    n_out = words.shape[0]
+    scale = node.tensor("scale", np.float32, (n_out,))
+    bias = node.optional_tensor("bias", np.float32, (n_out,))
+    c = node.input_scale()
+    assert c is not None  # the plan only picks binary-input layers
+    out_scale = (scale * np.float32(c)).astype(np.float32)
+    signs_f32 = signs.astype(np.float32)
+    matmul_nt = _matmul_nt("numba")
+    produce = "produce" in roles
+    zbias = bias if bias is not None else np.zeros(n_out, np.float32)
+    t, flip = packed.sign_thresholds(out_scale.astype(np.float64), zbias.astype(np.float64))
+    z, zhit, always_zero = _zero_points(out_scale, zbias)
+    if g is None:
+        panels = cpu.panels_for(words)
+
+        def acc_of(x: Any) -> Any:
+            acc = np.empty((x.words.shape[0] if isinstance(x, _Packed) else x.shape[0], n_out),
+                           np.int32)
+            if isinstance(x, _Packed):
+                cpu.binary_matmul(x.words, words, k, acc, panels)
+                return acc
+            _check_features(x, k, node.where)
+            cpu.binary_matmul(pack_signs(x), words, k, acc, panels)
+            zeros = x == 0
+            if zeros.any():
+                acc -= _zero_correction(zeros, signs_f32, matmul_nt)
+            return acc
+    else:
+        kh, kw = g.kernel_size
+        w_taps = np.ascontiguousarray(
+            pack_negative_mask(signs.reshape(n_out, g.in_channels, kh, kw).transpose(2, 3, 0, 1)
+                               < 0).transpose(0, 1, 3, 2))
+        pad_sum = np.zeros((kh, kw, n_out), np.int64)
+
+        def acc_of(x: Any) -> Any:
+            if isinstance(x, _Packed):
+                n, h, w = x.words.shape[:3]
+                acc = np.empty((n, n_out, *conv_output_size((h, w), g.kernel_size, g.stride,
+                                                            g.padding, g.dilation)), np.int32)
+                with cpu.parallel_chunksize(cpu._chunked(n * acc.shape[2])):
+                    cpu.binary_conv_direct(x.words, w_taps, g.in_channels, g.stride, g.padding,
+                                           g.dilation, pad_sum, acc)
+                return acc
+            g.check(x, node.where)
+            acc = cpu.binary_conv2d(x < 0, w_taps, g.in_channels, g.stride, g.padding,
+                                    g.dilation, pad_sum,
+                                    conv_output_size(x.shape[2:], g.kernel_size, g.stride,
+                                                     g.padding, g.dilation))
+            zeros = x == 0
+            if zeros.any():
+                cols, ho, wo = g.cols(zeros.astype(np.float32))
+                acc -= to_nchw(_zero_correction(cols, signs_f32, matmul_nt), x.shape[0], ho, wo)
+            return acc
+
+    def run(x: Any) -> Any:
+        if produce and not always_zero and g is not None and isinstance(x, _Packed) \
+                and not zhit.any():
+            # fused: packed in, thresholded packed out
+            return _Packed(packed.binary_conv2d_packed(x.words, w_taps, g.in_channels, g.stride,
+                                                       g.padding, g.dilation, pad_sum, t, flip))
+        acc = acc_of(x)
+        if produce and not always_zero:
+            last = acc if g is None else acc.transpose(0, 2, 3, 1)
+            if not (zhit.any() and (last[..., zhit] == z[zhit]).any()):
+                return _Packed(packed.threshold_pack(np.ascontiguousarray(last), t, flip))
+        return _finish(acc, out_scale, bias)
+
+    return run
+
+
+def _float_producer(node: _Node, fn: Fn) -> Fn:
+    """A layer with a float output that heads a packed chain: its output's signs, packed (NHWC
+    words for images); a batch with an output exactly 0 stays float (``sign(0) = 0``). A float
+    conv (a network's first layer) runs a direct conv whose epilogue packs the signs
+    (``cpu_packed.float_conv_sign``): no float output is written, which with glibc's default
+    thresholds would be a freshly mapped, page-faulting buffer on every call."""
+    from . import cpu, cpu_packed
+
+    if node.op == "conv2d":
+        g = _Conv.of(node)
+        w = node.tensor("weight", np.float32, ndim=4)
+        wt = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+        bias = node.optional_tensor("bias", np.float32, (w.shape[0],))
+        b = bias if bias is not None else np.zeros(w.shape[0], np.float32)
+
+        def run_conv(x: Any) -> Any:
+            g.check(x, node.where)
+            ho, wo = conv_output_size(x.shape[2:], g.kernel_size, g.stride, g.padding,
+                                      g.dilation)
+            words = np.empty((x.shape[0], ho, wo, words_for(w.shape[0])), np.uint64)
+            zero = np.empty(x.shape[0] * ho, np.int8)
+            with cpu.parallel_chunksize(cpu._chunked(zero.shape[0])):
+                cpu_packed.float_conv_sign(x, wt, b, g.stride, g.padding, g.dilation, words,
+                                           zero)
+            return fn(x) if zero.any() else _Packed(words)
+
+        return run_conv
+
+    def run(x: Any) -> Any:
+        y = fn(x)
+        neg = y < 0
+        if (y == 0).any():
+            return y
+        if y.ndim == 2:
+            return _Packed(pack_negative_mask(neg))
+        n, c, h, w = y.shape
+        words = np.empty((n, h, w, words_for(c)), np.uint64)
+        cpu.pack_channels(neg, words)
+        return _Packed(words)
+
+    return run
+
+
+def _packed_step(role: str, node: _Node, fn: Fn) -> Fn:
+    """A pass-through or pooling step of a packed chain: packed in, packed out; anything else
+    (a fallback batch) runs the node's own function."""
+    from . import packed
+
+    if role == "pass":
+        return lambda x: x if isinstance(x, _Packed) else fn(x)
+    kernel, stride = node.pair("kernel_size", 1)[0], node.pair("stride", 1)[0]
+    return lambda x: (_Packed(packed.max_pool_packed(x.words, kernel, stride))
+                      if isinstance(x, _Packed) else fn(x))
+
+
 #: ``builder(node, backend, put) -> fn``: validates a node and returns the function running it
 Builder = Callable[[_Node, Backend, Put], Fn]
 
@@ -755,8 +979,15 @@ class ExportedModel:
             raw_nodes = folded_nodes
         known = {self.input_name}
         self.steps: list[tuple[str, list[str], Fn]] = []
-        for i, raw in enumerate(raw_nodes):
-            node = _Node(raw, tensors, i)
+        parsed = [_Node(raw, tensors, i) for i, raw in enumerate(raw_nodes)]
+        #: nodes whose activations stay packed (numba backend, BatchNorm folded): name -> roles
+        self.packed: dict[str, set[str]] = {}
+        if fold_batchnorm and _numba(backend):
+            try:
+                self.packed = _packed_plan(parsed, self.output_name)
+            except InvalidInputError:
+                self.packed = {}  # the node-by-node validation below reports it
+        for node in parsed:
             if node.name in known:
                 raise InvalidInputError(f"{node.where}.name", "is used twice")
             for name in node.inputs:
@@ -766,7 +997,16 @@ class ExportedModel:
             if len(node.inputs) != _arity(node.op):
                 raise InvalidInputError(f"{node.where}.inputs", f"op {node.op!r} takes "
                                         f"{_arity(node.op)} input(s)")
-            self.steps.append((node.name, node.inputs, _build(node, backend, put)))
+            fn = _build(node, backend, put)
+            roles = self.packed.get(node.name, set())
+            if "consume" in roles or ("produce" in roles and node.op in _BINARY_OPS
+                                      and node.input_scale() is not None):
+                fn = _binary_packed(node, roles)
+            elif "produce" in roles:
+                fn = _float_producer(node, fn)
+            elif roles:
+                fn = _packed_step(next(iter(roles)), node, fn)
+            self.steps.append((node.name, node.inputs, fn))
             known.add(node.name)
         if self.output_name not in known:
             raise InvalidInputError("output", f"{self.output_name!r} is not a node")

@@ -707,7 +707,7 @@ def check_facts(pair: Pair, options: CheckOptions) -> Certificate:
     statements: list[str] = []
     counter = None
     methods: list[str] = []
-    if facts.odd is None and facts.bounded is None:
+    if facts.odd is None and facts.bounded is None and facts.forward_levels is None:
         return Certificate(
             check="facts", subject=pair.name, status="n/a", assumptions=(),
             statements=("No local facts declared.",), expressions={}, method="none",
@@ -749,6 +749,29 @@ def check_facts(pair: Pair, options: CheckOptions) -> Certificate:
             statements.append(f"Declared bounded = {facts.bounded} but F is {text}.")
         else:
             statements.append(f"F is {text}, as declared.")
+    if facts.forward_levels is not None:
+        want = sorted({sp.nsimplify(v) for v in facts.forward_levels}, key=float)
+        found, bad = set(), None
+        for x0 in options.limit_points[:10]:
+            at = pair.forward.subs(x, x0)
+            value = limit_mu_infinity(at) if mu in at.free_symbols else at
+            if not (value.is_real and value.is_finite) or sp.nsimplify(value) not in want:
+                bad = (x0, value)
+                break
+            found.add(sp.nsimplify(value))
+        levels_text = "{" + ", ".join(str(v) for v in want) + "}"
+        if bad is None and sorted(found, key=float) == want:
+            statements.append(f"lim_(mu->oo) F takes the declared levels {levels_text} (the "
+                              "deployed quantizer), at "
+                              f"{len(options.limit_points[:10])} probes.")
+        else:
+            ok = False
+            if bad is not None:
+                counter = counter or Counterexample(
+                    {"x": float(bad[0])},
+                    {"lim F(x)": float(bad[1]) if bad[1].is_real else float("nan")},
+                    "the limit of F is not one of the declared levels")
+            statements.append(f"lim_(mu->oo) F does not take exactly the levels {levels_text}.")
     return Certificate(
         check="facts", subject=pair.name, status="pass" if ok else "fail",
         assumptions=("x real, mu > 0",), statements=tuple(statements),

@@ -24,6 +24,11 @@ from proxcompress.errors import InvalidInputError
 
 #: SignSwish sharpness, larq's default (``SwishSign(beta=5.0)``) [U: the paper's value]
 DEFAULT_BETA = 5
+#: BNN++ (published reading): ``beta(mu) = beta + beta_growth mu``, at mu = 0 and its growth [U]
+BNNPP_BETA = 1
+BNNPP_GROWTH = 1
+#: the ``bnn++-prox`` reading's SignSwish sharpness (larq's 5 fails ``descent`` there)
+BNNPP_PROX_BETA = 2
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,8 @@ _CATALOGUE: dict[str, PairSpec] = {spec.name: spec for spec in (
     _builtin("bnn+", "bnn_plus", beta=DEFAULT_BETA),
     _builtin("proxconnect", "proxconnect"),
     _builtin("proxconnect-clip", "proxconnect_clip"),
-    _builtin("bnn++", "bnn_plus_plus", beta=DEFAULT_BETA),
+    _builtin("bnn++", "bnn_plus_plus", beta=BNNPP_BETA, beta_growth=BNNPP_GROWTH),
+    _builtin("bnn++-prox", "bnn_plus_plus_prox", beta=BNNPP_PROX_BETA),
     _builtin("proxquant", "proxquant"),
     _builtin("ternary", "ternary"),
     _builtin("shift", "shift", bits=3),
@@ -116,5 +122,5 @@ def add(name: str, factory: str | Callable[..., Any], parameters: Mapping[str, f
     return spec
 
 
-__all__ = ["DEFAULT_BETA", "PairSpec", "add", "pair_names", "pair_spec", "parameters_of",
-           "resolve_parameters"]
+__all__ = ["BNNPP_BETA", "BNNPP_GROWTH", "BNNPP_PROX_BETA", "DEFAULT_BETA", "PairSpec", "add",
+           "pair_names", "pair_spec", "parameters_of", "resolve_parameters"]

@@ -133,8 +133,10 @@ def run_pairs(cfg: TrainConfig, run_dir: str | os.PathLike[str] | None = None
                               ("activations", q.activations, None)):
         if name is None or name not in pair_names():
             continue
-        parameters = {p: float(getattr(q, p)) for p in pair_parameters(name) if hasattr(q, p)}
-        pair = build_pair(name, derivative_at=q.derivative_at, **parameters)
+        given = {p: float(getattr(q, p)) for p in pair_parameters(name)
+                 if getattr(q, p, None) is not None}
+        pair = build_pair(name, derivative_at=q.derivative_at, **given)
+        parameters = {k: float(v) for k, v in pair.parameters.items()}  # defaults included
         grid: tuple[Fraction, ...] = ()
         if pair.annealed:
             if run_dir is None:

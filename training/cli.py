@@ -114,7 +114,8 @@ def run_train(args: argparse.Namespace) -> int:
 
         model = build_run_model(cfg, run_classes(cfg), cfg.seed)
         if task_kind(cfg.data.name) == "classification":
-            shape, _ = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)
+            shape, _ = input_spec(cfg.data.name, cfg.data.image_size,
+                                  cfg.data.in_channels, cfg.data.root)
             print(model_summary(model, shape).text())
         else:
             print(model)

@@ -142,7 +142,10 @@ class QuantConfig:
     (``deepshift``, ``denseshift``, ``s3``, ``euclid``, ``adder``: options in ``mulfree``) or
     ``none`` (full precision); ``activations`` a pair for the inputs of binary layers or
     ``null``. [U] choices:
-    ``beta`` (SignSwish, 5), ``derivative_at`` (``null``: the method's own point),
+    ``beta`` (SignSwish sharpness; ``null``: the pair's default, 5 for ``bnn+`` (larq), 1 for
+    ``bnn++`` (its value at ``mu = 0``), 2 for ``bnn++-prox``), ``beta_growth`` (``bnn++``:
+    ``beta(mu) = beta + beta_growth mu``; ``null``: 1), ``derivative_at`` (``null``: the
+    method's own point),
     ``scale`` (``channel``: mean |w| per output channel, treated as a constant in the backward
     pass; ``channel-grad``: with its gradient; ``none``), ``latent_clip`` (1.0)."""
 
@@ -153,7 +156,9 @@ class QuantConfig:
     scale: Literal["none", "channel", "channel-grad"] = "channel"
     keep_first: bool = True
     keep_last: bool = True
-    beta: float = field(default=5.0, metadata=_check(_positive, "> 0"))
+    beta: float | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
+    beta_growth: float | None = field(default=None, metadata=_check(_non_negative,
+                                                                    ">= 0 or null"))
     derivative_at: Literal["prox", "latent"] | None = None
     latent_clip: float | None = field(default=1.0, metadata=_check(_positive, "> 0 or null"))
 
@@ -260,9 +265,15 @@ class SPRConfig:
     ``pretrain_epochs`` (for ``M``), train ``epochs`` from a fresh init with CE + SPR, threshold
     search on ``search_samples`` training images within ``tolerance`` accuracy points, physical
     removal, fine-tune ``finetune_epochs`` (lr ``finetune_lr``, default ``optim.lr / 10``).
-    ``units``: unit names to prune (``null``: all). Full-precision models only."""
+    ``units``: unit names to prune (``null``: all). Full-precision models only.
+    ``method``: ``spr`` (the above) or ``magnitude``, the baseline: train ``pretrain_epochs +
+    epochs`` without regularizer, keep ``keep_counts`` channels per unit (in unit order) by
+    Torch-Pruning's group-norm importance (the optional ``bench`` extra), fine-tune as SPR."""
 
     enabled: bool = False
+    method: Literal["spr", "magnitude"] = "spr"
+    keep_counts: list[int] | None = field(default=None, metadata=_check(
+        lambda v: len(v) > 0 and min(v) > 0, "a non-empty list of counts > 0 or null"))
     lam: float = field(default=1.0, metadata=_check(_non_negative, ">= 0"))
     alpha: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "(0, 1)"))
     M_rule: Literal["blockwise", "layerwise"] = "blockwise"
@@ -397,6 +408,9 @@ def _cross_checks(cfg: TrainConfig) -> None:
     if cfg.spr.enabled and cfg.model.init_from:
         raise InvalidInputError("model.init_from", "cannot be used with SPR (SPR pre-trains "
                                 "its own reference)")
+    if cfg.spr.enabled and (cfg.spr.method == "magnitude") != (cfg.spr.keep_counts is not None):
+        raise InvalidInputError("spr.keep_counts", "is required with spr.method: magnitude (the "
+                                "channels to keep per unit) and only with it")
     if cfg.spr.enabled and cfg.quant.weights != "none":
         raise InvalidInputError("spr.enabled", "SPR pruning needs a full-precision model "
                                 "(quant.weights: none)")

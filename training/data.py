@@ -318,13 +318,14 @@ def read_manifest(root: str | os.PathLike[str], fmt: str, command: str) -> dict[
     return manifest
 
 
-def input_spec(name: str, image_size: int = 28, in_channels: int = 1
-               ) -> tuple[tuple[int, int, int], int]:
-    """``(shape of one input, classes)`` of the data set ``name`` without loading it."""
+def input_spec(name: str, image_size: int = 28, in_channels: int = 1,
+               root: str | None = None) -> tuple[tuple[int, int, int], int]:
+    """``(shape of one input, classes)`` of the data set ``name`` without loading it (for the
+    speech data, the intents of the manifest in ``root``)."""
     if name == "speech":
-        from proxcompress.training.speech import INTENTS, feature_shape
+        from proxcompress.training.speech import feature_shape, intent_count
 
-        return feature_shape(), len(INTENTS)
+        return feature_shape(), intent_count(root)
     return (in_channels, image_size, image_size), 10
 
 

@@ -19,6 +19,8 @@ import argparse
 import json
 from typing import Any
 
+from proxcompress.errors import InvalidInputError
+
 
 def add_parsers(subparsers: Any) -> None:
     """Register ``data`` (with the ``speech`` generator)."""
@@ -43,6 +45,12 @@ def add_parsers(subparsers: Any) -> None:
                    help="renditions per speaker and phrasing (default 1)")
     s.add_argument("--test-every", type=int, default=5,
                    help="every N-th speaker is a test speaker (default 5)")
+    s.add_argument("--snr", default=None, metavar="LO,HI",
+                   help="additive-noise SNR range in dB (default 10,30)")
+    s.add_argument("--confusable", action="store_true",
+                   help="add intents that differ from others by one word (the harder variant)")
+    s.add_argument("--reverb", default=None, metavar="LO,HI",
+                   help="reverberation time range in seconds (synthetic rooms; default: dry)")
     s.add_argument("--progress", action="store_true", help="show a progress bar")
     s.set_defaults(func=run_speech)
     k = sub.add_parser(
@@ -65,8 +73,18 @@ def add_parsers(subparsers: Any) -> None:
 def run_speech(args: argparse.Namespace) -> int:
     from proxcompress.training.speech import SpeechOptions, generate_speech
 
+    extra: dict[str, Any] = {"confusable": args.confusable}
+    for flag, field, value in (("--snr", "snr_db", args.snr), ("--reverb", "reverb_rt60",
+                                                                  args.reverb)):
+        if value is not None:
+            try:
+                lo, hi = (float(v) for v in value.split(","))
+            except ValueError:
+                raise InvalidInputError(flag, f"{value!r} must be LO,HI (two numbers)"
+                                        ) from None
+            extra[field] = (lo, hi)
     opts = SpeechOptions(seed=args.seed, speakers=args.speakers, phrasings=args.phrasings,
-                         repeats=args.repeats, test_every=args.test_every)
+                         repeats=args.repeats, test_every=args.test_every, **extra)
     path = generate_speech(args.out, opts, progress=args.progress)
     manifest = json.loads(path.read_text(encoding="utf-8"))
     counts = {k: len(v) for k, v in manifest["utterances"].items()}

@@ -46,7 +46,10 @@ class QuantRecipe(LayerSwap):
         keep_first: keep the first linear/conv layer (in module order) full precision.
         keep_last: keep the last one full precision.
         skip: names of further modules to keep full precision.
-        beta: SignSwish sharpness for ``bnn+`` / ``bnn++`` (default 5, larq) [U].
+        beta: SignSwish sharpness for ``bnn+`` / ``bnn++`` / ``bnn++-prox`` (``None``: the
+            pair's default) [U].
+        beta_growth: ``bnn++``'s ``beta(mu) = beta + beta_growth mu`` (``None``: its default)
+            [U].
         derivative_at: override where ``B'`` is evaluated (``None``: the method's point) [U].
         latent_clip: the trainer clips the latent weights to ``[-c, c]`` after each step
             (BinaryConnect; ``None``: off).
@@ -58,14 +61,17 @@ class QuantRecipe(LayerSwap):
     keep_first: bool = True
     keep_last: bool = True
     skip: tuple[str, ...] = field(default_factory=tuple)
-    beta: float = 5.0
+    beta: float | None = None
+    beta_growth: float | None = None
     derivative_at: DerivativePoint | None = None
     latent_clip: float | None = 1.0
 
     def quantizer(self, name: str) -> Any:
-        """The torch op of the pair ``name`` with this recipe's parameters (``beta`` where the
-        catalogue pair takes it)."""
-        params = {"beta": self.beta} if "beta" in pair_spec(name, "quantizer").parameters else {}
+        """The torch op of the pair ``name`` with this recipe's parameters (``beta``,
+        ``beta_growth`` where the catalogue pair takes them; ``None``: the pair's default)."""
+        given = {"beta": self.beta, "beta_growth": self.beta_growth}
+        accepted = pair_spec(name, "quantizer").parameters
+        params = {p: v for p, v in given.items() if p in accepted and v is not None}
         return get_quantizer(name, derivative_at=self.derivative_at, **params)
 
     def excluded(self, module: nn.Module) -> bool:
@@ -98,7 +104,8 @@ def recipe_from_config(cfg: TrainConfig) -> QuantRecipe:
     q = cfg.quant
     return QuantRecipe(weights=q.weights, activations=q.activations, scale=q.scale,
                        keep_first=q.keep_first, keep_last=q.keep_last, beta=q.beta,
-                       derivative_at=q.derivative_at, latent_clip=q.latent_clip)
+                       beta_growth=q.beta_growth, derivative_at=q.derivative_at,
+                       latent_clip=q.latent_clip)
 
 
 def _swap(module: nn.Module, recipe: QuantRecipe) -> nn.Module:

@@ -329,15 +329,55 @@ def proxconnect_clip() -> TorchQuantizer:
     )
 
 
-def bnn_plus_plus(beta: float = DEFAULT_BETA) -> TorchQuantizer:
-    """BNN++: ``F = SS_beta o P^mu``, ``B = SS_beta``, ``B'`` at ``P(w)`` [U: formula];
-    ``P^mu`` the ProxConnect family. Lu, Yu, Li, Partovi Nia, NeurIPS 2023."""
+#: BNN++'s ``beta(mu) = beta + beta_growth mu`` defaults and the ``bnn++-prox`` reading's
+#: sharpness: the catalogue registry's [U]
+BNNPP_BETA = float(registry.BNNPP_BETA)
+BNNPP_GROWTH = float(registry.BNNPP_GROWTH)
+BNNPP_PROX_BETA = float(registry.BNNPP_PROX_BETA)
+
+
+def bnn_plus_plus(beta: float = BNNPP_BETA, beta_growth: float = BNNPP_GROWTH
+                  ) -> TorchQuantizer:
+    """BNN++ as published: ``F^mu = B^mu = SS_{beta(mu)}`` on the latent,
+    ``beta(mu) = beta + beta_growth mu``, ``B'`` at the latent; deployed: ``sign``
+    (``lim_{mu -> oo} F``). ``P`` is the identity. Lu, Yu, Li, Partovi Nia, NeurIPS 2023
+    (the reading of the public summaries; the schedule is [U])."""
+
+    def sharpness(mu: float) -> float:
+        return beta + beta_growth * mu
+
+    def fused(x: Tensor, mu: float) -> tuple[Tensor, Tensor]:
+        b = sharpness(mu)
+
+        def body(xb: Tensor, ob: Tensor, sb: Tensor) -> None:
+            _signswish_into(torch.mul(xb, b), ob, sb, b)
+
+        return _blocked(x, body)
+
+    return TorchQuantizer(
+        "bnn++",
+        lambda x, mu: signswish(x, sharpness(mu)),
+        lambda x, mu: signswish(x, sharpness(mu)),
+        lambda x, mu: signswish_derivative(x, sharpness(mu)),
+        _identity,
+        torch.sign,
+        _BINARY,
+        "latent",
+        True,
+        {"beta": float(beta), "beta_growth": float(beta_growth)},
+        fused,
+    )
+
+
+def bnn_plus_plus_prox(beta: float = BNNPP_PROX_BETA) -> TorchQuantizer:
+    """BNN++, the earlier reading (``bnn++-prox``): ``F = SS_beta o P^mu``, ``B = SS_beta``,
+    ``B'`` at ``P(w)`` [U]; ``P^mu`` the ProxConnect family."""
 
     def p(x: Tensor, mu: float) -> Tensor:
         return dist2_prox(x, mu, _BINARY)
 
     return TorchQuantizer(
-        "bnn++",
+        "bnn++-prox",
         lambda x, mu: signswish(p(x, mu), beta),
         lambda x, mu: signswish(x, beta),
         lambda x, mu: signswish_derivative(x, beta),
@@ -403,6 +443,7 @@ _FACTORIES: dict[str, Callable[..., TorchQuantizer]] = {
     "proxconnect": proxconnect,
     "proxconnect-clip": proxconnect_clip,
     "bnn++": bnn_plus_plus,
+    "bnn++-prox": bnn_plus_plus_prox,
     "proxquant": proxquant,
     "ternary": ternary,
     "shift": shift,
@@ -423,9 +464,9 @@ def get_quantizer(
         name: one of :func:`quantizer_names`.
         derivative_at: override where ``B'`` is evaluated (``"prox"`` or ``"latent"``);
             default: the published method's point (the catalogue's ``method_derivative_at``).
-        parameters: the pair's parameters (the catalogue registry's, e.g. ``beta`` for
-            ``bnn+`` / ``bnn++``, default 5 as larq; ``bits`` for ``shift``); unset ones take
-            the registry's defaults.
+        parameters: ``beta`` for ``bnn+`` (default 5, larq), ``bnn++`` (1) and ``bnn++-prox``
+            (2); ``beta_growth`` for ``bnn++`` (1); ``bits`` for ``shift`` (3): the catalogue
+            registry's defaults, which unset ones take.
 
     Raises:
         InvalidInputError: unknown name, a catalogue pair without a torch op, an unknown
@@ -470,6 +511,7 @@ __all__ = [
     "bnn",
     "bnn_plus",
     "bnn_plus_plus",
+    "bnn_plus_plus_prox",
     "dist2_prox",
     "get_quantizer",
     "hardtanh",

@@ -107,6 +107,27 @@ INTENTS: dict[str, tuple[str, ...]] = {
                                     "change the language to German", "speak German"),
 }
 
+#: the harder variant's extra intents (``SpeechOptions.confusable``): phrasings that differ from
+#: existing ones by one word (bathroom / washroom / bedroom, lamp / lights, shirt / shoes /
+#: socks, French / English / German)
+CONFUSABLE_INTENTS: dict[str, tuple[str, ...]] = {
+    **{f"activate|lights|{loc}": tuple(p.format(loc=loc) for p in _LIGHTS_ON)
+       for loc in ("bathroom", "living room")},
+    **{f"deactivate|lights|{loc}": tuple(p.format(loc=loc) for p in _LIGHTS_OFF)
+       for loc in ("bathroom", "living room")},
+    **{f"increase|heat|{loc}": tuple(p.format(loc=loc) for p in _HEAT_UP)
+       for loc in ("bathroom", "washroom")},
+    **{f"decrease|heat|{loc}": tuple(p.format(loc=loc) for p in _HEAT_DOWN)
+       for loc in ("bathroom", "washroom")},
+    "activate|lamp|bedroom": ("turn on the bedroom lamp", "switch the bedroom lamp on",
+                              "bedroom lamp on"),
+    "deactivate|lamp|bedroom": ("turn off the bedroom lamp", "switch the bedroom lamp off",
+                                "bedroom lamp off"),
+    "bring|shirt|none": ("bring me my shirt", "get my shirt", "fetch the shirt please"),
+    "change language|french|none": ("switch the language to French",
+                                    "change the language to French", "speak French"),
+}
+
 #: espeak-ng voices (accents) and variants (voicings) making up the speakers
 VOICES = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
           "en-gb-x-gbclan", "en-gb-x-gbcwmd")
@@ -136,6 +157,11 @@ class SpeechOptions:
         snr_db: range of the additive-noise SNR in dB (default 10-30) [our choice].
         speed_jitter: +- words per minute around the speaker's base speed (default 15).
         pitch_jitter: +- espeak pitch units around the speaker's base pitch (default 8).
+        confusable: add :data:`CONFUSABLE_INTENTS` (the harder variant) [our choice].
+        reverb_rt60: range of a synthetic room's reverberation time in seconds, drawn per
+            utterance (``None``: dry) [our choice]: the clean speech is convolved with an
+            exponentially decaying Gaussian-noise impulse response (:func:`room_response`)
+            before the noise is added.
     """
 
     seed: int = 0
@@ -146,6 +172,8 @@ class SpeechOptions:
     snr_db: tuple[float, float] = (10.0, 30.0)
     speed_jitter: int = 15
     pitch_jitter: int = 8
+    confusable: bool = False
+    reverb_rt60: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         def integer(name: str, low: int, high: int) -> None:
@@ -164,6 +192,15 @@ class SpeechOptions:
         lo, hi = self.snr_db
         if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
             raise InvalidInputError("snr_db", f"= {self.snr_db!r} must be a finite (low, high)")
+        if self.reverb_rt60 is not None:
+            lo, hi = self.reverb_rt60
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi <= 3):
+                raise InvalidInputError("reverb_rt60", f"= {self.reverb_rt60!r} must be "
+                                        "(low, high) seconds with 0 < low <= high <= 3")
+
+    def intents(self) -> dict[str, tuple[str, ...]]:
+        """The intents and phrasings this data set uses."""
+        return {**INTENTS, **CONFUSABLE_INTENTS} if self.confusable else dict(INTENTS)
 
     def test_speakers(self) -> set[int]:
         """Catalogue positions of the test speakers (the last one if none falls in range)."""
@@ -207,12 +244,33 @@ def synthesize(text: str, voice: str, speed: int, pitch: int, gap: int, tmp: Pat
     return np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
 
 
+def room_response(rt60: float, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE
+                  ) -> np.ndarray:
+    """A synthetic room impulse response: the direct path (1 at ``t = 0``) plus Gaussian noise
+    decaying by 60 dB over ``rt60`` seconds (``exp(-6.908 t / rt60)``), the tail scaled to the
+    direct path's energy (a diffuse field of equal power)."""
+    n = max(2, int(round(rt60 * sample_rate)))
+    t = np.arange(n) / sample_rate
+    tail = rng.standard_normal(n) * np.exp(-6.908 * t / rt60)
+    tail[0] = 0.0
+    tail /= max(float(np.sqrt(np.sum(tail**2))), 1e-12)
+    tail[0] = 1.0
+    return tail
+
+
 def _render(clean22k: np.ndarray, rng: np.random.Generator, opts: SpeechOptions
             ) -> tuple[np.ndarray, dict[str, float]]:
-    """Resample to 16 kHz, lead silence, gain, white noise at a random SNR; int16."""
-    from scipy.signal import resample_poly
+    """Resample to 16 kHz, reverberation (``reverb_rt60``), lead silence, gain, white noise at
+    a random SNR; int16."""
+    from scipy.signal import fftconvolve, resample_poly
 
     speech = resample_poly(clean22k, 320, 441)
+    extra: dict[str, float] = {}
+    if opts.reverb_rt60 is not None:
+        rt60 = float(rng.uniform(*opts.reverb_rt60))
+        wet = fftconvolve(speech, room_response(rt60, rng))
+        speech = wet * (np.max(np.abs(speech)) / max(float(np.max(np.abs(wet))), 1e-12))
+        extra["rt60_s"] = round(rt60, 6)
     lead = int(rng.integers(0, SAMPLE_RATE // 4 + 1))
     gain = float(rng.uniform(0.5, 1.0))
     snr = float(rng.uniform(*opts.snr_db))
@@ -222,7 +280,7 @@ def _render(clean22k: np.ndarray, rng: np.random.Generator, opts: SpeechOptions
     mixed = np.clip(signal + noise, -1.0, 32767 / 32768)
     audio = np.round(mixed * 32768).astype(np.int16)
     return audio, {"lead_ms": round(1000 * lead / SAMPLE_RATE, 3), "gain": round(gain, 6),
-                   "snr_db": round(snr, 6)}
+                   "snr_db": round(snr, 6), **extra}
 
 
 def _write_tensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
@@ -241,14 +299,15 @@ def generate_speech(out: str | os.PathLike[str], options: SpeechOptions | None =
     version = espeak_version()
     catalogue = speaker_catalogue()[: opts.speakers]
     test_ids = opts.test_speakers()
-    labels = sorted(INTENTS)
+    table = opts.intents()
+    labels = sorted(table)
     speakers: list[Speaker] = []
     for i, (voice, variant) in enumerate(catalogue):
         rng = np.random.default_rng([opts.seed, 0, i])
         speakers.append(Speaker(i, voice, variant, "test" if i in test_ids else "train",
                                 int(rng.integers(130, 191)), int(rng.integers(30, 71))))
     jobs = [(s, label, text, r) for s in speakers for label in labels
-            for text in INTENTS[label][: opts.phrasings] for r in range(opts.repeats)]
+            for text in table[label][: opts.phrasings] for r in range(opts.repeats)]
     parts: dict[str, dict[str, list[Any]]] = {
         split: {"audio": [], "labels": [], "speakers": [], "meta": []}
         for split in ("train", "test")}
@@ -294,8 +353,9 @@ def generate_speech(out: str | os.PathLike[str], options: SpeechOptions | None =
         hashes[name] = sha256_file(root / name)
     manifest = {
         "format": FORMAT, "espeak_ng": version, "sample_rate": SAMPLE_RATE,
-        "options": {**asdict(opts), "snr_db": list(opts.snr_db)},
-        "intents": labels, "phrasings": {k: list(INTENTS[k][: opts.phrasings]) for k in labels},
+        "options": {**asdict(opts), "snr_db": list(opts.snr_db),
+                    "reverb_rt60": None if opts.reverb_rt60 is None else list(opts.reverb_rt60)},
+        "intents": labels, "phrasings": {k: list(table[k][: opts.phrasings]) for k in labels},
         "speakers": [asdict(s) for s in speakers], "sha256": hashes,
         "utterances": {split: part["meta"] for split, part in parts.items()},
     }
@@ -367,6 +427,19 @@ def _read_split(root: Path, name: str, digest: str) -> dict[str, np.ndarray]:
     return t
 
 
+def intent_count(root: str | os.PathLike[str] | None) -> int:
+    """The number of intents of the data set in ``root`` (its manifest), or of the standard
+    set when ``root`` holds none yet."""
+    path = Path(root) / "manifest.json" if root else None
+    if path is not None and path.is_file():
+        try:
+            return len(json.loads(path.read_text(encoding="utf-8"))["intents"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InvalidInputError("data.root", f"{str(path)!r} is not a valid manifest"
+                                    ) from None
+    return len(INTENTS)
+
+
 def feature_shape(n_mels: int = 40, seconds: float = 3.5) -> tuple[int, int, int]:
     """Shape ``(1, n_mels, frames)`` of one :func:`load_speech` input (10 ms hop)."""
     return 1, n_mels, 1 + int(round(seconds * SAMPLE_RATE)) // int(round(SAMPLE_RATE / 100))
@@ -407,6 +480,7 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
 
 
 __all__ = [
+    "CONFUSABLE_INTENTS",
     "FORMAT",
     "INTENTS",
     "SAMPLE_RATE",
@@ -418,9 +492,11 @@ __all__ = [
     "espeak_version",
     "feature_shape",
     "generate_speech",
+    "intent_count",
     "load_speech",
     "log_mel",
     "mel_filterbank",
+    "room_response",
     "speaker_catalogue",
     "synthesize",
 ]

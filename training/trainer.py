@@ -278,21 +278,31 @@ def run_classes(cfg: TrainConfig) -> int:
     the data where it can."""
     if task_kind(cfg.data.name) == "language-model":
         return language_classes(cfg)
-    return input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels)[1]
+    return input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
+                      cfg.data.root)[1]
 
 
 def run_phases(cfg: TrainConfig) -> list[tuple[str, int]]:
     """The run's phases and their epochs: SPR's pretrain / train / finetune, else one."""
+    if cfg.spr.enabled and cfg.spr.method == "magnitude":  # the same epochs, no reference
+        return [("train", cfg.spr.pretrain_epochs + cfg.epochs),
+                ("finetune", cfg.spr.finetune_epochs)]
     if cfg.spr.enabled:
         return [("pretrain", cfg.spr.pretrain_epochs), ("train", cfg.epochs),
                 ("finetune", cfg.spr.finetune_epochs)]
     return [("train", cfg.epochs)]
 
 
+def phase_seed(cfg: TrainConfig, phase: str) -> int:
+    """The init seed of a phase's model: ``seed``, or ``seed + 1`` for a pruning run's train
+    and finetune phases (so SPR, restarting after its reference, and the magnitude baseline
+    start from the same init)."""
+    return cfg.seed + (1 if phase != "pretrain" and cfg.spr.enabled else 0)
+
+
 def run_model(cfg: TrainConfig, classes: int, phase: str) -> PrunableModel:
-    """The freshly built model of a phase (SPR's train and finetune phases use seed + 1)."""
-    seed = cfg.seed + (1 if phase != "pretrain" and cfg.spr.enabled else 0)
-    return build_run_model(cfg, classes, seed)
+    """The freshly built model of a phase (:func:`phase_seed`)."""
+    return build_run_model(cfg, classes, phase_seed(cfg, phase))
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, PrunableModel]:
@@ -446,7 +456,8 @@ class Trainer:
         else:
             if self.resume and self.dist.main:
                 self.log(f"no checkpoint in {self.out}; starting afresh")
-            self.model = build_run_model(self.cfg, self.task.classes, self.cfg.seed,
+            self.model = build_run_model(self.cfg, self.task.classes,
+                                         phase_seed(self.cfg, self.phases[0][0]),
                                          initial_state(self.cfg)).to(self.dist.device)
             self.optimizer = self._optimizer(self.model, self._phase_lr(0))
             if self.dist.main:
@@ -676,19 +687,26 @@ class Trainer:
         state["channels_before"] = total_channels(self.model)
         state["parameters_before"] = sum(p.numel() for p in self.model.parameters())
         state["before_pruning"] = self._val_accuracy()
-        result = threshold_search(
-            self.model, units,
-            lambda m: evaluate(m, search, self.cfg.eval_batch_size, self.dist.device)[0],
-            tolerance=s.tolerance, weight_range=(0.0, s.weight_range), with_norm=s.with_norm)
-        pruned = {}
-        for u in units:
-            keep = [i for i, k in enumerate(result.keep[u.name]) if k]
-            pruned[u.name] = prune_channels(self.model, u, keep)
-        state["pruned"] = pruned
-        state["threshold"] = {"weight_threshold": result.weight_threshold,
-                              "fraction_threshold": result.fraction_threshold,
-                              "search_base_accuracy": result.base_accuracy,
-                              "search_accuracy": result.accuracy}
+        if s.method == "magnitude":
+            from proxcompress.training.tp_baseline import magnitude_keep
+
+            assert s.keep_counts is not None  # config validation
+            kept = magnitude_keep(self.model, units, s.keep_counts,
+                                  self.train_data.x[:2].to(self.dist.device))
+            state["threshold"] = {"method": "magnitude (Torch-Pruning group norm)",
+                                  "keep_counts": list(s.keep_counts)}
+        else:
+            result = threshold_search(
+                self.model, units,
+                lambda m: evaluate(m, search, self.cfg.eval_batch_size, self.dist.device)[0],
+                tolerance=s.tolerance, weight_range=(0.0, s.weight_range),
+                with_norm=s.with_norm)
+            kept = {u.name: [i for i, k in enumerate(result.keep[u.name]) if k] for u in units}
+            state["threshold"] = {"weight_threshold": result.weight_threshold,
+                                  "fraction_threshold": result.fraction_threshold,
+                                  "search_base_accuracy": result.base_accuracy,
+                                  "search_accuracy": result.accuracy}
+        state["pruned"] = {u.name: prune_channels(self.model, u, kept[u.name]) for u in units}
         state["after_pruning"] = self._val_accuracy()
         if self.dist.main:
             self.log(f"pruned {state['channels_before'] - total_channels(self.model)} of "
@@ -765,6 +783,7 @@ class Trainer:
             reference = self._model_for("train")
             shape = tuple(self.test_data.x.shape[1:])
             summary["spr"] = {  # accuracies before the end: on the validation split
+                "method": self.cfg.spr.method,
                 "pretrain_val_accuracy": state["pretrain_accuracy"],
                 "val_accuracy_before_pruning": state["before_pruning"],
                 "val_accuracy_after_pruning": state.get("after_pruning"),

@@ -64,18 +64,33 @@ def warm_up() -> None:
         runner(tiny, None)
 
 
+def _slowdown() -> float:
+    """How much slower than its own CPU time this process runs right now (>= 1): wall time over
+    thread CPU time of a short fixed loop. 1 on an idle machine; larger when other processes
+    share the cores, which stretches the wall time between two clock checks of any solver."""
+    start_wall, start_cpu = time.perf_counter(), time.thread_time()
+    acc = 0
+    for i in range(300_000):
+        acc ^= i * i
+    wall, cpu = time.perf_counter() - start_wall, time.thread_time() - start_cpu
+    return max(1.0, wall / max(cpu, 1e-6))
+
+
 def _check(name: str, seed: int, limit: float) -> None:
     problem = hard_instance(name, seed)
-    # One retry: a case fails only if it overshoots twice in a row, so a scheduling stall of a
-    # shared machine (another process taking the cores mid-solve) cannot fail it, while an
-    # overshoot of the code itself (deterministic) still does.
+    # One retry: a case fails only if it overshoots twice in a row; the allowance is scaled by
+    # the measured slowdown of a shared machine (another process taking the cores mid-solve
+    # stretches the wall time between clock checks), so on an idle machine the documented
+    # ALLOWANCE is what is asserted, and an overshoot of the code itself still fails.
     for _attempt in range(2):
+        allowance = ALLOWANCE * _slowdown()
         start = time.perf_counter()
         solution = RUNNERS[name](problem, limit)
         wall = time.perf_counter() - start
-        if wall <= limit + ALLOWANCE:
+        allowance = max(allowance, ALLOWANCE * _slowdown())
+        if wall <= limit + allowance:
             break
-    assert wall <= limit + ALLOWANCE, f"{name}: {wall:.3f} s at a {limit} s limit, twice"
+    assert wall <= limit + allowance, f"{name}: {wall:.3f} s at a {limit} s limit, twice"
     assert solution.seconds <= wall
     # the limit stopped it, and the status says so; the solution and bound stay valid
     assert solution.status == "time_limit", name

@@ -6,7 +6,15 @@ import pytest
 import sympy as sp
 
 from proxcompress.proofs import CheckOptions, certify, synthesize, x
-from proxcompress.proofs.catalogue import Facts, Pair, bnn, bnn_plus, bnn_plus_plus, proxconnect
+from proxcompress.proofs.catalogue import (
+    Facts,
+    Pair,
+    bnn,
+    bnn_plus,
+    bnn_plus_plus,
+    bnn_plus_plus_prox,
+    proxconnect,
+)
 from proxcompress.proofs.checks import check_backward, check_facts, check_prox
 
 
@@ -85,7 +93,9 @@ def test_wrong_declared_facts_fail() -> None:
 def test_alternative_formalizations_are_pluggable() -> None:
     latent = CheckOptions(derivative_at="latent")
     assert certify(bnn(), latent).certificate("derivative").passed
-    assert not certify(bnn_plus_plus(), latent).certificate("derivative").passed
+    assert not certify(bnn_plus_plus_prox(), latent).certificate("derivative").passed
+    # the published BNN++ takes B' at the latent, which is P(w) (P = identity): any reading
+    assert certify(bnn_plus_plus(), latent).certificate("derivative").passed
     p_of_b = CheckOptions(composition="PoB")
     cert = certify(bnn_plus(), p_of_b).certificate("decomposition")
     assert cert.passed  # sign(SS(x)) = sign(x)

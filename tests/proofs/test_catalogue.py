@@ -25,8 +25,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "bnn+": {**ALL_PASS, "decomposition": "fail", "derivative": "fail", "descent": "fail"},
     "proxconnect": ALL_PASS,
     "proxconnect-clip": ALL_PASS,
-    # at larq's beta = 5, SS_5' < 0 beyond |x| = 0.48, where P(w) lies once mu >= 1
+    # beta(mu) = 1 + mu: SS_beta'(w) < 0 for |w| > 2.3994 / beta(mu), inside [-1, 1] at mu = 4
     "bnn++": {**ALL_PASS, "descent": "fail"},
+    "bnn++-prox": ALL_PASS,
     "proxquant": ALL_PASS,
     "ternary": ALL_PASS,
     "shift": ALL_PASS,
@@ -66,7 +67,7 @@ def test_bnn_decomposes_but_evaluates_b_prime_elsewhere(
 
 
 def test_guarantee_is_stated_with_applicability(catalogue_reports: dict[str, Report]) -> None:
-    cert = catalogue_reports["bnn++"].certificate("decomposition")
+    cert = catalogue_reports["bnn++-prox"].certificate("decomposition")
     text = " ".join(cert.statements)
     assert "ProxConnect step on the composite loss l o B" in text
     assert "G R (2 + 1.5 ln t) / sqrt(t)" in text
@@ -78,7 +79,8 @@ def test_guarantee_is_stated_with_applicability(catalogue_reports: dict[str, Rep
 
 
 def test_lipschitz_constants(catalogue_reports: dict[str, Report]) -> None:
-    for name, expected in [("bnn", 1), ("binaryconnect", 1), ("bnn+", 5), ("bnn++", 5)]:
+    for name, expected in [("bnn", 1), ("binaryconnect", 1), ("bnn+", 5), ("bnn++-prox", 2),
+                           ("bnn++", 5)]:  # bnn++: sup |B'| = beta(mu) = 1 + mu, mu <= 4
         cert = catalogue_reports[name].certificate("backward")
         assert float(cert.data["lipschitz"]) == pytest.approx(expected, rel=1e-9)
     assert catalogue_reports["bnn"].certificate("backward").method == "symbolic"
@@ -106,14 +108,20 @@ def test_signswish_matches_larq_derivative() -> None:
 
 
 def test_numeric_twins() -> None:
-    pair = get_pair("bnn++")
+    pair = get_pair("bnn++-prox")
     twin = pair.numeric()
     w = np.linspace(-2, 2, 41)
     f_sym = sp.lambdify((x, mu), pair.forward)
     np.testing.assert_allclose(twin.forward(w, 2.0), f_sym(w, 2.0))
     np.testing.assert_allclose(twin.backward_derivative(w),
-                               sp.lambdify(x, signswish_derivative(x))(w), atol=1e-12)
+                               sp.lambdify(x, signswish_derivative(x, 2))(w), atol=1e-12)
     np.testing.assert_allclose(twin.prox(w, 1.0), (w + np.sign(w)) / 2)
+    published = get_pair("bnn++").numeric()  # SS_{1 + mu} on the latent, P = identity
+    np.testing.assert_allclose(published.forward(w, 3.0),
+                               sp.lambdify(x, signswish(x, 4))(w), atol=1e-12)
+    np.testing.assert_allclose(published.backward_derivative(w, 3.0),
+                               sp.lambdify(x, signswish_derivative(x, 4))(w), atol=1e-12)
+    np.testing.assert_allclose(published.prox(w, 3.0), w)
     bnn = get_pair("bnn").numeric()
     np.testing.assert_array_equal(bnn.backward_derivative(np.array([-2.0, -1.0, 0.3, 1.0, 1.5])),
                                   [0.0, 1.0, 1.0, 1.0, 0.0])
@@ -125,7 +133,7 @@ def test_each_pair_documents_maths_and_paper() -> None:
         assert pair.doc and pair.summary
         assert set(pair.expressions()) == {"F", "B", "B'", "P"}
     assert "1812.11800" in get_pair("bnn+").doc
-    assert "[U]" in get_pair("bnn++").doc
+    assert "[U]" in get_pair("bnn++").doc and "[U]" in get_pair("bnn++-prox").doc
 
 
 def test_registry() -> None:

@@ -7,7 +7,8 @@ import sympy as sp
 from scipy.optimize import brentq
 
 from proxcompress.errors import InvalidInputError
-from proxcompress.proofs.catalogue import bnn_plus, bnn_plus_plus, build_pair
+from proxcompress.proofs.catalogue import bnn_plus, build_pair
+from proxcompress.proofs.catalogue import bnn_plus_plus_prox as bnn_plus_plus
 from proxcompress.proofs.checks import CheckOptions, check_descent
 
 #: SS_beta'(x) = beta (2 - u tanh(u/2)) / (1 + cosh u), u = beta x, vanishes at u = +-U
@@ -38,7 +39,7 @@ def test_prox_point_sees_the_image_of_the_latents() -> None:
     small = CheckOptions(mu_values=(sp.Rational(1, 4),), latent_bound=sp.Rational(1, 2))
     assert check_descent(bnn_plus_plus(3), small).passed
     assert not check_descent(bnn_plus_plus(4), small).passed  # 4 * 0.6 = 2.4 > U
-    moved = build_pair("bnn++", derivative_at="latent", beta=3)
+    moved = build_pair("bnn++-prox", derivative_at="latent", beta=3)
     assert not check_descent(moved, CheckOptions(latent_bound=1)).passed
     assert check_descent(moved, CheckOptions(latent_bound=sp.Rational(3, 4))).passed
 
@@ -51,12 +52,25 @@ def test_identity_backward_and_unbounded_latents() -> None:
 
 
 def test_make_pair_parameters() -> None:
-    assert build_pair("bnn++", beta=2.0).parameters == {"beta": 2.0}
-    assert build_pair("bnn++", beta=2.0).backward == bnn_plus_plus(2).backward
+    assert build_pair("bnn++-prox", beta=2.0).parameters == {"beta": 2.0}
+    assert build_pair("bnn++-prox", beta=2.0).backward == bnn_plus_plus(2).backward
+    assert build_pair("bnn++", beta=3).parameters == {"beta": 3.0, "beta_growth": 1.0}
     for kwargs, field in (({"beta": 2, "bits": 3}, "bits"), ({"beta": float("inf")}, "beta")):
         with pytest.raises(InvalidInputError, match=field):
-            build_pair("bnn++", **kwargs)
+            build_pair("bnn++-prox", **kwargs)
     with pytest.raises(InvalidInputError, match="derivative_at"):
         build_pair("bnn", derivative_at="middle")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="latent_bound"):
         CheckOptions(latent_bound=0)
+
+
+def test_published_bnn_plus_plus_passes_iff_beta_stays_within_the_root() -> None:
+    """``SS_{beta(mu)}'`` at latents ``|w| <= c`` for ``mu`` in the grid: non-negative iff
+    ``beta(mu_max) c <= U``; the deployed limit is ``sign``."""
+    from proxcompress.proofs.catalogue import bnn_plus_plus as published
+
+    grid = CheckOptions(mu_values=(sp.Rational(1, 4), sp.Integer(1), sp.Integer(4)))
+    assert check_descent(published(sp.Rational(1, 5), sp.Rational(1, 2)), grid).passed  # 2.2
+    assert not check_descent(published(sp.Rational(1, 2), sp.Rational(1, 2)), grid).passed
+    assert check_descent(published(1, 1), CheckOptions(
+        mu_values=(sp.Integer(1),), latent_bound=sp.Rational(1, 1))).passed  # beta = 2

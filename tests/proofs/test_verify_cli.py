@@ -32,7 +32,8 @@ def test_all_exits_1_because_bnn_and_bnn_plus_fail(verify_all: tuple[int, Path, 
     data = json.loads(out_json.read_text())
     verdicts = {p["name"]: p["passed"] for p in data["pairs"]}
     assert verdicts["proxconnect"] is True and verdicts["bnn+"] is False
-    assert verdicts["bnn"] is False and verdicts["bnn++"] is False  # beta = 5: descent
+    assert verdicts["bnn"] is False and verdicts["bnn++"] is False  # descent
+    assert verdicts["bnn++-prox"] is True
     assert data["derivations"][0]["name"] == "spr" and data["derivations"][0]["passed"]
 
 
@@ -64,7 +65,7 @@ def test_name_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "proxconnect" in out and "PASS" in out and "decomposition" in out
     assert cli.main(["verify", "--name", "bnn++"]) == 1
-    assert "bnn++ / descent: B'(P(w)) < 0" in capsys.readouterr().out
+    assert "bnn++ / descent: B'(w) < 0" in capsys.readouterr().out
     assert cli.main(["verify", "--name", "bnn+"]) == 1
     out = capsys.readouterr().out
     assert "bnn+ / decomposition: F != B(P(x)): at x = 1" in out

@@ -17,9 +17,9 @@ from proxcompress.training.layers import quantized_modules
 from proxcompress.training.trainer import build_run_model, train
 
 
-def _run(tmp_path: Path, name: str, **quant: Any) -> Path:
+def _run(tmp_path: Path, name: str, mu0: float = 1000.0, **quant: Any) -> Path:
     folder = tmp_path / name
-    train(tiny_config(epochs=1, quant=quant, mu={"start": 1000.0}), folder)
+    train(tiny_config(epochs=1, quant=quant, mu={"start": mu0}), folder)
     return folder
 
 
@@ -27,8 +27,13 @@ def _run(tmp_path: Path, name: str, **quant: Any) -> Path:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     return {
-        "beta2": _run(root, "beta2", weights="bnn++", beta=2.0, activations="bnn"),
-        "beta5": _run(root, "beta5", weights="bnn++", beta=5.0),
+        "beta2": _run(root, "beta2", weights="bnn++-prox", beta=2.0, activations="bnn"),
+        "beta5": _run(root, "beta5", weights="bnn++-prox", beta=5.0),
+        # the published reading: beta(mu) = 2 + mu from mu = 0; a slow 1 + mu / 4 (mu reaches
+        # about 3 here); a constant beta = 2, whose forward never tends to sign
+        "published": _run(root, "published", 0.0, weights="bnn++"),
+        "slow": _run(root, "slow", 0.0, weights="bnn++", beta=1.0, beta_growth=0.25),
+        "constant": _run(root, "constant", 0.0, weights="bnn++", beta=2.0, beta_growth=0.0),
         "bnnp-prox": _run(root, "bnnp-prox", weights="bnn+", beta=2.0, derivative_at="prox"),
         "fp": _run(root, "fp", weights="none", keep_first=True),
     }
@@ -58,8 +63,9 @@ def test_pairs_are_the_trained_ones(runs: dict[str, Path]) -> None:
             summary = json.loads((folder / "summary.json").read_text())
             assert pairs["weights"].latent_bound == cfg.quant.latent_clip == 1.0
             grid = pairs["weights"].mu_values
-            if grid:  # the run's own range of mu, end points included
-                assert grid[0] == Fraction(1000) and grid[-1] == Fraction(f"{summary['mu']:.6g}")
+            if grid:  # the run's own range of mu, end points included (mu = 0 skipped)
+                start = cfg.mu.start or 0.25
+                assert grid[0] == Fraction(start) and grid[-1] == Fraction(f"{summary['mu']:.6g}")
 
 
 def test_mu_grid() -> None:
@@ -77,21 +83,33 @@ def test_verify_run_passes_with_the_runs_own_beta(runs: dict[str, Path], tmp_pat
     assert main(["verify", "--run", str(runs["beta2"]), "--json", str(out_json),
                  "--markdown", str(tmp_path / "r.md")]) == 1
     text = capsys.readouterr().out
-    assert "bnn++(beta=2) [weights]" in text and "bnn [activations]" in text
+    assert "bnn++-prox(beta=2) [weights]" in text and "bnn [activations]" in text
     record = json.loads(out_json.read_text())["runs"][0]
     verdicts = {p["name"]: p["passed"] for p in record["pairs"]}
-    assert verdicts == {"bnn++(beta=2) [weights]": True, "bnn [activations]": False}
+    assert verdicts == {"bnn++-prox(beta=2) [weights]": True, "bnn [activations]": False}
     failed = [c["check"] for p in record["pairs"] for c in p["checks"] if not c["passed"]]
     assert failed == ["derivative"]
     assert record["pairs_trained"][0]["parameters"] == {"beta": 2.0}
-    assert "bnn++(beta=2) [weights]" in (tmp_path / "r.md").read_text()
+    assert "bnn++-prox(beta=2) [weights]" in (tmp_path / "r.md").read_text()
+    # the published reading with beta(mu) <= 1.75 < 2.3994 over the run keeps B' >= 0 on
+    # [-1, 1]: PASS, exit 0; a constant beta passes descent but its F never tends to sign
+    assert main(["verify", "--run", str(runs["slow"])]) == 0
+    out = capsys.readouterr().out
+    assert "bnn++(beta=1, beta_growth=0.25) [weights]" in out and "PASS" in out
+    assert main(["verify", "--run", str(runs["constant"])]) == 1
+    assert "bnn++(beta=2, beta_growth=0) [weights] / facts: lim_(mu->oo) F does not take" in \
+        capsys.readouterr().out
 
 
 def test_verify_run_fails_naming_the_check(runs: dict[str, Path],
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", "--run", str(runs["beta5"])]) == 1
     out = capsys.readouterr().out
-    assert "bnn++(beta=5) [weights] / descent: B'(P(w)) < 0" in out
+    assert "bnn++-prox(beta=5) [weights] / descent: B'(P(w)) < 0" in out
+    # the published reading with beta(mu) = 1 + mu: the latents beyond 2.3994 / beta(mu)
+    assert main(["verify", "--run", str(runs["published"])]) == 1
+    assert "bnn++(beta=2, beta_growth=1) [weights] / descent: B'(w) < 0" in \
+        capsys.readouterr().out
     # BNN+ with B' moved to P(w): the derivative check passes, the decomposition still fails
     assert main(["verify", "--run", str(runs["bnnp-prox"])]) == 1
     out = capsys.readouterr().out

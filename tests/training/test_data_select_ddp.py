@@ -144,8 +144,13 @@ def test_hard_mode_uses_sign_times_scale() -> None:
     from proxcompress.training.quantizers import signswish
 
     alpha = layer.weight.abs().mean(dim=(1, 2, 3), keepdim=True)
-    torch.testing.assert_close(w, signswish(torch.sign(layer.weight), 5.0) * alpha)
+    torch.testing.assert_close(w, torch.sign(layer.weight) * alpha)  # bnn++: lim F = sign
     assert not layer.hard
+    old = BinaryConv2d(3, 4, 3, weight_quantizer="bnn++-prox", padding=1)
+    with hard_quantization(torch.nn.Sequential(old)):
+        w = old.quantized_weight()
+    alpha = old.weight.abs().mean(dim=(1, 2, 3), keepdim=True)
+    torch.testing.assert_close(w, signswish(torch.sign(old.weight), 2.0) * alpha)
 
 
 def test_scale_modes_gradients() -> None:

@@ -56,8 +56,9 @@ def test_names_and_defaults_live_in_the_registry() -> None:
 
 def test_parameters_reach_both_sides() -> None:
     pair = catalogue.get_pair("bnn++", beta=2)
-    assert pair.parameters == {"beta": 2.0}
-    assert catalogue.get_pair("bnn++") is catalogue.get_pair("BNN++", beta=5)
+    assert pair.parameters == {"beta": 2.0, "beta_growth": 1.0}  # the growth's default
+    assert catalogue.get_pair("bnn++") is catalogue.get_pair("BNN++", beta=1)
+    assert catalogue.get_pair("bnn++-prox").parameters == {"beta": 2.0}
     assert pair is not catalogue.get_pair("bnn++")
     twin = pair.numeric()
     q = quantizers.get_quantizer("bnn++", beta=2)

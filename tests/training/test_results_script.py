@@ -133,10 +133,10 @@ def test_page_reports_the_run_folders(results: ModuleType, tmp_path: Path) -> No
 
 
 def test_verdict_is_the_rows_own_pair(results: ModuleType, tmp_path: Path) -> None:
-    """The verdict column certifies the config the row trained with: BNN++ at beta = 5 fails
+    """The verdict column certifies the config the row trained with: bnn++-prox at beta = 5 fails
     ``descent``, at beta = 2 passes; with binary activations BNN's pair fails ``derivative``."""
     rows = results.rows()
-    bc, row = _row(results, "mlp-bc"), _row(results, "mlp-bnnpp")
+    bc, row = _row(results, "mlp-bc"), _row(results, "mlp-bnnpp-prox")
     bc_act = _row(results, "mlp-bc-act")
     for lr in results.LR_GRID:
         _fake_run(results, tmp_path, bc, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 1e-3 else 80.0)
@@ -229,6 +229,29 @@ def test_workers_train_exactly_what_the_command_line_trains(
     lines.clear()
     results.run_all([row], [0, 1, 3], runs, 2, lines.append, False)
     assert lines == []
+
+
+def test_long_budget_takes_the_smallest_converged_epochs(results: ModuleType, tmp_path: Path
+                                                         ) -> None:
+    """The long table's epochs: the cheapest candidate within ``LONG_PLATEAU`` validation
+    points of the best; its binary rows inherit them (and the quick table's learning rate)."""
+    rows = results.rows()
+    fp, long_fp = _row(results, "mlp-fp"), _row(results, "long-mlp-fp")
+    for lr in results.LR_GRID:
+        _fake_run(results, tmp_path, fp, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 3e-3 else 85.0)
+    vals = dict(zip(results.LONG_EPOCHS, (88.0, 89.85, 90.0, 89.9), strict=True))
+    for epochs, val in vals.items():
+        _fake_run(results, tmp_path, long_fp, {"optim.lr": 3e-3, "epochs": epochs}, 0, 50.0, val)
+    choices = results.Choices(rows, tmp_path)
+    assert choices.chosen(long_fp) == {"optim.lr": 3e-3, "epochs": 15}
+    bc = _row(results, "long-mlp-bc")
+    assert choices.candidates(bc) is None  # waits for the quick BC's learning rate
+    for lr in results.LR_GRID:
+        _fake_run(results, tmp_path, _row(results, "mlp-bc"), {"optim.lr": lr}, 0, 80.0,
+                  90.0 if lr == 1e-3 else 85.0)
+    choices = results.Choices(rows, tmp_path)
+    assert choices.candidates(bc) == [{"epochs": 15, "optim.lr": 1e-3}]
+    assert results.Choices(rows, tmp_path).config(bc)["epochs"] == 15
 
 
 def test_tensor_train_table_chooses_on_validation_perplexity(results: ModuleType,

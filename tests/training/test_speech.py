@@ -126,6 +126,8 @@ def test_log_mel_of_a_tone_peaks_at_its_filter() -> None:
     ({"test_every": 1}, "test_every"),
     ({"seed": -1}, "seed"),
     ({"snr_db": (30.0, 10.0)}, "snr_db"),
+    ({"reverb_rt60": (0.0, 0.5)}, "reverb_rt60"),
+    ({"reverb_rt60": (0.9, 0.5)}, "reverb_rt60"),
 ])
 def test_bad_options_name_the_field(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(InvalidInputError) as info:
@@ -198,3 +200,42 @@ def test_feature_shape_matches_load_speech_frames() -> None:
     assert feature_shape() == (1, 40, 351)
     wav = torch.zeros(2, int(3.5 * 16000))
     assert tuple(log_mel(wav).shape[1:]) == feature_shape()[1:]
+
+
+def test_room_response_decays_by_60_db_over_rt60() -> None:
+    """Direct path 1, a tail of the direct path's energy whose envelope falls 60 dB in rt60."""
+    from proxcompress.training.speech import room_response
+
+    h = room_response(0.5, np.random.default_rng(0), sample_rate=16000)
+    assert h.shape == (8000,) and h[0] == 1.0
+    assert np.sum(h[1:] ** 2) == pytest.approx(1.0, rel=1e-9)
+    first, last = (float(np.sum(h[a:a + 800] ** 2)) for a in (1, 7200))
+    # energy envelope exp(-2 * 6.908 t / rt60): 0.45 s apart -> about -56 dB (noisy estimate)
+    assert 10 * np.log10(last / first) == pytest.approx(-6.908 * 2 * 0.45 / 0.5 * 10 / np.log(10),
+                                                        abs=6.0)
+
+
+@needs_espeak
+def test_harder_variant_adds_confusable_intents_and_reverberation(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]
+                                                                  ) -> None:
+    """``--confusable --reverb --snr``: the intents of the manifest (and so the class count of
+    ``input_spec``) grow, every utterance records its room, bad ranges are refused first."""
+    from proxcompress.cli import main
+    from proxcompress.training.data import input_spec
+    from proxcompress.training.speech import CONFUSABLE_INTENTS
+
+    out = tmp_path / "hard"
+    assert main(["data", "speech", "--out", str(out), "--speakers", "2", "--phrasings", "1",
+                 "--test-every", "2", "--confusable", "--reverb", "0.3,0.6",
+                 "--snr", "0,10"]) == 0
+    n = len(INTENTS) + len(CONFUSABLE_INTENTS)
+    assert f'"intents": {n}' in capsys.readouterr().out
+    assert input_spec("speech", root=str(out))[1] == n
+    assert input_spec("speech", root=str(tmp_path / "none"))[1] == len(INTENTS)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for record in manifest["utterances"]["train"]:
+        assert 0.3 <= record["rt60_s"] <= 0.6 and 0.0 <= record["snr_db"] <= 10.0
+    for argv in (["--reverb", "0.5"], ["--snr", "a,b"], ["--reverb", "0.9,0.2"]):
+        assert main(["data", "speech", "--out", str(tmp_path / "x"), *argv]) == 2
+    assert not (tmp_path / "x").exists()

@@ -36,6 +36,7 @@ def tiny_spr_config(**extra: Any) -> TrainConfig:
         quant={"weights": "none", "keep_first": True},
         optim={"name": "sgd", "lr": 0.05, "batch_size": 64},
         spr={"enabled": True, "lam": 5.0, "alpha": 0.1, "pretrain_epochs": 1,
-             "finetune_epochs": 1, "tolerance": 5.0, "search_samples": 96},
+             "finetune_epochs": 1, "tolerance": 5.0, "search_samples": 96,
+             **extra.pop("spr", {})},
         **extra,
     )

@@ -1,0 +1,165 @@
+"""Binary activations that stay packed between binary layers: BatchNorm + sign as one per-channel
+integer threshold, pooling on packed bits, and the direct binary conv that reads packed NHWC
+words and writes them.
+
+A binary layer's integer accumulator ``acc`` (``k - 2 popcount``) is followed, in a trained
+network, by a per-channel affine map (the layer's scale and bias, then BatchNorm, folded into
+``alpha * acc + beta``), a monotone activation (hardtanh, identity) and the next layer's sign.
+For integer ``acc`` the sign of ``alpha * acc + beta`` is a comparison with one integer per
+channel: ``negative == (acc < t) ^ flip`` (:func:`sign_thresholds`), so the next layer's packed
+bit is one compare, never a float. Max-pooling commutes with a monotone non-decreasing map such
+as sign, and the max of +-1 values is -1 only where all are -1: the pooled bit is the AND of the
+window's bits (:func:`max_pool_packed`).
+
+Every function has a NumPy twin (``backend="numpy"``) and a numba backend, equal bit for bit.
+Packed activations are NHWC words: bit ``c % 64`` of word ``[n, h, w, c // 64]`` is channel
+``c`` (set = -1), padding bits 0 -- the layout of ``cpu.pack_channels``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from numba import parallel_chunksize
+
+from proxcompress.errors import InvalidInputError
+
+from ._checks import check_array
+from .formats import pack_negative_mask
+
+__all__ = ["sign_thresholds", "threshold_pack", "max_pool_packed", "binary_conv2d_packed"]
+
+PackedBackend = Literal["numpy", "numba"]
+_I32 = np.iinfo(np.int32)
+
+
+def sign_thresholds(alpha: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Integer thresholds ``t`` (int32) and flips (bool) with, for every int32 ``acc``,
+    ``(alpha * acc + beta < 0) == ((acc < t) ^ flip)`` per channel, in exact real arithmetic
+    of the float64 values of ``alpha`` and ``beta`` (a float32 evaluation can differ where
+    ``alpha * acc + beta`` rounds across 0).
+
+    ``alpha > 0``: ``t = ceil(-beta / alpha)``, no flip; ``alpha < 0``: negative where ``acc >
+    -beta / alpha``, i.e. not ``acc < floor(-beta / alpha) + 1``; ``alpha == 0``: the sign of
+    ``beta`` for every ``acc``.
+    """
+    a = np.asarray(alpha, np.float64)
+    b = np.asarray(beta, np.float64)
+    if a.ndim != 1 or b.shape != a.shape:
+        raise InvalidInputError("beta", f"shape {b.shape} must equal alpha's 1-D {a.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise InvalidInputError("alpha", "alpha and beta must be finite")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(a != 0, -b / np.where(a != 0, a, 1.0), 0.0)
+    t = np.where(a > 0, np.ceil(r), np.floor(r) + 1)
+    t = np.clip(t, _I32.min, _I32.max)
+    # the division rounds: move each t to the exact boundary (at most a step either way)
+    for _ in range(2):
+        neg_at_t = a * t + b < 0  # must be False (a > 0) / True (a < 0) at t
+        neg_below = a * (t - 1) + b < 0  # must be True (a > 0) / False (a < 0) below t
+        t = np.where((a > 0) & neg_at_t, t + 1, t)
+        t = np.where((a > 0) & ~neg_below & ~neg_at_t, t - 1, t)
+        t = np.where((a < 0) & ~neg_at_t, t + 1, t)
+        t = np.where((a < 0) & neg_below, t - 1, t)
+        t = np.clip(t, _I32.min, _I32.max)
+    flip = a < 0
+    const = a == 0  # negative everywhere iff beta < 0: t = max int, flip where beta >= 0
+    t = np.where(const, _I32.max, t)
+    flip = np.where(const, b >= 0, flip)
+    return t.astype(np.int32), flip.astype(bool)
+
+
+def _check_thresholds(t: Any, flip: Any, n: int) -> None:
+    check_array("t", t, ndim=1, dtype=np.int32)
+    check_array("flip", flip, ndim=1, dtype=np.bool_)
+    if t.shape != (n,) or flip.shape != (n,):
+        raise InvalidInputError("t", f"t and flip need shape ({n},), got {t.shape}, "
+                                f"{flip.shape}")
+
+
+def threshold_pack(acc: Any, t: Any, flip: Any, backend: PackedBackend = "numba") -> np.ndarray:
+    """Packed signs of the thresholded int32 ``acc`` (..., C): bit ``(acc < t) ^ flip`` per
+    channel (last axis), uint64 words (..., ceil(C / 64)), padding bits 0."""
+    check_array("acc", acc, dtype=np.int32, contiguous=backend == "numba")
+    if acc.ndim < 1:
+        raise InvalidInputError("acc", "must have at least one dimension")
+    _check_thresholds(t, flip, acc.shape[-1])
+    if backend == "numpy":
+        return pack_negative_mask((acc < t) ^ flip)
+    if backend != "numba":
+        raise InvalidInputError("backend", f"{backend!r} is not one of ('numpy', 'numba')")
+    from . import cpu_packed
+
+    flat = acc.reshape(-1, acc.shape[-1])
+    out = np.empty((flat.shape[0], -(-acc.shape[-1] // 64)), np.uint64)
+    cpu_packed.threshold_pack_rows(flat, t, flip, out)
+    return out.reshape(*acc.shape[:-1], out.shape[1])
+
+
+def max_pool_packed(words: Any, kernel: int, stride: int | None = None,
+                    backend: PackedBackend = "numba") -> np.ndarray:
+    """Max-pooling of packed +-1 activations (N, H, W, Q) words, no padding: the AND of the
+    window's words (-1 only where every value is -1). Output (N, Ho, Wo, Q) with ``Ho = (H -
+    kernel) // stride + 1``."""
+    check_array("words", words, ndim=4, dtype=np.uint64, contiguous=backend == "numba")
+    stride = kernel if stride is None else stride
+    for field, v in (("kernel", kernel), ("stride", stride)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise InvalidInputError(field, f"= {v!r}: expected an int >= 1")
+    n, h, w, q = words.shape
+    if kernel > min(h, w):
+        raise InvalidInputError("kernel", f"= {kernel} exceeds the input's {h} x {w}")
+    ho, wo = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    if backend == "numpy":
+        out = np.full((n, ho, wo, q), np.uint64(2**64 - 1))
+        for i in range(kernel):
+            for j in range(kernel):
+                out &= words[:, i:i + stride * (ho - 1) + 1:stride,
+                             j:j + stride * (wo - 1) + 1:stride]
+        return out
+    if backend != "numba":
+        raise InvalidInputError("backend", f"{backend!r} is not one of ('numpy', 'numba')")
+    from . import cpu_packed
+
+    out = np.empty((n, ho, wo, q), np.uint64)
+    cpu_packed.max_pool_words(words, kernel, stride, out)
+    return out
+
+
+def binary_conv2d_packed(words: Any, w_taps: Any, n_ch: int, stride: tuple[int, int],
+                         padding: tuple[int, int], dilation: tuple[int, int], pad_sum: Any,
+                         t: Any, flip: Any, backend: PackedBackend = "numba") -> np.ndarray:
+    """Direct binary conv of packed NHWC input ``words`` (N, H, W, Q) with the per-tap weight
+    words ``w_taps`` (kh, kw, Q, O) and the padding term ``pad_sum`` (kh, kw, O) of
+    ``cpu.binary_conv_direct``, thresholded per output channel and packed: (N, Ho, Wo,
+    ceil(O / 64)) words of ``(acc < t) ^ flip``. No float and no unpacked activation exists."""
+    check_array("words", words, ndim=4, dtype=np.uint64, contiguous=True)
+    check_array("w_taps", w_taps, ndim=4, dtype=np.uint64, contiguous=True)
+    if w_taps.shape[2] != words.shape[3]:
+        raise InvalidInputError("w_taps", f"has {w_taps.shape[2]} words per tap, the input "
+                                f"{words.shape[3]}")
+    n_out = w_taps.shape[3]
+    _check_thresholds(t, flip, n_out)
+    n, h, w, _ = words.shape
+    kh, kw = w_taps.shape[:2]
+    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    if min(ho, wo) < 1:
+        raise InvalidInputError("w_taps", f"kernel ({kh}, {kw}) does not fit the input")
+    from . import cpu
+
+    if backend == "numpy":
+        acc = np.empty((n, n_out, ho, wo), np.int32)
+        cpu.binary_conv_direct(words, w_taps, n_ch, stride, padding, dilation, pad_sum, acc)
+        return threshold_pack(np.ascontiguousarray(acc.transpose(0, 2, 3, 1)), t, flip,
+                              backend="numpy")
+    if backend != "numba":
+        raise InvalidInputError("backend", f"{backend!r} is not one of ('numpy', 'numba')")
+    from . import cpu_packed
+
+    out = np.empty((n, ho, wo, -(-n_out // 64)), np.uint64)
+    with parallel_chunksize(cpu._chunked(n * ho)):
+        cpu_packed.binary_conv_threshold(words, w_taps, n_ch, stride, padding, dilation,
+                                         pad_sum, t, flip, out)
+    return out

@@ -1,0 +1,92 @@
+"""Packed binary activations (kernels.packed): thresholds exact against brute force, numba equal
+to the NumPy twins, max-pooling of packed words equal to max of the +-1 values, and the packed
+conv equal to conv + BatchNorm-style affine + sign computed in float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxcompress.errors import InvalidInputError
+from proxcompress.kernels import cpu, packed, unpack_signs
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(-5, 5, allow_nan=False), st.floats(-300, 300)),
+                min_size=1, max_size=6))
+def test_thresholds_equal_the_sign_of_the_affine_map(pairs: list[tuple[float, float]]) -> None:
+    alpha = np.array([a for a, _ in pairs])
+    beta = np.array([b for _, b in pairs])
+    alpha[::3] = np.round(alpha[::3])  # integer slopes and exact ties too
+    beta[1::2] = np.round(beta[1::2])
+    t, flip = packed.sign_thresholds(alpha, beta)
+    acc = np.arange(-400, 401)[:, None]
+    np.testing.assert_array_equal((acc < t) ^ flip, alpha * acc + beta < 0)
+
+
+def test_thresholds_reject_bad_input() -> None:
+    with pytest.raises(InvalidInputError, match="beta"):
+        packed.sign_thresholds(np.ones(3), np.ones(2))
+    with pytest.raises(InvalidInputError, match="alpha"):
+        packed.sign_thresholds(np.array([np.inf]), np.zeros(1))
+
+
+@pytest.mark.parametrize("channels", [1, 63, 64, 65, 200])
+def test_threshold_pack_numba_equals_twin(channels: int) -> None:
+    rng = np.random.default_rng(channels)
+    acc = rng.integers(-50, 50, (3, 5, channels)).astype(np.int32)
+    t = rng.integers(-20, 20, channels).astype(np.int32)
+    flip = rng.random(channels) < 0.5
+    twin = packed.threshold_pack(acc, t, flip, backend="numpy")
+    np.testing.assert_array_equal(packed.threshold_pack(acc, t, flip), twin)
+    signs = unpack_signs(twin, channels)
+    np.testing.assert_array_equal(signs == -1, (acc < t) ^ flip)
+
+
+@pytest.mark.parametrize(("kernel", "stride"), [(2, 2), (3, 1), (2, 1)])
+def test_max_pool_of_packed_words_is_the_max_of_signs(kernel: int, stride: int) -> None:
+    rng = np.random.default_rng(kernel * 10 + stride)
+    x = rng.standard_normal((2, 70, 7, 6)).astype(np.float32)  # N, C, H, W
+    neg = x < 0
+    words = np.empty((2, 7, 6, 2), np.uint64)
+    cpu.pack_channels(neg, words)
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(np.where(neg, -1.0, 1.0)), kernel,
+                                          stride).numpy()
+    for backend in ("numpy", "numba"):
+        got = packed.max_pool_packed(words, kernel, stride, backend=backend)
+        signs = unpack_signs(got, 70).astype(np.float64).transpose(0, 3, 1, 2)
+        np.testing.assert_array_equal(signs, want)
+    with pytest.raises(InvalidInputError, match="kernel"):
+        packed.max_pool_packed(words, 9)
+
+
+CONV_CASES = [(16, 32, 1, 1), (70, 5, 0, 2), (3, 65, 2, 1)]
+
+
+@pytest.mark.parametrize(("c", "o", "pad", "stride"), CONV_CASES)
+def test_packed_conv_equals_float64_conv_affine_sign(c: int, o: int, pad: int,
+                                                    stride: int) -> None:
+    rng = np.random.default_rng(c + o)
+    x = np.where(rng.random((2, c, 9, 8)) < 0.5, -1.0, 1.0)
+    w = np.where(rng.random((o, c, 3, 3)) < 0.5, -1.0, 1.0)
+    alpha = rng.standard_normal(o)
+    beta = rng.standard_normal(o) * 5
+    alpha[0] = 0.0
+    xw = np.empty((2, 9, 8, -(-c // 64)), np.uint64)
+    cpu.pack_channels(x < 0, xw)
+    from proxcompress.kernels.formats import pack_negative_mask
+
+    w_taps = np.ascontiguousarray(pack_negative_mask(w.transpose(2, 3, 0, 1) < 0)
+                                  .transpose(0, 1, 3, 2))
+    pad_sum = np.zeros((3, 3, o), np.int64)
+    t, flip = packed.sign_thresholds(alpha, beta)
+    y = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), None, stride,
+                                   pad).numpy()
+    want = alpha[None, :, None, None] * y + beta[None, :, None, None] < 0
+    for backend in ("numpy", "numba"):
+        got = packed.binary_conv2d_packed(xw, w_taps, c, (stride, stride), (pad, pad), (1, 1),
+                                          pad_sum, t, flip, backend=backend)
+        np.testing.assert_array_equal(unpack_signs(got, o).transpose(0, 3, 1, 2) == -1, want)

@@ -1,0 +1,123 @@
+"""The binary GEMM's per-CPU inner loops (kernels.simd): the path table, the panel layout, the
+popcount probe, and every x86 path compiled in its own process (NUMBA_CPU_NAME / FEATURES)
+against the NumPy twin, with the instructions each must use."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from proxcompress.kernels import binary_matmul, cpu, pack_signs, simd
+
+
+def test_detected_path_is_the_first_the_target_supports() -> None:
+    _, enabled = simd.target_features()
+    chosen = simd.detect()
+    assert set(chosen.requires) <= enabled
+    for path in simd.PATHS.values():  # every path listed before it needs a missing feature
+        if path == chosen:
+            break
+        assert not set(path.requires) <= enabled
+    assert cpu.PATH == chosen and cpu.TILE_COLS == chosen.lanes * chosen.cols
+
+
+def test_forced_env_names_the_path_features() -> None:
+    for name, path in simd.PATHS.items():
+        env = simd.forced_env(name)
+        assert env["NUMBA_CPU_NAME"] == simd.FORCE_CPU[name]
+        assert {f[1:] for f in env["NUMBA_CPU_FEATURES"].split(",") if f} == set(path.requires)
+
+
+@pytest.mark.parametrize("n", [1, cpu.TILE_COLS - 1, cpu.TILE_COLS, 2 * cpu.TILE_COLS + 3])
+def test_panels_are_word_major_tiles_padded_with_zero(n: int) -> None:
+    rng = np.random.default_rng(n)
+    b = rng.integers(0, 2**63, (n, 5), dtype=np.uint64)
+    panels = cpu.panels_for(b)
+    tiles = -(-n // cpu.TILE_COLS)
+    padded = np.zeros((tiles * cpu.TILE_COLS, 5), np.uint64)
+    padded[:n] = b
+    want = padded.reshape(tiles, cpu.TILE_COLS, 5).transpose(0, 2, 1).reshape(-1, cpu.TILE_COLS)
+    np.testing.assert_array_equal(panels, want)
+
+
+def test_popcount_probe_equals_its_python_twin() -> None:
+    iters, out = 5, np.zeros(2, np.uint64)
+    cpu.popcount_probe(iters, out)
+    mask = (1 << 64) - 1
+    total = 0
+    for c in range(simd.PROBE_CHAINS):
+        for lane in range(cpu.PATH.lanes):
+            v = iters * ((0x9E3779B97F4A7C15 * (c + 1 + lane)) % (1 << 63)) & mask
+            for _ in range(iters):
+                v = bin(v).count("1")
+            total += v
+    assert out.tolist() == [total & mask] * 2
+
+
+@pytest.mark.parametrize("m", [0, 1, 3, 4, 5, 9])
+def test_ragged_tiles_equal_the_twin(m: int) -> None:
+    rng = np.random.default_rng(m)
+    for n in (1, cpu.TILE_COLS - 1, cpu.TILE_COLS + 1):
+        for k in (1, 64 * 16, 64 * 16 + 65, 64 * 33 - 1):
+            aw = pack_signs(rng.standard_normal((m, k)))
+            bw = pack_signs(rng.standard_normal((n, k)))
+            np.testing.assert_array_equal(binary_matmul(aw, bw, k, backend="numba"),
+                                          binary_matmul(aw, bw, k, backend="numpy"))
+
+
+_PATH_SCRIPT = textwrap.dedent("""
+    import json, re, sys
+    import numpy as np
+    from proxcompress.kernels import binary_matmul, cpu, pack_signs
+    rng = np.random.default_rng(0)
+    bad = []
+    for m in (1, 2, 3, 5, 9):
+        for n in (1, 7, 33, 70):
+            for k in (1, 63, 64, 65, 1000, 64 * 16 + 5, 64 * 33):
+                aw = pack_signs(rng.standard_normal((m, k)))
+                bw = pack_signs(rng.standard_normal((n, k)))
+                if not np.array_equal(binary_matmul(aw, bw, k, backend="numba"),
+                                      binary_matmul(aw, bw, k, backend="numpy")):
+                    bad.append([m, n, k])
+    asm = "\\n".join(cpu.binary_gemm.inspect_asm().values())
+    ops = {op: len(re.findall(r"\\t" + op + r"\\s", asm))
+           for op in ("vpopcntq", "vpternlogq", "vpshufb")}
+    ops["zmm"] = asm.count("zmm")
+    print(json.dumps({"path": cpu.PATH.name, "bad": bad, "ops": ops}))
+""")
+
+
+def _host_features() -> set[str]:
+    import llvmlite.binding as ll
+
+    return {f for f, on in ll.get_host_cpu_features().items() if on}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 paths")
+@pytest.mark.parametrize("name", list(simd.PATHS))
+def test_each_x86_path_compiled_apart_equals_the_twin(name: str, tmp_path: Path) -> None:
+    path = simd.PATHS[name]
+    if not set(path.requires) <= _host_features():
+        pytest.skip(f"this CPU lacks {path.requires}")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), **simd.forced_env(name))
+    proc = subprocess.run([sys.executable, "-c", _PATH_SCRIPT], env=env, capture_output=True,
+                          text=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["path"] == name and got["bad"] == []
+    ops = got["ops"]
+    if name == "avx512-vpopcntdq":  # Intel tuning (sapphirerapids) must not fall back to ymm
+        assert ops["vpopcntq"] > 0 and ops["zmm"] > 0
+    elif name == "avx512":
+        assert ops["vpternlogq"] > 0 and ops["vpopcntq"] == 0 and ops["zmm"] > 0
+    else:
+        assert ops["vpopcntq"] == 0 and ops["zmm"] == 0 and ops["vpternlogq"] == 0

@@ -1,0 +1,79 @@
+"""Exported binary models keep binary activations packed between binary layers (numba backend):
+the plan finds the chains, the outputs equal the node-by-node run and torch eval, predictions
+are equal, exact zeros fall back to floats, and residual (add) graphs still run correctly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from proxcompress.kernels.model import load
+from proxcompress.training.exporter import export
+from proxcompress.training.layers import hard_quantization
+from proxcompress.training.models import build_model, calibrate_batchnorm
+from proxcompress.training.quantize import QuantRecipe, quantize_model
+
+
+def _model(name: str) -> nn.Module:
+    if name == "mlp":
+        model = build_model("mlp", hidden=(96, 80), activation="hardtanh", seed=0)
+        model = quantize_model(model, QuantRecipe("bnn", "bnn", keep_first=False))
+    elif name == "cnn":
+        model = build_model("vgg", width=16, stages=(1, 1, 1), activation="hardtanh", seed=0)
+        model = quantize_model(model, QuantRecipe("bnn", "bnn"))
+    else:  # residual: ReActNet-style shortcuts around binary convs
+        model = build_model("resnet20", width=16, blocks=1, activation="hardtanh", seed=0)
+        model = quantize_model(model, QuantRecipe("bnn", "bnn"))
+    return calibrate_batchnorm(model, (1, 28, 28), samples=128, seed=3).eval()
+
+
+PLANS = {"mlp": ({"fc0"}, {"fc1"}), "cnn": ({"conv0_0", "conv1_0"}, {"conv1_0", "conv2_0"})}
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "resnet"])
+def test_packed_chains_equal_node_by_node_and_torch(name: str, tmp_path: Path) -> None:
+    model = _model(name)
+    x = torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(7))
+    export(model, tmp_path / name, example=x[:8])
+    fast = load(tmp_path / name, backend="numba")
+    plain = load(tmp_path / name, backend="numba", fold_batchnorm=False)
+    if name in PLANS:
+        producers, consumers = PLANS[name]
+        assert {n for n, r in fast.packed.items() if "produce" in r} == producers
+        assert {n for n, r in fast.packed.items() if "consume" in r} == consumers
+    got, ref = fast(x.numpy()), plain(x.numpy())
+    with torch.no_grad(), hard_quantization(model):
+        want = model(x).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))
+    assert (got.argmax(1) == want.argmax(1)).all()
+
+
+@pytest.mark.parametrize(("bias0", "packed_out"), [(-64.0, False), (-63.5, True)])
+def test_exact_zero_output_falls_back_to_float(bias0: float, packed_out: bool) -> None:
+    """Row 0 of the weights is all +1 and the input all +1, so acc = 64; a bias of -64 makes
+    the output exactly 0 (torch's sign gives 0, which bits cannot hold): the layer returns the
+    float output instead; -63.5 keeps it packed, with the right bits."""
+    from proxcompress.kernels import model as km
+    from proxcompress.kernels import pack_signs, unpack_signs
+
+    w = np.ones((3, 64), np.float32)
+    w[1, ::2] = -1  # acc 0
+    w[2] = -1  # acc -64
+    tensors = {"w": pack_signs(w), "s": np.ones(3, np.float32),
+               "b": np.array([bias0, 5.0, 1.0], np.float32)}
+    raw = {"name": "b", "op": "binary_linear", "inputs": ["x"],
+           "attrs": {"k": 64, "input": {"kind": "binary", "scale": 1.0}},
+           "tensors": {"words": "w", "scale": "s", "bias": "b"}}
+    run = km._binary_packed(km._Node(raw, tensors, 0), {"produce", "consume"})
+    x = km._Packed(np.zeros((2, 1), np.uint64))  # two rows of +1
+    y = run(x)
+    if packed_out:
+        assert isinstance(y, km._Packed)
+        np.testing.assert_array_equal(unpack_signs(y.words, 3), [[1, 1, -1]] * 2)
+    else:
+        assert isinstance(y, np.ndarray)
+        np.testing.assert_array_equal(y, [[0.0, 5.0, -63.0]] * 2)
