@@ -14,8 +14,9 @@ tensor_train`):
   fixed at 3e-3, not swept): dense, low-rank, MPO and MPS at the first budget.
 
 After the training runs, :func:`timing` measures one LSTM step of every LM row's architecture
-(contracted and rebuilt-dense paths, batch 1 and 64, both cores, nothing else of this script
-running) with ``benchmarks/tensor_train.py``'s :func:`lstm_step_times`, and :func:`plot` draws
+(contracted and rebuilt-dense paths, batch 1 and 64, under the script's slots, nothing else
+of it running; one torch thread) with ``benchmarks/tensor_train.py``'s :func:`lstm_step_times`, and
+:func:`plot` draws
 test perplexity against LSTM parameters.
 """
 
@@ -64,8 +65,10 @@ SPEECH_BASE: dict[str, Any] = {
     "optim": {"name": "adam", "lr": 0.003, "schedule": "cosine", "batch_size": 64,
               "clip_norm": 1.0},
 }
-#: timing: batches of one LSTM step, rounds
+#: timing: batches of one LSTM step, rounds, torch threads (one: on the shared 2-core machine
+#: two threads made even nn.Linear slower than one, docs/benchmarks.md)
 TIMING_BATCHES = [1, 64]
+TIMING_THREADS = 1
 TIMING_REPEATS = 40
 TIMING = "tt-timing.json"
 PLOT = "tt_perplexity.png"
@@ -171,7 +174,7 @@ def timing(choices: Any, seeds: list[int] | None, runs: Path,
 
     lstm = LM_BASE["model"]["lstm"]
     log(f"timing one LSTM step of {len(specs)} architectures (batches {TIMING_BATCHES})")
-    torch.set_num_threads(2)
+    torch.set_num_threads(TIMING_THREADS)
     rows_ = lstm_step_times(lstm["embedding"], lstm["hidden"], specs, TIMING_BATCHES,
                             TIMING_REPEATS)
     result = {"key": key, "device": cpu_device(), "batches": TIMING_BATCHES,
