@@ -15,9 +15,8 @@ tensor_train`):
 
 After the training runs, :func:`timing` measures one LSTM step of every LM row's architecture
 (contracted and rebuilt-dense paths, batch 1 and 64, under the script's slots, nothing else
-of it running; one torch thread) with ``benchmarks/tensor_train.py``'s :func:`lstm_step_times`, and
-:func:`plot` draws
-test perplexity against LSTM parameters.
+of it running; one torch thread) with ``benchmarks/tensor_train.py``'s
+:func:`lstm_step_times`, and :func:`plot` draws test perplexity against LSTM parameters.
 """
 
 from __future__ import annotations
