@@ -105,7 +105,25 @@ SELECT_SECONDS = 300
 #: the tables, in page order
 TABLES = {"binary": "binary MLP / CNN", "spr": "SPR", "mulfree": "multiplication-free CNN",
           "speech": "spoken commands", "speech-hard": "spoken commands, harder variant",
-          "long": "long budget (binary MLP / CNN)", "tt": "tensor-train LSTMs"}
+          "long": "long budget (binary MLP / CNN)", "vit": "vision transformers",
+          "tt": "tensor-train LSTMs", "s3init": "S3 initialization scale",
+          "robust": "robustness (evaluation only)", "transfer": "DenseShift transfer"}
+
+#: the transfer study: pre-train on these Fashion-MNIST classes, fine-tune on the others
+SOURCE_CLASSES = [0, 1, 2, 3, 4]
+TARGET_CLASSES = [5, 6, 7, 8, 9]
+#: DenseShift's "default" (not low-variance) latent init: Kaiming's scale for these convs
+#: (sqrt(2 / fan) = 0.06-0.12 for 3x3 convs of 16-64 channels)
+KAIMING_STD = 0.1
+
+#: the robustness study evaluates these rows' finished runs (test set only); the first two are
+#: the full-precision references of the distance rows
+ROBUST_ROWS = ["cnn-fp", "cnn-fp-distance-lr", "cnn-euclid", "cnn-adder"]
+ROBUST = "robustness.json"
+
+#: the S3 initialization study: every latent of the shift layers times these (powers of 2, so
+#: DeepShift-Q's calibrated range follows exactly)
+INIT_SCALES = [1 / 16, 1 / 4, 1.0, 4.0, 16.0]
 
 #: the long-budget table: epochs swept on the full-precision model, the smallest within
 #: LONG_PLATEAU validation points of the best candidate wins (its convergence point)
@@ -136,7 +154,8 @@ MULFREE: list[tuple[str, str, dict[str, Any], dict[str, list[Any]], dict[str, st
     ("s3-4bit", "S3, 4-bit", {"method": "s3", "bits": 4, "freezing_every": FREEZING_EVERY},
      {"optim.lr": LR_GRID}, {}),
     ("euclid", "EuclidNet (homotopy from the product)", {"method": "euclid"},
-     {"optim.lr": [3e-3, 1e-2, 3e-2], "mulfree.homotopy.ramp": [0.25, 0.5]}, {}),
+     # the first sweep (3e-3 .. 3e-2) chose its edge, 3e-2: extended to 1e-1
+     {"optim.lr": [3e-3, 1e-2, 3e-2, 1e-1], "mulfree.homotopy.ramp": [0.25, 0.5]}, {}),
     # an AdderNet run costs about 6 EuclidNet runs: it takes EuclidNet's choices
     ("adder", "AdderNet L1 (homotopy from the product)", {"method": "adder"}, {},
      {"optim.lr": "cnn-euclid", "mulfree.homotopy.ramp": "cnn-euclid"}),
@@ -170,6 +189,56 @@ SPEECH: list[tuple[str, str, dict[str, Any] | None]] = [
     ("denseshift", "DenseShift, 3-bit zero-free", {"method": "denseshift", "bits": 3}),
 ]
 
+#: the vision transformers (issue 15): a ViT for 28 x 28 inputs (patch 4: 7 x 7 tokens of 32
+#: channels, 3 blocks, 2 heads, FFN 2x), the binary ladder of BinaryViT (Le & Li, CVPRW 2023) on
+#: it, distillation from the full-precision row, and BNN+ / BNN++ weights on BinaryViT. Sized
+#: for the CPU budget (docs/results.md: under 90 minutes at --jobs 2); a larger GPU
+#: configuration is the same command with --set overrides (docs/training.md).
+VIT_EPOCHS = 3
+VIT_BASE: dict[str, Any] = {
+    "epochs": VIT_EPOCHS, "threads": 1, "progress": False,
+    "data": {"name": "fashion-mnist", "val_fraction": 0.1},
+    "model": {"name": "vit", "vit": {
+        "patch": 4, "stages": [{"dim": 32, "depth": 3, "heads": 2, "mlp_ratio": 2, "sr": 1}]}},
+    "quant": {"weights": "none", "keep_first": True, "keep_last": True},
+    "optim": {"name": "adam", "lr": 0.001, "schedule": "cosine", "batch_size": 128},
+}
+#: (a first pass at seed 0 with 4 blocks found 1e-3 below 3e-3 on validation for both the
+#: full-precision and the binary DeiT-style model, 84.5 vs 85.8 and 73.8 vs 80.6)
+VIT_LR_GRID = [3e-3, 1e-2]
+#: the ladder's binarization: weights and activations with BNN's pair (sign, 1{|x| <= 1}),
+#: BinaryViT's straight-through estimator (methods.md section 2)
+VIT_BINARY = {"quant": {"weights": "bnn", "activations": "bnn"}}
+VIT_BINARYVIT = {"binary": True, "pool": "avg", "multipool": True, "affine": True,
+                 "pyramid": True}
+#: key, label, ViT switches, extra config, sweep, inherited keys, teacher row
+VIT: list[tuple[str, str, dict[str, Any], dict[str, Any], dict[str, list[Any]],
+                dict[str, str], str | None]] = [
+    ("fp", "ViT, full precision", {}, {}, {"optim.lr": VIT_LR_GRID}, {}, None),
+    ("deit", "binary DeiT-style (ReActNet blocks, class token)", {"binary": True},
+     VIT_BINARY, {"optim.lr": VIT_LR_GRID}, {}, None),
+    ("avgpool", "+ global average pooling", {"binary": True, "pool": "avg"}, VIT_BINARY, {},
+     {"optim.lr": "vit-deit"}, None),
+    ("multipool", "+ multi-pooling branches",
+     {"binary": True, "pool": "avg", "multipool": True}, VIT_BINARY, {},
+     {"optim.lr": "vit-deit"}, None),
+    ("affine", "+ affine transform (LayerScale 0.1 + bias)",
+     {"binary": True, "pool": "avg", "multipool": True, "affine": True}, VIT_BINARY, {},
+     {"optim.lr": "vit-deit"}, None),
+    ("binaryvit", "+ pyramid = BinaryViT", VIT_BINARYVIT, VIT_BINARY, {},
+     {"optim.lr": "vit-deit"}, None),
+    ("binaryvit-kd", "BinaryViT + distillation from the full-precision ViT", VIT_BINARYVIT,
+     VIT_BINARY, {}, {"optim.lr": "vit-deit"}, "vit-fp"),
+    # BNN+ and BNN++ weights swept as in the binary tables (METHODS; BNN++'s growth 30 left out
+    # for the budget: beta(mu) passes 30 within the first steps, a sign forward from the start)
+    ("binaryvit-bnnp", "BinaryViT, weights BNN+", VIT_BINARYVIT,
+     {"quant": {"weights": "bnn+", "activations": "bnn"}}, {"quant.beta": [2.0, 5.0]},
+     {"optim.lr": "vit-deit"}, None),
+    ("binaryvit-bnnpp", "BinaryViT, weights BNN++ (published reading)", VIT_BINARYVIT,
+     {"quant": {"weights": "bnn++", "activations": "bnn", "beta": 1.0}},
+     {"quant.beta_growth": [0.3, 3.0]}, {"optim.lr": "vit-deit"}, None),
+]
+
 #: each binary method's own swept keys (the long-budget rows take the quick table's choice)
 METHODS_SWEEPS = [(key, [k for k in sweep if k != "optim.lr"]) for key, _, _, sweep, _, _
                   in METHODS]
@@ -182,7 +251,9 @@ PRIORITY = ["mlp-bc", "mlp-bc-act", "cnn-bc", "cnn-bc-act", "cnn-fp", "mlp-fp", 
             "mlp-bnn", "mlp-pc", "cnn-spr-lam2", "cnn-spr-lam10", "cnn-euclid", "cnn-denseshift",
             "cnn-s3-3bit", "cnn-fp-distance-lr", "speech-fp", "speech-shift", "cnn-deepshift",
             "cnn-s3-4bit", "cnn-adder", "speech-denseshift", "cnn-tp-lam5", "cnn-tp-lam2",
-            "cnn-tp-lam10", *results_tt.PRIORITY]
+            "cnn-tp-lam10", "vit-fp", "vit-deit", "vit-binaryvit", "vit-binaryvit-kd",
+            "vit-avgpool", "vit-multipool", "vit-affine", "vit-binaryvit-bnnp",
+            "vit-binaryvit-bnnpp", "transfer-source-fp", *results_tt.PRIORITY]
 
 
 # --------------------------------------------------------------------------------- configs
@@ -281,6 +352,37 @@ def rows() -> list[Row]:
                     "config": _mulfree_config(SPEECH_BASE, speech),
                     "sweep": {"optim.lr": [1e-3, 3e-3, 1e-2]} if speech is None else {},
                     "inherit": {} if speech is None else {"optim.lr": "speech-fp"}})
+    for key in ("s3-3bit", "deepshift"):
+        _, label, spec, _, _ = next(m for m in MULFREE if m[0] == key)
+        spec = {k: v for k, v in spec.items() if k != "freezing_every"}
+        for scale in INIT_SCALES:
+            out.append({"table": "s3init", "model": "cnn", "name": f"init-{key}-x{scale:g}",
+                        "label": label, "scale": scale, "method": key,
+                        "config": _merge(_mulfree_config(BASE["cnn"], spec),
+                                         {"mulfree": {"init_scale": scale}}),
+                        "inherit": {"optim.lr": f"cnn-{key}"}})
+    source = _merge(BASE["cnn"], {"data": {"classes": SOURCE_CLASSES}})
+    out.append({"table": "transfer", "model": "cnn", "name": "transfer-source-fp",
+                "label": f"full precision, pre-trained on classes {SOURCE_CLASSES}",
+                "config": source, "inherit": {"optim.lr": "cnn-fp"}})
+    target = _merge(BASE["cnn"], {"data": {"classes": TARGET_CLASSES}})
+    start = {"model": {"init_exclude": ["head"]}}
+    dense = {"method": "denseshift", "bits": 3}
+    for key, label, extra_cfg, spec, pretrained, lr_from in (
+            ("fp", "full precision, fine-tuned from the source", start, None, True, "cnn-fp"),
+            ("denseshift-lvri", "DenseShift 3-bit, low-variance init (std 1e-3), from the "
+             "source", start, {**dense, "init_std": 1e-3}, True, "cnn-denseshift"),
+            ("denseshift-default", f"DenseShift 3-bit, default init (std {KAIMING_STD:g}), "
+             "from the source", start, {**dense, "init_std": KAIMING_STD}, True,
+             "cnn-denseshift"),
+            ("fp-scratch", "full precision, from scratch", {}, None, False, "cnn-fp"),
+            ("denseshift-scratch", "DenseShift 3-bit, low-variance init, from scratch", {},
+             {**dense, "init_std": 1e-3}, False, "cnn-denseshift")):
+        out.append({"table": "transfer", "model": "cnn", "name": f"transfer-{key}",
+                    "label": label, "config": _merge(_mulfree_config(target, spec), extra_cfg),
+                    "inherit": {"optim.lr": lr_from},
+                    "derive": {"model.init_from": "folder:transfer-source-fp"} if pretrained
+                    else {}})
     hard_base = _merge(SPEECH_BASE, {"data": {"root": SPEECH_HARD_DATA}})
     for key, label, speech in SPEECH:
         out.append({"table": "speech-hard", "model": "speech-resnet",
@@ -297,7 +399,7 @@ def rows() -> list[Row]:
                      "label": f"Torch-Pruning magnitude, budget of lambda = {lam:g}", "lam": lam,
                      "baseline": True, "sweep": {},
                      "inherit": {"optim.lr": "cnn-spr-lam5"},
-                     "derive": {"spr.keep_counts": f"cnn-spr-lam{lam:g}"},
+                     "derive": {"spr.keep_counts": f"kept:cnn-spr-lam{lam:g}"},
                      "config": _merge(BASE["cnn"], {
                          "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
                          "spr": {"enabled": True, "method": "magnitude", "lam": 0.0,
@@ -313,6 +415,13 @@ def rows() -> list[Row]:
                         "spr": {"enabled": True, "lam": lam, "alpha": 0.1,
                                 "pretrain_epochs": 2, "finetune_epochs": 2,
                                 "tolerance": 0.5, "search_samples": 2000}})})
+    for key, label, switches, extra, sweep, inherit, teacher in VIT:
+        config = _merge(_merge(VIT_BASE, {"model": {"vit": switches}}), extra)
+        row = {"table": "vit", "model": "vit", "name": f"vit-{key}", "label": label,
+               "switches": switches, "config": config, "sweep": sweep, "inherit": inherit}
+        if teacher is not None:
+            row["teacher"] = teacher
+        out.append(row)
     out += results_tt.rows()
     for row in out:
         row.setdefault("sweep", {})
@@ -320,6 +429,11 @@ def rows() -> list[Row]:
         row.setdefault("derive", {})
     out.sort(key=lambda r: r["table"] == "spr" and r.get("baseline", False))  # SPR rows first
     return out
+
+
+def _of(rows_: list[Row], table: str) -> list[Row]:
+    """The rows of one table, in order."""
+    return [r for r in rows_ if r["table"] == table]
 
 
 def _by_name(rows_: list[Row]) -> dict[str, Row]:
@@ -358,18 +472,34 @@ class Choices:
         """The keys the row takes from others: chosen values (``inherit``) and derived ones
         (``derive``: the per-unit median channel counts an SPR row kept over all its seeds);
         ``None`` until they are known."""
+        if "teacher" in row and self.chosen(self.rows[row["teacher"]]) is None:
+            return None  # a distilled row waits for its teacher's choice
         out: dict[str, Any] = {}
         for path, source in row["inherit"].items():
             chosen = self.chosen(self.rows[source])
             if chosen is None:
                 return None
             out[path] = chosen[path]
-        for path, source in row.get("derive", {}).items():
-            counts = self.kept_counts(self.rows[source])
-            if counts is None:
+        for path, spec in row.get("derive", {}).items():
+            kind, source = spec.split(":", 1)
+            value: Any = (self.kept_counts(self.rows[source]) if kind == "kept"
+                          else self.source_folder(self.rows[source]))
+            if value is None:
                 return None
-            out[path] = counts
+            out[path] = value
         return out
+
+    def source_folder(self, row: Row) -> str | None:
+        """The row's chosen seed-:data:`SWEEP_SEED` run folder once finished (relative to the
+        repository when inside it), for ``model.init_from``."""
+        chosen = self.chosen(row)
+        if chosen is None:
+            return None
+        folder = _run_dir(self.runs, row, chosen, SWEEP_SEED)
+        if _summary(folder, self.config(row)) is None:
+            return None
+        folder = folder.resolve()
+        return str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder)
 
     def kept_counts(self, row: Row) -> list[int] | None:
         """Per unit (in unit order), the median over the row's seeds of the channels its SPR
@@ -437,16 +567,48 @@ class Choices:
         while undecided)."""
         if assignment is None:
             assignment = self.chosen(row) or {}
-        return _assign(row["config"], assignment)
+        config = _assign(row["config"], assignment)
+        teacher = self.teacher(row)
+        return config if teacher is None else _assign(config, {"distill.teacher": teacher})
+
+    def teacher(self, row: Row) -> str | None:
+        """The ``distill.teacher`` of a distilled row: its teacher row's chosen run folder with
+        ``{seed}`` for the seed (relative to the repository root when inside it: run the script
+        from there), ``None`` for other rows or while the teacher is undecided."""
+        if "teacher" not in row:
+            return None
+        source = self.rows[row["teacher"]]
+        chosen = self.chosen(source)
+        if chosen is None:
+            return None
+        runs = self.runs.resolve()
+        base = runs.relative_to(ROOT) if runs.is_relative_to(ROOT) else runs
+        return str(base / source["name"] / slug(chosen) / "seed-{seed}")
+
+    def teacher_done(self, row: Row, seed: int) -> bool:
+        """Whether the teacher run of ``row`` at ``seed`` has finished (rows without one:
+        true)."""
+        if "teacher" not in row:
+            return True
+        source = self.rows[row["teacher"]]
+        chosen = self.chosen(source)
+        return chosen is not None and _summary(_run_dir(self.runs, source, chosen, seed),
+                                               self.config(source, chosen)) is not None
 
     def table(self, row: Row) -> dict[str, Any]:
         """``sweeps.json``'s record of ``row``: grid, inherited keys, each candidate's
         validation accuracy at the sweep seed, the choice."""
         candidates = self.candidates(row) or []
+        recorded = self.record.get(row["name"], {})
+        known = (recorded.get("validation", {}) if recorded.get("grid") == row["sweep"]
+                 else {})
+        measured = {slug(c): self.validation(row, c) for c in candidates}
+        # a runs folder without a candidate (e.g. a render elsewhere) keeps the recorded value
         return {
             "grid": row["sweep"], "inherit": row["inherit"], "seed": SWEEP_SEED,
             "derive": row.get("derive", {}),
-            "validation": {slug(c): self.validation(row, c) for c in candidates},
+            "validation": {k: v if v is not None else known.get(k) for k, v in measured.items()}
+            or known,
             "chosen": self._chosen_key(row["name"]),
         }
 
@@ -581,6 +743,8 @@ def pending(selected: list[Row], seeds: list[int] | None, choices: Choices
         else:
             todo = [(chosen, s) for s in _row_seeds(row, seeds)]
         for assignment, seed in todo:
+            if not choices.teacher_done(row, seed):
+                continue
             if _summary(_run_dir(choices.runs, row, assignment, seed),
                         choices.config(row, assignment)) is None:
                 out.append((row, assignment, seed))
@@ -600,15 +764,22 @@ def ensure_data(selected: list[Row], log: Callable[[str], None]) -> None:
                 raise SystemExit(f"generating {root} failed")
 
 
+def _robust_pending(choices: Choices) -> list[Path]:
+    """Finished runs of :data:`ROBUST_ROWS` without their robustness report."""
+    return [f for name in ROBUST_ROWS if name in choices.rows
+            for _, f in _folders(choices, choices.rows[name], None) if not (f / ROBUST).exists()]
+
+
 def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
-            log: Callable[[str], None], selection: bool, everything: list[Row] | None = None
-            ) -> None:
+            log: Callable[[str], None], selection: bool, everything: list[Row] | None = None,
+            robust: bool = False) -> None:
     """Train every (row, candidate, seed) that is needed and not done, in ``jobs`` worker
     processes that each run one ``proxcompress`` command after another (one torch / Numba
     thread each; the imports are paid once per worker); candidates of a sweep come first, the
     other seeds once the choice is made. ``everything``: the rows inherited choices may come
     from (default: ``selected``). The MIP selection study (``selection``) joins the queue as
-    soon as the chosen full-precision CNN's seed-0 run is done."""
+    soon as the chosen full-precision CNN's seed-0 run is done; with ``robust``, every finished
+    run of :data:`ROBUST_ROWS` gets its robustness report (``proxcompress robustness``)."""
     import multiprocessing
 
     all_rows = everything or selected
@@ -616,6 +787,7 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
         row.setdefault("sweep", {})
         row.setdefault("inherit", {})
     runs.mkdir(parents=True, exist_ok=True)
+    busy_posts: set[str] = set()
     active: dict[Any, tuple[str, Path | None, tuple[str, str, int] | None]] = {}
     study_pending = selection
     with multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_init) as pool:
@@ -627,6 +799,11 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
             study = _study_argv(choices) if study_pending else None
             if study is not None and study[0].exists():
                 study, study_pending = None, False
+            if study is None and robust:
+                posts = [f for f in _robust_pending(choices) if str(f) not in busy_posts]
+                if posts and not queue:
+                    study = (posts[0] / ROBUST, ["robustness", "--run", str(posts[0]),
+                                                 "--json", str(posts[0] / ROBUST)])
             if not queue and not active and study is None:
                 if study_pending:
                     log("MIP selection study skipped: the full-precision CNN did not finish")
@@ -635,9 +812,15 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                 if study is not None:
                     out, argv = study
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    label, folder, key = "MIP selection study", None, None
-                    logfile = out.parent / "selection.log"
-                    study, study_pending = None, False
+                    if argv[0] == "robustness":
+                        label, folder, key = f"robustness {out.parent}", None, None
+                        logfile = out.parent / "robustness.log"
+                        busy_posts.add(str(out.parent))
+                    else:
+                        label, folder, key = "MIP selection study", None, None
+                        logfile = out.parent / "selection.log"
+                        study_pending = False
+                    study = None
                 else:
                     row, assignment, seed = queue.pop(0)
                     key = (row["name"], slug(assignment), seed)
@@ -791,7 +974,8 @@ def _swept(choices: Choices, row: Row) -> str:
         value = "?" if chosen is None else _fmt_value(chosen[path])
         parts.append(f"{path.rsplit('.', 1)[-1]} = {value} (of "
                      f"{', '.join(_fmt_value(v) for v in values)})")
-    for path, source in {**row["inherit"], **row.get("derive", {})}.items():
+    derived = {k: v.split(":", 1)[1] for k, v in row.get("derive", {}).items()}
+    for path, source in {**row["inherit"], **derived}.items():
         value = "?" if chosen is None else _fmt_value(chosen[path])
         parts.append(f"{path.rsplit('.', 1)[-1]} = {value} (from `{source}`)")
     return "; ".join(parts) or "-"
@@ -884,15 +1068,21 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
                          f"`{row['name']}` |")
         lines += ["", *_sweep_section(choices, table)]
     lines += _long_section(selected, seeds, choices, out.parent / "long-budget.png")
+    lines += _init_section(selected, seeds, choices)
+    lines += _robust_section(choices, seeds)
+    lines += _transfer_section(selected, seeds, choices)
     lines += _spr_section(selected, seeds, choices)
     lines += _mulfree_sections(selected, seeds, choices, out.parent / "freezing.png")
     sel = extra.get("selection")
     if sel:
         lines += _selection_section(sel)
+    lines += extra.get("vit_section") or _vit_section(selected, seeds, choices,
+                                                       extra.get("walls", {}))
     tt_png = results_tt.plot(choices, seeds, out.parent / results_tt.PLOT) \
         if any(r["table"] == "tt" for r in selected) else None
     lines += results_tt.section(choices, seeds, extra.get("tt_timing"), tt_png)
     lines += _reading()
+    lines += _reproduces(choices, seeds)
     lines += _targets(choices, seeds, extra.get("walls", {}))
     lines += compute_budget(selected, seeds, choices)
     for key, rec in sorted(extra.get("walls", {}).items()):
@@ -910,7 +1100,7 @@ def _long_section(selected: list[Row], seeds: list[int] | None, choices: Choices
                   png: Path) -> list[str]:
     """The long-budget table: the epochs where full precision converges on validation, the
     binary methods at that budget, BNN++ against BNN+ paired over 8 seeds."""
-    table = [r for r in selected if r["table"] == "long"]
+    table = _of(selected, "long")
     if not table:
         return []
     lines = [
@@ -952,6 +1142,111 @@ def _long_section(selected: list[Row], seeds: list[int] | None, choices: Choices
     return lines
 
 
+def _init_section(selected: list[Row], seeds: list[int] | None, choices: Choices) -> list[str]:
+    """S3's claim of insensitivity to the initialization: test accuracy per init scale."""
+    table = _of(selected, "s3init")
+    if not table:
+        return []
+    lines = [
+        "## Initialization scale: S3 vs DeepShift-Q (3-bit shift CNN)",
+        "",
+        "Li et al. (S3, NeurIPS 2021) claim that the sign-sparse-shift reparametrization makes "
+        "shift networks insensitive to the weight initialization. Every latent weight of the "
+        "shift layers is multiplied by the scale after its init (`mulfree.init_scale`); the "
+        "rest is the multiplication-free table's row (its chosen learning rate). A power-of-two "
+        "scale leaves S3's codes at init unchanged (thresholds at 0) and shifts DeepShift-Q's "
+        "exponents (its range is calibrated from the weights): what differs is how far the "
+        "optimizer's steps move the latents. Test accuracy, 3 seeds; spread: largest minus "
+        "smallest mean over the scales.",
+        "",
+        "| method | " + " | ".join(f"x {s:g}" for s in INIT_SCALES) + " | spread |",
+        "|---|" + "---|" * (len(INIT_SCALES) + 1),
+    ]
+    for method in ("s3-3bit", "deepshift"):
+        rows_ = [r for r in table if r["method"] == method]
+        means = [_mean(choices, r["name"], seeds) for r in rows_]
+        cells = [_stats([s["test_accuracy"] for s in _summaries(choices, r, seeds)])
+                 for r in rows_]
+        known = [m[0] for m in means if m is not None]
+        spread = f"{max(known) - min(known):.2f}" if len(known) == len(rows_) else "-"
+        lines.append(f"| {rows_[0]['label']} | " + " | ".join(cells) + f" | {spread} |")
+    return lines + [""]
+
+
+def _robust_section(choices: Choices, seeds: list[int] | None) -> list[str]:
+    """EuclidNet's claim: accuracy under transformations, test set only."""
+    from proxcompress.training.robustness import TRANSFORMS
+
+    reports: dict[str, list[dict[str, Any]]] = {}
+    for name in ROBUST_ROWS:
+        row = choices.rows.get(name)
+        if row is None:
+            continue
+        reports[name] = [json.loads((f / ROBUST).read_text())
+                         for _, f in _folders(choices, row, seeds) if (f / ROBUST).exists()]
+    if not any(reports.values()):
+        return []
+    labels = {"cnn-fp": "full precision", "cnn-fp-distance-lr": "full precision (distance "
+              "rows' lr)", "cnn-euclid": "EuclidNet", "cnn-adder": "AdderNet"}
+    lines = [
+        "## Robustness: EuclidNet vs full precision under transformations (test set only)",
+        "",
+        "EuclidNets (Li et al., SN Computer Science 2023) claim the multiplying network's "
+        "behaviour under input transformations and noise. `proxcompress robustness` classifies "
+        "each finished run's test images under every transformation at graded strengths "
+        "(training is unchanged: the models of the multiplication-free table; nothing is "
+        "chosen here): rotation (degrees), translation (pixels along both axes), scaling "
+        "(zoom), additive Gaussian noise (std, pixels in [0, 1]), contrast (factor around each "
+        "image's mean). Test accuracy, mean +- std over the runs' seeds.",
+        "",
+        "| transformation | " + " | ".join(labels[n] for n in reports) + " |",
+        "|---|" + "---|" * len(reports),
+        "| clean | " + " | ".join(_stats([r["clean"] for r in reports[n]]) for n in reports)
+        + " |",
+    ]
+    for kind, strengths in TRANSFORMS.items():
+        for st in strengths:
+            key = f"{st:g}"
+            lines.append(f"| {kind} {key} | " + " | ".join(
+                _stats([r[kind][key] for r in reports[n]]) for n in reports) + " |")
+    return lines + [""]
+
+
+def _transfer_section(selected: list[Row], seeds: list[int] | None, choices: Choices
+                      ) -> list[str]:
+    """DenseShift's claim: its low-variance init makes shift networks transfer."""
+    table = _of(selected, "transfer")
+    if not table:
+        return []
+    lines = [
+        "## Transfer: DenseShift's low-variance initialization",
+        "",
+        "Li et al. (DenseShift, ICCV 2023) claim that the low-variance random initialization "
+        "(LVRI) of the shift latents makes 3-bit shift networks transfer without loss. "
+        f"Source task: the full-precision CNN trained on Fashion-MNIST classes {SOURCE_CLASSES}"
+        f" (seed {SWEEP_SEED}); target task: classes {TARGET_CLASSES} (their own validation "
+        "split and test images). The fine-tuned rows start from the source's weights (first "
+        "conv, BatchNorms; a new classifier); the shift rows' latents are drawn fresh (LVRI "
+        f"std 1e-3, or the default scale {KAIMING_STD:g}); the from-scratch rows are the "
+        "references. 3 epochs, the multiplication-free table's learning rates; test accuracy "
+        "on the target classes, 3 seeds (of the fine-tuning; one source run).",
+        "",
+        "| model | swept | validation (%) | test (%) | config |",
+        "|---|---|---|---|---|",
+    ]
+    for row in table:
+        c = _cells(choices, row, seeds)
+        lines.append(f"| {row['label']} | {c['swept']} | {c['val']} | {c['test']} | "
+                     f"`{row['name']}` |")
+    lvri = _mean(choices, "transfer-denseshift-lvri", seeds)
+    default = _mean(choices, "transfer-denseshift-default", seeds)
+    if lvri and default:
+        paired = _paired(choices, "transfer-denseshift-lvri", "transfer-denseshift-default",
+                         seeds)
+        lines += ["", f"* LVRI - default init (test): {lvri[0] - default[0]:+.2f}{paired}"]
+    return lines + [""]
+
+
 def _long_plot(choices: Choices, table: list[Row], out: Path) -> bool:
     """Validation accuracy per epoch of each full-precision epoch candidate."""
     curves = []
@@ -987,7 +1282,7 @@ def _long_plot(choices: Choices, table: list[Row], out: Path) -> bool:
 
 
 def _spr_section(selected: list[Row], seeds: list[int] | None, choices: Choices) -> list[str]:
-    spr_rows = [r for r in selected if r["table"] == "spr"]
+    spr_rows = _of(selected, "spr")
     if not spr_rows:
         return []
     lines = [
@@ -1063,6 +1358,264 @@ def _selection_section(sel: dict[str, Any]) -> list[str]:
     return lines + ["", f"Unpruned test accuracy: {sel['unpruned_accuracy']:.2f}%.", ""]
 
 
+VIT_BEGIN, VIT_END = "<!-- table:vit -->", "<!-- /table:vit -->"
+#: each ladder rung against the one before it (the distilled and BNN+ / BNN++ rows against
+#: BinaryViT)
+VIT_PREVIOUS = {"vit-deit": "vit-fp", "vit-avgpool": "vit-deit", "vit-multipool": "vit-avgpool",
+                "vit-affine": "vit-multipool", "vit-binaryvit": "vit-affine",
+                "vit-binaryvit-kd": "vit-binaryvit", "vit-binaryvit-bnnp": "vit-binaryvit",
+                "vit-binaryvit-bnnpp": "vit-binaryvit"}
+
+
+def _paired_cell(choices: Choices, a: str, b: str, seeds: list[int] | None) -> str:
+    """``d +- h (n)``: the mean per-seed test difference ``a - b`` and its 95% t half-width."""
+    from scipy import stats
+
+    diffs = _paired_diffs(choices, a, b, seeds)
+    if len(diffs) < 2:
+        return "-"
+    half = float(stats.t.ppf(0.975, len(diffs) - 1)) * statistics.stdev(diffs) \
+        / len(diffs) ** 0.5
+    return f"{statistics.fmean(diffs):+.2f} +- {half:.2f}" + \
+        ("" if len(diffs) == 3 else f" ({len(diffs)} seeds)")
+
+
+def _vit_section(selected: list[Row], seeds: list[int] | None, choices: Choices,
+                 walls: dict[str, Any]) -> list[str]:
+    """The vision-transformer table, its sweeps, targets and compute, between markers (so a
+    ``--tables vit`` run replaces this section of the page and nothing else)."""
+    table = [r for r in selected if r["table"] == "vit"]
+    if not table:
+        return []
+    base = VIT_BASE
+    stage = base["model"]["vit"]["stages"][0]
+    lines = [
+        VIT_BEGIN,
+        "## Vision transformers: BinaryViT's ladder, distillation, BNN+ vs BNN++",
+        "",
+        f"`model.name: vit` (docs/training.md, \"Vision transformers\"): patch "
+        f"{base['model']['vit']['patch']} (7 x 7 tokens), {stage['depth']} pre-norm blocks of "
+        f"{stage['dim']} channels, {stage['heads']} heads, FFN {stage['mlp_ratio']}x; "
+        f"{base['epochs']} epochs, Adam cosine, batch {base['optim']['batch_size']}, no "
+        "augmentation, weight decay 0 (BinaryViT's). The binary rungs are the ReActNet-style "
+        "architecture of BinaryViT's code (binary linears with input shift, BatchNorm, "
+        "real-valued shortcut and RPReLU; binarized Q, K, V; attention probabilities on "
+        "`{0, alpha}`); weights and activations use BNN's pair (sign, `1{|x| <= 1}`) unless the "
+        "row says otherwise; the stem conv and the classifier stay full precision. Each rung "
+        "adds one of BinaryViT's changes to the one before; *vs previous* is the paired "
+        "difference of test accuracy to the rung above it (same seed: same initialization "
+        "and data order), mean +- 95% t half-width over the seeds. The distilled row learns "
+        "from the full-precision row's run of the same seed (soft cross-entropy only, "
+        "BinaryViT's loss). MACs per sample: *binary* are sign x sign products (binary "
+        "linears with binary inputs, `Q K^T` and `P V` of the binary attention), *float* the "
+        "rest (stem, classifier, full-precision attention); parameters count latent weights "
+        "once.",
+        "",
+        "| rung | swept | validation (%) | test (%) | vs previous (test) | parameters | model "
+        "bytes | float MACs | binary MACs | verdict | seconds / run | config |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in table:
+        c = _cells(choices, row, seeds)
+        sums = _summaries(choices, row, seeds)
+        prev = VIT_PREVIOUS.get(row["name"])
+        vs = _paired_cell(choices, row["name"], prev, seeds) if prev else "-"
+        params = str(sums[0]["parameters"]) if sums else "-"
+        fmacs = f"{sums[0]['float_macs'] + sums[0]['binary_weight_macs']:,}" if sums else "-"
+        bmacs = f"{sums[0]['binary_macs']:,}" if sums else "-"
+        vs_label = f"{vs} (vs `{prev}`)" if prev and vs != "-" else vs
+        lines.append(f"| {row['label']} | {c['swept']} | {c['val']} | {c['test']} | "
+                     f"{vs_label} | {params} | {c['bytes']} | {fmacs} | {bmacs} | "
+                     f"{c['verdict']} | {c['secs']} | `{row['name']}` |")
+    lines += ["", *_sweep_section(choices, table)]
+    lines += _vit_targets(choices, seeds, walls)
+    runs = sum(len(_folders(choices, r, seeds)) for r in table)
+    minutes = sum(json.loads((f / WALL).read_text())["seconds"] if (f / WALL).exists() else 0.0
+                  for r in table for _, f in _folders(choices, r, seeds)) / 60
+    rec = walls.get("vit")
+    lines += [f"Compute: {runs} runs of the chosen configs, {minutes:.1f} core-minutes (sweep "
+              "candidates in the Compute table)"
+              + (f"; the last `benchmarks/results.py --tables vit` run took "
+                 f"{rec['wall_seconds'] / 60:.1f} minutes with `--jobs {rec['jobs']}` "
+                 f"({rec['when']}, load average {rec['load1_before']:.2f} before it started)"
+                 if rec else "") + ".", "", VIT_END, ""]
+    return lines
+
+
+def _vit_targets(choices: Choices, seeds: list[int] | None, walls: dict[str, Any]
+                 ) -> list[str]:
+    """The issue's targets for the ViT table, computed from the runs."""
+    out = ["Targets (test accuracy of the chosen configs):", ""]
+    fp, deit, bvit = (_mean(choices, f"vit-{k}", seeds) for k in ("fp", "deit", "binaryvit"))
+    if fp is None or deit is None or bvit is None:
+        out.append("* BinaryViT closes at least half of the gap between the binary DeiT-style "
+                   "model and the full-precision ViT: not measured")
+    else:
+        gap = fp[0] - deit[0]
+        closed = (bvit[0] - deit[0]) / gap if gap > 0 else float("nan")
+        verdict_ = "met" if gap > 0 and closed >= 0.5 else "missed"
+        out.append(f"* BinaryViT closes at least half of the gap between the binary DeiT-style "
+                   f"model and the full-precision ViT: FP {_fmt_mean(fp)}, binary DeiT "
+                   f"{_fmt_mean(deit)}, BinaryViT {_fmt_mean(bvit)}: {100 * closed:.0f}% of "
+                   f"the {gap:.2f}-point gap closed (paired BinaryViT - DeiT "
+                   f"{_paired_cell(choices, 'vit-binaryvit', 'vit-deit', seeds)}): "
+                   f"**{verdict_}**")
+    pp, p = _mean(choices, "vit-binaryvit-bnnpp", seeds), _mean(choices, "vit-binaryvit-bnnp",
+                                                                 seeds)
+    if pp is None or p is None:
+        out.append("* BNN++ vs BNN+ weights on BinaryViT: not measured")
+    else:
+        out.append(f"* BNN++ vs BNN+ weights on BinaryViT (PC++ paper: BNN++ competitive or "
+                   f"better on ViTs): BNN++ {_fmt_mean(pp)}, BNN+ {_fmt_mean(p)}, paired "
+                   f"{_paired_cell(choices, 'vit-binaryvit-bnnpp', 'vit-binaryvit-bnnp', seeds)}"
+                   f": **{'BNN++ >= BNN+' if pp[0] >= p[0] else 'BNN++ < BNN+'}** on the mean")
+    rec = walls.get("vit")
+    if rec:
+        minutes = rec["wall_seconds"] / 60
+        out.append(f"* the section regenerates from scratch in under 90 minutes on 2 cores: "
+                   f"{minutes:.1f} minutes (`--tables vit --jobs {rec['jobs']}`, "
+                   f"{rec['when']}): **{'met' if minutes < 90 else 'missed'}**")
+    return out + [""]
+
+
+def splice_section(page: str, section: list[str]) -> str:
+    """``page`` with its vision-transformer section (between the markers) replaced by
+    ``section`` (itself between the markers), or with ``section`` inserted before "Reading the
+    tables" (at the end when absent)."""
+    text = "\n".join(section).strip("\n")
+    if VIT_BEGIN in page and VIT_END in page:
+        head, rest = page.split(VIT_BEGIN, 1)
+        return head + text + rest.split(VIT_END, 1)[1]
+    marker = "## Reading the tables"
+    if marker in page:
+        head, tail = page.split(marker, 1)
+        return head + text + "\n\n" + marker + tail
+    return page.rstrip("\n") + "\n\n" + text + "\n"
+
+
+def existing_section(page: str) -> list[str] | None:
+    """The vision-transformer section of a rendered page (with its markers), if any."""
+    if VIT_BEGIN not in page or VIT_END not in page:
+        return None
+    body = page.split(VIT_BEGIN, 1)[1].split(VIT_END, 1)[0]
+    return [VIT_BEGIN, *body.strip("\n").split("\n"), VIT_END, ""]
+
+
+def _reproduces(choices: Choices, seeds: list[int] | None) -> list[str]:
+    """Each paper's claim beside our measured number (test accuracy of the chosen configs)."""
+    out = ["## What reproduces (each paper's claim beside our number)", "",
+           "| paper | claim | our measurement | reproduces? |", "|---|---|---|---|"]
+
+    def diff(a: str, b: str) -> tuple[str, float | None]:
+        ma, mb = _mean(choices, a, seeds), _mean(choices, b, seeds)
+        if ma is None or mb is None:
+            return "not measured", None
+        return (f"`{a}` {_fmt_mean(ma)} vs `{b}` {_fmt_mean(mb)}: {ma[0] - mb[0]:+.2f}"
+                f"{_paired(choices, a, b, seeds)}"), ma[0] - mb[0]
+
+    def half(a: str, b: str) -> float | None:
+        """Half-width of the paired 95% interval of a - b (None below 3 seeds)."""
+        from scipy import stats
+
+        d = _paired_diffs(choices, a, b, seeds)
+        if len(d) < 3:
+            return None
+        return float(stats.t.ppf(0.975, len(d) - 1)) * statistics.stdev(d) / len(d) ** 0.5
+
+    def verdict_(delta: float | None, ok: bool | None) -> str:
+        return "not measured" if delta is None or ok is None else ("yes" if ok else "no")
+
+    for a, b, paper, claim in (
+            ("long-cnn-bnnpp", "long-cnn-bnnp", "PC++ / BNN++ (Lu et al., NeurIPS 2023)",
+             "BNN++ improves on BNN+ (\"frequently\" the best binary method)"),
+            ("long-mlp-bnnpp", "long-mlp-bnnp", "PC++ / BNN++", "same, MLP")):
+        text, delta = diff(a, b)
+        h = half(a, b)
+        ok = None if delta is None or h is None else delta - h > 0
+        tie = ok is False and delta is not None and abs(delta) <= (h or 0.0)
+        out.append(f"| {paper} | {claim} | {text} (long budget, binary weights) | "
+                   f"{verdict_(delta, ok)}{' (a tie within the interval)' if tie else ''} |")
+    for lam in SPR_LAMBDAS:
+        text, delta = diff(f"cnn-spr-lam{lam:g}", f"cnn-tp-lam{lam:g}")
+        h = half(f"cnn-spr-lam{lam:g}", f"cnn-tp-lam{lam:g}")
+        ok = None if delta is None or h is None else delta + h >= 0
+        out.append(f"| SPR (Cacciola et al.) | competitive with structured pruning (here: not "
+                   f"worse than magnitude at equal channel budgets), lambda = {lam:g} | {text} "
+                   f"| {verdict_(delta, ok)} |")
+    for name, paper, claim, limit in (
+            ("cnn-s3-3bit", "S3 (Li et al., NeurIPS 2021)", "3-bit shift matches full "
+             "precision (ImageNet ResNet-18: 69.83 vs 69.6 top-1)", 0.5),
+            ("cnn-denseshift", "DenseShift (Li et al., ICCV 2023)", "3-bit zero-free shift "
+             "competitive with full precision", 0.5)):
+        text, delta = diff(name, "cnn-fp")
+        ok = None if delta is None else delta >= -limit
+        out.append(f"| {paper} | {claim} (within {limit:g} point) | {text} | "
+                   f"{verdict_(delta, ok)} |")
+    text, delta = diff("cnn-euclid", "cnn-fp-distance-lr")
+    ok = None if delta is None else delta >= -1.0
+    out.append(f"| EuclidNet (Li et al., SN CS 2023) | accuracy comparable to the multiplying "
+               f"network (within 1 point, same recipe) | {text} | {verdict_(delta, ok)} |")
+    robust = _robust_gap(choices, seeds)
+    out.append("| EuclidNet | the same behaviour under input transformations and noise | "
+               + ("not measured | not measured |" if robust is None else
+                  f"largest |EuclidNet - FP| over the transformations, beyond the clean gap: "
+                  f"{robust[0]:.2f} points ({robust[1]}) | "
+                  f"{'yes' if robust[0] <= 2.0 else 'no'} (within 2 points) |"))
+    text, delta = diff("transfer-denseshift-lvri", "transfer-fp")
+    ok = None if delta is None else delta >= -1.0
+    out.append(f"| DenseShift | no accuracy drop in transfer learning (LVRI vs full-precision "
+               f"fine-tuning, within 1 point) | {text} | {verdict_(delta, ok)} |")
+    text, delta = diff("transfer-denseshift-lvri", "transfer-denseshift-default")
+    out.append(f"| DenseShift | LVRI transfers better than the default init | {text} | "
+               f"{verdict_(delta, None if delta is None else delta > 0)} |")
+    spreads = {}
+    for method in ("s3-3bit", "deepshift"):
+        means = [_mean(choices, f"init-{method}-x{sc:g}", seeds) for sc in INIT_SCALES]
+        if all(m is not None for m in means):
+            vals = [m[0] for m in means if m is not None]
+            spreads[method] = max(vals) - min(vals)
+    if len(spreads) == 2:
+        out.append(f"| S3 | insensitive to the weight initialization | spread of the test "
+                   f"accuracy over init scales 1/16-16: S3 {spreads['s3-3bit']:.2f}, "
+                   f"DeepShift-Q {spreads['deepshift']:.2f} points | "
+                   f"{'yes' if spreads['s3-3bit'] < spreads['deepshift'] else 'no'} "
+                   "(smaller spread than DeepShift-Q) |")
+    else:
+        out.append("| S3 | insensitive to the weight initialization | not measured | "
+                   "not measured |")
+    for fp_name, name, variant in (("speech-fp", "speech-shift", "easy"),
+                                   ("speech-hard-fp", "speech-hard-shift", "harder")):
+        text, delta = diff(name, fp_name)
+        ok = None if delta is None else delta >= -0.5
+        out.append(f"| Low-bit shift SLU (Avila et al., Interspeech 2022) | low-bit shift "
+                   f"comparable to full precision (98.76%), {variant} spoken commands | {text} "
+                   f"| {verdict_(delta, ok)} |")
+    return out + [""]
+
+
+def _robust_gap(choices: Choices, seeds: list[int] | None) -> tuple[float, str] | None:
+    """The largest change of (EuclidNet - FP at the same lr) over the transformations,
+    relative to their clean gap, and where."""
+    from proxcompress.training.robustness import TRANSFORMS
+
+    means: dict[str, dict[str, float]] = {}
+    for name in ("cnn-euclid", "cnn-fp-distance-lr"):
+        row = choices.rows.get(name)
+        reports = [json.loads((f / ROBUST).read_text()) for _, f in
+                   _folders(choices, row, seeds) if (f / ROBUST).exists()] if row else []
+        if not reports:
+            return None
+        means[name] = {"clean": statistics.fmean(r["clean"] for r in reports)}
+        for kind, strengths in TRANSFORMS.items():
+            for st in strengths:
+                means[name][f"{kind} {st:g}"] = statistics.fmean(
+                    r[kind][f"{st:g}"] for r in reports)
+    e, f = means["cnn-euclid"], means["cnn-fp-distance-lr"]
+    clean = e["clean"] - f["clean"]
+    worst = max((k for k in e if k != "clean"), key=lambda k: abs(e[k] - f[k] - clean))
+    return abs(e[worst] - f[worst] - clean), worst
+
+
 def _reading() -> list[str]:
     return [
         "## Reading the tables",
@@ -1090,7 +1643,7 @@ def _mulfree_sections(selected: list[Row], seeds: list[int] | None, choices: Cho
                       png_path: Path) -> list[str]:
     """The multiplication-free CNN table, the freezing curve and the spoken-command table."""
     lines: list[str] = []
-    table = [r for r in selected if r["table"] == "mulfree"]
+    table = _of(selected, "mulfree")
     fp_row = choices.rows.get("cnn-fp")
     if table:
         cnn = ([fp_row] if fp_row else []) + table
@@ -1420,6 +1973,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--no-selection", action="store_true")
     parser.add_argument("--out", default=str(DOC))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        dest="overrides",
+                        help="override a config key of every selected row (e.g. the GPU "
+                        "configuration of the vit table, docs/training.md); needs --runs and "
+                        "--out away from the defaults, and leaves configs/results/ as it is")
     args = parser.parse_args(argv)
     t0 = time.time()
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
@@ -1430,13 +1988,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error("--jobs: must be >= 1")
     tables = [t for t in TABLES if t in tables]
+    if args.overrides and (Path(args.runs).resolve() == (ROOT / "runs" / "results").resolve()
+                           or Path(args.out).resolve() == DOC.resolve()):
+        parser.error("--set: give --runs and --out of their own (the committed configs and "
+                     "docs/results.md are the default configuration's)")
     everything = rows()
     prefixes = tuple(args.only.split(","))
     selected = [r for r in everything if r["name"].startswith(prefixes) and r["table"] in tables]
+    if args.overrides:
+        from proxcompress.errors import InvalidInputError
+        from proxcompress.training.config import apply_overrides, config_from_dict
+
+        for row in everything:
+            if row["table"] in tables:
+                row["config"] = apply_overrides(row["config"], args.overrides)
+                try:
+                    config_from_dict(row["config"])
+                except InvalidInputError as exc:
+                    parser.error(f"--set: {exc}")
     names = _by_name(everything)
+    needed = list(selected)  # and the rows whose choices (or teacher runs) they use
+
+
+    robust = "robust" in tables
+    if robust:
+        selected += [names[n] for n in ROBUST_ROWS if names[n] not in selected]
     needed = list(selected)  # and the rows whose choices they inherit
     for row in needed:
-        for source in row["inherit"].values():
+        for source in [*row["inherit"].values(), *([row["teacher"]] if "teacher" in row else [])]:
             if names[source] not in needed:
                 needed.append(names[source])
     runs = Path(args.runs)
@@ -1449,13 +2028,14 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)  # the configs' data folders are relative to the repository
     if not args.render_only:
         ensure_data(needed, log)
-        run_all(needed, seeds, runs, args.jobs, log, selection, everything)
+        run_all(needed, seeds, runs, args.jobs, log, selection, everything, robust)
     choices = Choices(everything, runs, read_record())
     tt_timing = None
     if "tt" in tables:  # measured with the workers gone, both cores (kept in the runs folder)
         tt_timing = (results_tt.timing(choices, seeds, runs, log) if not args.render_only
                      else results_tt.cached_timing(runs))
-    write_configs(everything, choices)
+    if not args.overrides:
+        write_configs(everything, choices)
     extra: dict[str, Any] = {"selection": selection_study(runs, choices)}
     from proxcompress.atomic import write_text_atomic
 
@@ -1469,8 +2049,18 @@ def main(argv: list[str] | None = None) -> int:
         write_text_atomic(wall, json.dumps(walls, indent=1))
     extra["walls"] = walls
     extra["tt_timing"] = tt_timing if tt_timing is not None else results_tt.cached_timing(runs)
-    write_text_atomic(args.out, render(everything, seeds, choices, extra, Path(args.out)))
-    log(f"wrote {args.out}")
+    out = Path(args.out)
+    page = out.read_text() if out.exists() else ""
+    vit_rows = [r for r in everything if r["table"] == "vit"]
+    if not any(_folders(choices, r, seeds) for r in vit_rows) and existing_section(page):
+        extra["vit_section"] = existing_section(page)  # no runs here: keep what the page has
+    if tables == ["vit"] and page:  # only this table's section changes
+        section = _vit_section(vit_rows, seeds, choices, walls)
+        write_text_atomic(out, splice_section(page, section))
+        log(f"wrote the vision-transformer section of {out}")
+        return 0
+    write_text_atomic(out, render(everything, seeds, choices, extra, out))
+    log(f"wrote {out}")
     return 0
 
 

@@ -41,4 +41,8 @@ _PUBLIC = {
 
 __all__ = list(_PUBLIC)
 
-__getattr__ = lazy_getattr("proxcompress.causal", _PUBLIC)
+#: result and record types: returned by the API, not entry points (their construction is not
+#: argument-checked)
+_RESULTS = ("CausalPair", "DirectionFit", "DirectionResult", "Mechanisms", "TestResult")
+
+__getattr__ = lazy_getattr("proxcompress.causal", _PUBLIC, _RESULTS)

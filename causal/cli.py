@@ -8,9 +8,11 @@ simulated heterogeneous pair.
 
 The CSV file has a header row; the two columns must hold finite numbers in every non-blank row.
 Exit codes: 0 a direction was decided, 1 undecided (equal evidence), 2 bad input (every flag and
-the --json target are checked before any work). The JSON report (written atomically, only after
-the whole test) holds the decision, both directions' k, BIC path, statistic, p-value and log
-p-value, and for ``--simulate`` the true direction.
+the --json target are checked before any work; a constant column is the only data refused for
+its values: discretised columns with as few as two levels are answered, with a "weak evidence"
+note). The JSON report (written atomically, only after the whole test) holds the decision, both
+directions' k, BIC path, statistic, p-value and log p-value, the evidence notes, and for
+``--simulate`` the true direction.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxcompress.errors import InvalidInputError
 
-from .options import CRITERIA, MIN_SAMPLES, POOLINGS
+from .options import CRITERIA, MIN_SAMPLES, NOISES, POOLINGS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,15 +73,6 @@ def read_columns(path: Path, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
     return values[:, 0], values[:, 1]
 
 
-def _json_target(path: str) -> None:
-    """Refuse, before any work, a --json path whose folder is missing or which is a folder."""
-    target = Path(path)
-    if target.is_dir():
-        raise InvalidInputError("--json", f"{target} is a folder")
-    if not target.parent.is_dir():
-        raise InvalidInputError("--json", f"folder {target.parent} does not exist")
-
-
 def _check_flags(args: argparse.Namespace) -> None:
     """Every flag in range, and no flag that this run would ignore, before any work."""
     for flag, value, low in (("--n", args.n, MIN_SAMPLES), ("--seed", args.seed, 0),
@@ -101,8 +94,6 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise InvalidInputError("--y", f"the same column as --x ({args.x!r})")
     if args.permutations is not None and args.test != "permutation":
         raise InvalidInputError("--permutations", "applies to --test permutation only")
-    if args.json:
-        _json_target(args.json)
 
 
 def _k(text: str) -> int | None:
@@ -131,12 +122,13 @@ def _run(args: argparse.Namespace) -> int:
         x, y, names, truth = pair.x, pair.y, ("x", "y"), pair.direction
     else:
         x, y = read_columns(Path(args.csv), args.x, args.y)
+        args._field_flags = {"n": "--csv"}  # the sample count is the file's, not --n's
         names = (args.x, args.y)
     test = (HSICGamma(seed=args.seed) if args.test == "gamma"
             else HSICPermutation(permutations=args.permutations or DEFAULT_PERMUTATIONS,
                                  seed=args.seed))
     result = causal_direction(x, y, k=args.k, k_max=args.k_max, criterion=args.criterion,
-                              test=test, pooling=args.pooling, names=names)
+                              test=test, pooling=args.pooling, noise=args.noise, names=names)
     report: dict[str, Any] = {"n": int(x.size), **result.as_dict()}
     if truth is not None:
         report["true_direction"] = truth
@@ -146,6 +138,8 @@ def _run(args: argparse.Namespace) -> int:
     arrow = {"x->y": f"{names[0]} -> {names[1]}", "y->x": f"{names[1]} -> {names[0]}"}
     print(f"direction: {arrow.get(result.direction, 'undecided')}"
           + (f" (true: {arrow[truth]})" if truth else ""))
+    for note in result.notes:
+        print(f"weak evidence: {note}")
     if args.json:
         write_json_atomic(args.json, report)
     return EXIT_OK if result.direction != "undecided" else EXIT_UNDECIDED
@@ -153,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_parsers(subparsers: Any) -> None:
     """Register the ``causal`` subcommand."""
+    from proxcompress.outputs import add_output
+
     parser = subparsers.add_parser(
         "causal",
         help="causal direction of two variables from a heterogeneous population (ANM + "
@@ -178,9 +174,12 @@ def add_parsers(subparsers: Any) -> None:
                         help="BIC likelihood of auto (default classification)")
     method.add_argument("--pooling", choices=POOLINGS, default="centred",
                         help="how cluster labels adjust the test (default centred)")
+    method.add_argument("--noise", choices=NOISES, default="additive",
+                        help="noise model tested: additive (default) or location-scale (residuals "
+                        "divided by their fitted scale; experimental, docs/causal.md)")
     method.add_argument("--test", choices=("gamma", "permutation"), default="gamma",
                         help="HSIC p-value: gamma approximation (default) or permutations")
     method.add_argument("--permutations", type=int,
                         help=f"permutations of --test permutation (default {DEFAULT_PERMUTATIONS})")
-    parser.add_argument("--json", metavar="OUT", help="write the report as JSON")
+    add_output(parser, "--json", metavar="OUT", help="write the report as JSON")
     parser.set_defaults(func=_run)

@@ -28,12 +28,20 @@ from proxcompress.errors import InvalidInputError
 from ._checks import choice, distinct_enough, same_length, sample
 from .independence import HSICGamma, IndependenceTest, TestResult
 from .mechanisms import IntArray, Mechanisms, cluster_mechanisms
-from .options import MIN_SAMPLES, POOLINGS
+from .options import MIN_SAMPLES, NOISES, POOLINGS
 from .regression import FloatArray, Regressor, SplineRegressor
 
 Pooling = Literal["centred", "standardized", "fisher"]
+Noise = Literal["additive", "location-scale"]
 #: fewest points of a cluster tested on its own under ``pooling="fisher"``
 MIN_CLUSTER_TEST = 20
+#: below this many distinct values a variable is "discretised": the test still answers (the
+#: regressor adapts), but the evidence is reported as weak
+FEW_LEVELS = 20
+#: p-values closer than this many orders of magnitude are reported as weak evidence
+CLOSE_LOG10 = 1.0
+#: smallest fitted noise scale, as a fraction of the cluster's mean |residual|
+SCALE_FLOOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -49,11 +57,18 @@ class DirectionFit:
 
 @dataclass(frozen=True)
 class DirectionResult:
-    """``direction`` is ``"x->y"``, ``"y->x"`` or ``"undecided"`` (equal evidence)."""
+    """``direction`` is ``"x->y"``, ``"y->x"`` or ``"undecided"`` (equal evidence); ``notes``
+    say why the evidence for it is weak (empty when it is not): a variable with fewer than
+    ``FEW_LEVELS`` distinct values, or p-values within a factor of ``10 ** CLOSE_LOG10``."""
 
     direction: str
     forward: DirectionFit
     backward: DirectionFit
+    notes: tuple[str, ...] = ()
+
+    @property
+    def weak_evidence(self) -> bool:
+        return bool(self.notes)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready summary (labels left out; a non-finite number becomes None)."""
@@ -70,7 +85,8 @@ class DirectionResult:
             }
 
         return {"direction": self.direction, "forward": fit(self.forward),
-                "backward": fit(self.backward)}
+                "backward": fit(self.backward),
+                "evidence": {"weak": self.weak_evidence, "notes": list(self.notes)}}
 
 
 def standardize(values: FloatArray, field: str) -> FloatArray:
@@ -123,19 +139,45 @@ def pooled_test(cause: FloatArray, residuals: FloatArray, labels: IntArray, pool
     return test(cause, pooled)
 
 
+def scaled_residuals(cause: FloatArray, residuals: FloatArray, labels: IntArray,
+                     regressor: Regressor) -> FloatArray:
+    """Residuals divided, within each cluster, by their fitted scale ``s_c(cause)``: the
+    regression of the cluster-centred ``|residual|`` on the cause (``regressor``), floored at
+    ``SCALE_FLOOR`` times the cluster's mean ``|residual|`` (a fitted scale must stay positive).
+    Under a location-scale noise model ``effect = f(cause) + s(cause) noise`` the result is
+    independent of the cause in the causal direction."""
+    out = np.asarray(residuals, dtype=np.float64).copy()
+    for c in range(int(labels.max()) + 1):
+        at = labels == c
+        if not at.any():
+            continue
+        r = out[at] - out[at].mean()
+        size = np.abs(r)
+        floor = SCALE_FLOOR * float(size.mean())
+        if floor == 0 or np.unique(cause[at]).size < regressor.min_points():
+            continue
+        scale = regressor.fit(cause[at], size).predict(cause[at])
+        out[at] = r / np.maximum(scale, floor)
+    return out
+
+
 def _fit(cause: FloatArray, effect: FloatArray, names: tuple[str, str], k: int | None, k_max: int,
-         regressor: Regressor, criterion: str, test: IndependenceTest, pooling: str
-         ) -> DirectionFit:
+         regressor: Regressor, criterion: str, test: IndependenceTest, pooling: str,
+         noise: str) -> DirectionFit:
     mech = cluster_mechanisms(cause, effect, k=k, k_max=k_max, regressor=regressor,
                               criterion=criterion)
-    result = pooled_test(cause, mech.residuals(cause, effect), mech.labels, pooling, test)
+    residuals = mech.residuals(cause, effect)
+    if noise == "location-scale":
+        residuals = scaled_residuals(cause, residuals, mech.labels, regressor)
+    result = pooled_test(cause, residuals, mech.labels, pooling, test)
     return DirectionFit(names[0], names[1], mech, result)
 
 
 def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_max: int = 4,
                      regressor: Regressor | None = None, criterion: str = "classification",
                      test: IndependenceTest | None = None, pooling: Pooling = "centred",
-                     names: tuple[str, str] = ("x", "y")) -> DirectionResult:
+                     noise: Noise = "additive", names: tuple[str, str] = ("x", "y")
+                     ) -> DirectionResult:
     """Decide between ``x -> y`` and ``y -> x`` (module docstring).
 
     ``k=None`` (default) chooses the number of mechanisms per direction by the BIC
@@ -151,13 +193,15 @@ def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_ma
     if xs.size < MIN_SAMPLES:
         raise InvalidInputError("n", f"{xs.size} paired samples; the test needs >= {MIN_SAMPLES}")
     choice(pooling, "pooling", POOLINGS)
+    choice(noise, "noise", NOISES)
     xs, ys = standardize(xs, names[0]), standardize(ys, names[1])
     regressor = regressor or SplineRegressor()
     for values, name in ((xs, names[0]), (ys, names[1])):  # each is a cause in one direction
         distinct_enough(values, regressor.min_points(), name)
     test = test or HSICGamma()
-    forward = _fit(xs, ys, names, k, k_max, regressor, criterion, test, pooling)
-    backward = _fit(ys, xs, (names[1], names[0]), k, k_max, regressor, criterion, test, pooling)
+    forward = _fit(xs, ys, names, k, k_max, regressor, criterion, test, pooling, noise)
+    backward = _fit(ys, xs, (names[1], names[0]), k, k_max, regressor, criterion, test, pooling,
+                    noise)
     f, b = forward.test, backward.test
     if (f.log_p_value, -f.statistic) > (b.log_p_value, -b.statistic):
         direction = "x->y"
@@ -165,4 +209,21 @@ def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_ma
         direction = "y->x"
     else:
         direction = "undecided"
-    return DirectionResult(direction, forward, backward)
+    return DirectionResult(direction, forward, backward, _notes(xs, ys, names, f, b))
+
+
+def _notes(xs: FloatArray, ys: FloatArray, names: tuple[str, str], f: TestResult,
+           b: TestResult) -> tuple[str, ...]:
+    """Why the evidence is weak (:class:`DirectionResult`)."""
+    notes = []
+    for values, name in ((xs, names[0]), (ys, names[1])):
+        levels = np.unique(values).size
+        if levels < FEW_LEVELS:
+            notes.append(f"{name} has {levels} distinct values (< {FEW_LEVELS}): regressions on "
+                         f"it are fitted through few levels and the additive-noise evidence rests "
+                         f"on them")
+    gap = abs(f.log_p_value - b.log_p_value) / np.log(10)
+    if not gap >= CLOSE_LOG10:  # also NaN-safe
+        notes.append(f"the two directions' p-values ({f.p_value:.3g}, {b.p_value:.3g}) are "
+                     f"within a factor of {10 ** CLOSE_LOG10:g}")
+    return tuple(notes)

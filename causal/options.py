@@ -5,6 +5,8 @@ from __future__ import annotations
 
 #: how cluster labels adjust the independence test (:func:`.direction.pooled_test`)
 POOLINGS: tuple[str, ...] = ("centred", "standardized", "fisher")
+#: the noise model whose residuals are tested (:func:`.direction.causal_direction`)
+NOISES: tuple[str, ...] = ("additive", "location-scale")
 #: the likelihood of the BIC that chooses k (:func:`.mechanisms.bic`)
 CRITERIA: tuple[str, ...] = ("classification", "mixture")
 #: fewest paired samples :func:`.direction.causal_direction` accepts

@@ -7,7 +7,10 @@ degrees of freedom (what the BIC of :mod:`.mechanisms` charges for it). Two are 
   cubic B-spline (:func:`scipy.interpolate.make_lsq_spline`) with interior knots at quantiles of
   the distinct cause values, their number chosen by generalized cross-validation. Its degrees of
   freedom are exact (the number of coefficients), which a smoothing spline's are not without the
-  hat matrix.
+  hat matrix. Its complexity adapts to the number ``d`` of distinct cause values (discretised
+  causes: years, counts, grades): at most ``d - 4`` knots, so the most flexible candidate has
+  ``d`` coefficients and reproduces the per-level means; with ``d = 2`` or ``3`` levels the fit
+  is the line or parabola through the level means (the group-means regression).
 * :class:`PolynomialRegressor`: a least-squares polynomial of fixed degree.
 
 Curves predict outside the range they were fitted on by holding the boundary value (the cause is
@@ -47,7 +50,7 @@ class Regressor(Protocol):
     """Fits a :class:`Curve` to paired samples; must be deterministic in its inputs."""
 
     def min_points(self) -> int:
-        """The fewest points (with distinct causes) a fit needs."""
+        """The fewest distinct cause values a fit needs."""
         ...
 
     def fit(self, x: FloatArray, y: FloatArray) -> Curve:
@@ -84,14 +87,16 @@ class ClippedCurve:
 
 @dataclass(frozen=True)
 class SplineCurve(ClippedCurve):
-    """A cubic B-spline with these ``knots``."""
+    """A B-spline of this ``degree`` (3, lower for fewer than four distinct causes) with these
+    ``knots``."""
 
     knots: FloatArray
+    degree: int = 3
 
     def _inside(self, x: FloatArray) -> NDArray[Any]:
         from scipy.interpolate import BSpline
 
-        return BSpline(self.knots, self.coefficients, 3, extrapolate=False)(x)
+        return BSpline(self.knots, self.coefficients, self.degree, extrapolate=False)(x)
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,10 @@ class SplineRegressor:
     values, ``m`` in ``0..max_knots`` chosen by GCV ``n RSS / (n - df)^2`` with ``df = m + 4``.
 
     With ``m = 0`` the fit is the least-squares cubic polynomial. ``max_knots`` is lowered where
-    the data are too few: at least ``points_per_coefficient`` points per coefficient.
+    the data are too few: at least ``points_per_coefficient`` points per coefficient, and at most
+    ``d - 4`` knots for ``d`` distinct causes (``df <= d``; at ``df = d`` the spline passes through
+    the per-level means). With ``d = 2`` or ``3`` distinct causes the degree drops to ``d - 1``:
+    the line or parabola through the level means (group means). Two distinct causes suffice.
     """
 
     max_knots: int = 8
@@ -111,7 +119,7 @@ class SplineRegressor:
         integer(self.points_per_coefficient, "points_per_coefficient", 2)
 
     def min_points(self) -> int:
-        return 4 * self.points_per_coefficient
+        return 2
 
     def fit(self, x: FloatArray, y: FloatArray) -> SplineCurve:
         from scipy.interpolate import make_lsq_spline
@@ -121,8 +129,10 @@ class SplineRegressor:
         xs, ys = x[order], y[order]
         n, lo, hi = xs.size, float(xs[0]), float(xs[-1])
         distinct = np.unique(xs)
+        degree = min(3, distinct.size - 1)
         best: tuple[float, SplineCurve] | None = None
-        top = min(self.max_knots, n // self.points_per_coefficient - 4, distinct.size - 4)
+        top = min(self.max_knots, n // self.points_per_coefficient - degree - 1,
+                  distinct.size - degree - 1)
         counts = range(max(top, 0) + 1)
         # every knot count's quantiles in one call (the same values as one call per count)
         levels = np.quantile(distinct, np.concatenate([np.arange(1, m + 1) / (m + 1)
@@ -130,17 +140,18 @@ class SplineRegressor:
         for m in counts:
             inner = np.unique(levels[m * (m - 1) // 2: m * (m + 1) // 2])
             inner = inner[(inner > lo) & (inner < hi)]
-            knots = np.concatenate([[lo] * 4, inner, [hi] * 4])
+            knots = np.concatenate([[lo] * (degree + 1), inner, [hi] * (degree + 1)])
             try:
-                spline = make_lsq_spline(xs, ys, knots, k=3)
+                spline = make_lsq_spline(xs, ys, knots, k=degree)
             except (ValueError, np.linalg.LinAlgError):
                 continue  # Schoenberg-Whitney condition fails for these knots
             rss = float(np.sum((ys - spline(xs)) ** 2))
             df = spline.c.size
-            gcv = n * rss / (n - df) ** 2
+            gcv = n * rss / (n - df) ** 2 if n > df else np.inf
             if best is None or gcv < best[0]:
-                best = (gcv, SplineCurve(np.asarray(spline.c, dtype=np.float64), lo, hi, knots))
-        if best is None:  # pragma: no cover - m = 0 with >= 4 distinct finite causes always fits
+                best = (gcv, SplineCurve(np.asarray(spline.c, dtype=np.float64), lo, hi, knots,
+                                         degree))
+        if best is None:  # pragma: no cover - m = 0 with >= degree + 1 distinct causes always fits
             raise InvalidInputError("x", "no cubic spline fits these cause values")
         return best[1]
 

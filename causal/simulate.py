@@ -4,7 +4,9 @@ A population of ``k`` subpopulations, each with its own additive noise model
 ``effect = f_c(cause) + noise``: the cause is uniform on ``[-2, 2]``; mechanism ``c`` is the
 cubic ``o_c + b1 u + b2 (u^2 - 4/3) + b3 u^3 / 4`` with standard normal coefficients and offset
 ``o_c``; labels are drawn with Dirichlet(4, ..., 4) proportions; the noise is uniform (default) or
-Gaussian with standard deviation ``noise_scale``. With ``swap=True`` the pair is returned as
+Gaussian with standard deviation ``noise_scale``, multiplied by ``exp(heteroscedasticity * cause /
+2)`` (default 0: homoscedastic; at 1 the sd grows from ``noise_scale / e`` to ``e noise_scale``
+across the cause's range). With ``swap=True`` the pair is returned as
 ``(effect, cause)`` with probability 1/2, so the true direction is ``"y->x"`` as often as
 ``"x->y"``. The design is this package's (the paper's simulation settings are not confirmed,
 methods.md section 10 [U]).
@@ -12,6 +14,7 @@ methods.md section 10 [U]).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,7 +41,7 @@ class CausalPair:
 
 def simulate_mixture(n: int, k: int, *, seed: int,
                      noise: Literal["uniform", "gaussian"] = "uniform", noise_scale: float = 0.2,
-                     swap: bool = True) -> CausalPair:
+                     swap: bool = True, heteroscedasticity: float = 0.0) -> CausalPair:
     """``n`` samples of a ``k``-mechanism population (module docstring); same seed, same pair."""
     integer(n, "n", 1)
     integer(k, "k", 1)
@@ -46,6 +49,9 @@ def simulate_mixture(n: int, k: int, *, seed: int,
     choice(noise, "noise", NOISES)
     if not noise_scale > 0:
         raise InvalidInputError("noise_scale", f"{noise_scale} is outside (0, inf)")
+    if (isinstance(heteroscedasticity, bool) or not isinstance(heteroscedasticity, numbers.Real)
+            or not np.isfinite(heteroscedasticity)):
+        raise InvalidInputError("heteroscedasticity", f"{heteroscedasticity} is not finite")
     rng = np.random.default_rng(seed)
     cause = rng.uniform(-2.0, 2.0, n)
     coefficients = rng.standard_normal((k, 4))
@@ -56,6 +62,8 @@ def simulate_mixture(n: int, k: int, *, seed: int,
         eps = rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), n) * noise_scale
     else:
         eps = rng.standard_normal(n) * noise_scale
+    if heteroscedasticity:  # draws above unchanged: heteroscedasticity = 0 gives the same pairs
+        eps = eps * np.exp(heteroscedasticity * cause / 2)
     effect = o + b1 * cause + b2 * (cause**2 - 4.0 / 3.0) + b3 * cause**3 / 4.0 + eps
     if swap and rng.random() < 0.5:
         return CausalPair(effect, cause, labels, "y->x")

@@ -22,20 +22,16 @@ def example_path() -> Path:
     return Path(str(resources.files("proxcompress.formulations") / "data" / "example.npz"))
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--time-limit must be a number of seconds, got {text!r}"
-        ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--time-limit = {text} must be > 0 seconds")
-    return value
+def _seconds() -> Any:
+    from proxcompress.checks import cli_float
+
+    return cli_float(0.0, None, low_open=True)
 
 
 def add_parsers(subparsers: Any) -> None:
     """Register the formulations wing's subcommands."""
+    from proxcompress.outputs import add_output
+
     solve = subparsers.add_parser(
         "solve",
         help="solve a layer-pruning instance (.npz) exactly with one formulation",
@@ -45,8 +41,8 @@ def add_parsers(subparsers: Any) -> None:
     )
     solve.add_argument("instance", type=Path, help="instance file (.npz, never unpickled)")
     solve.add_argument("--formulation", choices=_NAMES, default="bnb")
-    solve.add_argument("--time-limit", type=_positive_seconds, default=None, metavar="S")
-    solve.add_argument("--json", type=Path, default=None, metavar="OUT.json")
+    solve.add_argument("--time-limit", type=_seconds(), default=None, metavar="S")
+    add_output(solve, "--json", type=Path, default=None, metavar="OUT.json")
     solve.set_defaults(func=_run_solve)
 
     compare = subparsers.add_parser(
@@ -54,30 +50,37 @@ def add_parsers(subparsers: Any) -> None:
         help="solve one instance with every formulation and print them side by side",
         description="The main job: solve INSTANCE (default: the bundled example) with every "
         "formulation and the continuous relaxations, and print objective, bound, gap, time, "
-        "nodes. Exit code 0 when all formulations agree on the optimum, 1 when they do not.",
+        "nodes, and what was proved. Exit code 0 when every formulation proved optimality and "
+        "they agree on the optimum, 1 when results contradict each other (two proved optima "
+        "differ, or a solution or bound beats a proved optimum), 3 when the time limit stopped "
+        "a formulation before it proved optimality (best objectives and bounds reported).",
     )
     compare.add_argument("instance", type=Path, nargs="?", default=None)
     compare.add_argument(
         "--formulations", default=",".join(_NAMES), help="comma-separated subset (default: all)"
     )
-    compare.add_argument("--time-limit", type=_positive_seconds, default=60.0, metavar="S")
-    compare.add_argument("--json", type=Path, default=None, metavar="OUT.json")
+    compare.add_argument("--time-limit", type=_seconds(), default=60.0, metavar="S")
+    add_output(compare, "--json", type=Path, default=None, metavar="OUT.json")
     compare.set_defaults(func=_run_compare)
 
     instance = subparsers.add_parser(
-        "instance", help="write a random planted instance (.npz) for solve/compare"
+        "instance",
+        help="write a random planted instance (.npz) for solve/compare",
+        description="Write a random planted instance (formulations.random_instance, which "
+        "checks every option: sizes >= 1 with n*d, n*m, d*m <= 2**25, seed in [0, 2**32-1], "
+        "rho in (-1, 1), snr > 0, alpha in (0, 1), k >= 0).",
     )
-    instance.add_argument("out", type=Path, help="output .npz")
-    instance.add_argument("--n", type=int, default=500)
+    add_output(instance, "out", type=Path, help="output .npz")
+    instance.add_argument("--n", type=int, default=500, help="samples")
     instance.add_argument("--d", type=int, default=None, help="features (default: --groups)")
-    instance.add_argument("--m", type=int, default=1)
+    instance.add_argument("--m", type=int, default=1, help="outputs")
     instance.add_argument("--groups", type=int, default=30)
     instance.add_argument("--rho", type=float, default=0.0, help="AR(1) feature correlation")
     instance.add_argument("--snr", type=float, default=4.0)
     instance.add_argument("--alpha", type=float, default=0.5)
     instance.add_argument("--k", type=int, default=None)
     instance.add_argument("--seed", type=int, default=0)
-    instance.set_defaults(func=_run_instance)
+    instance.set_defaults(func=_run_instance, _field_flags={"n_groups": "--groups"})
 
 
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -150,12 +153,22 @@ def _run_compare(args: argparse.Namespace) -> int:
         f"M={problem.M:g} k={problem.k}"
     )
     solutions = []
+    skipped = []
     for name in names:
-        if name == "brute" and problem.n_groups > 20:
-            continue
-        solutions.append(solve(problem, name, time_limit=args.time_limit))
+        try:
+            solutions.append(solve(problem, name, time_limit=args.time_limit))
+        except InvalidInputError as exc:
+            if name != "brute":  # brute alone may refuse a size it cannot enumerate
+                raise
+            skipped.append(f"brute skipped ({exc.field}: {exc.detail})")
+    if not solutions:
+        raise InvalidInputError("--formulations", f"nothing left to compare: {skipped[0]}; "
+                                "add another formulation")
+    for note in skipped:
+        print(note)
     rows = [_solution_row(s) for s in solutions]
-    best = min(s.objective for s in solutions)
+    verdict = proved_verdict(solutions)
+    best = verdict["best_objective"]
     relaxations = [relaxation(problem, kind) for kind in ("bigm", "perspective")]
     for relaxed in relaxations:
         rows.append(
@@ -168,13 +181,8 @@ def _run_compare(args: argparse.Namespace) -> int:
             }
         )
     print(format_table(rows, list(_solution_row(solutions[0]))))
-    optimal = [s for s in solutions if s.status == "optimal"]
-    agree = all(
-        abs(s.objective - best) <= 1e-6 * max(1.0, abs(best)) and s.support == optimal[0].support
-        for s in optimal
-    )
     print(f"supports: {sorted({s.support for s in solutions})}")
-    print("all formulations agree on the optimum" if agree else "FORMULATIONS DISAGREE")
+    print(verdict["message"])
     if args.json is not None:
         write_json_atomic(
             args.json,
@@ -185,10 +193,72 @@ def _run_compare(args: argparse.Namespace) -> int:
                     {"kind": r.kind, "bound": r.bound, "root_gap": root_gap(problem, r.kind, best)}
                     for r in relaxations
                 ],
-                "agree": agree,
+                **{k: v for k, v in verdict.items() if k != "message"},
             },
         )
-    return EXIT_OK if agree else 1
+    return {"agree": EXIT_OK, "disagree": 1, "not proved": EXIT_TIME_LIMIT}[verdict["verdict"]]
+
+
+def proved_verdict(solutions: list[Solution]) -> dict[str, Any]:
+    """What a set of solutions of one instance proves (``compare``'s last line and JSON).
+
+    ``verdict`` is ``agree`` when every formulation proved optimality and all found the same
+    objective and support; ``disagree`` when two proved optima differ, or any solution's
+    objective lies below a proved optimum, or any bound above it (each impossible when the
+    formulations are correct); ``not proved`` otherwise (a formulation stopped at its time
+    limit): then only the best objective (an upper bound on the optimum) and the best bound (a
+    lower bound) are claimed. Also returned: ``agree`` (``verdict == "agree"``), ``proved`` and
+    ``not_proved`` (formulation names), ``best_objective``, ``best_bound`` and ``message``.
+    """
+    optimal = [s for s in solutions if s.status == "optimal"]
+    open_ = [s for s in solutions if s.status != "optimal"]
+    best = min(s.objective for s in solutions)
+    best_bound = max(s.bound for s in solutions)
+
+    def tol(value: float) -> float:
+        return 1e-6 * max(1.0, abs(value))
+
+    conflicts = []
+    if optimal:
+        ref = optimal[0]
+        for s in optimal[1:]:
+            if abs(s.objective - ref.objective) > tol(ref.objective) or s.support != ref.support:
+                conflicts.append(f"{s.formulation} proved {s.objective:.10g} {list(s.support)} "
+                                 f"but {ref.formulation} proved {ref.objective:.10g} "
+                                 f"{list(ref.support)}")
+        for s in open_:
+            if s.objective < ref.objective - tol(ref.objective):
+                conflicts.append(f"{s.formulation} found {s.objective:.10g}, below the optimum "
+                                 f"{ref.objective:.10g} proved by {ref.formulation}")
+            if s.bound > ref.objective + tol(ref.objective):
+                conflicts.append(f"{s.formulation}'s bound {s.bound:.10g} exceeds the optimum "
+                                 f"{ref.objective:.10g} proved by {ref.formulation}")
+    if conflicts:
+        verdict = "disagree"
+        message = "FORMULATIONS DISAGREE: " + "; ".join(conflicts)
+    elif not open_:
+        verdict = "agree"
+        ran = ", ".join(s.formulation for s in solutions)
+        message = (f"all formulations run ({ran}) proved optimality and agree on the optimum "
+                   f"{best:.10g} (support {list(optimal[0].support)})")
+    else:
+        verdict = "not proved"
+        names = ", ".join(f"{s.formulation} ({s.status}: objective {s.objective:.10g}, bound "
+                          f"{s.bound:.10g})" for s in open_)
+        proved = (f"; optimality proved by {', '.join(s.formulation for s in optimal)} "
+                  f"(optimum {optimal[0].objective:.10g}), consistent with the others"
+                  if optimal else "")
+        message = (f"optimality NOT proved by {names}{proved}; best objective {best:.10g}, "
+                   f"best bound {best_bound:.10g}")
+    return {
+        "verdict": verdict,
+        "agree": verdict == "agree",
+        "proved": [s.formulation for s in optimal],
+        "not_proved": [s.formulation for s in open_],
+        "best_objective": best,
+        "best_bound": best_bound,
+        "message": message,
+    }
 
 
 def _run_instance(args: argparse.Namespace) -> int:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from proxcompress.checks import MAX_SEED, integer, real
 from proxcompress.errors import InvalidInputError
 from proxcompress.formulations.problem import LayerPruningProblem
+
+#: most entries of any array :func:`random_instance` makes (``n*d``, ``n*m``, ``d*m``): 2**25,
+#: 256 MiB of float64
+MAX_ENTRIES = 2**25
 
 
 def random_instance(
@@ -42,21 +47,36 @@ def random_instance(
     ``sigma^2 log(n) / 2`` per weight of the group.
 
     Raises:
-        InvalidInputError: naming the bad argument (sizes, ``rho`` outside ``(-1, 1)``, ...).
+        InvalidInputError: naming the bad argument, before any work: sizes below 1 or making
+            an array of more than :data:`MAX_ENTRIES` entries, a seed outside
+            ``[0, 2**32 - 1]``, ``rho`` outside ``(-1, 1)``, ``alpha`` outside ``(0, 1)``, a
+            non-positive or non-finite ``snr``, ...
     """
-    for name, value, low in (("n", n, 1), ("d", d, 1), ("m", m, 1), ("n_groups", n_groups, 1)):
-        if int(value) != value or value < low:
-            raise InvalidInputError(name, f"= {value} must be an integer >= {low}")
+    n = integer("n", n, 1, MAX_ENTRIES)
+    n_groups = integer("n_groups", n_groups, 1, MAX_ENTRIES)
+    d = integer("d", d, 1, MAX_ENTRIES)
+    m = integer("m", m, 1, MAX_ENTRIES)
+    seed = integer("seed", seed, 0, MAX_SEED)
     if n_groups > d:
         raise InvalidInputError("n_groups", f"= {n_groups} exceeds d = {d}; each group needs a row")
-    if not -1.0 < rho < 1.0:
-        raise InvalidInputError("rho", f"= {rho} is outside the accepted range (-1, 1)")
-    if not 0.0 <= active <= 1.0:
-        raise InvalidInputError("active", f"= {active} is outside the accepted range [0, 1]")
+    for name, size in (("n", n * d), ("m", n * m), ("d", d * m)):
+        if size > MAX_ENTRIES:
+            raise InvalidInputError(
+                name, f"makes an array of {size} entries (n = {n}, d = {d}, m = {m}); accepted: "
+                f"n*d, n*m and d*m at most {MAX_ENTRIES}"
+            )
+    real("rho", rho, -1.0, 1.0, low_open=True, high_open=True)
+    real("active", active, 0.0, 1.0)
+    real("snr", snr, 0.0, None, low_open=True)
+    real("alpha", alpha, 0.0, 1.0, low_open=True, high_open=True)
+    if lam is not None:
+        real("lam", lam, 0.0, None)
+    if M is not None:
+        real("M", M, 0.0, None, low_open=True)
+    if k is not None:
+        integer("k", k, 0, None)
     if weights not in ("equal", "gaussian"):
         raise InvalidInputError("weights", f"= {weights!r}; accepted: 'equal', 'gaussian'")
-    if snr <= 0:
-        raise InvalidInputError("snr", f"= {snr} must be > 0")
     rng = np.random.default_rng(seed)
     Z = rng.standard_normal((n, d))
     X = np.empty((n, d))

@@ -31,11 +31,21 @@ _REQUIRED_KEYS = ("X", "Y", "groups", "lam", "alpha", "M")
 _OPTIONAL_KEYS = ("k",)
 
 
+#: largest accepted Frobenius norm of ``X`` and ``Y``, and of ``M ||X||_F``: their squares (the
+#: Gram matrix ``X^T X``, ``||Y||^2``, the residual of any ``|W| <= M``) stay finite in float64
+MAX_NORM = 1e150
+
+
 def _finite_array(name: str, value: Any, ndim: tuple[int, ...]) -> FloatArray:
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        raw = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(name, f"must be a real array ({exc})") from None
+    if raw.dtype.kind not in "biuf":
+        raise InvalidInputError(
+            name, f"has dtype {raw.dtype}; accepted: real numbers (bool, integer or float)"
+        )
+    arr = raw.astype(np.float64, copy=False)
     if arr.ndim not in ndim:
         raise InvalidInputError(name, f"has {arr.ndim} dimensions, accepted: {ndim}")
     if not np.all(np.isfinite(arr)):
@@ -43,10 +53,23 @@ def _finite_array(name: str, value: Any, ndim: tuple[int, ...]) -> FloatArray:
     return arr
 
 
+def _norm(arr: FloatArray) -> float:
+    """Frobenius norm without overflow (scaled by the largest entry)."""
+    scale = float(np.abs(arr).max(initial=0.0))
+    if scale == 0.0:
+        return 0.0
+    return scale * float(np.linalg.norm(arr / scale))
+
+
 def _finite_scalar(name: str, value: Any) -> float:
-    arr = np.asarray(value)
+    if isinstance(value, str | bytes | list | tuple | dict | set):
+        raise InvalidInputError(name, f"must be a real scalar, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        arr = np.asarray(None)
     if arr.size != 1 or arr.dtype.kind not in "iuf":
-        raise InvalidInputError(name, f"must be a real scalar, got {value!r}")
+        raise InvalidInputError(name, f"must be a real scalar, got {type(value).__name__}")
     out = float(arr.reshape(()))
     if not np.isfinite(out):
         raise InvalidInputError(name, f"= {out} is not finite")
@@ -97,10 +120,28 @@ class LayerPruningProblem:
             )
         if Y.shape[1] == 0:
             raise InvalidInputError("Y", "has m = 0 columns; needs m >= 1")
+        for name, arr in (("X", X), ("Y", Y)):
+            norm = _norm(arr)
+            if norm > MAX_NORM:
+                raise InvalidInputError(
+                    name,
+                    f"has Frobenius norm {norm:.3e}, outside the accepted range [0, "
+                    f"{MAX_NORM:.0e}] ({name}^T {name} would overflow float64); rescale it",
+                )
         groups_raw = np.asarray(self.groups)
+        if groups_raw.dtype.kind not in "iuf":
+            raise InvalidInputError(
+                "groups", f"has dtype {groups_raw.dtype}; accepted: integer labels 0..G-1"
+            )
         if groups_raw.ndim != 1 or groups_raw.shape[0] != d:
             raise InvalidInputError(
                 "groups", f"has shape {groups_raw.shape}; needs one label per column of X, ({d},)"
+            )
+        if d and (groups_raw.min() < 0 or groups_raw.max() >= d):
+            raise InvalidInputError(
+                "groups",
+                f"has label {groups_raw.min() if groups_raw.min() < 0 else groups_raw.max()}; "
+                f"labels must lie in 0..G-1 with G <= d = {d} (every group non-empty)",
             )
         if groups_raw.dtype.kind not in "iu":
             if (
@@ -112,8 +153,6 @@ class LayerPruningProblem:
             else:
                 raise InvalidInputError("groups", "must hold integer labels 0..G-1")
         groups = groups_raw.astype(np.int64)
-        if groups.min() < 0:
-            raise InvalidInputError("groups", f"has label {groups.min()}; labels must be >= 0")
         n_groups = int(groups.max()) + 1
         counts = np.bincount(groups, minlength=n_groups)
         empty = np.flatnonzero(counts == 0)
@@ -131,6 +170,16 @@ class LayerPruningProblem:
         M = _finite_scalar("M", self.M)
         if M <= 0:
             raise InvalidInputError("M", f"= {M} is not positive; accepted range M > 0")
+        if M * max(_norm(X), 1.0) > MAX_NORM:
+            raise InvalidInputError(
+                "M",
+                f"= {M:.3e}: M * max(||X||_F, 1) must be <= {MAX_NORM:.0e} (X W would overflow "
+                "float64); accepted range 0 < M <= "
+                f"{MAX_NORM / max(_norm(X), 1.0):.3e}",
+            )
+        if lam > MAX_NORM:
+            raise InvalidInputError("lam", f"= {lam:.3e} is outside the accepted range "
+                                    f"[0, {MAX_NORM:.0e}]")
         k = self.k
         if k is not None:
             k_float = _finite_scalar("k", k)
@@ -217,22 +266,20 @@ class LayerPruningProblem:
 
     # ---------------------------------------------------------------------- io
     @classmethod
-    def from_npz(cls, path: str | os.PathLike[str]) -> LayerPruningProblem:
+    def from_npz(
+        cls, path: str | os.PathLike[str], field: str = "instance"
+    ) -> LayerPruningProblem:
         """Load an instance from ``.npz`` with arrays ``X``, ``Y``, ``groups``, scalars ``lam``,
-        ``alpha``, ``M`` and optional ``k``. Never unpickles (``allow_pickle=False``).
+        ``alpha``, ``M`` and optional ``k``, read with :func:`proxcompress.readers.read_npz`
+        (never unpickled; real dtypes only).
 
         Raises:
-            InvalidInputError: missing key, unreadable file or invalid values.
+            InvalidInputError: naming ``field`` for a missing, unreadable or damaged file, else
+                the key: a missing or unknown key, or invalid values.
         """
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(
-                "instance", f"cannot read {os.fspath(path)!r} as .npz: {exc}"
-            ) from None
+        from proxcompress.readers import read_npz
+
+        arrays: dict[str, Any] = read_npz(field, path)
         missing = [key for key in _REQUIRED_KEYS if key not in arrays]
         if missing:
             raise InvalidInputError(

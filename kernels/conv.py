@@ -56,6 +56,7 @@ def conv_output_size(
     dilation: IntPair = 1,
 ) -> tuple[int, int]:
     """``(Ho, Wo)`` of a conv2d; raises if the (dilated) kernel does not fit the padded input."""
+    size = _pair("size", size, 1)
     kh, kw = _pair("kernel_size", kernel_size, 1)
     s, p, d = (
         _pair("stride", stride, 1),
@@ -133,7 +134,9 @@ def binary_conv2d(
         x: real (N, C, H, W); ``x < 0`` is -1, ``x >= 0`` is +1.
         w_words: uint64 (O, ceil(C*kh*kw / 64)), ``pack_signs(W.reshape(O, -1))``.
         kernel_size: ``kh`` or ``(kh, kw)``.
-        stride, padding, dilation: int or pair, as in ``torch.nn.functional.conv2d``.
+        stride: int or pair, as in ``torch.nn.functional.conv2d``.
+        padding: int or pair, as in ``torch.nn.functional.conv2d``.
+        dilation: int or pair, as in ``torch.nn.functional.conv2d``.
         padding_mode: ``"zero"`` (padded inputs count 0, via the +1-pad correction in the module
             docstring) or ``"one"`` (padded inputs count +1).
         backend: as for :func:`~proxcompress.kernels.binary_matmul`.
@@ -198,8 +201,11 @@ def shift_conv2d(
 
     Args:
         x: float32 (N, C, H, W).
-        sign, exponent: int8 (O, C, kh, kw), as in :func:`~proxcompress.kernels.shift_matmul`.
-        stride, padding, dilation: int or pair.
+        sign: int8 (O, C, kh, kw), as in :func:`~proxcompress.kernels.shift_matmul`.
+        exponent: int8 (O, C, kh, kw), as in :func:`~proxcompress.kernels.shift_matmul`.
+        stride: int or pair.
+        padding: int or pair.
+        dilation: int or pair.
         backend: as for :func:`~proxcompress.kernels.shift_matmul`.
 
     Returns:
@@ -247,8 +253,11 @@ def euclid_conv2d(
     Args:
         x: float32 (N, C, H, W).
         w: float32 (O, C, kh, kw).
-        stride, padding, dilation: int or pair.
-        backend, method: as for :func:`~proxcompress.kernels.euclid_matmul`.
+        stride: int or pair.
+        padding: int or pair.
+        dilation: int or pair.
+        backend: as for :func:`~proxcompress.kernels.euclid_matmul`.
+        method: as for :func:`~proxcompress.kernels.euclid_matmul`.
 
     Returns:
         float32 (N, O, Ho, Wo).

@@ -45,6 +45,8 @@ _BIT_WEIGHTS = np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64))
 
 
 def _normalize_axis(field: str, axis: int, ndim: int) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
+        raise InvalidInputError(field, f"must be an integer, got {type(axis).__name__}")
     if not -ndim <= axis < ndim:
         raise InvalidInputError(field, f"= {axis} is out of range for {ndim} dimensions")
     return axis % ndim
@@ -121,6 +123,12 @@ def unpack_signs(words: Any, k: int, axis: int = -1) -> Any:
     return xp.ascontiguousarray(xp.moveaxis(signs, -1, axis))
 
 
+def _check_zero(zero: Any) -> bool:
+    if not isinstance(zero, bool | np.bool_):
+        raise InvalidInputError("zero", f"must be True or False, got {type(zero).__name__}")
+    return bool(zero)
+
+
 def _check_emin(emin: Any, span: int) -> int:
     if isinstance(emin, bool) or not isinstance(emin, int | np.integer):
         raise InvalidInputError("emin", f"must be an integer, got {type(emin).__name__}")
@@ -149,7 +157,7 @@ def pack_shift(sign: Any, exponent: Any, *, emin: int = -7, zero: bool = False) 
         raise InvalidInputError(
             "exponent", f"shape {exponent.shape} must equal sign's shape {sign.shape} (ndim >= 1)"
         )
-    span = 6 if zero else 7
+    span = 6 if _check_zero(zero) else 7
     emin = _check_emin(emin, span)
     sign = np.asarray(sign)
     exponent = np.asarray(exponent)
@@ -187,7 +195,7 @@ def unpack_shift(
             "k",
             f"= {k} does not match {nbytes} code bytes (accepted: {2 * nbytes - 1}..{2 * nbytes})",
         )
-    span = 6 if zero else 7
+    span = 6 if _check_zero(zero) else 7
     emin = _check_emin(emin, span)
     codes = np.asarray(codes)
     nib = np.stack([codes & 0x0F, codes >> 4], axis=-1).reshape(*codes.shape[:-1], 2 * nbytes)

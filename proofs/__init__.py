@@ -50,4 +50,8 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-__getattr__ = lazy_getattr("proxcompress.proofs", _PUBLIC)
+#: result and record types: returned by the API, not entry points (their construction is not
+#: argument-checked)
+_RESULTS = ("Certificate", "Counterexample", "NumericTwin", "Report", "Synthesis")
+
+__getattr__ = lazy_getattr("proxcompress.proofs", _PUBLIC, _RESULTS)

@@ -26,6 +26,12 @@ from proxcompress.errors import InvalidInputError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+#: default seconds for parsing, synthesizing and certifying a user pair
+DEFAULT_BUDGET = 60.0
+#: what SymPy may raise on an expression that passed the parser's checks but that it cannot
+#: analyse: reported as bad input naming the pair's flags, not as a traceback
+_ANALYSIS_ERRORS = (TypeError, ValueError, ZeroDivisionError, OverflowError, RecursionError,
+                    AttributeError, NotImplementedError, IndexError, KeyError)
 
 _EPILOG = """\
 expressions are SymPy strings in x (and optionally mu > 0), e.g.
@@ -41,6 +47,9 @@ hardtanh, clip(u, lo, hi), pi, E. Without --forward, F is synthesized as B o P.
 
 def add_parsers(subparsers: Any) -> None:
     """Register the ``verify`` subcommand."""
+    from proxcompress.checks import cli_float
+    from proxcompress.outputs import add_output
+
     parser = subparsers.add_parser(
         "verify",
         help="certify forward/backward quantizer pairs (PC++ criterion) and the SPR closed form",
@@ -68,6 +77,10 @@ def add_parsers(subparsers: Any) -> None:
                       "(write --levels=-1,1)")
     what.add_argument("--pair-name", default="custom", metavar="NAME",
                       help="name of the user pair in reports (default: custom)")
+    what.add_argument("--time-limit", type=cli_float(0.0, None, low_open=True),
+                      default=DEFAULT_BUDGET, metavar="S",
+                      help="seconds the analysis of a user pair may take (default "
+                      f"{DEFAULT_BUDGET:g}); past it the pair is refused (exit 2)")
     form = parser.add_argument_group("formalization [U]")
     form.add_argument("--composition", choices=("BoP", "PoB"), default="BoP",
                       help="F = B o P (default) or F = P o B")
@@ -76,9 +89,9 @@ def add_parsers(subparsers: Any) -> None:
     form.add_argument("--method-derivative-at", choices=("prox", "latent"), default=None,
                       help="where the user pair's method evaluates B' (default: as the "
                       "criterion)")
-    out = parser.add_argument_group("output")
-    out.add_argument("--json", metavar="OUT.json", help="write the certificates as JSON")
-    out.add_argument("--markdown", metavar="OUT.md", help="write the tables as Markdown")
+    out = parser.add_argument_group("output (written together, only after every check ran)")
+    add_output(out, "--json", metavar="OUT.json", help="write the certificates as JSON")
+    add_output(out, "--markdown", metavar="OUT.md", help="write the tables as Markdown")
     parser.set_defaults(func=run)
 
 
@@ -139,40 +152,60 @@ def _validate(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``verify``; returns the exit code (bad input raises ``InvalidInputError``)."""
     _validate(args)
-    from proxcompress.atomic import write_json_atomic, write_text_atomic
+    from proxcompress.atomic import json_text, text_writer, write_all_atomic
     from proxcompress.proofs.catalogue import get_pair, pair_names
     from proxcompress.proofs.certificate import Report
     from proxcompress.proofs.checks import CheckOptions, certify
     from proxcompress.proofs.report import render_markdown, render_text, to_json
     from proxcompress.proofs.spr import derive_spr
-    from proxcompress.proofs.synthesis import make_pair
 
     if args.run:
         return _run_runs(args)
     options = CheckOptions(composition=args.composition, derivative_at=args.derivative_at)
     names = list(pair_names()) if args.all else list(args.name or [])
     pairs = [get_pair(name) for name in names]
-    if args.prox is not None:
-        pairs.append(make_pair(
-            args.backward, args.prox, forward=args.forward, name=args.pair_name,
-            levels=_levels(args.levels),
-            method_derivative_at=args.method_derivative_at or args.derivative_at,
-            options=options,
-        ))
     reports: list[Report] = [certify(pair, options) for pair in pairs]
+    if args.prox is not None:
+        reports.append(_user_pair(args, options))
     if args.all or args.spr:
         reports.append(derive_spr())
     print(render_text(reports, options), end="")
+    outputs = []
     if args.json:
-        write_json_atomic(args.json, to_json(reports, options))
+        outputs.append((args.json, text_writer(json_text(to_json(reports, options)))))
     if args.markdown:
-        write_text_atomic(args.markdown, render_markdown(reports, options))
+        outputs.append((args.markdown, text_writer(render_markdown(reports, options))))
+    write_all_atomic(outputs)
     return EXIT_OK if all(r.passed for r in reports) else EXIT_FAILED
+
+
+def _user_pair(args: argparse.Namespace, options: Any) -> Any:
+    """Parse, synthesize and certify the user pair within ``--time-limit`` seconds."""
+    from proxcompress.errors import InvalidInputError as Invalid
+    from proxcompress.proofs.checks import certify
+    from proxcompress.proofs.parse import time_budget
+    from proxcompress.proofs.synthesis import make_pair
+
+    field = "--prox/--backward" + ("/--forward" if args.forward is not None else "")
+    levels = _levels(args.levels)
+    try:
+        with time_budget(args.time_limit, field, "analysing the pair"):
+            pair = make_pair(
+                args.backward, args.prox, forward=args.forward, name=args.pair_name,
+                levels=levels, method_derivative_at=args.method_derivative_at or
+                args.derivative_at, options=options,
+            )
+            return certify(pair, options)
+    except Invalid:
+        raise
+    except _ANALYSIS_ERRORS as exc:
+        raise InvalidInputError(field, f"SymPy cannot analyse this pair ({type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())[:200]})") from None
 
 
 def _run_runs(args: argparse.Namespace) -> int:
     """``--run DIR ...``: every run's own pairs; the runs are read (and refused) first."""
-    from proxcompress.atomic import write_json_atomic, write_text_atomic
+    from proxcompress.atomic import json_text, text_writer, write_all_atomic
     from proxcompress.proofs.report import render_markdown, render_text, to_json
     from proxcompress.training.certify import certify_run, run_config, run_pairs
 
@@ -200,11 +233,13 @@ def _run_runs(args: argparse.Namespace) -> int:
         records.append(record)
     print("\n".join(text), end="")
     passed = all(r["passed"] for r in records)
+    outputs = []
     if args.json:
-        write_json_atomic(args.json, {"tool": "proxcompress verify --run", "passed": passed,
-                                      "runs": records})
+        outputs.append((args.json, text_writer(json_text(
+            {"tool": "proxcompress verify --run", "passed": passed, "runs": records}))))
     if args.markdown:
-        write_text_atomic(args.markdown, "\n".join(markdown))
+        outputs.append((args.markdown, text_writer("\n".join(markdown))))
+    write_all_atomic(outputs)
     return EXIT_OK if passed else EXIT_FAILED
 
 

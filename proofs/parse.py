@@ -8,7 +8,14 @@ Nothing is evaluated as Python until the text has passed two whitelists:
 2. syntax tree (``ast``): a single expression built from numbers, the allowed names, arithmetic
    (``+ - * / ** ^``), comparisons (``< <= > >=``), ``& | ~`` between conditions, tuples (for
    ``Piecewise`` pieces) and calls of allowed functions with positional arguments only.
-   Exponents must be small constant-free-of-powers expressions (no ``9**9**9``).
+   ``^`` is read as ``**`` *before* this check (SymPy's ``convert_xor``), so ``2^64^64`` is the
+   nested power ``2**(64**64)`` it evaluates to, not ``(2^64)^64``.
+3. work bound (:func:`work_bound`): before SymPy sees the text, an upper bound of what evaluating
+   it can build is computed on the tree: every constant exponent is evaluated exactly (exponents
+   hold no powers) and must lie in ``[-MAX_EXPONENT, MAX_EXPONENT]``; the number of decimal
+   digits of every constant subexpression (``((10**64)**64)**64`` has 262145) must stay below
+   ``MAX_RESULT_DIGITS`` and the polynomial degree in ``x`` and ``mu`` of every subexpression
+   (``((x**64)**64)**64``) below ``MAX_DEGREE``.
 
 Only then :func:`sympy.parse_expr` runs, with a global namespace holding nothing but the allowed
 names and SymPy's number constructors (no builtins). Allowed functions: ``Piecewise``, ``Min``,
@@ -16,16 +23,25 @@ names and SymPy's number constructors (no builtins). Allowed functions: ``Piecew
 ``log``, ``sin``, ``cos``, ``tan``, ``sinh``, ``cosh``, ``tanh``, ``atan``, ``erf``, plus the
 catalogue's ``SignSwish(u[, beta])``, ``sigmoid(u)``, ``hardtanh(u)`` and ``clip(u, lo, hi)``;
 constants ``pi`` and ``E``. ``==`` is rejected (Python would compare structurally); write
-``Eq(x, 0)``.
+``Eq(x, 0)``. After parsing, conditions (``Piecewise`` conditions, operands of ``& | ~``)
+must be relations or ``True`` / ``False``, never a bare number or ``x`` (``Piecewise((1, x))``).
+
+The analysis of a parsed pair (``proxcompress verify``) has a time budget as well
+(:func:`time_budget`).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import keyword
+import math
+import signal
+import threading
 import tokenize
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from fractions import Fraction
 from typing import Any
 
 import sympy as sp
@@ -38,6 +54,8 @@ MAX_LENGTH = 1000
 MAX_NODES = 400
 MAX_EXPONENT = 64
 MAX_DIGITS = 30
+MAX_RESULT_DIGITS = 400
+MAX_DEGREE = 4096
 
 
 def _clip(u: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
@@ -146,8 +164,44 @@ def _check_tree(tree: ast.AST, field: str, text: str) -> None:
                 raise _reject(field, text, "only calls of the allowed functions are allowed")
             if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
                 raise _reject(field, text, "function calls take positional arguments only")
+            if node.func.id == "Piecewise":
+                _check_pieces(node, field, text)
             continue
         raise _reject(field, text, f"{type(node).__name__} is not allowed")
+
+
+_RELATIONS = ("Eq", "Ne")
+
+
+def _is_condition(node: ast.AST) -> bool:
+    """Syntactically a condition: a comparison, ``Eq`` / ``Ne``, ``True`` / ``False``, or
+    ``& | ~`` of conditions."""
+    if isinstance(node, ast.Compare):
+        return True
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, bool)
+    if isinstance(node, ast.Name):
+        return node.id in ("True", "False")
+    if isinstance(node, ast.Call):
+        return isinstance(node.func, ast.Name) and node.func.id in _RELATIONS
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd | ast.BitOr):
+        return _is_condition(node.left) and _is_condition(node.right)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Invert):
+        return _is_condition(node.operand)
+    return False
+
+
+def _check_pieces(node: ast.Call, field: str, text: str) -> None:
+    """``Piecewise`` takes ``(value, condition)`` pairs whose conditions are relations."""
+    if not node.args:
+        raise _reject(field, text, "Piecewise needs at least one (value, condition) pair")
+    for piece in node.args:
+        if not isinstance(piece, ast.Tuple) or len(piece.elts) != 2:
+            raise _reject(field, text, "Piecewise takes (value, condition) pairs")
+        if not _is_condition(piece.elts[1]):
+            shown = ast.unparse(piece.elts[1])[:40]
+            raise _reject(field, text, f"the condition {shown!r} is not a relation (write e.g. "
+                          "x < 1, Eq(x, 0) or True)")
 
 
 def _check_exponent(node: ast.AST, field: str, text: str) -> None:
@@ -158,6 +212,125 @@ def _check_exponent(node: ast.AST, field: str, text: str) -> None:
             abs(sub.value) > MAX_EXPONENT
         ):
             raise _reject(field, text, f"exponent constants are limited to {MAX_EXPONENT}")
+
+
+def _exact(node: ast.AST) -> Fraction | None:
+    """The exact value of a power-free constant subtree (``None`` when it holds a name)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        if isinstance(node.value, float) and not math.isfinite(node.value):
+            return None
+        return Fraction(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
+        inner = _exact(node.operand)
+        return None if inner is None else (inner if isinstance(node.op, ast.UAdd) else -inner)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.Div):
+        a, b = _exact(node.left), _exact(node.right)
+        if a is None or b is None:
+            return None
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        if isinstance(node.op, ast.Mult):
+            return a * b
+        return None if b == 0 else a / b
+    return None
+
+
+def _digits(value: Fraction) -> float:
+    return max(len(str(abs(value.numerator))), len(str(value.denominator)))
+
+
+def work_bound(tree: ast.AST, field: str, text: str) -> tuple[float, float]:
+    """Upper bounds ``(digits, degree)`` of what SymPy can build from a checked tree (module
+    docstring, point 3); raises when either passes its limit or an exponent its range."""
+
+    def bound(node: ast.AST) -> tuple[float, float]:
+        if isinstance(node, ast.Expression):
+            return bound(node.body)
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, int | float) and not isinstance(node.value, bool):
+                value = node.value
+                if isinstance(value, float):
+                    if not math.isfinite(value):
+                        raise _reject(field, text, "number literals must be finite floats "
+                                      "(|v| < 1.8e308)")
+                    return abs(math.log10(abs(value))) + 1 if value else 1.0, 0.0
+                return float(_digits(Fraction(value))), 0.0
+            return 1.0, 0.0
+        if isinstance(node, ast.Name):
+            return (0.0, 1.0) if node.id in SYMBOLS else (1.0, 0.0)
+        children = [c for c in ast.iter_child_nodes(node)
+                    if not isinstance(c, ast.operator | ast.unaryop | ast.cmpop | ast.Load
+                                      | ast.boolop | ast.expr_context)]
+        if isinstance(node, ast.Call):
+            children = list(node.args)
+        parts = [bound(c) for c in children]
+        digits = max((p[0] for p in parts), default=0.0)
+        degree = max((p[1] for p in parts), default=0.0)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div):
+            digits, degree = parts[0][0] + parts[1][0], parts[0][1] + parts[1][1]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
+            digits += 1
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            exponent = _exact(node.right)
+            if exponent is not None:
+                if abs(exponent) > MAX_EXPONENT:
+                    raise _reject(field, text, f"exponents are limited to [-{MAX_EXPONENT}, "
+                                  f"{MAX_EXPONENT}] (this one is {float(exponent):.6g})")
+                scale = max(float(abs(exponent)), 1.0)
+                digits, degree = parts[0][0] * scale, parts[0][1] * scale
+            else:
+                digits, degree = parts[0][0], parts[0][1]
+        if digits > MAX_RESULT_DIGITS:
+            raise _reject(field, text, f"a constant would have about {digits:.3g} digits; "
+                          f"accepted: at most {MAX_RESULT_DIGITS}")
+        if degree > MAX_DEGREE:
+            raise _reject(field, text, f"a power of x or mu of degree about {degree:.3g}; "
+                          f"accepted: at most {MAX_DEGREE}")
+        return digits, degree
+
+    return bound(tree)
+
+
+def _check_conditions(result: sp.Basic, field: str, text: str) -> None:
+    """Conditions must be relations or booleans, never numbers or symbols."""
+    from sympy.logic.boolalg import Boolean, BooleanFunction
+
+    def condition(c: sp.Basic) -> None:
+        if not isinstance(c, Boolean) or isinstance(c, sp.Symbol):
+            raise _reject(field, text, f"the condition {str(c)[:40]!r} is not a relation "
+                          "(write e.g. x < 1, Eq(x, 0) or True)")
+
+    for sub in sp.preorder_traversal(result):
+        if isinstance(sub, sp.Piecewise):
+            for pair in sub.args:
+                condition(pair.cond)
+        elif isinstance(sub, BooleanFunction):
+            for arg in sub.args:
+                condition(arg)
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float | None, field: str, what: str) -> Iterator[None]:
+    """Raise ``InvalidInputError(field, ...)`` when the block runs longer than ``seconds``
+    (wall clock; a SIGALRM timer, so only in the main thread of the process; elsewhere, or with
+    ``None``, no limit). SymPy is pure Python, so the timer interrupts it between bytecodes."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise InvalidInputError(field, f"{what} took longer than the budget of {seconds:g} s; "
+                                "simplify the expression or raise the budget (--time-limit)")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def parse_expression(text: str, field: str = "expression") -> sp.Expr:
@@ -187,11 +360,13 @@ def parse_expression(text: str, field: str = "expression") -> sp.Expr:
     if "__" in stripped:
         raise _reject(field, stripped, "dunder names are not allowed")
     _check_tokens(stripped, field)
+    source = stripped.replace("^", "**")  # what convert_xor does, before the tree is checked
     try:
-        tree = ast.parse(stripped, mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise _reject(field, stripped, f"malformed ({exc.msg})") from None
     _check_tree(tree, field, stripped)
+    work_bound(tree, field, stripped)
     from sympy.parsing.sympy_parser import (
         convert_xor,
         parse_expr,
@@ -209,7 +384,7 @@ def parse_expression(text: str, field: str = "expression") -> sp.Expr:
     }
     try:
         result = parse_expr(
-            stripped,
+            source,
             local_dict=dict(SYMBOLS),
             global_dict=namespace,
             transformations=(*standard_transformations, convert_xor),
@@ -222,7 +397,8 @@ def parse_expression(text: str, field: str = "expression") -> sp.Expr:
     extra = result.free_symbols - {x, mu}
     if extra:
         raise _reject(field, stripped, f"unknown symbols {sorted(map(str, extra))}")
+    _check_conditions(result, field, stripped)
     return result
 
 
-__all__ = ["CONSTANTS", "FUNCTIONS", "SYMBOLS", "parse_expression"]
+__all__ = ["CONSTANTS", "FUNCTIONS", "SYMBOLS", "parse_expression", "time_budget", "work_bound"]

@@ -31,4 +31,7 @@ _PUBLIC = {
 __all__ = ["__version__", *_PUBLIC]
 
 
-__getattr__ = lazy_getattr("proxcompress", _PUBLIC)
+#: classes that check their own fields (LayerPruningProblem) or are results: not patched
+_RESULTS = ("LayerPruningProblem", "Solution")
+
+__getattr__ = lazy_getattr("proxcompress", _PUBLIC, _RESULTS)

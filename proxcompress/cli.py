@@ -4,7 +4,13 @@ Each wing contributes subcommands through a small module exposing
 ``add_parsers(subparsers)``; every subparser sets ``func(args) -> int`` (the exit code).
 Heavy imports (solvers, torch, sympy) happen inside ``func``, so ``--help`` stays fast.
 
-Exit codes: 0 success, 1 a check failed, 2 bad input, 3 time limit reached.
+Exit codes: 0 success, 1 a check failed, 2 bad input, 3 time limit reached, 130 interrupted.
+
+Before a command runs, :func:`main` checks every output path it declared
+(:func:`proxcompress.outputs.add_output`); an :class:`InvalidInputError` from anywhere in the
+command is reported in one line, exit 2, with its field renamed to the command's flag where the
+field is a flag's destination (``time_limit`` -> ``--time-limit``) or a name the command maps
+with ``set_defaults(_field_flags={"n_groups": "--groups"})``.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from collections.abc import Sequence
 
 from proxcompress import __version__
 from proxcompress.errors import InvalidInputError
+from proxcompress.outputs import check_outputs
 
 # modules that register subcommands, in the order they appear in --help
 _COMMAND_MODULES = (
+    "proxcompress.reproduce.cli",
     "proxcompress.formulations.cli",
     "proxcompress.proofs.cli",
     "proxcompress.training.cli",
@@ -27,6 +35,7 @@ _COMMAND_MODULES = (
 )
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,11 +58,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    command = _command_parser(parser, args)
     try:
+        check_outputs(args)
         return int(args.func(args))
-    except (InvalidInputError, FileNotFoundError) as exc:
-        print(f"proxcompress {args.command}: error: {exc}", file=sys.stderr)
+    except InvalidInputError as exc:
+        flag = _field_flags(command, args).get(exc.field, exc.field)
+        print(f"{command.prog}: error: {flag}: {' '.join(exc.detail.split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except FileNotFoundError as exc:
+        print(f"{command.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{command.prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace
+                    ) -> argparse.ArgumentParser:
+    """The (sub-)parser that parsed the command (``data speech`` is two levels down)."""
+    current = parser
+    while True:
+        sub = next((a for a in current._actions if isinstance(a, argparse._SubParsersAction)),
+                   None)
+        name = getattr(args, sub.dest, None) if sub is not None else None
+        if sub is None or name is None:
+            return current
+        current = sub.choices[name]
+
+
+def _field_flags(command: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """Field name -> flag: every option's destination, then the command's own aliases."""
+    flags = {a.dest: max(a.option_strings, key=len) for a in command._actions
+             if a.option_strings and a.dest != "help"}
+    flags.update(getattr(args, "_field_flags", None) or {})
+    return flags
 
 
 if __name__ == "__main__":

@@ -16,7 +16,12 @@ class InvalidInputError(ProxcompressError, ValueError):
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
+        self.detail = message
         super().__init__(f"{field}: {message}")
+
+
+class MissingInputError(InvalidInputError, FileNotFoundError):
+    """An input file or folder does not exist (also a ``FileNotFoundError``)."""
 
 
 class SolverError(ProxcompressError):

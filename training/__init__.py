@@ -98,4 +98,8 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-__getattr__ = lazy_getattr("proxcompress.training", _PUBLIC)
+#: result and record types: returned by the API, not entry points (their construction is not
+#: argument-checked)
+_RESULTS = ("ChannelUnit", "ModelSummary", "TorchQuantizer")
+
+__getattr__ = lazy_getattr("proxcompress.training", _PUBLIC, _RESULTS)

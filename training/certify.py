@@ -20,7 +20,6 @@ This module imports neither torch nor, at import time, SymPy.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from proxcompress.errors import InvalidInputError
-from proxcompress.training.config import TrainConfig, config_from_dict, read_yaml
+from proxcompress.training.config import TrainConfig, read_run_config
 
 #: grid points (beside the run's end points) used inside the run's ``mu`` range
 _MU_GRID = tuple(Fraction(4) ** k for k in range(-1, 9))  # 1/4, 1, 4, ..., 65536
@@ -100,11 +99,14 @@ def run_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
         FileNotFoundError: no ``config.yaml`` in ``run_dir``.
         InvalidInputError: an invalid config.
     """
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"--run: no config.yaml in {str(run_dir)!r} (a run folder of "
-                                "'proxcompress train')")
-    return config_from_dict(read_yaml(path))
+    from proxcompress.training.checkpoint import read_record
+    from proxcompress.training.runchecks import check_recorded_config
+
+    cfg = read_run_config(run_dir, "--run")
+    record = read_record(run_dir, "--run")
+    if record is not None:  # config.yaml must still be the config the run trained with
+        check_recorded_config(cfg, record["meta"], "--run")
+    return cfg
 
 
 def _final_mu(run_dir: Path) -> float:
@@ -112,10 +114,10 @@ def _final_mu(run_dir: Path) -> float:
     if not path.is_file():
         raise InvalidInputError("--run", f"{str(run_dir)!r} has no summary.json: the run has "
                                 "not finished, so the range of mu it trained over is unknown")
-    try:
-        value = json.loads(path.read_text(encoding="utf-8")).get("mu")
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError("--run", f"{str(path)!r} is not valid JSON ({exc})") from None
+    from proxcompress.readers import read_json
+
+    summary = read_json("--run", path)
+    value = summary.get("mu") if isinstance(summary, dict) else None
     if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise InvalidInputError("--run", f"{str(path)!r} records no final mu")
     return float(value)

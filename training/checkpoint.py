@@ -7,12 +7,21 @@ any extra run tensors, e.g. the freezing metric's code snapshots).
 The tensor file is written first (atomically, under a new name), then the JSON (atomically):
 the JSON is the commit point, so an interrupted save leaves the previous checkpoint intact.
 Older tensor files are removed after the commit. Nothing is unpickled on load.
+
+Loading trusts nothing in the folder (it may have been edited, damaged or crafted):
+:func:`load_checkpoint` checks ``checkpoint.json``'s structure and types (UTF-8 JSON, a mapping
+with the format tag, an integer sequence, the tensor file's own name -- never a path elsewhere
+--, a SHA-256, the optimizer's structure), that the tensor file matches its SHA-256 and
+parses as safetensors, that every tensor the JSON refers to exists, that the RNG state is one,
+and that every floating-point tensor is finite (a NaN run must not resume silently). Each
+failure raises ``InvalidInputError`` naming the field the folder came from (``--resume``,
+``--run``, ``model.init_from``).
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,6 +32,8 @@ from proxcompress.atomic import sha256_file, write_atomic, write_json_atomic
 from proxcompress.errors import InvalidInputError
 
 META = "checkpoint.json"
+FORMAT = "proxcompress-checkpoint-1"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class Checkpoint(NamedTuple):
@@ -86,7 +97,10 @@ def save_checkpoint(
         tensors.update(opt_tensors)
     tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     tensors["rng.torch"] = torch.get_rng_state()
-    previous = _read_meta(root)
+    try:
+        previous = _read_meta(root)
+    except InvalidInputError:  # a damaged record is replaced by this save
+        previous = None
     n = int(previous["sequence"]) + 1 if previous else 0
     name = f"checkpoint-{n}.safetensors"
     write_atomic(root / name, lambda tmp: save_file(tensors, str(tmp)))
@@ -105,14 +119,59 @@ def save_checkpoint(
     return path
 
 
-def _read_meta(root: Path) -> dict[str, Any] | None:
+def _read_meta(root: Path, field: str = "--resume") -> dict[str, Any] | None:
+    from proxcompress.readers import read_json
+
     path = root / META
     if not path.exists():
         return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError("--resume", f"{str(path)!r} is not valid JSON ({exc})") from None
+    record = read_json(field, path)
+    _check_record(field, path, record)
+    return record  # type: ignore[no-any-return]
+
+
+def _check_record(field: str, path: Path, record: Any) -> None:
+    """The structure of ``checkpoint.json`` (module docstring)."""
+
+    def bad(what: str) -> InvalidInputError:
+        return InvalidInputError(field, f"{str(path)!r} is not a valid checkpoint: {what}")
+
+    if not isinstance(record, dict):
+        raise bad(f"a JSON {type(record).__name__}, not an object")
+    if record.get("format") != FORMAT:
+        raise bad(f"format {str(record.get('format'))[:40]!r}, expected {FORMAT!r}")
+    sequence = record.get("sequence")
+    if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
+        raise bad("'sequence' must be an integer >= 0")
+    if record.get("tensors") != f"checkpoint-{sequence}.safetensors":
+        raise bad(f"'tensors' must be 'checkpoint-{sequence}.safetensors' (a file of this "
+                  "folder)")
+    if not isinstance(record.get("sha256"), str) or not _SHA256.fullmatch(record["sha256"]):
+        raise bad("'sha256' must be 64 lower-case hex digits")
+    if not isinstance(record.get("meta"), dict):
+        raise bad("'meta' must be an object")
+    optim = record.get("optimizer")
+    if optim is None:
+        return
+    if (not isinstance(optim, dict) or not isinstance(optim.get("param_groups"), list)
+            or not all(isinstance(g, dict) for g in optim["param_groups"])
+            or not isinstance(optim.get("state"), dict)):
+        raise bad("'optimizer' must hold 'param_groups' (a list of objects) and 'state'")
+    for pid, entries in optim["state"].items():
+        if not pid.isdigit() or not isinstance(entries, dict):
+            raise bad(f"optimizer state {pid[:20]!r} must be an object under an integer id")
+        for key, spec in entries.items():
+            if not isinstance(spec, dict) or len(spec) != 1 or not (
+                    isinstance(spec.get("tensor"), str) or "value" in spec):
+                raise bad(f"optimizer state {pid}.{key[:20]} must be {{'tensor': name}} or "
+                          "{'value': v}")
+
+
+def read_record(folder: str | os.PathLike[str], field: str = "--resume"
+                ) -> dict[str, Any] | None:
+    """The checked ``checkpoint.json`` of ``folder`` (``None`` when there is none), without
+    reading the tensors."""
+    return _read_meta(Path(folder), field)
 
 
 def has_checkpoint(folder: str | os.PathLike[str]) -> bool:
@@ -120,32 +179,58 @@ def has_checkpoint(folder: str | os.PathLike[str]) -> bool:
     return (Path(folder) / META).exists()
 
 
-def load_checkpoint(folder: str | os.PathLike[str]) -> Checkpoint:
-    """Read the checkpoint in ``folder``.
+def load_checkpoint(folder: str | os.PathLike[str], field: str = "--resume") -> Checkpoint:
+    """Read and check the checkpoint in ``folder`` (module docstring).
+
+    Args:
+        folder: the run folder.
+        field: what errors name: the flag or config key the folder came from.
 
     Raises:
         FileNotFoundError: no checkpoint in ``folder``.
-        InvalidInputError (field ``--resume``): unreadable JSON, a missing tensor file or a
-            SHA-256 mismatch (corrupt or partial file).
+        InvalidInputError (field ``field``): anything the module docstring lists.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     root = Path(folder)
-    record = _read_meta(root)
+    record = _read_meta(root, field)
     if record is None:
-        raise FileNotFoundError(f"--resume: no {META} in {str(root)!r}")
-    tensor_path = root / str(record.get("tensors", ""))
+        raise FileNotFoundError(f"{field}: no {META} in {str(root)!r}")
+    tensor_path = root / record["tensors"]
     if not tensor_path.is_file():
-        raise InvalidInputError("--resume", f"the tensor file {str(tensor_path)!r} is missing")
-    if sha256_file(tensor_path) != record.get("sha256"):
-        raise InvalidInputError("--resume", f"{str(tensor_path)!r} does not match its SHA-256 "
+        raise InvalidInputError(field, f"the tensor file {str(tensor_path)!r} is missing")
+    if sha256_file(tensor_path) != record["sha256"]:
+        raise InvalidInputError(field, f"{str(tensor_path)!r} does not match its SHA-256 "
                                 "in checkpoint.json (corrupt or partial)")
-    tensors = load_file(str(tensor_path))
+    try:
+        tensors = load_file(str(tensor_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
+        raise InvalidInputError(field, f"{str(tensor_path)!r} is not a readable safetensors "
+                                f"file ({str(exc)[:200]})") from None
+    rng = tensors.get("rng.torch")
+    reference = torch.get_rng_state()
+    if rng is None or rng.dtype != reference.dtype or rng.shape != reference.shape:
+        raise InvalidInputError(field, f"{str(tensor_path)!r} holds no valid RNG state "
+                                "'rng.torch'")
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InvalidInputError(field, f"tensor {name!r} of {str(tensor_path)!r} holds NaN "
+                                    "or infinite values; the run diverged or the file is "
+                                    "damaged, and is not resumed")
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     optim = record.get("optimizer")
-    optimizer_state = _unflatten_optimizer(optim, tensors) if optim is not None else None
+    optimizer_state = None
+    if optim is not None:
+        missing = [spec["tensor"] for entries in optim["state"].values()
+                   for spec in entries.values() if "tensor" in spec
+                   and spec["tensor"] not in tensors]
+        if missing:
+            raise InvalidInputError(field, f"checkpoint.json refers to tensor {missing[0]!r}, "
+                                    f"which {str(tensor_path)!r} does not hold")
+        optimizer_state = _unflatten_optimizer(optim, tensors)
     extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
-    return Checkpoint(model_state, optimizer_state, record["meta"], tensors["rng.torch"], extra)
+    return Checkpoint(model_state, optimizer_state, record["meta"], rng, extra)
 
 
-__all__ = ["Checkpoint", "has_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "has_checkpoint", "load_checkpoint", "read_record", "save_checkpoint"]

@@ -31,6 +31,9 @@ On --resume only epochs, progress, threads, checkpoint_every and spr.finetune_ep
 
 def add_parsers(subparsers: Any) -> None:
     """Register ``train``, ``select`` and ``export``."""
+    from proxcompress.checks import MAX_SIZE, cli_float, cli_int
+    from proxcompress.outputs import add_output
+
     p = subparsers.add_parser(
         "train", help="train a (binary / SPR-pruned) network from a YAML config",
         description="Train a network from a validated YAML config; writes config.yaml, "
@@ -39,7 +42,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--config", metavar="FILE.yaml", help="the run's config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a config key (repeatable)")
-    p.add_argument("--out", metavar="DIR", help="run folder (created)")
+    add_output(p, "--out", kind="folder", metavar="DIR", help="run folder (created)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
     p.add_argument("--dry-run", action="store_true",
                    help="validate the config, print the model summary, train nothing")
@@ -52,13 +55,15 @@ def add_parsers(subparsers: Any) -> None:
         "score, or by magnitude; report accuracy and reconstruction error (no fine-tuning).")
     s.add_argument("--run", required=True, metavar="DIR", help="a finished run folder")
     s.add_argument("--unit", required=True, help="unit name (e.g. conv0_0, fc0)")
-    s.add_argument("--keep", required=True, type=int, help="channels to keep")
+    s.add_argument("--keep", required=True, type=cli_int(1, MAX_SIZE), help="channels to keep")
     s.add_argument("--select", default="all", choices=("mip", "spr", "magnitude", "all"))
-    s.add_argument("--samples", type=int, default=256, help="images recorded for the MIP")
-    s.add_argument("--positions", type=int, default=16,
+    s.add_argument("--samples", type=cli_int(1, 1 << 20), default=256,
+                   help="images recorded for the MIP")
+    s.add_argument("--positions", type=cli_int(1, 1 << 16), default=16,
                    help="spatial positions per image (conv consumers)")
-    s.add_argument("--time-limit", type=float, default=60.0, help="MIP seconds")
-    s.add_argument("--json", metavar="OUT.json", help="write the rows as JSON (atomically)")
+    s.add_argument("--time-limit", type=cli_float(0.0, None, low_open=True), default=60.0,
+                   help="MIP seconds")
+    add_output(s, "--json", metavar="OUT.json", help="write the rows as JSON (atomically)")
     s.set_defaults(func=run_select)
 
     e = subparsers.add_parser(
@@ -69,29 +74,39 @@ def add_parsers(subparsers: Any) -> None:
         "largest logit difference, sizes and one batch's time. Nothing is written when the "
         "export's own check on test samples fails (exit 2).")
     e.add_argument("--run", required=True, metavar="DIR", help="a run folder with a checkpoint")
-    e.add_argument("--out", required=True, metavar="DIR", help="export folder (created)")
+    add_output(e, "--out", kind="folder", required=True, metavar="DIR",
+               help="export folder (created)")
     e.add_argument("--backend", default="auto", choices=("auto", "numba", "numpy", "cupy"),
                    help="the kernels' backend (cupy: on the GPU)")
-    e.add_argument("--batch", type=int, default=256, help="samples per call")
-    e.add_argument("--json", metavar="OUT.json", help="also write the report (atomically)")
+    e.add_argument("--batch", type=int, default=256, help="samples per call, >= 1")
+    add_output(e, "--json", metavar="OUT.json", help="also write the report (atomically)")
     e.set_defaults(func=run_export)
+
+    r = subparsers.add_parser(
+        "robustness", help="a run's test accuracy under rotation, translation, scaling, noise "
+        "and contrast changes",
+        description="Load a finished Fashion-MNIST run and classify its test set under each "
+        "transformation of proxcompress.training.robustness.TRANSFORMS at graded strengths "
+        "(test set only; nothing is trained or chosen).")
+    r.add_argument("--run", required=True, metavar="DIR", help="a run folder with a checkpoint")
+    r.add_argument("--seed", type=int, default=0, help="seed of the additive noise (default 0)")
+    r.add_argument("--json", metavar="OUT.json", help="also write the report (atomically)")
+    r.set_defaults(func=run_robustness)
 
 
 def _resolve(args: argparse.Namespace) -> tuple[Any, str, bool]:
     from proxcompress.training.config import load_config
+    from proxcompress.training.runchecks import RESUME_KEYS, without_keys
     from proxcompress.training.trainer import config_for_resume
 
     if args.resume:
         if args.out and args.out != args.resume:
             raise InvalidInputError("--out", "must be omitted or equal --resume DIR")
-        cfg = config_for_resume(args.resume, args.overrides)
+        cfg = config_for_resume(args.resume, args.overrides, "--resume")
         if args.config:
-            given = load_config(args.config, args.overrides).to_dict()
-            own = cfg.to_dict()
-            for key in ("epochs", "progress", "threads", "checkpoint_every"):
-                given.pop(key), own.pop(key)
-            given["spr"].pop("finetune_epochs"), own["spr"].pop("finetune_epochs")
-            if given != own:
+            given = load_config(args.config, args.overrides)
+            if without_keys(given.to_dict(), RESUME_KEYS) != without_keys(cfg.to_dict(),
+                                                                            RESUME_KEYS):
                 raise InvalidInputError("--config", "differs from the run's config.yaml; omit "
                                         "--config when resuming")
         return cfg, args.resume, True
@@ -108,10 +123,12 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         from proxcompress.training.data import input_spec
         from proxcompress.training.quantize import model_summary
+        from proxcompress.training.runchecks import preflight
         from proxcompress.training.tasks import task_kind
         from proxcompress.training.tensor_train.recipe import lstm_counts
         from proxcompress.training.trainer import build_run_model, run_classes
 
+        preflight(cfg, initial=not resume)
         model = build_run_model(cfg, run_classes(cfg), cfg.seed)
         if task_kind(cfg.data.name) == "classification":
             shape, _ = input_spec(cfg.data.name, cfg.data.image_size,
@@ -154,7 +171,7 @@ def run_select(args: argparse.Namespace) -> int:
     from proxcompress.training.select import METHODS, compare_selections
     from proxcompress.training.trainer import load_run, run_data
 
-    cfg, model = load_run(args.run)
+    cfg, model = load_run(args.run, "--run")
     train_data, _, test = run_data(cfg)
     unit = unit_by_name(model, args.unit)
     methods = METHODS if args.select == "all" else (args.select,)
@@ -178,19 +195,35 @@ def run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from proxcompress.atomic import write_json_atomic
-    from proxcompress.training.deploy import deploy
-    from proxcompress.training.trainer import load_run, run_data
+    from proxcompress.training.deploy import deploy_run
 
     if args.batch < 1:
         raise InvalidInputError("--batch", f"= {args.batch} must be >= 1")
-    cfg, model = load_run(args.run)
-    _, _, test = run_data(cfg)
-    report = {"run": args.run, **deploy(model, args.out, test, backend=args.backend,
-                                        batch=args.batch)}
+    report = deploy_run(args.run, args.out, backend=args.backend, batch=args.batch)
     print(json.dumps(report, indent=2))
     if args.json:
         write_json_atomic(Path(args.json), report)
     return 0
 
 
-__all__ = ["add_parsers", "run_export", "run_select", "run_train"]
+def run_robustness(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from proxcompress.atomic import write_json_atomic
+    from proxcompress.training.robustness import robustness
+
+    if args.json:
+        target = Path(args.json)
+        if target.is_dir() or not target.parent.is_dir():
+            raise InvalidInputError("--json", f"{args.json!r} is a folder or lies in a missing "
+                                    "one")
+    if args.seed < 0:
+        raise InvalidInputError("--seed", f"= {args.seed} must be >= 0")
+    report = {"run": args.run, **robustness(args.run, seed=args.seed)}
+    print(json.dumps(report, indent=2))
+    if args.json:
+        write_json_atomic(Path(args.json), report)
+    return 0
+
+
+__all__ = ["add_parsers", "run_export", "run_robustness", "run_select", "run_train"]

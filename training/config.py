@@ -16,9 +16,9 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
+from proxcompress.checks import MAX_SEED, shown
 from proxcompress.errors import InvalidInputError
 from proxcompress.proofs.registry import pair_names
 from proxcompress.training import recipes
@@ -27,6 +27,9 @@ from proxcompress.training.models import model_names
 #: multiplication-free methods of :mod:`proxcompress.training.mulfree` (its ``METHODS``; the
 #: table lives in :mod:`.recipes`, so validating a config does not import torch)
 MULFREE_METHODS = tuple(recipes.MULFREE_BITS)
+#: widest MLP layer a config may ask for (sizes are bounded so that a typo cannot ask for
+#: terabytes; the model's parameter count is checked again before training)
+MAX_WIDTH = 65536
 
 
 def _check(fn: Any, accepted: str | Callable[[], str]) -> dict[str, Any]:
@@ -74,6 +77,8 @@ class DataConfig:
     sample (tests); both go with ``model.name: lstm-lm``. ``bptt``: truncated
     back-propagation window (tokens); ``eval_streams``: contiguous streams the validation and
     test text is cut into for evaluation (:mod:`proxcompress.training.tasks`).
+    ``classes``: keep only these labels, relabelled ``0..k-1`` in the given order (a task of
+    its own, e.g. five Fashion-MNIST classes for the transfer study; ``null``: all).
     """
 
     name: Literal["fashion-mnist", "embedded", "speech", "synthetic", "kjv",
@@ -84,11 +89,15 @@ class DataConfig:
     val_seed: int = field(default=0, metadata=_check(_non_negative, ">= 0"))
     train_subset: int | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
     test_subset: int | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
-    synthetic_samples: int = field(default=512, metadata=_check(_positive, "> 0"))
+    synthetic_samples: int = field(default=512, metadata=_check(lambda v: 0 < v <= 10**6,
+                                                                "[1, 1000000]"))
     image_size: Literal[28, 32] = 28
     in_channels: Literal[1, 3] = 1
     bptt: int = field(default=35, metadata=_check(lambda v: v >= 1, ">= 1"))
     eval_streams: int = field(default=10, metadata=_check(_positive, "> 0"))
+    classes: list[int] | None = field(default=None, metadata=_check(
+        lambda v: len(v) >= 2 and min(v) >= 0 and len(set(v)) == len(v),
+        "null or at least two distinct labels >= 0"))
 
 
 @dataclass
@@ -110,30 +119,137 @@ class LSTMConfig:
 
 
 @dataclass
+class StageConfig:
+    """One stage of a vision transformer (``model.vit.stages``): token width ``dim``, ``depth``
+    blocks, ``heads`` attention heads (dividing ``dim``), FFN width ``mlp_ratio * dim``, and
+    the keys' / values' spatial reduction ``sr`` (``sr x sr`` average pooling of the token map
+    before the K/V projections; 1: none)."""
+
+    dim: int = field(default=64, metadata=_check(_positive, "> 0"))
+    depth: int = field(default=4, metadata=_check(_positive, "> 0"))
+    heads: int = field(default=2, metadata=_check(_positive, "> 0"))
+    mlp_ratio: int = field(default=4, metadata=_check(_positive, "> 0"))
+    sr: int = field(default=1, metadata=_check(_positive, "> 0"))
+
+
+@dataclass
+class ViTConfig:
+    """``model.vit``: the vision transformer (``model.name: vit``,
+    :mod:`proxcompress.training.models.vit`; docs/training.md, "Vision transformers").
+
+    ``patch``: the stem's patch size; ``stages``: the stages (one: a plain ViT; more: a
+    pyramid, each later stage starting with a 2x2 patch merging). Switches (BinaryViT, Le & Li,
+    CVPRW 2023, methods.md section 2): ``binary`` (the ReActNet-style binary architecture:
+    input shifts, BatchNorm, real-valued shortcuts and RPReLU around every linear; binarized
+    Q, K, V and attention probabilities), ``pool`` (``cls`` token or ``avg``: global average
+    pooling), ``multipool`` (the 1x3, 3x1, 1x5, 5x1 average-pooling branches), ``affine``
+    (LayerScale ``x * layerscale + b`` before each main residual add), ``pyramid`` (derive a
+    2-stage pyramid from the one stage: half the patch, stages ``(dim/2, d1, heads/2, sr 2)``
+    and ``(dim, depth - d1, heads, sr 1)`` with ``d1 = max(1, depth // 4)``), ``norm``
+    (``layer`` or ``batch``), ``fp_patch_embed`` (the patch merging convs stay full
+    precision). ``prob_alpha``: the initial step of the binary attention probabilities
+    ``{0, alpha}``.
+    """
+
+    patch: int = field(default=4, metadata=_check(_positive, "> 0"))
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()],
+                                      metadata=_check(lambda v: len(v) > 0, "a non-empty list"))
+    pyramid: bool = False
+    binary: bool = False
+    pool: Literal["cls", "avg"] = "cls"
+    multipool: bool = False
+    affine: bool = False
+    norm: Literal["layer", "batch"] = "layer"
+    fp_patch_embed: bool = False
+    layerscale: float = field(default=0.1, metadata=_check(_positive, "> 0"))
+    prob_alpha: float = field(default=0.005, metadata=_check(lambda v: 0 < v <= 1, "(0, 1]"))
+
+    def resolved(self) -> tuple[int, list[StageConfig]]:
+        """``(patch, stages)`` with ``pyramid`` applied.
+
+        Raises:
+            InvalidInputError: ``pyramid`` with more than one stage, an odd patch or width, or
+                a depth below 2.
+        """
+        if not self.pyramid:
+            return self.patch, list(self.stages)
+        if len(self.stages) != 1:
+            raise InvalidInputError("model.vit.pyramid", "derives the pyramid from one stage; "
+                                    "list the stages yourself instead")
+        s = self.stages[0]
+        if self.patch % 2 or s.dim % 4 or s.depth < 2:
+            raise InvalidInputError("model.vit.pyramid", f"needs an even patch (got "
+                                    f"{self.patch}), dim divisible by 4 (got {s.dim}) and depth "
+                                    f">= 2 (got {s.depth})")
+        shallow = max(1, s.depth // 4)  # BinaryViT's early stages are the shallow ones
+        first = StageConfig(s.dim // 2, shallow, max(s.heads // 2, 1), s.mlp_ratio, 2)
+        second = StageConfig(s.dim, s.depth - shallow, s.heads, s.mlp_ratio, 1)
+        return self.patch // 2, [first, second]
+
+
+def _check_vit(cfg: TrainConfig) -> None:
+    """The vision transformer's geometry (``model.name: vit``)."""
+    vit = cfg.model.vit
+    patch, stages = vit.resolved()
+    size = cfg.data.image_size
+    if size % patch:
+        raise InvalidInputError("model.vit.patch", f"= {patch} must divide data.image_size = "
+                                f"{size}")
+    grid = size // patch
+    for i, stage in enumerate(stages):
+        where = f"model.vit.stages[{i}]"
+        if i:
+            if grid % 2:
+                raise InvalidInputError(where, f"a patch merging needs an even token grid, got "
+                                        f"{grid} x {grid}")
+            grid //= 2
+        if stage.dim % stage.heads:
+            raise InvalidInputError(f"{where}.heads", f"= {stage.heads} must divide dim = "
+                                    f"{stage.dim}")
+        if grid % stage.sr:
+            raise InvalidInputError(f"{where}.sr", f"= {stage.sr} must divide the token grid "
+                                    f"({grid} x {grid})")
+        if i and (stage.dim % stages[i - 1].dim):
+            raise InvalidInputError(f"{where}.dim", f"= {stage.dim} must be a multiple of the "
+                                    f"previous stage's {stages[i - 1].dim}")
+    if len(stages) > 1 and vit.pool == "cls":
+        raise InvalidInputError("model.vit.pool", "a pyramid needs pool: avg (a class token "
+                                "does not survive the patch merging)")
+
+
+@dataclass
 class ModelConfig:
     """``model``: ``mlp`` (``hidden`` widths), ``vgg`` (``width``, ``stages``: convs per stage),
-    ``resnet20`` (``width``, ``blocks`` per stage) or ``speech-resnet`` (the spoken-command
-    ResNet: ``width``, ``blocks`` per stage, stride-2 stem; for ``data.name: speech``).
+    ``resnet20`` (``width``, ``blocks`` per stage), ``speech-resnet`` (the spoken-command
+    ResNet: ``width``, ``blocks`` per stage, stride-2 stem; for ``data.name: speech``) or
+    ``vit`` (a vision transformer: the ``vit`` section).
     ``init_from``: a finished full-precision run folder of the same model and data whose
     weights initialize this run before its layers are swapped (binary, DeepShift, Euclid and
     L1 layers start from the float weights; DenseShift and S3 keep their own latent init).
+    ``init_exclude``: module-name prefixes not taken from ``init_from`` (e.g. ``[head]``:
+    a new classifier for another task, the transfer study).
     """
 
     name: str = field(default="mlp", metadata=_check(lambda v: v in model_names(),
                                                       lambda: ", ".join(model_names())))
     hidden: list[int] = field(default_factory=lambda: [512, 512],
-                              metadata=_check(lambda v: len(v) > 0 and min(v) > 0,
-                                              "a non-empty list of widths > 0"))
-    width: int | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
+                              metadata=_check(lambda v: 0 < len(v) <= 64 and min(v) > 0
+                                              and max(v) <= MAX_WIDTH,
+                                              f"1 to 64 widths in [1, {MAX_WIDTH}]"))
+    width: int | None = field(default=None, metadata=_check(lambda v: 0 < v <= 4096,
+                                                            "[1, 4096] or null"))
     stages: list[int] = field(default_factory=lambda: [1, 1],
-                              metadata=_check(lambda v: len(v) > 0 and min(v) > 0,
-                                              "a non-empty list of conv counts > 0"))
-    blocks: int = field(default=3, metadata=_check(_positive, "> 0"))
+                              metadata=_check(lambda v: 0 < len(v) <= 8 and min(v) > 0
+                                              and max(v) <= 64,
+                                              "1 to 8 conv counts in [1, 64]"))
+    blocks: int = field(default=3, metadata=_check(lambda v: 0 < v <= 64, "[1, 64]"))
     batchnorm: bool = True
     activation: Literal["relu", "hardtanh"] = "relu"
     dropout: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "[0, 1)"))
     init_from: str | None = None
     lstm: LSTMConfig = field(default_factory=LSTMConfig)
+    vit: ViTConfig = field(default_factory=ViTConfig)
+    init_exclude: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -181,13 +297,15 @@ class MulFreeConfig:
     from ``quant``). ``bits``: ``null`` is the method's default (4 deepshift, 3 denseshift and
     s3), only for the shift methods. ``freezing_every``: also log the freezing metric every
     that many steps to ``freezing.jsonl`` (0: only per epoch, in ``metrics.jsonl``; not a
-    recipe field). Ignored for other ``quant.weights``."""
+    recipe field). Ignored for other ``quant.weights``. ``init_scale`` multiplies the shift
+    layers' initial latents (the initialization study)."""
 
     bits: int | None = None
     zero: bool = True
     rounding: Literal["log", "linear"] = "log"
     surrogate: Literal["sqrt", "pow2"] = "sqrt"
     init_std: float = field(default=1e-3, metadata=_check(_positive, "> 0"))
+    init_scale: float = field(default=1.0, metadata=_check(_positive, "> 0"))
     s3_init: Literal["kaiming", "dense"] = "kaiming"
     reg_weight: float = field(default=1e-5, metadata=_check(_non_negative, ">= 0"))
     euclid_scale: float = field(default=0.5, metadata=_check(_positive, "> 0"))
@@ -223,7 +341,8 @@ class OptimConfig:
     milestones: list[int] = field(default_factory=list,
                                   metadata=_check(lambda v: all(m > 0 for m in v), "epochs > 0"))
     gamma: float = field(default=0.1, metadata=_check(_positive, "> 0"))
-    batch_size: int = field(default=128, metadata=_check(_positive, "> 0"))
+    batch_size: int = field(default=128, metadata=_check(lambda v: 0 < v <= 65536,
+                                                         "[1, 65536]"))
     clip_norm: float | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
 
 
@@ -279,8 +398,10 @@ class SPRConfig:
     M_rule: Literal["blockwise", "layerwise"] = "blockwise"
     M_scale: float = field(default=1.0, metadata=_check(_positive, "> 0"))
     with_norm: bool = True
-    pretrain_epochs: int = field(default=1, metadata=_check(_positive, ">= 1"))
-    finetune_epochs: int = field(default=1, metadata=_check(_non_negative, ">= 0"))
+    pretrain_epochs: int = field(default=1, metadata=_check(lambda v: 1 <= v <= 100_000,
+                                                            "[1, 100000]"))
+    finetune_epochs: int = field(default=1, metadata=_check(lambda v: 0 <= v <= 100_000,
+                                                            "[0, 100000]"))
     finetune_lr: float | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
     tolerance: float = field(default=0.5, metadata=_check(_non_negative, ">= 0"))
     search_samples: int = field(default=2000, metadata=_check(_positive, "> 0"))
@@ -289,18 +410,35 @@ class SPRConfig:
 
 
 @dataclass
+class DistillConfig:
+    """``distill``: knowledge distillation from a finished run (``teacher``: its folder; a
+    model of the same data and classes, e.g. the full-precision ViT). The loss is
+    ``alpha * T^2 * CE(softmax(t / T), log_softmax(s / T)) + (1 - alpha) * CE(y, s)``; the
+    defaults (``alpha = 1``, ``T = 1``) are BinaryViT's (soft cross-entropy only, methods.md
+    section 2)."""
+
+    teacher: str | None = None
+    alpha: float = field(default=1.0, metadata=_check(lambda v: 0 <= v <= 1, "[0, 1]"))
+    temperature: float = field(default=1.0, metadata=_check(_positive, "> 0"))
+
+
+@dataclass
 class TrainConfig:
     """The whole run. ``seed`` seeds everything; ``epochs`` are the main training epochs;
     ``threads`` sets ``torch.set_num_threads`` (``null``: leave it); ``checkpoint_every``
     saves every that many steps too (0: only at epoch ends and on interrupt)."""
 
-    seed: int = field(default=0, metadata=_check(_non_negative, ">= 0"))
-    epochs: int = field(default=1, metadata=_check(_non_negative, ">= 0"))
+    seed: int = field(default=0, metadata=_check(lambda v: 0 <= v <= MAX_SEED,
+                                                 f"[0, {MAX_SEED}]"))
+    epochs: int = field(default=1, metadata=_check(lambda v: 0 <= v <= 100_000,
+                                                   "[0, 100000]"))
     device: Literal["cpu", "cuda", "auto"] = "cpu"
-    threads: int | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
+    threads: int | None = field(default=None, metadata=_check(lambda v: 0 < v <= 1024,
+                                                              "[1, 1024] or null"))
     progress: bool = True
     checkpoint_every: int = field(default=0, metadata=_check(_non_negative, ">= 0"))
-    eval_batch_size: int = field(default=1000, metadata=_check(_positive, "> 0"))
+    eval_batch_size: int = field(default=1000, metadata=_check(lambda v: 0 < v <= 65536,
+                                                               "[1, 65536]"))
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
@@ -309,6 +447,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     spr: SPRConfig = field(default_factory=SPRConfig)
     tt: TTConfig = field(default_factory=TTConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -338,32 +477,32 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
         choices = typing.get_args(tp)
         if value in choices and not isinstance(value, bool):
             return value
-        raise InvalidInputError(path, f"= {value!r}; accepted: {', '.join(map(str, choices))}")
+        raise InvalidInputError(path, f"= {shown(value)}; accepted: {', '.join(map(str, choices))}")
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):
-            raise InvalidInputError(path, f"= {value!r} must be a list of {_type_name(item)}")
+            raise InvalidInputError(path, f"= {shown(value)} must be a list of {_type_name(item)}")
         return [_coerce(f"{path}[{i}]", v, item) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         return _build(path, value, tp)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise InvalidInputError(path, f"= {value!r} must be true or false")
+        raise InvalidInputError(path, f"= {shown(value)} must be true or false")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise InvalidInputError(path, f"= {value!r} must be an integer")
+        raise InvalidInputError(path, f"= {shown(value)} must be an integer")
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             if not math.isfinite(value):
-                raise InvalidInputError(path, f"= {value!r} must be finite")
+                raise InvalidInputError(path, f"= {shown(value)} must be finite")
             return float(value)
-        raise InvalidInputError(path, f"= {value!r} must be a number")
+        raise InvalidInputError(path, f"= {shown(value)} must be a number")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise InvalidInputError(path, f"= {value!r} must be a string")
+        raise InvalidInputError(path, f"= {shown(value)} must be a string")
     raise TypeError(f"unsupported config type {tp!r}")  # pragma: no cover
 
 
@@ -387,7 +526,7 @@ def _build(prefix: str, raw: Any, cls: Any) -> Any:
         check = f.metadata.get("check")
         if check is not None and value is not None and not check(value):
             accepted = f.metadata["accepted"]
-            raise InvalidInputError(path, f"= {value!r} is outside the accepted range "
+            raise InvalidInputError(path, f"= {shown(value)} is outside the accepted range "
                                     f"({accepted() if callable(accepted) else accepted})")
         kwargs[name] = value
     return cls(**kwargs)
@@ -423,7 +562,9 @@ def _cross_checks(cfg: TrainConfig) -> None:
                                     f"data.name {' / '.join(data)} (and only with it)")
     if cfg.data.name in ("kjv", "kjv-sample"):
         for name, on in (("quant.weights", cfg.quant.weights != "none"),
-                         ("spr.enabled", cfg.spr.enabled)):
+                         ("spr.enabled", cfg.spr.enabled),
+                         ("data.classes", cfg.data.classes is not None),
+                         ("distill.teacher", cfg.distill.teacher is not None)):
             if on:
                 raise InvalidInputError(name, "is not supported with the language-model data "
                                         "(tensor-train compression is: tt.form)")
@@ -435,6 +576,10 @@ def _cross_checks(cfg: TrainConfig) -> None:
                                 "made by 'proxcompress data speech --out DIR')")
     if cfg.mu.schedule == "exponential" and cfg.mu.start <= 0:
         raise InvalidInputError("mu.start", "must be > 0 for the exponential schedule")
+    if cfg.model.name == "vit":
+        _check_vit(cfg)
+    if cfg.distill.teacher is not None and cfg.spr.enabled:
+        raise InvalidInputError("distill.teacher", "cannot be used with SPR")
 
 
 def config_from_dict(raw: Any) -> TrainConfig:
@@ -448,7 +593,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw mapping (copied)."""
     import copy
 
-    import yaml
+    from proxcompress.readers import parse_yaml
 
     out = copy.deepcopy(raw) if raw else {}
     for item in overrides:
@@ -458,10 +603,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         parts = key.strip().split(".")
         if not all(parts):
             raise InvalidInputError("--set", f"{key!r} is not a dotted key")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InvalidInputError(key, f"value {text!r} is not valid YAML ({exc})") from None
+        value = parse_yaml(text, key)
         node = out
         for part in parts[:-1]:
             child = node.get(part)
@@ -474,22 +616,48 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a YAML config file (``yaml.safe_load``: no arbitrary objects)."""
-    import yaml
+def read_yaml(path: str | os.PathLike[str], field: str = "config") -> dict[str, Any]:
+    """Parse a YAML config file with :func:`proxcompress.readers.read_yaml` (safe loader:
+    no Python objects, no duplicate keys, bounded aliases and nesting; UTF-8); errors name
+    ``field`` (``config`` is the ``--config`` flag; a run's own ``config.yaml`` names the flag
+    that gave the run folder)."""
+    from proxcompress.readers import read_yaml as read
 
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"--config: {str(p)!r} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InvalidInputError("config", f"{str(p)!r} is not valid YAML ({exc})") from None
+    raw = read(field, path)
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise InvalidInputError("config", f"{str(p)!r} must hold a mapping at the top level")
+        raise InvalidInputError(field, f"{os.fspath(path)!r} must hold a mapping at the top "
+                                f"level, not a {type(raw).__name__}")
     return raw
+
+
+def read_run_config(run_dir: str | os.PathLike[str], field: str,
+                    overrides: list[str] | None = None) -> TrainConfig:
+    """A run folder's own ``config.yaml`` (with ``overrides``), validated; every error names
+    ``field``, the flag that gave the folder (``--resume``, ``--run``), except an override's
+    own key.
+
+    Raises:
+        InvalidInputError: no ``config.yaml`` (also a ``FileNotFoundError``), an unreadable or
+            invalid one.
+    """
+    from pathlib import Path
+
+    from proxcompress.errors import MissingInputError
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise MissingInputError(field, f"{os.fspath(run_dir)!r} holds no run (no config.yaml): "
+                                "not a run folder of 'proxcompress train'")
+    given = {item.split("=", 1)[0].strip() for item in overrides or []}
+    try:
+        return config_from_dict(apply_overrides(read_yaml(path, field), overrides or []))
+    except InvalidInputError as exc:
+        if exc.field == field or exc.field in given:
+            raise
+        raise InvalidInputError(field, f"the run's config.yaml is invalid at {exc.field}: "
+                                f"{exc.detail}") from None
 
 
 def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None = None
@@ -509,6 +677,7 @@ def dump_config(cfg: TrainConfig) -> str:
 __all__ = [
     "MULFREE_METHODS",
     "DataConfig",
+    "DistillConfig",
     "HomotopyConfig",
     "LSTMConfig",
     "ModelConfig",
@@ -518,10 +687,13 @@ __all__ = [
     "QuantConfig",
     "SPRConfig",
     "TTConfig",
+    "StageConfig",
     "TrainConfig",
+    "ViTConfig",
     "apply_overrides",
     "config_from_dict",
     "dump_config",
     "load_config",
+    "read_run_config",
     "read_yaml",
 ]

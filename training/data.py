@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,23 @@ class Dataset:
             return self
         g = torch.Generator().manual_seed(seed)
         return self.take(torch.randperm(len(self), generator=g)[:n])
+
+    def relabel(self, labels: list[int]) -> Dataset:
+        """Only the samples whose label is in ``labels``, relabelled ``labels[i] -> i``.
+
+        Raises:
+            InvalidInputError (field ``data.classes``): a label the data set does not have.
+        """
+        bad = [c for c in labels if not 0 <= c < self.classes]
+        if bad:
+            raise InvalidInputError("data.classes", f"{bad} are not labels of {self.name} "
+                                    f"(0..{self.classes - 1})")
+        mapping = torch.full((self.classes,), -1, dtype=torch.int64)
+        mapping[torch.tensor(labels)] = torch.arange(len(labels))
+        idx = torch.nonzero(mapping[self.y] >= 0).flatten()
+        out = self.take(idx)
+        return Dataset(out.x, mapping[out.y], len(labels), f"{self.name} classes {labels}",
+                       out.groups)
 
     def take(self, idx: Tensor, name: str | None = None) -> Dataset:
         """The samples ``idx`` (in that order), groups included."""
@@ -170,10 +188,15 @@ def _normalize(images: NDArray) -> Tensor:
 
 
 def from_arrays(images: NDArray, labels: NDArray, name: str) -> Dataset:
-    """Validate uint8 ``N x 28 x 28`` images and labels in ``0..9`` and normalize."""
+    """Validate uint8 ``N x 28 x 28`` images and labels in ``0..9`` and normalize (another image
+    size is refused here, before any training)."""
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise InvalidInputError("data", f"{name}: images {images.shape} and labels "
                                 f"{labels.shape} do not match (N x H x W and N)")
+    if images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise InvalidInputError("data", f"{name}: images are {images.dtype} "
+                                f"{images.shape[1]} x {images.shape[2]}; Fashion-MNIST images "
+                                "are uint8 28 x 28")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise InvalidInputError("data", f"{name}: labels must lie in 0..9")
     return Dataset(_normalize(images), torch.from_numpy(labels.astype(np.int64)), 10, name)
@@ -194,13 +217,12 @@ def load_fashion_mnist(root: str | os.PathLike[str] | None = None) -> tuple[Data
 
 def load_embedded() -> tuple[Dataset, Dataset]:
     """The embedded Fashion-MNIST subset ``(train, test)`` (4000 / 1000), no install needed."""
-    if not EMBEDDED.exists():
-        raise FileNotFoundError(f"data: the embedded subset {str(EMBEDDED)!r} is missing")
-    try:
-        with np.load(EMBEDDED, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise InvalidInputError("data", f"the embedded subset is unreadable ({exc})") from None
+    from proxcompress.readers import read_npz
+
+    arrays = read_npz("data", EMBEDDED)
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise InvalidInputError("data", f"the embedded subset lacks {missing[0]!r}")
     return (from_arrays(arrays["x_train"], arrays["y_train"], "embedded/train"),
             from_arrays(arrays["x_test"], arrays["y_test"], "embedded/test"))
 
@@ -293,35 +315,50 @@ def load_dataset(
     return train, test
 
 
-def read_manifest(root: str | os.PathLike[str], fmt: str, command: str) -> dict[str, Any]:
-    """The ``manifest.json`` of a generated data folder ``root`` (field ``data.root``), checked
-    to be a JSON mapping of format ``fmt``; ``command`` (e.g. ``proxcompress data kjv``) is how
-    to make one.
+def read_manifest(root: str | os.PathLike[str], fmt: str, command: str,
+                  field: str = "data.root", files: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``manifest.json`` of a generated data folder ``root``, checked to be a JSON object of
+    format ``fmt`` whose ``sha256`` object gives a hex digest for each of ``files``; ``command``
+    (e.g. ``proxcompress data kjv``) is how to make one. Errors name ``field``. The data set's
+    own content checks are its loader's (:func:`proxcompress.training.speech.speech_manifest`).
 
     Raises:
-        FileNotFoundError: no manifest in ``root``.
-        InvalidInputError (field ``data.root``): not JSON, or another format.
+        MissingInputError (also a ``FileNotFoundError``): no manifest in ``root``.
+        InvalidInputError: not a JSON object (or over the size limit), another format, or a
+            missing digest.
     """
-    import json
+    from proxcompress.errors import MissingInputError
+    from proxcompress.readers import read_json
 
     base = Path(root)
     path = base / "manifest.json"
     if not path.is_file():
-        raise FileNotFoundError(f"data.root: no manifest.json in {str(base)!r}; make it with "
+        raise MissingInputError(field, f"no manifest.json in {str(base)!r}; make it with "
                                 f"'{command} --out DIR'")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError("data.root", f"manifest.json is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
-        raise InvalidInputError("data.root", f"{str(path)!r} is not a {fmt} manifest")
+    manifest = read_json(field, path)
+
+    def bad(what: str) -> InvalidInputError:
+        return InvalidInputError(field, f"{str(path)!r} is not a valid {fmt} manifest: {what}")
+
+    if not isinstance(manifest, dict):
+        raise bad(f"a JSON {type(manifest).__name__}, not an object")
+    if manifest.get("format") != fmt:
+        raise bad(f"format {str(manifest.get('format'))[:40]!r}")
+    digests = manifest.get("sha256")
+    for name in files:
+        if (not isinstance(digests, dict) or not isinstance(digests.get(name), str)
+                or len(digests[name]) != 64):
+            raise bad(f"sha256 must give the SHA-256 of {name}")
     return manifest
 
 
 def input_spec(name: str, image_size: int = 28, in_channels: int = 1,
-               root: str | None = None) -> tuple[tuple[int, int, int], int]:
+               root: str | None = None, classes: list[int] | None = None
+               ) -> tuple[tuple[int, int, int], int]:
     """``(shape of one input, classes)`` of the data set ``name`` without loading it (for the
-    speech data, the intents of the manifest in ``root``)."""
+    speech data, the intents of the manifest in ``root``; ``classes``: a kept subset)."""
+    if classes is not None:
+        return input_spec(name, image_size, in_channels, root)[0], len(classes)
     if name == "speech":
         from proxcompress.training.speech import feature_shape, intent_count
 

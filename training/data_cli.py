@@ -10,7 +10,9 @@
 options. ``kjv`` builds the word-level language-modelling corpus from Debian's King James Bible
 (``bible-kjv-text``; :mod:`proxcompress.training.text`): split by book, vocabulary of the most
 frequent training words; deterministic, so byte-identical for the same options. Exit codes: 0
-done, 2 bad input or the program / package missing (checked before any work).
+done, 2 bad input or the program / package missing (checked before any work). The speech
+options are checked by :class:`~proxcompress.training.speech.SpeechOptions` (its field names
+are the flags').
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from proxcompress.errors import InvalidInputError
 
 def add_parsers(subparsers: Any) -> None:
     """Register ``data`` (with the ``speech`` generator)."""
+    from proxcompress.outputs import add_output
+
     p = subparsers.add_parser(
         "data", help="generate a data set (speech: spoken commands with espeak-ng)",
         description="Generate data sets locally.")
@@ -35,8 +39,10 @@ def add_parsers(subparsers: Any) -> None:
         "variants with their own speed and pitch, per-utterance speed / pitch jitter, lead "
         "silence, gain and white noise; a fixed speaker-disjoint train/test split. Writes "
         "train.safetensors, test.safetensors and manifest.json into --out.")
-    s.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_output(s, "--out", kind="folder", required=True, metavar="DIR",
+               help="output folder (created)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="random seed (default 0)")
     s.add_argument("--speakers", type=int, default=40,
                    help="catalogue speakers to use, 2..96 (default 40)")
     s.add_argument("--phrasings", type=int, default=None,
@@ -52,7 +58,7 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--reverb", default=None, metavar="LO,HI",
                    help="reverberation time range in seconds (synthetic rooms; default: dry)")
     s.add_argument("--progress", action="store_true", help="show a progress bar")
-    s.set_defaults(func=run_speech)
+    s.set_defaults(func=run_speech, _field_flags={"snr_db": "--snr", "reverb_rt60": "--reverb"})
     k = sub.add_parser(
         "kjv", help="word-level language-model corpus (King James Bible, bible-kjv-text)",
         description="Build the King James Bible language-modelling corpus from Debian's "
@@ -62,7 +68,8 @@ def add_parsers(subparsers: Any) -> None:
         "Colossians, 2 Peter; train: the other 52), a vocabulary of the most frequent training "
         "words (the rest <unk>). Writes train/valid/test.safetensors, vocab.txt and "
         "manifest.json into --out.")
-    k.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    add_output(k, "--out", kind="folder", required=True, metavar="DIR",
+               help="output folder (created)")
     k.add_argument("--vocab", type=int, default=10000,
                    help="vocabulary size with <unk> and <eos>, 3..1000000 (default 10000)")
     k.add_argument("--sample", action="store_true",
@@ -99,7 +106,6 @@ def run_kjv(args: argparse.Namespace) -> int:
         MIN_VOCAB,
         bible_text,
         build_corpus,
-        check_out_folder,
         sample_text,
         write_corpus,
     )
@@ -107,7 +113,6 @@ def run_kjv(args: argparse.Namespace) -> int:
     if not MIN_VOCAB <= args.vocab <= MAX_VOCAB:
         raise InvalidInputError("--vocab", f"= {args.vocab}; accepted: an integer in "
                                 f"[{MIN_VOCAB}, {MAX_VOCAB}]")
-    check_out_folder(args.out)
     text, source = (sample_text(), "embedded sample") if args.sample else bible_text()
     corpus = build_corpus(text, args.vocab)
     write_corpus(corpus, args.out, source)

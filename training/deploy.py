@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from proxcompress.atomic import nearest_folder, scratch_folder
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.data import Dataset
 from proxcompress.training.exporter import MANIFEST, TENSORS, export
@@ -74,16 +74,30 @@ def deploy(model: nn.Module, out: str | os.PathLike[str], test: Dataset, *,
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise InvalidInputError("out", f"{str(root)!r} exists and is not a folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    # the scratch folder lives in the nearest existing folder above ``out`` (same file system),
+    # so that a failure leaves no new folder behind, and is named for remove_stale after a
+    # SIGKILL; ``out`` and its missing parents are created only once everything passed
+    scratch = scratch_folder(nearest_folder(root.parent) / root.name)
     try:
         report = _check_on_test(model, scratch, test, backend, batch, repeats)
-        root.mkdir(exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
         for name in (TENSORS, MANIFEST):  # the manifest last: export's commit point
             os.replace(scratch / name, root / name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {"manifest": str(root / MANIFEST), **report}
+
+
+def deploy_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *,
+               backend: str = "auto", batch: int = 256) -> dict[str, Any]:
+    """:func:`deploy` of a run folder's latest checkpoint on the run's own test set (its
+    ``data`` section, as :func:`~proxcompress.training.trainer.run_data` reads it): what
+    ``proxcompress export --run DIR --out DIR`` does. The report gains ``run``."""
+    from proxcompress.training.trainer import load_run, run_data  # the whole wing
+
+    cfg, model = load_run(run_dir)
+    _, _, test = run_data(cfg)
+    return {"run": str(run_dir), **deploy(model, out, test, backend=backend, batch=batch)}
 
 
 def _check_on_test(model: nn.Module, folder: Path, test: Dataset, backend: str, batch: int,
@@ -149,4 +163,4 @@ def _transfer(backend: str) -> tuple[Any, Any]:
     return cupy.asarray, back
 
 
-__all__ = ["EXAMPLE_SAMPLES", "deploy"]
+__all__ = ["EXAMPLE_SAMPLES", "deploy", "deploy_run"]

@@ -184,7 +184,9 @@ class EuclidLinear(HomotopyLayer, nn.Linear):
     """``y = (1 - theta) x.w + theta (-s ||x - w||^2) + b`` per output (module docstring).
 
     Args:
-        in_features, out_features, bias: as :class:`torch.nn.Linear`.
+        in_features: as :class:`torch.nn.Linear`.
+        out_features: as :class:`torch.nn.Linear`.
+        bias: as :class:`torch.nn.Linear`.
         scale: ``s`` (default 0.5 [U]; 1.0 gives ``-||x - w||^2``).
         theta: initial homotopy parameter (default 1: pure Euclid).
     """
@@ -316,7 +318,9 @@ class AdderLinear(HomotopyLayer, nn.Linear):
     """``y = (1 - theta) x.w + theta (-||x - w||_1) + b`` per output, AdderNet's gradients.
 
     Args:
-        in_features, out_features, bias: as :class:`torch.nn.Linear`.
+        in_features: as :class:`torch.nn.Linear`.
+        out_features: as :class:`torch.nn.Linear`.
+        bias: as :class:`torch.nn.Linear`.
         grad: ``"addernet"`` (default: full-precision ``x - w`` and clipped ``HT(w - x)``) or
             ``"exact"`` (the signs) [U].
         eta: adaptive learning-rate coefficient (default 0.1; ``None``: off) [U].

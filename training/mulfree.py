@@ -103,6 +103,8 @@ class MulFreeRecipe(LayerSwap):
         homotopy: euclid / adder: the ``theta`` schedule (default linear 0 -> 1 over the first
             half of training) [U].
         freezing_window: snapshots between compared codes of the freezing metric (default 1).
+        init_scale: multiplies every latent weight of the shift layers after their init
+            (default 1): the initialization-scale study of S3's claim (docs/results.md).
     """
 
     method: str
@@ -121,6 +123,7 @@ class MulFreeRecipe(LayerSwap):
     adder_eta: float | None = ADDER_ETA
     homotopy: HomotopySchedule = field(default_factory=HomotopySchedule)
     freezing_window: int = 1
+    init_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in _LAYERS:
@@ -138,6 +141,9 @@ class MulFreeRecipe(LayerSwap):
         if not (isinstance(self.reg_weight, int | float) and math.isfinite(self.reg_weight)
                 and self.reg_weight >= 0):
             raise InvalidInputError("reg_weight", f"= {self.reg_weight!r} must be >= 0")
+        if not (isinstance(self.init_scale, int | float) and math.isfinite(self.init_scale)
+                and self.init_scale > 0):
+            raise InvalidInputError("init_scale", f"= {self.init_scale!r} must be > 0")
 
     @property
     def resolved_bits(self) -> int | None:
@@ -193,7 +199,7 @@ def recipe_from_config(cfg: TrainConfig) -> MulFreeRecipe:
         s3_init=f.s3_init, reg_weight=f.reg_weight, euclid_scale=f.euclid_scale,
         adder_grad=f.adder_grad, adder_eta=f.adder_eta,
         homotopy=HomotopySchedule(f.homotopy.kind, f.homotopy.start, f.homotopy.ramp),
-        freezing_window=f.freezing_window)
+        freezing_window=f.freezing_window, init_scale=f.init_scale)
 
 
 def _is_mulfree(m: nn.Module) -> bool:
@@ -219,6 +225,10 @@ def _swap(module: nn.Module, recipe: MulFreeRecipe) -> nn.Module:
             new.weight.copy_(module.weight)  # type: ignore[operator]
         if module.bias is not None:
             new.bias.copy_(module.bias)  # type: ignore[operator, union-attr]
+        if recipe.init_scale != 1.0 and isinstance(new, ShiftLayer):
+            for name, p in new.named_parameters():  # every latent weight, not the bias
+                if name.startswith("weight"):
+                    p.mul_(recipe.init_scale)
     if isinstance(new, ShiftConv2d | ShiftLinear) and new.auto_range:
         new.calibrate_range()
     return new.to(module.weight.device, module.weight.dtype)  # type: ignore[arg-type]

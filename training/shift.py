@@ -346,7 +346,9 @@ class ShiftLinear(_DeepShiftMixin, nn.Linear):
     """Linear layer with DeepShift-Q power-of-two weights (module docstring).
 
     Args:
-        in_features, out_features, bias: as :class:`torch.nn.Linear`.
+        in_features: as :class:`torch.nn.Linear`.
+        out_features: as :class:`torch.nn.Linear`.
+        bias: as :class:`torch.nn.Linear`.
         bits: bits per weight including the sign, 2..8 (default 4: the kernels' 4-bit code).
         zero: whether the format has 0 (default ``True``; ``False``: DeepShift-Q's clamp of tiny
             weights to the smallest level).
@@ -423,7 +425,9 @@ class DenseShiftLinear(_DenseShiftMixin, nn.Linear):
     """Linear layer with DenseShift weights :math:`\\pm 2^S` (module docstring).
 
     Args:
-        in_features, out_features, bias: as :class:`torch.nn.Linear`.
+        in_features: as :class:`torch.nn.Linear`.
+        out_features: as :class:`torch.nn.Linear`.
+        bias: as :class:`torch.nn.Linear`.
         bits: 2..4 (default 3: :math:`\\{\\pm 1, \\pm 2, \\pm 4, \\pm 8\\}`); ``2^(bits-1) - 1``
             exponent latents.
         surrogate: backward surrogate ``g(S)``: ``"sqrt"`` (``sqrt(S + 1)``, the code's, default)
@@ -505,7 +509,9 @@ class S3Linear(_S3Mixin, nn.Linear):
     """Linear layer with S3 weights (module docstring).
 
     Args:
-        in_features, out_features, bias: as :class:`torch.nn.Linear`.
+        in_features: as :class:`torch.nn.Linear`.
+        out_features: as :class:`torch.nn.Linear`.
+        bias: as :class:`torch.nn.Linear`.
         bits: 3 (default, :math:`\\{0, \\pm 1, \\pm 2, \\pm 4\\}`) or 4
             (:math:`\\{0, \\pm 2^0, \\dots, \\pm 2^6\\}`).
         init: ``"kaiming"`` (default: every latent :math:`N(0, 2/n)`, ``n`` the fan-out, the

@@ -410,15 +410,27 @@ def log_mel(audio: Tensor, sample_rate: int = SAMPLE_RATE, n_mels: int = 40,
 
 
 def _read_split(root: Path, name: str, digest: str) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
+
+    from proxcompress.errors import MissingInputError
 
     path = root / name
     if not path.is_file():
-        raise FileNotFoundError(f"data.root: {str(path)!r} is missing")
+        raise MissingInputError("data.root", f"{str(path)!r} is missing")
     if sha256_file(path) != digest:
         raise InvalidInputError("data.root", f"{str(path)!r} does not match its SHA-256 in "
                                 "manifest.json (corrupt or from another generation)")
-    t = load_file(str(path))
+    try:
+        t = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InvalidInputError("data.root", f"{str(path)!r} is not a readable safetensors "
+                                f"file ({str(exc)[:200]})") from None
+    kinds = {"audio": "i", "offsets": "i", "labels": "i", "speakers": "i"}
+    for key, kind in kinds.items():
+        if key not in t or t[key].dtype.kind != kind or t[key].ndim != 1:
+            raise InvalidInputError("data.root", f"{str(path)!r} lacks a 1-D integer array "
+                                    f"{key!r}")
     n = t["labels"].shape[0]
     off = t["offsets"]
     if (t["audio"].dtype != np.int16 or off.shape != (n + 1,) or t["speakers"].shape != (n,)
@@ -427,16 +439,35 @@ def _read_split(root: Path, name: str, digest: str) -> dict[str, np.ndarray]:
     return t
 
 
+def speech_manifest(root: str | os.PathLike[str], field: str = "data.root") -> dict[str, Any]:
+    """The ``manifest.json`` of a :func:`generate_speech` folder after checking its structure
+    (:func:`proxcompress.training.data.read_manifest`: an object of this format with a
+    SHA-256 for each split file) and content: the sample rate the features assume and the
+    task's intents (errors name ``field``)."""
+    base = Path(root)
+    manifest = read_manifest(base, FORMAT, "proxcompress data speech", field,
+                             files=("train.safetensors", "test.safetensors"))
+    path = base / "manifest.json"
+
+    def bad(what: str) -> InvalidInputError:
+        return InvalidInputError(field, f"{str(path)!r} is not a valid {FORMAT} manifest: "
+                                 f"{what}")
+
+    if manifest.get("sample_rate") != SAMPLE_RATE:
+        raise bad(f"sample_rate must be {SAMPLE_RATE}")
+    intents = manifest.get("intents")
+    known = {**INTENTS, **CONFUSABLE_INTENTS}
+    if (not isinstance(intents, list) or not intents or len(set(map(str, intents))) != len(intents)
+            or not all(isinstance(i, str) and i in known for i in intents)):
+        raise bad("intents must be a list of distinct intents of the task")
+    return manifest
+
+
 def intent_count(root: str | os.PathLike[str] | None) -> int:
-    """The number of intents of the data set in ``root`` (its manifest), or of the standard
-    set when ``root`` holds none yet."""
-    path = Path(root) / "manifest.json" if root else None
-    if path is not None and path.is_file():
-        try:
-            return len(json.loads(path.read_text(encoding="utf-8"))["intents"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise InvalidInputError("data.root", f"{str(path)!r} is not a valid manifest"
-                                    ) from None
+    """The number of intents of the data set in ``root`` (its checked manifest), or of the
+    standard set when ``root`` holds none yet."""
+    if root and (Path(root) / "manifest.json").is_file():
+        return len(speech_manifest(root)["intents"])
     return len(INTENTS)
 
 
@@ -455,7 +486,7 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
     (``frames = 1 + seconds * 100``).
     """
     base = Path(root)
-    manifest = read_manifest(base, FORMAT, "proxcompress data speech")
+    manifest = speech_manifest(base)
     if not seconds > 0:
         raise InvalidInputError("seconds", f"= {seconds} must be > 0")
     samples = int(round(seconds * manifest["sample_rate"]))

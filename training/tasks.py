@@ -7,7 +7,8 @@ split (:meth:`Task.evaluate`). The trainer keeps everything else (optimizer, sch
 hooks, checkpoints, signals, data parallelism).
 
 * :class:`ClassificationTask` (images, spoken commands): a seeded permutation per epoch,
-  mini-batches of ``optim.batch_size``, cross-entropy, accuracy in percent.
+  mini-batches of ``optim.batch_size``, cross-entropy (or, with ``distill.teacher``, the
+  distiller's loss, :mod:`proxcompress.training.distill`), accuracy in percent.
 * :class:`LanguageModelTask` (``kjv``, ``kjv-sample``): the training token stream cut into
   ``optim.batch_size`` contiguous rows after a random offset in ``[0, data.bptt)`` drawn per
   epoch (seeded by ``(seed, epoch)``; every epoch has the same number of steps), truncated
@@ -33,6 +34,7 @@ from proxcompress.errors import InvalidInputError
 if TYPE_CHECKING:
     from proxcompress.training.config import TrainConfig
     from proxcompress.training.data import Dataset
+    from proxcompress.training.distill import Distiller
     from proxcompress.training.text import TextData
 
 #: ``data.name`` -> task kind (every other data set is a classification task)
@@ -44,6 +46,11 @@ def task_kind(data_name: str) -> str:
     return "language-model" if data_name in LANGUAGE_DATA else "classification"
 
 
+def task_class(data_name: str) -> type[Task]:
+    """The task class of ``data.name`` (:data:`TASKS`)."""
+    return TASKS[task_kind(data_name)]
+
+
 class Task:
     """What a training run does with its data (module docstring). ``metric`` names the main
     metric (``accuracy`` in percent, higher is better; ``perplexity``, lower is better)."""
@@ -51,6 +58,9 @@ class Task:
     kind: ClassVar[str] = ""
     metric: ClassVar[str] = ""
     higher_is_better: ClassVar[bool] = True
+
+    #: running sums of an epoch's training metrics (the checkpoint's ``run.acc``)
+    sums: ClassVar[int] = 3
 
     classes: int
     steps_per_epoch: int
@@ -65,7 +75,7 @@ class Task:
         raise NotImplementedError
 
     def sums_size(self) -> int:
-        return 3
+        return self.sums
 
     def train_record(self, sums: list[float]) -> dict[str, float]:
         """The epoch's training metrics from the running sums (all processes reduced)."""
@@ -100,8 +110,10 @@ class ClassificationTask(Task):
 
     def __init__(self, cfg: TrainConfig, train: Dataset, val: Dataset | None, test: Dataset,
                  device: torch.device, rank: int = 0, world: int = 1,
-                 eval_fn: Callable[..., tuple[float, float]] | None = None) -> None:
+                 eval_fn: Callable[..., tuple[float, float]] | None = None,
+                 distiller: Distiller | None = None) -> None:
         self.cfg = cfg
+        self.distiller = distiller
         self.train_data, self.val_data, self.test_data = train, val, test
         self.device, self.rank, self.world = device, rank, world
         self.classes = train.classes
@@ -122,7 +134,8 @@ class ClassificationTask(Task):
         x = self.train_data.x[idx].to(self.device)
         y = self.train_data.y[idx].to(self.device)
         out = model(x)
-        loss = functional.cross_entropy(out, y)
+        loss = (self.distiller.loss(out, x, y) if self.distiller is not None
+                else functional.cross_entropy(out, y))
         return loss, [float(loss.detach()) * len(idx), float((out.argmax(1) == y).sum()),
                       float(len(idx))]
 
@@ -155,6 +168,7 @@ class LanguageModelTask(Task):
     kind = "language-model"
     metric = "perplexity"
     higher_is_better = False
+    sums = 2
 
     def __init__(self, cfg: TrainConfig, data: TextData, device: torch.device, rank: int = 0,
                  world: int = 1) -> None:
@@ -196,9 +210,6 @@ class LanguageModelTask(Task):
         n = float(y.numel())
         return loss, [float(loss.detach()) * n, n]
 
-    def sums_size(self) -> int:
-        return 2
-
     def train_record(self, sums: list[float]) -> dict[str, float]:
         nll, tokens = sums
         mean = nll / max(tokens, 1)
@@ -236,8 +247,25 @@ class LanguageModelTask(Task):
         return {"hx_h": self.hx[0].detach().cpu(), "hx_c": self.hx[1].detach().cpu()}
 
     def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
-        if "hx_h" in tensors:
-            self.hx = (tensors["hx_h"].to(self.device), tensors["hx_c"].to(self.device))
+        """Restore the carried LSTM state, checked to be ``(layers, rows of this process,
+        hidden)`` floats for both ``h`` and ``c`` (a checkpoint from another layout is refused,
+        naming ``--resume``)."""
+        if not tensors:
+            return
+        lstm = self.cfg.model.lstm
+        rows = len(range(self.rank, self.cfg.optim.batch_size, self.world))
+        want = (lstm.layers, rows, lstm.hidden)
+        got = [tensors.get(k) for k in ("hx_h", "hx_c")]
+        if set(tensors) != {"hx_h", "hx_c"} or not all(
+                t is not None and tuple(t.shape) == want and t.is_floating_point() for t in got):
+            shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+            raise InvalidInputError("--resume", f"the checkpoint's LSTM state {shapes} does not "
+                                    f"fit this run (hx_h and hx_c of shape {want})")
+        self.hx = (tensors["hx_h"].to(self.device), tensors["hx_c"].to(self.device))
+
+
+#: task kind -> class
+TASKS: dict[str, type[Task]] = {t.kind: t for t in (ClassificationTask, LanguageModelTask)}
 
 
 def language_data(cfg: TrainConfig) -> TextData:
@@ -254,18 +282,21 @@ def language_data(cfg: TrainConfig) -> TextData:
 
 
 def language_classes(cfg: TrainConfig) -> int:
-    """The vocabulary size of the run's corpus without loading its tokens."""
-    import json
-    from pathlib import Path
+    """The vocabulary size of the run's corpus without loading its tokens (the checked
+    manifest's ``options.vocab_size``)."""
+    from proxcompress.training.data import read_manifest
+    from proxcompress.training.text import FORMAT
 
-    if cfg.data.name == "kjv-sample":
+    if cfg.data.name == "kjv-sample" or not cfg.data.root:
         return language_data(cfg).classes
-    manifest = Path(cfg.data.root or "") / "manifest.json"
-    try:
-        return int(json.loads(manifest.read_text(encoding="utf-8"))["options"]["vocab_size"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return language_data(cfg).classes
+    manifest = read_manifest(cfg.data.root, FORMAT, "proxcompress data kjv")
+    options = manifest.get("options")
+    size = options.get("vocab_size") if isinstance(options, dict) else None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 3:
+        raise InvalidInputError("data.root", f"{cfg.data.root!r}: manifest.json's "
+                                "options.vocab_size must be an integer >= 3")
+    return size
 
 
-__all__ = ["LANGUAGE_DATA", "ClassificationTask", "LanguageModelTask", "Task",
-           "language_classes", "language_data", "task_kind"]
+__all__ = ["LANGUAGE_DATA", "TASKS", "ClassificationTask", "LanguageModelTask", "Task",
+           "language_classes", "language_data", "task_class", "task_kind"]

@@ -59,7 +59,9 @@ def magnitude_scores(model: nn.Module, units: Sequence[ChannelUnit], example: to
     out = {}
     for unit in units:
         producer = model.get_submodule(unit.producer)
-        n = int(producer.weight.shape[0])
+        weight = producer.weight
+        assert isinstance(weight, torch.Tensor)
+        n = int(weight.shape[0])
         group = graph.get_pruning_group(producer, _out_channels_fn(tp, producer),
                                         idxs=list(range(n)))
         out[unit.name] = importance(group).detach().cpu()

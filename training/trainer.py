@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as functional
@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from proxcompress.atomic import write_json_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from proxcompress.training.config import TrainConfig, config_from_dict, dump_config, read_yaml
+from proxcompress.training.config import TrainConfig, config_from_dict, dump_config
 from proxcompress.training.data import Dataset, input_spec, load_dataset, split_validation
 from proxcompress.training.layers import hard_quantization, quantized_modules
 from proxcompress.training.models import PrunableModel, build_model
@@ -58,14 +58,22 @@ from proxcompress.training.tasks import (
     Task,
     language_classes,
     language_data,
+    task_class,
     task_kind,
 )
+
+if TYPE_CHECKING:
+    from proxcompress.training.distill import Distiller
 
 EXIT_INTERRUPTED = 130
 #: checkpoint ``extra`` tensors of the task (the LSTM state of a language model)
 TASK_PREFIX = "task."
 #: per-step freezing metric log of a run folder (``mulfree.freezing_every``)
 FREEZING = "freezing.jsonl"
+#: per-step training log of a run folder: ``step`` (counted over all phases), ``epoch``
+#: (fractional, over all phases), ``phase``, the mini-batch's cross-entropy ``loss``, ``lr``
+#: and ``mu``; the curves plot it (one point per step, not one per epoch)
+STEPS = "steps.jsonl"
 
 
 class Interrupted(Exception):
@@ -213,10 +221,14 @@ def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
     if not has_checkpoint(path):
         raise InvalidInputError("model.init_from", f"{path!r} holds no checkpoint (a run folder "
                                 "of 'proxcompress train')")
-    state, _, meta, _, _ = load_checkpoint(path)
-    other = config_from_dict(meta["config"])
-    mine = replace(cfg.model, init_from=None)
-    theirs = replace(other.model, init_from=None)
+    state, _, meta, _, _ = load_checkpoint(path, "model.init_from")
+    try:
+        other = config_from_dict(meta.get("config"))
+    except InvalidInputError as exc:
+        raise InvalidInputError("model.init_from", f"the run in {path!r} records an invalid "
+                                f"config ({exc})") from None
+    mine = replace(cfg.model, init_from=None, init_exclude=[])
+    theirs = replace(other.model, init_from=None, init_exclude=[])
     checks = [("model", mine, theirs), ("data.name", cfg.data.name, other.data.name),
               ("data.image_size", cfg.data.image_size, other.data.image_size),
               ("data.in_channels", cfg.data.in_channels, other.data.in_channels),
@@ -225,9 +237,29 @@ def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
         if want != got:
             raise InvalidInputError("model.init_from", f"the run in {path!r} differs in {name} "
                                     f"({got!r}; this run needs {want!r})")
-    if meta["run"].get("pruned"):
-        raise InvalidInputError("model.init_from", f"the run in {path!r} is pruned")
-    return state
+    if not isinstance(meta.get("run"), dict) or meta["run"].get("pruned"):
+        raise InvalidInputError("model.init_from", f"the run in {path!r} is pruned or records "
+                                "no run state")
+    if other.data.classes != cfg.data.classes and "head" not in cfg.model.init_exclude:
+        raise InvalidInputError("model.init_exclude", f"the run in {path!r} has other classes "
+                                f"({other.data.classes}): exclude the classifier (head)")
+    excluded = tuple(f"{p}." for p in cfg.model.init_exclude)
+    kept = {k: v for k, v in state.items() if not k.startswith(excluded)}
+    with torch.device("meta"):  # shapes only: nothing allocated, no RNG drawn
+        fresh = base_model(cfg, run_classes(cfg))
+    _load_into(fresh, kept, excluded, path, assign=True)
+    return kept
+
+
+def base_model(cfg: TrainConfig, classes: int, seed: int | None = None) -> PrunableModel:
+    """The config's model before any layer is swapped (full precision), seeded."""
+    m = cfg.model
+    return build_model(
+        m.name, in_channels=cfg.data.in_channels, image_size=cfg.data.image_size,
+        classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
+        batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout, seed=seed,
+        vit=m.vit, lstm=dataclasses.asdict(m.lstm),
+    )
 
 
 def build_run_model(cfg: TrainConfig, classes: int, seed: int,
@@ -236,15 +268,10 @@ def build_run_model(cfg: TrainConfig, classes: int, seed: int,
     full-precision state dict of the same model, when given), with its quantized or
     multiplication-free layers swapped in (the config's recipe: what :class:`Trainer`
     trains)."""
-    m = cfg.model
-    model = build_model(
-        m.name, in_channels=cfg.data.in_channels, image_size=cfg.data.image_size,
-        classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
-        batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout, seed=seed,
-        lstm=dataclasses.asdict(m.lstm),
-    )
-    if initial_state is not None:
-        model.load_state_dict(initial_state)
+    model = base_model(cfg, classes, seed)
+    if initial_state is not None:  # all but the excluded modules (model.init_exclude)
+        _load_into(model, initial_state, tuple(f"{p}." for p in cfg.model.init_exclude),
+                   cfg.model.init_from or "", assign=False)
     recipe = recipe_from_config(cfg)
     if recipe is not None:
         recipe.apply(model)
@@ -258,28 +285,32 @@ def run_data(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset]:
     d = cfg.data
     train, test = load_dataset(d.name, d.root, cfg.seed, d.synthetic_samples, d.image_size,
                                d.in_channels)
+    if d.classes is not None:
+        train, test = (data.relabel(d.classes) for data in (train, test))
     train, val = split_validation(train, d.val_fraction, d.val_seed)
     return (train.subset(d.train_subset, cfg.seed), val, test.subset(d.test_subset, cfg.seed))
 
 
 def make_task(cfg: TrainConfig, device: torch.device | None = None, rank: int = 0,
-              world: int = 1) -> Task:
+              world: int = 1, distiller: Distiller | None = None) -> Task:
     """The run's :mod:`task <proxcompress.training.tasks>` with its data loaded: a language
-    model for the text corpora, a classification otherwise (:func:`run_data`)."""
+    model for the text corpora, a classification otherwise (:func:`run_data`; its loss the
+    ``distiller``'s when given)."""
     dev = device or torch.device("cpu")
     if task_kind(cfg.data.name) == "language-model":
         return LanguageModelTask(cfg, language_data(cfg), dev, rank, world)
     train, val, test = run_data(cfg)
-    return ClassificationTask(cfg, train, val, test, dev, rank, world, evaluate)
+    return ClassificationTask(cfg, train, val, test, dev, rank, world, evaluate, distiller)
 
 
 def run_classes(cfg: TrainConfig) -> int:
-    """The classes (vocabulary size for a language model) of the run's data, without loading
-    the data where it can."""
+    """The classes of the run's task without loading the data where it can: the vocabulary
+    size for a language model, else the data set's classes (``data.classes``: the kept
+    subset's)."""
     if task_kind(cfg.data.name) == "language-model":
         return language_classes(cfg)
     return input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
-                      cfg.data.root)[1]
+                      cfg.data.root, cfg.data.classes)[1]
 
 
 def run_phases(cfg: TrainConfig) -> list[tuple[str, int]]:
@@ -305,27 +336,63 @@ def run_model(cfg: TrainConfig, classes: int, phase: str) -> PrunableModel:
     return build_run_model(cfg, classes, phase_seed(cfg, phase))
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, PrunableModel]:
+def load_run(run_dir: str | os.PathLike[str], field: str = "--run"
+             ) -> tuple[TrainConfig, PrunableModel]:
     """The config and the latest checkpointed model of a run folder (pruned as it was, on the
     CPU, in eval mode).
 
     Raises:
-        FileNotFoundError: no ``config.yaml`` or no checkpoint in ``run_dir``.
-        InvalidInputError: a corrupt checkpoint (see ``load_checkpoint``).
+        InvalidInputError (field ``field``, the flag that gave ``run_dir``): no run there (no
+            ``config.yaml`` or no checkpoint; also a ``FileNotFoundError``), a corrupt or
+            inconsistent checkpoint (see ``load_checkpoint`` and :mod:`.runchecks`).
     """
-    if not (Path(run_dir) / "config.yaml").is_file():
-        raise FileNotFoundError(f"run: no config.yaml in {str(run_dir)!r}")
-    cfg = config_for_resume(run_dir, [])
+    from proxcompress.errors import MissingInputError
+    from proxcompress.training.runchecks import check_resume, checked_run_state
+
+    cfg = config_for_resume(run_dir, [], field)
     if not has_checkpoint(run_dir):
-        raise FileNotFoundError(f"run: no checkpoint in {str(run_dir)!r}")
-    model_state, _, meta, _, _ = load_checkpoint(run_dir)
+        raise MissingInputError(field, f"no checkpoint in {str(run_dir)!r}")
+    model_state, _, meta, _, _ = load_checkpoint(run_dir, field)
     phases = run_phases(cfg)
-    phase = phases[min(int(meta["run"]["phase"]), len(phases) - 1)][0]
+    run = checked_run_state(meta, phases, field, task_class(cfg.data.name).sums)
+    check_resume(cfg, meta, run, field)
+    phase = phases[min(run["phase"], len(phases) - 1)][0]
     model = run_model(cfg, run_classes(cfg), phase)
-    if meta["run"].get("pruned"):
-        apply_pruning(model, meta["run"]["pruned"])
-    model.load_state_dict(model_state)
+    _load_state(model, model_state, field, run_dir, run.get("pruned"))
     return cfg, model.eval()
+
+
+def _load_state(model: nn.Module, state: dict[str, Tensor], field: str,
+                where: str | os.PathLike[str], pruned: dict[str, list[int]] | None = None,
+                assign: bool = False) -> None:
+    """Apply a checkpoint's recorded pruning and weights to ``model``; a checkpoint that does
+    not fit the config (other widths, missing or extra tensors) is refused naming ``field``."""
+    try:
+        if pruned:
+            apply_pruning(model, pruned)
+        model.load_state_dict(state, assign=assign)
+    except (RuntimeError, KeyError, IndexError, ValueError, TypeError) as exc:
+        if isinstance(exc, InvalidInputError):
+            exc = ValueError(exc.detail)
+        first = " ".join(str(exc).split())[:300]
+        raise InvalidInputError(field, f"the checkpoint in {str(where)!r} does not fit the "
+                                f"run's config ({first})") from None
+
+
+def _load_into(model: nn.Module, state: dict[str, Tensor], excluded: tuple[str, ...],
+               where: str | os.PathLike[str], assign: bool) -> None:
+    """Load ``model.init_from``'s weights into ``model``: every tensor but the excluded modules'
+    must be there with its shape; refused naming ``model.init_from`` otherwise."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=assign)
+    except (RuntimeError, KeyError, IndexError, ValueError, TypeError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise InvalidInputError("model.init_from", f"the weights in {str(where)!r} do not fit "
+                                f"this model ({first})") from None
+    wrong = [k for k in missing if not k.startswith(excluded)] + list(unexpected)
+    if wrong:
+        raise InvalidInputError("model.init_from", f"the weights in {str(where)!r} do not fit "
+                                f"this model: {', '.join(wrong[:4])}")
 
 
 class Trainer:
@@ -352,6 +419,7 @@ class Trainer:
         self._stop_signal = False
         self.recipe: Recipe | None = recipe_from_config(cfg)
         self.hooks = TrainingHooks()
+        self.distiller: Any = None
 
     # ----------------------------------------------------------------------------- building
     def _model_for(self, phase: str) -> PrunableModel:
@@ -399,15 +467,26 @@ class Trainer:
         self.dist = _setup_distributed(cfg)
         torch.manual_seed(cfg.seed + self.dist.rank)
         d = self.dist
+        self.distiller = None
+        if cfg.distill.teacher is not None:
+            from proxcompress.training.distill import Distiller
+
+            self.distiller = Distiller(cfg, d.device)
         if cfg.optim.batch_size % d.world:
             raise InvalidInputError("optim.batch_size", f"= {cfg.optim.batch_size} must be a "
                                     f"multiple of the number of processes ({d.world})")
-        self.task = make_task(cfg, d.device, d.rank, d.world)
+        self.task = make_task(cfg, d.device, d.rank, d.world, self.distiller)
         if isinstance(self.task, ClassificationTask):
             self.train_data = self.task.train_data
             self.val_data = self.task.val_data
             self.test_data = self.task.test_data
         self.steps_per_epoch = self.task.steps_per_epoch
+        from proxcompress.training.runchecks import check_restart, preflight
+
+        resuming = self.resume and has_checkpoint(self.out)
+        if self.resume and not resuming:
+            check_restart(self.out)
+        self._initial = preflight(cfg, initial=not resuming)
         if d.main:
             self.out.mkdir(parents=True, exist_ok=True)
         state = self._restore_or_start()
@@ -437,19 +516,29 @@ class Trainer:
         }
         extra: dict[str, Tensor] = {}
         if self.resume and has_checkpoint(self.out):
-            model_state, opt_state, meta, rng, extra = load_checkpoint(self.out)
-            state.update(meta["run"])
-            self.model = self._model_for(self.phases[state["phase"]][0])
-            if state["pruned"]:
-                apply_pruning(self.model, state["pruned"])
-            self.model.load_state_dict(model_state)
+            from proxcompress.training.runchecks import check_resume, checked_run_state
+
+            model_state, opt_state, meta, rng, extra = load_checkpoint(self.out, "--resume")
+            state.update(checked_run_state(meta, self.phases, "--resume",
+                                           self.task.sums_size()))
+            check_resume(self.cfg, meta, state, "--resume")
+            phase = self.phases[min(state["phase"], len(self.phases) - 1)][0]
+            self.model = self._model_for(phase)
+            _load_state(self.model, model_state, "--resume", self.out, state["pruned"])
             self.model.to(self.dist.device)
-            self.optimizer = self._optimizer(self.model, self._phase_lr(state["phase"]))
+            self.optimizer = self._optimizer(self.model, self._phase_lr(
+                min(state["phase"], len(self.phases) - 1)))
             if opt_state is not None:
-                self.optimizer.load_state_dict({"optimizer": opt_state, **meta["wrapper"]})
+                try:
+                    self.optimizer.load_state_dict({"optimizer": opt_state, **meta["wrapper"]})
+                except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+                    raise InvalidInputError("--resume", f"the optimizer state in the checkpoint "
+                                            f"does not fit the model ({str(exc)[:200]})"
+                                            ) from None
             torch.set_rng_state(rng)
             self._truncate_metrics(state["global_epoch"],
-                                   state["epoch"] * self.steps_per_epoch + state["step"])
+                                   state["epoch"] * self.steps_per_epoch + state["step"],
+                                   state["global_epoch"] * self.steps_per_epoch + state["step"])
             if self.dist.main:
                 self.log(f"resumed from {self.out} at phase {self.phases[state['phase']][0]}, "
                          f"epoch {state['epoch']}, step {state['step']}")
@@ -458,11 +547,11 @@ class Trainer:
                 self.log(f"no checkpoint in {self.out}; starting afresh")
             self.model = build_run_model(self.cfg, self.task.classes,
                                          phase_seed(self.cfg, self.phases[0][0]),
-                                         initial_state(self.cfg)).to(self.dist.device)
+                                         self._initial).to(self.dist.device)
             self.optimizer = self._optimizer(self.model, self._phase_lr(0))
             if self.dist.main:
-                (self.out / "metrics.jsonl").unlink(missing_ok=True)
-                (self.out / FREEZING).unlink(missing_ok=True)
+                for name in ("metrics.jsonl", FREEZING, STEPS):
+                    (self.out / name).unlink(missing_ok=True)
         self._start_hooks(state)
         self.hooks.load_state_tensors({k: v for k, v in extra.items()
                                        if not k.startswith(TASK_PREFIX)})
@@ -478,18 +567,27 @@ class Trainer:
             return self.cfg.spr.finetune_lr or self.cfg.optim.lr / 10
         return self.cfg.optim.lr
 
-    def _truncate_metrics(self, epochs_done: int, steps_done: int) -> None:
-        """Drop the log lines written after the checkpoint being resumed."""
+    def _truncate_metrics(self, epochs_done: int, steps_done: int, all_steps_done: int) -> None:
+        """Drop the log lines written after the checkpoint being resumed (``steps_done``
+        counts the current phase's steps, ``all_steps_done`` every phase's)."""
         if not self.dist.main:
             return
         for name, key, done in (("metrics.jsonl", "epoch", epochs_done),
-                                (FREEZING, "step", steps_done)):
+                                (FREEZING, "step", steps_done),
+                                (STEPS, "step", all_steps_done)):
             path = self.out / name
             if not path.exists():
                 continue
-            keep = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)[key] <= done]
+            keep = [line for line in path.read_text(errors="replace").splitlines()
+                    if _logged_at(line, key) <= done]
             write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+    def _append_step(self, state: dict[str, Any], phase: str, loss: float, lr: float) -> None:
+        step = state["global_epoch"] * self.steps_per_epoch + state["step"]
+        record = {"step": step, "epoch": round(step / self.steps_per_epoch, 6), "phase": phase,
+                  "loss": loss, "lr": lr, "mu": self.optimizer.mu}
+        with open(self.out / STEPS, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
 
     def _append_freezing(self, step: int, frozen: dict[str, float]) -> None:
         record = {"step": step, "epoch": step / self.steps_per_epoch, **frozen}
@@ -564,6 +662,8 @@ class Trainer:
                         state["acc"] = [a + b for a, b in zip(state["acc"], sums, strict=True)]
                         state["step"] = s + 1
                         steps_taken += 1
+                        if d.main:
+                            self._append_step(state, phase, float(loss.detach()), lr)
                         if bar is not None:
                             bar.update(1)
                         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
@@ -645,16 +745,9 @@ class Trainer:
         return small / max(now, 1)
 
     def _units(self) -> list[Any]:
-        units = self.model.units()
-        wanted = self.cfg.spr.units
-        if wanted is None:
-            return units
-        names = {u.name for u in units}
-        for w in wanted:
-            if w not in names:
-                raise InvalidInputError("spr.units", f"{w!r} is not a unit; accepted: "
-                                        f"{', '.join(sorted(names))}")
-        return [u for u in units if u.name in wanted]
+        from proxcompress.training.runchecks import select_units
+
+        return select_units(self.model.units(), self.cfg.spr.units)
 
     def _regularizer(self, state: dict[str, Any]) -> SPRRegularizer | None:
         if not self.cfg.spr.enabled or state["M"] is None:
@@ -755,9 +848,7 @@ class Trainer:
             summary["mu"] = self.optimizer.mu
             summary[f"test_{m}_note"] = ("deployed model: every quantized layer at "
                                          "lim_{mu->oo} F; *_soft at the final mu")
-        train_metrics = [json.loads(line) for line in
-                         (self.out / "metrics.jsonl").read_text().splitlines() if line.strip()] \
-            if (self.out / "metrics.jsonl").exists() else []
+        train_metrics = read_log(self.out / "metrics.jsonl")
         self.model.cpu()
         summary.update(self._model_counts())
         summary.update({
@@ -800,15 +891,19 @@ class Trainer:
                 "inference_ms_pruned": inference_ms(self.model, shape),
                 "inference_batch": 256,
             }
+        if self.distiller is not None:
+            summary["distill"] = {"teacher": str(self.distiller.folder),
+                                  "alpha": self.distiller.alpha,
+                                  "temperature": self.distiller.temperature}
         summary["versions"] = _versions()
         write_json_atomic(self.out / "summary.json", summary)
         if train_metrics:
             try:
-                plot_metrics(train_metrics, self.out / "curves.png", m)
+                plot_metrics(train_metrics, self.out / "curves.png",
+                             read_log(self.out / STEPS), m)
             except Exception as exc:  # plotting must never fail a finished run
                 self.log(f"plotting failed: {exc}")
         return summary
-
 
     def _model_counts(self) -> dict[str, Any]:
         """Parameters, storage and per-sample MACs (``model_summary`` at the input shape for a
@@ -827,6 +922,16 @@ class Trainer:
         return {**out, **lstm_counts(self.model)}
 
 
+def _logged_at(line: str, key: str) -> float:
+    """The ``key`` counter of one log line; a torn or foreign line (a process killed while
+    appending) counts as after every checkpoint, so resuming drops it."""
+    try:
+        value = json.loads(line)[key]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return math.inf
+    return float(value) if isinstance(value, int | float) else math.inf
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}%"
 
@@ -838,9 +943,37 @@ def threading_ok() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def plot_metrics(records: list[dict[str, Any]], path: Path, metric: str = "accuracy") -> None:
-    """Loss, ``metric`` (accuracy or perplexity) and ``mu`` / sparsity curves per epoch as one
-    PNG (written atomically)."""
+def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log of a run folder (``metrics.jsonl``, :data:`STEPS`,
+    :data:`FREEZING`); ``[]`` when it does not exist."""
+    file = Path(path)
+    if not file.exists():
+        return []
+    return [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def smooth(values: list[float], window: int) -> list[float]:
+    """Trailing moving average over ``window`` values (the first ones over what there is)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_metrics(records: list[dict[str, Any]], path: Path,
+                 steps: list[dict[str, Any]] | None = None, metric: str = "accuracy") -> None:
+    """A run's curves as one PNG (written atomically): the training loss at every step (light)
+    and its moving average over a tenth of an epoch, with the validation loss at each epoch's
+    end; train / validation ``metric`` (accuracy, or a language model's perplexity) at each
+    epoch's end (the test set is evaluated once, at the end of the run); the learning rate and
+    ``mu`` at every step and
+    the SPR sparsity at each epoch's end. ``records``: ``metrics.jsonl``; ``steps``:
+    :data:`STEPS` (without it the loss and schedule panels show the epoch values only). Phase
+    changes (SPR pretrain / train / finetune) are marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -869,6 +1002,65 @@ def plot_metrics(records: list[dict[str, Any]], path: Path, metric: str = "accur
     ax2.plot(epochs, [r.get("sparsity", 0.0) for r in records], "r^-", label="sparsity")
     axes[2].legend(loc="upper left")
     ax2.legend(loc="lower right")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    ax = axes[0]
+    if steps:
+        x = [s["epoch"] for s in steps]
+        losses = [s["loss"] for s in steps]
+        per_epoch = max(1, round(len(steps) / max(steps[-1]["epoch"], 1e-9)))
+        ax.plot(x, losses, color="tab:blue", alpha=0.25, lw=0.6, label="train loss, each step")
+        ax.plot(x, smooth(losses, max(1, per_epoch // 10)), color="tab:blue", lw=1.4,
+                label="moving average (0.1 epoch)")
+    else:
+        ax.plot(epochs, [r["loss"] for r in records], "o-", label="train loss (epoch mean)")
+    if records and "val_loss" in records[0]:
+        ax.plot(epochs, [r.get("val_loss") for r in records], "s-", color="tab:orange",
+                label="validation loss (epoch end)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy")
+    ax.set_title("loss")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.plot(epochs, [r[f"train_{metric}"] for r in records], "o-", label="train (epoch mean)")
+    if records and f"val_{metric}" in records[0]:
+        ax.plot(epochs, [r.get(f"val_{metric}") for r in records], "s-", label="validation")
+    if records and "val_accuracy_hard" in records[0]:
+        ax.plot(epochs, [r.get("val_accuracy_hard") for r in records], "^-",
+                label="validation, hard quantization")
+    ax.set_ylabel("accuracy (%)" if metric == "accuracy" else metric)
+    ax.set_xlabel("epoch")
+    ax.set_title(f"{metric} at each epoch's end")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    if steps:
+        ax.plot([s["epoch"] for s in steps], [s["lr"] for s in steps], color="tab:green",
+                label="learning rate")
+    else:
+        ax.plot(epochs, [r["lr"] for r in records], "o-", color="tab:green",
+                label="learning rate")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.set_title("schedule")
+    twin = ax.twinx()
+    sparsity = [r.get("sparsity", 0.0) for r in records]
+    if any(sparsity):
+        twin.plot(epochs, [100 * v for v in sparsity], "r^-", label="SPR sparsity (%)")
+        twin.set_ylabel("channels near zero / removed (%)")
+    elif steps and len({s["mu"] for s in steps}) > 1:
+        twin.plot([s["epoch"] for s in steps], [s["mu"] for s in steps], color="tab:red",
+                  label="mu")
+        twin.set_ylabel("mu")
+    ax.legend(loc="upper left", fontsize=8)
+    if twin.lines:
+        twin.legend(loc="upper right", fontsize=8)
+    if steps:
+        changes = [(prev["epoch"], s["phase"]) for prev, s in zip(steps, steps[1:], strict=False)
+                   if s["phase"] != prev["phase"]]
+        for ax in axes:
+            for at, phase in changes:
+                ax.axvline(at, color="grey", ls="--", lw=0.8)
+                ax.text(at, 1.0, f" {phase}", transform=ax.get_xaxis_transform(), fontsize=7,
+                        va="top", color="grey")
     fig.tight_layout()
 
     from proxcompress.atomic import write_atomic
@@ -883,26 +1075,28 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike[str], *, resume: bool = F
     return Trainer(cfg, out_dir, resume=resume, **kwargs).run()
 
 
-def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str]) -> TrainConfig:
-    """The run's own ``config.yaml`` with ``overrides``; only ``epochs``, ``progress``,
-    ``threads`` and ``checkpoint_every`` may change on resume.
+def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str],
+                      field: str = "--resume") -> TrainConfig:
+    """The run's own ``config.yaml`` with ``overrides``; only the keys of
+    :data:`~proxcompress.training.runchecks.RESUME_KEYS` may change on resume.
 
     Raises:
-        FileNotFoundError: no ``config.yaml`` in ``out_dir``.
-        InvalidInputError: an override of another key.
+        InvalidInputError: naming ``field`` when ``out_dir`` holds no readable ``config.yaml``
+            (also a ``FileNotFoundError`` when there is none), or the key of an override that
+            may not change.
     """
-    from proxcompress.training.config import apply_overrides
+    from proxcompress.training.config import read_run_config
+    from proxcompress.training.runchecks import RESUME_KEYS
 
-    raw = read_yaml(Path(out_dir) / "config.yaml")
-    allowed = {"epochs", "progress", "threads", "checkpoint_every", "spr.finetune_epochs"}
     for item in overrides:
         key = item.split("=", 1)[0].strip()
-        if key not in allowed:
+        if key not in RESUME_KEYS:
             raise InvalidInputError(key, f"cannot change on --resume; allowed: "
-                                    f"{', '.join(sorted(allowed))}")
-    return config_from_dict(apply_overrides(raw, overrides))
+                                    f"{', '.join(sorted(RESUME_KEYS))}")
+    return read_run_config(out_dir, field, overrides)
 
 
-__all__ = ["EXIT_INTERRUPTED", "HardStop", "Interrupted", "Trainer", "build_run_model",
-           "config_for_resume", "evaluate", "inference_ms", "initial_state", "load_run",
-           "mulfree_recipe", "plot_metrics", "run_data", "run_model", "run_phases", "train"]
+__all__ = ["EXIT_INTERRUPTED", "FREEZING", "STEPS", "HardStop", "Interrupted", "Trainer",
+           "build_run_model", "config_for_resume", "evaluate", "inference_ms", "initial_state",
+           "load_run", "mulfree_recipe", "plot_metrics", "read_log", "run_data", "run_model",
+           "run_phases", "smooth", "train"]

@@ -48,7 +48,9 @@ def test_simulated_pair_reports_the_truth(tmp_path: Path) -> None:
     ("", ["--x", "a", "--y", "b"], "is empty"),
     ("a,a,b\n1,2,3\n", ["--x", "a", "--y", "b"], "--x: column 'a' appears more than once"),
     ("a,b\n" + "".join(f"{i},{i * i}\n" for i in range(10)), ["--x", "a", "--y", "b"],
-     "n: 10 paired samples; the test needs >= 30"),
+     "--csv: 10 paired samples; the test needs >= 30"),
+    ("a,b\n" + "".join(f"{i},7\n" for i in range(40)), ["--x", "a", "--y", "b"],
+     "b: is constant"),
 ])
 def test_bad_csv_is_a_clear_error_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, args: list[str],
@@ -113,3 +115,25 @@ def test_argparse_rejects_a_bad_k(capsys: pytest.CaptureFixture[str]) -> None:
         main(["causal", "--simulate", "2", "--k", "two"])
     assert info.value.code == 2
     assert "'two' is neither 'auto' nor an integer" in capsys.readouterr().err
+
+
+def test_discretised_column_is_answered_with_a_weak_evidence_note(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(4)
+    grade = rng.integers(1, 6, 120).astype(float)  # five levels
+    score = grade + rng.uniform(-1, 1, 120)
+    write_csv(tmp_path / "d.csv", grade, score)
+    out = tmp_path / "r.json"
+    code = main(["causal", "--csv", str(tmp_path / "d.csv"), "--x", "cause_a", "--y", "effect_b",
+                 "--k", "1", "--json", str(out)])
+    assert code == 0
+    assert "weak evidence: cause_a has 5 distinct values" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["evidence"]["weak"] is True
+    api = causal_direction(grade, score, k=1, names=("cause_a", "effect_b"))
+    assert report["direction"] == api.direction
+    assert report["evidence"]["notes"] == list(api.notes)
+    code = main(["causal", "--csv", str(tmp_path / "d.csv"), "--x", "cause_a", "--y", "effect_b",
+                 "--k", "1", "--noise", "location-scale", "--json", str(out)])
+    api = causal_direction(grade, score, k=1, noise="location-scale", names=("cause_a", "effect_b"))
+    assert json.loads(out.read_text())["direction"] == api.direction

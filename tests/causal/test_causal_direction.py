@@ -108,7 +108,7 @@ def test_fisher_combination_on_the_log_scale(m: int) -> None:
     ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "k": 0}, "k"),
     ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "k_max": 0}, "k_max"),
     ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "pooling": "mean"}, "pooling"),
-    ({"x": np.arange(40.0), "y": np.arange(40.0) % 3}, "y"),  # 3 distinct values
+    ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "noise": "gamma"}, "noise"),
     ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "k": 2.5}, "k"),
     ({"x": np.arange(40.0), "y": np.arange(40.0) ** 2, "names": ("a",)}, "names"),
     ({"x": np.arange(40.0) + 0j, "y": np.arange(40.0) ** 2}, "x"),

@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 
 from proxcompress.causal import HSICGamma, HSICPermutation, hsic
 from proxcompress.causal.independence import (
+    DEFAULT_WIDTHS,
     _centre,
     gamma_null_moments,
     gaussian_gram,
@@ -20,8 +21,9 @@ from proxcompress.errors import InvalidInputError
 
 
 def hsic_sums(u: np.ndarray, v: np.ndarray) -> float:
-    """Gretton et al. 2005's empirical HSIC written as sums over index pairs and triples."""
-    k, lg = gaussian_gram(u), gaussian_gram(v)
+    """Gretton et al. 2005's empirical HSIC written as sums over index pairs and triples (the
+    default multi-scale kernel)."""
+    k, lg = gaussian_gram(u, DEFAULT_WIDTHS), gaussian_gram(v, DEFAULT_WIDTHS)
     n = u.size
     return float(np.sum(k * lg) / n**2 + k.sum() * lg.sum() / n**4
                  - 2 * np.einsum("ij,ik->", k, lg) / n**3)
@@ -58,6 +60,17 @@ def test_gram_bandwidth_is_the_median_distance() -> None:
     u = np.array([0.0, 1.0, 3.0, 7.0])  # distances 1 2 3 4 6 7: median 3.5
     k = gaussian_gram(u)
     assert k[0, 1] == pytest.approx(np.exp(-0.5 / 3.5**2))
+    # the default multi-scale kernel: the mean of the Gaussians of bandwidths 1.75, 3.5 and 7
+    multi = gaussian_gram(u, DEFAULT_WIDTHS)
+    assert DEFAULT_WIDTHS == (0.5, 1.0, 2.0)
+    assert multi[0, 3] == pytest.approx(np.mean([np.exp(-0.5 * (7 / s) ** 2)
+                                                 for s in (1.75, 3.5, 7.0)]))
+    w = np.linspace(0, 3, 8)
+    assert hsic(w, w**2, widths=(1.0,)) != pytest.approx(hsic(w, w**2))
+    for bad in ((), (0.0,), (1,), [1.0], (float("nan"),)):
+        with pytest.raises(InvalidInputError) as info:
+            HSICGamma(widths=bad)  # type: ignore[arg-type]
+        assert info.value.field == "widths"
     assert np.allclose(np.diag(k), 1.0)
     assert np.allclose(_centre(k).sum(axis=0), 0.0) and np.allclose(_centre(k).sum(axis=1), 0.0)
 
@@ -146,7 +159,8 @@ def test_permutation_p_value_is_the_exceedance_count() -> None:
     rng = np.random.default_rng(2)
     u, v = rng.standard_normal(30), rng.standard_normal(30)
     result = HSICPermutation(permutations=99, seed=7)(u, v)
-    kc, lc = _centre(gaussian_gram(u)), _centre(gaussian_gram(v))
+    kc = _centre(gaussian_gram(u, DEFAULT_WIDTHS))
+    lc = _centre(gaussian_gram(v, DEFAULT_WIDTHS))
     r = np.random.default_rng(7)
     count = sum(np.sum(kc * lc[np.ix_(p, p)]) / 30 >= result.statistic
                 for p in (r.permutation(30) for _ in range(99)))

@@ -124,13 +124,13 @@ def test_bad_arguments_are_refused() -> None:
     x, y, _ = two_lines(n=60)
     for kwargs, field in (({"k": 0}, "k"), ({"k_max": 0}, "k_max"), ({"k": 30}, "k"),
                           ({"k": 2.5}, "k"), ({"k": True}, "k"), ({"k_max": 2.5}, "k_max"),
-                          ({"criterion": "aic"}, "criterion")):
+                          ({"criterion": "aic"}, "criterion"), ({"min_cluster": 0}, "min_cluster")):
         with pytest.raises(InvalidInputError) as info:
             cluster_mechanisms(x, y, **kwargs)
         assert info.value.field == field
     for cause, effect, field in ((x, y[:-1], "cause, effect"), (np.r_[x[:-1], np.nan], y, "cause"),
                                  (x, np.r_[y[:-1], np.inf], "effect"),
-                                 (np.round(x), y, "cause")):  # 5 distinct causes
+                                 (np.zeros_like(x), y, "cause")):  # one distinct cause
         with pytest.raises(InvalidInputError) as info:
             cluster_mechanisms(cause, effect)
         assert info.value.field == field

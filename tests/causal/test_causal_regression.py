@@ -84,7 +84,7 @@ def test_polynomial_equals_numpy_polyfit() -> None:
 
 def test_too_few_points_and_bad_settings_are_refused() -> None:
     with pytest.raises(InvalidInputError) as info:
-        SplineRegressor().fit(np.arange(10.0), np.arange(10.0))
+        SplineRegressor().fit(np.full(10, 2.0), np.arange(10.0))  # one distinct cause value
     assert info.value.field == "x"
     with pytest.raises(InvalidInputError) as info:
         PolynomialRegressor(3).fit(np.ones(10), np.arange(10.0))  # one distinct cause value

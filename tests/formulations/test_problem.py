@@ -101,7 +101,7 @@ def test_npz_round_trip_and_errors(tmp_path):
     assert info.value.field == "lam"
 
     (tmp_path / "junk.npz").write_bytes(b"not a zip file")
-    with pytest.raises(InvalidInputError, match="cannot read"):
+    with pytest.raises(InvalidInputError, match="not an .npz"):
         LayerPruningProblem.from_npz(tmp_path / "junk.npz")
 
     np.savez(

@@ -344,3 +344,33 @@ def test_shift_networks_learn_a_small_task(method: str) -> None:
     assert np.mean(losses[-5:]) < 0.5 * losses[0]
     metrics = hooks.epoch_metrics()
     assert 0.0 <= metrics["frozen"] < 1.0  # codes moved during training
+
+
+@pytest.mark.parametrize("method", ["deepshift", "s3", "denseshift"])
+def test_init_scale_multiplies_the_latents(method: str) -> None:
+    """``init_scale`` multiplies every latent weight after the init (a power of two: DeepShift's
+    calibrated range moves with it, and S3's and DenseShift's codes, thresholds at 0, stay)."""
+    from proxcompress.training.mulfree import MulFreeRecipe, mulfree_model
+
+    def build(scale: float) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 8, 3),
+                                    torch.nn.Conv2d(8, 2, 1))
+        return mulfree_model(model, MulFreeRecipe(method, bits=3, init_scale=scale), seed=1)
+
+    base, scaled = build(1.0), build(4.0)
+    layer, other = base[1], scaled[1]
+    for (name, p), (_, q) in zip(layer.named_parameters(), other.named_parameters(),
+                                 strict=True):
+        if name.startswith("weight"):
+            torch.testing.assert_close(q, 4.0 * p)
+    sign, exponent = layer.weight_codes()
+    sign4, exponent4 = other.weight_codes()
+    assert torch.equal(sign, sign4)
+    if method == "deepshift":
+        assert int(other.emax) == int(layer.emax) + 2
+        assert torch.equal(exponent4[sign4 != 0], exponent[sign != 0] + 2)  # x 4 = 2^2
+    else:
+        assert torch.equal(exponent, exponent4)
+    with pytest.raises(InvalidInputError, match="init_scale"):
+        MulFreeRecipe(method, init_scale=0.0)

@@ -16,7 +16,13 @@ from proxcompress.cli import main
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.checkpoint import load_checkpoint
 from proxcompress.training.data import load_dataset
-from proxcompress.training.trainer import Interrupted, config_for_resume, train
+from proxcompress.training.trainer import (
+    STEPS,
+    Interrupted,
+    config_for_resume,
+    read_log,
+    train,
+)
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -131,6 +137,10 @@ def test_interrupt_and_resume_equals_uninterrupted(tmp_path: Path, after: int) -
     drop = ("seconds",)
     assert [{k: v for k, v in r.items() if k not in drop} for r in full] == \
         [{k: v for k, v in r.items() if k not in drop} for r in cut]
+    # the per-step log: one line per step, the same losses bit for bit after the resume
+    steps_full, steps_cut = (read_log(tmp_path / d / STEPS) for d in ("full", "cut"))
+    assert [r["step"] for r in steps_full] == list(range(1, 11))  # 2 epochs x 5 steps
+    assert steps_full == steps_cut
 
 
 def test_corrupt_checkpoint_is_refused(tmp_path: Path) -> None:
@@ -179,6 +189,11 @@ def test_spr_interrupt_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
         train(tiny_spr_config(), tmp_path / "cut", resume=True, interrupt_after_steps=4)
     train(tiny_spr_config(), tmp_path / "cut", resume=True)
     _assert_same(tmp_path / "full", tmp_path / "cut")
+    steps = read_log(tmp_path / "cut" / STEPS)
+    assert steps == read_log(tmp_path / "full" / STEPS)
+    # counted over the phases: 1 pretrain + 2 train + 1 finetune epochs of 3 steps
+    assert [r["step"] for r in steps] == list(range(1, 13))
+    assert [r["phase"] for r in steps[::3]] == ["pretrain", "train", "train", "finetune"]
 
 
 # ------------------------------------------------------------------------------------ CLI

@@ -84,10 +84,12 @@ class TTLinear(nn.Module):
     Subclasses define the chain order of the legs (:meth:`plan`). Arguments common to the forms:
 
     Args:
-        in_features, out_features: ``N`` and ``M``.
+        in_features: ``N``.
+        out_features: ``M``.
         ranks: bond ranks, one integer or one per bond, capped (:func:`resolve_ranks`).
-        in_modes, out_modes: the mode sizes (products ``N`` and ``M``); default
-            :func:`factor_modes` of the features into ``num_modes`` near-equal modes.
+        in_modes: the input mode sizes (product ``N``); default :func:`factor_modes` of the
+            features into ``num_modes`` near-equal modes.
+        out_modes: the output mode sizes (product ``M``), likewise.
         num_modes: modes per dimension when ``in_modes`` / ``out_modes`` are not given.
         bias: learn an additive bias.
         init_std: standard deviation of the entries of the initial ``W`` (default

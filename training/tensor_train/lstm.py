@@ -175,10 +175,19 @@ class TTLSTM(nn.Module):
     """A drop-in ``nn.LSTM`` with tensor-train weight matrices (module docstring).
 
     Args:
-        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            proj_size, device, dtype: as ``nn.LSTM`` (``proj_size`` must be 0).
-        ih, hh: :class:`TTSpec` of the input-to-hidden and hidden-to-hidden matrices (default
-            :data:`DEFAULT_SPEC`; ``TTSpec(form="dense")`` keeps one dense).
+        input_size: as ``nn.LSTM``.
+        hidden_size: as ``nn.LSTM``.
+        num_layers: as ``nn.LSTM``.
+        bias: as ``nn.LSTM``.
+        batch_first: as ``nn.LSTM``.
+        dropout: as ``nn.LSTM``.
+        bidirectional: as ``nn.LSTM``.
+        proj_size: as ``nn.LSTM`` (must be 0).
+        device: as ``nn.LSTM``.
+        dtype: as ``nn.LSTM``.
+        ih: :class:`TTSpec` of the input-to-hidden matrices (default :data:`DEFAULT_SPEC`;
+            ``TTSpec(form="dense")`` keeps it dense).
+        hh: :class:`TTSpec` of the hidden-to-hidden matrices (default as ``ih``).
         path: ``auto`` (default), ``dense`` or ``contract``.
 
     Initial weights have ``nn.LSTM``'s variance (entries of std ``1 / sqrt(3 H)``); biases are
