@@ -994,9 +994,11 @@ def _cells(choices: Choices, row: Row, seeds: list[int] | None) -> dict[str, str
     }
 
 
-def _sweep_section(choices: Choices, rows_: list[Row]) -> list[str]:
-    """Every candidate's validation accuracy (seed :data:`SWEEP_SEED`), the chosen in bold."""
-    lines = [f"Sweeps (validation accuracy of the deployed model, seed {SWEEP_SEED}; the chosen "
+def _sweep_section(choices: Choices, rows_: list[Row],
+                   measure: str = "validation accuracy of the deployed model") -> list[str]:
+    """Every candidate's validation figure (``measure``, seed :data:`SWEEP_SEED`), the chosen
+    in bold."""
+    lines = [f"Sweeps ({measure}, seed {SWEEP_SEED}; the chosen "
              "candidate in bold; the test set is not read):", ""]
     any_row = False
     for row in rows_:
@@ -1076,11 +1078,8 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
     sel = extra.get("selection")
     if sel:
         lines += _selection_section(sel)
-    lines += extra.get("vit_section") or _vit_section(selected, seeds, choices,
-                                                       extra.get("walls", {}))
-    tt_png = results_tt.plot(choices, seeds, out.parent / results_tt.PLOT) \
-        if any(r["table"] == "tt" for r in selected) else None
-    lines += results_tt.section(choices, seeds, extra.get("tt_timing"), tt_png)
+    for key, make in SECTIONS.items():
+        lines += extra.get(f"{key}_section") or make(selected, seeds, choices, extra, out)
     lines += _reading()
     lines += _reproduces(choices, seeds)
     lines += _targets(choices, seeds, extra.get("walls", {}))
@@ -1358,7 +1357,7 @@ def _selection_section(sel: dict[str, Any]) -> list[str]:
     return lines + ["", f"Unpruned test accuracy: {sel['unpruned_accuracy']:.2f}%.", ""]
 
 
-VIT_BEGIN, VIT_END = "<!-- table:vit -->", "<!-- /table:vit -->"
+VIT_BEGIN, VIT_END = "<!-- table:vit -->", "<!-- /table:vit -->"  # markers("vit")
 #: each ladder rung against the one before it (the distilled and BNN+ / BNN++ rows against
 #: BinaryViT)
 VIT_PREVIOUS = {"vit-deit": "vit-fp", "vit-avgpool": "vit-deit", "vit-multipool": "vit-avgpool",
@@ -1478,14 +1477,20 @@ def _vit_targets(choices: Choices, seeds: list[int] | None, walls: dict[str, Any
     return out + [""]
 
 
-def splice_section(page: str, section: list[str]) -> str:
-    """``page`` with its vision-transformer section (between the markers) replaced by
+def markers(table: str) -> tuple[str, str]:
+    """The comments a spliced table's section sits between (:data:`SECTIONS`)."""
+    return f"<!-- table:{table} -->", f"<!-- /table:{table} -->"
+
+
+def splice_section(page: str, section: list[str], table: str = "vit") -> str:
+    """``page`` with the section of ``table`` (between its :func:`markers`) replaced by
     ``section`` (itself between the markers), or with ``section`` inserted before "Reading the
     tables" (at the end when absent)."""
+    begin, end = markers(table)
     text = "\n".join(section).strip("\n")
-    if VIT_BEGIN in page and VIT_END in page:
-        head, rest = page.split(VIT_BEGIN, 1)
-        return head + text + rest.split(VIT_END, 1)[1]
+    if begin in page and end in page:
+        head, rest = page.split(begin, 1)
+        return head + text + rest.split(end, 1)[1]
     marker = "## Reading the tables"
     if marker in page:
         head, tail = page.split(marker, 1)
@@ -1493,12 +1498,30 @@ def splice_section(page: str, section: list[str]) -> str:
     return page.rstrip("\n") + "\n\n" + text + "\n"
 
 
-def existing_section(page: str) -> list[str] | None:
-    """The vision-transformer section of a rendered page (with its markers), if any."""
-    if VIT_BEGIN not in page or VIT_END not in page:
+def existing_section(page: str, table: str = "vit") -> list[str] | None:
+    """The section of ``table`` in a rendered page (with its :func:`markers`), if any."""
+    begin, end = markers(table)
+    if begin not in page or end not in page:
         return None
-    body = page.split(VIT_BEGIN, 1)[1].split(VIT_END, 1)[0]
-    return [VIT_BEGIN, *body.strip("\n").split("\n"), VIT_END, ""]
+    body = page.split(begin, 1)[1].split(end, 1)[0]
+    return [begin, *body.strip("\n").split("\n"), end, ""]
+
+
+def _vit_lines(selected: list[Row], seeds: list[int] | None, choices: Choices,
+               extra: dict[str, Any], out: Path) -> list[str]:
+    return _vit_section(selected, seeds, choices, extra.get("walls", {}))
+
+
+def _tt_lines(selected: list[Row], seeds: list[int] | None, choices: Choices,
+              extra: dict[str, Any], out: Path) -> list[str]:
+    png = results_tt.plot(choices, seeds, out.parent / results_tt.PLOT) \
+        if any(r["table"] == "tt" for r in selected) else None
+    return results_tt.section(choices, seeds, extra.get("tt_timing"), png)
+
+
+#: tables whose section sits between :func:`markers`: ``--tables KEY`` alone rewrites only that
+#: section of an existing page, and a page's section is kept when no run of it is here
+SECTIONS = {"vit": _vit_lines, "tt": _tt_lines}
 
 
 def _reproduces(choices: Choices, seeds: list[int] | None) -> list[str]:
@@ -2051,13 +2074,17 @@ def main(argv: list[str] | None = None) -> int:
     extra["tt_timing"] = tt_timing if tt_timing is not None else results_tt.cached_timing(runs)
     out = Path(args.out)
     page = out.read_text() if out.exists() else ""
-    vit_rows = [r for r in everything if r["table"] == "vit"]
-    if not any(_folders(choices, r, seeds) for r in vit_rows) and existing_section(page):
-        extra["vit_section"] = existing_section(page)  # no runs here: keep what the page has
-    if tables == ["vit"] and page:  # only this table's section changes
-        section = _vit_section(vit_rows, seeds, choices, walls)
-        write_text_atomic(out, splice_section(page, section))
-        log(f"wrote the vision-transformer section of {out}")
+    for key in SECTIONS:  # no runs of the table here: keep what the page has
+        kept = existing_section(page, key)
+        if kept and not any(_folders(choices, r, seeds) for r in everything
+                            if r["table"] == key):
+            extra[f"{key}_section"] = kept
+    if len(tables) == 1 and tables[0] in SECTIONS and page:  # only this table's section
+        key = tables[0]
+        section = SECTIONS[key]([r for r in everything if r["table"] == key], seeds, choices,
+                                extra, out)
+        write_text_atomic(out, splice_section(page, section, key))
+        log(f"wrote the {TABLES[key]} section of {out}")
         return 0
     write_text_atomic(out, render(everything, seeds, choices, extra, out))
     log(f"wrote {out}")
