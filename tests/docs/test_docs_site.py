@@ -76,5 +76,5 @@ def test_api_sources_mirror_the_installed_package(tmp_path: Path) -> None:
     found = {".".join(("proxcompress", *p.relative_to(laid).with_suffix("").parts))
              .replace(".__init__", "") for p in laid.rglob("*.py")}
     assert _public_modules() <= found
-    assert (laid / "formulations" / "problem.py").resolve() == \
-        (ROOT / "formulations" / "problem.py").resolve()
+    assert (laid / "formulations" / "problem.py").read_bytes() == \
+        (ROOT / "formulations" / "problem.py").read_bytes()
