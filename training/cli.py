@@ -90,7 +90,7 @@ def add_parsers(subparsers: Any) -> None:
         "(test set only; nothing is trained or chosen).")
     r.add_argument("--run", required=True, metavar="DIR", help="a run folder with a checkpoint")
     r.add_argument("--seed", type=int, default=0, help="seed of the additive noise (default 0)")
-    r.add_argument("--json", metavar="OUT.json", help="also write the report (atomically)")
+    add_output(r, "--json", metavar="OUT.json", help="also write the report (atomically)")
     r.set_defaults(func=run_robustness)
 
 
@@ -171,7 +171,7 @@ def run_select(args: argparse.Namespace) -> int:
     from proxcompress.training.select import METHODS, compare_selections
     from proxcompress.training.trainer import load_run, run_data
 
-    cfg, model = load_run(args.run, "--run")
+    cfg, model = load_run(args.run, "--run", ("classification",))
     train_data, _, test = run_data(cfg)
     unit = unit_by_name(model, args.unit)
     methods = METHODS if args.select == "all" else (args.select,)

@@ -336,10 +336,12 @@ def run_model(cfg: TrainConfig, classes: int, phase: str) -> PrunableModel:
     return build_run_model(cfg, classes, phase_seed(cfg, phase))
 
 
-def load_run(run_dir: str | os.PathLike[str], field: str = "--run"
+def load_run(run_dir: str | os.PathLike[str], field: str = "--run",
+             kinds: tuple[str, ...] = ("classification", "language-model")
              ) -> tuple[TrainConfig, PrunableModel]:
     """The config and the latest checkpointed model of a run folder (pruned as it was, on the
-    CPU, in eval mode).
+    CPU, in eval mode); ``kinds``: the task kinds the caller takes (a command that classifies
+    refuses a language-model run naming ``field``).
 
     Raises:
         InvalidInputError (field ``field``, the flag that gave ``run_dir``): no run there (no
@@ -350,6 +352,10 @@ def load_run(run_dir: str | os.PathLike[str], field: str = "--run"
     from proxcompress.training.runchecks import check_resume, checked_run_state
 
     cfg = config_for_resume(run_dir, [], field)
+    kind = task_kind(cfg.data.name)
+    if kind not in kinds:
+        raise InvalidInputError(field, f"{str(run_dir)!r} holds a {kind} run (data.name: "
+                                f"{cfg.data.name}); accepted: {' or '.join(kinds)} runs")
     if not has_checkpoint(run_dir):
         raise MissingInputError(field, f"no checkpoint in {str(run_dir)!r}")
     model_state, _, meta, _, _ = load_checkpoint(run_dir, field)
