@@ -601,12 +601,15 @@ def data_cases(fx: Fixtures) -> list[Case]:
                             "name: speech-resnet, width: 4"))
         return setup
 
-    def manifest(edit: Callable[[dict[str, Any]], Any]) -> Callable[[Path], None]:
+    def manifest(edit: Callable[[dict[str, Any]], Any],
+                 where: Callable[[Callable[[Path], None]], Callable[[Path], None]] | None = None
+                 ) -> Callable[[Path], None]:
+        """Edit a data folder's manifest (the speech folder's unless ``where`` says)."""
         def inner(folder: Path) -> None:
             record = json.loads((folder / "manifest.json").read_text())
             out = edit(record)
             (folder / "manifest.json").write_text(json.dumps(record if out is None else out))
-        return speech(inner)
+        return (where or speech)(inner)
 
     def idx(edit: Callable[[Path], None]) -> Callable[[Path], None]:
         def setup(d: Path) -> None:
@@ -668,11 +671,7 @@ def data_cases(fx: Fixtures) -> list[Case]:
         return setup
 
     def kjv_manifest(edit: Callable[[dict[str, Any]], Any]) -> Callable[[Path], None]:
-        def inner(folder: Path) -> None:
-            record = json.loads((folder / "manifest.json").read_text())
-            out = edit(record)
-            (folder / "manifest.json").write_text(json.dumps(record if out is None else out))
-        return kjv(inner)
+        return manifest(edit, kjv)
 
     def kjv_tokens(tokens: np.ndarray) -> Callable[[Path], None]:
         def inner(folder: Path) -> None:

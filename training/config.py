@@ -110,12 +110,12 @@ class LSTMConfig:
 
     embedding: int = field(default=256, metadata=_check(_positive, "> 0"))
     hidden: int = field(default=256, metadata=_check(_positive, "> 0"))
-    layers: int = field(default=1, metadata=_check(_positive, "> 0"))
+    layers: int = field(default=1, metadata=_check(lambda v: 1 <= v <= 64, "[1, 64]"))
     dropout: float = field(default=0.2, metadata=_check(lambda v: 0 <= v < 1, "[0, 1)"))
     cutoffs: list[int] = field(default_factory=lambda: [1000, 4000], metadata=_check(
         lambda v: all(c > 0 for c in v) and v == sorted(set(v)), "increasing integers > 0"))
     div_value: float = field(default=4.0, metadata=_check(lambda v: v >= 1, ">= 1"))
-    frame_stack: int = field(default=3, metadata=_check(_positive, "> 0"))
+    frame_stack: int = field(default=3, metadata=_check(lambda v: 1 <= v <= 64, "[1, 64]"))
 
 
 @dataclass

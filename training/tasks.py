@@ -180,11 +180,22 @@ class LanguageModelTask(Task):
         self.classes = data.classes
         self.bptt = cfg.data.bptt
         batch = cfg.optim.batch_size
-        self.length = (int(data.train.shape[0]) - self.bptt) // batch
-        if self.length < 2:
-            raise InvalidInputError("optim.batch_size", f"= {batch} leaves rows of "
-                                    f"{self.length} tokens of the {int(data.train.shape[0])} "
-                                    "training tokens; need at least 2")
+        n = int(data.train.shape[0])
+        self.length = (n - self.bptt) // batch
+        if self.length < 2:  # rows of at least 2 tokens after the random offset
+            if n - 2 * batch >= 1:
+                raise InvalidInputError("data.bptt", f"= {self.bptt}; accepted: [1, "
+                                        f"{n - 2 * batch}] for the {n} training tokens in rows "
+                                        f"of optim.batch_size = {batch}")
+            raise InvalidInputError("optim.batch_size", f"= {batch}; accepted: [1, "
+                                    f"{max((n - self.bptt) // 2, 1)}] for the {n} training "
+                                    f"tokens with data.bptt = {self.bptt}")
+        streams = cfg.data.eval_streams
+        sizes = (int(data.valid.shape[0]), int(data.test.shape[0]))
+        if min(sizes) // streams < 2:  # every evaluation stream holds a prediction
+            raise InvalidInputError("data.eval_streams", f"= {streams}; accepted: [1, "
+                                    f"{max(min(sizes) // 2, 1)}] (streams of at least 2 of "
+                                    f"the {sizes[0]} validation and {sizes[1]} test tokens)")
         self.windows = windows(self.length, self.bptt)
         self.steps_per_epoch = len(self.windows)
         self.train_size = int(data.train.shape[0])

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_helpers import TINY_CONFIG, refused_here, run, snapshot
+from reliability_helpers import LM_CONFIG, TINY_CONFIG, refused_here, run, snapshot
 from safetensors.numpy import load_file, save_file
 
 SETTINGS = settings(max_examples=15, deadline=None,
@@ -170,17 +170,14 @@ def test_resume_keeps_history_honest(finished: Path, tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------- language-model runs (issue 20)
-LM_CONFIG = ("seed: 1\nepochs: 1\nprogress: false\n"
-             "data: {name: kjv-sample, bptt: 12}\n"
-             "model: {name: lstm-lm, lstm: {embedding: 8, hidden: 8, cutoffs: [50]}}\n"
-             "optim: {batch_size: 32}\ntt: {form: mps, ranks: 2}\n")
+MPS_LM_CONFIG = LM_CONFIG + "tt: {form: mps, ranks: 2}\n"
 
 
 @pytest.fixture(scope="module")
 def lm_finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished one-epoch MPS language-model run (its checkpoint carries the LSTM state)."""
     folder = tmp_path_factory.mktemp("lm-runs")
-    (folder / "c.yaml").write_text(LM_CONFIG)
+    (folder / "c.yaml").write_text(MPS_LM_CONFIG)
     answer = run(["train", "--config", "c.yaml", "--out", "run"], folder)
     assert answer.code == 0, answer.err
     return folder / "run"

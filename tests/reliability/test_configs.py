@@ -22,7 +22,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_helpers import TINY_CONFIG, refused_here
+from reliability_helpers import LM_CONFIG, TINY_CONFIG, refused_here
 
 from proxcompress.readers import MAX_YAML_DEPTH, MAX_YAML_NODES
 from proxcompress.training.config import TrainConfig
@@ -156,12 +156,6 @@ def test_named_documents(tmp_path: Path, text: str, field: str) -> None:
     _train(tmp_path, text, field)
 
 
-LM_CONFIG = ("seed: 1\nepochs: 1\nprogress: false\n"
-             "data: {name: kjv-sample, bptt: 12}\n"
-             "model: {name: lstm-lm, lstm: {embedding: 8, hidden: 8, cutoffs: [50]}}\n"
-             "optim: {batch_size: 32}\n")
-
-
 @pytest.mark.parametrize(("extra", "field"), [
     ("tt: {form: tucker}\n", "tt.form"),
     ("tt: {form: mps, compression: 0.5}\n", "tt.compression"),
@@ -187,6 +181,10 @@ def test_language_model_configs(tmp_path: Path, extra: str, field: str) -> None:
     ("name: kjv-sample", "name: synthetic", "model.name"),
     ("cutoffs: [50]", "cutoffs: [50, 10]", "model.lstm.cutoffs"),
     ("hidden: 8", "hidden: 100000", "model"),
+    ("hidden: 8", "hidden: 8, layers: 100000", "model.lstm.layers"),
+    ("bptt: 12", "bptt: 1000000000", "data.bptt"),
+    ("bptt: 12", "bptt: 12, eval_streams: 400", "data.eval_streams"),
+    ("batch_size: 32", "batch_size: 4000", "optim.batch_size"),
     ("batch_size: 32", "batch_size: 4096", "optim.batch_size"),
 ])
 def test_language_model_values(tmp_path: Path, old: str, new: str, field: str) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_helpers import TINY_CONFIG, refused_here
+from reliability_helpers import LM_CONFIG, TINY_CONFIG, refused_here
 from safetensors.numpy import save_file
 
 from proxcompress.training.speech import FORMAT, INTENTS, SAMPLE_RATE
@@ -134,10 +134,7 @@ def test_named_idx_cases(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------ the language-model corpus (issue 20)
-KJV_CONFIG = ("seed: 1\nepochs: 1\nprogress: false\n"
-              "data: {name: kjv, root: data, bptt: 12}\n"
-              "model: {name: lstm-lm, lstm: {embedding: 8, hidden: 8, cutoffs: [50]}}\n"
-              "optim: {batch_size: 32}\n")
+KJV_CONFIG = LM_CONFIG.replace("name: kjv-sample", "name: kjv, root: data")
 
 
 @pytest.fixture(scope="module")
