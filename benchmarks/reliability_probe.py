@@ -1003,7 +1003,7 @@ def api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...]
     def imp(module: str, name: str) -> Any:
         import importlib
 
-        return getattr(importlib.import_module(module), name)
+        return public(importlib.import_module(module), name)
 
     def b(module: str, name: str, *args: Any, **kwargs: Any) -> Any:
         def build(d: Path) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
@@ -1162,6 +1162,13 @@ def api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...]
     ]
 
 
+def public(module: Any, name: str) -> Any:
+    """The public object ``name`` of a wing: its lazy attribute, even where a submodule of the
+    same name (``training.deploy``) was imported since and took the attribute's place."""
+    obj = getattr(module, name)
+    return module.__getattr__(name) if inspect.ismodule(obj) else obj
+
+
 def entry_parameters(fn: Any) -> list[tuple[str, int | None, Any, bool]]:
     """``(name, position, annotation, has default)`` of the parameters a caller gives."""
     from proxcompress.checks import _resolve
@@ -1189,7 +1196,7 @@ def api_cases(fx: Fixtures) -> list[Case]:
     cases = []
     for name, build in api_targets():
         wing, attr = name.split(".")
-        fn = getattr(importlib.import_module(f"proxcompress.{wing}"), attr)
+        fn = public(importlib.import_module(f"proxcompress.{wing}"), attr)
         for pname, position, annotation, _ in entry_parameters(fn):
             values = hostile_values(annotation)
             for value in random.Random(f"{name}.{pname}").sample(values, min(3, len(values))):
@@ -1255,7 +1262,7 @@ def _exported() -> str:
 def imp_(wing: str, name: str) -> Any:
     import importlib
 
-    return getattr(importlib.import_module(f"proxcompress.{wing}"), name)
+    return public(importlib.import_module(f"proxcompress.{wing}"), name)
 
 
 def _problem() -> Any:

@@ -120,8 +120,8 @@ def checked_run_state(meta: dict[str, Any], phases: list[tuple[str, int]], field
     acc = run.get("acc")
     if not (isinstance(acc, list) and len(acc) == sums and all(map(_is_number, acc))):
         raise bad(f"'acc' must be a list of {sums} numbers")
-    if not _is_number(run.get("seconds")):
-        raise bad("'seconds' must be a number")
+    if not (_is_number(run.get("seconds")) and 0 <= run["seconds"] < float("inf")):
+        raise bad("'seconds' must be a finite number >= 0")
     pruned = run.get("pruned")
     if not isinstance(pruned, dict) or not all(
             isinstance(v, list) and all(_is_int(i) for i in v) for v in pruned.values()):
