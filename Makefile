@@ -40,7 +40,7 @@ lint:
 		formulations/heuristics.py formulations/subsets.py formulations/blocks.py \
 		proofs/__init__.py kernels/__init__.py kernels/ops.py \
 		kernels/model.py kernels/simd.py kernels/intmul.py kernels/packed.py \
-		training/__init__.py training/deploy.py training/certify.py \
+		training/__init__.py training/deployment.py training/certify.py \
 		training/recipes.py training/config.py training/exporter.py training/models \
 		training/distill.py kernels/transformer.py \
 		training/runchecks.py training/checkpoint.py formulations/instances.py \
@@ -48,7 +48,8 @@ lint:
 		training/robustness.py training/tp_baseline.py \
 		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py \
-		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py
+		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py \
+		causal/tuebingen.py causal/scores.py
 
 # The documentation site (site/): broken links, anchors and API references fail the build.
 docs:

@@ -18,7 +18,8 @@ direction's k equals the simulated one; the median seconds per test.
 
 ``tuebingen``: the 99 real pairs of Mooij et al. (JMLR 2016) as shipped in the ``cdt`` 0.6.0
 wheel (``cdt/data/resources/Tuebingen_pairs.csv`` and ``Tuebingen_targets.csv``, read with
-zipfile; cdt is not installed). See :func:`tuebingen_main`.
+zipfile by :mod:`proxcompress.causal.tuebingen`; cdt is not installed). See
+:func:`tuebingen_main`.
 
 Usage::
 
@@ -39,6 +40,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from importlib import metadata
 from typing import Any
+
+from proxcompress.causal import tuebingen
+from proxcompress.causal.scores import score, wilson
+from proxcompress.errors import InvalidInputError
 
 #: the old kernel (before issue 19): the plain median heuristic
 MEDIAN = {"test_widths": (1.0,)}
@@ -97,15 +102,6 @@ def _one(job: tuple[str, float, int, int, int, tuple[str, ...]]) -> dict[str, An
     return record
 
 
-def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion (unrounded)."""
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    spread = (p * (1 - p) / trials + z * z / (4 * trials * trials)) ** 0.5
-    half = z * spread / (1 + z * z / trials)
-    return (centre - half, centre + half)
-
-
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for noise, hetero in CELLS:
@@ -157,167 +153,8 @@ def render(result: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- Tuebingen pairs
 
-CDT_WHEEL = "cdt-0.6.0-py3-none-any.whl"
-#: sha256 of the wheel PyPI serves (checked before reading it)
-CDT_SHA256 = "a90401b688597c3ccf23cc7b10c62e19df69dc9277095bab40a1343c6e89996b"
-PAIRS_CSV = "cdt/data/resources/Tuebingen_pairs.csv"
-TARGETS_CSV = "cdt/data/resources/Tuebingen_targets.csv"
-DEFAULT_CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME")
-                             or os.path.join(os.path.expanduser("~"), ".cache"),
-                             "proxcompress", "cdt")
-#: Mooij et al.'s weights (column 6 of pairmeta.txt of the Tuebingen pairs v1.0), by the original
-#: pair number. Pairs of one source data set share a total weight of one. cdt's 99 pairs are the
-#: originals 1-51, 56-70 and 72-104 renumbered (the multivariate pairs 52-55 and 71 and the later
-#: pairs 105-108 are absent); :func:`weights_for` checks that numbering against the pairs that
-#: share a data column before using these weights.
-MOOIJ_WEIGHTS = {
-    **dict.fromkeys((1, 2, 4, 20), 0.166), 3: 0.167, 21: 0.167,
-    **dict.fromkeys(range(5, 11), 0.143), 11: 0.142, 12: 0.5, 17: 0.5, 42: 0.5, 77: 0.5,
-    101: 0.5, **dict.fromkeys((13, 14, 15, 16, 38, 39, 40, 41, 43, 44, 45, 46), 0.25),
-    **dict.fromkeys((89, 90, 91, 92), 0.25), **dict.fromkeys((18, 19, 47, 48), 1.0),
-    **dict.fromkeys((68, 69, 70, 72, 76, 84, 85, 86, 87, 88, 93, 99, 100), 1.0),
-    22: 0.333, 23: 0.333, 24: 0.334, 49: 0.333, 50: 0.333, 51: 0.334, 65: 0.333, 66: 0.333,
-    67: 0.334, **dict.fromkeys(range(25, 33), 0.125),
-    **dict.fromkeys((33, 34, 35, 36, 37, 97, 98, 102, 103, 104), 0.2),
-    **dict.fromkeys((56, 57, 59, 60, 62, 63, 73, 74), 0.083), 58: 0.084, 61: 0.084, 64: 0.084,
-    75: 0.084, 78: 0.3333, 79: 0.3333, 80: 0.3334, 81: 0.3333, 82: 0.3333, 83: 0.3334,
-    94: 0.3333, 95: 0.3333, 96: 0.3333,
-}
-#: cdt pairs that share a data column (so come from one source data set), in cdt's numbering
-SHARED_COLUMN_GROUPS = (
-    (1, 2, 3, 4, 20, 21), (5, 6, 7, 8, 9, 10, 11), (13, 14, 15, 16),
-    (25, 26, 27, 28, 29, 30, 31, 32), (33, 34, 35, 36, 37), (52, 53, 54, 55, 56, 57, 58, 59),
-    (62, 63), (73, 74, 75), (89, 90, 91), (97, 98, 99),
-)
-#: seed of the split of the pairs into the half on which variants are chosen and the other
-SPLIT_SEED = 19
-
-
 class BenchmarkInputError(Exception):
     """A missing or wrong input of the benchmark: printed as one message, exit status 2."""
-
-
-def original_number(cdt_pair: int) -> int:
-    """The pair's number in the original Tuebingen collection (see :data:`MOOIJ_WEIGHTS`)."""
-    return cdt_pair if cdt_pair <= 51 else cdt_pair + 4 if cdt_pair <= 66 else cdt_pair + 5
-
-
-def find_wheel(wheel: str | None, download: bool, cache: str) -> str:
-    """The cdt wheel: ``wheel`` if given, else the cache folder (downloaded into it with
-    ``pip download`` first when ``download``); its sha256 checked."""
-    import hashlib
-    import subprocess
-    import sys
-
-    path = wheel or os.path.join(cache, CDT_WHEEL)
-    if wheel is None and download and not os.path.isfile(path):
-        os.makedirs(cache, exist_ok=True)
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "cdt==0.6.0", "--no-deps",
-                               "--only-binary", ":all:", "-d", cache], check=False)
-        if done.returncode != 0:
-            raise BenchmarkInputError(f"--download: pip download cdt==0.6.0 failed (exit "
-                                      f"{done.returncode}); see pip's message above")
-    if not os.path.isfile(path):
-        raise BenchmarkInputError(
-            f"--wheel: {path} not found. The Tuebingen pairs are read from the cdt 0.6.0 wheel "
-            f"(not installed, only opened): run\n  pip download cdt==0.6.0 --no-deps -d "
-            f"{cache}\nor rerun with --download (does that), or pass --wheel FILE.whl")
-    with open(path, "rb") as handle:
-        digest = hashlib.sha256(handle.read()).hexdigest()
-    if digest != CDT_SHA256:
-        raise BenchmarkInputError(f"--wheel: {path} has sha256 {digest}, not that of cdt 0.6.0's "
-                                  f"wheel ({CDT_SHA256})")
-    return path
-
-
-def load_tuebingen(path: str) -> list[dict[str, Any]]:
-    """The pairs of the wheel: ``{"pair": i, "a": array, "b": array, "truth": "a->b"}`` for
-    i = 1..99. Each CSV cell holds a whole variable as space-separated numbers; cdt orients every
-    pair as A -> B (its targets file says 1 for all of them; checked here)."""
-    import csv
-    import io
-    import zipfile
-
-    import numpy as np
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            pairs_text = archive.read(PAIRS_CSV).decode("utf-8")
-            targets_text = archive.read(TARGETS_CSV).decode("utf-8")
-    except (OSError, KeyError, zipfile.BadZipFile) as exc:
-        raise BenchmarkInputError(f"--wheel: {path} cannot be read as the cdt wheel: {exc}"
-                                  ) from None
-    csv.field_size_limit(1 << 30)
-    rows = list(csv.reader(io.StringIO(pairs_text)))
-    targets = {row[0]: row[1] for row in list(csv.reader(io.StringIO(targets_text)))[1:]}
-    if rows[0] != ["SampleID", "A", "B"] or len(rows) != 100:
-        raise BenchmarkInputError(f"--wheel: {PAIRS_CSV} is not the 99-pair table expected")
-    pairs = []
-    for row in rows[1:]:
-        name = row[0]
-        if targets.get(name) != "1.0":
-            raise BenchmarkInputError(f"--wheel: {name} is not labelled A -> B "
-                                      f"({targets.get(name)})")
-        a, b = (np.array(cell.split(), dtype=np.float64) for cell in row[1:])
-        pairs.append({"pair": int(name.removeprefix("pair")), "a": a, "b": b, "truth": "a->b"})
-    return pairs
-
-
-def shared_column_groups(pairs: list[dict[str, Any]]) -> list[tuple[int, ...]]:
-    """Groups of pairs linked by an identical data column (the same source data set)."""
-    owner: dict[bytes, list[int]] = {}
-    for p in pairs:
-        for column in (p["a"], p["b"]):
-            owner.setdefault(column.tobytes(), []).append(p["pair"])
-    parent = {p["pair"]: p["pair"] for p in pairs}
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for members in owner.values():
-        for other in members[1:]:
-            parent[root(other)] = root(members[0])
-    groups: dict[int, list[int]] = {}
-    for i in sorted(parent):
-        groups.setdefault(root(i), []).append(i)
-    return [tuple(g) for g in groups.values() if len(g) > 1]
-
-
-def weights_for(pairs: list[dict[str, Any]]) -> dict[int, float] | None:
-    """Mooij et al.'s weight of each cdt pair, or None when the numbering cannot be confirmed
-    (the shared-column groups differ from those expected)."""
-    expected = sorted(tuple(sorted(set(g))) for g in SHARED_COLUMN_GROUPS)
-    if sorted(shared_column_groups(pairs)) != expected:
-        return None
-    return {p["pair"]: MOOIJ_WEIGHTS[original_number(p["pair"])] for p in pairs}
-
-
-def subsample(pair: dict[str, Any], n: int, seed: int) -> dict[str, Any]:
-    """``n`` points drawn without replacement (all of them if fewer), and a fair coin that
-    presents the pair as (A, B) or (B, A): seeded by ``(seed, pair)``, the same for every
-    method."""
-    import numpy as np
-
-    rng = np.random.default_rng([seed, pair["pair"]])
-    size = pair["a"].size
-    keep = np.sort(rng.choice(size, n, replace=False)) if size > n else np.arange(size)
-    swap = bool(rng.random() < 0.5)
-    a, b = pair["a"][keep], pair["b"][keep]
-    x, y = (b, a) if swap else (a, b)
-    return {"pair": pair["pair"], "x": x, "y": y, "truth": "y->x" if swap else "x->y",
-            "n_total": int(size), "n": int(keep.size), "distinct_x": int(np.unique(x).size),
-            "distinct_y": int(np.unique(y).size)}
-
-
-def split_halves(ids: list[int], seed: int = SPLIT_SEED) -> tuple[list[int], list[int]]:
-    """A seeded random half of the pairs (where variants are chosen) and the other half."""
-    import numpy as np
-
-    order = np.random.default_rng(seed).permutation(sorted(ids))
-    half = len(ids) // 2 + len(ids) % 2
-    return sorted(int(i) for i in order[:half]), sorted(int(i) for i in order[half:])
 
 
 def causal_learn_anm(x: Any, y: Any) -> dict[str, Any]:
@@ -340,13 +177,7 @@ def ours(**method: Any) -> Any:
     """This package's test with ``method`` (:func:`_kwargs`) as a benchmark method."""
 
     def run(x: Any, y: Any) -> dict[str, Any]:
-        from proxcompress.causal import causal_direction
-
-        result = causal_direction(x, y, **_kwargs(method))
-        return {"direction": result.direction, "k": [result.forward.mechanisms.k,
-                                                     result.backward.mechanisms.k],
-                "log_p": [result.forward.test.log_p_value, result.backward.test.log_p_value],
-                "weak": result.weak_evidence}
+        return tuebingen.decide(x, y, **_kwargs(method))
 
     return run
 
@@ -393,29 +224,6 @@ def _tuebingen_one(job: tuple[dict[str, Any], tuple[str, ...]]) -> dict[str, Any
                for k, v in out.items()}
         record[name] = out
     return record
-
-
-def score(records: list[dict[str, Any]], method: str, weights: dict[int, float] | None
-          ) -> dict[str, Any]:
-    """Accuracy over all pairs (undecided and refused count as wrong), over decided pairs, and
-    weighted by Mooij et al.'s weights (over all pairs) where known."""
-    right = [r for r in records if r[method]["direction"] == r["truth"]]
-    decided = [r for r in records if r[method]["direction"] in ("x->y", "y->x")]
-    out: dict[str, Any] = {
-        "pairs": len(records), "correct": len(right), "decided": len(decided),
-        "accuracy": round(len(right) / len(records), 4),
-        "wilson95": [round(b, 4) for b in wilson(len(right), len(records))],
-        "accuracy_decided": round(len(right) / len(decided), 4) if decided else None,
-    }
-    if weights is not None:
-        total = sum(weights[r["pair"]] for r in records)
-        out["weighted_accuracy"] = round(sum(weights[r["pair"]] for r in right) / total, 4)
-    if all("weak" in r[method] for r in records):  # this package's evidence notes
-        for flag, key in ((True, "weak_evidence"), (False, "strong_evidence")):
-            group = [r for r in records if r[method]["weak"] is flag]
-            out[key] = {"pairs": len(group),
-                        "correct": sum(r[method]["direction"] == r["truth"] for r in group)}
-    return out
 
 
 def _reusable(args: argparse.Namespace) -> dict[str, dict[int, Any]]:
@@ -466,11 +274,12 @@ def tuebingen_main(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchmarkInputError(f"--n: {args.n} is outside [30, inf)")
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise BenchmarkInputError(f"--out: the folder of {args.out} does not exist")
-    pairs = load_tuebingen(find_wheel(args.wheel, args.download, args.cache))
-    weights = weights_for(pairs)
+    pairs = tuebingen.load_pairs(tuebingen.find_wheel(args.wheel, download=args.download,
+                                                      cache=args.cache))
+    weights = tuebingen.weights_for(pairs)
     reused = _reusable(args)
     todo = tuple(m for m in methods if m not in reused)
-    jobs = [(subsample(p, args.n, args.seed), todo) for p in pairs]
+    jobs = [(tuebingen.subsample(p, args.n, args.seed), todo) for p in pairs]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, initializer=_single_thread) as pool:
         records = list(pool.map(_tuebingen_one, jobs))
@@ -478,7 +287,7 @@ def tuebingen_main(args: argparse.Namespace) -> dict[str, Any]:
         r.update({m: reused[m][r["pair"]] for m in methods if m in reused})
     for r in records:
         r["weight"] = None if weights is None else weights[r["pair"]]
-    choose, held_out = split_halves([r["pair"] for r in records])
+    choose, held_out = tuebingen.split_halves([r["pair"] for r in records])
     summary = {}
     for name in methods:
         summary[name] = {
@@ -490,7 +299,7 @@ def tuebingen_main(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "causal_direction_tuebingen",
         "machine": _machine(args.jobs),
-        "settings": {"n": args.n, "seed": args.seed, "split_seed": SPLIT_SEED,
+        "settings": {"n": args.n, "seed": args.seed, "split_seed": tuebingen.SPLIT_SEED,
                      "selection_half": choose, "other_half": held_out,
                      "weights": "Mooij et al. 2016 (pairmeta.txt)" if weights else
                      "unavailable: cdt's numbering could not be confirmed"},
@@ -576,9 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--n", type=int, default=300)
     sim.add_argument("--methods", help=f"comma-separated, of {list(METHODS)} (default all)")
     tue = commands.add_parser("tuebingen", help="the Tuebingen cause-effect pairs (cdt wheel)")
-    tue.add_argument("--wheel", help=f"the {CDT_WHEEL} file (default: in --cache)")
-    tue.add_argument("--cache", default=DEFAULT_CACHE,
-                     help=f"folder of the wheel (default {DEFAULT_CACHE})")
+    tue.add_argument("--wheel", help=f"the {tuebingen.CDT_WHEEL} file (default: in --cache)")
+    tue.add_argument("--cache", default=str(tuebingen.DEFAULT_CACHE),
+                     help=f"folder of the wheel (default {tuebingen.DEFAULT_CACHE})")
     tue.add_argument("--download", action="store_true",
                      help="pip download the wheel into --cache if it is not there")
     tue.add_argument("--n", type=int, default=500, help="points per pair (default 500)")
@@ -598,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         result = tuebingen_main(args) if args.command == "tuebingen" else simulation_main(args)
     except BenchmarkInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except InvalidInputError as exc:  # the reader's: name the flag
+        print(f"error: --{exc.field}: {exc.detail}", file=sys.stderr)
         return 2
     if args.out:
         from proxcompress.atomic import write_text_atomic

@@ -16,8 +16,9 @@ child (its own folder, a wall-clock limit and a memory watch), and prints JSON c
 * ``accepted_hostile``: a hostile case that was not refused.
 
 Usage: ``python benchmarks/reliability_probe.py [--only CLASS[,CLASS]] [--out FILE.json]
-[--timeout S] [--list]``. Exit code 0 when every case behaved, 1 otherwise. Run it under
-``/work/wt/bin/cpu1`` on a shared machine (one process at a time; about ten minutes).
+[--timeout S] [--list]``. Exit code 0 when every case behaved, 1 otherwise. Each case runs with one
+thread per library (``OMP``/``MKL``/``NUMBA_NUM_THREADS=1`` in the children); on a shared
+machine run one probe at a time (about ten minutes).
 """
 
 from __future__ import annotations
@@ -49,11 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 CLASSES = ("files", "configs", "checkpoints", "data", "expressions", "outputs", "flags", "api")
 NOBODY = 65534
@@ -1003,7 +1000,7 @@ def api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...]
     def imp(module: str, name: str) -> Any:
         import importlib
 
-        return public(importlib.import_module(module), name)
+        return getattr(importlib.import_module(module), name)
 
     def b(module: str, name: str, *args: Any, **kwargs: Any) -> Any:
         def build(d: Path) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
@@ -1162,13 +1159,6 @@ def api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...]
     ]
 
 
-def public(module: Any, name: str) -> Any:
-    """The public object ``name`` of a wing: its lazy attribute, even where a submodule of the
-    same name (``training.deploy``) was imported since and took the attribute's place."""
-    obj = getattr(module, name)
-    return module.__getattr__(name) if inspect.ismodule(obj) else obj
-
-
 def entry_parameters(fn: Any) -> list[tuple[str, int | None, Any, bool]]:
     """``(name, position, annotation, has default)`` of the parameters a caller gives."""
     from proxcompress.checks import _resolve
@@ -1196,7 +1186,7 @@ def api_cases(fx: Fixtures) -> list[Case]:
     cases = []
     for name, build in api_targets():
         wing, attr = name.split(".")
-        fn = public(importlib.import_module(f"proxcompress.{wing}"), attr)
+        fn = getattr(importlib.import_module(f"proxcompress.{wing}"), attr)
         for pname, position, annotation, _ in entry_parameters(fn):
             values = hostile_values(annotation)
             for value in random.Random(f"{name}.{pname}").sample(values, min(3, len(values))):
@@ -1262,7 +1252,7 @@ def _exported() -> str:
 def imp_(wing: str, name: str) -> Any:
     import importlib
 
-    return public(importlib.import_module(f"proxcompress.{wing}"), name)
+    return getattr(importlib.import_module(f"proxcompress.{wing}"), name)
 
 
 def _problem() -> Any:
@@ -1471,6 +1461,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--match", default="", help="only the cases whose name contains this")
     parser.add_argument("--show", type=int, default=30, help="failures listed in the report")
     args = parser.parse_args(argv)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(name, "1")  # the children: one thread per library
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = [c for c in only if c not in CLASSES]
     if unknown:

@@ -19,6 +19,11 @@ class InvalidInputError(ProxcompressError, ValueError):
         self.detail = message
         super().__init__(f"{field}: {message}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # pickled as (field, message): an error raised in a worker process reaches the parent
+        # as itself, not as a broken process pool
+        return (type(self), (self.field, self.detail))
+
 
 class MissingInputError(InvalidInputError, FileNotFoundError):
     """An input file or folder does not exist (also a ``FileNotFoundError``)."""

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from pathlib import Path
@@ -97,7 +98,7 @@ def _is_int(v: Any, low: int = 0) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def checked_run_state(meta: dict[str, Any], phases: list[tuple[str, int]], field: str,
@@ -120,8 +121,8 @@ def checked_run_state(meta: dict[str, Any], phases: list[tuple[str, int]], field
     acc = run.get("acc")
     if not (isinstance(acc, list) and len(acc) == sums and all(map(_is_number, acc))):
         raise bad(f"'acc' must be a list of {sums} numbers")
-    if not (_is_number(run.get("seconds")) and 0 <= run["seconds"] < float("inf")):
-        raise bad("'seconds' must be a finite number >= 0")
+    if not (_is_number(run.get("seconds")) and run["seconds"] >= 0):
+        raise bad("'seconds' must be a number >= 0")
     pruned = run.get("pruned")
     if not isinstance(pruned, dict) or not all(
             isinstance(v, list) and all(_is_int(i) for i in v) for v in pruned.values()):

@@ -18,6 +18,7 @@ import argparse
 from typing import Any
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.outputs import add_output
 
 _EPILOG = """\
 DIR receives report.html (self-contained), report.md, report.json and one folder per stage.
@@ -29,8 +30,6 @@ A stage passes when all its checks hold; targets (published claims) are reported
 
 def add_parsers(subparsers: Any) -> None:
     """Register ``reproduce``."""
-    from proxcompress.outputs import add_output
-
     p = subparsers.add_parser(
         "reproduce", help="the main job: every wing in one run, one report a person reads",
         description="Run the suite's stages (certificates, exact pruning, BNN++ and SPR "
@@ -42,8 +41,8 @@ def add_parsers(subparsers: Any) -> None:
                       help="small budgets, under 10 minutes on 2 cores (the default)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="full budgets and the results tables (hours)")
-    add_output(p, "--out", kind="folder", metavar="DIR", help="output folder: new or empty "
-               "(or, with --resume, one a run recorded its state in)")
+    add_output(p, "--out", kind="folder", metavar="DIR", help="output folder: new or empty (or, "
+               "with --resume, one a run recorded its state in)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in DIR: finished stages are skipped, interrupted "
                    "ones continue (training from its checkpoints)")

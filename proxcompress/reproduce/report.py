@@ -44,7 +44,8 @@ window.addEventListener("load", function () {
 """
 
 STATUS_TEXT = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR",
-               "interrupted": "INTERRUPTED", "pending": "NOT RUN"}
+               "interrupted": "INTERRUPTED", "pending": "NOT RUN",
+               "unavailable": "NOT MEASURED"}
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
@@ -71,11 +72,11 @@ tr:nth-child(even) td { background: #f8f9fb; }
 .v { font-weight: 700; white-space: nowrap; }
 .v.pass, .v.met, .v.passed { color: #17612a; }
 .v.fail, .v.missed, .v.failed, .v.error { color: #a01c1c; }
-.v.notmeasured, .v.pending, .v.interrupted { color: #8a6d00; }
+.v.notmeasured, .v.pending, .v.interrupted, .v.unavailable { color: #8a6d00; }
 .badge { font-size: 0.8rem; padding: 0.12rem 0.5rem; border-radius: 4px; margin-left: 0.5rem;
          vertical-align: middle; color: #fff; }
 .badge.passed { background: #2e8540; } .badge.failed, .badge.error { background: #b52a2a; }
-.badge.pending, .badge.interrupted { background: #a07c00; }
+.badge.pending, .badge.interrupted, .badge.unavailable { background: #a07c00; }
 .note { color: #4d5666; font-size: 0.85rem; margin: 0.2rem 0 0.8rem; max-width: 1100px; }
 .runs { max-width: 1100px; }
 .budget code { background: #eef1f6; padding: 0.05rem 0.3rem; border-radius: 3px; }
@@ -106,15 +107,22 @@ def _overall(stage_names: list[str], results: dict[str, dict[str, Any]],
              interrupted: str | None) -> tuple[str, str]:
     """``(css class, sentence)`` of the whole run."""
     done = [results[n] for n in stage_names if n in results]
-    bad = [r["name"] for r in done if r["status"] != "passed"]
+    bad = [r["name"] for r in done if r["status"] not in ("passed", "unavailable")]
+    unmeasured = [r["name"] for r in done if r["status"] == "unavailable"]
     missing = [n for n in stage_names if n not in results]
     if bad:
         return "failed", (f"{len(bad)} of {len(stage_names)} stages did not pass: "
                           f"{', '.join(bad)}")
+    if unmeasured and not missing:
+        return "partial", (f"{len(done) - len(unmeasured)} of {len(stage_names)} stages ran "
+                           f"and passed; not measured (data unavailable): "
+                           f"{', '.join(unmeasured)}")
     if missing:
         why = f"interrupted in stage {interrupted}; " if interrupted else ""
-        return "partial", (f"{why}{len(done)} of {len(stage_names)} stages ran and passed; "
-                           f"not run: {', '.join(missing)}")
+        also = (f"; not measured (data unavailable): {', '.join(unmeasured)}" if unmeasured
+                else "")
+        return "partial", (f"{why}{len(done) - len(unmeasured)} of {len(stage_names)} stages "
+                           f"ran and passed; not run: {', '.join(missing)}{also}")
     return "passed", f"all {len(stage_names)} stages passed"
 
 

@@ -4,12 +4,15 @@ reads, and the reports rewritten after every stage.
 
 State: ``DIR/state.json`` (written atomically) records the mode, the budget overrides and each
 stage's status: ``passed`` / ``failed`` (finished: ``--resume`` skips it), ``error`` (the stage
-raised; rerun on ``--resume``), ``interrupted`` or ``running`` (Ctrl-C, SIGTERM or a killed
-process; rerun on ``--resume``, its training runs continuing from their checkpoints). Each
+raised; rerun on ``--resume``), ``unavailable`` (its external data is not on the machine and
+could not be fetched: not measured, not a failure; rerun on ``--resume``), ``interrupted``
+or ``running`` (Ctrl-C, SIGTERM or a killed process; rerun on ``--resume``, its training runs
+continuing from their checkpoints). Each
 stage's result is ``DIR/<stage>/result.json``, written before the state says it finished.
 
-Exit codes: 0 every stage passed, 1 a check failed or a stage raised, 2 bad input (nothing
-written), 130 interrupted (finished stages and the report kept; continue with ``--resume``).
+Exit codes: 0 every stage passed (or was not measured for want of its data), 1 a check failed
+or a stage raised, 2 bad input (nothing written), 130 interrupted (finished stages and the
+report kept; continue with ``--resume``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ from typing import Any, TextIO
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.reproduce.registry import STAGES, stages_for
-from proxcompress.reproduce.stage import MODES, Context, Outcome, Progress, Stage
+from proxcompress.reproduce.stage import (
+    MODES,
+    Context,
+    DataUnavailable,
+    Outcome,
+    Progress,
+    Stage,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 STATE = "state.json"
@@ -42,6 +52,10 @@ FORMAT = "proxcompress-reproduce"
 VERSION = 1
 #: statuses of a finished stage (``--resume`` skips it)
 FINISHED = ("passed", "failed")
+#: the status of a stage whose external data is missing (:class:`DataUnavailable`)
+UNAVAILABLE = "unavailable"
+#: statuses that do not fail the run
+NOT_FAILED = ("passed", UNAVAILABLE)
 
 
 class StageInterrupted(Exception):
@@ -331,6 +345,16 @@ def run_stage(stage: Stage, folder: Path, budget: dict[str, Any], mode: str, res
                 raise StageInterrupted(str(exc) or "interrupted") from None
             if not isinstance(exc, Exception):
                 raise
+            if isinstance(exc, DataUnavailable):
+                reason = str(exc)
+                log.write(f"--- not measured: {reason}\n")
+                checks, targets = judge(stage, {}, budget)
+                for rule in (*checks, *targets):
+                    rule["measured"] = f"not measured: {reason}"
+                record.update(status=UNAVAILABLE, notes=[f"Not measured: {reason}"],
+                              checks=checks, targets=targets,
+                              seconds=time.perf_counter() - start, finished=now())
+                return record
             (folder / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
             traceback.print_exc(file=log)
             record.update(status="error", error=f"{type(exc).__name__}: {exc}",
@@ -357,6 +381,8 @@ def _line(record: dict[str, Any], position: str) -> str:
                      "targets met")
     if record.get("error"):
         parts = [record["error"][:120]]
+    if record["status"] == UNAVAILABLE:
+        parts = [record["notes"][0][:200]]
     return (f"[{time.strftime('%H:%M:%S')}] stage {position} {record['name']}: "
             f"{record['status'].upper()} ({', '.join(parts)}) in {record['seconds']:.1f} s")
 
@@ -429,7 +455,9 @@ def execute(p: Plan, stream: TextIO | None = None) -> int:
             print(_line(record, position), file=stream, flush=True)
     report(interrupted)
     failed = [s.name for s in stages_for(p.mode)
-              if s.name in results and results[s.name]["status"] != "passed"]
+              if s.name in results and results[s.name]["status"] not in NOT_FAILED]
+    unmeasured = [s.name for s in stages_for(p.mode)
+                  if s.name in results and results[s.name]["status"] == UNAVAILABLE]
     print(f"report: {p.out / 'report.html'} (also report.md, report.json)", file=stream,
           flush=True)
     if interrupted:
@@ -437,6 +465,11 @@ def execute(p: Plan, stream: TextIO | None = None) -> int:
     if failed:
         print(f"FAILED stages: {', '.join(failed)}", file=stream, flush=True)
         return EXIT_FAILED
+    if unmeasured:
+        print(f"every stage that ran passed; not measured (data unavailable): "
+              f"{', '.join(unmeasured)} (--resume runs them once the data is there)",
+              file=stream, flush=True)
+        return EXIT_OK
     print("every stage passed", file=stream, flush=True)
     return EXIT_OK
 
@@ -449,5 +482,6 @@ def reproduce(out: str | os.PathLike[str], mode: str | None = None, *, resume: b
     return execute(plan(out, mode, resume=resume, only=only, overrides=overrides), stream)
 
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "FINISHED", "Plan",
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "FINISHED",
+           "NOT_FAILED", "UNAVAILABLE", "Plan",
            "STAGES", "StageInterrupted", "execute", "judge", "plan", "reproduce", "run_stage"]

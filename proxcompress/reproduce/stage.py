@@ -11,7 +11,9 @@ and returns an :class:`Outcome`: the measured ``figures`` (a JSON-ready dict), t
 plots a person reads. The runner, not the stage, turns figures into verdicts: a check that does
 not hold fails the stage (exit code 1); a target is a published or issued claim reported as met
 or missed and never fails the run (a speed target depends on the machine, an accuracy target on
-the budget).
+the budget). A stage whose data is not on the machine and cannot be fetched raises
+:class:`DataUnavailable`: it is reported as not measured, with the reason, and neither passes
+nor fails (docs/decisions.md, issue 16).
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ MODES = ("quick", "full")
 
 def _any(_: Any) -> bool:
     return True
+
+
+class DataUnavailable(Exception):  # noqa: N818 - a state, not a fault of the code
+    """The data a stage measures is not on this machine and cannot be fetched (no network, no
+    cache): the stage is reported as *not measured* with this reason, its checks and targets
+    unanswered; it does not fail the run, and ``--resume`` runs it again (once the data is
+    there). Only for external data the suite does not bundle (e.g. the Tübingen pairs)."""
 
 
 @dataclass(frozen=True)
@@ -217,5 +226,5 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-__all__ = ["MODES", "Context", "Figures", "Outcome", "Param", "Plot", "Progress", "Rule",
-           "Stage", "Table", "fmt"]
+__all__ = ["MODES", "Context", "DataUnavailable", "Figures", "Outcome", "Param", "Plot",
+           "Progress", "Rule", "Stage", "Table", "fmt"]

@@ -1,12 +1,22 @@
 """Stages for the runner's tests: each writes a file, a table and a plot, and behaves as
-:data:`BEHAVIOUR` says (``pass``, ``fail`` a check, ``raise``, ``interrupt``)."""
+:data:`BEHAVIOUR` says (``pass``, ``fail`` a check, ``raise``, ``interrupt``, ``unavailable``:
+its data is missing)."""
 
 from __future__ import annotations
 
 import logging
 
 from proxcompress.reproduce.plots import figure, save
-from proxcompress.reproduce.stage import Context, Outcome, Param, Plot, Rule, Stage, Table
+from proxcompress.reproduce.stage import (
+    Context,
+    DataUnavailable,
+    Outcome,
+    Param,
+    Plot,
+    Rule,
+    Stage,
+    Table,
+)
 
 #: stage name -> behaviour of its next run
 BEHAVIOUR: dict[str, str] = {}
@@ -24,6 +34,8 @@ def run(ctx: Context) -> Outcome:
         raise RuntimeError(f"boom in {ctx.stage}")
     if behaviour == "interrupt":
         raise KeyboardInterrupt
+    if behaviour == "unavailable":
+        raise DataUnavailable(f"no data for {ctx.stage} here")
     if behaviour == "make-handler":  # as a library does on its first import inside a stage
         logging.getLogger("reproduce-fakes").addHandler(logging.StreamHandler())
     if behaviour == "use-handler":  # Pyomo's capture_output asks its handlers for their fd

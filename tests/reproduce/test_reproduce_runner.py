@@ -111,6 +111,31 @@ def test_a_failed_and_a_raising_stage_do_not_stop_the_others(tmp_path: Path,
 
 
 @pytest.mark.usefixtures("fake_stages")
+def test_a_stage_without_its_data_is_not_measured_and_does_not_fail(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    fakes.BEHAVIOUR.update(b="unavailable")
+    assert main(["reproduce", "--out", str(out)]) == EXIT_OK
+    assert _statuses(out) == {"a": "passed", "b": "unavailable", "c": "passed", "d": "passed"}
+    err = capsys.readouterr().err
+    assert "stage 2/4 b: UNAVAILABLE (Not measured: no data for b here)" in err
+    assert "not measured (data unavailable): b" in err and "FAILED" not in err
+    report = _report(out)
+    b = report["stages"][1]
+    assert report["verdict"] == "partial" and b["notes"] == ["Not measured: no data for b here"]
+    assert {c["verdict"] for c in [*b["checks"], *b["targets"]]} == {"not measured"}
+    assert {c["measured"] for c in b["checks"]} == {"not measured: no data for b here"}
+    html = (out / "report.html").read_text()
+    assert 'data-status="unavailable"' in html and "NOT MEASURED" in html
+    assert "3 of 4 stages ran and passed; not measured (data unavailable): b" in html
+    assert not (out / "b" / "error.txt").exists()
+    fakes.reset()  # the data arrived: --resume measures it
+    assert main(["reproduce", "--resume", "--out", str(out)]) == EXIT_OK
+    assert fakes.CALLS == [("b", False)]
+    assert _statuses(out)["b"] == "passed" and _report(out)["verdict"] == "passed"
+
+
+@pytest.mark.usefixtures("fake_stages")
 def test_resume_skips_finished_stages_and_reruns_a_raised_one(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]
                                                               ) -> None:

@@ -35,6 +35,9 @@ TINY = [
     "tensor_train.lm_hidden=32", "tensor_train.lm_embedding=16", "tensor_train.lm_compression=4",
     "kernels.size=64", "kernels.rounds=1",
     "causal.n=100", "causal.pairs=2",
+    "vit.data=synthetic", "vit.epochs=1", "vit.dim=8", "vit.depth=2", "vit.jobs=2",
+    "vit.train_subset=0", "vit.test_subset=0", "vit.min_accuracy=0",
+    "tuebingen.pairs=3", "tuebingen.n=40", "tuebingen.download=false",
 ]
 
 
@@ -45,10 +48,25 @@ def _argv(out: Path, *extra: str, sets: list[str] = TINY) -> list[str]:
     return argv
 
 
+def fake_cdt_wheel(folder: Path, patch: pytest.MonkeyPatch) -> Path:
+    """A synthetic wheel of cdt's layout (pairs sharing columns as cdt's do), its sha256 made
+    the expected one for the test (no network, no real data)."""
+    from tuebingen_fakes import fake_wheel, synthetic
+
+    from proxcompress.causal import tuebingen
+
+    wheel = fake_wheel(folder / tuebingen.CDT_WHEEL, synthetic(shared=True))
+    patch.setattr(tuebingen, "CDT_SHA256", tuebingen.sha256(wheel))
+    return wheel
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    out = tmp_path_factory.mktemp("reproduce") / "quick"
-    return out, main(_argv(out))
+    root = tmp_path_factory.mktemp("reproduce")
+    out = root / "quick"
+    with pytest.MonkeyPatch.context() as patch:
+        wheel = fake_cdt_wheel(root, patch)
+        return out, main(_argv(out, "--set", f"tuebingen.wheel={wheel}"))
 
 
 def _report(out: Path) -> dict[str, Any]:
@@ -90,6 +108,16 @@ def test_every_quick_stage_runs_and_a_failed_check_is_isolated(
     kernels = stages["kernels"]["figures"]
     assert kernels["correctness"]["binary_exact"] and kernels["size"] == 64
     assert stages["causal"]["figures"]["pairs"] == 8
+    vit = stages["vit"]["figures"]
+    assert vit["binaryvit"]["deploy"]["agreement"] == 1.0
+    assert vit["binaryvit"]["macs"]["binary"] > vit["binaryvit"]["macs"]["float"]
+    assert vit["fp"]["macs"]["binary"] == 0 and vit["fp"]["binary_parameters"] == 0
+    assert (out / "vit" / "binaryvit-export" / "model.json").is_file()
+    tue = stages["tuebingen"]["figures"]
+    assert tue["pairs"] == 3 and tue["of"] == 99 and tue["weights_confirmed"]
+    assert tue["answered"] == 3  # b = a^2 + noise on a > 0: the default test answers each
+    records = json.loads((out / "tuebingen" / "tuebingen.json").read_text())["records"]
+    assert [r["n"] for r in records] == [40, 40, 40]
     tt = stages["tensor_train"]["figures"]
     assert tt["tt_svd_within_bound"] and tt["low_rank_optimal"] and tt["size"] == 64
     # the language models: dense, MPS and MPO trained on the KJV sample; the trained trains'
@@ -127,6 +155,30 @@ def _interrupt_first_training(monkeypatch: pytest.MonkeyPatch, after: int) -> No
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(trainer.Trainer, "__init__", init)
+
+
+def test_tuebingen_without_the_wheel_is_not_measured(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    code = main(["reproduce", "--only", "tuebingen", "--out", str(out), "--set",
+                 f"tuebingen.cache={tmp_path / 'empty'}", "--set", "tuebingen.download=false"])
+    assert code == EXIT_OK
+    stage = _report(out)["stages"][-1]
+    assert stage["name"] == "tuebingen" and stage["status"] == "unavailable"
+    assert "pip download cdt==0.6.0 --no-deps -d" in stage["notes"][0]
+    assert {c["verdict"] for c in stage["checks"]} == {"not measured"}
+    assert "not measured (data unavailable): tuebingen" in capsys.readouterr().err
+
+
+def test_tuebingen_with_a_wrong_wheel_is_an_error(tmp_path: Path) -> None:
+    """A file that is not cdt's wheel is a fault to report, not missing data."""
+    wheel = tmp_path / "cdt.whl"
+    wheel.write_bytes(b"not the wheel")
+    out = tmp_path / "run"
+    assert main(["reproduce", "--only", "tuebingen", "--out", str(out), "--set",
+                 f"tuebingen.wheel={wheel}"]) == EXIT_FAILED
+    stage = _report(out)["stages"][-1]
+    assert stage["status"] == "error" and "not that of cdt 0.6.0's wheel" in stage["error"]
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from proxcompress.cli import main
 from proxcompress.errors import InvalidInputError
 from proxcompress.kernels.model import _matmul_nt
 from proxcompress.training.data import load_dataset
-from proxcompress.training.deploy import deploy
+from proxcompress.training.deployment import deploy
 from proxcompress.training.trainer import evaluate, load_run, train
 
 #: an op each run's export must hold (the layers really are binary / shift / pruned float)
@@ -56,6 +56,7 @@ def test_export_cli_reproduces_the_run(name: str, runs: dict[str, tuple[Path, di
     assert report["torch_accuracy"] == summary["test_accuracy"]
     assert report["samples"] == summary["test_samples"]
     assert report["max_relative_logit_error"] <= 1e-4
+    assert report["close_logits"] == 1.0 and report["logit_tolerance"] == 1e-4
 
 
 def test_load_run_restores_the_pruned_model(runs: dict[str, tuple[Path, dict[str, Any]]]) -> None:

@@ -5,7 +5,6 @@ and export like a built-in one."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 from collections.abc import Iterator
@@ -23,16 +22,13 @@ from proxcompress import levels
 from proxcompress.errors import InvalidInputError
 from proxcompress.formulations import prox
 from proxcompress.kernels import model as kernels_model
+from proxcompress.proofs import pairs as catalogue
 from proxcompress.proofs import registry
 from proxcompress.training import exporter, models, quantizers, recipes
 from proxcompress.training.config import TrainConfig, config_from_dict
 from proxcompress.training.mulfree import _LAYERS, MulFreeRecipe
 from proxcompress.training.quantize import QuantRecipe, quantize_model
 from proxcompress.training.trainer import Interrupted, train
-
-# the module (``proxcompress.proofs.catalogue`` is also the name of its public function, which
-# the package's lazy attribute resolves to)
-catalogue = importlib.import_module("proxcompress.proofs.catalogue")
 
 
 # ------------------------------------------------------------------------ quantizer registry

@@ -317,7 +317,7 @@ def test_distillation_trains_resumes_and_checks_its_teacher(tmp_path: Path) -> N
 
 
 def test_a_config_trains_and_exports_through_the_cli_path(tmp_path: Path) -> None:
-    from proxcompress.training.deploy import deploy
+    from proxcompress.training.deployment import deploy
     from proxcompress.training.trainer import load_run, run_data
 
     vit = {"patch": 7, "stages": [{"dim": 8, "depth": 2, "heads": 2, "mlp_ratio": 2}],

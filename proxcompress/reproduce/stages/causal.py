@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from proxcompress.causal.scores import wilson
 from proxcompress.reproduce.plots import figure, save
 from proxcompress.reproduce.stage import Context, Outcome, Plot, Table
 
@@ -16,14 +17,6 @@ TESTS: dict[str, tuple[str, dict[str, Any]]] = {
     "plain": ("plain ANM (k = 1)", {"k": 1}),
     "clustered": ("clustered ANM (k by BIC, the default)", {}),
 }
-
-
-def wilson(right: int, pairs: int) -> tuple[float, float]:
-    """95% Wilson interval of ``right / pairs`` (SciPy)."""
-    from scipy.stats import binomtest
-
-    ci = binomtest(right, pairs).proportion_ci(0.95, method="wilson")
-    return float(ci.low), float(ci.high)
 
 
 def run(ctx: Context) -> Outcome:

@@ -82,7 +82,7 @@ def run(ctx: Context) -> Outcome:
                "--threads", threads, "--out", str(out)]
     ctx.log("running " + " ".join(command))
     env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
-           "NUMBA_NUM_THREADS": threads}  # not a parent's 1 (a worker's or the probe's)
+           "NUMBA_NUM_THREADS": threads}
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
                           check=False)
     ctx.log(done.stderr)

@@ -97,7 +97,7 @@ def run_one(folder: str, spec: RunSpec, resuming: bool, threads: int, log_path: 
     process or in the stage's own."""
     from proxcompress.training.checkpoint import has_checkpoint
     from proxcompress.training.config import config_from_dict
-    from proxcompress.training.deploy import deploy_run
+    from proxcompress.training.deployment import deploy_run
     from proxcompress.training.trainer import train
 
     def log(line: str) -> None:
@@ -205,7 +205,7 @@ def run_figures(summary: dict[str, Any], deployed: dict[str, Any] | None) -> dic
     if deployed is not None:
         out["deploy"] = {k: deployed[k] for k in (
             "backend", "samples", "torch_accuracy", "kernels_accuracy", "agreement",
-            "max_relative_logit_error", "export_bytes", "float32_state_bytes",
+            "max_relative_logit_error", "close_logits", "export_bytes", "float32_state_bytes",
             "torch_ms_per_batch", "kernels_ms_per_batch")}
     return out
 

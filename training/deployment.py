@@ -8,9 +8,12 @@ only then are the files moved into ``out`` (tensors first, the manifest last, as
 commits), so a failure anywhere, a missing GPU or Ctrl-C included, leaves ``out`` as it was.
 The report says whether the deployed model classifies as the torch model does (accuracy of
 each, the fraction of equal predictions, the largest logit difference relative to the batch's
-largest logit), how large the export is against float32 weights, and how long one batch takes
-on each side (median of a few calls after a warm-up: an indication on a shared machine, not a
-benchmark; that is ``benchmarks/kernels.py models``).
+largest logit, and the fraction of samples whose logits all lie within
+:data:`LOGIT_TOLERANCE` of that: with binary activations a pre-activation within float rounding
+of a threshold may flip, changing that sample's logits by a step while the others agree), how
+large the export is against float32 weights, and how long one batch takes on each side (median
+of a few calls after a warm-up: an indication on a shared machine, not a benchmark; that is
+``benchmarks/kernels.py models``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ from proxcompress.errors import InvalidInputError
 from proxcompress.training.data import Dataset
 from proxcompress.training.exporter import MANIFEST, TENSORS, export
 from proxcompress.training.layers import hard_quantization
+
+#: a sample's logits are "close" when each lies within this share of the batch's largest logit
+#: of torch's (the report's ``close_logits``)
+LOGIT_TOLERANCE = 1e-4
 
 #: test samples the export's own check runs on (export's ``example``)
 EXAMPLE_SAMPLES = 64
@@ -117,12 +124,14 @@ def _check_on_test(model: nn.Module, folder: Path, test: Dataset, backend: str, 
     def kernel_logits(x: torch.Tensor) -> np.ndarray:
         return to_host(loaded(on_device(x.numpy())))
 
-    agree = correct_torch = correct_kernels = 0
+    agree = correct_torch = correct_kernels = close = 0
     max_rel = 0.0
     for i in range(0, len(test), batch):
         x, y = test.x[i:i + batch], test.y[i:i + batch].numpy()
         ref, got = torch_logits(x), kernel_logits(x)
-        max_rel = max(max_rel, float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30)))
+        per_sample = np.abs(got - ref).max(axis=1) / max(float(np.abs(ref).max()), 1e-30)
+        max_rel = max(max_rel, float(per_sample.max()))
+        close += int((per_sample <= LOGIT_TOLERANCE).sum())
         p_ref, p_got = ref.argmax(1), got.argmax(1)
         agree += int((p_ref == p_got).sum())
         correct_torch += int((p_ref == y).sum())
@@ -141,6 +150,8 @@ def _check_on_test(model: nn.Module, folder: Path, test: Dataset, backend: str, 
         "kernels_accuracy": 100.0 * correct_kernels / n,
         "agreement": round(agree / n, 6),
         "max_relative_logit_error": max_rel,
+        "close_logits": round(close / n, 6),
+        "logit_tolerance": LOGIT_TOLERANCE,
         "export_bytes": export_bytes,
         "float32_state_bytes": float_bytes,
         "batch": min(batch, n),
