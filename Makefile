@@ -44,7 +44,7 @@ lint:
 		training/recipes.py training/config.py training/exporter.py training/models \
 		training/distill.py kernels/transformer.py \
 		training/runchecks.py training/checkpoint.py formulations/instances.py \
-		proofs/registry.py training/text.py training/tensor_train \
+		proofs/registry.py training/text.py training/tensor_train training/tasks.py \
 		training/robustness.py training/tp_baseline.py \
 		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py \

@@ -1,7 +1,8 @@
 """Reliability probe: hostile and edge-case inputs across every subcommand and the Python API.
 
 Generates a broad set of cases in eight classes -- input files (``.npz``), YAML configs,
-checkpoints (``--resume``, ``--run``), data folders (speech manifests, IDX files), ``verify``
+checkpoints (``--resume``, ``--run``), data folders (speech manifests, IDX files, the KJV
+language-model corpus), ``verify``
 expressions, output paths, flag values and Python API arguments -- runs each one in a forked
 child (its own folder, a wall-clock limit and a memory watch), and prints JSON counts:
 
@@ -102,6 +103,11 @@ class Fixtures:
             "model: {name: mlp, hidden: [16, 16]}\n"
             "optim: {name: adam, lr: 0.01, batch_size: 32}\n"
             "spr: {enabled: true, pretrain_epochs: 1, finetune_epochs: 1, search_samples: 32}\n")
+        self.lm_config_text = (
+            "seed: 1\nepochs: 1\nprogress: false\n"
+            "data: {name: kjv-sample, bptt: 12}\n"
+            "model: {name: lstm-lm, lstm: {embedding: 8, hidden: 8, cutoffs: [50]}}\n"
+            "optim: {batch_size: 32}\n")
         self.fp_config = root / "fp.yaml"
         self.fp_config.write_text(self.config_text.replace("weights: bnn++", "weights: none"))
 
@@ -127,6 +133,16 @@ class Fixtures:
     def speech(self) -> Path:
         _fake_speech(self.root / "speech")
         return self.root / "speech"
+
+    @functools.cached_property
+    def kjv(self) -> Path:
+        """A ``proxcompress data kjv --sample`` folder (the language-model corpus)."""
+        out = self.root / "kjv"
+        if not out.exists():
+            subprocess.run([sys.executable, "-m", "proxcompress", "data", "kjv", "--out",
+                            str(out), "--sample", "--vocab", "200"], check=True,
+                           capture_output=True)
+        return out
 
     @functools.cached_property
     def idx(self) -> Path:
@@ -368,6 +384,28 @@ def config_cases(fx: Fixtures) -> list[Case]:
         ("bits for euclid", base.replace("weights: bnn++", "weights: euclid") +
          "mulfree: {bits: 3}\n", "mulfree.bits"),
     ]
+    lm = fx.lm_config_text
+    docs += [  # the language model and the tensor-train keys (issue 20)
+        ("lm: tt form unknown", lm + "tt: {form: tucker}\n", "tt.form"),
+        ("lm: tt compression 0.5", lm + "tt: {form: mps, compression: 0.5}\n", "tt.compression"),
+        ("lm: tt ranks and compression", lm + "tt: {form: mps, ranks: 4, compression: 10}\n",
+         "tt.ranks"),
+        ("lm: tt ranks [0]", lm + "tt: {form: mpo, ranks: [0]}\n", "tt.ranks"),
+        ("lm: tt num_modes 9", lm + "tt: {form: mps, num_modes: 9}\n", "tt.num_modes"),
+        ("lm: tt matrices xh", lm + "tt: {form: mps, matrices: [xh]}\n", "tt.matrices"),
+        ("lm: bptt 0", lm.replace("bptt: 12", "bptt: 0"), "data.bptt"),
+        ("lm: eval_streams 0", lm.replace("bptt: 12", "bptt: 12, eval_streams: 0"),
+         "data.eval_streams"),
+        ("lm: classes", lm.replace("bptt: 12", "bptt: 12, classes: [0, 1]"), "data.classes"),
+        ("lm: kjv without root", lm.replace("kjv-sample", "kjv"), "data.root"),
+        ("lm: with images", lm.replace("kjv-sample", "synthetic"), "model.name"),
+        ("lm: cutoffs decreasing", lm.replace("[50]", "[50, 10]"), "model.lstm.cutoffs"),
+        ("lm: hidden 100000", lm.replace("hidden: 8", "hidden: 100000"), "model"),
+        ("lm: binary weights", lm + "quant: {weights: bnn}\n", "quant.weights"),
+        ("lm: distillation", lm + "distill: {teacher: elsewhere}\n", "distill.teacher"),
+        ("lm: clip_norm -1", lm.replace("batch_size: 32", "batch_size: 32, clip_norm: -1"),
+         "optim.clip_norm"),
+    ]
     cases = []
     for name, text, fld in docs:
         def setup(d: Path, t: bytes | str = text) -> None:
@@ -560,12 +598,15 @@ def data_cases(fx: Fixtures) -> list[Case]:
                             "name: speech-resnet, width: 4"))
         return setup
 
-    def manifest(edit: Callable[[dict[str, Any]], Any]) -> Callable[[Path], None]:
+    def manifest(edit: Callable[[dict[str, Any]], Any],
+                 where: Callable[[Callable[[Path], None]], Callable[[Path], None]] | None = None
+                 ) -> Callable[[Path], None]:
+        """Edit a data folder's manifest (the speech folder's unless ``where`` says)."""
         def inner(folder: Path) -> None:
             record = json.loads((folder / "manifest.json").read_text())
             out = edit(record)
             (folder / "manifest.json").write_text(json.dumps(record if out is None else out))
-        return speech(inner)
+        return (where or speech)(inner)
 
     def idx(edit: Callable[[Path], None]) -> Callable[[Path], None]:
         def setup(d: Path) -> None:
@@ -617,6 +658,44 @@ def data_cases(fx: Fixtures) -> list[Case]:
         ("IDX bad gzip", idx(lambda f: ((f / "train-images-idx3-ubyte").unlink(),
                                         (f / "train-images-idx3-ubyte.gz").write_bytes(b"x"))),
          "data"),
+    ]
+    def kjv(edit: Callable[[Path], None]) -> Callable[[Path], None]:
+        def setup(d: Path) -> None:
+            shutil.copytree(fx.kjv, d / "kjv")
+            edit(d / "kjv")
+            _write(d / "c.yaml", fx.lm_config_text.replace("name: kjv-sample",
+                                                           "name: kjv, root: kjv"))
+        return setup
+
+    def kjv_manifest(edit: Callable[[dict[str, Any]], Any]) -> Callable[[Path], None]:
+        return manifest(edit, kjv)
+
+    def kjv_tokens(tokens: np.ndarray) -> Callable[[Path], None]:
+        def inner(folder: Path) -> None:
+            from safetensors.numpy import save_file
+
+            save_file({"tokens": tokens}, str(folder / "train.safetensors"))
+            record = json.loads((folder / "manifest.json").read_text())
+            record["sha256"]["train.safetensors"] = hashlib.sha256(
+                (folder / "train.safetensors").read_bytes()).hexdigest()
+            (folder / "manifest.json").write_text(json.dumps(record))
+        return kjv(inner)
+
+    variants += [
+        ("kjv manifest a list", kjv_manifest(lambda m: [m]), "data.root"),
+        ("kjv manifest other format", kjv_manifest(lambda m: m.update(format="x")),
+         "data.root"),
+        ("kjv manifest without sha256", kjv_manifest(lambda m: m.pop("sha256")), "data.root"),
+        ("kjv manifest vocab_size a string", kjv_manifest(
+            lambda m: m["options"].update(vocab_size="200")), "data.root"),
+        ("kjv manifest missing", kjv(lambda f: (f / "manifest.json").unlink()), "data.root"),
+        ("kjv vocab.txt changed", kjv(lambda f: (f / "vocab.txt").write_text("a\n")),
+         "data.root"),
+        ("kjv split missing", kjv(lambda f: (f / "test.safetensors").unlink()), "data.root"),
+        ("kjv ids beyond the vocabulary", kjv_tokens(np.array([5, 10**6], np.int32)),
+         "data.root"),
+        ("kjv negative ids", kjv_tokens(np.array([-1, 3], np.int32)), "data.root"),
+        ("kjv float tokens", kjv_tokens(np.zeros(4, np.float32)), "data.root"),
     ]
     return [Case("data", f"train: {name}", fld, ["train", "--config", "c.yaml", "--out", "out"],
                  setup=setup) for name, setup, fld in variants]
@@ -737,6 +816,10 @@ def output_commands(instance: Path, config: Path, run: Path, fp_run: Path
         "data speech --out": (["data", "speech", "--out", "{t}", "--speakers", "2",
                                "--phrasings", "1"], "--out", "folder"),
         "data kjv --out": (["data", "kjv", "--out", "{t}", "--sample"], "--out", "folder"),
+        "robustness --json": (["robustness", "--run", str(fp_run), "--json", "{t}"], "--json",
+                              "file"),
+        "reproduce --out": (["reproduce", "--quick", "--only", "certificates", "--out", "{t}"],
+                            "--out", "folder"),
     }
 
 
@@ -831,6 +914,9 @@ def flag_cases(fx: Fixtures) -> list[Case]:
         (["data", "speech", "--out", "s", "--seed", "-1"], "--seed"),
         (["data", "speech", "--out", "s", "--repeats", "0"], "--repeats"),
         (["data", "speech", "--out", "s", "--test-every", "0"], "--test-every"),
+        (["data", "kjv", "--out", "k", "--sample", "--vocab", "2"], "--vocab"),
+        (["data", "kjv", "--out", "k", "--sample", "--vocab", "10000000"], "--vocab"),
+        (["data", "kjv", "--out", "k", "--sample", "--vocab", "abc"], "--vocab"),
         (["verify"], "verify"), (["verify", "--all", "--name", "bnn"], "--all"),
         (["verify", "--name", "nope"], "--name"), (["verify", "--prox", "x"], "--prox/--backward"),
         (["verify", "--name", "bnn", "--levels=1"], "--levels"),
@@ -1028,6 +1114,18 @@ def api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...]
         ("training.run_data", b(t, "run_data", CFG)),
         ("training.split_validation", b(t, "split_validation", D, 0.1, 0)),
         ("training.Trainer", b(t, "Trainer", lazy(lambda: imp(t, "TrainConfig")()), "DIR/run")),
+        ("training.MPOLinear", b(t, "MPOLinear", 16, 8, 2, num_modes=2)),
+        ("training.MPSLinear", b(t, "MPSLinear", 16, 8, 2, num_modes=2)),
+        ("training.TTLSTM", b(t, "TTLSTM", 4, 8)),
+        ("training.TTSpec", b(t, "TTSpec", "mpo", 4)),
+        ("training.factor_modes", b(t, "factor_modes", 24, 3)),
+        ("training.low_rank_linear", b(t, "low_rank_linear", 8, 6, 2)),
+        ("training.spec_for_budget", b(t, "spec_for_budget", 8, 8, lazy(
+            lambda: imp(t, "TTSpec")("mps", 2)), 400)),
+        ("training.tt_svd", b(t, "tt_svd", lazy(lambda: __import__("torch").ones(4, 4, 4)), 2)),
+        ("training.load_corpus", b(t, "load_corpus", "DIR/none")),
+        ("training.build_corpus", b(t, "build_corpus", "Ruth1:1 Now it came to pass\n"
+                                    "Titus1:1 Paul\nObad1:1 The vision\n", 10)),
         ("kernels.pack_signs", b(k, "pack_signs", np.ones((2, 70)))),
         ("kernels.unpack_signs", b(k, "unpack_signs", np.zeros((2, 2), np.uint64), 70)),
         ("kernels.pack_shift", b(k, "pack_shift", np.ones((2, 4), np.int8),

@@ -44,6 +44,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import results_tt
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "results"
 SWEEPS = CONFIGS / "sweeps.json"
@@ -104,7 +106,7 @@ SELECT_SECONDS = 300
 TABLES = {"binary": "binary MLP / CNN", "spr": "SPR", "mulfree": "multiplication-free CNN",
           "speech": "spoken commands", "speech-hard": "spoken commands, harder variant",
           "long": "long budget (binary MLP / CNN)", "vit": "vision transformers",
-          "s3init": "S3 initialization scale",
+          "tt": "tensor-train LSTMs", "s3init": "S3 initialization scale",
           "robust": "robustness (evaluation only)", "transfer": "DenseShift transfer"}
 
 #: the transfer study: pre-train on these Fashion-MNIST classes, fine-tune on the others
@@ -170,7 +172,10 @@ SPEECH_HARD_ARGS = ["--seed", "0", "--repeats", "2", "--speakers", "24", "--test
                     "--confusable", "--reverb", "0.3,0.9", "--snr", "0,20"]
 #: data folders a row may need (``data.root``), with the ``proxcompress data speech`` arguments
 #: that generate them (relative to the repository root, where the script runs)
-GENERATED_DATA = {SPEECH_DATA: SPEECH_DATA_ARGS, SPEECH_HARD_DATA: SPEECH_HARD_ARGS}
+#: data folders this script generates when missing: root -> (``proxcompress data`` set, args)
+GENERATED_DATA = {SPEECH_DATA: ("speech", SPEECH_DATA_ARGS),
+                  SPEECH_HARD_DATA: ("speech", SPEECH_HARD_ARGS),
+                  results_tt.KJV_DATA: ("kjv", results_tt.KJV_ARGS)}
 SPEECH_BASE: dict[str, Any] = {
     "epochs": 20, "threads": 1, "progress": False,
     "data": {"name": "speech", "root": SPEECH_DATA, "val_fraction": 0.1},
@@ -248,7 +253,7 @@ PRIORITY = ["mlp-bc", "mlp-bc-act", "cnn-bc", "cnn-bc-act", "cnn-fp", "mlp-fp", 
             "cnn-s3-4bit", "cnn-adder", "speech-denseshift", "cnn-tp-lam5", "cnn-tp-lam2",
             "cnn-tp-lam10", "vit-fp", "vit-deit", "vit-binaryvit", "vit-binaryvit-kd",
             "vit-avgpool", "vit-multipool", "vit-affine", "vit-binaryvit-bnnp",
-            "vit-binaryvit-bnnpp", "transfer-source-fp"]
+            "vit-binaryvit-bnnpp", "transfer-source-fp", *results_tt.PRIORITY]
 
 
 # --------------------------------------------------------------------------------- configs
@@ -417,6 +422,7 @@ def rows() -> list[Row]:
         if teacher is not None:
             row["teacher"] = teacher
         out.append(row)
+    out += results_tt.rows()
     for row in out:
         row.setdefault("sweep", {})
         row.setdefault("inherit", {})
@@ -516,9 +522,11 @@ class Choices:
         return [{**base, **point} for point in grid]
 
     def validation(self, row: Row, assignment: dict[str, Any]) -> float | None:
+        """The candidate's validation score (``val_accuracy``, or the row's ``metric``)."""
         summary = _summary(_run_dir(self.runs, row, assignment, SWEEP_SEED),
                            self.config(row, assignment))
-        return None if summary is None else summary.get("val_accuracy")
+        key = f"val_{row.get('metric', 'accuracy')}"
+        return None if summary is None else summary.get(key)
 
     @functools.cache  # noqa: B019 (one Choices per state of the runs folder)
     def _chosen_key(self, name: str) -> str | None:
@@ -532,7 +540,8 @@ class Choices:
                 return json.dumps(candidates[0])
             scores = [self.validation(row, c) for c in candidates]
             if all(v is not None for v in scores):
-                best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+                sign = -1.0 if row.get("lower_is_better") else 1.0  # perplexity: the lowest
+                best = max(range(len(scores)), key=lambda i: (sign * scores[i], -i))
                 rule = row.get("select", "best")
                 if rule.startswith("plateau:"):  # the first (cheapest) within the margin
                     margin = float(rule.split(":", 1)[1])
@@ -743,13 +752,15 @@ def pending(selected: list[Row], seeds: list[int] | None, choices: Choices
 
 
 def ensure_data(selected: list[Row], log: Callable[[str], None]) -> None:
-    """Generate each spoken-command data folder the selected rows need and lack."""
+    """Generate each data folder (spoken commands, the KJV corpus) the selected rows need and
+    lack."""
     from proxcompress.cli import main as cli
 
     for root in sorted({r["config"]["data"].get("root") for r in selected} - {None}):
         if root in GENERATED_DATA and not (ROOT / root / "manifest.json").exists():
             log(f"generating {root}")
-            if cli(["data", "speech", "--out", str(ROOT / root), *GENERATED_DATA[root]]) != 0:
+            dataset, args = GENERATED_DATA[root]
+            if cli(["data", dataset, "--out", str(ROOT / root), *args]) != 0:
                 raise SystemExit(f"generating {root} failed")
 
 
@@ -983,9 +994,11 @@ def _cells(choices: Choices, row: Row, seeds: list[int] | None) -> dict[str, str
     }
 
 
-def _sweep_section(choices: Choices, rows_: list[Row]) -> list[str]:
-    """Every candidate's validation accuracy (seed :data:`SWEEP_SEED`), the chosen in bold."""
-    lines = [f"Sweeps (validation accuracy of the deployed model, seed {SWEEP_SEED}; the chosen "
+def _sweep_section(choices: Choices, rows_: list[Row],
+                   measure: str = "validation accuracy of the deployed model") -> list[str]:
+    """Every candidate's validation figure (``measure``, seed :data:`SWEEP_SEED`), the chosen
+    in bold."""
+    lines = [f"Sweeps ({measure}, seed {SWEEP_SEED}; the chosen "
              "candidate in bold; the test set is not read):", ""]
     any_row = False
     for row in rows_:
@@ -1065,8 +1078,8 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
     sel = extra.get("selection")
     if sel:
         lines += _selection_section(sel)
-    lines += extra.get("vit_section") or _vit_section(selected, seeds, choices,
-                                                       extra.get("walls", {}))
+    for key, make in SECTIONS.items():
+        lines += extra.get(f"{key}_section") or make(selected, seeds, choices, extra, out)
     lines += _reading()
     lines += _reproduces(choices, seeds)
     lines += _targets(choices, seeds, extra.get("walls", {}))
@@ -1344,7 +1357,7 @@ def _selection_section(sel: dict[str, Any]) -> list[str]:
     return lines + ["", f"Unpruned test accuracy: {sel['unpruned_accuracy']:.2f}%.", ""]
 
 
-VIT_BEGIN, VIT_END = "<!-- table:vit -->", "<!-- /table:vit -->"
+VIT_BEGIN, VIT_END = "<!-- table:vit -->", "<!-- /table:vit -->"  # markers("vit")
 #: each ladder rung against the one before it (the distilled and BNN+ / BNN++ rows against
 #: BinaryViT)
 VIT_PREVIOUS = {"vit-deit": "vit-fp", "vit-avgpool": "vit-deit", "vit-multipool": "vit-avgpool",
@@ -1464,14 +1477,20 @@ def _vit_targets(choices: Choices, seeds: list[int] | None, walls: dict[str, Any
     return out + [""]
 
 
-def splice_section(page: str, section: list[str]) -> str:
-    """``page`` with its vision-transformer section (between the markers) replaced by
+def markers(table: str) -> tuple[str, str]:
+    """The comments a spliced table's section sits between (:data:`SECTIONS`)."""
+    return f"<!-- table:{table} -->", f"<!-- /table:{table} -->"
+
+
+def splice_section(page: str, section: list[str], table: str = "vit") -> str:
+    """``page`` with the section of ``table`` (between its :func:`markers`) replaced by
     ``section`` (itself between the markers), or with ``section`` inserted before "Reading the
     tables" (at the end when absent)."""
+    begin, end = markers(table)
     text = "\n".join(section).strip("\n")
-    if VIT_BEGIN in page and VIT_END in page:
-        head, rest = page.split(VIT_BEGIN, 1)
-        return head + text + rest.split(VIT_END, 1)[1]
+    if begin in page and end in page:
+        head, rest = page.split(begin, 1)
+        return head + text + rest.split(end, 1)[1]
     marker = "## Reading the tables"
     if marker in page:
         head, tail = page.split(marker, 1)
@@ -1479,12 +1498,30 @@ def splice_section(page: str, section: list[str]) -> str:
     return page.rstrip("\n") + "\n\n" + text + "\n"
 
 
-def existing_section(page: str) -> list[str] | None:
-    """The vision-transformer section of a rendered page (with its markers), if any."""
-    if VIT_BEGIN not in page or VIT_END not in page:
+def existing_section(page: str, table: str = "vit") -> list[str] | None:
+    """The section of ``table`` in a rendered page (with its :func:`markers`), if any."""
+    begin, end = markers(table)
+    if begin not in page or end not in page:
         return None
-    body = page.split(VIT_BEGIN, 1)[1].split(VIT_END, 1)[0]
-    return [VIT_BEGIN, *body.strip("\n").split("\n"), VIT_END, ""]
+    body = page.split(begin, 1)[1].split(end, 1)[0]
+    return [begin, *body.strip("\n").split("\n"), end, ""]
+
+
+def _vit_lines(selected: list[Row], seeds: list[int] | None, choices: Choices,
+               extra: dict[str, Any], out: Path) -> list[str]:
+    return _vit_section(selected, seeds, choices, extra.get("walls", {}))
+
+
+def _tt_lines(selected: list[Row], seeds: list[int] | None, choices: Choices,
+              extra: dict[str, Any], out: Path) -> list[str]:
+    png = results_tt.plot(choices, seeds, out.parent / results_tt.PLOT) \
+        if any(r["table"] == "tt" for r in selected) else None
+    return results_tt.section(choices, seeds, extra.get("tt_timing"), png)
+
+
+#: tables whose section sits between :func:`markers`: ``--tables KEY`` alone rewrites only that
+#: section of an existing page, and a page's section is kept when no run of it is here
+SECTIONS = {"vit": _vit_lines, "tt": _tt_lines}
 
 
 def _reproduces(choices: Choices, seeds: list[int] | None) -> list[str]:
@@ -1874,6 +1911,7 @@ def _targets(choices: Choices, seeds: list[int] | None, walls: dict[str, Any]) -
                    f"regenerate from scratch in under an hour on 2 cores: {minutes:.1f} minutes "
                    f"(`--tables binary,spr --jobs {rec['jobs']}`, {rec['when']}): "
                    f"**{'met' if minutes < 60 else 'missed'}**")
+    out += results_tt.targets(choices, seeds)
     out += ["", "The training-step cost target (binary <= 1.5x full precision) is measured by "
             "`benchmarks/training_step.py` (docs/training.md).", ""]
     return out
@@ -2015,6 +2053,10 @@ def main(argv: list[str] | None = None) -> int:
         ensure_data(needed, log)
         run_all(needed, seeds, runs, args.jobs, log, selection, everything, robust)
     choices = Choices(everything, runs, read_record())
+    tt_timing = None
+    if "tt" in tables:  # measured with the workers gone, both cores (kept in the runs folder)
+        tt_timing = (results_tt.timing(choices, seeds, runs, log) if not args.render_only
+                     else results_tt.cached_timing(runs))
     if not args.overrides:
         write_configs(everything, choices)
     extra: dict[str, Any] = {"selection": selection_study(runs, choices)}
@@ -2029,15 +2071,20 @@ def main(argv: list[str] | None = None) -> int:
         runs.mkdir(parents=True, exist_ok=True)
         write_text_atomic(wall, json.dumps(walls, indent=1))
     extra["walls"] = walls
+    extra["tt_timing"] = tt_timing if tt_timing is not None else results_tt.cached_timing(runs)
     out = Path(args.out)
     page = out.read_text() if out.exists() else ""
-    vit_rows = [r for r in everything if r["table"] == "vit"]
-    if not any(_folders(choices, r, seeds) for r in vit_rows) and existing_section(page):
-        extra["vit_section"] = existing_section(page)  # no runs here: keep what the page has
-    if tables == ["vit"] and page:  # only this table's section changes
-        section = _vit_section(vit_rows, seeds, choices, walls)
-        write_text_atomic(out, splice_section(page, section))
-        log(f"wrote the vision-transformer section of {out}")
+    for key in SECTIONS:  # no runs of the table here: keep what the page has
+        kept = existing_section(page, key)
+        if kept and not any(_folders(choices, r, seeds) for r in everything
+                            if r["table"] == key):
+            extra[f"{key}_section"] = kept
+    if len(tables) == 1 and tables[0] in SECTIONS and page:  # only this table's section
+        key = tables[0]
+        section = SECTIONS[key]([r for r in everything if r["table"] == key], seeds, choices,
+                                extra, out)
+        write_text_atomic(out, splice_section(page, section, key))
+        log(f"wrote the {TABLES[key]} section of {out}")
         return 0
     write_text_atomic(out, render(everything, seeds, choices, extra, out))
     log(f"wrote {out}")

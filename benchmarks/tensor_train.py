@@ -11,6 +11,13 @@ the parameters. Run it under ``/work/wt/bin/cpu2`` (both cores, quiet machine).
 
     python benchmarks/tensor_train.py [--in 1024 --out 4096] [--batches 1,64] [--repeats 40]
                                       [--threads N] [--json OUT.json] [--no-tltorch]
+    python benchmarks/tensor_train.py --lstm 256,256 [--compression 10] ...
+
+``--lstm E,H`` times one LSTM step (one token for each of ``B`` sequences: what generation
+costs per token) of a dense ``nn.LSTM`` and of ``TTLSTM`` s at ``--compression`` (MPS
+interleaved and blocked, MPO, low-rank; ranks chosen for the budget), each on its contracted
+path and on the rebuilt-dense path (``to_lstm()``: the rebuilt weights in PyTorch's fused LSTM;
+the rebuild itself is timed apart): :func:`lstm_step_times`.
 
 Target (issue 20): a TT layer holding at most 5% of the dense parameters runs its contracted
 forward at least 2x faster than ``nn.Linear`` at batch 1 and 64.
@@ -34,7 +41,15 @@ import torch
 import torch.nn.functional as functional
 
 from proxcompress.atomic import write_json_atomic
-from proxcompress.training.tensor_train import MPOLinear, MPSLinear, TTLinear, low_rank_linear
+from proxcompress.training.tensor_train import (
+    TTLSTM,
+    MPOLinear,
+    MPSLinear,
+    TTLinear,
+    TTSpec,
+    low_rank_linear,
+    spec_for_budget,
+)
 
 #: (label, constructor of a (in, out) -> TTLinear); 4 modes per dimension
 CASES: list[tuple[str, Callable[[int, int], TTLinear]]] = [
@@ -161,6 +176,71 @@ def run(n: int, m: int, batches: list[int], repeats: int, warmup: int,
                        "cases_meeting_it": meeting}}
 
 
+#: the LSTM forms timed by ``--lstm``: label -> spec
+LSTM_FORMS: dict[str, TTSpec] = {
+    "mps": TTSpec("mps", layout="interleaved"),
+    "mps-blocked": TTSpec("mps", layout="blocked"),
+    "mpo": TTSpec("mpo"),
+    "lowrank": TTSpec("lowrank"),
+}
+
+
+def lstm_step_times(input_size: int, hidden_size: int, specs: dict[str, TTSpec],
+                    batches: list[int], repeats: int = 40, warmup: int = 5,
+                    seed: int = 0) -> dict[str, Any]:
+    """Per-token time of one LSTM step for each spec (``dense``: ``nn.LSTM``), at each batch
+    size: ``{label: {"parameters", "ranks", "flops_b<B>" (contracted, per step),
+    "contract_ms_b<B>", "dense_ms_b<B>", "rebuild_ms"}, "dense": {...}}``; times are per step
+    of ``B`` tokens (divide by ``B`` for per token), medians of interleaved rounds."""
+    torch.manual_seed(seed)
+    dense = torch.nn.LSTM(input_size, hidden_size).eval()
+    models: dict[str, TTLSTM] = {}
+    out: dict[str, Any] = {"dense": {"parameters": sum(p.numel() for p in dense.parameters())}}
+    for label, spec in specs.items():
+        model = TTLSTM(input_size, hidden_size, ih=spec, hh=spec, path="contract").eval()
+        models[label] = model
+        rebuilt = model.to_lstm().eval()
+        with torch.inference_mode():
+            rebuild = time_rounds({"rebuild": lambda m=model: m.to_lstm()}, 10, 2)["rebuild"]
+        out[label] = {"form": spec.form, "layout": spec.layout,
+                      "ranks": spec.ranks, "parameters": model.num_parameters(),
+                      "rebuild_ms": rebuild}
+        models[label + "|rebuilt"] = rebuilt  # type: ignore[assignment]
+    with torch.inference_mode():
+        for b in batches:
+            x = torch.randn(1, b, input_size)
+            h = (torch.randn(1, b, hidden_size), torch.randn(1, b, hidden_size))
+            fns: dict[str, Callable[[], Any]] = {"dense": lambda x=x, h=h: dense(x, h)}
+            for label in specs:
+                model = models[label]
+                want = models[label + "|rebuilt"](x, h)[0]
+                assert torch.allclose(model(x, h)[0], want, atol=1e-4), label
+                fns[f"{label}|contract"] = lambda x=x, h=h, m=model: m(x, h)
+                fns[f"{label}|dense"] = (
+                    lambda x=x, h=h, m=models[label + "|rebuilt"]: m(x, h))
+                out[label][f"flops_b{b}"] = model.flops_per_step(b)
+            times = time_rounds(fns, repeats, warmup, inner=5 if b <= 4 else 1)
+            out["dense"][f"dense_ms_b{b}"] = times["dense"]
+            out["dense"][f"flops_b{b}"] = 2 * b * 4 * hidden_size * (input_size + hidden_size)
+            for key, ms in times.items():
+                if key != "dense":
+                    label, path = key.split("|")
+                    out[label][f"{path}_ms_b{b}"] = ms
+    return out
+
+
+def run_lstm(input_size: int, hidden_size: int, compression: float, batches: list[int],
+             repeats: int, warmup: int) -> dict[str, Any]:
+    budget = int(TTLSTM.dense_parameters(input_size, hidden_size) / compression)
+    specs = {label: spec_for_budget(input_size, hidden_size, spec, budget)[0]
+             for label, spec in LSTM_FORMS.items()}
+    return {"benchmark": "tensor_train_lstm_step", "device": cpu_device(),
+            "shape": {"input_size": input_size, "hidden_size": hidden_size},
+            "compression": compression, "batches": batches, "repeats": repeats,
+            "baseline": "torch.nn.LSTM (fused), same run",
+            "rows": lstm_step_times(input_size, hidden_size, specs, batches, repeats, warmup)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--in", dest="n", type=int, default=1024)
@@ -171,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     p.add_argument("--no-tltorch", action="store_true")
+    p.add_argument("--lstm", default=None, metavar="E,H",
+                   help="time one LSTM step of input size E and hidden size H instead")
+    p.add_argument("--compression", type=float, default=10.0,
+                   help="with --lstm: the TT LSTMs' parameter budget, dense / TT (default 10)")
     args = p.parse_args(argv)
     try:
         batches = [int(b) for b in args.batches.split(",")]
@@ -180,9 +264,22 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--batches, --repeats, --in and --out must be >= 1, --warmup >= 0")
     if args.json is not None and not args.json.parent.is_dir():
         p.error(f"--json: folder {str(args.json.parent)!r} does not exist")
+    lstm: tuple[int, int] | None = None
+    if args.lstm is not None:
+        try:
+            e, h = (int(v) for v in args.lstm.split(","))
+        except ValueError:
+            p.error("--lstm: two comma-separated integers E,H")
+        if min(e, h) < 1 or not args.compression > 1:
+            p.error("--lstm sizes must be >= 1 and --compression > 1")
+        lstm = (e, h)
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = run(args.n, args.m, batches, args.repeats, args.warmup, not args.no_tltorch)
+    if lstm is not None:
+        result = run_lstm(lstm[0], lstm[1], args.compression, batches, args.repeats,
+                          args.warmup)
+    else:
+        result = run(args.n, args.m, batches, args.repeats, args.warmup, not args.no_tltorch)
     text = json.dumps(result, indent=1)
     print(text)
     if args.json is not None:

@@ -18,7 +18,10 @@
   MulFreeRecipe(...))``; :mod:`.exporter` -- ``export(model, path)`` for ``kernels.load``;
   :mod:`.deployment` -- ``deploy(model, path, test)``: export, then the kernels against torch on a
   whole test set (``proxcompress export``);
-  :mod:`.speech` -- the espeak-ng spoken-command task and ``SpeechResNet``.
+  :mod:`.speech` -- the espeak-ng spoken-command task and ``SpeechResNet``;
+  :mod:`.tensor_train` -- ``MPOLinear``, ``MPSLinear``, ``TTLSTM`` (a drop-in ``nn.LSTM``),
+  ``tt_svd``; :mod:`.text` -- the King James Bible corpus (``load_corpus``); :mod:`.tasks` --
+  classification and language-model training tasks.
 
 Names are resolved lazily: importing this package does not import torch. The wing never imports
 SymPy, Pyomo or CVXPY at import time (the MIP selection imports ``formulations`` when it runs).
@@ -93,6 +96,16 @@ _PUBLIC = {
     "generate_speech": "speech",
     "load_speech": "speech",
     "SpeechResNet": "speech",
+    "MPOLinear": "tensor_train",
+    "MPSLinear": "tensor_train",
+    "TTLSTM": "tensor_train",
+    "TTSpec": "tensor_train",
+    "factor_modes": "tensor_train",
+    "low_rank_linear": "tensor_train",
+    "spec_for_budget": "tensor_train",
+    "tt_svd": "tensor_train",
+    "load_corpus": "text",
+    "build_corpus": "text",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -124,13 +124,23 @@ def run_train(args: argparse.Namespace) -> int:
         from proxcompress.training.data import input_spec
         from proxcompress.training.quantize import model_summary
         from proxcompress.training.runchecks import preflight
-        from proxcompress.training.trainer import build_run_model
+        from proxcompress.training.tasks import task_kind
+        from proxcompress.training.tensor_train.recipe import lstm_counts
+        from proxcompress.training.trainer import build_run_model, run_classes
 
         preflight(cfg, initial=not resume)
-        shape, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
-                                     cfg.data.root, cfg.data.classes)
-        model = build_run_model(cfg, classes, cfg.seed)
-        print(model_summary(model, shape).text())
+        model = build_run_model(cfg, run_classes(cfg), cfg.seed)
+        if task_kind(cfg.data.name) == "classification":
+            shape, _ = input_spec(cfg.data.name, cfg.data.image_size,
+                                  cfg.data.in_channels, cfg.data.root)
+            print(model_summary(model, shape).text())
+        else:
+            print(model)
+            print(f"parameters: {sum(p.numel() for p in model.parameters())}")
+        counts = lstm_counts(model)
+        if counts:
+            print(", ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
+                            for k, v in counts.items()))
         return 0
     from proxcompress.training.trainer import EXIT_INTERRUPTED, HardStop, Interrupted, train
 
@@ -140,8 +150,9 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"proxcompress train: {exc or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if summary:
-        keys = ("val_accuracy", "test_accuracy", "epochs", "parameters", "model_bytes", "seconds")
-        print(json.dumps({k: summary[k] for k in keys}))
+        m = "perplexity" if summary.get("task") == "language-model" else "accuracy"
+        keys = (f"val_{m}", f"test_{m}", "epochs", "parameters", "model_bytes", "seconds")
+        print(json.dumps({k: summary[k] for k in keys if k in summary}))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # After a clean distributed finish (process group destroyed, files closed), gloo's
         # threads still aborted a rank at interpreter teardown in about 1 run in 8 on 2 CPUs
@@ -160,7 +171,7 @@ def run_select(args: argparse.Namespace) -> int:
     from proxcompress.training.select import METHODS, compare_selections
     from proxcompress.training.trainer import load_run, run_data
 
-    cfg, model = load_run(args.run, "--run")
+    cfg, model = load_run(args.run, "--run", ("classification",))
     train_data, _, test = run_data(cfg)
     unit = unit_by_name(model, args.unit)
     methods = METHODS if args.select == "all" else (args.select,)

@@ -70,11 +70,19 @@ class DataConfig:
     ``train_subset`` / ``test_subset``: use a seeded subset of that many samples (``null``: all),
     the training subset taken after the validation split.
     ``image_size`` and ``in_channels`` apply to the image data sets only.
+
+    ``kjv`` is the word-level language-modelling corpus made by ``proxcompress data kjv --out
+    DIR`` into ``root`` (the King James Bible split by book; its own validation and test books,
+    so ``val_fraction`` and the subsets do not apply), ``kjv-sample`` its embedded 5-book
+    sample (tests); both go with ``model.name: lstm-lm``. ``bptt``: truncated
+    back-propagation window (tokens); ``eval_streams``: contiguous streams the validation and
+    test text is cut into for evaluation (:mod:`proxcompress.training.tasks`).
     ``classes``: keep only these labels, relabelled ``0..k-1`` in the given order (a task of
     its own, e.g. five Fashion-MNIST classes for the transfer study; ``null``: all).
     """
 
-    name: Literal["fashion-mnist", "embedded", "speech", "synthetic"] = "embedded"
+    name: Literal["fashion-mnist", "embedded", "speech", "synthetic", "kjv",
+                  "kjv-sample"] = "embedded"
     root: str | None = None
     val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 <= v <= 0.5,
                                                              "[0, 0.5]"))
@@ -85,9 +93,29 @@ class DataConfig:
                                                                 "[1, 1000000]"))
     image_size: Literal[28, 32] = 28
     in_channels: Literal[1, 3] = 1
+    bptt: int = field(default=35, metadata=_check(lambda v: v >= 1, ">= 1"))
+    eval_streams: int = field(default=10, metadata=_check(_positive, "> 0"))
     classes: list[int] | None = field(default=None, metadata=_check(
         lambda v: len(v) >= 2 and min(v) >= 0 and len(set(v)) == len(v),
         "null or at least two distinct labels >= 0"))
+
+
+@dataclass
+class LSTMConfig:
+    """``model.lstm``: the LSTM models (``lstm-lm``, ``speech-lstm``;
+    :mod:`proxcompress.training.models.lstm`). ``embedding``: word vector size (``lstm-lm``);
+    ``hidden``, ``layers``: the LSTM; ``dropout``: on the LSTM's input and output and between
+    its layers; ``cutoffs``, ``div_value``: the adaptive softmax's clusters (``[]``: a full
+    softmax); ``frame_stack``: log-mel frames per LSTM step (``speech-lstm``)."""
+
+    embedding: int = field(default=256, metadata=_check(_positive, "> 0"))
+    hidden: int = field(default=256, metadata=_check(_positive, "> 0"))
+    layers: int = field(default=1, metadata=_check(lambda v: 1 <= v <= 64, "[1, 64]"))
+    dropout: float = field(default=0.2, metadata=_check(lambda v: 0 <= v < 1, "[0, 1)"))
+    cutoffs: list[int] = field(default_factory=lambda: [1000, 4000], metadata=_check(
+        lambda v: all(c > 0 for c in v) and v == sorted(set(v)), "increasing integers > 0"))
+    div_value: float = field(default=4.0, metadata=_check(lambda v: v >= 1, ">= 1"))
+    frame_stack: int = field(default=3, metadata=_check(lambda v: 1 <= v <= 64, "[1, 64]"))
 
 
 @dataclass
@@ -219,6 +247,7 @@ class ModelConfig:
     activation: Literal["relu", "hardtanh"] = "relu"
     dropout: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "[0, 1)"))
     init_from: str | None = None
+    lstm: LSTMConfig = field(default_factory=LSTMConfig)
     vit: ViTConfig = field(default_factory=ViTConfig)
     init_exclude: list[str] = field(default_factory=list)
 
@@ -314,6 +343,39 @@ class OptimConfig:
     gamma: float = field(default=0.1, metadata=_check(_positive, "> 0"))
     batch_size: int = field(default=128, metadata=_check(lambda v: 0 < v <= 65536,
                                                          "[1, 65536]"))
+    clip_norm: float | None = field(default=None, metadata=_check(_positive, "> 0 or null"))
+
+
+@dataclass
+class TTConfig:
+    """``tt``: tensor-train compression (:mod:`proxcompress.training.tensor_train`; the family
+    is selected when ``form`` is not ``none``). ``form``: ``mps``, ``mpo`` or ``lowrank`` (the
+    two-core factorization ``W = U V``); ``ranks``: the bond ranks (one integer or one per
+    bond), or ``null`` with ``compression``: the largest uniform rank keeping each LSTM's
+    parameters at most ``1 / compression`` of a dense ``nn.LSTM``'s (both ``null``: ranks 8);
+    ``num_modes``: modes per dimension; ``layout``: MPS leg order (``interleaved``,
+    ``blocked``); ``split``: one train
+    per gate ``stack`` or per ``gate``; ``matrices``: which LSTM matrices (``ih``, ``hh``) are
+    trains (the others stay dense); ``linear``: also replace the ``nn.Linear`` layers (but the
+    first and last); ``init``: ``scratch`` (fresh cores with ``nn.LSTM``'s weight variance) or
+    ``decompose`` (TT-SVD of the dense weights, e.g. of ``model.init_from``); ``path``: the
+    forward path (``auto``, ``dense``, ``contract``)."""
+
+    form: Literal["none", "mps", "mpo", "lowrank"] = "none"
+    ranks: int | list[int] | None = field(default=None, metadata=_check(
+        lambda v: (v >= 1) if isinstance(v, int) else (len(v) > 0 and min(v) >= 1),
+        "an integer >= 1, a list of them, or null (with compression)"))
+    compression: float | None = field(default=None, metadata=_check(lambda v: v > 1,
+                                                                     "> 1 or null"))
+    num_modes: int = field(default=3, metadata=_check(lambda v: 1 <= v <= 8, "[1, 8]"))
+    layout: Literal["interleaved", "blocked"] = "interleaved"
+    split: Literal["stack", "gate"] = "stack"
+    matrices: list[str] = field(default_factory=lambda: ["ih", "hh"], metadata=_check(
+        lambda v: len(v) > 0 and set(v) <= {"ih", "hh"} and len(set(v)) == len(v),
+        "a non-empty list of ih, hh"))
+    linear: bool = False
+    init: Literal["scratch", "decompose"] = "scratch"
+    path: Literal["auto", "dense", "contract"] = "auto"
 
 
 @dataclass
@@ -384,6 +446,7 @@ class TrainConfig:
     mu: MuConfig = field(default_factory=MuConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     spr: SPRConfig = field(default_factory=SPRConfig)
+    tt: TTConfig = field(default_factory=TTConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -469,6 +532,12 @@ def _build(prefix: str, raw: Any, cls: Any) -> Any:
     return cls(**kwargs)
 
 
+#: data sets -> the models that go with them (and only with them)
+_DATA_MODELS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("speech",): ("speech-resnet", "speech-lstm"),
+    ("kjv", "kjv-sample"): ("lstm-lm",),
+}
+
 #: bit widths each shift method takes (``MulFreeRecipe`` checks the same ranges)
 _MULFREE_BITS = {m: spec[1] for m, spec in recipes.MULFREE_BITS.items() if spec is not None}
 
@@ -486,10 +555,22 @@ def _cross_checks(cfg: TrainConfig) -> None:
                                 "(quant.weights: none)")
     if cfg.quant.activations and cfg.quant.weights == "none":
         raise InvalidInputError("quant.activations", "needs quant.weights set (binary layers)")
-    if (cfg.data.name == "speech") != (cfg.model.name == "speech-resnet"):
-        raise InvalidInputError("model.name", f"= {cfg.model.name!r} with data.name = "
-                                f"{cfg.data.name!r}: speech-resnet goes with the speech data "
-                                "(and only with it)")
+    for data, models in _DATA_MODELS.items():
+        if (cfg.data.name in data) != (cfg.model.name in models):
+            raise InvalidInputError("model.name", f"= {cfg.model.name!r} with data.name = "
+                                    f"{cfg.data.name!r}: {' / '.join(models)} go(es) with "
+                                    f"data.name {' / '.join(data)} (and only with it)")
+    if cfg.data.name in ("kjv", "kjv-sample"):
+        for name, on in (("quant.weights", cfg.quant.weights != "none"),
+                         ("spr.enabled", cfg.spr.enabled),
+                         ("data.classes", cfg.data.classes is not None),
+                         ("distill.teacher", cfg.distill.teacher is not None)):
+            if on:
+                raise InvalidInputError(name, "is not supported with the language-model data "
+                                        "(tensor-train compression is: tt.form)")
+    if cfg.data.name == "kjv" and not cfg.data.root:
+        raise InvalidInputError("data.root", "is required for data.name: kjv (a folder made "
+                                "by 'proxcompress data kjv --out DIR')")
     if cfg.data.name == "speech" and not cfg.data.root:
         raise InvalidInputError("data.root", "is required for data.name: speech (a folder "
                                 "made by 'proxcompress data speech --out DIR')")
@@ -598,12 +679,14 @@ __all__ = [
     "DataConfig",
     "DistillConfig",
     "HomotopyConfig",
+    "LSTMConfig",
     "ModelConfig",
     "MulFreeConfig",
     "MuConfig",
     "OptimConfig",
     "QuantConfig",
     "SPRConfig",
+    "TTConfig",
     "StageConfig",
     "TrainConfig",
     "ViTConfig",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -314,6 +315,43 @@ def load_dataset(
     return train, test
 
 
+def read_manifest(root: str | os.PathLike[str], fmt: str, command: str,
+                  field: str = "data.root", files: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``manifest.json`` of a generated data folder ``root``, checked to be a JSON object of
+    format ``fmt`` whose ``sha256`` object gives a hex digest for each of ``files``; ``command``
+    (e.g. ``proxcompress data kjv``) is how to make one. Errors name ``field``. The data set's
+    own content checks are its loader's (:func:`proxcompress.training.speech.speech_manifest`).
+
+    Raises:
+        MissingInputError (also a ``FileNotFoundError``): no manifest in ``root``.
+        InvalidInputError: not a JSON object (or over the size limit), another format, or a
+            missing digest.
+    """
+    from proxcompress.errors import MissingInputError
+    from proxcompress.readers import read_json
+
+    base = Path(root)
+    path = base / "manifest.json"
+    if not path.is_file():
+        raise MissingInputError(field, f"no manifest.json in {str(base)!r}; make it with "
+                                f"'{command} --out DIR'")
+    manifest = read_json(field, path)
+
+    def bad(what: str) -> InvalidInputError:
+        return InvalidInputError(field, f"{str(path)!r} is not a valid {fmt} manifest: {what}")
+
+    if not isinstance(manifest, dict):
+        raise bad(f"a JSON {type(manifest).__name__}, not an object")
+    if manifest.get("format") != fmt:
+        raise bad(f"format {str(manifest.get('format'))[:40]!r}")
+    digests = manifest.get("sha256")
+    for name in files:
+        if (not isinstance(digests, dict) or not isinstance(digests.get(name), str)
+                or len(digests[name]) != 64):
+            raise bad(f"sha256 must give the SHA-256 of {name}")
+    return manifest
+
+
 def input_spec(name: str, image_size: int = 28, in_channels: int = 1,
                root: str | None = None, classes: list[int] | None = None
                ) -> tuple[tuple[int, int, int], int]:
@@ -339,6 +377,7 @@ __all__ = [
     "load_fashion_mnist",
     "make_embedded",
     "read_idx",
+    "read_manifest",
     "split_validation",
     "synthetic",
 ]

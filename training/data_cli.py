@@ -106,7 +106,6 @@ def run_kjv(args: argparse.Namespace) -> int:
         MIN_VOCAB,
         bible_text,
         build_corpus,
-        check_out_folder,
         sample_text,
         write_corpus,
     )
@@ -114,7 +113,6 @@ def run_kjv(args: argparse.Namespace) -> int:
     if not MIN_VOCAB <= args.vocab <= MAX_VOCAB:
         raise InvalidInputError("--vocab", f"= {args.vocab}; accepted: an integer in "
                                 f"[{MIN_VOCAB}, {MAX_VOCAB}]")
-    check_out_folder(args.out)
     text, source = (sample_text(), "embedded sample") if args.sample else bible_text()
     corpus = build_corpus(text, args.vocab)
     write_corpus(corpus, args.out, source)

@@ -102,7 +102,7 @@ def deploy_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *,
     ``proxcompress export --run DIR --out DIR`` does. The report gains ``run``."""
     from proxcompress.training.trainer import load_run, run_data  # the whole wing
 
-    cfg, model = load_run(run_dir)
+    cfg, model = load_run(run_dir, kinds=("classification",))
     _, _, test = run_data(cfg)
     return {"run": str(run_dir), **deploy(model, out, test, backend=backend, batch=batch)}
 

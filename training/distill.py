@@ -64,7 +64,7 @@ class Distiller:
         if not (folder / "summary.json").is_file():
             raise InvalidInputError("distill.teacher", f"{str(folder)!r} holds no finished run "
                                     "(no summary.json)")
-        theirs, model = load_run(folder)
+        theirs, model = load_run(folder, "distill.teacher", ("classification",))
         mine, other = cfg.data, theirs.data
         for key in ("name", "root", "val_fraction", "val_seed", "train_subset", "image_size",
                     "in_channels", "synthetic_samples"):

@@ -257,11 +257,21 @@ def _check_mulfree(cfg: TrainConfig) -> None:
                                 f"[{low}, {high}]")
 
 
+def _check_tensor_train(cfg: TrainConfig) -> None:
+    t = cfg.tt
+    if t.ranks is not None and t.compression is not None:
+        raise InvalidInputError("tt.ranks", "give ranks or tt.compression, not both (set "
+                                "ranks: null to choose them by compression)")
+
+
 FAMILIES: dict[str, Family] = {
     "quantize": Family("quantize", _catalogue_names, "quant",
                        "proxcompress.training.quantize:recipe_from_config"),
     "mulfree": Family("mulfree", lambda: tuple(MULFREE_BITS), "mulfree",
                       "proxcompress.training.mulfree:recipe_from_config", _check_mulfree),
+    "tensor_train": Family("tensor_train", lambda: (), "tt",
+                           "proxcompress.training.tensor_train.recipe:recipe_from_config",
+                           _check_tensor_train, selects=lambda cfg: cfg.tt.form != "none"),
 }
 
 

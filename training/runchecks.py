@@ -50,11 +50,9 @@ def _meta_model(cfg: TrainConfig) -> Any:
     no memory allocated and no random number drawn."""
     import torch
 
-    from proxcompress.training.data import input_spec
-    from proxcompress.training.trainer import base_model
+    from proxcompress.training.trainer import base_model, run_classes
 
-    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
-                            cfg.data.root, cfg.data.classes)
+    classes = run_classes(cfg)
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         return base_model(cfg, classes)
 
@@ -103,9 +101,10 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def checked_run_state(meta: dict[str, Any], phases: list[tuple[str, int]], field: str
-                      ) -> dict[str, Any]:
-    """``meta["run"]`` after checking its structure (module docstring); errors name
+def checked_run_state(meta: dict[str, Any], phases: list[tuple[str, int]], field: str,
+                      sums: int = 3) -> dict[str, Any]:
+    """``meta["run"]`` after checking its structure (module docstring; ``sums``: the task's
+    running sums in ``acc``, :attr:`proxcompress.training.tasks.Task.sums`); errors name
     ``field``."""
 
     def bad(what: str) -> InvalidInputError:
@@ -120,8 +119,8 @@ def checked_run_state(meta: dict[str, Any], phases: list[tuple[str, int]], field
     if run["phase"] > len(phases):
         raise bad(f"phase {run['phase']} exceeds the run's {len(phases)} phases")
     acc = run.get("acc")
-    if not (isinstance(acc, list) and len(acc) == 3 and all(map(_is_number, acc))):
-        raise bad("'acc' must be a list of 3 numbers")
+    if not (isinstance(acc, list) and len(acc) == sums and all(map(_is_number, acc))):
+        raise bad(f"'acc' must be a list of {sums} numbers")
     if not (_is_number(run.get("seconds")) and run["seconds"] >= 0):
         raise bad("'seconds' must be a number >= 0")
     pruned = run.get("pruned")

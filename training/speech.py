@@ -41,7 +41,6 @@ pooling, a linear classifier.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -57,9 +56,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from proxcompress.atomic import write_atomic, write_text_atomic
+from proxcompress.atomic import sha256_file, write_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
-from proxcompress.training.data import Dataset
+from proxcompress.training.data import Dataset, read_manifest
 from proxcompress.training.models.speech import SpeechResNet
 
 SAMPLE_RATE = 16000
@@ -284,10 +283,6 @@ def _render(clean22k: np.ndarray, rng: np.random.Generator, opts: SpeechOptions
                    "snr_db": round(snr, 6), **extra}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _write_tensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
     from safetensors.numpy import save_file
 
@@ -355,7 +350,7 @@ def generate_speech(out: str | os.PathLike[str], options: SpeechOptions | None =
         }
         name = f"{split}.safetensors"
         _write_tensors(root / name, tensors)
-        hashes[name] = _sha256(root / name)
+        hashes[name] = sha256_file(root / name)
     manifest = {
         "format": FORMAT, "espeak_ng": version, "sample_rate": SAMPLE_RATE,
         "options": {**asdict(opts), "snr_db": list(opts.snr_db),
@@ -423,7 +418,7 @@ def _read_split(root: Path, name: str, digest: str) -> dict[str, np.ndarray]:
     path = root / name
     if not path.is_file():
         raise MissingInputError("data.root", f"{str(path)!r} is missing")
-    if _sha256(path) != digest:
+    if sha256_file(path) != digest:
         raise InvalidInputError("data.root", f"{str(path)!r} does not match its SHA-256 in "
                                 "manifest.json (corrupt or from another generation)")
     try:
@@ -444,28 +439,20 @@ def _read_split(root: Path, name: str, digest: str) -> dict[str, np.ndarray]:
     return t
 
 
-def read_manifest(root: str | os.PathLike[str], field: str = "data.root") -> dict[str, Any]:
-    """The ``manifest.json`` of a :func:`generate_speech` folder after checking its structure:
-    an object with this format, the sample rate the features assume, the task's intents and a
-    SHA-256 for each split file (errors name ``field``)."""
-    from proxcompress.errors import MissingInputError
-    from proxcompress.readers import read_json
-
+def speech_manifest(root: str | os.PathLike[str], field: str = "data.root") -> dict[str, Any]:
+    """The ``manifest.json`` of a :func:`generate_speech` folder after checking its structure
+    (:func:`proxcompress.training.data.read_manifest`: an object of this format with a
+    SHA-256 for each split file) and content: the sample rate the features assume and the
+    task's intents (errors name ``field``)."""
     base = Path(root)
+    manifest = read_manifest(base, FORMAT, "proxcompress data speech", field,
+                             files=("train.safetensors", "test.safetensors"))
     path = base / "manifest.json"
-    if not path.is_file():
-        raise MissingInputError(field, f"no manifest.json in {str(base)!r}; generate it with "
-                                "'proxcompress data speech --out DIR'")
-    manifest = read_json(field, path)
 
     def bad(what: str) -> InvalidInputError:
         return InvalidInputError(field, f"{str(path)!r} is not a valid {FORMAT} manifest: "
                                  f"{what}")
 
-    if not isinstance(manifest, dict):
-        raise bad(f"a JSON {type(manifest).__name__}, not an object")
-    if manifest.get("format") != FORMAT:
-        raise bad(f"format {str(manifest.get('format'))[:40]!r}")
     if manifest.get("sample_rate") != SAMPLE_RATE:
         raise bad(f"sample_rate must be {SAMPLE_RATE}")
     intents = manifest.get("intents")
@@ -473,11 +460,6 @@ def read_manifest(root: str | os.PathLike[str], field: str = "data.root") -> dic
     if (not isinstance(intents, list) or not intents or len(set(map(str, intents))) != len(intents)
             or not all(isinstance(i, str) and i in known for i in intents)):
         raise bad("intents must be a list of distinct intents of the task")
-    digests = manifest.get("sha256")
-    for split in ("train", "test"):
-        name = f"{split}.safetensors"
-        if not isinstance(digests, dict) or not isinstance(digests.get(name), str):
-            raise bad(f"sha256 must give the SHA-256 of {name}")
     return manifest
 
 
@@ -485,7 +467,7 @@ def intent_count(root: str | os.PathLike[str] | None) -> int:
     """The number of intents of the data set in ``root`` (its checked manifest), or of the
     standard set when ``root`` holds none yet."""
     if root and (Path(root) / "manifest.json").is_file():
-        return len(read_manifest(root)["intents"])
+        return len(speech_manifest(root)["intents"])
     return len(INTENTS)
 
 
@@ -504,7 +486,7 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
     (``frames = 1 + seconds * 100``).
     """
     base = Path(root)
-    manifest = read_manifest(base)
+    manifest = speech_manifest(base)
     if not seconds > 0:
         raise InvalidInputError("seconds", f"= {seconds} must be > 0")
     samples = int(round(seconds * manifest["sample_rate"]))

@@ -30,7 +30,6 @@ Obadiah in the same line format, about 30 KB) serves the tests without the packa
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -45,8 +44,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from proxcompress.atomic import write_atomic, write_text_atomic
-from proxcompress.errors import InvalidInputError
+from proxcompress.atomic import sha256_file, write_atomic, write_text_atomic
+from proxcompress.errors import InvalidInputError, MissingInputError
+from proxcompress.training.data import read_manifest
 
 FORMAT = "proxcompress-kjv-1"
 #: the whole Bible for ``bible -f``
@@ -163,31 +163,16 @@ def build_corpus(text: str, vocab_size: int = 10000) -> Corpus:
     return Corpus(vocab, tokens, books, unknown)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def check_out_folder(out: str | os.PathLike[str]) -> Path:
-    """``out`` as a folder that can be written (created later): not a file, its parent a
-    folder. Raises ``InvalidInputError`` (field ``--out``) otherwise."""
-    root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise InvalidInputError("--out", f"{str(root)!r} exists and is not a folder")
-    parent = root.resolve().parent
-    if not root.exists() and not parent.is_dir():
-        raise InvalidInputError("--out", f"the parent folder {str(parent)!r} does not exist")
-    if not os.access(root if root.exists() else parent, os.W_OK):
-        raise InvalidInputError("--out", f"{str(root)!r} is not writable")
-    return root
-
-
 def write_corpus(corpus: Corpus, out: str | os.PathLike[str], source: str) -> Path:
     """Write the corpus files into the folder ``out`` (module docstring); returns the manifest
     path. Every file is written atomically, the manifest last."""
     from safetensors.numpy import save_file
 
-    root = check_out_folder(out)
+    from proxcompress.outputs import check_output
+
+    root = check_output("out", out, "folder")
     root.mkdir(parents=True, exist_ok=True)
+
     def writer(tensors: dict[str, np.ndarray]) -> Callable[[Path], None]:
         return lambda tmp: save_file(tensors, str(tmp))
 
@@ -195,9 +180,9 @@ def write_corpus(corpus: Corpus, out: str | os.PathLike[str], source: str) -> Pa
     for split in SPLITS:
         path = root / f"{split}.safetensors"
         write_atomic(path, writer({"tokens": corpus.tokens[split]}))
-        hashes[path.name] = _sha256(path)
+        hashes[path.name] = sha256_file(path)
     write_text_atomic(root / "vocab.txt", "\n".join(corpus.vocab) + "\n")
-    hashes["vocab.txt"] = _sha256(root / "vocab.txt")
+    hashes["vocab.txt"] = sha256_file(root / "vocab.txt")
     manifest = {
         "format": FORMAT, "source": source, "range": RANGE,
         "options": {"vocab_size": len(corpus.vocab)},
@@ -232,38 +217,43 @@ def load_corpus(root: str | os.PathLike[str] | None) -> TextData:
     """A :func:`write_corpus` folder (``None``: the embedded sample, built at 2000 words).
 
     Raises:
-        FileNotFoundError: no manifest in ``root``.
+        MissingInputError (field ``data.root``, also a ``FileNotFoundError``): no manifest in
+            ``root``, or a file it lists is missing.
         InvalidInputError (field ``data.root``): another format, a file that does not match its
             SHA-256, or ids outside the vocabulary.
     """
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
+
+    from proxcompress.readers import read_text
 
     if root is None:
         corpus = build_corpus(sample_text(), 2000)
         t = {s: torch.from_numpy(corpus.tokens[s].astype(np.int64)) for s in SPLITS}
         return TextData(corpus.vocab, t["train"], t["valid"], t["test"], "kjv-sample")
     base = Path(root)
-    path = base / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"data.root: no manifest.json in {str(base)!r}; build it with "
-                                "'proxcompress data kjv --out DIR'")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError("data.root", f"manifest.json is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise InvalidInputError("data.root", f"{str(path)!r} is not a {FORMAT} manifest")
-    for name, digest in manifest["sha256"].items():
-        if not (base / name).is_file() or _sha256(base / name) != digest:
-            raise InvalidInputError("data.root", f"{name!r} is missing or does not match its "
-                                    "SHA-256 in manifest.json")
-    vocab = (base / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    files = [f"{split}.safetensors" for split in SPLITS] + ["vocab.txt"]
+    manifest = read_manifest(base, FORMAT, "proxcompress data kjv", files=files)
+    for name in files:
+        if not (base / name).is_file():
+            raise MissingInputError("data.root", f"{str(base / name)!r} is missing")
+        if sha256_file(base / name) != manifest["sha256"][name]:
+            raise InvalidInputError("data.root", f"{str(base / name)!r} does not match its "
+                                    "SHA-256 in manifest.json (corrupt or from another "
+                                    "generation)")
+    vocab = read_text("data.root", base / "vocab.txt").split("\n")[:-1]
     splits = {}
     for split in SPLITS:
-        tokens = load_file(str(base / f"{split}.safetensors"))["tokens"]
-        if tokens.ndim != 1 or (tokens.size and (tokens.min() < 0
-                                                 or tokens.max() >= len(vocab))):
-            raise InvalidInputError("data.root", f"{split}: token ids outside the vocabulary")
+        path = base / f"{split}.safetensors"
+        try:
+            tokens = load_file(str(path)).get("tokens")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise InvalidInputError("data.root", f"{str(path)!r} is not a readable safetensors "
+                                    f"file ({str(exc)[:200]})") from None
+        if (tokens is None or tokens.ndim != 1 or tokens.dtype.kind != "i"
+                or (tokens.size and (tokens.min() < 0 or tokens.max() >= len(vocab)))):
+            raise InvalidInputError("data.root", f"{str(path)!r}: 'tokens' must be a 1-D "
+                                    f"integer array of ids in [0, {len(vocab)})")
         splits[split] = torch.from_numpy(tokens.astype(np.int64))
     return TextData(vocab, splits["train"], splits["valid"], splits["test"])
 
@@ -295,6 +285,6 @@ def windows(length: int, bptt: int) -> list[tuple[int, int]]:
 
 
 __all__ = ["BOOKS", "Corpus", "EOS", "FORMAT", "RANGE", "SAMPLE", "SAMPLE_BOOKS", "SPLITS",
-           "TextData", "UNK", "bible_text", "build_corpus", "check_out_folder", "load_corpus",
+           "TextData", "UNK", "bible_text", "build_corpus", "load_corpus",
            "make_sample", "parse_verses", "sample_text", "split_of", "stream_batches",
            "tokenize", "windows"]

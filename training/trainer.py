@@ -21,6 +21,7 @@ permutation and ``batch_size / world`` samples per step; rank 0 evaluates and wr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -32,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as functional
@@ -51,8 +52,22 @@ from proxcompress.training.pruning import apply_pruning, prune_channels, total_c
 from proxcompress.training.quantize import model_summary
 from proxcompress.training.recipes import Recipe, TrainingHooks, recipe_from_config
 from proxcompress.training.spr import SPRRegularizer, compute_M, threshold_search
+from proxcompress.training.tasks import (
+    ClassificationTask,
+    LanguageModelTask,
+    Task,
+    language_classes,
+    language_data,
+    task_class,
+    task_kind,
+)
+
+if TYPE_CHECKING:
+    from proxcompress.training.distill import Distiller
 
 EXIT_INTERRUPTED = 130
+#: checkpoint ``extra`` tensors of the task (the LSTM state of a language model)
+TASK_PREFIX = "task."
 #: per-step freezing metric log of a run folder (``mulfree.freezing_every``)
 FREEZING = "freezing.jsonl"
 #: per-step training log of a run folder: ``step`` (counted over all phases), ``epoch``
@@ -231,9 +246,7 @@ def initial_state(cfg: TrainConfig) -> dict[str, Tensor] | None:
     excluded = tuple(f"{p}." for p in cfg.model.init_exclude)
     kept = {k: v for k, v in state.items() if not k.startswith(excluded)}
     with torch.device("meta"):  # shapes only: nothing allocated, no RNG drawn
-        fresh = base_model(cfg, input_spec(cfg.data.name, cfg.data.image_size,
-                                           cfg.data.in_channels, cfg.data.root,
-                                           cfg.data.classes)[1])
+        fresh = base_model(cfg, run_classes(cfg))
     _load_into(fresh, kept, excluded, path, assign=True)
     return kept
 
@@ -245,7 +258,7 @@ def base_model(cfg: TrainConfig, classes: int, seed: int | None = None) -> Pruna
         m.name, in_channels=cfg.data.in_channels, image_size=cfg.data.image_size,
         classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
         batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout, seed=seed,
-        vit=m.vit,
+        vit=m.vit, lstm=dataclasses.asdict(m.lstm),
     )
 
 
@@ -278,6 +291,28 @@ def run_data(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset]:
     return (train.subset(d.train_subset, cfg.seed), val, test.subset(d.test_subset, cfg.seed))
 
 
+def make_task(cfg: TrainConfig, device: torch.device | None = None, rank: int = 0,
+              world: int = 1, distiller: Distiller | None = None) -> Task:
+    """The run's :mod:`task <proxcompress.training.tasks>` with its data loaded: a language
+    model for the text corpora, a classification otherwise (:func:`run_data`; its loss the
+    ``distiller``'s when given)."""
+    dev = device or torch.device("cpu")
+    if task_kind(cfg.data.name) == "language-model":
+        return LanguageModelTask(cfg, language_data(cfg), dev, rank, world)
+    train, val, test = run_data(cfg)
+    return ClassificationTask(cfg, train, val, test, dev, rank, world, evaluate, distiller)
+
+
+def run_classes(cfg: TrainConfig) -> int:
+    """The classes of the run's task without loading the data where it can: the vocabulary
+    size for a language model, else the data set's classes (``data.classes``: the kept
+    subset's)."""
+    if task_kind(cfg.data.name) == "language-model":
+        return language_classes(cfg)
+    return input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
+                      cfg.data.root, cfg.data.classes)[1]
+
+
 def run_phases(cfg: TrainConfig) -> list[tuple[str, int]]:
     """The run's phases and their epochs: SPR's pretrain / train / finetune, else one."""
     if cfg.spr.enabled and cfg.spr.method == "magnitude":  # the same epochs, no reference
@@ -301,10 +336,12 @@ def run_model(cfg: TrainConfig, classes: int, phase: str) -> PrunableModel:
     return build_run_model(cfg, classes, phase_seed(cfg, phase))
 
 
-def load_run(run_dir: str | os.PathLike[str], field: str = "--run"
+def load_run(run_dir: str | os.PathLike[str], field: str = "--run",
+             kinds: tuple[str, ...] = ("classification", "language-model")
              ) -> tuple[TrainConfig, PrunableModel]:
     """The config and the latest checkpointed model of a run folder (pruned as it was, on the
-    CPU, in eval mode).
+    CPU, in eval mode); ``kinds``: the task kinds the caller takes (a command that classifies
+    refuses a language-model run naming ``field``).
 
     Raises:
         InvalidInputError (field ``field``, the flag that gave ``run_dir``): no run there (no
@@ -315,16 +352,18 @@ def load_run(run_dir: str | os.PathLike[str], field: str = "--run"
     from proxcompress.training.runchecks import check_resume, checked_run_state
 
     cfg = config_for_resume(run_dir, [], field)
+    kind = task_kind(cfg.data.name)
+    if kind not in kinds:
+        raise InvalidInputError(field, f"{str(run_dir)!r} holds a {kind} run (data.name: "
+                                f"{cfg.data.name}); accepted: {' or '.join(kinds)} runs")
     if not has_checkpoint(run_dir):
         raise MissingInputError(field, f"no checkpoint in {str(run_dir)!r}")
     model_state, _, meta, _, _ = load_checkpoint(run_dir, field)
     phases = run_phases(cfg)
-    run = checked_run_state(meta, phases, field)
+    run = checked_run_state(meta, phases, field, task_class(cfg.data.name).sums)
     check_resume(cfg, meta, run, field)
     phase = phases[min(run["phase"], len(phases) - 1)][0]
-    _, classes = input_spec(cfg.data.name, cfg.data.image_size, cfg.data.in_channels,
-                               cfg.data.root, cfg.data.classes)
-    model = run_model(cfg, classes, phase)
+    model = run_model(cfg, run_classes(cfg), phase)
     _load_state(model, model_state, field, run_dir, run.get("pruned"))
     return cfg, model.eval()
 
@@ -390,7 +429,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- building
     def _model_for(self, phase: str) -> PrunableModel:
-        return run_model(self.cfg, self.train_data.classes, phase)
+        return run_model(self.cfg, self.task.classes, phase)
 
     def _start_hooks(self, state: dict[str, Any]) -> None:
         """Create the recipe's training hooks (after the optimizer) and advance them to the
@@ -433,7 +472,6 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.dist = _setup_distributed(cfg)
         torch.manual_seed(cfg.seed + self.dist.rank)
-        self.train_data, self.val_data, self.test_data = run_data(cfg)
         d = self.dist
         self.distiller = None
         if cfg.distill.teacher is not None:
@@ -443,9 +481,12 @@ class Trainer:
         if cfg.optim.batch_size % d.world:
             raise InvalidInputError("optim.batch_size", f"= {cfg.optim.batch_size} must be a "
                                     f"multiple of the number of processes ({d.world})")
-        self.local_batch = cfg.optim.batch_size // d.world
-        self.shard = len(self.train_data) // d.world
-        self.steps_per_epoch = math.ceil(self.shard / self.local_batch)
+        self.task = make_task(cfg, d.device, d.rank, d.world, self.distiller)
+        if isinstance(self.task, ClassificationTask):
+            self.train_data = self.task.train_data
+            self.val_data = self.task.val_data
+            self.test_data = self.task.test_data
+        self.steps_per_epoch = self.task.steps_per_epoch
         from proxcompress.training.runchecks import check_restart, preflight
 
         resuming = self.resume and has_checkpoint(self.out)
@@ -475,7 +516,8 @@ class Trainer:
     def _restore_or_start(self) -> dict[str, Any]:
         state: dict[str, Any] = {
             "phase": 0, "epoch": 0, "step": 0, "global_epoch": 0, "M": None, "pruned": {},
-            "threshold": None, "acc": [0.0, 0.0, 0.0], "seconds": 0.0, "pretrain_accuracy": None,
+            "threshold": None, "acc": [0.0] * self.task.sums_size(), "seconds": 0.0,
+            "pretrain_accuracy": None,
             "before_pruning": None,
         }
         extra: dict[str, Tensor] = {}
@@ -483,7 +525,8 @@ class Trainer:
             from proxcompress.training.runchecks import check_resume, checked_run_state
 
             model_state, opt_state, meta, rng, extra = load_checkpoint(self.out, "--resume")
-            state.update(checked_run_state(meta, self.phases, "--resume"))
+            state.update(checked_run_state(meta, self.phases, "--resume",
+                                           self.task.sums_size()))
             check_resume(self.cfg, meta, state, "--resume")
             phase = self.phases[min(state["phase"], len(self.phases) - 1)][0]
             self.model = self._model_for(phase)
@@ -508,7 +551,7 @@ class Trainer:
         else:
             if self.resume and self.dist.main:
                 self.log(f"no checkpoint in {self.out}; starting afresh")
-            self.model = build_run_model(self.cfg, self.train_data.classes,
+            self.model = build_run_model(self.cfg, self.task.classes,
                                          phase_seed(self.cfg, self.phases[0][0]),
                                          self._initial).to(self.dist.device)
             self.optimizer = self._optimizer(self.model, self._phase_lr(0))
@@ -516,7 +559,10 @@ class Trainer:
                 for name in ("metrics.jsonl", FREEZING, STEPS):
                     (self.out / name).unlink(missing_ok=True)
         self._start_hooks(state)
-        self.hooks.load_state_tensors(extra)
+        self.hooks.load_state_tensors({k: v for k, v in extra.items()
+                                       if not k.startswith(TASK_PREFIX)})
+        self.task.load_state_tensors({k[len(TASK_PREFIX):]: v for k, v in extra.items()
+                                      if k.startswith(TASK_PREFIX)})
         if self.dist.main:
             write_text_atomic(self.out / "config.yaml", dump_config(self.cfg))
         return state
@@ -559,9 +605,10 @@ class Trainer:
             return
         wrapper = self.optimizer.state_dict()
         opt = wrapper.pop("optimizer")
+        extra = {**self.hooks.state_tensors(),
+                 **{TASK_PREFIX + k: v for k, v in self.task.state_tensors().items()}}
         save_checkpoint(self.out, self._bare().state_dict(), opt,
-                        {"run": state, "wrapper": wrapper, "config": self.cfg.to_dict()},
-                        self.hooks.state_tensors())
+                        {"run": state, "wrapper": wrapper, "config": self.cfg.to_dict()}, extra)
 
     def _bare(self) -> nn.Module:
         return self.model
@@ -585,9 +632,7 @@ class Trainer:
             total_steps = n_epochs * self.steps_per_epoch
             while state["epoch"] < n_epochs:
                 t0 = time.perf_counter()
-                g = torch.Generator().manual_seed(cfg.seed * 100003 + state["global_epoch"])
-                perm = torch.randperm(len(self.train_data), generator=g)
-                perm = perm[: self.shard * d.world][d.rank::d.world]
+                self.task.start_epoch(state["global_epoch"], state["step"])
                 bar = None
                 if cfg.progress and d.main:
                     from tqdm import tqdm
@@ -600,37 +645,31 @@ class Trainer:
                         if self._stop_signal:
                             raise KeyboardInterrupt
                         s = state["step"]
-                        idx = perm[s * self.local_batch:(s + 1) * self.local_batch]
-                        x = self.train_data.x[idx].to(d.device)
-                        y = self.train_data.y[idx].to(d.device)
                         lr = _lr_at(cfg, base_lr, state["epoch"] * self.steps_per_epoch + s,
                                     total_steps, state["epoch"])
                         for group in self.optimizer.param_groups:
                             group["lr"] = lr
-                        out = ddp_model(x)
-                        loss = (self.distiller.loss(out, x, y) if self.distiller is not None
-                                else functional.cross_entropy(out, y))
+                        loss, sums = self.task.step(ddp_model, s)
                         total = loss + regularizer(self.model) if regularizer else loss
                         extra = self.hooks.regularizer()
                         if extra is not None:
                             total = total + extra
                         self.optimizer.zero_grad()
                         total.backward()
+                        if cfg.optim.clip_norm is not None:
+                            nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                     cfg.optim.clip_norm)
                         self.optimizer.step()
                         done = state["epoch"] * self.steps_per_epoch + s + 1
                         self.hooks.after_step(done)
                         step_record = self.hooks.step_metrics(done)
                         if step_record is not None and d.main:
                             self._append_freezing(done, step_record)
-                        acc = state["acc"]
-                        batch_loss = float(loss.detach())
-                        acc[0] += batch_loss * len(idx)
-                        acc[1] += float((out.argmax(1) == y).sum())
-                        acc[2] += float(len(idx))
+                        state["acc"] = [a + b for a, b in zip(state["acc"], sums, strict=True)]
                         state["step"] = s + 1
                         steps_taken += 1
                         if d.main:
-                            self._append_step(state, phase, batch_loss, lr)
+                            self._append_step(state, phase, float(loss.detach()), lr)
                         if bar is not None:
                             bar.update(1)
                         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
@@ -659,23 +698,20 @@ class Trainer:
     def _end_epoch(self, state: dict[str, Any], phase: str, t0: float,
                    regularizer: SPRRegularizer | None) -> None:
         d = self.dist
-        loss_sum, correct, seen = _all_reduce(state["acc"], d)
+        sums = _all_reduce(state["acc"], d)
         state["epoch"] += 1
         state["global_epoch"] += 1
         state["step"] = 0
-        state["acc"] = [0.0, 0.0, 0.0]
-        record: dict[str, Any] = {
-            "epoch": state["global_epoch"], "phase": phase,
-            "loss": loss_sum / max(seen, 1), "train_accuracy": 100.0 * correct / max(seen, 1),
-            "lr": self.optimizer.param_groups[0]["lr"], "mu": self.optimizer.mu,
-        }
+        state["acc"] = [0.0] * self.task.sums_size()
+        record: dict[str, Any] = {"epoch": state["global_epoch"], "phase": phase,
+                                  **self.task.train_record(sums),
+                                  "lr": self.optimizer.param_groups[0]["lr"],
+                                  "mu": self.optimizer.mu}
         record.update(self.hooks.epoch_metrics())  # e.g. frozen, theta (mulfree)
         if d.main:
-            if self.val_data is not None:
-                val_acc, val_loss = evaluate(self.model, self.val_data,
-                                             self.cfg.eval_batch_size, d.device)
-                record["val_accuracy"] = val_acc
-                record["val_loss"] = val_loss
+            val = self.task.evaluate(self.model, "val")
+            if val is not None:
+                record.update({f"val_{k}": v for k, v in val.items() if k != "tokens"})
                 if quantized_modules(self.model):
                     with hard_quantization(self.model):
                         record["val_accuracy_hard"] = evaluate(
@@ -794,55 +830,55 @@ class Trainer:
             return {}
         # the test set is evaluated here only, once per finished run (the deployed model and,
         # for a quantized one, the model at its final mu)
-        test_acc, _ = evaluate(self.model, self.test_data, self.cfg.eval_batch_size, d.device)
-        val_acc = self._val_accuracy()
-        train_metrics = read_log(self.out / "metrics.jsonl")
-        shape = tuple(self.test_data.x.shape[1:])
-        self.model.cpu()
-        summary_model = model_summary(self.model, shape)
+        task, m = self.task, self.task.metric
+        test = task.evaluate(self.model, "test")
+        val = task.evaluate(self.model, "val")
+        assert test is not None
         quantized = bool(quantized_modules(self.model))
         summary: dict[str, Any] = {
-            "test_accuracy": test_acc,
-            "val_accuracy": val_acc,
+            "task": task.kind,
+            f"test_{m}": test[m],
+            "test_loss": test["loss"],
+            f"val_{m}": None if val is None else val[m],
             "epochs": state["global_epoch"],
-            "parameters": summary_model.parameters,
-            "binary_parameters": summary_model.binary_parameters,
-            "model_bytes": summary_model.model_bytes,
+        }
+        if quantized:
+            summary[f"test_{m}_soft"] = summary[f"test_{m}"]
+            summary[f"val_{m}_soft"] = summary[f"val_{m}"]
+            with hard_quantization(self.model):
+                hard_test = task.evaluate(self.model, "test")
+                hard_val = task.evaluate(self.model, "val")
+            assert hard_test is not None
+            summary[f"test_{m}"] = hard_test[m]
+            summary[f"val_{m}"] = None if hard_val is None else hard_val[m]
+            summary["mu"] = self.optimizer.mu
+            summary[f"test_{m}_note"] = ("deployed model: every quantized layer at "
+                                         "lim_{mu->oo} F; *_soft at the final mu")
+        train_metrics = read_log(self.out / "metrics.jsonl")
+        self.model.cpu()
+        summary.update(self._model_counts())
+        summary.update({
             "seconds": state["seconds"],
-            "train_samples": len(self.train_data),
-            "val_samples": 0 if self.val_data is None else len(self.val_data),
-            "test_samples": len(self.test_data),
+            **task.split_sizes(),
             "world_size": d.world,
             "replicas_in_sync": all(v == sums[0] for v in sums),
-            "float_macs": summary_model.float_macs,
-            "binary_weight_macs": summary_model.binary_weight_macs,
-            "binary_macs": summary_model.binary_macs,
             "data": self.cfg.data.name,
             "model": self.cfg.model.name,
             "quantizer": self.cfg.quant.weights,
             "activations": self.cfg.quant.activations,
-        }
-        if quantized:
-            summary["test_accuracy_soft"] = test_acc
-            summary["val_accuracy_soft"] = val_acc
-            with hard_quantization(self.model):
-                summary["test_accuracy"] = evaluate(self.model, self.test_data,
-                                                    self.cfg.eval_batch_size)[0]
-                if self.val_data is not None:  # the model is on the CPU by now
-                    summary["val_accuracy"] = evaluate(self.model, self.val_data,
-                                                       self.cfg.eval_batch_size)[0]
-            summary["mu"] = self.optimizer.mu
-            summary["test_accuracy_note"] = ("deployed model: every quantized layer at "
-                                             "lim_{mu->oo} F; *_soft at the final mu")
-        if train_metrics and self.val_data is not None:  # the early-stopping point
+        })
+        if train_metrics and task.has_validation():  # the early-stopping point
             last = [r for r in train_metrics if r["phase"] == train_metrics[-1]["phase"]]
-            best = max(last, key=lambda r: r.get("val_accuracy_hard", r["val_accuracy"]))
+            key = "val_accuracy_hard" if "val_accuracy_hard" in last[0] else f"val_{m}"
+            pick = max if task.higher_is_better else min
+            best = pick(last, key=lambda r: r[key])
             summary["best_val_epoch"] = best["epoch"]
-            summary["best_val_accuracy"] = best.get("val_accuracy_hard", best["val_accuracy"])
+            summary[f"best_val_{m}"] = best[key]
         if train_metrics:
-            summary["train_accuracy"] = train_metrics[-1]["train_accuracy"]
+            summary[f"train_{m}"] = train_metrics[-1][f"train_{m}"]
         if self.cfg.spr.enabled:
             reference = self._model_for("train")
+            shape = tuple(self.test_data.x.shape[1:])
             summary["spr"] = {  # accuracies before the end: on the validation split
                 "method": self.cfg.spr.method,
                 "pretrain_val_accuracy": state["pretrain_accuracy"],
@@ -853,7 +889,7 @@ class Trainer:
                 "pruned_fraction": 1 - total_channels(self.model) / state["channels_before"]
                 if state.get("channels_before") else 0.0,
                 "parameters_before": state.get("parameters_before"),
-                "parameters_after": summary_model.parameters,
+                "parameters_after": summary["parameters"],
                 "kept": {k: len(v) for k, v in state["pruned"].items()},
                 "threshold": state["threshold"],
                 "M": state["M"],
@@ -870,10 +906,26 @@ class Trainer:
         if train_metrics:
             try:
                 plot_metrics(train_metrics, self.out / "curves.png",
-                             read_log(self.out / STEPS))
+                             read_log(self.out / STEPS), m)
             except Exception as exc:  # plotting must never fail a finished run
                 self.log(f"plotting failed: {exc}")
         return summary
+
+    def _model_counts(self) -> dict[str, Any]:
+        """Parameters, storage and per-sample MACs (``model_summary`` at the input shape for a
+        classifier; the parameters for a language model), and the LSTMs' parameters next to
+        those of dense ``nn.LSTM`` s of the same sizes."""
+        from proxcompress.training.tensor_train.recipe import lstm_counts
+
+        out: dict[str, Any] = {}
+        if isinstance(self.task, ClassificationTask):
+            s = model_summary(self.model, tuple(self.test_data.x.shape[1:]))
+            out = {"parameters": s.parameters, "binary_parameters": s.binary_parameters,
+                   "model_bytes": s.model_bytes, "float_macs": s.float_macs,
+                   "binary_weight_macs": s.binary_weight_macs, "binary_macs": s.binary_macs}
+        else:
+            out = {"parameters": sum(p.numel() for p in self.model.parameters())}
+        return {**out, **lstm_counts(self.model)}
 
 
 def _logged_at(line: str, key: str) -> float:
@@ -919,11 +971,12 @@ def smooth(values: list[float], window: int) -> list[float]:
 
 
 def plot_metrics(records: list[dict[str, Any]], path: Path,
-                 steps: list[dict[str, Any]] | None = None) -> None:
+                 steps: list[dict[str, Any]] | None = None, metric: str = "accuracy") -> None:
     """A run's curves as one PNG (written atomically): the training loss at every step (light)
     and its moving average over a tenth of an epoch, with the validation loss at each epoch's
-    end; train / validation accuracy at each epoch's end (the test set is evaluated once, at the
-    end of the run); the learning rate and ``mu`` at every step and
+    end; train / validation ``metric`` (accuracy, or a language model's perplexity) at each
+    epoch's end (the test set is evaluated once, at the end of the run); the learning rate and
+    ``mu`` at every step and
     the SPR sparsity at each epoch's end. ``records``: ``metrics.jsonl``; ``steps``:
     :data:`STEPS` (without it the loss and schedule panels show the epoch values only). Phase
     changes (SPR pretrain / train / finetune) are marked."""
@@ -933,6 +986,28 @@ def plot_metrics(records: list[dict[str, Any]], path: Path,
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in records]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(epochs, [r["loss"] for r in records], "o-", label="train loss")
+    if "val_loss" in records[0]:
+        axes[0].plot(epochs, [r.get("val_loss") for r in records], "s-", label="validation loss")
+    axes[0].set_xlabel("epoch")
+    axes[0].legend()
+    axes[1].plot(epochs, [r[f"train_{metric}"] for r in records], "o-", label="train")
+    if f"val_{metric}" in records[0]:
+        axes[1].plot(epochs, [r.get(f"val_{metric}") for r in records], "s-",
+                     label="validation")
+    if "val_accuracy_hard" in records[0]:
+        axes[1].plot(epochs, [r.get("val_accuracy_hard") for r in records], "^-",
+                     label="validation (hard)")
+    axes[1].set_ylabel("accuracy (%)" if metric == "accuracy" else metric)
+    axes[1].set_xlabel("epoch")
+    axes[1].legend()
+    axes[2].plot(epochs, [r["mu"] for r in records], "o-", label="mu")
+    axes[2].set_xlabel("epoch")
+    ax2 = axes[2].twinx()
+    ax2.plot(epochs, [r.get("sparsity", 0.0) for r in records], "r^-", label="sparsity")
+    axes[2].legend(loc="upper left")
+    ax2.legend(loc="lower right")
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     ax = axes[0]
     if steps:
@@ -952,15 +1027,15 @@ def plot_metrics(records: list[dict[str, Any]], path: Path,
     ax.set_title("loss")
     ax.legend(fontsize=8)
     ax = axes[1]
-    ax.plot(epochs, [r["train_accuracy"] for r in records], "o-", label="train (epoch mean)")
-    if records and "val_accuracy" in records[0]:
-        ax.plot(epochs, [r.get("val_accuracy") for r in records], "s-", label="validation")
+    ax.plot(epochs, [r[f"train_{metric}"] for r in records], "o-", label="train (epoch mean)")
+    if records and f"val_{metric}" in records[0]:
+        ax.plot(epochs, [r.get(f"val_{metric}") for r in records], "s-", label="validation")
     if records and "val_accuracy_hard" in records[0]:
         ax.plot(epochs, [r.get("val_accuracy_hard") for r in records], "^-",
                 label="validation, hard quantization")
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("accuracy (%)" if metric == "accuracy" else metric)
     ax.set_xlabel("epoch")
-    ax.set_title("accuracy at each epoch's end")
+    ax.set_title(f"{metric} at each epoch's end")
     ax.legend(fontsize=8)
     ax = axes[2]
     if steps:

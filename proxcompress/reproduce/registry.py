@@ -95,6 +95,18 @@ def _failing(pair: dict[str, Any]) -> list[str]:
     return [check for check, status in pair["checks"].items() if status == "fail"]
 
 
+def _tt_runs(f: Figures) -> list[dict[str, Any]]:
+    """The tensor-train stage's MPS / MPO language-model runs (they carry the path check)."""
+    runs = [r for r in f["lm"]["runs"].values() if "counted" in r]
+    if not runs:
+        raise KeyError("no tensor-train runs")
+    return runs
+
+
+def _first_seed(f: Figures) -> int:
+    return min(int(r["seed"]) for r in f["lm"]["runs"].values())
+
+
 def _binary_target(key: str) -> Rule:
     """``key``'s binary network within 3 points of the full-precision twin (the stage's)."""
 
@@ -436,12 +448,15 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="tensor_train",
-        title="Tensor-train layers: exact at full rank, within the TT-SVD bound, error "
-        "against parameters",
+        title="Tensor-train layers and LSTMs: exact at full rank, within the TT-SVD bound, "
+        "error against parameters; a TT LSTM language model trained",
         runs="MPO and MPS layers (TT-SVD of a dense weight matrix) and the low-rank "
         "factorization at a range of ranks, on an incompressible (Gaussian) and a compressible "
         "(smooth-kernel) matrix: relative error, parameters, forward FLOPs; TT-SVD against "
-        "Oseledets' error bound; the TT LSTM at full rank against nn.LSTM.",
+        "Oseledets' error bound; the TT LSTM at full rank against nn.LSTM. Then the LSTM "
+        "language model (lstm-lm) trained on the embedded King James Bible sample, dense and "
+        "with MPS and MPO trains at an equal parameter budget: perplexity, LSTM parameters, "
+        "the trained trains' contracted forward against their rebuilt dense weights.",
         entry="proxcompress.reproduce.stages.tensor_train:run",
         params={
             "size": Param(256, 1024, "rows = columns of the weight matrices (a square number "
@@ -453,6 +468,17 @@ STAGES: tuple[Stage, ...] = (
                                 "an integer >= 1", _int_at_least(1)),
             "lstm_hidden": Param(16, 64, "hidden size of that LSTM", "an integer >= 1",
                                  _int_at_least(1)),
+            "lm_epochs": Param(2, 2, "epochs of each language model (the sample overfits "
+                               "after about 2)", "an integer >= 1", _int_at_least(1)),
+            "lm_embedding": Param(64, 64, "word vector size of the language models",
+                                  "an integer >= 1", _int_at_least(1)),
+            "lm_hidden": Param(128, 128, "LSTM hidden size of the language models",
+                               "an integer >= 2", _int_at_least(2)),
+            "lm_compression": Param(8.0, 8.0, "the MPS and MPO LSTMs keep at most 1 / this of "
+                                    "the dense LSTM's parameters", "a number in (1, 1000]",
+                                    _number_in(1.0001, 1000.0)),
+            "lm_seeds": Param(1, 3, "seeds of each language model (seed, seed + 1, ...)",
+                              "an integer >= 1", _int_at_least(1)),
             "seed": SEED,
         },
         checks=(
@@ -475,8 +501,40 @@ STAGES: tuple[Stage, ...] = (
                  "the low-rank layer's error equals the best rank-r error (Eckart-Young)",
                  lambda f: f["low_rank_optimal"],
                  lambda f: "equal" if f["low_rank_optimal"] else "differs"),
+            Rule("trained trains: contracted = dense",
+                 "every trained MPS / MPO language model gives the same outputs with its "
+                 "contracted forward (no dense weight built) as with its rebuilt dense weights, "
+                 "to 1e-9 relative (float64, the validation text)",
+                 lambda f: max(r["contract_vs_dense"] for r in _tt_runs(f)) <= 1e-9,
+                 lambda f: f"largest {max(r['contract_vs_dense'] for r in _tt_runs(f)):.1e}"),
+            Rule("LSTM parameters as budgeted",
+                 "each MPS / MPO LSTM's parameters, counted tensor by tensor, equal the closed "
+                 "form and are at most 1 / lm_compression of the dense LSTM's",
+                 lambda f: all(r["counted"] == r["closed_form"] and r["counted"] * f["lm"][
+                     "compression"] <= r["lstm_dense_parameters"] for r in _tt_runs(f)),
+                 lambda f: "; ".join(f"{r['form']}: {r['counted']} of "
+                                     f"{r['lstm_dense_parameters']} ({r['lstm_compression']:.1f}x)"
+                                     for r in _tt_runs(f) if r["seed"] == _first_seed(f))),
+            Rule("language models learn",
+                 "every language model's validation perplexity is below the add-one unigram "
+                 "model's (the training words' frequencies)",
+                 lambda f: all(r["val_perplexity"] < f["lm"]["unigram"]["val"]
+                               for r in f["lm"]["runs"].values()),
+                 lambda f: ", ".join(f"{k} {v['val_perplexity']:.0f}" for k, v in f["lm"][
+                     "forms"].items()) + f" vs unigram {f['lm']['unigram']['val']:.0f}"),
         ),
-        outputs=("tensor_train.png",),
+        targets=(
+            Rule("MPS at least as accurate as MPO",
+                 "at an equal LSTM parameter budget the MPS language model's test perplexity "
+                 "is at most the MPO one's (the paper's claim; the sample is small, the full "
+                 "table is docs/results.md's)",
+                 lambda f: f["lm"]["forms"]["mps"]["test_perplexity"]
+                 <= f["lm"]["forms"]["mpo"]["test_perplexity"],
+                 lambda f: f"MPS {f['lm']['forms']['mps']['test_perplexity']:.1f} vs MPO "
+                 f"{f['lm']['forms']['mpo']['test_perplexity']:.1f}",
+                 source="Murua et al., arXiv:2006.05442 (methods.md section 9)"),
+        ),
+        outputs=("tensor_train.png", "tensor_train_lm.png", "lm-<form>-seed<N>/"),
     ),
     Stage(
         name="kernels",

@@ -27,6 +27,14 @@ TINY_CONFIG = (
     "optim: {name: adam, lr: 0.01, batch_size: 32}\n"
 )
 
+#: the language model's tiny config (issue 20): the embedded KJV sample, an 8-wide LSTM
+LM_CONFIG = (
+    "seed: 1\nepochs: 1\nprogress: false\n"
+    "data: {name: kjv-sample, bptt: 12}\n"
+    "model: {name: lstm-lm, lstm: {embedding: 8, hidden: 8, cutoffs: [50]}}\n"
+    "optim: {batch_size: 32}\n"
+)
+
 
 @dataclass
 class Answer:

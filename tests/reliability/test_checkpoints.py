@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_helpers import TINY_CONFIG, refused_here, run, snapshot
+from reliability_helpers import LM_CONFIG, TINY_CONFIG, refused_here, run, snapshot
 from safetensors.numpy import load_file, save_file
 
 SETTINGS = settings(max_examples=15, deadline=None,
@@ -170,3 +170,54 @@ def test_resume_keeps_history_honest(finished: Path, tmp_path: Path) -> None:
     summary = json.loads((folder / "run" / "summary.json").read_text())
     assert summary["epochs"] == 3 and "epochs: 3" in (folder / "run" / "config.yaml").read_text()
     refused_here(["train", "--resume", "run", "--set", "optim.lr=0.5"], "optim.lr", folder)
+
+
+# ---------------------------------------------------- language-model runs (issue 20)
+MPS_LM_CONFIG = LM_CONFIG + "tt: {form: mps, ranks: 2}\n"
+
+
+@pytest.fixture(scope="module")
+def lm_finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-epoch MPS language-model run (its checkpoint carries the LSTM state)."""
+    folder = tmp_path_factory.mktemp("lm-runs")
+    (folder / "c.yaml").write_text(MPS_LM_CONFIG)
+    answer = run(["train", "--config", "c.yaml", "--out", "run"], folder)
+    assert answer.code == 0, answer.err
+    return folder / "run"
+
+
+@SETTINGS
+@given(which=st.sampled_from(["extra.task.hx_h", "extra.task.hx_c"]),
+       shape=st.lists(st.integers(1, 40), min_size=1, max_size=4).map(tuple))
+def test_lm_state_of_another_shape_is_refused(lm_finished: Path, tmp_path: Path, which: str,
+                                              shape: tuple[int, ...]) -> None:
+    """The carried LSTM state must be (layers, batch rows, hidden) = (1, 32, 8) to resume."""
+    if shape == (1, 32, 8):
+        return
+    folder = _copy(lm_finished, tmp_path)
+    tensors = load_file(str(folder / "run" / _record(folder)["tensors"]))
+    assert tensors[which].shape == (1, 32, 8)
+    tensors[which] = np.zeros(shape, np.float32)
+    _rewrite_tensors(folder, tensors)
+    refused_here(COMMANDS["--resume"], "--resume", folder)
+
+
+def test_lm_run_state_and_config_are_checked(lm_finished: Path, tmp_path: Path) -> None:
+    """A language model's run state keeps two running sums (tokens' NLL and count); a
+    classifier's three are refused, as is an edited tensor-train setting."""
+    folder = _copy(lm_finished, tmp_path)
+    record = _record(folder)
+    assert len(record["meta"]["run"]["acc"]) == 2
+    record["meta"]["run"]["acc"] = [0.0, 0.0, 0.0]
+    (folder / "run" / "checkpoint.json").write_text(json.dumps(record))
+    refused_here(COMMANDS["--resume"], "--resume", folder)
+    for old, new in (("form: mps", "form: mpo"), ("hidden: 8", "hidden: 16"),
+                     ("bptt: 12", "bptt: 20")):
+        folder = _copy(lm_finished, tmp_path)
+        path = folder / "run" / "config.yaml"
+        assert old in path.read_text()
+        path.write_text(path.read_text().replace(old, new, 1))
+        refused_here(COMMANDS["--resume"], "--resume", folder)
+    folder = _copy(lm_finished, tmp_path)  # the untouched run resumes and trains on
+    assert run(COMMANDS["--resume"], folder).code == 0
+    assert json.loads((folder / "run" / "summary.json").read_text())["epochs"] == 2

@@ -6,7 +6,7 @@ Generated: alias bombs of any shape (refused from the composed graph's size, nev
 nesting of any depth past the limit, a duplicate of any key, invalid UTF-8 anywhere, and for
 every leaf key of :class:`TrainConfig` a value of the wrong type. Named cases: ``spr.units``
 and ``model.init_from`` errors are refused by ``train`` and ``--dry-run`` alike, before any
-training.
+training; the language model's and the tensor-train keys (issue 20).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_helpers import TINY_CONFIG, refused_here
+from reliability_helpers import LM_CONFIG, TINY_CONFIG, refused_here
 
 from proxcompress.readers import MAX_YAML_DEPTH, MAX_YAML_NODES
 from proxcompress.training.config import TrainConfig
@@ -100,8 +100,10 @@ def _wrong(tp: Any) -> list[Any]:
     """YAML values no field of type ``tp`` accepts."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        (inner,) = [a for a in args if a is not type(None)]
-        return _wrong(inner)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) > 1:  # e.g. tt.ranks: an integer or a list of them
+            return ["abc", 1.5, {"a": 1}, True]
+        return _wrong(inner[0])
     if origin is Literal:
         return ["no-such-choice", [1, 2], {"a": 1}] + ([] if int in map(type, args) else [3])
     if origin is list:
@@ -152,6 +154,42 @@ def test_set_overrides_of_the_wrong_type_are_refused(tmp_path: Path, leaf: tuple
 ])
 def test_named_documents(tmp_path: Path, text: str, field: str) -> None:
     _train(tmp_path, text, field)
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ("tt: {form: tucker}\n", "tt.form"),
+    ("tt: {form: mps, compression: 0.5}\n", "tt.compression"),
+    ("tt: {form: mps, ranks: 4, compression: 10}\n", "tt.ranks"),
+    ("tt: {form: mps, ranks: [0]}\n", "tt.ranks"),
+    ("tt: {form: mps, num_modes: 9}\n", "tt.num_modes"),
+    ("tt: {form: mps, matrices: [xh]}\n", "tt.matrices"),
+    ("tt: {form: mps, layout: diagonal}\n", "tt.layout"),
+    ("quant: {weights: bnn}\n", "quant.weights"),
+    ("spr: {enabled: true}\n", "spr.enabled"),
+    ("distill: {teacher: elsewhere}\n", "distill.teacher"),
+])
+def test_language_model_configs(tmp_path: Path, extra: str, field: str) -> None:
+    """The tensor-train and language-model keys (issue 20) under the same contract."""
+    _train(tmp_path, LM_CONFIG + extra, field)
+
+
+@pytest.mark.parametrize(("old", "new", "field"), [
+    ("bptt: 12", "bptt: 0", "data.bptt"),
+    ("bptt: 12", "bptt: 12, eval_streams: 0", "data.eval_streams"),
+    ("bptt: 12", "bptt: 12, classes: [0, 1]", "data.classes"),
+    ("name: kjv-sample", "name: kjv", "data.root"),
+    ("name: kjv-sample", "name: synthetic", "model.name"),
+    ("cutoffs: [50]", "cutoffs: [50, 10]", "model.lstm.cutoffs"),
+    ("hidden: 8", "hidden: 100000", "model"),
+    ("hidden: 8", "hidden: 8, layers: 100000", "model.lstm.layers"),
+    ("bptt: 12", "bptt: 1000000000", "data.bptt"),
+    ("bptt: 12", "bptt: 12, eval_streams: 400", "data.eval_streams"),
+    ("batch_size: 32", "batch_size: 4000", "optim.batch_size"),
+    ("batch_size: 32", "batch_size: 4096", "optim.batch_size"),
+])
+def test_language_model_values(tmp_path: Path, old: str, new: str, field: str) -> None:
+    assert old in LM_CONFIG
+    _train(tmp_path, LM_CONFIG.replace(old, new), field)
 
 
 def test_config_folder_and_missing(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_helpers import TINY_CONFIG, refused_here
+from reliability_helpers import LM_CONFIG, TINY_CONFIG, refused_here
 from safetensors.numpy import save_file
 
 from proxcompress.training.speech import FORMAT, INTENTS, SAMPLE_RATE
@@ -131,3 +131,90 @@ def test_named_idx_cases(tmp_path: Path) -> None:
     _idx_case(tmp_path, {"train-images-idx3-ubyte": None,
                          "train-images-idx3-ubyte.gz": b"not gzip"})
     _idx_case(tmp_path, {"t10k-labels-idx1-ubyte": None}, "data.root")
+
+
+# ------------------------------------------------------ the language-model corpus (issue 20)
+KJV_CONFIG = LM_CONFIG.replace("name: kjv-sample", "name: kjv, root: data")
+
+
+@pytest.fixture(scope="module")
+def kjv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``proxcompress data kjv --sample`` folder."""
+    from proxcompress.cli import main
+
+    folder = tmp_path_factory.mktemp("kjv") / "data"
+    assert main(["data", "kjv", "--out", str(folder), "--sample", "--vocab", "200"]) == 0
+    return folder
+
+
+def _kjv_case(kjv: Path, tmp_path: Path, edit: Any) -> None:
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    shutil.copytree(kjv, folder / "data")
+    edit(folder / "data")
+    (folder / "c.yaml").write_text(KJV_CONFIG)
+    refused_here(["train", "--config", "c.yaml", "--out", "run"], "data.root", folder)
+
+
+def _manifest_edit(key: str, value: Any) -> Any:
+    def edit(root: Path) -> None:
+        manifest = json.loads((root / "manifest.json").read_text())
+        if value == "missing":
+            del manifest[key]
+        else:
+            manifest[key] = value
+        (root / "manifest.json").write_text(json.dumps(manifest))
+    return edit
+
+
+@SETTINGS
+@given(value=JSON_VALUES.filter(lambda v: not isinstance(v, dict)))
+def test_kjv_manifest_of_the_wrong_kind(kjv: Path, tmp_path: Path, value: Any) -> None:
+    _kjv_case(kjv, tmp_path, lambda root: (root / "manifest.json").write_text(json.dumps(value)))
+
+
+@SETTINGS
+@given(key=st.sampled_from(["format", "sha256", "options"]),
+       value=st.one_of(st.just("missing"), JSON_VALUES))
+def test_kjv_manifest_key_removed_or_wrong(kjv: Path, tmp_path: Path, key: str,
+                                           value: Any) -> None:
+    manifest = json.loads((kjv / "manifest.json").read_text())
+    if value == manifest[key]:
+        return
+    _kjv_case(kjv, tmp_path, _manifest_edit(key, value))
+
+
+def _rehash(root: Path, name: str) -> None:
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["sha256"][name] = hashlib.sha256((root / name).read_bytes()).hexdigest()
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+@SETTINGS
+@given(split=st.sampled_from(["train", "valid", "test"]),
+       tokens=st.one_of(
+           st.lists(st.integers(200, 2**31 - 1), min_size=1, max_size=5).map(
+               lambda v: np.array(v, np.int32)),
+           st.lists(st.integers(-2**31, -1), min_size=1, max_size=5).map(
+               lambda v: np.array(v, np.int32)),
+           st.just(np.zeros((2, 2), np.int32)), st.just(np.zeros(4, np.float32))))
+def test_kjv_tokens_outside_the_vocabulary_are_refused(kjv: Path, tmp_path: Path, split: str,
+                                                       tokens: np.ndarray) -> None:
+    """Even with a matching SHA-256 (a folder written by something else), ids must be 1-D
+    integers in [0, vocabulary)."""
+    def edit(root: Path) -> None:
+        save_file({"tokens": tokens}, str(root / f"{split}.safetensors"))
+        _rehash(root, f"{split}.safetensors")
+    _kjv_case(kjv, tmp_path, edit)
+
+
+@pytest.mark.parametrize("name", ["train.safetensors", "valid.safetensors", "vocab.txt",
+                                  "manifest.json"])
+def test_kjv_files_missing_damaged_or_folders(kjv: Path, tmp_path: Path, name: str) -> None:
+    _kjv_case(kjv, tmp_path, lambda root: (root / name).unlink())
+    _kjv_case(kjv, tmp_path, lambda root: (root / name).write_bytes(b"\xff\x00damaged"))
+    _kjv_case(kjv, tmp_path, lambda root: ((root / name).unlink(), (root / name).mkdir()))
+    if name.endswith(".safetensors"):  # not a safetensors file, yet listed with its hash
+        def edit(root: Path) -> None:
+            (root / name).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
+            _rehash(root, name)
+        _kjv_case(kjv, tmp_path, edit)

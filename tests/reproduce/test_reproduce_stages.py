@@ -32,6 +32,7 @@ TINY = [
     "mulfree.data=synthetic", "mulfree.width=4", "mulfree.methods=denseshift,euclid",
     "mulfree.jobs=2", "mulfree.min_accuracy=0",
     "tensor_train.size=64", "tensor_train.ranks=[1,2]", "tensor_train.lstm_hidden=4",
+    "tensor_train.lm_hidden=32", "tensor_train.lm_embedding=16", "tensor_train.lm_compression=4",
     "kernels.size=64", "kernels.rounds=1",
     "causal.n=100", "causal.pairs=2",
     "vit.data=synthetic", "vit.epochs=1", "vit.dim=8", "vit.depth=2", "vit.jobs=2",
@@ -119,6 +120,17 @@ def test_every_quick_stage_runs_and_a_failed_check_is_isolated(
     assert [r["n"] for r in records] == [40, 40, 40]
     tt = stages["tensor_train"]["figures"]
     assert tt["tt_svd_within_bound"] and tt["low_rank_optimal"] and tt["size"] == 64
+    # the language models: dense, MPS and MPO trained on the KJV sample; the trained trains'
+    # contracted forward equals the dense rebuild and their parameters the closed form
+    lm = tt["lm"]
+    assert set(lm["forms"]) == {"dense", "mps", "mpo"}
+    assert lm["forms"]["dense"]["lstm_compression"] == 1.0
+    for run in (r for r in lm["runs"].values() if r["form"] != "dense"):
+        assert run["contract_vs_dense"] <= 1e-9
+        assert run["counted"] == run["closed_form"] == run["lstm_parameters"]
+        assert 4 * run["counted"] <= run["lstm_dense_parameters"]
+    assert all(r["val_perplexity"] < lm["unigram"]["val"] for r in lm["runs"].values())
+    assert (out / "tensor_train" / "lm-mps-seed0" / "summary.json").is_file()
     # the per-step loss behind the plots: one line per step of each run
     steps = [json.loads(line) for line in
              (out / "bnnpp" / "bnnpp" / "steps.jsonl").read_text().splitlines()]

@@ -259,8 +259,9 @@ def test_a_registered_family_trains_resumes_and_exports(gain_family: None,
 
 # -------------------------------------------------------------------------- model registry
 def test_model_registry_builds_and_validates() -> None:
-    assert models.MODELS == ("mlp", "vgg", "resnet20", "speech-resnet", "vit")
-    assert models.model_names()[:5] == models.MODELS
+    assert models.MODELS == ("mlp", "vgg", "resnet20", "speech-resnet", "vit", "speech-lstm",
+                             "lstm-lm")
+    assert models.model_names()[:7] == models.MODELS
     a = models.build_model("mlp", hidden=(8,), seed=4)
     b = models.build_model("mlp", hidden=(8,), seed=4)
     assert torch.equal(a.fc0.weight, b.fc0.weight)

@@ -254,6 +254,49 @@ def test_long_budget_takes_the_smallest_converged_epochs(results: ModuleType, tm
     assert results.Choices(rows, tmp_path).config(bc)["epochs"] == 15
 
 
+def test_tensor_train_table_chooses_on_validation_perplexity(results: ModuleType,
+                                                              tmp_path: Path) -> None:
+    """Perplexity rows choose the *lowest* validation perplexity; the page reports the LM table,
+    the MPS-vs-MPO comparison (paired over seeds) and the 10x target from the run folders."""
+    rows = results.rows()
+    dense = _row(results, "tt-lm-dense")
+    mps, mpo = _row(results, "tt-lm-mps-c10"), _row(results, "tt-lm-mpo-c10")
+
+    def lm_run(row: dict[str, Any], assignment: dict[str, Any], seed: int, test: float,
+               val: float, params: int) -> None:
+        _fake_run(results, tmp_path, row, assignment, seed, 0.0, 0.0, test_perplexity=test,
+                  val_perplexity=val, lstm_parameters=params, lstm_compression=526336 / params,
+                  tt_ranks=[{"ih": 18, "hh": 18}])
+
+    for lr, val in zip(results.results_tt.LM_LR_GRID, (120.0, 110.0), strict=True):
+        lm_run(dense, {"optim.lr": lr}, 0, 100.0 if lr == 1e-3 else 150.0, val, 526336)
+    choices = results.Choices(rows, tmp_path)
+    assert choices.chosen(dense) == {"optim.lr": 3e-3}  # lower validation perplexity wins
+    for seed in (1, 2):
+        lm_run(dense, {"optim.lr": 3e-3}, seed, 150.0 + seed, 111.0, 526336)
+    for layout, val in (("interleaved", 130.0), ("blocked", 125.0)):
+        lm_run(mps, {"optim.lr": 3e-3, "tt.layout": layout}, 0, 160.0, val, 51120)
+    choices = results.Choices(rows, tmp_path)
+    assert choices.chosen(mps) == {"optim.lr": 3e-3, "tt.layout": "blocked"}
+    for seed in (1, 2):
+        lm_run(mps, {"optim.lr": 3e-3, "tt.layout": "blocked"}, seed, 160.0 + seed, 125.0,
+               51120)
+    for seed in (0, 1, 2):
+        lm_run(mpo, {"optim.lr": 3e-3}, seed, 170.0 + 2 * seed, 135.0, 49280)
+    page = results.render(rows, None, results.Choices(rows, tmp_path), {},
+                          tmp_path / "page.md")
+    assert "| MPS, 3 modes per dimension, blocked | 10x | 18, 18 | 51120 | 10.3 |" in page
+    assert "161.00 +- 1.00" in page and "+6.6%" in page  # (161 / 151 - 1)
+    claim = next(line for line in page.splitlines() if line.startswith("* 10x: test perplexity"))
+    # paired MPS - MPO per seed: 160-170, 161-172, 162-174 -> mean -11, t interval
+    diffs = [-10.0, -11.0, -12.0]
+    half = stats.t.ppf(0.975, 2) * statistics.stdev(diffs) / 3**0.5
+    assert f"-11.00 +- {half:.2f}" in claim and "**MPS at least as accurate**" in claim
+    target = next(line for line in page.splitlines() if line.startswith("* >= 10x fewer"))
+    assert "`tt-lm-mps-c10` (10x) at +6.6%" in target and target.endswith("**met**")
+    assert (tmp_path / results.results_tt.PLOT).exists()
+
+
 def test_vit_table_distillation_waits_for_its_teacher_seed(results: ModuleType,
                                                            tmp_path: Path) -> None:
     """The distilled row's teacher is the full-precision row's chosen run of the same seed: the

@@ -122,7 +122,12 @@ def test_command_errors_exit_2_before_any_work(tmp_path: Path, capsys: pytest.Ca
     assert "--out" in capsys.readouterr().err
     assert main(["data", "kjv", "--sample", "--out", str(tmp_path / "v"), "--vocab", "2"]) == 2
     assert "--vocab" in capsys.readouterr().err and not (tmp_path / "v").exists()
-    assert main(["data", "kjv", "--out", str(tmp_path / "no" / "deeper")]) == 2
+    # --out follows every command's output contract (proxcompress.outputs): missing parent
+    # folders are created, a target inside a file is refused
+    assert main(["data", "kjv", "--sample", "--out", str(target / "deeper")]) == 2
+    assert "--out" in capsys.readouterr().err and target.read_text() == "keep"
+    assert main(["data", "kjv", "--sample", "--out", str(tmp_path / "no" / "deeper")]) == 0
+    assert (tmp_path / "no" / "deeper" / "manifest.json").is_file()
     monkeypatch.setattr(text.shutil, "which", lambda name: None)
     assert main(["data", "kjv", "--out", str(tmp_path / "d")]) == 2
     assert "bible-kjv-text" in capsys.readouterr().err and not (tmp_path / "d").exists()

@@ -8,6 +8,8 @@
 ``resnet20``              :mod:`.resnet` :class:`~.resnet.ResNet20` (``width``, ``blocks``)
 ``speech-resnet``         :mod:`.speech` :class:`~.speech.SpeechResNet` (spoken commands)
 ``vit``                   :mod:`.vit`  :class:`~.vit.VisionTransformer` (ViT, BinaryViT)
+``speech-lstm``           :mod:`.lstm` :class:`~.lstm.SpeechLSTM` (spoken commands, frames)
+``lstm-lm``               :mod:`.lstm` :class:`~.lstm.LSTMLanguageModel` (words, KJV)
 ========================= ============ =====================================================
 
 Each family module defines its model classes and ``build(spec: ModelSpec) -> PrunableModel``;
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
         calibrate_batchnorm,
     )
     from proxcompress.training.models.cnn import VGGSmall
+    from proxcompress.training.models.lstm import LSTMLanguageModel, SpeechLSTM
     from proxcompress.training.models.mlp import MLP
     from proxcompress.training.models.resnet import BasicBlock, ResNet20
     from proxcompress.training.models.speech import SpeechResNet
@@ -48,6 +51,8 @@ _BUILDERS: dict[str, str] = {
     "resnet20": "proxcompress.training.models.resnet:build",
     "speech-resnet": "proxcompress.training.models.speech:build",
     "vit": "proxcompress.training.models.vit:build",
+    "speech-lstm": "proxcompress.training.models.lstm:build_speech",
+    "lstm-lm": "proxcompress.training.models.lstm:build_language_model",
 }
 
 #: the built-in model names (``model.name``; :func:`model_names` includes registered ones)
@@ -143,11 +148,13 @@ _PUBLIC = {
     "ResNet20": "resnet",
     "SpeechResNet": "speech",
     "VisionTransformer": "vit",
+    "LSTMLanguageModel": "lstm",
+    "SpeechLSTM": "lstm",
 }
 
-__all__ = ["ACTIVATIONS", "MLP", "MODELS", "BasicBlock", "ChannelUnit", "ModelSpec",
-           "PrunableModel", "ResNet20", "SpeechResNet", "VGGSmall", "VisionTransformer",
-           "activation_module", "build_model", "calibrate_batchnorm", "model_names",
-           "register_model"]
+__all__ = ["ACTIVATIONS", "MLP", "MODELS", "BasicBlock", "ChannelUnit", "LSTMLanguageModel",
+           "ModelSpec", "PrunableModel", "ResNet20", "SpeechLSTM", "SpeechResNet", "VGGSmall",
+           "VisionTransformer", "activation_module", "build_model", "calibrate_batchnorm",
+           "model_names", "register_model"]
 
 __getattr__ = lazy_getattr("proxcompress.training.models", _PUBLIC)

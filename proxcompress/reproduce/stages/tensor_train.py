@@ -3,8 +3,15 @@ against what must hold of them (exact at full rank, TT-SVD within Oseledets' err
 truncated SVD optimal) and measured: relative error and forward FLOPs against parameters, on an
 incompressible (Gaussian) and a compressible (smooth-kernel) weight matrix.
 
-The LSTM training of the tensor-train issue (language model, spoken commands) is not part of
-this stage: it adds its own stage when it lands (docs/reproduce.md).
+Then the word-level LSTM language model (``model.name: lstm-lm``) trained with the suite's
+trainer on the embedded King James Bible sample (``data.name: kjv-sample``: Ruth, Jonah and
+Philemon to train on, Titus to validate, Obadiah to test): dense, and with both LSTM matrices
+as MPS and as MPO trains at the rank that keeps ``1 / lm_compression`` of the dense LSTM's
+parameters. Measured: validation and test perplexity against the add-one unigram model of the
+training words, the LSTM parameters; checked: every trained train's contracted forward equals
+its rebuilt-dense forward (float64), the parameter counts equal the closed form and keep the
+budget, every model beats the unigram model on validation. The full corpus table is
+``benchmarks/results.py --tables tt`` (docs/tensor_train.md).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Any
 
 from proxcompress.reproduce.plots import figure, save
 from proxcompress.reproduce.stage import Context, Outcome, Plot, Table
+from proxcompress.reproduce.stages.training import RunSpec, run_all
 
 #: the modes a size-``n`` dimension is split into for the chain tensors of the bound check
 CHAIN_MODES = 2
@@ -77,7 +85,7 @@ def run(ctx: Context) -> Outcome:
     forms = {"MPO": lambda w, r: MPOLinear.from_dense(w, r, num_modes=CHAIN_MODES),
              "MPS": lambda w, r: MPSLinear.from_dense(w, r, num_modes=CHAIN_MODES),
              "low rank": lambda w, r: low_rank_linear(w, rank=r, bias=None)}
-    ctx.progress.total(len(weights) + 1)
+    ctx.progress.total(len(weights) + 2 + len(LM_FORMS) * b["lm_seeds"])
     rows, curves, exact_errors, bound_ok, svd_ok = [], {}, {}, True, True
     bounds: dict[str, list[dict[str, float]]] = {}
     for label, w in weights.items():
@@ -140,7 +148,10 @@ def run(ctx: Context) -> Outcome:
         [*[[k, v] for k, v in exact_errors.items()],
          [f"TT LSTM ({b['lstm_input']} -> {b['lstm_hidden']}) vs nn.LSTM, outputs",
           lstm_error]])
-    return Outcome(figures, [table, bound_table, exact], [_plot(ctx, curves, size)])
+    lm_figures, lm_tables, lm_plot = language_models(ctx)
+    figures["lm"] = lm_figures
+    return Outcome(figures, [table, bound_table, exact, *lm_tables],
+                   [_plot(ctx, curves, size), lm_plot])
 
 
 def _plot(ctx: Context, curves: dict[tuple[str, str], list[tuple[int, float]]],
@@ -169,4 +180,153 @@ def _plot(ctx: Context, curves: dict[tuple[str, str], list[tuple[int, float]]],
                 "matrix's parameter count.")
 
 
-__all__ = ["matrices", "run", "tt_bound_check"]
+#: the language-model runs: key -> (label, ``tt`` section)
+LM_FORMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dense": ("dense LSTM", {}),
+    "mps": ("MPS (blocked legs)", {"form": "mps", "layout": "blocked"}),
+    "mpo": ("MPO", {"form": "mpo"}),
+}
+
+
+def lm_specs(ctx: Context) -> list[RunSpec]:
+    """One run per form of :data:`LM_FORMS` and seed (``seed``, ``seed + 1``, ...)."""
+    b = ctx.budget
+    specs = []
+    for i in range(b["lm_seeds"]):
+        for key, (_, tt) in LM_FORMS.items():
+            config = {
+                "seed": b["seed"] + i, "epochs": b["lm_epochs"],
+                "data": {"name": "kjv-sample", "bptt": 20, "eval_streams": 4},
+                "model": {"name": "lstm-lm", "lstm": {
+                    "embedding": b["lm_embedding"], "hidden": b["lm_hidden"], "dropout": 0.1,
+                    "cutoffs": [200, 600]}},
+                "optim": {"name": "adam", "lr": 3e-3, "batch_size": 16, "clip_norm": 1.0},
+            }
+            if tt:
+                config["tt"] = {**tt, "compression": b["lm_compression"]}
+            specs.append(RunSpec(f"lm-{key}-seed{b['seed'] + i}", config))
+    return specs
+
+
+def unigram_perplexity() -> dict[str, float]:
+    """Validation and test perplexity of the add-one unigram model of the sample's training
+    words (the floor a language model must beat)."""
+    import torch
+
+    from proxcompress.training.text import load_corpus
+
+    data = load_corpus(None)
+    counts = torch.bincount(data.train, minlength=data.classes).double() + 1.0
+    logp = (counts / counts.sum()).log()
+    return {split: math.exp(-float(logp[tokens].mean()))
+            for split, tokens in (("val", data.valid), ("test", data.test))}
+
+
+def path_check(run: Any) -> dict[str, Any]:
+    """Load a finished run, in float64: the largest difference between the contracted and the
+    rebuilt-dense forward of its tensor-train LSTM on the validation text (relative to the
+    largest output), and its LSTM parameters counted and in closed form."""
+    import torch
+
+    from proxcompress.training.tensor_train import TTLSTM
+    from proxcompress.training.text import load_corpus, stream_batches
+    from proxcompress.training.trainer import load_run
+
+    cfg, model = load_run(run)
+    model = model.double().eval()
+    lstms = [m for m in model.modules() if isinstance(m, TTLSTM)]
+    rows = stream_batches(load_corpus(None).valid, cfg.data.eval_streams)
+    steps = min(int(rows.shape[1]) - 1, 3 * cfg.data.bptt)
+    x, y = rows[:, :steps].T, rows[:, 1:steps + 1].T
+    outputs = {}
+    for path in ("dense", "contract"):
+        for m in lstms:
+            m.path = path
+        with torch.no_grad():
+            outputs[path], _, _ = model(x, None, y)
+    diff = float((outputs["contract"] - outputs["dense"]).abs().max()
+                 / outputs["dense"].abs().max())
+    return {"contract_vs_dense": diff,
+            "counted": sum(p.numel() for m in lstms for p in m.parameters()),
+            "closed_form": sum(m.num_parameters() for m in lstms)}
+
+
+def language_models(ctx: Context) -> tuple[dict[str, Any], list[Table], Plot]:
+    """Train :func:`lm_specs`, check the trained trains (:func:`path_check`), summarize."""
+    b = ctx.budget
+    specs = lm_specs(ctx)
+    done = run_all(ctx, specs)
+    unigram = unigram_perplexity()
+    runs: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        summary = done[spec.name].summary
+        record = {k: summary.get(k) for k in (
+            "seed", "test_perplexity", "val_perplexity", "lstm_parameters",
+            "lstm_dense_parameters", "lstm_compression", "tt_ranks", "parameters", "seconds",
+            "epochs")}
+        record["form"] = spec.name.split("-")[1]
+        record["seed"] = spec.config["seed"]
+        if spec.config.get("tt"):
+            record.update(path_check(done[spec.name].folder))
+        runs[spec.name] = record
+    ctx.progress.advance()
+    forms: dict[str, dict[str, Any]] = {}
+    for key in LM_FORMS:
+        mine = [r for r in runs.values() if r["form"] == key]
+        forms[key] = {
+            "test_perplexity": sum(r["test_perplexity"] for r in mine) / len(mine),
+            "val_perplexity": sum(r["val_perplexity"] for r in mine) / len(mine),
+            "lstm_parameters": mine[0]["lstm_parameters"],
+            "lstm_compression": mine[0]["lstm_compression"],
+            "tt_ranks": mine[0]["tt_ranks"], "seeds": len(mine)}
+    figures = {"runs": runs, "forms": forms, "unigram": unigram,
+               "compression": b["lm_compression"], "epochs": b["lm_epochs"],
+               "dense_lstm_parameters": next(iter(runs.values()))["lstm_dense_parameters"]}
+    rows = [[LM_FORMS[k][0], f["lstm_parameters"], f["lstm_compression"],
+             ", ".join(f"{r['ih']}/{r['hh']}" for r in f["tt_ranks"]) if f["tt_ranks"] else "-",
+             f["val_perplexity"], f["test_perplexity"], f["seeds"]] for k, f in forms.items()]
+    rows.append(["add-one unigram model (training words)", 0, None, "-", unigram["val"],
+                 unigram["test"], None])
+    table = Table(
+        f"LSTM language model on the embedded KJV sample, {b['lm_epochs']} epoch(s), "
+        f"embedding {b['lm_embedding']}, hidden {b['lm_hidden']}, tensor trains at "
+        f"{b['lm_compression']:g}x fewer LSTM parameters",
+        ["model", "LSTM parameters", "compression (x)", "ranks (ih/hh)",
+         "validation perplexity", "test perplexity", "seeds"], rows,
+        note="Perplexity = exp(mean negative log-likelihood per token), the validation and test "
+        "books read as 4 contiguous streams with the state carried through; mean over the "
+        "seeds. The sample is about 4 500 training words (Ruth, Jonah, Philemon; validation "
+        "Titus, test Obadiah), so these are smoke-test figures, not the paper's comparison "
+        "(docs/results.md, tensor-train section).")
+    checks = Table(
+        "Trained tensor-train LSTMs: contracted forward against the rebuilt dense weights "
+        "(float64), parameters counted against the closed form",
+        ["run", "largest relative difference", "LSTM parameters (counted)",
+         "closed form", "dense LSTM"],
+        [[name, r["contract_vs_dense"], r["counted"], r["closed_form"],
+          r["lstm_dense_parameters"]] for name, r in runs.items() if "counted" in r])
+    return figures, [table, checks], _lm_plot(ctx, forms, unigram)
+
+
+def _lm_plot(ctx: Context, forms: dict[str, dict[str, Any]], unigram: dict[str, float]) -> Plot:
+    fig, axes = figure(1, 1, width=6.0, height=3.8)
+    ax = axes[0]
+    for key, f in forms.items():
+        ax.plot([f["lstm_parameters"]], [f["test_perplexity"]], "o", label=LM_FORMS[key][0])
+        ax.plot([f["lstm_parameters"]], [f["val_perplexity"]], "s", mfc="none",
+                color=ax.lines[-1].get_color())
+    ax.axhline(unigram["test"], color="grey", ls=":", lw=1, label="unigram, test")
+    ax.axhline(unigram["val"], color="grey", ls="--", lw=1, label="unigram, validation")
+    ax.set_xscale("log")
+    ax.set_xlabel("LSTM parameters (log scale)")
+    ax.set_ylabel("perplexity")
+    ax.set_title("test (filled) and validation (open) perplexity", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return Plot(save(fig, ctx.folder / "tensor_train_lm.png").name,
+                "Perplexity of the dense, MPS and MPO LSTM language models against their LSTM "
+                "parameters, with the unigram model's for reference (lower is better).")
+
+
+__all__ = ["LM_FORMS", "language_models", "lm_specs", "matrices", "path_check", "run",
+           "tt_bound_check", "unigram_perplexity"]

@@ -81,6 +81,13 @@ def _log_to(path: str, line: str) -> None:
         handle.write(line.rstrip("\n") + "\n")
 
 
+def headline(summary: dict[str, Any]) -> str:
+    """A finished run's test figure in words (accuracy, or a language model's perplexity)."""
+    if "test_perplexity" in summary:
+        return f"test perplexity {summary['test_perplexity']:.1f}"
+    return f"test accuracy {summary['test_accuracy']:.2f}%"
+
+
 def run_one(folder: str, spec: RunSpec, resuming: bool, threads: int, log_path: str
             ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Train ``spec`` in ``folder / spec.name`` (continuing from its checkpoint when
@@ -108,7 +115,7 @@ def run_one(folder: str, spec: RunSpec, resuming: bool, threads: int, log_path: 
         log(f"training ({'resumed from its checkpoint' if resume else 'from scratch'}, "
             f"{threads} thread(s))")
         summary = train(cfg, run, resume=resume, log=log)
-        log(f"test accuracy {summary['test_accuracy']:.2f}% in {summary['seconds']:.1f} s")
+        log(f"{headline(summary)} in {summary['seconds']:.1f} s")
     deployed = None
     if spec.deploy:
         deployed = deploy_run(run, Path(folder) / f"{spec.name}-export")
@@ -135,7 +142,7 @@ def run_all(ctx: Context, specs: list[RunSpec]) -> dict[str, RunResult]:
             summary, deployed = run_one(str(ctx.folder), spec, ctx.resuming, 1, log_path)
             out[spec.name] = RunResult(ctx.folder / spec.name, summary, deployed)
             ctx.progress.advance()
-            ctx.progress.note(f"{spec.name}: {summary['test_accuracy']:.2f}%")
+            ctx.progress.note(f"{spec.name}: {headline(summary)}")
         return out
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -153,7 +160,7 @@ def run_all(ctx: Context, specs: list[RunSpec]) -> dict[str, RunResult]:
                 summary, deployed = future.result()
                 out[spec.name] = RunResult(ctx.folder / spec.name, summary, deployed)
                 ctx.progress.advance()
-                ctx.progress.note(f"{spec.name}: {summary['test_accuracy']:.2f}%")
+                ctx.progress.note(f"{spec.name}: {headline(summary)}")
     except BaseException:
         _stop_workers(pool)
         raise
