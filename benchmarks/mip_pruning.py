@@ -1,7 +1,7 @@
 """Exact structured pruning: time to proven optimality, nodes and root gaps per formulation.
 
-The study runs in pieces (each under ~40 minutes on 2 cores; run them under
-``/work/wt/bin/cpu2`` or an otherwise quiet machine), each printing one JSON document and
+The study runs in pieces (each under ~40 minutes on 2 cores; run them on an otherwise quiet
+machine), each printing one JSON document and
 writing it with ``--out``:
 
 - ``table`` (``--regime R``): ``random_instance(n=500, d=G, m=1, n_groups=G)`` for G in

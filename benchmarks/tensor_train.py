@@ -7,7 +7,7 @@ dense ``nn.Linear`` baseline and TensorLy-Torch's block-TT ``FactorizedLinear`` 
 ``bench`` extra) at the same modes, ``implementation="factorized"`` and ``"reconstructed"``.
 Rounds are interleaved (every case once per round, in turn) and the median of ``--repeats``
 rounds after ``--warmup`` is reported, with the FLOP count of the chosen contraction order and
-the parameters. Run it under ``/work/wt/bin/cpu2`` (both cores, quiet machine).
+the parameters. Run it on a quiet machine (both cores free).
 
     python benchmarks/tensor_train.py [--in 1024 --out 4096] [--batches 1,64] [--repeats 40]
                                       [--threads N] [--json OUT.json] [--no-tltorch]
