@@ -96,13 +96,20 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_every_committed_config_validates_and_builds(path: Path,
+def test_every_committed_config_validates_and_builds(path: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """``proxcompress train --config FILE --dry-run`` (validation + model + summary, no data)
-    for every config in configs/, the multiplication-free and speech rows included."""
+    for every config in configs/, the multiplication-free, speech and language-model rows
+    included (a word-level model's size is its corpus's vocabulary: those rows read a corpus
+    folder built here from the embedded KJV sample, as ``proxcompress data kjv`` writes one)."""
     from proxcompress.cli import main
+    from proxcompress.training import text
 
-    assert main(["train", "--config", str(path), "--dry-run"]) == 0
+    extra: list[str] = []
+    if config_mod.load_config(path).data.name == "kjv":
+        text.write_corpus(text.build_corpus(text.sample_text()), tmp_path / "kjv", "sample")
+        extra = ["--set", f"data.root={tmp_path / 'kjv'}"]
+    assert main(["train", "--config", str(path), "--dry-run", *extra]) == 0
     out = capsys.readouterr().out
     cfg = config_mod.load_config(path)
     layer = {"deepshift": "ShiftConv2d", "denseshift": "DenseShiftConv2d", "s3": "S3Conv2d",
