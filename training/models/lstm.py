@@ -62,8 +62,10 @@ class LSTMLanguageModel(PrunableModel):
 
     Args:
         vocab: vocabulary size ``V``.
-        embedding, hidden, layers, dropout: ``E``, ``H``, LSTM layers, dropout on the LSTM's
-            input and output (and between layers).
+        embedding: the word vectors' size ``E``.
+        hidden: the LSTM's hidden size ``H``.
+        layers: LSTM layers.
+        dropout: dropout on the LSTM's input and output (and between layers).
         cutoffs: the adaptive softmax's cluster boundaries (increasing, below ``V``; ``[]``:
             a full softmax over ``V``).
         div_value: the tail clusters' dimension divisor.
@@ -127,7 +129,9 @@ class SpeechLSTM(PrunableModel):
     Args:
         n_mels: mel bands per frame.
         classes: output classes.
-        hidden, layers, dropout: the LSTM's size and its inter-layer dropout.
+        hidden: the LSTM's hidden size.
+        layers: LSTM layers.
+        dropout: the LSTM's inter-layer dropout.
         frame_stack: consecutive frames concatenated into one step.
     """
 

@@ -543,7 +543,9 @@ class VisionTransformer(PrunableModel):
     """A ViT / BinaryViT for ``image_size x image_size`` inputs (module docstring).
 
     Args:
-        in_channels, image_size, classes: the data.
+        in_channels: the input's channels.
+        image_size: the input's height and width.
+        classes: output classes.
         vit: the architecture and its switches (:class:`~..config.ViTConfig`).
     """
 
