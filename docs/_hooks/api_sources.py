@@ -32,8 +32,8 @@ def _link_sources(source: Path, target: Path) -> None:
             shutil.copy2(entry, target / entry.name)
 
 
-def on_config(config: Any, **_: Any) -> Any:
-    root = Path(config.config_file_path).resolve().parent
+def lay_out(root: Path) -> None:
+    """(Re)build ``root / OUT`` from the ``package-dir`` table of ``root``'s pyproject.toml."""
     mapping = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))[
         "tool"]["setuptools"]["package-dir"]
     out = root / OUT
@@ -45,4 +45,15 @@ def on_config(config: Any, **_: Any) -> Any:
         if head != "proxcompress" or "." in sub:
             raise ValueError(f"package-dir entry {name!r}: only proxcompress.<wing> is laid out")
         _link_sources(root / folder, package / sub if sub else package)
+
+
+def on_config(config: Any, **_: Any) -> Any:
+    lay_out(Path(config.config_file_path).resolve().parent)
     return config
+
+
+# Laid out as soon as MkDocs loads this hook, while it validates mkdocs.yml: mkdocstrings reads
+# its ``paths`` before the hooks' ``on_config`` runs, and on a clean clone a folder that does
+# not exist yet is dropped from griffe's search paths (griffe then finds the repository's own
+# ``proxcompress/`` folder, which lacks the wings: the docs build failed on every clean clone).
+lay_out(Path(__file__).resolve().parents[2])
