@@ -70,12 +70,14 @@ class Kernel:
         saves: what the backward pass needs: ``"none"`` (``B' = 1``: ``grad * alpha``),
             ``"slope"`` (the slope written by ``body``) or ``"latent"`` (``B' = 1{|x| <= 1}``
             at the latent, from the saved input).
-        compilable: ``body`` is worth ``torch.compile`` (transcendental functions).
+        expr: the same work as one pure function ``expr(x, out, slope, alpha, mu)`` (``alpha``
+            a ``(rows, 1)`` tensor, ``mu`` a 0-d tensor, results stored with ``copy_``) for
+            ``torch.compile`` (``compiled`` mode), where it pays: the SignSwish pairs.
     """
 
     body: Body
     saves: Saves
-    compilable: bool = False
+    expr: Callable[..., None] | None = None
 
 
 # --------------------------------------------------------------------------- the mode switch
@@ -190,9 +192,51 @@ def _bnn_plus_plus_prox_body(beta: float) -> Body:
     return body
 
 
-def _factory(body: Callable[..., Body], saves: Saves, *names: str) -> Callable[..., Kernel]:
+# the SignSwish pairs as pure functions for torch.compile (the same operations; inductor fuses
+# them into one loop and may contract a multiply-add, so results differ from the eager ones by
+# the rounding of q = s - s^2, absolute, not relative: see docs/decisions.md)
+def _signswish_expr(u: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
+    s = torch.sigmoid(u)
+    q = torch.addcmul(s, s, s, value=-1.0)
+    out = torch.mul(s, 2.0).sub(1.0).addcmul(u, q, value=2.0)
+    t = torch.addcmul(u + 2.0, u, s, value=-2.0)
+    return out, q * t
+
+
+def _bnn_plus_expr(beta: float) -> Callable[..., None]:
+    def expr(x: Tensor, out: Tensor, slope: Tensor, alpha: Tensor, mu: Tensor) -> None:
+        _, qt = _signswish_expr(x * beta, torch.as_tensor(beta))
+        out.copy_(torch.sign(x) * alpha)
+        slope.copy_(qt * (alpha * (2.0 * beta)))
+
+    return expr
+
+
+def _bnn_plus_plus_expr(beta: float, beta_growth: float) -> Callable[..., None]:
+    def expr(x: Tensor, out: Tensor, slope: Tensor, alpha: Tensor, mu: Tensor) -> None:
+        b = mu * beta_growth + beta
+        ss, qt = _signswish_expr(x * b, b)
+        out.copy_(ss * alpha)
+        slope.copy_(qt * (alpha * (2.0 * b)))
+
+    return expr
+
+
+def _bnn_plus_plus_prox_expr(beta: float) -> Callable[..., None]:
+    def expr(x: Tensor, out: Tensor, slope: Tensor, alpha: Tensor, mu: Tensor) -> None:
+        u = (torch.sign(x) * mu + x) * (beta / (1.0 + mu))
+        ss, qt = _signswish_expr(u, torch.as_tensor(beta))
+        out.copy_(ss * alpha)
+        slope.copy_(qt * (alpha * (2.0 * beta)))
+
+    return expr
+
+
+def _factory(body: Callable[..., Body], expr: Callable[..., Callable[..., None]],
+             *names: str) -> Callable[..., Kernel]:
     def make(**parameters: float) -> Kernel:
-        return Kernel(body(*(float(parameters[n]) for n in names)), saves, compilable=True)
+        values = [float(parameters[n]) for n in names]
+        return Kernel(body(*values), "slope", expr(*values))
 
     return make
 
@@ -204,28 +248,46 @@ KERNELS: dict[str, Callable[..., Kernel]] = {
     "binaryconnect": lambda **p: Kernel(_sign_body, "none"),
     "bnn": lambda **p: Kernel(_sign_body, "latent"),
     "proxconnect": lambda **p: Kernel(_dist2_prox_body, "none"),
-    "bnn+": _factory(_bnn_plus_body, "slope", "beta"),
-    "bnn++": _factory(_bnn_plus_plus_body, "slope", "beta", "beta_growth"),
-    "bnn++-prox": _factory(_bnn_plus_plus_prox_body, "slope", "beta"),
+    "bnn+": _factory(_bnn_plus_body, _bnn_plus_expr, "beta"),
+    "bnn++": _factory(_bnn_plus_plus_body, _bnn_plus_plus_expr, "beta", "beta_growth"),
+    "bnn++-prox": _factory(_bnn_plus_plus_prox_body, _bnn_plus_plus_prox_expr, "beta"),
 }
 
 
+_MADE: dict[tuple[Any, ...], Kernel] = {}
+
+
 def kernel_for(name: str, parameters: dict[str, float]) -> Kernel | None:
-    """The fused kernel of the catalogue pair ``name`` with its parameters, or ``None``."""
+    """The fused kernel of the catalogue pair ``name`` with its parameters, or ``None`` (one
+    object per name and parameters: layers share it, and its compiled form)."""
     make = KERNELS.get(name)
-    return None if make is None else make(**parameters)
+    if make is None:
+        return None
+    key = (name, make, *sorted((k, float(v)) for k, v in parameters.items()))
+    if key not in _MADE:
+        _MADE[key] = make(**parameters)
+    return _MADE[key]
 
 
 _compiled: dict[int, Body] = {}
 
 
 def _body_for(kernel: Kernel) -> Body:
-    """``kernel.body``, through ``torch.compile`` in ``compiled`` mode (once per kernel)."""
-    if get_mode() != "compiled" or not kernel.compilable:
+    """``kernel.body``, or in ``compiled`` mode ``kernel.expr`` through ``torch.compile``
+    (compiled once per kernel, shapes dynamic, ``mu`` a tensor: no recompilation as ``mu``
+    grows)."""
+    if get_mode() != "compiled" or kernel.expr is None:
         return kernel.body
     key = id(kernel)
     if key not in _compiled:
-        _compiled[key] = torch.compile(kernel.body, dynamic=True)  # type: ignore[assignment]
+        fn = torch.compile(kernel.expr, dynamic=True)
+
+        def body(x: Tensor, mu: float, out: Tensor, slope: Tensor | None,
+                 alpha: Tensor | None, scratch: Scratch) -> None:
+            a = alpha if alpha is not None else torch.ones((x.shape[0], 1), dtype=x.dtype)
+            fn(x, out, slope, a, torch.tensor(mu, dtype=x.dtype))
+
+        _compiled[key] = body
     return _compiled[key]
 
 
