@@ -43,7 +43,7 @@ lint:
 		training/recipes.py training/config.py training/exporter.py training/models \
 		training/runchecks.py training/checkpoint.py formulations/instances.py \
 		proofs/registry.py training/text.py training/tensor_train \
-		training/robustness.py training/tp_baseline.py \
+		training/robustness.py training/tp_baseline.py training/fused.py \
 		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py \
 		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py

@@ -337,7 +337,11 @@ def _buffers_for(x: Tensor) -> _Buffers | None:
     key = id(x)
     entry = _POOLS.get(key)
     if entry is None or entry[0]() is not x:
-        entry = (weakref.ref(x, lambda _, key=key: _POOLS.pop(key, None)), _Buffers())
+
+        def forget(_: object) -> None:
+            _POOLS.pop(key, None)
+
+        entry = (weakref.ref(x, forget), _Buffers())
         _POOLS[key] = entry
     return entry[1]
 
