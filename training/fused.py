@@ -50,8 +50,8 @@ from torch import Tensor
 
 from proxcompress.errors import InvalidInputError
 
-Mode = Literal["fused", "reference", "compiled"]
-MODES: tuple[str, ...] = ("fused", "reference", "compiled")
+Mode = Literal["fused", "eager", "reference", "compiled"]
+MODES: tuple[str, ...] = ("fused", "eager", "reference", "compiled")
 Saves = Literal["none", "slope", "latent"]
 #: ``scratch(k)``: the ``k``-th scratch tensor shaped like the latent (reused across steps)
 Scratch = Callable[[int], Tensor]
@@ -93,7 +93,7 @@ _state: dict[str, Any] = {"mode": None}
 
 
 def get_mode() -> Mode:
-    """The current path: ``fused``, ``reference`` or ``compiled`` (first call: the
+    """The current path: one of :data:`MODES` (first call: the
     environment's ``PROXCOMPRESS_QUANT_OPS``, default ``fused``)."""
     if _state["mode"] is None:
         _state["mode"] = _env_mode()
@@ -146,28 +146,56 @@ def _dist2_prox_body(x: Tensor, mu: float, out: Tensor, slope: Tensor | None,
     _scale_into(out, alpha)
 
 
-def _signswish_into(u: Tensor, out: Tensor | None, slope: Tensor, beta: float,
-                    alpha: Tensor | None, scratch: Scratch) -> None:
-    """From ``u = beta x``: ``slope = alpha SS_beta'(x) = alpha 2 beta q (2 + u - 2 u s)`` and
-    (if ``out`` is given) ``out = alpha SS_beta(x) = alpha (2 s - 1 + 2 u q)``, with
-    ``s = sigma(u)``, ``q = s (1 - s)``: the reference's operations
-    (``quantizers._signswish_into``) on scratch buffers, ``alpha`` folded into the last
-    multiplication."""
+def _numba_pass() -> Callable[..., None] | None:
+    """:func:`proxcompress.kernels.signswish.signswish_pass`, or ``None`` without numba."""
+    if "numba" not in _state:
+        try:
+            from proxcompress.kernels.signswish import signswish_pass
+
+            _state["numba"] = signswish_pass
+        except ImportError:  # pragma: no cover - numba is a core dependency
+            _state["numba"] = None
+    fn: Callable[..., None] | None = _state["numba"]
+    return fn
+
+
+def _signswish_into(x: Tensor, u: Tensor, out: Tensor, slope: Tensor, beta: float,
+                    alpha: Tensor | None, scratch: Scratch, sign_forward: bool) -> None:
+    """From ``u = beta x`` (or ``beta P(x)``): ``slope = alpha SS_beta'(x) = alpha 2 beta q
+    (2 + u - 2 u s)`` and ``out = alpha sign(x)`` (``sign_forward``) or
+    ``alpha SS_beta(x) = alpha (2 s - 1 + 2 u q)``, with ``s = sigma(u)``, ``q = s (1 - s)``:
+    the reference's operations (``quantizers._signswish_into``) on scratch buffers, ``alpha``
+    folded into the last multiplication; after torch's sigmoid, one numba pass
+    (:mod:`proxcompress.kernels.signswish`) in ``fused`` mode, seven torch passes in
+    ``eager``."""
     s = torch.sigmoid(u, out=scratch(1))
+    numba_pass = _numba_pass() if get_mode() == "fused" else None
+    if numba_pass is not None and x.device.type == "cpu" and x.dtype in _NUMBA_DTYPES:
+        rows = x.shape[0]
+        a = (torch.ones((rows, 1), dtype=x.dtype) if alpha is None
+             else alpha.expand(rows, 1).contiguous())
+        numba_pass(x.numpy(), u.numpy(), s.numpy(), a.numpy(), beta, sign_forward,
+                   out.numpy(), slope.numpy())
+        return
+    if sign_forward:
+        _sign_body(x, 0.0, out, None, alpha, scratch)
     torch.addcmul(s, s, s, value=-1.0, out=slope)  # q
-    if out is not None:
+    if not sign_forward:
         torch.mul(s, 2.0, out=out).sub_(1.0).addcmul_(u, slope, value=2.0)
         _scale_into(out, alpha)
     t = torch.add(u, 2.0, out=scratch(2)).addcmul_(u, s, value=-2.0)
     slope.mul_(t).mul_(2.0 * beta if alpha is None else alpha * (2.0 * beta))
 
 
+_NUMBA_DTYPES = (torch.float32, torch.float64)
+
+
 def _bnn_plus_body(beta: float) -> Body:
     def body(x: Tensor, mu: float, out: Tensor, slope: Tensor | None,
              alpha: Tensor | None, scratch: Scratch) -> None:
         assert slope is not None
-        _sign_body(x, mu, out, None, alpha, scratch)
-        _signswish_into(torch.mul(x, beta, out=scratch(0)), None, slope, beta, alpha, scratch)
+        u = torch.mul(x, beta, out=scratch(0))
+        _signswish_into(x, u, out, slope, beta, alpha, scratch, True)
 
     return body
 
@@ -177,7 +205,8 @@ def _bnn_plus_plus_body(beta: float, beta_growth: float) -> Body:
              alpha: Tensor | None, scratch: Scratch) -> None:
         assert slope is not None
         b = beta + beta_growth * mu
-        _signswish_into(torch.mul(x, b, out=scratch(0)), out, slope, b, alpha, scratch)
+        _signswish_into(x, torch.mul(x, b, out=scratch(0)), out, slope, b, alpha, scratch,
+                        False)
 
     return body
 
@@ -187,7 +216,7 @@ def _bnn_plus_plus_prox_body(beta: float) -> Body:
              alpha: Tensor | None, scratch: Scratch) -> None:
         assert slope is not None
         u = torch.sign(x, out=scratch(0)).mul_(mu).add_(x).mul_(beta / (1.0 + mu))  # beta P(x)
-        _signswish_into(u, out, slope, beta, alpha, scratch)
+        _signswish_into(x, u, out, slope, beta, alpha, scratch, False)
 
     return body
 

@@ -76,14 +76,20 @@ def test_every_named_pair_has_a_kernel_or_runs_the_reference() -> None:
         assert get_quantizer(name, derivative_at=other).kernel is None
 
 
+#: the fused paths: numba's SignSwish pass (``fused``) and torch only (``eager``)
+FUSED = ("fused", "eager")
+
+
 @pytest.mark.parametrize("name", pair_names())
 @pytest.mark.parametrize("mu", MUS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_edge_values_equal_the_reference(name: str, mu: float, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("mode", FUSED)
+def test_edge_values_equal_the_reference(name: str, mu: float, dtype: torch.dtype, mode: str
+                                         ) -> None:
     x = _edges(dtype).reshape(4, 5)
     upstream = torch.linspace(-2.0, 3.0, 20, dtype=dtype).reshape(4, 5)
     for scale in (None, torch.tensor([[0.5], [1.25], [2.0], [0.1]], dtype=dtype)):
-        got = _run(name, x, mu, "fused", scale, upstream)
+        got = _run(name, x, mu, mode, scale, upstream)
         want = _run(name, x, mu, "reference", scale, upstream)
         for g, w in zip(got, want, strict=True):
             _assert_same(name, g, w, scale is not None)
@@ -103,8 +109,8 @@ def test_bnn_plus_plus_sharpness_grows_with_mu(mu: float) -> None:
     """BNN++'s ``beta(mu) = beta + growth mu`` reaches the fused op through ``mu``: at a large
     ``mu`` the forward is sign-like and the slope vanishes off 0, as in the reference."""
     x = torch.linspace(-1.5, 1.5, 61, dtype=torch.float64)
-    for params in ({}, {"beta": 3.0, "beta_growth": 0.5}):
-        got = _run("bnn++", x, mu, "fused", **params)
+    for params, mode in zip(({}, {"beta": 3.0, "beta_growth": 0.5}), FUSED, strict=True):
+        got = _run("bnn++", x, mu, mode, **params)
         want = _run("bnn++", x, mu, "reference", **params)
         for g, w in zip(got, want, strict=True):
             assert torch.equal(g, w)
@@ -123,9 +129,9 @@ def _cases(draw: Any) -> tuple[torch.Tensor, float, str, torch.dtype]:
     return torch.tensor(values, dtype=dtype).reshape(shape), mu, scale, dtype
 
 
-@settings(max_examples=60, deadline=None)
-@given(case=_cases(), name=st.sampled_from(pair_names()))
-def test_fused_equals_reference_on_any_shape(case: Any, name: str) -> None:
+@settings(max_examples=80, deadline=None)
+@given(case=_cases(), name=st.sampled_from(pair_names()), mode=st.sampled_from(FUSED))
+def test_fused_equals_reference_on_any_shape(case: Any, name: str, mode: str) -> None:
     x, mu, kind, dtype = case
     rows = x.shape[0]
     upstream = torch.randn(x.shape, generator=torch.Generator().manual_seed(rows), dtype=dtype)
@@ -146,7 +152,7 @@ def test_fused_equals_reference_on_any_shape(case: Any, name: str) -> None:
             scale = alpha
         else:
             scale = channel.reference(x)
-    got = _run(name, x, mu, "fused", scale, upstream)
+    got = _run(name, x, mu, mode, scale, upstream)
     want = _run(name, x, mu, "reference", scale, upstream)
     for g, w in zip(got, want, strict=True):
         _assert_same(name, g, w, scale is not None)
@@ -182,11 +188,12 @@ def _train(kind: str, method: str, activations: str | None, mode: str, steps: in
 @pytest.mark.parametrize("kind", ["linear", "conv"])
 @pytest.mark.parametrize("method", ["binaryconnect", "bnn", "bnn+", "proxconnect", "bnn++"])
 @pytest.mark.parametrize("activations", [None, "bnn"])
-def test_layer_steps_equal_the_reference(kind: str, method: str, activations: str | None
-                                         ) -> None:
+@pytest.mark.parametrize("mode", FUSED)
+def test_layer_steps_equal_the_reference(kind: str, method: str, activations: str | None,
+                                         mode: str) -> None:
     """A few ProxConnect steps (mu grows, the latent clip binds) of a binary layer: gradients
     and latents as with the reference ops, up to the scale's summation order."""
-    got, w_got = _train(kind, method, activations, "fused")
+    got, w_got = _train(kind, method, activations, mode)
     want, w_want = _train(kind, method, activations, "reference")
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-7)
