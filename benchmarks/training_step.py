@@ -13,7 +13,9 @@ with it: with the fused quantizer ops (``training/fused.py``, the default; ``bin
 before and after in the same run. Reports the median of ``--repeats`` timed steps after
 ``--warmup`` untimed ones, and the ratio binary / full precision (target: at most 1.3, issue 17
 part 4), for each thread count of ``--threads``; the CPU (``lscpu``: model, vector flags) and the
-load average at the start and the end of each row.
+load average at the start and the end of each row. With one thread it also reports the median
+CPU time of the steps (``*_cpu_ms``, ``cpu_ratio``): on a shared machine the wall time counts the
+time other processes hold the core, the thread's CPU time does not.
 
     python benchmarks/training_step.py [--threads 1,2] [--batch 128] [--json OUT.json]
     python benchmarks/training_step.py --cases cnn --mulfree deepshift,denseshift,s3,euclid,adder
@@ -67,9 +69,11 @@ def _step_fn(case: dict[str, Any], recipe: QuantRecipe | MulFreeRecipe | None, b
     x = torch.randn((batch, 1, 28, 28), generator=g)
     y = torch.randint(0, 10, (batch,), generator=g)
 
-    def step() -> float:
+    def step() -> tuple[float, float]:
         with quant_ops(mode):
-            return timed()
+            c0 = time.thread_time()
+            wall = timed()
+            return wall, time.thread_time() - c0
 
     def timed() -> float:
         t0 = time.perf_counter()
@@ -107,9 +111,12 @@ def measure(case_name: str, weights: str, activations: str | None, batch: int, w
         for fn in steps.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in steps}
+    cpu: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(repeats):  # interleaved: all see the same machine load
         for k, fn in steps.items():
-            times[k].append(fn())
+            wall, used = fn()
+            times[k].append(wall)
+            cpu[k].append(used)
     fp_times, bin_times = times["fp"], times["binary"]
     fp = statistics.median(fp_times)
     binary = statistics.median(bin_times)
@@ -120,6 +127,14 @@ def measure(case_name: str, weights: str, activations: str | None, batch: int, w
         extra = {"reference_step_ms": 1000 * ref, "reference_ratio": ref / fp,
                  "reference_step_ms_iqr": [1000 * q for q in
                                            statistics.quantiles(times["reference"], n=4)[::2]]}
+    if torch.get_num_threads() == 1:
+        # one thread: the step runs on this thread, and its CPU time does not count the time
+        # other processes of a loaded machine hold the core (memory contention still does)
+        med = {k: statistics.median(v) for k, v in cpu.items()}
+        extra.update({f"{k}_cpu_ms": 1000 * v for k, v in med.items()})
+        extra["cpu_ratio"] = med["binary"] / med["fp"]
+        if "reference" in med:
+            extra["reference_cpu_ratio"] = med["reference"] / med["fp"]
     return {
         "case": case_name,
         "model": case,
@@ -147,15 +162,18 @@ def _rows(args: argparse.Namespace, n_threads: int) -> list[dict[str, Any]]:
                 row = measure(case, method, None if act == "none" else act, args.batch,
                               args.warmup, args.repeats)
                 rows.append(row)
+                cpu = (f"; CPU time {row['cpu_ratio']:.2f} (reference "
+                       f"{row['reference_cpu_ratio']:.2f})" if "cpu_ratio" in row else "")
                 print(f"t={n_threads} {case:<9} {method:<14} a={act:<5} "
                       f"fp {row['fp_step_ms']:7.2f} ms  binary {row['binary_step_ms']:7.2f} ms "
-                      f"ratio {row['ratio']:.2f} (reference {row['reference_ratio']:.2f})",
+                      f"ratio {row['ratio']:.2f} (reference {row['reference_ratio']:.2f}){cpu}",
                       flush=True)
         for method in filter(None, args.mulfree.split(",")):
             row = measure(case, method, None, args.batch, args.warmup, args.repeats)
             rows.append(row)
+            cpu = f"; CPU time {row['cpu_ratio']:.2f}" if "cpu_ratio" in row else ""
             print(f"t={n_threads} {case:<9} {method:<14} fp {row['fp_step_ms']:7.2f} ms  "
-                  f"{method} {row['binary_step_ms']:7.2f} ms  ratio {row['ratio']:.2f}",
+                  f"{method} {row['binary_step_ms']:7.2f} ms  ratio {row['ratio']:.2f}{cpu}",
                   flush=True)
     return rows
 
