@@ -42,6 +42,13 @@ def _fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
     return a(a, a, a), codegen
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _q_slope(uv, sv, c, two):  # type: ignore[no-untyped-def]
+    """``q = fma(-s, s, s)`` and the slope ``(q fma(-2u, s, u + 2)) c``."""
+    q = _fma(-sv, sv, sv)
+    return q, (q * _fma(-(uv + uv), sv, uv + two)) * c
+
+
 @njit(cache=True, nogil=True, boundscheck=False)
 def _sign_forward(x, u, s, alpha, two_beta, out, slope):  # type: ignore[no-untyped-def]
     """BNN+: ``out = alpha sign(x)``, ``slope = (q t)(2 beta alpha)``."""
@@ -53,11 +60,7 @@ def _sign_forward(x, u, s, alpha, two_beta, out, slope):  # type: ignore[no-unty
         a = alpha[j, 0]
         c = a * two_beta
         for i in range(cols):
-            uv = u[j, i]
-            sv = s[j, i]
-            q = _fma(-sv, sv, sv)
-            t = _fma(-(uv + uv), sv, uv + two)
-            slope[j, i] = (q * t) * c
+            slope[j, i] = _q_slope(u[j, i], s[j, i], c, two)[1]
             xv = x[j, i]
             out[j, i] = (one if xv > zero else (-one if xv < zero else zero)) * a
 
@@ -74,9 +77,7 @@ def _signswish_forward(u, s, alpha, two_beta, out, slope):  # type: ignore[no-un
         for i in range(cols):
             uv = u[j, i]
             sv = s[j, i]
-            q = _fma(-sv, sv, sv)
-            t = _fma(-(uv + uv), sv, uv + two)
-            slope[j, i] = (q * t) * c
+            q, slope[j, i] = _q_slope(uv, sv, c, two)
             out[j, i] = _fma(uv + uv, q, (sv + sv) - one) * a
 
 
