@@ -36,11 +36,13 @@ lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy proxcompress formulations/__init__.py formulations/problem.py \
 		formulations/solution.py formulations/restricted.py formulations/bnb.py \
-		formulations/cli.py formulations/limits.py formulations/brute.py \
+		formulations/cli.py formulations/limits.py formulations/brute.py formulations/shifts.py \
+		formulations/heuristics.py formulations/subsets.py formulations/blocks.py \
 		proofs/__init__.py kernels/__init__.py kernels/ops.py \
 		kernels/model.py kernels/simd.py kernels/intmul.py kernels/packed.py \
-		training/__init__.py training/deploy.py training/certify.py \
+		training/__init__.py training/deployment.py training/certify.py \
 		training/recipes.py training/config.py training/exporter.py training/models \
+		training/distill.py kernels/transformer.py \
 		training/runchecks.py training/checkpoint.py formulations/instances.py \
 		proofs/registry.py training/text.py training/tensor_train \
 		training/robustness.py training/tp_baseline.py training/fused.py \
@@ -56,4 +58,10 @@ test: system-deps install-dev lint docs
 	$(PYTHON) -m pytest -q
 
 bench:
-	$(PYTHON) benchmarks/mip_pruning.py --out benchmarks/results/mip_pruning.json
+	for piece in wide bnb-alpha alpha; do \
+		$(PYTHON) benchmarks/mip_pruning.py --piece $$piece --out benchmarks/results/mip_$$piece.json; \
+	done
+	for regime in independent-strong correlated-weak; do \
+		$(PYTHON) benchmarks/mip_pruning.py --piece table --regime $$regime \
+			--out benchmarks/results/mip_table_$$regime.json; \
+	done

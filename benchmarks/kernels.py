@@ -861,6 +861,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--float-size", type=int, default=4096, help="GPU shift/Euclid size")
     parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import numba
+
+        most = numba.config.NUMBA_NUM_THREADS  # NUMBA_NUM_THREADS or the usable cores
+        if not 1 <= args.threads <= most:
+            parser.error(f"--threads: {args.threads} is outside [1, {most}] (the threads numba "
+                         "may start here; NUMBA_NUM_THREADS raises the limit)")
     if args.mode == "cpu":
         result = bench_cpu(args.size or 2048, args.rounds, args.threads)
     elif args.mode == "paths":

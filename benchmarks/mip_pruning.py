@@ -1,16 +1,29 @@
 """Exact structured pruning: time to proven optimality, nodes and root gaps per formulation.
 
-Prints one JSON document (and writes it with ``--out``): the machine, library versions, and one
-record per (instance, formulation) with seconds, nodes, status, objective, bound and gap, plus
-root gaps of the big-M and perspective relaxations. Every solve of one instance is checked
-against the others: a disagreement on the optimum is reported in ``agree``.
+The study runs in pieces (each under ~40 minutes on 2 cores; run them under
+``/work/wt/bin/cpu2`` or an otherwise quiet machine), each printing one JSON document and
+writing it with ``--out``:
 
-Instances: ``random_instance(n=500, d=G, m=1, n_groups=G)`` in two regimes, independent features
-with strong signal (rho = 0, snr = 4) and correlated features with weak signal (rho = 0.8,
-snr = 0.5), seeds 0..S-1.
+- ``table`` (``--regime R``): ``random_instance(n=500, d=G, m=1, n_groups=G)`` for G in
+  10..200, independent features with strong signal (rho 0, snr 4) or correlated features with
+  weak signal (AR(1) rho 0.8, snr 0.5), alpha 0.5, seeds 0..S-1; every formulation that applies
+  (bnb, bigm and perspective on SCIP, cuts on HiGHS up to 100 groups; ECOS_BB up to 30), with the
+  root gaps of the big-M, perspective and bnb (shifted, and Frank-Wolfe refined) relaxations.
+  Every solve of one instance is checked against the others (``agree``).
+- ``alpha``: root gaps of both relaxations as alpha varies (30 groups).
+- ``bnb-alpha``: bnb alone at 100 groups, alpha in {0.05, 0.2, 0.8}, both regimes.
+- ``wide``: single-feature groups of the normalised sparse-regression design
+  (:func:`~proxcompress.formulations.instances.sparse_regression_instance`: n = 1000,
+  independent unit-norm features, 10 planted, SNR 10, lam 0.02, alpha 0.5, M 1) at
+  p = 1000 and 10 000, plus the equicorrelated (rho 0.5, SNR 2) p = 1000 case; the open solvers
+  at p = 1000 only (at 10 000 their models do not build within the limit).
+- ``cnn``: the layer-wise problems of ``proxcompress select --select mip`` on the results CNN
+  (``--runs DIR`` with ``seed-S`` run folders of ``configs/results/cnn-fp.yaml``): half the
+  channels of each conv layer (8 of 16, 16 of 32, 32 of 64), warm-started from the SPR and
+  magnitude choices as ``select`` does; the open solvers on the 8-of-16 rows.
 
-Usage: ``python benchmarks/mip_pruning.py [--quick] [--out FILE.json]``; ``--render FILE.json``
-prints the Markdown tables of docs/benchmarks.md from a saved run.
+Usage: ``python benchmarks/mip_pruning.py --piece P [--regime R] [--out FILE.json]``;
+``--render FILE.json [FILE.json ...]`` prints the Markdown tables of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -20,29 +33,38 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import time
+from collections.abc import Callable
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-from proxcompress.formulations import random_instance, solve
-from proxcompress.formulations.bnb import root_bound
+import numpy as np
+
+from proxcompress.formulations import LayerPruningProblem, Solution, random_instance, solve
+from proxcompress.formulations.bnb import build_engine, refine_shift
+from proxcompress.formulations.instances import sparse_regression_instance
 from proxcompress.formulations.perspective import solve_perspective
 from proxcompress.formulations.relaxations import relaxation, root_gap
 
 REGIMES = {"independent-strong": (0.0, 4.0), "correlated-weak": (0.8, 0.5)}
+RIVALS = ("bigm", "perspective-scip", "perspective-ecos_bb", "cuts")
+NAMES = ("bnb", *RIVALS)
+CNN_LAYERS = (("conv0_0", 8), ("conv1_0", 16), ("conv2_0", 32))
 
 
 def _machine() -> dict[str, Any]:
     model = "unknown"
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name"):
+                model = line.split(":", 1)[1].strip()
     except OSError:
         pass
     return {
+        "device": "cpu",
         "cpu": model,
         "cores": os.cpu_count(),
         "loadavg_at_start": os.getloadavg(),
@@ -54,275 +76,350 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _solvers(groups: int) -> dict[str, Any]:
-    """Which formulations to run at this size (the slow ones are skipped where they only time
-    out; ECOS_BB has no time limit, so it runs only where it finishes)."""
-    out: dict[str, Any] = {"bnb": lambda p, t: solve(p, "bnb", t)}
-    if groups <= 100:
-        out["bigm"] = lambda p, t: solve(p, "bigm", t)
-        out["perspective-scip"] = lambda p, t: solve_perspective(p, t, solver="SCIP")
-        out["cuts"] = lambda p, t: solve(p, "cuts", t)
-    if groups <= 30:
-        out["perspective-ecos_bb"] = lambda p, t: solve_perspective(p, t, solver="ECOS_BB")
+def _runners(groups: int, rivals: bool = True) -> dict[str, Callable[..., Solution]]:
+    """Which formulations run at this size (ECOS_BB has no time limit of its own and is
+    stopped by the guard, so it runs only where it can finish)."""
+    out: dict[str, Callable[..., Solution]] = {"bnb": lambda p, t, **kw: solve(p, "bnb", t, **kw)}
+    if rivals and groups <= 100:
+        out["bigm"] = lambda p, t, **kw: solve(p, "bigm", t)
+        out["perspective-scip"] = lambda p, t, **kw: solve_perspective(p, t, solver="SCIP")
+        out["cuts"] = lambda p, t, **kw: solve(p, "cuts", t)
+    if rivals and groups <= 30:
+        out["perspective-ecos_bb"] = lambda p, t, **kw: solve_perspective(p, t, solver="ECOS_BB")
     return out
 
 
-def run_instance(
-    groups: int, regime: str, seed: int, alpha: float, time_limit: float
-) -> list[dict[str, Any]]:
-    """Solve one instance with every formulation that applies; one record each."""
-    rho, snr = REGIMES[regime]
-    problem = random_instance(500, groups, 1, groups, seed, rho=rho, snr=snr, alpha=alpha)
-    records = []
-    for name, run in _solvers(groups).items():
-        start = time.perf_counter()
-        solution = run(problem, time_limit)
-        records.append(
-            {
-                "groups": groups,
-                "regime": regime,
-                "seed": seed,
-                "alpha": alpha,
-                "formulation": name,
-                "status": solution.status,
-                "seconds": time.perf_counter() - start,
-                "nodes": solution.nodes,
-                "objective": solution.objective,
-                "bound": solution.bound,
-                "gap": solution.gap,
-                "support": list(solution.support),
-            }
-        )
+def _record(solution: Solution, seconds: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "formulation": solution.formulation,
+        "status": solution.status,
+        "seconds": seconds,
+        "nodes": solution.nodes,
+        "objective": solution.objective,
+        "bound": solution.bound,
+        "gap": solution.gap,
+        "support": list(solution.support),
+        **extra,
+    }
+
+
+def _agree(records: list[dict[str, Any]]) -> bool:
+    """Proved optima agree (objective to 1e-6) and no bound passes the best objective."""
     optimal = [r for r in records if r["status"] == "optimal"]
     best = min(r["objective"] for r in records)
-    agree = all(
-        abs(r["objective"] - best) <= 1e-6 * abs(best) and r["support"] == optimal[0]["support"]
-        for r in optimal
+    tol = 1e-6 * max(abs(best), 1.0)
+    return all(abs(r["objective"] - best) <= tol for r in optimal) and all(
+        r["bound"] <= best + tol for r in records
     )
-    roots = {kind: root_gap(problem, kind, best) for kind in ("bigm", "perspective")}
-    shifted = (best - root_bound(problem)) / abs(best)
+
+
+def _solve_all(
+    problem: LayerPruningProblem, runners: dict[str, Callable[..., Solution]], time_limit: float,
+    extra: dict[str, Any], warm_start: list[list[int]] | None = None,
+) -> list[dict[str, Any]]:
+    records = []
+    for name, run in runners.items():
+        start = time.perf_counter()
+        kwargs = {"warm_start": warm_start} if warm_start and name == "bnb" else {}
+        solution = run(problem, time_limit, **kwargs)
+        records.append({**_record(solution, time.perf_counter() - start), "name": name, **extra})
+    agree = _agree(records)
     for record in records:
-        record.update(
-            agree=agree,
-            root_gap_bigm=roots["bigm"],
-            root_gap_perspective=roots["perspective"],
-            root_gap_bnb_shifted=shifted,
-        )
+        record["agree"] = agree
         print(json.dumps({k: v for k, v in record.items() if k != "support"}), flush=True)
     return records
 
 
-def alpha_sweep(groups: int, regime: str, seeds: int, alphas: list[float]) -> list[dict[str, Any]]:
-    """Root gaps of both relaxations as alpha varies, and the share of the big-M gap closed."""
-    rows = []
+def _shifted_gaps(problem: LayerPruningProblem, best: float) -> dict[str, float]:
+    engine, root = build_engine(problem)
+    _, refined = refine_shift(engine, root)
+    return {
+        "root_gap_bnb_shifted": (best - root.bound) / abs(best),
+        "root_gap_bnb_refined": (best - refined.bound) / abs(best),
+    }
+
+
+# ---------------------------------------------------------------------------- pieces
+def piece_table(regime: str, sizes: list[int], seeds: int, alpha: float,
+                time_limit: float) -> list[dict[str, Any]]:
+    """The main table for one regime."""
     rho, snr = REGIMES[regime]
-    for alpha in alphas:
-        closed = []
-        gaps = []
+    runs = []
+    for groups in sizes:
         for seed in range(seeds):
             problem = random_instance(500, groups, 1, groups, seed, rho=rho, snr=snr, alpha=alpha)
-            optimum = solve(problem, "bnb").objective
-            bigm = relaxation(problem, "bigm").bound
-            persp = relaxation(problem, "perspective").bound
-            gaps.append(
-                (
-                    root_gap(problem, "bigm", optimum),
-                    root_gap(problem, "perspective", optimum),
-                    (optimum - root_bound(problem)) / abs(optimum),
-                )
-            )
-            closed.append((persp - bigm) / (optimum - bigm) if optimum > bigm else 1.0)
-        row = {
-            "groups": groups,
-            "regime": regime,
-            "alpha": alpha,
-            "root_gap_bigm_median": statistics.median(g[0] for g in gaps),
-            "root_gap_perspective_median": statistics.median(g[1] for g in gaps),
-            "bigm_gap_closed_median": statistics.median(closed),
-            "root_gap_bnb_shifted_median": statistics.median(g[2] for g in gaps),
-        }
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+            extra = {"groups": groups, "regime": regime, "seed": seed, "alpha": alpha}
+            records = _solve_all(problem, _runners(groups), time_limit, extra)
+            best = min(r["objective"] for r in records)
+            gaps = {kind: root_gap(problem, kind, best) for kind in ("bigm", "perspective")}
+            shifted = _shifted_gaps(problem, best)
+            for record in records:
+                record.update(root_gap_bigm=gaps["bigm"], root_gap_perspective=gaps["perspective"],
+                              **shifted)
+            runs += records
+    return runs
+
+
+def piece_alpha(groups: int, seeds: int, alphas: list[float]) -> list[dict[str, Any]]:
+    """Root gaps of both relaxations (and bnb's) as alpha varies."""
+    rows = []
+    for regime, (rho, snr) in REGIMES.items():
+        for alpha in alphas:
+            gaps, closed = [], []
+            for seed in range(seeds):
+                problem = random_instance(500, groups, 1, groups, seed, rho=rho, snr=snr,
+                                          alpha=alpha)
+                optimum = solve(problem, "bnb").objective
+                bigm = relaxation(problem, "bigm").bound
+                persp = relaxation(problem, "perspective").bound
+                shifted = _shifted_gaps(problem, optimum)
+                gaps.append(((optimum - bigm) / abs(optimum), (optimum - persp) / abs(optimum),
+                             shifted["root_gap_bnb_shifted"], shifted["root_gap_bnb_refined"]))
+                closed.append((persp - bigm) / (optimum - bigm) if optimum > bigm else 1.0)
+            row = {
+                "groups": groups, "regime": regime, "alpha": alpha,
+                "root_gap_bigm_median": statistics.median(g[0] for g in gaps),
+                "root_gap_perspective_median": statistics.median(g[1] for g in gaps),
+                "bigm_gap_closed_median": statistics.median(closed),
+                "root_gap_bnb_shifted_median": statistics.median(g[2] for g in gaps),
+                "root_gap_bnb_refined_median": statistics.median(g[3] for g in gaps),
+            }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     return rows
 
 
-def bnb_alpha_sweep(
-    groups: int, seeds: int, alphas: list[float], time_limit: float
-) -> list[dict[str, Any]]:
-    """bnb alone at ``groups`` groups as alpha varies (small alpha = weak perspective)."""
+def piece_bnb_alpha(groups: int, seeds: int, alphas: list[float],
+                    time_limit: float) -> list[dict[str, Any]]:
+    """bnb alone at ``groups`` groups as alpha varies (small alpha: weak perspective)."""
     rows = []
     for regime, (rho, snr) in REGIMES.items():
         for alpha in alphas:
             for seed in range(seeds):
-                problem = random_instance(
-                    500, groups, 1, groups, seed, rho=rho, snr=snr, alpha=alpha
-                )
+                problem = random_instance(500, groups, 1, groups, seed, rho=rho, snr=snr,
+                                          alpha=alpha)
+                start = time.perf_counter()
                 solution = solve(problem, "bnb", time_limit)
-                row = {
-                    "groups": groups,
-                    "regime": regime,
-                    "alpha": alpha,
-                    "seed": seed,
-                    "status": solution.status,
-                    "seconds": solution.seconds,
-                    "nodes": solution.nodes,
-                    "gap": solution.gap,
-                }
-                print(json.dumps(row), flush=True)
+                row = {**_record(solution, time.perf_counter() - start), "name": "bnb",
+                       "groups": groups, "regime": regime, "alpha": alpha, "seed": seed}
+                print(json.dumps({k: v for k, v in row.items() if k != "support"}), flush=True)
                 rows.append(row)
     return rows
 
 
-def _median_percent(rows: list[dict[str, Any]], key: str) -> str:
-    values = [r[key] for r in rows if key in r]
-    return f"{statistics.median(values):.2%}" if values else "-"
+WIDE_CASES = (
+    # (label, p, rho, snr, rivals)
+    ("independent, SNR 10", 1000, 0.0, 10.0, True),
+    ("independent, SNR 10", 10_000, 0.0, 10.0, False),
+    ("equicorrelated 0.5, SNR 2", 1000, 0.5, 2.0, False),
+)
+
+
+def piece_wide(seeds: int, time_limit: float) -> list[dict[str, Any]]:
+    """Single-feature groups of the normalised design, n = 1000."""
+    runs = []
+    for label, p, rho, snr, rivals in WIDE_CASES:
+        for seed in range(seeds):
+            problem = sparse_regression_instance(1000, p, seed, rho=rho, snr=snr)
+            runners = _runners(100 if rivals else 0, rivals)
+            runners.pop("perspective-ecos_bb", None)
+            extra = {"case": label, "p": p, "seed": seed, "n": 1000}
+            runs += _solve_all(problem, runners, time_limit, extra)
+    return runs
+
+
+def _cnn_problem(run: Path, unit_name: str, keep: int) -> tuple[LayerPruningProblem,
+                                                                list[list[int]], dict[str, Any]]:
+    """The layer-wise problem ``select --select mip`` solves for ``unit_name`` (its data, its
+    problem and its SPR / magnitude warm starts)."""
+    import torch
+
+    from proxcompress.training.data import load_dataset
+    from proxcompress.training.pruning import group_tensors, unit_by_name
+    from proxcompress.training.select import _problem, _spr_scores, record_consumer
+    from proxcompress.training.trainer import load_run
+
+    cfg, model = load_run(str(run))
+    train, _ = load_dataset(cfg.data.name, cfg.data.root, cfg.seed, cfg.data.synthetic_samples,
+                            cfg.data.image_size, cfg.data.in_channels)
+    train = train.subset(4096, cfg.seed)
+    unit = unit_by_name(model, unit_name)
+    rec = record_consumer(model, unit, train, 256, 16, 0)
+    problem = _problem(rec, keep)
+    norms = torch.cat([p.detach() for p in group_tensors(model, unit)], dim=1).norm(dim=1)
+    starts = [sorted(torch.topk(_spr_scores(model, unit, 0.1, None), keep).indices.tolist()),
+              sorted(torch.topk(norms, keep).indices.tolist())]
+    shape = {"n": problem.n, "d": problem.d, "m": problem.m, "groups": problem.n_groups,
+             "k": keep}
+    return problem, starts, shape
+
+
+def piece_cnn(runs_dir: Path, seeds: int, time_limit: float) -> list[dict[str, Any]]:
+    """Half the channels of every conv layer of the results CNN."""
+    out = []
+    for seed in range(seeds):
+        run = runs_dir / f"seed-{seed}"
+        for unit_name, keep in CNN_LAYERS:
+            problem, starts, shape = _cnn_problem(run, unit_name, keep)
+            runners = _runners(problem.n_groups, rivals=problem.n_groups <= 16)
+            extra = {"layer": unit_name, "seed": seed, **shape}
+            out += _solve_all(problem, runners, time_limit, extra, warm_start=starts)
+    return out
+
+
+# --------------------------------------------------------------------------- render
+def _cell(rows: list[dict[str, Any]]) -> tuple[str, float | None]:
+    if not rows:
+        return "-", None
+    seconds = statistics.median(r["seconds"] for r in rows)
+    nodes = statistics.median(r["nodes"] for r in rows)
+    solved = sum(r["status"] == "optimal" for r in rows)
+    if solved < len(rows):
+        gap = statistics.median(r["gap"] for r in rows)
+        return f"TL {seconds:.3g} s [{gap:.1e}] ({solved}/{len(rows)} proved)", seconds
+    return f"{seconds:.3g} s ({nodes:g})", seconds
+
+
+def _speedup(cells: dict[str, float | None], rows: dict[str, list[dict[str, Any]]]) -> str:
+    rivals = {n: s for n, s in cells.items() if n != "bnb" and s is not None}
+    if cells.get("bnb") is None or not rivals:
+        return "-"
+    if any(r["status"] != "optimal" for r in rows["bnb"]):
+        return "bnb not proved"
+    best = min(rivals.values())
+    name = min(rivals, key=lambda n: rivals[n])
+    bound = any(r["status"] != "optimal" for r in rows[name])
+    return f"{'>= ' if bound else ''}{best / cells['bnb']:.2g}x"
+
+
+def render_table(runs: list[dict[str, Any]], machine: dict[str, Any], key: str,
+                 label: str) -> str:
+    names = [n for n in NAMES if any(r["name"] == n for r in runs)]
+    lines = [
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, load average "
+        f"{machine['loadavg_at_start'][0]:.1f} at start. Cells: median seconds (median nodes) "
+        "over the seeds; `TL` = some seed hit the time limit (median gap in brackets); "
+        "`-` = not run. Speed-up: best open solver's median time over bnb's (`>=` when that "
+        "solver hit the limit).",
+        "",
+        f"| {label} | " + " | ".join(names) + " | bnb speed-up vs best open solver | all agree |",
+        "|" + "---|" * (label.count("|") + 1 + len(names) + 2),
+    ]
+    for group_key in sorted({r[key] for r in runs}, key=str):
+        mine = [r for r in runs if r[key] == group_key]
+        by_name = {n: [r for r in mine if r["name"] == n] for n in names}
+        cells = {n: _cell(by_name[n]) for n in names}
+        lines.append(
+            f"| {group_key} | " + " | ".join(cells[n][0] for n in names)
+            + f" | {_speedup({n: c[1] for n, c in cells.items()}, by_name)} | "
+            f"{'yes' if all(r['agree'] for r in mine) else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+def _pct(rows: list[dict[str, Any]], field: str) -> str:
+    values = [r[field] for r in rows if field in r]
+    # a bound above the optimum by round-off (1e-12 relative) prints as 0
+    return f"{max(statistics.median(values), 0.0):.2%}" if values else "-"
 
 
 def render(result: dict[str, Any]) -> str:
-    """Markdown tables (medians over seeds) from one saved run."""
+    """Markdown for one saved piece."""
+    piece, machine = result["piece"], result["machine"]
+    if piece == "table":
+        runs = result["runs"]
+        for r in runs:
+            r["row"] = f"{r['regime']} | {r['groups']:>3}"
+        text = render_table(runs, machine, "row", "regime | groups")
+        gaps = ["", "| regime | groups | root gap big-M | root gap perspective | "
+                "root gap bnb (shifted) | root gap bnb (FW-refined shift) |",
+                "|---|---|---|---|---|---|"]
+        for row in sorted({r["row"] for r in runs}):
+            mine = [r for r in runs if r["row"] == row and r["name"] == "bnb"]
+            gaps.append(f"| {row} | {_pct(mine, 'root_gap_bigm')} | "
+                        f"{_pct(mine, 'root_gap_perspective')} | "
+                        f"{_pct(mine, 'root_gap_bnb_shifted')} | "
+                        f"{_pct(mine, 'root_gap_bnb_refined')} |")
+        return text + "\n" + "\n".join(gaps)
+    if piece == "alpha":
+        lines = ["| regime | alpha | root gap big-M | root gap perspective | big-M gap closed "
+                 "| root gap bnb (shifted) | root gap bnb (FW-refined) |",
+                 "|---|---|---|---|---|---|---|"]
+        for row in result["rows"]:
+            lines.append(
+                f"| {row['regime']} | {row['alpha']} | {row['root_gap_bigm_median']:.2%} | "
+                f"{row['root_gap_perspective_median']:.2%} | {row['bigm_gap_closed_median']:.0%} "
+                f"| {max(row['root_gap_bnb_shifted_median'], 0.0):.2%} | "
+                f"{max(row['root_gap_bnb_refined_median'], 0.0):.2%} |")
+        return "\n".join(lines)
+    if piece == "bnb-alpha":
+        lines = ["| regime | groups | alpha | bnb median seconds | median nodes | optimal / runs "
+                 "| worst gap |", "|---|---|---|---|---|---|---|"]
+        rows = result["rows"]
+        for key in sorted({(r["regime"], r["groups"], r["alpha"]) for r in rows}):
+            mine = [r for r in rows if (r["regime"], r["groups"], r["alpha"]) == key]
+            solved = sum(r["status"] == "optimal" for r in mine)
+            lines.append(
+                f"| {key[0]} | {key[1]} | {key[2]} | "
+                f"{statistics.median(r['seconds'] for r in mine):.3g} | "
+                f"{statistics.median(r['nodes'] for r in mine):g} | {solved} / {len(mine)} | "
+                f"{max(r['gap'] for r in mine):.1e} |")
+        return "\n".join(lines)
+    if piece == "wide":
+        runs = result["runs"]
+        for r in runs:
+            r["row"] = f"{r['case']} | {r['p']}"
+        return render_table(runs, machine, "row", "features | p")
     runs = result["runs"]
-    names = ["bnb", "bigm", "perspective-scip", "perspective-ecos_bb", "cuts"]
-    lines = [
-        f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; "
-        f"load average {result['machine']['loadavg_at_start'][0]:.1f} at start. "
-        f"n = {result['n']}, m = {result['m']}, alpha = {runs[0]['alpha']}, time limit "
-        f"{result['time_limit']:g} s. Cells: median seconds (median nodes) over the seeds; "
-        "`TL` = some seed hit the time limit (median gap in brackets); `-` = not run.",
-        "",
-        "| regime | groups | " + " | ".join(names) + " | bnb speed-up vs best SCIP/ECOS_BB "
-        "| root gap big-M | root gap perspective | root gap bnb (shifted) | all agree |",
-        "|---|---|" + "---|" * (len(names) + 5),
-    ]
-    keys = sorted({(r["regime"], r["groups"]) for r in runs}, key=lambda k: (k[0], k[1]))
-    for regime, groups in keys:
-        rows = [r for r in runs if r["regime"] == regime and r["groups"] == groups]
-        cells, medians = [], {}
-        for name in names:
-            mine = [r for r in rows if r["formulation"] == name]
-            if not mine:
-                cells.append("-")
-                continue
-            seconds = statistics.median(r["seconds"] for r in mine)
-            nodes = statistics.median(r["nodes"] for r in mine)
-            medians[name] = seconds
-            if any(r["status"] != "optimal" for r in mine):
-                gap = statistics.median(r["gap"] for r in mine)
-                cells.append(f"TL {seconds:.3g} s [{gap:.1e}]")
-            else:
-                cells.append(f"{seconds:.3g} s ({nodes:g})")
-        rivals = [
-            medians[n] for n in ("bigm", "perspective-scip", "perspective-ecos_bb") if n in medians
-        ]
-        speedup = f"{min(rivals) / medians['bnb']:.2g}x" if rivals else "-"
-        lines.append(
-            f"| {regime} | {groups} | " + " | ".join(cells) + f" | {speedup} | "
-            f"{statistics.median(r['root_gap_bigm'] for r in rows):.2%} | "
-            f"{statistics.median(r['root_gap_perspective'] for r in rows):.2%} | "
-            f"{_median_percent(rows, 'root_gap_bnb_shifted')} | "
-            f"{'yes' if all(r['agree'] for r in rows) else 'NO'} |"
-        )
-    lines += [
-        "",
-        "Root gaps as alpha varies (30 groups, medians over seeds; share of the big-M root gap "
-        "that the perspective relaxation closes):",
-        "",
-        "| regime | alpha | root gap big-M | root gap perspective | big-M gap closed "
-        "| root gap bnb (shifted) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in result["alpha_sweep"]:
-        lines.append(
-            f"| {row['regime']} | {row['alpha']} | {row['root_gap_bigm_median']:.2%} | "
-            f"{row['root_gap_perspective_median']:.2%} | {row['bigm_gap_closed_median']:.0%} | "
-            f"{row['root_gap_bnb_shifted_median']:.2%} |"
-        )
-    return "\n".join(lines)
-
-
-def render_bnb_alpha(rows: list[dict[str, Any]]) -> str:
-    """Markdown table of the bnb-alone alpha sweep (medians over seeds)."""
-    lines = [
-        "| regime | groups | alpha | bnb median seconds | median nodes | optimal / runs "
-        "| worst gap |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for key in sorted({(r["regime"], r["groups"], r["alpha"]) for r in rows}):
-        mine = [r for r in rows if (r["regime"], r["groups"], r["alpha"]) == key]
-        solved = sum(r["status"] == "optimal" for r in mine)
-        lines.append(
-            f"| {key[0]} | {key[1]} | {key[2]} | "
-            f"{statistics.median(r['seconds'] for r in mine):.3g} | "
-            f"{statistics.median(r['nodes'] for r in mine):g} | {solved} / {len(mine)} | "
-            f"{max(r['gap'] for r in mine):.1e} |"
-        )
-    return "\n".join(lines)
+    for r in runs:
+        r["row"] = f"{r['layer']} | {r['k']} of {r['groups']} | {r['d']} x {r['m']}"
+    return render_table(runs, machine, "row", "layer | keep | d x m")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--piece", choices=("table", "alpha", "bnb-alpha", "wide", "cnn"))
+    parser.add_argument("--regime", choices=tuple(REGIMES), default="independent-strong")
     parser.add_argument("--quick", action="store_true", help="small grid (a smoke run)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--runs", type=Path, default=Path("runs/cnn"),
+                        help="cnn piece: folder with seed-S runs of configs/results/cnn-fp.yaml")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--render", default=None, metavar="FILE.json")
-    parser.add_argument(
-        "--only-bnb-alpha", action="store_true", help="run only the bnb alpha sweep (100 groups)"
-    )
+    parser.add_argument("--render", nargs="+", default=None, metavar="FILE.json")
     args = parser.parse_args()
     if args.render:
-        with open(args.render, encoding="utf-8") as handle:
-            saved = json.load(handle)
-        if "runs" in saved:
-            print(render(saved))
-        if "bnb_alpha_sweep" in saved:
-            print("\n" + render_bnb_alpha(saved["bnb_alpha_sweep"]))
+        for path in args.render:
+            with open(path, encoding="utf-8") as handle:
+                print(render(json.load(handle)) + "\n")
         return
-    if args.only_bnb_alpha:
-        rows = bnb_alpha_sweep(
-            50 if args.quick else 100, args.seeds, [0.05, 0.2, 0.8], args.time_limit
-        )
-        text = json.dumps(
-            {
-                "benchmark": "mip_pruning-bnb-alpha",
-                "machine": _machine(),
-                "time_limit": args.time_limit,
-                "bnb_alpha_sweep": rows,
-            },
-            indent=1,
-        )
-        if args.out:
-            from proxcompress.atomic import write_text_atomic
-
-            write_text_atomic(args.out, text + "\n")
-        print(text)
-        return
-    sizes = [10, 30] if args.quick else [10, 30, 50, 100, 200]
+    if args.piece is None:
+        parser.error("--piece or --render is required")
     seeds = 1 if args.quick else args.seeds
-    # Load the Numba-compiled bnb kernels from the cache once, outside the timings.
-    solve(random_instance(50, 5, 1, 5, 0), "bnb")
+    # One-time costs outside the timings: bnb's compiled kernels, Pyomo, SCIP, CVXPY, HiGHS.
+    tiny = random_instance(50, 5, 1, 5, 0, k=2)
+    for run in _runners(5).values():
+        run(tiny, None)
     started = time.time()
-    result: dict[str, Any] = {
-        "benchmark": "mip_pruning",
-        "machine": _machine(),
-        "n": 500,
-        "m": 1,
-        "time_limit": args.time_limit,
-        "runs": [],
-    }
-    for regime in REGIMES:
-        for groups in sizes:
-            for seed in range(seeds):
-                result["runs"] += run_instance(groups, regime, seed, args.alpha, args.time_limit)
-    result["alpha_sweep"] = [
-        row for regime in REGIMES for row in alpha_sweep(30, regime, seeds, [0.05, 0.2, 0.5, 0.8])
-    ]
-    result["bnb_alpha_sweep"] = bnb_alpha_sweep(
-        50 if args.quick else 100, seeds, [0.05, 0.2, 0.8], args.time_limit
-    )
+    result: dict[str, Any] = {"benchmark": "mip_pruning", "piece": args.piece,
+                              "machine": _machine(), "time_limit": args.time_limit}
+    if args.piece == "table":
+        sizes = [10, 30] if args.quick else [10, 30, 50, 100, 200]
+        result.update(regime=args.regime, n=500, m=1, alpha=args.alpha, runs=piece_table(
+            args.regime, sizes, seeds, args.alpha, args.time_limit))
+    elif args.piece == "alpha":
+        result["rows"] = piece_alpha(30, seeds, [0.05, 0.2, 0.5, 0.8])
+    elif args.piece == "bnb-alpha":
+        result["rows"] = piece_bnb_alpha(50 if args.quick else 100, seeds, [0.05, 0.2, 0.8],
+                                         args.time_limit)
+    elif args.piece == "wide":
+        result["runs"] = piece_wide(seeds, args.time_limit)
+    else:
+        result["runs"] = piece_cnn(args.runs, seeds, args.time_limit)
     result["wall_seconds"] = time.time() - started
     result["machine"]["loadavg_at_end"] = os.getloadavg()
-    text = json.dumps(result, indent=1)
+    text = json.dumps(result, indent=1, default=lambda x: float(x) if np.isscalar(x) else str(x))
     if args.out:
         from proxcompress.atomic import write_text_atomic
 

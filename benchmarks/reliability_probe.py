@@ -15,8 +15,9 @@ child (its own folder, a wall-clock limit and a memory watch), and prints JSON c
 * ``accepted_hostile``: a hostile case that was not refused.
 
 Usage: ``python benchmarks/reliability_probe.py [--only CLASS[,CLASS]] [--out FILE.json]
-[--timeout S] [--list]``. Exit code 0 when every case behaved, 1 otherwise. Run it under
-``/work/wt/bin/cpu1`` on a shared machine (one process at a time; about ten minutes).
+[--timeout S] [--list]``. Exit code 0 when every case behaved, 1 otherwise. Each case runs with one
+thread per library (``OMP``/``MKL``/``NUMBA_NUM_THREADS=1`` in the children); on a shared
+machine run one probe at a time (about ten minutes).
 """
 
 from __future__ import annotations
@@ -48,11 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 CLASSES = ("files", "configs", "checkpoints", "data", "expressions", "outputs", "flags", "api")
 NOBODY = 65534
@@ -1366,6 +1363,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--match", default="", help="only the cases whose name contains this")
     parser.add_argument("--show", type=int, default=30, help="failures listed in the report")
     args = parser.parse_args(argv)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(name, "1")  # the children: one thread per library
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = [c for c in only if c not in CLASSES]
     if unknown:

@@ -103,7 +103,8 @@ SELECT_SECONDS = 300
 #: the tables, in page order
 TABLES = {"binary": "binary MLP / CNN", "spr": "SPR", "mulfree": "multiplication-free CNN",
           "speech": "spoken commands", "speech-hard": "spoken commands, harder variant",
-          "long": "long budget (binary MLP / CNN)", "s3init": "S3 initialization scale",
+          "long": "long budget (binary MLP / CNN)", "vit": "vision transformers",
+          "s3init": "S3 initialization scale",
           "robust": "robustness (evaluation only)", "transfer": "DenseShift transfer"}
 
 #: the transfer study: pre-train on these Fashion-MNIST classes, fine-tune on the others
@@ -183,6 +184,56 @@ SPEECH: list[tuple[str, str, dict[str, Any] | None]] = [
     ("denseshift", "DenseShift, 3-bit zero-free", {"method": "denseshift", "bits": 3}),
 ]
 
+#: the vision transformers (issue 15): a ViT for 28 x 28 inputs (patch 4: 7 x 7 tokens of 32
+#: channels, 3 blocks, 2 heads, FFN 2x), the binary ladder of BinaryViT (Le & Li, CVPRW 2023) on
+#: it, distillation from the full-precision row, and BNN+ / BNN++ weights on BinaryViT. Sized
+#: for the CPU budget (docs/results.md: under 90 minutes at --jobs 2); a larger GPU
+#: configuration is the same command with --set overrides (docs/training.md).
+VIT_EPOCHS = 3
+VIT_BASE: dict[str, Any] = {
+    "epochs": VIT_EPOCHS, "threads": 1, "progress": False,
+    "data": {"name": "fashion-mnist", "val_fraction": 0.1},
+    "model": {"name": "vit", "vit": {
+        "patch": 4, "stages": [{"dim": 32, "depth": 3, "heads": 2, "mlp_ratio": 2, "sr": 1}]}},
+    "quant": {"weights": "none", "keep_first": True, "keep_last": True},
+    "optim": {"name": "adam", "lr": 0.001, "schedule": "cosine", "batch_size": 128},
+}
+#: (a first pass at seed 0 with 4 blocks found 1e-3 below 3e-3 on validation for both the
+#: full-precision and the binary DeiT-style model, 84.5 vs 85.8 and 73.8 vs 80.6)
+VIT_LR_GRID = [3e-3, 1e-2]
+#: the ladder's binarization: weights and activations with BNN's pair (sign, 1{|x| <= 1}),
+#: BinaryViT's straight-through estimator (methods.md section 2)
+VIT_BINARY = {"quant": {"weights": "bnn", "activations": "bnn"}}
+VIT_BINARYVIT = {"binary": True, "pool": "avg", "multipool": True, "affine": True,
+                 "pyramid": True}
+#: key, label, ViT switches, extra config, sweep, inherited keys, teacher row
+VIT: list[tuple[str, str, dict[str, Any], dict[str, Any], dict[str, list[Any]],
+                dict[str, str], str | None]] = [
+    ("fp", "ViT, full precision", {}, {}, {"optim.lr": VIT_LR_GRID}, {}, None),
+    ("deit", "binary DeiT-style (ReActNet blocks, class token)", {"binary": True},
+     VIT_BINARY, {"optim.lr": VIT_LR_GRID}, {}, None),
+    ("avgpool", "+ global average pooling", {"binary": True, "pool": "avg"}, VIT_BINARY, {},
+     {"optim.lr": "vit-deit"}, None),
+    ("multipool", "+ multi-pooling branches",
+     {"binary": True, "pool": "avg", "multipool": True}, VIT_BINARY, {},
+     {"optim.lr": "vit-deit"}, None),
+    ("affine", "+ affine transform (LayerScale 0.1 + bias)",
+     {"binary": True, "pool": "avg", "multipool": True, "affine": True}, VIT_BINARY, {},
+     {"optim.lr": "vit-deit"}, None),
+    ("binaryvit", "+ pyramid = BinaryViT", VIT_BINARYVIT, VIT_BINARY, {},
+     {"optim.lr": "vit-deit"}, None),
+    ("binaryvit-kd", "BinaryViT + distillation from the full-precision ViT", VIT_BINARYVIT,
+     VIT_BINARY, {}, {"optim.lr": "vit-deit"}, "vit-fp"),
+    # BNN+ and BNN++ weights swept as in the binary tables (METHODS; BNN++'s growth 30 left out
+    # for the budget: beta(mu) passes 30 within the first steps, a sign forward from the start)
+    ("binaryvit-bnnp", "BinaryViT, weights BNN+", VIT_BINARYVIT,
+     {"quant": {"weights": "bnn+", "activations": "bnn"}}, {"quant.beta": [2.0, 5.0]},
+     {"optim.lr": "vit-deit"}, None),
+    ("binaryvit-bnnpp", "BinaryViT, weights BNN++ (published reading)", VIT_BINARYVIT,
+     {"quant": {"weights": "bnn++", "activations": "bnn", "beta": 1.0}},
+     {"quant.beta_growth": [0.3, 3.0]}, {"optim.lr": "vit-deit"}, None),
+]
+
 #: each binary method's own swept keys (the long-budget rows take the quick table's choice)
 METHODS_SWEEPS = [(key, [k for k in sweep if k != "optim.lr"]) for key, _, _, sweep, _, _
                   in METHODS]
@@ -195,7 +246,9 @@ PRIORITY = ["mlp-bc", "mlp-bc-act", "cnn-bc", "cnn-bc-act", "cnn-fp", "mlp-fp", 
             "mlp-bnn", "mlp-pc", "cnn-spr-lam2", "cnn-spr-lam10", "cnn-euclid", "cnn-denseshift",
             "cnn-s3-3bit", "cnn-fp-distance-lr", "speech-fp", "speech-shift", "cnn-deepshift",
             "cnn-s3-4bit", "cnn-adder", "speech-denseshift", "cnn-tp-lam5", "cnn-tp-lam2",
-            "cnn-tp-lam10", "transfer-source-fp"]
+            "cnn-tp-lam10", "vit-fp", "vit-deit", "vit-binaryvit", "vit-binaryvit-kd",
+            "vit-avgpool", "vit-multipool", "vit-affine", "vit-binaryvit-bnnp",
+            "vit-binaryvit-bnnpp", "transfer-source-fp"]
 
 
 # --------------------------------------------------------------------------------- configs
@@ -357,6 +410,13 @@ def rows() -> list[Row]:
                         "spr": {"enabled": True, "lam": lam, "alpha": 0.1,
                                 "pretrain_epochs": 2, "finetune_epochs": 2,
                                 "tolerance": 0.5, "search_samples": 2000}})})
+    for key, label, switches, extra, sweep, inherit, teacher in VIT:
+        config = _merge(_merge(VIT_BASE, {"model": {"vit": switches}}), extra)
+        row = {"table": "vit", "model": "vit", "name": f"vit-{key}", "label": label,
+               "switches": switches, "config": config, "sweep": sweep, "inherit": inherit}
+        if teacher is not None:
+            row["teacher"] = teacher
+        out.append(row)
     for row in out:
         row.setdefault("sweep", {})
         row.setdefault("inherit", {})
@@ -406,6 +466,8 @@ class Choices:
         """The keys the row takes from others: chosen values (``inherit``) and derived ones
         (``derive``: the per-unit median channel counts an SPR row kept over all its seeds);
         ``None`` until they are known."""
+        if "teacher" in row and self.chosen(self.rows[row["teacher"]]) is None:
+            return None  # a distilled row waits for its teacher's choice
         out: dict[str, Any] = {}
         for path, source in row["inherit"].items():
             chosen = self.chosen(self.rows[source])
@@ -496,7 +558,33 @@ class Choices:
         while undecided)."""
         if assignment is None:
             assignment = self.chosen(row) or {}
-        return _assign(row["config"], assignment)
+        config = _assign(row["config"], assignment)
+        teacher = self.teacher(row)
+        return config if teacher is None else _assign(config, {"distill.teacher": teacher})
+
+    def teacher(self, row: Row) -> str | None:
+        """The ``distill.teacher`` of a distilled row: its teacher row's chosen run folder with
+        ``{seed}`` for the seed (relative to the repository root when inside it: run the script
+        from there), ``None`` for other rows or while the teacher is undecided."""
+        if "teacher" not in row:
+            return None
+        source = self.rows[row["teacher"]]
+        chosen = self.chosen(source)
+        if chosen is None:
+            return None
+        runs = self.runs.resolve()
+        base = runs.relative_to(ROOT) if runs.is_relative_to(ROOT) else runs
+        return str(base / source["name"] / slug(chosen) / "seed-{seed}")
+
+    def teacher_done(self, row: Row, seed: int) -> bool:
+        """Whether the teacher run of ``row`` at ``seed`` has finished (rows without one:
+        true)."""
+        if "teacher" not in row:
+            return True
+        source = self.rows[row["teacher"]]
+        chosen = self.chosen(source)
+        return chosen is not None and _summary(_run_dir(self.runs, source, chosen, seed),
+                                               self.config(source, chosen)) is not None
 
     def table(self, row: Row) -> dict[str, Any]:
         """``sweeps.json``'s record of ``row``: grid, inherited keys, each candidate's
@@ -646,6 +734,8 @@ def pending(selected: list[Row], seeds: list[int] | None, choices: Choices
         else:
             todo = [(chosen, s) for s in _row_seeds(row, seeds)]
         for assignment, seed in todo:
+            if not choices.teacher_done(row, seed):
+                continue
             if _summary(_run_dir(choices.runs, row, assignment, seed),
                         choices.config(row, assignment)) is None:
                 out.append((row, assignment, seed))
@@ -975,6 +1065,8 @@ def render(selected: list[Row], seeds: list[int] | None, choices: Choices,
     sel = extra.get("selection")
     if sel:
         lines += _selection_section(sel)
+    lines += extra.get("vit_section") or _vit_section(selected, seeds, choices,
+                                                       extra.get("walls", {}))
     lines += _reading()
     lines += _reproduces(choices, seeds)
     lines += _targets(choices, seeds, extra.get("walls", {}))
@@ -1250,6 +1342,149 @@ def _selection_section(sel: dict[str, Any]) -> list[str]:
             f" | {r['reconstruction_error']:.4f} | {r['reconstruction_error_no_refit']:.4f} "
             f"| {r['seconds']:.1f} | {r.get('status', '-')} |")
     return lines + ["", f"Unpruned test accuracy: {sel['unpruned_accuracy']:.2f}%.", ""]
+
+
+VIT_BEGIN, VIT_END = "<!-- table:vit -->", "<!-- /table:vit -->"
+#: each ladder rung against the one before it (the distilled and BNN+ / BNN++ rows against
+#: BinaryViT)
+VIT_PREVIOUS = {"vit-deit": "vit-fp", "vit-avgpool": "vit-deit", "vit-multipool": "vit-avgpool",
+                "vit-affine": "vit-multipool", "vit-binaryvit": "vit-affine",
+                "vit-binaryvit-kd": "vit-binaryvit", "vit-binaryvit-bnnp": "vit-binaryvit",
+                "vit-binaryvit-bnnpp": "vit-binaryvit"}
+
+
+def _paired_cell(choices: Choices, a: str, b: str, seeds: list[int] | None) -> str:
+    """``d +- h (n)``: the mean per-seed test difference ``a - b`` and its 95% t half-width."""
+    from scipy import stats
+
+    diffs = _paired_diffs(choices, a, b, seeds)
+    if len(diffs) < 2:
+        return "-"
+    half = float(stats.t.ppf(0.975, len(diffs) - 1)) * statistics.stdev(diffs) \
+        / len(diffs) ** 0.5
+    return f"{statistics.fmean(diffs):+.2f} +- {half:.2f}" + \
+        ("" if len(diffs) == 3 else f" ({len(diffs)} seeds)")
+
+
+def _vit_section(selected: list[Row], seeds: list[int] | None, choices: Choices,
+                 walls: dict[str, Any]) -> list[str]:
+    """The vision-transformer table, its sweeps, targets and compute, between markers (so a
+    ``--tables vit`` run replaces this section of the page and nothing else)."""
+    table = [r for r in selected if r["table"] == "vit"]
+    if not table:
+        return []
+    base = VIT_BASE
+    stage = base["model"]["vit"]["stages"][0]
+    lines = [
+        VIT_BEGIN,
+        "## Vision transformers: BinaryViT's ladder, distillation, BNN+ vs BNN++",
+        "",
+        f"`model.name: vit` (docs/training.md, \"Vision transformers\"): patch "
+        f"{base['model']['vit']['patch']} (7 x 7 tokens), {stage['depth']} pre-norm blocks of "
+        f"{stage['dim']} channels, {stage['heads']} heads, FFN {stage['mlp_ratio']}x; "
+        f"{base['epochs']} epochs, Adam cosine, batch {base['optim']['batch_size']}, no "
+        "augmentation, weight decay 0 (BinaryViT's). The binary rungs are the ReActNet-style "
+        "architecture of BinaryViT's code (binary linears with input shift, BatchNorm, "
+        "real-valued shortcut and RPReLU; binarized Q, K, V; attention probabilities on "
+        "`{0, alpha}`); weights and activations use BNN's pair (sign, `1{|x| <= 1}`) unless the "
+        "row says otherwise; the stem conv and the classifier stay full precision. Each rung "
+        "adds one of BinaryViT's changes to the one before; *vs previous* is the paired "
+        "difference of test accuracy to the rung above it (same seed: same initialization "
+        "and data order), mean +- 95% t half-width over the seeds. The distilled row learns "
+        "from the full-precision row's run of the same seed (soft cross-entropy only, "
+        "BinaryViT's loss). MACs per sample: *binary* are sign x sign products (binary "
+        "linears with binary inputs, `Q K^T` and `P V` of the binary attention), *float* the "
+        "rest (stem, classifier, full-precision attention); parameters count latent weights "
+        "once.",
+        "",
+        "| rung | swept | validation (%) | test (%) | vs previous (test) | parameters | model "
+        "bytes | float MACs | binary MACs | verdict | seconds / run | config |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in table:
+        c = _cells(choices, row, seeds)
+        sums = _summaries(choices, row, seeds)
+        prev = VIT_PREVIOUS.get(row["name"])
+        vs = _paired_cell(choices, row["name"], prev, seeds) if prev else "-"
+        params = str(sums[0]["parameters"]) if sums else "-"
+        fmacs = f"{sums[0]['float_macs'] + sums[0]['binary_weight_macs']:,}" if sums else "-"
+        bmacs = f"{sums[0]['binary_macs']:,}" if sums else "-"
+        vs_label = f"{vs} (vs `{prev}`)" if prev and vs != "-" else vs
+        lines.append(f"| {row['label']} | {c['swept']} | {c['val']} | {c['test']} | "
+                     f"{vs_label} | {params} | {c['bytes']} | {fmacs} | {bmacs} | "
+                     f"{c['verdict']} | {c['secs']} | `{row['name']}` |")
+    lines += ["", *_sweep_section(choices, table)]
+    lines += _vit_targets(choices, seeds, walls)
+    runs = sum(len(_folders(choices, r, seeds)) for r in table)
+    minutes = sum(json.loads((f / WALL).read_text())["seconds"] if (f / WALL).exists() else 0.0
+                  for r in table for _, f in _folders(choices, r, seeds)) / 60
+    rec = walls.get("vit")
+    lines += [f"Compute: {runs} runs of the chosen configs, {minutes:.1f} core-minutes (sweep "
+              "candidates in the Compute table)"
+              + (f"; the last `benchmarks/results.py --tables vit` run took "
+                 f"{rec['wall_seconds'] / 60:.1f} minutes with `--jobs {rec['jobs']}` "
+                 f"({rec['when']}, load average {rec['load1_before']:.2f} before it started)"
+                 if rec else "") + ".", "", VIT_END, ""]
+    return lines
+
+
+def _vit_targets(choices: Choices, seeds: list[int] | None, walls: dict[str, Any]
+                 ) -> list[str]:
+    """The issue's targets for the ViT table, computed from the runs."""
+    out = ["Targets (test accuracy of the chosen configs):", ""]
+    fp, deit, bvit = (_mean(choices, f"vit-{k}", seeds) for k in ("fp", "deit", "binaryvit"))
+    if fp is None or deit is None or bvit is None:
+        out.append("* BinaryViT closes at least half of the gap between the binary DeiT-style "
+                   "model and the full-precision ViT: not measured")
+    else:
+        gap = fp[0] - deit[0]
+        closed = (bvit[0] - deit[0]) / gap if gap > 0 else float("nan")
+        verdict_ = "met" if gap > 0 and closed >= 0.5 else "missed"
+        out.append(f"* BinaryViT closes at least half of the gap between the binary DeiT-style "
+                   f"model and the full-precision ViT: FP {_fmt_mean(fp)}, binary DeiT "
+                   f"{_fmt_mean(deit)}, BinaryViT {_fmt_mean(bvit)}: {100 * closed:.0f}% of "
+                   f"the {gap:.2f}-point gap closed (paired BinaryViT - DeiT "
+                   f"{_paired_cell(choices, 'vit-binaryvit', 'vit-deit', seeds)}): "
+                   f"**{verdict_}**")
+    pp, p = _mean(choices, "vit-binaryvit-bnnpp", seeds), _mean(choices, "vit-binaryvit-bnnp",
+                                                                 seeds)
+    if pp is None or p is None:
+        out.append("* BNN++ vs BNN+ weights on BinaryViT: not measured")
+    else:
+        out.append(f"* BNN++ vs BNN+ weights on BinaryViT (PC++ paper: BNN++ competitive or "
+                   f"better on ViTs): BNN++ {_fmt_mean(pp)}, BNN+ {_fmt_mean(p)}, paired "
+                   f"{_paired_cell(choices, 'vit-binaryvit-bnnpp', 'vit-binaryvit-bnnp', seeds)}"
+                   f": **{'BNN++ >= BNN+' if pp[0] >= p[0] else 'BNN++ < BNN+'}** on the mean")
+    rec = walls.get("vit")
+    if rec:
+        minutes = rec["wall_seconds"] / 60
+        out.append(f"* the section regenerates from scratch in under 90 minutes on 2 cores: "
+                   f"{minutes:.1f} minutes (`--tables vit --jobs {rec['jobs']}`, "
+                   f"{rec['when']}): **{'met' if minutes < 90 else 'missed'}**")
+    return out + [""]
+
+
+def splice_section(page: str, section: list[str]) -> str:
+    """``page`` with its vision-transformer section (between the markers) replaced by
+    ``section`` (itself between the markers), or with ``section`` inserted before "Reading the
+    tables" (at the end when absent)."""
+    text = "\n".join(section).strip("\n")
+    if VIT_BEGIN in page and VIT_END in page:
+        head, rest = page.split(VIT_BEGIN, 1)
+        return head + text + rest.split(VIT_END, 1)[1]
+    marker = "## Reading the tables"
+    if marker in page:
+        head, tail = page.split(marker, 1)
+        return head + text + "\n\n" + marker + tail
+    return page.rstrip("\n") + "\n\n" + text + "\n"
+
+
+def existing_section(page: str) -> list[str] | None:
+    """The vision-transformer section of a rendered page (with its markers), if any."""
+    if VIT_BEGIN not in page or VIT_END not in page:
+        return None
+    body = page.split(VIT_BEGIN, 1)[1].split(VIT_END, 1)[0]
+    return [VIT_BEGIN, *body.strip("\n").split("\n"), VIT_END, ""]
 
 
 def _reproduces(choices: Choices, seeds: list[int] | None) -> list[str]:
@@ -1723,6 +1958,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--no-selection", action="store_true")
     parser.add_argument("--out", default=str(DOC))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        dest="overrides",
+                        help="override a config key of every selected row (e.g. the GPU "
+                        "configuration of the vit table, docs/training.md); needs --runs and "
+                        "--out away from the defaults, and leaves configs/results/ as it is")
     args = parser.parse_args(argv)
     t0 = time.time()
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
@@ -1733,16 +1973,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error("--jobs: must be >= 1")
     tables = [t for t in TABLES if t in tables]
+    if args.overrides and (Path(args.runs).resolve() == (ROOT / "runs" / "results").resolve()
+                           or Path(args.out).resolve() == DOC.resolve()):
+        parser.error("--set: give --runs and --out of their own (the committed configs and "
+                     "docs/results.md are the default configuration's)")
     everything = rows()
     prefixes = tuple(args.only.split(","))
     selected = [r for r in everything if r["name"].startswith(prefixes) and r["table"] in tables]
+    if args.overrides:
+        from proxcompress.errors import InvalidInputError
+        from proxcompress.training.config import apply_overrides, config_from_dict
+
+        for row in everything:
+            if row["table"] in tables:
+                row["config"] = apply_overrides(row["config"], args.overrides)
+                try:
+                    config_from_dict(row["config"])
+                except InvalidInputError as exc:
+                    parser.error(f"--set: {exc}")
     names = _by_name(everything)
+    needed = list(selected)  # and the rows whose choices (or teacher runs) they use
+
+
     robust = "robust" in tables
     if robust:
         selected += [names[n] for n in ROBUST_ROWS if names[n] not in selected]
     needed = list(selected)  # and the rows whose choices they inherit
     for row in needed:
-        for source in row["inherit"].values():
+        for source in [*row["inherit"].values(), *([row["teacher"]] if "teacher" in row else [])]:
             if names[source] not in needed:
                 needed.append(names[source])
     runs = Path(args.runs)
@@ -1757,7 +2015,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_data(needed, log)
         run_all(needed, seeds, runs, args.jobs, log, selection, everything, robust)
     choices = Choices(everything, runs, read_record())
-    write_configs(everything, choices)
+    if not args.overrides:
+        write_configs(everything, choices)
     extra: dict[str, Any] = {"selection": selection_study(runs, choices)}
     from proxcompress.atomic import write_text_atomic
 
@@ -1770,8 +2029,18 @@ def main(argv: list[str] | None = None) -> int:
         runs.mkdir(parents=True, exist_ok=True)
         write_text_atomic(wall, json.dumps(walls, indent=1))
     extra["walls"] = walls
-    write_text_atomic(args.out, render(everything, seeds, choices, extra, Path(args.out)))
-    log(f"wrote {args.out}")
+    out = Path(args.out)
+    page = out.read_text() if out.exists() else ""
+    vit_rows = [r for r in everything if r["table"] == "vit"]
+    if not any(_folders(choices, r, seeds) for r in vit_rows) and existing_section(page):
+        extra["vit_section"] = existing_section(page)  # no runs here: keep what the page has
+    if tables == ["vit"] and page:  # only this table's section changes
+        section = _vit_section(vit_rows, seeds, choices, walls)
+        write_text_atomic(out, splice_section(page, section))
+        log(f"wrote the vision-transformer section of {out}")
+        return 0
+    write_text_atomic(out, render(everything, seeds, choices, extra, out))
+    log(f"wrote {out}")
     return 0
 
 

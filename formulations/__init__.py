@@ -20,7 +20,7 @@ Perspective Regularizer closed form) and :mod:`.prox` (ProxConnect proximal prob
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from proxcompress.checks import check_arguments
 from proxcompress.errors import InvalidInputError
@@ -59,7 +59,10 @@ def get_formulation(name: str) -> Callable[..., Solution]:
 
 @check_arguments
 def solve(
-    problem: LayerPruningProblem, formulation: str = "bnb", time_limit: float | None = None
+    problem: LayerPruningProblem,
+    formulation: str = "bnb",
+    time_limit: float | None = None,
+    warm_start: Sequence[Sequence[int]] = (),
 ) -> Solution:
     """Solve ``problem`` with the named formulation.
 
@@ -70,14 +73,25 @@ def solve(
             within ``time_limit + limits.ALLOWANCE`` (0.5 s) with the best solution and a valid
             bound, and ``status == "time_limit"`` unless it proved optimality
             (:mod:`~proxcompress.formulations.limits`, docs/formulations.md "Time limits").
+        warm_start: supports (lists of group ids) offered to ``bnb`` as first incumbents and
+            local-search starts; only ``bnb`` takes them.
 
     Raises:
         InvalidInputError: naming the argument: ``problem`` not a :class:`LayerPruningProblem`,
-            an unknown ``formulation``, a ``time_limit`` that is not a number > 0.
+            an unknown ``formulation``, a ``time_limit`` that is not a number > 0, or warm
+            starts for a formulation other than ``bnb`` (or naming groups outside the instance
+            / above the budget).
     """
     if time_limit is not None and not time_limit > 0:
         raise InvalidInputError("time_limit", f"= {time_limit} must be > 0 seconds")
-    return get_formulation(formulation)(problem, time_limit=time_limit)
+    solver = get_formulation(formulation)
+    if warm_start:
+        if formulation != "bnb":
+            raise InvalidInputError(
+                "warm_start", f"only the 'bnb' formulation takes warm starts, not {formulation!r}"
+            )
+        return solver(problem, time_limit=time_limit, warm_start=warm_start)
+    return solver(problem, time_limit=time_limit)
 
 
 __all__ = [

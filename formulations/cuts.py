@@ -111,7 +111,7 @@ class _OuterApproximation:
         self.p = p
         self.deadline = deadline  # time.perf_counter() value after which heuristics stop
         self.exact = SupportSolver(p)
-        gram = self.exact.gram
+        gram = self.exact.gram if self.exact.gram is not None else p.X.T @ p.X
         eig, Q = np.linalg.eigh(gram)
         l_max = max(float(eig[-1]), 1.0)
         self.mu = max(0.0, float(eig[0]) - 1e-10 * l_max)
@@ -385,6 +385,9 @@ class _OuterApproximation:
         other improving solutions HiGHS found on the way (``mip_improving_solution_save``)."""
         self.flush()
         opt = self.opt
+        if time_limit is not None:
+            # HiGHS measures its time limit from the creation of the (persistent) instance
+            time_limit += float(opt._solver_model.getRunTime())
         opt.config.time_limit = time_limit
         opt.config.warmstart = warm
         if warm:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -63,7 +65,27 @@ class Clock:
         return time.perf_counter() >= self.deadline
 
 
+def _after_fork() -> None:
+    """In the child, undo what ``fork`` breaks in the solver libraries:
+
+    - Pyomo upgrades ``capture_output_lock`` to a *process-shared* ``multiprocessing.Lock`` once
+      multiprocessing is imported, so a child killed while holding it would leave it held for
+      the parent and every later child ("Deadlock starting capture_output" after 200 s): the
+      child gets a process-local lock;
+    - HiGHS keeps a global thread scheduler; its worker threads do not survive ``fork``, so a
+      child of a process that already ran HiGHS would wait for them forever: the child resets
+      the scheduler (non-blocking).
+    """
+    dependencies = sys.modules.get("pyomo.common.dependencies")
+    if dependencies is not None:
+        setattr(dependencies, "capture_output_lock", threading.Lock())  # noqa: B010
+    highspy = sys.modules.get("highspy")
+    if highspy is not None:
+        highspy.Highs.resetGlobalScheduler(False)
+
+
 def _child(work: Callable[[], dict[str, Any]], conn: Any) -> None:
+    _after_fork()
     payload: dict[str, Any]
     try:
         payload = {"ok": work()}

@@ -23,19 +23,31 @@ from scipy.optimize import lsq_linear
 
 from proxcompress.formulations.problem import LayerPruningProblem
 
+#: Above this many features the Gram matrix is not formed; each support's block
+#: ``X_S^T X_S`` is computed from ``X`` when needed (``d = 10^4`` would need 0.8 GB and ~6 s).
+GRAM_LIMIT = 4000
+
 
 class SupportSolver:
     """Exact solutions of the restricted problem for many supports of one instance.
 
-    Precomputes the Gram matrix ``X^T X``, ``X^T Y`` and ``||Y||^2`` once.
+    Precomputes ``X^T Y``, ``||Y||^2`` and, for ``d <=`` :data:`GRAM_LIMIT`, the Gram matrix
+    ``X^T X`` once.
     """
 
     def __init__(self, problem: LayerPruningProblem) -> None:
         self.problem = problem
-        self.gram = problem.X.T @ problem.X
+        self.gram = problem.X.T @ problem.X if problem.d <= GRAM_LIMIT else None
         self.xty = problem.X.T @ problem.Y
         self.yy = float(np.sum(problem.Y**2))
         self.ridge = 2.0 * problem.lam * problem.alpha
+
+    def gram_block(self, rows: NDArray[np.int64]) -> NDArray[np.float64]:
+        """``X_S^T X_S`` for the feature rows ``rows``."""
+        if self.gram is not None:
+            return self.gram[np.ix_(rows, rows)]
+        cols = self.problem.X[:, rows]
+        return cols.T @ cols
 
     def rows(self, support: tuple[int, ...]) -> NDArray[np.int64]:
         """Rows of ``W`` belonging to the groups in ``support`` (sorted)."""
@@ -52,7 +64,7 @@ class SupportSolver:
         count_term = p.lam * (1.0 - p.alpha) * len(support)
         if rows.size == 0:
             return W, 0.5 * self.yy + count_term
-        A = self.gram[np.ix_(rows, rows)] + self.ridge * np.eye(rows.size)
+        A = self.gram_block(rows) + self.ridge * np.eye(rows.size)
         b = self.xty[rows]
         try:
             factor = cho_factor(A, lower=False, check_finite=False)

@@ -523,6 +523,9 @@ def _fold_batchnorm(raw_nodes: list[Any], tensors: dict[str, np.ndarray], output
         spec = _fold_spec(nodes[j].get("op")) if j is not None else None
         if j is None or spec is None or j >= k or consumers.get(src) != 1 or src == output:
             continue
+        if (raw.get("attrs") or {}).get("channels_last") and \
+                str(nodes[j].get("op")).endswith("conv2d"):
+            continue  # a conv's channels are on axis 1
         a, b = _bn_affine(_Node(raw, tensors, k))
         layer = _Node(nodes[j], tensors, j)
         names = dict(layer.names)
@@ -554,6 +557,15 @@ def _batchnorm(node: _Node, put: Put) -> Fn:
     a_host, b_host = _bn_affine(node)
     c = a_host.shape[0]
     a, b = put(a_host), put(b_host)
+    if node.attr("channels_last", bool, False):  # tokens (N, T, C): channels on the last axis
+        def run_last(x: Any) -> Any:
+            if x.ndim < 2 or x.shape[-1] != c:
+                raise InvalidInputError(node.where, f"expects (..., {c}), got {x.shape}")
+            y = x * a
+            y += b
+            return y
+
+        return run_last
 
     def run(x: Any) -> Any:
         if x.ndim not in (2, 4) or x.shape[1] != c:
@@ -866,8 +878,23 @@ class OpSpec:
 
 
 def _layer(build: Callable[..., Fn], conv: bool, *args: Any) -> Builder:
-    """A builder of the linear (``conv=False``) or conv form of a layer op."""
-    return lambda node, backend, put: build(node, conv, backend, put, *args)
+    """A builder of the linear (``conv=False``) or conv form of a layer op; linear layers take
+    ``(..., K)`` inputs (e.g. tokens ``(N, T, K)``), run as ``(N T, K)``."""
+    if conv:
+        return lambda node, backend, put: build(node, conv, backend, put, *args)
+
+    def builder(node: _Node, backend: Backend, put: Put) -> Fn:
+        fn = build(node, conv, backend, put, *args)
+
+        def run(x: Any) -> Any:
+            if x.ndim <= 2:
+                return fn(x)
+            flat = array_module(x).ascontiguousarray(x.reshape(-1, x.shape[-1]))
+            return fn(flat).reshape(*x.shape[:-1], -1)
+
+        return run
+
+    return builder
 
 
 def _float(node: _Node, conv: bool, backend: Backend, put: Put) -> Fn:
@@ -1087,3 +1114,6 @@ def load(path: str | os.PathLike[str], backend: Backend = "auto",
         raise InvalidInputError("tensors", f"{str(tensor_path)!r} is not a readable "
                                 f"safetensors file ({exc})") from None
     return ExportedModel(manifest, tensors, backend, fold_batchnorm)
+
+
+from . import transformer as _transformer  # noqa: E402,F401 (registers the token ops in OPS)

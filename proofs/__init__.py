@@ -1,6 +1,6 @@
 """The proofs wing: a symbolic quantizer catalogue and the PC++ / SPR certificates.
 
-* :mod:`.catalogue` -- forward/backward quantizer pairs defined once in SymPy (BinaryConnect, BNN,
+* :mod:`.pairs` -- forward/backward quantizer pairs defined once in SymPy (BinaryConnect, BNN,
   BNN+, ProxConnect, BNN++, ProxQuant, ternary, shift), looked up by name, with NumPy twins.
 * :mod:`.checks` -- the generic checks of the PC++ decomposition criterion (Lu, Yu, Li,
   Partovi Nia, NeurIPS 2023, arXiv:2402.17710; the suite's working formalization), each returning
@@ -18,16 +18,16 @@ from __future__ import annotations
 from proxcompress.lazy import lazy_getattr
 
 _PUBLIC = {
-    "Pair": "catalogue",
-    "Facts": "catalogue",
-    "ProxLink": "catalogue",
-    "NumericTwin": "catalogue",
-    "catalogue": "catalogue",
-    "get_pair": "catalogue",
-    "build_pair": "catalogue",
-    "pair_names": "catalogue",
-    "register": "catalogue",
-    "signswish": "catalogue",
+    "Pair": "pairs",
+    "Facts": "pairs",
+    "ProxLink": "pairs",
+    "NumericTwin": "pairs",
+    "catalogue": "pairs",
+    "get_pair": "pairs",
+    "build_pair": "pairs",
+    "pair_names": "pairs",
+    "register": "pairs",
+    "signswish": "pairs",
     "Certificate": "certificate",
     "Counterexample": "certificate",
     "Report": "certificate",

@@ -67,8 +67,8 @@ from proxcompress.proofs.analysis import (
     side_limit,
     x,
 )
-from proxcompress.proofs.catalogue import Pair, derivative
 from proxcompress.proofs.certificate import Certificate, Counterexample, Report
+from proxcompress.proofs.pairs import Pair, derivative
 
 Composition = Literal["BoP", "PoB"]
 DerivativeAt = Literal["prox", "latent"]

@@ -153,9 +153,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``verify``; returns the exit code (bad input raises ``InvalidInputError``)."""
     _validate(args)
     from proxcompress.atomic import json_text, text_writer, write_all_atomic
-    from proxcompress.proofs.catalogue import get_pair, pair_names
     from proxcompress.proofs.certificate import Report
     from proxcompress.proofs.checks import CheckOptions, certify
+    from proxcompress.proofs.pairs import get_pair, pair_names
     from proxcompress.proofs.report import render_markdown, render_text, to_json
     from proxcompress.proofs.spr import derive_spr
 

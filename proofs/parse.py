@@ -48,7 +48,7 @@ import sympy as sp
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.proofs.analysis import mu, x
-from proxcompress.proofs.catalogue import hardtanh, sigmoid, signswish
+from proxcompress.proofs.pairs import hardtanh, sigmoid, signswish
 
 MAX_LENGTH = 1000
 MAX_NODES = 400

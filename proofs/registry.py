@@ -1,10 +1,10 @@
 """The catalogue's index: the name of every forward/backward quantizer pair and the numeric
 parameters it takes, with their defaults.
 
-This is the one registry of quantizer names: the symbolic pairs of :mod:`.catalogue`, the torch
+This is the one registry of quantizer names: the symbolic pairs of :mod:`.pairs`, the torch
 ops of :mod:`proxcompress.training.quantizers` and the training configuration's validation all
 read it. It imports nothing heavy (no SymPy, no NumPy), so the training wing can use it at import
-time. A pair is added with :func:`proxcompress.proofs.catalogue.register` (which records it
+time. A pair is added with :func:`proxcompress.proofs.pairs.register` (which records it
 here); its torch twin with :func:`proxcompress.training.quantizers.register`.
 
 Parameters are numbers (e.g. SignSwish's ``beta``, the shift set's ``bits``): both sides call
@@ -48,10 +48,10 @@ class PairSpec:
 
 
 def _builtin(name: str, function: str, **parameters: float) -> PairSpec:
-    return PairSpec(name, f"proxcompress.proofs.catalogue:{function}", dict(parameters))
+    return PairSpec(name, f"proxcompress.proofs.pairs:{function}", dict(parameters))
 
 
-#: name -> entry, in registration order (``proofs.catalogue._FACTORIES`` is this dict)
+#: name -> entry, in registration order (``proofs.pairs._FACTORIES`` is this dict)
 _CATALOGUE: dict[str, PairSpec] = {spec.name: spec for spec in (
     _builtin("binaryconnect", "binaryconnect"),
     _builtin("bnn", "bnn"),
@@ -109,7 +109,7 @@ def resolve_parameters(name: str, given: Mapping[str, Any]) -> dict[str, float]:
 
 def add(name: str, factory: str | Callable[..., Any], parameters: Mapping[str, float], *,
         replace: bool = False) -> PairSpec:
-    """Record a pair (used by :func:`proxcompress.proofs.catalogue.register`).
+    """Record a pair (used by :func:`proxcompress.proofs.pairs.register`).
 
     Raises:
         InvalidInputError: ``name`` is already registered and ``replace`` is false.

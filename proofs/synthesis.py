@@ -18,9 +18,9 @@ import sympy as sp
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.proofs.analysis import mu, x
-from proxcompress.proofs.catalogue import DerivativePoint, Facts, Pair
 from proxcompress.proofs.certificate import Report
 from proxcompress.proofs.checks import CheckOptions, certify
+from proxcompress.proofs.pairs import DerivativePoint, Facts, Pair
 from proxcompress.proofs.parse import parse_expression
 
 
@@ -70,7 +70,7 @@ def make_pair(
     method_derivative_at: DerivativePoint = "prox",
     options: CheckOptions | None = None,
 ) -> Pair:
-    """A :class:`~proxcompress.proofs.catalogue.Pair` from user expressions.
+    """A :class:`~proxcompress.proofs.pairs.Pair` from user expressions.
 
     Without ``forward``, ``F`` is synthesized as ``B o P`` (or ``P o B`` when
     ``options.composition == "PoB"``). ``levels`` declares the value set of

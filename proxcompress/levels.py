@@ -3,7 +3,7 @@ library, so the training wing reads them without importing NumPy's solvers or Sy
 
 ``BINARY`` = {-1, 1} (BinaryConnect, BNN), ``TERNARY`` = {-1, 0, 1} (ternary ProxConnect) and
 :func:`shift_levels`, DenseShift's zero-free power-of-two set (Li et al., ICCV 2023,
-arXiv:2208.09708). :mod:`proxcompress.formulations.prox`, :mod:`proxcompress.proofs.catalogue`
+arXiv:2208.09708). :mod:`proxcompress.formulations.prox`, :mod:`proxcompress.proofs.pairs`
 and :mod:`proxcompress.training.quantizers` all use these.
 """
 

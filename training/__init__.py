@@ -1,6 +1,6 @@
 """The training wing: binary layers with the certified quantizers, SPR pruning, the trainer.
 
-* :mod:`.quantizers` -- every catalogue pair (``proofs.catalogue``) as a torch op, by name.
+* :mod:`.quantizers` -- every catalogue pair (``proofs.pairs``) as a torch op, by name.
 * :mod:`.layers` -- ``BinaryLinear``, ``BinaryConv2d`` (latent weights, per-channel scale).
 * :mod:`.recipes` -- the ``Recipe`` protocol every layer family implements, its training hooks,
   and the family registry the config reads (docs/extending.md).
@@ -16,7 +16,7 @@
   ``S3Linear`` and their convs, the freezing metric; :mod:`.euclid` -- ``EuclidLinear``,
   ``AdderLinear`` and convs with the homotopy; :mod:`.mulfree` -- ``mulfree_model(model,
   MulFreeRecipe(...))``; :mod:`.exporter` -- ``export(model, path)`` for ``kernels.load``;
-  :mod:`.deploy` -- ``deploy(model, path, test)``: export, then the kernels against torch on a
+  :mod:`.deployment` -- ``deploy(model, path, test)``: export, then the kernels against torch on a
   whole test set (``proxcompress export``);
   :mod:`.speech` -- the espeak-ng spoken-command task and ``SpeechResNet``.
 
@@ -70,7 +70,7 @@ _PUBLIC = {
     "evaluate": "trainer",
     "load_run": "trainer",
     "run_data": "trainer",
-    "deploy": "deploy",
+    "deploy": "deployment",
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
     "ShiftLinear": "shift",

@@ -127,7 +127,7 @@ def run_pairs(cfg: TrainConfig, run_dir: str | os.PathLike[str] | None = None
               ) -> list[RunPair]:
     """The catalogue pairs of the run with ``cfg`` (folder ``run_dir``, needed only when a pair
     depends on ``mu``: its ``summary.json`` gives the final ``mu``)."""
-    from proxcompress.proofs.catalogue import build_pair, pair_names, pair_parameters
+    from proxcompress.proofs.pairs import build_pair, pair_names, pair_parameters
 
     q = cfg.quant
     out: list[RunPair] = []
@@ -160,8 +160,8 @@ def certify_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
     import sympy as sp
 
-    from proxcompress.proofs.catalogue import build_pair
     from proxcompress.proofs.checks import CheckOptions, certify
+    from proxcompress.proofs.pairs import build_pair
     from proxcompress.proofs.spr import derive_spr
 
     cfg = run_config(run_dir)

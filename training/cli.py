@@ -90,7 +90,7 @@ def add_parsers(subparsers: Any) -> None:
         "(test set only; nothing is trained or chosen).")
     r.add_argument("--run", required=True, metavar="DIR", help="a run folder with a checkpoint")
     r.add_argument("--seed", type=int, default=0, help="seed of the additive noise (default 0)")
-    r.add_argument("--json", metavar="OUT.json", help="also write the report (atomically)")
+    add_output(r, "--json", metavar="OUT.json", help="also write the report (atomically)")
     r.set_defaults(func=run_robustness)
 
 
@@ -184,7 +184,7 @@ def run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from proxcompress.atomic import write_json_atomic
-    from proxcompress.training.deploy import deploy_run
+    from proxcompress.training.deployment import deploy_run
 
     if args.batch < 1:
         raise InvalidInputError("--batch", f"= {args.batch} must be >= 1")
@@ -201,11 +201,6 @@ def run_robustness(args: argparse.Namespace) -> int:
     from proxcompress.atomic import write_json_atomic
     from proxcompress.training.robustness import robustness
 
-    if args.json:
-        target = Path(args.json)
-        if target.is_dir() or not target.parent.is_dir():
-            raise InvalidInputError("--json", f"{args.json!r} is a folder or lies in a missing "
-                                    "one")
     if args.seed < 0:
         raise InvalidInputError("--seed", f"= {args.seed} must be >= 0")
     report = {"run": args.run, **robustness(args.run, seed=args.seed)}

@@ -91,10 +91,110 @@ class DataConfig:
 
 
 @dataclass
+class StageConfig:
+    """One stage of a vision transformer (``model.vit.stages``): token width ``dim``, ``depth``
+    blocks, ``heads`` attention heads (dividing ``dim``), FFN width ``mlp_ratio * dim``, and
+    the keys' / values' spatial reduction ``sr`` (``sr x sr`` average pooling of the token map
+    before the K/V projections; 1: none)."""
+
+    dim: int = field(default=64, metadata=_check(_positive, "> 0"))
+    depth: int = field(default=4, metadata=_check(_positive, "> 0"))
+    heads: int = field(default=2, metadata=_check(_positive, "> 0"))
+    mlp_ratio: int = field(default=4, metadata=_check(_positive, "> 0"))
+    sr: int = field(default=1, metadata=_check(_positive, "> 0"))
+
+
+@dataclass
+class ViTConfig:
+    """``model.vit``: the vision transformer (``model.name: vit``,
+    :mod:`proxcompress.training.models.vit`; docs/training.md, "Vision transformers").
+
+    ``patch``: the stem's patch size; ``stages``: the stages (one: a plain ViT; more: a
+    pyramid, each later stage starting with a 2x2 patch merging). Switches (BinaryViT, Le & Li,
+    CVPRW 2023, methods.md section 2): ``binary`` (the ReActNet-style binary architecture:
+    input shifts, BatchNorm, real-valued shortcuts and RPReLU around every linear; binarized
+    Q, K, V and attention probabilities), ``pool`` (``cls`` token or ``avg``: global average
+    pooling), ``multipool`` (the 1x3, 3x1, 1x5, 5x1 average-pooling branches), ``affine``
+    (LayerScale ``x * layerscale + b`` before each main residual add), ``pyramid`` (derive a
+    2-stage pyramid from the one stage: half the patch, stages ``(dim/2, d1, heads/2, sr 2)``
+    and ``(dim, depth - d1, heads, sr 1)`` with ``d1 = max(1, depth // 4)``), ``norm``
+    (``layer`` or ``batch``), ``fp_patch_embed`` (the patch merging convs stay full
+    precision). ``prob_alpha``: the initial step of the binary attention probabilities
+    ``{0, alpha}``.
+    """
+
+    patch: int = field(default=4, metadata=_check(_positive, "> 0"))
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()],
+                                      metadata=_check(lambda v: len(v) > 0, "a non-empty list"))
+    pyramid: bool = False
+    binary: bool = False
+    pool: Literal["cls", "avg"] = "cls"
+    multipool: bool = False
+    affine: bool = False
+    norm: Literal["layer", "batch"] = "layer"
+    fp_patch_embed: bool = False
+    layerscale: float = field(default=0.1, metadata=_check(_positive, "> 0"))
+    prob_alpha: float = field(default=0.005, metadata=_check(lambda v: 0 < v <= 1, "(0, 1]"))
+
+    def resolved(self) -> tuple[int, list[StageConfig]]:
+        """``(patch, stages)`` with ``pyramid`` applied.
+
+        Raises:
+            InvalidInputError: ``pyramid`` with more than one stage, an odd patch or width, or
+                a depth below 2.
+        """
+        if not self.pyramid:
+            return self.patch, list(self.stages)
+        if len(self.stages) != 1:
+            raise InvalidInputError("model.vit.pyramid", "derives the pyramid from one stage; "
+                                    "list the stages yourself instead")
+        s = self.stages[0]
+        if self.patch % 2 or s.dim % 4 or s.depth < 2:
+            raise InvalidInputError("model.vit.pyramid", f"needs an even patch (got "
+                                    f"{self.patch}), dim divisible by 4 (got {s.dim}) and depth "
+                                    f">= 2 (got {s.depth})")
+        shallow = max(1, s.depth // 4)  # BinaryViT's early stages are the shallow ones
+        first = StageConfig(s.dim // 2, shallow, max(s.heads // 2, 1), s.mlp_ratio, 2)
+        second = StageConfig(s.dim, s.depth - shallow, s.heads, s.mlp_ratio, 1)
+        return self.patch // 2, [first, second]
+
+
+def _check_vit(cfg: TrainConfig) -> None:
+    """The vision transformer's geometry (``model.name: vit``)."""
+    vit = cfg.model.vit
+    patch, stages = vit.resolved()
+    size = cfg.data.image_size
+    if size % patch:
+        raise InvalidInputError("model.vit.patch", f"= {patch} must divide data.image_size = "
+                                f"{size}")
+    grid = size // patch
+    for i, stage in enumerate(stages):
+        where = f"model.vit.stages[{i}]"
+        if i:
+            if grid % 2:
+                raise InvalidInputError(where, f"a patch merging needs an even token grid, got "
+                                        f"{grid} x {grid}")
+            grid //= 2
+        if stage.dim % stage.heads:
+            raise InvalidInputError(f"{where}.heads", f"= {stage.heads} must divide dim = "
+                                    f"{stage.dim}")
+        if grid % stage.sr:
+            raise InvalidInputError(f"{where}.sr", f"= {stage.sr} must divide the token grid "
+                                    f"({grid} x {grid})")
+        if i and (stage.dim % stages[i - 1].dim):
+            raise InvalidInputError(f"{where}.dim", f"= {stage.dim} must be a multiple of the "
+                                    f"previous stage's {stages[i - 1].dim}")
+    if len(stages) > 1 and vit.pool == "cls":
+        raise InvalidInputError("model.vit.pool", "a pyramid needs pool: avg (a class token "
+                                "does not survive the patch merging)")
+
+
+@dataclass
 class ModelConfig:
     """``model``: ``mlp`` (``hidden`` widths), ``vgg`` (``width``, ``stages``: convs per stage),
-    ``resnet20`` (``width``, ``blocks`` per stage) or ``speech-resnet`` (the spoken-command
-    ResNet: ``width``, ``blocks`` per stage, stride-2 stem; for ``data.name: speech``).
+    ``resnet20`` (``width``, ``blocks`` per stage), ``speech-resnet`` (the spoken-command
+    ResNet: ``width``, ``blocks`` per stage, stride-2 stem; for ``data.name: speech``) or
+    ``vit`` (a vision transformer: the ``vit`` section).
     ``init_from``: a finished full-precision run folder of the same model and data whose
     weights initialize this run before its layers are swapped (binary, DeepShift, Euclid and
     L1 layers start from the float weights; DenseShift and S3 keep their own latent init).
@@ -119,6 +219,7 @@ class ModelConfig:
     activation: Literal["relu", "hardtanh"] = "relu"
     dropout: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "[0, 1)"))
     init_from: str | None = None
+    vit: ViTConfig = field(default_factory=ViTConfig)
     init_exclude: list[str] = field(default_factory=list)
 
 
@@ -247,6 +348,19 @@ class SPRConfig:
 
 
 @dataclass
+class DistillConfig:
+    """``distill``: knowledge distillation from a finished run (``teacher``: its folder; a
+    model of the same data and classes, e.g. the full-precision ViT). The loss is
+    ``alpha * T^2 * CE(softmax(t / T), log_softmax(s / T)) + (1 - alpha) * CE(y, s)``; the
+    defaults (``alpha = 1``, ``T = 1``) are BinaryViT's (soft cross-entropy only, methods.md
+    section 2)."""
+
+    teacher: str | None = None
+    alpha: float = field(default=1.0, metadata=_check(lambda v: 0 <= v <= 1, "[0, 1]"))
+    temperature: float = field(default=1.0, metadata=_check(_positive, "> 0"))
+
+
+@dataclass
 class TrainConfig:
     """The whole run. ``seed`` seeds everything; ``epochs`` are the main training epochs;
     ``threads`` sets ``torch.set_num_threads`` (``null``: leave it); ``checkpoint_every``
@@ -270,6 +384,7 @@ class TrainConfig:
     mu: MuConfig = field(default_factory=MuConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     spr: SPRConfig = field(default_factory=SPRConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -380,6 +495,10 @@ def _cross_checks(cfg: TrainConfig) -> None:
                                 "made by 'proxcompress data speech --out DIR')")
     if cfg.mu.schedule == "exponential" and cfg.mu.start <= 0:
         raise InvalidInputError("mu.start", "must be > 0 for the exponential schedule")
+    if cfg.model.name == "vit":
+        _check_vit(cfg)
+    if cfg.distill.teacher is not None and cfg.spr.enabled:
+        raise InvalidInputError("distill.teacher", "cannot be used with SPR")
 
 
 def config_from_dict(raw: Any) -> TrainConfig:
@@ -477,6 +596,7 @@ def dump_config(cfg: TrainConfig) -> str:
 __all__ = [
     "MULFREE_METHODS",
     "DataConfig",
+    "DistillConfig",
     "HomotopyConfig",
     "ModelConfig",
     "MulFreeConfig",
@@ -484,7 +604,9 @@ __all__ = [
     "OptimConfig",
     "QuantConfig",
     "SPRConfig",
+    "StageConfig",
     "TrainConfig",
+    "ViTConfig",
     "apply_overrides",
     "config_from_dict",
     "dump_config",

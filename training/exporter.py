@@ -45,7 +45,8 @@ from proxcompress.errors import InvalidInputError
 from proxcompress.kernels import pack_shift, pack_signs
 from proxcompress.kernels.model import FORMAT, MANIFEST, TENSORS, VERSION, ExportedModel
 from proxcompress.training.euclid import AdderConv2d, AdderLinear, EuclidConv2d, EuclidLinear
-from proxcompress.training.layers import QuantizedMixin
+from proxcompress.training.layers import ActivationQuantizer, QuantizedMixin
+from proxcompress.training.models import vit
 from proxcompress.training.shift import ShiftLayer
 
 
@@ -294,6 +295,70 @@ def _pool(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
     w.add(name, "avgpool2d", inp, attrs)
 
 
+def _f32(t: Tensor | None) -> np.ndarray | None:
+    return None if t is None else _np(t, np.float32)
+
+
+def _token_batchnorm_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, vit.TokenBatchNorm)
+    _batchnorm_module(w, name, m.bn, inp)
+    w.nodes[-1]["attrs"]["channels_last"] = True
+
+
+def _layernorm_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, nn.LayerNorm)
+    if len(m.normalized_shape) != 1:
+        raise InvalidInputError("model", f"layer {name!r}: LayerNorm over the last axis only")
+    w.add(name, "layernorm", inp, {"eps": float(m.eps)},
+          {"weight": _f32(m.weight), "bias": _f32(m.bias)})
+
+
+def _gelu_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, nn.GELU)
+    w.add(name, "gelu", inp, {"approximate": str(m.approximate)})
+
+
+def _activation_site(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, ActivationQuantizer)
+    if m.quantizer is None:
+        w.add(name, "identity", inp)
+        return
+    c = _binary_magnitude(m.quantizer.limit, torch.float32)
+    probe = torch.tensor([-3.0, -1.0, -0.25, 0.0, 0.25, 1.0, 3.0])
+    if c is None or not torch.allclose(m.quantizer.limit(probe).double(),
+                                       c * torch.sign(probe).double(), rtol=1e-6, atol=0.0):
+        raise InvalidInputError("model", f"layer {name!r}: activation quantizer "
+                                f"{m.quantizer.name!r} is not c * sign(x)")
+    w.add(name, "binarize", inp, {"scale": c})
+
+
+def _channel_bias_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, vit.ChannelBias)
+    w.add(name, "channel_affine", inp, {"axis": m.axis}, {"bias": _f32(m.bias)})
+
+
+def _layerscale_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, vit.LayerScale)
+    w.add(name, "channel_affine", inp, {"axis": -1},
+          {"scale": _f32(m.gamma), "bias": _f32(m.bias)})
+
+
+def _rprelu_module(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+    assert isinstance(m, vit.RPReLU)
+    w.add(name, "rprelu", inp, {"axis": m.axis},
+          {"shift_in": _f32(m.shift_in), "slope": _f32(m.slope),
+           "shift_out": _f32(m.shift_out)})
+
+
+def _attrs_writer(op: str, attrs: Callable[[Any], dict[str, Any]],
+                  tensors: Callable[[Any], dict[str, Any]] | None = None) -> ModuleWriter:
+    """A writer of ``op`` whose attributes (and tensors) are read off the module."""
+    def write(w: _Writer, name: str, m: nn.Module, inp: list[str]) -> None:
+        w.add(name, op, inp, attrs(m), tensors(m) if tensors else None)
+
+    return write
+
+
 #: module class -> writer; the most specific class of a module's MRO that is here wins
 _MODULE_WRITERS: dict[type, ModuleWriter] = {
     QuantizedMixin: _quantized,
@@ -314,10 +379,45 @@ _MODULE_WRITERS: dict[type, ModuleWriter] = {
     nn.MaxPool2d: _pool,
     nn.AvgPool2d: _pool,
     nn.AdaptiveAvgPool2d: _global_pool_module,
+    nn.LayerNorm: _layernorm_module,
+    nn.GELU: _gelu_module,
+    ActivationQuantizer: _activation_site,
+    vit.TokenBatchNorm: _token_batchnorm_module,
+    vit.ChannelBias: _channel_bias_module,
+    vit.LayerScale: _layerscale_module,
+    vit.RPReLU: _rprelu_module,
+    vit.ToTokens: _plain("to_tokens"),
+    vit.ToMap: _attrs_writer("to_map", lambda m: {"grid": list(m.grid)}),
+    vit.ClassToken: _attrs_writer("prepend_token", lambda m: {},
+                                  lambda m: {"token": _f32(m.token.reshape(-1))}),
+    vit.PrependZeroToken: _plain("prepend_token"),
+    vit.SelectPatches: _plain("drop_first_token"),
+    vit.PositionEmbedding: _attrs_writer("add_table", lambda m: {},
+                                         lambda m: {"table": _f32(m.table[0])}),
+    vit.ChannelRepeat: _attrs_writer("channel_repeat",
+                                     lambda m: {"axis": m.axis, "times": m.times}),
+    vit.ChannelGroupMean: _attrs_writer("channel_group_mean", lambda m: {"groups": m.groups}),
+    vit.TokenPool: _attrs_writer("token_avgpool", lambda m: {
+        "grid": list(m.grid), "kernel_size": list(m.kernel), "stride": list(m.stride),
+        "padding": list(m.padding)}),
+    vit.TokenUpsample: _attrs_writer("token_upsample",
+                                     lambda m: {"grid": list(m.grid), "factor": m.factor}),
+    vit.TokenMean: _plain("token_mean"),
+    vit.SelectToken: _attrs_writer("select_token", lambda m: {"index": m.index}),
+    vit.AttentionScores: _attrs_writer("attention_scores",
+                                       lambda m: {"heads": m.heads, "scale": m.scale}),
+    vit.ProbQuantizer: _attrs_writer("quantize_probs",
+                                     lambda m: {"alpha": float(m.step())}),
+    vit.AttentionContext: _attrs_writer("attention_context", lambda m: {"heads": m.heads}),
 }
 #: module classes traced as one call (their inside is the writer's business)
 _LEAVES: list[type] = [QuantizedMixin, ShiftLayer, EuclidLinear, EuclidConv2d, AdderLinear,
-                       AdderConv2d]
+                       AdderConv2d, ActivationQuantizer, vit.TokenBatchNorm, vit.ChannelBias,
+                       vit.LayerScale, vit.RPReLU, vit.ToTokens, vit.ToMap, vit.ClassToken,
+                       vit.PrependZeroToken, vit.SelectPatches, vit.PositionEmbedding,
+                       vit.ChannelRepeat, vit.ChannelGroupMean, vit.TokenPool,
+                       vit.TokenUpsample, vit.TokenMean, vit.SelectToken, vit.AttentionScores,
+                       vit.ProbQuantizer, vit.AttentionContext]
 
 
 def register_module(cls: type, writer: ModuleWriter, *, leaf: bool = True) -> None:
@@ -454,10 +554,10 @@ def _graph(model: nn.Module) -> tuple[_Writer, fx.Graph]:
             continue
         if node.op == "call_module":
             args = [a for a in node.args if isinstance(a, fx.Node)]
-            if len(args) != 1 or len(node.args) != 1 or node.kwargs:
+            if not args or len(args) != len(node.args) or node.kwargs:
                 raise InvalidInputError("model", f"node {node.name!r}: module "
-                                        f"{node.target!r} must take one tensor")
-            _module(w, node.name, model.get_submodule(str(node.target)), [args[0].name])
+                                        f"{node.target!r} must take tensors only")
+            _module(w, node.name, model.get_submodule(str(node.target)), [a.name for a in args])
         elif node.op in ("call_function", "call_method"):
             _function(w, node)
         else:

@@ -166,22 +166,54 @@ class BinaryConv2d(QuantizedMixin, nn.Conv2d):
         return f"{super().extra_repr()}, {self.quant_repr()}"
 
 
+class ActivationQuantizer(nn.Module):
+    """A point of a model where activations may be quantized outside a layer (e.g. the queries
+    and keys of a binary attention before ``Q K^T``): ``F_a(x; mu)`` when a quantizer is set,
+    the identity otherwise. A model places these sites; a recipe sets their quantizer in place
+    (:class:`~proxcompress.training.quantize.QuantRecipe` with ``activations``), so the model
+    can keep references to them. ``mu`` and ``hard`` follow the quantized layers
+    (:func:`set_mu`, :class:`hard_quantization`)."""
+
+    mu: Tensor
+
+    def __init__(self, quantizer: TorchQuantizer | str | None = None) -> None:
+        super().__init__()
+        self.quantizer = get_quantizer(quantizer) if isinstance(quantizer, str) else quantizer
+        self.hard = False
+        self.register_buffer("mu", torch.zeros((), dtype=torch.float64))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.quantizer is None:
+            return x
+        return self.quantizer(x, float(self.mu), hard=self.hard)
+
+    def extra_repr(self) -> str:
+        return f"a={self.quantizer.name if self.quantizer else 'fp'}"
+
+
 def quantized_modules(model: nn.Module) -> list[QuantizedMixin]:
     """Every :class:`BinaryLinear` / :class:`BinaryConv2d` of ``model``."""
     return [m for m in model.modules() if isinstance(m, QuantizedMixin)]
 
 
+def annealed_modules(model: nn.Module) -> list[QuantizedMixin | ActivationQuantizer]:
+    """The quantized layers and the activation quantizer sites of ``model`` (what ``mu`` and
+    the hard mode reach)."""
+    return [m for m in model.modules() if isinstance(m, QuantizedMixin | ActivationQuantizer)]
+
+
 def set_mu(model: nn.Module, mu: float) -> None:
-    """Set the annealing parameter of every quantized layer."""
-    for m in quantized_modules(model):
+    """Set the annealing parameter of every quantized layer and activation site."""
+    for m in annealed_modules(model):
         m.mu.fill_(float(mu))
 
 
 class hard_quantization:  # noqa: N801 - used as a context manager, like torch.no_grad
-    """Context manager: every quantized layer uses ``lim_{mu -> oo} F`` (the deployed model)."""
+    """Context manager: every quantized layer (and activation site) uses ``lim_{mu -> oo} F``
+    (the deployed model)."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.modules = quantized_modules(model)
+        self.modules = annealed_modules(model)
         self.saved: list[bool] = []
 
     def __enter__(self) -> hard_quantization:
@@ -196,9 +228,11 @@ class hard_quantization:  # noqa: N801 - used as a context manager, like torch.n
 
 
 __all__ = [
+    "ActivationQuantizer",
     "BinaryConv2d",
     "BinaryLinear",
     "QuantizedMixin",
+    "annealed_modules",
     "hard_quantization",
     "quantized_modules",
     "set_mu",

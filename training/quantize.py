@@ -17,7 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from proxcompress.proofs.registry import pair_spec
-from proxcompress.training.layers import BinaryConv2d, BinaryLinear, QuantizedMixin, Scale
+from proxcompress.training.layers import (
+    ActivationQuantizer,
+    BinaryConv2d,
+    BinaryLinear,
+    QuantizedMixin,
+    Scale,
+)
 from proxcompress.training.quantizers import DerivativePoint, get_quantizer
 from proxcompress.training.recipes import (
     LayerSwap,
@@ -39,7 +45,8 @@ class QuantRecipe(LayerSwap):
         weights: catalogue pair for the weights (``"none"``: leave the model full precision).
         activations: catalogue pair for the inputs of binary layers, ``None`` to keep them full
             precision. The inputs of every binary layer are quantized, except those of the
-            model's first layer (the image), which never are.
+            model's first layer (the image), which never are; so are the model's
+            :class:`~proxcompress.training.layers.ActivationQuantizer` sites.
         scale: per-output-channel scale ``mean |w|``: ``"channel"`` (default; constant in the
             backward pass, Bi-Real Net), ``"channel-grad"`` (with its gradient, XNOR-Net) or
             ``"none"``.
@@ -91,6 +98,9 @@ class QuantRecipe(LayerSwap):
         self.quantizer(self.weights)  # validate names early
         if self.activations:
             self.quantizer(self.activations)
+            for site in model.modules():  # the model's own activation sites (e.g. Q, K, V)
+                if isinstance(site, ActivationQuantizer) and site.quantizer is None:
+                    site.quantizer = self.quantizer(self.activations)
         return self.swap(model)
 
     def hooks(self, model: nn.Module, total_steps: int, cfg: TrainConfig | None = None
@@ -240,11 +250,15 @@ def model_summary(model: nn.Module, input_shape: tuple[int, ...]) -> ModelSummar
 
     def hook(name: str) -> Any:
         def fn(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-            w = module.weight  # type: ignore[union-attr]
-            if isinstance(module, nn.Conv2d):
-                macs = int(output[0].numel() * w[0].numel())
-            else:
-                macs = int(w.numel())
+            if not isinstance(module, nn.Linear | nn.Conv2d):  # an operand product
+                macs, both_binary = module.count_macs(inputs, output)  # type: ignore[operator]
+                bits = 1 if both_binary else 32
+                infos.append(LayerInfo(name, type(module).__name__, 0, bits, bits, int(macs)))
+                return
+            w = module.weight
+            # per output element, a dot product over one weight row (a linear layer on tokens
+            # (T, K) computes T of them per output channel)
+            macs = int(output[0].numel() * w[0].numel())
             if isinstance(module, QuantizedMixin):
                 wbits = _bits_for(module.weight_quantizer.levels)
                 abits = (
@@ -261,7 +275,10 @@ def model_summary(model: nn.Module, input_shape: tuple[int, ...]) -> ModelSummar
         return fn
 
     for name, m in model.named_modules():
-        if isinstance(m, nn.Linear | nn.Conv2d):
+        # linear / conv layers, and modules that multiply activations with each other (e.g.
+        # attention's Q K^T) and count their own MACs: ``count_macs(inputs, output) -> (MACs
+        # per sample, both operands binary)``
+        if isinstance(m, nn.Linear | nn.Conv2d) or callable(getattr(m, "count_macs", None)):
             hooks.append(m.register_forward_hook(hook(name)))
     was_training = model.training
     model.eval()

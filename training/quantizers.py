@@ -1,6 +1,6 @@
 """The catalogue's forward/backward quantizer pairs as torch ops (custom autograd).
 
-Every pair of :mod:`proxcompress.proofs.catalogue` has a torch twin here, looked up by the same
+Every pair of :mod:`proxcompress.proofs.pairs` has a torch twin here, looked up by the same
 name (:func:`get_quantizer`). A pair is three maps of the latent ``w`` (and of the annealing
 parameter ``mu >= 0`` where it has one):
 
@@ -508,7 +508,7 @@ def get_quantizer(
 
 def register(name: str, factory: Callable[..., TorchQuantizer], *, replace_: bool = False) -> None:
     """Add the torch op of the catalogue pair ``name`` (register the pair first with
-    ``proofs.catalogue.register``: names and parameters are the catalogue's);
+    ``proofs.pairs.register``: names and parameters are the catalogue's);
     ``factory(**parameters)`` builds it.
 
     Raises:

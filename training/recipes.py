@@ -104,8 +104,9 @@ def swappable_layers(
 ) -> list[tuple[str, nn.Module, bool]]:
     """The layers of ``model`` of the ``targets`` types (default ``nn.Linear`` /
     ``nn.Conv2d``) in module order (those for which ``exclude`` is false), each with whether it
-    stays as it is: named in ``skip``, or the first / last layer when ``keep_first`` /
-    ``keep_last``. Shared by every layer-swapping recipe.
+    stays as it is: named in ``skip``, pinned by the model (:func:`keep_full_precision`), or the
+    first / last layer when ``keep_first`` / ``keep_last``. Shared by every layer-swapping
+    recipe.
 
     Raises:
         InvalidInputError: a ``skip`` name that is not such a layer.
@@ -122,7 +123,19 @@ def swappable_layers(
         keep.add(layers[0][0])
     if layers and keep_last:
         keep.add(layers[-1][0])
-    return [(name, m, name in keep) for name, m in layers]
+    return [(name, m, name in keep or pinned(m)) for name, m in layers]
+
+
+def keep_full_precision(module: nn.Module) -> nn.Module:
+    """Pin ``module`` to full precision: no recipe swaps it (a model's own choice, e.g.
+    BinaryViT's full-precision patch embeddings); returns it."""
+    module._keep_full_precision = True  # type: ignore[assignment]
+    return module
+
+
+def pinned(module: nn.Module) -> bool:
+    """Whether :func:`keep_full_precision` pinned ``module``."""
+    return bool(getattr(module, "_keep_full_precision", False))
 
 
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -307,5 +320,6 @@ def recipe_from_config(cfg: TrainConfig) -> Recipe | None:
 
 
 __all__ = ["FAMILIES", "MULFREE_BITS", "Family", "LayerSwap", "Recipe", "TrainingHooks",
-           "check_config", "recipe_from_config", "register_family", "replace_module",
-           "seeded", "selected_family", "swappable_layers", "weight_methods"]
+           "check_config", "keep_full_precision", "pinned", "recipe_from_config",
+           "register_family", "replace_module", "seeded", "selected_family", "swappable_layers",
+           "weight_methods"]

@@ -58,18 +58,23 @@ class ConsumerData:
 @torch.no_grad()
 def record_consumer(model: nn.Module, unit: ChannelUnit, data: Dataset, samples: int = 256,
                     positions: int = 16, seed: int = 0) -> ConsumerData:
-    """Record the first consumer's inputs on ``samples`` images (``positions`` random spatial
-    positions per image for a convolution) and its outputs without bias."""
+    """Record the first consumer's inputs and its outputs without bias: ``positions`` random
+    spatial positions of each of ``samples`` images for a convolution, and ``samples *
+    positions`` images (at most all of ``data``) for a linear consumer, so that both give the
+    same number of rows (a linear consumer with fewer rows than inputs, e.g. 256 images for the
+    576 inputs of the results CNN's head, makes the layer-wise problem degenerate: many channel
+    subsets then fit the outputs exactly)."""
     consumer = model.get_submodule(unit.consumers[0])
     if isinstance(consumer, QuantizedMixin):
         raise InvalidInputError("unit", f"consumer {unit.consumers[0]!r} is quantized; "
                                 "channel selection works on full-precision layers")
+    images = samples if isinstance(consumer, nn.Conv2d) else samples * positions
     captured: list[Tensor] = []
     handle = consumer.register_forward_hook(lambda m, i, o: captured.append(i[0].detach()))
     was = model.training
     model.eval()
     try:
-        model(data.x[:samples])
+        model(data.x[:images])
     finally:
         handle.remove()
         model.train(was)
@@ -128,8 +133,10 @@ def select_channels(model: nn.Module, unit: ChannelUnit, keep: int, method: Meth
     """The ``keep`` channels ``method`` chooses.
 
     Returns ``{"kept": [...], "seconds": s}``; for ``mip`` also ``"status"``, ``"gap"``,
-    ``"nodes"``. With ``refit`` (always for ``mip``) also ``"weights"``: the consumer's weights
-    refit on the kept channels by the exact restricted problem
+    ``"nodes"``, ``"objective"``, ``"bound"``: the exact layer-wise problem solved by ``bnb``
+    warm-started from the SPR and magnitude choices (its incumbent is never worse than either,
+    in the MIP's objective). With ``refit`` (always for ``mip``) also ``"weights"``: the
+    consumer's weights refit on the kept channels by the exact restricted problem
     (:func:`proxcompress.formulations.solve_support`, a box-constrained ridge regression).
     ``alpha`` and ``M`` are the SPR parameters of the ``spr`` score (``M``: default the largest
     ``||W_j||_inf`` of the unit).
@@ -147,17 +154,21 @@ def select_channels(model: nn.Module, unit: ChannelUnit, keep: int, method: Meth
     if method == "mip" or refit:
         rec = record_consumer(model, unit, data, samples, positions, seed)  # type: ignore[arg-type]
         problem = _problem(rec, keep)
+    norms = torch.cat([p.detach() for p in group_tensors(model, unit)], dim=1).norm(dim=1)
+    by_magnitude = sorted(torch.topk(norms, keep).indices.tolist())
+    by_spr = sorted(torch.topk(_spr_scores(model, unit, alpha, M), keep).indices.tolist())
     if method == "magnitude":
-        norms = torch.cat([p.detach() for p in group_tensors(model, unit)], dim=1).norm(dim=1)
-        kept = sorted(torch.topk(norms, keep).indices.tolist())
+        kept = by_magnitude
     elif method == "spr":
-        kept = sorted(torch.topk(_spr_scores(model, unit, alpha, M), keep).indices.tolist())
+        kept = by_spr
     else:
         from proxcompress.formulations import solve
 
-        sol = solve(problem, "bnb", time_limit=time_limit)
+        # the SPR and magnitude choices are the MIP's first incumbents and local-search starts
+        sol = solve(problem, "bnb", time_limit=time_limit, warm_start=[by_spr, by_magnitude])
         kept = sorted(int(g) for g in sol.support)
-        out.update(status=sol.status, gap=sol.gap, nodes=sol.nodes, objective=sol.objective)
+        out.update(status=sol.status, gap=sol.gap, nodes=sol.nodes, objective=sol.objective,
+                   bound=sol.bound)
         refit = True
     out["kept"] = kept
     if refit:

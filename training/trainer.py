@@ -245,6 +245,7 @@ def base_model(cfg: TrainConfig, classes: int, seed: int | None = None) -> Pruna
         m.name, in_channels=cfg.data.in_channels, image_size=cfg.data.image_size,
         classes=classes, hidden=m.hidden, width=m.width, stages=m.stages, blocks=m.blocks,
         batchnorm=m.batchnorm, activation=m.activation, dropout=m.dropout, seed=seed,
+        vit=m.vit,
     )
 
 
@@ -385,6 +386,7 @@ class Trainer:
         self._stop_signal = False
         self.recipe: Recipe | None = recipe_from_config(cfg)
         self.hooks = TrainingHooks()
+        self.distiller: Any = None
 
     # ----------------------------------------------------------------------------- building
     def _model_for(self, phase: str) -> PrunableModel:
@@ -433,6 +435,11 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.dist.rank)
         self.train_data, self.val_data, self.test_data = run_data(cfg)
         d = self.dist
+        self.distiller = None
+        if cfg.distill.teacher is not None:
+            from proxcompress.training.distill import Distiller
+
+            self.distiller = Distiller(cfg, d.device)
         if cfg.optim.batch_size % d.world:
             raise InvalidInputError("optim.batch_size", f"= {cfg.optim.batch_size} must be a "
                                     f"multiple of the number of processes ({d.world})")
@@ -601,7 +608,8 @@ class Trainer:
                         for group in self.optimizer.param_groups:
                             group["lr"] = lr
                         out = ddp_model(x)
-                        loss = functional.cross_entropy(out, y)
+                        loss = (self.distiller.loss(out, x, y) if self.distiller is not None
+                                else functional.cross_entropy(out, y))
                         total = loss + regularizer(self.model) if regularizer else loss
                         extra = self.hooks.regularizer()
                         if extra is not None:
@@ -853,6 +861,10 @@ class Trainer:
                 "inference_ms_pruned": inference_ms(self.model, shape),
                 "inference_batch": 256,
             }
+        if self.distiller is not None:
+            summary["distill"] = {"teacher": str(self.distiller.folder),
+                                  "alpha": self.distiller.alpha,
+                                  "temperature": self.distiller.temperature}
         summary["versions"] = _versions()
         write_json_atomic(self.out / "summary.json", summary)
         if train_metrics:

@@ -18,6 +18,7 @@ import argparse
 from typing import Any
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.outputs import add_output
 
 _EPILOG = """\
 DIR receives report.html (self-contained), report.md, report.json and one folder per stage.
@@ -40,8 +41,8 @@ def add_parsers(subparsers: Any) -> None:
                       help="small budgets, under 10 minutes on 2 cores (the default)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="full budgets and the results tables (hours)")
-    p.add_argument("--out", metavar="DIR", help="output folder: new or empty (or, with "
-                   "--resume, one a run recorded its state in)")
+    add_output(p, "--out", kind="folder", metavar="DIR", help="output folder: new or empty (or, "
+               "with --resume, one a run recorded its state in)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in DIR: finished stages are skipped, interrupted "
                    "ones continue (training from its checkpoints)")

@@ -48,31 +48,51 @@ def test_bnb_with_tight_big_m_and_zero_budget():
     assert solution.objective == pytest.approx(0.5 * np.sum(empty.Y**2))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     statuses=st.lists(st.sampled_from([FREE, IN, OUT]), min_size=6, max_size=6),
     scale=st.floats(0.0, 2.0),
+    shift=st.sampled_from(["none", "scalar", "jacobi", "sdp"]),
+    budget=st.sampled_from([2, 4, 6]),
+    per_group=st.sampled_from([1, 2]),
 )
-def test_dual_bound_never_exceeds_the_best_completion(seed, statuses, scale):
-    """D(U) from *any* point is below every integer completion of the node (weak duality)."""
-    problem = random_instance(40, 6, 2, 6, seed, rho=0.5, alpha=0.3, k=4)
+def test_dual_bounds_never_exceed_the_best_completion(
+    seed, statuses, scale, shift, budget, per_group
+):
+    """D(U) from *any* point is below every integer completion of the node (weak duality), and
+    so are the child bounds used for reduced-cost fixing (``g`` in / ``g`` out)."""
+    problem = random_instance(40, 6 * per_group, 2, 6, seed, rho=0.5, alpha=0.3, k=budget)
     status = np.array(statuses, dtype=np.int8)
     n_in = int(np.sum(status == IN))
-    if n_in > 4:
+    if n_in > budget:
         return
-    engine = _Engine(problem, diagonal_shift=0.95)
+    engine = _Engine(problem, 0.0 if shift == "none" else 0.95, "scalar" if shift == "none"
+                     else shift)
     rng = np.random.default_rng(seed)
     W = rng.uniform(-problem.M, problem.M, (problem.d, problem.m)) * scale
-    relaxed = engine.relax(status, W, 4 - n_in, cutoff=np.inf, tol=1e-12, max_sweeps=3)
-    free = [g for g in range(6) if status[g] == FREE]
-    forced = tuple(g for g in range(6) if status[g] == IN)
-    best = min(
-        solve_support(problem, tuple(sorted(forced + extra)))[1]
-        for size in range(4 - n_in + 1)
-        for extra in itertools.combinations(free, size)
-    )
-    assert relaxed.bound <= best * (1 + 1e-9) + 1e-9
+    relaxed = engine.relax(status, W, budget - n_in, cutoff=np.inf, tol=1e-12, max_passes=1)
+
+    def best_completion(node_status):
+        free = [g for g in range(6) if node_status[g] == FREE]
+        forced = tuple(g for g in range(6) if node_status[g] == IN)
+        left = budget - len(forced)
+        if left < 0:
+            return np.inf
+        return min(
+            solve_support(problem, tuple(sorted(forced + extra)))[1]
+            for size in range(min(left, len(free)) + 1)
+            for extra in itertools.combinations(free, size)
+        )
+
+    assert relaxed.bound <= best_completion(status) * (1 + 1e-9) + 1e-9
+    for g in range(6):
+        if status[g] != FREE:
+            continue
+        for fixed, child_bound in ((IN, relaxed.d_in[g]), (OUT, relaxed.d_out[g])):
+            child = status.copy()
+            child[g] = fixed
+            assert child_bound <= best_completion(child) * (1 + 1e-9) + 1e-9
 
 
 def test_root_bound_is_the_perspective_relaxation():
@@ -81,10 +101,8 @@ def test_root_bound_is_the_perspective_relaxation():
     from proxcompress.formulations.relaxations import relaxation
 
     problem = random_instance(120, 10, 2, 5, seed=5, rho=0.3, alpha=0.4)
-    status = np.zeros(problem.n_groups, dtype=np.int8)
-    W0 = np.zeros((problem.d, problem.m))
-    plain = _Engine(problem, 0.0).relax(status, W0, 5, cutoff=np.inf, tol=1e-10)
-    shifted = _Engine(problem, 0.95).relax(status, W0, 5, cutoff=np.inf, tol=1e-10)
+    plain = _Engine(problem, 0.0).root(5, tol=1e-10)
+    shifted = _Engine(problem, 0.95).root(5, tol=1e-10)
     conic = relaxation(problem, "perspective")
     assert plain.bound == pytest.approx(conic.bound, rel=1e-6)
     assert shifted.bound >= plain.bound - 1e-9
@@ -101,3 +119,55 @@ def test_time_limit_returns_valid_solution_and_bound():
     )
     if solution.status == "time_limit":
         assert solution.gap > 0
+
+
+def test_warm_starts_are_checked_and_used():
+    from proxcompress.errors import InvalidInputError
+
+    problem = random_instance(120, 12, 1, 12, seed=4, k=4)
+    brute = solve(problem, "brute")
+    # a warm start is only a start: any one gives the same optimum
+    for start in ([], [0, 1, 2, 3], list(brute.support)):
+        solution = solve(problem, "bnb", warm_start=[start] if start else ())
+        assert solution.objective == pytest.approx(brute.objective, rel=1e-9)
+    for bad, field in (([[0, 1, 2, 3, 4]], "warm_start"), ([[12]], "warm_start"),
+                       ([["a"]], "warm_start")):
+        with pytest.raises(InvalidInputError) as info:
+            solve(problem, "bnb", warm_start=bad)
+        assert info.value.field == field
+    with pytest.raises(InvalidInputError, match="only the 'bnb'"):
+        solve(problem, "cuts", warm_start=[[0]])
+
+
+@pytest.mark.parametrize("shift", ["none", "scalar", "jacobi", "sdp", "auto"])
+def test_every_shift_kind_agrees_with_brute(shift):
+    from proxcompress.formulations.bnb import solve_bnb
+
+    problem = random_instance(200, 16, 2, 8, seed=9, rho=0.8, snr=0.5, alpha=0.1)
+    problem = type(problem)(X=problem.X * np.linspace(0.2, 5.0, 16), Y=problem.Y,
+                            groups=problem.groups, lam=problem.lam, alpha=problem.alpha,
+                            M=problem.M * 5, k=None)
+    _assert_same(solve(problem, "brute"), solve_bnb(problem, shift=shift))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(n=500, d=30, m=1, n_groups=30, seed=0, rho=0.8, snr=0.5, alpha=0.2),
+        dict(n=300, d=60, m=2, n_groups=30, seed=1, rho=0.5, snr=1.0, alpha=0.5, k=6),
+        dict(n=40, d=60, m=1, n_groups=30, seed=2, rho=0.8, alpha=0.3, k=4),  # n < d
+    ],
+)
+def test_bnb_agrees_with_scip_beyond_brute_force(params):
+    """Past brute force's reach, bnb and the SCIP formulations certify each other: the same
+    optimum, and each bound below the other's objective."""
+    from proxcompress.formulations.perspective import solve_perspective
+
+    problem = random_instance(**params)
+    mine = solve(problem, "bnb")
+    for other in (solve(problem, "bigm"), solve_perspective(problem, solver="SCIP")):
+        assert other.status == mine.status == "optimal"
+        assert mine.objective == pytest.approx(other.objective, rel=1e-6)
+        assert mine.bound <= other.objective * (1 + 1e-8)
+        assert other.bound <= mine.objective * (1 + 1e-8)

@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxcompress.formulations import LayerPruningProblem, Solution, solve, solve_support
-from proxcompress.formulations.bnb import safe_shift, solve_bnb
+from proxcompress.formulations.bnb import solve_bnb
 from proxcompress.formulations.instances import sparse_regression_instance
 from proxcompress.formulations.perspective import solve_perspective
+from proxcompress.formulations.shifts import SHIFTS, factor_shifted
 
 KINDS = ("square-centred", "wide-centred", "duplicate", "zero", "constant", "centred-constant")
 
@@ -129,8 +130,9 @@ def test_issue_instance_solves():
     lam 0.02, alpha 0.5, M 1 (LinAlgError before). Here at n = p = 40 (which failed the same
     way) so that the check stays short; the shift must be zero since X^T X is singular."""
     problem = sparse_regression_instance(40, 40, seed=0)
-    delta, _ = safe_shift(problem.X.T @ problem.X, 0.95)
-    assert delta == 0.0
+    gram = problem.X.T @ problem.X
+    for kind, shift in SHIFTS.items():
+        assert not np.any(factor_shifted(gram, shift(gram, 0.95).delta)[0] > 0), kind
     solution = solve_bnb(problem)
     assert solution.status == "optimal"
     assert solution.bound <= solution.objective
@@ -147,21 +149,25 @@ def test_issue_instance_full_size():
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**16), n=st.integers(2, 40), d=st.integers(1, 40),
-       copies=st.integers(0, 3), scale=st.sampled_from([1e-150, 1e-8, 1.0, 1e8, 1e150]))
-def test_safe_shift_is_safe(seed, n, d, copies, scale):
-    """The shift leaves X^T X - delta I positive semi-definite for any data (centred, wide,
-    duplicated columns, extreme scales), and its factorisation is of that matrix."""
+       copies=st.integers(0, 3), scale=st.sampled_from([1e-150, 1e-8, 1.0, 1e8, 1e150]),
+       kind=st.sampled_from(sorted(SHIFTS)), uneven=st.booleans())
+def test_shifts_are_safe(seed, n, d, copies, scale, kind, uneven):
+    """Every shift kind leaves X^T X - Diag(delta) positive semi-definite for any data
+    (centred, wide, duplicated columns, extreme and uneven scales), and the factor returned is
+    that matrix's."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     X -= X.mean(axis=0)
     X = np.hstack([X] + [X[:, :1]] * copies) * scale
+    if uneven:
+        X *= np.geomspace(1e-3, 1e3, X.shape[1])
     gram = X.T @ X
-    delta, factor = safe_shift(gram, 1.0)
-    assert delta >= 0.0
-    if delta > 0:
-        assert factor is not None
-        shifted = gram - delta * np.eye(gram.shape[0])
-        L = np.triu(factor[0])
-        assert np.allclose(L.T @ L, shifted, rtol=1e-8, atol=1e-10 * abs(gram).max())
+    delta, upper = factor_shifted(gram, *SHIFTS[kind](gram, 0.95))
+    assert np.all(delta >= 0.0)
+    if np.any(delta > 0):
+        assert upper is not None
+        shifted = gram - np.diag(delta)
+        assert np.allclose(upper.T @ upper, shifted, rtol=1e-8, atol=1e-10 * abs(gram).max())
+        assert np.linalg.eigvalsh(shifted)[0] >= -1e-9 * abs(gram).max()
     if n <= gram.shape[0] or copies:
-        assert delta == 0.0
+        assert not np.any(delta > 0)

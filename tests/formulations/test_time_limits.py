@@ -122,6 +122,23 @@ def test_limit_that_is_not_reached_changes_nothing() -> None:
         assert limited.support == free.support, name
 
 
+def test_guard_survives_killed_children() -> None:
+    """Children killed at the deadline (in the middle of Pyomo, SCIP or HiGHS) leave nothing
+    behind: later guarded and in-process solves of the same process still finish (a killed
+    child once held Pyomo's process-shared output lock; HiGHS's thread scheduler does not
+    survive fork)."""
+    hard = hard_instance("cuts", 7)
+    for limit in (0.2, 0.35, 0.5):
+        for name in ("cuts", "bigm", "perspective"):
+            assert RUNNERS[name](hard, limit).status == "time_limit"
+    easy = random_instance(100, 8, 1, 8, seed=3)
+    for name in ("cuts", "bigm", "perspective", "perspective-scip"):
+        start = time.perf_counter()
+        assert RUNNERS[name](easy, 20.0).status == "optimal", name
+        assert RUNNERS[name](easy, None).status == "optimal", name
+        assert time.perf_counter() - start < 10.0, name
+
+
 def test_cli_exit_code_three_on_the_limit(tmp_path) -> None:
     """``solve`` exits 3 when the limit stops the solver (here ECOS_BB, which has no limit of
     its own and is stopped by the guard), reporting the solution and bound it has."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from proxcompress.proofs.catalogue import catalogue
 from proxcompress.proofs.certificate import Report
 from proxcompress.proofs.checks import certify
+from proxcompress.proofs.pairs import catalogue
 
 
 @pytest.fixture(scope="session")

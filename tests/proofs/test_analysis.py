@@ -14,7 +14,7 @@ from proxcompress.proofs.analysis import (
     segments,
     x,
 )
-from proxcompress.proofs.catalogue import signswish
+from proxcompress.proofs.pairs import signswish
 
 
 def test_segments_of_nested_kinks() -> None:

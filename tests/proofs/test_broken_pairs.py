@@ -6,7 +6,8 @@ import pytest
 import sympy as sp
 
 from proxcompress.proofs import CheckOptions, certify, synthesize, x
-from proxcompress.proofs.catalogue import (
+from proxcompress.proofs.checks import check_backward, check_facts, check_prox
+from proxcompress.proofs.pairs import (
     Facts,
     Pair,
     bnn,
@@ -15,7 +16,6 @@ from proxcompress.proofs.catalogue import (
     bnn_plus_plus_prox,
     proxconnect,
 )
-from proxcompress.proofs.checks import check_backward, check_facts, check_prox
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import sympy as sp
 from scipy.optimize import brentq
 
 from proxcompress.errors import InvalidInputError
-from proxcompress.proofs.catalogue import bnn_plus, build_pair
-from proxcompress.proofs.catalogue import bnn_plus_plus_prox as bnn_plus_plus
 from proxcompress.proofs.checks import CheckOptions, check_descent
+from proxcompress.proofs.pairs import bnn_plus, build_pair
+from proxcompress.proofs.pairs import bnn_plus_plus_prox as bnn_plus_plus
 
 #: SS_beta'(x) = beta (2 - u tanh(u/2)) / (1 + cosh u), u = beta x, vanishes at u = +-U
 U = brentq(lambda u: 2 - u * __import__("math").tanh(u / 2), 1.0, 4.0)
@@ -67,7 +67,7 @@ def test_make_pair_parameters() -> None:
 def test_published_bnn_plus_plus_passes_iff_beta_stays_within_the_root() -> None:
     """``SS_{beta(mu)}'`` at latents ``|w| <= c`` for ``mu`` in the grid: non-negative iff
     ``beta(mu_max) c <= U``; the deployed limit is ``sign``."""
-    from proxcompress.proofs.catalogue import bnn_plus_plus as published
+    from proxcompress.proofs.pairs import bnn_plus_plus as published
 
     grid = CheckOptions(mu_values=(sp.Rational(1, 4), sp.Integer(1), sp.Integer(4)))
     assert check_descent(published(sp.Rational(1, 5), sp.Rational(1, 2)), grid).passed  # 2.2

@@ -7,7 +7,7 @@ import sympy as sp
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.proofs import mu, parse_expression, x
-from proxcompress.proofs.catalogue import hardtanh, signswish
+from proxcompress.proofs.pairs import hardtanh, signswish
 
 
 @pytest.mark.parametrize(

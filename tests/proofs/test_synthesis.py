@@ -7,7 +7,7 @@ import sympy as sp
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.proofs import CheckOptions, mu, synthesize, x
-from proxcompress.proofs.catalogue import dist2_prox, signswish
+from proxcompress.proofs.pairs import dist2_prox, signswish
 
 
 def test_synthesized_pair_passes_and_forward_is_b_of_p() -> None:

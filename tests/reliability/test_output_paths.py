@@ -231,3 +231,20 @@ def test_failed_export_leaves_no_folder(inputs: Path, tmp_path: Path,
     assert isinstance(answer.exception, RuntimeError)
     assert list(tmp_path.iterdir()) == []
 
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["reproduce", "--list"], ["verify", "--help"]])
+def test_a_reader_closing_the_pipe_gets_no_traceback(argv: list[str]) -> None:
+    """``proxcompress ... | head``: the reader is gone before the first write; the command ends
+    quietly (141, 128 + SIGPIPE; 0 where the output still fitted the pipe's buffer and the
+    command ended first), nothing on stderr."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "proxcompress", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) in (0, 141), err
+    assert err == ""

@@ -16,7 +16,7 @@ from proxcompress.cli import main
 from proxcompress.errors import InvalidInputError
 from proxcompress.kernels.model import _matmul_nt
 from proxcompress.training.data import load_dataset
-from proxcompress.training.deploy import deploy
+from proxcompress.training.deployment import deploy
 from proxcompress.training.trainer import evaluate, load_run, train
 
 #: an op each run's export must hold (the layers really are binary / shift / pruned float)

@@ -198,7 +198,7 @@ def test_set_theta_and_layers() -> None:
 
 
 @pytest.mark.parametrize(("factory", "field"), [
-    (lambda: HomotopySchedule("exp"), "homotopy.kind"),
+    (lambda: HomotopySchedule("exp"), "kind"),  # the argument, refused by its annotation
     (lambda: HomotopySchedule(start=1.5), "homotopy.start"),
     (lambda: HomotopySchedule(ramp=0.0), "homotopy.ramp"),
     (lambda: EuclidLinear(2, 2, theta=2.0), "theta"),
@@ -210,6 +210,11 @@ def test_set_theta_and_layers() -> None:
     (lambda: set_theta(nn.Sequential(EuclidLinear(2, 2)), -0.1), "theta"),
 ])
 def test_bad_input_names_the_field(factory: Any, field: str) -> None:
+    import proxcompress.training as public
+
+    for name in ("HomotopySchedule", "EuclidLinear", "EuclidConv2d", "AdderConv2d",
+                 "AdderLinear", "set_theta"):
+        getattr(public, name)  # public classes are argument-checked (patched once, in place)
     with pytest.raises(InvalidInputError) as info:
         factory()
     assert info.value.field == field

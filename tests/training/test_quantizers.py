@@ -1,4 +1,4 @@
-"""Every torch quantizer against its SymPy twin (proofs.catalogue): values of F, B, B', P, the
+"""Every torch quantizer against its SymPy twin (proofs.pairs): values of F, B, B', P, the
 autograd gradient (B' at the pair's point) on a grid for several mu, the hard limit, and the
 mu schedule of the optimizer wrapper."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from proxcompress.proofs.catalogue import get_pair, pair_names
+from proxcompress.proofs.pairs import get_pair, pair_names
 from proxcompress.training.layers import BinaryLinear, quantized_modules
 from proxcompress.training.optim import MuSchedule, ProxConnectOptimizer
 from proxcompress.training.quantizers import get_quantizer, quantizer_names
@@ -83,7 +83,7 @@ def test_hard_limit_is_the_forward_at_large_mu(name: str) -> None:
 
 
 def test_beta_parameter_matches_the_twin() -> None:
-    from proxcompress.proofs.catalogue import bnn_plus_plus
+    from proxcompress.proofs.pairs import bnn_plus_plus
 
     twin = bnn_plus_plus(beta=2).numeric()
     q = get_quantizer("bnn++", beta=2.0)

@@ -22,7 +22,8 @@ from proxcompress import levels
 from proxcompress.errors import InvalidInputError
 from proxcompress.formulations import prox
 from proxcompress.kernels import model as kernels_model
-from proxcompress.proofs import catalogue, registry
+from proxcompress.proofs import pairs as catalogue
+from proxcompress.proofs import registry
 from proxcompress.training import exporter, models, quantizers, recipes
 from proxcompress.training.config import TrainConfig, config_from_dict
 from proxcompress.training.mulfree import _LAYERS, MulFreeRecipe
@@ -258,8 +259,8 @@ def test_a_registered_family_trains_resumes_and_exports(gain_family: None,
 
 # -------------------------------------------------------------------------- model registry
 def test_model_registry_builds_and_validates() -> None:
-    assert models.MODELS == ("mlp", "vgg", "resnet20", "speech-resnet")
-    assert models.model_names()[:4] == models.MODELS
+    assert models.MODELS == ("mlp", "vgg", "resnet20", "speech-resnet", "vit")
+    assert models.model_names()[:5] == models.MODELS
     a = models.build_model("mlp", hidden=(8,), seed=4)
     b = models.build_model("mlp", hidden=(8,), seed=4)
     assert torch.equal(a.fc0.weight, b.fc0.weight)

@@ -254,6 +254,62 @@ def test_long_budget_takes_the_smallest_converged_epochs(results: ModuleType, tm
     assert results.Choices(rows, tmp_path).config(bc)["epochs"] == 15
 
 
+def test_vit_table_distillation_waits_for_its_teacher_seed(results: ModuleType,
+                                                           tmp_path: Path) -> None:
+    """The distilled row's teacher is the full-precision row's chosen run of the same seed: the
+    row waits for the teacher's choice, then each seed for that seed's teacher run; the paired
+    rung differences and the gap target are computed from the runs."""
+    rows = results.rows()
+    sizes = {"parameters": 40000, "float_macs": 10, "binary_weight_macs": 0, "binary_macs": 99}
+    fp, deit, bvit, kd = (_row(results, f"vit-{k}") for k in ("fp", "deit", "binaryvit",
+                                                               "binaryvit-kd"))
+    assert {r["name"] for r in rows if r["table"] == "vit"} >= {
+        "vit-fp", "vit-deit", "vit-binaryvit", "vit-binaryvit-kd", "vit-binaryvit-bnnp",
+        "vit-binaryvit-bnnpp"}
+    choices = results.Choices(rows, tmp_path)
+    assert [r["name"] for r, _, _ in results.pending([kd], None, choices)] == []
+    for lr, val in zip(results.VIT_LR_GRID, (85.0, 86.0), strict=True):
+        _fake_run(results, tmp_path, fp, {"optim.lr": lr}, 0, 87.0, val, **sizes)
+    for lr, val in zip(results.VIT_LR_GRID, (80.0, 79.0), strict=True):
+        _fake_run(results, tmp_path, deit, {"optim.lr": lr}, 0, 80.0, val, **sizes)
+    choices = results.Choices(rows, tmp_path)
+    teacher = choices.teacher(kd)
+    assert teacher == str(tmp_path / "vit-fp" / "lr=0.01" / "seed-{seed}")
+    assert choices.config(kd)["distill"]["teacher"] == teacher
+    pending = [(r["name"], s) for r, _, s in results.pending([kd], None, choices)]
+    assert pending == [("vit-binaryvit-kd", 0)]  # seeds 1, 2 wait for their teachers
+    for seed in (1, 2):
+        _fake_run(results, tmp_path, fp, {"optim.lr": 1e-2}, seed, 87.0 + seed, **sizes)
+        _fake_run(results, tmp_path, deit, {"optim.lr": 3e-3}, seed, 80.0 + seed, **sizes)
+    choices = results.Choices(rows, tmp_path)
+    assert [s for _, _, s in results.pending([kd], None, choices)] == [0, 1, 2]
+    for seed in (0, 1, 2):
+        _fake_run(results, tmp_path, bvit, {"optim.lr": 3e-3}, seed, 84.0 + 0.5 * seed,
+                  **sizes)
+    choices = results.Choices(rows, tmp_path)
+    section = results._vit_section([r for r in rows if r["table"] == "vit"], None, choices, {})
+    text = "\n".join(section)
+    # BinaryViT - DeiT per seed: 4.0, 3.5, 3.0 -> +3.50 +- t(0.975, 2) * 0.5 / sqrt(3)
+    half = stats.t.ppf(0.975, 2) * 0.5 / 3 ** 0.5
+    assert f"+3.50 +- {half:.2f} (vs `vit-affine`)" not in text  # affine did not run
+    assert f"(paired BinaryViT - DeiT +3.50 +- {half:.2f})" in text
+    # gap FP 88 vs DeiT 81: BinaryViT 84.5 closes 50% of it
+    assert "50% of the 7.00-point gap closed" in text and "**met**" in text
+    page = "# t\n\n## Reading the tables\n\nx\n"
+    once = results.splice_section(page, section)
+    assert once.count(results.VIT_BEGIN) == 1 and once.endswith("## Reading the tables\n\nx\n")
+    twice = results.splice_section(once, section)
+    assert twice == once
+    assert results.existing_section(once)[0] == results.VIT_BEGIN
+
+
+def test_set_overrides_need_their_own_outputs(results: ModuleType,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        results.main(["--tables", "vit", "--set", "device=cuda", "--render-only"])
+    assert "--set" in capsys.readouterr().err
+
+
 def test_derived_keys_wait_for_their_source(results: ModuleType, tmp_path: Path) -> None:
     """Torch-Pruning rows take the per-unit median of the channels the SPR row kept over all
     its seeds; the transfer rows take the source run's folder; both wait until it exists."""

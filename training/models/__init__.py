@@ -7,6 +7,7 @@
 ``vgg``                   :mod:`.cnn`  :class:`~.cnn.VGGSmall` (``width``, ``stages``)
 ``resnet20``              :mod:`.resnet` :class:`~.resnet.ResNet20` (``width``, ``blocks``)
 ``speech-resnet``         :mod:`.speech` :class:`~.speech.SpeechResNet` (spoken commands)
+``vit``                   :mod:`.vit`  :class:`~.vit.VisionTransformer` (ViT, BinaryViT)
 ========================= ============ =====================================================
 
 Each family module defines its model classes and ``build(spec: ModelSpec) -> PrunableModel``;
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from proxcompress.training.models.mlp import MLP
     from proxcompress.training.models.resnet import BasicBlock, ResNet20
     from proxcompress.training.models.speech import SpeechResNet
+    from proxcompress.training.models.vit import VisionTransformer
 
 #: ``model.name`` -> ``"module:function"`` building it from a :class:`~.base.ModelSpec`
 _BUILDERS: dict[str, str] = {
@@ -45,6 +47,7 @@ _BUILDERS: dict[str, str] = {
     "vgg": "proxcompress.training.models.cnn:build",
     "resnet20": "proxcompress.training.models.resnet:build",
     "speech-resnet": "proxcompress.training.models.speech:build",
+    "vit": "proxcompress.training.models.vit:build",
 }
 
 #: the built-in model names (``model.name``; :func:`model_names` includes registered ones)
@@ -116,10 +119,12 @@ _PUBLIC = {
     "BasicBlock": "resnet",
     "ResNet20": "resnet",
     "SpeechResNet": "speech",
+    "VisionTransformer": "vit",
 }
 
 __all__ = ["ACTIVATIONS", "MLP", "MODELS", "BasicBlock", "ChannelUnit", "ModelSpec",
-           "PrunableModel", "ResNet20", "SpeechResNet", "VGGSmall", "activation_module",
-           "build_model", "calibrate_batchnorm", "model_names", "register_model"]
+           "PrunableModel", "ResNet20", "SpeechResNet", "VGGSmall", "VisionTransformer",
+           "activation_module", "build_model", "calibrate_batchnorm", "model_names",
+           "register_model"]
 
 __getattr__ = lazy_getattr("proxcompress.training.models", _PUBLIC)

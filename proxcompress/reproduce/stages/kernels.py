@@ -81,7 +81,8 @@ def run(ctx: Context) -> Outcome:
                "--size", str(ctx.budget["size"]), "--rounds", str(ctx.budget["rounds"]),
                "--threads", threads, "--out", str(out)]
     ctx.log("running " + " ".join(command))
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
+           "NUMBA_NUM_THREADS": threads}
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
                           check=False)
     ctx.log(done.stderr)

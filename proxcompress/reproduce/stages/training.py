@@ -90,7 +90,7 @@ def run_one(folder: str, spec: RunSpec, resuming: bool, threads: int, log_path: 
     process or in the stage's own."""
     from proxcompress.training.checkpoint import has_checkpoint
     from proxcompress.training.config import config_from_dict
-    from proxcompress.training.deploy import deploy_run
+    from proxcompress.training.deployment import deploy_run
     from proxcompress.training.trainer import train
 
     def log(line: str) -> None:

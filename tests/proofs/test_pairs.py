@@ -8,7 +8,8 @@ import sympy as sp
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.proofs import CHECKS, get_pair, mu, pair_names, x
-from proxcompress.proofs.catalogue import (
+from proxcompress.proofs.certificate import Report
+from proxcompress.proofs.pairs import (
     Pair,
     catalogue,
     hardtanh,
@@ -16,7 +17,6 @@ from proxcompress.proofs.catalogue import (
     signswish,
     signswish_derivative,
 )
-from proxcompress.proofs.certificate import Report
 
 ALL_PASS = dict.fromkeys(CHECKS, "pass")
 EXPECTED: dict[str, dict[str, str]] = {
@@ -148,7 +148,7 @@ def test_registry() -> None:
     try:
         assert get_pair("clipped-id") is custom
     finally:
-        from proxcompress.proofs import catalogue as module
+        from proxcompress.proofs import pairs as module
 
         module._FACTORIES.pop("clipped-id")
         module._build.cache_clear()

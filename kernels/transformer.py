@@ -1,0 +1,426 @@
+"""The token ops of exported vision transformers (``proxcompress.training.models.vit``),
+registered in :data:`proxcompress.kernels.model.OPS`.
+
+Tokens are ``(N, T, C)`` float32 arrays (NumPy, or CuPy with ``backend="cupy"``). The linear
+layers run on the ops of :mod:`.model` (``linear``, ``binary_linear`` with binary inputs on the
+packed kernels: they take ``(N, T, K)`` as ``(N T, K)``); everything here is float
+elementwise, normalization, pooling or the attention's products:
+
+======================== =====================================================================
+``to_tokens``            ``(N, C, H, W) -> (N, H W, C)``
+``to_map``               ``(N, H W, C) -> (N, C, H, W)`` (``grid``)
+``prepend_token``        a stored token (``token``) or zeros before the first token
+``drop_first_token``     ``(N, 1 + T, C) -> (N, T, C)``
+``add_table``            ``x + table`` (position embeddings, ``(T, C)``)
+``layernorm``            over the last axis, ``eps``, optional ``weight`` / ``bias``
+``gelu``                 ``x Phi(x)`` (``approximate``: ``none``, erf; or ``tanh``)
+``channel_affine``       ``x * scale + bias`` per channel on ``axis`` (-1 or 1), either optional
+``rprelu``               ``max(y, 0) - slope max(-y, 0) + shift_out``, ``y = x + shift_in``
+``channel_repeat``       the channels on ``axis`` repeated ``times`` times
+``channel_group_mean``   channel ``j`` = mean of ``j + i C/g``, ``i < g`` (``groups``)
+``token_avgpool``        average pooling on the token ``grid`` (zero padding counted)
+``token_upsample``       nearest upsampling of the token ``grid`` by ``factor``
+``token_mean``           ``(N, T, C) -> (N, C)``
+``select_token``         ``(N, T, C) -> (N, C)``, token ``index``
+``attention_scores``     ``softmax(Q K^T * scale)`` per head: ``(N, T, C), (N, T', C) -> (N, h,
+                         T, T')``
+``quantize_probs``       ``alpha round(clip(p / alpha, 0, 1))``
+``attention_context``    ``P V`` per head, heads merged: ``(N, h, T, T'), (N, T', C) -> (N, T,
+                         C)``
+``binarize``             ``c sign(x)`` (an activation quantizer site's deployed form)
+======================== =====================================================================
+
+Every op validates its attributes and tensors at load (errors name the node and field) and its
+input shapes when it runs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from proxcompress.errors import InvalidInputError
+
+from ._checks import Backend, array_module, is_cupy
+from .model import Fn, OpSpec, Put, _Node, register_op
+
+
+def _rank(x: Any, n: int, node: _Node) -> None:
+    if x.ndim != n:
+        raise InvalidInputError(node.where, f"expects a {n}-d input, got shape {x.shape}")
+
+
+def _channels(x: Any, c: int, axis: int, node: _Node) -> None:
+    if x.ndim < 2 or x.shape[axis] != c:
+        raise InvalidInputError(node.where, f"expects {c} channels on axis {axis}, got shape "
+                                f"{x.shape}")
+
+
+def _axis(node: _Node) -> int:
+    axis = node.attr("axis", int, -1)
+    if axis not in (-1, 1):
+        raise InvalidInputError(f"{node.where}.attrs.axis", f"= {axis}; accepted: -1, 1")
+    return int(axis)
+
+
+def _count(node: _Node, key: str) -> int:
+    """An integer attribute that must be >= 1."""
+    value = node.attr(key, int)
+    if value < 1:
+        raise InvalidInputError(f"{node.where}.attrs.{key}", f"= {value} must be >= 1")
+    return int(value)
+
+
+def _grid(node: _Node, key: str = "grid") -> tuple[int, int]:
+    return node.pair(key, 1)
+
+
+def _per_channel(v: Any, axis: int, ndim: int) -> Any:
+    return v if axis == -1 else v.reshape((-1,) + (1,) * (ndim - 2))
+
+
+def _f32(y: Any) -> Any:
+    return y.astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------- layout ops
+def _to_tokens(node: _Node, backend: Backend, put: Put) -> Fn:
+    def run(x: Any) -> Any:
+        _rank(x, 4, node)
+        xp = array_module(x)
+        return xp.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 2, 1))
+
+    return run
+
+
+def _to_map(node: _Node, backend: Backend, put: Put) -> Fn:
+    h, w = _grid(node)
+
+    def run(x: Any) -> Any:
+        _rank(x, 3, node)
+        if x.shape[1] != h * w:
+            raise InvalidInputError(node.where, f"expects {h * w} tokens, got {x.shape}")
+        xp = array_module(x)
+        return xp.ascontiguousarray(x.transpose(0, 2, 1).reshape(x.shape[0], -1, h, w))
+
+    return run
+
+
+def _prepend_token(node: _Node, backend: Backend, put: Put) -> Fn:
+    host = node.optional_tensor("token", np.float32, ndim=1)
+    token = None if host is None else put(host)
+
+    def run(x: Any) -> Any:
+        _rank(x, 3, node)
+        xp = array_module(x)
+        first = xp.zeros((x.shape[0], 1, x.shape[2]), np.float32)
+        if token is not None:
+            _channels(x, token.shape[0], -1, node)
+            first[:] = token
+        return xp.concatenate([first, x], axis=1)
+
+    return run
+
+
+def _drop_first_token(node: _Node, backend: Backend, put: Put) -> Fn:
+    def run(x: Any) -> Any:
+        _rank(x, 3, node)
+        return array_module(x).ascontiguousarray(x[:, 1:])
+
+    return run
+
+
+def _add_table(node: _Node, backend: Backend, put: Put) -> Fn:
+    table = put(node.tensor("table", np.float32, ndim=2))
+
+    def run(x: Any) -> Any:
+        _rank(x, 3, node)
+        if tuple(x.shape[1:]) != tuple(table.shape):
+            raise InvalidInputError(node.where, f"expects (N, {table.shape[0]}, "
+                                    f"{table.shape[1]}), got {x.shape}")
+        return _f32(x + table)
+
+    return run
+
+
+# ------------------------------------------------------------------- normalization, activations
+def _layernorm(node: _Node, backend: Backend, put: Put) -> Fn:
+    eps = node.attr("eps", float)
+    weight = node.optional_tensor("weight", np.float32, ndim=1)
+    bias = node.optional_tensor("bias", np.float32, ndim=1)
+    w = None if weight is None else put(weight)
+    b = None if bias is None else put(bias)
+
+    def run(x: Any) -> Any:
+        xp = array_module(x)
+        if w is not None:
+            _channels(x, w.shape[0], -1, node)
+        mean = x.mean(axis=-1, keepdims=True, dtype=np.float32)
+        centred = x - mean
+        var = (centred * centred).mean(axis=-1, keepdims=True, dtype=np.float32)
+        y = centred / xp.sqrt(var + np.float32(eps))
+        if w is not None:
+            y = y * w
+        if b is not None:
+            y = y + b
+        return _f32(y)
+
+    return run
+
+
+def _gelu(node: _Node, backend: Backend, put: Put) -> Fn:
+    approximate = node.attr("approximate", str, "none")
+    if approximate not in ("none", "tanh"):
+        raise InvalidInputError(f"{node.where}.attrs.approximate", f"= {approximate!r}; "
+                                "accepted: none, tanh")
+    if approximate == "tanh":
+        k = np.float32(math.sqrt(2.0 / math.pi))
+
+        def run_tanh(x: Any) -> Any:
+            xp = array_module(x)
+            return _f32(0.5 * x * (1.0 + xp.tanh(k * (x + np.float32(0.044715) * x ** 3))))
+
+        return run_tanh
+
+    def run(x: Any) -> Any:
+        if is_cupy(x):
+            from cupyx.scipy.special import erf
+        else:
+            from scipy.special import erf
+        return _f32(0.5 * x * (1.0 + erf(x * np.float32(1 / math.sqrt(2.0)))))
+
+    return run
+
+
+def _channel_affine(node: _Node, backend: Backend, put: Put) -> Fn:
+    axis = _axis(node)
+    scale_host = node.optional_tensor("scale", np.float32, ndim=1)
+    bias_host = node.optional_tensor("bias", np.float32, ndim=1)
+    if scale_host is None and bias_host is None:
+        raise InvalidInputError(f"{node.where}.tensors", "needs a scale or a bias")
+    c = (scale_host if scale_host is not None else bias_host).shape[0]  # type: ignore[union-attr]
+    if scale_host is not None and bias_host is not None and bias_host.shape != (c,):
+        raise InvalidInputError(f"{node.where}.tensors.bias", f"must have {c} entries")
+    scale = None if scale_host is None else put(scale_host)
+    bias = None if bias_host is None else put(bias_host)
+
+    def run(x: Any) -> Any:
+        _channels(x, c, axis, node)
+        y = x
+        if scale is not None:
+            y = y * _per_channel(scale, axis, x.ndim)
+        if bias is not None:
+            y = y + _per_channel(bias, axis, x.ndim)
+        return _f32(y)
+
+    return run
+
+
+def _rprelu(node: _Node, backend: Backend, put: Put) -> Fn:
+    axis = _axis(node)
+    shift_in = node.tensor("shift_in", np.float32, ndim=1)
+    c = shift_in.shape[0]
+    slope = put(node.tensor("slope", np.float32, (c,)))
+    shift_out = put(node.tensor("shift_out", np.float32, (c,)))
+    shift_in_dev = put(shift_in)
+
+    def run(x: Any) -> Any:
+        _channels(x, c, axis, node)
+        xp = array_module(x)
+        y = x + _per_channel(shift_in_dev, axis, x.ndim)
+        y = xp.maximum(y, np.float32(0)) - xp.maximum(-y, np.float32(0)) * \
+            _per_channel(slope, axis, x.ndim)
+        return _f32(y + _per_channel(shift_out, axis, x.ndim))
+
+    return run
+
+
+def _channel_repeat(node: _Node, backend: Backend, put: Put) -> Fn:
+    axis = _axis(node)
+    times = _count(node, "times")
+
+    def run(x: Any) -> Any:
+        if x.ndim < 2:
+            raise InvalidInputError(node.where, f"expects channels, got shape {x.shape}")
+        return array_module(x).concatenate([x] * times, axis=axis)
+
+    return run
+
+
+def _channel_group_mean(node: _Node, backend: Backend, put: Put) -> Fn:
+    groups = _count(node, "groups")
+
+    def run(x: Any) -> Any:
+        if x.ndim < 2 or x.shape[-1] % groups:
+            raise InvalidInputError(node.where, f"expects a channel count divisible by "
+                                    f"{groups}, got shape {x.shape}")
+        return _f32(x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups).mean(
+            axis=-2, dtype=np.float32))
+
+    return run
+
+
+# ------------------------------------------------------------------------- token pooling
+def _token_map(x: Any, grid: tuple[int, int], node: _Node) -> Any:
+    _rank(x, 3, node)
+    if x.shape[1] != grid[0] * grid[1]:
+        raise InvalidInputError(node.where, f"expects {grid[0] * grid[1]} tokens, got "
+                                f"{x.shape}")
+    return x.transpose(0, 2, 1).reshape(x.shape[0], x.shape[2], *grid)
+
+
+def _map_tokens(m: Any) -> Any:
+    xp = array_module(m)
+    return xp.ascontiguousarray(m.reshape(m.shape[0], m.shape[1], -1).transpose(0, 2, 1))
+
+
+def _token_avgpool(node: _Node, backend: Backend, put: Put) -> Fn:
+    grid = _grid(node)
+    kh, kw = node.pair("kernel_size", 1)
+    sh, sw = node.pair("stride", 1)
+    ph, pw = node.pair("padding", 0)
+    if 2 * ph > kh or 2 * pw > kw:
+        raise InvalidInputError(f"{node.where}.attrs.padding", "must be at most half the kernel")
+    ho, wo = (grid[0] + 2 * ph - kh) // sh + 1, (grid[1] + 2 * pw - kw) // sw + 1
+    if ho < 1 or wo < 1:
+        raise InvalidInputError(f"{node.where}.attrs.kernel_size", "is larger than the grid")
+
+    def run(x: Any) -> Any:
+        m = _token_map(x, grid, node)
+        xp = array_module(x)
+        padded = xp.pad(m, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else m
+        out = xp.zeros((m.shape[0], m.shape[1], ho, wo), np.float32)
+        for i in range(kh):
+            for j in range(kw):
+                out += padded[:, :, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw]
+        return _map_tokens(out / np.float32(kh * kw))
+
+    return run
+
+
+def _token_upsample(node: _Node, backend: Backend, put: Put) -> Fn:
+    grid = _grid(node)
+    factor = _count(node, "factor")
+
+    def run(x: Any) -> Any:
+        m = _token_map(x, grid, node)
+        return _map_tokens(m.repeat(factor, axis=2).repeat(factor, axis=3))
+
+    return run
+
+
+def _token_mean(node: _Node, backend: Backend, put: Put) -> Fn:
+    def run(x: Any) -> Any:
+        _rank(x, 3, node)
+        return x.mean(axis=1, dtype=np.float32)
+
+    return run
+
+
+def _select_token(node: _Node, backend: Backend, put: Put) -> Fn:
+    index = node.attr("index", int)
+
+    def run(x: Any) -> Any:
+        _rank(x, 3, node)
+        if not -x.shape[1] <= index < x.shape[1]:
+            raise InvalidInputError(node.where, f"token {index} out of range for {x.shape}")
+        return array_module(x).ascontiguousarray(x[:, index])
+
+    return run
+
+
+# ---------------------------------------------------------------------------- attention
+def _heads(node: _Node) -> int:
+    return _count(node, "heads")
+
+
+def _split(x: Any, heads: int, node: _Node) -> Any:
+    _rank(x, 3, node)
+    if x.shape[2] % heads:
+        raise InvalidInputError(node.where, f"{x.shape[2]} channels do not split into {heads} "
+                                "heads")
+    return x.reshape(x.shape[0], x.shape[1], heads, -1).transpose(0, 2, 1, 3)
+
+
+def _attention_scores(node: _Node, backend: Backend, put: Put) -> Fn:
+    heads = _heads(node)
+    scale = np.float32(node.attr("scale", float))
+
+    def run(q: Any, k: Any) -> Any:
+        qh, kh = _split(q, heads, node), _split(k, heads, node)
+        if q.shape[0] != k.shape[0] or q.shape[2] != k.shape[2]:
+            raise InvalidInputError(node.where, f"queries {q.shape} and keys {k.shape} differ")
+        xp = array_module(q)
+        s = (qh @ kh.transpose(0, 1, 3, 2)) * scale
+        s = s - s.max(axis=-1, keepdims=True)
+        e = xp.exp(s)
+        return _f32(e / e.sum(axis=-1, keepdims=True, dtype=np.float32))
+
+    return run
+
+
+def _quantize_probs(node: _Node, backend: Backend, put: Put) -> Fn:
+    alpha = np.float32(node.attr("alpha", float))
+    if not alpha > 0:
+        raise InvalidInputError(f"{node.where}.attrs.alpha", f"= {alpha} must be > 0")
+
+    def run(p: Any) -> Any:
+        xp = array_module(p)
+        return _f32(alpha * xp.round(xp.clip(p / alpha, np.float32(0), np.float32(1))))
+
+    return run
+
+
+def _attention_context(node: _Node, backend: Backend, put: Put) -> Fn:
+    heads = _heads(node)
+
+    def run(p: Any, v: Any) -> Any:
+        _rank(p, 4, node)
+        vh = _split(v, heads, node)
+        if p.shape[1] != heads or p.shape[3] != v.shape[1] or p.shape[0] != v.shape[0]:
+            raise InvalidInputError(node.where, f"probabilities {p.shape} do not match values "
+                                    f"{v.shape} with {heads} heads")
+        out = (p @ vh).transpose(0, 2, 1, 3)
+        return array_module(p).ascontiguousarray(out.reshape(p.shape[0], p.shape[2], -1))
+
+    return run
+
+
+def _binarize(node: _Node, backend: Backend, put: Put) -> Fn:
+    c = node.attr("scale", float)
+    if not (c > 0 and math.isfinite(c)):
+        raise InvalidInputError(f"{node.where}.attrs.scale", f"= {c} must be > 0")
+    c32 = np.float32(c)
+
+    def run(x: Any) -> Any:
+        return _f32(array_module(x).sign(x) * c32)
+
+    return run
+
+
+for _name, _spec in {
+    "to_tokens": OpSpec(_to_tokens),
+    "to_map": OpSpec(_to_map),
+    "prepend_token": OpSpec(_prepend_token),
+    "drop_first_token": OpSpec(_drop_first_token),
+    "add_table": OpSpec(_add_table),
+    "layernorm": OpSpec(_layernorm),
+    "gelu": OpSpec(_gelu),
+    "channel_affine": OpSpec(_channel_affine),
+    "rprelu": OpSpec(_rprelu),
+    "channel_repeat": OpSpec(_channel_repeat),
+    "channel_group_mean": OpSpec(_channel_group_mean),
+    "token_avgpool": OpSpec(_token_avgpool),
+    "token_upsample": OpSpec(_token_upsample),
+    "token_mean": OpSpec(_token_mean),
+    "select_token": OpSpec(_select_token),
+    "attention_scores": OpSpec(_attention_scores, arity=2),
+    "quantize_probs": OpSpec(_quantize_probs),
+    "attention_context": OpSpec(_attention_context, arity=2),
+    "binarize": OpSpec(_binarize),
+}.items():
+    register_op(_name, _spec)
+
+__all__: list[str] = []

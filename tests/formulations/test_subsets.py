@@ -1,0 +1,102 @@
+"""The subset search of bnb (budgeted, weak-relaxation instances) against brute force, and the
+validity of its bounds when it stops early."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import proxcompress.formulations.bnb as bnb
+import proxcompress.formulations.subsets as subsets
+from proxcompress.formulations import LayerPruningProblem, random_instance, solve
+from proxcompress.formulations.heuristics import Incumbent
+from proxcompress.formulations.restricted import SupportSolver
+
+
+def redundant_instance(seed: int, groups: int, per_group: int, m: int, k: int,
+                       tight_box: bool) -> LayerPruningProblem:
+    """Channel-like data: correlated, non-centred features, outputs an exact linear map of
+    them (as recorded activations), a tiny ridge and count price (the budget decides)."""
+    rng = np.random.default_rng(seed)
+    n, d = 6 * groups * per_group, groups * per_group
+    base = rng.standard_normal((n, 3))
+    X = np.abs(base @ rng.standard_normal((3, d)) + 0.7 * rng.standard_normal((n, d)))
+    W = rng.standard_normal((d, m))
+    scale = float(np.mean(np.sum(X**2, axis=0)))
+    M = (0.5 if tight_box else 4.0) * float(np.abs(np.linalg.lstsq(X, X @ W, rcond=None)[0]).max())
+    return LayerPruningProblem(X=X, Y=X @ W, groups=np.arange(d) // per_group,
+                               lam=2e-4 * scale, alpha=0.5, M=M, k=k)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), groups=st.integers(4, 10), per_group=st.integers(1, 3),
+       m=st.integers(1, 3), share=st.floats(0.2, 0.8), tight_box=st.booleans())
+def test_subset_search_matches_brute(seed, groups, per_group, m, share, tight_box):
+    k = max(1, min(groups - 1, round(share * groups)))
+    problem = redundant_instance(seed, groups, per_group, m, k, tight_box)
+    brute = solve(problem, "brute")
+    incumbent = Incumbent(problem, SupportSolver(problem))
+    search = subsets.SubsetSearch(problem, incumbent)
+    assert search.run(np.inf)
+    assert incumbent.value == pytest.approx(brute.objective, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bnb_uses_it_and_agrees(seed, monkeypatch):
+    """Through bnb (forced into subset mode), optimal and equal to brute force."""
+    problem = redundant_instance(seed, 9, 2, 2, 4, tight_box=seed % 2 == 0)
+    monkeypatch.setattr(bnb, "SUBSET_GAP", -1.0)
+    solution = bnb.solve_bnb(problem)
+    brute = solve(problem, "brute")
+    assert solution.status == "optimal"
+    assert solution.objective == pytest.approx(brute.objective, rel=1e-9)
+    assert solution.bound <= brute.objective * (1 + 1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), chunk=st.integers(1, 40), stops=st.integers(1, 6))
+def test_open_bound_is_valid_at_any_stop(seed, chunk, stops):
+    """Stopped after any number of nodes, the smallest open bound (and the incumbent) bracket
+    the optimum."""
+    problem = redundant_instance(seed, 10, 2, 2, 5, tight_box=seed % 3 == 0)
+    optimum = solve(problem, "brute").objective
+    incumbent = Incumbent(problem, SupportSolver(problem))
+    search = subsets.SubsetSearch(problem, incumbent)
+    for _ in range(stops):
+        finished = _run_chunk(search, chunk)
+        assert min(incumbent.value, search.open_bound()) <= optimum * (1 + 1e-9)
+        assert incumbent.value >= optimum * (1 - 1e-12)
+        if finished:
+            assert incumbent.value == pytest.approx(optimum, rel=1e-9)
+            break
+
+
+def _run_chunk(search: subsets.SubsetSearch, nodes: int) -> bool:
+    """Run the compiled search for at most ``nodes`` nodes; True when it is done."""
+    while search.level >= 0:
+        level, ran, event, _ = subsets._search(
+            search.gram, search.xty, search.yy, search.starts, search.order, search.price,
+            search.p.budget, search.incumbent.value, nodes, search.H, search.W,
+            search.alive, search.f, search.bound, search.pos, search.nin, search.state,
+            search.since, search.level, search.leaf,
+        )
+        search.level = level
+        search.nodes += ran
+        if event == 2:  # a promising leaf: scored, then resumed within the same budget
+            search.incumbent.offer(tuple(int(g) for g in np.flatnonzero(search.leaf)))
+            nodes -= ran
+            if nodes > 0:
+                continue
+        break
+    return search.level < 0
+
+
+def test_not_used_where_the_relaxation_is_strong():
+    """A budgeted planted instance whose perspective bound is tight is solved by the tree."""
+    problem = random_instance(200, 20, 1, 20, seed=1, k=5)
+    assert subsets.SubsetSearch.applicable(problem)
+    solution = bnb.solve_bnb(problem)
+    assert solution.status == "optimal"
+    assert solution.objective == pytest.approx(solve(problem, "brute").objective, rel=1e-9)
