@@ -50,8 +50,9 @@ def _q_slope(uv, sv, c, two):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _sign_forward(x, u, s, alpha, two_beta, out, slope):  # type: ignore[no-untyped-def]
-    """BNN+: ``out = alpha sign(x)``, ``slope = (q t)(2 beta alpha)``."""
+def _signswish(x, u, s, alpha, two_beta, sign_forward, out, slope):  # type: ignore[no-untyped-def]
+    """``slope = (q t)(2 beta alpha)``; ``out = alpha sign(x)`` (BNN+) or
+    ``alpha fma(2u, q, 2s - 1)`` (BNN++; the branch is loop-invariant: as fast as two loops)."""
     rows, cols = x.shape
     zero = x.dtype.type(0.0)
     one = x.dtype.type(1.0)
@@ -60,25 +61,14 @@ def _sign_forward(x, u, s, alpha, two_beta, out, slope):  # type: ignore[no-unty
         a = alpha[j, 0]
         c = a * two_beta
         for i in range(cols):
-            slope[j, i] = _q_slope(u[j, i], s[j, i], c, two)[1]
-            xv = x[j, i]
-            out[j, i] = (one if xv > zero else (-one if xv < zero else zero)) * a
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _signswish_forward(u, s, alpha, two_beta, out, slope):  # type: ignore[no-untyped-def]
-    """BNN++: ``out = alpha fma(2u, q, 2s - 1)``, ``slope = (q t)(2 beta alpha)``."""
-    rows, cols = u.shape
-    one = u.dtype.type(1.0)
-    two = one + one
-    for j in range(rows):
-        a = alpha[j, 0]
-        c = a * two_beta
-        for i in range(cols):
             uv = u[j, i]
             sv = s[j, i]
             q, slope[j, i] = _q_slope(uv, sv, c, two)
-            out[j, i] = _fma(uv + uv, q, (sv + sv) - one) * a
+            if sign_forward:
+                xv = x[j, i]
+                out[j, i] = (one if xv > zero else (-one if xv < zero else zero)) * a
+            else:
+                out[j, i] = _fma(uv + uv, q, (sv + sv) - one) * a
 
 
 def signswish_pass(x: np.ndarray, u: np.ndarray, s: np.ndarray, alpha: np.ndarray,
@@ -89,11 +79,7 @@ def signswish_pass(x: np.ndarray, u: np.ndarray, s: np.ndarray, alpha: np.ndarra
     One thread: numba's parallel loops run on a second OpenMP runtime beside torch's, whose
     idle threads spin on a 2-core machine; the pass is one memory-bound sweep (about 0.1 ns
     an element), cheaper serial than the contention."""
-    two_beta = x.dtype.type(2.0 * beta)
-    if sign_forward:
-        _sign_forward(x, u, s, alpha, two_beta, out, slope)
-    else:
-        _signswish_forward(u, s, alpha, two_beta, out, slope)
+    _signswish(x, u, s, alpha, x.dtype.type(2.0 * beta), sign_forward, out, slope)
 
 
 __all__ = ["signswish_pass"]

@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxcompress.errors import InvalidInputError
-from proxcompress.proofs.catalogue import pair_names
+from proxcompress.proofs.pairs import pair_names
 from proxcompress.training import fused
 from proxcompress.training.fused import ChannelScale, fused_forward, quant_ops
 from proxcompress.training.layers import BinaryConv2d, BinaryLinear
