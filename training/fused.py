@@ -53,6 +53,8 @@ from proxcompress.errors import InvalidInputError
 Mode = Literal["fused", "eager", "reference", "compiled"]
 MODES: tuple[str, ...] = ("fused", "eager", "reference", "compiled")
 Saves = Literal["none", "slope", "latent"]
+#: the dtypes of the numba passes (:mod:`proxcompress.kernels.trainstep`)
+_NUMBA_DTYPES = (torch.float32, torch.float64)
 #: ``scratch(k)``: the ``k``-th scratch tensor shaped like the latent (reused across steps)
 Scratch = Callable[[int], Tensor]
 #: ``body(x, mu, out, slope_or_None, alpha_or_None, scratch)``, ``x`` the latent as ``(rows,
@@ -146,17 +148,20 @@ def _dist2_prox_body(x: Tensor, mu: float, out: Tensor, slope: Tensor | None,
     _scale_into(out, alpha)
 
 
-def _numba_pass() -> Callable[..., None] | None:
-    """:func:`proxcompress.kernels.signswish.signswish_pass`, or ``None`` without numba."""
+def numba_pass(name: str, x: Tensor) -> Callable[..., None] | None:
+    """The pass ``name`` of :mod:`proxcompress.kernels.trainstep` when it applies to ``x``
+    (mode ``fused``, a CPU float32 / float64 tensor, numba importable), else ``None``."""
+    if get_mode() != "fused" or x.device.type != "cpu" or x.dtype not in _NUMBA_DTYPES:
+        return None
     if "numba" not in _state:
         try:
-            from proxcompress.kernels.signswish import signswish_pass
+            from proxcompress.kernels import trainstep
 
-            _state["numba"] = signswish_pass
+            _state["numba"] = trainstep
         except ImportError:  # pragma: no cover - numba is a core dependency
             _state["numba"] = None
-    fn: Callable[..., None] | None = _state["numba"]
-    return fn
+    module = _state["numba"]
+    return None if module is None else getattr(module, name)
 
 
 def _signswish_into(x: Tensor, u: Tensor, out: Tensor, slope: Tensor, beta: float,
@@ -166,16 +171,16 @@ def _signswish_into(x: Tensor, u: Tensor, out: Tensor, slope: Tensor, beta: floa
     ``alpha SS_beta(x) = alpha (2 s - 1 + 2 u q)``, with ``s = sigma(u)``, ``q = s (1 - s)``:
     the reference's operations (``quantizers._signswish_into``) on scratch buffers, ``alpha``
     folded into the last multiplication; after torch's sigmoid, one numba pass
-    (:mod:`proxcompress.kernels.signswish`) in ``fused`` mode, seven torch passes in
+    (:mod:`proxcompress.kernels.trainstep`) in ``fused`` mode, seven torch passes in
     ``eager``."""
     s = torch.sigmoid(u, out=scratch(1))
-    numba_pass = _numba_pass() if get_mode() == "fused" else None
-    if numba_pass is not None and x.device.type == "cpu" and x.dtype in _NUMBA_DTYPES:
+    signswish = numba_pass("signswish_pass", x)
+    if signswish is not None:
         rows = x.shape[0]
         a = (torch.ones((rows, 1), dtype=x.dtype) if alpha is None
              else alpha.expand(rows, 1).contiguous())
-        numba_pass(x.numpy(), u.numpy(), s.numpy(), a.numpy(), beta, sign_forward,
-                   out.numpy(), slope.numpy())
+        signswish(x.numpy(), u.numpy(), s.numpy(), a.numpy(), beta, sign_forward, out.numpy(),
+                  slope.numpy())
         return
     if sign_forward:
         _sign_body(x, 0.0, out, None, alpha, scratch)
@@ -185,9 +190,6 @@ def _signswish_into(x: Tensor, u: Tensor, out: Tensor, slope: Tensor, beta: floa
         _scale_into(out, alpha)
     t = torch.add(u, 2.0, out=scratch(2)).addcmul_(u, s, value=-2.0)
     slope.mul_(t).mul_(2.0 * beta if alpha is None else alpha * (2.0 * beta))
-
-
-_NUMBA_DTYPES = (torch.float32, torch.float64)
 
 
 def _bnn_plus_body(beta: float) -> Body:
@@ -359,6 +361,14 @@ class _Buffers:
 _POOLS: dict[int, tuple[weakref.ref[Tensor], _Buffers]] = {}
 
 
+def reusable_buffer(x: Tensor, role: str) -> Tensor:
+    """A tensor shaped like ``x`` for the result ``role`` of an op on ``x``: the one of the
+    previous step when ``x`` is a leaf and nothing refers to that one any more (:class:`_Buffers`),
+    else a new one."""
+    pool = _buffers_for(x)
+    return torch.empty_like(x) if pool is None else pool.get(role, x)
+
+
 def _buffers_for(x: Tensor) -> _Buffers | None:
     """The reuse cache of ``x`` when it is a leaf (a parameter: the same tensor every step)."""
     if not x.is_leaf:
@@ -512,6 +522,8 @@ __all__ = [
     "fused_quantize",
     "get_mode",
     "kernel_for",
+    "numba_pass",
     "quant_ops",
+    "reusable_buffer",
     "set_mode",
 ]

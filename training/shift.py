@@ -83,6 +83,7 @@ import torch.nn.functional as functional
 from torch import Tensor, nn
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.training.fused import numba_pass, reusable_buffer
 
 Rounding = Literal["log", "linear"]
 Surrogate = Literal["sqrt", "pow2"]
@@ -160,6 +161,12 @@ class _PowerOfTwoSTE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, w: Tensor, fmt: ShiftFormat, rounding: str) -> Tensor:
+        rounded = numba_pass("shift_round_pass", w)
+        if rounded is not None and rounding in ("log", "linear"):  # one exact pass (issue 17)
+            out = reusable_buffer(w, "shift")
+            rounded(w.detach().contiguous().numpy(), fmt.emin, fmt.emax, fmt.zero, rounding,
+                    out.numpy())
+            return out.view_as(out)
         sign, exponent = power_of_two_codes(w, fmt, rounding)  # type: ignore[arg-type]
         return sign.to(w.dtype) * torch.exp2(exponent.to(w.dtype))
 

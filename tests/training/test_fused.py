@@ -305,3 +305,31 @@ def test_compiled_mode_matches_up_to_the_rounding_of_q(name: str) -> None:
         bound = 64 * float(torch.finfo(torch.float32).eps) * 2 * beta * 1.5 * (2 + beta * 7)
         torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=bound * 3)
+
+
+@pytest.mark.parametrize("zero", [True, False])
+@pytest.mark.parametrize("rounding", ["log", "linear"])
+def test_deepshift_rounding_pass_equals_the_reference(zero: bool, rounding: str) -> None:
+    """DeepShift-Q's forward (``kernels.trainstep.shift_round_pass`` in ``fused`` mode): the
+    layer output and the gradients bitwise those of the torch ops, over two steps (the reused
+    buffer is refilled)."""
+    from proxcompress.training.shift import ShiftConv2d, ShiftLinear
+
+    results = []
+    for mode in ("fused", "reference"):
+        torch.manual_seed(0)
+        layers = [ShiftLinear(24, 16, bits=4, zero=zero, rounding=rounding),
+                  ShiftConv2d(3, 8, 3, bits=3, zero=zero, rounding=rounding)]
+        got = []
+        for layer, x in zip(layers, (torch.randn(5, 24), torch.randn(2, 3, 6, 6)), strict=True):
+            opt = torch.optim.SGD(layer.parameters(), lr=0.05)
+            with quant_ops(mode):
+                for _ in range(2):
+                    out = layer(x)
+                    opt.zero_grad()
+                    (out ** 2).mean().backward()
+                    got += [out.detach().clone(), layer.weight.grad.clone()]
+                    opt.step()
+        results.append(got)
+    for g, w in zip(*results, strict=True):
+        assert torch.equal(g, w)

@@ -1,4 +1,4 @@
-"""kernels.signswish (numba) against the torch operations it replaces, bitwise where torch's
+"""kernels.trainstep (numba) against the torch operations it replaces, bitwise where torch's
 CPU kernels use fused multiply-adds (AVX2 / AVX-512 builds), to 2 ulp otherwise."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from proxcompress.kernels.signswish import signswish_pass
+from proxcompress.kernels.trainstep import signswish_pass
 
 
 def _torch_twin(x: torch.Tensor, beta: float, alpha: torch.Tensor, sign_forward: bool
@@ -48,3 +48,28 @@ def test_pass_equals_the_torch_operations(dtype: torch.dtype, sign_forward: bool
         scale = 2 * beta * float(alpha.max()) * (2 + float(u.abs().max()))
         np.testing.assert_allclose(slope, want_slope.numpy(), rtol=4 * eps, atol=4 * eps * scale)
         np.testing.assert_allclose(out, want_out.numpy(), rtol=4 * eps, atol=4 * eps)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("zero", [True, False])
+@pytest.mark.parametrize("rounding", ["log", "linear"])
+def test_shift_round_equals_the_codes_and_their_decode(dtype: torch.dtype, zero: bool,
+                                                       rounding: str) -> None:
+    """Bit for bit (signed zeros included) against ``power_of_two_codes`` + ``codes_to_weight``
+    over 16 binades, the thresholds (sqrt 2 rounded to the dtype, 1.5), ties, 0, -0 and
+    subnormal weights."""
+    from proxcompress.kernels.trainstep import shift_round_pass
+    from proxcompress.training.shift import ShiftFormat, codes_to_weight, power_of_two_codes
+
+    g = torch.Generator().manual_seed(zero + 2 * (rounding == "log"))
+    w = torch.randn(64, 50, generator=g, dtype=dtype)
+    w = w * torch.exp2(torch.randint(-12, 4, (64, 50), generator=g).to(dtype))
+    r2 = float(torch.tensor(2.0, dtype=dtype).sqrt())
+    special = [0.0, -0.0, r2 / 8, -r2 / 8, 1.5, -1.5, 0.75, 2.0**-7, -(2.0**-8), 1e-300, 3e5]
+    w.view(-1)[: len(special)] = torch.tensor(special, dtype=dtype)
+    fmt = ShiftFormat(zero, -6, 1)
+    want = codes_to_weight(*power_of_two_codes(w, fmt, rounding), dtype)  # type: ignore[arg-type]
+    out = np.empty(w.shape, dtype=w.numpy().dtype)
+    shift_round_pass(w.numpy(), fmt.emin, fmt.emax, zero, rounding, out)
+    np.testing.assert_array_equal(out, want.numpy())
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(want.numpy()))

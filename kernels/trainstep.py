@@ -1,4 +1,11 @@
-"""The SignSwish quantizer pass of a training step in one numba loop (issue 17, part 4).
+"""Elementwise passes of a training step in one numba loop each (issue 17, part 4).
+
+:func:`signswish_pass`: the SignSwish pairs (below). :func:`shift_round_pass`: DeepShift-Q's
+rounding of a latent weight to ``sign 2^e`` (``training.shift.power_of_two_codes`` and the
+decode, fifteen torch passes with int8 and bool temporaries) in one exact pass.
+
+SignSwish
+---------
 
 BNN+, BNN++ and ``bnn++-prox`` need, per latent weight, ``alpha F(x)`` and the slope
 ``alpha SS_beta'(x)`` from ``u = beta x`` (or ``beta P(x)``) and ``s = sigma(u)``. torch runs
@@ -16,7 +23,7 @@ parallel pass over the rows writes both outputs:
 the operations of the reference (``torch.addcmul``'s vector kernels contract
 ``self + value * t1 * t2`` into one fused multiply-add, ``(value t1) t2 + self``), so the
 results are bitwise those of the eager torch body on CPUs where torch's kernels use FMA (every
-x86 CPU with AVX2 or AVX-512; tests/kernels/test_signswish.py checks it on the machine it runs
+x86 CPU with AVX2 or AVX-512; tests/kernels/test_trainstep.py checks it on the machine it runs
 on). The loop is plain arithmetic on the CPU numba compiles for: no tuning to one CPU.
 
 Importing this module imports numba (``training.fused`` imports it on first use); the
@@ -24,6 +31,8 @@ loops compile on first call and are cached (``cache=True``).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit, types
@@ -82,4 +91,41 @@ def signswish_pass(x: np.ndarray, u: np.ndarray, s: np.ndarray, alpha: np.ndarra
     _signswish(x, u, s, alpha, x.dtype.type(2.0 * beta), sign_forward, out, slope)
 
 
-__all__ = ["signswish_pass"]
+@njit(cache=True, nogil=True, boundscheck=False)
+def _shift_round(w, emin, emax, zero, log, threshold, out):  # type: ignore[no-untyped-def]
+    flat = w.ravel()
+    res = out.ravel()
+    one = w.dtype.type(1.0)
+    for i in range(flat.size):
+        x = flat[i]
+        a = abs(x)
+        mantissa, k = math.frexp(a)
+        floor_e = k - 1
+        e = floor_e + (1 if (mantissa + mantissa) >= threshold else 0)
+        sign = -one if x < 0 else one
+        is_zero = False
+        if zero:
+            below = (e < emin) if log else (floor_e < emin - 1)
+            is_zero = below or a == 0
+        if a == 0:
+            e = emin
+        e = min(max(e, emin), emax)
+        if is_zero:
+            res[i] = one - one  # +0, as the decode of the code (0, 0)
+        else:
+            res[i] = sign * math.ldexp(one, e)
+
+
+def shift_round_pass(w: np.ndarray, emin: int, emax: int, zero: bool, rounding: str,
+                     out: np.ndarray) -> None:
+    """``out = sign(w) 2^e(w)``: DeepShift-Q's rounding of ``w`` to the format
+    ``[emin, emax]`` (``zero``: with the value 0), ``rounding`` ``"log"`` (``e = k +
+    1{m >= sqrt 2}``, ``|w| = m 2^k``, ``m`` in ``[1, 2)``) or ``"linear"`` (``m >= 1.5``);
+    exactly ``training.shift.power_of_two_codes`` followed by ``codes_to_weight`` (the threshold
+    compared in ``w``'s dtype, as torch compares). ``w`` and ``out`` C-contiguous, one float
+    dtype."""
+    threshold = w.dtype.type(math.sqrt(2.0) if rounding == "log" else 1.5)
+    _shift_round(w, int(emin), int(emax), bool(zero), rounding == "log", threshold, out)
+
+
+__all__ = ["shift_round_pass", "signswish_pass"]
