@@ -92,28 +92,44 @@ def signswish_pass(x: np.ndarray, u: np.ndarray, s: np.ndarray, alpha: np.ndarra
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _shift_round(w, emin, emax, zero, log, threshold, out):  # type: ignore[no-untyped-def]
+def _shift_round(w, bits, out, out_bits, mant, bias, emin, emax, zero, log, threshold,
+                 thr_frac):  # type: ignore[no-untyped-def]
+    """From the IEEE bits: ``|w| = 1.f 2^k`` (``k`` the biased exponent less ``bias``),
+    ``m >= threshold`` as ``f >= thr_frac``, and ``2^e`` written as bits; zero, subnormal and
+    non-finite inputs and subnormal results go through ``frexp`` / ``ldexp`` (exact, rare)."""
     flat = w.ravel()
+    raw = bits.ravel()
     res = out.ravel()
-    one = w.dtype.type(1.0)
+    res_bits = out_bits.ravel()
+    one = flat.dtype.type(1.0)
+    wide = raw.dtype.type(1)
+    frac_mask = (wide << mant) - wide
+    sign_mask = wide << (mant + 8 if mant == 23 else mant + 11)
+    top = 2 * bias + 1  # the all-ones biased exponent (inf, nan)
     for i in range(flat.size):
         x = flat[i]
-        a = abs(x)
-        mantissa, k = math.frexp(a)
-        floor_e = k - 1
-        e = floor_e + (1 if (mantissa + mantissa) >= threshold else 0)
-        sign = -one if x < 0 else one
+        b = raw[i]
+        biased = int((b >> mant) & top)
+        if biased != 0 and biased != top:
+            floor_e = biased - bias
+            e = floor_e + (1 if (b & frac_mask) >= thr_frac else 0)
+        else:
+            mantissa, k = math.frexp(abs(x))
+            floor_e = k - 1
+            e = floor_e + (1 if (mantissa + mantissa) >= threshold else 0)
         is_zero = False
         if zero:
             below = (e < emin) if log else (floor_e < emin - 1)
-            is_zero = below or a == 0
-        if a == 0:
+            is_zero = below or x == 0
+        if x == 0:
             e = emin
         e = min(max(e, emin), emax)
         if is_zero:
             res[i] = one - one  # +0, as the decode of the code (0, 0)
+        elif e > -bias:
+            res_bits[i] = (sign_mask if x < 0 else 0) | (raw.dtype.type(e + bias) << mant)
         else:
-            res[i] = sign * math.ldexp(one, e)
+            res[i] = (-one if x < 0 else one) * math.ldexp(one, e)
 
 
 def shift_round_pass(w: np.ndarray, emin: int, emax: int, zero: bool, rounding: str,
@@ -122,10 +138,14 @@ def shift_round_pass(w: np.ndarray, emin: int, emax: int, zero: bool, rounding: 
     ``[emin, emax]`` (``zero``: with the value 0), ``rounding`` ``"log"`` (``e = k +
     1{m >= sqrt 2}``, ``|w| = m 2^k``, ``m`` in ``[1, 2)``) or ``"linear"`` (``m >= 1.5``);
     exactly ``training.shift.power_of_two_codes`` followed by ``codes_to_weight`` (the threshold
-    compared in ``w``'s dtype, as torch compares). ``w`` and ``out`` C-contiguous, one float
-    dtype."""
-    threshold = w.dtype.type(math.sqrt(2.0) if rounding == "log" else 1.5)
-    _shift_round(w, int(emin), int(emax), bool(zero), rounding == "log", threshold, out)
+    compared in ``w``'s dtype, as torch compares). ``w`` and ``out`` C-contiguous, float32 or
+    float64."""
+    dtype = w.dtype.type
+    threshold = dtype(math.sqrt(2.0) if rounding == "log" else 1.5)
+    ints, mant, bias = (np.int32, 23, 127) if w.dtype == np.float32 else (np.int64, 52, 1023)
+    thr_frac = ints(np.array(threshold).view(ints) & ((1 << mant) - 1))
+    _shift_round(w, w.view(ints), out, out.view(ints), mant, bias, int(emin), int(emax),
+                 bool(zero), rounding == "log", threshold, thr_frac)
 
 
 __all__ = ["shift_round_pass", "signswish_pass"]

@@ -65,11 +65,14 @@ def test_shift_round_equals_the_codes_and_their_decode(dtype: torch.dtype, zero:
     w = torch.randn(64, 50, generator=g, dtype=dtype)
     w = w * torch.exp2(torch.randint(-12, 4, (64, 50), generator=g).to(dtype))
     r2 = float(torch.tensor(2.0, dtype=dtype).sqrt())
-    special = [0.0, -0.0, r2 / 8, -r2 / 8, 1.5, -1.5, 0.75, 2.0**-7, -(2.0**-8), 1e-300, 3e5]
+    special = [0.0, -0.0, r2 / 8, -r2 / 8, 1.5, -1.5, 0.75, 2.0**-7, -(2.0**-8), 1e-300, 3e5,
+               1e-40, -3e-39, 2.0**-128, float("inf"), -float("inf")]
     w.view(-1)[: len(special)] = torch.tensor(special, dtype=dtype)
-    fmt = ShiftFormat(zero, -6, 1)
-    want = codes_to_weight(*power_of_two_codes(w, fmt, rounding), dtype)  # type: ignore[arg-type]
-    out = np.empty(w.shape, dtype=w.numpy().dtype)
-    shift_round_pass(w.numpy(), fmt.emin, fmt.emax, zero, rounding, out)
-    np.testing.assert_array_equal(out, want.numpy())
-    np.testing.assert_array_equal(np.signbit(out), np.signbit(want.numpy()))
+    # a format within the normal range, and one whose levels are subnormal in float32
+    for fmt, scale in ((ShiftFormat(zero, -6, 1), 1.0), (ShiftFormat(zero, -128, -121), 2**-124)):
+        x = w * scale
+        want = codes_to_weight(*power_of_two_codes(x, fmt, rounding), dtype)  # type: ignore[arg-type]
+        out = np.empty(x.shape, dtype=x.numpy().dtype)
+        shift_round_pass(x.numpy(), fmt.emin, fmt.emax, zero, rounding, out)
+        np.testing.assert_array_equal(out, want.numpy())
+        np.testing.assert_array_equal(np.signbit(out), np.signbit(want.numpy()))
