@@ -33,6 +33,7 @@ loops compile on first call and are cached (``cache=True``).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit, types
@@ -92,44 +93,52 @@ def signswish_pass(x: np.ndarray, u: np.ndarray, s: np.ndarray, alpha: np.ndarra
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
+def _shift_round_exact(x, one, emin, emax, zero, log, threshold):  # type: ignore[no-untyped-def]
+    """One element through ``frexp`` / ``ldexp`` (zero, subnormal, non-finite inputs;
+    subnormal results); ``one`` is 1 in ``x``'s dtype."""
+    mantissa, k = math.frexp(abs(x))
+    floor_e = k - 1
+    e = floor_e + (1 if (mantissa + mantissa) >= threshold else 0)
+    if zero and (x == 0 or ((e < emin) if log else (floor_e < emin - 1))):
+        return one - one  # +0, as the decode of the code (0, 0)
+    if x == 0:
+        e = emin
+    e = min(max(e, emin), emax)
+    return (-one if x < 0 else one) * math.ldexp(one, e)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
 def _shift_round(w, bits, out, out_bits, mant, bias, emin, emax, zero, log, threshold,
                  thr_frac):  # type: ignore[no-untyped-def]
-    """From the IEEE bits: ``|w| = 1.f 2^k`` (``k`` the biased exponent less ``bias``),
-    ``m >= threshold`` as ``f >= thr_frac``, and ``2^e`` written as bits; zero, subnormal and
-    non-finite inputs and subnormal results go through ``frexp`` / ``ldexp`` (exact, rare)."""
+    """From the IEEE bits of normal inputs: ``|w| = 1.f 2^k`` (``k`` the biased exponent less
+    ``bias``), ``m >= threshold`` as ``f >= thr_frac``, ``2^e`` written as bits (a loop of
+    integer operations); zero, subnormal and non-finite inputs, and every element when a level
+    is subnormal, again through :func:`_shift_round_exact`."""
     flat = w.ravel()
     raw = bits.ravel()
     res = out.ravel()
     res_bits = out_bits.ravel()
-    one = flat.dtype.type(1.0)
     wide = raw.dtype.type(1)
     frac_mask = (wide << mant) - wide
     sign_mask = wide << (mant + 8 if mant == 23 else mant + 11)
     top = 2 * bias + 1  # the all-ones biased exponent (inf, nan)
+    special = 0
     for i in range(flat.size):
-        x = flat[i]
         b = raw[i]
-        biased = int((b >> mant) & top)
-        if biased != 0 and biased != top:
-            floor_e = biased - bias
-            e = floor_e + (1 if (b & frac_mask) >= thr_frac else 0)
-        else:
-            mantissa, k = math.frexp(abs(x))
-            floor_e = k - 1
-            e = floor_e + (1 if (mantissa + mantissa) >= threshold else 0)
-        is_zero = False
-        if zero:
-            below = (e < emin) if log else (floor_e < emin - 1)
-            is_zero = below or x == 0
-        if x == 0:
-            e = emin
+        biased = (b >> mant) & top
+        special += (biased == 0) | (biased == top)
+        floor_e = biased - bias
+        e = floor_e + ((b & frac_mask) >= thr_frac)
+        below = (e < emin) if log else (floor_e < emin - 1)
         e = min(max(e, emin), emax)
-        if is_zero:
-            res[i] = one - one  # +0, as the decode of the code (0, 0)
-        elif e > -bias:
-            res_bits[i] = (sign_mask if x < 0 else 0) | (raw.dtype.type(e + bias) << mant)
-        else:
-            res[i] = (-one if x < 0 else one) * math.ldexp(one, e)
+        value = (sign_mask if b < 0 else 0) | ((e + bias) << mant)
+        res_bits[i] = 0 if (zero and below) else value
+    if special or emin <= -bias:
+        for i in range(flat.size):
+            biased = (raw[i] >> mant) & top
+            if biased == 0 or biased == top or emin <= -bias:
+                res[i] = _shift_round_exact(flat[i], flat.dtype.type(1.0), emin, emax,
+                                            zero, log, threshold)
 
 
 def shift_round_pass(w: np.ndarray, emin: int, emax: int, zero: bool, rounding: str,
@@ -142,8 +151,9 @@ def shift_round_pass(w: np.ndarray, emin: int, emax: int, zero: bool, rounding: 
     float64."""
     dtype = w.dtype.type
     threshold = dtype(math.sqrt(2.0) if rounding == "log" else 1.5)
-    ints, mant, bias = (np.int32, 23, 127) if w.dtype == np.float32 else (np.int64, 52, 1023)
-    thr_frac = ints(np.array(threshold).view(ints) & ((1 << mant) - 1))
+    ints: Any = np.int32 if w.dtype == np.float32 else np.int64
+    mant, bias = (23, 127) if w.dtype == np.float32 else (52, 1023)
+    thr_frac = ints(int(np.array(threshold).view(ints)) & ((1 << mant) - 1))
     _shift_round(w, w.view(ints), out, out.view(ints), mant, bias, int(emin), int(emax),
                  bool(zero), rounding == "log", threshold, thr_frac)
 
