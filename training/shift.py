@@ -407,9 +407,12 @@ class _DenseShiftMixin(ShiftLayer):
 
     def _exponent(self) -> Tensor:
         """``S = (...((b(t_1) + 1) b(t_2) + 1) ...) b(t_P)`` (float, straight-through)."""
-        s = _SteStep.apply(self.weight_exponent[0])
-        for i in range(1, self.weight_exponent.shape[0]):
-            s = (s + 1.0) * _SteStep.apply(self.weight_exponent[i])
+        # unbind: one stacking node in the backward pass (indexing made a zero-filled tensor of
+        # the whole stack per latent)
+        first, *rest = self.weight_exponent.unbind(0)
+        s = _SteStep.apply(first)
+        for t in rest:
+            s = (s + 1.0) * _SteStep.apply(t)
         return s
 
     def shift_weight(self) -> Tensor:
@@ -486,10 +489,10 @@ class _S3Mixin(ShiftLayer):
 
     def _exponent(self) -> Tensor:
         """``e = b(s_1) (1 + b(s_2) (1 + ...))`` (float, straight-through)."""
-        n = self.weight_shift.shape[0]
-        e = _SteStep.apply(self.weight_shift[n - 1])
-        for i in range(n - 2, -1, -1):
-            e = _SteStep.apply(self.weight_shift[i]) * (1.0 + e)
+        *rest, last = self.weight_shift.unbind(0)  # one stacking node in the backward pass
+        e = _SteStep.apply(last)
+        for t in reversed(rest):
+            e = _SteStep.apply(t) * (1.0 + e)
         return e
 
     def shift_weight(self) -> Tensor:
