@@ -93,7 +93,10 @@ def _step_fn(case: dict[str, Any], recipe: QuantRecipe | MulFreeRecipe | None, b
 
 
 def measure(case_name: str, weights: str, activations: str | None, batch: int, warmup: int,
-            repeats: int) -> dict[str, Any]:
+            repeats: int, threads: int = 1) -> dict[str, Any]:
+    # set again for every row: the AdderNet gradient kernels run numba's OpenMP layer, which
+    # can change the thread count of torch's (same) OpenMP runtime
+    torch.set_num_threads(threads)
     case = CASES[case_name]
     recipe: QuantRecipe | MulFreeRecipe
     if weights in MULFREE:
@@ -155,12 +158,14 @@ def measure(case_name: str, weights: str, activations: str | None, batch: int, w
 
 
 def _rows(args: argparse.Namespace, n_threads: int) -> list[dict[str, Any]]:
+    """The binary rows of every case, then the multiplication-free ones (AdderNet's numba
+    kernels leave OpenMP threads behind: they run last)."""
     rows = []
     for case in args.cases.split(","):
         for method in filter(None, args.methods.split(",")):
             for act in args.activations.split(","):
                 row = measure(case, method, None if act == "none" else act, args.batch,
-                              args.warmup, args.repeats)
+                              args.warmup, args.repeats, n_threads)
                 rows.append(row)
                 cpu = (f"; CPU time {row['cpu_ratio']:.2f} (reference "
                        f"{row['reference_cpu_ratio']:.2f})" if "cpu_ratio" in row else "")
@@ -168,8 +173,9 @@ def _rows(args: argparse.Namespace, n_threads: int) -> list[dict[str, Any]]:
                       f"fp {row['fp_step_ms']:7.2f} ms  binary {row['binary_step_ms']:7.2f} ms "
                       f"ratio {row['ratio']:.2f} (reference {row['reference_ratio']:.2f}){cpu}",
                       flush=True)
+    for case in args.cases.split(","):
         for method in filter(None, args.mulfree.split(",")):
-            row = measure(case, method, None, args.batch, args.warmup, args.repeats)
+            row = measure(case, method, None, args.batch, args.warmup, args.repeats, n_threads)
             rows.append(row)
             cpu = f"; CPU time {row['cpu_ratio']:.2f}" if "cpu_ratio" in row else ""
             print(f"t={n_threads} {case:<9} {method:<14} fp {row['fp_step_ms']:7.2f} ms  "
