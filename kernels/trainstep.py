@@ -1,6 +1,8 @@
 """Elementwise passes of a training step in one numba loop each (issue 17, part 4).
 
-:func:`signswish_pass`: the SignSwish pairs (below). :func:`shift_round_pass`: DeepShift-Q's
+:func:`channel_scale_pass`: the per-channel scale ``mean |w|`` and, in the same sweep,
+``alpha sign(w)`` (BinaryConnect, BNN). :func:`signswish_pass`: the SignSwish pairs (below).
+:func:`shift_round_pass`: DeepShift-Q's
 rounding of a latent weight to ``sign 2^e`` (``training.shift.power_of_two_codes`` and the
 decode, fifteen torch passes with int8 and bool temporaries) in one exact pass.
 
@@ -158,4 +160,51 @@ def shift_round_pass(w: np.ndarray, emin: int, emax: int, zero: bool, rounding: 
                  bool(zero), rounding == "log", threshold, thr_frac)
 
 
-__all__ = ["shift_round_pass", "signswish_pass"]
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc"})
+def _row_abs_sum(x, j):  # type: ignore[no-untyped-def]
+    """``sum_i |x[j, i]|``, reassociated (partial sums: it vectorises). Only here: elsewhere
+    reassociation would let LLVM reorder the outputs' roundings."""
+    acc = x.dtype.type(0.0)
+    for i in range(x.shape[1]):
+        acc += abs(x[j, i])
+    return acc
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _channel(x, extra, fan_in, alpha, out, forward, mu, denominator):  # type: ignore[no-untyped-def]
+    rows, cols = x.shape
+    zero = x.dtype.type(0.0)
+    one = x.dtype.type(1.0)
+    for j in range(rows):
+        a = (_row_abs_sum(x, j) + extra[j]) / fan_in
+        alpha[j, 0] = a
+        if forward == 1:  # alpha sign(x)
+            for i in range(cols):
+                xv = x[j, i]
+                out[j, i] = (one if xv > zero else (-one if xv < zero else zero)) * a
+        elif forward == 2:  # alpha (x + mu sign x) / (1 + mu): mu sign x is exact
+            for i in range(cols):
+                xv = x[j, i]
+                sg = one if xv > zero else (-one if xv < zero else zero)
+                out[j, i] = (_fma(mu, sg, xv) / denominator) * a
+
+
+#: ``forward`` of :func:`channel_scale_pass`: the value of ``F`` the sweep also writes
+CHANNEL_FORWARDS = {"none": 0, "sign": 1, "dist2-prox": 2}
+
+
+def channel_scale_pass(x: np.ndarray, extra: np.ndarray, fan_in: float, alpha: np.ndarray,
+                       out: np.ndarray | None = None, forward: str = "none",
+                       mu: float = 0.0) -> None:
+    """``alpha_j = (sum_i |x_ji| + extra_j) / fan_in`` into ``alpha`` (``(rows, 1)``) and, in the
+    same sweep (each row read twice from L1), ``out = alpha F(x)`` for ``forward`` ``"sign"``
+    (BinaryConnect, BNN) or ``"dist2-prox"`` (ProxConnect: ``(x + mu sign x) / (1 + mu)``, one
+    fused multiply-add as torch's ``add(alpha=mu)``): the layer's per-channel scale and the
+    forward quantizer. The sum is reassociated (the reference's ``vector_norm`` sums in its own
+    order too)."""
+    dtype = x.dtype.type
+    _channel(x, extra, dtype(fan_in), alpha, x if out is None else out,
+             CHANNEL_FORWARDS[forward] if out is not None else 0, dtype(mu), dtype(1.0 + mu))
+
+
+__all__ = ["CHANNEL_FORWARDS", "channel_scale_pass", "shift_round_pass", "signswish_pass"]

@@ -75,11 +75,15 @@ class Kernel:
         expr: the same work as one pure function ``expr(x, out, slope, alpha, mu)`` (``alpha``
             a ``(rows, 1)`` tensor, ``mu`` a 0-d tensor, results stored with ``copy_``) for
             ``torch.compile`` (``compiled`` mode), where it pays: the SignSwish pairs.
+        channel: the forward the numba scale pass writes in the same sweep with the layer's
+            channel scale (``kernels.trainstep.CHANNEL_FORWARDS``: ``"sign"`` for
+            BinaryConnect / BNN, ``"dist2-prox"`` for ProxConnect; ``"none"``: ``body`` runs).
     """
 
     body: Body
     saves: Saves
     expr: Callable[..., None] | None = None
+    channel: str = "none"
 
 
 # --------------------------------------------------------------------------- the mode switch
@@ -276,9 +280,9 @@ def _factory(body: Callable[..., Body], expr: Callable[..., Callable[..., None]]
 #: Pairs without an entry run the reference op (their ``F`` is a few passes already and no
 #: results table trains them).
 KERNELS: dict[str, Callable[..., Kernel]] = {
-    "binaryconnect": lambda **p: Kernel(_sign_body, "none"),
-    "bnn": lambda **p: Kernel(_sign_body, "latent"),
-    "proxconnect": lambda **p: Kernel(_dist2_prox_body, "none"),
+    "binaryconnect": lambda **p: Kernel(_sign_body, "none", channel="sign"),
+    "bnn": lambda **p: Kernel(_sign_body, "latent", channel="sign"),
+    "proxconnect": lambda **p: Kernel(_dist2_prox_body, "none", channel="dist2-prox"),
     "bnn+": _factory(_bnn_plus_body, _bnn_plus_expr, "beta"),
     "bnn++": _factory(_bnn_plus_plus_body, _bnn_plus_plus_expr, "beta", "beta_growth"),
     "bnn++-prox": _factory(_bnn_plus_plus_prox_body, _bnn_plus_plus_prox_expr, "beta"),
@@ -433,13 +437,22 @@ def fused_forward(kernel: Kernel, x: Tensor, mu: float, scale: Tensor | ChannelS
     out = buffer("out")
     slope = buffer("slope") if kernel.saves == "slope" else None
     alpha: Tensor | None
-    if isinstance(scale, ChannelScale):
+    done = False
+    channel = numba_pass("channel_scale_pass", x2) if isinstance(scale, ChannelScale) else None
+    if isinstance(scale, ChannelScale) and channel is not None:  # one numba sweep
+        alpha = torch.empty((rows, 1), dtype=x2.dtype)
+        extra = scale.extra.detach().reshape(rows).to(x2.dtype).contiguous()
+        done = kernel.channel != "none"
+        channel(x2.numpy(), extra.numpy(), scale.fan_in, alpha.numpy(),
+                out.numpy() if done else None, kernel.channel, mu)
+    elif isinstance(scale, ChannelScale):
         torch.abs(x2, out=out)
         alpha = out.sum(dim=1, keepdim=True)
         alpha.add_(scale.extra.detach().reshape(rows, 1).to(x2.dtype)).div_(scale.fan_in)
     else:
         alpha = _row_scale(scale, rows)
-    _body_for(kernel)(x2, mu, out, slope, alpha, lambda k: buffer(f"scratch{k}"))
+    if not done:
+        _body_for(kernel)(x2, mu, out, slope, alpha, lambda k: buffer(f"scratch{k}"))
     shape = (rows, *([1] * (xc.dim() - 1)))
     return (out.view_as(xc), None if slope is None else slope.view_as(xc),
             None if alpha is None else alpha.expand(rows, 1).reshape(shape))

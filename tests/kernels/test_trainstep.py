@@ -76,3 +76,33 @@ def test_shift_round_equals_the_codes_and_their_decode(dtype: torch.dtype, zero:
         shift_round_pass(x.numpy(), fmt.emin, fmt.emax, zero, rounding, out)
         np.testing.assert_array_equal(out, want.numpy())
         np.testing.assert_array_equal(np.signbit(out), np.signbit(want.numpy()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (33, 257)])
+def test_channel_scale_and_sign_in_one_sweep(dtype: torch.dtype, shape: tuple[int, int]) -> None:
+    """``alpha = (sum |x| + extra) / n`` within ``n eps`` of the float64 sum; ``out`` bitwise
+    ``torch.sign(x) * alpha`` (zeros included) and ProxConnect's ``alpha (x + mu sign x) /
+    (1 + mu)`` as torch computes it."""
+    from proxcompress.kernels.trainstep import channel_scale_pass
+
+    g = torch.Generator().manual_seed(shape[1])
+    x = torch.randn(shape, generator=g, dtype=dtype)
+    x.view(-1)[::5] = 0.0
+    extra = torch.rand(shape[0], generator=g, dtype=dtype)
+    fan_in = shape[1] + 2.0
+    alpha = np.empty((shape[0], 1), dtype=x.numpy().dtype)
+    out = np.empty(shape, dtype=x.numpy().dtype)
+    channel_scale_pass(x.numpy(), extra.numpy(), fan_in, alpha, out, "sign")
+    exact = (x.double().abs().sum(1) + extra.double()) / fan_in
+    eps = float(torch.finfo(dtype).eps)
+    np.testing.assert_allclose(alpha[:, 0], exact.numpy(), rtol=shape[1] * eps, atol=0)
+    a = torch.from_numpy(alpha)
+    np.testing.assert_array_equal(out, (torch.sign(x) * a).numpy())
+    for mu in (0.0, 0.3, 7.0, 1e4):  # ProxConnect's forward, as training.fused computes it
+        channel_scale_pass(x.numpy(), extra.numpy(), fan_in, alpha, out, "dist2-prox", mu)
+        want = torch.add(x, torch.sign(x), alpha=mu).div_(1.0 + mu).mul_(a)
+        np.testing.assert_array_equal(out, want.numpy())
+    only = np.empty_like(alpha)
+    channel_scale_pass(x.numpy(), extra.numpy(), fan_in, only)
+    np.testing.assert_array_equal(only, alpha)

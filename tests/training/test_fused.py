@@ -136,24 +136,26 @@ def test_fused_equals_reference_on_any_shape(case: Any, name: str, mode: str) ->
     rows = x.shape[0]
     upstream = torch.randn(x.shape, generator=torch.Generator().manual_seed(rows), dtype=dtype)
     scale: Any = None
+    reference_scale: Any = None
     if kind == "row":
-        scale = torch.rand((rows, *([1] * (x.dim() - 1))), dtype=dtype) + 0.05
-    elif kind == "channel":
+        scale = reference_scale = torch.rand((rows, *([1] * (x.dim() - 1))), dtype=dtype) + 0.05
+    elif kind == "channel":  # the layers' path: the scale computed inside the op
         extra = torch.rand(rows, dtype=dtype)
-        channel = ChannelScale(extra, float(x[0].numel() + 3))
+        scale = ChannelScale(extra, float(x[0].numel() + 3))
         kernel = get_quantizer(name).kernel
-        if kernel is not None:  # the fused scale: the reference's up to summation order
-            alpha = fused_forward(kernel, x, mu, channel)[2]
+        if kernel is not None and mode != "reference":
+            with quant_ops(mode):
+                alpha = fused_forward(kernel, x, mu, scale)[2]
             assert alpha is not None
-            want = channel.reference(x)
+            want = scale.reference(x)  # the fused scale: the reference's up to summation order
             n = max(2, x[0].numel())
             eps = float(torch.finfo(dtype).eps)
             np.testing.assert_allclose(alpha.numpy(), want.numpy(), rtol=n * eps, atol=0)
-            scale = alpha
+            reference_scale = alpha  # then F and B' as the reference computes them from it
         else:
-            scale = channel.reference(x)
+            reference_scale = scale
     got = _run(name, x, mu, mode, scale, upstream)
-    want = _run(name, x, mu, "reference", scale, upstream)
+    want = _run(name, x, mu, "reference", reference_scale, upstream)
     for g, w in zip(got, want, strict=True):
         _assert_same(name, g, w, scale is not None)
 
