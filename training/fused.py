@@ -39,6 +39,7 @@ see docs/decisions.md for what it costs and gives).
 from __future__ import annotations
 
 import os
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -310,7 +311,10 @@ _compiled: dict[int, Body] = {}
 def _body_for(kernel: Kernel) -> Body:
     """``kernel.body``, or in ``compiled`` mode ``kernel.expr`` through ``torch.compile``
     (compiled once per kernel, shapes dynamic, ``mu`` a tensor: no recompilation as ``mu``
-    grows)."""
+    grows). If compilation fails (inductor needs a C++ compiler, and it has been seen to trip
+    over Pyomo's deferred imports in a process that loaded Pyomo), a ``RuntimeWarning`` says so
+    once, :data:`_state` ``["compile_error"]`` keeps the reason, and the kernel runs
+    uncompiled."""
     if get_mode() != "compiled" or kernel.expr is None:
         return kernel.body
     key = id(kernel)
@@ -320,7 +324,14 @@ def _body_for(kernel: Kernel) -> Body:
         def body(x: Tensor, mu: float, out: Tensor, slope: Tensor | None,
                  alpha: Tensor | None, scratch: Scratch) -> None:
             a = alpha if alpha is not None else torch.ones((x.shape[0], 1), dtype=x.dtype)
-            fn(x, out, slope, a, torch.tensor(mu, dtype=x.dtype))
+            try:
+                fn(x, out, slope, a, torch.tensor(mu, dtype=x.dtype))
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: run uncompiled
+                _state["compile_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+                warnings.warn(f"torch.compile failed ({_state['compile_error']}); the fused "
+                              "quantizer ops run uncompiled", RuntimeWarning, stacklevel=2)
+                _compiled[key] = kernel.body
+                kernel.body(x, mu, out, slope, alpha, scratch)
 
         _compiled[key] = body
     return _compiled[key]
