@@ -39,13 +39,13 @@ lint:
 		formulations/cli.py formulations/limits.py formulations/brute.py formulations/shifts.py \
 		formulations/heuristics.py formulations/subsets.py formulations/blocks.py \
 		proofs/__init__.py kernels/__init__.py kernels/ops.py \
-		kernels/model.py kernels/simd.py kernels/intmul.py kernels/packed.py \
+		kernels/model.py kernels/simd.py kernels/intmul.py kernels/packed.py kernels/trainstep.py \
 		training/__init__.py training/deployment.py training/certify.py \
 		training/recipes.py training/config.py training/exporter.py training/models \
 		training/distill.py kernels/transformer.py \
 		training/runchecks.py training/checkpoint.py formulations/instances.py \
 		proofs/registry.py training/text.py training/tensor_train training/tasks.py \
-		training/robustness.py training/tp_baseline.py \
+		training/robustness.py training/tp_baseline.py training/fused.py \
 		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py \
 		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py \

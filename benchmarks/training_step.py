@@ -7,10 +7,17 @@ results tables: the MLP and the CNN. Multiplication-free methods (``deepshift``,
 (S3's regularizer, the homotopy ``theta``, here at 1: the pure distance layers). The
 full-precision baseline is the same architecture with
 ``nn.Linear`` / ``nn.Conv2d`` (torch's BLAS / oneDNN kernels), measured in the same process,
-interleaved, with the same thread count. Reports the median of ``--repeats`` timed steps after
-``--warmup`` untimed ones, and the ratio binary / full precision (target: at most 1.5).
+interleaved, with the same thread count. Binary methods are stepped twice more, interleaved
+with it: with the fused quantizer ops (``training/fused.py``, the default; ``binary_step_ms``,
+``ratio``) and with the reference ops they replace (``reference_step_ms``, ``reference_ratio``):
+before and after in the same run. Reports the median of ``--repeats`` timed steps after
+``--warmup`` untimed ones, and the ratio binary / full precision (target: at most 1.3, issue 17
+part 4), for each thread count of ``--threads``; the CPU (``lscpu``: model, vector flags) and the
+load average at the start and the end of each row. With one thread it also reports the median
+CPU time of the steps (``*_cpu_ms``, ``cpu_ratio``): on a shared machine the wall time counts the
+time other processes hold the core, the thread's CPU time does not.
 
-    python benchmarks/training_step.py [--threads 1] [--batch 128] [--json OUT.json]
+    python benchmarks/training_step.py [--threads 1,2] [--batch 128] [--json OUT.json]
     python benchmarks/training_step.py --cases cnn --mulfree deepshift,denseshift,s3,euclid,adder
 """
 
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -27,12 +35,18 @@ from typing import Any
 import torch
 import torch.nn.functional as functional
 
+from proxcompress.reproduce.machine import describe, simd_flags
 from proxcompress.training.euclid import set_theta
+from proxcompress.training.fused import quant_ops
 from proxcompress.training.models import build_model
 from proxcompress.training.mulfree import MulFreeRecipe, MulFreeTraining
 from proxcompress.training.optim import ProxConnectOptimizer
 from proxcompress.training.quantize import QuantRecipe, model_summary, quantize_model
 
+#: issue 17 part 4: every method's step at most this times the full-precision step
+TARGET = 1.3
+#: multiplication-free methods with a fused pass (the others have no reference path to time)
+FUSED_MULFREE = ("deepshift",)
 MULFREE = ("deepshift", "denseshift", "s3", "euclid", "adder")
 CASES: dict[str, dict[str, Any]] = {
     "mlp": {"name": "mlp", "hidden": (512, 512)},
@@ -42,7 +56,7 @@ CASES: dict[str, dict[str, Any]] = {
 
 
 def _step_fn(case: dict[str, Any], recipe: QuantRecipe | MulFreeRecipe | None, batch: int,
-             seed: int) -> Any:
+             seed: int, mode: str = "fused") -> Any:
     kwargs = {k: v for k, v in case.items() if k != "name"}
     model = build_model(case["name"], seed=seed, **kwargs)
     if recipe is not None:
@@ -57,7 +71,13 @@ def _step_fn(case: dict[str, Any], recipe: QuantRecipe | MulFreeRecipe | None, b
     x = torch.randn((batch, 1, 28, 28), generator=g)
     y = torch.randint(0, 10, (batch,), generator=g)
 
-    def step() -> float:
+    def step() -> tuple[float, float]:
+        with quant_ops(mode):
+            c0 = time.thread_time()
+            wall = timed()
+            return wall, time.thread_time() - c0
+
+    def timed() -> float:
         t0 = time.perf_counter()
         loss = functional.cross_entropy(model(x), y)
         if hooks is not None:
@@ -75,7 +95,10 @@ def _step_fn(case: dict[str, Any], recipe: QuantRecipe | MulFreeRecipe | None, b
 
 
 def measure(case_name: str, weights: str, activations: str | None, batch: int, warmup: int,
-            repeats: int) -> dict[str, Any]:
+            repeats: int, threads: int = 1) -> dict[str, Any]:
+    # set again for every row: the AdderNet gradient kernels run numba's OpenMP layer, which
+    # can change the thread count of torch's (same) OpenMP runtime
+    torch.set_num_threads(threads)
     case = CASES[case_name]
     recipe: QuantRecipe | MulFreeRecipe
     if weights in MULFREE:
@@ -83,18 +106,40 @@ def measure(case_name: str, weights: str, activations: str | None, batch: int, w
     else:
         recipe = QuantRecipe(weights, activations, keep_first=case["name"] != "mlp",
                              beta=2.0 if weights == "bnn++" else 5.0)
+    load_start = os.getloadavg()[0]
     fp_model, fp_step = _step_fn(case, None, batch, 0)
     bin_model, bin_step = _step_fn(case, recipe, batch, 0)
+    steps = {"fp": fp_step, "binary": bin_step}
+    if isinstance(recipe, QuantRecipe) or weights in FUSED_MULFREE:
+        steps["reference"] = _step_fn(case, recipe, batch, 0, mode="reference")[1]
     for _ in range(warmup):
-        fp_step()
-        bin_step()
-    fp_times, bin_times = [], []
-    for _ in range(repeats):  # interleaved: both see the same machine load
-        fp_times.append(fp_step())
-        bin_times.append(bin_step())
+        for fn in steps.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    cpu: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(repeats):  # interleaved: all see the same machine load
+        for k, fn in steps.items():
+            wall, used = fn()
+            times[k].append(wall)
+            cpu[k].append(used)
+    fp_times, bin_times = times["fp"], times["binary"]
     fp = statistics.median(fp_times)
     binary = statistics.median(bin_times)
     summary = model_summary(bin_model, (1, 28, 28))
+    extra: dict[str, Any] = {}
+    if "reference" in times:
+        ref = statistics.median(times["reference"])
+        extra = {"reference_step_ms": 1000 * ref, "reference_ratio": ref / fp,
+                 "reference_step_ms_iqr": [1000 * q for q in
+                                           statistics.quantiles(times["reference"], n=4)[::2]]}
+    if torch.get_num_threads() == 1:
+        # one thread: the step runs on this thread, and its CPU time does not count the time
+        # other processes of a loaded machine hold the core (memory contention still does)
+        med = {k: statistics.median(v) for k, v in cpu.items()}
+        extra.update({f"{k}_cpu_ms": 1000 * v for k, v in med.items()})
+        extra["cpu_ratio"] = med["binary"] / med["fp"]
+        if "reference" in med:
+            extra["reference_cpu_ratio"] = med["reference"] / med["fp"]
     return {
         "case": case_name,
         "model": case,
@@ -108,18 +153,51 @@ def measure(case_name: str, weights: str, activations: str | None, batch: int, w
         "ratio": binary / fp,
         "fp_step_ms_iqr": [1000 * q for q in statistics.quantiles(fp_times, n=4)[::2]],
         "binary_step_ms_iqr": [1000 * q for q in statistics.quantiles(bin_times, n=4)[::2]],
+        **extra,
+        "threads": torch.get_num_threads(),
+        "load_average": [load_start, os.getloadavg()[0]],
     }
+
+
+def _rows(args: argparse.Namespace, n_threads: int) -> list[dict[str, Any]]:
+    """The binary rows of every case, then the multiplication-free ones (AdderNet's numba
+    kernels leave OpenMP threads behind: they run last)."""
+    rows = []
+    for case in args.cases.split(","):
+        for method in filter(None, args.methods.split(",")):
+            for act in args.activations.split(","):
+                row = measure(case, method, None if act == "none" else act, args.batch,
+                              args.warmup, args.repeats, n_threads)
+                rows.append(row)
+                cpu = (f"; CPU time {row['cpu_ratio']:.2f} (reference "
+                       f"{row['reference_cpu_ratio']:.2f})" if "cpu_ratio" in row else "")
+                print(f"t={n_threads} {case:<9} {method:<14} a={act:<5} "
+                      f"fp {row['fp_step_ms']:7.2f} ms  binary {row['binary_step_ms']:7.2f} ms "
+                      f"ratio {row['ratio']:.2f} (reference {row['reference_ratio']:.2f}){cpu}",
+                      flush=True)
+    for case in args.cases.split(","):
+        for method in filter(None, args.mulfree.split(",")):
+            row = measure(case, method, None, args.batch, args.warmup, args.repeats, n_threads)
+            rows.append(row)
+            cpu = f"; CPU time {row['cpu_ratio']:.2f}" if "cpu_ratio" in row else ""
+            ref = (f" (reference {row['reference_ratio']:.2f})" if "reference_ratio" in row
+                   else "")
+            print(f"t={n_threads} {case:<9} {method:<14} fp {row['fp_step_ms']:7.2f} ms  "
+                  f"{method} {row['binary_step_ms']:7.2f} ms  ratio {row['ratio']:.2f}{ref}{cpu}",
+                  flush=True)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", default="1",
+                        help="torch thread counts, comma-separated (e.g. 1,2)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--cases", default="mlp,mlp-1024,cnn")
-    parser.add_argument("--methods", default="binaryconnect,bnn+,proxconnect,bnn++")
+    parser.add_argument("--methods", default="binaryconnect,bnn,bnn+,proxconnect,bnn++")
     parser.add_argument("--activations", default="none,bnn",
                         help="activation pairs to combine with each method (none: fp)")
     parser.add_argument("--mulfree", default="",
@@ -127,34 +205,32 @@ def main(argv: list[str] | None = None) -> int:
                         f"{', '.join(MULFREE)}; their default bits)")
     parser.add_argument("--json", metavar="OUT.json")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        threads = []
+    if not threads or min(threads) < 1:
+        parser.error(f"--threads = {args.threads!r}: positive integers, comma-separated")
     rows = []
-    for case in args.cases.split(","):
-        for method in filter(None, args.methods.split(",")):
-            for act in args.activations.split(","):
-                row = measure(case, method, None if act == "none" else act, args.batch,
-                              args.warmup, args.repeats)
-                rows.append(row)
-                print(f"{case:<9} {method:<14} a={act:<5} fp {row['fp_step_ms']:7.2f} ms  "
-                      f"binary {row['binary_step_ms']:7.2f} ms  ratio {row['ratio']:.2f}",
-                      flush=True)
-        for method in filter(None, args.mulfree.split(",")):
-            row = measure(case, method, None, args.batch, args.warmup, args.repeats)
-            rows.append(row)
-            print(f"{case:<9} {method:<14} fp {row['fp_step_ms']:7.2f} ms  "
-                  f"{method} {row['binary_step_ms']:7.2f} ms  ratio {row['ratio']:.2f}",
-                  flush=True)
+    for n_threads in threads:
+        torch.set_num_threads(n_threads)
+        rows.extend(_rows(args, n_threads))
+    machine = describe()
     result = {
         "benchmark": "training_step",
-        "device": f"cpu ({platform.processor() or platform.machine()}), "
-                  f"{args.threads} torch thread(s)",
+        "device": f"cpu ({machine['cpu_model']}), {args.threads} torch thread(s)",
+        "cpu_model": machine["cpu_model"],
+        "simd_flags": simd_flags(),
+        "machine": machine,
+        "threads": threads,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "batch": args.batch,
         "input_shape": [1, 28, 28],
         "baseline": "same architecture in full precision (nn.Linear/nn.Conv2d), Adam, "
-                    "interleaved in the same process",
-        "target_ratio": 1.5,
+                    "interleaved in the same process; reference_*: the binary step with the "
+                    "reference (unfused) quantizer ops, interleaved too",
+        "target_ratio": TARGET,
         "max_ratio": max((r["ratio"] for r in rows if r["weights"] not in MULFREE),
                          default=None),
         "rows": rows,
@@ -163,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         from proxcompress.atomic import write_json_atomic
 
         write_json_atomic(args.json, result)
-    print(json.dumps({"max_ratio": result["max_ratio"], "target_ratio": 1.5,
+    print(json.dumps({"max_ratio": result["max_ratio"], "target_ratio": TARGET,
                       **{r["weights"]: round(r["ratio"], 3) for r in rows
                          if r["weights"] in MULFREE}}))
     return 0

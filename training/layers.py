@@ -30,6 +30,7 @@ import torch.nn.functional as functional
 from torch import Tensor, nn
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.training.fused import ChannelScale
 from proxcompress.training.quantizers import TorchQuantizer, get_quantizer
 
 Scale = Literal["none", "channel", "channel-grad"]
@@ -76,27 +77,27 @@ class QuantizedMixin:
 
     def channel_scale(self) -> Tensor:
         """``alpha_j = (sum_i |w_ji| + scale_extra_j) / fan_in``, shaped to broadcast."""
-        w = self.weight
-        total = torch.linalg.vector_norm(w.reshape(w.shape[0], -1), ord=1, dim=1)
-        alpha = (total + self.scale_extra) / float(self.fan_in)
-        return alpha.reshape(-1, *([1] * (w.dim() - 1)))
+        return self._channel().reference(self.weight)
+
+    def _channel(self) -> ChannelScale:
+        return ChannelScale(self.scale_extra, float(self.fan_in))
 
     def quantized_weight(self) -> Tensor:
         """``alpha * F(w; mu)`` (``lim F`` in hard mode)."""
         w = self.weight
+        # reuse: the result feeds only this layer's GEMM / convolution
         if self.scale == "none":
-            return self.weight_quantizer(w, float(self.mu), hard=self.hard)
-        alpha = self.channel_scale()
-        if self.scale == "channel":  # detached scale (Bi-Real Net), applied inside the op
+            return self.weight_quantizer(w, float(self.mu), hard=self.hard, reuse=True)
+        if self.scale == "channel":  # detached scale (Bi-Real Net), computed inside the op
             return self.weight_quantizer(w, float(self.mu), hard=self.hard,
-                                         scale=alpha.detach())
-        return self.weight_quantizer(w, float(self.mu), hard=self.hard) * alpha
+                                         scale=self._channel(), reuse=True)
+        return self.weight_quantizer(w, float(self.mu), hard=self.hard) * self.channel_scale()
 
     def quantized_input(self, x: Tensor) -> Tensor:
         """``F_a(x; mu)`` or ``x`` when activations stay full precision."""
         if self.input_quantizer is None:
             return x
-        return self.input_quantizer(x, float(self.mu), hard=self.hard)
+        return self.input_quantizer(x, float(self.mu), hard=self.hard, reuse=True)
 
     def quant_repr(self) -> str:
         act = self.input_quantizer.name if self.input_quantizer else "fp"

@@ -49,6 +49,7 @@ from proxcompress.levels import BINARY as _BINARY
 from proxcompress.levels import TERNARY as _TERNARY
 from proxcompress.levels import shift_levels
 from proxcompress.proofs import registry
+from proxcompress.training.fused import ChannelScale, Kernel, fused_quantize, get_mode, kernel_for
 
 DerivativePoint = Literal["prox", "latent"]
 Map = Callable[[Tensor, float], Tensor]
@@ -140,7 +141,9 @@ class TorchQuantizer:
         annealed: whether a map depends on ``mu``.
         parameters: fixed numeric parameters (``beta``, ``bits``).
         fused: optional ``(x, mu) -> (F(x; mu), B'(pi(x)))`` computing both in one cache-blocked
-            pass (same values as the separate maps; used by the autograd op for speed).
+            pass (same values as the separate maps; used by the reference autograd op).
+        kernel: the pair's fused forward/backward (:mod:`.fused`), used unless the mode is
+            ``reference``; set by :func:`get_quantizer` for the method's derivative point.
     """
 
     name: str
@@ -154,18 +157,27 @@ class TorchQuantizer:
     annealed: bool
     parameters: dict[str, float] = field(default_factory=dict)
     fused: Callable[[Tensor, float], tuple[Tensor, Tensor]] | None = None
+    kernel: Kernel | None = None
 
     def __call__(self, x: Tensor, mu: float | Tensor = 0.0, hard: bool = False,
-                 scale: Tensor | None = None) -> Tensor:
+                 scale: Tensor | ChannelScale | None = None, reuse: bool = False) -> Tensor:
         """``scale * F(x; mu)`` with the surrogate gradient ``scale * B'(pi(x))``.
 
-        ``scale`` (optional, broadcastable to ``x``) is a constant factor, e.g. a detached
-        per-channel scale, applied inside the op (no extra autograd node); ``hard`` uses
-        :attr:`limit` (deployment; no gradient surrogate)."""
+        ``scale`` (optional) is a constant factor applied inside the op (no extra autograd
+        node): a tensor broadcastable to ``x`` (one value per output channel on the fused path),
+        e.g. a detached per-channel scale, or a :class:`~.fused.ChannelScale`, the layer's
+        ``mean |w|`` computed inside the op; ``hard`` uses :attr:`limit` (deployment; no
+        gradient surrogate). ``reuse``: the output feeds one operation whose gradient nobody
+        else sees (a layer's GEMM): the fused backward may write into the incoming gradient
+        (:class:`~.fused.FusedQuantize`)."""
+        mu_f = float(mu)
+        if self.kernel is not None and not hard and get_mode() != "reference":
+            return fused_quantize(self.kernel, x, mu_f, scale, reuse)
+        if isinstance(scale, ChannelScale):
+            scale = scale.reference(x).detach()
         if hard:
             out = self.limit(x)
             return out if scale is None else out * scale
-        mu_f = float(mu)
         if not torch.is_grad_enabled() or not x.requires_grad:
             out = self.forward(x, mu_f)
             return out if scale is None else out * scale
@@ -450,6 +462,10 @@ _FACTORIES: dict[str, Callable[..., TorchQuantizer]] = {
 }
 
 
+#: the factories above (a pair re-registered with another factory gets no fused kernel)
+_BUILTIN = dict(_FACTORIES)
+
+
 def quantizer_names() -> tuple[str, ...]:
     """The registered names: the catalogue's (:func:`proxcompress.proofs.registry.pair_names`)."""
     return registry.pair_names()
@@ -478,13 +494,15 @@ def get_quantizer(
         raise InvalidInputError("quantizer", f"{name!r} has no torch op; add one with "
                                 "proxcompress.training.quantizers.register")
     quantizer = _FACTORIES[key](**resolved)
+    if _FACTORIES[key] is _BUILTIN.get(key):
+        quantizer = replace(quantizer, kernel=kernel_for(key, resolved))
     if derivative_at is not None:
         if derivative_at not in ("prox", "latent"):
             raise InvalidInputError(
                 "derivative_at", f"= {derivative_at!r}; accepted: 'prox', 'latent'"
             )
         if derivative_at != quantizer.derivative_at:
-            quantizer = replace(quantizer, derivative_at=derivative_at, fused=None)
+            quantizer = replace(quantizer, derivative_at=derivative_at, fused=None, kernel=None)
     return quantizer
 
 

@@ -83,6 +83,7 @@ import torch.nn.functional as functional
 from torch import Tensor, nn
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.training.fused import numba_pass, reusable_buffer
 
 Rounding = Literal["log", "linear"]
 Surrogate = Literal["sqrt", "pow2"]
@@ -160,6 +161,12 @@ class _PowerOfTwoSTE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, w: Tensor, fmt: ShiftFormat, rounding: str) -> Tensor:
+        rounded = numba_pass("shift_round_pass", w)
+        if rounded is not None and rounding in ("log", "linear"):  # one exact pass (issue 17)
+            out = reusable_buffer(w, "shift")
+            rounded(w.detach().contiguous().numpy(), fmt.emin, fmt.emax, fmt.zero, rounding,
+                    out.numpy())
+            return out.view_as(out)
         sign, exponent = power_of_two_codes(w, fmt, rounding)  # type: ignore[arg-type]
         return sign.to(w.dtype) * torch.exp2(exponent.to(w.dtype))
 
@@ -400,9 +407,12 @@ class _DenseShiftMixin(ShiftLayer):
 
     def _exponent(self) -> Tensor:
         """``S = (...((b(t_1) + 1) b(t_2) + 1) ...) b(t_P)`` (float, straight-through)."""
-        s = _SteStep.apply(self.weight_exponent[0])
-        for i in range(1, self.weight_exponent.shape[0]):
-            s = (s + 1.0) * _SteStep.apply(self.weight_exponent[i])
+        # unbind: one stacking node in the backward pass (indexing made a zero-filled tensor of
+        # the whole stack per latent)
+        first, *rest = self.weight_exponent.unbind(0)
+        s = _SteStep.apply(first)
+        for t in rest:
+            s = (s + 1.0) * _SteStep.apply(t)
         return s
 
     def shift_weight(self) -> Tensor:
@@ -479,10 +489,10 @@ class _S3Mixin(ShiftLayer):
 
     def _exponent(self) -> Tensor:
         """``e = b(s_1) (1 + b(s_2) (1 + ...))`` (float, straight-through)."""
-        n = self.weight_shift.shape[0]
-        e = _SteStep.apply(self.weight_shift[n - 1])
-        for i in range(n - 2, -1, -1):
-            e = _SteStep.apply(self.weight_shift[i]) * (1.0 + e)
+        *rest, last = self.weight_shift.unbind(0)  # one stacking node in the backward pass
+        e = _SteStep.apply(last)
+        for t in reversed(rest):
+            e = _SteStep.apply(t) * (1.0 + e)
         return e
 
     def shift_weight(self) -> Tensor:

@@ -43,6 +43,17 @@ def _lscpu() -> dict[str, str]:
     return out
 
 
+#: the ``lscpu`` flags that decide which vector code a CPU runs
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vpopcntdq", "avx512_bf16",
+              "amx_tile")
+
+
+def simd_flags() -> list[str]:
+    """The :data:`SIMD_FLAGS` this CPU has (from ``lscpu``; empty where it cannot be read)."""
+    have = set(_lscpu().get("Flags", "").split())
+    return [f for f in SIMD_FLAGS if f in have]
+
+
 def _memory_gib() -> float | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:
@@ -116,4 +127,4 @@ def describe() -> dict[str, Any]:
     }
 
 
-__all__ = ["PACKAGES", "checkout", "describe", "usable_cores"]
+__all__ = ["PACKAGES", "SIMD_FLAGS", "checkout", "describe", "simd_flags", "usable_cores"]
