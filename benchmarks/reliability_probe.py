@@ -1241,10 +1241,11 @@ def api_cases(fx: Fixtures) -> list[Case]:
 
 
 def _exported() -> str:
-    """A fresh export of a tiny model (the baseline of ``kernels.load``)."""
+    """A fresh export of a tiny model (the baseline of ``kernels.load``), in the system's
+    temporary folder (never the caller's working directory: the tests call this too)."""
     from proxcompress.training import build_model, export
 
-    folder = tempfile.mkdtemp(prefix="export-", dir=".")
+    folder = tempfile.mkdtemp(prefix="proxcompress-export-")
     export(build_model("mlp", hidden=(8,), seed=0).eval(), folder)
     return folder
 
