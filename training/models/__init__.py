@@ -22,6 +22,7 @@ share: :class:`~.base.ChannelUnit`, :class:`~.base.PrunableModel`, :class:`~.bas
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -108,16 +109,15 @@ def build_model(
     build = getattr(importlib.import_module(module), function)
     spec = ModelSpec(in_channels, image_size, classes, tuple(hidden), width, tuple(stages),
                      blocks, batchnorm, activation, dropout, dict(options))
-    _check_size(name, build, spec, {
-        "hidden": tuple(hidden) != (512, 512), "width": width is not None,
-        "stages": tuple(stages) != (1, 1), "blocks": blocks != 3, "image_size": image_size != 28,
-        "classes": classes != 10, "in_channels": in_channels != 1})
+    given = {"hidden": tuple(hidden), "width": width, "stages": tuple(stages), "blocks": blocks,
+             "image_size": image_size, "classes": classes, "in_channels": in_channels}
+    _check_size(name, build, spec, [k for k, v in given.items() if v != _DEFAULTS[k]])
     with seeded(seed):
         model: PrunableModel = build(spec)
     return model
 
 
-def _check_size(name: str, build: Any, spec: Any, given: dict[str, bool]) -> None:
+def _check_size(name: str, build: Any, spec: Any, given: list[str]) -> None:
     """Refuse a model above ``runchecks.MAX_PARAMETERS`` before anything is allocated: it is
     built once on PyTorch's ``meta`` device (shapes only, no RNG drawn) and its parameters
     counted; the error names the size argument the caller set (``model`` when none)."""
@@ -130,10 +130,15 @@ def _check_size(name: str, build: Any, spec: Any, given: dict[str, bool]) -> Non
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         count = sum(p.numel() for p in build(spec).parameters())
     if count > MAX_PARAMETERS:
-        field = next((k for k, set_ in given.items() if set_), "model")
+        field = given[0] if given else "model"
         raise InvalidInputError(field, f"the {name} model would have {count:,} parameters; at "
                                 f"most {MAX_PARAMETERS:,} are accepted")
 
+
+#: build_model's size arguments at their defaults (an error names the one the caller changed)
+_DEFAULTS = {k: (tuple(p.default) if isinstance(p.default, tuple) else p.default)
+             for k, p in inspect.signature(build_model).parameters.items()
+             if p.default is not inspect.Parameter.empty}
 
 _PUBLIC = {
     "ACTIVATIONS": "base",
