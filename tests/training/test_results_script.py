@@ -1,11 +1,11 @@
-"""``benchmarks/results.py``: the committed configs are its rows' chosen configs, every choice is
-made on validation accuracy (never on test), the page reports exactly the run folders (fake
-ones here) with each row's own verdict, and its worker processes train exactly what
-``proxcompress train`` does."""
+"""The results tables (:mod:`proxcompress.reproduce.tables`, run as ``benchmarks/results.py``):
+the committed configs are its rows' chosen configs, every choice is made on validation accuracy
+(never on test), the page reports exactly the run folders (fake ones here) with each row's own
+verdict, and its worker processes (spawned, importing the package module) train exactly what
+``proxcompress train`` does; without a checkout the command refuses."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -13,61 +13,51 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from scipy import stats
 
+from proxcompress.reproduce.tables import core, main, render, tt
 from proxcompress.training.config import config_from_dict, dump_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def results() -> ModuleType:
-    """The script as module ``results`` (importable by name, as the spawned workers need)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module("results")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+def _row(name: str) -> dict[str, Any]:
+    return next(r for r in core.rows() if r["name"] == name)
 
 
-def _row(results: ModuleType, name: str) -> dict[str, Any]:
-    return next(r for r in results.rows() if r["name"] == name)
-
-
-def _fake_run(results: ModuleType, runs: Path, row: dict[str, Any], assignment: dict[str, Any],
+def _fake_run(runs: Path, row: dict[str, Any], assignment: dict[str, Any],
               seed: int, test: float, val: float | None = None, wall: float | None = 30.0,
               **summary: Any) -> Path:
     """A finished run folder as ``proxcompress train`` leaves it (the files the page reads)."""
-    folder = results._run_dir(runs, row, assignment, seed)
+    folder = core._run_dir(runs, row, assignment, seed)
     folder.mkdir(parents=True)
-    config = results._assign(row["config"], assignment)
+    config = core._assign(row["config"], assignment)
     cfg = config_from_dict({**config, "seed": seed})
     (folder / "config.yaml").write_text(dump_config(cfg))
     (folder / "summary.json").write_text(json.dumps(
         {"test_accuracy": test, "val_accuracy": test if val is None else val,
-         "epochs": results._expected_epochs(config), "model_bytes": 1234, "seconds": 20.0,
+         "epochs": core._expected_epochs(config), "model_bytes": 1234, "seconds": 20.0,
          **summary}))
     if wall is not None:
-        (folder / results.WALL).write_text(json.dumps({"seconds": wall, "jobs": 2,
+        (folder / core.WALL).write_text(json.dumps({"seconds": wall, "jobs": 2,
                                                        "load1": 2.0}))
     return folder
 
 
-def test_committed_configs_are_exactly_the_rows(results: ModuleType) -> None:
+def test_committed_configs_are_exactly_the_rows() -> None:
     """Each ``configs/results/NAME.yaml`` is its row's config with the choice recorded in
     ``sweeps.json`` (the base values while undecided), and there is no other."""
-    rows = results.rows()
-    committed = {p.stem for p in results.CONFIGS.glob("*.yaml")}
+    rows = core.rows()
+    committed = {p.stem for p in core.CONFIGS.glob("*.yaml")}
     assert committed == {r["name"] for r in rows}
-    record = results.read_record()
+    record = core.read_record()
     assert set(record) == {r["name"] for r in rows}
-    choices = results.Choices(rows, ROOT / "no-runs-here", record)
+    choices = core.Choices(rows, ROOT / "no-runs-here", record)
     for row in rows:
-        text = (results.CONFIGS / f"{row['name']}.yaml").read_text()
+        text = (core.CONFIGS / f"{row['name']}.yaml").read_text()
         body = "".join(line for line in text.splitlines(keepends=True)
                        if not line.startswith("#"))
         assert body == dump_config(config_from_dict(choices.config(row))), row["name"]
@@ -76,49 +66,49 @@ def test_committed_configs_are_exactly_the_rows(results: ModuleType) -> None:
             assert source in record
 
 
-def test_every_row_holds_out_validation(results: ModuleType) -> None:
-    for row in results.rows():
+def test_every_row_holds_out_validation() -> None:
+    for row in core.rows():
         assert config_from_dict(row["config"]).data.val_fraction == 0.1, row["name"]
 
 
-def test_choices_are_made_on_validation_never_on_test(results: ModuleType, tmp_path: Path
+def test_choices_are_made_on_validation_never_on_test(tmp_path: Path
                                                       ) -> None:
     """The candidate with the best validation accuracy wins although its test accuracy is the
     worst; rows inheriting the choice wait for it, then run the chosen value at every seed."""
-    rows = results.rows()
-    bc = _row(results, "mlp-bc")
-    bnnp = _row(results, "mlp-bnnp")
-    choices = results.Choices(rows, tmp_path)
-    pending = results.pending([bc, bnnp], None, choices)
+    rows = core.rows()
+    bc = _row("mlp-bc")
+    bnnp = _row("mlp-bnnp")
+    choices = core.Choices(rows, tmp_path)
+    pending = core.pending([bc, bnnp], None, choices)
     assert [(r["name"], a, s) for r, a, s in pending] == [
-        ("mlp-bc", {"optim.lr": lr}, 0) for lr in results.LR_GRID]  # bnnp waits for bc
-    for lr, val, test in zip(results.LR_GRID, (88.0, 89.5, 88.5), (90.0, 80.0, 85.0),
+        ("mlp-bc", {"optim.lr": lr}, 0) for lr in core.LR_GRID]  # bnnp waits for bc
+    for lr, val, test in zip(core.LR_GRID, (88.0, 89.5, 88.5), (90.0, 80.0, 85.0),
                              strict=True):
-        _fake_run(results, tmp_path, bc, {"optim.lr": lr}, 0, test, val)
-    choices = results.Choices(rows, tmp_path)
+        _fake_run(tmp_path, bc, {"optim.lr": lr}, 0, test, val)
+    choices = core.Choices(rows, tmp_path)
     assert choices.chosen(bc) == {"optim.lr": 1e-3}
-    pending = results.pending([bc, bnnp], None, choices)
+    pending = core.pending([bc, bnnp], None, choices)
     assert [(r["name"], a, s) for r, a, s in pending] == [
         ("mlp-bc", {"optim.lr": 1e-3}, 1), ("mlp-bc", {"optim.lr": 1e-3}, 2),
         ("mlp-bnnp", {"optim.lr": 1e-3, "quant.beta": 2.0}, 0),
         ("mlp-bnnp", {"optim.lr": 1e-3, "quant.beta": 5.0}, 0)]
     # a partly finished sweep chooses nothing
-    _fake_run(results, tmp_path, bnnp, {"optim.lr": 1e-3, "quant.beta": 5.0}, 0, 50.0, 88.0)
-    assert results.Choices(rows, tmp_path).chosen(bnnp) is None
+    _fake_run(tmp_path, bnnp, {"optim.lr": 1e-3, "quant.beta": 5.0}, 0, 50.0, 88.0)
+    assert core.Choices(rows, tmp_path).chosen(bnnp) is None
 
 
-def test_page_reports_the_run_folders(results: ModuleType, tmp_path: Path) -> None:
-    rows = results.rows()
-    fp = _row(results, "mlp-fp")
-    for lr, val in zip(results.LR_GRID, (88.0, 89.0, 88.9), strict=True):
-        _fake_run(results, tmp_path, fp, {"optim.lr": lr}, 0, 89.0 if lr == 1e-3 else 70.0, val)
+def test_page_reports_the_run_folders(tmp_path: Path) -> None:
+    rows = core.rows()
+    fp = _row("mlp-fp")
+    for lr, val in zip(core.LR_GRID, (88.0, 89.0, 88.9), strict=True):
+        _fake_run(tmp_path, fp, {"optim.lr": lr}, 0, 89.0 if lr == 1e-3 else 70.0, val)
     for seed, acc in ((1, 89.5), (2, 90.0)):
-        _fake_run(results, tmp_path, fp, {"optim.lr": 1e-3}, seed, acc, 88.0 + seed,
+        _fake_run(tmp_path, fp, {"optim.lr": 1e-3}, seed, acc, 88.0 + seed,
                   wall=None if seed == 2 else 30.0)
     walls = {"binary,spr": {"wall_seconds": 3661.0, "jobs": 2, "load1_before": 0.1,
                             "when": "2026-01-02"}}
-    choices = results.Choices(rows, tmp_path)
-    page = results.render(rows, None, choices, {"walls": walls}, tmp_path / "page.md")
+    choices = core.Choices(rows, tmp_path)
+    page = render.render(rows, None, choices, {"walls": walls}, tmp_path / "page.md")
     lines = page.splitlines()
     assert any(line.endswith("61.0 minutes (`--tables binary,spr --jobs 2`, 2026-01-02): "
                              "**missed**") for line in lines)
@@ -132,49 +122,48 @@ def test_page_reports_the_run_folders(results: ModuleType, tmp_path: Path) -> No
     assert not (tmp_path / "freezing.png").exists()  # no freezing logs: no plot
 
 
-def test_verdict_is_the_rows_own_pair(results: ModuleType, tmp_path: Path) -> None:
+def test_verdict_is_the_rows_own_pair(tmp_path: Path) -> None:
     """The verdict column certifies the config the row trained with: bnn++-prox at beta = 5 fails
     ``descent``, at beta = 2 passes; with binary activations BNN's pair fails ``derivative``."""
-    rows = results.rows()
-    bc, row = _row(results, "mlp-bc"), _row(results, "mlp-bnnpp-prox")
-    bc_act = _row(results, "mlp-bc-act")
-    for lr in results.LR_GRID:
-        _fake_run(results, tmp_path, bc, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 1e-3 else 80.0)
-        _fake_run(results, tmp_path, bc_act, {"optim.lr": lr}, 0, 80.0,
+    rows = core.rows()
+    bc, row = _row("mlp-bc"), _row("mlp-bnnpp-prox")
+    bc_act = _row("mlp-bc-act")
+    for lr in core.LR_GRID:
+        _fake_run(tmp_path, bc, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 1e-3 else 80.0)
+        _fake_run(tmp_path, bc_act, {"optim.lr": lr}, 0, 80.0,
                   90.0 if lr == 1e-3 else 80.0)
     for beta in (2.0, 5.0):
         for mu0 in (0.0, 1000.0):
             good = beta == 5.0 and mu0 == 1000.0  # the winner, to see its verdict
-            _fake_run(results, tmp_path, row, {"optim.lr": 1e-3, "quant.beta": beta,
+            _fake_run(tmp_path, row, {"optim.lr": 1e-3, "quant.beta": beta,
                                                "mu.start": mu0}, 0, 80.0, 90.0 if good else 85.0,
                       mu=mu0 + 70.0)
-    choices = results.Choices(rows, tmp_path)
-    assert results.verdict(choices, row) == "FAIL (weights: descent)"
-    assert results.verdict(choices, bc) == "PASS"
-    assert results.verdict(choices, bc_act) == "FAIL (activations: derivative)"
-    assert results.verdict(choices, _row(results, "mlp-fp")) == "-"
+    choices = core.Choices(rows, tmp_path)
+    assert core.verdict(choices, row) == "FAIL (weights: descent)"
+    assert core.verdict(choices, bc) == "PASS"
+    assert core.verdict(choices, bc_act) == "FAIL (activations: derivative)"
+    assert core.verdict(choices, _row("mlp-fp")) == "-"
 
 
-def test_a_folder_of_another_config_stops_the_script(results: ModuleType,
-                                                     tmp_path: Path) -> None:
-    bc, fp = _row(results, "mlp-bc"), _row(results, "mlp-fp")
-    folder = _fake_run(results, tmp_path, bc, {"optim.lr": 1e-3}, 0, 88.0)
-    assert results._summary(folder, results._assign(bc["config"], {"optim.lr": 1e-3}))
+def test_a_folder_of_another_config_stops_the_script(tmp_path: Path) -> None:
+    bc, fp = _row("mlp-bc"), _row("mlp-fp")
+    folder = _fake_run(tmp_path, bc, {"optim.lr": 1e-3}, 0, 88.0)
+    assert core._summary(folder, core._assign(bc["config"], {"optim.lr": 1e-3}))
     with pytest.raises(SystemExit, match="another config"):
-        results._summary(folder, results._assign(fp["config"], {"optim.lr": 1e-3}))
+        core._summary(folder, core._assign(fp["config"], {"optim.lr": 1e-3}))
 
 
-def test_paired_interval_equals_scipy(results: ModuleType, tmp_path: Path) -> None:
+def test_paired_interval_equals_scipy(tmp_path: Path) -> None:
     """Mean of the per-seed differences and the half-width of SciPy's one-sample t confidence
     interval."""
-    rows = [{**_row(results, "cnn-fp"), "name": name, "sweep": {}, "inherit": {},
+    rows = [{**_row("cnn-fp"), "name": name, "sweep": {}, "inherit": {},
              "seeds": list(range(8))} for name in ("a", "b")]
     acc_a = [89.1, 89.6, 89.0, 89.9, 89.3, 89.5, 88.8, 89.7]
     acc_b = [89.0, 89.2, 89.4, 89.5, 89.1, 89.6, 88.7, 89.2]
     for seed, (x, y) in enumerate(zip(acc_a, acc_b, strict=True)):
-        _fake_run(results, tmp_path, rows[0], {}, seed, x)
-        _fake_run(results, tmp_path, rows[1], {}, seed, y)
-    text = results._paired(results.Choices(rows, tmp_path), "a", "b", None)
+        _fake_run(tmp_path, rows[0], {}, seed, x)
+        _fake_run(tmp_path, rows[1], {}, seed, y)
+    text = core._paired(core.Choices(rows, tmp_path), "a", "b", None)
     diffs = [x - y for x, y in zip(acc_a, acc_b, strict=True)]
     low, high = stats.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
     match = re.fullmatch(r", paired over 8 seeds ([+-][0-9.]+) \+- ([0-9.]+) \(95% t interval\)",
@@ -184,20 +173,19 @@ def test_paired_interval_equals_scipy(results: ModuleType, tmp_path: Path) -> No
     assert float(match[2]) == pytest.approx((high - low) / 2, abs=0.005)
 
 
-def test_unknown_table_is_refused(results: ModuleType, capsys: pytest.CaptureFixture[str]
+def test_unknown_table_is_refused(capsys: pytest.CaptureFixture[str]
                                   ) -> None:
     with pytest.raises(SystemExit) as exc:
-        results.main(["--tables", "binary,nope", "--render-only"])
+        main(["--tables", "binary,nope", "--render-only"])
     assert exc.value.code == 2
     assert "unknown nope" in capsys.readouterr().err
 
 
 def test_workers_train_exactly_what_the_command_line_trains(
-        results: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``run_all``'s long-lived workers (a two-candidate sweep, then the winner's other seeds,
     in parallel) leave the same runs as ``proxcompress train`` in a fresh process; a second
     call finds nothing to do."""
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the workers import the script
     row = {"table": "binary", "model": "mlp", "name": "tiny", "label": "tiny",
            "sweep": {"optim.lr": [0.003, 0.01]}, "inherit": {},
            "config": {"epochs": 1, "threads": 1, "progress": False,
@@ -207,14 +195,14 @@ def test_workers_train_exactly_what_the_command_line_trains(
                       "optim": {"name": "adam", "lr": 0.01, "batch_size": 32}}}
     lines: list[str] = []
     runs = tmp_path / "runs"
-    for key in results.WORKER_ENV:
+    for key in core.WORKER_ENV:
         monkeypatch.delenv(key, raising=False)
-    results.run_all([row], [0, 1, 3], runs, 2, lines.append, False)
-    assert not set(results.WORKER_ENV) & set(os.environ)  # only the workers run single-threaded
+    core.run_all([row], [0, 1, 3], runs, 2, lines.append, False)
+    assert not set(core.WORKER_ENV) & set(os.environ)  # only the workers run single-threaded
     assert sum(line.startswith("done") and "ok in" in line for line in lines) == 4
-    chosen = results.Choices([row], runs).chosen(row)
+    chosen = core.Choices([row], runs).chosen(row)
     assert chosen is not None
-    folder = results._run_dir(runs, row, chosen, 3)
+    folder = core._run_dir(runs, row, chosen, 3)
     cli = tmp_path / "cli"
     subprocess.run([sys.executable, "-m", "proxcompress", "train", "--config",
                     str(folder.parent / "candidate.yaml"), "--set", "seed=3", "--out",
@@ -225,65 +213,64 @@ def test_workers_train_exactly_what_the_command_line_trains(
     metrics = [(folder / "metrics.jsonl").read_text(), (cli / "metrics.jsonl").read_text()]
     losses = [[json.loads(line)["loss"] for line in m.splitlines()] for m in metrics]
     assert losses[0] == losses[1]
-    assert json.loads((folder / results.WALL).read_text())["seconds"] > 0
+    assert json.loads((folder / core.WALL).read_text())["seconds"] > 0
     lines.clear()
-    results.run_all([row], [0, 1, 3], runs, 2, lines.append, False)
+    core.run_all([row], [0, 1, 3], runs, 2, lines.append, False)
     assert lines == []
 
 
-def test_long_budget_takes_the_smallest_converged_epochs(results: ModuleType, tmp_path: Path
+def test_long_budget_takes_the_smallest_converged_epochs(tmp_path: Path
                                                          ) -> None:
     """The long table's epochs: the cheapest candidate within ``LONG_PLATEAU`` validation
     points of the best; its binary rows inherit them (and the quick table's learning rate)."""
-    rows = results.rows()
-    fp, long_fp = _row(results, "mlp-fp"), _row(results, "long-mlp-fp")
-    for lr in results.LR_GRID:
-        _fake_run(results, tmp_path, fp, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 3e-3 else 85.0)
-    vals = dict(zip(results.LONG_EPOCHS, (88.0, 89.85, 90.0, 89.9), strict=True))
+    rows = core.rows()
+    fp, long_fp = _row("mlp-fp"), _row("long-mlp-fp")
+    for lr in core.LR_GRID:
+        _fake_run(tmp_path, fp, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 3e-3 else 85.0)
+    vals = dict(zip(core.LONG_EPOCHS, (88.0, 89.85, 90.0, 89.9), strict=True))
     for epochs, val in vals.items():
-        _fake_run(results, tmp_path, long_fp, {"optim.lr": 3e-3, "epochs": epochs}, 0, 50.0, val)
-    choices = results.Choices(rows, tmp_path)
+        _fake_run(tmp_path, long_fp, {"optim.lr": 3e-3, "epochs": epochs}, 0, 50.0, val)
+    choices = core.Choices(rows, tmp_path)
     assert choices.chosen(long_fp) == {"optim.lr": 3e-3, "epochs": 15}
-    bc = _row(results, "long-mlp-bc")
+    bc = _row("long-mlp-bc")
     assert choices.candidates(bc) is None  # waits for the quick BC's learning rate
-    for lr in results.LR_GRID:
-        _fake_run(results, tmp_path, _row(results, "mlp-bc"), {"optim.lr": lr}, 0, 80.0,
+    for lr in core.LR_GRID:
+        _fake_run(tmp_path, _row("mlp-bc"), {"optim.lr": lr}, 0, 80.0,
                   90.0 if lr == 1e-3 else 85.0)
-    choices = results.Choices(rows, tmp_path)
+    choices = core.Choices(rows, tmp_path)
     assert choices.candidates(bc) == [{"epochs": 15, "optim.lr": 1e-3}]
-    assert results.Choices(rows, tmp_path).config(bc)["epochs"] == 15
+    assert core.Choices(rows, tmp_path).config(bc)["epochs"] == 15
 
 
-def test_tensor_train_table_chooses_on_validation_perplexity(results: ModuleType,
-                                                              tmp_path: Path) -> None:
+def test_tensor_train_table_chooses_on_validation_perplexity(tmp_path: Path) -> None:
     """Perplexity rows choose the *lowest* validation perplexity; the page reports the LM table,
     the MPS-vs-MPO comparison (paired over seeds) and the 10x target from the run folders."""
-    rows = results.rows()
-    dense = _row(results, "tt-lm-dense")
-    mps, mpo = _row(results, "tt-lm-mps-c10"), _row(results, "tt-lm-mpo-c10")
+    rows = core.rows()
+    dense = _row("tt-lm-dense")
+    mps, mpo = _row("tt-lm-mps-c10"), _row("tt-lm-mpo-c10")
 
     def lm_run(row: dict[str, Any], assignment: dict[str, Any], seed: int, test: float,
                val: float, params: int) -> None:
-        _fake_run(results, tmp_path, row, assignment, seed, 0.0, 0.0, test_perplexity=test,
+        _fake_run(tmp_path, row, assignment, seed, 0.0, 0.0, test_perplexity=test,
                   val_perplexity=val, lstm_parameters=params, lstm_compression=526336 / params,
                   tt_ranks=[{"ih": 18, "hh": 18}])
 
-    for lr, val in zip(results.results_tt.LM_LR_GRID, (120.0, 110.0), strict=True):
+    for lr, val in zip(tt.LM_LR_GRID, (120.0, 110.0), strict=True):
         lm_run(dense, {"optim.lr": lr}, 0, 100.0 if lr == 1e-3 else 150.0, val, 526336)
-    choices = results.Choices(rows, tmp_path)
+    choices = core.Choices(rows, tmp_path)
     assert choices.chosen(dense) == {"optim.lr": 3e-3}  # lower validation perplexity wins
     for seed in (1, 2):
         lm_run(dense, {"optim.lr": 3e-3}, seed, 150.0 + seed, 111.0, 526336)
     for layout, val in (("interleaved", 130.0), ("blocked", 125.0)):
         lm_run(mps, {"optim.lr": 3e-3, "tt.layout": layout}, 0, 160.0, val, 51120)
-    choices = results.Choices(rows, tmp_path)
+    choices = core.Choices(rows, tmp_path)
     assert choices.chosen(mps) == {"optim.lr": 3e-3, "tt.layout": "blocked"}
     for seed in (1, 2):
         lm_run(mps, {"optim.lr": 3e-3, "tt.layout": "blocked"}, seed, 160.0 + seed, 125.0,
                51120)
     for seed in (0, 1, 2):
         lm_run(mpo, {"optim.lr": 3e-3}, seed, 170.0 + 2 * seed, 135.0, 49280)
-    page = results.render(rows, None, results.Choices(rows, tmp_path), {},
+    page = render.render(rows, None, core.Choices(rows, tmp_path), {},
                           tmp_path / "page.md")
     assert "| MPS, 3 modes per dimension, blocked | 10x | 18, 18 | 51120 | 10.3 |" in page
     assert "161.00 +- 1.00" in page and "+6.6%" in page  # (161 / 151 - 1)
@@ -294,43 +281,42 @@ def test_tensor_train_table_chooses_on_validation_perplexity(results: ModuleType
     assert f"-11.00 +- {half:.2f}" in claim and "**MPS at least as accurate**" in claim
     target = next(line for line in page.splitlines() if line.startswith("* >= 10x fewer"))
     assert "`tt-lm-mps-c10` (10x) at +6.6%" in target and target.endswith("**met**")
-    assert (tmp_path / results.results_tt.PLOT).exists()
+    assert (tmp_path / tt.PLOT).exists()
 
 
-def test_vit_table_distillation_waits_for_its_teacher_seed(results: ModuleType,
-                                                           tmp_path: Path) -> None:
+def test_vit_table_distillation_waits_for_its_teacher_seed(tmp_path: Path) -> None:
     """The distilled row's teacher is the full-precision row's chosen run of the same seed: the
     row waits for the teacher's choice, then each seed for that seed's teacher run; the paired
     rung differences and the gap target are computed from the runs."""
-    rows = results.rows()
+    rows = core.rows()
     sizes = {"parameters": 40000, "float_macs": 10, "binary_weight_macs": 0, "binary_macs": 99}
-    fp, deit, bvit, kd = (_row(results, f"vit-{k}") for k in ("fp", "deit", "binaryvit",
+    fp, deit, bvit, kd = (_row(f"vit-{k}") for k in ("fp", "deit", "binaryvit",
                                                                "binaryvit-kd"))
     assert {r["name"] for r in rows if r["table"] == "vit"} >= {
         "vit-fp", "vit-deit", "vit-binaryvit", "vit-binaryvit-kd", "vit-binaryvit-bnnp",
         "vit-binaryvit-bnnpp"}
-    choices = results.Choices(rows, tmp_path)
-    assert [r["name"] for r, _, _ in results.pending([kd], None, choices)] == []
-    for lr, val in zip(results.VIT_LR_GRID, (85.0, 86.0), strict=True):
-        _fake_run(results, tmp_path, fp, {"optim.lr": lr}, 0, 87.0, val, **sizes)
-    for lr, val in zip(results.VIT_LR_GRID, (80.0, 79.0), strict=True):
-        _fake_run(results, tmp_path, deit, {"optim.lr": lr}, 0, 80.0, val, **sizes)
-    choices = results.Choices(rows, tmp_path)
+    choices = core.Choices(rows, tmp_path)
+    assert [r["name"] for r, _, _ in core.pending([kd], None, choices)] == []
+    for lr, val in zip(core.VIT_LR_GRID, (85.0, 86.0), strict=True):
+        _fake_run(tmp_path, fp, {"optim.lr": lr}, 0, 87.0, val, **sizes)
+    for lr, val in zip(core.VIT_LR_GRID, (80.0, 79.0), strict=True):
+        _fake_run(tmp_path, deit, {"optim.lr": lr}, 0, 80.0, val, **sizes)
+    choices = core.Choices(rows, tmp_path)
     teacher = choices.teacher(kd)
     assert teacher == str(tmp_path / "vit-fp" / "lr=0.01" / "seed-{seed}")
     assert choices.config(kd)["distill"]["teacher"] == teacher
-    pending = [(r["name"], s) for r, _, s in results.pending([kd], None, choices)]
+    pending = [(r["name"], s) for r, _, s in core.pending([kd], None, choices)]
     assert pending == [("vit-binaryvit-kd", 0)]  # seeds 1, 2 wait for their teachers
     for seed in (1, 2):
-        _fake_run(results, tmp_path, fp, {"optim.lr": 1e-2}, seed, 87.0 + seed, **sizes)
-        _fake_run(results, tmp_path, deit, {"optim.lr": 3e-3}, seed, 80.0 + seed, **sizes)
-    choices = results.Choices(rows, tmp_path)
-    assert [s for _, _, s in results.pending([kd], None, choices)] == [0, 1, 2]
+        _fake_run(tmp_path, fp, {"optim.lr": 1e-2}, seed, 87.0 + seed, **sizes)
+        _fake_run(tmp_path, deit, {"optim.lr": 3e-3}, seed, 80.0 + seed, **sizes)
+    choices = core.Choices(rows, tmp_path)
+    assert [s for _, _, s in core.pending([kd], None, choices)] == [0, 1, 2]
     for seed in (0, 1, 2):
-        _fake_run(results, tmp_path, bvit, {"optim.lr": 3e-3}, seed, 84.0 + 0.5 * seed,
+        _fake_run(tmp_path, bvit, {"optim.lr": 3e-3}, seed, 84.0 + 0.5 * seed,
                   **sizes)
-    choices = results.Choices(rows, tmp_path)
-    section = results._vit_section([r for r in rows if r["table"] == "vit"], None, choices, {})
+    choices = core.Choices(rows, tmp_path)
+    section = render._vit_section([r for r in rows if r["table"] == "vit"], None, choices, {})
     text = "\n".join(section)
     # BinaryViT - DeiT per seed: 4.0, 3.5, 3.0 -> +3.50 +- t(0.975, 2) * 0.5 / sqrt(3)
     half = stats.t.ppf(0.975, 2) * 0.5 / 3 ** 0.5
@@ -339,42 +325,70 @@ def test_vit_table_distillation_waits_for_its_teacher_seed(results: ModuleType,
     # gap FP 88 vs DeiT 81: BinaryViT 84.5 closes 50% of it
     assert "50% of the 7.00-point gap closed" in text and "**met**" in text
     page = "# t\n\n## Reading the tables\n\nx\n"
-    once = results.splice_section(page, section)
-    assert once.count(results.VIT_BEGIN) == 1 and once.endswith("## Reading the tables\n\nx\n")
-    twice = results.splice_section(once, section)
+    once = render.splice_section(page, section)
+    assert once.count(render.VIT_BEGIN) == 1 and once.endswith("## Reading the tables\n\nx\n")
+    twice = render.splice_section(once, section)
     assert twice == once
-    assert results.existing_section(once)[0] == results.VIT_BEGIN
+    assert render.existing_section(once)[0] == render.VIT_BEGIN
 
 
-def test_set_overrides_need_their_own_outputs(results: ModuleType,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_set_overrides_need_their_own_outputs(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        results.main(["--tables", "vit", "--set", "device=cuda", "--render-only"])
+        main(["--tables", "vit", "--set", "device=cuda", "--render-only"])
     assert "--set" in capsys.readouterr().err
 
 
-def test_derived_keys_wait_for_their_source(results: ModuleType, tmp_path: Path) -> None:
+def test_derived_keys_wait_for_their_source(tmp_path: Path) -> None:
     """Torch-Pruning rows take the per-unit median of the channels the SPR row kept over all
     its seeds; the transfer rows take the source run's folder; both wait until it exists."""
-    rows = results.rows()
-    spr, tpm = _row(results, "cnn-spr-lam2"), _row(results, "cnn-tp-lam2")
-    spr5 = _row(results, "cnn-spr-lam5")
-    for lr in results.SPR_LR_GRID:
-        _fake_run(results, tmp_path, spr5, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 0.05 else 80.0,
+    rows = core.rows()
+    spr, tpm = _row("cnn-spr-lam2"), _row("cnn-tp-lam2")
+    spr5 = _row("cnn-spr-lam5")
+    for lr in core.SPR_LR_GRID:
+        _fake_run(tmp_path, spr5, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 0.05 else 80.0,
                   spr={"kept": {"a": 8, "b": 10, "c": 20}})
     for seed, kept in zip((0, 1), ({"a": 8, "b": 12, "c": 30}, {"a": 6, "b": 14, "c": 28}),
                           strict=True):
-        _fake_run(results, tmp_path, spr, {"optim.lr": 0.05}, seed, 80.0, spr={"kept": kept})
-    assert results.Choices(rows, tmp_path).candidates(tpm) is None  # seed 2 is missing
-    _fake_run(results, tmp_path, spr, {"optim.lr": 0.05}, 2, 80.0,
+        _fake_run(tmp_path, spr, {"optim.lr": 0.05}, seed, 80.0, spr={"kept": kept})
+    assert core.Choices(rows, tmp_path).candidates(tpm) is None  # seed 2 is missing
+    _fake_run(tmp_path, spr, {"optim.lr": 0.05}, 2, 80.0,
               spr={"kept": {"a": 7, "b": 9, "c": 40}})
-    assert results.Choices(rows, tmp_path).candidates(tpm) == [
+    assert core.Choices(rows, tmp_path).candidates(tpm) == [
         {"optim.lr": 0.05, "spr.keep_counts": [7, 12, 30]}]
-    source, target = _row(results, "transfer-source-fp"), _row(results, "transfer-fp")
-    fp = _row(results, "cnn-fp")
-    for lr in results.LR_GRID:
-        _fake_run(results, tmp_path, fp, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 1e-3 else 80.0)
-    assert results.Choices(rows, tmp_path).candidates(target) is None
-    folder = _fake_run(results, tmp_path, source, {"optim.lr": 1e-3}, 0, 80.0)
-    (candidate,) = results.Choices(rows, tmp_path).candidates(target)
+    source, target = _row("transfer-source-fp"), _row("transfer-fp")
+    fp = _row("cnn-fp")
+    for lr in core.LR_GRID:
+        _fake_run(tmp_path, fp, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 1e-3 else 80.0)
+    assert core.Choices(rows, tmp_path).candidates(target) is None
+    folder = _fake_run(tmp_path, source, {"optim.lr": 1e-3}, 0, 80.0)
+    (candidate,) = core.Choices(rows, tmp_path).candidates(target)
     assert candidate["model.init_from"] == str(folder.resolve())
+
+
+def test_without_a_checkout_the_command_refuses(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """An installed wheel has no configs/results/, docs/results.md or run folders: exit 2 with
+    the reason, before any work (no traceback, nothing written)."""
+    monkeypatch.setattr(core, "CHECKOUT", None)
+    assert main(["--render-only"]) == 2
+    assert "installed wheel" in capsys.readouterr().err
+
+
+def test_the_script_is_a_thin_wrapper_of_the_package_module() -> None:
+    """``benchmarks/results.py`` runs :func:`proxcompress.reproduce.tables.main` with its
+    arguments (bad ones exit 2 naming the flag, as the module's parser does), and the paths
+    are the checkout's."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "results.py"), "--tables",
+                           "nope", "--render-only"], capture_output=True, text=True, cwd=ROOT,
+                          check=False)
+    assert done.returncode == 2
+    assert "--tables: unknown nope" in done.stderr and "Traceback" not in done.stderr
+    assert core.ROOT == ROOT and core.CONFIGS == ROOT / "configs" / "results"
+
+
+def test_tt_timing_loads_the_benchmark_from_the_checkout() -> None:
+    """The LSTM step timing is ``benchmarks/tensor_train.py``'s own function (loaded from its
+    file, not copied into the package)."""
+    bench = tt._tensor_train_benchmark()
+    assert bench.__file__ == str(ROOT / "benchmarks" / "tensor_train.py")
+    assert callable(bench.lstm_step_times) and callable(bench.cpu_device)

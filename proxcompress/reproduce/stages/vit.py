@@ -5,7 +5,8 @@ trained (``verify --run``), exported and run on the token kernels (``kernels/tra
 with every test prediction compared to torch's.
 
 The three runs are the first, second and sixth rungs of the ViT table of docs/results.md
-(``benchmarks/results.py``'s ``VIT`` rows ``fp``, ``deit``, ``binaryvit``), at the stage's budget.
+(:data:`proxcompress.reproduce.tables.core.VIT`'s rows ``fp``, ``deit``, ``binaryvit``, whose
+ViT switches they take), at the stage's budget.
 """
 
 from __future__ import annotations
@@ -24,19 +25,20 @@ from proxcompress.reproduce.stages.training import (
     run_figures,
     run_row,
 )
+from proxcompress.reproduce.tables.core import VIT
 
 #: BNN's pair (sign, 1{|x| <= 1}) on weights and activations: BinaryViT's straight-through
 #: estimator (methods.md section 2), the binary rows of docs/results.md
 BINARY_QUANT = {"weights": "bnn", "activations": "bnn", "keep_first": True, "keep_last": True}
 #: the runs: key -> (label, ViT switches, quant section, deployed); BinaryViT first, so that it
 #: (the longest run) starts at once when two run side by side
+_SWITCHES = {key: switches for key, _, switches, *_ in VIT}
 RUNS: dict[str, tuple[str, dict[str, Any], dict[str, Any], bool]] = {
     "binaryvit": ("BinaryViT (avg pooling, multi-pooling, affine, pyramid)",
-                  {"binary": True, "pool": "avg", "multipool": True, "affine": True,
-                   "pyramid": True}, BINARY_QUANT, True),
-    "fp": ("ViT, full precision", {"binary": False},
+                  dict(_SWITCHES["binaryvit"]), BINARY_QUANT, True),
+    "fp": ("ViT, full precision", {"binary": False, **_SWITCHES["fp"]},
            {"weights": "none", "keep_first": True, "keep_last": True}, False),
-    "deit": ("binary DeiT-style (ReActNet blocks, class token)", {"binary": True},
+    "deit": ("binary DeiT-style (ReActNet blocks, class token)", dict(_SWITCHES["deit"]),
              BINARY_QUANT, False),
 }
 

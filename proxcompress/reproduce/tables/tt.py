@@ -1,4 +1,5 @@
-"""The tensor-train table of docs/results.md (``benchmarks/results.py --tables tt``).
+"""The tensor-train table of docs/results.md (``python benchmarks/results.py --tables tt``;
+formerly ``benchmarks/results_tt.py``).
 
 Rows (all on the Recipe protocol: ``tt`` section of the config; :mod:`proxcompress.training.
 tensor_train`):
@@ -16,21 +17,21 @@ tensor_train`):
 After the training runs, :func:`timing` measures one LSTM step of every LM row's architecture
 (contracted and rebuilt-dense paths, batch 1 and 64, under the script's slots, nothing else
 of it running; one torch thread) with ``benchmarks/tensor_train.py``'s
-:func:`lstm_step_times`, and :func:`plot` draws test perplexity against LSTM parameters.
+``lstm_step_times`` (loaded from the checkout), and :func:`plot` draws test perplexity against
+LSTM parameters.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 Row = dict[str, Any]
 
-ROOT = Path(__file__).resolve().parents[1]
 #: the LM corpus, built by this script when missing
 KJV_DATA = "runs/kjv/data"
 KJV_VOCAB = 10000
@@ -64,7 +65,7 @@ SPEECH_BASE: dict[str, Any] = {
     "optim": {"name": "adam", "lr": 0.003, "schedule": "cosine", "batch_size": 64,
               "clip_norm": 1.0},
 }
-#: the comments the section sits between (``results.markers("tt")``: ``--tables tt`` alone
+#: the comments the section sits between (``render.markers("tt")``: ``--tables tt`` alone
 #: rewrites only this section of docs/results.md)
 BEGIN, END = "<!-- table:tt -->", "<!-- /table:tt -->"
 #: timing: batches of one LSTM step, rounds, torch threads (one: on the shared 2-core machine
@@ -77,9 +78,9 @@ PLOT = "tt_perplexity.png"
 
 
 def rows() -> list[Row]:
-    """The table's rows (``results.rows`` format; ``metric``, ``lower_is_better`` for the
+    """The table's rows (``core.rows`` format; ``metric``, ``lower_is_better`` for the
     sweeps' choice on validation)."""
-    from results import _merge
+    from proxcompress.reproduce.tables.core import _merge
 
     out: list[Row] = [
         {"table": "tt", "task": "lm", "model": "lstm-lm", "name": "tt-lm-dense",
@@ -136,8 +137,7 @@ def _lm_rows(choices: Any) -> list[Row]:
 
 def _specs(choices: Any, seeds: list[int] | None) -> dict[str, Any]:
     """Each LM row's TT spec as trained (ranks from its first finished run's summary)."""
-    from results import _summaries
-
+    from proxcompress.reproduce.tables.core import _summaries
     from proxcompress.training.tensor_train import TTSpec
 
     out = {}
@@ -168,11 +168,12 @@ def timing(choices: Any, seeds: list[int] | None, runs: Path,
         cached = json.loads(path.read_text())
         if cached.get("key") == json.loads(json.dumps(key)):
             return dict(cached)
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import torch
-    from tensor_train import cpu_device, lstm_step_times
 
     from proxcompress.atomic import write_json_atomic
+
+    bench = _tensor_train_benchmark()
+    cpu_device, lstm_step_times = bench.cpu_device, bench.lstm_step_times
 
     lstm = LM_BASE["model"]["lstm"]
     log(f"timing one LSTM step of {len(specs)} architectures (batches {TIMING_BATCHES})")
@@ -185,6 +186,23 @@ def timing(choices: Any, seeds: list[int] | None, runs: Path,
     return result
 
 
+def _tensor_train_benchmark() -> ModuleType:
+    """``benchmarks/tensor_train.py`` of the checkout (its ``lstm_step_times`` and
+    ``cpu_device``), loaded from its file: the benchmark scripts are not part of the package."""
+    import importlib.util
+
+    from proxcompress.reproduce.tables.core import ROOT
+
+    path = ROOT / "benchmarks" / "tensor_train.py"
+    spec = importlib.util.spec_from_file_location("proxcompress_benchmarks_tensor_train", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise FileNotFoundError(f"{path}: the tensor-train benchmark comes with the repository "
+                                "checkout, not with an installed wheel")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def cached_timing(runs: Path) -> dict[str, Any] | None:
     """The last :func:`timing` measurement in ``runs`` (``None`` when there is none)."""
     path = runs / TIMING
@@ -193,7 +211,7 @@ def cached_timing(runs: Path) -> dict[str, Any] | None:
 
 def plot(choices: Any, seeds: list[int] | None, out: Path) -> Path | None:
     """Test perplexity against LSTM parameters (mean +- sd over seeds), one line per form."""
-    from results import _summaries
+    from proxcompress.reproduce.tables.core import _summaries
 
     points: dict[str, list[tuple[float, float, float]]] = {}
     for row in _lm_rows(choices):
@@ -239,7 +257,8 @@ def plot(choices: Any, seeds: list[int] | None, out: Path) -> Path | None:
 def section(choices: Any, seeds: list[int] | None, timing_: dict[str, Any] | None,
             png: Path | None) -> list[str]:
     """The markdown of the tensor-train section."""
-    from results import _paired, _stats, _summaries, _sweep_section, _swept
+    from proxcompress.reproduce.tables.core import _paired, _stats, _summaries
+    from proxcompress.reproduce.tables.render import _sweep_section, _swept
 
     tt_rows = [r for r in choices.rows.values() if r["table"] == "tt"]
     if not tt_rows:
@@ -376,7 +395,7 @@ def _timing_lines(choices: Any, timing_: dict[str, Any] | None) -> list[str]:
 
 def _claim_lines(choices: Any, seeds: list[int] | None, timing_: dict[str, Any] | None,
                  paired: Callable[..., str]) -> list[str]:
-    from results import _mean
+    from proxcompress.reproduce.tables.core import _mean
 
     lines = ["**The paper's claim, side by side** (at equal parameter count, MPS at least as "
              "accurate as MPO, and faster at inference):", ""]
@@ -405,7 +424,7 @@ def _claim_lines(choices: Any, seeds: list[int] | None, timing_: dict[str, Any] 
 
 def targets(choices: Any, seeds: list[int] | None) -> list[str]:
     """The issue's accuracy target on the measured means."""
-    from results import _mean
+    from proxcompress.reproduce.tables.core import _mean
 
     dense = _mean(choices, "tt-lm-dense", seeds, lambda s: s["test_perplexity"])
     best: tuple[float, str] | None = None
