@@ -55,7 +55,8 @@ def test_committed_configs_are_exactly_the_rows() -> None:
     assert committed == {r["name"] for r in rows}
     record = core.read_record()
     assert set(record) == {r["name"] for r in rows}
-    choices = core.Choices(rows, ROOT / "no-runs-here", record)
+    # the default runs folder: a distilled row's committed config names its teacher there
+    choices = core.Choices(rows, ROOT / "runs" / "results", record)
     for row in rows:
         text = (core.CONFIGS / f"{row['name']}.yaml").read_text()
         body = "".join(line for line in text.splitlines(keepends=True)
@@ -392,3 +393,26 @@ def test_tt_timing_loads_the_benchmark_from_the_checkout() -> None:
     bench = tt._tensor_train_benchmark()
     assert bench.__file__ == str(ROOT / "benchmarks" / "tensor_train.py")
     assert callable(bench.lstm_step_times) and callable(bench.cpu_device)
+
+
+def test_a_runs_folder_linked_elsewhere_keeps_its_repository_path(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
+    """A runs folder that is a symlink inside the checkout (``runs/results`` -> another disk)
+    names the teacher run through the link, as the runs made there recorded it, so rendering
+    from such a checkout reads those runs instead of stopping on 'another config'; a folder
+    outside the checkout stays absolute."""
+    repo, disk = tmp_path / "repo", tmp_path / "disk"
+    (repo / "runs").mkdir(parents=True)
+    disk.mkdir()
+    (repo / "runs" / "results").symlink_to(disk, target_is_directory=True)
+    monkeypatch.setattr(core, "ROOT", repo)
+    linked = repo / "runs" / "results"
+    assert core.repo_path(linked / "vit-fp") == "runs/results/vit-fp"
+    assert core.repo_path(disk / "x") == str(disk / "x")  # outside the checkout: absolute
+    rows = core.rows()
+    fp = _row("vit-fp")
+    for lr, val in zip(core.VIT_LR_GRID, (85.0, 86.0), strict=True):
+        _fake_run(disk, fp, {"optim.lr": lr}, 0, 87.0, val)
+    through_link = core.Choices(rows, linked).teacher(_row("vit-binaryvit-kd"))
+    assert through_link == "runs/results/vit-fp/lr=0.01/seed-{seed}"

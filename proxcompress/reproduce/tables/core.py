@@ -476,8 +476,7 @@ class Choices:
         folder = _run_dir(self.runs, row, chosen, SWEEP_SEED)
         if _summary(folder, self.config(row)) is None:
             return None
-        folder = folder.resolve()
-        return str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder)
+        return repo_path(folder)
 
     def kept_counts(self, row: Row) -> list[int] | None:
         """Per unit (in unit order), the median over the row's seeds of the channels its SPR
@@ -560,9 +559,7 @@ class Choices:
         chosen = self.chosen(source)
         if chosen is None:
             return None
-        runs = self.runs.resolve()
-        base = runs.relative_to(ROOT) if runs.is_relative_to(ROOT) else runs
-        return str(base / source["name"] / slug(chosen) / "seed-{seed}")
+        return str(Path(repo_path(self.runs)) / source["name"] / slug(chosen) / "seed-{seed}")
 
     def teacher_done(self, row: Row, seed: int) -> bool:
         """Whether the teacher run of ``row`` at ``seed`` has finished (rows without one:
@@ -590,6 +587,17 @@ class Choices:
             or known,
             "chosen": self._chosen_key(row["name"]),
         }
+
+
+def repo_path(path: Path) -> str:
+    """``path`` relative to the repository root when it lies there, else absolute. Read without
+    resolving symlinks first, so a runs folder linked to another disk (``runs/results`` ->
+    elsewhere) still reads ``runs/results/...`` and the configs that name it (a teacher run, an
+    ``init_from``) stay those of the runs made there; resolved when only that lies inside."""
+    for candidate in (Path(os.path.abspath(path)), path.resolve()):
+        if candidate.is_relative_to(ROOT):
+            return str(candidate.relative_to(ROOT))
+    return str(path.resolve())
 
 
 def _run_dir(runs: Path, row: Row, assignment: dict[str, Any], seed: int) -> Path:
