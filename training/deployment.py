@@ -43,6 +43,12 @@ LOGIT_TOLERANCE = 1e-4
 EXAMPLE_SAMPLES = 64
 
 
+def logit_error(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """Per sample: the largest difference of its logits ``got`` from torch's ``ref``, relative
+    to the batch's largest torch logit (a sample is close when this is <= LOGIT_TOLERANCE)."""
+    return np.abs(got - ref).max(axis=1) / max(float(np.abs(ref).max()), 1e-30)
+
+
 def _median_ms(fn: Any, repeats: int) -> float:
     fn()  # warm-up: compilation / cache load, threads
     times = []
@@ -129,7 +135,7 @@ def _check_on_test(model: nn.Module, folder: Path, test: Dataset, backend: str, 
     for i in range(0, len(test), batch):
         x, y = test.x[i:i + batch], test.y[i:i + batch].numpy()
         ref, got = torch_logits(x), kernel_logits(x)
-        per_sample = np.abs(got - ref).max(axis=1) / max(float(np.abs(ref).max()), 1e-30)
+        per_sample = logit_error(ref, got)
         max_rel = max(max_rel, float(per_sample.max()))
         close += int((per_sample <= LOGIT_TOLERANCE).sum())
         p_ref, p_got = ref.argmax(1), got.argmax(1)
@@ -174,4 +180,4 @@ def _transfer(backend: str) -> tuple[Any, Any]:
     return cupy.asarray, back
 
 
-__all__ = ["EXAMPLE_SAMPLES", "deploy", "deploy_run"]
+__all__ = ["EXAMPLE_SAMPLES", "LOGIT_TOLERANCE", "deploy", "deploy_run", "logit_error"]
