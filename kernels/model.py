@@ -60,8 +60,8 @@ from .conv import binary_conv2d, conv_output_size, euclid_conv2d, im2col, shift_
 from .formats import pack_negative_mask, pack_signs, unpack_shift, unpack_signs
 from .ops import binary_matmul, euclid_matmul, shift_matmul
 
-__all__ = ["FORMAT", "MANIFEST", "OPS", "TENSORS", "VERSION", "Builder", "ExportedModel", "OpSpec",
-           "load", "register_op"]
+__all__ = ["FORMAT", "FUSIONS", "MANIFEST", "OPS", "TENSORS", "VERSION", "Builder", "ExportedModel",
+           "Fused", "Fusion", "OpSpec", "load", "register_fusion", "register_op"]
 
 FORMAT = "proxcompress-export"
 VERSION = 1
@@ -901,6 +901,51 @@ def _float(node: _Node, conv: bool, backend: Backend, put: Put) -> Fn:
     return _float_layer(node, conv, put, backend)
 
 
+@dataclass(frozen=True)
+class Fused:
+    """A group of nodes the numba backend runs as one kernel (found at load by a
+    :data:`FUSIONS` entry): ``name`` is the group's last node, whose value is the group's
+    output; ``absorbed`` are its other nodes, each consumed only inside the group (their values
+    are never stored); ``inputs`` what the group reads; ``build`` returns its function."""
+
+    name: str
+    inputs: tuple[str, ...]
+    absorbed: tuple[str, ...]
+    build: Callable[[], Fn]
+
+
+#: ``fusion(nodes, uses, output) -> groups``: ``nodes`` the validated graph (BatchNorm folded),
+#: ``uses`` each node's consumer count, ``output`` the model's output node
+Fusion = Callable[[list["_Node"], dict[str, int], str], list[Fused]]
+#: load-time fusions of the numba backend (``ExportedModel.fused`` lists what they found); the
+#: NumPy backend runs every node as stored: it is the twin the fused kernels are tested against
+FUSIONS: list[Fusion] = []
+
+
+def register_fusion(fusion: Fusion) -> None:
+    """Add a load-time fusion (see :data:`FUSIONS`)."""
+    FUSIONS.append(fusion)
+
+
+def _fusions(nodes: list[_Node], output: str) -> dict[str, Fused]:
+    """The groups of every registered fusion, by output node; a group that overlaps one found
+    before it is dropped."""
+    uses: dict[str, int] = {}
+    for n in nodes:
+        for i in n.inputs:
+            uses[i] = uses.get(i, 0) + 1
+    groups: dict[str, Fused] = {}
+    taken: set[str] = set()
+    for fusion in FUSIONS:
+        for group in fusion(nodes, uses, output):
+            members = {group.name, *group.absorbed}
+            if members & taken or output in group.absorbed:
+                continue
+            taken |= members
+            groups[group.name] = group
+    return groups
+
+
 #: op name -> how it runs (the manifest's ``op``); :func:`register_op` adds one
 OPS: dict[str, OpSpec] = {
     "linear": OpSpec(_layer(_float, False), fold="weight"),
@@ -1011,11 +1056,16 @@ class ExportedModel:
         parsed = [_Node(raw, tensors, i) for i, raw in enumerate(raw_nodes)]
         #: nodes whose activations stay packed (numba backend, BatchNorm folded): name -> roles
         self.packed: dict[str, set[str]] = {}
+        #: fused groups (numba backend, BatchNorm folded): output node -> absorbed nodes
+        self.fused: dict[str, tuple[str, ...]] = {}
+        groups: dict[str, Fused] = {}
         if fold_batchnorm and _numba(backend):
             try:
                 self.packed = _packed_plan(parsed, self.output_name)
+                groups = _fusions(parsed, self.output_name)
             except InvalidInputError:
-                self.packed = {}  # the node-by-node validation below reports it
+                self.packed, groups = {}, {}  # the node-by-node validation below reports it
+        absorbed = {name for g in groups.values() for name in g.absorbed}
         for node in parsed:
             if node.name in known:
                 raise InvalidInputError(f"{node.where}.name", "is used twice")
@@ -1035,8 +1085,15 @@ class ExportedModel:
                 fn = _float_producer(node, fn)
             elif roles:
                 fn = _packed_step(next(iter(roles)), node, fn)
-            self.steps.append((node.name, node.inputs, fn))
             known.add(node.name)
+            if node.name in absorbed:
+                continue  # validated above; runs inside its group
+            inputs = node.inputs
+            if node.name in groups:
+                group = groups[node.name]
+                fn, inputs = group.build(), list(group.inputs)
+                self.fused[node.name] = group.absorbed
+            self.steps.append((node.name, inputs, fn))
         if self.output_name not in known:
             raise InvalidInputError("output", f"{self.output_name!r} is not a node")
 

@@ -44,7 +44,7 @@ import numpy as np
 from proxcompress.errors import InvalidInputError
 
 from ._checks import Backend, array_module, is_cupy
-from .model import Fn, OpSpec, Put, _Node, register_op
+from .model import Fn, Fused, OpSpec, Put, _Node, _numba, register_fusion, register_op
 
 
 def _rank(x: Any, n: int, node: _Node) -> None:
@@ -83,6 +83,25 @@ def _per_channel(v: Any, axis: int, ndim: int) -> Any:
 
 def _f32(y: Any) -> Any:
     return y.astype(np.float32, copy=False)
+
+
+def _ones(v: np.ndarray | None, c: int) -> np.ndarray:
+    """``v``, or ones where an op has no scale (``x * 1`` is exact)."""
+    return np.ones(c, np.float32) if v is None else v
+
+
+def _zeros(v: np.ndarray | None, c: int) -> np.ndarray:
+    """``v``, or zeros where an op has no bias."""
+    return np.zeros(c, np.float32) if v is None else v
+
+
+def _channel_view(x: Any, axis: int) -> np.ndarray:
+    """``x`` as a contiguous ``(A, C, B)`` array with the channels (``axis`` -1 or 1) in the
+    middle: ``(N T, C, 1)`` for tokens, ``(N, C, H W)`` for maps."""
+    x = np.ascontiguousarray(x)
+    if axis == -1:
+        return x.reshape(-1, x.shape[-1], 1)
+    return x.reshape(x.shape[0], x.shape[1], -1)
 
 
 # ---------------------------------------------------------------------------- layout ops
@@ -152,6 +171,21 @@ def _layernorm(node: _Node, backend: Backend, put: Put) -> Fn:
     bias = node.optional_tensor("bias", np.float32, ndim=1)
     w = None if weight is None else put(weight)
     b = None if bias is None else put(bias)
+    if _numba(backend):
+        from . import cpu_tokens
+
+        eps32 = np.float32(eps)
+
+        def run_numba(x: Any) -> Any:
+            if w is not None:
+                _channels(x, w.shape[0], -1, node)
+            c = x.shape[-1]
+            flat = np.ascontiguousarray(x.reshape(-1, c))
+            out = np.empty_like(flat)
+            cpu_tokens.layernorm(flat, _ones(w, c), _zeros(b, c), eps32, out)
+            return out.reshape(x.shape)
+
+        return run_numba
 
     def run(x: Any) -> Any:
         xp = array_module(x)
@@ -205,6 +239,19 @@ def _channel_affine(node: _Node, backend: Backend, put: Put) -> Fn:
         raise InvalidInputError(f"{node.where}.tensors.bias", f"must have {c} entries")
     scale = None if scale_host is None else put(scale_host)
     bias = None if bias_host is None else put(bias_host)
+    if _numba(backend):
+        from . import cpu_tokens
+
+        ones, zeros = _ones(scale, c), _zeros(bias, c)
+
+        def run_numba(x: Any) -> Any:
+            _channels(x, c, axis, node)
+            view = _channel_view(x, axis)
+            out = np.empty_like(view)
+            cpu_tokens.channel_affine(view, ones, zeros, out)
+            return out.reshape(x.shape)
+
+        return run_numba
 
     def run(x: Any) -> Any:
         _channels(x, c, axis, node)
@@ -225,6 +272,17 @@ def _rprelu(node: _Node, backend: Backend, put: Put) -> Fn:
     slope = put(node.tensor("slope", np.float32, (c,)))
     shift_out = put(node.tensor("shift_out", np.float32, (c,)))
     shift_in_dev = put(shift_in)
+    if _numba(backend):
+        from . import cpu_tokens
+
+        def run_numba(x: Any) -> Any:
+            _channels(x, c, axis, node)
+            view = _channel_view(x, axis)
+            out = np.empty_like(view)
+            cpu_tokens.rprelu(view, shift_in_dev, slope, shift_out, out)
+            return out.reshape(x.shape)
+
+        return run_numba
 
     def run(x: Any) -> Any:
         _channels(x, c, axis, node)
@@ -286,6 +344,17 @@ def _token_avgpool(node: _Node, backend: Backend, put: Put) -> Fn:
     ho, wo = (grid[0] + 2 * ph - kh) // sh + 1, (grid[1] + 2 * pw - kw) // sw + 1
     if ho < 1 or wo < 1:
         raise InvalidInputError(f"{node.where}.attrs.kernel_size", "is larger than the grid")
+    if _numba(backend):
+        from . import cpu_tokens
+
+        def run_numba(x: Any) -> Any:
+            _token_map(x, grid, node)  # checks the rank and token count
+            x = np.ascontiguousarray(x)
+            out = np.empty((x.shape[0], ho * wo, x.shape[2]), np.float32)
+            cpu_tokens.token_avgpool(x, grid[0], grid[1], kh, kw, sh, sw, ph, pw, out)
+            return out
+
+        return run_numba
 
     def run(x: Any) -> Any:
         m = _token_map(x, grid, node)
@@ -399,6 +468,163 @@ def _binarize(node: _Node, backend: Backend, put: Put) -> Fn:
 
     return run
 
+
+# ------------------------------------------------------------------ fusions (numba backend)
+def _single(name: str, uses: dict[str, int], output: str) -> bool:
+    return uses.get(name) == 1 and name != output
+
+
+def _react_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list[Fused]:
+    """BinaryViT's ReAct linears: ``rprelu(add(binary_linear(channel_affine(x)) [-> folded
+    BatchNorm identity], shortcut(x)))`` with the shortcut ``identity``, ``channel_repeat`` or
+    ``channel_group_mean`` of the same ``x``, every inner node used once, channels last:
+    one :func:`.cpu_tokens.react_linear` pass (module docstring there)."""
+    by = {n.name: n for n in nodes}
+    groups = []
+    for act in nodes:
+        add = by.get(act.inputs[0]) if act.op == "rprelu" else None
+        if add is None or add.op != "add" or _axis(act) != -1 or \
+                not _single(add.name, uses, output):
+            continue
+        for i in (0, 1):
+            found = _react_parts(by, add.inputs[i], add.inputs[1 - i], uses, output)
+            if found is not None:
+                inner, move, linear, shortcut = found
+                groups.append(Fused(act.name, (move.inputs[0],), (*inner, add.name),
+                                    lambda a=act, m=move, li=linear, sc=shortcut:
+                                    _react_runner(a, m, li, sc)))
+                break
+    return groups
+
+
+def _react_parts(by: dict[str, _Node], left: str, right: str, uses: dict[str, int],
+                 output: str) -> tuple[tuple[str, ...], _Node, _Node, _Node] | None:
+    """``(inner names, move, linear, shortcut)`` when ``left`` is a ReAct linear's
+    (BatchNorm-folded) output and ``right`` its shortcut, else ``None``."""
+    inner: list[str] = []
+    node = by.get(left)
+    if node is not None and node.op == "identity" and _single(node.name, uses, output):
+        inner.append(node.name)
+        node = by.get(node.inputs[0])
+    if node is None or node.op != "binary_linear" or node.input_scale() is None or \
+            not _single(node.name, uses, output):
+        return None
+    linear, move = node, by.get(node.inputs[0])
+    shortcut = by.get(right)
+    if move is None or move.op != "channel_affine" or _axis(move) != -1 or \
+            not _single(move.name, uses, output) or shortcut is None or \
+            not _single(shortcut.name, uses, output) or shortcut.inputs != move.inputs:
+        return None
+    k, n_out = linear.attr("k", int), linear.tensor("words", np.uint64, ndim=2).shape[0]
+    fits = {"identity": n_out == k,
+            "channel_repeat": shortcut.op == "channel_repeat" and _axis(shortcut) == -1
+            and n_out == k * _count(shortcut, "times"),
+            "channel_group_mean": shortcut.op == "channel_group_mean"
+            and k == _count(shortcut, "groups") * n_out}
+    if not fits.get(shortcut.op, False):
+        return None
+    return (*inner, linear.name, move.name, shortcut.name), move, linear, shortcut
+
+
+def _react_runner(act: _Node, move: _Node, linear: _Node, shortcut: _Node) -> Fn:
+    from . import cpu_tokens
+
+    k = linear.attr("k", int)
+    words = linear.tensor("words", np.uint64, ndim=2)
+    n_out = words.shape[0]
+    c = linear.input_scale()
+    assert c is not None  # the fusion only takes binary-input linears
+    out_scale = (linear.tensor("scale", np.float32, (n_out,)) * np.float32(c)).astype(np.float32)
+    bias = _zeros(linear.optional_tensor("bias", np.float32, (n_out,)), n_out)
+    m_scale = _ones(move.optional_tensor("scale", np.float32, (k,)), k)
+    m_bias = _zeros(move.optional_tensor("bias", np.float32, (k,)), k)
+    kind, groups = {"identity": (cpu_tokens.SHORTCUT_IDENTITY, 1),
+                    "channel_repeat": (cpu_tokens.SHORTCUT_REPEAT, 1),
+                    "channel_group_mean": (cpu_tokens.SHORTCUT_GROUP_MEAN,
+                                           shortcut.attr("groups", int, 1))}[shortcut.op]
+    shift_in = act.tensor("shift_in", np.float32, (n_out,))
+    slope = act.tensor("slope", np.float32, (n_out,))
+    shift_out = act.tensor("shift_out", np.float32, (n_out,))
+
+    def run(x: Any) -> Any:
+        _channels(x, k, -1, move)
+        flat = np.ascontiguousarray(x.reshape(-1, k))
+        out = np.empty((flat.shape[0], n_out), np.float32)
+        cpu_tokens.react_linear(flat, m_scale, m_bias, words, out_scale, bias, kind, groups,
+                                shift_in, slope, shift_out, out)
+        return out.reshape(*x.shape[:-1], n_out)
+
+    return run
+
+
+def _attention_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list[Fused]:
+    """Binary attention: ``attention_context(quantize_probs(attention_scores(binarize(q),
+    binarize(k))), binarize(v))``, every inner node used once: one
+    :func:`.cpu_tokens.binary_attention` pass."""
+    by = {n.name: n for n in nodes}
+    groups = []
+    for ctx in nodes:
+        if ctx.op != "attention_context":
+            continue
+        probs, vs = by.get(ctx.inputs[0]), by.get(ctx.inputs[1])
+        scores = by.get(probs.inputs[0]) if probs is not None else None
+        if probs is None or probs.op != "quantize_probs" or scores is None or \
+                scores.op != "attention_scores" or vs is None or \
+                _heads(scores) != _heads(ctx):
+            continue
+        qs, ks = by.get(scores.inputs[0]), by.get(scores.inputs[1])
+        inner = [probs, scores, qs, ks, vs]
+        if not all(n is not None and _single(n.name, uses, output) for n in inner) or \
+                not all(n.op == "binarize" for n in (qs, ks, vs)):  # type: ignore[union-attr]
+            continue
+        groups.append(Fused(
+            ctx.name, tuple(n.inputs[0] for n in (qs, ks, vs)),  # type: ignore[union-attr]
+            tuple(n.name for n in inner),  # type: ignore[union-attr]
+            lambda c=ctx, p=probs, s=scores, q=qs, k=ks, v=vs:
+            _attention_runner(c, p, s, q, k, v)))  # type: ignore[arg-type]
+    return groups
+
+
+def _score_table(dh: int, qk: np.float32, scale: np.float32) -> np.ndarray:
+    """``table[m + dh, d + dh] = exp(s(d) - s(m))`` in float32 as the NumPy twin computes it,
+    ``s(d) = (d qk) scale`` for the integer score ``d`` of sign vectors of width ``dh``."""
+    d = np.arange(-dh, dh + 1, dtype=np.float32)
+    s = (d * qk).astype(np.float32) * scale
+    return np.exp((s[None, :] - s[:, None]).astype(np.float32)).astype(np.float32)
+
+
+def _attention_runner(ctx: _Node, probs: _Node, scores: _Node, qs: _Node, ks: _Node,
+                      vs: _Node) -> Fn:
+    from . import cpu_tokens
+
+    heads = _heads(ctx)
+    scale = np.float32(scores.attr("scale", float))
+    alpha = np.float32(probs.attr("alpha", float))
+    cq, ck, cv = (np.float32(n.attr("scale", float)) for n in (qs, ks, vs))
+    qk = np.float32(cq * ck)
+    tables: dict[int, np.ndarray] = {}
+
+    def run(q: Any, k: Any, v: Any) -> Any:
+        _split(q, heads, node=scores)
+        _split(k, heads, node=scores)
+        if q.shape[0] != k.shape[0] or q.shape[2] != k.shape[2]:
+            raise InvalidInputError(scores.where, f"queries {q.shape} and keys {k.shape} "
+                                    "differ")
+        if v.shape != k.shape:
+            raise InvalidInputError(ctx.where, f"values {v.shape} do not match keys {k.shape}")
+        dh = q.shape[2] // heads
+        if dh not in tables:
+            tables[dh] = _score_table(dh, qk, scale)
+        out = np.empty(q.shape, np.float32)
+        cpu_tokens.binary_attention(np.ascontiguousarray(q), np.ascontiguousarray(k),
+                                    np.ascontiguousarray(v), heads, tables[dh], alpha, cv, out)
+        return out
+
+    return run
+
+
+register_fusion(_react_fusion)
+register_fusion(_attention_fusion)
 
 for _name, _spec in {
     "to_tokens": OpSpec(_to_tokens),

@@ -1,0 +1,296 @@
+"""Numba kernels of the token ops (:mod:`.transformer`) on the ``numba`` backend: one pass per
+op instead of NumPy's several, and two fused groups (:mod:`.transformer` finds them at load):
+
+``react_linear``
+    BinaryViT's ReAct linear ``rprelu(bn(binary_linear(sign(move(x)))) + shortcut(x))`` per
+    token row: the signs of ``x * scale + bias`` are packed into sign and non-zero words in
+    registers, each output is the exact integer ``sign(x) . s`` (``popcount(nz) - 2
+    popcount((neg ^ w) & nz)``: inputs equal to 0 count 0, as ``sign(0) = 0`` in torch), then
+    the folded BatchNorm, the shortcut (identity, channel repeat or channel-group mean of
+    ``x``) and RPReLU, written once.
+
+``binary_attention``
+    ``P V`` with ``P = alpha round(clip(softmax(sign(q) sign(k)^T s) / alpha, 0, 1))``: the
+    scores are integers (XNOR-popcount on packed signs), so ``exp`` of a score minus the row's
+    maximum comes from a table built at load with NumPy's own float32 arithmetic; the
+    probabilities are never stored.
+
+Elementwise float work follows the NumPy twin's operation order (no fast-math), so results
+equal it up to the summation order of the reductions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .cpu import _popcount
+
+#: shortcut kinds of :func:`react_linear`
+SHORTCUT_IDENTITY, SHORTCUT_REPEAT, SHORTCUT_GROUP_MEAN = 0, 1, 2
+#: rows per parallel task (its scratch is allocated once per task)
+CHUNK = 64
+
+
+@njit(inline="always")
+def _pack_signs(x, start, length, neg, nz):  # type: ignore[no-untyped-def]
+    """Sign bits of ``x[start:start + length]`` into ``neg`` (x < 0) and ``nz`` (x != 0)."""
+    for w in range(neg.shape[0]):  # in registers, branch-free (random signs mispredict)
+        a, b = np.uint64(0), np.uint64(0)
+        for i in range(w * 64, min(length, w * 64 + 64)):
+            v = x[start + i]
+            shift = np.uint64(i - w * 64)
+            a |= np.uint64(v < 0) << shift
+            b |= np.uint64(v != 0) << shift
+        neg[w], nz[w] = a, b
+
+
+@njit(inline="always")
+def _dots(neg, nz, words, acc):  # type: ignore[no-untyped-def]
+    """``acc[j] = sign(x) . s_j`` for the packed signs ``neg``, ``nz`` of one row and the
+    weight rows ``words[j]`` (bit set: -1); a loop over ``j`` that vectorises (``vpopcntq``)."""
+    n_out, n_words = words.shape
+    if n_words == 1:
+        m, ng = nz[0], neg[0]
+        base = np.int64(_popcount(m))
+        for j in range(n_out):
+            acc[j] = base - 2 * np.int64(_popcount((ng ^ words[j, 0]) & m))
+        return
+    for j in range(n_out):
+        a = np.int64(0)
+        for w in range(n_words):
+            m = nz[w]
+            a += np.int64(_popcount(m)) - 2 * np.int64(_popcount((neg[w] ^ words[j, w]) & m))
+        acc[j] = a
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def react_linear(x, in_scale, in_bias, words, out_scale, out_bias, kind, groups, shift_in,
+                 slope, shift_out, out):  # type: ignore[no-untyped-def]
+    """``out[r]`` for the rows ``x[r]`` (module docstring); ``kind``: a ``SHORTCUT_*``,
+    ``groups``: its group count (mean), unused otherwise."""
+    rows, k = x.shape
+    n_out, n_words = words.shape
+    inv = np.float32(groups)
+    for chunk in prange((rows + CHUNK - 1) // CHUNK):
+        neg = np.empty(n_words, np.uint64)  # scratch per chunk of rows, not per row
+        nz = np.empty(n_words, np.uint64)
+        moved = np.empty(k, np.float32)
+        acc = np.empty(n_out, np.int64)
+        sc = np.empty(n_out, np.float32)
+        for r in range(chunk * CHUNK, min(rows, (chunk + 1) * CHUNK)):
+            for i in range(k):
+                moved[i] = x[r, i] * in_scale[i] + in_bias[i]
+            _pack_signs(moved, 0, k, neg, nz)
+            _dots(neg, nz, words, acc)
+            if kind == SHORTCUT_IDENTITY:
+                for j in range(n_out):
+                    sc[j] = x[r, j]
+            elif kind == SHORTCUT_REPEAT:
+                for j in range(n_out):
+                    sc[j] = x[r, j % k]
+            else:
+                for j in range(n_out):
+                    sc[j] = x[r, j]
+                for g in range(1, groups):
+                    for j in range(n_out):
+                        sc[j] = sc[j] + x[r, j + g * n_out]
+                for j in range(n_out):
+                    sc[j] = sc[j] / inv
+            for j in range(n_out):
+                y = (np.float32(acc[j]) * out_scale[j] + out_bias[j]) + sc[j]
+                out[r, j] = _rprelu(y, shift_in[j], slope[j], shift_out[j])
+
+
+@njit(inline="always")
+def _scores(qneg, qnz, kneg, knz, score):  # type: ignore[no-untyped-def]
+    """``score[j] = sign(q) . sign(k_j)`` (exact integers) of one head: ``kneg``, ``knz``
+    ``(S, W)`` words; a loop over ``j`` that vectorises when ``W == 1``."""
+    s, n_words = kneg.shape
+    if n_words == 1:
+        qn, qz = qneg[0], qnz[0]
+        for j in range(s):
+            m = qz & knz[j, 0]
+            score[j] = np.int64(_popcount(m)) - 2 * np.int64(_popcount((qn ^ kneg[j, 0]) & m))
+        return
+    for j in range(s):
+        d = np.int64(0)
+        for w in range(n_words):
+            m = qnz[w] & knz[j, w]
+            d += np.int64(_popcount(m)) - 2 * np.int64(_popcount((qneg[w] ^ kneg[j, w]) & m))
+        score[j] = d
+
+
+@njit(inline="always")
+def _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, i, row, qneg, qnz, score,
+                sel, out):  # type: ignore[no-untyped-def]
+    """One query token, every head: its integer scores, the softmax denominator, then the sum
+    of the values whose quantized probability is ``alpha`` (not 0). That test,
+    ``(e / total) / alpha > 1/2`` in float32, is monotone in the score, so it is evaluated per
+    distinct score from the largest down (the same float operations as the twin's, on fewer
+    values)."""
+    s = kneg.shape[2]
+    dh = q.shape[2] // heads
+    zero, half = np.float32(0), np.float32(0.5)
+    for h in range(heads):
+        _pack_signs(q[i, row], h * dh, dh, qneg, qnz)
+        _scores(qneg, qnz, kneg[i, h], knz[i, h], score)
+        top = -dh
+        for j in range(s):
+            top = max(top, score[j])
+        e = table[top + dh]
+        total = zero
+        for j in range(s):
+            total += e[score[j] + dh]
+        cut = top + 1  # the lowest score still kept
+        while cut > -dh and (e[cut - 1 + dh] / total) / alpha > half:
+            cut -= 1
+        for w in range(sel.shape[0]):  # the kept keys, packed, in registers:
+            a = np.uint64(0)  # round(clip(p / alpha, 0, 1)) == 1
+            for j in range(w * 64, min(s, w * 64 + 64)):
+                a |= np.uint64(score[j] >= cut) << np.uint64(j - w * 64)
+            sel[w] = a
+        for ch in range(dh):  # sum of the kept values' signs: two popcounts per word
+            count = np.int64(0)
+            for w in range(sel.shape[0]):
+                count += np.int64(_popcount(sel[w] & vpos[i, h, ch, w])) - \
+                    np.int64(_popcount(sel[w] & vneg[i, h, ch, w]))
+            out[i, row, h * dh + ch] = np.float32(count) * scale
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def binary_attention(q, k, v, heads, table, alpha, v_scale, out):  # type: ignore[no-untyped-def]
+    """``out (N, T, C)``: heads merged; ``q (N, T, C)``, ``k, v (N, S, C)`` before their
+    signs; ``table[m, d]``: ``exp(s(d) - s(m))`` for integer scores ``d <= m`` offset by the
+    head width (``s``: the twin's float32 score)."""
+    n, t, c = q.shape
+    s = k.shape[1]
+    dh = c // heads
+    n_words = (dh + 63) // 64
+    kneg = np.empty((n, heads, s, n_words), np.uint64)
+    knz = np.empty((n, heads, s, n_words), np.uint64)
+    key_words = (s + 63) // 64
+    vpos = np.empty((n, heads, dh, key_words), np.uint64)  # per value channel: keys with +1
+    vneg = np.empty((n, heads, dh, key_words), np.uint64)  # and with -1, as key bitmasks
+    for b in prange(n * s):
+        i, j = b // s, b % s
+        for h in range(heads):
+            _pack_signs(k[i, j], h * dh, dh, kneg[i, h, j], knz[i, h, j])
+    for b in prange(n * heads):
+        i, h = b // heads, b % heads
+        for ch in range(dh):
+            for w in range(key_words):
+                p, m = np.uint64(0), np.uint64(0)
+                for j in range(w * 64, min(s, w * 64 + 64)):
+                    val = v[i, j, h * dh + ch]
+                    bit = np.uint64(j - w * 64)
+                    p |= np.uint64(val > 0) << bit
+                    m |= np.uint64(val < 0) << bit
+                vpos[i, h, ch, w], vneg[i, h, ch, w] = p, m
+    scale = alpha * v_scale
+    tasks = n * t
+    for chunk in prange((tasks + CHUNK - 1) // CHUNK):
+        qneg = np.empty(n_words, np.uint64)
+        qnz = np.empty(n_words, np.uint64)
+        score = np.empty(s, np.int64)
+        sel = np.empty(key_words, np.uint64)
+        for b in range(chunk * CHUNK, min(tasks, (chunk + 1) * CHUNK)):
+            _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, b // t, b % t,
+                        qneg, qnz, score, sel, out)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def layernorm(x, weight, bias, eps, out):  # type: ignore[no-untyped-def]
+    """Rows of ``x (R, C)`` normalised (biased variance), times ``weight`` plus ``bias``."""
+    rows, c = x.shape
+    inv = np.float32(c)
+    for r in prange(rows):
+        total = np.float32(0)
+        for i in range(c):
+            total += x[r, i]
+        mean = total / inv
+        sq = np.float32(0)
+        for i in range(c):
+            d = x[r, i] - mean
+            sq += d * d
+        std = np.sqrt(sq / inv + eps)
+        for i in range(c):
+            out[r, i] = (x[r, i] - mean) / std * weight[i] + bias[i]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def token_avgpool(x, grid_h, grid_w, kh, kw, sh, sw, ph, pw, out):  # type: ignore[no-untyped-def]
+    """Average pooling of tokens ``x (N, H W, C)`` on their grid, zero padding counted, into
+    ``out (N, Ho Wo, C)``; taps summed in the twin's order."""
+    n, _, c = x.shape
+    ho, wo = (grid_h + 2 * ph - kh) // sh + 1, (grid_w + 2 * pw - kw) // sw + 1
+    count = np.float32(kh * kw)
+    for b in prange(n * ho):
+        i, oy = b // ho, b % ho
+        for ox in range(wo):
+            o = oy * wo + ox
+            for ch in range(c):
+                out[i, o, ch] = 0
+            for a in range(kh):
+                iy = oy * sh - ph + a
+                if iy < 0 or iy >= grid_h:
+                    continue
+                for e in range(kw):
+                    ix = ox * sw - pw + e
+                    if ix < 0 or ix >= grid_w:
+                        continue
+                    src = iy * grid_w + ix
+                    for ch in range(c):
+                        out[i, o, ch] += x[i, src, ch]
+            for ch in range(c):
+                out[i, o, ch] = out[i, o, ch] / count
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def channel_affine(x, scale, bias, out):  # type: ignore[no-untyped-def]
+    """``x (A, C, B)`` times ``scale[c]`` plus ``bias[c]`` (pass ones / zeros for a missing
+    one: exact); ``B == 1`` (channels last) runs rows of ``C`` contiguous channels."""
+    a, c, b = x.shape
+    if b == 1:
+        x2, o2 = x.reshape(a, c), out.reshape(a, c)
+        for i in prange(a):
+            for ch in range(c):
+                o2[i, ch] = x2[i, ch] * scale[ch] + bias[ch]
+        return
+    for i in prange(a):
+        for ch in range(c):
+            s, t = scale[ch], bias[ch]
+            for j in range(b):
+                out[i, ch, j] = x[i, ch, j] * s + t
+
+
+@njit(inline="always")
+def _rprelu(x, shift_in, slope, shift_out):  # type: ignore[no-untyped-def]
+    """``max(y, 0) - slope max(-y, 0) + shift_out``, ``y = x + shift_in`` (the twin's order)."""
+    zero = np.float32(0)
+    y = x + shift_in
+    pos = y if y > zero else zero
+    negative = -y if -y > zero else zero
+    return (pos - negative * slope) + shift_out
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def rprelu(x, shift_in, slope, shift_out, out):  # type: ignore[no-untyped-def]
+    """RPReLU on ``x (A, C, B)``, channel ``c`` on the middle axis (``B == 1``: channels last,
+    rows of ``C`` contiguous channels)."""
+    a, c, b = x.shape
+    if b == 1:
+        x2, o2 = x.reshape(a, c), out.reshape(a, c)
+        for i in prange(a):
+            for ch in range(c):
+                o2[i, ch] = _rprelu(x2[i, ch], shift_in[ch], slope[ch], shift_out[ch])
+        return
+    for i in prange(a):
+        for ch in range(c):
+            si, sl, so = shift_in[ch], slope[ch], shift_out[ch]
+            for j in range(b):
+                out[i, ch, j] = _rprelu(x[i, ch, j], si, sl, so)
+
+
+__all__ = ["SHORTCUT_GROUP_MEAN", "SHORTCUT_IDENTITY", "SHORTCUT_REPEAT", "binary_attention",
+           "channel_affine", "layernorm", "react_linear", "rprelu", "token_avgpool"]
