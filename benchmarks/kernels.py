@@ -888,7 +888,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gemv-batches", default="1,2,4,8,16")
     parser.add_argument("--batch", type=int, default=256, help="models: inputs per call")
     parser.add_argument("--cases", default=",".join(MODEL_CASES),
-                        help=f"models: the cases to run, comma-separated ({', '.join(MODEL_CASES)})")
+                        help="models: the cases to run, comma-separated "
+                        f"({', '.join(MODEL_CASES)})")
     parser.add_argument("--float-size", type=int, default=4096, help="GPU shift/Euclid size")
     parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
     args = parser.parse_args(argv)

@@ -37,6 +37,7 @@ input shapes when it runs.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -491,8 +492,7 @@ def _react_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list
             if found is not None:
                 inner, move, linear, shortcut = found
                 groups.append(Fused(act.name, (move.inputs[0],), (*inner, add.name),
-                                    lambda a=act, m=move, li=linear, sc=shortcut:
-                                    _react_runner(a, m, li, sc)))
+                                    partial(_react_runner, act, move, linear, shortcut)))
                 break
     return groups
 
@@ -573,15 +573,15 @@ def _attention_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> 
                 _heads(scores) != _heads(ctx):
             continue
         qs, ks = by.get(scores.inputs[0]), by.get(scores.inputs[1])
-        inner = [probs, scores, qs, ks, vs]
-        if not all(n is not None and _single(n.name, uses, output) for n in inner) or \
-                not all(n.op == "binarize" for n in (qs, ks, vs)):  # type: ignore[union-attr]
+        if qs is None or ks is None:
             continue
-        groups.append(Fused(
-            ctx.name, tuple(n.inputs[0] for n in (qs, ks, vs)),  # type: ignore[union-attr]
-            tuple(n.name for n in inner),  # type: ignore[union-attr]
-            lambda c=ctx, p=probs, s=scores, q=qs, k=ks, v=vs:
-            _attention_runner(c, p, s, q, k, v)))  # type: ignore[arg-type]
+        inner = [probs, scores, qs, ks, vs]
+        if not all(_single(n.name, uses, output) for n in inner) or \
+                not all(n.op == "binarize" for n in (qs, ks, vs)):
+            continue
+        groups.append(Fused(ctx.name, tuple(n.inputs[0] for n in (qs, ks, vs)),
+                            tuple(n.name for n in inner),
+                            partial(_attention_runner, ctx, probs, scores, qs, ks, vs)))
     return groups
 
 

@@ -3,25 +3,16 @@ a compile error would cost device time; here it costs none)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
+from bench_module import ROOT, bench_kernels
 from nvrtc_ptx import NVRTC, extern_kernels, nvrtc_ptx
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    """``benchmarks/kernels.py`` under its own name (``kernels`` is also the wing's folder)."""
-    path = ROOT / "benchmarks" / "kernels.py"
-    spec = importlib.util.spec_from_file_location("bench_kernels", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_kernels()
 
 
 @pytest.mark.skipif(NVRTC is None, reason="CuPy's NVRTC not available")

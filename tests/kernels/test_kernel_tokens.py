@@ -1,0 +1,115 @@
+"""The numba token kernels (``kernels/cpu_tokens.py``) and the load-time fusions of BinaryViT's
+graph: each fused kernel against the NumPy twin's formula written out here (signs of exact
+zeros, several words per row, every shortcut kind), and the benchmark's ``vit-binary`` case,
+built from the committed results config, predicting as torch eval does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bench_module import ROOT, bench_kernels
+
+from proxcompress.kernels import cpu_tokens, load, pack_signs
+from proxcompress.kernels.transformer import _score_table
+
+RNG = np.random.default_rng(7)
+
+
+def _f32(n: int | tuple[int, ...]) -> np.ndarray:
+    return RNG.standard_normal(n).astype(np.float32)
+
+
+@pytest.mark.parametrize(("k", "n_out", "kind", "groups"), [
+    (16, 16, cpu_tokens.SHORTCUT_IDENTITY, 1),
+    (16, 32, cpu_tokens.SHORTCUT_REPEAT, 1),
+    (32, 16, cpu_tokens.SHORTCUT_GROUP_MEAN, 2),
+    (80, 80, cpu_tokens.SHORTCUT_IDENTITY, 1),  # two words per row
+    (150, 50, cpu_tokens.SHORTCUT_GROUP_MEAN, 3),
+])
+def test_react_linear_equals_its_numpy_formula(k: int, n_out: int, kind: int,
+                                               groups: int) -> None:
+    rows = 97
+    x = _f32((rows, k))
+    m_scale, m_bias = np.ones(k, np.float32), _f32(k)
+    x[::3, ::5] = -m_bias[::5]  # moved input exactly 0: sign(0) = 0 counts nothing
+    signs = np.where(RNG.random((n_out, k)) < 0.5, -1.0, 1.0).astype(np.float32)
+    words = pack_signs(signs)
+    scale, bias, shift_in, slope, shift_out = (_f32(n_out) for _ in range(5))
+    out = np.empty((rows, n_out), np.float32)
+    cpu_tokens.react_linear(x, m_scale, m_bias, words, scale, bias, kind, groups, shift_in,
+                            slope, shift_out, out)
+    moved = x * m_scale + m_bias
+    assert (moved == 0).sum() > 10
+    acc = np.sign(moved).astype(np.float64) @ signs.T.astype(np.float64)  # exact integers
+    y = acc.astype(np.float32) * scale + bias
+    shortcut = {cpu_tokens.SHORTCUT_IDENTITY: lambda: x,
+                cpu_tokens.SHORTCUT_REPEAT: lambda: np.concatenate([x] * (n_out // k), axis=1),
+                cpu_tokens.SHORTCUT_GROUP_MEAN: lambda: x.reshape(rows, groups, n_out).mean(
+                    axis=1, dtype=np.float32)}[kind]()
+    z = (y + shortcut) + shift_in
+    ref = np.maximum(z, 0) - np.maximum(-z, 0) * slope + shift_out
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("heads", "dh", "t", "s"), [(1, 16, 20, 9), (2, 16, 12, 70),
+                                                       (2, 70, 5, 6)])
+def test_binary_attention_equals_its_numpy_formula(heads: int, dh: int, t: int, s: int) -> None:
+    n, c = 3, heads * dh
+    q, k, v = _f32((n, t, c)), _f32((n, s, c)), _f32((n, s, c))
+    q[:, :, ::7] = 0  # sign(0) = 0 in scores and values
+    v[:, ::4, ::3] = 0
+    scale, alpha = np.float32(dh ** -0.5), np.float32(0.5 / s)
+    out = np.empty((n, t, c), np.float32)
+    cpu_tokens.binary_attention(q, k, v, heads, _score_table(dh, np.float32(1), scale), alpha,
+                                np.float32(1), out)
+
+    def split(a: np.ndarray) -> np.ndarray:
+        return np.sign(a).reshape(a.shape[0], a.shape[1], heads, dh).transpose(0, 2, 1, 3)
+
+    scores = (split(q) @ split(k).transpose(0, 1, 3, 2)) * scale
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    p = e / e.sum(axis=-1, keepdims=True, dtype=np.float32)
+    kept = alpha * np.round(np.clip(p / alpha, 0, 1))
+    assert 0 < (kept > 0).mean() < 1  # some keys kept, some dropped
+    ref = (kept.astype(np.float64) @ split(v)).transpose(0, 2, 1, 3).reshape(n, t, c)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_vit_case_builds_from_the_results_config_and_predicts_as_torch(tmp_path: Path) -> None:
+    """The benchmark's ``vit-binary`` case is the model of configs/results/vit-binaryvit.yaml
+    (the trainer's builder), and its export on the kernels (fused) predicts as torch eval and
+    as the unfused NumPy twin on embedded test images."""
+    from proxcompress.training.config import load_config
+    from proxcompress.training.data import load_embedded
+    from proxcompress.training.exporter import export
+    from proxcompress.training.layers import BinaryLinear, hard_quantization
+    from proxcompress.training.trainer import build_run_model
+
+    bench = bench_kernels()
+    path = bench.CONFIG_CASES["vit-binary"]
+    assert path == ROOT / "configs" / "results" / "vit-binaryvit.yaml" and path.is_file()
+    assert "vit-binary" in bench.MODEL_CASES
+    cfg = load_config(path)
+    assert cfg.model.name == "vit" and cfg.model.vit.binary and cfg.quant.activations == "bnn"
+    (stage,) = cfg.model.vit.stages
+    assert (cfg.model.vit.patch, stage.dim, stage.depth, stage.heads) == (4, 32, 3, 2)
+    model = bench._model_case("vit-binary")
+    run_model = build_run_model(cfg, 10, seed=0)  # what `proxcompress train` trains
+    assert sum(isinstance(m, BinaryLinear) for m in model.modules()) == 19
+    assert {k: v.shape for k, v in model.state_dict().items()} == \
+        {k: v.shape for k, v in run_model.state_dict().items()}
+    _, test = load_embedded()
+    x = test.x[:48]
+    export(model, tmp_path, example=x[:16])
+    with torch.no_grad(), hard_quantization(model):
+        ref = model(x).numpy()
+    fused = load(tmp_path, backend="numba")
+    assert len(fused.fused) == 19 + 3  # every ReAct linear and the three attentions fused
+    got = fused(np.ascontiguousarray(x.numpy()))
+    twin = load(tmp_path, backend="numpy")(np.ascontiguousarray(x.numpy()))
+    assert (got.argmax(1) == ref.argmax(1)).all()
+    for other in (ref, twin):
+        np.testing.assert_allclose(got, other, rtol=1e-4, atol=1e-4 * float(np.abs(other).max()))
