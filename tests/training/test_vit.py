@@ -375,3 +375,38 @@ def test_token_ops_refuse_wrong_shapes(tmp_path: Path) -> None:
     exported = load(tmp_path, backend="numpy")
     with pytest.raises(InvalidInputError):
         exported(np.zeros((2, 1, 32, 32), np.float32))  # 64 tokens where 49 were exported
+
+
+VIT_CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "results")
+                     .glob("vit-*.yaml"))
+
+
+@pytest.mark.slow
+def test_every_vit_results_config_trains_on_the_embedded_data(tmp_path: Path) -> None:
+    """Each ``configs/results/vit-*.yaml`` trains with ``--set data.name=embedded`` (one epoch
+    on a subset of the embedded sample) through the command line and reports validation and
+    test accuracy; the distilled row takes the full-precision run trained here as its teacher
+    (its committed teacher is the results table's run folder, absent on a clean clone)."""
+    from proxcompress.cli import main
+
+    names = [p.stem for p in VIT_CONFIGS]
+    assert {"vit-fp", "vit-deit", "vit-binaryvit", "vit-binaryvit-kd"} <= set(names)
+    small = ["--set", "data.name=embedded", "--set", "epochs=1", "--set", "data.train_subset=256",
+             "--set", "data.test_subset=128", "--set", "seed=0"]
+    order = sorted(VIT_CONFIGS, key=lambda p: p.stem != "vit-fp")  # the teacher first
+    for path in order:
+        extra = (["--set", f"distill.teacher={tmp_path / 'vit-fp'}"]
+                 if config_from_dict(_yaml(path)).distill.teacher is not None else [])
+        out = tmp_path / path.stem
+        assert main(["train", "--config", str(path), *small, *extra, "--out", str(out)]) == 0, \
+            path.stem
+        summary = json.loads((out / "summary.json").read_text())
+        assert 0.0 <= summary["test_accuracy"] <= 100.0 and "val_accuracy" in summary
+        assert summary["epochs"] == 1
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    return data
