@@ -113,3 +113,25 @@ def test_vit_case_builds_from_the_results_config_and_predicts_as_torch(tmp_path:
     assert (got.argmax(1) == ref.argmax(1)).all()
     for other in (ref, twin):
         np.testing.assert_allclose(got, other, rtol=1e-4, atol=1e-4 * float(np.abs(other).max()))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_last_uses_free_each_value_after_its_last_reader(seed: int) -> None:
+    """``ExportedModel`` drops each intermediate value right after its last reader (the
+    allocator then reuses warm memory): on random graphs, brute force over the steps."""
+    from proxcompress.kernels.model import _last_uses
+
+    rng = np.random.default_rng(seed)
+    names = ["x"] + [f"n{i}" for i in range(int(rng.integers(1, 30)))]
+    steps = [(name, [names[int(j)] for j in rng.integers(0, i + 1, int(rng.integers(1, 4)))],
+              None) for i, name in enumerate(names[1:])]
+    output = names[-1] if seed % 2 else names[int(rng.integers(1, len(names)))]
+    dead = _last_uses(steps, "x", output)  # type: ignore[arg-type]
+    freed = [name for d in dead for name in d]
+    assert len(freed) == len(set(freed))
+    read = {i for _, inputs, _ in steps for i in inputs}
+    assert set(freed) == read - {"x", output}
+    for index, d in enumerate(dead):
+        for name in d:
+            assert name in steps[index][1]
+            assert all(name not in inputs for _, inputs, _ in steps[index + 1:])
