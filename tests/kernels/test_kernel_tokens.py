@@ -135,3 +135,22 @@ def test_last_uses_free_each_value_after_its_last_reader(seed: int) -> None:
         for name in d:
             assert name in steps[index][1]
             assert all(name not in inputs for _, inputs, _ in steps[index + 1:])
+
+
+def test_flag_packing_and_pairwise_total_match_numpy() -> None:
+    """The row kernels' helpers: 0/1 bytes packed by multiplies equal NumPy's little-endian
+    bit packing (every length up to three words), and the attention's softmax denominator is
+    NumPy's own float32 pairwise sum, bit for bit, for rows of up to 128 keys."""
+    pack, total = cpu_tokens._pack_flags, cpu_tokens._pairwise_total  # jitted, callable here
+    for length in range(1, 193):
+        flags = np.zeros((length + 7) // 8 * 8, np.uint8)
+        flags[:length] = RNG.random(length) < 0.5
+        words = np.empty((length + 63) // 64, np.uint64)
+        pack(flags.view(np.uint64), words)
+        padded = np.zeros(words.shape[0] * 64, np.uint8)
+        padded[:length] = flags[:length]
+        assert (words == np.packbits(padded, bitorder="little").view(np.uint64)).all()
+    for n in range(1, 129):
+        e = (RNG.random(33) * RNG.choice([1e-3, 1.0, 1e3])).astype(np.float32)
+        score = RNG.integers(-16, 17, n)
+        assert total(e, score, 16) == e[score + 16].sum(dtype=np.float32)
