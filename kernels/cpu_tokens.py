@@ -3,9 +3,10 @@ op instead of NumPy's several, and two fused groups (:mod:`.transformer` finds t
 
 ``react_linear``
     BinaryViT's ReAct linear ``rprelu(bn(binary_linear(sign(move(x)))) + shortcut(x))`` per
-    token row: the signs of ``x * scale + bias`` are packed into sign and non-zero words in
-    registers, each output is the exact integer ``sign(x) . s`` (``popcount(nz) - 2
-    popcount((neg ^ w) & nz)``: inputs equal to 0 count 0, as ``sign(0) = 0`` in torch), then
+    token row: the signs of ``x * scale + bias`` are compared into 0/1 bytes (a loop that
+    vectorises) and packed eight at a time by one multiply into sign and non-zero words;
+    each output is the exact integer ``sign(x) . s`` (``popcount(nz) - 2 popcount((neg ^ w) &
+    nz)``: inputs equal to 0 count 0, as ``sign(0) = 0`` in torch), then
     the folded BatchNorm, the shortcut (identity, channel repeat or channel-group mean of
     ``x``) and RPReLU, written once.
 
@@ -45,6 +46,21 @@ def _pack_signs(x, start, length, neg, nz):  # type: ignore[no-untyped-def]
         neg[w], nz[w] = a, b
 
 
+#: a byte of 0/1 flags per bit, times this, keeps flag ``i`` at bit ``56 + i``
+_GATHER = np.uint64(0x0102040810204080)
+
+
+@njit(inline="always")
+def _pack_flags(flags, words):  # type: ignore[no-untyped-def]
+    """``words[w]`` bit ``i``: byte ``64 w + i`` of ``flags`` (0/1 bytes, as uint64 words)."""
+    groups = flags.shape[0]
+    for w in range(words.shape[0]):
+        a = np.uint64(0)
+        for g in range(w * 8, min(groups, w * 8 + 8)):
+            a |= ((flags[g] * _GATHER) >> np.uint64(56)) << np.uint64(8 * (g - w * 8))
+        words[w] = a
+
+
 @njit(inline="always")
 def _dots(neg, nz, words, acc):  # type: ignore[no-untyped-def]
     """``acc[j] = sign(x) . s_j`` for the packed signs ``neg``, ``nz`` of one row and the
@@ -76,19 +92,28 @@ def react_linear(x, in_scale, in_bias, words, out_scale, out_bias, kind, groups,
         neg = np.empty(n_words, np.uint64)  # scratch per chunk of rows, not per row
         nz = np.empty(n_words, np.uint64)
         moved = np.empty(k, np.float32)
+        flag_groups = (k + 7) // 8
+        fneg = np.zeros(flag_groups * 8, np.uint8)  # 0/1 flags, padded to whole uint64 groups
+        fnz = np.zeros(flag_groups * 8, np.uint8)
+        fneg64, fnz64 = fneg.view(np.uint64), fnz.view(np.uint64)
         acc = np.empty(n_out, np.int64)
         sc = np.empty(n_out, np.float32)
         for r in range(chunk * CHUNK, min(rows, (chunk + 1) * CHUNK)):
             for i in range(k):
                 moved[i] = x[r, i] * in_scale[i] + in_bias[i]
-            _pack_signs(moved, 0, k, neg, nz)
+            for i in range(k):  # compares that vectorise, packed by multiplies
+                fneg[i] = moved[i] < 0
+                fnz[i] = moved[i] != 0
+            _pack_flags(fneg64, neg)
+            _pack_flags(fnz64, nz)
             _dots(neg, nz, words, acc)
             if kind == SHORTCUT_IDENTITY:
                 for j in range(n_out):
                     sc[j] = x[r, j]
-            elif kind == SHORTCUT_REPEAT:
-                for j in range(n_out):
-                    sc[j] = x[r, j % k]
+            elif kind == SHORTCUT_REPEAT:  # no modulo in the loop: it would not vectorise
+                for t in range(n_out // k):
+                    for j in range(k):
+                        sc[t * k + j] = x[r, j]
             else:
                 for j in range(n_out):
                     sc[j] = x[r, j]
@@ -122,29 +147,69 @@ def _scores(qneg, qnz, kneg, knz, score):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always")
+def _pairwise_total(e, score, offset):  # type: ignore[no-untyped-def]
+    """``sum_j e[score[j] + offset]`` in float32 in NumPy's order for a row of at most 128
+    values (``pairwise_sum``: eight running sums, combined as a tree, then the tail; longer
+    rows: eight running sums over the whole row). Eight independent chains instead of one
+    dependent one, and the twin's rounding."""
+    n = score.shape[0]
+    if n < 8:
+        total = np.float32(0)
+        for j in range(n):
+            total += e[score[j] + offset]
+        return total
+    r0, r1, r2, r3 = (e[score[0] + offset], e[score[1] + offset], e[score[2] + offset],
+                      e[score[3] + offset])
+    r4, r5, r6, r7 = (e[score[4] + offset], e[score[5] + offset], e[score[6] + offset],
+                      e[score[7] + offset])
+    end = n - n % 8
+    for j in range(8, end, 8):
+        r0 += e[score[j] + offset]
+        r1 += e[score[j + 1] + offset]
+        r2 += e[score[j + 2] + offset]
+        r3 += e[score[j + 3] + offset]
+        r4 += e[score[j + 4] + offset]
+        r5 += e[score[j + 5] + offset]
+        r6 += e[score[j + 6] + offset]
+        r7 += e[score[j + 7] + offset]
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for j in range(end, n):
+        total += e[score[j] + offset]
+    return total
+
+
+@njit(inline="always")
 def _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, i, row, qneg, qnz, score,
-                sel, out):  # type: ignore[no-untyped-def]
+                sel, out, fneg, fnz, fneg64, fnz64):  # type: ignore[no-untyped-def]
     """One query token, every head: its integer scores, the softmax denominator, then the sum
     of the values whose quantized probability is ``alpha`` (not 0). That test,
-    ``(e / total) / alpha > 1/2`` in float32, is monotone in the score, so it is evaluated per
-    distinct score from the largest down (the same float operations as the twin's, on fewer
-    values)."""
+    ``(e / total) / alpha > 1/2`` in float32, is monotone in the score (the score scale is
+    positive: the fusion checks it), so the lowest kept score is found by bisection over the
+    integer scores (the same float operations as the twin's, on about log2(2 dh) values)."""
     s = kneg.shape[2]
     dh = q.shape[2] // heads
-    zero, half = np.float32(0), np.float32(0.5)
+    half = np.float32(0.5)
     for h in range(heads):
-        _pack_signs(q[i, row], h * dh, dh, qneg, qnz)
+        for c in range(dh):
+            val = q[i, row, h * dh + c]
+            fneg[c] = val < 0
+            fnz[c] = val != 0
+        _pack_flags(fneg64, qneg)
+        _pack_flags(fnz64, qnz)
         _scores(qneg, qnz, kneg[i, h], knz[i, h], score)
         top = -dh
         for j in range(s):
             top = max(top, score[j])
         e = table[top + dh]
-        total = zero
-        for j in range(s):
-            total += e[score[j] + dh]
-        cut = top + 1  # the lowest score still kept
-        while cut > -dh and (e[cut - 1 + dh] / total) / alpha > half:
-            cut -= 1
+        total = _pairwise_total(e, score, dh)
+        lo, hi = -dh, top + 1  # the lowest score still kept, by bisection (monotone test)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if (e[mid + dh] / total) / alpha > half:
+                hi = mid
+            else:
+                lo = mid + 1
+        cut = lo
         for w in range(sel.shape[0]):  # the kept keys, packed, in registers:
             a = np.uint64(0)  # round(clip(p / alpha, 0, 1)) == 1
             for j in range(w * 64, min(s, w * 64 + 64)):
@@ -194,9 +259,12 @@ def binary_attention(q, k, v, heads, table, alpha, v_scale, out):  # type: ignor
         qnz = np.empty(n_words, np.uint64)
         score = np.empty(s, np.int64)
         sel = np.empty(key_words, np.uint64)
+        fneg = np.zeros((dh + 7) // 8 * 8, np.uint8)
+        fnz = np.zeros((dh + 7) // 8 * 8, np.uint8)
+        fneg64, fnz64 = fneg.view(np.uint64), fnz.view(np.uint64)
         for b in range(chunk * CHUNK, min(tasks, (chunk + 1) * CHUNK)):
             _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, b // t, b % t,
-                        qneg, qnz, score, sel, out)
+                        qneg, qnz, score, sel, out, fneg, fnz, fneg64, fnz64)
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -1096,6 +1096,7 @@ class ExportedModel:
             self.steps.append((node.name, inputs, fn))
         if self.output_name not in known:
             raise InvalidInputError("output", f"{self.output_name!r} is not a node")
+        self._dead = _last_uses(self.steps, self.input_name, self.output_name)
 
     def __call__(self, x: Any) -> Any:
         """Run the model on a float32 batch ``x`` (batch first; a CuPy array with the ``cupy``
@@ -1113,9 +1114,26 @@ class ExportedModel:
         if not bool(xp.isfinite(x).all()):
             raise InvalidInputError("x", "holds NaN or inf")
         values = {self.input_name: xp.ascontiguousarray(x)}
-        for name, inputs, fn in self.steps:
+        for (name, inputs, fn), dead in zip(self.steps, self._dead, strict=True):
             values[name] = fn(*(values[i] for i in inputs))
+            for gone in dead:  # freed as soon as read for the last time: the allocator
+                del values[gone]  # reuses warm memory instead of faulting in fresh pages
         return values[self.output_name]
+
+
+def _last_uses(steps: list[tuple[str, list[str], Fn]], first: str,
+               output: str) -> list[tuple[str, ...]]:
+    """Per step, the values read there for the last time (the model's input and output
+    excepted: the caller owns the one, receives the other)."""
+    last: dict[str, int] = {}
+    for index, (_, inputs, _) in enumerate(steps):
+        for name in inputs:
+            last[name] = index
+    dead: list[list[str]] = [[] for _ in steps]
+    for name, index in last.items():
+        if name not in (first, output):
+            dead[index].append(name)
+    return [tuple(d) for d in dead]
 
 
 @check_arguments

@@ -577,7 +577,8 @@ def _attention_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> 
             continue
         inner = [probs, scores, qs, ks, vs]
         if not all(_single(n.name, uses, output) for n in inner) or \
-                not all(n.op == "binarize" for n in (qs, ks, vs)):
+                not all(n.op == "binarize" for n in (qs, ks, vs)) or \
+                not scores.attr("scale", float) > 0:  # the kernel needs scores rising with d
             continue
         groups.append(Fused(ctx.name, tuple(n.inputs[0] for n in (qs, ks, vs)),
                             tuple(n.name for n in inner),

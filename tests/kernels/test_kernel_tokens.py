@@ -113,3 +113,44 @@ def test_vit_case_builds_from_the_results_config_and_predicts_as_torch(tmp_path:
     assert (got.argmax(1) == ref.argmax(1)).all()
     for other in (ref, twin):
         np.testing.assert_allclose(got, other, rtol=1e-4, atol=1e-4 * float(np.abs(other).max()))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_last_uses_free_each_value_after_its_last_reader(seed: int) -> None:
+    """``ExportedModel`` drops each intermediate value right after its last reader (the
+    allocator then reuses warm memory): on random graphs, brute force over the steps."""
+    from proxcompress.kernels.model import _last_uses
+
+    rng = np.random.default_rng(seed)
+    names = ["x"] + [f"n{i}" for i in range(int(rng.integers(1, 30)))]
+    steps = [(name, [names[int(j)] for j in rng.integers(0, i + 1, int(rng.integers(1, 4)))],
+              None) for i, name in enumerate(names[1:])]
+    output = names[-1] if seed % 2 else names[int(rng.integers(1, len(names)))]
+    dead = _last_uses(steps, "x", output)  # type: ignore[arg-type]
+    freed = [name for d in dead for name in d]
+    assert len(freed) == len(set(freed))
+    read = {i for _, inputs, _ in steps for i in inputs}
+    assert set(freed) == read - {"x", output}
+    for index, d in enumerate(dead):
+        for name in d:
+            assert name in steps[index][1]
+            assert all(name not in inputs for _, inputs, _ in steps[index + 1:])
+
+
+def test_flag_packing_and_pairwise_total_match_numpy() -> None:
+    """The row kernels' helpers: 0/1 bytes packed by multiplies equal NumPy's little-endian
+    bit packing (every length up to three words), and the attention's softmax denominator is
+    NumPy's own float32 pairwise sum, bit for bit, for rows of up to 128 keys."""
+    pack, total = cpu_tokens._pack_flags, cpu_tokens._pairwise_total  # jitted, callable here
+    for length in range(1, 193):
+        flags = np.zeros((length + 7) // 8 * 8, np.uint8)
+        flags[:length] = RNG.random(length) < 0.5
+        words = np.empty((length + 63) // 64, np.uint64)
+        pack(flags.view(np.uint64), words)
+        padded = np.zeros(words.shape[0] * 64, np.uint8)
+        padded[:length] = flags[:length]
+        assert (words == np.packbits(padded, bitorder="little").view(np.uint64)).all()
+    for n in range(1, 129):
+        e = (RNG.random(33) * RNG.choice([1e-3, 1.0, 1e3])).astype(np.float32)
+        score = RNG.integers(-16, 17, n)
+        assert total(e, score, 16) == e[score + 16].sum(dtype=np.float32)
