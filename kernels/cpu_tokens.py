@@ -82,12 +82,18 @@ def _dots(neg, nz, words, acc):  # type: ignore[no-untyped-def]
 
 @njit(parallel=True, cache=True, nogil=True)
 def react_linear(x, in_scale, in_bias, words, out_scale, out_bias, kind, groups, shift_in,
-                 slope, shift_out, out):  # type: ignore[no-untyped-def]
+                 slope, shift_out, post_scale, post_bias, residual,
+                 out):  # type: ignore[no-untyped-def]
     """``out[r]`` for the rows ``x[r]`` (module docstring); ``kind``: a ``SHORTCUT_*``,
-    ``groups``: its group count (mean), unused otherwise."""
+    ``groups``: its group count (mean), unused otherwise. The epilogue: a per-channel
+    ``post_scale`` / ``post_bias`` (LayerScale, the q/k/v shift; empty: none, else ones or
+    zeros for a missing one) and a ``residual`` added last (rows of ``n_out``; no rows:
+    none), in the twin's order: ``residual + (y * post_scale + post_bias)``."""
     rows, k = x.shape
     n_out, n_words = words.shape
     inv = np.float32(groups)
+    post = post_scale.shape[0] > 0
+    add = residual.shape[0] > 0
     for chunk in prange((rows + CHUNK - 1) // CHUNK):
         neg = np.empty(n_words, np.uint64)  # scratch per chunk of rows, not per row
         nz = np.empty(n_words, np.uint64)
@@ -125,6 +131,12 @@ def react_linear(x, in_scale, in_bias, words, out_scale, out_bias, kind, groups,
             for j in range(n_out):
                 y = (np.float32(acc[j]) * out_scale[j] + out_bias[j]) + sc[j]
                 out[r, j] = _rprelu(y, shift_in[j], slope[j], shift_out[j])
+            if post:
+                for j in range(n_out):
+                    out[r, j] = out[r, j] * post_scale[j] + post_bias[j]
+            if add:
+                for j in range(n_out):
+                    out[r, j] = residual[r, j] + out[r, j]
 
 
 @njit(inline="always")
@@ -223,11 +235,38 @@ def _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, i, row, qn
             out[i, row, h * dh + ch] = np.float32(count) * scale
 
 
+@njit(inline="always")
+def _epilogue_row(q, k, v, i, row, bn_scale, bn_bias, res_kind, res_factor, grid_w, shift_in,
+                  slope, shift_out, out):  # type: ignore[no-untyped-def]
+    """:func:`binary_attention`'s epilogue on ``out[i, row]``."""
+    c = out.shape[2]
+    if bn_scale.shape[0] > 0:
+        for ch in range(c):
+            out[i, row, ch] = out[i, row, ch] * bn_scale[ch] + bn_bias[ch]
+    for r in range(res_kind.shape[0]):
+        src = q if res_kind[r] == 0 else (k if res_kind[r] == 1 else v)
+        f = res_factor[r]
+        srow = row if f == 1 else (row // grid_w // f) * (grid_w // f) + (row % grid_w) // f
+        for ch in range(c):
+            out[i, row, ch] = out[i, row, ch] + src[i, srow, ch]
+    if shift_in.shape[0] > 0:
+        for ch in range(c):
+            out[i, row, ch] = _rprelu(out[i, row, ch], shift_in[ch], slope[ch], shift_out[ch])
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def binary_attention(q, k, v, heads, table, alpha, v_scale, out):  # type: ignore[no-untyped-def]
+def binary_attention(q, k, v, heads, table, alpha, v_scale, bn_scale, bn_bias, res_kind,
+                     res_factor, grid_w, shift_in, slope, shift_out,
+                     out):  # type: ignore[no-untyped-def]
     """``out (N, T, C)``: heads merged; ``q (N, T, C)``, ``k, v (N, S, C)`` before their
     signs; ``table[m, d]``: ``exp(s(d) - s(m))`` for integer scores ``d <= m`` offset by the
-    head width (``s``: the twin's float32 score)."""
+    head width (``s``: the twin's float32 score).
+
+    The epilogue, on each row while it is in cache, in the twin's order: a channels-last
+    BatchNorm ``y * bn_scale + bn_bias`` (empty: none), then the residuals ``res_kind[r]``
+    (0, 1, 2: ``q``, ``k``, ``v`` as given, before their signs) added one after the other,
+    each nearest-upsampled by ``res_factor[r]`` from its grid to the queries' (``grid_w``
+    tokens a row; factor 1: the same token), then RPReLU (``shift_in`` empty: none)."""
     n, t, c = q.shape
     s = k.shape[1]
     dh = c // heads
@@ -253,6 +292,7 @@ def binary_attention(q, k, v, heads, table, alpha, v_scale, out):  # type: ignor
                     m |= np.uint64(val < 0) << bit
                 vpos[i, h, ch, w], vneg[i, h, ch, w] = p, m
     scale = alpha * v_scale
+    epilogue = bn_scale.shape[0] > 0 or res_kind.shape[0] > 0 or shift_in.shape[0] > 0
     tasks = n * t
     for chunk in prange((tasks + CHUNK - 1) // CHUNK):
         qneg = np.empty(n_words, np.uint64)
@@ -265,6 +305,9 @@ def binary_attention(q, k, v, heads, table, alpha, v_scale, out):  # type: ignor
         for b in range(chunk * CHUNK, min(tasks, (chunk + 1) * CHUNK)):
             _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, b // t, b % t,
                         qneg, qnz, score, sel, out, fneg, fnz, fneg64, fnz64)
+            if epilogue:
+                _epilogue_row(q, k, v, b // t, b % t, bn_scale, bn_bias, res_kind, res_factor,
+                              grid_w, shift_in, slope, shift_out, out)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -315,6 +358,46 @@ def token_avgpool(x, grid_h, grid_w, kh, kw, sh, sw, ph, pw, out):  # type: igno
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def token_multipool(x, base, grid_h, grid_w, kh, kw, ph, pw, scale, bias,
+                    out):  # type: ignore[no-untyped-def]
+    """BinaryViT's multi-pooling with its residual in one pass: ``out = base + (((t_0 + t_1) +
+    t_2) + ...)``, ``t_p = avgpool_p(x) * scale[p] + bias[p]`` (stride 1, zero padding
+    counted, ``kh[p] = 2 ph[p] + 1`` so the grid is kept) on tokens ``x, base (N, H W, C)``;
+    every float operation in the twin's order (taps, division, scale, bias, additions)."""
+    n, _, c = x.shape
+    pools = kh.shape[0]
+    for b in prange(n * grid_h):
+        i, oy = b // grid_h, b % grid_h
+        term = np.empty(c, np.float32)
+        total = np.empty(c, np.float32)
+        for ox in range(grid_w):
+            o = oy * grid_w + ox
+            for p in range(pools):
+                for ch in range(c):
+                    term[ch] = 0
+                for a in range(kh[p]):
+                    iy = oy - ph[p] + a
+                    if iy < 0 or iy >= grid_h:
+                        continue
+                    for e in range(kw[p]):
+                        ix = ox - pw[p] + e
+                        if ix < 0 or ix >= grid_w:
+                            continue
+                        src = iy * grid_w + ix
+                        for ch in range(c):
+                            term[ch] += x[i, src, ch]
+                count = np.float32(kh[p] * kw[p])
+                if p == 0:
+                    for ch in range(c):
+                        total[ch] = term[ch] / count * scale[p, ch] + bias[p, ch]
+                else:
+                    for ch in range(c):
+                        total[ch] = total[ch] + (term[ch] / count * scale[p, ch] + bias[p, ch])
+            for ch in range(c):
+                out[i, o, ch] = base[i, o, ch] + total[ch]
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def channel_affine(x, scale, bias, out):  # type: ignore[no-untyped-def]
     """``x (A, C, B)`` times ``scale[c]`` plus ``bias[c]`` (pass ones / zeros for a missing
     one: exact); ``B == 1`` (channels last) runs rows of ``C`` contiguous channels."""
@@ -361,4 +444,5 @@ def rprelu(x, shift_in, slope, shift_out, out):  # type: ignore[no-untyped-def]
 
 
 __all__ = ["SHORTCUT_GROUP_MEAN", "SHORTCUT_IDENTITY", "SHORTCUT_REPEAT", "binary_attention",
-           "channel_affine", "layernorm", "react_linear", "rprelu", "token_avgpool"]
+           "channel_affine", "layernorm", "react_linear", "rprelu", "token_avgpool",
+           "token_multipool"]

@@ -45,7 +45,7 @@ import numpy as np
 from proxcompress.errors import InvalidInputError
 
 from ._checks import Backend, array_module, is_cupy
-from .model import Fn, Fused, OpSpec, Put, _Node, _numba, register_fusion, register_op
+from .model import Fn, Fused, OpSpec, Put, _bn_affine, _Node, _numba, register_fusion, register_op
 
 
 def _rank(x: Any, n: int, node: _Node) -> None:
@@ -480,6 +480,47 @@ def _react_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list
     BatchNorm identity], shortcut(x)))`` with the shortcut ``identity``, ``channel_repeat`` or
     ``channel_group_mean`` of the same ``x``, every inner node used once, channels last:
     one :func:`.cpu_tokens.react_linear` pass (module docstring there)."""
+    return [Fused(act.name, (move.inputs[0],), inner,
+                  partial(_react_runner, act, move, linear, shortcut, None, None))
+            for act, inner, move, linear, shortcut in _react_groups(nodes, uses, output)]
+
+
+def _react_epilogue_fusion(nodes: list[_Node], uses: dict[str, int], output: str
+                           ) -> list[Fused]:
+    """A ReAct linear (:func:`_react_fusion`) with what follows it: a ``channel_affine``
+    (LayerScale, the q/k/v shift) and then an ``add`` of a residual, either or both, each
+    the single consumer of the node before it: one pass, the epilogue on the row in cache."""
+    by = {n.name: n for n in nodes}
+    consumer: dict[str, _Node] = {}
+    for n in nodes:
+        for i in n.inputs:
+            consumer[i] = n
+    groups = []
+    for act, inner, move, linear, shortcut in _react_groups(nodes, uses, output):
+        last, names = act, list(inner)
+        affine = consumer.get(act.name) if _single(act.name, uses, output) else None
+        if affine is not None and (affine.op != "channel_affine" or _axis(affine) != -1):
+            affine = None
+        if affine is not None:
+            names.append(last.name)
+            last = affine
+        add = consumer.get(last.name) if _single(last.name, uses, output) else None
+        residual = None
+        if add is not None and add.op == "add" and add.inputs[0] != add.inputs[1]:
+            names.append(last.name)
+            residual = by[add.inputs[1] if add.inputs[0] == last.name else add.inputs[0]]
+            last = add
+        if last is act:
+            continue  # nothing to fold: _react_fusion's group
+        inputs = (move.inputs[0],) if residual is None else (move.inputs[0], residual.name)
+        groups.append(Fused(last.name, inputs, tuple(names), partial(
+            _react_runner, act, move, linear, shortcut, affine, last if residual else None)))
+    return groups
+
+
+def _react_groups(nodes: list[_Node], uses: dict[str, int], output: str
+                  ) -> list[tuple[_Node, tuple[str, ...], _Node, _Node, _Node]]:
+    """``(act, absorbed names, move, linear, shortcut)`` of each ReAct linear."""
     by = {n.name: n for n in nodes}
     groups = []
     for act in nodes:
@@ -491,8 +532,7 @@ def _react_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list
             found = _react_parts(by, add.inputs[i], add.inputs[1 - i], uses, output)
             if found is not None:
                 inner, move, linear, shortcut = found
-                groups.append(Fused(act.name, (move.inputs[0],), (*inner, add.name),
-                                    partial(_react_runner, act, move, linear, shortcut)))
+                groups.append((act, (*inner, add.name), move, linear, shortcut))
                 break
     return groups
 
@@ -526,7 +566,8 @@ def _react_parts(by: dict[str, _Node], left: str, right: str, uses: dict[str, in
     return (*inner, linear.name, move.name, shortcut.name), move, linear, shortcut
 
 
-def _react_runner(act: _Node, move: _Node, linear: _Node, shortcut: _Node) -> Fn:
+def _react_runner(act: _Node, move: _Node, linear: _Node, shortcut: _Node,
+                  affine: _Node | None, add: _Node | None) -> Fn:
     from . import cpu_tokens
 
     k = linear.attr("k", int)
@@ -545,14 +586,29 @@ def _react_runner(act: _Node, move: _Node, linear: _Node, shortcut: _Node) -> Fn
     shift_in = act.tensor("shift_in", np.float32, (n_out,))
     slope = act.tensor("slope", np.float32, (n_out,))
     shift_out = act.tensor("shift_out", np.float32, (n_out,))
+    none = np.empty(0, np.float32)
+    p_scale = none if affine is None else _ones(
+        affine.optional_tensor("scale", np.float32, (n_out,)), n_out)
+    p_bias = none if affine is None else _zeros(
+        affine.optional_tensor("bias", np.float32, (n_out,)), n_out)
+    if affine is not None and affine.optional_tensor("scale", np.float32) is None and \
+            affine.optional_tensor("bias", np.float32) is None:
+        raise InvalidInputError(f"{affine.where}.tensors", "needs a scale or a bias")
+    no_rows = np.empty((0, n_out), np.float32)
 
-    def run(x: Any) -> Any:
+    def run(x: Any, residual: Any = None) -> Any:
         _channels(x, k, -1, move)
         flat = np.ascontiguousarray(x.reshape(-1, k))
+        shape = (*x.shape[:-1], n_out)
+        rows = no_rows
+        if add is not None:
+            if residual.shape != shape:
+                raise InvalidInputError(add.where, f"adds {residual.shape} and {shape}")
+            rows = np.ascontiguousarray(residual).reshape(-1, n_out)
         out = np.empty((flat.shape[0], n_out), np.float32)
         cpu_tokens.react_linear(flat, m_scale, m_bias, words, out_scale, bias, kind, groups,
-                                shift_in, slope, shift_out, out)
-        return out.reshape(*x.shape[:-1], n_out)
+                                shift_in, slope, shift_out, p_scale, p_bias, rows, out)
+        return out.reshape(shape)
 
     return run
 
@@ -561,6 +617,71 @@ def _attention_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> 
     """Binary attention: ``attention_context(quantize_probs(attention_scores(binarize(q),
     binarize(k))), binarize(v))``, every inner node used once: one
     :func:`.cpu_tokens.binary_attention` pass."""
+    return [Fused(core[0].name, tuple(n.inputs[0] for n in core[3:]),
+                  tuple(n.name for n in core[1:]), partial(_attention_runner, *core, None))
+            for core in _attention_groups(nodes, uses, output)]
+
+
+#: an attention epilogue: (BatchNorm or None, residuals as (input index 0-2, upsample factor,
+#: the upsample node or None), RPReLU or None)
+Epilogue = tuple["_Node | None", list[tuple[int, int, "_Node | None"]], "_Node | None"]
+
+
+def _attention_epilogue_fusion(nodes: list[_Node], uses: dict[str, int], output: str
+                               ) -> list[Fused]:
+    """A binary attention (:func:`_attention_fusion`) with what follows it in BinaryViT: a
+    channels-last ``batchnorm``, ``add`` s of the attention's own q, k or v inputs (each
+    directly or through a ``token_upsample``) and an ``rprelu``, each the single consumer
+    of the node before it: the epilogue runs on each output row while it is in cache."""
+    by = {n.name: n for n in nodes}
+    consumer: dict[str, _Node] = {}
+    for n in nodes:
+        for i in n.inputs:
+            consumer[i] = n
+    groups = []
+    for core in _attention_groups(nodes, uses, output):
+        ctx = core[0]
+        sources = [n.inputs[0] for n in core[3:]]
+        names = [n.name for n in core[1:]]
+        last, bn, act = ctx, None, None
+        residuals: list[tuple[int, int, _Node | None]] = []
+
+        def after(node: _Node) -> _Node | None:
+            return consumer.get(node.name) if _single(node.name, uses, output) else None
+
+        nxt = after(last)
+        if nxt is not None and nxt.op == "batchnorm" and nxt.attr("channels_last", bool, False):
+            names.append(last.name)
+            bn, last = nxt, nxt
+            nxt = after(last)
+        while nxt is not None and nxt.op == "add" and nxt.inputs[0] != nxt.inputs[1]:
+            other = by.get(nxt.inputs[1] if nxt.inputs[0] == last.name else nxt.inputs[0])
+            up = None
+            if other is not None and other.op == "token_upsample" and \
+                    _single(other.name, uses, output):
+                up, other = other, by.get(other.inputs[0])
+            if other is None or other.name not in sources:
+                break
+            residuals.append((sources.index(other.name), 1 if up is None else
+                              _count(up, "factor"), up))
+            names.append(last.name)
+            if up is not None:
+                names.append(up.name)
+            last = nxt
+            nxt = after(last)
+        if nxt is not None and nxt.op == "rprelu" and _axis(nxt) == -1:
+            names.append(last.name)
+            act, last = nxt, nxt
+        if last is ctx:
+            continue
+        groups.append(Fused(last.name, tuple(sources), tuple(names),
+                            partial(_attention_runner, *core, (bn, residuals, act))))
+    return groups
+
+
+def _attention_groups(nodes: list[_Node], uses: dict[str, int], output: str
+                      ) -> list[tuple[_Node, _Node, _Node, _Node, _Node, _Node]]:
+    """``(ctx, probs, scores, q sign, k sign, v sign)`` of each binary attention."""
     by = {n.name: n for n in nodes}
     groups = []
     for ctx in nodes:
@@ -580,9 +701,7 @@ def _attention_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> 
                 not all(n.op == "binarize" for n in (qs, ks, vs)) or \
                 not scores.attr("scale", float) > 0:  # the kernel needs scores rising with d
             continue
-        groups.append(Fused(ctx.name, tuple(n.inputs[0] for n in (qs, ks, vs)),
-                            tuple(n.name for n in inner),
-                            partial(_attention_runner, ctx, probs, scores, qs, ks, vs)))
+        groups.append((ctx, probs, scores, qs, ks, vs))
     return groups
 
 
@@ -595,7 +714,7 @@ def _score_table(dh: int, qk: np.float32, scale: np.float32) -> np.ndarray:
 
 
 def _attention_runner(ctx: _Node, probs: _Node, scores: _Node, qs: _Node, ks: _Node,
-                      vs: _Node) -> Fn:
+                      vs: _Node, epilogue: Epilogue | None) -> Fn:
     from . import cpu_tokens
 
     heads = _heads(ctx)
@@ -604,6 +723,14 @@ def _attention_runner(ctx: _Node, probs: _Node, scores: _Node, qs: _Node, ks: _N
     cq, ck, cv = (np.float32(n.attr("scale", float)) for n in (qs, ks, vs))
     qk = np.float32(cq * ck)
     tables: dict[int, np.ndarray] = {}
+    bn, residuals, act = epilogue if epilogue is not None else (None, [], None)
+    none = np.empty(0, np.float32)
+    bn_scale, bn_bias = _bn_affine(bn) if bn is not None else (none, none)
+    shift_in, slope, shift_out = (none, none, none) if act is None else (
+        act.tensor(key, np.float32, ndim=1) for key in ("shift_in", "slope", "shift_out"))
+    kinds = np.array([r[0] for r in residuals], np.int64)
+    factors = np.array([r[1] for r in residuals], np.int64)
+    last = act or (residuals[-1][2] if residuals else None) or bn or ctx
 
     def run(q: Any, k: Any, v: Any) -> Any:
         _split(q, heads, node=scores)
@@ -613,19 +740,155 @@ def _attention_runner(ctx: _Node, probs: _Node, scores: _Node, qs: _Node, ks: _N
                                     "differ")
         if v.shape != k.shape:
             raise InvalidInputError(ctx.where, f"values {v.shape} do not match keys {k.shape}")
-        dh = q.shape[2] // heads
+        c = q.shape[2]
+        for vec in (bn_scale, shift_in, slope, shift_out):
+            if vec.shape[0] not in (0, c):
+                raise InvalidInputError(last.where, f"expects {vec.shape[0]} channels, got "
+                                        f"{q.shape}")
+        grid_w = 1
+        for kind, factor, up in residuals:
+            src = (q, k, v)[kind]
+            if up is None:
+                if src.shape != q.shape:
+                    raise InvalidInputError(last.where, f"adds {q.shape} and {src.shape}")
+                continue
+            gh, gw = _grid(up)
+            if src.shape[1] != gh * gw or q.shape[1] != gh * gw * factor * factor:
+                raise InvalidInputError(up.where, f"upsamples {src.shape} on a {gh} x {gw} "
+                                        f"grid by {factor} onto {q.shape}")
+            if grid_w not in (1, gw * factor):
+                raise InvalidInputError(up.where, f"a {gh} x {gw} grid by {factor} is not "
+                                        f"the other residuals' grid")
+            grid_w = gw * factor
+        dh = c // heads
         if dh not in tables:
             tables[dh] = _score_table(dh, qk, scale)
         out = np.empty(q.shape, np.float32)
         cpu_tokens.binary_attention(np.ascontiguousarray(q), np.ascontiguousarray(k),
-                                    np.ascontiguousarray(v), heads, tables[dh], alpha, cv, out)
+                                    np.ascontiguousarray(v), heads, tables[dh], alpha, cv,
+                                    bn_scale, bn_bias, kinds, factors, grid_w, shift_in, slope,
+                                    shift_out, out)
         return out
 
     return run
 
 
+def _pool_term(node: _Node | None, by: dict[str, _Node], uses: dict[str, int],
+               output: str) -> tuple[tuple[str, ...], _Node, _Node | None] | None:
+    """``(names, pool, affine)`` when ``node`` is ``channel_affine(token_avgpool(x))`` (the
+    affine optional) with a grid-keeping stride-1 pool, each node used once, else ``None``."""
+    affine = None
+    if node is not None and node.op == "channel_affine" and _axis(node) == -1 and \
+            _single(node.name, uses, output):
+        affine, node = node, by.get(node.inputs[0])
+    if node is None or node.op != "token_avgpool" or not _single(node.name, uses, output):
+        return None
+    (kh, kw), (sh, sw), (ph, pw) = (node.pair(key, low) for key, low in
+                                    (("kernel_size", 1), ("stride", 1), ("padding", 0)))
+    if (sh, sw) != (1, 1) or (kh, kw) != (2 * ph + 1, 2 * pw + 1):
+        return None
+    names = (node.name,) if affine is None else (node.name, affine.name)
+    return names, node, affine
+
+
+def _pool_chain(name: str, by: dict[str, _Node], uses: dict[str, int], output: str
+                ) -> tuple[list[str], list[tuple[_Node, _Node | None]]] | None:
+    """The pooled terms of a left-leaning sum ``((t_0 + t_1) + t_2) + ...`` (through
+    single-use identities) in the twin's order, with the names of its nodes."""
+    node = by.get(name)
+    if node is None or not _single(name, uses, output):
+        return None
+    if node.op == "identity":
+        found = _pool_chain(node.inputs[0], by, uses, output)
+        return None if found is None else ([*found[0], name], found[1])
+    term = _pool_term(node, by, uses, output)
+    if term is not None:
+        return list(term[0]), [term[1:]]
+    if node.op != "add":
+        return None
+    for left, right in ((0, 1), (1, 0)):  # float addition commutes: either input order
+        last = _pool_term(by.get(node.inputs[right]), by, uses, output)
+        rest = _pool_chain(node.inputs[left], by, uses, output) if last is not None else None
+        if rest is not None and last is not None:
+            return [*rest[0], *last[0], name], [*rest[1], last[1:]]
+    return None
+
+
+def _widths(terms: list[tuple[_Node, _Node | None]]) -> set[int]:
+    """The channel counts the terms' affine tensors name."""
+    return {v.shape[0] for _, a in terms if a is not None for v in (
+        a.optional_tensor("scale", np.float32, ndim=1),
+        a.optional_tensor("bias", np.float32, ndim=1)) if v is not None}
+
+
+def _multipool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list[Fused]:
+    """BinaryViT's multi-pooling and its residual: ``add(base, sum_p channel_affine(
+    token_avgpool_p(x)))``, pools of one input on one grid, stride 1, grid kept, every inner
+    node used once: one :func:`.cpu_tokens.token_multipool` pass."""
+    by = {n.name: n for n in nodes}
+    groups: list[Fused] = []
+    taken: set[str] = set()
+    for root in reversed(nodes):  # the last add first: the longest chain
+        if root.op != "add" or root.name in taken:
+            continue
+        for b, m in ((0, 1), (1, 0)):
+            found = _pool_chain(root.inputs[m], by, uses, output)
+            if found is None:
+                continue
+            names, terms = found
+            source = terms[0][0].inputs[0]
+            if len(terms) < 2 or len(_widths(terms)) > 1 or any(
+                    pool.inputs[0] != source or _grid(pool) != _grid(terms[0][0])
+                    for pool, _ in terms):
+                continue
+            groups.append(Fused(root.name, (root.inputs[b], source), tuple(names),
+                                partial(_multipool_runner, root, terms)))
+            taken.update(names)
+            break
+    return groups
+
+
+def _multipool_runner(root: _Node, terms: list[tuple[_Node, _Node | None]]) -> Fn:
+    from . import cpu_tokens
+
+    first = terms[0][0]
+    grid = _grid(first)
+    sizes = np.array([[*p.pair("kernel_size", 1), *p.pair("padding", 0)] for p, _ in terms],
+                     np.int64)
+    widths = _widths(terms)
+    c = widths.pop() if widths else None  # the matcher takes one width only
+
+    def affine(a: _Node | None, key: str, fill: float, width: int) -> np.ndarray:
+        v = None if a is None else a.optional_tensor(key, np.float32, (width,))
+        return np.full(width, fill, np.float32) if v is None else v
+
+    tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def run(base: Any, x: Any) -> Any:
+        _token_map(x, grid, first)  # checks the rank and token count
+        width = x.shape[2]
+        if c is not None:
+            _channels(x, c, -1, first)
+        if base.shape != x.shape:
+            raise InvalidInputError(root.where, f"adds {base.shape} and {x.shape}")
+        if width not in tables:
+            tables[width] = (np.stack([affine(a, "scale", 1.0, width) for _, a in terms]),
+                             np.stack([affine(a, "bias", 0.0, width) for _, a in terms]))
+        scale, bias = tables[width]
+        out = np.empty(x.shape, np.float32)
+        cpu_tokens.token_multipool(np.ascontiguousarray(x), np.ascontiguousarray(base),
+                                   grid[0], grid[1], sizes[:, 0].copy(), sizes[:, 1].copy(),
+                                   sizes[:, 2].copy(), sizes[:, 3].copy(), scale, bias, out)
+        return out
+
+    return run
+
+
+register_fusion(_react_epilogue_fusion)  # before the plain ReAct fusion: its larger groups win
 register_fusion(_react_fusion)
+register_fusion(_attention_epilogue_fusion)  # likewise before the plain attention fusion
 register_fusion(_attention_fusion)
+register_fusion(_multipool_fusion)
 
 for _name, _spec in {
     "to_tokens": OpSpec(_to_tokens),

@@ -39,8 +39,9 @@ def test_react_linear_equals_its_numpy_formula(k: int, n_out: int, kind: int,
     words = pack_signs(signs)
     scale, bias, shift_in, slope, shift_out = (_f32(n_out) for _ in range(5))
     out = np.empty((rows, n_out), np.float32)
+    none = np.empty(0, np.float32)
     cpu_tokens.react_linear(x, m_scale, m_bias, words, scale, bias, kind, groups, shift_in,
-                            slope, shift_out, out)
+                            slope, shift_out, none, none, np.empty((0, n_out), np.float32), out)
     moved = x * m_scale + m_bias
     assert (moved == 0).sum() > 10
     acc = np.sign(moved).astype(np.float64) @ signs.T.astype(np.float64)  # exact integers
@@ -52,6 +53,37 @@ def test_react_linear_equals_its_numpy_formula(k: int, n_out: int, kind: int,
     z = (y + shortcut) + shift_in
     ref = np.maximum(z, 0) - np.maximum(-z, 0) * slope + shift_out
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+    post_scale, post_bias, residual = _f32(n_out), _f32(n_out), _f32((rows, n_out))
+    folded = np.empty_like(out)
+    cpu_tokens.react_linear(x, m_scale, m_bias, words, scale, bias, kind, groups, shift_in,
+                            slope, shift_out, post_scale, post_bias, residual, folded)
+    np.testing.assert_array_equal(folded, residual + (out * post_scale + post_bias))
+
+
+@pytest.mark.parametrize("sizes", [[(1, 3), (3, 1), (1, 5), (5, 1)], [(3, 3), (1, 1)],
+                                   [(5, 3)]])
+def test_token_multipool_equals_the_twins_ops_bit_for_bit(sizes: list[tuple[int, int]]) -> None:
+    """``base + sum_p (avgpool_p(x) * scale_p + bias_p)`` in one pass, against the NumPy
+    twin's own op runners chained in the graph's order: equal bit for bit."""
+    from proxcompress.kernels.model import OPS, _Node
+
+    n, (gh, gw), c = 3, (6, 5), 24
+    x, base = _f32((n, gh * gw, c)), _f32((n, gh * gw, c))
+    scale, bias = _f32((len(sizes), c)), _f32((len(sizes), c))
+    want = None
+    for p, (kh, kw) in enumerate(sizes):
+        pool = OPS["token_avgpool"].build(_Node({"name": "pool", "op": "token_avgpool",
+                                                 "inputs": ["x"], "attrs": {
+                                                     "grid": [gh, gw], "kernel_size": [kh, kw],
+                                                     "stride": [1, 1],
+                                                     "padding": [kh // 2, kw // 2]}}, {}, 0),
+                                          "numpy", lambda a: a)
+        term = pool(x) * scale[p] + bias[p]
+        want = term if want is None else want + term
+    kh, kw = (np.array(v, np.int64) for v in zip(*sizes, strict=True))
+    out = np.empty_like(x)
+    cpu_tokens.token_multipool(x, base, gh, gw, kh, kw, kh // 2, kw // 2, scale, bias, out)
+    np.testing.assert_array_equal(out, base + want)
 
 
 @pytest.mark.parametrize(("heads", "dh", "t", "s"), [(1, 16, 20, 9), (2, 16, 12, 70),
@@ -63,8 +95,10 @@ def test_binary_attention_equals_its_numpy_formula(heads: int, dh: int, t: int, 
     v[:, ::4, ::3] = 0
     scale, alpha = np.float32(dh ** -0.5), np.float32(0.5 / s)
     out = np.empty((n, t, c), np.float32)
+    none, nothing = np.empty(0, np.float32), np.empty(0, np.int64)
     cpu_tokens.binary_attention(q, k, v, heads, _score_table(dh, np.float32(1), scale), alpha,
-                                np.float32(1), out)
+                                np.float32(1), none, none, nothing, nothing, 1, none, none, none,
+                                out)
 
     def split(a: np.ndarray) -> np.ndarray:
         return np.sign(a).reshape(a.shape[0], a.shape[1], heads, dh).transpose(0, 2, 1, 3)
@@ -76,6 +110,35 @@ def test_binary_attention_equals_its_numpy_formula(heads: int, dh: int, t: int, 
     assert 0 < (kept > 0).mean() < 1  # some keys kept, some dropped
     ref = (kept.astype(np.float64) @ split(v)).transpose(0, 2, 1, 3).reshape(n, t, c)
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_binary_attention_epilogue_is_the_twins_order_bit_for_bit() -> None:
+    """The attention's epilogue (BatchNorm, residual q and k, v upsampled from a coarser
+    grid, RPReLU), against the same operations in NumPy on the attention's plain output."""
+    n, heads, dh, (gh, gw), f = 2, 2, 16, (6, 4), 2
+    c, t, s = heads * dh, gh * gw, (gh // f) * (gw // f)
+    q, k, v = _f32((n, t, c)), _f32((n, s, c)), _f32((n, s, c))
+    table = _score_table(dh, np.float32(1), np.float32(dh ** -0.5))
+    none, nothing = np.empty(0, np.float32), np.empty(0, np.int64)
+    args = (q, k, v, heads, table, np.float32(0.5 / s), np.float32(1))
+    plain = np.empty((n, t, c), np.float32)
+    cpu_tokens.binary_attention(*args, none, none, nothing, nothing, 1, none, none, none, plain)
+    a, b, shift_in, slope, shift_out = (_f32(c) for _ in range(5))
+    kinds, factors = np.array([0, 1, 2], np.int64), np.array([1, f, f], np.int64)
+    k_map = k.reshape(n, gh // f, gw // f, c).transpose(0, 3, 1, 2)
+    v_map = v.reshape(n, gh // f, gw // f, c).transpose(0, 3, 1, 2)
+
+    def up(m: np.ndarray) -> np.ndarray:
+        return m.repeat(f, axis=2).repeat(f, axis=3).transpose(0, 2, 3, 1).reshape(n, t, c)
+
+    y = plain * a
+    y += b
+    y = ((y + q) + up(k_map)) + up(v_map)
+    z = y + shift_in  # the twin's rprelu
+    want = (np.maximum(z, 0) - np.maximum(-z, 0) * slope) + shift_out
+    out = np.empty_like(plain)
+    cpu_tokens.binary_attention(*args, a, b, kinds, factors, gw, shift_in, slope, shift_out, out)
+    np.testing.assert_array_equal(out, want)
 
 
 def test_vit_case_builds_from_the_results_config_and_predicts_as_torch(tmp_path: Path) -> None:
@@ -107,9 +170,27 @@ def test_vit_case_builds_from_the_results_config_and_predicts_as_torch(tmp_path:
     with torch.no_grad(), hard_quantization(model):
         ref = model(x).numpy()
     fused = load(tmp_path, backend="numba")
-    assert len(fused.fused) == 19 + 3  # every ReAct linear and the three attentions fused
-    got = fused(np.ascontiguousarray(x.numpy()))
-    twin = load(tmp_path, backend="numpy")(np.ascontiguousarray(x.numpy()))
+    # every ReAct linear (with LayerScale / shift and residual where they follow), the three
+    # attentions (with BatchNorm, residuals, upsampling, RPReLU) and multi-poolings fused
+    assert len(fused.fused) == 19 + 3 + 3
+    assert sum(len(absorbed) for absorbed in fused.fused.values()) == \
+        len(fused.manifest["nodes"]) - len(fused.steps)  # each node runs once, in or out
+    twin_model = load(tmp_path, backend="numpy")
+    xn = np.ascontiguousarray(x.numpy())
+    values = {twin_model.input_name: xn}
+    for name, inputs, fn in twin_model.steps:
+        values[name] = fn(*(values[i] for i in inputs))
+    for name, inputs, fn in fused.steps:  # each group fed the twin's inputs: the twin's value
+        if name in fused.fused:
+            step = fn(*(values[i] for i in inputs))
+            if "attention_context" in {n["op"] for n in fused.manifest["nodes"]
+                                       if n["name"] in fused.fused[name]}:
+                np.testing.assert_allclose(step, values[name], rtol=1e-5, atol=1e-5 * float(
+                    np.abs(values[name]).max()))  # the softmax's rounding (see above)
+            else:
+                np.testing.assert_array_equal(step, values[name])
+    got = fused(xn)
+    twin = values[twin_model.output_name]
     assert (got.argmax(1) == ref.argmax(1)).all()
     for other in (ref, twin):
         np.testing.assert_allclose(got, other, rtol=1e-4, atol=1e-4 * float(np.abs(other).max()))
