@@ -92,3 +92,52 @@ def float_conv_sign(x, wt, bias, stride, padding, dilation, out, zero):  # type:
                         zero[task] = 1
                     word |= np.uint64(acc[o] < 0) << np.uint64(o - 64 * q)
                 out[n, oy, ox, q] = word
+
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def float_conv3x3_sign(x, wt, bias, padding, out, zero):  # type: ignore[no-untyped-def]
+    """:func:`float_conv_sign` for one input channel, a 3 x 3 kernel, stride and dilation 1
+    (a first layer on grey images): the output pixels of a row are the vector lanes. Per task
+    (n, oy) the three input rows are copied once, zero-padded to a whole number of 16-lane
+    vectors; per output channel each pixel's sum ``bias + taps`` is one expression in the taps'
+    order (i, j), the same float operations as :func:`float_conv_sign` (the same signs), so
+    the partial sums stay in registers (a tap loop would store and reload them per tap);
+    then bit ``o`` of each pixel's word. Same arguments as :func:`float_conv_sign` (no
+    stride, dilation) and the same results."""
+    n_img, _, height, width = x.shape
+    n_out = wt.shape[3]
+    ho, wo = out.shape[1], out.shape[2]
+    n_words = out.shape[3]
+    py, px = padding
+    lanes = (wo + 15) // 16 * 16
+    for task in prange(n_img * ho):
+        n, oy = task // ho, task % ho
+        rows = np.zeros((3, lanes + 2), np.float32)
+        for i in range(3):
+            iy = oy - py + i
+            if 0 <= iy < height:
+                for b in range(max(0, px), min(lanes + 2, width + px)):
+                    rows[i, b] = x[n, 0, iy, b - px]
+        r0, r1, r2 = rows[0], rows[1], rows[2]
+        acc = np.empty(lanes, np.float32)
+        words = np.zeros((n_words, lanes), np.uint64)
+        hit = False
+        for o in range(n_out):
+            bo = bias[o]
+            w00, w01, w02 = wt[0, 0, 0, o], wt[0, 1, 0, o], wt[0, 2, 0, o]
+            w10, w11, w12 = wt[1, 0, 0, o], wt[1, 1, 0, o], wt[1, 2, 0, o]
+            w20, w21, w22 = wt[2, 0, 0, o], wt[2, 1, 0, o], wt[2, 2, 0, o]
+            for ox in range(lanes):
+                acc[ox] = ((((((((bo + w00 * r0[ox]) + w01 * r0[ox + 1]) + w02 * r0[ox + 2])
+                              + w10 * r1[ox]) + w11 * r1[ox + 1]) + w12 * r1[ox + 2])
+                            + w20 * r2[ox]) + w21 * r2[ox + 1]) + w22 * r2[ox + 2]
+            q, bit = o // 64, np.uint64(o % 64)
+            for ox in range(lanes):
+                words[q, ox] |= np.uint64(acc[ox] < 0) << bit
+            for ox in range(wo):
+                hit |= acc[ox] == 0
+        zero[task] = hit
+        for ox in range(wo):
+            for q in range(n_words):
+                out[n, oy, ox, q] = words[q, ox]

@@ -811,6 +811,9 @@ def _float_producer(node: _Node, fn: Fn) -> Fn:
         wt = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
         bias = node.optional_tensor("bias", np.float32, (w.shape[0],))
         b = bias if bias is not None else np.zeros(w.shape[0], np.float32)
+        # one input channel, 3 x 3, stride and dilation 1: pixels as the vector lanes
+        grey_3x3 = (g.in_channels, g.kernel_size, g.stride, g.dilation) == (1, (3, 3), (1, 1),
+                                                                            (1, 1))
 
         def run_conv(x: Any) -> Any:
             g.check(x, node.where)
@@ -819,8 +822,11 @@ def _float_producer(node: _Node, fn: Fn) -> Fn:
             words = np.empty((x.shape[0], ho, wo, words_for(w.shape[0])), np.uint64)
             zero = np.empty(x.shape[0] * ho, np.int8)
             with cpu.parallel_chunksize(cpu._chunked(zero.shape[0])):
-                cpu_packed.float_conv_sign(x, wt, b, g.stride, g.padding, g.dilation, words,
-                                           zero)
+                if grey_3x3:
+                    cpu_packed.float_conv3x3_sign(x, wt, b, g.padding, words, zero)
+                else:
+                    cpu_packed.float_conv_sign(x, wt, b, g.stride, g.padding, g.dilation,
+                                               words, zero)
             return fn(x) if zero.any() else _Packed(words)
 
         return run_conv

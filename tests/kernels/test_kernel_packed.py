@@ -90,3 +90,30 @@ def test_packed_conv_equals_float64_conv_affine_sign(c: int, o: int, pad: int,
         got = packed.binary_conv2d_packed(xw, w_taps, c, (stride, stride), (pad, pad), (1, 1),
                                           pad_sum, t, flip, backend=backend)
         np.testing.assert_array_equal(unpack_signs(got, o).transpose(0, 3, 1, 2) == -1, want)
+
+
+@pytest.mark.parametrize(("n", "h", "w", "o", "pad"), [(3, 28, 28, 16, 1), (2, 13, 11, 70, 1),
+                                                      (3, 9, 9, 5, 0), (2, 10, 7, 130, 2),
+                                                      (2, 3, 40, 3, 1), (1, 2, 1, 4, 1)])
+def test_grey_3x3_first_conv_equals_the_generic_sign_conv(n: int, h: int, w: int, o: int,
+                                                          pad: int) -> None:
+    """The first-layer conv with pixels as lanes (one input channel, 3 x 3) writes the same
+    packed signs and zero flags as the generic direct conv, bit for bit (same float
+    operations in the same order): several words of channels, every padding, rows of an
+    exact 0 output (a zero image with a zero bias)."""
+    from proxcompress.kernels import cpu_packed
+
+    rng = np.random.default_rng(h * w + o)
+    x = rng.standard_normal((n, 1, h, w)).astype(np.float32)
+    x[0] = 0
+    wt = rng.standard_normal((3, 3, 1, o)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32)
+    b[0] = 0
+    ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
+    got, want = (np.empty((n, ho, wo, (o + 63) // 64), np.uint64) for _ in range(2))
+    got_zero, want_zero = (np.empty(n * ho, np.int8) for _ in range(2))
+    cpu_packed.float_conv_sign(x, wt, b, (1, 1), (pad, pad), (1, 1), want, want_zero)
+    cpu_packed.float_conv3x3_sign(x, wt, b, (pad, pad), got, got_zero)
+    assert want_zero[:ho].all()
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_zero, want_zero)
