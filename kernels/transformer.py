@@ -485,16 +485,19 @@ def _react_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list
             for act, inner, move, linear, shortcut in _react_groups(nodes, uses, output)]
 
 
+def _graph(nodes: list[_Node]) -> tuple[dict[str, _Node], dict[str, _Node]]:
+    """Nodes by name, and each value's (last) consumer: an epilogue only follows values with
+    a single consumer."""
+    consumer = {i: n for n in nodes for i in n.inputs}
+    return {n.name: n for n in nodes}, consumer
+
+
 def _react_epilogue_fusion(nodes: list[_Node], uses: dict[str, int], output: str
                            ) -> list[Fused]:
     """A ReAct linear (:func:`_react_fusion`) with what follows it: a ``channel_affine``
     (LayerScale, the q/k/v shift) and then an ``add`` of a residual, either or both, each
     the single consumer of the node before it: one pass, the epilogue on the row in cache."""
-    by = {n.name: n for n in nodes}
-    consumer: dict[str, _Node] = {}
-    for n in nodes:
-        for i in n.inputs:
-            consumer[i] = n
+    by, consumer = _graph(nodes)
     groups = []
     for act, inner, move, linear, shortcut in _react_groups(nodes, uses, output):
         last, names = act, list(inner)
@@ -633,11 +636,7 @@ def _attention_epilogue_fusion(nodes: list[_Node], uses: dict[str, int], output:
     channels-last ``batchnorm``, ``add`` s of the attention's own q, k or v inputs (each
     directly or through a ``token_upsample``) and an ``rprelu``, each the single consumer
     of the node before it: the epilogue runs on each output row while it is in cache."""
-    by = {n.name: n for n in nodes}
-    consumer: dict[str, _Node] = {}
-    for n in nodes:
-        for i in n.inputs:
-            consumer[i] = n
+    by, consumer = _graph(nodes)
     groups = []
     for core in _attention_groups(nodes, uses, output):
         ctx = core[0]
