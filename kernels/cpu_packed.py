@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .cpu import conv_pixel
+from .cpu import _popcount, conv_pixel
 
 
 @njit(inline="always")
@@ -141,3 +141,177 @@ def float_conv3x3_sign(x, wt, bias, padding, out, zero):  # type: ignore[no-unty
         for ox in range(wo):
             for q in range(n_words):
                 out[n, oy, ox, q] = words[q, ox]
+
+
+# ------------------------------------------- tap-packed direct binary conv (pixels as lanes)
+@njit(cache=True, nogil=True)
+def row_window_terms(wr, n_ch, width, wo, stride_x, pad_x, dil_x, kw, pad_sum, lanes):  # type: ignore[no-untyped-def]
+    """Per kernel row ``i``, output channel ``o`` and output column ``ox`` (``lanes`` >= Wo
+    columns), what :func:`binary_conv_rows` adds to ``n_ch * inside - 2 popcount`` of a row's
+    window words: ``rin[i, o, ox]`` when input row ``i`` lies in the image (``n_ch`` per
+    horizontal tap inside, twice the popcount of the weight bits of the taps in the padding --
+    the window holds 0 there, so ``x ^ w`` counts them -- and ``pad_sum`` of those taps),
+    ``rout[i, o]`` when it lies in the padding (``pad_sum`` of its taps). Column lanes past
+    ``wo`` get 0."""
+    kh, qr, n_out = wr.shape
+    rin = np.zeros((kh, n_out, lanes), np.int64)
+    rout = np.zeros((kh, n_out), np.int64)
+    mask = np.zeros(qr, np.uint64)
+    for ox in range(wo):
+        mask[:] = 0
+        inside = 0
+        for j in range(kw):
+            ix = ox * stride_x - pad_x + j * dil_x
+            if 0 <= ix < width:
+                inside += 1
+                for c in range(n_ch):
+                    bit = j * n_ch + c
+                    mask[bit >> 6] |= np.uint64(1) << np.uint64(bit & 63)
+        for i in range(kh):
+            for o in range(n_out):
+                pc = 0
+                for q in range(qr):
+                    pc += _popcount(wr[i, q, o] & ~mask[q])
+                extra = 0
+                for j in range(kw):
+                    ix = ox * stride_x - pad_x + j * dil_x
+                    if ix < 0 or ix >= width:
+                        extra += pad_sum[i, j, o]
+                rin[i, o, ox] = n_ch * inside + 2 * np.int64(pc) + extra
+    for i in range(kh):
+        for o in range(n_out):
+            s = 0
+            for j in range(kw):
+                s += pad_sum[i, j, o]
+            rout[i, o] = s
+    return rin, rout
+
+
+@njit(cache=True, nogil=True)
+def row_conv_base(rin, rout, wr, height, ho, wo, stride_y, pad_y, dil_y):  # type: ignore[no-untyped-def]
+    """``base[o, oy * wo + ox]``: what an output pixel's accumulator is before the popcounts
+    of :func:`binary_conv_rows` are subtracted (twice): ``rin`` for its kernel rows in the
+    image, ``rout`` plus twice the popcount of the row's weight words for those in the
+    padding (their window words are 0, so ``x ^ w`` counts every weight bit)."""
+    kh, qr, n_out = wr.shape
+    base = np.zeros((n_out, ho * wo), np.int64)
+    for oy in range(ho):
+        for i in range(kh):
+            iy = oy * stride_y - pad_y + i * dil_y
+            for o in range(n_out):
+                if 0 <= iy < height:
+                    for ox in range(wo):
+                        base[o, oy * wo + ox] += rin[i, o, ox]
+                else:
+                    pc = 0
+                    for q in range(qr):
+                        pc += _popcount(wr[i, q, o])
+                    for ox in range(wo):
+                        base[o, oy * wo + ox] += rout[i, o] + 2 * np.int64(pc)
+    return base
+
+
+@njit(inline="always")
+def _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, rows, wo, win):  # type: ignore[no-untyped-def]
+    """Window words ``win`` (kh * Qr, lanes) of output rows ``oy0 .. oy0 + rows - 1`` of image
+    ``n``: word ``i * Qr + d`` of lane ``r * wo + ox`` holds bits ``64 d ..`` of the row
+    window ``j * n_ch + c`` (channel ``c`` at tap ``(i, j)``), 0 in the padding and in lanes
+    past the block."""
+    height, width, q_in = xw.shape[1], xw.shape[2], xw.shape[3]
+    win[:] = 0
+    for r in range(rows):
+        for i in range(kh):
+            iy = (oy0 + r) * stride[0] - padding[0] + i * dilation[0]
+            if iy < 0 or iy >= height:
+                continue
+            for j in range(kw):
+                shift = j * dilation[1] - padding[1]
+                # output columns whose tap j lies in the image: 0 <= ox * sx + shift < width
+                lo = max(0, -(shift // stride[1]) if shift < 0 else 0)
+                while lo * stride[1] + shift < 0:
+                    lo += 1
+                hi = min(wo, (width - 1 - shift) // stride[1] + 1) if width - 1 - shift >= 0 \
+                    else 0
+                for qi in range(q_in):
+                    off = j * n_ch + 64 * qi
+                    d, s = off >> 6, np.uint64(off & 63)
+                    dst = win[i * qr + d]
+                    for ox in range(lo, hi):
+                        dst[r * wo + ox] |= xw[n, iy, ox * stride[1] + shift, qi] << s
+                    if s != 0 and d + 1 < qr:
+                        dst2 = win[i * qr + d + 1]
+                        back = np.uint64(64) - s
+                        for ox in range(lo, hi):
+                            dst2[r * wo + ox] |= xw[n, iy, ox * stride[1] + shift, qi] >> back
+
+
+@njit(inline="always")
+def _block_acc(wk, win, base, o, first, count, acc):  # type: ignore[no-untyped-def]
+    """``acc[l]`` = output channel ``o``'s accumulator of lane ``l``: ``base[o, first + l]``
+    minus twice the popcounts of the window words XOR the weight words (``count`` lanes)."""
+    lanes = acc.shape[0]
+    for lane in range(lanes):
+        acc[lane] = 0
+    for k in range(wk.shape[0]):
+        w = wk[k, o]
+        r = win[k]
+        for lane in range(lanes):
+            acc[lane] += np.int64(_popcount(r[lane] ^ w))
+    for lane in range(count):
+        acc[lane] = base[o, first + lane] - 2 * acc[lane]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def binary_conv_rows(xw, wr, n_ch, stride, padding, dilation, kw, base, rows, out):  # type: ignore[no-untyped-def]
+    """``cpu.binary_conv_direct`` with the taps of a kernel row packed into one run of
+    words: ``wr`` (kh, Qr, O), bit ``j * n_ch + c`` of row ``i`` the weight sign of input
+    channel ``c`` at tap ``(i, j)`` (Qr = ceil(kw n_ch / 64)); ``base`` from
+    :func:`row_conv_base`. A task is a block of ``rows`` output rows of one image; its output
+    pixels are the vector lanes (a channel's weight word is one broadcast over them).
+    int32 ``out`` (N, O, Ho, Wo)."""
+    n_img, n_out, ho, wo = out.shape
+    kh, qr, _ = wr.shape
+    wk = wr.reshape(kh * qr, n_out)
+    blocks = (ho + rows - 1) // rows
+    lanes = (rows * wo + 7) // 8 * 8
+    flat = out.reshape(n_img, n_out, ho * wo)
+    for task in prange(n_img * blocks):
+        n, oy0 = task // blocks, task % blocks * rows
+        nr = min(rows, ho - oy0)
+        win = np.empty((kh * qr, lanes), np.uint64)
+        acc = np.empty(lanes, np.int64)
+        _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, nr, wo, win)
+        first, count = oy0 * wo, nr * wo
+        for o in range(n_out):
+            _block_acc(wk, win, base, o, first, count, acc)
+            for lane in range(count):
+                flat[n, o, first + lane] = acc[lane]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def binary_conv_rows_threshold(xw, wr, n_ch, stride, padding, dilation, kw, base, rows, t,
+                               flip, out):  # type: ignore[no-untyped-def]
+    """:func:`binary_conv_rows` whose epilogue writes packed NHWC words ``out`` (N, Ho, Wo,
+    ceil(O / 64)) of ``(acc < t) ^ flip`` (the bits of :func:`binary_conv_threshold`)."""
+    n_img, ho, wo, n_words = out.shape
+    kh, qr, n_out = wr.shape
+    wk = wr.reshape(kh * qr, n_out)
+    blocks = (ho + rows - 1) // rows
+    lanes = (rows * wo + 7) // 8 * 8
+    flat = out.reshape(n_img, ho * wo, n_words)
+    for task in prange(n_img * blocks):
+        n, oy0 = task // blocks, task % blocks * rows
+        nr = min(rows, ho - oy0)
+        win = np.empty((kh * qr, lanes), np.uint64)
+        acc = np.empty(lanes, np.int64)
+        words = np.zeros((n_words, lanes), np.uint64)
+        _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, nr, wo, win)
+        first, count = oy0 * wo, nr * wo
+        for o in range(n_out):
+            _block_acc(wk, win, base, o, first, count, acc)
+            q, bit, to, fo = o // 64, np.uint64(o % 64), t[o], flip[o]
+            for lane in range(lanes):
+                words[q, lane] |= np.uint64((acc[lane] < to) != fo) << bit
+        for lane in range(count):
+            for q in range(n_words):
+                flat[n, first + lane, q] = words[q, lane]

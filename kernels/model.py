@@ -760,8 +760,11 @@ def _binary_packed(node: _Node, roles: set[str]) -> Fn:
             pack_negative_mask(signs.reshape(n_out, g.in_channels, kh, kw).transpose(2, 3, 0, 1)
                                < 0).transpose(0, 1, 3, 2))
         pad_sum = np.zeros((kh, kw, n_out), np.int64)
+        rows = packed.RowConv(w_taps, g.in_channels, g.stride, g.padding, g.dilation, pad_sum)
 
         def acc_of(x: Any) -> Any:
+            if isinstance(x, _Packed) and packed._TAP_ROWS:
+                return rows.acc(x.words)
             if isinstance(x, _Packed):
                 n, h, w = x.words.shape[:3]
                 acc = np.empty((n, n_out, *conv_output_size((h, w), g.kernel_size, g.stride,
@@ -785,6 +788,8 @@ def _binary_packed(node: _Node, roles: set[str]) -> Fn:
         if produce and not always_zero and g is not None and isinstance(x, _Packed) \
                 and not zhit.any():
             # fused: packed in, thresholded packed out
+            if packed._TAP_ROWS:
+                return _Packed(rows.threshold(x.words, t, flip))
             return _Packed(packed.binary_conv2d_packed(x.words, w_taps, g.in_channels, g.stride,
                                                        g.padding, g.dilation, pad_sum, t, flip))
         acc = acc_of(x)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from numba import parallel_chunksize
+from numba import get_num_threads, parallel_chunksize
 
 from proxcompress.errors import InvalidInputError
 
@@ -159,7 +159,96 @@ def binary_conv2d_packed(words: Any, w_taps: Any, n_ch: int, stride: tuple[int, 
     from . import cpu_packed
 
     out = np.empty((n, ho, wo, -(-n_out // 64)), np.uint64)
-    with parallel_chunksize(cpu._chunked(n * ho)):
-        cpu_packed.binary_conv_threshold(words, w_taps, n_ch, stride, padding, dilation,
-                                         pad_sum, t, flip, out)
+    if not _TAP_ROWS:  # the previous kernel (one word run per tap), for same-run ablations
+        with parallel_chunksize(cpu._chunked(n * ho)):
+            cpu_packed.binary_conv_threshold(words, w_taps, n_ch, stride, padding, dilation,
+                                             pad_sum, t, flip, out)
+        return out
+    RowConv(w_taps, n_ch, stride, padding, dilation, pad_sum).threshold(words, t, flip, out)
     return out
+
+
+#: private switch: ``False`` runs the previous per-tap kernels (benchmark ablations only)
+_TAP_ROWS = True
+
+
+def row_weights(w_taps: np.ndarray, n_ch: int) -> np.ndarray:
+    """Per-tap weight words (kh, kw, Q, O) to per-row words (kh, Qr, O): bit ``j * n_ch + c``
+    of row ``i`` is channel ``c``'s bit at tap ``(i, j)``, Qr = ceil(kw n_ch / 64), padding
+    bits 0."""
+    kh, kw, q, n_out = w_taps.shape
+    shifts = np.arange(64, dtype=np.uint64)
+    bits = (w_taps[..., None, :] >> shifts[:, None]) & np.uint64(1)  # (kh, kw, Q, 64, O)
+    bits = bits.reshape(kh, kw, q * 64, n_out)[:, :, :n_ch]  # (kh, kw, C, O)
+    rows = bits.transpose(0, 3, 1, 2).reshape(kh, n_out, kw * n_ch) != 0
+    return np.ascontiguousarray(pack_negative_mask(rows).transpose(0, 2, 1))
+
+
+class RowConv:
+    """The direct binary conv of :func:`binary_conv2d_packed` with the taps of each kernel row
+    packed into one run of words (``cpu_packed.binary_conv_rows``): a row of ``kw`` taps of
+    ``n_ch`` channels takes ``ceil(kw n_ch / 64)`` words instead of ``kw ceil(n_ch / 64)``
+    (16 channels, 3 taps: one word instead of three), and the output pixels of a row are the
+    vector lanes. Bit for bit the accumulators of ``cpu.binary_conv_direct``. The border
+    terms depend on the input width: computed once per width."""
+
+    def __init__(self, w_taps: np.ndarray, n_ch: int, stride: tuple[int, int],
+                 padding: tuple[int, int], dilation: tuple[int, int], pad_sum: Any) -> None:
+        self.wr = row_weights(w_taps, n_ch)
+        self.kh, self.kw = w_taps.shape[:2]
+        self.n_ch, self.stride, self.padding, self.dilation = n_ch, stride, padding, dilation
+        self.pad_sum = np.ascontiguousarray(pad_sum, dtype=np.int64)
+        self._terms: dict[tuple[int, int], np.ndarray] = {}
+
+    def out_size(self, h: int, w: int) -> tuple[int, int]:
+        ho = (h + 2 * self.padding[0] - self.dilation[0] * (self.kh - 1) - 1) // self.stride[0]
+        wo = (w + 2 * self.padding[1] - self.dilation[1] * (self.kw - 1) - 1) // self.stride[1]
+        return ho + 1, wo + 1
+
+    def _plan(self, words: np.ndarray) -> tuple[np.ndarray, int]:
+        """The base terms of ``words``' size (cached) and the output rows per task."""
+        from . import cpu_packed
+
+        h, width = words.shape[1:3]
+        base = self._terms.get((h, width))
+        if base is None:
+            ho, wo = self.out_size(h, width)
+            rin, rout = cpu_packed.row_window_terms(self.wr, self.n_ch, width, wo,
+                                                    self.stride[1], self.padding[1],
+                                                    self.dilation[1], self.kw, self.pad_sum, wo)
+            base = cpu_packed.row_conv_base(rin, rout, self.wr, h, ho, wo, self.stride[0],
+                                            self.padding[0], self.dilation[0])
+            self._terms[(h, width)] = base
+        ho, wo = self.out_size(h, width)
+        # one image per task; with few images, blocks of rows so every thread gets two
+        parts = -(-2 * get_num_threads() // words.shape[0])
+        rows = max(1, -(-ho // parts), -(-32 // wo)) if parts > 1 else ho
+        return base, min(rows, ho)
+
+    def acc(self, words: np.ndarray) -> np.ndarray:
+        """int32 accumulators (N, O, Ho, Wo) of packed NHWC ``words``."""
+        from . import cpu, cpu_packed
+
+        n = words.shape[0]
+        out = np.empty((n, self.wr.shape[2], *self.out_size(*words.shape[1:3])), np.int32)
+        base, rows = self._plan(words)
+        with parallel_chunksize(cpu._chunked(n * -(-out.shape[2] // rows))):
+            cpu_packed.binary_conv_rows(words, self.wr, self.n_ch, self.stride, self.padding,
+                                        self.dilation, self.kw, base, rows, out)
+        return out
+
+    def threshold(self, words: np.ndarray, t: np.ndarray, flip: np.ndarray,
+                  out: np.ndarray | None = None) -> np.ndarray:
+        """Packed NHWC words (N, Ho, Wo, ceil(O / 64)) of ``(acc < t) ^ flip``."""
+        from . import cpu, cpu_packed
+
+        n = words.shape[0]
+        if out is None:
+            out = np.empty((n, *self.out_size(*words.shape[1:3]), -(-self.wr.shape[2] // 64)),
+                           np.uint64)
+        base, rows = self._plan(words)
+        with parallel_chunksize(cpu._chunked(n * -(-out.shape[1] // rows))):
+            cpu_packed.binary_conv_rows_threshold(words, self.wr, self.n_ch, self.stride,
+                                                  self.padding, self.dilation, self.kw, base,
+                                                  rows, t, flip, out)
+        return out

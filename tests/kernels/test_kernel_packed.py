@@ -117,3 +117,47 @@ def test_grey_3x3_first_conv_equals_the_generic_sign_conv(n: int, h: int, w: int
     assert want_zero[:ho].all()
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got_zero, want_zero)
+
+
+ROW_CASES = [(2, 16, 32, 14, 14, 3, 1, 1, 1), (2, 32, 64, 7, 7, 3, 1, 1, 1),
+             (1, 70, 5, 9, 8, 3, 0, 2, 1), (2, 3, 65, 9, 8, 3, 2, 1, 1),
+             (1, 130, 7, 6, 11, 3, 1, 2, 2), (3, 5, 9, 5, 4, 5, 2, 1, 1),
+             (1, 21, 3, 1, 1, 3, 1, 1, 1), (1, 40, 70, 8, 3, 2, 1, 3, 1)]
+
+
+@pytest.mark.parametrize(("n", "c", "o", "h", "w", "k", "pad", "stride", "dil"), ROW_CASES)
+def test_tap_row_conv_equals_the_per_tap_direct_conv(n: int, c: int, o: int, h: int, w: int,
+                                                     k: int, pad: int, stride: int,
+                                                     dil: int) -> None:
+    """The conv with a kernel row's taps packed into one run of words (``RowConv``) gives the
+    accumulators of ``cpu.binary_conv_direct`` and the packed bits of its threshold twin, bit
+    for bit: borders, odd sizes, channel counts off multiples of 16 and 64 (a row window
+    straddling words), strides, dilation, zero and +-1 padding terms, one and two threads
+    (row blocks per image when images are few)."""
+    import numba
+
+    rng = np.random.default_rng(n * c + o * h + w)
+    xw = np.empty((n, h, w, -(-c // 64)), np.uint64)
+    cpu.pack_channels(rng.random((n, c, h, w)) < 0.5, xw)
+    from proxcompress.kernels.formats import pack_negative_mask
+
+    w_taps = np.ascontiguousarray(pack_negative_mask(rng.random((k, k, o, c)) < 0.5)
+                                  .transpose(0, 1, 3, 2))
+    t = rng.integers(-3 * c, 3 * c, o).astype(np.int32)
+    flip = rng.random(o) < 0.3
+    threads = numba.get_num_threads()
+    for pad_sum in (np.zeros((k, k, o), np.int64), rng.integers(-c, c + 1, (k, k, o))):
+        geometry = ((stride, stride), (pad, pad), (dil, dil))
+        rows = packed.RowConv(w_taps, c, *geometry, pad_sum)
+        ho, wo = rows.out_size(h, w)
+        want = np.empty((n, o, ho, wo), np.int32)
+        cpu.binary_conv_direct(xw, w_taps, c, *geometry, pad_sum, want)
+        bits = packed.threshold_pack(np.ascontiguousarray(want.transpose(0, 2, 3, 1)), t, flip,
+                                     backend="numpy")
+        for count in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(count)
+            try:
+                np.testing.assert_array_equal(rows.acc(xw), want)
+                np.testing.assert_array_equal(rows.threshold(xw, t, flip), bits)
+            finally:
+                numba.set_num_threads(threads)
