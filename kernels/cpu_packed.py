@@ -289,6 +289,79 @@ def binary_conv_rows(xw, wr, n_ch, stride, padding, dilation, kw, base, rows, ou
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def binary_conv_rows_affine(xw, wr, n_ch, stride, padding, dilation, kw, base, rows, scale,
+                            bias, has_bias, out):  # type: ignore[no-untyped-def]
+    """:func:`binary_conv_rows` whose epilogue writes float32 ``out`` (N, O, Ho, Wo) =
+    ``float32(acc) * scale[o]`` (``+ bias[o]`` when ``has_bias``): the float32 operations
+    of the model's float finish, in its order (no int32 array is written)."""
+    n_img, n_out, ho, wo = out.shape
+    kh, qr, _ = wr.shape
+    wk = wr.reshape(kh * qr, n_out)
+    blocks = (ho + rows - 1) // rows
+    lanes = (rows * wo + 7) // 8 * 8
+    flat = out.reshape(n_img, n_out, ho * wo)
+    for task in prange(n_img * blocks):
+        n, oy0 = task // blocks, task % blocks * rows
+        nr = min(rows, ho - oy0)
+        win = np.empty((kh * qr, lanes), np.uint64)
+        acc = np.empty(lanes, np.int64)
+        _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, nr, wo, win)
+        first, count = oy0 * wo, nr * wo
+        for o in range(n_out):
+            _block_acc(wk, win, base, o, first, count, acc)
+            so, bo = scale[o], bias[o]
+            if has_bias:
+                for lane in range(count):
+                    flat[n, o, first + lane] = np.float32(acc[lane]) * so + bo
+            else:
+                for lane in range(count):
+                    flat[n, o, first + lane] = np.float32(acc[lane]) * so
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def binary_conv_rows_pool(xw, wr, n_ch, stride, padding, dilation, kw, base, ho, wo, scale,
+                          bias, has_bias, lo, hi, pool, out):  # type: ignore[no-untyped-def]
+    """:func:`binary_conv_rows_affine` (output ``ho x wo``), then ``clip(lo, hi)`` (a
+    hardtanh; infinite bounds for none) and a ``pool x pool`` max-pooling with stride
+    ``pool``, no padding, in the epilogue: float32 ``out`` (N, O, Hp, Wp); the conv's float
+    map is never written. The float operations are those of the unfused steps in their order
+    (``np.clip``; then ``np.maximum`` tap by tap in (i, j) order: ``a`` where ``a >= b`` or
+    ``a`` is NaN, else ``b``), so the values are equal bit for bit. One image per task."""
+    n_img, n_out, hp, wp = out.shape
+    kh, qr, _ = wr.shape
+    wk = wr.reshape(kh * qr, n_out)
+    lanes = (ho * wo + 7) // 8 * 8
+    for n in prange(n_img):
+        win = np.empty((kh * qr, lanes), np.uint64)
+        acc = np.empty(lanes, np.int64)
+        y = np.empty(lanes, np.float32)
+        _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, 0, ho, wo, win)
+        for o in range(n_out):
+            _block_acc(wk, win, base, o, 0, ho * wo, acc)
+            so, bo = scale[o], bias[o]
+            for lane in range(ho * wo):
+                v = np.float32(acc[lane]) * so
+                if has_bias:
+                    v = v + bo
+                # np.clip: max(v, lo) then min(., hi), a NaN kept
+                if not (v >= lo or v != v):
+                    v = lo
+                if not (v <= hi or v != v):
+                    v = hi
+                y[lane] = v
+            for py in range(hp):
+                for px in range(wp):
+                    m = y[py * pool * wo + px * pool]
+                    for i in range(pool):
+                        for j in range(pool):
+                            if i + j > 0:
+                                b = y[(py * pool + i) * wo + px * pool + j]
+                                if not (m >= b or m != m):
+                                    m = b
+                    out[n, o, py, px] = m
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def binary_conv_rows_threshold(xw, wr, n_ch, stride, padding, dilation, kw, base, rows, t,
                                flip, out):  # type: ignore[no-untyped-def]
     """:func:`binary_conv_rows` whose epilogue writes packed NHWC words ``out`` (N, Ho, Wo,

@@ -46,6 +46,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -715,7 +716,12 @@ def _zero_points(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.nd
     return z.astype(np.int64), hit, bool(((a == 0) & (b == 0)).any())
 
 
-def _binary_packed(node: _Node, roles: set[str]) -> Fn:
+#: a float tail run in a binary conv's epilogue: ``(lo, hi, pool, fallback)``, clip bounds,
+#: the max-pool's kernel (= stride) and the unfused steps for a batch that is not packed
+Tail = tuple[float, float, int, Fn]
+
+
+def _binary_packed(node: _Node, roles: set[str], tail: Tail | None = None) -> Fn:
     """A binary layer with binary inputs on the numba backend that reads packed signs
     (``consume``) and/or writes them (``produce``): ``sign(scale * acc + bias)`` as the
     per-channel integer threshold of :func:`~.packed.sign_thresholds`. A batch in which some
@@ -784,6 +790,12 @@ def _binary_packed(node: _Node, roles: set[str]) -> Fn:
                 acc -= to_nchw(_zero_correction(cols, signs_f32, matmul_nt), x.shape[0], ho, wo)
             return acc
 
+    def run_tail(x: Any) -> Any:
+        assert tail is not None and g is not None
+        if isinstance(x, _Packed) and packed._TAP_ROWS:
+            return rows.affine_pool(x.words, out_scale, bias, *tail[:3])
+        return tail[3](run(x))
+
     def run(x: Any) -> Any:
         if produce and not always_zero and g is not None and isinstance(x, _Packed) \
                 and not zhit.any():
@@ -792,6 +804,8 @@ def _binary_packed(node: _Node, roles: set[str]) -> Fn:
                 return _Packed(rows.threshold(x.words, t, flip))
             return _Packed(packed.binary_conv2d_packed(x.words, w_taps, g.in_channels, g.stride,
                                                        g.padding, g.dilation, pad_sum, t, flip))
+        if not produce and g is not None and isinstance(x, _Packed) and packed._TAP_ROWS:
+            return rows.affine(x.words, out_scale, bias)  # the float finish in the epilogue
         acc = acc_of(x)
         if produce and not always_zero:
             last = acc if g is None else acc.transpose(0, 2, 3, 1)
@@ -799,7 +813,47 @@ def _binary_packed(node: _Node, roles: set[str]) -> Fn:
                 return _Packed(packed.threshold_pack(np.ascontiguousarray(last), t, flip))
         return _finish(acc, out_scale, bias)
 
-    return run
+    return run if tail is None else run_tail
+
+
+def _conv_pool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list[Fused]:
+    """``binary_conv2d -> [hardtanh] -> maxpool2d`` with a float output, the conv reading
+    packed signs (the packed plan's ``consume``, not ``produce``), at most one hardtanh with
+    nonzero bounds and identities between, each used once; a square pool with stride equal
+    to its kernel, no padding or dilation: one ``RowConv.affine_pool`` pass (the conv's float
+    map is never written). A binary CNN's last conv block before its float head."""
+    plan = _packed_plan(nodes, output)
+    by_name = {n.name: n for n in nodes}
+    groups = []
+    for pool in nodes:
+        if pool.op != "maxpool2d" or pool.pair("padding", 0) != (0, 0) \
+                or pool.pair("dilation", 1) != (1, 1) \
+                or len(set(pool.pair("kernel_size", 1) + pool.pair("stride", 1))) != 1:
+            continue
+        chain: list[_Node] = []
+        src = by_name.get(pool.inputs[0])
+        while src is not None and src.op in ("hardtanh", "identity") and uses.get(src.name) == 1 \
+                and src.name != output:
+            chain.append(src)
+            src = by_name.get(src.inputs[0])
+        clips = [n for n in chain if n.op == "hardtanh"]
+        if src is None or src.op != "binary_conv2d" or uses.get(src.name) != 1 \
+                or src.name == output or plan.get(src.name) != {"consume"} or len(clips) > 1:
+            continue
+        lo, hi = ((clips[0].attr("min", float), clips[0].attr("max", float)) if clips
+                  else (-np.inf, np.inf))
+        if lo == 0 or hi == 0 or not lo < hi:
+            continue  # a signed zero bound: np.clip's choice between zeros is not pinned
+        groups.append(Fused(pool.name, (src.inputs[0],), (src.name, *[n.name for n in chain]),
+                            partial(_conv_pool_runner, src, pool, lo, hi)))
+    return groups
+
+
+def _conv_pool_runner(conv: _Node, pool: _Node, lo: float, hi: float) -> Fn:
+    kernel = pool.pair("kernel_size", 1)[0]
+    pool_fn = _pool(pool, "max")
+    a, b = np.float32(lo), np.float32(hi)
+    return _binary_packed(conv, {"consume"}, (lo, hi, kernel, lambda y: pool_fn(y.clip(a, b))))
 
 
 def _float_producer(node: _Node, fn: Fn) -> Fn:
@@ -936,6 +990,9 @@ FUSIONS: list[Fusion] = []
 def register_fusion(fusion: Fusion) -> None:
     """Add a load-time fusion (see :data:`FUSIONS`)."""
     FUSIONS.append(fusion)
+
+
+register_fusion(_conv_pool_fusion)
 
 
 def _fusions(nodes: list[_Node], output: str) -> dict[str, Fused]:

@@ -237,6 +237,37 @@ class RowConv:
                                         self.dilation, self.kw, base, rows, out)
         return out
 
+    def affine(self, words: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
+               ) -> np.ndarray:
+        """float32 (N, O, Ho, Wo): ``float32(acc) * scale`` (``+ bias``), per output channel."""
+        from . import cpu, cpu_packed
+
+        n = words.shape[0]
+        out = np.empty((n, self.wr.shape[2], *self.out_size(*words.shape[1:3])), np.float32)
+        base, rows = self._plan(words)
+        b = scale if bias is None else bias
+        with parallel_chunksize(cpu._chunked(n * -(-out.shape[2] // rows))):
+            cpu_packed.binary_conv_rows_affine(words, self.wr, self.n_ch, self.stride,
+                                               self.padding, self.dilation, self.kw, base, rows,
+                                               scale, b, bias is not None, out)
+        return out
+
+    def affine_pool(self, words: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
+                    lo: float, hi: float, pool: int) -> np.ndarray:
+        """:meth:`affine`, clipped to ``[lo, hi]`` and max-pooled ``pool x pool`` with stride
+        ``pool`` (no padding) in the epilogue: float32 (N, O, Ho // pool, Wo // pool)."""
+        from . import cpu_packed
+
+        ho, wo = self.out_size(*words.shape[1:3])
+        out = np.empty((words.shape[0], self.wr.shape[2], ho // pool, wo // pool), np.float32)
+        base, _ = self._plan(words)
+        b = scale if bias is None else bias
+        cpu_packed.binary_conv_rows_pool(words, self.wr, self.n_ch, self.stride, self.padding,
+                                         self.dilation, self.kw, base, ho, wo, scale, b,
+                                         bias is not None, np.float32(lo), np.float32(hi), pool,
+                                         out)
+        return out
+
     def threshold(self, words: np.ndarray, t: np.ndarray, flip: np.ndarray,
                   out: np.ndarray | None = None) -> np.ndarray:
         """Packed NHWC words (N, Ho, Wo, ceil(O / 64)) of ``(acc < t) ^ flip``."""

@@ -161,3 +161,39 @@ def test_tap_row_conv_equals_the_per_tap_direct_conv(n: int, c: int, o: int, h: 
                 np.testing.assert_array_equal(rows.threshold(xw, t, flip), bits)
             finally:
                 numba.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(("n", "c", "o", "h", "w", "pool"), [(3, 32, 64, 7, 7, 2),
+                                                            (2, 21, 70, 9, 6, 3),
+                                                            (1, 64, 5, 4, 4, 2)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_tap_row_float_epilogues_equal_the_float_steps(n: int, c: int, o: int, h: int, w: int,
+                                                      pool: int, with_bias: bool) -> None:
+    """``RowConv.affine`` writes ``float32(acc) * scale + bias`` bit for bit (signed zeros
+    included); ``affine_pool`` equals ``np.clip`` then max-pooling with NumPy tap by tap (odd
+    sizes: the last row and column dropped)."""
+    from proxcompress.kernels.formats import pack_negative_mask
+
+    rng = np.random.default_rng(c * o + h)
+    xw = np.empty((n, h, w, -(-c // 64)), np.uint64)
+    cpu.pack_channels(rng.random((n, c, h, w)) < 0.5, xw)
+    w_taps = np.ascontiguousarray(pack_negative_mask(rng.random((3, 3, o, c)) < 0.5)
+                                  .transpose(0, 1, 3, 2))
+    pad_sum = np.zeros((3, 3, o), np.int64)
+    rows = packed.RowConv(w_taps, c, (1, 1), (1, 1), (1, 1), pad_sum)
+    acc = np.empty((n, o, h, w), np.int32)
+    cpu.binary_conv_direct(xw, w_taps, c, (1, 1), (1, 1), (1, 1), pad_sum, acc)
+    scale = (rng.standard_normal(o) * 0.1).astype(np.float32)
+    bias = (rng.standard_normal(o) * 2).astype(np.float32) if with_bias else None
+    y = acc.astype(np.float32) * scale[None, :, None, None]
+    if bias is not None:
+        y = y + bias[None, :, None, None]
+    got = rows.affine(xw, scale, bias)
+    np.testing.assert_array_equal(got.view(np.uint32), y.view(np.uint32))
+    clipped = y.clip(np.float32(-1), np.float32(1))
+    hp, wp = h // pool, w // pool
+    want = clipped[:, :, :hp * pool:pool, :wp * pool:pool].copy()
+    for i in range(pool):
+        for j in range(pool):
+            np.maximum(want, clipped[:, :, i:hp * pool:pool, j:wp * pool:pool], out=want)
+    np.testing.assert_array_equal(rows.affine_pool(xw, scale, bias, -1.0, 1.0, pool), want)

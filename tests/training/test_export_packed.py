@@ -77,3 +77,23 @@ def test_exact_zero_output_falls_back_to_float(bias0: float, packed_out: bool) -
     else:
         assert isinstance(y, np.ndarray)
         np.testing.assert_array_equal(y, [[0.0, 5.0, -63.0]] * 2)
+
+
+def test_tap_row_convs_and_the_fused_conv_pool_equal_the_per_tap_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The binary CNN's last conv block (conv -> folded BatchNorm -> hardtanh -> max-pool,
+    float out) is one fused group, and the model with the tap-row convs and that group gives
+    the same logits, bit for bit, as the per-tap kernels with the block's steps unfused
+    (``packed._TAP_ROWS = False``) and the NumPy backend's predictions."""
+    from proxcompress.kernels import packed
+
+    model = _model("cnn")
+    x = torch.randn(48, 1, 28, 28, generator=torch.Generator().manual_seed(11))
+    export(model, tmp_path / "cnn", example=x[:8])
+    fast = load(tmp_path / "cnn", backend="numba")
+    assert fast.fused == {"pool2": ("conv2_0", "act2_0", "bn2_0")}  # bn2_0: folded
+    got = fast(x.numpy())
+    monkeypatch.setattr(packed, "_TAP_ROWS", False)
+    np.testing.assert_array_equal(got, fast(x.numpy()))
+    ref = load(tmp_path / "cnn", backend="numpy")(x.numpy())
+    assert (got.argmax(1) == ref.argmax(1)).all()
