@@ -213,52 +213,99 @@ def row_conv_base(rin, rout, wr, height, ho, wo, stride_y, pad_y, dil_y):  # typ
 
 @njit(inline="always")
 def _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, rows, wo, win):  # type: ignore[no-untyped-def]
-    """Window words ``win`` (kh * Qr, lanes) of output rows ``oy0 .. oy0 + rows - 1`` of image
-    ``n``: word ``i * Qr + d`` of lane ``r * wo + ox`` holds bits ``64 d ..`` of the row
-    window ``j * n_ch + c`` (channel ``c`` at tap ``(i, j)``), 0 in the padding and in lanes
-    past the block."""
+    """Window words ``win`` (K >= kh * Qr, lanes) of output rows ``oy0 .. oy0 + rows - 1`` of
+    image ``n``: word ``i * Qr + d`` of lane ``r * wo + ox`` holds bits ``64 d ..`` of the
+    row window ``j * n_ch + c`` (channel ``c`` at tap ``(i, j)``), 0 in the padding, in
+    lanes past the block and in words past ``kh * Qr``. Each input row's windows are built
+    once (shifts and ORs along the row) and copied to the lanes of every output row that
+    reads it."""
     height, width, q_in = xw.shape[1], xw.shape[2], xw.shape[3]
     win[:] = 0
+    iy0 = oy0 * stride[0] - padding[0]
+    span = (rows - 1) * stride[0] + (kh - 1) * dilation[0] + 1
+    built = np.zeros((span, qr, wo), np.uint64)
+    for t in range(span):
+        iy = iy0 + t
+        if iy < 0 or iy >= height:
+            continue
+        for j in range(kw):
+            shift = j * dilation[1] - padding[1]
+            # output columns whose tap j lies in the image: 0 <= ox * sx + shift < width
+            lo = 0
+            while lo < wo and lo * stride[1] + shift < 0:
+                lo += 1
+            hi = lo
+            while hi < wo and hi * stride[1] + shift < width:
+                hi += 1
+            for qi in range(q_in):
+                off = j * n_ch + 64 * qi
+                d, s = off >> 6, np.uint64(off & 63)
+                dst = built[t, d]
+                if stride[1] == 1:
+                    for ox in range(lo, hi):
+                        dst[ox] |= xw[n, iy, ox + shift, qi] << s
+                else:
+                    for ox in range(lo, hi):
+                        dst[ox] |= xw[n, iy, ox * stride[1] + shift, qi] << s
+                if s != 0 and d + 1 < qr:
+                    dst2 = built[t, d + 1]
+                    back = np.uint64(64) - s
+                    for ox in range(lo, hi):
+                        dst2[ox] |= xw[n, iy, ox * stride[1] + shift, qi] >> back
     for r in range(rows):
         for i in range(kh):
-            iy = (oy0 + r) * stride[0] - padding[0] + i * dilation[0]
+            t = r * stride[0] + i * dilation[0]
+            iy = iy0 + t
             if iy < 0 or iy >= height:
                 continue
-            for j in range(kw):
-                shift = j * dilation[1] - padding[1]
-                # output columns whose tap j lies in the image: 0 <= ox * sx + shift < width
-                lo = max(0, -(shift // stride[1]) if shift < 0 else 0)
-                while lo * stride[1] + shift < 0:
-                    lo += 1
-                hi = min(wo, (width - 1 - shift) // stride[1] + 1) if width - 1 - shift >= 0 \
-                    else 0
-                for qi in range(q_in):
-                    off = j * n_ch + 64 * qi
-                    d, s = off >> 6, np.uint64(off & 63)
-                    dst = win[i * qr + d]
-                    for ox in range(lo, hi):
-                        dst[r * wo + ox] |= xw[n, iy, ox * stride[1] + shift, qi] << s
-                    if s != 0 and d + 1 < qr:
-                        dst2 = win[i * qr + d + 1]
-                        back = np.uint64(64) - s
-                        for ox in range(lo, hi):
-                            dst2[r * wo + ox] |= xw[n, iy, ox * stride[1] + shift, qi] >> back
+            for d in range(qr):
+                src = built[t, d]
+                dst = win[i * qr + d]
+                for ox in range(wo):
+                    dst[r * wo + ox] = src[ox]
+
+
+@njit(cache=True, nogil=True)
+def triple_words(wr):  # type: ignore[no-untyped-def]
+    """The row weight words (kh, Qr, O) as (K, O) with K = kh * Qr rounded up to a multiple
+    of 3, the extra words 0 (a 0 window word XOR a 0 weight word counts nothing)."""
+    kh, qr, n_out = wr.shape
+    wk = np.zeros(((kh * qr + 2) // 3 * 3, n_out), np.uint64)
+    wk[:kh * qr] = wr.reshape(kh * qr, n_out)
+    return wk
 
 
 @njit(inline="always")
 def _block_acc(wk, win, base, o, first, count, acc):  # type: ignore[no-untyped-def]
     """``acc[l]`` = output channel ``o``'s accumulator of lane ``l``: ``base[o, first + l]``
-    minus twice the popcounts of the window words XOR the weight words (``count`` lanes)."""
+    minus twice the popcounts of the window words XOR the weight words (``count`` lanes
+    valid). Three words per pass over the lanes (``wk`` from :func:`triple_words`), the
+    first pass writing ``acc``, the last one subtracting from the base: for up to three
+    words (16 channels, 3 x 3) one pass in all."""
     lanes = acc.shape[0]
-    for lane in range(lanes):
-        acc[lane] = 0
-    for k in range(wk.shape[0]):
-        w = wk[k, o]
-        r = win[k]
-        for lane in range(lanes):
-            acc[lane] += np.int64(_popcount(r[lane] ^ w))
-    for lane in range(count):
-        acc[lane] = base[o, first + lane] - 2 * acc[lane]
+    passes = wk.shape[0] // 3
+    for p in range(passes):
+        k = 3 * p
+        w0, w1, w2 = wk[k, o], wk[k + 1, o], wk[k + 2, o]
+        r0, r1, r2 = win[k], win[k + 1], win[k + 2]
+        if p == 0 and p == passes - 1:
+            for lane in range(count):
+                acc[lane] = base[o, first + lane] - 2 * np.int64(
+                    _popcount(r0[lane] ^ w0) + _popcount(r1[lane] ^ w1)
+                    + _popcount(r2[lane] ^ w2))
+        elif p == 0:
+            for lane in range(lanes):
+                acc[lane] = np.int64(_popcount(r0[lane] ^ w0) + _popcount(r1[lane] ^ w1)
+                                     + _popcount(r2[lane] ^ w2))
+        elif p == passes - 1:
+            for lane in range(count):
+                acc[lane] = base[o, first + lane] - 2 * (acc[lane] + np.int64(
+                    _popcount(r0[lane] ^ w0) + _popcount(r1[lane] ^ w1)
+                    + _popcount(r2[lane] ^ w2)))
+        else:
+            for lane in range(lanes):
+                acc[lane] += np.int64(_popcount(r0[lane] ^ w0) + _popcount(r1[lane] ^ w1)
+                                      + _popcount(r2[lane] ^ w2))
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -271,14 +318,14 @@ def binary_conv_rows(xw, wr, n_ch, stride, padding, dilation, kw, base, rows, ou
     int32 ``out`` (N, O, Ho, Wo)."""
     n_img, n_out, ho, wo = out.shape
     kh, qr, _ = wr.shape
-    wk = wr.reshape(kh * qr, n_out)
+    wk = triple_words(wr)
     blocks = (ho + rows - 1) // rows
     lanes = (rows * wo + 7) // 8 * 8
     flat = out.reshape(n_img, n_out, ho * wo)
     for task in prange(n_img * blocks):
         n, oy0 = task // blocks, task % blocks * rows
         nr = min(rows, ho - oy0)
-        win = np.empty((kh * qr, lanes), np.uint64)
+        win = np.empty((wk.shape[0], lanes), np.uint64)
         acc = np.empty(lanes, np.int64)
         _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, nr, wo, win)
         first, count = oy0 * wo, nr * wo
@@ -296,14 +343,14 @@ def binary_conv_rows_affine(xw, wr, n_ch, stride, padding, dilation, kw, base, r
     of the model's float finish, in its order (no int32 array is written)."""
     n_img, n_out, ho, wo = out.shape
     kh, qr, _ = wr.shape
-    wk = wr.reshape(kh * qr, n_out)
+    wk = triple_words(wr)
     blocks = (ho + rows - 1) // rows
     lanes = (rows * wo + 7) // 8 * 8
     flat = out.reshape(n_img, n_out, ho * wo)
     for task in prange(n_img * blocks):
         n, oy0 = task // blocks, task % blocks * rows
         nr = min(rows, ho - oy0)
-        win = np.empty((kh * qr, lanes), np.uint64)
+        win = np.empty((wk.shape[0], lanes), np.uint64)
         acc = np.empty(lanes, np.int64)
         _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, nr, wo, win)
         first, count = oy0 * wo, nr * wo
@@ -329,10 +376,10 @@ def binary_conv_rows_pool(xw, wr, n_ch, stride, padding, dilation, kw, base, ho,
     ``a`` is NaN, else ``b``), so the values are equal bit for bit. One image per task."""
     n_img, n_out, hp, wp = out.shape
     kh, qr, _ = wr.shape
-    wk = wr.reshape(kh * qr, n_out)
+    wk = triple_words(wr)
     lanes = (ho * wo + 7) // 8 * 8
     for n in prange(n_img):
-        win = np.empty((kh * qr, lanes), np.uint64)
+        win = np.empty((wk.shape[0], lanes), np.uint64)
         acc = np.empty(lanes, np.int64)
         y = np.empty(lanes, np.float32)
         _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, 0, ho, wo, win)
@@ -368,14 +415,14 @@ def binary_conv_rows_threshold(xw, wr, n_ch, stride, padding, dilation, kw, base
     ceil(O / 64)) of ``(acc < t) ^ flip`` (the bits of :func:`binary_conv_threshold`)."""
     n_img, ho, wo, n_words = out.shape
     kh, qr, n_out = wr.shape
-    wk = wr.reshape(kh * qr, n_out)
+    wk = triple_words(wr)
     blocks = (ho + rows - 1) // rows
     lanes = (rows * wo + 7) // 8 * 8
     flat = out.reshape(n_img, ho * wo, n_words)
     for task in prange(n_img * blocks):
         n, oy0 = task // blocks, task % blocks * rows
         nr = min(rows, ho - oy0)
-        win = np.empty((kh * qr, lanes), np.uint64)
+        win = np.empty((wk.shape[0], lanes), np.uint64)
         acc = np.empty(lanes, np.int64)
         words = np.zeros((n_words, lanes), np.uint64)
         _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, nr, wo, win)
