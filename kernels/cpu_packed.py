@@ -367,13 +367,18 @@ def binary_conv_rows_affine(xw, wr, n_ch, stride, padding, dilation, kw, base, r
 
 @njit(parallel=True, cache=True, nogil=True)
 def binary_conv_rows_pool(xw, wr, n_ch, stride, padding, dilation, kw, base, ho, wo, scale,
-                          bias, has_bias, lo, hi, pool, out):  # type: ignore[no-untyped-def]
+                          bias, has_bias, lo, hi, pool, int_pool, out):  # type: ignore[no-untyped-def]
     """:func:`binary_conv_rows_affine` (output ``ho x wo``), then ``clip(lo, hi)`` (a
-    hardtanh; infinite bounds for none) and a ``pool x pool`` max-pooling with stride
+    hardtanh, ``lo < 0 < hi`` or infinite) and a ``pool x pool`` max-pooling with stride
     ``pool``, no padding, in the epilogue: float32 ``out`` (N, O, Hp, Wp); the conv's float
-    map is never written. The float operations are those of the unfused steps in their order
-    (``np.clip``; then ``np.maximum`` tap by tap in (i, j) order: ``a`` where ``a >= b`` or
-    ``a`` is NaN, else ``b``), so the values are equal bit for bit. One image per task."""
+    map is never written. Where ``int_pool[o]`` (``scale[o]``, ``bias[o]`` finite, ``|scale[o]|
+    >= 2^-100``) the window's accumulators are pooled first -- their max for ``scale > 0``,
+    min for ``scale < 0`` -- and only the pooled one goes through the affine map and the
+    clip: both are monotone (float rounding is), so this is the max of the clipped values,
+    and with no underflow to zero no two accumulators map to zeros of different signs: bit
+    for bit the unfused steps. Other channels run those steps as they are (``np.clip``; then
+    ``np.maximum`` tap by tap: ``a`` where ``a >= b`` or ``a`` is NaN, else ``b``). One image
+    per task."""
     n_img, n_out, hp, wp = out.shape
     kh, qr, _ = wr.shape
     wk = triple_words(wr)
@@ -386,6 +391,20 @@ def binary_conv_rows_pool(xw, wr, n_ch, stride, padding, dilation, kw, base, ho,
         for o in range(n_out):
             _block_acc(wk, win, base, o, 0, ho * wo, acc)
             so, bo = scale[o], bias[o]
+            if int_pool[o]:
+                up = so > 0
+                for py in range(hp):
+                    for px in range(wp):
+                        m = acc[py * pool * wo + px * pool]
+                        for i in range(pool):
+                            for j in range(pool):
+                                a = acc[(py * pool + i) * wo + px * pool + j]
+                                m = max(m, a) if up else min(m, a)
+                        v = np.float32(m) * so
+                        if has_bias:
+                            v = v + bo
+                        out[n, o, py, px] = lo if v < lo else (hi if v > hi else v)
+                continue
             for lane in range(ho * wo):
                 v = np.float32(acc[lane]) * so
                 if has_bias:

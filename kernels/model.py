@@ -819,7 +819,7 @@ def _binary_packed(node: _Node, roles: set[str], tail: Tail | None = None) -> Fn
 def _conv_pool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list[Fused]:
     """``binary_conv2d -> [hardtanh] -> maxpool2d`` with a float output, the conv reading
     packed signs (the packed plan's ``consume``, not ``produce``), at most one hardtanh with
-    nonzero bounds and identities between, each used once; a square pool with stride equal
+    ``min < 0 < max`` and identities between, each used once; a square pool with stride equal
     to its kernel, no padding or dilation: one ``RowConv.affine_pool`` pass (the conv's float
     map is never written). A binary CNN's last conv block before its float head."""
     plan = _packed_plan(nodes, output)
@@ -842,8 +842,8 @@ def _conv_pool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> 
             continue
         lo, hi = ((clips[0].attr("min", float), clips[0].attr("max", float)) if clips
                   else (-np.inf, np.inf))
-        if lo == 0 or hi == 0 or not lo < hi:
-            continue  # a signed zero bound: np.clip's choice between zeros is not pinned
+        if not lo < 0 < hi:
+            continue  # a zero bound: np.clip's choice between signed zeros is not pinned
         groups.append(Fused(pool.name, (src.inputs[0],), (src.name, *[n.name for n in chain]),
                             partial(_conv_pool_runner, src, pool, lo, hi)))
     return groups

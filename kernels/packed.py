@@ -262,10 +262,14 @@ class RowConv:
         out = np.empty((words.shape[0], self.wr.shape[2], ho // pool, wo // pool), np.float32)
         base, _ = self._plan(words)
         b = scale if bias is None else bias
+        if not (lo < 0 < hi):
+            raise InvalidInputError("lo", f"clip bounds ({lo}, {hi}) must satisfy lo < 0 < hi")
+        # channels whose accumulators can be pooled before the (monotone) affine map
+        int_pool = np.isfinite(scale) & np.isfinite(b) & (np.abs(scale) >= 2.0**-100)
         cpu_packed.binary_conv_rows_pool(words, self.wr, self.n_ch, self.stride, self.padding,
                                          self.dilation, self.kw, base, ho, wo, scale, b,
                                          bias is not None, np.float32(lo), np.float32(hi), pool,
-                                         out)
+                                         int_pool, out)
         return out
 
     def threshold(self, words: np.ndarray, t: np.ndarray, flip: np.ndarray,

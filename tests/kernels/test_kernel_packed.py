@@ -171,7 +171,8 @@ def test_tap_row_float_epilogues_equal_the_float_steps(n: int, c: int, o: int, h
                                                       pool: int, with_bias: bool) -> None:
     """``RowConv.affine`` writes ``float32(acc) * scale + bias`` bit for bit (signed zeros
     included); ``affine_pool`` equals ``np.clip`` then max-pooling with NumPy tap by tap (odd
-    sizes: the last row and column dropped)."""
+    sizes: the last row and column dropped), for channels pooled on the accumulators (scale
+    of either sign) and for those pooled as floats (a zero or subnormal scale)."""
     from proxcompress.kernels.formats import pack_negative_mask
 
     rng = np.random.default_rng(c * o + h)
@@ -184,6 +185,7 @@ def test_tap_row_float_epilogues_equal_the_float_steps(n: int, c: int, o: int, h
     acc = np.empty((n, o, h, w), np.int32)
     cpu.binary_conv_direct(xw, w_taps, c, (1, 1), (1, 1), (1, 1), pad_sum, acc)
     scale = (rng.standard_normal(o) * 0.1).astype(np.float32)
+    scale[:2] = 0.0, 1e-40  # channels pooled as floats (no integer pooling: zeros' signs)
     bias = (rng.standard_normal(o) * 2).astype(np.float32) if with_bias else None
     y = acc.astype(np.float32) * scale[None, :, None, None]
     if bias is not None:
@@ -196,4 +198,6 @@ def test_tap_row_float_epilogues_equal_the_float_steps(n: int, c: int, o: int, h
     for i in range(pool):
         for j in range(pool):
             np.maximum(want, clipped[:, :, i:hp * pool:pool, j:wp * pool:pool], out=want)
-    np.testing.assert_array_equal(rows.affine_pool(xw, scale, bias, -1.0, 1.0, pool), want)
+    got = rows.affine_pool(xw, scale, bias, -1.0, 1.0, pool)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got[:, 2:].view(np.uint32), want[:, 2:].view(np.uint32))
