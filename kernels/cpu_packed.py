@@ -392,18 +392,18 @@ def binary_conv_rows_pool(xw, wr, n_ch, stride, padding, dilation, kw, base, ho,
             _block_acc(wk, win, base, o, 0, ho * wo, acc)
             so, bo = scale[o], bias[o]
             if int_pool[o]:
-                up = so > 0
+                sign = 1 if so > 0 else -1  # the min for a negative scale: max of -acc
                 for py in range(hp):
                     for px in range(wp):
-                        m = acc[py * pool * wo + px * pool]
+                        m = sign * acc[py * pool * wo + px * pool]
                         for i in range(pool):
                             for j in range(pool):
-                                a = acc[(py * pool + i) * wo + px * pool + j]
-                                m = max(m, a) if up else min(m, a)
-                        v = np.float32(m) * so
+                                a = sign * acc[(py * pool + i) * wo + px * pool + j]
+                                m = a if a > m else m  # a select, no branch
+                        v = np.float32(sign * m) * so
                         if has_bias:
                             v = v + bo
-                        out[n, o, py, px] = lo if v < lo else (hi if v > hi else v)
+                        out[n, o, py, px] = min(max(v, lo), hi)  # finite v: np.clip
                 continue
             for lane in range(ho * wo):
                 v = np.float32(acc[lane]) * so
