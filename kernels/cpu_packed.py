@@ -308,14 +308,30 @@ def _block_acc(wk, win, base, o, first, count, acc):  # type: ignore[no-untyped-
                                       + _popcount(r2[lane] ^ w2))
 
 
+@njit(inline="always")
+def _rows_task(xw, n_ch, stride, padding, dilation, kh, kw, wk, qr, rows, ho, wo, blocks,
+               lanes, task):  # type: ignore[no-untyped-def]
+    """Task ``task`` of the tap-row kernels: its image, first output pixel and pixel count,
+    and its window words (:func:`_block_windows`) with an accumulator row."""
+    n, oy0 = task // blocks, task % blocks * rows
+    nr = min(rows, ho - oy0)
+    win = np.empty((wk.shape[0], lanes), np.uint64)
+    acc = np.empty(lanes, np.int64)
+    _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, nr, wo, win)
+    return n, oy0 * wo, nr * wo, win, acc
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def binary_conv_rows(xw, wr, n_ch, stride, padding, dilation, kw, base, rows, out):  # type: ignore[no-untyped-def]
+def binary_conv_rows(xw, wr, n_ch, stride, padding, dilation, kw, base, rows, scale, bias,
+                     finish, out):  # type: ignore[no-untyped-def]
     """``cpu.binary_conv_direct`` with the taps of a kernel row packed into one run of
     words: ``wr`` (kh, Qr, O), bit ``j * n_ch + c`` of row ``i`` the weight sign of input
     channel ``c`` at tap ``(i, j)`` (Qr = ceil(kw n_ch / 64)); ``base`` from
     :func:`row_conv_base`. A task is a block of ``rows`` output rows of one image; its output
     pixels are the vector lanes (a channel's weight word is one broadcast over them).
-    int32 ``out`` (N, O, Ho, Wo)."""
+    ``finish`` 0: int32 accumulators into ``out`` (N, O, Ho, Wo); 1: float32 ``float32(acc) *
+    scale[o]``, 2: that ``+ bias[o]`` -- the float32 operations of the model's float finish,
+    in its order (no int32 array is written)."""
     n_img, n_out, ho, wo = out.shape
     kh, qr, _ = wr.shape
     wk = triple_words(wr)
@@ -323,52 +339,27 @@ def binary_conv_rows(xw, wr, n_ch, stride, padding, dilation, kw, base, rows, ou
     lanes = (rows * wo + 7) // 8 * 8
     flat = out.reshape(n_img, n_out, ho * wo)
     for task in prange(n_img * blocks):
-        n, oy0 = task // blocks, task % blocks * rows
-        nr = min(rows, ho - oy0)
-        win = np.empty((wk.shape[0], lanes), np.uint64)
-        acc = np.empty(lanes, np.int64)
-        _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, nr, wo, win)
-        first, count = oy0 * wo, nr * wo
+        n, first, count, win, acc = _rows_task(xw, n_ch, stride, padding, dilation, kh, kw, wk,
+                                               qr, rows, ho, wo, blocks, lanes, task)
         for o in range(n_out):
             _block_acc(wk, win, base, o, first, count, acc)
-            for lane in range(count):
-                flat[n, o, first + lane] = acc[lane]
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def binary_conv_rows_affine(xw, wr, n_ch, stride, padding, dilation, kw, base, rows, scale,
-                            bias, has_bias, out):  # type: ignore[no-untyped-def]
-    """:func:`binary_conv_rows` whose epilogue writes float32 ``out`` (N, O, Ho, Wo) =
-    ``float32(acc) * scale[o]`` (``+ bias[o]`` when ``has_bias``): the float32 operations
-    of the model's float finish, in its order (no int32 array is written)."""
-    n_img, n_out, ho, wo = out.shape
-    kh, qr, _ = wr.shape
-    wk = triple_words(wr)
-    blocks = (ho + rows - 1) // rows
-    lanes = (rows * wo + 7) // 8 * 8
-    flat = out.reshape(n_img, n_out, ho * wo)
-    for task in prange(n_img * blocks):
-        n, oy0 = task // blocks, task % blocks * rows
-        nr = min(rows, ho - oy0)
-        win = np.empty((wk.shape[0], lanes), np.uint64)
-        acc = np.empty(lanes, np.int64)
-        _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, nr, wo, win)
-        first, count = oy0 * wo, nr * wo
-        for o in range(n_out):
-            _block_acc(wk, win, base, o, first, count, acc)
-            so, bo = scale[o], bias[o]
-            if has_bias:
+            if finish == 0:
                 for lane in range(count):
-                    flat[n, o, first + lane] = np.float32(acc[lane]) * so + bo
-            else:
+                    flat[n, o, first + lane] = acc[lane]
+            elif finish == 1:
+                so = scale[o]
                 for lane in range(count):
                     flat[n, o, first + lane] = np.float32(acc[lane]) * so
+            else:
+                so, bo = scale[o], bias[o]
+                for lane in range(count):
+                    flat[n, o, first + lane] = np.float32(acc[lane]) * so + bo
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def binary_conv_rows_pool(xw, wr, n_ch, stride, padding, dilation, kw, base, ho, wo, scale,
                           bias, has_bias, lo, hi, pool, int_pool, out):  # type: ignore[no-untyped-def]
-    """:func:`binary_conv_rows_affine` (output ``ho x wo``), then ``clip(lo, hi)`` (a
+    """:func:`binary_conv_rows`'s float finish (output ``ho x wo``), then ``clip(lo, hi)`` (a
     hardtanh, ``lo < 0 < hi`` or infinite) and a ``pool x pool`` max-pooling with stride
     ``pool``, no padding, in the epilogue: float32 ``out`` (N, O, Hp, Wp); the conv's float
     map is never written. Where ``int_pool[o]`` (``scale[o]``, ``bias[o]`` finite, ``|scale[o]|
@@ -439,13 +430,9 @@ def binary_conv_rows_threshold(xw, wr, n_ch, stride, padding, dilation, kw, base
     lanes = (rows * wo + 7) // 8 * 8
     flat = out.reshape(n_img, ho * wo, n_words)
     for task in prange(n_img * blocks):
-        n, oy0 = task // blocks, task % blocks * rows
-        nr = min(rows, ho - oy0)
-        win = np.empty((wk.shape[0], lanes), np.uint64)
-        acc = np.empty(lanes, np.int64)
+        n, first, count, win, acc = _rows_task(xw, n_ch, stride, padding, dilation, kh, kw, wk,
+                                               qr, rows, ho, wo, blocks, lanes, task)
         words = np.zeros((n_words, lanes), np.uint64)
-        _block_windows(xw, n_ch, stride, padding, dilation, kh, kw, qr, n, oy0, nr, wo, win)
-        first, count = oy0 * wo, nr * wo
         for o in range(n_out):
             _block_acc(wk, win, base, o, first, count, acc)
             q, bit, to, fo = o // 64, np.uint64(o % 64), t[o], flip[o]

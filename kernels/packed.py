@@ -170,6 +170,7 @@ def binary_conv2d_packed(words: Any, w_taps: Any, n_ch: int, stride: tuple[int, 
 
 #: private switch: ``False`` runs the previous per-tap kernels (benchmark ablations only)
 _TAP_ROWS = True
+_NO_SCALE = np.zeros(1, np.float32)  # the int32 finish reads no scale
 
 
 def row_weights(w_taps: np.ndarray, n_ch: int) -> np.ndarray:
@@ -234,7 +235,8 @@ class RowConv:
         base, rows = self._plan(words)
         with parallel_chunksize(cpu._chunked(n * -(-out.shape[2] // rows))):
             cpu_packed.binary_conv_rows(words, self.wr, self.n_ch, self.stride, self.padding,
-                                        self.dilation, self.kw, base, rows, out)
+                                        self.dilation, self.kw, base, rows, _NO_SCALE, _NO_SCALE,
+                                        0, out)
         return out
 
     def affine(self, words: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
@@ -247,9 +249,9 @@ class RowConv:
         base, rows = self._plan(words)
         b = scale if bias is None else bias
         with parallel_chunksize(cpu._chunked(n * -(-out.shape[2] // rows))):
-            cpu_packed.binary_conv_rows_affine(words, self.wr, self.n_ch, self.stride,
-                                               self.padding, self.dilation, self.kw, base, rows,
-                                               scale, b, bias is not None, out)
+            cpu_packed.binary_conv_rows(words, self.wr, self.n_ch, self.stride, self.padding,
+                                        self.dilation, self.kw, base, rows, scale, b,
+                                        1 if bias is None else 2, out)
         return out
 
     def affine_pool(self, words: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
