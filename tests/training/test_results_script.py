@@ -283,6 +283,15 @@ def test_tensor_train_table_chooses_on_validation_perplexity(tmp_path: Path) -> 
     target = next(line for line in page.splitlines() if line.startswith("* >= 10x fewer"))
     assert "`tt-lm-mps-c10` (10x) at +6.6%" in target and target.endswith("**met**")
     assert (tmp_path / tt.PLOT).exists()
+    # the timing phase's specs: resolved configs, so a form without num_modes in its row (the
+    # low-rank baseline) gets the defaults instead of a KeyError after the last run
+    lowrank = _row("tt-lm-lowrank-c10")
+    assert "num_modes" not in lowrank["config"]["tt"]
+    lm_run(lowrank, {"optim.lr": 3e-3}, 0, 155.0, 120.0, 50688)
+    specs = tt._specs(core.Choices(rows, tmp_path), None)
+    assert specs["tt-lm-lowrank-c10"].form == "lowrank"
+    assert specs["tt-lm-lowrank-c10"].num_modes == 3 and specs["tt-lm-mps-c10"].ranks == 18
+    assert specs["tt-lm-mps-c10"].layout == "blocked"
 
 
 def test_vit_table_distillation_waits_for_its_teacher_seed(tmp_path: Path) -> None:

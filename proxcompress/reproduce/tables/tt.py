@@ -138,6 +138,7 @@ def _lm_rows(choices: Any) -> list[Row]:
 def _specs(choices: Any, seeds: list[int] | None) -> dict[str, Any]:
     """Each LM row's TT spec as trained (ranks from its first finished run's summary)."""
     from proxcompress.reproduce.tables.core import _summaries
+    from proxcompress.training.config import config_from_dict
     from proxcompress.training.tensor_train import TTSpec
 
     out = {}
@@ -147,10 +148,10 @@ def _specs(choices: Any, seeds: list[int] | None) -> dict[str, Any]:
         sums = _summaries(choices, row, seeds)
         if not sums:
             continue
-        tt = choices.config(row)["tt"]
+        tt = config_from_dict(choices.config(row)).tt  # resolved: the defaults filled in
         ranks = sums[0]["tt_ranks"][0]["hh"]
-        out[row["name"]] = TTSpec(tt["form"], ranks if isinstance(ranks, int) else tuple(ranks),
-                                  tt["num_modes"], tt["layout"], tt["split"])
+        out[row["name"]] = TTSpec(tt.form, ranks if isinstance(ranks, int) else tuple(ranks),
+                                  tt.num_modes, tt.layout, tt.split)
     return out
 
 
