@@ -243,6 +243,12 @@ def plot(choices: Any, seeds: list[int] | None, out: Path) -> Path | None:
         ax.axhline(dense[0][1] * 1.1, color="grey", ls=":", lw=1,
                    label="dense + 10% (the target)")
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    # labels at 1, 2, 5 x 10^k written out (the default minor labels collide)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("LSTM parameters (biases included)")
     ax.set_ylabel("test perplexity (KJV)")
     ax.legend(fontsize=8)
@@ -369,7 +375,8 @@ def _timing_lines(choices: Any, timing_: dict[str, Any] | None) -> list[str]:
     b1, b2 = timing_["batches"]
     lines = [
         f"One LSTM step (one token for each of B sequences; `W_ih x + W_hh h` and the gates) on "
-        f"{dev.get('model_name', 'the CPU')}, {dev['torch_threads']} threads, median of "
+        f"{dev.get('model_name', 'the CPU')}, {dev['torch_threads']} "
+        f"thread{'' if dev['torch_threads'] == 1 else 's'}, median of "
         f"{timing_['repeats']} interleaved rounds, the dense `nn.LSTM` measured in the same "
         "run; *contracted*: the input contracted with the cores in the FLOP-optimal order "
         "(no dense matrix); *rebuilt*: the weights rebuilt once (`to_lstm()`, time in the last "
