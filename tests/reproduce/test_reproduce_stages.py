@@ -210,9 +210,12 @@ def test_full_results_stage_renders_and_parses_the_results_page(tmp_path: Path) 
     out = tmp_path / "full"
     runs = tmp_path / "no-runs"
     runs.mkdir()
+    configs = {p.name: p.read_bytes() for p in (ROOT / "configs" / "results").iterdir()}
     code = main(["reproduce", "--full", "--only", "results", "--out", str(out),
                  "--set", "results.render_only=true", "--set", f"results.runs={runs}"])
     assert code == EXIT_FAILED  # nothing has run: "every row ran" fails
+    # a runs folder of its own leaves the committed configs (they describe runs/results) alone
+    assert {p.name: p.read_bytes() for p in (ROOT / "configs" / "results").iterdir()} == configs
     stage = _report(out)["stages"][-1]
     assert stage["name"] == "results" and stage["checks"][0]["verdict"] == "fail"
     page = (out / "results" / "results.md").read_text()

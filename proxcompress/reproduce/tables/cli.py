@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                         dest="overrides",
                         help="override a config key of every selected row (e.g. the GPU "
                         "configuration of the vit table, docs/training.md); needs --runs and "
-                        "--out away from the defaults, and leaves configs/results/ as it is")
+                        "--out away from the defaults, and leaves configs/results/ as it is "
+                        "(as does any --runs other than the default folder)")
     args = parser.parse_args(argv)
     t0 = time.time()
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if "tt" in tables:  # measured with the workers gone, both cores (kept in the runs folder)
         tt_timing = (tt.timing(choices, seeds, runs, log) if not args.render_only
                      else tt.cached_timing(runs))
-    if not args.overrides:
+    default_runs = Path(args.runs).resolve() == (ROOT / "runs" / "results").resolve()
+    if not args.overrides and default_runs:  # the configs describe the default runs folder
         write_configs(everything, choices)
     extra: dict[str, Any] = {"selection": selection_study(runs, choices)}
     from proxcompress.atomic import write_text_atomic
