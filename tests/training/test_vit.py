@@ -19,7 +19,7 @@ from training_helpers import tiny_config
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.kernels import load, unpack_signs
-from proxcompress.training.config import StageConfig, ViTConfig, config_from_dict
+from proxcompress.training.config import StageConfig, ViTConfig, config_from_dict, load_config
 from proxcompress.training.distill import soft_cross_entropy
 from proxcompress.training.exporter import export
 from proxcompress.training.layers import BinaryLinear, hard_quantization
@@ -396,17 +396,10 @@ def test_every_vit_results_config_trains_on_the_embedded_data(tmp_path: Path) ->
     order = sorted(VIT_CONFIGS, key=lambda p: p.stem != "vit-fp")  # the teacher first
     for path in order:
         extra = (["--set", f"distill.teacher={tmp_path / 'vit-fp'}"]
-                 if config_from_dict(_yaml(path)).distill.teacher is not None else [])
+                 if load_config(path).distill.teacher is not None else [])
         out = tmp_path / path.stem
         assert main(["train", "--config", str(path), *small, *extra, "--out", str(out)]) == 0, \
             path.stem
         summary = json.loads((out / "summary.json").read_text())
         assert 0.0 <= summary["test_accuracy"] <= 100.0 and "val_accuracy" in summary
         assert summary["epochs"] == 1
-
-
-def _yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    data: dict[str, Any] = yaml.safe_load(path.read_text())
-    return data

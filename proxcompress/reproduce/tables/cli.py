@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="",
                         help="only rows whose config name starts with one of these "
                         "comma-separated prefixes (the rows they inherit from run too)")
-    parser.add_argument("--runs", default=str(ROOT / "runs" / "results"))
+    default_runs = ROOT / "runs" / "results"
+    parser.add_argument("--runs", default=str(default_runs))
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--no-selection", action="store_true")
     parser.add_argument("--out", default=str(DOC))
@@ -79,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error("--jobs: must be >= 1")
     tables = [t for t in TABLES if t in tables]
-    if args.overrides and (Path(args.runs).resolve() == (ROOT / "runs" / "results").resolve()
-                           or Path(args.out).resolve() == DOC.resolve()):
+    on_default_runs = Path(args.runs).resolve() == default_runs.resolve()
+    if args.overrides and (on_default_runs or Path(args.out).resolve() == DOC.resolve()):
         parser.error("--set: give --runs and --out of their own (the committed configs and "
                      "docs/results.md are the default configuration's)")
     everything = rows()
@@ -125,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if "tt" in tables:  # measured with the workers gone, both cores (kept in the runs folder)
         tt_timing = (tt.timing(choices, seeds, runs, log) if not args.render_only
                      else tt.cached_timing(runs))
-    default_runs = Path(args.runs).resolve() == (ROOT / "runs" / "results").resolve()
-    if not args.overrides and default_runs:  # the configs describe the default runs folder
+    if not args.overrides and on_default_runs:  # the configs describe the default runs
         write_configs(everything, choices)
     extra: dict[str, Any] = {"selection": selection_study(runs, choices)}
     from proxcompress.atomic import write_text_atomic
