@@ -128,6 +128,16 @@ def _removal_bound(
     layer at the root: 1731 against 937 for the ratio bound, 147 for the single costs and a
     best removal cost of 2940).
     """
+    diag, couple = _couplings(H, W, starts, undecided)
+    return _bound_from(diag, couple, r)
+
+
+@njit(cache=True)
+def _couplings(
+    H: FloatArray, W: FloatArray, starts: NDArray[np.int64], undecided: NDArray[np.int64],
+) -> tuple[FloatArray, FloatArray]:
+    """``q_gg`` and the couplings ``q_gh`` (zero diagonal) of :func:`_removal_bound` for the
+    ``undecided`` groups, in their order."""
     count = undecided.shape[0]
     m = W.shape[1]
     # y_D stacked (rows of the undecided groups), the couplings q_gh = sum_{i in g, i' in h}
@@ -153,9 +163,6 @@ def _removal_bound(
                 total += W[s + i, j] * y[i, j]
             at += 1
         diag[q] = total
-    single = np.sort(diag)[r - 1] / 2.0
-    if r == 1:
-        return max(single, 0.0)
     K = Yd @ Yd.T
     couple = np.zeros((count, count))
     for a in range(total_rows):
@@ -165,6 +172,16 @@ def _removal_bound(
             qc = owner[c]
             if qc != qa:
                 couple[qa, qc] += H[ra, rows[c]] * K[a, c]
+    return diag, couple
+
+
+@njit(cache=True)
+def _bound_from(diag: FloatArray, couple: FloatArray, r: int) -> float:
+    """:func:`_removal_bound` from the groups' ``q_gg`` and couplings."""
+    count = diag.shape[0]
+    single = np.sort(diag)[r - 1] / 2.0
+    if r == 1:
+        return max(single, 0.0)
     # row totals: q_gg plus the r - 1 largest couplings (exactly r - 1 partners: no clipping),
     # and the old clipped totals (their ratio bound is dominated at s = A / B_clipped)
     beta = np.empty(count)
@@ -272,7 +289,8 @@ def _search(
     H_stack: FloatArray, W_stack: FloatArray, alive_stack: NDArray[np.bool_],
     f_stack: FloatArray, bound_stack: FloatArray, pos_stack: NDArray[np.int64],
     nin_stack: NDArray[np.int64], state_stack: NDArray[np.int64], since_stack: NDArray[np.int64],
-    level: int, leaf: NDArray[np.bool_],
+    level: int, leaf: NDArray[np.bool_], qdiag_stack: FloatArray, couple_stack: FloatArray,
+    cached: NDArray[np.bool_],
 ) -> tuple[int, int, int, float]:
     """Run the depth-first search from the stacked state for at most ``max_nodes`` nodes.
 
@@ -301,7 +319,24 @@ def _search(
                 level -= 1  # not enough undecided groups left to remove
                 continue
             if r > 0:
-                bound += _removal_bound(H_stack[level], W_stack[level], starts, order[pos:], r)
+                # the couplings depend on the universe only: an in-child (same level, same
+                # inverse, fewer undecided) reads its parent's, indexed by group
+                undecided = order[pos:]
+                if not cached[level]:
+                    qd, cp = _couplings(H_stack[level], W_stack[level], starts, undecided)
+                    for a in range(undecided.shape[0]):
+                        qdiag_stack[level, undecided[a]] = qd[a]
+                        for c in range(undecided.shape[0]):
+                            couple_stack[level, undecided[a], undecided[c]] = cp[a, c]
+                    cached[level] = True
+                count = undecided.shape[0]
+                qd = np.empty(count)
+                cp = np.empty((count, count))
+                for a in range(count):
+                    qd[a] = qdiag_stack[level, undecided[a]]
+                    for c in range(count):
+                        cp[a, c] = couple_stack[level, undecided[a], undecided[c]]
+                bound += _bound_from(qd, cp, r)
             bound_stack[level] = bound
             if bound >= incumbent - _margin(incumbent):
                 level -= 1
@@ -337,6 +372,7 @@ def _search(
             nin_stack[child] = nin_stack[level]
             bound_stack[child] = bound_stack[level]  # valid until the child's own is computed
             state_stack[child] = NEW
+            cached[child] = False
             level = child
         elif state == IN_NEXT:
             # the in-child replaces its parent (same universe, same inverse)
@@ -389,6 +425,10 @@ class SubsetSearch:
         self.level = 0
         self.nodes = 0
         self.leaf = np.zeros(G, dtype=np.bool_)
+        # per level: the couplings of the level's universe (see _search), valid while cached
+        self.qdiag = np.zeros((depth, G))
+        self.couple = np.zeros((depth, G, G))
+        self.cached = np.zeros(depth, dtype=np.bool_)
 
     @staticmethod
     def applicable(problem: LayerPruningProblem) -> bool:
@@ -418,7 +458,8 @@ class SubsetSearch:
             level, nodes, event, _ = _search(
                 self.gram, self.xty, self.yy, self.starts, self.order, self.price, self.p.budget,
                 self.incumbent.value, chunk, self.H, self.W, self.alive, self.f, self.bound,
-                self.pos, self.nin, self.state, self.since, self.level, self.leaf,
+                self.pos, self.nin, self.state, self.since, self.level, self.leaf, self.qdiag,
+                self.couple, self.cached,
             )
             spent = time.perf_counter() - now
             if nodes > 0:

@@ -80,7 +80,7 @@ def _run_chunk(search: subsets.SubsetSearch, nodes: int) -> bool:
             search.gram, search.xty, search.yy, search.starts, search.order, search.price,
             search.p.budget, search.incumbent.value, nodes, search.H, search.W,
             search.alive, search.f, search.bound, search.pos, search.nin, search.state,
-            search.since, search.level, search.leaf,
+            search.since, search.level, search.leaf, search.qdiag, search.couple, search.cached,
         )
         search.level = level
         search.nodes += ran
