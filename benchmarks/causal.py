@@ -57,9 +57,18 @@ METHODS: dict[str, dict[str, Any]] = {
     "centred_median": {**MEDIAN},
     "plain_ls": {"k": 1, "noise": "location-scale"},
     "centred_ls": {"noise": "location-scale"},
+    "plain_lik": {"k": 1, "decision": "likelihood"},
+    "centred_lik": {"decision": "likelihood"},
+    "plain_ent": {"k": 1, "decision": "entropy"},
+    "centred_ent": {"decision": "entropy"},
+    "plain_cv": {"k": 1, "decision": "heldout-likelihood"},
+    "centred_cv": {"decision": "heldout-likelihood"},
+    "plain_fb": {"k": 1, "decision": "hsic-else-likelihood"},
+    "centred_fb": {"decision": "hsic-else-likelihood"},
 }
 #: methods run on every cell; the others on the homoscedastic cells only
-EVERY_CELL = ("plain", "centred", "plain_ls", "centred_ls")
+EVERY_CELL = ("plain", "centred", "plain_ls", "centred_ls", "plain_lik", "centred_lik",
+              "plain_ent", "centred_ent", "plain_cv", "centred_cv", "plain_fb", "centred_fb")
 #: (noise type, heteroscedasticity of simulate_mixture)
 CELLS = (("uniform", 0.0), ("gaussian", 0.0), ("uniform", 1.0))
 KS = (1, 2, 3)
@@ -130,7 +139,12 @@ def render(result: dict[str, Any]) -> str:
              "standardized": "clustered, standardized", "fisher": "clustered, Fisher",
              "mixture_bic": "clustered, mixture BIC", "plain_median": "plain, median kernel",
              "centred_median": "clustered, median kernel", "plain_ls": "plain, location-scale",
-             "centred_ls": "clustered, location-scale"}
+             "centred_ls": "clustered, location-scale", "plain_lik": "plain, likelihood",
+             "centred_lik": "clustered, likelihood", "plain_ent": "plain, entropy",
+             "centred_ent": "clustered, entropy", "plain_cv": "plain, held-out likelihood",
+             "centred_cv": "clustered, held-out likelihood",
+             "plain_fb": "plain, HSIC else likelihood",
+             "centred_fb": "clustered, HSIC else likelihood"}
     lines = ["| noise | k | pairs | " + " | ".join(names[m] for m in METHODS)
              + " | k found = k (default / mixture BIC) | s per test (plain / default) |",
              "|" + "---|" * (len(METHODS) + 5)]
@@ -195,6 +209,14 @@ TUEBINGEN_METHODS: dict[str, Any] = {
     "k1_ls_median": ours(k=1, noise="location-scale", **MEDIAN),
     "auto_ls": ours(noise="location-scale"),
     "k1_ls": ours(k=1, noise="location-scale"),
+    "auto_lik": ours(decision="likelihood"),
+    "k1_lik": ours(k=1, decision="likelihood"),
+    "auto_ent": ours(decision="entropy"),
+    "k1_ent": ours(k=1, decision="entropy"),
+    "auto_cv": ours(decision="heldout-likelihood"),
+    "k1_cv": ours(k=1, decision="heldout-likelihood"),
+    "auto_fb": ours(decision="hsic-else-likelihood"),
+    "k1_fb": ours(k=1, decision="hsic-else-likelihood"),
     "causal_learn_anm": causal_learn_anm,
 }
 
