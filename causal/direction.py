@@ -32,7 +32,7 @@ How the labels adjust the statistic (``pooling``; a [U] choice, default ``"centr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -189,19 +189,14 @@ def scaled_residuals(cause: FloatArray, residuals: FloatArray, labels: IntArray,
 
 def _fit(cause: FloatArray, effect: FloatArray, names: tuple[str, str], k: int | None, k_max: int,
          regressor: Regressor, criterion: str, test: IndependenceTest, pooling: str,
-         noise: str, density: tuple[str, int] | None, entropies: dict[str, float]
-         ) -> DirectionFit:
+         noise: str) -> DirectionFit:
     mech = cluster_mechanisms(cause, effect, k=k, k_max=k_max, regressor=regressor,
                               criterion=criterion)
     residuals = mech.residuals(cause, effect)
     if noise == "location-scale":
         residuals = scaled_residuals(cause, residuals, mech.labels, regressor)
     result = pooled_test(cause, residuals, mech.labels, pooling, test)
-    score = None
-    if density is not None:
-        score = location_scale_score(cause, effect, mech, regressor, density[0],
-                                     cause_entropy=entropies[names[0]], folds=density[1])
-    return DirectionFit(names[0], names[1], mech, result, score)
+    return DirectionFit(names[0], names[1], mech, result)
 
 
 #: a rule's comparison of the two directions: a key per direction (the larger wins, compared
@@ -249,31 +244,55 @@ def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_ma
     Defaults: :class:`.regression.SplineRegressor`, ``criterion="classification"``,
     :class:`.independence.HSICGamma`, ``pooling="centred"``, ``decision="hsic"``.
     """
+    return causal_directions(x, y, (decision,), k=k, k_max=k_max, regressor=regressor,
+                             criterion=criterion, test=test, pooling=pooling, noise=noise,
+                             names=names)[decision]
+
+
+def causal_directions(x: FloatArray, y: FloatArray, decisions: tuple[str, ...], *,
+                      k: int | None = None, k_max: int = 4, regressor: Regressor | None = None,
+                      criterion: str = "classification", test: IndependenceTest | None = None,
+                      pooling: Pooling = "centred", noise: Noise = "additive",
+                      names: tuple[str, str] = ("x", "y")) -> dict[str, DirectionResult]:
+    """:func:`causal_direction` under each of ``decisions`` (names of :data:`DECISIONS`), from
+    one clustering and one independence test per direction (what every decision shares); each
+    likelihood score needed is computed once."""
     if (not isinstance(names, tuple) or len(names) != 2
             or not all(isinstance(name, str) for name in names)):
         raise InvalidInputError("names", f"two strings needed, got {names!r}")
+    if not isinstance(decisions, tuple) or not decisions:
+        raise InvalidInputError("decisions", f"a non-empty tuple needed, got {decisions!r}")
+    for decision in decisions:
+        choice(decision, "decision", DECISIONS)
     xs, ys = sample(x, names[0]), sample(y, names[1])
     same_length(xs, ys, f"{names[0]}, {names[1]}")
     if xs.size < MIN_SAMPLES:
         raise InvalidInputError("n", f"{xs.size} paired samples; the test needs >= {MIN_SAMPLES}")
     choice(pooling, "pooling", POOLINGS)
     choice(noise, "noise", NOISES)
-    choice(decision, "decision", DECISIONS)
     xs, ys = standardize(xs, names[0]), standardize(ys, names[1])
     regressor = regressor or SplineRegressor()
     for values, name in ((xs, names[0]), (ys, names[1])):  # each is a cause in one direction
         distinct_enough(values, regressor.min_points(), name)
     test = test or HSICGamma()
-    density, rule = DECISION_RULES[decision]
-    entropies = ({} if density is None else {names[0]: entropy(xs), names[1]: entropy(ys)})
-    forward = _fit(xs, ys, names, k, k_max, regressor, criterion, test, pooling, noise, density,
-                   entropies)
+    forward = _fit(xs, ys, names, k, k_max, regressor, criterion, test, pooling, noise)
     backward = _fit(ys, xs, (names[1], names[0]), k, k_max, regressor, criterion, test, pooling,
-                    noise, density, entropies)
-    key_f, key_b, used = rule(forward, backward)
-    direction = "x->y" if key_f > key_b else "y->x" if key_f < key_b else "undecided"
-    return DirectionResult(direction, forward, backward,
-                           _notes(xs, ys, names, forward, backward, used))
+                    noise)
+    specs = {spec for d in decisions if (spec := DECISION_RULES[d][0]) is not None}
+    entropies = {names[0]: entropy(xs), names[1]: entropy(ys)} if specs else {}
+    scored = {spec: tuple(
+        replace(fit, likelihood=location_scale_score(
+            cause, effect, fit.mechanisms, regressor, spec[0],
+            cause_entropy=entropies[fit.cause], folds=spec[1]))
+        for fit, cause, effect in ((forward, xs, ys), (backward, ys, xs))) for spec in specs}
+    results = {}
+    for decision in decisions:
+        spec, rule = DECISION_RULES[decision]
+        f, b = (forward, backward) if spec is None else scored[spec]
+        key_f, key_b, used = rule(f, b)
+        direction = "x->y" if key_f > key_b else "y->x" if key_f < key_b else "undecided"
+        results[decision] = DirectionResult(direction, f, b, _notes(xs, ys, names, f, b, used))
+    return results
 
 
 def _notes(xs: FloatArray, ys: FloatArray, names: tuple[str, str], forward: DirectionFit,

@@ -224,3 +224,20 @@ def test_cli_decision_flag_matches_the_api(tmp_path: Path) -> None:
     api = causal_direction(pair.x, pair.y, decision="likelihood").as_dict()
     assert report["direction"] == api["direction"]
     assert report["forward"] == api["forward"]
+
+
+def test_several_decisions_from_one_fit_equal_one_decision_each() -> None:
+    from proxcompress.causal import causal_directions
+
+    pair = simulate_mixture(200, 2, seed=13)
+    decisions = ("hsic", "likelihood", "entropy", "heldout-likelihood", "hsic-else-likelihood")
+    together = causal_directions(pair.x, pair.y, decisions)
+    for decision in decisions:
+        alone = causal_direction(pair.x, pair.y, decision=decision)  # type: ignore[arg-type]
+        both = together[decision]
+        assert both.direction == alone.direction and both.notes == alone.notes
+        for a, b in ((both.forward, alone.forward), (both.backward, alone.backward)):
+            assert a.test == b.test and a.likelihood == b.likelihood
+            assert np.array_equal(a.mechanisms.labels, b.mechanisms.labels)
+    with pytest.raises(InvalidInputError, match="decisions"):
+        causal_directions(pair.x, pair.y, ())
