@@ -262,6 +262,11 @@ def _chunked(tasks: int) -> int:
 #: below this many operations a kernel call runs serially (:func:`launch`); an operation is
 #: one float multiply-add or one 64-bit word's xor + popcount + add, per output and tap
 SERIAL_WORK = 1 << 20
+#: below this many multiply-adds a float linear layer of a model runs :func:`linear_f64`
+#: serially rather than torch's sgemm: that call's fixed cost (about 20 us: tensor views, the
+#: no-grad context, the dispatch) is the time of about 2^17 float64 multiply-adds, while at
+#: this size the sgemm itself takes a few microseconds
+SMALL_LINEAR_WORK = 1 << 17
 
 
 @functools.cache

@@ -300,10 +300,10 @@ def _float_layer(node: _Node, conv: bool, put: Put, backend: Backend) -> Fn:
 
 
 def _small_linear(node: _Node, w: np.ndarray, bias: np.ndarray | None, large: Fn) -> Fn:
-    """A float linear layer on the numba backend: below ``cpu.SERIAL_WORK`` multiply-adds
-    (a binary network's head at small batches) one serial ``cpu.linear_f64`` call (float64
-    sums, rounded once: no BLAS call and its fixed costs of about 20 us); above, ``large``
-    (torch's sgemm)."""
+    """A float linear layer on the numba backend: below ``cpu.SMALL_LINEAR_WORK``
+    multiply-adds (a binary network's head at small batches) one serial ``cpu.linear_f64``
+    call (float64 sums, rounded once: no torch call and its fixed cost of about 20 us);
+    above, ``large`` (torch's sgemm)."""
     from . import cpu
 
     n_out, k = w.shape
@@ -313,7 +313,7 @@ def _small_linear(node: _Node, w: np.ndarray, bias: np.ndarray | None, large: Fn
 
     def run(x: Any) -> Any:
         _check_features(x, k, node.where)
-        if x.shape[0] * k * n_out >= cpu.SERIAL_WORK:
+        if x.shape[0] * k * n_out >= cpu.SMALL_LINEAR_WORK:
             return large(x)
         out = np.empty((x.shape[0], n_out), np.float32)
         kernel(np.ascontiguousarray(x), wt, b, bias is not None, out)

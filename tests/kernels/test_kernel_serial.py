@@ -176,8 +176,8 @@ def test_binary_cnn_batch_one_equals_its_rows_in_a_batch(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The exported binary CNN (numba backend): each image alone (batch 1: every step serial,
     the numba head) gives the logits, bit for bit, of its row in a batch run with every step
-    serial; the batch's parallel run (torch's head) agrees to float32 rounding with the same
-    predictions."""
+    serial and with every step parallel; with the head on torch's sgemm the logits agree to
+    float32 rounding, with the same predictions."""
     from proxcompress.kernels.model import load
     from proxcompress.training.exporter import export
     from proxcompress.training.models import build_model, calibrate_batchnorm
@@ -193,6 +193,41 @@ def test_binary_cnn_batch_one_equals_its_rows_in_a_batch(
     monkeypatch.setattr(cpu, "SERIAL_WORK", NEVER)
     np.testing.assert_array_equal(fast(x).view(np.uint32), alone.view(np.uint32))
     monkeypatch.setattr(cpu, "SERIAL_WORK", 0)
-    parallel = fast(x)
-    np.testing.assert_allclose(parallel, alone, rtol=1e-5, atol=1e-5 * np.abs(alone).max())
-    assert (parallel.argmax(1) == alone.argmax(1)).all()
+    np.testing.assert_array_equal(fast(x).view(np.uint32), alone.view(np.uint32))
+    monkeypatch.setattr(cpu, "SMALL_LINEAR_WORK", 0)  # the head on torch's sgemm
+    sgemm = fast(x)
+    np.testing.assert_allclose(sgemm, alone, rtol=1e-5, atol=1e-5 * np.abs(alone).max())
+    assert (sgemm.argmax(1) == alone.argmax(1)).all()
+
+
+def test_vit_token_kernels_serial_equal_parallel(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark's binary ViT: every fused token step (ReAct linears, attentions,
+    multi-poolings) and the layer norms give the same values, bit for bit, serially and in
+    parallel (one and two threads), each fed the same inputs; the predictions agree."""
+    from bench_module import bench_kernels
+
+    from proxcompress.kernels.model import load
+    from proxcompress.training.data import load_embedded
+    from proxcompress.training.exporter import export
+
+    model = bench_kernels()._model_case("vit-binary")
+    _, test = load_embedded()
+    x = np.ascontiguousarray(test.x[:6].numpy())
+    export(model, tmp_path, example=torch.from_numpy(x))
+    fused = load(tmp_path, backend="numba")
+    ops = {n["name"]: n["op"] for n in fused.manifest["nodes"]}
+    token_steps = [(name, inputs, fn) for name, inputs, fn in fused.steps
+                   if name in fused.fused or ops[name] == "layernorm"]
+    assert len(token_steps) > 25
+    monkeypatch.setattr(cpu, "SERIAL_WORK", NEVER)
+    values = {fused.input_name: x}
+    for name, inputs, fn in fused.steps:
+        values[name] = fn(*(values[i] for i in inputs))
+    serial_logits = values[fused.output_name]
+
+    def run() -> tuple[np.ndarray, ...]:
+        return tuple(fn(*(values[i] for i in inputs)) for _, inputs, fn in token_steps)
+
+    _same_on_every_path(monkeypatch, run)
+    assert (fused(x).argmax(1) == serial_logits.argmax(1)).all()
