@@ -41,6 +41,7 @@ integer accumulators, to float32 rounding (about ``K * 6e-8`` relative per layer
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -288,10 +289,35 @@ def _float_layer(node: _Node, conv: bool, put: Put, backend: Backend) -> Fn:
     matmul_nt = _matmul_nt(backend)
     w = put(node.tensor("weight", np.float32, ndim=2))
     bias = _optional(put, node.optional_tensor("bias", np.float32, (w.shape[0],)))
+    if _numba(backend):
+        return _small_linear(node, w, bias, lambda x: _finish(matmul_nt(x, w), None, bias))
 
     def run(x: Any) -> Any:
         _check_features(x, w.shape[1], node.where)
         return _finish(matmul_nt(x, w), None, bias)
+
+    return run
+
+
+def _small_linear(node: _Node, w: np.ndarray, bias: np.ndarray | None, large: Fn) -> Fn:
+    """A float linear layer on the numba backend: below ``cpu.SMALL_LINEAR_WORK``
+    multiply-adds (a binary network's head at small batches) one serial ``cpu.linear_f64``
+    call (float64 sums, rounded once: no torch call and its fixed cost of about 20 us);
+    above, ``large`` (torch's sgemm)."""
+    from . import cpu
+
+    n_out, k = w.shape
+    wt = np.ascontiguousarray(w.T, dtype=np.float64)
+    b = bias if bias is not None else np.zeros(n_out, np.float32)
+    kernel = cpu.serial(cpu.linear_f64)
+
+    def run(x: Any) -> Any:
+        _check_features(x, k, node.where)
+        if x.shape[0] * k * n_out >= cpu.SMALL_LINEAR_WORK:
+            return large(x)
+        out = np.empty((x.shape[0], n_out), np.float32)
+        kernel(np.ascontiguousarray(x), wt, b, bias is not None, out)
+        return out
 
     return run
 
@@ -767,6 +793,7 @@ def _binary_packed(node: _Node, roles: set[str], tail: Tail | None = None) -> Fn
                                < 0).transpose(0, 1, 3, 2))
         pad_sum = np.zeros((kh, kw, n_out), np.int64)
         rows = packed.RowConv(w_taps, g.in_channels, g.stride, g.padding, g.dilation, pad_sum)
+        int_pool = rows.int_pool(out_scale, bias)
 
         def acc_of(x: Any) -> Any:
             if isinstance(x, _Packed) and packed._TAP_ROWS:
@@ -793,7 +820,7 @@ def _binary_packed(node: _Node, roles: set[str], tail: Tail | None = None) -> Fn
     def run_tail(x: Any) -> Any:
         assert tail is not None and g is not None
         if isinstance(x, _Packed) and packed._TAP_ROWS:
-            return rows.affine_pool(x.words, out_scale, bias, *tail[:3])
+            return rows.affine_pool(x.words, out_scale, bias, *tail[:3], int_pool)
         return tail[3](run(x))
 
     def run(x: Any) -> Any:
@@ -874,18 +901,22 @@ def _float_producer(node: _Node, fn: Fn) -> Fn:
         grey_3x3 = (g.in_channels, g.kernel_size, g.stride, g.dilation) == (1, (3, 3), (1, 1),
                                                                             (1, 1))
 
+        @functools.cache
+        def out_size(h: int, w: int) -> tuple[int, int]:
+            return conv_output_size((h, w), g.kernel_size, g.stride, g.padding, g.dilation)
+
         def run_conv(x: Any) -> Any:
             g.check(x, node.where)
-            ho, wo = conv_output_size(x.shape[2:], g.kernel_size, g.stride, g.padding,
-                                      g.dilation)
+            ho, wo = out_size(*x.shape[2:])
             words = np.empty((x.shape[0], ho, wo, words_for(w.shape[0])), np.uint64)
             zero = np.empty(x.shape[0] * ho, np.int8)
-            with cpu.parallel_chunksize(cpu._chunked(zero.shape[0])):
-                if grey_3x3:
-                    cpu_packed.float_conv3x3_sign(x, wt, b, g.padding, words, zero)
-                else:
-                    cpu_packed.float_conv_sign(x, wt, b, g.stride, g.padding, g.dilation,
-                                               words, zero)
+            work = zero.shape[0] * wo * wt.size
+            if grey_3x3:
+                cpu.launch(cpu_packed.float_conv3x3_sign, work, zero.shape[0], x, wt, b,
+                           g.padding, words, zero)
+            else:
+                cpu.launch(cpu_packed.float_conv_sign, work, zero.shape[0], x, wt, b, g.stride,
+                           g.padding, g.dilation, words, zero)
             return fn(x) if zero.any() else _Packed(words)
 
         return run_conv
@@ -913,8 +944,16 @@ def _packed_step(role: str, node: _Node, fn: Fn) -> Fn:
     if role == "pass":
         return lambda x: x if isinstance(x, _Packed) else fn(x)
     kernel, stride = node.pair("kernel_size", 1)[0], node.pair("stride", 1)[0]
-    return lambda x: (_Packed(packed.max_pool_packed(x.words, kernel, stride))
-                      if isinstance(x, _Packed) else fn(x))
+
+    def run(x: Any) -> Any:
+        if not isinstance(x, _Packed):
+            return fn(x)
+        if kernel > min(x.words.shape[1:3]):
+            raise InvalidInputError(node.where, f"kernel {kernel} exceeds the input's "
+                                    f"{x.words.shape[1]} x {x.words.shape[2]}")
+        return _Packed(packed.pool_words(x.words, kernel, stride))
+
+    return run
 
 
 #: ``builder(node, backend, put) -> fn``: validates a node and returns the function running it
