@@ -905,6 +905,14 @@ def _float_producer(node: _Node, fn: Fn) -> Fn:
     return run
 
 
+def _grid_producer(node: _Node, grid: _first_layer.Grid, fn: Fn) -> Fn:
+    """A float linear layer heading a packed chain, on grid inputs: the certified integer
+    signs of :mod:`.first_layer` where its CPU features are there (else ``fn``)."""
+    if not _first_layer.available():
+        return fn
+    return _first_layer.grid_sign_producer(node, grid, fn, _Packed)
+
+
 def _packed_step(role: str, node: _Node, fn: Fn) -> Fn:
     """A pass-through or pooling step of a packed chain: packed in, packed out; anything else
     (a fallback batch) runs the node's own function."""
@@ -1108,6 +1116,9 @@ class ExportedModel:
                 isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
             raise InvalidInputError("input_shape", f"= {shape!r} must be a list of sizes > 0")
         self.input_shape: tuple[int, ...] | None = tuple(shape) if shape is not None else None
+        #: inputs on an affine 8-bit grid (``input_grid`` of the export): a float linear
+        #: layer heading a packed chain then takes the certified integer path (first_layer)
+        self.input_grid = _first_layer.parse_grid(manifest.get("input_grid"))
         raw_nodes = manifest.get("nodes")
         if not isinstance(raw_nodes, list) or not raw_nodes:
             raise InvalidInputError("nodes", "must be a non-empty list")
@@ -1151,6 +1162,9 @@ class ExportedModel:
                 fn = _binary_packed(node, roles)
             elif "produce" in roles:
                 fn = _float_producer(node, fn)
+                if self.input_grid is not None and node.op in _first_layer.SIGN_OPS \
+                        and (node.op == "linear" or node.input_scale() is None):
+                    fn = _grid_producer(node, self.input_grid, fn)
             elif roles:
                 fn = _packed_step(next(iter(roles)), node, fn)
             known.add(node.name)
@@ -1259,4 +1273,5 @@ def load(path: str | os.PathLike[str], backend: Backend = "auto",
     return ExportedModel(manifest, tensors, backend, fold_batchnorm)
 
 
+from . import first_layer as _first_layer  # noqa: E402
 from . import transformer as _transformer  # noqa: E402,F401 (registers the token ops in OPS)
