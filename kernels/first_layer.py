@@ -7,22 +7,26 @@ integer pixels ``p`` in ``0 .. levels - 1``, ``e`` float rounding of the data pi
 export's ``input_grid``, checked on every batch), then with the weights split as
 ``w = s1 q1 + s2 q2 + r2`` (per output channel, ``q1, q2`` int8)::
 
-    y = a s1 (p . q1) + (o sum(w) + b) + [a s2 (p . q2)] + a (p . r) + e . w
+    y = a s1 (p . q1) + (o sum(w) + b) + [a s2 (p . q2)] + a (p . r2) + e . w
 
 ``p . q1`` runs exactly in int32 on ``vpdpbusd`` (AVX-512 VNNI: 64 u8 x s8 products per
 instruction, 4 times the float32 FMA's 16 lanes), and the terms left out are bounded per entry:
 ``|a (p . r1)| <= |a| min(||p||_1 max|r1_c|, ||p||_2 ||r1_c||_2)`` and
-``|e . w| <= max|e_n| ||w_c||_1``, plus a relative slack of ``2**-40`` for the float64
-evaluation. An entry whose estimate is farther from 0 than its bound has the sign of the exact
-real ``x . w_c + b_c``; the others (about 10% on Fashion-MNIST) add the second int8 level
-``p . q2`` (bound 127 times smaller), and the few still undecided are recomputed in float64
-(products of float32 numbers are exact there; the sum's rounding bounded by
-``K 2**-53 sum|x w|``). An entry within even that of 0 has no certified sign: the batch then
+``|e . w| <= max|e_n| ||w_c||_1``, plus a relative slack (``max(2**-40, 8 (K + 1) 2**-53)``)
+for the float64 evaluation. An entry whose estimate is farther from 0 than its bound has the
+sign of the exact real ``x . w_c + b_c``. The others add the second int8 level ``p . q2``
+(bound 127 times smaller), and the few still undecided are recomputed in float64 (products of
+float32 numbers are exact there; the sum's rounding bounded by ``(K + 1) 2**-53 sum|x w|``).
+A first layer with binary weights (``w = scale_c * (+-1)``: ``q1 = +-127``, ``r1`` only
+rounding) leaves just the ``e . w`` term: on Fashion-MNIST 3 of 131,072 entries of a batch of
+256 go past level 1; float weights would send about 10% to level 2. An entry within even the
+float64 bound of 0 has no certified sign: the batch then
 runs the float path (as an output exactly 0 does there: ``sign(0) = 0``).
 
 Preconditions (else the caller's float path runs, chosen per batch): an ``input_grid`` in the
 manifest, numba's compile target with AVX-512 VNNI (:func:`available`), a 2-d float32 input on
-the grid within ``GRID_TOLERANCE`` grid steps.
+the grid within ``GRID_TOLERANCE`` grid steps. The bounds hold for ``|a (p . r1)|`` at level 1
+(``r1 = s2 q2 + r2``) and ``|a (p . r2)|`` at level 2.
 
 :func:`reference_signs` is the NumPy twin (float64, exact products) the tests compare with.
 """
@@ -50,7 +54,8 @@ from .simd import _I32, _I64, _Loop, _splat, _wide, target_features
 #: the integer path (Fashion-MNIST's float32 pipeline: 1.2e-5 steps); it enters every bound as
 #: ``max|e_n|`` (so ``||w_c||_1 * GRID_TOLERANCE * |a|``)
 GRID_TOLERANCE = 1e-4
-#: relative slack added to every bound for the float64 evaluation of the estimate
+#: relative slack added to every bound for the float64 evaluation of the estimate (at least;
+#: ``8 (K + 1) 2**-53`` for long rows)
 SLACK = 2.0**-40
 #: rows of the input (samples) and 16-channel column vectors per micro-kernel tile
 ROWS, COLS = 4, 4
@@ -71,6 +76,12 @@ class Grid:
         return {"scale": self.scale, "offset": self.offset, "levels": self.levels}
 
 
+def _finite(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise InvalidInputError(f"input_grid.{name}", f"= {v!r} must be a finite number")
+    return float(v)
+
+
 def parse_grid(raw: Any) -> Grid | None:
     """The manifest's ``input_grid`` (``None`` when absent), checked.
 
@@ -83,16 +94,14 @@ def parse_grid(raw: Any) -> Grid | None:
     if not isinstance(raw, dict):
         raise InvalidInputError("input_grid", f"= {raw!r} must be a mapping with scale, "
                                 "offset, levels")
-    scale, offset, levels = raw.get("scale"), raw.get("offset"), raw.get("levels")
-    for name, v in (("scale", scale), ("offset", offset)):
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise InvalidInputError(f"input_grid.{name}", f"= {v!r} must be a finite number")
+    levels = raw.get("levels")
+    scale, offset = (_finite(raw.get(name), name) for name in ("scale", "offset"))
     if scale == 0:
         raise InvalidInputError("input_grid.scale", "= 0 must be non-zero")
     if isinstance(levels, bool) or not isinstance(levels, int) or not 2 <= levels <= 256:
         raise InvalidInputError("input_grid.levels", f"= {levels!r} must be an integer in "
                                 "2 .. 256")
-    return Grid(float(scale), float(offset), int(levels))
+    return Grid(scale, offset, int(levels))
 
 
 def available() -> bool:
@@ -250,12 +259,14 @@ def _decide(r, c, y, base, codes, x, l1, l2, a, w, q2, bias, tab, count):  # typ
 
 
 @numba.njit(parallel=True, cache=True)
-def _signs(acc, codes, x, l1, l2, err, a, w, q2, bias, tab, words, stats):  # type: ignore[no-untyped-def]
+def _signs(acc, codes, x, l1, l2, err, a, w, q2, bias, tab, slack, words, stats):  # type: ignore[no-untyped-def]
     """The certified signs of ``y = x w^T + bias`` into packed ``words`` (bit set = negative),
     by the three levels of the module docstring. ``tab`` per channel (rows): ``a s1``,
     ``o sum(w) + b``, ``max|r1|``, ``||r1||_2``, ``a s2``, ``max|r2|``, ``||r2||_2``,
-    ``||w||_1``, ``max|w|``. ``stats[n]``: entries of row ``n`` that needed level 2, level 3,
-    and undecided ones (any undecided entry: the caller runs the float path)."""
+    ``||w||_1``, ``max|w|``, ``|o| ||w||_1 + |b|`` (the scale of ``o sum(w) + b``'s
+    rounding); ``slack`` the relative slack of the float64 evaluation. ``stats[n]``: entries
+    of row ``n`` that needed level 2, level 3, and undecided ones (any undecided entry: the
+    caller runs the float path)."""
     n, c_out = x.shape[0], w.shape[0]
     aa = abs(a)
     for r in prange(n):
@@ -268,7 +279,7 @@ def _signs(acc, codes, x, l1, l2, err, a, w, q2, bias, tab, words, stats):  # ty
                 s1 = tab[0, c] * acc[r, c]
                 y = s1 + tab[1, c]
                 bound = (aa * min(l1r * tab[2, c], l2r * tab[3, c]) + tab[7, c] * er
-                         + SLACK * (abs(s1) + abs(tab[1, c]) + aa * l1r * tab[8, c]))
+                         + slack * (abs(s1) + tab[9, c] + aa * l1r * tab[8, c]))
                 close += abs(y) <= bound
                 bits |= np.uint64(y < 0) << np.uint64(j)
             words[r, wd] = bits
@@ -277,7 +288,7 @@ def _signs(acc, codes, x, l1, l2, err, a, w, q2, bias, tab, words, stats):  # ty
             for c in range(c_out):
                 s1 = tab[0, c] * acc[r, c]
                 y = s1 + tab[1, c]
-                base = tab[7, c] * er + SLACK * (abs(s1) + abs(tab[1, c]) + aa * l1r * tab[8, c])
+                base = tab[7, c] * er + slack * (abs(s1) + tab[9, c] + aa * l1r * tab[8, c])
                 if abs(y) <= aa * min(l1r * tab[2, c], l2r * tab[3, c]) + base:
                     y = _decide(r, c, y, base, codes, x, l1, l2, a, w, q2, bias, tab, count)
                     bit = np.uint64(1) << np.uint64(c & 63)
@@ -314,7 +325,10 @@ class GridSignLayer:
             + eps * math.sqrt(k),
             a * s2, np.abs(r2).max(axis=1) + 2 * eps, np.sqrt((r2 * r2).sum(axis=1))
             * (1 + 1e-12) + 2 * eps * math.sqrt(k),
-            np.abs(w64).sum(axis=1) * (1 + 1e-12), np.abs(w64).max(axis=1)])
+            np.abs(w64).sum(axis=1) * (1 + 1e-12), np.abs(w64).max(axis=1),
+            abs(o) * np.abs(w64).sum(axis=1) + np.abs(self.bias.astype(np.float64))])
+        # float64 sums of k terms round by at most k 2**-53 of their magnitude
+        self.slack = max(SLACK, 8.0 * (k + 1) * 2.0**-53)
         # level 1 weights: (G, C_pad) int32 words of 4 consecutive k for one channel
         qp = np.zeros((self.c_pad, 4 * self.groups), np.int8)
         qp[:c_out, :k] = q1
@@ -346,7 +360,7 @@ class GridSignLayer:
         words = np.empty((n, words_for(self.c_out)), np.uint64)
         stats = np.empty((n, 3), np.int64)
         _signs(acc, codes, x, l1, l2, err, a, self.w, self.q2, self.bias, self.tab,
-               words, stats)
+               self.slack, words, stats)
         total = stats.sum(axis=0)
         self.last = {"entries": n * self.c_out, "level2": int(total[0]),
                      "level3": int(total[1]), "undecided": int(total[2])}
