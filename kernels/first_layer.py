@@ -34,6 +34,7 @@ the grid within ``GRID_TOLERANCE`` grid steps. The bounds hold for ``|a (p . r1)
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -131,24 +132,27 @@ def _vpdpbusd(builder: Any, acc: Any, u8: Any, s8: Any) -> Any:
 
 
 @intrinsic
-def _tile(typingctx, p, q, acc, i, j):  # type: ignore[no-untyped-def]
-    """``acc[i + r, j + 16 c + l] = sum_g dot4(p[i + r, g], q[g, j + 16 c + l])`` for a
-    ``ROWS x COLS`` tile: ``p`` (rows, G) int32 words of 4 u8 pixels, ``q`` (G, C) int32 words
-    of 4 s8 weights; a word group where every row's pixels are 0 is skipped."""
-    sig = types.void(p, q, acc, i, j)
+def _tile(typingctx, p, q, acc, order, i, j):  # type: ignore[no-untyped-def]
+    """``acc[m, j + 16 c + l] = sum_g dot4(p[m, g], q[g, j + 16 c + l])`` with
+    ``m = order[i + r]`` for a ``ROWS x COLS`` tile: ``p`` (rows, G) int32 words of 4 u8
+    pixels, ``q`` (G, C) int32 words of 4 s8 weights; a word group where every row's pixels
+    are 0 is skipped (``order`` groups rows of similar support: fewer groups to do)."""
+    sig = types.void(p, q, acc, order, i, j)
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         _wide(builder)
         p_arr = context.make_array(signature.args[0])(context, builder, args[0])
         q_arr = context.make_array(signature.args[1])(context, builder, args[1])
         a_arr = context.make_array(signature.args[2])(context, builder, args[2])
-        i_val = context.cast(builder, args[3], signature.args[3], types.int64)
-        j_val = context.cast(builder, args[4], signature.args[4], types.int64)
+        o_arr = context.make_array(signature.args[3])(context, builder, args[3])
+        i_val = context.cast(builder, args[4], signature.args[4], types.int64)
+        j_val = context.cast(builder, args[5], signature.args[5], types.int64)
         groups = cgutils.unpack_tuple(builder, p_arr.shape)[1]
         ldq = cgutils.unpack_tuple(builder, q_arr.shape)[1]
         lda = cgutils.unpack_tuple(builder, a_arr.shape)[1]
-        rows = [builder.mul(builder.add(i_val, ir.Constant(_I64, r)), groups)
-                for r in range(ROWS)]
+        picked = [builder.load(builder.gep(o_arr.data, [builder.add(i_val, ir.Constant(_I64, r))]))
+                  for r in range(ROWS)]
+        rows = [builder.mul(m, groups) for m in picked]
         zero = ir.Constant(_V32, None)
         loop = _Loop(builder, ir.Constant(_I64, 0), groups, [zero] * (ROWS * COLS), "g")
         words = [builder.load(builder.gep(p_arr.data, [builder.add(rows[r], loop.idx)]),
@@ -181,7 +185,7 @@ def _tile(typingctx, p, q, acc, i, j):  # type: ignore[no-untyped-def]
             merged.append(phi)
         sums = loop.close(1, merged)
         for r in range(ROWS):
-            row = builder.mul(builder.add(i_val, ir.Constant(_I64, r)), lda)
+            row = builder.mul(picked[r], lda)
             for c in range(COLS):
                 at = builder.add(builder.add(row, j_val), ir.Constant(_I64, c * LANES))
                 ptr = builder.bitcast(builder.gep(a_arr.data, [at]), _V32.as_pointer())
@@ -192,12 +196,13 @@ def _tile(typingctx, p, q, acc, i, j):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(parallel=True, cache=True)
-def _int_gemm(p, q, acc):  # type: ignore[no-untyped-def]
-    """``acc = p . q`` (int32) over tiles, rows and columns padded to the tile."""
+def _int_gemm(p, q, acc, order):  # type: ignore[no-untyped-def]
+    """``acc = p . q`` (int32) over tiles of the rows ``order`` lists, rows and columns padded
+    to the tile."""
     row_tiles = p.shape[0] // ROWS
     col_tiles = q.shape[1] // (COLS * LANES)
     for t in prange(row_tiles * col_tiles):
-        _tile(p, q, acc, (t // col_tiles) * ROWS, (t % col_tiles) * COLS * LANES)
+        _tile(p, q, acc, order, (t // col_tiles) * ROWS, (t % col_tiles) * COLS * LANES)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -227,6 +232,26 @@ def _codes(x, inv_scale, scale, offset, top, tol, codes, l1, l2):  # type: ignor
         l2[r] = math.sqrt(s2)
         bad += off
     return bad == 0
+
+
+@numba.njit(cache=True)
+def _support_order(words, n):  # type: ignore[no-untyped-def]
+    """The rows of ``words`` (rows, G) int32 groups of 4 pixels sorted by their support: the
+    span from the first to the last non-zero group, then the count of non-zero groups (rows
+    with similar keys share zero groups, which a tile skips only when all its rows have them;
+    on Fashion-MNIST a tile of 4 then does 71% of the groups, 89% unsorted); padding rows
+    (from ``n``) last."""
+    rows, g = words.shape
+    key = np.empty(rows, np.int64)
+    for r in range(rows):
+        first, last, count = g, -1, 0
+        for c in range(g):
+            if words[r, c] != 0:
+                first = min(first, c)
+                last = c
+                count += 1
+        key[r] = max(last - first, 0) * (g + 1) + count if r < n else (g + 1) ** 2
+    return np.argsort(key, kind="mergesort")
 
 
 @numba.njit(cache=True)
@@ -339,11 +364,25 @@ class GridSignLayer:
         q2p[:, :k] = q2
         self.q2 = q2p
         self.last: dict[str, int] = {}
+        self._local = threading.local()
+
+    def _scratch(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """The codes and accumulators of a batch of ``rows`` (padded) rows, kept per thread
+        between calls: fresh arrays this large come from ``mmap`` under glibc's default
+        allocator and fault their pages in on every call. The codes' bytes past ``K`` stay
+        zero (``_codes`` writes below ``K``); the caller zeroes the rows past its batch."""
+        held = getattr(self._local, "scratch", None)
+        if held is None or held[0].shape[0] != rows:
+            held = (np.zeros((rows, 4 * self.groups), np.uint8),
+                    np.empty((rows, self.c_pad), np.int32))
+            self._local.scratch = held
+        return held
 
     def __call__(self, x: np.ndarray) -> np.ndarray | None:
         n = x.shape[0]
         rows = -(-n // ROWS) * ROWS
-        codes = np.zeros((rows, 4 * self.groups), np.uint8)
+        codes, acc = self._scratch(rows)
+        codes[n:] = 0  # a smaller batch than the last of the same padded size
         l1, l2 = np.empty(n), np.empty(n)
         g = self.grid
         a = g.scale
@@ -355,8 +394,8 @@ class GridSignLayer:
             return None
         # |x - (a p + o)| <= tol, plus the float64 rounding of a p + o and of the difference
         err = np.full(n, tol + 2.0**-50 * (abs(a) * (g.levels - 1) + abs(g.offset) + tol))
-        acc = np.empty((rows, self.c_pad), np.int32)
-        _int_gemm(codes.view(np.int32), self.q1, acc)
+        p32 = codes.view(np.int32)
+        _int_gemm(p32, self.q1, acc, _support_order(p32, n))
         words = np.empty((n, words_for(self.c_out)), np.uint64)
         stats = np.empty((n, 3), np.int64)
         _signs(acc, codes, x, l1, l2, err, a, self.w, self.q2, self.bias, self.tab,

@@ -99,15 +99,16 @@ def test_int8_gemm_emits_vpdpbusd_and_equals_numpy() -> None:
     import numba
 
     @numba.njit
-    def gemm(p, q, acc):  # type: ignore[no-untyped-def]
-        fl._tile(p, q, acc, 0, 0)
+    def gemm(p, q, acc, order):  # type: ignore[no-untyped-def]
+        fl._tile(p, q, acc, order, 0, 0)
 
     rng = np.random.default_rng(3)
     p = rng.integers(0, 256, (fl.ROWS, 4 * 9), dtype=np.uint8)
     p[:, 8:12] = 0  # a skipped word group
     q = rng.integers(-127, 128, (9, fl.COLS * fl.LANES, 4), dtype=np.int8)
     acc = np.empty((fl.ROWS, fl.COLS * fl.LANES), np.int32)
-    gemm(p.view(np.int32), np.ascontiguousarray(q).view(np.int32)[..., 0], acc)
+    order = np.arange(fl.ROWS)[::-1].copy()  # the tile's rows in any order: each to its own
+    gemm(p.view(np.int32), np.ascontiguousarray(q).view(np.int32)[..., 0], acc, order)
     want = p.astype(np.int64) @ q.transpose(0, 2, 1).reshape(36, -1).astype(np.int64)
     np.testing.assert_array_equal(acc, want)
     asm = "\n".join(gemm.inspect_asm().values())
