@@ -52,9 +52,10 @@ from ._checks import words_for
 from .simd import _I32, _I64, _Loop, _splat, _wide, target_features
 
 #: largest deviation from the grid, in grid steps ``|a|``, that a batch may show and still take
-#: the integer path (Fashion-MNIST's float32 pipeline: 1.2e-5 steps); it enters every bound as
-#: ``max|e_n|`` (so ``||w_c||_1 * GRID_TOLERANCE * |a|``)
-GRID_TOLERANCE = 1e-4
+#: the integer path. Float32 resolves a step of 256 levels into about 2**16 ulps, so a data
+#: pipeline's rounding (Fashion-MNIST's: 1.2e-5 steps) and ``_codes``' own float32 rounding
+#: (a few ulps) stay far below it; it enters every bound as ``max|e_n| ||w_c||_1``
+GRID_TOLERANCE = 1e-3
 #: relative slack added to every bound for the float64 evaluation of the estimate (at least;
 #: ``8 (K + 1) 2**-53`` for long rows)
 SLACK = 2.0**-40
@@ -209,21 +210,23 @@ def _int_gemm(p, q, acc, order):  # type: ignore[no-untyped-def]
 def _codes(x, inv_scale, scale, offset, top, tol, codes, l1, l2):  # type: ignore[no-untyped-def]
     """Grid codes ``p`` of ``x`` (N, K) into ``codes`` (rows >= N, 4 G >= K, zero padding) and
     per row ``||p||_1``, ``||p||_2``. Returns false when some value is off the grid: farther
-    than ``tol`` from ``a p + o``, or ``p`` outside ``0 .. top``. (Branch-free, integer
-    reductions: the loop vectorises.)"""
+    than ``tol`` from ``a p + o``, or ``p`` outside ``0 .. top``. In float32 (16 lanes; the
+    scalars are float32): the distance it computes is within :func:`_codes_error` of the
+    exact one. (Branch-free, integer reductions: the loop vectorises.)"""
     n, k = x.shape
+    lo, hi, half3 = np.float32(-1.0), top + np.float32(1.0), np.float32(1.5)
     bad = 0
     for r in prange(n):
         s1 = 0
         s2 = 0
         off = 0
         for c in range(k):
-            v = np.float64(x[r, c])
+            v = x[r, c]
             t = (v - offset) * inv_scale
-            t = t if t > -1.0 else -1.0  # also catches NaN: never on the grid below
-            t = t if t < top + 1.0 else top + 1.0
-            q = np.int32(t + 1.5) - 1  # round to nearest (t + 1.5 > 0: truncation floors)
-            d = abs(v - (scale * q + offset))
+            t = t if t > lo else lo  # also catches NaN: never on the grid below
+            t = t if t < hi else hi
+            q = np.int32(t + half3) - 1  # round to nearest (t + 1.5 > 0: truncation floors)
+            d = abs(v - (scale * np.float32(q) + offset))
             off += (d > tol) | (q < 0) | (q > top)
             codes[r, c] = np.uint8(q)
             s1 += q
@@ -232,6 +235,17 @@ def _codes(x, inv_scale, scale, offset, top, tol, codes, l1, l2):  # type: ignor
         l2[r] = math.sqrt(s2)
         bad += off
     return bad == 0
+
+
+def _codes_error(grid: Grid, tol: float) -> float:
+    """How far ``_codes``' float32 distance ``|x - (a32 p + o32)|`` can lie from the exact
+    ``|x - (a p + o)|``: the grid's own float32 rounding (``|a - a32| p + |o - o32|``) and
+    three roundings of at most ``2**-24`` of magnitudes below ``|a| top + |o| + tol``;
+    doubled."""
+    top = grid.levels - 1
+    a32, o32 = float(np.float32(grid.scale)), float(np.float32(grid.offset))
+    own = abs(grid.scale - a32) * top + abs(grid.offset - o32)
+    return 2.0 * (own + 3 * 2.0**-24 * (abs(grid.scale) * top + abs(grid.offset) + 2 * tol))
 
 
 @numba.njit(cache=True)
@@ -244,13 +258,16 @@ def _support_order(words, n):  # type: ignore[no-untyped-def]
     rows, g = words.shape
     key = np.empty(rows, np.int64)
     for r in range(rows):
-        first, last, count = g, -1, 0
+        count = 0
         for c in range(g):
-            if words[r, c] != 0:
-                first = min(first, c)
-                last = c
-                count += 1
-        key[r] = max(last - first, 0) * (g + 1) + count if r < n else (g + 1) ** 2
+            count += words[r, c] != 0
+        first = 0
+        while first < g and words[r, first] == 0:
+            first += 1
+        last = g - 1
+        while last > first and words[r, last] == 0:
+            last -= 1
+        key[r] = (last - first) * (g + 1) + count if r < n else (g + 1) ** 2
     return np.argsort(key, kind="mergesort")
 
 
@@ -267,10 +284,11 @@ def _decide(r, c, y, base, codes, x, l1, l2, a, w, q2, bias, tab, count):  # typ
     """Levels 2 and 3 of entry ``(r, c)`` whose level-1 estimate ``y`` is within its bound:
     the final estimate (its sign certified unless ``count[2]`` was incremented)."""
     aa = abs(a)
-    count[0] += 1
-    y += tab[4, c] * _dot_u8_s8(codes[r], q2[c])
-    if abs(y) > aa * min(l1[r] * tab[5, c], l2[r] * tab[6, c]) + base:
-        return y
+    if tab[2, c] > 2.0 * tab[5, c]:  # level 2 narrows the bound (not so for binary weights)
+        count[0] += 1
+        y += tab[4, c] * _dot_u8_s8(codes[r], q2[c])
+        if abs(y) > aa * min(l1[r] * tab[5, c], l2[r] * tab[6, c]) + base:
+            return y
     count[1] += 1
     y = np.float64(bias[c])
     mag = abs(y)
@@ -284,14 +302,15 @@ def _decide(r, c, y, base, codes, x, l1, l2, a, w, q2, bias, tab, count):  # typ
 
 
 @numba.njit(parallel=True, cache=True)
-def _signs(acc, codes, x, l1, l2, err, a, w, q2, bias, tab, slack, words, stats):  # type: ignore[no-untyped-def]
+def _signs(acc, codes, x, l1, l2, err, a, w, q2, bias, tab, slack, words, flags, stats):  # type: ignore[no-untyped-def]
     """The certified signs of ``y = x w^T + bias`` into packed ``words`` (bit set = negative),
     by the three levels of the module docstring. ``tab`` per channel (rows): ``a s1``,
     ``o sum(w) + b``, ``max|r1|``, ``||r1||_2``, ``a s2``, ``max|r2|``, ``||r2||_2``,
     ``||w||_1``, ``max|w|``, ``|o| ||w||_1 + |b|`` (the scale of ``o sum(w) + b``'s
     rounding); ``slack`` the relative slack of the float64 evaluation. ``stats[n]``: entries
     of row ``n`` that needed level 2, level 3, and undecided ones (any undecided entry: the
-    caller runs the float path)."""
+    caller runs the float path). ``flags``: scratch like ``words``, the entries within their
+    level-1 bound."""
     n, c_out = x.shape[0], w.shape[0]
     aa = abs(a)
     for r in prange(n):
@@ -299,26 +318,34 @@ def _signs(acc, codes, x, l1, l2, err, a, w, q2, bias, tab, slack, words, stats)
         close = 0
         for wd in range(words.shape[1]):
             bits = np.uint64(0)
+            near = np.uint64(0)
             for j in range(min(64, c_out - 64 * wd)):
                 c = 64 * wd + j
                 s1 = tab[0, c] * acc[r, c]
                 y = s1 + tab[1, c]
                 bound = (aa * min(l1r * tab[2, c], l2r * tab[3, c]) + tab[7, c] * er
                          + slack * (abs(s1) + tab[9, c] + aa * l1r * tab[8, c]))
-                close += abs(y) <= bound
+                near |= np.uint64(abs(y) <= bound) << np.uint64(j)
                 bits |= np.uint64(y < 0) << np.uint64(j)
             words[r, wd] = bits
+            flags[r, wd] = near
+            close += near != 0
         count = np.zeros(3, np.int64)
         if close:  # the few entries within their bound: again, through levels 2 and 3
-            for c in range(c_out):
-                s1 = tab[0, c] * acc[r, c]
-                y = s1 + tab[1, c]
-                base = tab[7, c] * er + slack * (abs(s1) + tab[9, c] + aa * l1r * tab[8, c])
-                if abs(y) <= aa * min(l1r * tab[2, c], l2r * tab[3, c]) + base:
-                    y = _decide(r, c, y, base, codes, x, l1, l2, a, w, q2, bias, tab, count)
-                    bit = np.uint64(1) << np.uint64(c & 63)
-                    words[r, c >> 6] = (words[r, c >> 6] | bit) if y < 0 \
-                        else (words[r, c >> 6] & ~bit)
+            for wd in range(words.shape[1]):
+                near = flags[r, wd]
+                while near:
+                    j = 0
+                    while not (near >> np.uint64(j)) & np.uint64(1):
+                        j += 1
+                    near &= ~(np.uint64(1) << np.uint64(j))
+                    c = 64 * wd + j
+                    s1 = tab[0, c] * acc[r, c]
+                    base = tab[7, c] * er + slack * (abs(s1) + tab[9, c] + aa * l1r * tab[8, c])
+                    y = _decide(r, c, s1 + tab[1, c], base, codes, x, l1, l2, a, w, q2, bias,
+                                tab, count)
+                    bit = np.uint64(1) << np.uint64(j)
+                    words[r, wd] = (words[r, wd] | bit) if y < 0 else (words[r, wd] & ~bit)
         stats[r, 0] = count[0]
         stats[r, 1] = count[1]
         stats[r, 2] = count[2]
@@ -387,19 +414,19 @@ class GridSignLayer:
         g = self.grid
         a = g.scale
         tol = GRID_TOLERANCE * abs(a)
-        args = (1.0 / a, a, g.offset, float(g.levels - 1), tol)
+        f32 = np.float32
+        args = (f32(1.0 / a), f32(a), f32(g.offset), f32(g.levels - 1), f32(tol))
         # the first row alone first: an input off the grid (noise) costs one row, not a batch
         if not (_codes(x[:1], *args, codes, l1, l2) and _codes(x, *args, codes, l1, l2)):
             self.last = {"off_grid": 1}
             return None
-        # |x - (a p + o)| <= tol, plus the float64 rounding of a p + o and of the difference
-        err = np.full(n, tol + 2.0**-50 * (abs(a) * (g.levels - 1) + abs(g.offset) + tol))
+        err = np.full(n, tol + _codes_error(g, tol))
         p32 = codes.view(np.int32)
         _int_gemm(p32, self.q1, acc, _support_order(p32, n))
         words = np.empty((n, words_for(self.c_out)), np.uint64)
         stats = np.empty((n, 3), np.int64)
         _signs(acc, codes, x, l1, l2, err, a, self.w, self.q2, self.bias, self.tab,
-               self.slack, words, stats)
+               self.slack, words, np.empty_like(words), stats)
         total = stats.sum(axis=0)
         self.last = {"entries": n * self.c_out, "level2": int(total[0]),
                      "level3": int(total[1]), "undecided": int(total[2])}
