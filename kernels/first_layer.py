@@ -207,19 +207,23 @@ def _int_gemm(p, q, acc, order):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(parallel=True, cache=True)
-def _codes(x, inv_scale, scale, offset, top, tol, codes, l1, l2):  # type: ignore[no-untyped-def]
+def _codes(x, inv_scale, scale, offset, top, tol, codes, l1, l2, err):  # type: ignore[no-untyped-def]
     """Grid codes ``p`` of ``x`` (N, K) into ``codes`` (rows >= N, 4 G >= K, zero padding) and
-    per row ``||p||_1``, ``||p||_2``. Returns false when some value is off the grid: farther
-    than ``tol`` from ``a p + o``, or ``p`` outside ``0 .. top``. In float32 (16 lanes; the
-    scalars are float32): the distance it computes is within :func:`_codes_error` of the
-    exact one. (Branch-free, integer reductions: the loop vectorises.)"""
+    per row ``||p||_1``, ``||p||_2`` and an upper bound of its largest computed distance
+    ``|x - (a p + o)|`` (in units of ``tol / 2**20``, rounded up). Returns false when some
+    value is off the grid: farther than ``tol`` from ``a p + o``, or ``p`` outside
+    ``0 .. top``. In float32 (16 lanes; the scalars are float32): the distance it computes is
+    within :func:`_codes_error` of the exact one. (Branch-free, integer reductions: the loop
+    vectorises.)"""
     n, k = x.shape
     lo, hi, half3 = np.float32(-1.0), top + np.float32(1.0), np.float32(1.5)
+    cap, units = tol + tol, np.float32(2.0**20) / tol
     bad = 0
     for r in prange(n):
         s1 = 0
         s2 = 0
         off = 0
+        most = 0
         for c in range(k):
             v = x[r, c]
             t = (v - offset) * inv_scale
@@ -228,11 +232,14 @@ def _codes(x, inv_scale, scale, offset, top, tol, codes, l1, l2):  # type: ignor
             q = np.int32(t + half3) - 1  # round to nearest (t + 1.5 > 0: truncation floors)
             d = abs(v - (scale * np.float32(q) + offset))
             off += (d > tol) | (q < 0) | (q > top)
+            dq = np.int32((d if d < cap else cap) * units)  # <= 2**21 (NaN: cap)
+            most = most if most > dq else dq
             codes[r, c] = np.uint8(q)
             s1 += q
             s2 += q * q
         l1[r] = s1
         l2[r] = math.sqrt(s2)
+        err[r] = (most + 1) * (np.float64(tol) / 2.0**20) * (1 + 2.0**-20)
         bad += off
     return bad == 0
 
@@ -410,17 +417,18 @@ class GridSignLayer:
         rows = -(-n // ROWS) * ROWS
         codes, acc = self._scratch(rows)
         codes[n:] = 0  # a smaller batch than the last of the same padded size
-        l1, l2 = np.empty(n), np.empty(n)
+        l1, l2, err = np.empty(n), np.empty(n), np.empty(n)
         g = self.grid
         a = g.scale
         tol = GRID_TOLERANCE * abs(a)
         f32 = np.float32
         args = (f32(1.0 / a), f32(a), f32(g.offset), f32(g.levels - 1), f32(tol))
         # the first row alone first: an input off the grid (noise) costs one row, not a batch
-        if not (_codes(x[:1], *args, codes, l1, l2) and _codes(x, *args, codes, l1, l2)):
+        if not (_codes(x[:1], *args, codes, l1, l2, err)
+                and _codes(x, *args, codes, l1, l2, err)):
             self.last = {"off_grid": 1}
             return None
-        err = np.full(n, tol + _codes_error(g, tol))
+        err += _codes_error(g, tol)  # computed distances -> exact ones
         p32 = codes.view(np.int32)
         _int_gemm(p32, self.q1, acc, _support_order(p32, n))
         words = np.empty((n, words_for(self.c_out)), np.uint64)
