@@ -190,6 +190,13 @@ def _normalize(images: NDArray) -> Tensor:
     return ((x - FMNIST_MEAN) / FMNIST_STD).unsqueeze(1)
 
 
+def input_grid(ds: Dataset) -> tuple[float, float, int] | None:
+    """:data:`FMNIST_GRID` for a dataset :func:`from_arrays` normalised (Fashion-MNIST, the
+    embedded subset), else ``None``: what ``export(..., input_grid=)`` records for a run's
+    model (the reader checks every batch against it anyway)."""
+    return FMNIST_GRID if ds.name.split("/")[0] in ("fashion-mnist", "embedded") else None
+
+
 def from_arrays(images: NDArray, labels: NDArray, name: str) -> Dataset:
     """Validate uint8 ``N x 28 x 28`` images and labels in ``0..9`` and normalize (another image
     size is refused here, before any training)."""
