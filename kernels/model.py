@@ -1273,5 +1273,6 @@ def load(path: str | os.PathLike[str], backend: Backend = "auto",
     return ExportedModel(manifest, tensors, backend, fold_batchnorm)
 
 
+from . import binary_head as _binary_head  # noqa: E402,F401 (registers its fusion, after the ViT's)
 from . import first_layer as _first_layer  # noqa: E402
 from . import transformer as _transformer  # noqa: E402,F401 (registers the token ops in OPS)
