@@ -5,10 +5,11 @@ A binary MLP ends ``binary_linear`` (binary inputs, read packed) -> folded Batch
 ``float32(acc) * scale + bias`` is written by NumPy in two passes (each a fresh 512 KB array
 at batch 256), clipped in a third, and multiplied by the head's ten rows through torch's GEMM,
 which is poorly shaped for ten outputs: 0.19 ms of the MLP's 1.1 ms at batch 256 on one thread,
-against 0.09 ms for the binary GEMM itself. Here (:func:`_tail`) each row's clipped activations
-are computed in float32 in NumPy's order (bit-equal to the unfused steps) into a row buffer
-and the head's dot products accumulate in float64, reassociated into vector lanes (rounded
-once to float32: closer to the exact value than torch's float32 sums; not bit-equal to them).
+against 0.09 ms for the binary GEMM itself. Here (:func:`.cpu_mlp.head_tail`) each row's
+clipped activations are computed in float32 in NumPy's order (bit-equal to the unfused steps)
+into a row buffer and the head's dot products accumulate in float64, reassociated into vector
+lanes (rounded once to float32: closer to the exact value than torch's float32 sums; not
+bit-equal to them).
 
 Registered as a load-time fusion (:data:`~.model.FUSIONS`) of the numba backend: the binary layer
 must be the packed plan's consumer only (not a producer), every node of the group used once, at
@@ -20,37 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
-from numba import prange
 
 from . import model as _model
-
-
-@numba.njit(cache=True, fastmath={"reassoc"})
-def _dot(h, w):  # type: ignore[no-untyped-def]
-    """float64 dot product, reassociated (vector lanes; deterministic for a given build)."""
-    s = 0.0
-    for j in range(h.shape[0]):
-        s += h[j] * w[j]
-    return s
-
-
-@numba.njit(parallel=True, cache=True)
-def _tail(acc, scale, bias, lo, hi, wh, bh, out):  # type: ignore[no-untyped-def]
-    """``out[r] = clip(float32(acc[r]) * scale + bias, lo, hi) @ wh.T + bh`` (float32
-    activations in NumPy's order, float64 dot products)."""
-    n, k = acc.shape
-    o = wh.shape[0]
-    for r in prange(n):
-        h = np.empty(k, np.float64)
-        for j in range(k):
-            v = np.float32(acc[r, j]) * scale[j] + bias[j]
-            v = v if v > lo else lo  # np.clip: maximum then minimum
-            v = v if v < hi else hi
-            h[j] = v
-        for c in range(o):
-            out[r, c] = np.float32(_dot(h, wh[c]) + bh[c])
 
 
 def _groups(nodes: list[Any], uses: dict[str, int], output: str) -> list[_model.Fused]:
@@ -78,7 +51,7 @@ def _groups(nodes: list[Any], uses: dict[str, int], output: str) -> list[_model.
 
 def _builder(binary: Any, chain: list[Any], head: Any) -> Any:
     def build() -> Any:
-        from . import cpu
+        from . import cpu, cpu_mlp
 
         put = _model._device_put("numba")
         steps = [_model._binary_packed(binary, {"consume"})]
@@ -116,7 +89,7 @@ def _builder(binary: Any, chain: list[Any], head: Any) -> Any:
             acc = np.empty((n, n_out), np.int32)
             cpu.binary_matmul(x.words, words, k, acc, panels)
             out = np.empty((n, wh.shape[0]), np.float32)
-            _tail(acc, scale, zero_bias, lo, hi, wh64, bh64, out)
+            cpu_mlp.head_tail(acc, scale, zero_bias, lo, hi, wh64, bh64, out)
             return out
 
         return run

@@ -12,7 +12,7 @@ from bench_module import bench_kernels
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxcompress.kernels import binary_head, load
+from proxcompress.kernels import cpu_mlp, load
 from proxcompress.kernels.model import _Packed
 
 
@@ -28,7 +28,7 @@ def test_tail_equals_the_numpy_formula(seed: int, n: int, k: int, o: int, clip: 
     wh = rng.normal(size=(o, k))
     bh = rng.normal(size=o)
     out = np.empty((n, o), np.float32)
-    binary_head._tail(acc, scale, bias, lo, hi, wh, bh, out)
+    cpu_mlp.head_tail(acc, scale, bias, lo, hi, wh, bh, out)
     h = (acc.astype(np.float32) * scale + bias).clip(lo, hi)  # the unfused steps' float32
     want = h.astype(np.float64) @ wh.T + bh
     np.testing.assert_allclose(out, want.astype(np.float32), rtol=2e-7,

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.kernels import cpu_mlp, load
 from proxcompress.kernels import first_layer as fl
-from proxcompress.kernels import load
 from proxcompress.kernels.formats import pack_negative_mask
 
 needs_vnni = pytest.mark.skipif(not fl.available(), reason="no AVX-512 VNNI on this CPU")
@@ -112,7 +112,7 @@ def test_int8_gemm_emits_vpdpbusd_and_equals_numpy() -> None:
 
     @numba.njit
     def gemm(p, q, acc, order):  # type: ignore[no-untyped-def]
-        fl._tile(p, q, acc, order, 0, 0)
+        cpu_mlp.tile(p, q, acc, order, 0, 0)
 
     rng = np.random.default_rng(3)
     p = rng.integers(0, 256, (fl.ROWS, 4 * 9), dtype=np.uint8)
