@@ -33,12 +33,7 @@ def _groups(nodes: list[Any], uses: dict[str, int], output: str) -> list[_model.
     for head in nodes:
         if head.op != "linear":
             continue
-        chain: list[Any] = []
-        src = by_name.get(head.inputs[0])
-        while src is not None and src.op in ("hardtanh", "identity") \
-                and uses.get(src.name) == 1 and src.name != output:
-            chain.append(src)
-            src = by_name.get(src.inputs[0])
+        src, chain = _model._clip_chain(head.inputs[0], by_name, uses, output)
         clips = [n for n in chain if n.op == "hardtanh"]
         if src is None or src.op != "binary_linear" or uses.get(src.name) != 1 \
                 or src.name == output or plan.get(src.name) != {"consume"} or len(clips) > 1:

@@ -48,12 +48,10 @@ def tile(typingctx, p, q, acc, order, i, j):  # type: ignore[no-untyped-def]
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         _wide(builder)
-        p_arr = context.make_array(signature.args[0])(context, builder, args[0])
-        q_arr = context.make_array(signature.args[1])(context, builder, args[1])
-        a_arr = context.make_array(signature.args[2])(context, builder, args[2])
-        o_arr = context.make_array(signature.args[3])(context, builder, args[3])
-        i_val = context.cast(builder, args[4], signature.args[4], types.int64)
-        j_val = context.cast(builder, args[5], signature.args[5], types.int64)
+        p_arr, q_arr, a_arr, o_arr = (context.make_array(t)(context, builder, v)
+                                      for t, v in zip(signature.args[:4], args[:4], strict=True))
+        i_val, j_val = (context.cast(builder, v, t, types.int64)
+                        for t, v in zip(signature.args[4:], args[4:], strict=True))
         groups = cgutils.unpack_tuple(builder, p_arr.shape)[1]
         ldq = cgutils.unpack_tuple(builder, q_arr.shape)[1]
         lda = cgutils.unpack_tuple(builder, a_arr.shape)[1]

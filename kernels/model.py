@@ -816,6 +816,20 @@ def _binary_packed(node: _Node, roles: set[str], tail: Tail | None = None) -> Fn
     return run if tail is None else run_tail
 
 
+def _clip_chain(name: str, by_name: dict[str, _Node], uses: dict[str, int], output: str
+               ) -> tuple[_Node | None, list[_Node]]:
+    """Walk back from node ``name`` through ``hardtanh`` / ``identity`` nodes used once (not the
+    model's output): the first other node (``None`` at the graph's input) and the walked
+    chain, nearest first. What a fusion absorbing a layer's clip looks for."""
+    chain: list[_Node] = []
+    src = by_name.get(name)
+    while src is not None and src.op in ("hardtanh", "identity") and uses.get(src.name) == 1 \
+            and src.name != output:
+        chain.append(src)
+        src = by_name.get(src.inputs[0])
+    return src, chain
+
+
 def _conv_pool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list[Fused]:
     """``binary_conv2d -> [hardtanh] -> maxpool2d`` with a float output, the conv reading
     packed signs (the packed plan's ``consume``, not ``produce``), at most one hardtanh with
@@ -830,12 +844,7 @@ def _conv_pool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> 
                 or pool.pair("dilation", 1) != (1, 1) \
                 or len(set(pool.pair("kernel_size", 1) + pool.pair("stride", 1))) != 1:
             continue
-        chain: list[_Node] = []
-        src = by_name.get(pool.inputs[0])
-        while src is not None and src.op in ("hardtanh", "identity") and uses.get(src.name) == 1 \
-                and src.name != output:
-            chain.append(src)
-            src = by_name.get(src.inputs[0])
+        src, chain = _clip_chain(pool.inputs[0], by_name, uses, output)
         clips = [n for n in chain if n.op == "hardtanh"]
         if src is None or src.op != "binary_conv2d" or uses.get(src.name) != 1 \
                 or src.name == output or plan.get(src.name) != {"consume"} or len(clips) > 1:
