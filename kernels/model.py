@@ -843,6 +843,20 @@ def _binary_packed(node: _Node, roles: set[str], tail: Tail | None = None) -> Fn
     return run if tail is None else run_tail
 
 
+def _clip_chain(name: str, by_name: dict[str, _Node], uses: dict[str, int], output: str
+               ) -> tuple[_Node | None, list[_Node]]:
+    """Walk back from node ``name`` through ``hardtanh`` / ``identity`` nodes used once (not the
+    model's output): the first other node (``None`` at the graph's input) and the walked
+    chain, nearest first. What a fusion absorbing a layer's clip looks for."""
+    chain: list[_Node] = []
+    src = by_name.get(name)
+    while src is not None and src.op in ("hardtanh", "identity") and uses.get(src.name) == 1 \
+            and src.name != output:
+        chain.append(src)
+        src = by_name.get(src.inputs[0])
+    return src, chain
+
+
 def _conv_pool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list[Fused]:
     """``binary_conv2d -> [hardtanh] -> maxpool2d`` with a float output, the conv reading
     packed signs (the packed plan's ``consume``, not ``produce``), at most one hardtanh with
@@ -857,12 +871,7 @@ def _conv_pool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> 
                 or pool.pair("dilation", 1) != (1, 1) \
                 or len(set(pool.pair("kernel_size", 1) + pool.pair("stride", 1))) != 1:
             continue
-        chain: list[_Node] = []
-        src = by_name.get(pool.inputs[0])
-        while src is not None and src.op in ("hardtanh", "identity") and uses.get(src.name) == 1 \
-                and src.name != output:
-            chain.append(src)
-            src = by_name.get(src.inputs[0])
+        src, chain = _clip_chain(pool.inputs[0], by_name, uses, output)
         clips = [n for n in chain if n.op == "hardtanh"]
         if src is None or src.op != "binary_conv2d" or uses.get(src.name) != 1 \
                 or src.name == output or plan.get(src.name) != {"consume"} or len(clips) > 1:
@@ -934,6 +943,14 @@ def _float_producer(node: _Node, fn: Fn) -> Fn:
         return _Packed(words)
 
     return run
+
+
+def _grid_producer(node: _Node, grid: _first_layer.Grid, fn: Fn) -> Fn:
+    """A float linear layer heading a packed chain, on grid inputs: the certified integer
+    signs of :mod:`.first_layer` where its CPU features are there (else ``fn``)."""
+    if not _first_layer.available():
+        return fn
+    return _first_layer.grid_sign_producer(node, grid, fn, _Packed)
 
 
 def _packed_step(role: str, node: _Node, fn: Fn) -> Fn:
@@ -1147,6 +1164,9 @@ class ExportedModel:
                 isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
             raise InvalidInputError("input_shape", f"= {shape!r} must be a list of sizes > 0")
         self.input_shape: tuple[int, ...] | None = tuple(shape) if shape is not None else None
+        #: inputs on an affine 8-bit grid (``input_grid`` of the export): a float linear
+        #: layer heading a packed chain then takes the certified integer path (first_layer)
+        self.input_grid = _first_layer.parse_grid(manifest.get("input_grid"))
         raw_nodes = manifest.get("nodes")
         if not isinstance(raw_nodes, list) or not raw_nodes:
             raise InvalidInputError("nodes", "must be a non-empty list")
@@ -1190,6 +1210,9 @@ class ExportedModel:
                 fn = _binary_packed(node, roles)
             elif "produce" in roles:
                 fn = _float_producer(node, fn)
+                if self.input_grid is not None and node.op in _first_layer.SIGN_OPS \
+                        and (node.op == "linear" or node.input_scale() is None):
+                    fn = _grid_producer(node, self.input_grid, fn)
             elif roles:
                 fn = _packed_step(next(iter(roles)), node, fn)
             known.add(node.name)
@@ -1298,4 +1321,6 @@ def load(path: str | os.PathLike[str], backend: Backend = "auto",
     return ExportedModel(manifest, tensors, backend, fold_batchnorm)
 
 
+from . import binary_head as _binary_head  # noqa: E402,F401 (registers its fusion, after the ViT's)
+from . import first_layer as _first_layer  # noqa: E402
 from . import transformer as _transformer  # noqa: E402,F401 (registers the token ops in OPS)
