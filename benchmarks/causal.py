@@ -57,9 +57,18 @@ METHODS: dict[str, dict[str, Any]] = {
     "centred_median": {**MEDIAN},
     "plain_ls": {"k": 1, "noise": "location-scale"},
     "centred_ls": {"noise": "location-scale"},
+    "plain_lik": {"k": 1, "decision": "likelihood"},
+    "centred_lik": {"decision": "likelihood"},
+    "plain_ent": {"k": 1, "decision": "entropy"},
+    "centred_ent": {"decision": "entropy"},
+    "plain_cv": {"k": 1, "decision": "heldout-likelihood"},
+    "centred_cv": {"decision": "heldout-likelihood"},
+    "plain_fb": {"k": 1, "decision": "hsic-else-likelihood"},
+    "centred_fb": {"decision": "hsic-else-likelihood"},
 }
 #: methods run on every cell; the others on the homoscedastic cells only
-EVERY_CELL = ("plain", "centred", "plain_ls", "centred_ls")
+EVERY_CELL = ("plain", "centred", "plain_ls", "centred_ls", "plain_lik", "centred_lik",
+              "plain_ent", "centred_ent", "plain_cv", "centred_cv", "plain_fb", "centred_fb")
 #: (noise type, heteroscedasticity of simulate_mixture)
 CELLS = (("uniform", 0.0), ("gaussian", 0.0), ("uniform", 1.0))
 KS = (1, 2, 3)
@@ -84,7 +93,10 @@ def _methods(hetero: float) -> tuple[str, ...]:
 
 
 def _one(job: tuple[str, float, int, int, int, tuple[str, ...]]) -> dict[str, Any]:
-    from proxcompress.causal import causal_direction, simulate_mixture
+    """One simulated pair under every selected method of its cell. Methods that differ only in
+    their ``decision`` share one fit (:func:`~proxcompress.causal.causal_directions`); their
+    ``seconds`` is that shared fit's."""
+    from proxcompress.causal import causal_directions, simulate_mixture
 
     noise, hetero, k, seed, n, selected = job
     SELECTED[:] = selected
@@ -92,13 +104,22 @@ def _one(job: tuple[str, float, int, int, int, tuple[str, ...]]) -> dict[str, An
                             heteroscedasticity=hetero)
     record: dict[str, Any] = {"noise": noise, "heteroscedasticity": hetero, "k": k, "seed": seed,
                               "truth": pair.direction}
+    groups: dict[str, list[str]] = {}
     for name in _methods(hetero):
+        shared = {key: v for key, v in METHODS[name].items() if key != "decision"}
+        groups.setdefault(repr(sorted(shared.items())), []).append(name)
+    for names in groups.values():
+        shared = {key: v for key, v in METHODS[names[0]].items() if key != "decision"}
+        decisions = tuple(METHODS[m].get("decision", "hsic") for m in names)
         start = time.perf_counter()
-        result = causal_direction(pair.x, pair.y, **_kwargs(METHODS[name]))
+        results = causal_directions(pair.x, pair.y, tuple(dict.fromkeys(decisions)),
+                                    **_kwargs(shared))
         seconds = time.perf_counter() - start
-        true_fit = result.forward if pair.direction == "x->y" else result.backward
-        record[name] = {"direction": result.direction, "seconds": seconds,
-                        "k_true_direction": true_fit.mechanisms.k}
+        for name, decision in zip(names, decisions, strict=True):
+            result = results[decision]
+            true_fit = result.forward if pair.direction == "x->y" else result.backward
+            record[name] = {"direction": result.direction, "seconds": seconds,
+                            "k_true_direction": true_fit.mechanisms.k}
     return record
 
 
@@ -130,13 +151,19 @@ def render(result: dict[str, Any]) -> str:
              "standardized": "clustered, standardized", "fisher": "clustered, Fisher",
              "mixture_bic": "clustered, mixture BIC", "plain_median": "plain, median kernel",
              "centred_median": "clustered, median kernel", "plain_ls": "plain, location-scale",
-             "centred_ls": "clustered, location-scale"}
-    lines = ["| noise | k | pairs | " + " | ".join(names[m] for m in METHODS)
+             "centred_ls": "clustered, location-scale", "plain_lik": "plain, likelihood",
+             "centred_lik": "clustered, likelihood", "plain_ent": "plain, entropy",
+             "centred_ent": "clustered, entropy", "plain_cv": "plain, held-out likelihood",
+             "centred_cv": "clustered, held-out likelihood",
+             "plain_fb": "plain, HSIC else likelihood",
+             "centred_fb": "clustered, HSIC else likelihood"}
+    shown = [m for m in METHODS if any(m in row for row in result["rows"])]  # the run's methods
+    lines = ["| noise | k | pairs | " + " | ".join(names[m] for m in shown)
              + " | k found = k (default / mixture BIC) | s per test (plain / default) |",
-             "|" + "---|" * (len(METHODS) + 5)]
+             "|" + "---|" * (len(shown) + 5)]
     for row in result["rows"]:
         cells = []
-        for m in METHODS:
+        for m in shown:
             if m not in row:
                 cells.append("-")
                 continue
@@ -195,6 +222,14 @@ TUEBINGEN_METHODS: dict[str, Any] = {
     "k1_ls_median": ours(k=1, noise="location-scale", **MEDIAN),
     "auto_ls": ours(noise="location-scale"),
     "k1_ls": ours(k=1, noise="location-scale"),
+    "auto_lik": ours(decision="likelihood"),
+    "k1_lik": ours(k=1, decision="likelihood"),
+    "auto_ent": ours(decision="entropy"),
+    "k1_ent": ours(k=1, decision="entropy"),
+    "auto_cv": ours(decision="heldout-likelihood"),
+    "k1_cv": ours(k=1, decision="heldout-likelihood"),
+    "auto_fb": ours(decision="hsic-else-likelihood"),
+    "k1_fb": ours(k=1, decision="hsic-else-likelihood"),
     "causal_learn_anm": causal_learn_anm,
 }
 

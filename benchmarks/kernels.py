@@ -786,29 +786,65 @@ def _test_set_agreement(model: Any, loaded: Any) -> dict[str, Any]:
             "max_relative_logit_error": worst}
 
 
+INPUTS = ("images", "randn")
+
+
+def _model_input(kind: str, batch: int) -> tuple[Any, str]:
+    """The timed batch: the first ``batch`` Fashion-MNIST test images (``images``, repeated
+    past 10,000; what these models classify, 8-bit pixels on the data pipeline's grid) or
+    standard normal noise (``randn``, off any grid: every layer takes its float path); with a
+    description for the JSON. ``images`` falls back to noise where the dataset is missing."""
+    import torch
+
+    if kind == "images":
+        from proxcompress.training.data import load_fashion_mnist
+
+        try:
+            _, test = load_fashion_mnist()
+        except FileNotFoundError:
+            kind = "randn (Fashion-MNIST not installed)"
+        else:
+            idx = torch.arange(batch) % test.x.shape[0]
+            return test.x[idx].contiguous(), f"Fashion-MNIST test images [0, {batch})"
+    return torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(1)), kind
+
+
+def _first_layer_stats(loaded: Any) -> dict[str, Any] | None:
+    """The certified first layer's counts on the last call (``kernels.first_layer``): entries,
+    those the second int8 level and the float64 recomputation decided; ``None`` if no step
+    has that path."""
+    for _, _, fn in loaded.steps:
+        layer = getattr(fn, "layer", None)
+        if layer is not None:
+            return dict(layer.last)
+    return None
+
+
 def bench_models(batch: int, rounds: int, threads: int | None,
-                 names: tuple[str, ...] = MODEL_CASES) -> dict[str, Any]:
+                 names: tuple[str, ...] = MODEL_CASES, inputs: str = "images") -> dict[str, Any]:
     """Exported models on the kernels (``kernels.load``, numba) against the same model in torch
-    eval mode, one batch of Fashion-MNIST-sized inputs, round-robin with pauses."""
+    eval mode, one batch of Fashion-MNIST-sized inputs (:func:`_model_input`), round-robin with
+    pauses. Every case is exported with Fashion-MNIST's ``input_grid``."""
     import tempfile
 
     import numba
     import torch
 
     from proxcompress.kernels import load
+    from proxcompress.training.data import FMNIST_GRID
     from proxcompress.training.exporter import export
     from proxcompress.training.layers import hard_quantization
 
     if threads is not None:
         numba.set_num_threads(threads)
         torch.set_num_threads(threads)
-    x = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    xn = x.numpy()
+    x, described = _model_input(inputs, batch)
+    xn = np.ascontiguousarray(x.numpy())
     cases: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in names:
             model = _model_case(name)
-            export(model, f"{folder}/{name}", example=x[:16])
+            export(model, f"{folder}/{name}", example=x[:16], input_grid=FMNIST_GRID)
             loaded = load(f"{folder}/{name}", backend="numba")
 
             def torch_forward(model: Any = model) -> None:
@@ -828,10 +864,15 @@ def bench_models(batch: int, rounds: int, threads: int | None,
                 ),
                 "ops": sorted({node["op"] for node in loaded.manifest["nodes"]}),
             }
+            stats = _first_layer_stats(loaded)
+            if stats is not None:
+                loaded(xn)
+                cases[name]["first_layer_certified"] = _first_layer_stats(loaded)
     return {
         "benchmark": "kernels-models",
         "device": _cpu_device(),
         "batch": batch,
+        "input": described,
         "rounds": rounds,
         "turn": f"{PAUSE_S} s pause, 1 untimed call, {REPEATS} timed calls",
         "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "MALLOC_MMAP_THRESHOLD_",
@@ -890,6 +931,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(MODEL_CASES),
                         help="models: the cases to run, comma-separated "
                         f"({', '.join(MODEL_CASES)})")
+    parser.add_argument("--input", choices=INPUTS, default="images",
+                        help="models: the timed batch (Fashion-MNIST test images, or noise)")
     parser.add_argument("--float-size", type=int, default=4096, help="GPU shift/Euclid size")
     parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
     args = parser.parse_args(argv)
@@ -912,7 +955,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.mode == "binary":
         result = bench_binary(args.size or 2048, args.rounds, args.threads)
     elif args.mode == "models":
-        result = bench_models(args.batch, args.rounds, args.threads, cases)
+        result = bench_models(args.batch, args.rounds, args.threads, cases, args.input)
     else:
         batches = [int(b) for b in args.gemv_batches.split(",")]
         result = bench_gpu(args.size or 8192, batches, args.float_size)

@@ -1149,6 +1149,8 @@ def api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...]
         ("kernels.conv_output_size", b(k, "conv_output_size", (5, 5), 3)),
         ("kernels.load", b(k, "load", lazy(lambda: _exported()))),
         ("causal.causal_direction", b(c, "causal_direction", arr, np.sin(3 * arr))),
+        ("causal.causal_directions", b(c, "causal_directions", arr, np.sin(3 * arr),
+                                      ("hsic", "likelihood"))),
         ("causal.cluster_mechanisms", b(c, "cluster_mechanisms", arr, np.sin(3 * arr))),
         ("causal.hsic", b(c, "hsic", arr, np.sin(3 * arr))),
         ("causal.simulate_mixture", b(c, "simulate_mixture", 40, 1, seed=0)),

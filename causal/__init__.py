@@ -3,7 +3,9 @@ clustering of unknown k (methods.md section 10; Partovi Nia et al., arXiv:2006.0
 
 * :func:`causal_direction` -- decide ``x -> y`` or ``y -> x``: cluster each direction's
   mechanisms (k by BIC, or fixed; ``k=1`` is the plain ANM test), pool the per-cluster residuals,
-  HSIC-test them against the cause, pick the direction with the larger p-value;
+  HSIC-test them against the cause, pick the direction with the larger p-value (or by a
+  location-scale likelihood, ``decision``); :func:`causal_directions` -- several decisions
+  from one fit;
 * :func:`cluster_mechanisms` -- the k-means-inspired clustering with unknown k on its own;
 * :class:`HSICGamma`, :class:`HSICPermutation`, :func:`hsic` -- the independence tests;
 * :class:`SplineRegressor`, :class:`PolynomialRegressor` -- the regressors;
@@ -23,6 +25,7 @@ from proxcompress.lazy import lazy_getattr
 # ``proxcompress`` command does for its parser, loads neither NumPy nor SciPy)
 _PUBLIC = {
     "causal_direction": "direction",
+    "causal_directions": "direction",
     "DirectionResult": "direction",
     "DirectionFit": "direction",
     "cluster_mechanisms": "mechanisms",

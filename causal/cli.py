@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxcompress.errors import InvalidInputError
 
-from .options import CRITERIA, MIN_SAMPLES, NOISES, POOLINGS
+from .options import CRITERIA, DECISIONS, MIN_SAMPLES, NOISES, POOLINGS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,13 +128,16 @@ def _run(args: argparse.Namespace) -> int:
             else HSICPermutation(permutations=args.permutations or DEFAULT_PERMUTATIONS,
                                  seed=args.seed))
     result = causal_direction(x, y, k=args.k, k_max=args.k_max, criterion=args.criterion,
-                              test=test, pooling=args.pooling, noise=args.noise, names=names)
+                              test=test, pooling=args.pooling, noise=args.noise,
+                              decision=args.decision, names=names)
     report: dict[str, Any] = {"n": int(x.size), **result.as_dict()}
     if truth is not None:
         report["true_direction"] = truth
     for fit in (result.forward, result.backward):
         print(f"{fit.cause} -> {fit.effect}: k = {fit.mechanisms.k}, HSIC n*stat = "
-              f"{fit.test.statistic:.4g}, p = {fit.test.p_value:.3g}")
+              f"{fit.test.statistic:.4g}, p = {fit.test.p_value:.3g}"
+              + ("" if fit.likelihood is None
+                 else f", log-likelihood = {fit.likelihood.total:.6g}"))
     arrow = {"x->y": f"{names[0]} -> {names[1]}", "y->x": f"{names[1]} -> {names[0]}"}
     print(f"direction: {arrow.get(result.direction, 'undecided')}"
           + (f" (true: {arrow[truth]})" if truth else ""))
@@ -177,6 +180,11 @@ def add_parsers(subparsers: Any) -> None:
     method.add_argument("--noise", choices=NOISES, default="additive",
                         help="noise model tested: additive (default) or location-scale (residuals "
                         "divided by their fitted scale; experimental, docs/causal.md)")
+    method.add_argument("--decision", choices=DECISIONS, default="hsic",
+                        help="how the directions are compared: hsic (larger p-value, default), "
+                        "likelihood, entropy or heldout-likelihood (location-scale likelihood per "
+                        "mechanism), "
+                        "hsic-else-likelihood (docs/causal.md)")
     method.add_argument("--test", choices=("gamma", "permutation"), default="gamma",
                         help="HSIC p-value: gamma approximation (default) or permutations")
     method.add_argument("--permutations", type=int,

@@ -8,6 +8,19 @@ direction whose residuals look more independent -- the larger p-value, compared 
 on equal p-values the smaller statistic -- is returned (the decision rule of Mooij et al. 2016's
 ANM-pHSIC).
 
+How the two directions are compared (``decision``, a table :data:`DECISIONS`; issue 19):
+
+* ``"hsic"`` (default): the larger HSIC p-value, as above;
+* ``"likelihood"``: the larger penalised log-likelihood of a location-scale noise model per
+  cluster with a Gaussian noise density and the cause's entropy (:mod:`.likelihood`; LOCI of
+  Immer et al. 2023 extended to the clusters);
+* ``"entropy"``: the same with the noise density estimated nonparametrically;
+* ``"heldout-likelihood"``: the Gaussian one with the conditional part cross-fitted
+  (``HELDOUT_FOLDS`` folds) instead of BIC-penalised: complexity paid by held-out fit;
+* ``"hsic-else-likelihood"``: the HSIC rule where at least one direction's residuals pass the
+  test at ``FALLBACK_ALPHA`` (an additive model fits), the Gaussian likelihood where both are
+  rejected (the additive model fits neither direction; the location-scale one may).
+
 How the labels adjust the statistic (``pooling``; a [U] choice, default ``"centred"``):
 
 * ``"centred"``: residuals centred within each cluster, then pooled into one HSIC test;
@@ -18,7 +31,8 @@ How the labels adjust the statistic (``pooling``; a [U] choice, default ``"centr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -27,12 +41,15 @@ from proxcompress.errors import InvalidInputError
 
 from ._checks import choice, distinct_enough, same_length, sample
 from .independence import HSICGamma, IndependenceTest, TestResult
+from .likelihood import LikelihoodScore, entropy, location_scale_score
 from .mechanisms import IntArray, Mechanisms, cluster_mechanisms
-from .options import MIN_SAMPLES, NOISES, POOLINGS
+from .options import DECISIONS, MIN_SAMPLES, NOISES, POOLINGS
 from .regression import FloatArray, Regressor, SplineRegressor
 
 Pooling = Literal["centred", "standardized", "fisher"]
 Noise = Literal["additive", "location-scale"]
+Decision = Literal["hsic", "likelihood", "entropy", "heldout-likelihood",
+                   "hsic-else-likelihood"]
 #: fewest points of a cluster tested on its own under ``pooling="fisher"``
 MIN_CLUSTER_TEST = 20
 #: below this many distinct values a variable is "discretised": the test still answers (the
@@ -42,6 +59,13 @@ FEW_LEVELS = 20
 CLOSE_LOG10 = 1.0
 #: smallest fitted noise scale, as a fraction of the cluster's mean |residual|
 SCALE_FLOOR = 0.1
+#: ``decision="hsic-else-likelihood"`` falls back to the likelihood when both directions' HSIC
+#: p-values are below this level
+FALLBACK_ALPHA = 0.05
+#: log-likelihoods (nats) closer than this are reported as weak evidence
+CLOSE_NATS = 1.0
+#: folds of ``decision="heldout-likelihood"``
+HELDOUT_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -53,6 +77,7 @@ class DirectionFit:
     effect: str
     mechanisms: Mechanisms
     test: TestResult
+    likelihood: LikelihoodScore | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +107,7 @@ class DirectionResult:
                 "bic_path": [number(b) for b in f.mechanisms.bic_path],
                 "statistic": number(f.test.statistic), "p_value": f.test.p_value,
                 "log_p_value": number(f.test.log_p_value), "tested_samples": f.test.samples,
+                "log_likelihood": None if f.likelihood is None else number(f.likelihood.total),
             }
 
         return {"direction": self.direction, "forward": fit(self.forward),
@@ -173,21 +199,71 @@ def _fit(cause: FloatArray, effect: FloatArray, names: tuple[str, str], k: int |
     return DirectionFit(names[0], names[1], mech, result)
 
 
+#: a rule's comparison of the two directions: a key per direction (the larger wins, compared
+#: lexicographically) and which evidence decided ("hsic" or "likelihood", for the notes)
+Comparison = tuple[tuple[float, ...], tuple[float, ...], str]
+
+
+def _by_hsic(f: DirectionFit, b: DirectionFit) -> Comparison:
+    return (f.test.log_p_value, -f.test.statistic), (b.test.log_p_value, -b.test.statistic), \
+        "hsic"
+
+
+def _by_likelihood(f: DirectionFit, b: DirectionFit) -> Comparison:
+    assert f.likelihood is not None and b.likelihood is not None  # noqa: S101 - DECISIONS
+    return (f.likelihood.total,), (b.likelihood.total,), "likelihood"
+
+
+def _hsic_else_likelihood(f: DirectionFit, b: DirectionFit) -> Comparison:
+    passes = max(f.test.log_p_value, b.test.log_p_value) >= np.log(FALLBACK_ALPHA)
+    return _by_hsic(f, b) if passes else _by_likelihood(f, b)
+
+
+Rule = Callable[[DirectionFit, DirectionFit], Comparison]
+#: decision -> (the likelihood score it needs: noise density and held-out folds, 0 for a BIC
+#: penalty; None for none), the rule
+DECISION_RULES: dict[str, tuple[tuple[str, int] | None, Rule]] = {
+    "hsic": (None, _by_hsic),
+    "likelihood": (("gaussian", 0), _by_likelihood),
+    "entropy": (("entropy", 0), _by_likelihood),
+    "heldout-likelihood": (("gaussian", HELDOUT_FOLDS), _by_likelihood),
+    "hsic-else-likelihood": (("gaussian", 0), _hsic_else_likelihood),
+}
+assert tuple(DECISION_RULES) == DECISIONS  # noqa: S101 - the parser's names are these
+
+
 def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_max: int = 4,
                      regressor: Regressor | None = None, criterion: str = "classification",
                      test: IndependenceTest | None = None, pooling: Pooling = "centred",
-                     noise: Noise = "additive", names: tuple[str, str] = ("x", "y")
-                     ) -> DirectionResult:
+                     noise: Noise = "additive", decision: Decision = "hsic",
+                     names: tuple[str, str] = ("x", "y")) -> DirectionResult:
     """Decide between ``x -> y`` and ``y -> x`` (module docstring).
 
     ``k=None`` (default) chooses the number of mechanisms per direction by the BIC
     ``criterion`` (:mod:`.mechanisms`) up to ``k_max``; ``k=1`` is the plain ANM test.
     Defaults: :class:`.regression.SplineRegressor`, ``criterion="classification"``,
-    :class:`.independence.HSICGamma`, ``pooling="centred"``.
+    :class:`.independence.HSICGamma`, ``pooling="centred"``, ``decision="hsic"``.
     """
+    return causal_directions(x, y, (decision,), k=k, k_max=k_max, regressor=regressor,
+                             criterion=criterion, test=test, pooling=pooling, noise=noise,
+                             names=names)[decision]
+
+
+def causal_directions(x: FloatArray, y: FloatArray, decisions: tuple[str, ...], *,
+                      k: int | None = None, k_max: int = 4, regressor: Regressor | None = None,
+                      criterion: str = "classification", test: IndependenceTest | None = None,
+                      pooling: Pooling = "centred", noise: Noise = "additive",
+                      names: tuple[str, str] = ("x", "y")) -> dict[str, DirectionResult]:
+    """:func:`causal_direction` under each of ``decisions`` (names of :data:`DECISIONS`), from
+    one clustering and one independence test per direction (what every decision shares); each
+    likelihood score needed is computed once."""
     if (not isinstance(names, tuple) or len(names) != 2
             or not all(isinstance(name, str) for name in names)):
         raise InvalidInputError("names", f"two strings needed, got {names!r}")
+    if not isinstance(decisions, tuple) or not decisions:
+        raise InvalidInputError("decisions", f"a non-empty tuple needed, got {decisions!r}")
+    for decision in decisions:
+        choice(decision, "decision", DECISIONS)
     xs, ys = sample(x, names[0]), sample(y, names[1])
     same_length(xs, ys, f"{names[0]}, {names[1]}")
     if xs.size < MIN_SAMPLES:
@@ -202,19 +278,27 @@ def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_ma
     forward = _fit(xs, ys, names, k, k_max, regressor, criterion, test, pooling, noise)
     backward = _fit(ys, xs, (names[1], names[0]), k, k_max, regressor, criterion, test, pooling,
                     noise)
-    f, b = forward.test, backward.test
-    if (f.log_p_value, -f.statistic) > (b.log_p_value, -b.statistic):
-        direction = "x->y"
-    elif (f.log_p_value, -f.statistic) < (b.log_p_value, -b.statistic):
-        direction = "y->x"
-    else:
-        direction = "undecided"
-    return DirectionResult(direction, forward, backward, _notes(xs, ys, names, f, b))
+    specs = {spec for d in decisions if (spec := DECISION_RULES[d][0]) is not None}
+    entropies = {names[0]: entropy(xs), names[1]: entropy(ys)} if specs else {}
+    scored = {spec: tuple(
+        replace(fit, likelihood=location_scale_score(
+            cause, effect, fit.mechanisms, regressor, spec[0],
+            cause_entropy=entropies[fit.cause], folds=spec[1]))
+        for fit, cause, effect in ((forward, xs, ys), (backward, ys, xs))) for spec in specs}
+    results = {}
+    for decision in decisions:
+        spec, rule = DECISION_RULES[decision]
+        f, b = (forward, backward) if spec is None else scored[spec]
+        key_f, key_b, used = rule(f, b)
+        direction = "x->y" if key_f > key_b else "y->x" if key_f < key_b else "undecided"
+        results[decision] = DirectionResult(direction, f, b, _notes(xs, ys, names, f, b, used))
+    return results
 
 
-def _notes(xs: FloatArray, ys: FloatArray, names: tuple[str, str], f: TestResult,
-           b: TestResult) -> tuple[str, ...]:
-    """Why the evidence is weak (:class:`DirectionResult`)."""
+def _notes(xs: FloatArray, ys: FloatArray, names: tuple[str, str], forward: DirectionFit,
+           backward: DirectionFit, used: str) -> tuple[str, ...]:
+    """Why the evidence is weak (:class:`DirectionResult`); ``used`` is the evidence that
+    decided (``"hsic"`` or ``"likelihood"``)."""
     notes = []
     for values, name in ((xs, names[0]), (ys, names[1])):
         levels = np.unique(values).size
@@ -222,6 +306,14 @@ def _notes(xs: FloatArray, ys: FloatArray, names: tuple[str, str], f: TestResult
             notes.append(f"{name} has {levels} distinct values (< {FEW_LEVELS}): regressions on "
                          f"it are fitted through few levels and the additive-noise evidence rests "
                          f"on them")
+    f, b = forward.test, backward.test
+    if used == "likelihood":
+        assert forward.likelihood is not None and backward.likelihood is not None  # noqa: S101
+        gap = abs(forward.likelihood.total - backward.likelihood.total)
+        if not gap >= CLOSE_NATS:
+            notes.append(f"the two directions' log-likelihoods ({forward.likelihood.total:.4g}, "
+                         f"{backward.likelihood.total:.4g}) are within {CLOSE_NATS:g} nat")
+        return tuple(notes)
     gap = abs(f.log_p_value - b.log_p_value) / np.log(10)
     if not gap >= CLOSE_LOG10:  # also NaN-safe
         notes.append(f"the two directions' p-values ({f.p_value:.3g}, {b.p_value:.3g}) are "

@@ -7,6 +7,9 @@ from __future__ import annotations
 POOLINGS: tuple[str, ...] = ("centred", "standardized", "fisher")
 #: the noise model whose residuals are tested (:func:`.direction.causal_direction`)
 NOISES: tuple[str, ...] = ("additive", "location-scale")
+#: how the two directions are compared (:data:`.direction.DECISION_RULES`)
+DECISIONS: tuple[str, ...] = ("hsic", "likelihood", "entropy", "heldout-likelihood",
+                              "hsic-else-likelihood")
 #: the likelihood of the BIC that chooses k (:func:`.mechanisms.bic`)
 CRITERIA: tuple[str, ...] = ("classification", "mixture")
 #: fewest paired samples :func:`.direction.causal_direction` accepts

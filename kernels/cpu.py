@@ -24,7 +24,10 @@ Euclid
 
 from __future__ import annotations
 
+import functools
+import types as pytypes
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -165,8 +168,29 @@ def binary_matmul(a, b, k, out, panels=None) -> None:  # type: ignore[no-untyped
     if panels is None:
         panels = panels_for(b)
     tiles = -(-a.shape[0] // TILE_ROWS) * -(-b.shape[0] // TILE_COLS)
-    with parallel_chunksize(_chunked(tiles)):
-        binary_gemm(a, panels, k, out)
+    launch(binary_gemm, a.shape[0] * b.shape[0] * a.shape[1], tiles, a, panels, k, out)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def linear_f64(x, wt, bias, has_bias, out):  # type: ignore[no-untyped-def]
+    """float32 ``out`` (N, O) of a small float layer (a binary network's head): per output
+    the float64 sum of ``x[r, j] * wt[j, o]`` over ``j`` in order (float32 ``x``, ``wt`` the
+    float32 weights as float64 (K, O): every product is exact, so a fused multiply-add rounds
+    the same) starting from +0.0, rounded once to float32, then ``+ bias[o]`` in float32
+    (``has_bias``). The outputs are the vector lanes; rows are the parallel tasks. Its twin:
+    ``cumsum`` over ``j`` of +0.0 and the float64 products, last column, to float32, plus
+    the bias."""
+    n_rows, k = x.shape
+    n_out = wt.shape[1]
+    for r in prange(n_rows):
+        acc = np.zeros(n_out, np.float64)
+        for j in range(k):
+            v = np.float64(x[r, j])
+            for o in range(n_out):
+                acc[o] += v * wt[j, o]
+        for o in range(n_out):
+            y = np.float32(acc[o])
+            out[r, o] = y + bias[o] if has_bias else y
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -235,6 +259,46 @@ def _chunked(tasks: int) -> int:
     return max(1, tasks // (CHUNKS_PER_THREAD * get_num_threads()))
 
 
+#: below this many operations a kernel call runs serially (:func:`launch`); an operation is
+#: one float multiply-add or one 64-bit word's xor + popcount + add, per output and tap
+SERIAL_WORK = 1 << 20
+#: below this many multiply-adds a float linear layer of a model runs :func:`linear_f64`
+#: serially rather than torch's sgemm: that call's fixed cost (about 20 us: tensor views, the
+#: no-grad context, the dispatch) is the time of about 2^17 float64 multiply-adds, while at
+#: this size the sgemm itself takes a few microseconds
+SMALL_LINEAR_WORK = 1 << 17
+
+
+@functools.cache
+def serial(kernel: Any) -> Any:
+    """The serial twin of a ``parallel=True`` kernel: the same Python source compiled without
+    ``parallel`` (``prange`` runs as ``range``), so the same operations in the same order per
+    output, without numba's parallel launch. Cached on disk under its own name (``<name>_serial``:
+    numba's cache index is keyed by name and signature, not by the ``parallel`` flag)."""
+    f = kernel.py_func
+    twin = pytypes.FunctionType(f.__code__, f.__globals__, f"{f.__name__}_serial",
+                                f.__defaults__, f.__closure__)
+    twin.__qualname__ = f"{f.__qualname__}_serial"
+    twin.__module__, twin.__doc__ = f.__module__, f.__doc__
+    return njit(cache=True, nogil=True)(twin)
+
+
+def launch(kernel: Callable[..., Any], work: int, tasks: int | None, *args: Any) -> Any:
+    """``kernel(*args)`` serially (:func:`serial`) when ``work`` (operations, see
+    :data:`SERIAL_WORK`) is below ``SERIAL_WORK``; else the parallel kernel, its ``tasks``
+    parallel iterations handed out about ``CHUNKS_PER_THREAD`` per thread (``None``: numba's
+    static split). Below the threshold a parallel launch (waking the pool, a barrier at the
+    end: microseconds with idle cores, far more when another process holds one) costs more
+    than the work it splits: a single-image call of a small binary CNN is about 10^5
+    operations per layer."""
+    if work < SERIAL_WORK:
+        return serial(kernel)(*args)
+    if tasks is None:
+        return kernel(*args)
+    with parallel_chunksize(_chunked(tasks)):
+        return kernel(*args)
+
+
 def binary_conv2d(neg, w_taps, n_ch, stride, padding, dilation, pad_sum, out_hw):  # type: ignore[no-untyped-def]
     """int32 (N, O, Ho, Wo) binary conv of the NCHW mask ``neg`` (True = -1) by
     :func:`binary_conv_direct`; ``w_taps`` (kh, kw, Q, O) and ``pad_sum`` as there."""
@@ -242,8 +306,8 @@ def binary_conv2d(neg, w_taps, n_ch, stride, padding, dilation, pad_sum, out_hw)
     xw = np.empty((n, h, w, w_taps.shape[2]), np.uint64)
     pack_channels(neg, xw)
     out = np.empty((n, w_taps.shape[3], *out_hw), np.int32)
-    with parallel_chunksize(_chunked(n * out_hw[0])):
-        binary_conv_direct(xw, w_taps, n_ch, stride, padding, dilation, pad_sum, out)
+    launch(binary_conv_direct, out.size * w_taps.shape[0] * w_taps.shape[1] * w_taps.shape[2],
+           n * out_hw[0], xw, w_taps, n_ch, stride, padding, dilation, pad_sum, out)
     return out
 
 

@@ -41,6 +41,7 @@ integer accumulators, to float32 rounding (about ``K * 6e-8`` relative per layer
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -288,10 +289,35 @@ def _float_layer(node: _Node, conv: bool, put: Put, backend: Backend) -> Fn:
     matmul_nt = _matmul_nt(backend)
     w = put(node.tensor("weight", np.float32, ndim=2))
     bias = _optional(put, node.optional_tensor("bias", np.float32, (w.shape[0],)))
+    if _numba(backend):
+        return _small_linear(node, w, bias, lambda x: _finish(matmul_nt(x, w), None, bias))
 
     def run(x: Any) -> Any:
         _check_features(x, w.shape[1], node.where)
         return _finish(matmul_nt(x, w), None, bias)
+
+    return run
+
+
+def _small_linear(node: _Node, w: np.ndarray, bias: np.ndarray | None, large: Fn) -> Fn:
+    """A float linear layer on the numba backend: below ``cpu.SMALL_LINEAR_WORK``
+    multiply-adds (a binary network's head at small batches) one serial ``cpu.linear_f64``
+    call (float64 sums, rounded once: no torch call and its fixed cost of about 20 us);
+    above, ``large`` (torch's sgemm)."""
+    from . import cpu
+
+    n_out, k = w.shape
+    wt = np.ascontiguousarray(w.T, dtype=np.float64)
+    b = bias if bias is not None else np.zeros(n_out, np.float32)
+    kernel = cpu.serial(cpu.linear_f64)
+
+    def run(x: Any) -> Any:
+        _check_features(x, k, node.where)
+        if x.shape[0] * k * n_out >= cpu.SMALL_LINEAR_WORK:
+            return large(x)
+        out = np.empty((x.shape[0], n_out), np.float32)
+        kernel(np.ascontiguousarray(x), wt, b, bias is not None, out)
+        return out
 
     return run
 
@@ -767,6 +793,7 @@ def _binary_packed(node: _Node, roles: set[str], tail: Tail | None = None) -> Fn
                                < 0).transpose(0, 1, 3, 2))
         pad_sum = np.zeros((kh, kw, n_out), np.int64)
         rows = packed.RowConv(w_taps, g.in_channels, g.stride, g.padding, g.dilation, pad_sum)
+        int_pool = rows.int_pool(out_scale, bias)
 
         def acc_of(x: Any) -> Any:
             if isinstance(x, _Packed) and packed._TAP_ROWS:
@@ -793,7 +820,7 @@ def _binary_packed(node: _Node, roles: set[str], tail: Tail | None = None) -> Fn
     def run_tail(x: Any) -> Any:
         assert tail is not None and g is not None
         if isinstance(x, _Packed) and packed._TAP_ROWS:
-            return rows.affine_pool(x.words, out_scale, bias, *tail[:3])
+            return rows.affine_pool(x.words, out_scale, bias, *tail[:3], int_pool)
         return tail[3](run(x))
 
     def run(x: Any) -> Any:
@@ -816,6 +843,20 @@ def _binary_packed(node: _Node, roles: set[str], tail: Tail | None = None) -> Fn
     return run if tail is None else run_tail
 
 
+def _clip_chain(name: str, by_name: dict[str, _Node], uses: dict[str, int], output: str
+               ) -> tuple[_Node | None, list[_Node]]:
+    """Walk back from node ``name`` through ``hardtanh`` / ``identity`` nodes used once (not the
+    model's output): the first other node (``None`` at the graph's input) and the walked
+    chain, nearest first. What a fusion absorbing a layer's clip looks for."""
+    chain: list[_Node] = []
+    src = by_name.get(name)
+    while src is not None and src.op in ("hardtanh", "identity") and uses.get(src.name) == 1 \
+            and src.name != output:
+        chain.append(src)
+        src = by_name.get(src.inputs[0])
+    return src, chain
+
+
 def _conv_pool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list[Fused]:
     """``binary_conv2d -> [hardtanh] -> maxpool2d`` with a float output, the conv reading
     packed signs (the packed plan's ``consume``, not ``produce``), at most one hardtanh with
@@ -830,12 +871,7 @@ def _conv_pool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> 
                 or pool.pair("dilation", 1) != (1, 1) \
                 or len(set(pool.pair("kernel_size", 1) + pool.pair("stride", 1))) != 1:
             continue
-        chain: list[_Node] = []
-        src = by_name.get(pool.inputs[0])
-        while src is not None and src.op in ("hardtanh", "identity") and uses.get(src.name) == 1 \
-                and src.name != output:
-            chain.append(src)
-            src = by_name.get(src.inputs[0])
+        src, chain = _clip_chain(pool.inputs[0], by_name, uses, output)
         clips = [n for n in chain if n.op == "hardtanh"]
         if src is None or src.op != "binary_conv2d" or uses.get(src.name) != 1 \
                 or src.name == output or plan.get(src.name) != {"consume"} or len(clips) > 1:
@@ -874,18 +910,22 @@ def _float_producer(node: _Node, fn: Fn) -> Fn:
         grey_3x3 = (g.in_channels, g.kernel_size, g.stride, g.dilation) == (1, (3, 3), (1, 1),
                                                                             (1, 1))
 
+        @functools.cache
+        def out_size(h: int, w: int) -> tuple[int, int]:
+            return conv_output_size((h, w), g.kernel_size, g.stride, g.padding, g.dilation)
+
         def run_conv(x: Any) -> Any:
             g.check(x, node.where)
-            ho, wo = conv_output_size(x.shape[2:], g.kernel_size, g.stride, g.padding,
-                                      g.dilation)
+            ho, wo = out_size(*x.shape[2:])
             words = np.empty((x.shape[0], ho, wo, words_for(w.shape[0])), np.uint64)
             zero = np.empty(x.shape[0] * ho, np.int8)
-            with cpu.parallel_chunksize(cpu._chunked(zero.shape[0])):
-                if grey_3x3:
-                    cpu_packed.float_conv3x3_sign(x, wt, b, g.padding, words, zero)
-                else:
-                    cpu_packed.float_conv_sign(x, wt, b, g.stride, g.padding, g.dilation,
-                                               words, zero)
+            work = zero.shape[0] * wo * wt.size
+            if grey_3x3:
+                cpu.launch(cpu_packed.float_conv3x3_sign, work, zero.shape[0], x, wt, b,
+                           g.padding, words, zero)
+            else:
+                cpu.launch(cpu_packed.float_conv_sign, work, zero.shape[0], x, wt, b, g.stride,
+                           g.padding, g.dilation, words, zero)
             return fn(x) if zero.any() else _Packed(words)
 
         return run_conv
@@ -905,6 +945,14 @@ def _float_producer(node: _Node, fn: Fn) -> Fn:
     return run
 
 
+def _grid_producer(node: _Node, grid: _first_layer.Grid, fn: Fn) -> Fn:
+    """A float linear layer heading a packed chain, on grid inputs: the certified integer
+    signs of :mod:`.first_layer` where its CPU features are there (else ``fn``)."""
+    if not _first_layer.available():
+        return fn
+    return _first_layer.grid_sign_producer(node, grid, fn, _Packed)
+
+
 def _packed_step(role: str, node: _Node, fn: Fn) -> Fn:
     """A pass-through or pooling step of a packed chain: packed in, packed out; anything else
     (a fallback batch) runs the node's own function."""
@@ -913,8 +961,16 @@ def _packed_step(role: str, node: _Node, fn: Fn) -> Fn:
     if role == "pass":
         return lambda x: x if isinstance(x, _Packed) else fn(x)
     kernel, stride = node.pair("kernel_size", 1)[0], node.pair("stride", 1)[0]
-    return lambda x: (_Packed(packed.max_pool_packed(x.words, kernel, stride))
-                      if isinstance(x, _Packed) else fn(x))
+
+    def run(x: Any) -> Any:
+        if not isinstance(x, _Packed):
+            return fn(x)
+        if kernel > min(x.words.shape[1:3]):
+            raise InvalidInputError(node.where, f"kernel {kernel} exceeds the input's "
+                                    f"{x.words.shape[1]} x {x.words.shape[2]}")
+        return _Packed(packed.pool_words(x.words, kernel, stride))
+
+    return run
 
 
 #: ``builder(node, backend, put) -> fn``: validates a node and returns the function running it
@@ -1108,6 +1164,9 @@ class ExportedModel:
                 isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
             raise InvalidInputError("input_shape", f"= {shape!r} must be a list of sizes > 0")
         self.input_shape: tuple[int, ...] | None = tuple(shape) if shape is not None else None
+        #: inputs on an affine 8-bit grid (``input_grid`` of the export): a float linear
+        #: layer heading a packed chain then takes the certified integer path (first_layer)
+        self.input_grid = _first_layer.parse_grid(manifest.get("input_grid"))
         raw_nodes = manifest.get("nodes")
         if not isinstance(raw_nodes, list) or not raw_nodes:
             raise InvalidInputError("nodes", "must be a non-empty list")
@@ -1151,6 +1210,9 @@ class ExportedModel:
                 fn = _binary_packed(node, roles)
             elif "produce" in roles:
                 fn = _float_producer(node, fn)
+                if self.input_grid is not None and node.op in _first_layer.SIGN_OPS \
+                        and (node.op == "linear" or node.input_scale() is None):
+                    fn = _grid_producer(node, self.input_grid, fn)
             elif roles:
                 fn = _packed_step(next(iter(roles)), node, fn)
             known.add(node.name)
@@ -1259,4 +1321,6 @@ def load(path: str | os.PathLike[str], backend: Backend = "auto",
     return ExportedModel(manifest, tensors, backend, fold_batchnorm)
 
 
+from . import binary_head as _binary_head  # noqa: E402,F401 (registers its fusion, after the ViT's)
+from . import first_layer as _first_layer  # noqa: E402
 from . import transformer as _transformer  # noqa: E402,F401 (registers the token ops in OPS)

@@ -89,11 +89,11 @@ def threshold_pack(acc: Any, t: Any, flip: Any, backend: PackedBackend = "numba"
         return pack_negative_mask((acc < t) ^ flip)
     if backend != "numba":
         raise InvalidInputError("backend", f"{backend!r} is not one of ('numpy', 'numba')")
-    from . import cpu_packed
+    from . import cpu, cpu_packed
 
     flat = acc.reshape(-1, acc.shape[-1])
     out = np.empty((flat.shape[0], -(-acc.shape[-1] // 64)), np.uint64)
-    cpu_packed.threshold_pack_rows(flat, t, flip, out)
+    cpu.launch(cpu_packed.threshold_pack_rows, flat.size, None, flat, t, flip, out)
     return out.reshape(*acc.shape[:-1], out.shape[1])
 
 
@@ -120,10 +120,19 @@ def max_pool_packed(words: Any, kernel: int, stride: int | None = None,
         return out
     if backend != "numba":
         raise InvalidInputError("backend", f"{backend!r} is not one of ('numpy', 'numba')")
-    from . import cpu_packed
+    return pool_words(words, kernel, stride)
 
-    out = np.empty((n, ho, wo, q), np.uint64)
-    cpu_packed.max_pool_words(words, kernel, stride, out)
+
+def pool_words(words: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+    """:func:`max_pool_packed` on the numba backend without its argument checks: for packed
+    words a model's own steps wrote (contiguous uint64 (N, H, W, Q), ``kernel`` no larger
+    than the image). Serial below ``cpu.SERIAL_WORK``."""
+    from . import cpu, cpu_packed
+
+    n, h, w, q = words.shape
+    out = np.empty((n, (h - kernel) // stride + 1, (w - kernel) // stride + 1, q), np.uint64)
+    cpu.launch(cpu_packed.max_pool_words, out.size * kernel * kernel, None, words, kernel,
+               stride, out)
     return out
 
 
@@ -199,44 +208,53 @@ class RowConv:
         self.kh, self.kw = w_taps.shape[:2]
         self.n_ch, self.stride, self.padding, self.dilation = n_ch, stride, padding, dilation
         self.pad_sum = np.ascontiguousarray(pad_sum, dtype=np.int64)
-        self._terms: dict[tuple[int, int], np.ndarray] = {}
+        self._terms: dict[tuple[int, int], tuple[np.ndarray, int, int, int]] = {}
 
     def out_size(self, h: int, w: int) -> tuple[int, int]:
         ho = (h + 2 * self.padding[0] - self.dilation[0] * (self.kh - 1) - 1) // self.stride[0]
         wo = (w + 2 * self.padding[1] - self.dilation[1] * (self.kw - 1) - 1) // self.stride[1]
         return ho + 1, wo + 1
 
-    def _plan(self, words: np.ndarray) -> tuple[np.ndarray, int]:
-        """The base terms of ``words``' size (cached) and the output rows per task."""
-        from . import cpu_packed
+    def work(self, words: np.ndarray) -> int:
+        """Word operations of one call on ``words`` (``cpu.launch``'s ``work``)."""
+        ho, wo = self.out_size(*words.shape[1:3])
+        return words.shape[0] * ho * wo * self.wr.shape[2] * self.kh * self.wr.shape[1]
+
+    def _plan(self, words: np.ndarray) -> tuple[np.ndarray, int, int, int, int]:
+        """The base terms of ``words``' size, the output size ``(ho, wo)`` (both cached per
+        input size), the output rows per task (a whole image when the call runs serially) and
+        the call's :meth:`work`."""
+        from . import cpu, cpu_packed
 
         h, width = words.shape[1:3]
-        base = self._terms.get((h, width))
-        if base is None:
+        cached = self._terms.get((h, width))
+        if cached is None:
             ho, wo = self.out_size(h, width)
             rin, rout = cpu_packed.row_window_terms(self.wr, self.n_ch, width, wo,
                                                     self.stride[1], self.padding[1],
                                                     self.dilation[1], self.kw, self.pad_sum, wo)
             base = cpu_packed.row_conv_base(rin, rout, self.wr, h, ho, wo, self.stride[0],
                                             self.padding[0], self.dilation[0])
-            self._terms[(h, width)] = base
-        ho, wo = self.out_size(h, width)
+            cached = self._terms[(h, width)] = (base, ho, wo, self.work(words[:1]))
+        base, ho, wo, per_image = cached
+        work = per_image * words.shape[0]
+        if work < cpu.SERIAL_WORK:
+            return base, ho, wo, ho, work
         # one image per task; with few images, blocks of rows so every thread gets two
         parts = -(-2 * get_num_threads() // words.shape[0])
         rows = max(1, -(-ho // parts), -(-32 // wo)) if parts > 1 else ho
-        return base, min(rows, ho)
+        return base, ho, wo, min(rows, ho), work
 
     def acc(self, words: np.ndarray) -> np.ndarray:
         """int32 accumulators (N, O, Ho, Wo) of packed NHWC ``words``."""
         from . import cpu, cpu_packed
 
         n = words.shape[0]
-        out = np.empty((n, self.wr.shape[2], *self.out_size(*words.shape[1:3])), np.int32)
-        base, rows = self._plan(words)
-        with parallel_chunksize(cpu._chunked(n * -(-out.shape[2] // rows))):
-            cpu_packed.binary_conv_rows(words, self.wr, self.n_ch, self.stride, self.padding,
-                                        self.dilation, self.kw, base, rows, _NO_SCALE, _NO_SCALE,
-                                        0, out)
+        base, ho, wo, rows, work = self._plan(words)
+        out = np.empty((n, self.wr.shape[2], ho, wo), np.int32)
+        cpu.launch(cpu_packed.binary_conv_rows, work, n * -(-ho // rows), words, self.wr,
+                   self.n_ch, self.stride, self.padding, self.dilation, self.kw, base, rows,
+                   _NO_SCALE, _NO_SCALE, 0, out)
         return out
 
     def affine(self, words: np.ndarray, scale: np.ndarray, bias: np.ndarray | None
@@ -245,33 +263,39 @@ class RowConv:
         from . import cpu, cpu_packed
 
         n = words.shape[0]
-        out = np.empty((n, self.wr.shape[2], *self.out_size(*words.shape[1:3])), np.float32)
-        base, rows = self._plan(words)
+        base, ho, wo, rows, work = self._plan(words)
+        out = np.empty((n, self.wr.shape[2], ho, wo), np.float32)
         b = scale if bias is None else bias
-        with parallel_chunksize(cpu._chunked(n * -(-out.shape[2] // rows))):
-            cpu_packed.binary_conv_rows(words, self.wr, self.n_ch, self.stride, self.padding,
-                                        self.dilation, self.kw, base, rows, scale, b,
-                                        1 if bias is None else 2, out)
+        cpu.launch(cpu_packed.binary_conv_rows, work, n * -(-ho // rows), words, self.wr,
+                   self.n_ch, self.stride, self.padding, self.dilation, self.kw, base, rows,
+                   scale, b, 1 if bias is None else 2, out)
         return out
 
-    def affine_pool(self, words: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
-                    lo: float, hi: float, pool: int) -> np.ndarray:
-        """:meth:`affine`, clipped to ``[lo, hi]`` and max-pooled ``pool x pool`` with stride
-        ``pool`` (no padding) in the epilogue: float32 (N, O, Ho // pool, Wo // pool)."""
-        from . import cpu_packed
-
-        ho, wo = self.out_size(*words.shape[1:3])
-        out = np.empty((words.shape[0], self.wr.shape[2], ho // pool, wo // pool), np.float32)
-        base, _ = self._plan(words)
+    @staticmethod
+    def int_pool(scale: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        """The channels :meth:`affine_pool` pools as accumulators, before the (monotone)
+        affine map: finite ``scale`` and ``bias``, ``|scale| >= 2^-100``."""
         b = scale if bias is None else bias
+        return np.isfinite(scale) & np.isfinite(b) & (np.abs(scale) >= 2.0**-100)
+
+    def affine_pool(self, words: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
+                    lo: float, hi: float, pool: int, int_pool: np.ndarray | None = None
+                    ) -> np.ndarray:
+        """:meth:`affine`, clipped to ``[lo, hi]`` and max-pooled ``pool x pool`` with stride
+        ``pool`` (no padding) in the epilogue: float32 (N, O, Ho // pool, Wo // pool).
+        ``int_pool``: :meth:`int_pool` of ``scale`` and ``bias`` (computed when ``None``)."""
+        from . import cpu, cpu_packed
+
         if not (lo < 0 < hi):
             raise InvalidInputError("lo", f"clip bounds ({lo}, {hi}) must satisfy lo < 0 < hi")
-        # channels whose accumulators can be pooled before the (monotone) affine map
-        int_pool = np.isfinite(scale) & np.isfinite(b) & (np.abs(scale) >= 2.0**-100)
-        cpu_packed.binary_conv_rows_pool(words, self.wr, self.n_ch, self.stride, self.padding,
-                                         self.dilation, self.kw, base, ho, wo, scale, b,
-                                         bias is not None, np.float32(lo), np.float32(hi), pool,
-                                         int_pool, out)
+        base, ho, wo, _, work = self._plan(words)
+        out = np.empty((words.shape[0], self.wr.shape[2], ho // pool, wo // pool), np.float32)
+        b = scale if bias is None else bias
+        if int_pool is None:
+            int_pool = self.int_pool(scale, bias)
+        cpu.launch(cpu_packed.binary_conv_rows_pool, work, None, words, self.wr, self.n_ch,
+                   self.stride, self.padding, self.dilation, self.kw, base, ho, wo, scale, b,
+                   bias is not None, np.float32(lo), np.float32(hi), pool, int_pool, out)
         return out
 
     def threshold(self, words: np.ndarray, t: np.ndarray, flip: np.ndarray,
@@ -280,12 +304,10 @@ class RowConv:
         from . import cpu, cpu_packed
 
         n = words.shape[0]
+        base, ho, wo, rows, work = self._plan(words)
         if out is None:
-            out = np.empty((n, *self.out_size(*words.shape[1:3]), -(-self.wr.shape[2] // 64)),
-                           np.uint64)
-        base, rows = self._plan(words)
-        with parallel_chunksize(cpu._chunked(n * -(-out.shape[1] // rows))):
-            cpu_packed.binary_conv_rows_threshold(words, self.wr, self.n_ch, self.stride,
-                                                  self.padding, self.dilation, self.kw, base,
-                                                  rows, t, flip, out)
+            out = np.empty((n, ho, wo, -(-self.wr.shape[2] // 64)), np.uint64)
+        cpu.launch(cpu_packed.binary_conv_rows_threshold, work, n * -(-ho // rows), words,
+                   self.wr, self.n_ch, self.stride, self.padding, self.dilation, self.kw, base,
+                   rows, t, flip, out)
         return out

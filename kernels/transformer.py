@@ -173,7 +173,7 @@ def _layernorm(node: _Node, backend: Backend, put: Put) -> Fn:
     w = None if weight is None else put(weight)
     b = None if bias is None else put(bias)
     if _numba(backend):
-        from . import cpu_tokens
+        from . import cpu, cpu_tokens
 
         eps32 = np.float32(eps)
 
@@ -183,7 +183,8 @@ def _layernorm(node: _Node, backend: Backend, put: Put) -> Fn:
             c = x.shape[-1]
             flat = np.ascontiguousarray(x.reshape(-1, c))
             out = np.empty_like(flat)
-            cpu_tokens.layernorm(flat, _ones(w, c), _zeros(b, c), eps32, out)
+            cpu.launch(cpu_tokens.layernorm, 8 * out.size, None, flat, _ones(w, c), _zeros(b, c),
+                       eps32, out)
             return out.reshape(x.shape)
 
         return run_numba
@@ -241,7 +242,7 @@ def _channel_affine(node: _Node, backend: Backend, put: Put) -> Fn:
     scale = None if scale_host is None else put(scale_host)
     bias = None if bias_host is None else put(bias_host)
     if _numba(backend):
-        from . import cpu_tokens
+        from . import cpu, cpu_tokens
 
         ones, zeros = _ones(scale, c), _zeros(bias, c)
 
@@ -249,7 +250,7 @@ def _channel_affine(node: _Node, backend: Backend, put: Put) -> Fn:
             _channels(x, c, axis, node)
             view = _channel_view(x, axis)
             out = np.empty_like(view)
-            cpu_tokens.channel_affine(view, ones, zeros, out)
+            cpu.launch(cpu_tokens.channel_affine, 2 * out.size, None, view, ones, zeros, out)
             return out.reshape(x.shape)
 
         return run_numba
@@ -274,13 +275,14 @@ def _rprelu(node: _Node, backend: Backend, put: Put) -> Fn:
     shift_out = put(node.tensor("shift_out", np.float32, (c,)))
     shift_in_dev = put(shift_in)
     if _numba(backend):
-        from . import cpu_tokens
+        from . import cpu, cpu_tokens
 
         def run_numba(x: Any) -> Any:
             _channels(x, c, axis, node)
             view = _channel_view(x, axis)
             out = np.empty_like(view)
-            cpu_tokens.rprelu(view, shift_in_dev, slope, shift_out, out)
+            cpu.launch(cpu_tokens.rprelu, 4 * out.size, None, view, shift_in_dev, slope,
+                       shift_out, out)
             return out.reshape(x.shape)
 
         return run_numba
@@ -346,13 +348,14 @@ def _token_avgpool(node: _Node, backend: Backend, put: Put) -> Fn:
     if ho < 1 or wo < 1:
         raise InvalidInputError(f"{node.where}.attrs.kernel_size", "is larger than the grid")
     if _numba(backend):
-        from . import cpu_tokens
+        from . import cpu, cpu_tokens
 
         def run_numba(x: Any) -> Any:
             _token_map(x, grid, node)  # checks the rank and token count
             x = np.ascontiguousarray(x)
             out = np.empty((x.shape[0], ho * wo, x.shape[2]), np.float32)
-            cpu_tokens.token_avgpool(x, grid[0], grid[1], kh, kw, sh, sw, ph, pw, out)
+            cpu.launch(cpu_tokens.token_avgpool, out.size * kh * kw, None, x, grid[0], grid[1],
+                       kh, kw, sh, sw, ph, pw, out)
             return out
 
         return run_numba
@@ -571,7 +574,7 @@ def _react_parts(by: dict[str, _Node], left: str, right: str, uses: dict[str, in
 
 def _react_runner(act: _Node, move: _Node, linear: _Node, shortcut: _Node,
                   affine: _Node | None, add: _Node | None) -> Fn:
-    from . import cpu_tokens
+    from . import cpu, cpu_tokens
 
     k = linear.attr("k", int)
     words = linear.tensor("words", np.uint64, ndim=2)
@@ -609,8 +612,9 @@ def _react_runner(act: _Node, move: _Node, linear: _Node, shortcut: _Node,
                 raise InvalidInputError(add.where, f"adds {residual.shape} and {shape}")
             rows = np.ascontiguousarray(residual).reshape(-1, n_out)
         out = np.empty((flat.shape[0], n_out), np.float32)
-        cpu_tokens.react_linear(flat, m_scale, m_bias, words, out_scale, bias, kind, groups,
-                                shift_in, slope, shift_out, p_scale, p_bias, rows, out)
+        cpu.launch(cpu_tokens.react_linear, out.size * (words.shape[-1] + 8), None, flat,
+                   m_scale, m_bias, words, out_scale, bias, kind, groups, shift_in, slope,
+                   shift_out, p_scale, p_bias, rows, out)
         return out.reshape(shape)
 
     return run
@@ -714,7 +718,7 @@ def _score_table(dh: int, qk: np.float32, scale: np.float32) -> np.ndarray:
 
 def _attention_runner(ctx: _Node, probs: _Node, scores: _Node, qs: _Node, ks: _Node,
                       vs: _Node, epilogue: Epilogue | None) -> Fn:
-    from . import cpu_tokens
+    from . import cpu, cpu_tokens
 
     heads = _heads(ctx)
     scale = np.float32(scores.attr("scale", float))
@@ -763,10 +767,10 @@ def _attention_runner(ctx: _Node, probs: _Node, scores: _Node, qs: _Node, ks: _N
         if dh not in tables:
             tables[dh] = _score_table(dh, qk, scale)
         out = np.empty(q.shape, np.float32)
-        cpu_tokens.binary_attention(np.ascontiguousarray(q), np.ascontiguousarray(k),
-                                    np.ascontiguousarray(v), heads, tables[dh], alpha, cv,
-                                    bn_scale, bn_bias, kinds, factors, grid_w, shift_in, slope,
-                                    shift_out, out)
+        cpu.launch(cpu_tokens.binary_attention, out.size * k.shape[1], None,
+                   np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v),
+                   heads, tables[dh], alpha, cv, bn_scale, bn_bias, kinds, factors, grid_w,
+                   shift_in, slope, shift_out, out)
         return out
 
     return run
@@ -848,7 +852,7 @@ def _multipool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> 
 
 
 def _multipool_runner(root: _Node, terms: list[tuple[_Node, _Node | None]]) -> Fn:
-    from . import cpu_tokens
+    from . import cpu, cpu_tokens
 
     first = terms[0][0]
     grid = _grid(first)
@@ -875,9 +879,10 @@ def _multipool_runner(root: _Node, terms: list[tuple[_Node, _Node | None]]) -> F
                              np.stack([affine(a, "bias", 0.0, width) for _, a in terms]))
         scale, bias = tables[width]
         out = np.empty(x.shape, np.float32)
-        cpu_tokens.token_multipool(np.ascontiguousarray(x), np.ascontiguousarray(base),
-                                   grid[0], grid[1], sizes[:, 0].copy(), sizes[:, 1].copy(),
-                                   sizes[:, 2].copy(), sizes[:, 3].copy(), scale, bias, out)
+        cpu.launch(cpu_tokens.token_multipool, out.size * int((sizes[:, 0] * sizes[:, 1]).sum()),
+                   None, np.ascontiguousarray(x), np.ascontiguousarray(base), grid[0], grid[1],
+                   sizes[:, 0].copy(), sizes[:, 1].copy(), sizes[:, 2].copy(),
+                   sizes[:, 3].copy(), scale, bias, out)
         return out
 
     return run

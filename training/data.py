@@ -35,6 +35,9 @@ EMBEDDED = Path(__file__).with_name("data") / "fashion_mnist_small.npz"
 #: Fashion-MNIST per-pixel statistics of the training set (scaled to [0, 1])
 FMNIST_MEAN = 0.2860
 FMNIST_STD = 0.3530
+#: the inputs :func:`from_arrays` makes of 8-bit pixels ``p``: ``scale * p + offset`` up to
+#: float32 rounding (``(scale, offset, levels)``, as ``export(..., input_grid=)`` takes it)
+FMNIST_GRID = (1.0 / (255.0 * FMNIST_STD), -FMNIST_MEAN / FMNIST_STD, 256)
 
 _FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -185,6 +188,13 @@ def _find(root: Path, stem: str) -> Path:
 def _normalize(images: NDArray) -> Tensor:
     x = torch.from_numpy(images.astype(np.float32) / 255.0)
     return ((x - FMNIST_MEAN) / FMNIST_STD).unsqueeze(1)
+
+
+def input_grid(ds: Dataset) -> tuple[float, float, int] | None:
+    """:data:`FMNIST_GRID` for a dataset :func:`from_arrays` normalised (Fashion-MNIST, the
+    embedded subset), else ``None``: what ``export(..., input_grid=)`` records for a run's
+    model (the reader checks every batch against it anyway)."""
+    return FMNIST_GRID if ds.name.split("/")[0] in ("fashion-mnist", "embedded") else None
 
 
 def from_arrays(images: NDArray, labels: NDArray, name: str) -> Dataset:

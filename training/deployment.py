@@ -31,7 +31,7 @@ from torch import nn
 
 from proxcompress.atomic import nearest_folder, scratch_folder
 from proxcompress.errors import InvalidInputError
-from proxcompress.training.data import Dataset
+from proxcompress.training.data import Dataset, input_grid
 from proxcompress.training.exporter import MANIFEST, TENSORS, export
 from proxcompress.training.layers import hard_quantization
 
@@ -119,7 +119,8 @@ def _check_on_test(model: nn.Module, folder: Path, test: Dataset, backend: str, 
 
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    export(model, folder, example=test.x[:EXAMPLE_SAMPLES].to(device))
+    export(model, folder, example=test.x[:EXAMPLE_SAMPLES].to(device),
+           input_grid=input_grid(test))
     loaded = load(folder, backend=backend)  # type: ignore[arg-type]
     on_device, to_host = _transfer(loaded.backend)
 

@@ -567,8 +567,22 @@ def _graph(model: nn.Module) -> tuple[_Writer, fx.Graph]:
     return w, graph
 
 
+def _grid_json(grid: Any) -> dict[str, Any]:
+    from proxcompress.kernels.first_layer import parse_grid
+
+    try:
+        scale, offset, levels = grid
+    except (TypeError, ValueError):
+        raise InvalidInputError("input_grid", f"= {grid!r} must be (scale, offset, "
+                                "levels)") from None
+    parsed = parse_grid({"scale": scale, "offset": offset, "levels": levels})
+    assert parsed is not None
+    return parsed.to_json()
+
+
 def export(model: nn.Module, path: str | os.PathLike[str], *,
-           example: Tensor | None = None, rtol: float = 1e-4) -> Path:
+           example: Tensor | None = None, rtol: float = 1e-4,
+           input_grid: tuple[float, float, int] | None = None) -> Path:
     """Write ``model`` (eval mode, hard quantization) into the folder ``path``.
 
     Args:
@@ -583,6 +597,12 @@ def export(model: nn.Module, path: str | os.PathLike[str], *,
             The manifest's ``check`` records the worst node and the end-to-end difference (which
             may be larger where binarized activations sit within rounding of 0).
         rtol: tolerance of that check.
+        input_grid: ``(scale, offset, levels)`` when the model's inputs are
+            ``scale * p + offset`` with integer pixels ``p`` in ``0 .. levels - 1`` (8-bit
+            images under an affine normalisation, e.g. :data:`~.data.FMNIST_GRID`): recorded
+            in the manifest, it lets the reader run a float first layer that only feeds a sign
+            on certified integer arithmetic (``kernels.first_layer``; every batch is checked
+            to lie on the grid, else the float path runs).
 
     Returns:
         The manifest's path.
@@ -600,6 +620,7 @@ def export(model: nn.Module, path: str | os.PathLike[str], *,
     if root.exists() and not root.is_dir():
         raise InvalidInputError("path", f"{str(root)!r} exists and is not a folder; nothing "
                                 "written")
+    grid = _grid_json(input_grid) if input_grid is not None else None
     was_training = model.training
     model.eval()
     try:
@@ -617,6 +638,7 @@ def export(model: nn.Module, path: str | os.PathLike[str], *,
         "format": FORMAT, "version": VERSION, "tensors": TENSORS, "sha256": None,
         "input": w.input, "output": w.output,
         "input_shape": list(example.shape[1:]) if example is not None else None,
+        **({"input_grid": grid} if grid is not None else {}),
         "nodes": w.nodes,
         "storage": {"layers": w.storage,
                     "stored_bytes": sum(s["stored_bytes"] for s in w.storage.values()),

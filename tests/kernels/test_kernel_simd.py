@@ -79,18 +79,22 @@ _PATH_SCRIPT = textwrap.dedent("""
     from proxcompress.kernels import binary_matmul, cpu, pack_signs
     rng = np.random.default_rng(0)
     bad = []
-    for m in (1, 2, 3, 5, 9):
-        for n in (1, 7, 33, 70):
-            for k in (1, 63, 64, 65, 1000, 64 * 16 + 5, 64 * 33):
-                aw = pack_signs(rng.standard_normal((m, k)))
-                bw = pack_signs(rng.standard_normal((n, k)))
-                if not np.array_equal(binary_matmul(aw, bw, k, backend="numba"),
-                                      binary_matmul(aw, bw, k, backend="numpy")):
-                    bad.append([m, n, k])
-    asm = "\\n".join(cpu.binary_gemm.inspect_asm().values())
-    ops = {op: len(re.findall(r"\\t" + op + r"\\s", asm))
-           for op in ("vpopcntq", "vpternlogq", "vpshufb")}
-    ops["zmm"] = asm.count("zmm")
+    for work in (0, 2**62):  # the parallel kernel, then its serial twin (cpu.launch)
+        cpu.SERIAL_WORK = work
+        for m in (1, 2, 3, 5, 9):
+            for n in (1, 7, 33, 70):
+                for k in (1, 63, 64, 65, 1000, 64 * 16 + 5, 64 * 33):
+                    aw = pack_signs(rng.standard_normal((m, k)))
+                    bw = pack_signs(rng.standard_normal((n, k)))
+                    if not np.array_equal(binary_matmul(aw, bw, k, backend="numba"),
+                                          binary_matmul(aw, bw, k, backend="numpy")):
+                        bad.append([m, n, k, work])
+    ops = {}
+    for kind, kernel in (("parallel", cpu.binary_gemm), ("serial", cpu.serial(cpu.binary_gemm))):
+        asm = "\\n".join(kernel.inspect_asm().values())
+        ops[kind] = {op: len(re.findall(r"\\t" + op + r"\\s", asm))
+                     for op in ("vpopcntq", "vpternlogq", "vpshufb")}
+        ops[kind]["zmm"] = asm.count("zmm")
     print(json.dumps({"path": cpu.PATH.name, "bad": bad, "ops": ops}))
 """)
 
@@ -114,10 +118,10 @@ def test_each_x86_path_compiled_apart_equals_the_twin(name: str, tmp_path: Path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["path"] == name and got["bad"] == []
-    ops = got["ops"]
-    if name == "avx512-vpopcntdq":  # Intel tuning (sapphirerapids) must not fall back to ymm
-        assert ops["vpopcntq"] > 0 and ops["zmm"] > 0
-    elif name == "avx512":
-        assert ops["vpternlogq"] > 0 and ops["vpopcntq"] == 0 and ops["zmm"] > 0
-    else:
-        assert ops["vpopcntq"] == 0 and ops["zmm"] == 0 and ops["vpternlogq"] == 0
+    for ops in got["ops"].values():  # the parallel kernel and its serial twin (cpu.launch)
+        if name == "avx512-vpopcntdq":  # Intel tuning (sapphirerapids) must not fall back to ymm
+            assert ops["vpopcntq"] > 0 and ops["zmm"] > 0
+        elif name == "avx512":
+            assert ops["vpternlogq"] > 0 and ops["vpopcntq"] == 0 and ops["zmm"] > 0
+        else:
+            assert ops["vpopcntq"] == 0 and ops["zmm"] == 0 and ops["vpternlogq"] == 0

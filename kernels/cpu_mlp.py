@@ -1,0 +1,277 @@
+"""Numba kernels of a binary MLP (issue 17): the certified integer first layer of
+:mod:`.first_layer` (grid codes, the ``vpdpbusd`` int8 GEMM written as LLVM IR, the certified
+signs) and the fused tail of :mod:`.binary_head`. Imported on first use, so that importing
+``proxcompress.kernels`` loads no numba."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .first_layer import COLS, LANES, ROWS
+from .simd import _I32, _I64, _Loop, _splat, _wide
+
+# ------------------------------------------------------------------ the int8 GEMM micro-kernel
+_I8 = ir.IntType(8)
+_V32 = ir.VectorType(_I32, LANES)
+_V8 = ir.VectorType(_I8, 4 * LANES)
+
+
+def _vpdpbusd(builder: Any, acc: Any, u8: Any, s8: Any) -> Any:
+    """``acc + sum of 4 adjacent u8 x s8 products`` per int32 lane (``vpdpbusd zmm``). LLVM
+    21+ types the byte operands as <64 x i8>, earlier versions as <16 x i32>."""
+    import llvmlite.binding as ll
+
+    name = "llvm.x86.avx512.vpdpbusd.512"
+    byte_ty = _V8 if ll.llvm_version_info[0] >= 21 else _V32
+    fn = builder.module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(builder.module, ir.FunctionType(_V32, [_V32, byte_ty, byte_ty]),
+                         name=name)
+    return builder.call(fn, [acc, builder.bitcast(u8, byte_ty), builder.bitcast(s8, byte_ty)])
+
+
+@intrinsic
+def tile(typingctx, p, q, acc, order, i, j):  # type: ignore[no-untyped-def]
+    """``acc[m, j + 16 c + l] = sum_g dot4(p[m, g], q[g, j + 16 c + l])`` with
+    ``m = order[i + r]`` for a ``ROWS x COLS`` tile: ``p`` (rows, G) int32 words of 4 u8
+    pixels, ``q`` (G, C) int32 words of 4 s8 weights; a word group where every row's pixels
+    are 0 is skipped (``order`` groups rows of similar support: fewer groups to do)."""
+    sig = types.void(p, q, acc, order, i, j)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        _wide(builder)
+        p_arr, q_arr, a_arr, o_arr = (context.make_array(t)(context, builder, v)
+                                      for t, v in zip(signature.args[:4], args[:4], strict=True))
+        i_val, j_val = (context.cast(builder, v, t, types.int64)
+                        for t, v in zip(signature.args[4:], args[4:], strict=True))
+        groups = cgutils.unpack_tuple(builder, p_arr.shape)[1]
+        ldq = cgutils.unpack_tuple(builder, q_arr.shape)[1]
+        lda = cgutils.unpack_tuple(builder, a_arr.shape)[1]
+        picked = [builder.load(builder.gep(o_arr.data, [builder.add(i_val, ir.Constant(_I64, r))]))
+                  for r in range(ROWS)]
+        rows = [builder.mul(m, groups) for m in picked]
+        zero = ir.Constant(_V32, None)
+        loop = _Loop(builder, ir.Constant(_I64, 0), groups, [zero] * (ROWS * COLS), "g")
+        words = [builder.load(builder.gep(p_arr.data, [builder.add(rows[r], loop.idx)]),
+                              align=4) for r in range(ROWS)]
+        any_word = words[0]
+        for w in words[1:]:
+            any_word = builder.or_(any_word, w)
+        body = builder.block
+        work = builder.append_basic_block("g.work")
+        join = builder.append_basic_block("g.join")
+        builder.cbranch(builder.icmp_unsigned("!=", any_word, ir.Constant(_I32, 0)), work, join)
+        builder.position_at_end(work)
+        base = builder.add(builder.mul(loop.idx, ldq), j_val)
+        wv = []
+        for c in range(COLS):
+            ptr = builder.gep(q_arr.data, [builder.add(base, ir.Constant(_I64, c * LANES))])
+            wv.append(builder.load(builder.bitcast(ptr, _V32.as_pointer()), align=4))
+        new = []
+        for r in range(ROWS):
+            pv = _splat(builder, words[r], LANES)
+            for c in range(COLS):
+                new.append(_vpdpbusd(builder, loop.vals[r * COLS + c], pv, wv[c]))
+        builder.branch(join)
+        builder.position_at_end(join)
+        merged = []
+        for k, v in enumerate(new):
+            phi = builder.phi(_V32)
+            phi.add_incoming(loop.vals[k], body)
+            phi.add_incoming(v, work)
+            merged.append(phi)
+        sums = loop.close(1, merged)
+        for r in range(ROWS):
+            row = builder.mul(picked[r], lda)
+            for c in range(COLS):
+                at = builder.add(builder.add(row, j_val), ir.Constant(_I64, c * LANES))
+                ptr = builder.bitcast(builder.gep(a_arr.data, [at]), _V32.as_pointer())
+                builder.store(sums[r * COLS + c], ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(parallel=True, cache=True)
+def int_gemm(p, q, acc, order):  # type: ignore[no-untyped-def]
+    """``acc = p . q`` (int32) over tiles of the rows ``order`` lists, rows and columns padded
+    to the tile."""
+    row_tiles = p.shape[0] // ROWS
+    col_tiles = q.shape[1] // (COLS * LANES)
+    for t in prange(row_tiles * col_tiles):
+        tile(p, q, acc, order, (t // col_tiles) * ROWS, (t % col_tiles) * COLS * LANES)
+
+
+@numba.njit(parallel=True, cache=True)
+def grid_codes(x, inv_scale, scale, offset, top, tol, codes, l1, l2, err):  # type: ignore[no-untyped-def]
+    """Grid codes ``p`` of ``x`` (N, K) into ``codes`` (rows >= N, 4 G >= K, zero padding) and
+    per row ``||p||_1``, ``||p||_2`` and an upper bound of its largest computed distance
+    ``|x - (a p + o)|`` (in units of ``tol / 2**20``, rounded up). Returns false when some
+    value is off the grid: farther than ``tol`` from ``a p + o``, or ``p`` outside
+    ``0 .. top``. In float32 (16 lanes; the scalars are float32): the distance it computes is
+    within ``first_layer._codes_error`` of the exact one. (Branch-free, integer reductions: the loop
+    vectorises.)"""
+    n, k = x.shape
+    lo, hi, half3 = np.float32(-1.0), top + np.float32(1.0), np.float32(1.5)
+    cap, units = tol + tol, np.float32(2.0**20) / tol
+    bad = 0
+    for r in prange(n):
+        s1 = 0
+        s2 = 0
+        off = 0
+        most = 0
+        for c in range(k):
+            v = x[r, c]
+            t = (v - offset) * inv_scale
+            t = t if t > lo else lo  # also catches NaN: never on the grid below
+            t = t if t < hi else hi
+            q = np.int32(t + half3) - 1  # round to nearest (t + 1.5 > 0: truncation floors)
+            d = abs(v - (scale * np.float32(q) + offset))
+            off += (d > tol) | (q < 0) | (q > top)
+            dq = np.int32((d if d < cap else cap) * units)  # <= 2**21 (NaN: cap)
+            most = most if most > dq else dq
+            codes[r, c] = np.uint8(q)
+            s1 += q
+            s2 += q * q
+        l1[r] = s1
+        l2[r] = math.sqrt(s2)
+        err[r] = (most + 1) * (np.float64(tol) / 2.0**20) * (1 + 2.0**-20)
+        bad += off
+    return bad == 0
+
+
+@numba.njit(cache=True)
+def support_order(words, n):  # type: ignore[no-untyped-def]
+    """The rows of ``words`` (rows, G) int32 groups of 4 pixels sorted by their support: the
+    span from the first to the last non-zero group, then the count of non-zero groups (rows
+    with similar keys share zero groups, which a tile skips only when all its rows have them;
+    on Fashion-MNIST a tile of 4 then does 71% of the groups, 89% unsorted); padding rows
+    (from ``n``) last."""
+    rows, g = words.shape
+    key = np.empty(rows, np.int64)
+    for r in range(rows):
+        count = 0
+        for c in range(g):
+            count += words[r, c] != 0
+        first = 0
+        while first < g and words[r, first] == 0:
+            first += 1
+        last = g - 1
+        while last > first and words[r, last] == 0:
+            last -= 1
+        key[r] = (last - first) * (g + 1) + count if r < n else (g + 1) ** 2
+    return np.argsort(key, kind="mergesort")
+
+
+@numba.njit(cache=True)
+def _dot_u8_s8(p, q):  # type: ignore[no-untyped-def]
+    s = np.int32(0)
+    for k in range(p.shape[0]):
+        s += np.int32(p[k]) * np.int32(q[k])
+    return s
+
+
+@numba.njit(cache=True)
+def _decide(r, c, y, base, codes, x, l1, l2, a, w, q2, bias, tab, count):  # type: ignore[no-untyped-def]
+    """Levels 2 and 3 of entry ``(r, c)`` whose level-1 estimate ``y`` is within its bound:
+    the final estimate (its sign certified unless ``count[2]`` was incremented)."""
+    aa = abs(a)
+    if tab[2, c] > 2.0 * tab[5, c]:  # level 2 narrows the bound (not so for binary weights)
+        count[0] += 1
+        y += tab[4, c] * _dot_u8_s8(codes[r], q2[c])
+        if abs(y) > aa * min(l1[r] * tab[5, c], l2[r] * tab[6, c]) + base:
+            return y
+    count[1] += 1
+    y = np.float64(bias[c])
+    mag = abs(y)
+    for kk in range(x.shape[1]):
+        t = np.float64(x[r, kk]) * np.float64(w[c, kk])  # exact: float32 x float32
+        y += t
+        mag += abs(t)
+    if abs(y) <= (x.shape[1] + 1) * 2.0**-53 * mag * 1.01:
+        count[2] += 1
+    return y
+
+
+@numba.njit(parallel=True, cache=True)
+def certified_signs(acc, codes, x, l1, l2, err, a, w, q2, bias, tab, slack, words, flags, stats):  # type: ignore[no-untyped-def]
+    """The certified signs of ``y = x w^T + bias`` into packed ``words`` (bit set = negative),
+    by the three levels of the module docstring. ``tab`` per channel (rows): ``a s1``,
+    ``o sum(w) + b``, ``max|r1|``, ``||r1||_2``, ``a s2``, ``max|r2|``, ``||r2||_2``,
+    ``||w||_1``, ``max|w|``, ``|o| ||w||_1 + |b|`` (the scale of ``o sum(w) + b``'s
+    rounding); ``slack`` the relative slack of the float64 evaluation. ``stats[n]``: entries
+    of row ``n`` that needed level 2, level 3, and undecided ones (any undecided entry: the
+    caller runs the float path). ``flags``: scratch like ``words``, the entries within their
+    level-1 bound."""
+    n, c_out = x.shape[0], w.shape[0]
+    aa = abs(a)
+    for r in prange(n):
+        l1r, l2r, er = l1[r], l2[r], err[r]
+        close = 0
+        for wd in range(words.shape[1]):
+            bits = np.uint64(0)
+            near = np.uint64(0)
+            for j in range(min(64, c_out - 64 * wd)):
+                c = 64 * wd + j
+                s1 = tab[0, c] * acc[r, c]
+                y = s1 + tab[1, c]
+                bound = (aa * min(l1r * tab[2, c], l2r * tab[3, c]) + tab[7, c] * er
+                         + slack * (abs(s1) + tab[9, c] + aa * l1r * tab[8, c]))
+                near |= np.uint64(abs(y) <= bound) << np.uint64(j)
+                bits |= np.uint64(y < 0) << np.uint64(j)
+            words[r, wd] = bits
+            flags[r, wd] = near
+            close += near != 0
+        count = np.zeros(3, np.int64)
+        if close:  # the few entries within their bound: again, through levels 2 and 3
+            for wd in range(words.shape[1]):
+                near = flags[r, wd]
+                while near:
+                    j = 0
+                    while not (near >> np.uint64(j)) & np.uint64(1):
+                        j += 1
+                    near &= ~(np.uint64(1) << np.uint64(j))
+                    c = 64 * wd + j
+                    s1 = tab[0, c] * acc[r, c]
+                    base = tab[7, c] * er + slack * (abs(s1) + tab[9, c] + aa * l1r * tab[8, c])
+                    y = _decide(r, c, s1 + tab[1, c], base, codes, x, l1, l2, a, w, q2, bias,
+                                tab, count)
+                    bit = np.uint64(1) << np.uint64(j)
+                    words[r, wd] = (words[r, wd] | bit) if y < 0 else (words[r, wd] & ~bit)
+        stats[r, 0] = count[0]
+        stats[r, 1] = count[1]
+        stats[r, 2] = count[2]
+
+
+@numba.njit(cache=True, fastmath={"reassoc"})
+def _dot(h, w):  # type: ignore[no-untyped-def]
+    """float64 dot product, reassociated (vector lanes; deterministic for a given build)."""
+    s = 0.0
+    for j in range(h.shape[0]):
+        s += h[j] * w[j]
+    return s
+
+
+@numba.njit(parallel=True, cache=True)
+def head_tail(acc, scale, bias, lo, hi, wh, bh, out):  # type: ignore[no-untyped-def]
+    """``out[r] = clip(float32(acc[r]) * scale + bias, lo, hi) @ wh.T + bh`` (float32
+    activations in NumPy's order, float64 dot products)."""
+    n, k = acc.shape
+    o = wh.shape[0]
+    for r in prange(n):
+        h = np.empty(k, np.float64)
+        for j in range(k):
+            v = np.float32(acc[r, j]) * scale[j] + bias[j]
+            v = v if v > lo else lo  # np.clip: maximum then minimum
+            v = v if v < hi else hi
+            h[j] = v
+        for c in range(o):
+            out[r, c] = np.float32(_dot(h, wh[c]) + bh[c])
