@@ -236,37 +236,16 @@ def _remove(
     """Downdate ``(H, W)`` by removing rows ``s:e`` into ``(H_out, W_out)``; returns the cost."""
     block = H[s:e, s:e].copy()
     inv_block = np.linalg.inv(block)
-    idx = np.flatnonzero(alive)
     n_g = e - s
     m = W.shape[1]
-    # coupling = H_{U,g} inv_block  (rows over the whole space, zero outside U)
-    coupling = np.zeros((H.shape[0], n_g))
-    for a in idx:
-        for c in range(n_g):
-            total = 0.0
-            for q in range(n_g):
-                total += H[a, s + q] * inv_block[q, c]
-            coupling[a, c] = total
-    H_out[:, :] = 0.0
-    for a in idx:
-        if s <= a < e:
-            continue
-        for col in idx:
-            if s <= col < e:
-                continue
-            total = H[a, col]
-            for q in range(n_g):
-                total -= coupling[a, q] * H[col, s + q]
-            H_out[a, col] = total
-    W_out[:, :] = 0.0
-    for a in idx:
-        if s <= a < e:
-            continue
-        for j in range(m):
-            total = W[a, j]
-            for q in range(n_g):
-                total -= coupling[a, q] * W[s + q, j]
-            W_out[a, j] = total
+    # coupling = H_{:,g} inv_block (zero outside U, as H is), then the rank-n_g downdates as
+    # matrix products over the whole space (rows and columns outside U stay zero)
+    coupling = np.ascontiguousarray(H[:, s:e]) @ inv_block
+    H_out[:, :] = H - coupling @ np.ascontiguousarray(H[s:e, :])
+    W_out[:, :] = W - coupling @ np.ascontiguousarray(W[s:e, :])
+    H_out[s:e, :] = 0.0
+    H_out[:, s:e] = 0.0
+    W_out[s:e, :] = 0.0
     cost = 0.0
     for q in range(n_g):
         for j in range(m):
