@@ -969,4 +969,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from proxcompress.cli import quiet_on_closed_pipe
+
+    raise SystemExit(quiet_on_closed_pipe(main))

@@ -428,4 +428,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from proxcompress.cli import quiet_on_closed_pipe
+
+    raise SystemExit(quiet_on_closed_pipe(main))

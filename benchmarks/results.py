@@ -11,9 +11,9 @@ runs as its ``results`` stage.
 
 from __future__ import annotations
 
-import sys
-
 from proxcompress.reproduce.tables import main
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from proxcompress.cli import quiet_on_closed_pipe
+
+    raise SystemExit(quiet_on_closed_pipe(main))

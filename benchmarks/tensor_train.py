@@ -31,7 +31,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -288,4 +287,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from proxcompress.cli import quiet_on_closed_pipe
+
+    raise SystemExit(quiet_on_closed_pipe(main))

@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from typing import Any
 
@@ -246,4 +245,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from proxcompress.cli import quiet_on_closed_pipe
+
+    raise SystemExit(quiet_on_closed_pipe(main))

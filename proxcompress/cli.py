@@ -19,7 +19,7 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from proxcompress import __version__
 from proxcompress.errors import InvalidInputError
@@ -60,10 +60,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     with exit code 141 (128 + SIGPIPE, what a shell reports for a tool killed by SIGPIPE), no
     traceback: the rest of the output goes to ``/dev/null``.
     """
+    return quiet_on_closed_pipe(lambda: _main(argv))
+
+
+def quiet_on_closed_pipe(run: Callable[[], int | None]) -> int:
+    """``run()`` as an entry point whose reader may close the pipe early (``... | head``):
+    its exit code (``None`` counts as 0), or 141 with no traceback when stdout's reader is gone;
+    the rest of the output goes to ``/dev/null``. The command line and every ``benchmarks/``
+    script end through this one function."""
     try:
-        code = _main(argv)
+        code = run()
         sys.stdout.flush()  # a closed pipe shows here when the output was small
-        return code
+        return 0 if code is None else int(code)
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail

@@ -248,3 +248,32 @@ def test_a_reader_closing_the_pipe_gets_no_traceback(argv: list[str]) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) in (0, 141), err
     assert err == ""
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in
+                                          (Path(__file__).parents[2] / "benchmarks").glob("*.py")))
+def test_a_benchmark_whose_reader_closes_the_pipe_gets_no_traceback(script: str) -> None:
+    """``python benchmarks/X.py --help | head``: every benchmark script ends through
+    ``cli.quiet_on_closed_pipe`` (141 or 0, nothing on stderr), as the command line does."""
+    path = Path(__file__).parents[2] / "benchmarks" / script
+    proc = subprocess.Popen([sys.executable, str(path), "--help"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) in (0, 141), err
+    assert err == ""
+
+
+def test_a_rendered_table_whose_reader_closes_the_pipe_gets_no_traceback() -> None:
+    """``python benchmarks/causal.py --render FILE | head`` (a page of output): before the shared
+    guard this ended in a BrokenPipeError traceback."""
+    root = Path(__file__).parents[2]
+    proc = subprocess.Popen([sys.executable, str(root / "benchmarks" / "causal.py"), "--render",
+                             str(root / "benchmarks" / "results" / "causal_tuebingen.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141, err
+    assert err == ""
