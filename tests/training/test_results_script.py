@@ -425,3 +425,18 @@ def test_a_runs_folder_linked_elsewhere_keeps_its_repository_path(tmp_path: Path
         _fake_run(disk, fp, {"optim.lr": lr}, 0, 87.0, val)
     through_link = core.Choices(rows, linked).teacher(_row("vit-binaryvit-kd"))
     assert through_link == "runs/results/vit-fp/lr=0.01/seed-{seed}"
+
+
+def test_a_resumed_regeneration_is_never_reported_as_a_from_scratch_time() -> None:
+    """A wall-time record decides a regeneration-time target only when nothing was found
+    finished: a resumed invocation says so and gives no verdict (records written before the
+    field existed were from scratch)."""
+    rec = {"wall_seconds": 1800.0, "jobs": 2, "when": "2026-12-05"}
+    assert render._scratch_target("t", rec, 60, "vit") == [
+        "* t: 30.0 minutes (`--tables vit --jobs 2`, 2026-12-05): **met**"]
+    assert "**missed**" in render._scratch_target("t", rec, 20, "vit")[0]
+    resumed = {**rec, "from_scratch": False, "trained": 5, "resumed": 1}
+    line = render._scratch_target("t", resumed, 60, "vit")[0]
+    assert "not measured from scratch" in line and "**" not in line
+    assert "5 runs started and 1 resumed" in render._wall_scope(resumed)
+    assert render._scratch_target("t", None, 60, "vit") == []

@@ -118,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
 
     selection = not args.no_selection and "binary" in tables and not args.render_only
     os.chdir(ROOT)  # the configs' data folders are relative to the repository
+    counts: dict[str, int] = {}
+    empty = not any((runs / row["name"]).exists() for row in needed)  # nothing to resume
     if not args.render_only:
         ensure_data(needed, log)
-        run_all(needed, seeds, runs, args.jobs, log, selection, everything, robust)
+        counts = run_all(needed, seeds, runs, args.jobs, log, selection, everything, robust)
     choices = Choices(everything, runs, read_record())
     tt_timing = None
     if "tt" in tables:  # measured with the workers gone, both cores (kept in the runs folder)
@@ -136,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render_only and not args.only:
         walls[",".join(tables)] = {"wall_seconds": time.time() - t0, "jobs": args.jobs,
                                    "load1_before": load_before,
-                                   "when": time.strftime("%Y-%m-%d")}
+                                   "when": time.strftime("%Y-%m-%d"),
+                                   "from_scratch": empty and counts["resumed"] == 0, **counts}
         runs.mkdir(parents=True, exist_ok=True)
         write_text_atomic(wall, json.dumps(walls, indent=1))
     extra["walls"] = walls

@@ -758,14 +758,16 @@ def _robust_pending(choices: Choices) -> list[Path]:
 
 def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
             log: Callable[[str], None], selection: bool, everything: list[Row] | None = None,
-            robust: bool = False) -> None:
+            robust: bool = False) -> dict[str, int]:
     """Train every (row, candidate, seed) that is needed and not done, in ``jobs`` worker
     processes that each run one ``proxcompress`` command after another (one torch / Numba
     thread each; the imports are paid once per worker); candidates of a sweep come first, the
     other seeds once the choice is made. ``everything``: the rows inherited choices may come
     from (default: ``selected``). The MIP selection study (``selection``) joins the queue as
     soon as the chosen full-precision CNN's seed-0 run is done; with ``robust``, every finished
-    run of :data:`ROBUST_ROWS` gets its robustness report (``proxcompress robustness``)."""
+    run of :data:`ROBUST_ROWS` gets its robustness report (``proxcompress robustness``).
+    Returns how many runs it started from scratch (``trained``) and from a checkpoint
+    (``resumed``): a wall time is a from-scratch time only when nothing was found finished."""
     import multiprocessing
 
     all_rows = everything or selected
@@ -776,6 +778,7 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
     busy_posts: set[str] = set()
     active: dict[Any, tuple[str, Path | None, tuple[str, str, int] | None]] = {}
     study_pending = selection
+    counts = {"trained": 0, "resumed": 0}
     with multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_init) as pool:
         while True:
             choices = Choices(all_rows, runs)  # re-read: runs finish between iterations
@@ -817,7 +820,9 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                     argv = ["train"]
                     if (folder / "checkpoint.json").exists():
                         argv += ["--resume", str(folder)]
+                        counts["resumed"] += 1
                     else:
+                        counts["trained"] += 1
                         argv += ["--config", str(candidate), "--set", f"seed={seed}", "--out",
                                  str(folder)]
                     label = f"{row['name']} [{slug(assignment)}] seed {seed}"
@@ -834,6 +839,7 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                         {"seconds": wall, "jobs": jobs, "load1": os.getloadavg()[0]}))
                 elif code != 0 and folder is not None:
                     raise SystemExit(f"{label} failed (exit {code}); see {folder}/train.log")
+    return counts
 
 
 def _study_argv(choices: Choices) -> tuple[Path, list[str]] | None:
