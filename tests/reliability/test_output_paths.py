@@ -233,47 +233,42 @@ def test_failed_export_leaves_no_folder(inputs: Path, tmp_path: Path,
 
 
 
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+def _reader_gone(argv: list[str]) -> tuple[int, str]:
+    """Run ``argv`` with its stdout's reader gone before the first write (``... | head``): the
+    exit code and everything written on stderr."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    return proc.wait(timeout=300), err
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["reproduce", "--list"], ["verify", "--help"]])
 def test_a_reader_closing_the_pipe_gets_no_traceback(argv: list[str]) -> None:
     """``proxcompress ... | head``: the reader is gone before the first write; the command ends
     quietly (141, 128 + SIGPIPE; 0 where the output still fitted the pipe's buffer and the
     command ended first), nothing on stderr."""
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen([sys.executable, "-m", "proxcompress", *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=120) in (0, 141), err
+    code, err = _reader_gone([sys.executable, "-m", "proxcompress", *argv])
+    assert code in (0, 141), err
     assert err == ""
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in
-                                          (Path(__file__).parents[2] / "benchmarks").glob("*.py")))
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("*.py")))
 def test_a_benchmark_whose_reader_closes_the_pipe_gets_no_traceback(script: str) -> None:
     """``python benchmarks/X.py --help | head``: every benchmark script ends through
     ``cli.quiet_on_closed_pipe`` (141 or 0, nothing on stderr), as the command line does."""
-    path = Path(__file__).parents[2] / "benchmarks" / script
-    proc = subprocess.Popen([sys.executable, str(path), "--help"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=300) in (0, 141), err
+    code, err = _reader_gone([sys.executable, str(BENCHMARKS / script), "--help"])
+    assert code in (0, 141), err
     assert err == ""
 
 
 def test_a_rendered_table_whose_reader_closes_the_pipe_gets_no_traceback() -> None:
     """``python benchmarks/causal.py --render FILE | head`` (a page of output): before the shared
     guard this ended in a BrokenPipeError traceback."""
-    root = Path(__file__).parents[2]
-    proc = subprocess.Popen([sys.executable, str(root / "benchmarks" / "causal.py"), "--render",
-                             str(root / "benchmarks" / "results" / "causal_tuebingen.json")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=300) == 141, err
+    code, err = _reader_gone([sys.executable, str(BENCHMARKS / "causal.py"), "--render",
+                              str(BENCHMARKS / "results" / "causal_tuebingen.json")])
+    assert code == 141, err
     assert err == ""
