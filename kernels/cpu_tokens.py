@@ -46,6 +46,8 @@ def _pack_signs(x, start, length, neg, nz):  # type: ignore[no-untyped-def]
         neg[w], nz[w] = a, b
 
 
+#: multipliers of the attention memo's hash of a query's two sign words (odd 64-bit constants)
+_HASH_A, _HASH_B = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F)
 #: a byte of 0/1 flags per bit, times this, keeps flag ``i`` at bit ``56 + i``
 _GATHER = np.uint64(0x0102040810204080)
 
@@ -105,8 +107,9 @@ def react_linear(x, in_scale, in_bias, words, out_scale, out_bias, kind, groups,
         acc = np.empty(n_out, np.int64)
         sc = np.empty(n_out, np.float32)
         for r in range(chunk * CHUNK, min(rows, (chunk + 1) * CHUNK)):
+            xr, orow = x[r], out[r]  # one-dimensional row views: loops that vectorise
             for i in range(k):
-                moved[i] = x[r, i] * in_scale[i] + in_bias[i]
+                moved[i] = xr[i] * in_scale[i] + in_bias[i]
             for i in range(k):  # compares that vectorise, packed by multiplies
                 fneg[i] = moved[i] < 0
                 fnz[i] = moved[i] != 0
@@ -115,28 +118,29 @@ def react_linear(x, in_scale, in_bias, words, out_scale, out_bias, kind, groups,
             _dots(neg, nz, words, acc)
             if kind == SHORTCUT_IDENTITY:
                 for j in range(n_out):
-                    sc[j] = x[r, j]
+                    sc[j] = xr[j]
             elif kind == SHORTCUT_REPEAT:  # no modulo in the loop: it would not vectorise
                 for t in range(n_out // k):
                     for j in range(k):
-                        sc[t * k + j] = x[r, j]
+                        sc[t * k + j] = xr[j]
             else:
                 for j in range(n_out):
-                    sc[j] = x[r, j]
+                    sc[j] = xr[j]
                 for g in range(1, groups):
                     for j in range(n_out):
-                        sc[j] = sc[j] + x[r, j + g * n_out]
+                        sc[j] = sc[j] + xr[j + g * n_out]
                 for j in range(n_out):
                     sc[j] = sc[j] / inv
             for j in range(n_out):
                 y = (np.float32(acc[j]) * out_scale[j] + out_bias[j]) + sc[j]
-                out[r, j] = _rprelu(y, shift_in[j], slope[j], shift_out[j])
+                orow[j] = _rprelu(y, shift_in[j], slope[j], shift_out[j])
             if post:
                 for j in range(n_out):
-                    out[r, j] = out[r, j] * post_scale[j] + post_bias[j]
+                    orow[j] = orow[j] * post_scale[j] + post_bias[j]
             if add:
+                res = residual[r]
                 for j in range(n_out):
-                    out[r, j] = residual[r, j] + out[r, j]
+                    orow[j] = res[j] + orow[j]
 
 
 @njit(inline="always")
@@ -192,22 +196,45 @@ def _pairwise_total(e, score, offset):  # type: ignore[no-untyped-def]
 
 @njit(inline="always")
 def _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, i, row, qneg, qnz, score,
-                sel, out, fneg, fnz, fneg64, fnz64):  # type: ignore[no-untyped-def]
+                sel, out, fneg, fnz, fneg64, fnz64, memo_gen, memo_key,
+                memo_val):  # type: ignore[no-untyped-def]
     """One query token, every head: its integer scores, the softmax denominator, then the sum
     of the values whose quantized probability is ``alpha`` (not 0). That test,
     ``(e / total) / alpha > 1/2`` in float32, is monotone in the score (the score scale is
     positive: the fusion checks it), so the lowest kept score is found by bisection over the
-    integer scores (the same float operations as the twin's, on about log2(2 dh) values)."""
+    integer scores (the same float operations as the twin's, on about log2(2 dh) values).
+
+    A head's output is a function of the image and the query's packed signs only: with one
+    word of signs (``memo_gen`` not empty) it is memoised per image and head in an
+    open-addressing table (``memo_gen[h, slot] == i + 1``: slot filled for image ``i``; key
+    ``(neg, nz)`` in ``memo_key``, the head's ``dh`` outputs in ``memo_val``), so a repeated
+    sign pattern (most of BinaryViT's first-stage queries) copies instead of recomputing."""
     s = kneg.shape[2]
     dh = q.shape[2] // heads
     half = np.float32(0.5)
+    qrow, orow = q[i, row], out[i, row]  # one-dimensional views: loops that vectorise
     for h in range(heads):
         for c in range(dh):
-            val = q[i, row, h * dh + c]
+            val = qrow[h * dh + c]
             fneg[c] = val < 0
             fnz[c] = val != 0
         _pack_flags(fneg64, qneg)
         _pack_flags(fnz64, qnz)
+        slot = -1
+        if memo_gen.shape[1] > 0:
+            a, z = qneg[0], qnz[0]
+            mask = memo_gen.shape[1] - 1
+            slot = np.int64(((a * _HASH_A) ^ (z * _HASH_B)) >> np.uint64(40)) & mask
+            stamp = np.int64(i) + 1
+            while memo_gen[h, slot] == stamp and (memo_key[h, slot, 0] != a or
+                                                  memo_key[h, slot, 1] != z):
+                slot = (slot + 1) & mask
+            if memo_gen[h, slot] == stamp:  # seen in this image: the stored outputs
+                for ch in range(dh):
+                    orow[h * dh + ch] = memo_val[h, slot, ch]
+                continue
+            memo_gen[h, slot] = stamp
+            memo_key[h, slot, 0], memo_key[h, slot, 1] = a, z
         _scores(qneg, qnz, kneg[i, h], knz[i, h], score)
         top = -dh
         for j in range(s):
@@ -232,26 +259,31 @@ def _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, i, row, qn
             for w in range(sel.shape[0]):
                 count += np.int64(_popcount(sel[w] & vpos[i, h, ch, w])) - \
                     np.int64(_popcount(sel[w] & vneg[i, h, ch, w]))
-            out[i, row, h * dh + ch] = np.float32(count) * scale
+            orow[h * dh + ch] = np.float32(count) * scale
+            if slot >= 0:
+                memo_val[h, slot, ch] = orow[h * dh + ch]
 
 
 @njit(inline="always")
 def _epilogue_row(q, k, v, i, row, bn_scale, bn_bias, res_kind, res_factor, grid_w, shift_in,
                   slope, shift_out, out):  # type: ignore[no-untyped-def]
-    """:func:`binary_attention`'s epilogue on ``out[i, row]``."""
-    c = out.shape[2]
+    """:func:`binary_attention`'s epilogue on ``out[i, row]``: each element in the twin's
+    order, on one-dimensional row views (loops that vectorise)."""
+    o = out[i, row]
+    c = o.shape[0]
     if bn_scale.shape[0] > 0:
         for ch in range(c):
-            out[i, row, ch] = out[i, row, ch] * bn_scale[ch] + bn_bias[ch]
+            o[ch] = o[ch] * bn_scale[ch] + bn_bias[ch]
     for r in range(res_kind.shape[0]):
-        src = q if res_kind[r] == 0 else (k if res_kind[r] == 1 else v)
         f = res_factor[r]
         srow = row if f == 1 else (row // grid_w // f) * (grid_w // f) + (row % grid_w) // f
+        src = q[i, srow] if res_kind[r] == 0 else (k[i, srow] if res_kind[r] == 1 else
+                                                   v[i, srow])
         for ch in range(c):
-            out[i, row, ch] = out[i, row, ch] + src[i, srow, ch]
+            o[ch] = o[ch] + src[ch]
     if shift_in.shape[0] > 0:
         for ch in range(c):
-            out[i, row, ch] = _rprelu(out[i, row, ch], shift_in[ch], slope[ch], shift_out[ch])
+            o[ch] = _rprelu(o[ch], shift_in[ch], slope[ch], shift_out[ch])
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -282,19 +314,28 @@ def binary_attention(q, k, v, heads, table, alpha, v_scale, bn_scale, bn_bias, r
             _pack_signs(k[i, j], h * dh, dh, kneg[i, h, j], knz[i, h, j])
     for b in prange(n * heads):
         i, h = b // heads, b % heads
-        for ch in range(dh):
-            for w in range(key_words):
-                p, m = np.uint64(0), np.uint64(0)
-                for j in range(w * 64, min(s, w * 64 + 64)):
-                    val = v[i, j, h * dh + ch]
-                    bit = np.uint64(j - w * 64)
-                    p |= np.uint64(val > 0) << bit
-                    m |= np.uint64(val < 0) << bit
-                vpos[i, h, ch, w], vneg[i, h, ch, w] = p, m
+        p = np.empty(dh, np.uint64)
+        m = np.empty(dh, np.uint64)
+        for w in range(key_words):
+            p[:] = 0
+            m[:] = 0
+            for j in range(w * 64, min(s, w * 64 + 64)):  # a key's channels as the lanes
+                vrow = v[i, j, h * dh:(h + 1) * dh]
+                bit = np.uint64(j - w * 64)
+                for ch in range(dh):
+                    p[ch] |= np.uint64(vrow[ch] > 0) << bit
+                    m[ch] |= np.uint64(vrow[ch] < 0) << bit
+            for ch in range(dh):
+                vpos[i, h, ch, w], vneg[i, h, ch, w] = p[ch], m[ch]
     scale = alpha * v_scale
     epilogue = bn_scale.shape[0] > 0 or res_kind.shape[0] > 0 or shift_in.shape[0] > 0
     tasks = n * t
-    for chunk in prange((tasks + CHUNK - 1) // CHUNK):
+    rows = t * max(1, CHUNK // t) if t > 0 else CHUNK  # whole images per task: the memo's
+    slots = 1  # reuse spans an image; a table of at least twice an image's rows never fills
+    while slots < 2 * t:
+        slots *= 2
+    memo_slots = slots if n_words == 1 else 0
+    for chunk in prange((tasks + rows - 1) // rows):
         qneg = np.empty(n_words, np.uint64)
         qnz = np.empty(n_words, np.uint64)
         score = np.empty(s, np.int64)
@@ -302,9 +343,13 @@ def binary_attention(q, k, v, heads, table, alpha, v_scale, bn_scale, bn_bias, r
         fneg = np.zeros((dh + 7) // 8 * 8, np.uint8)
         fnz = np.zeros((dh + 7) // 8 * 8, np.uint8)
         fneg64, fnz64 = fneg.view(np.uint64), fnz.view(np.uint64)
-        for b in range(chunk * CHUNK, min(tasks, (chunk + 1) * CHUNK)):
+        memo_gen = np.zeros((heads, memo_slots), np.int64)
+        memo_key = np.empty((heads, memo_slots, 2), np.uint64)
+        memo_val = np.empty((heads, memo_slots, dh), np.float32)
+        for b in range(chunk * rows, min(tasks, (chunk + 1) * rows)):
             _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, b // t, b % t,
-                        qneg, qnz, score, sel, out, fneg, fnz, fneg64, fnz64)
+                        qneg, qnz, score, sel, out, fneg, fnz, fneg64, fnz64, memo_gen,
+                        memo_key, memo_val)
             if epilogue:
                 _epilogue_row(q, k, v, b // t, b % t, bn_scale, bn_bias, res_kind, res_factor,
                               grid_w, shift_in, slope, shift_out, out)

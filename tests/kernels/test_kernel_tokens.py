@@ -141,6 +141,31 @@ def test_binary_attention_epilogue_is_the_twins_order_bit_for_bit() -> None:
     np.testing.assert_array_equal(out, want)
 
 
+def test_binary_attention_memo_of_repeated_query_signs_is_bit_exact() -> None:
+    """Queries sharing a head's sign pattern (most first-stage BinaryViT queries) take the
+    per-image memo: the output equals, bit for bit, each query attended alone (one token per
+    call, where no pattern repeats), for every head, image and epilogue-free row."""
+    n, heads, dh, t, s = 3, 2, 8, 150, 37
+    c = heads * dh
+    patterns = np.sign(_f32((n, 5, c)))
+    patterns[:, 0, ::3] = 0
+    rows = np.random.default_rng(7).integers(0, 5, t)
+    magnitudes = np.abs(_f32((n, t, c))) + np.float32(0.1)
+    q = np.ascontiguousarray(patterns[:, rows] * magnitudes, np.float32)
+    k, v = _f32((n, s, c)), _f32((n, s, c))
+    table = _score_table(dh, np.float32(1), np.float32(dh ** -0.5))
+    none, nothing = np.empty(0, np.float32), np.empty(0, np.int64)
+    args = (heads, table, np.float32(0.5 / s), np.float32(1), none, none, nothing, nothing, 1,
+            none, none, none)
+    out = np.empty((n, t, c), np.float32)
+    cpu_tokens.binary_attention(q, k, v, *args, out)
+    for r in range(t):
+        alone = np.empty((n, 1, c), np.float32)
+        cpu_tokens.binary_attention(np.ascontiguousarray(q[:, r:r + 1]), k, v, *args, alone)
+        np.testing.assert_array_equal(out[:, r:r + 1], alone)
+    assert len(np.unique(out[0], axis=0)) > 1  # the patterns attend differently
+
+
 def test_vit_case_builds_from_the_results_config_and_predicts_as_torch(tmp_path: Path) -> None:
     """The benchmark's ``vit-binary`` case is the model of configs/results/vit-binaryvit.yaml
     (the trainer's builder), and its export on the kernels (fused) predicts as torch eval and

@@ -152,6 +152,25 @@ def test_binary_accumulators_are_exact(tmp_path: Path) -> None:
         np.testing.assert_array_equal(got, ref)
 
 
+def test_binary_conv_corrects_exactly_the_images_holding_a_zero(tmp_path: Path) -> None:
+    """Inputs equal to 0 (sign 0, not +1) in two images of six: the exported binary conv
+    corrects those images alone and equals torch exactly; the zeros change those images."""
+    torch.manual_seed(1)
+    cnn = nn.Sequential(
+        BinaryConv2d(3, 7, 3, padding=1, stride=2, bias=False, weight_quantizer="binaryconnect",
+                     input_quantizer="binaryconnect", scale="none"),
+        nn.Flatten())
+    x = torch.randn(6, 3, 9, 9)
+    x[1, 0, 2:4, 3] = 0
+    x[4, 2, 0, 0] = x[4, 1, 8, 8] = 0
+    export(cnn, tmp_path)
+    got = load(tmp_path)(x.numpy())
+    np.testing.assert_array_equal(got, _torch_logits(cnn, x))
+    plus = load(tmp_path)(torch.where(x == 0, 1.0, x).numpy())
+    changed = np.flatnonzero((plus != got).any(axis=1))
+    assert changed.tolist() == [1, 4]
+
+
 def test_binary_layers_are_at_least_25x_smaller(tmp_path: Path) -> None:
     model = build_model("mlp", hidden=(512, 512), batchnorm=False, seed=0)
     quantize_model(model, QuantRecipe("bnn++", keep_first=False, keep_last=False))
