@@ -211,9 +211,10 @@ class RowConv:
         self._terms: dict[tuple[int, int], tuple[np.ndarray, int, int, int]] = {}
 
     def out_size(self, h: int, w: int) -> tuple[int, int]:
-        ho = (h + 2 * self.padding[0] - self.dilation[0] * (self.kh - 1) - 1) // self.stride[0]
-        wo = (w + 2 * self.padding[1] - self.dilation[1] * (self.kw - 1) - 1) // self.stride[1]
-        return ho + 1, wo + 1
+        from .conv import conv_output_size
+
+        return conv_output_size((h, w), (self.kh, self.kw), self.stride, self.padding,
+                                self.dilation)
 
     def work(self, words: np.ndarray) -> int:
         """Word operations of one call on ``words`` (``cpu.launch``'s ``work``)."""
