@@ -92,16 +92,29 @@ def entropy(values: FloatArray) -> float:
     return float(differential_entropy(dequantize(values)))
 
 
+def variance_floor(residuals: FloatArray, resolution: float) -> float:
+    """Smallest fitted variance of a cluster: the effect's resolution variance, the square of
+    ``SCALE_FLOOR`` times the residuals' sd, and never 0."""
+    return max(resolution, (SCALE_FLOOR * float(residuals.std())) ** 2, 1e-300)
+
+
+def gaussian_loglik(residuals: FloatArray, variance: FloatArray) -> float:
+    """``sum -1/2 (log 2 pi variance + residuals^2 / variance)``."""
+    return -0.5 * float(np.sum(np.log(2 * np.pi * variance) + residuals**2 / variance))
+
+
 def variance_curve(cause: FloatArray, residuals: FloatArray, regressor: Regressor,
-                   floor: float) -> tuple[FloatArray, float]:
-    """The fitted conditional variance at each cause (the regression of ``residuals^2`` on the
-    cause, at least ``floor``) and the regression's degrees of freedom; a constant variance
-    (``mean r^2``, one parameter) where the cause has too few distinct values to fit."""
+                   floor: float, at: FloatArray | None = None) -> tuple[FloatArray, float]:
+    """The fitted conditional variance (the regression of ``residuals^2`` on the cause, at
+    least ``floor``) at ``at`` (default: ``cause``) and the regression's degrees of freedom; a
+    constant variance (``mean r^2``, one parameter) where the cause has too few distinct values
+    to fit."""
     squared = residuals**2
+    at = cause if at is None else at
     if np.unique(cause).size < regressor.min_points():
-        return np.full(cause.size, max(float(squared.mean()), floor)), 1.0
+        return np.full(at.size, max(float(squared.mean()), floor)), 1.0
     curve = regressor.fit(cause, squared)
-    return np.maximum(curve.predict(cause), floor), curve.df
+    return np.maximum(curve.predict(at), floor), curve.df
 
 
 def heldout_gaussian(cause: FloatArray, effect: FloatArray, regressor: Regressor, folds: int,
@@ -118,15 +131,9 @@ def heldout_gaussian(cause: FloatArray, effect: FloatArray, regressor: Regressor
             continue
         curve = regressor.fit(cause[train], effect[train])
         r = effect[train] - curve.predict(cause[train])
-        floor = max(resolution, (SCALE_FLOOR * float(r.std())) ** 2, 1e-300)
-        squared = r**2
-        if np.unique(cause[train]).size < regressor.min_points():
-            variance = np.full(int(held.sum()), max(float(squared.mean()), floor))
-        else:
-            variance = np.maximum(regressor.fit(cause[train], squared).predict(cause[held]),
-                                  floor)
-        rh = effect[held] - curve.predict(cause[held])
-        total += -0.5 * float(np.sum(np.log(2 * np.pi * variance) + rh**2 / variance))
+        variance, _ = variance_curve(cause[train], r, regressor,
+                                     variance_floor(r, resolution), cause[held])
+        total += gaussian_loglik(effect[held] - curve.predict(cause[held]), variance)
     return total
 
 
@@ -149,14 +156,13 @@ def location_scale_score(cause: FloatArray, effect: FloatArray, mechanisms: Mech
     for c, curve in enumerate(mechanisms.curves):
         at = labels == c
         r = residuals[at]
-        floor = max(resolution, (SCALE_FLOOR * float(r.std())) ** 2, 1e-300)
         if folds:
             conditional += heldout_gaussian(cause[at], effect[at], regressor, folds, resolution)
             continue
-        variance, df = variance_curve(cause[at], r, regressor, floor)
+        variance, df = variance_curve(cause[at], r, regressor, variance_floor(r, resolution))
         parameters += curve.df + df
         if density == "gaussian":
-            conditional += -0.5 * float(np.sum(np.log(2 * np.pi * variance) + r**2 / variance))
+            conditional += gaussian_loglik(r, variance)
         else:
             conditional += (-r.size * entropy(r / np.sqrt(variance))
                             - 0.5 * float(np.sum(np.log(variance))))
@@ -169,5 +175,5 @@ def location_scale_score(cause: FloatArray, effect: FloatArray, mechanisms: Mech
                            conditional, labels_loglik, penalty, parameters)
 
 
-__all__ = ["DENSITIES", "LikelihoodScore", "dequantize", "entropy", "heldout_gaussian",
-           "location_scale_score", "variance_curve"]
+__all__ = ["DENSITIES", "LikelihoodScore", "dequantize", "entropy", "gaussian_loglik",
+           "heldout_gaussian", "location_scale_score", "variance_curve", "variance_floor"]
