@@ -33,18 +33,18 @@ def _groups(nodes: list[Any], uses: dict[str, int], output: str) -> list[_model.
     for head in nodes:
         if head.op != "linear":
             continue
-        src, chain = _model._clip_chain(head.inputs[0], by_name, uses, output)
-        clips = [n for n in chain if n.op == "hardtanh"]
-        if src is None or src.op != "binary_linear" or uses.get(src.name) != 1 \
-                or src.name == output or plan.get(src.name) != {"consume"} or len(clips) > 1:
+        found = _model._clipped_consumer(head.inputs[0], "binary_linear", by_name, uses, output,
+                                         plan)
+        if found is None:
             continue
+        src, chain, bounds = found
         absorbed = (src.name, *[n.name for n in reversed(chain)])
         groups.append(_model.Fused(head.name, (src.inputs[0],), absorbed,
-                                   _builder(src, chain[::-1], head)))
+                                   _builder(src, chain[::-1], head, bounds)))
     return groups
 
 
-def _builder(binary: Any, chain: list[Any], head: Any) -> Any:
+def _builder(binary: Any, chain: list[Any], head: Any, bounds: tuple[float, float]) -> Any:
     def build() -> Any:
         from . import cpu, cpu_mlp
 
@@ -66,9 +66,7 @@ def _builder(binary: Any, chain: list[Any], head: Any) -> Any:
         scale = (binary.tensor("scale", np.float32, (n_out,)) * np.float32(c)).astype(np.float32)
         bias = binary.optional_tensor("bias", np.float32, (n_out,))
         zero_bias = bias if bias is not None else np.zeros(n_out, np.float32)
-        clips = [n for n in chain if n.op == "hardtanh"]
-        lo, hi = ((np.float32(clips[0].attr("min", float)), np.float32(clips[0].attr("max", float)))
-                  if clips else (np.float32(-np.inf), np.float32(np.inf)))
+        lo, hi = np.float32(bounds[0]), np.float32(bounds[1])
         wh = head.tensor("weight", np.float32, ndim=2)
         bh = head.optional_tensor("bias", np.float32, (wh.shape[0],))
         wh64 = np.ascontiguousarray(wh, dtype=np.float64)

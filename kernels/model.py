@@ -860,6 +860,24 @@ def _clip_chain(name: str, by_name: dict[str, _Node], uses: dict[str, int], outp
     return src, chain
 
 
+def _clipped_consumer(start: str, op: str, by_name: dict[str, _Node], uses: dict[str, int],
+                      output: str, plan: dict[str, set[str]]
+                      ) -> tuple[_Node, list[_Node], tuple[float, float]] | None:
+    """The ``op`` node behind node ``start`` through :func:`_clip_chain`, when it is the packed
+    plan's consumer only (reads packed signs, writes floats), used once, not the output, with
+    at most one ``hardtanh`` in the chain: the node, the chain (nearest first) and the clip
+    bounds (``(-inf, inf)`` without a clip). What the fusions absorbing a binary layer's float
+    epilogue look for."""
+    src, chain = _clip_chain(start, by_name, uses, output)
+    clips = [n for n in chain if n.op == "hardtanh"]
+    if src is None or src.op != op or uses.get(src.name) != 1 or src.name == output \
+            or plan.get(src.name) != {"consume"} or len(clips) > 1:
+        return None
+    bounds = ((clips[0].attr("min", float), clips[0].attr("max", float)) if clips
+              else (-np.inf, np.inf))
+    return src, chain, bounds
+
+
 def _conv_pool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> list[Fused]:
     """``binary_conv2d -> [hardtanh] -> maxpool2d`` with a float output, the conv reading
     packed signs (the packed plan's ``consume``, not ``produce``), at most one hardtanh with
@@ -874,13 +892,10 @@ def _conv_pool_fusion(nodes: list[_Node], uses: dict[str, int], output: str) -> 
                 or pool.pair("dilation", 1) != (1, 1) \
                 or len(set(pool.pair("kernel_size", 1) + pool.pair("stride", 1))) != 1:
             continue
-        src, chain = _clip_chain(pool.inputs[0], by_name, uses, output)
-        clips = [n for n in chain if n.op == "hardtanh"]
-        if src is None or src.op != "binary_conv2d" or uses.get(src.name) != 1 \
-                or src.name == output or plan.get(src.name) != {"consume"} or len(clips) > 1:
+        found = _clipped_consumer(pool.inputs[0], "binary_conv2d", by_name, uses, output, plan)
+        if found is None:
             continue
-        lo, hi = ((clips[0].attr("min", float), clips[0].attr("max", float)) if clips
-                  else (-np.inf, np.inf))
+        src, chain, (lo, hi) = found
         if not lo < 0 < hi:
             continue  # a zero bound: np.clip's choice between signed zeros is not pinned
         groups.append(Fused(pool.name, (src.inputs[0],), (src.name, *[n.name for n in chain]),
