@@ -42,7 +42,7 @@ import numpy as np
 
 from proxcompress.errors import InvalidInputError
 
-from ._checks import choice
+from ._checks import choice, integer
 from .mechanisms import IntArray, Mechanisms, resolution_variance
 from .regression import FloatArray, Regressor
 
@@ -122,6 +122,7 @@ def heldout_gaussian(cause: FloatArray, effect: FloatArray, regressor: Regressor
     """The cross-fitted Gaussian log-likelihood of ``effect`` given ``cause`` (one cluster;
     module docstring): each fold's points scored by the mean and variance curves fitted on the
     other folds' points."""
+    folds = integer(folds, "folds", 2)
     fold = np.empty(cause.size, dtype=np.int64)
     fold[np.argsort(cause, kind="stable")] = np.arange(cause.size) % folds
     total = 0.0
@@ -143,8 +144,11 @@ def location_scale_score(cause: FloatArray, effect: FloatArray, mechanisms: Mech
                          ) -> LikelihoodScore:
     """The score of ``cause -> effect`` given its clustering ``mechanisms`` (module docstring).
     ``cause_entropy`` may be passed when already known (it is the other direction's effect);
-    ``folds > 0`` scores the conditional part held out (Gaussian density only)."""
+    ``folds`` (0, or an integer >= 2) scores the conditional part held out (Gaussian density
+    only)."""
     choice(density, "density", DENSITIES)
+    if folds != 0:
+        integer(folds, "folds", 2)
     if folds and density != "gaussian":
         raise InvalidInputError("folds", "held-out scores use the Gaussian density")
     labels: IntArray = mechanisms.labels

@@ -98,6 +98,9 @@ def test_heldout_likelihood_of_a_constant_model_is_the_brute_force_sum() -> None
     with pytest.raises(InvalidInputError, match="folds"):
         mech = cluster_mechanisms(cause, effect, k=1)
         location_scale_score(cause, effect, mech, PolynomialRegressor(), "entropy", folds=3)
+    for bad in (-3, 1, 2.5, "3", True):  # a fold count, or 0 for the penalised score
+        with pytest.raises(InvalidInputError, match="folds"):
+            location_scale_score(cause, effect, mech, PolynomialRegressor(), folds=bad)
 
 
 @pytest.mark.parametrize(("draw", "truth"), [
