@@ -15,6 +15,13 @@ from proxcompress.formulations.heuristics import Incumbent
 from proxcompress.formulations.restricted import SupportSolver
 
 
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    """A monkeypatch that Hypothesis' repeated examples may share (undone after the module)."""
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
 def redundant_instance(seed: int, groups: int, per_group: int, m: int, k: int,
                        tight_box: bool) -> LayerPruningProblem:
     """Channel-like data: correlated, non-centred features, outputs an exact linear map of
@@ -32,8 +39,14 @@ def redundant_instance(seed: int, groups: int, per_group: int, m: int, k: int,
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), groups=st.integers(4, 10), per_group=st.integers(1, 3),
-       m=st.integers(1, 3), share=st.floats(0.2, 0.8), tight_box=st.booleans())
-def test_subset_search_matches_brute(seed, groups, per_group, m, share, tight_box):
+       m=st.integers(1, 3), share=st.floats(0.2, 0.8), tight_box=st.booleans(),
+       steps=st.sampled_from([0, 2, 6]), within=st.sampled_from([0.0, 0.2, 1.0]))
+def test_subset_search_matches_brute(seed, groups, per_group, m, share, tight_box, steps,
+                                     within, monkeypatch_module):
+    """Equal to brute force with any number of ascent steps per node, run wherever the bound
+    is within ``within`` of pruning."""
+    monkeypatch_module.setattr(subsets, "NODE_STEPS", steps)
+    monkeypatch_module.setattr(subsets, "ASCEND_WITHIN", within)
     k = max(1, min(groups - 1, round(share * groups)))
     problem = redundant_instance(seed, groups, per_group, m, k, tight_box)
     brute = solve(problem, "brute")
@@ -74,22 +87,10 @@ def test_open_bound_is_valid_at_any_stop(seed, chunk, stops):
 
 
 def _run_chunk(search: subsets.SubsetSearch, nodes: int) -> bool:
-    """Run the compiled search for at most ``nodes`` nodes; True when it is done."""
-    while search.level >= 0:
-        level, ran, event, _ = subsets._search(
-            search.gram, search.xty, search.yy, search.starts, search.order, search.price,
-            search.p.budget, search.incumbent.value, nodes, search.H, search.W,
-            search.alive, search.f, search.bound, search.pos, search.nin, search.state,
-            search.since, search.level, search.leaf, search.qdiag, search.couple, search.cached,
-        )
-        search.level = level
-        search.nodes += ran
-        if event == 2:  # a promising leaf: scored, then resumed within the same budget
-            search.incumbent.offer(tuple(int(g) for g in np.flatnonzero(search.leaf)))
-            nodes -= ran
-            if nodes > 0:
-                continue
-        break
+    """Run the compiled search for at most ``nodes`` nodes (a promising leaf is scored, then
+    the search resumes within the same budget); True when it is done."""
+    while search.level >= 0 and nodes > 0:
+        nodes -= search.advance(nodes)
     return search.level < 0
 
 
@@ -126,11 +127,17 @@ def test_removal_bound_below_every_removal_set(seed, groups, per_group, m, drop,
     H, W, _ = subsets._inverse_state(search.gram, search.xty, search.yy, alive)
     live = np.array([g for g in range(groups) if g not in set(out)], dtype=np.int64)
     undecided = rng.permutation(live)[: max(2, round(share * live.size))]
+    directions = subsets._single_costs(H, W, starts, undecided.astype(np.int64))[1]
     for r in range(1, undecided.size + 1):
-        bound = subsets._removal_bound(H, W, starts, undecided.astype(np.int64), r)
+        # the groups' own directions, after ascent steps, and an arbitrary dual point
+        points = [(directions.copy(), 0), (directions.copy(), 4),
+                  (rng.standard_normal(W.shape) * float(np.abs(directions).max()), 2)]
+        bounds = [subsets._removal_bound(H, W, starts, undecided.astype(np.int64), r, Z, steps,
+                                         np.inf) for Z, steps in points]
         best = np.inf
         for removal in combinations(undecided.tolist(), r):
             rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in removal])
             block = H[np.ix_(rows, rows)]
             best = min(best, 0.5 * float(np.sum(W[rows] * np.linalg.solve(block, W[rows]))))
-        assert bound <= best * (1 + 1e-9) + 1e-9
+        assert max(bounds) <= best * (1 + 1e-9) + 1e-9
+        assert bounds[1] >= bounds[0] * (1 - 1e-12)  # the ascent keeps only improving points
