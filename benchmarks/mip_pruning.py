@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from proxcompress.formulations import LayerPruningProblem, Solution, random_instance, solve
+from proxcompress.formulations import LayerPruningProblem, Solution, random_instance, solve, subsets
 from proxcompress.formulations.bnb import build_engine, refine_shift
 from proxcompress.formulations.instances import sparse_regression_instance
 from proxcompress.formulations.perspective import solve_perspective
@@ -50,7 +50,7 @@ from proxcompress.formulations.relaxations import relaxation, root_gap
 
 REGIMES = {"independent-strong": (0.0, 4.0), "correlated-weak": (0.8, 0.5)}
 RIVALS = ("bigm", "perspective-scip", "perspective-ecos_bb", "cuts")
-NAMES = ("bnb", *RIVALS)
+NAMES = ("bnb", "bnb-no-ascent", *RIVALS)
 CNN_LAYERS = (("conv0_0", 8), ("conv1_0", 16), ("conv2_0", 32))
 
 
@@ -120,7 +120,8 @@ def _solve_all(
     records = []
     for name, run in runners.items():
         start = time.perf_counter()
-        kwargs = {"warm_start": warm_start} if warm_start and name == "bnb" else {}
+        kwargs = ({"warm_start": warm_start} if warm_start and name.startswith("bnb")
+                  else {})
         solution = run(problem, time_limit, **kwargs)
         records.append({**_record(solution, time.perf_counter() - start), "name": name, **extra})
     agree = _agree(records)
@@ -254,14 +255,30 @@ def _cnn_problem(run: Path, unit_name: str, keep: int) -> tuple[LayerPruningProb
     return problem, starts, shape
 
 
-def piece_cnn(runs_dir: Path, seeds: int, time_limit: float) -> list[dict[str, Any]]:
-    """Half the channels of every conv layer of the results CNN."""
+def _bnb_without_ascent(p: LayerPruningProblem, t: float | None, **kw: Any) -> Solution:
+    """bnb with the subset search's removal bound at the groups' own directions (no ascent
+    steps on its dual point): the ablation of the ascent."""
+    saved = subsets.ROOT_STEPS, subsets.NODE_STEPS
+    subsets.ROOT_STEPS = subsets.NODE_STEPS = 0
+    try:
+        return solve(p, "bnb", t, **kw)
+    finally:
+        subsets.ROOT_STEPS, subsets.NODE_STEPS = saved
+
+
+def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True,
+              ascent_ablation: bool = False) -> list[dict[str, Any]]:
+    """Half the channels of every conv layer of the results CNN (the open solvers on the
+    8-of-16 rows unless ``rivals`` is off; bnb without the ascent as well with
+    ``ascent_ablation``)."""
     out = []
     for seed in range(seeds):
         run = runs_dir / f"seed-{seed}"
         for unit_name, keep in CNN_LAYERS:
             problem, starts, shape = _cnn_problem(run, unit_name, keep)
-            runners = _runners(problem.n_groups, rivals=problem.n_groups <= 16)
+            runners = _runners(problem.n_groups, rivals=rivals and problem.n_groups <= 16)
+            if ascent_ablation:
+                runners["bnb-no-ascent"] = _bnb_without_ascent
             extra = {"layer": unit_name, "seed": seed, **shape}
             out += _solve_all(problem, runners, time_limit, extra, warm_start=starts)
     return out
@@ -281,7 +298,7 @@ def _cell(rows: list[dict[str, Any]]) -> tuple[str, float | None]:
 
 
 def _speedup(cells: dict[str, float | None], rows: dict[str, list[dict[str, Any]]]) -> str:
-    rivals = {n: s for n, s in cells.items() if n != "bnb" and s is not None}
+    rivals = {n: s for n, s in cells.items() if n in RIVALS and s is not None}
     if cells.get("bnb") is None or not rivals:
         return "-"
     if any(r["status"] != "optimal" for r in rows["bnb"]):
@@ -386,6 +403,11 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--runs", type=Path, default=Path("runs/cnn"),
                         help="cnn piece: folder with seed-S runs of configs/results/cnn-fp.yaml")
+    parser.add_argument("--no-rivals", action="store_true",
+                        help="cnn piece: bnb only (no open solvers on the 8-of-16 rows)")
+    parser.add_argument("--ascent-ablation", action="store_true",
+                        help="cnn piece: also bnb without the ascent on the subset search's "
+                        "dual point (bnb-no-ascent)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--render", nargs="+", default=None, metavar="FILE.json")
     args = parser.parse_args()
@@ -416,7 +438,8 @@ def main() -> None:
     elif args.piece == "wide":
         result["runs"] = piece_wide(seeds, args.time_limit)
     else:
-        result["runs"] = piece_cnn(args.runs, seeds, args.time_limit)
+        result["runs"] = piece_cnn(args.runs, seeds, args.time_limit, not args.no_rivals,
+                                   args.ascent_ablation)
     result["wall_seconds"] = time.time() - started
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     text = json.dumps(result, indent=1, default=lambda x: float(x) if np.isscalar(x) else str(x))

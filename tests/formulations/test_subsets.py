@@ -40,13 +40,12 @@ def redundant_instance(seed: int, groups: int, per_group: int, m: int, k: int,
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), groups=st.integers(4, 10), per_group=st.integers(1, 3),
        m=st.integers(1, 3), share=st.floats(0.2, 0.8), tight_box=st.booleans(),
-       steps=st.sampled_from([0, 2, 6]), within=st.sampled_from([0.0, 0.2, 1.0]))
-def test_subset_search_matches_brute(seed, groups, per_group, m, share, tight_box, steps,
-                                     within, monkeypatch_module):
-    """Equal to brute force with any number of ascent steps per node, run wherever the bound
-    is within ``within`` of pruning."""
+       root_steps=st.sampled_from([0, 50]), steps=st.sampled_from([0, 2, 6]))
+def test_subset_search_matches_brute(seed, groups, per_group, m, share, tight_box, root_steps,
+                                     steps, monkeypatch_module):
+    """Equal to brute force with any number of ascent steps at the root and per node."""
+    monkeypatch_module.setattr(subsets, "ROOT_STEPS", root_steps)
     monkeypatch_module.setattr(subsets, "NODE_STEPS", steps)
-    monkeypatch_module.setattr(subsets, "ASCEND_WITHIN", within)
     k = max(1, min(groups - 1, round(share * groups)))
     problem = redundant_instance(seed, groups, per_group, m, k, tight_box)
     brute = solve(problem, "brute")
