@@ -290,14 +290,14 @@ def _ascent_step(
 
 @njit(cache=True)
 def _ascend(
-    Hd: FloatArray, Wd: FloatArray, Zd: FloatArray, owner: NDArray[np.int64], count: int,
-    r: int, steps: int, target: float,
+    Hd: FloatArray, Wd: FloatArray, Zd: FloatArray, owner: NDArray[np.int64], a: FloatArray,
+    Q: FloatArray, r: int, steps: int, target: float,
 ) -> tuple[float, FloatArray, FloatArray, FloatArray]:
     """The dual bound at ``Zd`` and after up to ``steps`` ascent steps (an improving step is
     kept, scaled by its best ``s``; a failing one is retried at a quarter of its length once;
-    stops once the bound reaches ``target``). Returns the bound, the dual point and its
-    ``a`` and ``Q``."""
-    a, Q = _pieces(Hd, Wd, Zd, owner, count)
+    stops once the bound reaches ``target``); ``a`` and ``Q`` are those of ``Zd``. Returns the
+    bound, the dual point and its ``a`` and ``Q``."""
+    count = Q.shape[0]
     best, s = _dual_bound(a, Q, r)
     if s > 0.0 and s != 1.0:
         Zd = s * Zd
@@ -350,27 +350,73 @@ def _removal_bound(
     ascent steps on the bound itself (:func:`_ascent_step`): on that layer's root 1 731 ->
     2 058 after 50 steps (best removal cost 2 940). Every iterate is a valid bound.
     """
-    e, Y = _single_costs(H, W, starts, undecided)
-    single = np.sort(e)[r - 1]
-    if r == 1:
-        return max(single, 0.0)  # exact: the cheapest single removal
-    rows, owner, Hd, Wd = _gather(H, W, starts, undecided)
+    G = starts.shape[0] - 1
+    e_cache = np.zeros(G)
+    a_cache = np.zeros(G)
+    Q_cache = np.zeros((G, G))
+    return _node_bound(H, W, starts, undecided, r, Z, steps, target, e_cache, a_cache, Q_cache,
+                       False)
+
+
+@njit(cache=True)
+def _node_bound(
+    H: FloatArray, W: FloatArray, starts: NDArray[np.int64], undecided: NDArray[np.int64],
+    r: int, Z: FloatArray, steps: int, target: float, e_cache: FloatArray, a_cache: FloatArray,
+    Q_cache: FloatArray, cached: bool,
+) -> float:
+    """:func:`_removal_bound` with the level's cache (by group id) of the single costs and of
+    ``a`` and ``Q`` at the level's dual point ``Z``: an in-child (same universe, fewer
+    undecided groups) starts from its parent's pieces instead of recomputing them and the
+    groups' own directions."""
     count = undecided.shape[0]
-    Zd = np.empty((rows.shape[0], W.shape[1]))
-    Yd = np.empty((rows.shape[0], W.shape[1]))
-    for i in range(rows.shape[0]):
-        Zd[i] = Z[rows[i]]
-        Yd[i] = Y[rows[i]]
-    # the inherited point or the groups' own directions at this universe, whichever is
-    # better, then the ascent (unless the node is already pruned)
-    best, Zd, _, _ = _ascend(Hd, Wd, Zd, owner, count, r, 0, target)
-    fresh, Yd, _, _ = _ascend(Hd, Wd, Yd, owner, count, r, 0, target)
-    if fresh > best:
-        best, Zd = fresh, Yd
+    if cached:
+        e = np.empty(count)
+        a = np.empty(count)
+        Q = np.empty((count, count))
+        for q in range(count):
+            e[q] = e_cache[undecided[q]]
+            a[q] = a_cache[undecided[q]]
+            for c in range(count):
+                Q[q, c] = Q_cache[undecided[q], undecided[c]]
+        single = np.sort(e)[r - 1]
+        if r == 1:
+            return max(single, 0.0)
+        best, _ = _dual_bound(a, Q, r)
+        if best >= target or steps == 0:
+            return max(single, best, 0.0)
+        rows, owner, Hd, Wd = _gather(H, W, starts, undecided)
+        Zd = np.empty((rows.shape[0], W.shape[1]))
+        for i in range(rows.shape[0]):
+            Zd[i] = Z[rows[i]]
+    else:
+        e, Y = _single_costs(H, W, starts, undecided)
+        for q in range(count):
+            e_cache[undecided[q]] = e[q]
+        single = np.sort(e)[r - 1]
+        if r == 1:
+            return max(single, 0.0)  # exact: the cheapest single removal
+        rows, owner, Hd, Wd = _gather(H, W, starts, undecided)
+        Zd = np.empty((rows.shape[0], W.shape[1]))
+        Yd = np.empty((rows.shape[0], W.shape[1]))
+        for i in range(rows.shape[0]):
+            Zd[i] = Z[rows[i]]
+            Yd[i] = Y[rows[i]]
+        # the inherited point or the groups' own directions at this universe, whichever is
+        # better, then the ascent (unless the node is already pruned)
+        a, Q = _pieces(Hd, Wd, Zd, owner, count)
+        best, Zd, a, Q = _ascend(Hd, Wd, Zd, owner, a, Q, r, 0, target)
+        ya, yQ = _pieces(Hd, Wd, Yd, owner, count)
+        fresh, Yd, ya, yQ = _ascend(Hd, Wd, Yd, owner, ya, yQ, r, 0, target)
+        if fresh > best:
+            best, Zd, a, Q = fresh, Yd, ya, yQ
     if best < target and steps > 0:
-        best, Zd, _, _ = _ascend(Hd, Wd, Zd, owner, count, r, steps, target)
+        best, Zd, a, Q = _ascend(Hd, Wd, Zd, owner, a, Q, r, steps, target)
     for i in range(rows.shape[0]):
         Z[rows[i]] = Zd[i]
+    for q in range(count):
+        a_cache[undecided[q]] = a[q]
+        for c in range(count):
+            Q_cache[undecided[q], undecided[c]] = Q[q, c]
     return max(single, best, 0.0)
 
 
@@ -414,7 +460,8 @@ def _search(
     H_stack: FloatArray, W_stack: FloatArray, alive_stack: NDArray[np.bool_],
     f_stack: FloatArray, bound_stack: FloatArray, pos_stack: NDArray[np.int64],
     nin_stack: NDArray[np.int64], state_stack: NDArray[np.int64], since_stack: NDArray[np.int64],
-    level: int, leaf: NDArray[np.bool_], Z_stack: FloatArray, steps: int,
+    level: int, leaf: NDArray[np.bool_], Z_stack: FloatArray, steps: int, e_stack: FloatArray,
+    a_stack: FloatArray, Q_stack: FloatArray, cached: NDArray[np.bool_],
 ) -> tuple[int, int, int, float]:
     """Run the depth-first search from the stacked state for at most ``max_nodes`` nodes.
 
@@ -445,8 +492,10 @@ def _search(
             if r > 0:
                 # the dual point of the level (inherited from the parent, improved here)
                 room = incumbent - _margin(incumbent) - bound
-                bound += _removal_bound(H_stack[level], W_stack[level], starts, order[pos:], r,
-                                        Z_stack[level], steps, room)
+                bound += _node_bound(H_stack[level], W_stack[level], starts, order[pos:], r,
+                                     Z_stack[level], steps, room, e_stack[level],
+                                     a_stack[level], Q_stack[level], cached[level])
+                cached[level] = True
             bound_stack[level] = bound
             if bound >= incumbent - _margin(incumbent):
                 level -= 1
@@ -483,6 +532,7 @@ def _search(
             bound_stack[child] = bound_stack[level]  # valid until the child's own is computed
             state_stack[child] = NEW
             Z_stack[child] = Z_stack[level]
+            cached[child] = False
             level = child
         elif state == IN_NEXT:
             # the in-child replaces its parent (same universe, same inverse)
@@ -539,6 +589,12 @@ class SubsetSearch:
         # improved by ROOT_STEPS ascent steps at the root, then inherited and improved by
         # NODE_STEPS steps per node
         self.Z = np.zeros((depth, d, p.m))
+        # per level, by group id: the single costs and the bound's pieces at the level's point,
+        # which its in-children (same universe) start from
+        self.e_cache = np.zeros((depth, G))
+        self.a_cache = np.zeros((depth, G))
+        self.Q_cache = np.zeros((depth, G, G))
+        self.cached = np.zeros(depth, dtype=np.bool_)
         self.steps = NODE_STEPS
         every = np.arange(G, dtype=np.int64)
         self.Z[0] = _single_costs(H, W, self.starts, every)[1]
@@ -586,7 +642,7 @@ class SubsetSearch:
             self.gram, self.xty, self.yy, self.starts, self.order, self.price, self.p.budget,
             self.incumbent.value, max_nodes, self.H, self.W, self.alive, self.f, self.bound,
             self.pos, self.nin, self.state, self.since, self.level, self.leaf, self.Z,
-            self.steps,
+            self.steps, self.e_cache, self.a_cache, self.Q_cache, self.cached,
         )
         self.level = level
         self.nodes += nodes
