@@ -326,7 +326,12 @@ def _best_dual(
     M: float,
 ) -> tuple[float, float]:
     """Maximise the concave ``D(sU) = s uy - s^2 uu / 2 - h^*(s V)`` over ``s`` in [0, 2]
-    (golden section); returns ``(D, s)`` without the constant ``c_0``. Any ``s`` is valid."""
+    (golden section); returns ``(D, s)`` without the constant ``c_0``. Any ``s`` is valid.
+
+    ``psi(s v)`` is non-decreasing in ``s >= 0`` (convex, least at 0), so a free group whose
+    slope is not positive at ``s = 2`` has none on all of ``[0, 2]`` and never enters
+    ``h^*``: the search runs over the groups in and the other free ones only (at ``d = 10^4``
+    single-feature groups a few dozen)."""
     ratio = (np.sqrt(5.0) - 1.0) / 2.0
     lo, hi = 0.0, 2.0
 
@@ -336,22 +341,44 @@ def _best_dual(
         if status[g] == FREE:
             n_free += 1
     unbudgeted = k_left >= n_free
+    keep = np.zeros(n_groups, dtype=np.bool_)
+    n_keep = 0
+    for g in range(n_groups):
+        if status[g] == OUT:
+            continue
+        if status[g] == FREE:
+            slope = -b
+            for i in range(starts[g], starts[g + 1]):
+                for j in range(V.shape[1]):
+                    slope += _psi(2.0 * V[i, j], a[i], M)
+            if slope <= 0.0:
+                continue
+        keep[g] = True
+        n_keep += 1
+    ids = np.flatnonzero(keep)
+    sub_status = status[ids]
 
     def value(s: float) -> float:
+        conj = 0.0
         if unbudgeted:  # every positive free slope counts: no sort, no allocation
-            conj = 0.0
-            for g in range(n_groups):
-                if status[g] == OUT:
-                    continue
+            for c in range(n_keep):
+                g = ids[c]
                 slope = -b
                 for i in range(starts[g], starts[g + 1]):
                     for j in range(V.shape[1]):
                         slope += _psi(s * V[i, j], a[i], M)
-                if status[g] == IN or slope > 0.0:
+                if sub_status[c] == IN or slope > 0.0:
                     conj += slope
             return s * uy - 0.5 * s * s * uu - conj
-        return s * uy - 0.5 * s * s * uu - _conjugate(_slopes(V, s, starts, a, b, M), status,
-                                                        k_left)
+        sub = np.empty(n_keep)
+        for c in range(n_keep):
+            g = ids[c]
+            slope = -b
+            for i in range(starts[g], starts[g + 1]):
+                for j in range(V.shape[1]):
+                    slope += _psi(s * V[i, j], a[i], M)
+            sub[c] = slope
+        return s * uy - 0.5 * s * s * uu - _conjugate(sub, sub_status, k_left)
 
     x1 = hi - ratio * (hi - lo)
     x2 = lo + ratio * (hi - lo)
@@ -480,6 +507,35 @@ def _gradient(AT: FloatArray, R: FloatArray) -> FloatArray:
 
 
 @njit(cache=True)
+def _node_gradient(
+    AT: FloatArray, R: FloatArray, starts: NDArray[np.int64], status: NDArray[np.int8]
+) -> FloatArray:
+    """``A^T R`` on the rows of the groups not fixed out (zero on the others: a group out has
+    no slope in ``h^*`` and never enters the active set). Below a node whose bound is within
+    ``lam (1 - alpha)`` of the incumbent, reduced-cost fixing has put most of a wide
+    instance's single-feature groups out, and the node's gradient (the memory-bound ``O(d r)``
+    step: 80 MB of ``A`` at ``d = 10^4``, ``n = 10^3``) shrinks with them."""
+    r = AT.shape[1]
+    m = R.shape[1]
+    V = np.zeros((AT.shape[0], m))
+    for g in range(starts.shape[0] - 1):
+        if status[g] == OUT:
+            continue
+        for i in range(starts[g], starts[g + 1]):
+            if m == 1:
+                total = 0.0
+                for k in range(r):
+                    total += AT[i, k] * R[k, 0]
+                V[i, 0] = total
+                continue
+            for k in range(r):
+                coef = AT[i, k]
+                for j in range(m):
+                    V[i, j] += coef * R[k, j]
+    return V
+
+
+@njit(cache=True)
 def _z_of(
     W: FloatArray, status: NDArray[np.int8], starts: NDArray[np.int64], a: FloatArray,
     price: float, M: float,
@@ -556,7 +612,7 @@ def _passes(
         if count:
             _cd(AT, R, W, lip, starts, status, groups, a, b + nu, M, sweeps)
         _residual_into(C, AT, W, R)  # refresh against drift
-        V = _gradient(AT, R)
+        V = _node_gradient(AT, R, starts, status)
         uy = np.sum(R * C)
         uu = np.sum(R * R)
         value, s = _best_dual(V, uy, uu, starts, status, k_left, a, b, M)

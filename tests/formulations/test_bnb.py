@@ -171,3 +171,50 @@ def test_bnb_agrees_with_scip_beyond_brute_force(params):
         assert mine.objective == pytest.approx(other.objective, rel=1e-6)
         assert mine.bound <= other.objective * (1 + 1e-8)
         assert other.bound <= mine.objective * (1 + 1e-8)
+
+
+def _reference_dual(V, uy, uu, starts, status, k_left, a, b, M, s):
+    """``D(sU)`` without ``c_0`` over every group (NumPy twin of ``_best_dual``'s objective)."""
+    c = np.clip(s * V / (2 * a[:, None]), -M, M)
+    psi = s * V * c - a[:, None] * c**2
+    slopes = np.add.reduceat(psi.sum(axis=1), starts[:-1]) - b
+    free = np.sort(slopes[(status == FREE) & (slopes > 0)])[::-1][: max(k_left, 0)]
+    return s * uy - 0.5 * s * s * uu - slopes[status == IN].sum() - free.sum()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), k_left=st.integers(0, 9), spread=st.floats(0.01, 3.0))
+def test_best_dual_skips_only_groups_without_slope(seed, k_left, spread):
+    """Restricting the golden-section search to the groups in and the free groups with a
+    positive slope at ``s = 2`` changes nothing: its value is the full ``D(sU)`` at the ``s``
+    it returns, and no ``s`` on a fine grid of ``[0, 2]`` does better than the search's
+    tolerance (``D`` is concave in ``s``)."""
+    from proxcompress.formulations.bnb import _best_dual
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 3, size=8)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    d = int(starts[-1])
+    V = rng.normal(0.0, spread, (d, 2))
+    a = rng.uniform(0.05, 1.0, d)
+    status = rng.choice(np.array([FREE, IN, OUT], dtype=np.int8), size=8)
+    uy, uu, b, M = float(rng.uniform(0, 5)), float(rng.uniform(0.5, 5)), 0.3, 1.5
+    value, s = _best_dual(V, uy, uu, starts, status, k_left, a, b, M)
+    args = (V, uy, uu, starts, status, k_left, a, b, M)
+    assert value == pytest.approx(_reference_dual(*args, s), rel=1e-12, abs=1e-12)
+    grid = max(_reference_dual(*args, t) for t in np.linspace(0.0, 2.0, 2001))
+    assert value >= grid - 1e-6 * max(1.0, abs(grid))
+
+
+def test_node_gradient_is_the_gradient_on_groups_not_out():
+    from proxcompress.formulations.bnb import _node_gradient
+
+    rng = np.random.default_rng(3)
+    starts = np.array([0, 2, 3, 6, 7], dtype=np.int64)
+    AT = rng.standard_normal((7, 5))
+    for m in (1, 3):
+        R = rng.standard_normal((5, m))
+        status = np.array([OUT, FREE, IN, OUT], dtype=np.int8)
+        expected = AT @ R
+        expected[np.repeat(status, np.diff(starts)) == OUT] = 0.0
+        np.testing.assert_allclose(_node_gradient(AT, R, starts, status), expected, rtol=1e-13)
