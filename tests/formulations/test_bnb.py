@@ -218,3 +218,51 @@ def test_node_gradient_is_the_gradient_on_groups_not_out():
         expected = AT @ R
         expected[np.repeat(status, np.diff(starts)) == OUT] = 0.0
         np.testing.assert_allclose(_node_gradient(AT, R, starts, status), expected, rtol=1e-13)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    statuses=st.lists(st.sampled_from([FREE, FREE, IN, OUT]), min_size=7, max_size=7),
+    per_group=st.sampled_from([1, 2]),
+)
+def test_node_engine_bounds_are_valid_and_tighter(seed, statuses, per_group):
+    """The node shift (``_Engine.at_node``, every group out counted): its relaxation bound
+    and child bounds stay below the best completion of the node (brute force), and, solved
+    tightly, its bound is at least the root engine's (a larger shift only tightens)."""
+    status = np.array(statuses, dtype=np.int8)
+    budget = 7  # the node shift is for unbudgeted problems
+    n_in = int(np.sum(status == IN))
+    if not np.any(status == OUT):
+        return
+    problem = random_instance(60, 7 * per_group, 2, 7, seed, rho=0.8, alpha=0.05)
+    engine = _Engine(problem, 0.95, "jacobi")
+    node = engine.at_node(status)
+    assert node.shift == "node"
+    budgeted = random_instance(60, 7 * per_group, 2, 7, seed, rho=0.8, alpha=0.05, k=2)
+    assert _Engine(budgeted, 0.95, "jacobi").at_node(status).shift == "jacobi"
+    assert np.all(node.delta >= engine.delta)
+    W0 = np.zeros((problem.d, problem.m))
+    tight = {"cutoff": np.inf, "tol": 1e-13, "max_passes": 3000}
+    node_relaxed = node.relax(status, W0, budget - n_in, **tight)
+    root_relaxed = engine.relax(status, W0, budget - n_in, **tight)
+    assert node_relaxed.bound >= root_relaxed.bound - 1e-7 * abs(root_relaxed.bound)
+
+    def best_completion(node_status):
+        free = [g for g in range(7) if node_status[g] == FREE]
+        forced = tuple(g for g in range(7) if node_status[g] == IN)
+        left = budget - len(forced)
+        if left < 0:
+            return np.inf
+        return min(
+            solve_support(problem, tuple(sorted(forced + extra)))[1]
+            for size in range(min(left, len(free)) + 1)
+            for extra in itertools.combinations(free, size)
+        )
+
+    assert node_relaxed.bound <= best_completion(status) * (1 + 1e-9) + 1e-9
+    for g in np.flatnonzero(status == FREE):
+        for fixed, child_bound in ((IN, node_relaxed.d_in[g]), (OUT, node_relaxed.d_out[g])):
+            child = status.copy()
+            child[g] = fixed
+            assert child_bound <= best_completion(child) * (1 + 1e-9) + 1e-9
