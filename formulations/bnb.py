@@ -1261,7 +1261,12 @@ def solve_bnb(
         if g >= 0:
             costs.update(g, direction, relaxed.bound - branched_from, unit)
         if node.depth < ROUNDING_DEPTH or nodes % ROUNDING_EVERY == 0:
+            before = incumbent.value
             offer_relaxed(relaxed)
+            if local_search and incumbent.value < before:
+                # a new incumbent from the tree: polish it by swaps at once (the tree's
+                # roundings find better supports late on correlated features)
+                swap_search(engine, incumbent, incumbent.support, budget, deadline)
         expand(relaxed, parent_bound, node.depth, node_engine, engine_key)
     # every open node's bound is at least the root's; an empty heap means everything was pruned
     lower = min(incumbent.value, min((entry[0] for entry in heap), default=np.inf))
