@@ -40,10 +40,12 @@ def _vpdpbusd(builder: Any, acc: Any, u8: Any, s8: Any) -> Any:
 
 @intrinsic
 def tile(typingctx, p, q, acc, order, i, j):  # type: ignore[no-untyped-def]
-    """``acc[m, j + 16 c + l] = sum_g dot4(p[m, g], q[g, j + 16 c + l])`` with
+    """``acc[r, j + 16 c + l] = sum_g dot4(p[m, g], q[g, j + 16 c + l])`` with
     ``m = order[i + r]`` for a ``ROWS x COLS`` tile: ``p`` (rows, G) int32 words of 4 u8
-    pixels, ``q`` (G, C) int32 words of 4 s8 weights; a word group where every row's pixels
-    are 0 is skipped (``order`` groups rows of similar support: fewer groups to do)."""
+    pixels, ``q`` (G, C) int32 words of 4 s8 weights, ``acc`` the tile's own (ROWS, >= 64)
+    block (its row ``r`` is the tile's row ``r``: a caller holds it in L1 and consumes it at
+    once); a word group where every row's pixels are 0 is skipped (``order`` groups rows of
+    similar support: fewer groups to do)."""
     sig = types.void(p, q, acc, order, i, j)
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
@@ -90,7 +92,7 @@ def tile(typingctx, p, q, acc, order, i, j):  # type: ignore[no-untyped-def]
             merged.append(phi)
         sums = loop.close(1, merged)
         for r in range(ROWS):
-            row = builder.mul(picked[r], lda)
+            row = builder.mul(ir.Constant(_I64, r), lda)
             for c in range(COLS):
                 at = builder.add(builder.add(row, j_val), ir.Constant(_I64, c * LANES))
                 ptr = builder.bitcast(builder.gep(a_arr.data, [at]), _V32.as_pointer())
@@ -101,19 +103,10 @@ def tile(typingctx, p, q, acc, order, i, j):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(parallel=True, cache=True)
-def int_gemm(p, q, acc, order):  # type: ignore[no-untyped-def]
-    """``acc = p . q`` (int32) over tiles of the rows ``order`` lists, rows and columns padded
-    to the tile."""
-    row_tiles = p.shape[0] // ROWS
-    col_tiles = q.shape[1] // (COLS * LANES)
-    for t in prange(row_tiles * col_tiles):
-        tile(p, q, acc, order, (t // col_tiles) * ROWS, (t % col_tiles) * COLS * LANES)
-
-
-@numba.njit(parallel=True, cache=True)
-def grid_codes(x, inv_scale, scale, offset, top, tol, codes, l1, l2, err):  # type: ignore[no-untyped-def]
-    """Grid codes ``p`` of ``x`` (N, K) into ``codes`` (rows >= N, 4 G >= K, zero padding) and
-    per row ``||p||_1``, ``||p||_2`` and an upper bound of its largest computed distance
+def grid_codes(x, inv_scale, scale, offset, top, tol, codes, words, key, l1, l2, err):  # type: ignore[no-untyped-def]
+    """Grid codes ``p`` of ``x`` (N, K) into ``codes`` (rows >= N, 4 G >= K, zero padding;
+    ``words`` its (rows, G) int32 view) and per row its :func:`_support_key` into ``key``,
+    ``||p||_1``, ``||p||_2`` and an upper bound of its largest computed distance
     ``|x - (a p + o)|`` (in units of ``tol / 2**20``, rounded up). Returns false when some
     value is off the grid: farther than ``tol`` from ``a p + o``, or ``p`` outside
     ``0 .. top``. In float32 (16 lanes; the scalars are float32): the distance it computes is
@@ -144,31 +137,28 @@ def grid_codes(x, inv_scale, scale, offset, top, tol, codes, l1, l2, err):  # ty
         l1[r] = s1
         l2[r] = math.sqrt(s2)
         err[r] = (most + 1) * (np.float64(tol) / 2.0**20) * (1 + 2.0**-20)
+        key[r] = _support_key(words[r])
         bad += off
     return bad == 0
 
 
 @numba.njit(cache=True)
-def support_order(words, n):  # type: ignore[no-untyped-def]
-    """The rows of ``words`` (rows, G) int32 groups of 4 pixels sorted by their support: the
-    span from the first to the last non-zero group, then the count of non-zero groups (rows
-    with similar keys share zero groups, which a tile skips only when all its rows have them;
-    on Fashion-MNIST a tile of 4 then does 71% of the groups, 89% unsorted); padding rows
-    (from ``n``) last."""
-    rows, g = words.shape
-    key = np.empty(rows, np.int64)
-    for r in range(rows):
-        count = 0
-        for c in range(g):
-            count += words[r, c] != 0
-        first = 0
-        while first < g and words[r, first] == 0:
-            first += 1
-        last = g - 1
-        while last > first and words[r, last] == 0:
-            last -= 1
-        key[r] = (last - first) * (g + 1) + count if r < n else (g + 1) ** 2
-    return np.argsort(key, kind="mergesort")
+def _support_key(row):  # type: ignore[no-untyped-def]
+    """The sort key of a row of (G,) int32 groups of 4 pixels: the span from its first to its
+    last non-zero group, then the count of non-zero groups. Rows sorted by it share zero
+    groups, which a tile skips only when all its rows have them (on Fashion-MNIST a tile of 4
+    then does 71% of the groups, 89% unsorted)."""
+    g = row.shape[0]
+    count = 0
+    for c in range(g):
+        count += row[c] != 0
+    first = 0
+    while first < g and row[first] == 0:
+        first += 1
+    last = g - 1
+    while last > first and row[last] == 0:
+        last -= 1
+    return (last - first) * (g + 1) + count
 
 
 @numba.njit(cache=True)
@@ -201,77 +191,124 @@ def _decide(r, c, y, base, codes, x, l1, l2, a, w, q2, bias, tab, count):  # typ
     return y
 
 
-@numba.njit(parallel=True, cache=True)
-def certified_signs(acc, codes, x, l1, l2, err, a, w, q2, bias, tab, slack, words, flags, stats):  # type: ignore[no-untyped-def]
-    """The certified signs of ``y = x w^T + bias`` into packed ``words`` (bit set = negative),
-    by the three levels of the module docstring. ``tab`` per channel (rows): ``a s1``,
-    ``o sum(w) + b``, ``max|r1|``, ``||r1||_2``, ``a s2``, ``max|r2|``, ``||r2||_2``,
-    ``||w||_1``, ``max|w|``, ``|o| ||w||_1 + |b|`` (the scale of ``o sum(w) + b``'s
-    rounding); ``slack`` the relative slack of the float64 evaluation. ``stats[n]``: entries
-    of row ``n`` that needed level 2, level 3, and undecided ones (any undecided entry: the
-    caller runs the float path). ``flags``: scratch like ``words``, the entries within their
-    level-1 bound."""
-    n, c_out = x.shape[0], w.shape[0]
+@numba.njit(cache=True)
+def _row_signs(r, acc, codes, x, l1, l2, err, a, w, q2, bias, tab, slack, words, flags, stats):  # type: ignore[no-untyped-def]
+    """The certified signs of row ``r`` of ``y = x w^T + bias`` into packed ``words[r]`` (bit
+    set = negative) from its int32 level-1 products ``acc`` (C_pad,), by the three levels of
+    the module docstring. ``tab`` per channel (rows): ``a s1``, ``o sum(w) + b``, ``max|r1|``,
+    ``||r1||_2``, ``a s2``, ``max|r2|``, ``||r2||_2``, ``||w||_1``, ``max|w|``,
+    ``|o| ||w||_1 + |b|`` (the scale of ``o sum(w) + b``'s rounding); ``slack`` the relative
+    slack of the float64 evaluation. ``stats[r]``: entries that needed level 2, level 3, and
+    undecided ones (any undecided entry: the caller runs the float path). ``flags``: scratch
+    (W,), the entries within their level-1 bound."""
+    c_out = w.shape[0]
     aa = abs(a)
-    for r in prange(n):
-        l1r, l2r, er = l1[r], l2[r], err[r]
-        close = 0
+    l1r, l2r, er = l1[r], l2[r], err[r]
+    close = 0
+    for wd in range(words.shape[1]):
+        bits = np.uint64(0)
+        near = np.uint64(0)
+        for j in range(min(64, c_out - 64 * wd)):
+            c = 64 * wd + j
+            s1 = tab[0, c] * acc[c]
+            y = s1 + tab[1, c]
+            bound = (aa * min(l1r * tab[2, c], l2r * tab[3, c]) + tab[7, c] * er
+                     + slack * (abs(s1) + tab[9, c] + aa * l1r * tab[8, c]))
+            near |= np.uint64(abs(y) <= bound) << np.uint64(j)
+            bits |= np.uint64(y < 0) << np.uint64(j)
+        words[r, wd] = bits
+        flags[wd] = near
+        close += near != 0
+    count = np.zeros(3, np.int64)
+    if close:  # the few entries within their bound: again, through levels 2 and 3
         for wd in range(words.shape[1]):
-            bits = np.uint64(0)
-            near = np.uint64(0)
-            for j in range(min(64, c_out - 64 * wd)):
+            near = flags[wd]
+            while near:
+                j = 0
+                while not (near >> np.uint64(j)) & np.uint64(1):
+                    j += 1
+                near &= ~(np.uint64(1) << np.uint64(j))
                 c = 64 * wd + j
-                s1 = tab[0, c] * acc[r, c]
-                y = s1 + tab[1, c]
-                bound = (aa * min(l1r * tab[2, c], l2r * tab[3, c]) + tab[7, c] * er
-                         + slack * (abs(s1) + tab[9, c] + aa * l1r * tab[8, c]))
-                near |= np.uint64(abs(y) <= bound) << np.uint64(j)
-                bits |= np.uint64(y < 0) << np.uint64(j)
-            words[r, wd] = bits
-            flags[r, wd] = near
-            close += near != 0
-        count = np.zeros(3, np.int64)
-        if close:  # the few entries within their bound: again, through levels 2 and 3
-            for wd in range(words.shape[1]):
-                near = flags[r, wd]
-                while near:
-                    j = 0
-                    while not (near >> np.uint64(j)) & np.uint64(1):
-                        j += 1
-                    near &= ~(np.uint64(1) << np.uint64(j))
-                    c = 64 * wd + j
-                    s1 = tab[0, c] * acc[r, c]
-                    base = tab[7, c] * er + slack * (abs(s1) + tab[9, c] + aa * l1r * tab[8, c])
-                    y = _decide(r, c, s1 + tab[1, c], base, codes, x, l1, l2, a, w, q2, bias,
-                                tab, count)
-                    bit = np.uint64(1) << np.uint64(j)
-                    words[r, wd] = (words[r, wd] | bit) if y < 0 else (words[r, wd] & ~bit)
-        stats[r, 0] = count[0]
-        stats[r, 1] = count[1]
-        stats[r, 2] = count[2]
+                s1 = tab[0, c] * acc[c]
+                base = tab[7, c] * er + slack * (abs(s1) + tab[9, c] + aa * l1r * tab[8, c])
+                y = _decide(r, c, s1 + tab[1, c], base, codes, x, l1, l2, a, w, q2, bias,
+                            tab, count)
+                bit = np.uint64(1) << np.uint64(j)
+                words[r, wd] = (words[r, wd] | bit) if y < 0 else (words[r, wd] & ~bit)
+    stats[r, 0] = count[0]
+    stats[r, 1] = count[1]
+    stats[r, 2] = count[2]
 
 
-@numba.njit(cache=True, fastmath={"reassoc"})
-def _dot(h, w):  # type: ignore[no-untyped-def]
-    """float64 dot product, reassociated (vector lanes; deterministic for a given build)."""
-    s = 0.0
-    for j in range(h.shape[0]):
-        s += h[j] * w[j]
-    return s
+@numba.njit(parallel=True, cache=True)
+def certified_signs(p, q, order, n, codes, x, l1, l2, err, a, w, q2, bias, tab, slack, words,
+                    stats):  # type: ignore[no-untyped-def]
+    """The certified signs of ``y = x w^T + bias`` (N rows) into packed ``words``: per tile of
+    ``ROWS`` rows (``order``'s, padding rows last), the int8 products ``p . q`` of every
+    column tile (:func:`tile`) into the tile's own (ROWS, C_pad) int32 block, then each row's
+    signs (:func:`_row_signs`) while the block is in L1. One parallel task per row tile: no
+    int32 (N, C_pad) intermediate, one parallel launch for the layer."""
+    row_tiles = p.shape[0] // ROWS
+    c_pad = q.shape[1]
+    for t in prange(row_tiles):
+        acc = np.empty((ROWS, c_pad), np.int32)
+        flags = np.empty(words.shape[1], np.uint64)
+        for j in range(0, c_pad, COLS * LANES):
+            tile(p, q, acc, order, t * ROWS, j)
+        for i in range(ROWS):
+            r = order[t * ROWS + i]
+            if r < n:
+                _row_signs(r, acc[i], codes, x, l1, l2, err, a, w, q2, bias, tab, slack, words,
+                           flags, stats)
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _dot4x2(h, w0, w1):  # type: ignore[no-untyped-def]
+    """float64 dot products of the 4 rows of ``h`` with ``w0`` and with ``w1``, reassociated
+    (vector lanes; deterministic for a given build). Eight independent sums share each load of
+    ``h`` and of the weights: one dot product at a time is bound by loads (the head's weights,
+    40 KB in float64, do not stay in a 32 KB L1). A fused multiply-add rounds as a multiply
+    then an add here: the products of float32 values are exact in float64."""
+    s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = 0.0
+    for j in range(w0.shape[0]):
+        a = w0[j]
+        b = w1[j]
+        h0 = h[0, j]
+        h1 = h[1, j]
+        h2 = h[2, j]
+        h3 = h[3, j]
+        s0 += h0 * a
+        s1 += h1 * a
+        s2 += h2 * a
+        s3 += h3 * a
+        t0 += h0 * b
+        t1 += h1 * b
+        t2 += h2 * b
+        t3 += h3 * b
+    return (s0, s1, s2, s3, t0, t1, t2, t3)
 
 
 @numba.njit(parallel=True, cache=True)
 def head_tail(acc, scale, bias, lo, hi, wh, bh, out):  # type: ignore[no-untyped-def]
     """``out[r] = clip(float32(acc[r]) * scale + bias, lo, hi) @ wh.T + bh`` (float32
-    activations in NumPy's order, float64 dot products)."""
+    activations in NumPy's order, float64 dot products plus ``bh``, rounded once to float32),
+    by blocks of 4 rows and 2 outputs
+    (:func:`_dot4x2`; padding rows are zeros, an odd last output pairs with itself)."""
     n, k = acc.shape
     o = wh.shape[0]
-    for r in prange(n):
-        h = np.empty(k, np.float64)
-        for j in range(k):
-            v = np.float32(acc[r, j]) * scale[j] + bias[j]
-            v = v if v > lo else lo  # np.clip: maximum then minimum
-            v = v if v < hi else hi
-            h[j] = v
-        for c in range(o):
-            out[r, c] = np.float32(_dot(h, wh[c]) + bh[c])
+    for b in prange((n + 3) // 4):
+        h = np.zeros((4, k), np.float64)
+        r0 = 4 * b
+        m = min(n - r0, 4)
+        for i in range(m):
+            for j in range(k):
+                v = np.float32(acc[r0 + i, j]) * scale[j] + bias[j]
+                v = v if v > lo else lo  # np.clip: maximum then minimum
+                v = v if v < hi else hi
+                h[i, j] = v
+        for c in range(0, o, 2):
+            c1 = min(c + 1, o - 1)
+            s = _dot4x2(h, wh[c], wh[c1])
+            for i in range(m):
+                out[r0 + i, c] = np.float32(s[i] + bh[c])
+                out[r0 + i, c1] = np.float32(s[4 + i] + bh[c1])

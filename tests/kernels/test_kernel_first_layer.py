@@ -82,6 +82,32 @@ def test_batches_of_any_size_reuse_the_scratch_exactly() -> None:
 
 
 @needs_vnni
+@pytest.mark.parametrize(("seed", "n", "binary"), [(5, 37, True), (6, 64, False), (7, 9, True)])
+def test_serial_and_parallel_paths_give_the_exact_signs(monkeypatch: pytest.MonkeyPatch,
+                                                         seed: int, n: int, binary: bool) -> None:
+    """The grid codes and the fused int8 GEMM + certified signs on their serial twins and in
+    parallel at one and two threads (row tiles handed out dynamically, rows in support order,
+    a batch that is not a multiple of the tile): the same words, each the exact sign."""
+    import numba
+
+    from proxcompress.kernels import cpu
+
+    x, w, b, grid = _case(seed, n, 70, 140, 256, binary, 3)
+    layer = fl.GridSignLayer(w, b, grid)
+    want = pack_negative_mask(fl.reference_signs(x, w, b))
+    threads = numba.get_num_threads()
+    try:
+        for work, count in ((2**62, threads), (0, 1), (0, min(2, numba.config.NUMBA_NUM_THREADS))):
+            monkeypatch.setattr(cpu, "SERIAL_WORK", work)
+            numba.set_num_threads(count)
+            got = layer(x)
+            assert got is not None, (work, count)
+            np.testing.assert_array_equal(got, want, err_msg=f"{work} {count}")
+    finally:
+        numba.set_num_threads(threads)
+
+
+@needs_vnni
 def test_an_exact_zero_has_no_sign_and_takes_the_fallback() -> None:
     """``y = 0`` exactly (a zero weight row, zero bias): torch's ``sign(0) = 0`` cannot be packed,
     so the layer declines and the producer runs the float path."""
@@ -119,10 +145,10 @@ def test_int8_gemm_emits_vpdpbusd_and_equals_numpy() -> None:
     p[:, 8:12] = 0  # a skipped word group
     q = rng.integers(-127, 128, (9, fl.COLS * fl.LANES, 4), dtype=np.int8)
     acc = np.empty((fl.ROWS, fl.COLS * fl.LANES), np.int32)
-    order = np.arange(fl.ROWS)[::-1].copy()  # the tile's rows in any order: each to its own
-    gemm(p.view(np.int32), np.ascontiguousarray(q).view(np.int32)[..., 0], acc, order)
-    want = p.astype(np.int64) @ q.transpose(0, 2, 1).reshape(36, -1).astype(np.int64)
-    np.testing.assert_array_equal(acc, want)
+    order = np.arange(fl.ROWS)[::-1].copy()  # the tile's rows in any order: its block's row
+    gemm(p.view(np.int32), np.ascontiguousarray(q).view(np.int32)[..., 0], acc, order)  # r
+    want = p.astype(np.int64) @ q.transpose(0, 2, 1).reshape(36, -1).astype(np.int64)  # reads
+    np.testing.assert_array_equal(acc, want[order])  # p's row order[r]
     asm = "\n".join(gemm.inspect_asm().values())
     assert "vpdpbusd" in asm and "zmm" in asm
 
