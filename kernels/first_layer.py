@@ -142,8 +142,11 @@ class GridSignLayer:
         q2, s2, r2 = _split(r1)
         eps = 2.0**-50 * np.abs(w64).max(axis=1)  # rounding of w - s q in float64
         a, o = grid.scale, grid.offset
+        # level 1 runs on |a| s1 and q1 negated when a < 0 (the same products, exactly): its
+        # integer limits (cpu_mlp.level1_limits) then read "v < lo" as negative
+        flip = -1 if a < 0 else 1
         self.tab = np.stack([
-            a * s1, o * w64.sum(axis=1) + self.bias.astype(np.float64),
+            abs(a) * s1, o * w64.sum(axis=1) + self.bias.astype(np.float64),
             np.abs(r1).max(axis=1) + eps, np.sqrt((r1 * r1).sum(axis=1)) * (1 + 1e-12)
             + eps * math.sqrt(k),
             a * s2, np.abs(r2).max(axis=1) + 2 * eps, np.sqrt((r2 * r2).sum(axis=1))
@@ -154,7 +157,7 @@ class GridSignLayer:
         self.slack = max(SLACK, 8.0 * (k + 1) * 2.0**-53)
         # level 1 weights: (G, C_pad) int32 words of 4 consecutive k for one channel
         qp = np.zeros((self.c_pad, 4 * self.groups), np.int8)
-        qp[:c_out, :k] = q1
+        qp[:c_out, :k] = q1 * np.int8(flip)
         self.q1 = np.ascontiguousarray(qp.reshape(self.c_pad, self.groups, 4)
                                        .transpose(1, 0, 2)).view(np.int32)[..., 0]
         self.q1 = np.ascontiguousarray(self.q1)
@@ -198,11 +201,13 @@ class GridSignLayer:
             return None
         err += _codes_error(g, tol)  # computed distances -> exact ones
         order = np.argsort(key, kind="stable")  # rows of similar support share a tile
+        lo, hi = np.empty(self.c_pad, np.int32), np.empty(self.c_pad, np.int32)
+        cpu_mlp.level1_limits(self.tab, a, l1.max(), l2.max(), err.max(), self.slack, lo, hi)
         words = np.empty((n, words_for(self.c_out)), np.uint64)
         stats = np.empty((n, 3), np.int64)
         cpu.launch(cpu_mlp.certified_signs, rows * self.k * self.c_out, rows // ROWS, p32,
-                   self.q1, order, n, codes, x, l1, l2, err, a, self.w, self.q2, self.bias,
-                   self.tab, self.slack, words, stats)
+                   self.q1, order, n, lo, hi, codes, x, l1, l2, err, a, self.w, self.q2,
+                   self.bias, self.tab, self.slack, words, stats)
         total = stats.sum(axis=0)
         self.last = {"entries": n * self.c_out, "level2": int(total[0]),
                      "level3": int(total[1]), "undecided": int(total[2])}
