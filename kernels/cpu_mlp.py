@@ -142,11 +142,12 @@ def _norms(row):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(parallel=True, cache=True)
-def grid_codes(x, inv_scale, scale, offset, top, tol, codes, words, key, l1, l2, err):  # type: ignore[no-untyped-def]
+def grid_codes(x, inv_scale, scale, offset, top, tol, fix, codes, words, key, l1, l2, err):  # type: ignore[no-untyped-def]
     """Grid codes ``p`` of ``x`` (N, K) into ``codes`` (rows >= N, 4 G >= K, zero padding;
     ``words`` its (rows, G) int32 view) and per row its :func:`_support_key` into ``key``,
-    ``||p||_1``, ``||p||_2`` and an upper bound of its largest computed distance
-    ``|x - (a p + o)|`` (in units of ``tol / 2**20``, rounded up). Returns false when some
+    ``||p||_1``, ``||p||_2`` and an upper bound of its largest exact distance
+    ``|x - (a p + o)|`` (the computed one in units of ``tol / 2**20``, rounded up, plus ``fix``:
+    ``first_layer._codes_error``). Returns false when some
     value is off the grid: farther than ``tol`` from ``a p + o``, or ``p`` outside
     ``0 .. top``. In float32 (the scalars are float32): the distance it computes is within
     ``first_layer._codes_error`` of the exact one. The loop keeps 32-bit lanes (16 per zmm):
@@ -176,7 +177,7 @@ def grid_codes(x, inv_scale, scale, offset, top, tol, codes, words, key, l1, l2,
         s1, s2 = _norms(codes[r, :k])
         l1[r] = s1
         l2[r] = math.sqrt(s2)
-        err[r] = (most + 1) * (np.float64(tol) / 2.0**20) * (1 + 2.0**-20)
+        err[r] = (most + 1) * (np.float64(tol) / 2.0**20) * (1 + 2.0**-20) + fix
         key[r] = _support_key(words[r])
         bad += off
     return bad == 0
@@ -232,12 +233,12 @@ def _decide(r, c, y, base, codes, x, l1, l2, a, w, q2, bias, tab, count):  # typ
 
 
 @numba.njit(cache=True)
-def level1_limits(tab, a, l1, l2, er, slack, lo, hi):  # type: ignore[no-untyped-def]
+def level1_limits(tab, a, l1_rows, l2_rows, err_rows, slack, lo, hi):  # type: ignore[no-untyped-def]
     """Per channel ``c``, integer limits of the level-1 test for a whole batch: with ``v`` the
     row's int32 product ``p . q1_c`` and ``y = tab[0, c] v + tab[1, c]`` (``tab[0] > 0``: the
     layer stores ``q1`` negated when ``a < 0``), ``v < lo[c]`` certifies ``y < 0`` and
-    ``v > hi[c]`` certifies ``y > 0`` for every row whose ``||p||_1 <= l1``,
-    ``||p||_2 <= l2`` and distance bound ``<= er`` (the batch's largest): the per-row bound of
+    ``v > hi[c]`` certifies ``y > 0`` for every row of the batch (``l1``, ``l2``, ``er``: the
+    largest of its rows' ``||p||_1``, ``||p||_2``, distance bounds): the per-row bound of
     :func:`_row_signs` is non-decreasing in the three, its ``|s1|`` at most
     ``tab[0] 127 ||p||_1`` (``|q1| <= 127``), and the bound here is that one at the batch's
     largest values times ``1 + 2**-40``. With ``L = (-tab[1] - bound) / tab[0]`` computed in
@@ -248,6 +249,7 @@ def level1_limits(tab, a, l1, l2, er, slack, lo, hi):  # type: ignore[no-untyped
     ``|v| <= 127 * 255 * K`` is far inside). Padding channels (past ``tab``'s, up to
     ``lo``'s length) get ``lo = 0 > hi = -1``: their zero products are neither negative nor
     open."""
+    l1, l2, er = l1_rows.max(), l2_rows.max(), err_rows.max()
     aa = abs(a)
     small, large = -(2.0**31), 2.0**31 - 1
     lo[tab.shape[1]:] = 0

@@ -166,6 +166,12 @@ class GridSignLayer:
         self.q2 = q2p
         self.last: dict[str, int] = {}
         self._local = threading.local()
+        tol = GRID_TOLERANCE * abs(a)
+        f32 = np.float32
+        #: ``cpu_mlp.grid_codes``' scalars; the last turns its computed distances into bounds
+        #: of the exact ones
+        self._grid_args = (f32(1.0 / a), f32(a), f32(o), f32(grid.levels - 1), f32(tol),
+                           _codes_error(grid, tol))
 
     def _scratch(self, rows: int) -> np.ndarray:
         """The codes of a batch of ``rows`` (padded) rows, kept per thread between calls: fresh
@@ -188,21 +194,16 @@ class GridSignLayer:
         p32 = codes.view(np.int32)
         l1, l2, err = np.empty(n), np.empty(n), np.empty(n)
         key = np.full(rows, (self.groups + 1) ** 2, np.int64)  # padding rows sort last
-        g = self.grid
-        a = g.scale
-        tol = GRID_TOLERANCE * abs(a)
-        f32 = np.float32
-        args = (f32(1.0 / a), f32(a), f32(g.offset), f32(g.levels - 1), f32(tol), codes, p32,
-                key, l1, l2, err)
+        a = self.grid.scale
+        args = (*self._grid_args, codes, p32, key, l1, l2, err)
         # the first row alone first: an input off the grid (noise) costs one row, not a batch
         if not (cpu.launch(cpu_mlp.grid_codes, 0, None, x[:1], *args)
                 and cpu.launch(cpu_mlp.grid_codes, GRID_WORK * x.size, None, x, *args)):
             self.last = {"off_grid": 1}
             return None
-        err += _codes_error(g, tol)  # computed distances -> exact ones
         order = np.argsort(key, kind="stable")  # rows of similar support share a tile
         lo, hi = np.empty(self.c_pad, np.int32), np.empty(self.c_pad, np.int32)
-        cpu_mlp.level1_limits(self.tab, a, l1.max(), l2.max(), err.max(), self.slack, lo, hi)
+        cpu_mlp.level1_limits(self.tab, a, l1, l2, err, self.slack, lo, hi)
         words = np.empty((n, words_for(self.c_out)), np.uint64)
         stats = np.empty((n, 3), np.int64)
         cpu.launch(cpu_mlp.certified_signs, rows * self.k * self.c_out, rows // ROWS, p32,

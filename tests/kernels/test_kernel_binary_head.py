@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from bench_module import bench_kernels
 from hypothesis import given, settings
@@ -64,3 +65,35 @@ def test_mlp_fuses_its_tail_and_equals_the_twin_and_torch(tmp_path: Path) -> Non
     assert not isinstance(floats, _Packed)
     np.testing.assert_allclose(step(floats), values["head"], rtol=1e-5,
                                atol=1e-5 * float(np.abs(values["head"]).max()))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), size=st.integers(0, 300),
+       special=st.sampled_from([None, np.nan, np.inf, -np.inf]), big=st.booleans())
+def test_all_finite_equals_numpy(seed: int, size: int, special: float | None, big: bool) -> None:
+    """``cpu.all_finite`` (the numba backend's input check) against ``np.isfinite().all()``:
+    a NaN or an infinity anywhere, float32 extremes (whose ``v - v`` is still 0)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=size).astype(np.float32)
+    if big and size:
+        x[rng.integers(size)] = np.finfo(np.float32).max * rng.choice([-1, 1])
+    if special is not None and size:
+        x[rng.integers(size)] = special
+    assert cpu.all_finite(x) == bool(np.isfinite(x).all())
+
+
+def test_model_rejects_nan_and_inf_naming_x(tmp_path: Path) -> None:
+    from proxcompress.errors import InvalidInputError
+    from proxcompress.training.exporter import export
+
+    model = bench_kernels()._model_case("mlp-binary")
+    x = torch.zeros(3, 1, 28, 28)
+    export(model, tmp_path, example=x)
+    for backend in ("numba", "numpy"):
+        loaded = load(tmp_path, backend=backend)
+        for bad in (np.nan, np.inf, -np.inf):
+            xn = np.zeros((3, 1, 28, 28), np.float32)
+            xn[2, 0, 27, 27] = bad
+            with pytest.raises(InvalidInputError, match="x"):
+                loaded(xn)
+        assert loaded(np.zeros((3, 1, 28, 28), np.float32)).shape == (3, 10)
