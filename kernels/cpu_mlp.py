@@ -261,12 +261,11 @@ def level1_limits(tab, a, l1_rows, l2_rows, err_rows, slack, lo, hi):  # type: i
                  + slack * (s * 127.0 * l1 + tab[9, c] + aa * l1 * tab[8, c])) * (1 + 2.0**-40)
         low = (-b - bound) / s
         high = (-b + bound) / s
-        if s > 0 and abs(low) < 2.0**50 and abs(high) < 2.0**50:  # false for NaN and inf
-            lo[c] = np.int32(min(max(math.floor(low) - 1.0, small), large))
-            hi[c] = np.int32(min(max(math.ceil(high) + 1.0, small), large))
-        else:
-            lo[c] = np.int32(small)
-            hi[c] = np.int32(large)
+        ok = (s > 0) & (abs(low) < 2.0**50) & (abs(high) < 2.0**50)  # false for NaN and inf
+        low = math.floor(low) - 1.0 if ok else small  # selects: the loop vectorises
+        high = math.ceil(high) + 1.0 if ok else large
+        lo[c] = np.int32(min(max(low, small), large))
+        hi[c] = np.int32(min(max(high, small), large))
 
 
 @numba.njit(cache=True)
