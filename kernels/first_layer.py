@@ -198,7 +198,7 @@ class GridSignLayer:
         args = (*self._grid_args, codes, p32, key, l1, l2, err)
         # the first row alone first: an input off the grid (noise) costs one row, not a batch
         if not (cpu.launch(cpu_mlp.grid_codes, 0, None, x[:1], *args)
-                and cpu.launch(cpu_mlp.grid_codes, GRID_WORK * x.size, None, x, *args)):
+                and cpu.launch(cpu_mlp.grid_codes, GRID_WORK * x.size, n, x, *args)):
             self.last = {"off_grid": 1}
             return None
         order = np.argsort(key, kind="stable")  # rows of similar support share a tile
@@ -206,7 +206,8 @@ class GridSignLayer:
         cpu_mlp.level1_limits(self.tab, a, l1, l2, err, self.slack, lo, hi)
         words = np.empty((n, words_for(self.c_out)), np.uint64)
         stats = np.empty((n, 3), np.int64)
-        cpu.launch(cpu_mlp.certified_signs, rows * self.k * self.c_out, rows // ROWS, p32,
+        work = n * self.k * self.c_out if rows > ROWS else 0  # one tile: serial
+        cpu.launch(cpu_mlp.certified_signs, work, rows // ROWS, p32,
                    self.q1, order, n, lo, hi, codes, x, l1, l2, err, a, self.w, self.q2,
                    self.bias, self.tab, self.slack, words, stats)
         total = stats.sum(axis=0)
