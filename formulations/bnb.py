@@ -283,6 +283,18 @@ def _cd(
 
 
 @njit(cache=True)
+def _group_slope(
+    V: FloatArray, s: float, lo: int, hi: int, a: FloatArray, b: float, M: float
+) -> float:
+    """``phi_g(s V_g) - lam (1 - alpha)`` for the group on rows ``lo:hi``."""
+    total = -b
+    for i in range(lo, hi):
+        for j in range(V.shape[1]):
+            total += _psi(s * V[i, j], a[i], M)
+    return total
+
+
+@njit(cache=True)
 def _slopes(
     V: FloatArray, s: float, starts: NDArray[np.int64], a: FloatArray, b: float, M: float
 ) -> FloatArray:
@@ -290,11 +302,7 @@ def _slopes(
     n_groups = starts.shape[0] - 1
     out = np.empty(n_groups)
     for g in range(n_groups):
-        total = -b
-        for i in range(starts[g], starts[g + 1]):
-            for j in range(V.shape[1]):
-                total += _psi(s * V[i, j], a[i], M)
-        out[g] = total
+        out[g] = _group_slope(V, s, starts[g], starts[g + 1], a, b, M)
     return out
 
 
@@ -350,43 +358,25 @@ def _best_dual(
             n_free += 1
     unbudgeted = k_left >= n_free
     keep = np.zeros(n_groups, dtype=np.bool_)
-    n_keep = 0
     for g in range(n_groups):
-        if status[g] == OUT:
-            continue
-        if status[g] == FREE:
-            slope = -b
-            for i in range(starts[g], starts[g + 1]):
-                for j in range(V.shape[1]):
-                    slope += _psi(2.0 * V[i, j], a[i], M)
-            if slope <= 0.0:
-                continue
-        keep[g] = True
-        n_keep += 1
+        keep[g] = status[g] == IN or (
+            status[g] == FREE and _group_slope(V, 2.0, starts[g], starts[g + 1], a, b, M) > 0.0
+        )
     ids = np.flatnonzero(keep)
     sub_status = status[ids]
 
     def value(s: float) -> float:
-        conj = 0.0
-        if unbudgeted:  # every positive free slope counts: no sort, no allocation
-            for c in range(n_keep):
-                g = ids[c]
-                slope = -b
-                for i in range(starts[g], starts[g + 1]):
-                    for j in range(V.shape[1]):
-                        slope += _psi(s * V[i, j], a[i], M)
-                if sub_status[c] == IN or slope > 0.0:
-                    conj += slope
-            return s * uy - 0.5 * s * s * uu - conj
-        sub = np.empty(n_keep)
-        for c in range(n_keep):
-            g = ids[c]
-            slope = -b
-            for i in range(starts[g], starts[g + 1]):
-                for j in range(V.shape[1]):
-                    slope += _psi(s * V[i, j], a[i], M)
-            sub[c] = slope
-        return s * uy - 0.5 * s * s * uu - _conjugate(sub, sub_status, k_left)
+        sub = np.empty(ids.shape[0])
+        for c in range(ids.shape[0]):
+            sub[c] = _group_slope(V, s, starts[ids[c]], starts[ids[c] + 1], a, b, M)
+        if unbudgeted:  # every positive free slope counts: no sort
+            conj = 0.0
+            for c in range(ids.shape[0]):
+                if sub_status[c] == IN or sub[c] > 0.0:
+                    conj += sub[c]
+        else:
+            conj = _conjugate(sub, sub_status, k_left)
+        return s * uy - 0.5 * s * s * uu - conj
 
     x1 = hi - ratio * (hi - lo)
     x2 = lo + ratio * (hi - lo)

@@ -21,6 +21,21 @@ def _assert_same(exact, other):
     assert other.bound >= exact.objective * (1 - 1e-6) - 1e-9
 
 
+def _best_completion(problem, budget, node_status):
+    """The best integer point below a node, by enumerating its free groups (brute force)."""
+    groups = range(len(node_status))
+    free = [g for g in groups if node_status[g] == FREE]
+    forced = tuple(g for g in groups if node_status[g] == IN)
+    left = budget - len(forced)
+    if left < 0:
+        return np.inf
+    return min(
+        solve_support(problem, tuple(sorted(forced + extra)))[1]
+        for size in range(min(left, len(free)) + 1)
+        for extra in itertools.combinations(free, size)
+    )
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize(
     ("n", "d", "m", "groups", "rho", "snr", "alpha", "k", "weights"),
@@ -74,16 +89,7 @@ def test_dual_bounds_never_exceed_the_best_completion(
     relaxed = engine.relax(status, W, budget - n_in, cutoff=np.inf, tol=1e-12, max_passes=1)
 
     def best_completion(node_status):
-        free = [g for g in range(6) if node_status[g] == FREE]
-        forced = tuple(g for g in range(6) if node_status[g] == IN)
-        left = budget - len(forced)
-        if left < 0:
-            return np.inf
-        return min(
-            solve_support(problem, tuple(sorted(forced + extra)))[1]
-            for size in range(min(left, len(free)) + 1)
-            for extra in itertools.combinations(free, size)
-        )
+        return _best_completion(problem, budget, node_status)
 
     assert relaxed.bound <= best_completion(status) * (1 + 1e-9) + 1e-9
     for g in range(6):
@@ -249,16 +255,7 @@ def test_node_engine_bounds_are_valid_and_tighter(seed, statuses, per_group):
     assert node_relaxed.bound >= root_relaxed.bound - 1e-7 * abs(root_relaxed.bound)
 
     def best_completion(node_status):
-        free = [g for g in range(7) if node_status[g] == FREE]
-        forced = tuple(g for g in range(7) if node_status[g] == IN)
-        left = budget - len(forced)
-        if left < 0:
-            return np.inf
-        return min(
-            solve_support(problem, tuple(sorted(forced + extra)))[1]
-            for size in range(min(left, len(free)) + 1)
-            for extra in itertools.combinations(free, size)
-        )
+        return _best_completion(problem, budget, node_status)
 
     assert node_relaxed.bound <= best_completion(status) * (1 + 1e-9) + 1e-9
     for g in np.flatnonzero(status == FREE):
