@@ -89,6 +89,10 @@ def main() -> None:
     unknown = sorted(set(cases) - set(CASES))
     if unknown or args.seeds < 1 or not args.time_limit > 0:
         parser.error(f"--cases: accepted {', '.join(CASES)}; --seeds >= 1; --time-limit > 0")
+    known = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet",
+                            f"{args.ref}^{{commit}}"], capture_output=True)
+    if known.returncode != 0:
+        parser.error(f"--ref: {args.ref!r} is not a commit of this repository")
     if args.out is not None and not args.out.parent.is_dir():
         parser.error(f"--out: the folder {args.out.parent} does not exist")
     rows = []
@@ -115,4 +119,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from proxcompress.cli import quiet_on_closed_pipe
+
+    raise SystemExit(quiet_on_closed_pipe(main))
