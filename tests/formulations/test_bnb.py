@@ -21,6 +21,21 @@ def _assert_same(exact, other):
     assert other.bound >= exact.objective * (1 - 1e-6) - 1e-9
 
 
+def _best_completion(problem, budget, node_status):
+    """The best integer point below a node, by enumerating its free groups (brute force)."""
+    groups = range(len(node_status))
+    free = [g for g in groups if node_status[g] == FREE]
+    forced = tuple(g for g in groups if node_status[g] == IN)
+    left = budget - len(forced)
+    if left < 0:
+        return np.inf
+    return min(
+        solve_support(problem, tuple(sorted(forced + extra)))[1]
+        for size in range(min(left, len(free)) + 1)
+        for extra in itertools.combinations(free, size)
+    )
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize(
     ("n", "d", "m", "groups", "rho", "snr", "alpha", "k", "weights"),
@@ -74,16 +89,7 @@ def test_dual_bounds_never_exceed_the_best_completion(
     relaxed = engine.relax(status, W, budget - n_in, cutoff=np.inf, tol=1e-12, max_passes=1)
 
     def best_completion(node_status):
-        free = [g for g in range(6) if node_status[g] == FREE]
-        forced = tuple(g for g in range(6) if node_status[g] == IN)
-        left = budget - len(forced)
-        if left < 0:
-            return np.inf
-        return min(
-            solve_support(problem, tuple(sorted(forced + extra)))[1]
-            for size in range(min(left, len(free)) + 1)
-            for extra in itertools.combinations(free, size)
-        )
+        return _best_completion(problem, budget, node_status)
 
     assert relaxed.bound <= best_completion(status) * (1 + 1e-9) + 1e-9
     for g in range(6):
@@ -171,3 +177,89 @@ def test_bnb_agrees_with_scip_beyond_brute_force(params):
         assert mine.objective == pytest.approx(other.objective, rel=1e-6)
         assert mine.bound <= other.objective * (1 + 1e-8)
         assert other.bound <= mine.objective * (1 + 1e-8)
+
+
+def _reference_dual(V, uy, uu, starts, status, k_left, a, b, M, s):
+    """``D(sU)`` without ``c_0`` over every group (NumPy twin of ``_best_dual``'s objective)."""
+    c = np.clip(s * V / (2 * a[:, None]), -M, M)
+    psi = s * V * c - a[:, None] * c**2
+    slopes = np.add.reduceat(psi.sum(axis=1), starts[:-1]) - b
+    free = np.sort(slopes[(status == FREE) & (slopes > 0)])[::-1][: max(k_left, 0)]
+    return s * uy - 0.5 * s * s * uu - slopes[status == IN].sum() - free.sum()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), k_left=st.integers(0, 9), spread=st.floats(0.01, 3.0))
+def test_best_dual_skips_only_groups_without_slope(seed, k_left, spread):
+    """Restricting the golden-section search to the groups in and the free groups with a
+    positive slope at ``s = 2`` changes nothing: its value is the full ``D(sU)`` at the ``s``
+    it returns, and no ``s`` on a fine grid of ``[0, 2]`` does better than the search's
+    tolerance (``D`` is concave in ``s``)."""
+    from proxcompress.formulations.bnb import _best_dual
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 3, size=8)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    d = int(starts[-1])
+    V = rng.normal(0.0, spread, (d, 2))
+    a = rng.uniform(0.05, 1.0, d)
+    status = rng.choice(np.array([FREE, IN, OUT], dtype=np.int8), size=8)
+    uy, uu, b, M = float(rng.uniform(0, 5)), float(rng.uniform(0.5, 5)), 0.3, 1.5
+    value, s = _best_dual(V, uy, uu, starts, status, k_left, a, b, M)
+    args = (V, uy, uu, starts, status, k_left, a, b, M)
+    assert value == pytest.approx(_reference_dual(*args, s), rel=1e-12, abs=1e-12)
+    grid = max(_reference_dual(*args, t) for t in np.linspace(0.0, 2.0, 2001))
+    assert value >= grid - 1e-6 * max(1.0, abs(grid))
+
+
+def test_node_gradient_is_the_gradient_on_groups_not_out():
+    from proxcompress.formulations.bnb import _node_gradient
+
+    rng = np.random.default_rng(3)
+    starts = np.array([0, 2, 3, 6, 7], dtype=np.int64)
+    AT = rng.standard_normal((7, 5))
+    for m in (1, 3):
+        R = rng.standard_normal((5, m))
+        status = np.array([OUT, FREE, IN, OUT], dtype=np.int8)
+        expected = AT @ R
+        expected[np.repeat(status, np.diff(starts)) == OUT] = 0.0
+        np.testing.assert_allclose(_node_gradient(AT, R, starts, status), expected, rtol=1e-13)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    statuses=st.lists(st.sampled_from([FREE, FREE, IN, OUT]), min_size=7, max_size=7),
+    per_group=st.sampled_from([1, 2]),
+)
+def test_node_engine_bounds_are_valid_and_tighter(seed, statuses, per_group):
+    """The node shift (``_Engine.at_node``, every group out counted): its relaxation bound
+    and child bounds stay below the best completion of the node (brute force), and, solved
+    tightly, its bound is at least the root engine's (a larger shift only tightens)."""
+    status = np.array(statuses, dtype=np.int8)
+    budget = 7  # the node shift is for unbudgeted problems
+    n_in = int(np.sum(status == IN))
+    if not np.any(status == OUT):
+        return
+    problem = random_instance(60, 7 * per_group, 2, 7, seed, rho=0.8, alpha=0.05)
+    engine = _Engine(problem, 0.95, "jacobi")
+    node = engine.at_node(status)
+    assert node.shift == "node"
+    budgeted = random_instance(60, 7 * per_group, 2, 7, seed, rho=0.8, alpha=0.05, k=2)
+    assert _Engine(budgeted, 0.95, "jacobi").at_node(status).shift == "jacobi"
+    assert np.all(node.delta >= engine.delta)
+    W0 = np.zeros((problem.d, problem.m))
+    tight = {"cutoff": np.inf, "tol": 1e-13, "max_passes": 3000}
+    node_relaxed = node.relax(status, W0, budget - n_in, **tight)
+    root_relaxed = engine.relax(status, W0, budget - n_in, **tight)
+    assert node_relaxed.bound >= root_relaxed.bound - 1e-7 * abs(root_relaxed.bound)
+
+    def best_completion(node_status):
+        return _best_completion(problem, budget, node_status)
+
+    assert node_relaxed.bound <= best_completion(status) * (1 + 1e-9) + 1e-9
+    for g in np.flatnonzero(status == FREE):
+        for fixed, child_bound in ((IN, node_relaxed.d_in[g]), (OUT, node_relaxed.d_out[g])):
+            child = status.copy()
+            child[g] = fixed
+            assert child_bound <= best_completion(child) * (1 + 1e-9) + 1e-9
