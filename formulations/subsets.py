@@ -25,9 +25,9 @@ point ``Z`` of ``W_D^T H_DD^{-1} W_D / 2`` bounds it through the signed pairwise
 the groups under ``Z``, using that exactly ``r`` go. The dual point is not tied to the groups'
 own directions: it is improved by ascent steps on the bound at the root and carried down the
 search (each node starts from the better of its parent's point and the groups' own directions,
-and runs a few steps when it is near pruning). On the CNN's second layer at the root: 147 for
-the single costs, 1 731 with the groups' own directions, 2 058 after the root's ascent, against
-a best removal cost of 2 940. ``f(U)``, the fit and
+and runs up to :data:`NODE_STEPS` steps, stopping once it is pruned). On the CNN's second
+layer at the root: 147 for the single costs, 1 731 with the groups' own directions, 2 058 after
+the root's ascent, against a best removal cost of 2 940. ``f(U)``, the fit and
 the removal costs come from the inverse ``H = (X_U^T X_U + 2 lam alpha I)^{-1}``, which a
 removal downdates in ``O(|U|^2 n_g)`` (``c_g = W_g^T H_gg^{-1} W_g / 2``); it is recomputed from
 scratch every :data:`REFRESH` removals. Leaves (every group decided) are scored exactly with the
@@ -61,7 +61,7 @@ REFRESH = 8
 MARGIN = 1e-9
 #: ascent steps on the removal bound's dual point at the root, and at every node
 ROOT_STEPS = 50
-NODE_STEPS = 2
+NODE_STEPS = 8
 #: golden-section steps of the scale of the dual point
 GOLDEN = 25
 
