@@ -41,7 +41,7 @@ from proxcompress.errors import InvalidInputError
 
 from ._checks import choice, distinct_enough, same_length, sample
 from .independence import HSICGamma, IndependenceTest, TestResult
-from .likelihood import LikelihoodScore, entropy, location_scale_score
+from .likelihood import HELDOUT_FOLDS, LikelihoodScore, entropy, location_scale_score
 from .mechanisms import IntArray, Mechanisms, cluster_mechanisms
 from .options import DECISIONS, MIN_SAMPLES, NOISES, POOLINGS
 from .regression import FloatArray, Regressor, SplineRegressor
@@ -64,8 +64,6 @@ SCALE_FLOOR = 0.1
 FALLBACK_ALPHA = 0.05
 #: log-likelihoods (nats) closer than this are reported as weak evidence
 CLOSE_NATS = 1.0
-#: folds of ``decision="heldout-likelihood"``
-HELDOUT_FOLDS = 5
 
 
 @dataclass(frozen=True)
