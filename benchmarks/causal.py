@@ -67,13 +67,14 @@ METHODS: dict[str, dict[str, Any]] = {
     "centred_fb": {"decision": "hsic-else-likelihood"},
     "centred_hk": {"criterion": "heldout"},
     "centred_hk_fb": {"criterion": "heldout", "decision": "hsic-else-likelihood"},
+    "centred_hk_close": {"criterion": "heldout", "decision": "hsic-unless-close"},
 }
 #: the methods whose found k is counted against the simulated k (k chosen three ways)
 K_CHOICES = ("centred", "mixture_bic", "centred_hk")
 #: methods run on every cell; the others on the homoscedastic cells only
 EVERY_CELL = ("plain", "centred", "plain_ls", "centred_ls", "plain_lik", "centred_lik",
               "plain_ent", "centred_ent", "plain_cv", "centred_cv", "plain_fb", "centred_fb",
-              "centred_hk", "centred_hk_fb")
+              "centred_hk", "centred_hk_fb", "centred_hk_close")
 #: (noise type, heteroscedasticity of simulate_mixture)
 CELLS = (("uniform", 0.0), ("gaussian", 0.0), ("uniform", 1.0))
 KS = (1, 2, 3)
@@ -163,7 +164,8 @@ def render(result: dict[str, Any]) -> str:
              "plain_fb": "plain, HSIC else likelihood",
              "centred_fb": "clustered, HSIC else likelihood",
              "centred_hk": "clustered, k by held-out likelihood",
-             "centred_hk_fb": "clustered, k by held-out likelihood, HSIC else likelihood"}
+             "centred_hk_fb": "clustered, k by held-out likelihood, HSIC else likelihood",
+             "centred_hk_close": "clustered, k by held-out likelihood, HSIC unless close"}
     shown = [m for m in METHODS if any(m in row for row in result["rows"])]  # the run's methods
     lines = ["| noise | k | pairs | " + " | ".join(names[m] for m in shown)
              + " | k found = k (default / mixture BIC / held-out) | s per test (plain / "
@@ -241,6 +243,9 @@ TUEBINGEN_METHODS: dict[str, Any] = {
     "k1_fb": ours(k=1, decision="hsic-else-likelihood"),
     "auto_hk": ours(criterion="heldout"),
     "auto_hk_fb": ours(criterion="heldout", decision="hsic-else-likelihood"),
+    "auto_hk_close": ours(criterion="heldout", decision="hsic-unless-close"),
+    "auto_close": ours(decision="hsic-unless-close"),
+    "k1_close": ours(k=1, decision="hsic-unless-close"),
     "causal_learn_anm": causal_learn_anm,
 }
 

@@ -9,7 +9,7 @@ POOLINGS: tuple[str, ...] = ("centred", "standardized", "fisher")
 NOISES: tuple[str, ...] = ("additive", "location-scale")
 #: how the two directions are compared (:data:`.direction.DECISION_RULES`)
 DECISIONS: tuple[str, ...] = ("hsic", "likelihood", "entropy", "heldout-likelihood",
-                              "hsic-else-likelihood")
+                              "hsic-else-likelihood", "hsic-unless-close")
 #: the BICs of :func:`.mechanisms.bic`
 BICS: tuple[str, ...] = ("classification", "mixture")
 #: what chooses k (:func:`.mechanisms.cluster_mechanisms`): a BIC, or the held-out likelihood
