@@ -4,16 +4,12 @@ chooses from, and what it finds on simulated populations."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from proxcompress.causal import (
     PolynomialRegressor,
     SplineRegressor,
-    causal_direction,
     simulate_mixture,
 )
 from proxcompress.causal.likelihood import (
@@ -22,7 +18,6 @@ from proxcompress.causal.likelihood import (
     heldout_gaussian,
 )
 from proxcompress.causal.mechanisms import bic, cluster_mechanisms, resolution_variance
-from proxcompress.cli import main
 from proxcompress.errors import InvalidInputError
 
 
@@ -123,14 +118,3 @@ def test_heldout_criterion_finds_the_simulated_number_of_mechanisms() -> None:
                 cause, effect = (pair.x, pair.y) if pair.direction == "x->y" else (pair.y, pair.x)
                 right += cluster_mechanisms(cause, effect, criterion="heldout").k == k
     assert right >= 28
-
-
-def test_cli_criterion_flag_matches_the_api(tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
-    assert main(["causal", "--simulate", "2", "--n", "200", "--seed", "4", "--criterion",
-                 "heldout", "--json", str(out)]) in (0, 1)
-    report = json.loads(out.read_text())
-    pair = simulate_mixture(200, 2, seed=4)
-    api = causal_direction(pair.x, pair.y, criterion="heldout").as_dict()
-    assert report["direction"] == api["direction"]
-    assert report["forward"] == api["forward"]
