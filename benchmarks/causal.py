@@ -85,6 +85,7 @@ def _kwargs(method: dict[str, Any]) -> dict[str, Any]:
     from proxcompress.causal import HSICGamma
 
     out = {k: v for k, v in method.items() if k != "test_widths"}
+    out.setdefault("criterion", "classification")  # the rows before round 3 of issue 19
     if "test_widths" in method:
         out["test"] = HSICGamma(widths=method["test_widths"])
     return out
