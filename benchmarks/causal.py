@@ -68,13 +68,16 @@ METHODS: dict[str, dict[str, Any]] = {
     "centred_hk": {"criterion": "heldout"},
     "centred_hk_fb": {"criterion": "heldout", "decision": "hsic-else-likelihood"},
     "centred_hk_close": {"criterion": "heldout", "decision": "hsic-unless-close"},
+    "centred_ho1": {"criterion": "heldout-or-one"},
+    "centred_ho1_fb": {"criterion": "heldout-or-one", "decision": "hsic-else-likelihood"},
 }
 #: the methods whose found k is counted against the simulated k (k chosen three ways)
-K_CHOICES = ("centred", "mixture_bic", "centred_hk")
+K_CHOICES = ("centred", "mixture_bic", "centred_hk", "centred_ho1")
 #: methods run on every cell; the others on the homoscedastic cells only
 EVERY_CELL = ("plain", "centred", "plain_ls", "centred_ls", "plain_lik", "centred_lik",
               "plain_ent", "centred_ent", "plain_cv", "centred_cv", "plain_fb", "centred_fb",
-              "centred_hk", "centred_hk_fb", "centred_hk_close")
+              "centred_hk", "centred_hk_fb", "centred_hk_close", "centred_ho1",
+              "centred_ho1_fb")
 #: (noise type, heteroscedasticity of simulate_mixture)
 CELLS = (("uniform", 0.0), ("gaussian", 0.0), ("uniform", 1.0))
 KS = (1, 2, 3)
@@ -166,11 +169,14 @@ def render(result: dict[str, Any]) -> str:
              "centred_fb": "clustered, HSIC else likelihood",
              "centred_hk": "clustered, k by held-out likelihood",
              "centred_hk_fb": "clustered, k by held-out likelihood, HSIC else likelihood",
-             "centred_hk_close": "clustered, k by held-out likelihood, HSIC unless close"}
+             "centred_hk_close": "clustered, k by held-out likelihood, HSIC unless close",
+             "centred_ho1": "clustered, k = 1 or BIC's k by held-out likelihood",
+             "centred_ho1_fb": "clustered, k = 1 or BIC's k by held-out likelihood, HSIC else "
+             "likelihood"}
     shown = [m for m in METHODS if any(m in row for row in result["rows"])]  # the run's methods
     lines = ["| noise | k | pairs | " + " | ".join(names[m] for m in shown)
-             + " | k found = k (default / mixture BIC / held-out) | s per test (plain / "
-               "clustered) |",
+             + " | k found = k (default / mixture BIC / held-out / 1 or BIC's) | s per test "
+               "(plain / clustered) |",
              "|" + "---|" * (len(shown) + 5)]
     for row in result["rows"]:
         cells = []
@@ -247,6 +253,8 @@ TUEBINGEN_METHODS: dict[str, Any] = {
     "auto_hk_close": ours(criterion="heldout", decision="hsic-unless-close"),
     "auto_close": ours(decision="hsic-unless-close"),
     "k1_close": ours(k=1, decision="hsic-unless-close"),
+    "auto_ho1": ours(criterion="heldout-or-one"),
+    "auto_ho1_fb": ours(criterion="heldout-or-one", decision="hsic-else-likelihood"),
     "causal_learn_anm": causal_learn_anm,
 }
 

@@ -30,7 +30,9 @@ scored by its best mechanism (:func:`.likelihood.heldout_classification`, ``HELD
 folds): heteroscedastic noise is then
 not mistaken for several mechanisms, and a split must predict held-out points better to be kept.
 ``bic`` and ``bic_path`` then hold ``-2`` times that held-out log-likelihood (smaller is better,
-as for a BIC).
+as for a BIC). ``criterion="heldout-or-one"`` asks the held-out score one question only: k = 1
+or the classification BIC's k (k = 1 where its held-out score is at least the other's);
+``bic_path`` then holds the classification BICs and ``bic`` the chosen k's.
 
 Measured on the simulated populations of docs/causal.md, both BICs pick the same k on Gaussian noise
 but the mixture criterion splits a single uniform-noise mechanism (a uniform is well approximated
@@ -188,7 +190,7 @@ def cluster_mechanisms(cause: FloatArray, effect: FloatArray, *, k: int | None =
     integer(min_cluster, "min_cluster", 1)
     need = regressor.min_points()
     distinct_enough(cause, need, "cause")
-    grow = "classification" if criterion == "heldout" else criterion  # the BIC growing the path
+    grow = criterion if criterion in BICS else "classification"  # the BIC growing the path
     labels = np.zeros(cause.size, dtype=np.int64)
     curves = _fit_all(cause, effect, labels, 1, regressor)
     path = [(bic(cause, effect, labels, curves, grow), labels, curves)]
@@ -214,13 +216,19 @@ def cluster_mechanisms(cause: FloatArray, effect: FloatArray, *, k: int | None =
     if k is not None and len(path) < k:
         raise InvalidInputError("k", f"no {k} mechanisms with >= {min_cluster} points and >= "
                                 f"{need} distinct causes each")
-    if criterion == "heldout":
+    index = k - 1 if k is not None else int(np.argmin([p[0] for p in path]))
+    if criterion in ("heldout", "heldout-or-one"):
         from .likelihood import HELDOUT_FOLDS, heldout_classification  # it imports this module
 
-        resolution = resolution_variance(effect)
-        path = [(-2 * heldout_classification(cause, effect, p[1], regressor, HELDOUT_FOLDS,
-                                             resolution), p[1], p[2]) for p in path]
-    index = k - 1 if k is not None else int(np.argmin([p[0] for p in path]))
+        def heldout(j: int) -> float:
+            return -2 * heldout_classification(cause, effect, path[j][1], regressor,
+                                               HELDOUT_FOLDS, resolution_variance(effect))
+
+        if criterion == "heldout":
+            path = [(heldout(j), *path[j][1:]) for j in range(len(path))]
+            index = k - 1 if k is not None else int(np.argmin([p[0] for p in path]))
+        elif k is None and index > 0 and heldout(0) <= heldout(index):
+            index = 0
     score, labels, curves = path[index]
     order = _canonical(cause, labels)  # renumbered: the curves fitted on each cluster move along
     renumber = np.empty(len(order), dtype=np.int64)

@@ -13,6 +13,6 @@ DECISIONS: tuple[str, ...] = ("hsic", "likelihood", "entropy", "heldout-likeliho
 #: the BICs of :func:`.mechanisms.bic`
 BICS: tuple[str, ...] = ("classification", "mixture")
 #: what chooses k (:func:`.mechanisms.cluster_mechanisms`): a BIC, or the held-out likelihood
-CRITERIA: tuple[str, ...] = (*BICS, "heldout")
+CRITERIA: tuple[str, ...] = (*BICS, "heldout", "heldout-or-one")
 #: fewest paired samples :func:`.direction.causal_direction` accepts
 MIN_SAMPLES = 30
