@@ -118,3 +118,21 @@ def test_heldout_criterion_finds_the_simulated_number_of_mechanisms() -> None:
                 cause, effect = (pair.x, pair.y) if pair.direction == "x->y" else (pair.y, pair.x)
                 right += cluster_mechanisms(cause, effect, criterion="heldout").k == k
     assert right >= 28
+
+
+@pytest.mark.parametrize(("k", "seed"), [(1, 1003), (2, 2000), (3, 3001)])
+def test_heldout_or_one_keeps_the_bic_k_unless_one_mechanism_predicts_as_well(
+        k: int, seed: int) -> None:
+    """``criterion="heldout-or-one"``: the classification BIC's path and k, replaced by k = 1
+    exactly where k = 1's held-out score is at least the BIC's k's."""
+    pair = simulate_mixture(300, k, seed=seed, noise="uniform")
+    for cause, effect in ((pair.x, pair.y), (pair.y, pair.x)):
+        found = cluster_mechanisms(cause, effect, criterion="heldout-or-one")
+        by_bic = cluster_mechanisms(cause, effect)
+        assert found.bic_path == by_bic.bic_path
+        one = cluster_mechanisms(cause, effect, k=1)
+        held = [heldout_classification(cause, effect, m.labels, SplineRegressor(), HELDOUT_FOLDS,
+                                       resolution_variance(effect)) for m in (one, by_bic)]
+        keep_one = by_bic.k == 1 or held[0] >= held[1]
+        assert found.k == (1 if keep_one else by_bic.k)
+        assert np.array_equal(found.labels, (one if keep_one else by_bic).labels)
