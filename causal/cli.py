@@ -175,7 +175,9 @@ def add_parsers(subparsers: Any) -> None:
     method.add_argument("--k-max", type=int, default=4, help="largest k tried by auto (default 4)")
     method.add_argument("--criterion", choices=CRITERIA, default="classification",
                         help="what chooses k under auto: the classification (default) or "
-                        "mixture BIC, or heldout (cross-fitted location-scale likelihood)")
+                        "mixture BIC; heldout (cross-fitted location-scale likelihood over the "
+                        "path); heldout-or-one (it chooses between k = 1 and the classification "
+                        "BIC's k)")
     method.add_argument("--pooling", choices=POOLINGS, default="centred",
                         help="how cluster labels adjust the test (default centred)")
     method.add_argument("--noise", choices=NOISES, default="additive",
