@@ -56,6 +56,9 @@ SLACK = 2.0**-40
 #: rows of the input (samples) and 16-channel column vectors per micro-kernel tile
 ROWS, COLS = 4, 4
 LANES = 16  # int32 lanes per zmm
+#: operations per input value of ``cpu_mlp.grid_codes`` in ``cpu.launch``'s unit (a float
+#: multiply-add): its serial / parallel threshold
+GRID_WORK = 8
 #: the LLVM features the integer path needs
 REQUIRES = ("avx512f", "avx512bw", "avx512vnni")
 
@@ -139,8 +142,11 @@ class GridSignLayer:
         q2, s2, r2 = _split(r1)
         eps = 2.0**-50 * np.abs(w64).max(axis=1)  # rounding of w - s q in float64
         a, o = grid.scale, grid.offset
+        # level 1 runs on |a| s1 and q1 negated when a < 0 (the same products, exactly): its
+        # integer limits (cpu_mlp.level1_limits) then read "v < lo" as negative
+        flip = -1 if a < 0 else 1
         self.tab = np.stack([
-            a * s1, o * w64.sum(axis=1) + self.bias.astype(np.float64),
+            abs(a) * s1, o * w64.sum(axis=1) + self.bias.astype(np.float64),
             np.abs(r1).max(axis=1) + eps, np.sqrt((r1 * r1).sum(axis=1)) * (1 + 1e-12)
             + eps * math.sqrt(k),
             a * s2, np.abs(r2).max(axis=1) + 2 * eps, np.sqrt((r2 * r2).sum(axis=1))
@@ -151,7 +157,7 @@ class GridSignLayer:
         self.slack = max(SLACK, 8.0 * (k + 1) * 2.0**-53)
         # level 1 weights: (G, C_pad) int32 words of 4 consecutive k for one channel
         qp = np.zeros((self.c_pad, 4 * self.groups), np.int8)
-        qp[:c_out, :k] = q1
+        qp[:c_out, :k] = q1 * np.int8(flip)
         self.q1 = np.ascontiguousarray(qp.reshape(self.c_pad, self.groups, 4)
                                        .transpose(1, 0, 2)).view(np.int32)[..., 0]
         self.q1 = np.ascontiguousarray(self.q1)
@@ -160,44 +166,50 @@ class GridSignLayer:
         self.q2 = q2p
         self.last: dict[str, int] = {}
         self._local = threading.local()
+        tol = GRID_TOLERANCE * abs(a)
+        f32 = np.float32
+        #: ``cpu_mlp.grid_codes``' scalars; the last turns its computed distances into bounds
+        #: of the exact ones
+        self._grid_args = (f32(1.0 / a), f32(a), f32(o), f32(grid.levels - 1), f32(tol),
+                           _codes_error(grid, tol))
 
-    def _scratch(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """The codes and accumulators of a batch of ``rows`` (padded) rows, kept per thread
-        between calls: fresh arrays this large come from ``mmap`` under glibc's default
-        allocator and fault their pages in on every call. The codes' bytes past ``K`` stay
-        zero (``_codes`` writes below ``K``); the caller zeroes the rows past its batch."""
+    def _scratch(self, rows: int) -> np.ndarray:
+        """The codes of a batch of ``rows`` (padded) rows, kept per thread between calls: fresh
+        arrays this large come from ``mmap`` under glibc's default allocator and fault their
+        pages in on every call. The codes' bytes past ``K`` stay zero (``grid_codes`` writes
+        below ``K``); the caller zeroes the rows past its batch."""
         held = getattr(self._local, "scratch", None)
-        if held is None or held[0].shape[0] != rows:
-            held = (np.zeros((rows, 4 * self.groups), np.uint8),
-                    np.empty((rows, self.c_pad), np.int32))
+        if held is None or held.shape[0] != rows:
+            held = np.zeros((rows, 4 * self.groups), np.uint8)
             self._local.scratch = held
         return held
 
     def __call__(self, x: np.ndarray) -> np.ndarray | None:
-        from . import cpu_mlp
+        from . import cpu, cpu_mlp
 
         n = x.shape[0]
         rows = -(-n // ROWS) * ROWS
-        codes, acc = self._scratch(rows)
+        codes = self._scratch(rows)
         codes[n:] = 0  # a smaller batch than the last of the same padded size
+        p32 = codes.view(np.int32)
         l1, l2, err = np.empty(n), np.empty(n), np.empty(n)
-        g = self.grid
-        a = g.scale
-        tol = GRID_TOLERANCE * abs(a)
-        f32 = np.float32
-        args = (f32(1.0 / a), f32(a), f32(g.offset), f32(g.levels - 1), f32(tol))
+        key = np.full(rows, (self.groups + 1) ** 2, np.int64)  # padding rows sort last
+        a = self.grid.scale
+        args = (*self._grid_args, codes, p32, key, l1, l2, err)
         # the first row alone first: an input off the grid (noise) costs one row, not a batch
-        if not (cpu_mlp.grid_codes(x[:1], *args, codes, l1, l2, err)
-                and cpu_mlp.grid_codes(x, *args, codes, l1, l2, err)):
+        if not (cpu.launch(cpu_mlp.grid_codes, 0, None, x[:1], *args)
+                and cpu.launch(cpu_mlp.grid_codes, GRID_WORK * x.size, n, x, *args)):
             self.last = {"off_grid": 1}
             return None
-        err += _codes_error(g, tol)  # computed distances -> exact ones
-        p32 = codes.view(np.int32)
-        cpu_mlp.int_gemm(p32, self.q1, acc, cpu_mlp.support_order(p32, n))
+        order = np.argsort(key, kind="stable")  # rows of similar support share a tile
+        lo, hi = np.empty(self.c_pad, np.int32), np.empty(self.c_pad, np.int32)
+        cpu_mlp.level1_limits(self.tab, a, l1, l2, err, self.slack, lo, hi)
         words = np.empty((n, words_for(self.c_out)), np.uint64)
         stats = np.empty((n, 3), np.int64)
-        cpu_mlp.certified_signs(acc, codes, x, l1, l2, err, a, self.w, self.q2, self.bias, self.tab,
-               self.slack, words, np.empty_like(words), stats)
+        work = n * self.k * self.c_out if rows > ROWS else 0  # one tile: serial
+        cpu.launch(cpu_mlp.certified_signs, work, rows // ROWS, p32,
+                   self.q1, order, n, lo, hi, codes, x, l1, l2, err, a, self.w, self.q2,
+                   self.bias, self.tab, self.slack, words, stats)
         total = stats.sum(axis=0)
         self.last = {"entries": n * self.c_out, "level2": int(total[0]),
                      "level3": int(total[1]), "undecided": int(total[2])}

@@ -1259,9 +1259,16 @@ class ExportedModel:
             raise InvalidInputError("x", f"shape {x.shape}; expected (N, "
                                     f"{', '.join(map(str, self.input_shape))})")
         xp = array_module(x)
-        if not bool(xp.isfinite(x).all()):
+        x = xp.ascontiguousarray(x)
+        if _numba(self.backend):
+            from . import cpu
+
+            finite = cpu.all_finite(x.reshape(-1))
+        else:
+            finite = bool(xp.isfinite(x).all())
+        if not finite:
             raise InvalidInputError("x", "holds NaN or inf")
-        values = {self.input_name: xp.ascontiguousarray(x)}
+        values = {self.input_name: x}
         for (name, inputs, fn), dead in zip(self.steps, self._dead, strict=True):
             values[name] = fn(*(values[i] for i in inputs))
             for gone in dead:  # freed as soon as read for the last time: the allocator

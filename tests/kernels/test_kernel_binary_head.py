@@ -7,17 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from bench_module import bench_kernels
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxcompress.kernels import cpu_mlp, load
+from proxcompress.kernels import cpu, cpu_mlp, load
 from proxcompress.kernels.model import _Packed
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**31), n=st.integers(1, 9), k=st.integers(1, 300),
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 11), k=st.integers(1, 300),
        o=st.integers(1, 12), clip=st.booleans())
 def test_tail_equals_the_numpy_formula(seed: int, n: int, k: int, o: int, clip: bool) -> None:
     rng = np.random.default_rng(seed)
@@ -29,6 +30,9 @@ def test_tail_equals_the_numpy_formula(seed: int, n: int, k: int, o: int, clip: 
     bh = rng.normal(size=o)
     out = np.empty((n, o), np.float32)
     cpu_mlp.head_tail(acc, scale, bias, lo, hi, wh, bh, out)
+    alone = np.empty_like(out)  # the serial twin (a batch-1 call): the same sums, bit for bit
+    cpu.serial(cpu_mlp.head_tail)(acc, scale, bias, lo, hi, wh, bh, alone)
+    np.testing.assert_array_equal(alone.view(np.uint32), out.view(np.uint32))
     h = (acc.astype(np.float32) * scale + bias).clip(lo, hi)  # the unfused steps' float32
     want = h.astype(np.float64) @ wh.T + bh
     np.testing.assert_allclose(out, want.astype(np.float32), rtol=2e-7,
@@ -61,3 +65,35 @@ def test_mlp_fuses_its_tail_and_equals_the_twin_and_torch(tmp_path: Path) -> Non
     assert not isinstance(floats, _Packed)
     np.testing.assert_allclose(step(floats), values["head"], rtol=1e-5,
                                atol=1e-5 * float(np.abs(values["head"]).max()))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), size=st.integers(0, 300),
+       special=st.sampled_from([None, np.nan, np.inf, -np.inf]), big=st.booleans())
+def test_all_finite_equals_numpy(seed: int, size: int, special: float | None, big: bool) -> None:
+    """``cpu.all_finite`` (the numba backend's input check) against ``np.isfinite().all()``:
+    a NaN or an infinity anywhere, float32 extremes (whose ``v - v`` is still 0)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=size).astype(np.float32)
+    if big and size:
+        x[rng.integers(size)] = np.finfo(np.float32).max * rng.choice([-1, 1])
+    if special is not None and size:
+        x[rng.integers(size)] = special
+    assert cpu.all_finite(x) == bool(np.isfinite(x).all())
+
+
+def test_model_rejects_nan_and_inf_naming_x(tmp_path: Path) -> None:
+    from proxcompress.errors import InvalidInputError
+    from proxcompress.training.exporter import export
+
+    model = bench_kernels()._model_case("mlp-binary")
+    x = torch.zeros(3, 1, 28, 28)
+    export(model, tmp_path, example=x)
+    for backend in ("numba", "numpy"):
+        loaded = load(tmp_path, backend=backend)
+        for bad in (np.nan, np.inf, -np.inf):
+            xn = np.zeros((3, 1, 28, 28), np.float32)
+            xn[2, 0, 27, 27] = bad
+            with pytest.raises(InvalidInputError, match="x"):
+                loaded(xn)
+        assert loaded(np.zeros((3, 1, 28, 28), np.float32)).shape == (3, 10)

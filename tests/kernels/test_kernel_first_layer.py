@@ -69,6 +69,35 @@ def test_signs_equal_the_exact_sign(seed: int, n: int, k: int, c: int, levels: i
     assert 0 <= layer.last["level2"] <= n * c and 0 <= layer.last["level3"] <= n * c
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 12), k=st.integers(1, 60),
+       c=st.integers(1, 90), binary=st.booleans(), near=st.integers(0, 3))
+def test_batch_limits_only_decide_what_each_rows_bound_decides(
+        seed: int, n: int, k: int, c: int, binary: bool, near: int) -> None:
+    """``level1_limits`` (the batch's largest norms and distance): a product below ``lo`` is
+    certified negative, above ``hi`` certified positive, by the row's own level-1 bound
+    (``|y| > bound`` in float64, as ``_row_signs`` evaluates it); padding channels are
+    neither negative nor open."""
+    x, w, b, grid = _case(seed, n, k, c, 256, binary, near)
+    layer = fl.GridSignLayer(w, b, grid)
+    p = np.rint((x.astype(np.float64) - grid.offset) / grid.scale)
+    q1 = layer.q1.view(np.int8).reshape(layer.groups, layer.c_pad, 4).transpose(1, 0, 2)
+    acc = p @ q1.reshape(layer.c_pad, -1)[:, :k].T.astype(np.float64)  # exact: small ints
+    l1, l2 = p.sum(1), np.sqrt((p * p).sum(1))
+    err = np.abs(x - (grid.scale * p + grid.offset)).max(1) + 1e-7 * abs(grid.scale)
+    lo, hi = np.empty(layer.c_pad, np.int32), np.empty(layer.c_pad, np.int32)
+    cpu_mlp.level1_limits(layer.tab, grid.scale, l1, l2, err, layer.slack, lo, hi)
+    assert (lo[c:] == 0).all() and (hi[c:] == -1).all()
+    t, aa = layer.tab, abs(grid.scale)
+    for r in range(n):
+        s1 = t[0] * acc[r, :c]
+        y = s1 + t[1]
+        bound = (aa * np.minimum(l1[r] * t[2], l2[r] * t[3]) + t[7] * err[r]
+                 + layer.slack * (np.abs(s1) + t[9] + aa * l1[r] * t[8]))
+        below, above = acc[r, :c] < lo[:c], acc[r, :c] > hi[:c]
+        assert (y[below] < -bound[below]).all() and (y[above] > bound[above]).all()
+
+
 @needs_vnni
 def test_batches_of_any_size_reuse_the_scratch_exactly() -> None:
     """Batches of decreasing, equal-when-padded and growing sizes through one layer (its
@@ -79,6 +108,32 @@ def test_batches_of_any_size_reuse_the_scratch_exactly() -> None:
         got = layer(x[:n])
         assert got is not None
         np.testing.assert_array_equal(got, pack_negative_mask(fl.reference_signs(x[:n], w, b)))
+
+
+@needs_vnni
+@pytest.mark.parametrize(("seed", "n", "binary"), [(5, 37, True), (6, 64, False), (7, 9, True)])
+def test_serial_and_parallel_paths_give_the_exact_signs(monkeypatch: pytest.MonkeyPatch,
+                                                         seed: int, n: int, binary: bool) -> None:
+    """The grid codes and the fused int8 GEMM + certified signs on their serial twins and in
+    parallel at one and two threads (row tiles handed out dynamically, rows in support order,
+    a batch that is not a multiple of the tile): the same words, each the exact sign."""
+    import numba
+
+    from proxcompress.kernels import cpu
+
+    x, w, b, grid = _case(seed, n, 70, 140, 256, binary, 3)
+    layer = fl.GridSignLayer(w, b, grid)
+    want = pack_negative_mask(fl.reference_signs(x, w, b))
+    threads = numba.get_num_threads()
+    try:
+        for work, count in ((2**62, threads), (0, 1), (0, min(2, numba.config.NUMBA_NUM_THREADS))):
+            monkeypatch.setattr(cpu, "SERIAL_WORK", work)
+            numba.set_num_threads(count)
+            got = layer(x)
+            assert got is not None, (work, count)
+            np.testing.assert_array_equal(got, want, err_msg=f"{work} {count}")
+    finally:
+        numba.set_num_threads(threads)
 
 
 @needs_vnni
@@ -119,10 +174,10 @@ def test_int8_gemm_emits_vpdpbusd_and_equals_numpy() -> None:
     p[:, 8:12] = 0  # a skipped word group
     q = rng.integers(-127, 128, (9, fl.COLS * fl.LANES, 4), dtype=np.int8)
     acc = np.empty((fl.ROWS, fl.COLS * fl.LANES), np.int32)
-    order = np.arange(fl.ROWS)[::-1].copy()  # the tile's rows in any order: each to its own
-    gemm(p.view(np.int32), np.ascontiguousarray(q).view(np.int32)[..., 0], acc, order)
-    want = p.astype(np.int64) @ q.transpose(0, 2, 1).reshape(36, -1).astype(np.int64)
-    np.testing.assert_array_equal(acc, want)
+    order = np.arange(fl.ROWS)[::-1].copy()  # the tile's rows in any order: its block's row
+    gemm(p.view(np.int32), np.ascontiguousarray(q).view(np.int32)[..., 0], acc, order)  # r
+    want = p.astype(np.int64) @ q.transpose(0, 2, 1).reshape(36, -1).astype(np.int64)  # reads
+    np.testing.assert_array_equal(acc, want[order])  # p's row order[r]
     asm = "\n".join(gemm.inspect_asm().values())
     assert "vpdpbusd" in asm and "zmm" in asm
 

@@ -125,3 +125,57 @@ def test_each_x86_path_compiled_apart_equals_the_twin(name: str, tmp_path: Path)
             assert ops["vpternlogq"] > 0 and ops["vpopcntq"] == 0 and ops["zmm"] > 0
         else:
             assert ops["vpopcntq"] == 0 and ops["zmm"] == 0 and ops["vpternlogq"] == 0
+
+
+_MLP_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import torch
+    from proxcompress.kernels import cpu, first_layer, load
+    from proxcompress.training.data import FMNIST_GRID, load_embedded
+    from proxcompress.training.exporter import export
+    from proxcompress.training.models import build_model, calibrate_batchnorm
+    from proxcompress.training.quantize import QuantRecipe, quantize_model
+    model = build_model("mlp", hidden=(96, 80), activation="hardtanh", seed=0)
+    model = quantize_model(model, QuantRecipe("bnn", "bnn", keep_first=False))
+    model = calibrate_batchnorm(model, (1, 28, 28), samples=64)
+    _, test = load_embedded()
+    x = np.ascontiguousarray(test.x[:37].numpy())
+    export(model, sys.argv[1], example=torch.from_numpy(x[:16]), input_grid=FMNIST_GRID)
+    fast, twin = load(sys.argv[1], backend="numba"), load(sys.argv[1], backend="numpy")
+    want = twin(x)
+    layers = [fn.layer for _, _, fn in fast.steps if hasattr(fn, "layer")]
+    bad = []
+    for work in (0, 2**62):  # parallel kernels, then their serial twins (cpu.launch)
+        cpu.SERIAL_WORK = work
+        got = fast(x)
+        if not ((got.argmax(1) == want.argmax(1)).all()
+                and np.allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())):
+            bad.append(work)
+        if layers and layers[0].last.get("entries") != 37 * 96:
+            bad.append(["first layer", layers[0].last])
+    print(json.dumps({"available": first_layer.available(), "layers": len(layers),
+                      "fused": sorted(fast.fused), "bad": bad}))
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 paths")
+@pytest.mark.parametrize("name", list(simd.PATHS))
+def test_binary_mlp_on_each_x86_path_equals_the_twin(name: str, tmp_path: Path) -> None:
+    """The exported binary MLP compiled for each path's CPU (the certified int8 first layer
+    where that CPU has AVX-512 VNNI, Intel's tuning included; the float first layer elsewhere;
+    the fused tail everywhere), parallel and serial: the NumPy twin's predictions and logits."""
+    path = simd.PATHS[name]
+    if not set(path.requires) <= _host_features():
+        pytest.skip(f"this CPU lacks {path.requires}")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), **simd.forced_env(name))
+    vnni = name == "avx512-vpopcntdq" and {"avx512bw", "avx512vnni"} <= _host_features()
+    if vnni:  # Intel's tuning (sapphirerapids) with the first layer's features
+        env["NUMBA_CPU_FEATURES"] += ",+avx512bw,+avx512vnni"
+    proc = subprocess.run([sys.executable, "-c", _MLP_SCRIPT, str(tmp_path / "mlp")], env=env,
+                          capture_output=True, text=True, check=False, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["bad"] == [] and got["fused"] == ["head"]
+    assert got["available"] == vnni and got["layers"] == int(vnni)
