@@ -11,7 +11,10 @@ to 4) with each residual pooling (``centred``, the default, ``standardized``, ``
 ``mixture_bic`` (centred, k by the mixture BIC), all with the default multi-scale HSIC kernel;
 ``plain_median`` and ``centred_median`` with the median-heuristic kernel (the default before
 issue 19); ``plain_ls`` and ``centred_ls`` with location-scale residuals (a variant tried in
-issue 19). The heteroscedastic arm runs plain, centred and their location-scale forms. Reported
+issue 19); the likelihood decisions (``*_lik``, ``*_ent``, ``*_cv``, ``*_fb``) and, from issue 19's
+third round, k chosen by held-out likelihood (``centred_hk*``: over the path; ``centred_ho1*``:
+k = 1 or the classification BIC's k). The heteroscedastic arm runs plain, centred and the
+forms named in ``EVERY_CELL``. Reported
 per cell: the fraction of pairs
 whose direction is right, with a 95% Wilson interval; for the two BICs how often the true
 direction's k equals the simulated one; the median seconds per test.
