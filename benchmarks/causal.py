@@ -11,7 +11,10 @@ to 4) with each residual pooling (``centred``, the default, ``standardized``, ``
 ``mixture_bic`` (centred, k by the mixture BIC), all with the default multi-scale HSIC kernel;
 ``plain_median`` and ``centred_median`` with the median-heuristic kernel (the default before
 issue 19); ``plain_ls`` and ``centred_ls`` with location-scale residuals (a variant tried in
-issue 19). The heteroscedastic arm runs plain, centred and their location-scale forms. Reported
+issue 19); the likelihood decisions (``*_lik``, ``*_ent``, ``*_cv``, ``*_fb``) and, from issue 19's
+third round, k chosen by held-out likelihood (``centred_hk*``: over the path; ``centred_ho1*``:
+k = 1 or the classification BIC's k). The heteroscedastic arm runs plain, centred and the
+forms named in ``EVERY_CELL``. Reported
 per cell: the fraction of pairs
 whose direction is right, with a 95% Wilson interval; for the two BICs how often the true
 direction's k equals the simulated one; the median seconds per test.
@@ -65,10 +68,19 @@ METHODS: dict[str, dict[str, Any]] = {
     "centred_cv": {"decision": "heldout-likelihood"},
     "plain_fb": {"k": 1, "decision": "hsic-else-likelihood"},
     "centred_fb": {"decision": "hsic-else-likelihood"},
+    "centred_hk": {"criterion": "heldout"},
+    "centred_hk_fb": {"criterion": "heldout", "decision": "hsic-else-likelihood"},
+    "centred_hk_close": {"criterion": "heldout", "decision": "hsic-unless-close"},
+    "centred_ho1": {"criterion": "heldout-or-one"},
+    "centred_ho1_fb": {"criterion": "heldout-or-one", "decision": "hsic-else-likelihood"},
 }
+#: the methods whose found k is counted against the simulated k (k chosen three ways)
+K_CHOICES = ("centred", "mixture_bic", "centred_hk", "centred_ho1")
 #: methods run on every cell; the others on the homoscedastic cells only
 EVERY_CELL = ("plain", "centred", "plain_ls", "centred_ls", "plain_lik", "centred_lik",
-              "plain_ent", "centred_ent", "plain_cv", "centred_cv", "plain_fb", "centred_fb")
+              "plain_ent", "centred_ent", "plain_cv", "centred_cv", "plain_fb", "centred_fb",
+              "centred_hk", "centred_hk_fb", "centred_hk_close", "centred_ho1",
+              "centred_ho1_fb")
 #: (noise type, heteroscedasticity of simulate_mixture)
 CELLS = (("uniform", 0.0), ("gaussian", 0.0), ("uniform", 1.0))
 KS = (1, 2, 3)
@@ -79,6 +91,7 @@ def _kwargs(method: dict[str, Any]) -> dict[str, Any]:
     from proxcompress.causal import HSICGamma
 
     out = {k: v for k, v in method.items() if k != "test_widths"}
+    out.setdefault("criterion", "classification")  # the rows before round 3 of issue 19
     if "test_widths" in method:
         out["test"] = HSICGamma(widths=method["test_widths"])
     return out
@@ -139,7 +152,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                              "wilson95": [round(b, 4) for b in wilson(right, len(group))],
                              "median_seconds": round(statistics.median(
                                  r[name]["seconds"] for r in group), 3)}
-            for name in ("centred", "mixture_bic"):
+            for name in K_CHOICES:
                 if name in row:  # the methods run on every pair of the cell
                     row[name]["k_right"] = sum(r[name]["k_true_direction"] == k for r in group)
             rows.append(row)
@@ -156,10 +169,17 @@ def render(result: dict[str, Any]) -> str:
              "centred_ent": "clustered, entropy", "plain_cv": "plain, held-out likelihood",
              "centred_cv": "clustered, held-out likelihood",
              "plain_fb": "plain, HSIC else likelihood",
-             "centred_fb": "clustered, HSIC else likelihood"}
+             "centred_fb": "clustered, HSIC else likelihood",
+             "centred_hk": "clustered, k by held-out likelihood",
+             "centred_hk_fb": "clustered, k by held-out likelihood, HSIC else likelihood",
+             "centred_hk_close": "clustered, k by held-out likelihood, HSIC unless close",
+             "centred_ho1": "clustered, k = 1 or BIC's k by held-out likelihood",
+             "centred_ho1_fb": "clustered, k = 1 or BIC's k by held-out likelihood, HSIC else "
+             "likelihood"}
     shown = [m for m in METHODS if any(m in row for row in result["rows"])]  # the run's methods
     lines = ["| noise | k | pairs | " + " | ".join(names[m] for m in shown)
-             + " | k found = k (default / mixture BIC) | s per test (plain / default) |",
+             + " | k found = k (default / mixture BIC / held-out / 1 or BIC's) | s per test "
+               "(plain / clustered) |",
              "|" + "---|" * (len(shown) + 5)]
     for row in result["rows"]:
         cells = []
@@ -170,11 +190,12 @@ def render(result: dict[str, Any]) -> str:
             low, high = wilson(row[m]["correct"], row["pairs"])
             cells.append(f"{row[m]['correct'] / row['pairs']:.2f} [{low:.2f}, {high:.2f}]")
         found = " / ".join(str(row[m]["k_right"]) if m in row else "-"
-                           for m in ("centred", "mixture_bic"))
+                           for m in K_CHOICES)
+        clustered = next(m for m in shown if m != "plain" and not m.startswith("plain_"))
         noise = row["noise"] + (", heteroscedastic" if row.get("heteroscedasticity") else "")
         lines.append(f"| {noise} | {row['k']} | {row['pairs']} | " + " | ".join(cells)
                      + f" | {found} | {row['plain']['median_seconds']:.2f} / "
-                     f"{row['centred']['median_seconds']:.2f} |")
+                     f"{row[clustered]['median_seconds']:.2f} |")
     return "\n".join(lines)
 
 
@@ -230,6 +251,13 @@ TUEBINGEN_METHODS: dict[str, Any] = {
     "k1_cv": ours(k=1, decision="heldout-likelihood"),
     "auto_fb": ours(decision="hsic-else-likelihood"),
     "k1_fb": ours(k=1, decision="hsic-else-likelihood"),
+    "auto_hk": ours(criterion="heldout"),
+    "auto_hk_fb": ours(criterion="heldout", decision="hsic-else-likelihood"),
+    "auto_hk_close": ours(criterion="heldout", decision="hsic-unless-close"),
+    "auto_close": ours(decision="hsic-unless-close"),
+    "k1_close": ours(k=1, decision="hsic-unless-close"),
+    "auto_ho1": ours(criterion="heldout-or-one"),
+    "auto_ho1_fb": ours(criterion="heldout-or-one", decision="hsic-else-likelihood"),
     "causal_learn_anm": causal_learn_anm,
 }
 
@@ -377,9 +405,10 @@ def render_tuebingen(result: dict[str, Any]) -> str:
 def simulation_main(args: argparse.Namespace) -> dict[str, Any]:
     if args.methods:
         unknown = [m for m in args.methods.split(",") if m not in METHODS]
-        if unknown or not {"plain", "centred"} <= set(args.methods.split(",")):
-            raise BenchmarkInputError(f"--methods: {args.methods!r}: plain and centred needed, "
-                                      f"from {list(METHODS)}")
+        chosen = args.methods.split(",")
+        if unknown or "plain" not in chosen or all(m.startswith("plain") for m in chosen):
+            raise BenchmarkInputError(f"--methods: {args.methods!r}: plain and a clustered "
+                                      f"method needed, from {list(METHODS)}")
         SELECTED[:] = args.methods.split(",")
     jobs = [(noise, hetero, k, 1000 * k + s, args.n, tuple(SELECTED)) for noise, hetero in CELLS
             for k in KS for s in range(args.pairs)]

@@ -174,7 +174,10 @@ def add_parsers(subparsers: Any) -> None:
                         help="mechanisms per direction: auto (BIC, default) or K; 1 = plain ANM")
     method.add_argument("--k-max", type=int, default=4, help="largest k tried by auto (default 4)")
     method.add_argument("--criterion", choices=CRITERIA, default="classification",
-                        help="BIC likelihood of auto (default classification)")
+                        help="what chooses k under auto: the classification (default) or "
+                        "mixture BIC; heldout (cross-fitted location-scale likelihood over the "
+                        "path); heldout-or-one (it chooses between k = 1 and the classification "
+                        "BIC's k)")
     method.add_argument("--pooling", choices=POOLINGS, default="centred",
                         help="how cluster labels adjust the test (default centred)")
     method.add_argument("--noise", choices=NOISES, default="additive",
@@ -184,7 +187,7 @@ def add_parsers(subparsers: Any) -> None:
                         help="how the directions are compared: hsic (larger p-value, default), "
                         "likelihood, entropy or heldout-likelihood (location-scale likelihood per "
                         "mechanism), "
-                        "hsic-else-likelihood (docs/causal.md)")
+                        "hsic-else-likelihood, hsic-unless-close (docs/causal.md)")
     method.add_argument("--test", choices=("gamma", "permutation"), default="gamma",
                         help="HSIC p-value: gamma approximation (default) or permutations")
     method.add_argument("--permutations", type=int,

@@ -19,7 +19,10 @@ How the two directions are compared (``decision``, a table :data:`DECISIONS`; is
   (``HELDOUT_FOLDS`` folds) instead of BIC-penalised: complexity paid by held-out fit;
 * ``"hsic-else-likelihood"``: the HSIC rule where at least one direction's residuals pass the
   test at ``FALLBACK_ALPHA`` (an additive model fits), the Gaussian likelihood where both are
-  rejected (the additive model fits neither direction; the location-scale one may).
+  rejected (the additive model fits neither direction; the location-scale one may);
+* ``"hsic-unless-close"``: the HSIC rule where the two p-values are at least ``CLOSE_LOG10``
+  orders of magnitude apart, the Gaussian likelihood where HSIC does not separate them (the
+  pairs whose HSIC evidence the notes call weak).
 
 How the labels adjust the statistic (``pooling``; a [U] choice, default ``"centred"``):
 
@@ -41,7 +44,7 @@ from proxcompress.errors import InvalidInputError
 
 from ._checks import choice, distinct_enough, same_length, sample
 from .independence import HSICGamma, IndependenceTest, TestResult
-from .likelihood import LikelihoodScore, entropy, location_scale_score
+from .likelihood import HELDOUT_FOLDS, LikelihoodScore, entropy, location_scale_score
 from .mechanisms import IntArray, Mechanisms, cluster_mechanisms
 from .options import DECISIONS, MIN_SAMPLES, NOISES, POOLINGS
 from .regression import FloatArray, Regressor, SplineRegressor
@@ -49,7 +52,7 @@ from .regression import FloatArray, Regressor, SplineRegressor
 Pooling = Literal["centred", "standardized", "fisher"]
 Noise = Literal["additive", "location-scale"]
 Decision = Literal["hsic", "likelihood", "entropy", "heldout-likelihood",
-                   "hsic-else-likelihood"]
+                   "hsic-else-likelihood", "hsic-unless-close"]
 #: fewest points of a cluster tested on its own under ``pooling="fisher"``
 MIN_CLUSTER_TEST = 20
 #: below this many distinct values a variable is "discretised": the test still answers (the
@@ -64,8 +67,6 @@ SCALE_FLOOR = 0.1
 FALLBACK_ALPHA = 0.05
 #: log-likelihoods (nats) closer than this are reported as weak evidence
 CLOSE_NATS = 1.0
-#: folds of ``decision="heldout-likelihood"``
-HELDOUT_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,11 @@ def _hsic_else_likelihood(f: DirectionFit, b: DirectionFit) -> Comparison:
     return _by_hsic(f, b) if passes else _by_likelihood(f, b)
 
 
+def _hsic_unless_close(f: DirectionFit, b: DirectionFit) -> Comparison:
+    separated = abs(f.test.log_p_value - b.test.log_p_value) / np.log(10) >= CLOSE_LOG10
+    return _by_hsic(f, b) if separated else _by_likelihood(f, b)  # NaN gap: not separated
+
+
 Rule = Callable[[DirectionFit, DirectionFit], Comparison]
 #: decision -> (the likelihood score it needs: noise density and held-out folds, 0 for a BIC
 #: penalty; None for none), the rule
@@ -228,6 +234,7 @@ DECISION_RULES: dict[str, tuple[tuple[str, int] | None, Rule]] = {
     "entropy": (("entropy", 0), _by_likelihood),
     "heldout-likelihood": (("gaussian", HELDOUT_FOLDS), _by_likelihood),
     "hsic-else-likelihood": (("gaussian", 0), _hsic_else_likelihood),
+    "hsic-unless-close": (("gaussian", 0), _hsic_unless_close),
 }
 assert tuple(DECISION_RULES) == DECISIONS  # noqa: S101 - the parser's names are these
 

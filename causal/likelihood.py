@@ -50,6 +50,8 @@ from .regression import FloatArray, Regressor
 DENSITIES: tuple[str, ...] = ("gaussian", "entropy")
 #: smallest fitted noise sd, as a fraction of the cluster's residual sd
 SCALE_FLOOR = 0.1
+#: folds of the held-out scores (``decision="heldout-likelihood"``, ``criterion="heldout"``)
+HELDOUT_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -117,25 +119,73 @@ def variance_curve(cause: FloatArray, residuals: FloatArray, regressor: Regresso
     return np.maximum(curve.predict(at), floor), curve.df
 
 
+def fold_of(cause: FloatArray, folds: int) -> IntArray:
+    """Each point's fold: point i of the sorted ``cause`` in fold ``i mod folds`` (deterministic
+    and independent of the points' order; ties keep their input order)."""
+    fold = np.empty(cause.size, dtype=np.int64)
+    fold[np.argsort(cause, kind="stable")] = np.arange(cause.size) % folds
+    return fold
+
+
+def mean_and_variance(cause: FloatArray, effect: FloatArray, regressor: Regressor,
+                      resolution: float, at: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The mean curve (``regressor``; the mean of ``effect`` where the cause has too few
+    distinct values to fit) and the variance curve of :func:`variance_curve`, fitted on
+    ``(cause, effect)`` and evaluated at ``at``."""
+    if np.unique(cause).size < regressor.min_points():
+        fitted, predicted = np.full(cause.size, effect.mean()), np.full(at.size, effect.mean())
+    else:
+        curve = regressor.fit(cause, effect)
+        fitted, predicted = curve.predict(cause), curve.predict(at)
+    r = effect - fitted
+    variance, _ = variance_curve(cause, r, regressor, variance_floor(r, resolution), at)
+    return predicted, variance
+
+
+def heldout_classification(cause: FloatArray, effect: FloatArray, labels: IntArray,
+                    regressor: Regressor, folds: int, resolution: float) -> float:
+    """The cross-fitted classification log-likelihood of ``effect`` given ``cause`` with one
+    location-scale Gaussian per cluster of ``labels`` (``0..k-1``): each cluster's points dealt
+    into ``folds`` folds by :func:`fold_of`; for fold j, every cluster's mean and variance
+    curves (:func:`mean_and_variance`) fitted on its points outside fold j, and each point of
+    fold j scored by its best mechanism, ``max_c log pi_c N(effect; f_c(cause), g_c^2(cause))``,
+    ``pi_c`` the clusters' shares of the points outside fold j (the hard assignment of the
+    classification BIC, label cost included; a sum over c, the mixture density, would reward
+    splitting one non-Gaussian noise into several Gaussians). A point's own label does not
+    enter its score. With one cluster: the cross-fitted heteroscedastic Gaussian."""
+    folds = integer(folds, "folds", 2)
+    k = int(labels.max()) + 1
+    fold = np.empty(cause.size, dtype=np.int64)
+    for c in range(k):
+        at = labels == c
+        fold[at] = fold_of(cause[at], folds)
+    total = 0.0
+    for j in range(folds):
+        held = fold == j
+        if not held.any():
+            continue
+        terms, sizes = [], []
+        for c in range(k):
+            train = (labels == c) & ~held
+            if not train.any():
+                continue
+            mean, variance = mean_and_variance(cause[train], effect[train], regressor,
+                                               resolution, cause[held])
+            sizes.append(np.count_nonzero(train))
+            terms.append(np.log(sizes[-1]) - 0.5 * (np.log(2 * np.pi * variance)
+                                                    + (effect[held] - mean) ** 2 / variance))
+        total += float(np.sum(np.max(np.stack(terms), axis=0))) - held.sum() * np.log(
+            sum(sizes))
+    return total
+
+
 def heldout_gaussian(cause: FloatArray, effect: FloatArray, regressor: Regressor, folds: int,
                      resolution: float) -> float:
     """The cross-fitted Gaussian log-likelihood of ``effect`` given ``cause`` (one cluster;
     module docstring): each fold's points scored by the mean and variance curves fitted on the
-    other folds' points."""
-    folds = integer(folds, "folds", 2)
-    fold = np.empty(cause.size, dtype=np.int64)
-    fold[np.argsort(cause, kind="stable")] = np.arange(cause.size) % folds
-    total = 0.0
-    for j in range(folds):
-        train, held = fold != j, fold == j
-        if not held.any():
-            continue
-        curve = regressor.fit(cause[train], effect[train])
-        r = effect[train] - curve.predict(cause[train])
-        variance, _ = variance_curve(cause[train], r, regressor,
-                                     variance_floor(r, resolution), cause[held])
-        total += gaussian_loglik(effect[held] - curve.predict(cause[held]), variance)
-    return total
+    other folds' points (:func:`heldout_classification` with one cluster)."""
+    return heldout_classification(cause, effect, np.zeros(cause.size, dtype=np.int64), regressor,
+                           folds, resolution)
 
 
 def location_scale_score(cause: FloatArray, effect: FloatArray, mechanisms: Mechanisms,
@@ -179,5 +229,6 @@ def location_scale_score(cause: FloatArray, effect: FloatArray, mechanisms: Mech
                            conditional, labels_loglik, penalty, parameters)
 
 
-__all__ = ["DENSITIES", "LikelihoodScore", "dequantize", "entropy", "gaussian_loglik",
-           "heldout_gaussian", "location_scale_score", "variance_curve", "variance_floor"]
+__all__ = ["DENSITIES", "HELDOUT_FOLDS", "LikelihoodScore", "dequantize", "entropy",
+           "fold_of", "gaussian_loglik", "heldout_classification", "heldout_gaussian",
+           "location_scale_score", "mean_and_variance", "variance_curve", "variance_floor"]

@@ -23,7 +23,18 @@ a discretised effect (counts, grades, a binary variable) could otherwise be "exp
 mechanism per level with zero residuals and an unbounded likelihood. For continuous effects the
 floor is far below any noise level and changes nothing.
 
-Measured on the simulated populations of docs/causal.md, both pick the same k on Gaussian noise
+A third way to choose k (``criterion="heldout"``, issue 19): the path is grown as with the
+classification BIC (the same candidate clusterings), and k maximises the cross-fitted
+classification log-likelihood of one location-scale Gaussian per cluster, each held-out point
+scored by its best mechanism (:func:`.likelihood.heldout_classification`, ``HELDOUT_FOLDS``
+folds): heteroscedastic noise is then
+not mistaken for several mechanisms, and a split must predict held-out points better to be kept.
+``bic`` and ``bic_path`` then hold ``-2`` times that held-out log-likelihood (smaller is better,
+as for a BIC). ``criterion="heldout-or-one"`` asks the held-out score one question only: k = 1
+or the classification BIC's k (k = 1 where its held-out score is at least the other's);
+``bic_path`` then holds the classification BICs and ``bic`` the chosen k's.
+
+Measured on the simulated populations of docs/causal.md, both BICs pick the same k on Gaussian noise
 but the mixture criterion splits a single uniform-noise mechanism (a uniform is well approximated
 by two Gaussians; the classification likelihood pays ``n log 2`` of label entropy for the split).
 """
@@ -38,7 +49,7 @@ from numpy.typing import NDArray
 from proxcompress.errors import InvalidInputError
 
 from ._checks import choice, distinct_enough, integer, same_length, sample
-from .options import CRITERIA
+from .options import BICS, CRITERIA
 from .regression import Curve, FloatArray, Regressor, SplineRegressor
 
 IntArray = NDArray[np.int64]
@@ -83,8 +94,9 @@ def resolution_variance(values: FloatArray) -> float:
 
 def bic(cause: FloatArray, effect: FloatArray, labels: IntArray, curves: tuple[Curve, ...],
         criterion: str = "classification") -> float:
-    """The BIC of a labelled fit under ``criterion`` (module docstring)."""
-    choice(criterion, "criterion", CRITERIA)
+    """The BIC of a labelled fit under ``criterion`` (one of :data:`.options.BICS`; module
+    docstring)."""
+    choice(criterion, "criterion", BICS)
     n, k = effect.size, len(curves)
     sizes = np.bincount(labels, minlength=k).astype(np.float64)
     squared = np.stack([(effect - curve.predict(cause)) ** 2 for curve in curves])
@@ -165,10 +177,10 @@ def cluster_mechanisms(cause: FloatArray, effect: FloatArray, *, k: int | None =
                        ) -> Mechanisms:
     """Cluster ``effect = f_c(cause) + noise`` into mechanisms (module docstring).
 
-    ``k=None`` chooses k in ``1..k_max`` by the BIC ``criterion``; an integer ``k`` grows the
-    path to exactly k (an error if no split of that size leaves every cluster enough points to
-    fit). A cluster needs ``min_cluster`` points (default 20) and the distinct causes its
-    regressor needs (two for the default spline, which adapts to discretised causes).
+    ``k=None`` chooses k in ``1..k_max`` by ``criterion`` (a BIC, or ``"heldout"``); an integer
+    ``k`` grows the path to exactly k (an error if no split of that size leaves every cluster
+    enough points to fit). A cluster needs ``min_cluster`` points (default 20) and the distinct
+    causes its regressor needs (two for the default spline, which adapts to discretised causes).
     """
     choice(criterion, "criterion", CRITERIA)
     regressor = regressor or SplineRegressor()
@@ -178,9 +190,10 @@ def cluster_mechanisms(cause: FloatArray, effect: FloatArray, *, k: int | None =
     integer(min_cluster, "min_cluster", 1)
     need = regressor.min_points()
     distinct_enough(cause, need, "cause")
+    grow = criterion if criterion in BICS else "classification"  # the BIC growing the path
     labels = np.zeros(cause.size, dtype=np.int64)
     curves = _fit_all(cause, effect, labels, 1, regressor)
-    path = [(bic(cause, effect, labels, curves, criterion), labels, curves)]
+    path = [(bic(cause, effect, labels, curves, grow), labels, curves)]
     while len(path) < top:
         _, labels, curves = path[-1]
         best: tuple[float, IntArray, tuple[Curve, ...]] | None = None
@@ -194,7 +207,7 @@ def cluster_mechanisms(cause: FloatArray, effect: FloatArray, *, k: int | None =
             found = alternate(cause, effect, split, regressor, min_cluster=min_cluster)
             if found is None:
                 continue
-            score = bic(cause, effect, *found, criterion)
+            score = bic(cause, effect, *found, grow)
             if best is None or score < best[0]:
                 best = (score, *found)
         if best is None:
@@ -204,6 +217,18 @@ def cluster_mechanisms(cause: FloatArray, effect: FloatArray, *, k: int | None =
         raise InvalidInputError("k", f"no {k} mechanisms with >= {min_cluster} points and >= "
                                 f"{need} distinct causes each")
     index = k - 1 if k is not None else int(np.argmin([p[0] for p in path]))
+    if criterion in ("heldout", "heldout-or-one"):
+        from .likelihood import HELDOUT_FOLDS, heldout_classification  # it imports this module
+
+        def heldout(j: int) -> float:
+            return -2 * heldout_classification(cause, effect, path[j][1], regressor,
+                                               HELDOUT_FOLDS, resolution_variance(effect))
+
+        if criterion == "heldout":
+            path = [(heldout(j), *path[j][1:]) for j in range(len(path))]
+            index = k - 1 if k is not None else int(np.argmin([p[0] for p in path]))
+        elif k is None and index > 0 and heldout(0) <= heldout(index):
+            index = 0
     score, labels, curves = path[index]
     order = _canonical(cause, labels)  # renumbered: the curves fitted on each cluster move along
     renumber = np.empty(len(order), dtype=np.int64)

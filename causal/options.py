@@ -9,8 +9,10 @@ POOLINGS: tuple[str, ...] = ("centred", "standardized", "fisher")
 NOISES: tuple[str, ...] = ("additive", "location-scale")
 #: how the two directions are compared (:data:`.direction.DECISION_RULES`)
 DECISIONS: tuple[str, ...] = ("hsic", "likelihood", "entropy", "heldout-likelihood",
-                              "hsic-else-likelihood")
-#: the likelihood of the BIC that chooses k (:func:`.mechanisms.bic`)
-CRITERIA: tuple[str, ...] = ("classification", "mixture")
+                              "hsic-else-likelihood", "hsic-unless-close")
+#: the BICs of :func:`.mechanisms.bic`
+BICS: tuple[str, ...] = ("classification", "mixture")
+#: what chooses k (:func:`.mechanisms.cluster_mechanisms`): a BIC, or the held-out likelihood
+CRITERIA: tuple[str, ...] = (*BICS, "heldout", "heldout-or-one")
 #: fewest paired samples :func:`.direction.causal_direction` accepts
 MIN_SAMPLES = 30

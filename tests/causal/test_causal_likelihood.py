@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxcompress.causal import PolynomialRegressor, causal_direction, simulate_mixture
-from proxcompress.causal.direction import FALLBACK_ALPHA
+from proxcompress.causal.direction import CLOSE_LOG10, FALLBACK_ALPHA
 from proxcompress.causal.likelihood import (
     dequantize,
     entropy,
@@ -163,16 +163,24 @@ def test_clustered_likelihood_keeps_the_heterogeneous_population_advantage() -> 
     assert min(right.values()) >= 10, right
 
 
-def test_fallback_rule_is_hsic_unless_both_directions_are_rejected() -> None:
+@pytest.mark.parametrize(("decision", "by_hsic_if"), [
+    # the fallback: HSIC unless both directions are rejected at FALLBACK_ALPHA
+    ("hsic-else-likelihood", lambda f, b: max(f.p_value, b.p_value) >= FALLBACK_ALPHA),
+    # HSIC unless its p-values are within CLOSE_LOG10 orders of magnitude
+    ("hsic-unless-close",
+     lambda f, b: abs(f.log_p_value - b.log_p_value) / np.log(10) >= CLOSE_LOG10),
+])
+def test_combined_rules_take_hsic_or_the_likelihood_as_specified(decision: str,
+                                                                  by_hsic_if: object) -> None:
     seen = set()
     for seed in range(12):
         x, y, _ = location_scale_pair(100 + seed, n=200)
-        fb = causal_direction(x, y, k=1, decision="hsic-else-likelihood")
+        combined = causal_direction(x, y, k=1, decision=decision)  # type: ignore[arg-type]
         by_hsic = causal_direction(x, y, k=1).direction
         by_lik = causal_direction(x, y, k=1, decision="likelihood").direction
-        passes = max(fb.forward.test.p_value, fb.backward.test.p_value) >= FALLBACK_ALPHA
-        seen.add(passes)
-        assert fb.direction == (by_hsic if passes else by_lik)
+        hsic = by_hsic_if(combined.forward.test, combined.backward.test)  # type: ignore[operator]
+        seen.add(hsic)
+        assert combined.direction == (by_hsic if hsic else by_lik)
     assert seen == {True, False}  # both branches exercised
 
 
@@ -223,13 +231,16 @@ def test_bad_decision_names_the_argument(tmp_path: Path) -> None:
     assert exit_info.value.code == 2
 
 
-def test_cli_decision_flag_matches_the_api(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("flag", "value", "option"), [
+    ("--decision", "likelihood", "decision"), ("--criterion", "heldout", "criterion")])
+def test_cli_method_flags_match_the_api(tmp_path: Path, flag: str, value: str,
+                                        option: str) -> None:
     out = tmp_path / "r.json"
-    assert main(["causal", "--simulate", "2", "--n", "200", "--seed", "4", "--decision",
-                 "likelihood", "--json", str(out)]) in (0, 1)
+    assert main(["causal", "--simulate", "2", "--n", "200", "--seed", "4", flag, value,
+                 "--json", str(out)]) in (0, 1)
     report = json.loads(out.read_text())
     pair = simulate_mixture(200, 2, seed=4)
-    api = causal_direction(pair.x, pair.y, decision="likelihood").as_dict()
+    api = causal_direction(pair.x, pair.y, **{option: value}).as_dict()  # type: ignore[arg-type]
     assert report["direction"] == api["direction"]
     assert report["forward"] == api["forward"]
 
@@ -238,7 +249,9 @@ def test_several_decisions_from_one_fit_equal_one_decision_each() -> None:
     from proxcompress.causal import causal_directions
 
     pair = simulate_mixture(200, 2, seed=13)
-    decisions = ("hsic", "likelihood", "entropy", "heldout-likelihood", "hsic-else-likelihood")
+    from proxcompress.causal.options import DECISIONS
+
+    decisions = DECISIONS
     together = causal_directions(pair.x, pair.y, decisions)
     for decision in decisions:
         alone = causal_direction(pair.x, pair.y, decision=decision)  # type: ignore[arg-type]
