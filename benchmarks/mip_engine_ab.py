@@ -93,8 +93,8 @@ def main() -> None:
                             f"{args.ref}^{{commit}}"], capture_output=True)
     if known.returncode != 0:
         parser.error(f"--ref: {args.ref!r} is not a commit of this repository")
-    if args.out is not None and not args.out.parent.is_dir():
-        parser.error(f"--out: the folder {args.out.parent} does not exist")
+    if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
+        parser.error(f"--out: a file in an existing folder (got {args.out})")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         base = str(_base_package(args.ref, Path(tmp)))
