@@ -106,9 +106,22 @@ def test_every_committed_config_validates_and_builds(path: Path, tmp_path: Path,
     from proxcompress.training import text
 
     extra: list[str] = []
-    if config_mod.load_config(path).data.name == "kjv":
+    loaded = config_mod.load_config(path)
+    if loaded.data.name == "kjv":
         text.write_corpus(text.build_corpus(text.sample_text()), tmp_path / "kjv", "sample")
         extra = ["--set", f"data.root={tmp_path / 'kjv'}"]
+    if loaded.model.init_from:
+        # a fine-tuning row names the source run results.py trains first (runs/results/NAME/
+        # ...): without it the row is refused, naming the field; with that source's committed
+        # config trained here (one epoch on a 64-image subset) it builds
+        assert main(["train", "--config", str(path), "--dry-run", "--set",
+                     f"model.init_from={tmp_path / 'none'}"]) == 2
+        assert "model.init_from" in capsys.readouterr().err
+        name = Path(loaded.model.init_from).parts[2]
+        source = config_mod.load_config(path.parent / f"{name}.yaml")
+        train(replace(source, epochs=1, data=replace(source.data, train_subset=64,
+                                                     test_subset=64)), tmp_path / "source")
+        extra = ["--set", f"model.init_from={tmp_path / 'source'}"]
     assert main(["train", "--config", str(path), "--dry-run", *extra]) == 0
     out = capsys.readouterr().out
     cfg = config_mod.load_config(path)
