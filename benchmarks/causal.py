@@ -50,6 +50,8 @@ from proxcompress.errors import InvalidInputError
 
 #: the old kernel (before issue 19): the plain median heuristic
 MEDIAN = {"test_widths": (1.0,)}
+#: issue 19's round 4: the maximum standardised HSIC over a bandwidth grid (HSICMaxBandwidth)
+MAX_BANDWIDTH = {"test_max_bandwidth": True}
 METHODS: dict[str, dict[str, Any]] = {
     "plain": {"k": 1},
     "centred": {"pooling": "centred"},
@@ -73,6 +75,11 @@ METHODS: dict[str, dict[str, Any]] = {
     "centred_hk_close": {"criterion": "heldout", "decision": "hsic-unless-close"},
     "centred_ho1": {"criterion": "heldout-or-one"},
     "centred_ho1_fb": {"criterion": "heldout-or-one", "decision": "hsic-else-likelihood"},
+    "plain_mb": {"k": 1, **MAX_BANDWIDTH},
+    "centred_mb": {**MAX_BANDWIDTH},
+    "plain_ll": {"k": 1, "noise": "loglinear-scale"},
+    "centred_ll": {"noise": "loglinear-scale"},
+    "centred_mb_ll": {"noise": "loglinear-scale", **MAX_BANDWIDTH},
 }
 #: the methods whose found k is counted against the simulated k (k chosen three ways)
 K_CHOICES = ("centred", "mixture_bic", "centred_hk", "centred_ho1")
@@ -80,20 +87,24 @@ K_CHOICES = ("centred", "mixture_bic", "centred_hk", "centred_ho1")
 EVERY_CELL = ("plain", "centred", "plain_ls", "centred_ls", "plain_lik", "centred_lik",
               "plain_ent", "centred_ent", "plain_cv", "centred_cv", "plain_fb", "centred_fb",
               "centred_hk", "centred_hk_fb", "centred_hk_close", "centred_ho1",
-              "centred_ho1_fb")
+              "centred_ho1_fb", "plain_mb", "centred_mb", "plain_ll", "centred_ll",
+              "centred_mb_ll")
 #: (noise type, heteroscedasticity of simulate_mixture)
 CELLS = (("uniform", 0.0), ("gaussian", 0.0), ("uniform", 1.0))
 KS = (1, 2, 3)
 
 
 def _kwargs(method: dict[str, Any]) -> dict[str, Any]:
-    """causal_direction's keyword arguments of a method (``test_widths``: the HSIC kernel)."""
-    from proxcompress.causal import HSICGamma
+    """causal_direction's keyword arguments of a method (``test_widths``: the HSIC kernel;
+    ``test_max_bandwidth``: the HSICMaxBandwidth test)."""
+    from proxcompress.causal import HSICGamma, HSICMaxBandwidth
 
-    out = {k: v for k, v in method.items() if k != "test_widths"}
+    out = {k: v for k, v in method.items() if not k.startswith("test_")}
     out.setdefault("criterion", "classification")  # the rows before round 3 of issue 19
     if "test_widths" in method:
         out["test"] = HSICGamma(widths=method["test_widths"])
+    if method.get("test_max_bandwidth"):
+        out["test"] = HSICMaxBandwidth()
     return out
 
 
@@ -258,6 +269,12 @@ TUEBINGEN_METHODS: dict[str, Any] = {
     "k1_close": ours(k=1, decision="hsic-unless-close"),
     "auto_ho1": ours(criterion="heldout-or-one"),
     "auto_ho1_fb": ours(criterion="heldout-or-one", decision="hsic-else-likelihood"),
+    "auto_mb": ours(**MAX_BANDWIDTH),
+    "k1_mb": ours(k=1, **MAX_BANDWIDTH),
+    "auto_ll": ours(noise="loglinear-scale"),
+    "k1_ll": ours(k=1, noise="loglinear-scale"),
+    "auto_mb_ll": ours(noise="loglinear-scale", **MAX_BANDWIDTH),
+    "k1_mb_ll": ours(k=1, noise="loglinear-scale", **MAX_BANDWIDTH),
     "causal_learn_anm": causal_learn_anm,
 }
 

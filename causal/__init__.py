@@ -7,7 +7,8 @@ clustering of unknown k (methods.md section 10; Partovi Nia et al., arXiv:2006.0
   location-scale likelihood, ``decision``); :func:`causal_directions` -- several decisions
   from one fit;
 * :func:`cluster_mechanisms` -- the k-means-inspired clustering with unknown k on its own;
-* :class:`HSICGamma`, :class:`HSICPermutation`, :func:`hsic` -- the independence tests;
+* :class:`HSICGamma`, :class:`HSICPermutation`, :class:`HSICMaxBandwidth`,
+  :func:`hsic` -- the independence tests;
 * :class:`SplineRegressor`, :class:`PolynomialRegressor` -- the regressors;
 * :func:`simulate_mixture` -- heterogeneous pairs with a known direction.
 
@@ -33,6 +34,7 @@ _PUBLIC = {
     "hsic": "independence",
     "HSICGamma": "independence",
     "HSICPermutation": "independence",
+    "HSICMaxBandwidth": "independence",
     "IndependenceTest": "independence",
     "TestResult": "independence",
     "Regressor": "regression",

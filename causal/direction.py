@@ -47,10 +47,10 @@ from .independence import HSICGamma, IndependenceTest, TestResult
 from .likelihood import HELDOUT_FOLDS, LikelihoodScore, entropy, location_scale_score
 from .mechanisms import IntArray, Mechanisms, cluster_mechanisms
 from .options import DECISIONS, MIN_SAMPLES, NOISES, POOLINGS
-from .regression import FloatArray, Regressor, SplineRegressor
+from .regression import FloatArray, PolynomialRegressor, Regressor, SplineRegressor
 
 Pooling = Literal["centred", "standardized", "fisher"]
-Noise = Literal["additive", "location-scale"]
+Noise = Literal["additive", "location-scale", "loglinear-scale"]
 Decision = Literal["hsic", "likelihood", "entropy", "heldout-likelihood",
                    "hsic-else-likelihood", "hsic-unless-close"]
 #: fewest points of a cluster tested on its own under ``pooling="fisher"``
@@ -167,12 +167,14 @@ def pooled_test(cause: FloatArray, residuals: FloatArray, labels: IntArray, pool
 
 
 def scaled_residuals(cause: FloatArray, residuals: FloatArray, labels: IntArray,
-                     regressor: Regressor) -> FloatArray:
+                     regressor: Regressor, log_scale: bool = False) -> FloatArray:
     """Residuals divided, within each cluster, by their fitted scale ``s_c(cause)``: the
     regression of the cluster-centred ``|residual|`` on the cause (``regressor``), floored at
-    ``SCALE_FLOOR`` times the cluster's mean ``|residual|`` (a fitted scale must stay positive).
-    Under a location-scale noise model ``effect = f(cause) + s(cause) noise`` the result is
-    independent of the cause in the causal direction."""
+    ``SCALE_FLOOR`` times the cluster's mean ``|residual|`` (a fitted scale must stay positive);
+    with ``log_scale`` the regression of ``log max(|residual|, floor)`` instead, exponentiated
+    (with a line, ``s_c = exp(a + b cause)``: a multiplicative spread). Under a location-scale
+    noise model ``effect = f(cause) + s(cause) noise`` the result is independent of the cause in
+    the causal direction."""
     out = np.asarray(residuals, dtype=np.float64).copy()
     for c in range(int(labels.max()) + 1):
         at = labels == c
@@ -183,9 +185,22 @@ def scaled_residuals(cause: FloatArray, residuals: FloatArray, labels: IntArray,
         floor = SCALE_FLOOR * float(size.mean())
         if floor == 0 or np.unique(cause[at]).size < regressor.min_points():
             continue
-        scale = regressor.fit(cause[at], size).predict(cause[at])
+        if log_scale:
+            scale = np.exp(regressor.fit(cause[at], np.log(np.maximum(size, floor)))
+                           .predict(cause[at]))
+        else:
+            scale = regressor.fit(cause[at], size).predict(cause[at])
         out[at] = r / np.maximum(scale, floor)
     return out
+
+
+#: the noise models with a fitted scale (:data:`.options.NOISES` but "additive"): the regressor
+#: of the scale (None: the test's own regressor) and whether it fits ``log |residual|``
+SCALES: dict[str, tuple[Regressor | None, bool]] = {
+    "location-scale": (None, False),
+    "loglinear-scale": (PolynomialRegressor(degree=1), True),
+}
+assert ("additive", *SCALES) == NOISES  # noqa: S101 - the parser's names are these
 
 
 def _fit(cause: FloatArray, effect: FloatArray, names: tuple[str, str], k: int | None, k_max: int,
@@ -194,8 +209,10 @@ def _fit(cause: FloatArray, effect: FloatArray, names: tuple[str, str], k: int |
     mech = cluster_mechanisms(cause, effect, k=k, k_max=k_max, regressor=regressor,
                               criterion=criterion)
     residuals = mech.residuals(cause, effect)
-    if noise == "location-scale":
-        residuals = scaled_residuals(cause, residuals, mech.labels, regressor)
+    if noise in SCALES:
+        scale_regressor, log_scale = SCALES[noise]
+        residuals = scaled_residuals(cause, residuals, mech.labels, scale_regressor or regressor,
+                                     log_scale)
     result = pooled_test(cause, residuals, mech.labels, pooling, test)
     return DirectionFit(names[0], names[1], mech, result)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 #: how cluster labels adjust the independence test (:func:`.direction.pooled_test`)
 POOLINGS: tuple[str, ...] = ("centred", "standardized", "fisher")
 #: the noise model whose residuals are tested (:func:`.direction.causal_direction`)
-NOISES: tuple[str, ...] = ("additive", "location-scale")
+NOISES: tuple[str, ...] = ("additive", "location-scale", "loglinear-scale")
 #: how the two directions are compared (:data:`.direction.DECISION_RULES`)
 DECISIONS: tuple[str, ...] = ("hsic", "likelihood", "entropy", "heldout-likelihood",
                               "hsic-else-likelihood", "hsic-unless-close")
