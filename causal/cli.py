@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ EXIT_OK = 0
 EXIT_UNDECIDED = 1
 DEFAULT_N = 300
 DEFAULT_PERMUTATIONS = 500
+#: the --test choices (the tests themselves are built in :func:`_run`)
+TESTS = ("gamma", "permutation", "max-bandwidth")
 
 
 def read_columns(path: Path, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
@@ -92,8 +95,9 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise InvalidInputError("--n", "sets the size of --simulate only")
         if args.x == args.y:
             raise InvalidInputError("--y", f"the same column as --x ({args.x!r})")
-    if args.permutations is not None and args.test != "permutation":
-        raise InvalidInputError("--permutations", "applies to --test permutation only")
+    if args.permutations is not None and args.test == "gamma":
+        raise InvalidInputError("--permutations", "applies to --test permutation or "
+                                "max-bandwidth only")
 
 
 def _k(text: str) -> int | None:
@@ -112,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     from proxcompress.atomic import write_json_atomic
 
     from .direction import causal_direction
-    from .independence import HSICGamma, HSICPermutation
+    from .independence import HSICGamma, HSICMaxBandwidth, HSICPermutation, IndependenceTest
     from .simulate import simulate_mixture
 
     _check_flags(args)
@@ -124,9 +128,14 @@ def _run(args: argparse.Namespace) -> int:
         x, y = read_columns(Path(args.csv), args.x, args.y)
         args._field_flags = {"n": "--csv"}  # the sample count is the file's, not --n's
         names = (args.x, args.y)
-    test = (HSICGamma(seed=args.seed) if args.test == "gamma"
-            else HSICPermutation(permutations=args.permutations or DEFAULT_PERMUTATIONS,
-                                 seed=args.seed))
+    tests: dict[str, Callable[[], IndependenceTest]] = {  # --test -> the independence test
+        "gamma": lambda: HSICGamma(seed=args.seed),
+        "permutation": lambda: HSICPermutation(
+            permutations=args.permutations or DEFAULT_PERMUTATIONS, seed=args.seed),
+        "max-bandwidth": lambda: HSICMaxBandwidth(
+            permutations=args.permutations or HSICMaxBandwidth.permutations, seed=args.seed),
+    }
+    test = tests[args.test]()
     result = causal_direction(x, y, k=args.k, k_max=args.k_max, criterion=args.criterion,
                               test=test, pooling=args.pooling, noise=args.noise,
                               decision=args.decision, names=names)
@@ -181,16 +190,20 @@ def add_parsers(subparsers: Any) -> None:
     method.add_argument("--pooling", choices=POOLINGS, default="centred",
                         help="how cluster labels adjust the test (default centred)")
     method.add_argument("--noise", choices=NOISES, default="additive",
-                        help="noise model tested: additive (default) or location-scale (residuals "
-                        "divided by their fitted scale; experimental, docs/causal.md)")
+                        help="noise model tested: additive (default), location-scale (residuals "
+                        "divided by their fitted scale) or loglinear-scale (by a fitted "
+                        "exp(a + b cause) scale); experimental, docs/causal.md")
     method.add_argument("--decision", choices=DECISIONS, default="hsic",
                         help="how the directions are compared: hsic (larger p-value, default), "
                         "likelihood, entropy or heldout-likelihood (location-scale likelihood per "
                         "mechanism), "
                         "hsic-else-likelihood, hsic-unless-close (docs/causal.md)")
-    method.add_argument("--test", choices=("gamma", "permutation"), default="gamma",
-                        help="HSIC p-value: gamma approximation (default) or permutations")
+    method.add_argument("--test", choices=TESTS, default="gamma",
+                        help="HSIC p-value: gamma approximation (default) or permutations; "
+                        "max-bandwidth: the maximum standardised HSIC over a bandwidth grid, "
+                        "permutation-calibrated (docs/causal.md)")
     method.add_argument("--permutations", type=int,
-                        help=f"permutations of --test permutation (default {DEFAULT_PERMUTATIONS})")
+                        help=f"permutations of --test permutation (default {DEFAULT_PERMUTATIONS}) "
+                        "or max-bandwidth (default 200)")
     add_output(parser, "--json", metavar="OUT", help="write the report as JSON")
     parser.set_defaults(func=_run)

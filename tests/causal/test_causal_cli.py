@@ -79,7 +79,8 @@ def test_bom_and_blank_lines_are_accepted(tmp_path: Path) -> None:
     (["--simulate", "2", "--seed", "-1"], "--seed: -1 is outside [0, inf)"),
     (["--simulate", "2", "--n", "10"], "--n: 10 is outside [30, inf)"),
     (["--simulate", "2", "--k-max", "0"], "--k-max: 0 is outside [1, inf)"),
-    (["--simulate", "2", "--permutations", "9"], "--permutations: applies to --test permutation"),
+    (["--simulate", "2", "--permutations", "9"],
+     "--permutations: applies to --test permutation or max-bandwidth"),
     (["--simulate", "2", "--test", "permutation", "--permutations", "0"],
      "--permutations: 0 is outside [1, inf)"),
     (["--simulate", "2", "--x", "a"], "--x: give --csv, --x and --y, or --simulate, not both"),
@@ -137,3 +138,22 @@ def test_discretised_column_is_answered_with_a_weak_evidence_note(
                  "--k", "1", "--noise", "location-scale", "--json", str(out)])
     api = causal_direction(grade, score, k=1, noise="location-scale", names=("cause_a", "effect_b"))
     assert json.loads(out.read_text())["direction"] == api.direction
+
+
+def test_round4_statistics_from_the_command_line(tmp_path: Path) -> None:
+    """--test max-bandwidth (with --permutations and --seed) and --noise loglinear-scale give
+    the API's answer and statistics."""
+    from proxcompress.causal import HSICMaxBandwidth
+
+    pair = simulate_mixture(120, 1, seed=5)
+    out = tmp_path / "r.json"
+    code = main(["causal", "--simulate", "1", "--n", "120", "--seed", "5", "--k", "1",
+                 "--test", "max-bandwidth", "--permutations", "19",
+                 "--noise", "loglinear-scale", "--json", str(out)])
+    assert code == 0
+    api = causal_direction(pair.x, pair.y, k=1, noise="loglinear-scale",
+                           test=HSICMaxBandwidth(permutations=19, seed=5))
+    report = json.loads(out.read_text())
+    assert report["direction"] == api.direction
+    assert report["forward"]["statistic"] == api.forward.test.statistic
+    assert report["forward"]["p_value"] == api.forward.test.p_value
