@@ -186,7 +186,11 @@ def render(result: dict[str, Any]) -> str:
              "centred_hk_close": "clustered, k by held-out likelihood, HSIC unless close",
              "centred_ho1": "clustered, k = 1 or BIC's k by held-out likelihood",
              "centred_ho1_fb": "clustered, k = 1 or BIC's k by held-out likelihood, HSIC else "
-             "likelihood"}
+             "likelihood",
+             "plain_mb": "plain, max over bandwidths", "centred_mb": "clustered, max over "
+             "bandwidths", "plain_ll": "plain, log-linear scale",
+             "centred_ll": "clustered, log-linear scale",
+             "centred_mb_ll": "clustered, max over bandwidths, log-linear scale"}
     shown = [m for m in METHODS if any(m in row for row in result["rows"])]  # the run's methods
     lines = ["| noise | k | pairs | " + " | ".join(names[m] for m in shown)
              + " | k found = k (default / mixture BIC / held-out / 1 or BIC's) | s per test "

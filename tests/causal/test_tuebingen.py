@@ -186,6 +186,7 @@ def test_real_pairs_reproduce_the_recorded_benchmark() -> None:
         assert tuebingen.decide(sub["x"], sub["y"], k=1)["direction"] == want["k1"]["direction"]
         assert tuebingen.decide(sub["x"], sub["y"])["direction"] == want["auto"]["direction"]
         for method, kwargs in (("k1_lik", {"k": 1, "decision": "likelihood"}),
-                               ("k1_fb", {"k": 1, "decision": "hsic-else-likelihood"})):
+                               ("k1_fb", {"k": 1, "decision": "hsic-else-likelihood"}),
+                               ("k1_ll", {"k": 1, "noise": "loglinear-scale"})):
             got = tuebingen.decide(sub["x"], sub["y"], **kwargs)
             assert got["direction"] == want[method]["direction"], (pair.pair, method)
