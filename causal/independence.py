@@ -109,6 +109,15 @@ def _widths(widths: Any) -> tuple[float, ...]:
     return widths
 
 
+def _permutation_settings(test: Any) -> None:
+    """The settings every permutation test checks (``permutations``, ``seed``,
+    ``max_samples``, ``widths``), each named in the error."""
+    integer(test.permutations, "permutations", 1)
+    integer(test.seed, "seed", 0)
+    integer(test.max_samples, "max_samples", MIN_SAMPLES)
+    _widths(test.widths)
+
+
 def hsic(u: Any, v: Any, widths: tuple[float, ...] = DEFAULT_WIDTHS) -> float:
     """The biased estimator ``HSIC_b = tr(K H L H) / n^2`` of all the pairs."""
     _widths(widths)
@@ -190,10 +199,7 @@ class HSICPermutation:
     widths: tuple[float, ...] = DEFAULT_WIDTHS
 
     def __post_init__(self) -> None:
-        integer(self.permutations, "permutations", 1)
-        integer(self.seed, "seed", 0)
-        integer(self.max_samples, "max_samples", MIN_SAMPLES)
-        _widths(self.widths)
+        _permutation_settings(self)
 
     def __call__(self, u: Any, v: Any) -> TestResult:
         us, vs = _pairs(u, v, self.max_samples, self.seed)
@@ -240,11 +246,8 @@ class HSICMaxBandwidth:
     widths: tuple[float, ...] = GRID_WIDTHS
 
     def __post_init__(self) -> None:
-        integer(self.permutations, "permutations", 1)
+        _permutation_settings(self)
         integer(self.standardizing, "standardizing", 2)
-        integer(self.seed, "seed", 0)
-        integer(self.max_samples, "max_samples", MIN_SAMPLES)
-        _widths(self.widths)
 
     def reference(self, u: Any, v: Any) -> tuple[FloatArray, int]:
         """The ``(1 + standardizing + permutations, len(widths))`` statistics ``n HSIC_b``
