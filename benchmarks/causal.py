@@ -13,7 +13,9 @@ to 4) with each residual pooling (``centred``, the default, ``standardized``, ``
 issue 19); ``plain_ls`` and ``centred_ls`` with location-scale residuals (a variant tried in
 issue 19); the likelihood decisions (``*_lik``, ``*_ent``, ``*_cv``, ``*_fb``) and, from issue 19's
 third round, k chosen by held-out likelihood (``centred_hk*``: over the path; ``centred_ho1*``:
-k = 1 or the classification BIC's k). The heteroscedastic arm runs plain, centred and the
+k = 1 or the classification BIC's k); from the fourth round, the maximum standardised HSIC over
+a bandwidth grid (``*_mb``, :class:`~proxcompress.causal.HSICMaxBandwidth`) and log-linear scale
+residuals (``*_ll``). The heteroscedastic arm runs plain, centred and the
 forms named in ``EVERY_CELL``. Reported
 per cell: the fraction of pairs
 whose direction is right, with a 95% Wilson interval; for the two BICs how often the true
