@@ -260,3 +260,23 @@ def test_flag_packing_and_pairwise_total_match_numpy() -> None:
         e = (RNG.random(33) * RNG.choice([1e-3, 1.0, 1e3])).astype(np.float32)
         score = RNG.integers(-16, 17, n)
         assert total(e, score, 16) == e[score + 16].sum(dtype=np.float32)
+
+
+@pytest.mark.parametrize("c", [1, 5, 8, 16, 31, 32, 100, 128, 129, 200, 384, 1000])
+def test_layernorm_equals_the_numpy_twin_bit_for_bit(c: int) -> None:
+    """The numba layer norm sums its means in NumPy's pairwise order (eight running sums up
+    to 128 channels): every output equals the twin's ``mean`` / ``var`` / divide / affine bit
+    for bit for widths below 8 up to 128; wider rows within float rounding."""
+    x = (_f32((64, c)) * 3 + 1).astype(np.float32)
+    x[0] = 1.0  # a constant row: variance 0
+    w, b, eps = _f32(c), _f32(c), np.float32(1e-5)
+    out = np.empty_like(x)
+    cpu_tokens.layernorm(x, w, b, eps, out)
+    mean = x.mean(axis=-1, keepdims=True, dtype=np.float32)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True, dtype=np.float32)
+    want = centred / np.sqrt(var + eps) * w + b
+    if c <= 128:
+        np.testing.assert_array_equal(out, want)
+    else:  # 128-wide blocks added in order; NumPy halves recursively
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
