@@ -201,8 +201,10 @@ def _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, i, row, qn
     """One query token, every head: its integer scores, the softmax denominator, then the sum
     of the values whose quantized probability is ``alpha`` (not 0). That test,
     ``(e / total) / alpha > 1/2`` in float32, is monotone in the score (the score scale is
-    positive: the fusion checks it), so the lowest kept score is found by bisection over the
-    integer scores (the same float operations as the twin's, on about log2(2 dh) values).
+    positive: the fusion checks it), so the lowest kept score is estimated by counting the
+    table entries at most ``total alpha / 2`` (no branches) and settled by the twin's own
+    float operations on the estimate and its neighbours (the estimate is off by at most the
+    rounding of the product, so the loops run once or not at all).
 
     A head's output is a function of the image and the query's packed signs only: with one
     word of signs (``memo_gen`` not empty) it is memoised per image and head in an
@@ -241,14 +243,16 @@ def _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, i, row, qn
             top = max(top, score[j])
         e = table[top + dh]
         total = _pairwise_total(e, score, dh)
-        lo, hi = -dh, top + 1  # the lowest score still kept, by bisection (monotone test)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if (e[mid + dh] / total) / alpha > half:
-                hi = mid
-            else:
-                lo = mid + 1
-        cut = lo
+        # the lowest score still kept: estimated by a branch-free count of the scores whose
+        # e is at most (total alpha) / 2, then the exact (monotone) test on its neighbours
+        bound = total * alpha * half
+        cut = -dh
+        for d in range(top + dh + 1):
+            cut += np.int64(e[d] <= bound)
+        while cut > -dh and (e[cut - 1 + dh] / total) / alpha > half:
+            cut -= 1
+        while cut <= top and not (e[cut + dh] / total) / alpha > half:
+            cut += 1
         for w in range(sel.shape[0]):  # the kept keys, packed, in registers:
             a = np.uint64(0)  # round(clip(p / alpha, 0, 1)) == 1
             for j in range(w * 64, min(s, w * 64 + 64)):
