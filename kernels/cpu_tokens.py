@@ -515,6 +515,33 @@ def token_multipool(x, base, grid_h, grid_w, kh, kw, ph, pw, scale, bias,
                 dst[k] = res[k] + total[k]
 
 
+#: the work :func:`.cpu.launch` is told for one element of a memory pass (a load, a store and
+#: the index arithmetic, a few operations): a batch-256 layer's tokens (10^5 - 10^6 values)
+#: split over the threads, a single image's stay serial
+MOVE_WORK = 8
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def swap_last(x, out):  # type: ignore[no-untyped-def]
+    """``out[i, b, a] = x[i, a, b]``: ``(N, C, H W) <-> (N, H W, C)`` (``to_tokens``,
+    ``to_map``), one image per task."""
+    n, a_len, b_len = x.shape
+    for i in prange(n):
+        for a in range(a_len):
+            for b in range(b_len):
+                out[i, b, a] = x[i, a, b]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def add_table(x, table, out):  # type: ignore[no-untyped-def]
+    """``out[i] = x[i] + table`` (position embeddings), one image per task."""
+    n, t, c = x.shape
+    for i in prange(n):
+        for k in range(t):
+            for ch in range(c):
+                out[i, k, ch] = x[i, k, ch] + table[k, ch]
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def channel_affine(x, scale, bias, out):  # type: ignore[no-untyped-def]
     """``x (A, C, B)`` times ``scale[c]`` plus ``bias[c]`` (pass ones / zeros for a missing
