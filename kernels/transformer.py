@@ -382,8 +382,8 @@ def _token_avgpool(node: _Node, backend: Backend, put: Put) -> Fn:
             _token_map(x, grid, node)  # checks the rank and token count
             x = np.ascontiguousarray(x)
             out = np.empty((x.shape[0], ho * wo, x.shape[2]), np.float32)
-            cpu.launch(cpu_tokens.token_avgpool, out.size * kh * kw, None, x, grid[0], grid[1],
-                       kh, kw, sh, sw, ph, pw, out)
+            cpu.launch(cpu_tokens.token_avgpool, cpu_tokens.MOVE_WORK * out.size * kh * kw, None,
+                       x, grid[0], grid[1], kh, kw, sh, sw, ph, pw, out)
             return out
 
         return run_numba
@@ -413,8 +413,17 @@ def _token_upsample(node: _Node, backend: Backend, put: Put) -> Fn:
 
 
 def _token_mean(node: _Node, backend: Backend, put: Put) -> Fn:
+    numba = _numba(backend)
+
     def run(x: Any) -> Any:
         _rank(x, 3, node)
+        if numba and x.dtype == np.float32 and x.shape[1] > 0:
+            from . import cpu, cpu_tokens
+
+            out = np.empty((x.shape[0], x.shape[2]), np.float32)
+            cpu.launch(cpu_tokens.token_mean, cpu_tokens.MOVE_WORK * x.size, None,
+                       np.ascontiguousarray(x), out)
+            return out
         return x.mean(axis=1, dtype=np.float32)
 
     return run

@@ -280,3 +280,45 @@ def test_layernorm_equals_the_numpy_twin_bit_for_bit(c: int) -> None:
         np.testing.assert_array_equal(out, want)
     else:  # 128-wide blocks added in order; NumPy halves recursively
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "hw"), [
+    ((2, 2), (2, 2), (14, 14)), ((3, 2), (1, 2), (7, 9)), ((1, 1), (1, 1), (3, 4))])
+def test_parallel_layout_and_pooling_ops_equal_the_numpy_twin(
+        kernel: tuple[int, int], stride: tuple[int, int], hw: tuple[int, int]) -> None:
+    """The numba backend's average pool of maps, token mean, to_tokens / to_map, position
+    table and channels-first batch norm equal the NumPy twin's ops bit for bit (signed zeros
+    included), serially and split over the threads."""
+    from proxcompress.kernels import cpu
+    from proxcompress.kernels.model import OPS, _Node
+
+    n, c = 5, 6
+    h, w = hw
+    x = _f32((n, c, h, w))
+    x[0, 0, :2, :2] = -0.0
+    tokens = _f32((n, h * w, c))
+    tokens[0, :, 0] = -0.0
+    specs = [
+        ("avgpool2d", {"kernel_size": list(kernel), "stride": list(stride)}, {}, x),
+        ("token_mean", {}, {}, tokens),
+        ("to_tokens", {}, {}, x),
+        ("to_map", {"grid": [h, w]}, {}, tokens),
+        ("add_table", {}, {"table": _f32((h * w, c))}, tokens),
+        ("batchnorm", {"eps": 1e-5}, {"running_mean": _f32(c), "running_var": _f32(c) ** 2,
+                                      "weight": _f32(c), "bias": _f32(c)}, x),
+    ]
+    for op, attrs, tensors, arg in specs:
+        node = {"name": "n", "op": op, "inputs": ["x"], "attrs": attrs,
+                "tensors": {key: f"n.{key}" for key in tensors}}
+        tensors = {f"n.{key}": value for key, value in tensors.items()}
+        want = OPS[op].build(_Node(node, tensors, 0), "numpy", lambda a: a)(arg)
+        got = OPS[op].build(_Node(node, tensors, 0), "numba", lambda a: a)
+        for work in (cpu.SERIAL_WORK, 0):
+            previous = cpu.SERIAL_WORK
+            cpu.SERIAL_WORK = work  # 0: every launch parallel
+            try:
+                value = got(arg)
+            finally:
+                cpu.SERIAL_WORK = previous
+            assert value.shape == want.shape and value.dtype == np.float32, op
+            np.testing.assert_array_equal(value.view(np.uint32), want.view(np.uint32), op)
