@@ -543,27 +543,6 @@ def add_table(x, table, out):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def map_avgpool(x, kh, kw, sh, sw, out):  # type: ignore[no-untyped-def]
-    """Average pooling of maps ``x (N, C, H, W)`` into ``out (N, C, Ho, Wo)``, no padding: the
-    first tap, plus the others in row-major order, divided by ``kh kw`` (the twin's order; the
-    first tap is copied, not added to +0, so a -0 stays -0), one image per task."""
-    n, c, _, _ = x.shape
-    ho, wo = out.shape[2], out.shape[3]
-    count = np.float32(kh * kw)
-    for i in prange(n):
-        for ch in range(c):
-            for oy in range(ho):
-                for ox in range(wo):
-                    y0, x0 = oy * sh, ox * sw
-                    acc = x[i, ch, y0, x0]
-                    for a in range(kh):
-                        for e in range(kw):
-                            if a > 0 or e > 0:
-                                acc += x[i, ch, y0 + a, x0 + e]
-                    out[i, ch, oy, ox] = acc / count
-
-
-@njit(parallel=True, cache=True, nogil=True)
 def token_mean(x, out):  # type: ignore[no-untyped-def]
     """``out[i] = mean_t x[i, t]`` for tokens ``x (N, T, C)``: NumPy's order for a reduction
     over a middle axis (from +0, the tokens added one after the other per channel; ``mean``

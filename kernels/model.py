@@ -618,27 +618,18 @@ def _batchnorm(node: _Node, put: Put, backend: Backend = "numpy") -> Fn:
     return run
 
 
-def _pool(node: _Node, kind: str, backend: Backend = "numpy") -> Fn:
+def _pool(node: _Node, kind: str) -> Fn:
     kh, kw = node.pair("kernel_size", 1)
     sh, sw = node.pair("stride", 1)
     ph, pw = node.pair("padding", 0) if kind == "max" else (0, 0)
     dh, dw = node.pair("dilation", 1) if kind == "max" else (1, 1)
     if 2 * ph > kh or 2 * pw > kw:
         raise InvalidInputError(f"{node.where}.attrs.padding", "must be at most half the kernel")
-    numba = kind == "avg" and _numba(backend)
-
     def run(x: Any) -> Any:
         _rank(x, 4, node.where)
         xp = array_module(x)
         n, c, h, w = x.shape
         ho, wo = conv_output_size((h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw))
-        if numba and x.dtype == np.float32:  # one parallel pass, the same operations
-            from . import cpu, cpu_tokens
-
-            out = np.empty((n, c, ho, wo), np.float32)
-            cpu.launch(cpu_tokens.map_avgpool, cpu_tokens.MOVE_WORK * out.size * kh * kw, None,
-                       np.ascontiguousarray(x), kh, kw, sh, sw, out)
-            return out
         pad_value = -np.inf if kind == "max" else 0.0
         padded = x
         if ph or pw:
@@ -1119,7 +1110,7 @@ OPS: dict[str, OpSpec] = {
     "adder_conv2d": OpSpec(_layer(_distance_layer, True, "adder")),
     "batchnorm": OpSpec(lambda node, backend, put: _batchnorm(node, put, backend)),
     "maxpool2d": OpSpec(lambda node, backend, put: _pool(node, "max")),
-    "avgpool2d": OpSpec(lambda node, backend, put: _pool(node, "avg", backend)),
+    "avgpool2d": OpSpec(lambda node, backend, put: _pool(node, "avg")),
     "relu": OpSpec(_relu),
     "hardtanh": OpSpec(_hardtanh),
     "identity": OpSpec(_identity),

@@ -286,7 +286,7 @@ def test_layernorm_equals_the_numpy_twin_bit_for_bit(c: int) -> None:
     ((2, 2), (2, 2), (14, 14)), ((3, 2), (1, 2), (7, 9)), ((1, 1), (1, 1), (3, 4))])
 def test_parallel_layout_and_pooling_ops_equal_the_numpy_twin(
         kernel: tuple[int, int], stride: tuple[int, int], hw: tuple[int, int]) -> None:
-    """The numba backend's average pool of maps, token mean, to_tokens / to_map, position
+    """The numba backend's token mean, token average pool, to_tokens / to_map, position
     table and channels-first batch norm equal the NumPy twin's ops bit for bit (signed zeros
     included), serially and split over the threads."""
     from proxcompress.kernels import cpu
@@ -299,7 +299,9 @@ def test_parallel_layout_and_pooling_ops_equal_the_numpy_twin(
     tokens = _f32((n, h * w, c))
     tokens[0, :, 0] = -0.0
     specs = [
-        ("avgpool2d", {"kernel_size": list(kernel), "stride": list(stride)}, {}, x),
+        ("token_avgpool", {"grid": [h, w], "kernel_size": list(kernel),
+                           "stride": list(stride), "padding": [kernel[0] // 2, 0]}, {},
+         tokens),
         ("token_mean", {}, {}, tokens),
         ("to_tokens", {}, {}, x),
         ("to_map", {"grid": [h, w]}, {}, tokens),
