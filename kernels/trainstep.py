@@ -97,28 +97,26 @@ def signswish_pass(x: np.ndarray, u: np.ndarray, s: np.ndarray, alpha: np.ndarra
     _signswish(x, u, s, alpha, x.dtype.type(2.0 * beta), sign_forward, out, slope)
 
 
-@intrinsic
-def _float_bits(typingctx, a):  # type: ignore[no-untyped-def]
-    """The IEEE bits of a float32 as an int32 (a bitcast: one register move when vectorised)."""
-    if a != types.float32:
-        return None
+def _bitcast(source: Any, target: Any) -> Any:
+    """An intrinsic reinterpreting a ``source`` scalar's bits as ``target`` (one register
+    move, or none, once vectorised)."""
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], context.get_value_type(types.int32))
+    @intrinsic
+    def cast(typingctx, a):  # type: ignore[no-untyped-def]
+        if a != source:
+            return None
 
-    return types.int32(a), codegen
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            return builder.bitcast(args[0], context.get_value_type(target))
+
+        return target(a), codegen
+
+    return cast
 
 
-@intrinsic
-def _bits_float(typingctx, a):  # type: ignore[no-untyped-def]
-    """The float32 whose IEEE bits are the int32 ``a``."""
-    if a != types.int32:
-        return None
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-
-    return types.float32(a), codegen
+#: the IEEE bits of a float32 as an int32, and back
+_float_bits = _bitcast(types.float32, types.int32)
+_bits_float = _bitcast(types.int32, types.float32)
 
 
 #: 1.5 * 2^23: ``(v + M) - M`` is ``v`` rounded to the nearest integer (ties to even) for

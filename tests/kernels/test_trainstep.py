@@ -11,10 +11,11 @@ from proxcompress.kernels import trainstep
 from proxcompress.kernels.trainstep import sigmoid32, signswish_pass, signswish_pass32
 
 
-def _torch_twin(x: torch.Tensor, beta: float, alpha: torch.Tensor, sign_forward: bool
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The eager body of training.fused (the reference's operations)."""
-    u = x * beta
+def _torch_twin(x: torch.Tensor, beta: float, alpha: torch.Tensor, sign_forward: bool,
+                u: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eager body of training.fused (the reference's operations; ``u``: ``beta x``
+    unless given)."""
+    u = x * beta if u is None else u
     s = torch.sigmoid(u)
     q = torch.addcmul(s, s, s, value=-1.0)
     if sign_forward:
@@ -154,19 +155,9 @@ def test_in_pass_sigmoid_is_torchs_vector_sigmoid() -> None:
 
 def _twin32(x: torch.Tensor, inputs: str, beta: float, mu: float, alpha: torch.Tensor,
             sign_forward: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """training.fused's eager body: ``u`` by torch, then :func:`_torch_twin`'s operations."""
-    if inputs == "prox":
-        u = torch.sign(x).mul_(mu).add_(x).mul_(beta / (1.0 + mu))
-    else:
-        u = x * beta
-    s = torch.sigmoid(u)
-    q = torch.addcmul(s, s, s, value=-1.0)
-    if sign_forward:
-        out = torch.sign(x) * alpha
-    else:
-        out = torch.mul(s, 2.0).sub_(1.0).addcmul_(u, q, value=2.0).mul_(alpha)
-    t = torch.add(u, 2.0).addcmul_(u, s, value=-2.0)
-    return out, q.mul_(t).mul_(alpha * (2.0 * beta))
+    """training.fused's eager body for either form of ``u``."""
+    u = torch.sign(x).mul_(mu).add_(x).mul_(beta / (1.0 + mu)) if inputs == "prox" else None
+    return _torch_twin(x, beta, alpha, sign_forward, u)
 
 
 @pytest.mark.parametrize("inputs,sign_forward", [("scaled", True), ("scaled", False),
