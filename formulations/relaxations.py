@@ -136,8 +136,9 @@ def pairwise_sdp_bound(problem: LayerPruningProblem, reach: int = 2) -> float:
     B_jj]] >= 0`` with ``s <= min(1, z_i + z_j)`` (Atamtürk and Gómez, *Rank-one
     convexification for sparse regression*, 2019): ``(a^T w)^2 <= a^T B a min(1, z_i + z_j)``
     holds for every integer point, with ``B = w w^T``. A budget adds ``sum z <= k``. Solved by
-    CLARABEL (then SCS, :data:`SDP_ATTEMPTS`); the value is a lower bound on the MIP optimum up to the solver's accuracy
-    (tested against brute force). ``reach = 0`` gives the Shor relaxation alone.
+    CLARABEL (then SCS, :data:`SDP_ATTEMPTS`); the value is a lower bound on the MIP optimum
+    up to the solver's accuracy (tested against brute force). ``reach = 0`` gives the Shor
+    relaxation alone.
 
     Raises:
         InvalidInputError: ``problem`` has several outputs or a group of several features;
