@@ -12,6 +12,10 @@ writing it with ``--out``:
   Every solve of one instance is checked against the others (``agree``).
 - ``alpha``: root gaps of both relaxations as alpha varies (30 groups).
 - ``bnb-alpha``: bnb alone at 100 groups, alpha in {0.05, 0.2, 0.8}, both regimes.
+- ``root-sdp``: issue 14's hard regime (100 groups, AR(1) 0.8, SNR 0.5, alpha 0.05): root bounds
+  of bnb's relaxation (Frank-Wolfe shift), the Shor SDP and the SDP with rank-one pair
+  constraints (``--reach``, :func:`~proxcompress.formulations.relaxations.pairwise_sdp_bound`)
+  against bnb's incumbent (``--time-limit``); a few minutes per SDP.
 - ``wide``: single-feature groups of the normalised sparse-regression design
   (:func:`~proxcompress.formulations.instances.sparse_regression_instance`: n = 1000,
   independent unit-norm features, 10 planted, SNR 10, lam 0.02, alpha 0.5, M 1) at
@@ -46,7 +50,7 @@ from proxcompress.formulations import LayerPruningProblem, Solution, random_inst
 from proxcompress.formulations.bnb import build_engine, refine_shift
 from proxcompress.formulations.instances import sparse_regression_instance
 from proxcompress.formulations.perspective import solve_perspective
-from proxcompress.formulations.relaxations import relaxation, root_gap
+from proxcompress.formulations.relaxations import pairwise_sdp_bound, relaxation, root_gap
 
 REGIMES = {"independent-strong": (0.0, 4.0), "correlated-weak": (0.8, 0.5)}
 RIVALS = ("bigm", "perspective-scip", "perspective-ecos_bb", "cuts")
@@ -207,6 +211,27 @@ def piece_bnb_alpha(groups: int, seeds: int, alphas: list[float],
                 rows.append(row)
     return rows
 
+
+
+def piece_root_sdp(seeds: int, reach: int, time_limit: float) -> list[dict[str, Any]]:
+    """Root bounds of the hard regime: bnb's (shifted, then refined), Shor, Shor with pairs."""
+    rows = []
+    for seed in range(seeds):
+        problem = random_instance(500, 100, 1, 100, seed, rho=0.8, snr=0.5, alpha=0.05)
+        solution = solve(problem, "bnb", time_limit)
+        engine, root = build_engine(problem)
+        shifted = root.bound
+        refined = refine_shift(engine, root)[1].bound
+        row: dict[str, Any] = {"seed": seed, "incumbent": solution.objective,
+                               "status": solution.status, "tree_bound": solution.bound,
+                               "bnb_shifted": shifted, "bnb_refined": refined}
+        for name, r in (("shor", 0), (f"pairs_reach_{reach}", reach)):
+            start = time.perf_counter()
+            row[name] = pairwise_sdp_bound(problem, r)
+            row[f"{name}_seconds"] = time.perf_counter() - start
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
 
 WIDE_CASES = (
     # (label, p, rho, snr, rivals)
@@ -382,6 +407,19 @@ def render(result: dict[str, Any]) -> str:
                 f"{statistics.median(r['nodes'] for r in mine):g} | {solved} / {len(mine)} | "
                 f"{max(r['gap'] for r in mine):.1e} |")
         return "\n".join(lines)
+    if piece == "root-sdp":
+        rows = result["rows"]
+        pairs = next(k for k in rows[0] if k.startswith("pairs_reach_") and
+                     not k.endswith("seconds"))
+        lines = ["| seed | incumbent (bnb) | bnb root (shift) | bnb root (FW-refined) | Shor SDP "
+                 f"| Shor + pairs ({pairs.removeprefix('pairs_reach_')} apart) |",
+                 "|---|---|---|---|---|---|"]
+        for r in rows:
+            gap = [f"{r[k]:.1f} ({(r['incumbent'] - r[k]) / abs(r['incumbent']):.2%})"
+                   for k in ("bnb_shifted", "bnb_refined", "shor", pairs)]
+            lines.append(f"| {r['seed']} | {r['incumbent']:.1f} ({r['status']}) | "
+                         + " | ".join(gap) + " |")
+        return "\n".join(lines)
     if piece == "wide":
         runs = result["runs"]
         for r in runs:
@@ -395,7 +433,8 @@ def render(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--piece", choices=("table", "alpha", "bnb-alpha", "wide", "cnn"))
+    parser.add_argument("--piece", choices=("table", "alpha", "bnb-alpha", "wide", "cnn",
+                                            "root-sdp"))
     parser.add_argument("--regime", choices=tuple(REGIMES), default="independent-strong")
     parser.add_argument("--quick", action="store_true", help="small grid (a smoke run)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -408,6 +447,8 @@ def main() -> None:
     parser.add_argument("--ascent-ablation", action="store_true",
                         help="cnn piece: also bnb without the ascent on the subset search's "
                         "dual point (bnb-no-ascent)")
+    parser.add_argument("--reach", type=int, default=2,
+                        help="root-sdp piece: pairs of features at most this far apart")
     parser.add_argument("--out", default=None)
     parser.add_argument("--render", nargs="+", default=None, metavar="FILE.json")
     args = parser.parse_args()
@@ -418,6 +459,8 @@ def main() -> None:
         return
     if args.piece is None:
         parser.error("--piece or --render is required")
+    if not 0 <= args.reach <= 99:
+        parser.error(f"--reach: {args.reach}; accepted: an integer in [0, 99]")
     seeds = 1 if args.quick else args.seeds
     # One-time costs outside the timings: bnb's compiled kernels, Pyomo, SCIP, CVXPY, HiGHS.
     tiny = random_instance(50, 5, 1, 5, 0, k=2)
@@ -437,6 +480,8 @@ def main() -> None:
                                          args.time_limit)
     elif args.piece == "wide":
         result["runs"] = piece_wide(seeds, args.time_limit)
+    elif args.piece == "root-sdp":
+        result["rows"] = piece_root_sdp(seeds, args.reach, args.time_limit)
     else:
         result["runs"] = piece_cnn(args.runs, seeds, args.time_limit, not args.no_rivals,
                                    args.ascent_ablation)

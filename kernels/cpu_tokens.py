@@ -201,8 +201,10 @@ def _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, i, row, qn
     """One query token, every head: its integer scores, the softmax denominator, then the sum
     of the values whose quantized probability is ``alpha`` (not 0). That test,
     ``(e / total) / alpha > 1/2`` in float32, is monotone in the score (the score scale is
-    positive: the fusion checks it), so the lowest kept score is found by bisection over the
-    integer scores (the same float operations as the twin's, on about log2(2 dh) values).
+    positive: the fusion checks it), so the lowest kept score is estimated by counting the
+    table entries at most ``total alpha / 2`` (no branches) and settled by the twin's own
+    float operations on the estimate and its neighbours (the estimate is off by at most the
+    rounding of the product, so the loops run once or not at all).
 
     A head's output is a function of the image and the query's packed signs only: with one
     word of signs (``memo_gen`` not empty) it is memoised per image and head in an
@@ -241,14 +243,16 @@ def _attend_row(q, kneg, knz, vpos, vneg, heads, table, alpha, scale, i, row, qn
             top = max(top, score[j])
         e = table[top + dh]
         total = _pairwise_total(e, score, dh)
-        lo, hi = -dh, top + 1  # the lowest score still kept, by bisection (monotone test)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if (e[mid + dh] / total) / alpha > half:
-                hi = mid
-            else:
-                lo = mid + 1
-        cut = lo
+        # the lowest score still kept: estimated by a branch-free count of the scores whose
+        # e is at most (total alpha) / 2, then the exact (monotone) test on its neighbours
+        bound = total * alpha * half
+        cut = -dh
+        for d in range(top + dh + 1):
+            cut += np.int64(e[d] <= bound)
+        while cut > -dh and (e[cut - 1 + dh] / total) / alpha > half:
+            cut -= 1
+        while cut <= top and not (e[cut + dh] / total) / alpha > half:
+            cut += 1
         for w in range(sel.shape[0]):  # the kept keys, packed, in registers:
             a = np.uint64(0)  # round(clip(p / alpha, 0, 1)) == 1
             for j in range(w * 64, min(s, w * 64 + 64)):
@@ -355,21 +359,74 @@ def binary_attention(q, k, v, heads, table, alpha, v_scale, bn_scale, bn_bias, r
                               grid_w, shift_in, slope, shift_out, out)
 
 
+@njit(inline="always")
+def _term(x, r, i, mean, centred):  # type: ignore[no-untyped-def]
+    """``x[r, i]``, or ``(x[r, i] - mean)^2`` (``centred``)."""
+    v = x[r, i]
+    if centred:
+        d = v - mean
+        return d * d
+    return v
+
+
+@njit(inline="always")
+def _pairwise_block(x, r, lo, n, mean, centred):  # type: ignore[no-untyped-def]
+    """:func:`_pairwise_row` of ``n <= 128`` values from ``lo``."""
+    if n < 8:
+        total = np.float32(0)
+        for i in range(n):
+            total += _term(x, r, lo + i, mean, centred)
+        return total
+    r0 = _term(x, r, lo, mean, centred)
+    r1 = _term(x, r, lo + 1, mean, centred)
+    r2 = _term(x, r, lo + 2, mean, centred)
+    r3 = _term(x, r, lo + 3, mean, centred)
+    r4 = _term(x, r, lo + 4, mean, centred)
+    r5 = _term(x, r, lo + 5, mean, centred)
+    r6 = _term(x, r, lo + 6, mean, centred)
+    r7 = _term(x, r, lo + 7, mean, centred)
+    end = n - n % 8
+    for i in range(lo + 8, lo + end, 8):
+        r0 += _term(x, r, i, mean, centred)
+        r1 += _term(x, r, i + 1, mean, centred)
+        r2 += _term(x, r, i + 2, mean, centred)
+        r3 += _term(x, r, i + 3, mean, centred)
+        r4 += _term(x, r, i + 4, mean, centred)
+        r5 += _term(x, r, i + 5, mean, centred)
+        r6 += _term(x, r, i + 6, mean, centred)
+        r7 += _term(x, r, i + 7, mean, centred)
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(lo + end, lo + n):
+        total += _term(x, r, i, mean, centred)
+    return total
+
+
+@njit(inline="always")
+def _pairwise_row(x, r, n, mean, centred):  # type: ignore[no-untyped-def]
+    """``sum_{i < n} _term(x, r, i)`` in float32: for ``n <= 128`` NumPy's ``pairwise_sum``
+    order (fewer than 8 values one after the other, else eight running sums combined as a
+    tree, then the tail), so bitwise NumPy's ``sum`` / ``mean`` over a contiguous last axis;
+    longer rows as 128-value blocks in that order, added one after the other (NumPy halves
+    them recursively instead: a recursive jitted function cannot be cached). Its dependent
+    chain is ``n / 8`` additions long instead of ``n``."""
+    total = _pairwise_block(x, r, 0, min(n, 128), mean, centred)
+    for lo in range(128, n, 128):
+        total += _pairwise_block(x, r, lo, min(128, n - lo), mean, centred)
+    return total
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def layernorm(x, weight, bias, eps, out):  # type: ignore[no-untyped-def]
-    """Rows of ``x (R, C)`` normalised (biased variance), times ``weight`` plus ``bias``."""
+    """Rows of ``x (R, C)`` normalised (biased variance), times ``weight`` plus ``bias``: the
+    NumPy twin's operations, its means summed in NumPy's pairwise order
+    (:func:`_pairwise_row`), so bit for bit the twin's result up to 128 channels."""
     rows, c = x.shape
     inv = np.float32(c)
+    zero = np.float32(0)
     for r in prange(rows):
-        total = np.float32(0)
-        for i in range(c):
-            total += x[r, i]
-        mean = total / inv
-        sq = np.float32(0)
-        for i in range(c):
-            d = x[r, i] - mean
-            sq += d * d
-        std = np.sqrt(sq / inv + eps)
+        mean = _pairwise_row(x, r, c, zero, False) / inv
+        var = _pairwise_row(x, r, c, mean, True) / inv
+        std = np.sqrt(var + eps)
         for i in range(c):
             out[r, i] = (x[r, i] - mean) / std * weight[i] + bias[i]
 
@@ -408,38 +465,98 @@ def token_multipool(x, base, grid_h, grid_w, kh, kw, ph, pw, scale, bias,
     """BinaryViT's multi-pooling with its residual in one pass: ``out = base + (((t_0 + t_1) +
     t_2) + ...)``, ``t_p = avgpool_p(x) * scale[p] + bias[p]`` (stride 1, zero padding
     counted, ``kh[p] = 2 ph[p] + 1`` so the grid is kept) on tokens ``x, base (N, H W, C)``;
-    every float operation in the twin's order (taps, division, scale, bias, additions)."""
-    n, _, c = x.shape
+    every float operation in the twin's order (taps, division, scale, bias, additions).
+
+    One image per task, one output row at a time: a tap adds a whole shifted input row to the
+    row's ``W C`` sums (a contiguous loop that vectorises, the row's outputs independent lanes
+    instead of one dependent chain per output), each output's taps still in the twin's
+    row-major order; taps outside the grid are the twin's padding zeros and are skipped (the
+    sums start at +0, so adding +0 changes none of them)."""
+    n, t, c = x.shape
     pools = kh.shape[0]
-    for b in prange(n * grid_h):
-        i, oy = b // grid_h, b % grid_h
-        term = np.empty(c, np.float32)
-        total = np.empty(c, np.float32)
+    row = grid_w * c
+    xf = x.reshape(n, t * c)
+    bf = base.reshape(n, t * c)
+    of = out.reshape(n, t * c)
+    scale_row = np.empty((pools, row), np.float32)  # per channel, tiled over a grid row
+    bias_row = np.empty((pools, row), np.float32)
+    for p in range(pools):
         for ox in range(grid_w):
-            o = oy * grid_w + ox
+            scale_row[p, ox * c:(ox + 1) * c] = scale[p]
+            bias_row[p, ox * c:(ox + 1) * c] = bias[p]
+    for i in prange(n):
+        term = np.empty(row, np.float32)
+        total = np.empty(row, np.float32)
+        for oy in range(grid_h):
             for p in range(pools):
-                for ch in range(c):
-                    term[ch] = 0
+                term[:] = 0
                 for a in range(kh[p]):
                     iy = oy - ph[p] + a
                     if iy < 0 or iy >= grid_h:
                         continue
+                    src = xf[i, iy * row:(iy + 1) * row]
                     for e in range(kw[p]):
-                        ix = ox - pw[p] + e
-                        if ix < 0 or ix >= grid_w:
-                            continue
-                        src = iy * grid_w + ix
-                        for ch in range(c):
-                            term[ch] += x[i, src, ch]
+                        shift = (e - pw[p]) * c  # input column = output column + e - pw
+                        lo = max(0, -shift)
+                        hi = min(row, row - shift)
+                        acc, add = term[lo:hi], src[lo + shift:hi + shift]
+                        for k in range(hi - lo):  # views from 0: no index checks, vectorises
+                            acc[k] += add[k]
                 count = np.float32(kh[p] * kw[p])
+                sr, br = scale_row[p], bias_row[p]
                 if p == 0:
-                    for ch in range(c):
-                        total[ch] = term[ch] / count * scale[p, ch] + bias[p, ch]
+                    for k in range(row):
+                        total[k] = term[k] / count * sr[k] + br[k]
                 else:
-                    for ch in range(c):
-                        total[ch] = total[ch] + (term[ch] / count * scale[p, ch] + bias[p, ch])
+                    for k in range(row):
+                        total[k] = total[k] + (term[k] / count * sr[k] + br[k])
+            dst, res = of[i, oy * row:(oy + 1) * row], bf[i, oy * row:(oy + 1) * row]
+            for k in range(row):
+                dst[k] = res[k] + total[k]
+
+
+#: the work :func:`.cpu.launch` is told for one element of a memory pass (a load, a store and
+#: the index arithmetic, a few operations): a batch-256 layer's tokens (10^5 - 10^6 values)
+#: split over the threads, a single image's stay serial
+MOVE_WORK = 8
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def swap_last(x, out):  # type: ignore[no-untyped-def]
+    """``out[i, b, a] = x[i, a, b]``: ``(N, C, H W) <-> (N, H W, C)`` (``to_tokens``,
+    ``to_map``), one image per task."""
+    n, a_len, b_len = x.shape
+    for i in prange(n):
+        for a in range(a_len):
+            for b in range(b_len):
+                out[i, b, a] = x[i, a, b]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def add_table(x, table, out):  # type: ignore[no-untyped-def]
+    """``out[i] = x[i] + table`` (position embeddings), one image per task."""
+    n, t, c = x.shape
+    for i in prange(n):
+        for k in range(t):
             for ch in range(c):
-                out[i, o, ch] = base[i, o, ch] + total[ch]
+                out[i, k, ch] = x[i, k, ch] + table[k, ch]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def token_mean(x, out):  # type: ignore[no-untyped-def]
+    """``out[i] = mean_t x[i, t]`` for tokens ``x (N, T, C)``: NumPy's order for a reduction
+    over a middle axis (from +0, the tokens added one after the other per channel; ``mean``
+    starts from the identity, so all -0 gives +0), divided by ``T``; one image per task."""
+    n, t, c = x.shape
+    inv = np.float32(t)
+    for i in prange(n):
+        for ch in range(c):
+            out[i, ch] = 0
+        for k in range(t):
+            for ch in range(c):
+                out[i, ch] += x[i, k, ch]
+        for ch in range(c):
+            out[i, ch] = out[i, ch] / inv
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -583,10 +583,11 @@ def _fold_batchnorm(raw_nodes: list[Any], tensors: dict[str, np.ndarray], output
     return nodes, tensors
 
 
-def _batchnorm(node: _Node, put: Put) -> Fn:
+def _batchnorm(node: _Node, put: Put, backend: Backend = "numpy") -> Fn:
     a_host, b_host = _bn_affine(node)
     c = a_host.shape[0]
     a, b = put(a_host), put(b_host)
+    numba = _numba(backend) and not node.attr("channels_last", bool, False)
     if node.attr("channels_last", bool, False):  # tokens (N, T, C): channels on the last axis
         def run_last(x: Any) -> Any:
             if x.ndim < 2 or x.shape[-1] != c:
@@ -601,6 +602,14 @@ def _batchnorm(node: _Node, put: Put) -> Fn:
         if x.ndim not in (2, 4) or x.shape[1] != c:
             raise InvalidInputError(node.where, f"expects (N, {c}) or (N, {c}, H, W), got "
                                     f"{x.shape}")
+        if numba and x.dtype == np.float32:  # one parallel pass: x * a + b, two roundings
+            from . import cpu, cpu_tokens
+
+            view = np.ascontiguousarray(x).reshape(x.shape[0], c, -1)
+            out = np.empty_like(view)
+            cpu.launch(cpu_tokens.channel_affine, cpu_tokens.MOVE_WORK * out.size, None, view,
+                       a, b, out)
+            return out.reshape(x.shape)
         shape = (1, c, 1, 1) if x.ndim == 4 else (1, c)
         y = x * a.reshape(shape)
         y += b.reshape(shape)
@@ -616,7 +625,6 @@ def _pool(node: _Node, kind: str) -> Fn:
     dh, dw = node.pair("dilation", 1) if kind == "max" else (1, 1)
     if 2 * ph > kh or 2 * pw > kw:
         raise InvalidInputError(f"{node.where}.attrs.padding", "must be at most half the kernel")
-
     def run(x: Any) -> Any:
         _rank(x, 4, node.where)
         xp = array_module(x)
@@ -1100,7 +1108,7 @@ OPS: dict[str, OpSpec] = {
     "euclid_conv2d": OpSpec(_layer(_distance_layer, True, "euclid")),
     "adder_linear": OpSpec(_layer(_distance_layer, False, "adder")),
     "adder_conv2d": OpSpec(_layer(_distance_layer, True, "adder")),
-    "batchnorm": OpSpec(lambda node, backend, put: _batchnorm(node, put)),
+    "batchnorm": OpSpec(lambda node, backend, put: _batchnorm(node, put, backend)),
     "maxpool2d": OpSpec(lambda node, backend, put: _pool(node, "max")),
     "avgpool2d": OpSpec(lambda node, backend, put: _pool(node, "avg")),
     "relu": OpSpec(_relu),

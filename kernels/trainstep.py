@@ -35,6 +35,9 @@ loops compile on first call and are cached (``cache=True``).
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -92,6 +95,207 @@ def signswish_pass(x: np.ndarray, u: np.ndarray, s: np.ndarray, alpha: np.ndarra
     idle threads spin on a 2-core machine; the pass is one memory-bound sweep (about 0.1 ns
     an element), cheaper serial than the contention."""
     _signswish(x, u, s, alpha, x.dtype.type(2.0 * beta), sign_forward, out, slope)
+
+
+def _bitcast(source: Any, target: Any) -> Any:
+    """An intrinsic reinterpreting a ``source`` scalar's bits as ``target`` (one register
+    move, or none, once vectorised)."""
+
+    @intrinsic
+    def cast(typingctx, a):  # type: ignore[no-untyped-def]
+        if a != source:
+            return None
+
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            return builder.bitcast(args[0], context.get_value_type(target))
+
+        return target(a), codegen
+
+    return cast
+
+
+#: the IEEE bits of a float32 as an int32, and back
+_float_bits = _bitcast(types.float32, types.int32)
+_bits_float = _bitcast(types.int32, types.float32)
+
+
+#: 1.5 * 2^23: ``(v + M) - M`` is ``v`` rounded to the nearest integer (ties to even) for
+#: ``|v| < 2^22``, and the low bits of ``v + M`` hold that integer
+_ROUND_MAGIC = np.float32(12582912.0)
+_ROUND_MAGIC_BITS = np.int32(0x4B400000)
+
+
+@njit(inline="always")
+def _pow2(e):  # type: ignore[no-untyped-def]
+    """``2^e`` for an int32 ``-126 <= e <= 127``, built from its exponent bits."""
+    return _bits_float(np.int32((e + np.int32(127)) << np.int32(23)))
+
+
+@njit(inline="always")
+def _expf(d):  # type: ignore[no-untyped-def]
+    """``exp(d)`` for float32 ``d`` by SLEEF's ``expf_u10`` (1 ulp): the algorithm, constants
+    and operation order of the vector exponential torch's CPU kernels call (``Sleef_expf8_u10``
+    / ``Sleef_expf16_u10`` on AVX2 / AVX-512 builds), multiply-adds fused as there, so
+    ``1 / (1 + exp(-u))`` is bitwise ``torch.sigmoid`` on torch's vectorised path. Plain
+    float and integer operations without branches: the loop around it vectorises."""
+    t = d * np.float32(1.442695040888963407359924681001892137426645954152985934135449406931) \
+        + _ROUND_MAGIC
+    q = t - _ROUND_MAGIC  # rint(d / ln 2)
+    qi = _float_bits(t) - _ROUND_MAGIC_BITS
+    s = _fma(q, np.float32(-0.693145751953125), d)
+    s = _fma(q, np.float32(-1.428606765330187045e-06), s)
+    u = np.float32(0.000198527617612853646278381)
+    u = _fma(u, s, np.float32(0.00139304355252534151077271))
+    u = _fma(u, s, np.float32(0.00833336077630519866943359))
+    u = _fma(u, s, np.float32(0.0416664853692054748535156))
+    u = _fma(u, s, np.float32(0.166666671633720397949219))
+    u = _fma(u, s, np.float32(0.5))
+    u = np.float32(1.0) + _fma(s * s, u, s)
+    half = qi >> np.int32(1)  # 2^q as two factors: q reaches 151 before the cut-offs
+    u = u * _pow2(half) * _pow2(np.int32(qi - half))
+    u = np.float32(0.0) if d < np.float32(-104.0) else u
+    return np.float32(np.inf) if d > np.float32(100.0) else u
+
+
+@njit(inline="always")
+def _sigmoidf(u):  # type: ignore[no-untyped-def]
+    """``1 / (1 + exp(-u))`` in float32, torch's vector sigmoid (``reciprocal`` is a
+    division)."""
+    return np.float32(1.0) / (np.float32(1.0) + _expf(-u))
+
+
+@njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+def sigmoid32(x, out):  # type: ignore[no-untyped-def]
+    """``out = sigmoid(x)`` elementwise on float32 arrays of one shape (contiguous): the
+    in-pass sigmoid of :func:`signswish_pass32`, exposed for its tests."""
+    xf, of = x.ravel(), out.ravel()
+    for i in range(xf.size):
+        of[i] = _sigmoidf(xf[i])
+
+
+#: ``u`` of :func:`signswish_pass32`: ``beta x`` (BNN+, BNN++) or ``beta P(x)``, ``P(x) = (x +
+#: mu sign x) / (1 + mu)`` (``bnn++-prox``)
+SIGNSWISH_INPUTS = {"scaled": 0, "prox": 1}
+
+
+@njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+def _signswish32(x, extra, fan_in, alpha, channel, prox, beta, mu, two_beta, sign_forward,
+                 out, slope, lo, hi):  # type: ignore[no-untyped-def]
+    """Rows ``lo:hi`` of :func:`signswish_pass32` (nogil: a thread per row range)."""
+    cols = x.shape[1]
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    two = one + one
+    for j in range(lo, hi):
+        if channel:
+            alpha[j, 0] = (_row_abs_sum(x, j) + extra[j]) / fan_in
+        a = alpha[j, 0]
+        c = a * two_beta
+        for i in range(cols):
+            xv = x[j, i]
+            sg = one if xv > zero else (-one if xv < zero else zero)
+            uv = _fma(mu, sg, xv) * beta if prox else xv * beta
+            sv = _sigmoidf(uv)
+            q, slope[j, i] = _q_slope(uv, sv, c, two)
+            if sign_forward:
+                out[j, i] = sg * a
+            else:
+                out[j, i] = _fma(uv + uv, q, (sv + sv) - one) * a
+
+
+class _RowThreads:
+    """Persistent helper threads that run row ranges of a ``nogil`` numba pass beside the
+    calling thread (which runs the first range): a pass split over ``threads`` cores without
+    numba's parallel runtime, whose pool would be a second OpenMP-style pool spinning beside
+    torch's. A helper waits on an event between passes (no spinning)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._helpers: list[tuple[threading.Event, threading.Event, list[Any]]] = []
+        if hasattr(os, "register_at_fork"):  # a forked child has none of the threads
+            os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._helpers = []
+
+    def _helper(self) -> tuple[threading.Event, threading.Event, list[Any]]:
+        go, done = threading.Event(), threading.Event()
+        slot: list[Any] = [None, None]
+
+        def loop() -> None:
+            while True:
+                go.wait()
+                go.clear()
+                job = slot[0]
+                try:
+                    job()
+                except BaseException as exc:  # noqa: BLE001 - re-raised on the caller
+                    slot[1] = exc
+                done.set()
+
+        threading.Thread(target=loop, name="proxcompress-rows", daemon=True).start()
+        return go, done, slot
+
+    def run(self, job: Callable[[int, int], None], rows: int, threads: int) -> None:
+        """``job(lo, hi)`` over ``[0, rows)`` in ``threads`` contiguous ranges."""
+        threads = max(1, min(threads, rows))
+        bounds = [rows * t // threads for t in range(threads + 1)]
+        if threads == 1 or not self._lock.acquire(blocking=False):  # busy (another caller)
+            job(0, rows)
+            return
+        try:
+            while len(self._helpers) < threads - 1:
+                self._helpers.append(self._helper())
+            used = self._helpers[:threads - 1]
+            for t, (go, done, slot) in enumerate(used, start=1):
+                lo, hi = bounds[t], bounds[t + 1]
+                slot[0], slot[1] = (lambda lo=lo, hi=hi: job(lo, hi)), None
+                done.clear()
+                go.set()
+            job(bounds[0], bounds[1])
+            errors = []
+            for _go, done, slot in used:
+                done.wait()
+                if slot[1] is not None:
+                    errors.append(slot[1])
+            if errors:
+                raise errors[0]
+        finally:
+            self._lock.release()
+
+
+_ROWS = _RowThreads()
+#: below this many elements a pass runs on the calling thread (the hand-over costs tens of
+#: microseconds; torch's own parallel grain is 32768 elements)
+SPLIT_MIN_ELEMENTS = 1 << 16
+
+
+def signswish_pass32(x: np.ndarray, alpha: np.ndarray, beta: float, sign_forward: bool,
+                     out: np.ndarray, slope: np.ndarray, inputs: str = "scaled",
+                     mu: float = 0.0, channel: tuple[np.ndarray, float] | None = None,
+                     threads: int = 1) -> None:
+    """The SignSwish pass of float32 latents from ``x`` alone: ``u`` (``inputs``: ``"scaled"``
+    ``u = beta x``; ``"prox"`` ``u = (x + mu sign x) (beta / (1 + mu))``, the body's
+    ``sign(x) mu + x`` as one exact fused multiply-add), ``s = sigmoid(u)`` (:func:`_expf`:
+    torch's vector sigmoid, bitwise), then ``out`` and ``slope`` as :func:`signswish_pass`;
+    with ``channel = (extra, fan_in)`` the row's scale ``alpha = (sum |x| + extra) / fan_in``
+    first, written into ``alpha`` (``(rows, 1)``; else read from it), as
+    :func:`channel_scale_pass` sums. One read of ``x``, two writes: no ``u``, ``s`` or
+    scale pass. Rows split over ``threads`` threads (:class:`_RowThreads`) when the latent
+    has at least :data:`SPLIT_MIN_ELEMENTS` elements."""
+    f32 = np.float32
+    prox = SIGNSWISH_INPUTS[inputs] == 1
+    scale_u = f32(beta / (1.0 + mu)) if prox else f32(beta)
+    extra, fan_in = channel if channel is not None else (np.zeros(0, np.float32), 1.0)
+    args = (x, extra, f32(fan_in), alpha, channel is not None, prox, scale_u, f32(mu),
+            f32(2.0 * beta), bool(sign_forward), out, slope)
+
+    def job(lo: int, hi: int) -> None:
+        _signswish32(*args, lo, hi)
+
+    rows = x.shape[0]
+    _ROWS.run(job, rows, threads if x.size >= SPLIT_MIN_ELEMENTS else 1)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -207,4 +411,5 @@ def channel_scale_pass(x: np.ndarray, extra: np.ndarray, fan_in: float, alpha: n
              CHANNEL_FORWARDS[forward] if out is not None else 0, dtype(mu), dtype(1.0 + mu))
 
 
-__all__ = ["CHANNEL_FORWARDS", "channel_scale_pass", "shift_round_pass", "signswish_pass"]
+__all__ = ["CHANNEL_FORWARDS", "SIGNSWISH_INPUTS", "channel_scale_pass", "shift_round_pass",
+           "sigmoid32", "signswish_pass", "signswish_pass32"]

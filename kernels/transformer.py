@@ -106,23 +106,43 @@ def _channel_view(x: Any, axis: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- layout ops
+def _swap_last(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`.cpu_tokens.swap_last` of a 3-d ``x`` into ``out`` (numba backend)."""
+    from . import cpu, cpu_tokens
+
+    cpu.launch(cpu_tokens.swap_last, cpu_tokens.MOVE_WORK * x.size, None,
+               np.ascontiguousarray(x), out)
+    return out
+
+
 def _to_tokens(node: _Node, backend: Backend, put: Put) -> Fn:
+    numba = _numba(backend)
+
     def run(x: Any) -> Any:
         _rank(x, 4, node)
         xp = array_module(x)
-        return xp.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 2, 1))
+        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        if numba:
+            return _swap_last(flat, np.empty((flat.shape[0], flat.shape[2], flat.shape[1]),
+                                             np.float32))
+        return xp.ascontiguousarray(flat.transpose(0, 2, 1))
 
     return run
 
 
 def _to_map(node: _Node, backend: Backend, put: Put) -> Fn:
     h, w = _grid(node)
+    numba = _numba(backend)
 
     def run(x: Any) -> Any:
         _rank(x, 3, node)
         if x.shape[1] != h * w:
             raise InvalidInputError(node.where, f"expects {h * w} tokens, got {x.shape}")
         xp = array_module(x)
+        if numba:
+            out = np.empty((x.shape[0], x.shape[2], h, w), np.float32)
+            _swap_last(x, out.reshape(x.shape[0], x.shape[2], h * w))
+            return out
         return xp.ascontiguousarray(x.transpose(0, 2, 1).reshape(x.shape[0], -1, h, w))
 
     return run
@@ -154,12 +174,20 @@ def _drop_first_token(node: _Node, backend: Backend, put: Put) -> Fn:
 
 def _add_table(node: _Node, backend: Backend, put: Put) -> Fn:
     table = put(node.tensor("table", np.float32, ndim=2))
+    numba = _numba(backend)
 
     def run(x: Any) -> Any:
         _rank(x, 3, node)
         if tuple(x.shape[1:]) != tuple(table.shape):
             raise InvalidInputError(node.where, f"expects (N, {table.shape[0]}, "
                                     f"{table.shape[1]}), got {x.shape}")
+        if numba and x.dtype == np.float32:
+            from . import cpu, cpu_tokens
+
+            out = np.empty(x.shape, np.float32)
+            cpu.launch(cpu_tokens.add_table, cpu_tokens.MOVE_WORK * out.size, None,
+                       np.ascontiguousarray(x), table, out)
+            return out
         return _f32(x + table)
 
     return run
@@ -354,8 +382,8 @@ def _token_avgpool(node: _Node, backend: Backend, put: Put) -> Fn:
             _token_map(x, grid, node)  # checks the rank and token count
             x = np.ascontiguousarray(x)
             out = np.empty((x.shape[0], ho * wo, x.shape[2]), np.float32)
-            cpu.launch(cpu_tokens.token_avgpool, out.size * kh * kw, None, x, grid[0], grid[1],
-                       kh, kw, sh, sw, ph, pw, out)
+            cpu.launch(cpu_tokens.token_avgpool, cpu_tokens.MOVE_WORK * out.size * kh * kw, None,
+                       x, grid[0], grid[1], kh, kw, sh, sw, ph, pw, out)
             return out
 
         return run_numba
@@ -385,8 +413,17 @@ def _token_upsample(node: _Node, backend: Backend, put: Put) -> Fn:
 
 
 def _token_mean(node: _Node, backend: Backend, put: Put) -> Fn:
+    numba = _numba(backend)
+
     def run(x: Any) -> Any:
         _rank(x, 3, node)
+        if numba and x.dtype == np.float32 and x.shape[1] > 0:
+            from . import cpu, cpu_tokens
+
+            out = np.empty((x.shape[0], x.shape[2]), np.float32)
+            cpu.launch(cpu_tokens.token_mean, cpu_tokens.MOVE_WORK * x.size, None,
+                       np.ascontiguousarray(x), out)
+            return out
         return x.mean(axis=1, dtype=np.float32)
 
     return run

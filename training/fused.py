@@ -56,6 +56,13 @@ MODES: tuple[str, ...] = ("fused", "eager", "reference", "compiled")
 Saves = Literal["none", "slope", "latent"]
 #: the dtypes of the numba passes (:mod:`proxcompress.kernels.trainstep`)
 _NUMBA_DTYPES = (torch.float32, torch.float64)
+#: float32 latents of at least this many elements take the one SignSwish pass with the sigmoid
+#: inside (``kernels.trainstep.signswish_pass32``; smaller ones: torch's sigmoid, then the
+#: pass). Its sigmoid is torch's vector sigmoid bit for bit; torch runs the last few elements
+#: of each thread's range (fewer than 32) through the C library's ``expf`` instead, which can
+#: differ by an ulp or two: on large latents that is a few elements at most, on a small one
+#: it can be all of them, where the gain is a few microseconds (docs/decisions.md)
+_INLINE_SIGMOID_MIN = 1 << 16
 #: ``scratch(k)``: the ``k``-th scratch tensor shaped like the latent (reused across steps)
 Scratch = Callable[[int], Tensor]
 #: ``body(x, mu, out, slope_or_None, alpha_or_None, scratch)``, ``x`` the latent as ``(rows,
@@ -79,12 +86,17 @@ class Kernel:
         channel: the forward the numba scale pass writes in the same sweep with the layer's
             channel scale (``kernels.trainstep.CHANNEL_FORWARDS``: ``"sign"`` for
             BinaryConnect / BNN, ``"dist2-prox"`` for ProxConnect; ``"none"``: ``body`` runs).
+        signswish: for the SignSwish pairs, ``mu -> (inputs, beta, sign_forward)`` of
+            ``kernels.trainstep.signswish_pass32``: float32 latents in ``fused`` mode then take
+            that one pass (scale, ``u``, sigmoid and both outputs, rows split over torch's
+            thread count) instead of ``body``.
     """
 
     body: Body
     saves: Saves
     expr: Callable[..., None] | None = None
     channel: str = "none"
+    signswish: Callable[[float], tuple[str, float, bool]] | None = None
 
 
 # --------------------------------------------------------------------------- the mode switch
@@ -269,12 +281,27 @@ def _bnn_plus_plus_prox_expr(beta: float) -> Callable[..., None]:
 
 
 def _factory(body: Callable[..., Body], expr: Callable[..., Callable[..., None]],
+             inputs: Callable[..., Callable[[float], tuple[str, float, bool]]],
              *names: str) -> Callable[..., Kernel]:
     def make(**parameters: float) -> Kernel:
         values = [float(parameters[n]) for n in names]
-        return Kernel(body(*values), "slope", expr(*values))
+        return Kernel(body(*values), "slope", expr(*values), signswish=inputs(*values))
 
     return make
+
+
+# ``mu -> (u's form, beta, forward is sign)`` of each SignSwish pair, as its body computes them
+def _bnn_plus_inputs(beta: float) -> Callable[[float], tuple[str, float, bool]]:
+    return lambda mu: ("scaled", beta, True)
+
+
+def _bnn_plus_plus_inputs(beta: float, beta_growth: float
+                          ) -> Callable[[float], tuple[str, float, bool]]:
+    return lambda mu: ("scaled", beta + beta_growth * mu, False)
+
+
+def _bnn_plus_plus_prox_inputs(beta: float) -> Callable[[float], tuple[str, float, bool]]:
+    return lambda mu: ("prox", beta, False)
 
 
 #: catalogue name -> kernel factory (``factory(**parameters)``: the pair's resolved parameters).
@@ -284,9 +311,11 @@ KERNELS: dict[str, Callable[..., Kernel]] = {
     "binaryconnect": lambda **p: Kernel(_sign_body, "none", channel="sign"),
     "bnn": lambda **p: Kernel(_sign_body, "latent", channel="sign"),
     "proxconnect": lambda **p: Kernel(_dist2_prox_body, "none", channel="dist2-prox"),
-    "bnn+": _factory(_bnn_plus_body, _bnn_plus_expr, "beta"),
-    "bnn++": _factory(_bnn_plus_plus_body, _bnn_plus_plus_expr, "beta", "beta_growth"),
-    "bnn++-prox": _factory(_bnn_plus_plus_prox_body, _bnn_plus_plus_prox_expr, "beta"),
+    "bnn+": _factory(_bnn_plus_body, _bnn_plus_expr, _bnn_plus_inputs, "beta"),
+    "bnn++": _factory(_bnn_plus_plus_body, _bnn_plus_plus_expr, _bnn_plus_plus_inputs, "beta",
+                      "beta_growth"),
+    "bnn++-prox": _factory(_bnn_plus_plus_prox_body, _bnn_plus_plus_prox_expr,
+                           _bnn_plus_plus_prox_inputs, "beta"),
 }
 
 
@@ -450,7 +479,21 @@ def fused_forward(kernel: Kernel, x: Tensor, mu: float, scale: Tensor | ChannelS
     alpha: Tensor | None
     done = False
     channel = numba_pass("channel_scale_pass", x2) if isinstance(scale, ChannelScale) else None
-    if isinstance(scale, ChannelScale) and channel is not None:  # one numba sweep
+    signswish = (numba_pass("signswish_pass32", x2) if kernel.signswish is not None
+                 and x2.dtype == torch.float32 and x2.numel() >= _INLINE_SIGMOID_MIN else None)
+    if signswish is not None and slope is not None and kernel.signswish is not None:
+        inputs, beta, sign_forward = kernel.signswish(mu)  # one pass: scale, u, sigmoid, outputs
+        row_scale = None if isinstance(scale, ChannelScale) else _row_scale(scale, rows)
+        a = (torch.empty((rows, 1), dtype=x2.dtype) if row_scale is None
+             else row_scale.expand(rows, 1).contiguous())
+        if scale is None:
+            a.fill_(1.0)
+        parts = (scale.extra.detach().reshape(rows).to(x2.dtype).contiguous().numpy(),
+                 scale.fan_in) if isinstance(scale, ChannelScale) else None
+        signswish(x2.numpy(), a.numpy(), beta, sign_forward, out.numpy(), slope.numpy(),
+                  inputs, mu, parts, torch.get_num_threads())
+        alpha, done = (None if scale is None else a), True
+    elif isinstance(scale, ChannelScale) and channel is not None:  # one numba sweep
         alpha = torch.empty((rows, 1), dtype=x2.dtype)
         extra = scale.extra.detach().reshape(rows).to(x2.dtype).contiguous()
         done = kernel.channel != "none"

@@ -260,3 +260,67 @@ def test_flag_packing_and_pairwise_total_match_numpy() -> None:
         e = (RNG.random(33) * RNG.choice([1e-3, 1.0, 1e3])).astype(np.float32)
         score = RNG.integers(-16, 17, n)
         assert total(e, score, 16) == e[score + 16].sum(dtype=np.float32)
+
+
+@pytest.mark.parametrize("c", [1, 5, 8, 16, 31, 32, 100, 128, 129, 200, 384, 1000])
+def test_layernorm_equals_the_numpy_twin_bit_for_bit(c: int) -> None:
+    """The numba layer norm sums its means in NumPy's pairwise order (eight running sums up
+    to 128 channels): every output equals the twin's ``mean`` / ``var`` / divide / affine bit
+    for bit for widths below 8 up to 128; wider rows within float rounding."""
+    x = (_f32((64, c)) * 3 + 1).astype(np.float32)
+    x[0] = 1.0  # a constant row: variance 0
+    w, b, eps = _f32(c), _f32(c), np.float32(1e-5)
+    out = np.empty_like(x)
+    cpu_tokens.layernorm(x, w, b, eps, out)
+    mean = x.mean(axis=-1, keepdims=True, dtype=np.float32)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True, dtype=np.float32)
+    want = centred / np.sqrt(var + eps) * w + b
+    if c <= 128:
+        np.testing.assert_array_equal(out, want)
+    else:  # 128-wide blocks added in order; NumPy halves recursively
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "hw"), [
+    ((2, 2), (2, 2), (14, 14)), ((3, 2), (1, 2), (7, 9)), ((1, 1), (1, 1), (3, 4))])
+def test_parallel_layout_and_pooling_ops_equal_the_numpy_twin(
+        kernel: tuple[int, int], stride: tuple[int, int], hw: tuple[int, int]) -> None:
+    """The numba backend's token mean, token average pool, to_tokens / to_map, position
+    table and channels-first batch norm equal the NumPy twin's ops bit for bit (signed zeros
+    included), serially and split over the threads."""
+    from proxcompress.kernels import cpu
+    from proxcompress.kernels.model import OPS, _Node
+
+    n, c = 5, 6
+    h, w = hw
+    x = _f32((n, c, h, w))
+    x[0, 0, :2, :2] = -0.0
+    tokens = _f32((n, h * w, c))
+    tokens[0, :, 0] = -0.0
+    specs = [
+        ("token_avgpool", {"grid": [h, w], "kernel_size": list(kernel),
+                           "stride": list(stride), "padding": [kernel[0] // 2, 0]}, {},
+         tokens),
+        ("token_mean", {}, {}, tokens),
+        ("to_tokens", {}, {}, x),
+        ("to_map", {"grid": [h, w]}, {}, tokens),
+        ("add_table", {}, {"table": _f32((h * w, c))}, tokens),
+        ("batchnorm", {"eps": 1e-5}, {"running_mean": _f32(c), "running_var": _f32(c) ** 2,
+                                      "weight": _f32(c), "bias": _f32(c)}, x),
+    ]
+    for op, attrs, tensors, arg in specs:
+        node = {"name": "n", "op": op, "inputs": ["x"], "attrs": attrs,
+                "tensors": {key: f"n.{key}" for key in tensors}}
+        tensors = {f"n.{key}": value for key, value in tensors.items()}
+        want = OPS[op].build(_Node(node, tensors, 0), "numpy", lambda a: a)(arg)
+        got = OPS[op].build(_Node(node, tensors, 0), "numba", lambda a: a)
+        for work in (cpu.SERIAL_WORK, 0):
+            previous = cpu.SERIAL_WORK
+            cpu.SERIAL_WORK = work  # 0: every launch parallel
+            try:
+                value = got(arg)
+            finally:
+                cpu.SERIAL_WORK = previous
+            assert value.shape == want.shape and value.dtype == np.float32, op
+            np.testing.assert_array_equal(value.view(np.uint32), want.view(np.uint32), op)

@@ -362,3 +362,36 @@ def test_a_failing_compiler_falls_back_to_the_fused_ops(monkeypatch: pytest.Monk
     for g, w in zip(got, want, strict=True):
         assert torch.equal(g, w)
     fused._state.pop("compile_error")
+
+
+@pytest.mark.parametrize("name", FOLDED)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_pass_signswish_equals_the_pass_after_torchs_sigmoid(
+        name: str, threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A float32 latent past ``_INLINE_SIGMOID_MIN`` (a 320 x 256 weight with its channel scale)
+    takes the one pass (scale, ``u``, sigmoid, outputs; rows split over torch's threads):
+    outputs, gradients and scale equal those of the smaller latents' path (torch's sigmoid,
+    then the numba pass) bit for bit where torch's sigmoid runs its vector path (each
+    thread's range a multiple of 32 elements here), and within the FOLDED tolerance of the
+    reference ops."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(320, 256, generator=g) * 0.8
+    x[0, :4] = torch.tensor([0.0, -0.0, 1.0, -1.0])
+    upstream = torch.randn(320, 256, generator=g)
+    scale = ChannelScale(torch.rand(320, generator=g), 300.0)
+    assert x.numel() >= fused._INLINE_SIGMOID_MIN
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for mu in (0.0, 3.0):
+            got = _run(name, x, mu, "fused", scale, upstream)
+            with monkeypatch.context() as m:
+                m.setattr(fused, "_INLINE_SIGMOID_MIN", 1 << 40)
+                before = _run(name, x, mu, "fused", scale, upstream)
+            want = _run(name, x, mu, "reference", scale, upstream)
+            for a, b, c in zip(got, before, want, strict=True):
+                if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+                    assert torch.equal(a, b), (name, mu, (a - b).abs().max())
+                _assert_same(name, a, c, True)
+    finally:
+        torch.set_num_threads(previous)
