@@ -202,15 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mulfree", default="",
                         help="multiplication-free methods to time too (comma-separated: "
                         f"{', '.join(MULFREE)}; their default bits)")
-    parser.add_argument("--serial-passes", action="store_true",
-                        help="run the SignSwish pass on the calling thread only (A/B of its "
-                        "row split over torch's threads)")
+    parser.add_argument("--split-passes", action="store_true",
+                        help="split the SignSwish pass over torch's threads (A/B; the default "
+                        "runs it on the calling thread)")
     parser.add_argument("--json", metavar="OUT.json")
     args = parser.parse_args(argv)
-    if args.serial_passes:
+    if args.split_passes:
         from proxcompress.kernels import trainstep
 
-        trainstep.SPLIT_MIN_ELEMENTS = 1 << 62  # no latent is this large: never split
+        trainstep.SPLIT_PASSES = True
     try:
         threads = [int(t) for t in args.threads.split(",")]
     except ValueError:
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                     "interleaved in the same process; reference_*: the binary step with the "
                     "reference (unfused) quantizer ops, interleaved too",
         "target_ratio": TARGET,
-        "signswish_pass_split": not args.serial_passes,
+        "signswish_pass_split": args.split_passes,
         "max_ratio": max((r["ratio"] for r in rows if r["weights"] not in MULFREE),
                          default=None),
         "rows": rows,

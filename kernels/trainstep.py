@@ -269,6 +269,12 @@ _ROWS = _RowThreads()
 #: below this many elements a pass runs on the calling thread (the hand-over costs tens of
 #: microseconds; torch's own parallel grain is 32768 elements)
 SPLIT_MIN_ELEMENTS = 1 << 16
+#: whether the training step (``training.fused``) splits the pass over torch's threads. Off:
+#: measured quiet on the 2-vCPU Zen 4 (three interleaved runs, two threads), the split step's
+#: worst BNN+ / BNN++ MLP cell was 1.31-1.33x full precision, the serial one's 1.27-1.29x: the
+#: helper thread waits for a core torch's OpenMP workers hold (docs/decisions.md).
+#: ``benchmarks/training_step.py --split-passes`` turns it on for an A/B.
+SPLIT_PASSES = False
 
 
 def signswish_pass32(x: np.ndarray, alpha: np.ndarray, beta: float, sign_forward: bool,

@@ -491,7 +491,8 @@ def fused_forward(kernel: Kernel, x: Tensor, mu: float, scale: Tensor | ChannelS
         parts = (scale.extra.detach().reshape(rows).to(x2.dtype).contiguous().numpy(),
                  scale.fan_in) if isinstance(scale, ChannelScale) else None
         signswish(x2.numpy(), a.numpy(), beta, sign_forward, out.numpy(), slope.numpy(),
-                  inputs, mu, parts, torch.get_num_threads())
+                  inputs, mu, parts,
+                  torch.get_num_threads() if _state["numba"].SPLIT_PASSES else 1)
         alpha, done = (None if scale is None else a), True
     elif isinstance(scale, ChannelScale) and channel is not None:  # one numba sweep
         alpha = torch.empty((rows, 1), dtype=x2.dtype)
