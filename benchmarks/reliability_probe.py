@@ -1156,6 +1156,7 @@ def api_targets() -> list[tuple[str, Callable[[Path], tuple[Any, tuple[Any, ...]
         ("causal.simulate_mixture", b(c, "simulate_mixture", 40, 1, seed=0)),
         ("causal.HSICGamma", b(c, "HSICGamma")),
         ("causal.HSICPermutation", b(c, "HSICPermutation")),
+        ("causal.HSICMaxBandwidth", b(c, "HSICMaxBandwidth")),
         ("causal.SplineRegressor", b(c, "SplineRegressor")),
         ("causal.PolynomialRegressor", b(c, "PolynomialRegressor")),
     ]
