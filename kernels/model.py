@@ -986,7 +986,9 @@ def _float_producer(node: _Node, fn: Fn, pool: int = 1) -> Fn:
             zero = np.empty(x.shape[0] * ho, np.int8)
             work = zero.shape[0] * wo * wt.size
             if grey_3x3:
-                rows = -(-cpu.rows_per_task(x.shape[0], ho) // pool) * pool
+                # a serial call (cpu.launch) runs whole images: no split to balance
+                rows = ho if work < cpu.SERIAL_WORK else cpu.rows_per_task(x.shape[0], ho)
+                rows = -(-rows // pool) * pool
                 cpu.launch(cpu_packed.float_conv3x3_sign, work, x.shape[0] * -(-ho // rows),
                            x, wt, b, g.padding, rows, pool, words, zero)
             else:
