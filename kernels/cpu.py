@@ -271,6 +271,14 @@ def _chunked(tasks: int) -> int:
     return max(1, tasks // (CHUNKS_PER_THREAD * get_num_threads()))
 
 
+def rows_per_task(images: int, height: int) -> int:
+    """Output rows per parallel task of a kernel whose tasks are blocks of an image's rows:
+    whole images once there are ``CHUNKS_PER_THREAD`` images per thread (the least per-task
+    setup), else blocks small enough that every thread still gets about that many tasks."""
+    blocks = min(height, -(-CHUNKS_PER_THREAD * get_num_threads() // max(1, images)))
+    return -(-height // blocks)
+
+
 #: below this many operations a kernel call runs serially (:func:`launch`); an operation is
 #: one float multiply-add or one 64-bit word's xor + popcount + add, per output and tap
 SERIAL_WORK = 1 << 20

@@ -96,51 +96,90 @@ def float_conv_sign(x, wt, bias, stride, padding, dilation, out, zero):  # type:
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def float_conv3x3_sign(x, wt, bias, padding, out, zero):  # type: ignore[no-untyped-def]
+def float_conv3x3_sign(x, wt, bias, padding, rows, pool, out, zero):  # type: ignore[no-untyped-def]
     """:func:`float_conv_sign` for one input channel, a 3 x 3 kernel, stride and dilation 1
-    (a first layer on grey images): the output pixels of a row are the vector lanes. Per task
-    (n, oy) the three input rows are copied once, zero-padded to a whole number of 16-lane
-    vectors; per output channel each pixel's sum ``bias + taps`` is one expression in the taps'
-    order (i, j), the same float operations as :func:`float_conv_sign` (the same signs), so
-    the partial sums stay in registers (a tap loop would store and reload them per tap);
-    then bit ``o`` of each pixel's word. Same arguments as :func:`float_conv_sign` (no
-    stride, dilation) and the same results."""
+    (a first layer on grey images): output pixels are the vector lanes. A task is a block of
+    ``rows`` output rows of one image (a whole image at a large batch): its input rows are
+    copied once into a flat zero-padded scratch of rows ``Wo + 2`` long, so output (r, c) of
+    the block is lane ``r (Wo + 2) + c`` and tap (i, j) reads lane ``+ i (Wo + 2) + j``; per
+    channel one loop runs over the whole block's lanes (the 2 lanes past ``Wo`` per row are
+    computed and never read), so the loop's fixed cost is paid once per block and channel,
+    not per row. Each pixel's sum ``bias + taps`` is one expression in the taps' order (i, j),
+    the same float operations as :func:`float_conv_sign` (the same signs); its sign goes
+    straight into bit ``o % 32`` of a 32-bit half word per lane (half the vector width of
+    64-bit words; the halves are joined in the epilogue) and an exact 0 into a per-lane
+    count. With ``pool`` > 1 the epilogue max-pools the signs (``pool`` x ``pool`` windows,
+    stride ``pool``, no padding: the AND of the window's words, as :func:`max_pool_words`)
+    and ``out`` is the pooled (N, Ho // pool, Wo // pool, Q): the conv's words are never
+    stored; ``rows`` must then be a multiple of ``pool`` (a window's rows in one task).
+    ``zero`` flags every conv row (N * Ho), pooled away or not. Otherwise the same arguments
+    as :func:`float_conv_sign` (no stride, dilation; ``rows`` >= 1) and, for ``pool = 1``,
+    the same results."""
     n_img, _, height, width = x.shape
     n_out = wt.shape[3]
-    ho, wo = out.shape[1], out.shape[2]
-    n_words = out.shape[3]
     py, px = padding
-    lanes = (wo + 15) // 16 * 16
-    for task in prange(n_img * ho):
-        n, oy = task // ho, task % ho
-        rows = np.zeros((3, lanes + 2), np.float32)
-        for i in range(3):
-            iy = oy - py + i
+    ho, wo = height + 2 * py - 2, width + 2 * px - 2
+    n_words = out.shape[3]
+    span = wo + 2  # a padded input row; output (r, c) is lane r * span + c of its block
+    blocks = (ho + rows - 1) // rows
+    for task in prange(n_img * blocks):
+        n, oy0 = task // blocks, task % blocks * rows
+        oy1 = min(ho, oy0 + rows)
+        lanes = (oy1 - oy0) * span
+        # rows + 2 input rows, zero-padded, and one more row: the lanes of the columns past
+        # wo (computed, never read) reach 2 elements beyond the last row
+        img = np.zeros((oy1 - oy0 + 3) * span, np.float32)
+        for r in range(oy1 - oy0 + 2):
+            iy = oy0 + r - py
             if 0 <= iy < height:
-                for b in range(max(0, px), min(lanes + 2, width + px)):
-                    rows[i, b] = x[n, 0, iy, b - px]
-        r0, r1, r2 = rows[0], rows[1], rows[2]
-        acc = np.empty(lanes, np.float32)
-        words = np.zeros((n_words, lanes), np.uint64)
-        hit = False
+                for c in range(max(0, px), min(span, width + px)):
+                    img[r * span + c] = x[n, 0, iy, c - px]
+        r0, r1, r2 = img[:lanes + 2], img[span:span + lanes + 2], img[2 * span:2 * span + lanes + 2]
+        halves = np.zeros((2 * n_words, lanes), np.uint32)
+        zeros = np.zeros(lanes, np.int32)
         for o in range(n_out):
             bo = bias[o]
             w00, w01, w02 = wt[0, 0, 0, o], wt[0, 1, 0, o], wt[0, 2, 0, o]
             w10, w11, w12 = wt[1, 0, 0, o], wt[1, 1, 0, o], wt[1, 2, 0, o]
             w20, w21, w22 = wt[2, 0, 0, o], wt[2, 1, 0, o], wt[2, 2, 0, o]
-            for ox in range(lanes):
-                acc[ox] = ((((((((bo + w00 * r0[ox]) + w01 * r0[ox + 1]) + w02 * r0[ox + 2])
-                              + w10 * r1[ox]) + w11 * r1[ox + 1]) + w12 * r1[ox + 2])
-                            + w20 * r2[ox]) + w21 * r2[ox + 1]) + w22 * r2[ox + 2]
-            q, bit = o // 64, np.uint64(o % 64)
-            for ox in range(lanes):
-                words[q, ox] |= np.uint64(acc[ox] < 0) << bit
-            for ox in range(wo):
-                hit |= acc[ox] == 0
-        zero[task] = hit
-        for ox in range(wo):
-            for q in range(n_words):
-                out[n, oy, ox, q] = words[q, ox]
+            half, bit = halves[o // 32], np.uint32(o % 32)
+            for p in range(lanes):
+                s = ((((((((bo + w00 * r0[p]) + w01 * r0[p + 1]) + w02 * r0[p + 2])
+                         + w10 * r1[p]) + w11 * r1[p + 1]) + w12 * r1[p + 2])
+                      + w20 * r2[p]) + w21 * r2[p + 1]) + w22 * r2[p + 2]
+                half[p] |= np.uint32(s < 0) << bit
+                zeros[p] += np.int32(s == 0)
+        total = 0  # exact zeros in the block's lanes, past-wo columns included
+        for p in range(lanes):
+            total += zeros[p]
+        for oy in range(oy0, oy1):
+            base, count = (oy - oy0) * span, 0
+            if total != 0:
+                for ox in range(wo):
+                    count += zeros[base + ox]
+            zero[n * ho + oy] = count != 0
+        # rows oy0 .. oy1 hold whole windows (oy0 and rows are multiples of pool), but for
+        # the rows past the last whole window, which are pooled away; per word: the 64-bit
+        # words of the block's lanes, their AND over a window's rows, then over its columns
+        words = np.empty(lanes, np.uint64)
+        band = np.empty(span, np.uint64)
+        cols = out.shape[2]
+        for q in range(n_words):
+            lo, hi = halves[2 * q], halves[2 * q + 1]
+            for p in range(lanes):
+                words[p] = np.uint64(lo[p]) | np.uint64(hi[p]) << np.uint64(32)
+            for row in range(oy0 // pool, oy1 // pool):
+                base = (row * pool - oy0) * span
+                for c in range(cols * pool):
+                    band[c] = words[base + c]
+                for i in range(1, pool):
+                    for c in range(cols * pool):
+                        band[c] &= words[base + i * span + c]
+                for col in range(cols):
+                    word = band[col * pool]
+                    for j in range(1, pool):
+                        word &= band[col * pool + j]
+                    out[n, row, col, q] = word
 
 
 # ------------------------------------------- tap-packed direct binary conv (pixels as lanes)

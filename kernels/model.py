@@ -238,6 +238,12 @@ class _Conv:
     def k(self) -> int:
         return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
 
+    @property
+    def grey_3x3(self) -> bool:
+        """One input channel, 3 x 3, stride and dilation 1 (``cpu_packed.float_conv3x3_sign``)."""
+        return (self.in_channels, self.kernel_size, self.stride, self.dilation) == (
+            1, (3, 3), (1, 1), (1, 1))
+
     def check(self, x: Any, where: str) -> None:
         _rank(x, 4, where)
         if x.shape[1] != self.in_channels:
@@ -742,6 +748,34 @@ def _packed_plan(nodes: list[_Node], output: str) -> dict[str, set[str]]:
     return roles
 
 
+def _fused_pools(nodes: list[_Node], roles: dict[str, set[str]]) -> dict[str, tuple[str, int]]:
+    """Float grey 3 x 3 conv producers (``cpu_packed.float_conv3x3_sign``) whose chain reaches
+    a ``pool`` node through ``pass`` nodes only: producer -> (that pool node, its kernel). The
+    producer's epilogue pools (max-pooling commutes with the sign, as in the plan), so the
+    1-bit conv output is never stored and read back; the pool node's role becomes
+    ``pooled`` (in ``roles``, a pass-through for packed values)."""
+    consumers: dict[str, list[_Node]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            consumers.setdefault(i, []).append(n)
+    fused: dict[str, tuple[str, int]] = {}
+    for n in nodes:
+        if n.op != "conv2d" or "produce" not in roles.get(n.name, set()) \
+                or not _Conv.of(n).grey_3x3:
+            continue
+        src = n.name
+        while len(consumers.get(src, [])) == 1:
+            nxt = consumers[src][0]
+            role = roles.get(nxt.name, set())
+            if role == {"pool"}:
+                fused[n.name] = (nxt.name, nxt.pair("kernel_size", 1)[0])
+                roles[nxt.name] = {"pooled"}
+            if role != {"pass"}:
+                break
+            src = nxt.name
+    return fused
+
+
 def _zero_points(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """Channels where ``alpha * acc + beta == 0`` for some integer ``acc`` (the sign is then 0,
     which packed bits cannot hold): their ``acc`` value, a mask, and whether a channel is 0
@@ -918,12 +952,15 @@ def _conv_pool_runner(conv: _Node, pool: _Node, lo: float, hi: float) -> Fn:
     return _binary_packed(conv, {"consume"}, (lo, hi, kernel, lambda y: pool_fn(y.clip(a, b))))
 
 
-def _float_producer(node: _Node, fn: Fn) -> Fn:
+def _float_producer(node: _Node, fn: Fn, pool: int = 1) -> Fn:
     """A layer with a float output that heads a packed chain: its output's signs, packed (NHWC
     words for images); a batch with an output exactly 0 stays float (``sign(0) = 0``). A float
     conv (a network's first layer) runs a direct conv whose epilogue packs the signs
     (``cpu_packed.float_conv_sign``): no float output is written, which with glibc's default
-    thresholds would be a freshly mapped, page-faulting buffer on every call."""
+    thresholds would be a freshly mapped, page-faulting buffer on every call. ``pool`` > 1 (a
+    grey 3 x 3 conv whose chain max-pools first, :func:`_fused_pools`): the epilogue also
+    pools, the packed value is the pooled one (the float fallback is not pooled: the pool
+    node's own step does that)."""
     from . import cpu, cpu_packed
 
     if node.op == "conv2d":
@@ -932,9 +969,8 @@ def _float_producer(node: _Node, fn: Fn) -> Fn:
         wt = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
         bias = node.optional_tensor("bias", np.float32, (w.shape[0],))
         b = bias if bias is not None else np.zeros(w.shape[0], np.float32)
-        # one input channel, 3 x 3, stride and dilation 1: pixels as the vector lanes
-        grey_3x3 = (g.in_channels, g.kernel_size, g.stride, g.dilation) == (1, (3, 3), (1, 1),
-                                                                            (1, 1))
+        grey_3x3 = g.grey_3x3  # pixels as the vector lanes
+        assert pool == 1 or grey_3x3
 
         @functools.cache
         def out_size(h: int, w: int) -> tuple[int, int]:
@@ -943,12 +979,18 @@ def _float_producer(node: _Node, fn: Fn) -> Fn:
         def run_conv(x: Any) -> Any:
             g.check(x, node.where)
             ho, wo = out_size(*x.shape[2:])
-            words = np.empty((x.shape[0], ho, wo, words_for(w.shape[0])), np.uint64)
+            if pool > min(ho, wo):
+                return fn(x)  # the pool node's own step reports it
+            words = np.empty((x.shape[0], ho // pool, wo // pool, words_for(w.shape[0])),
+                             np.uint64)
             zero = np.empty(x.shape[0] * ho, np.int8)
             work = zero.shape[0] * wo * wt.size
             if grey_3x3:
-                cpu.launch(cpu_packed.float_conv3x3_sign, work, zero.shape[0], x, wt, b,
-                           g.padding, words, zero)
+                # a serial call (cpu.launch) runs whole images: no split to balance
+                rows = ho if work < cpu.SERIAL_WORK else cpu.rows_per_task(x.shape[0], ho)
+                rows = -(-rows // pool) * pool
+                cpu.launch(cpu_packed.float_conv3x3_sign, work, x.shape[0] * -(-ho // rows),
+                           x, wt, b, g.padding, rows, pool, words, zero)
             else:
                 cpu.launch(cpu_packed.float_conv_sign, work, zero.shape[0], x, wt, b, g.stride,
                            g.padding, g.dilation, words, zero)
@@ -984,7 +1026,7 @@ def _packed_step(role: str, node: _Node, fn: Fn) -> Fn:
     (a fallback batch) runs the node's own function."""
     from . import packed
 
-    if role == "pass":
+    if role in ("pass", "pooled"):  # pooled: by the producer's epilogue (_fused_pools)
         return lambda x: x if isinstance(x, _Packed) else fn(x)
     kernel, stride = node.pair("kernel_size", 1)[0], node.pair("stride", 1)[0]
 
@@ -1212,12 +1254,15 @@ class ExportedModel:
         #: fused groups (numba backend, BatchNorm folded): output node -> absorbed nodes
         self.fused: dict[str, tuple[str, ...]] = {}
         groups: dict[str, Fused] = {}
+        #: float grey 3 x 3 producers that also max-pool (numba backend): name -> (pool, kernel)
+        pools: dict[str, tuple[str, int]] = {}
         if fold_batchnorm and _numba(backend):
             try:
                 self.packed = _packed_plan(parsed, self.output_name)
+                pools = _fused_pools(parsed, self.packed)
                 groups = _fusions(parsed, self.output_name)
             except InvalidInputError:
-                self.packed, groups = {}, {}  # the node-by-node validation below reports it
+                self.packed, groups, pools = {}, {}, {}  # the validation below reports it
         absorbed = {name for g in groups.values() for name in g.absorbed}
         for node in parsed:
             if node.name in known:
@@ -1235,7 +1280,7 @@ class ExportedModel:
                                       and node.input_scale() is not None):
                 fn = _binary_packed(node, roles)
             elif "produce" in roles:
-                fn = _float_producer(node, fn)
+                fn = _float_producer(node, fn, pools.get(node.name, ("", 1))[1])
                 if self.input_grid is not None and node.op in _first_layer.SIGN_OPS \
                         and (node.op == "linear" or node.input_scale() is None):
                     fn = _grid_producer(node, self.input_grid, fn)

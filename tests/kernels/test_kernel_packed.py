@@ -100,7 +100,8 @@ def test_grey_3x3_first_conv_equals_the_generic_sign_conv(n: int, h: int, w: int
     """The first-layer conv with pixels as lanes (one input channel, 3 x 3) writes the same
     packed signs and zero flags as the generic direct conv, bit for bit (same float
     operations in the same order): several words of channels, every padding, rows of an
-    exact 0 output (a zero image with a zero bias)."""
+    exact 0 output (a zero image with a zero bias); tasks of one row, of blocks of rows and of
+    whole images; with the epilogue's max-pool, the NumPy twin's pooling of those signs."""
     from proxcompress.kernels import cpu_packed
 
     rng = np.random.default_rng(h * w + o)
@@ -113,10 +114,23 @@ def test_grey_3x3_first_conv_equals_the_generic_sign_conv(n: int, h: int, w: int
     got, want = (np.empty((n, ho, wo, (o + 63) // 64), np.uint64) for _ in range(2))
     got_zero, want_zero = (np.empty(n * ho, np.int8) for _ in range(2))
     cpu_packed.float_conv_sign(x, wt, b, (1, 1), (pad, pad), (1, 1), want, want_zero)
-    cpu_packed.float_conv3x3_sign(x, wt, b, (pad, pad), got, got_zero)
     assert want_zero[:ho].all()
-    np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(got_zero, want_zero)
+    for rows in sorted({1, 3, ho, ho + 5}):  # tasks of one row, of blocks, of whole images
+        got[:], got_zero[:] = 0, 0
+        cpu_packed.float_conv3x3_sign(x, wt, b, (pad, pad), rows, 1, got, got_zero)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_zero, want_zero)
+    for pool in (2, 3):  # the epilogue's max-pool: the NumPy twin's pooling of the signs
+        if pool > min(ho, wo):
+            continue
+        pooled = packed.max_pool_packed(want, pool, backend="numpy")
+        for rows in sorted({pool, 2 * pool, -(-ho // pool) * pool}):
+            got_pooled = np.zeros_like(pooled)
+            got_zero[:] = 0
+            cpu_packed.float_conv3x3_sign(x, wt, b, (pad, pad), rows, pool, got_pooled,
+                                          got_zero)
+            np.testing.assert_array_equal(got_pooled, pooled)
+            np.testing.assert_array_equal(got_zero, want_zero)
 
 
 ROW_CASES = [(2, 16, 32, 14, 14, 3, 1, 1, 1), (2, 32, 64, 7, 7, 3, 1, 1, 1),

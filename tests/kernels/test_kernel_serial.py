@@ -88,11 +88,12 @@ def test_row_conv_serial_equals_parallel(monkeypatch: pytest.MonkeyPatch, n: int
         rows.affine_pool(xw, scale, bias, -1.0, 1.0, 2), rows.threshold(xw, t, flip)))
 
 
-@pytest.mark.parametrize(("n", "o", "pad"), [(3, 16, 1), (2, 70, 0), (1, 5, 2)])
+@pytest.mark.parametrize(("n", "o", "pad", "rows"), [(3, 16, 1, 13), (2, 70, 0, 4), (1, 5, 2, 1)])
 def test_float_sign_convs_serial_equal_parallel(monkeypatch: pytest.MonkeyPatch, n: int, o: int,
-                                                pad: int) -> None:
-    """The first layer's float convs with the sign epilogue (grey 3 x 3 and generic), rows
-    with an exact 0 output included (a zero image, a zero bias)."""
+                                                pad: int, rows: int) -> None:
+    """The first layer's float convs with the sign epilogue (grey 3 x 3, tasks of ``rows``
+    output rows, and generic), rows with an exact 0 output included (a zero image, a zero
+    bias)."""
     rng = np.random.default_rng(o + pad)
     x = rng.standard_normal((n, 1, 13, 11)).astype(np.float32)
     x[0] = 0
@@ -103,7 +104,7 @@ def test_float_sign_convs_serial_equal_parallel(monkeypatch: pytest.MonkeyPatch,
 
     def run() -> tuple[np.ndarray, ...]:
         outs = []
-        for kernel, args in ((cpu_packed.float_conv3x3_sign, (x, wt, b, (pad, pad))),
+        for kernel, args in ((cpu_packed.float_conv3x3_sign, (x, wt, b, (pad, pad), rows, 1)),
                              (cpu_packed.float_conv_sign, (x, wt, b, (1, 1), (pad, pad), (1, 1)))):
             words = np.empty((n, ho, wo, -(-o // 64)), np.uint64)
             zero = np.empty(n * ho, np.int8)

@@ -97,3 +97,57 @@ def test_tap_row_convs_and_the_fused_conv_pool_equal_the_per_tap_run(
     np.testing.assert_array_equal(got, fast(x.numpy()))
     ref = load(tmp_path / "cnn", backend="numpy")(x.numpy())
     assert (got.argmax(1) == ref.argmax(1)).all()
+
+
+def test_first_conv_pools_in_its_epilogue_as_the_unfused_chain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The binary CNN's grey 3 x 3 first conv max-pools its packed signs in its epilogue (the
+    chain's pool node passes them on): the logits equal, bit for bit, those of the unfused
+    chain (conv words stored, then pooled by the pool step), at one image and at a batch."""
+    from proxcompress.kernels import model as km
+
+    model = _model("cnn")
+    x = torch.randn(40, 1, 28, 28, generator=torch.Generator().manual_seed(5)).numpy()
+    export(model, tmp_path / "cnn", example=torch.from_numpy(x[:8]))
+    fast = load(tmp_path / "cnn", backend="numba")
+    assert fast.packed["pool0"] == {"pooled"} and fast.packed["pool1"] == {"pool"}
+    monkeypatch.setattr(km, "_fused_pools", lambda nodes, roles: {})
+    unfused = load(tmp_path / "cnn", backend="numba")
+    assert unfused.packed["pool0"] == {"pool"}
+    for batch in (x[:1], x):
+        np.testing.assert_array_equal(fast(batch), unfused(batch))
+
+
+@pytest.mark.parametrize(("size", "pool"), [(9, 2), (8, 3), (2, 3)])
+def test_pooling_grey_producer_packs_the_pooled_signs_or_falls_back(size: int,
+                                                                    pool: int) -> None:
+    """The float grey 3 x 3 producer with ``pool``: packed words equal to the NumPy twin's
+    max-pool of the conv's packed signs (rows and columns past the last window dropped); an
+    image whose conv output has an exact 0 (a zero image, a zero bias) returns the unpooled
+    float output of the node, as does a pool larger than the conv output."""
+    from proxcompress.kernels import model as km
+    from proxcompress.kernels import packed
+    from proxcompress.kernels.formats import pack_negative_mask
+
+    rng = np.random.default_rng(size + pool)
+    tensors = {"w": rng.standard_normal((5, 1, 3, 3)).astype(np.float32),
+               "b": np.zeros(5, np.float32)}
+    raw = {"name": "c", "op": "conv2d", "inputs": ["x"],
+           "attrs": {"in_channels": 1, "out_channels": 5, "kernel_size": [3, 3],
+                     "stride": [1, 1], "padding": [1, 1], "dilation": [1, 1]},
+           "tensors": {"weight": "w", "bias": "b"}}
+    node = km._Node(raw, tensors, 0)
+    fn = km._build(node, "numba", km._device_put("numba"))
+    run = km._float_producer(node, fn, pool)
+    x = rng.standard_normal((3, 1, size, size)).astype(np.float32)
+    y = fn(x)
+    got = run(x)
+    if pool > size:
+        np.testing.assert_array_equal(got, y)
+        return
+    assert isinstance(got, km._Packed)
+    neg = pack_negative_mask(np.ascontiguousarray((y < 0).transpose(0, 2, 3, 1)))
+    np.testing.assert_array_equal(got.words, packed.max_pool_packed(neg, pool,
+                                                                    backend="numpy"))
+    x[1] = 0
+    np.testing.assert_array_equal(run(x), fn(x))
