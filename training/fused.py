@@ -88,8 +88,9 @@ class Kernel:
             BinaryConnect / BNN, ``"dist2-prox"`` for ProxConnect; ``"none"``: ``body`` runs).
         signswish: for the SignSwish pairs, ``mu -> (inputs, beta, sign_forward)`` of
             ``kernels.trainstep.signswish_pass32``: float32 latents in ``fused`` mode then take
-            that one pass (scale, ``u``, sigmoid and both outputs, rows split over torch's
-            thread count) instead of ``body``.
+            that one pass (scale, ``u``, sigmoid and both outputs; on the calling thread, or rows
+            split over torch's threads when ``kernels.trainstep.SPLIT_PASSES``) instead of
+            ``body``.
     """
 
     body: Body
