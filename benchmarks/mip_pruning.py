@@ -25,6 +25,8 @@ writing it with ``--out``:
   (``--runs DIR`` with ``seed-S`` run folders of ``configs/results/cnn-fp.yaml``): half the
   channels of each conv layer (8 of 16, 16 of 32, 32 of 64), warm-started from the SPR and
   magnitude choices as ``select`` does; the open solvers on the 8-of-16 rows.
+- ``cnn-root``: the same layers' root removal bounds, the subset search's row-wise bound
+  against the Shor relaxation's eigenvalue dual (``--shor-iters``), no search.
 
 Usage: ``python benchmarks/mip_pruning.py --piece P [--regime R] [--out FILE.json]``;
 ``--render FILE.json [FILE.json ...]`` prints the Markdown tables of docs/benchmarks.md.
@@ -309,6 +311,54 @@ def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True
     return out
 
 
+def piece_cnn_root(runs_dir: Path, seeds: int, iters: int,
+                   best_known: Path | None) -> list[dict[str, Any]]:
+    """Root bounds of the subset search on every CNN layer: the row-wise removal bound after
+    its root ascent (what the search uses) against the Shor relaxation's eigenvalue dual
+    started from that dual point (``iters`` iterations), as objective bounds
+    ``f(U) + L_r`` and gaps against the best known objective: the warm starts' best (SPR,
+    magnitude), or a saved ``cnn`` piece's best objective for the layer and seed if lower."""
+    known: dict[tuple[str, int], float] = {}
+    if best_known is not None:
+        with open(best_known, encoding="utf-8") as handle:
+            for run in json.load(handle)["runs"]:
+                key = (run["layer"], run["seed"])
+                known[key] = min(known.get(key, np.inf), run["objective"])
+    from proxcompress.formulations.heuristics import Incumbent
+    from proxcompress.formulations.restricted import SupportSolver
+
+    rows = []
+    for seed in range(seeds):
+        for unit_name, keep in CNN_LAYERS:
+            problem, starts, shape = _cnn_problem(runs_dir / f"seed-{seed}", unit_name, keep)
+            incumbent = Incumbent(problem, SupportSolver(problem))
+            for support in starts:
+                incumbent.offer(tuple(support))
+            load = os.getloadavg()[0]
+            clock = time.perf_counter()
+            search = subsets.SubsetSearch(problem, incumbent)
+            row_seconds = time.perf_counter() - clock
+            H, W, Z = search.H[0], search.W[0], search.Z[0].copy()
+            every = np.arange(problem.n_groups, dtype=np.int64)
+            r = problem.n_groups - keep
+            row_wise = subsets._removal_bound(H, W, search.starts, every, r, Z.copy(), 0, np.inf)
+            clock = time.perf_counter()
+            shor, _ = subsets.shor_removal_bound(H, W, search.starts, every, r, Z, iters)
+            shor_seconds = time.perf_counter() - clock
+            best = min(incumbent.value, known.get((unit_name, seed), np.inf))
+            fit = float(search.f[0])
+            row = {"layer": unit_name, "seed": seed, **shape, "incumbent": best,
+                   "warm_start_best": incumbent.value, "f_U": fit,
+                   "row_wise": row_wise, "shor": shor, "iters": iters,
+                   "root_gap_row_wise": (best - fit - row_wise) / abs(best),
+                   "root_gap_shor": (best - fit - shor) / abs(best),
+                   "seconds_row_wise": row_seconds, "seconds_shor": shor_seconds,
+                   "load_before": load, "load_after": os.getloadavg()[0]}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
 # --------------------------------------------------------------------------- render
 def _cell(rows: list[dict[str, Any]]) -> tuple[str, float | None]:
     if not rows:
@@ -420,6 +470,18 @@ def render(result: dict[str, Any]) -> str:
             lines.append(f"| {r['seed']} | {r['incumbent']:.1f} ({r['status']}) | "
                          + " | ".join(gap) + " |")
         return "\n".join(lines)
+    if piece == "cnn-root":
+        lines = ["| layer | keep | seed | best known objective | f(U) | row-wise removal bound "
+                 "(root gap, s) | Shor eigenvalue dual (root gap, s) | load |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for r in result["rows"]:
+            lines.append(
+                f"| {r['layer']} | {r['k']} of {r['groups']} | {r['seed']} | {r['incumbent']:.1f} "
+                f"| {r['f_U']:.1f} | {r['row_wise']:.1f} ({r['root_gap_row_wise']:.1%}, "
+                f"{r['seconds_row_wise']:.1f}) | {r['shor']:.1f} ({r['root_gap_shor']:.1%}, "
+                f"{r['seconds_shor']:.1f}, {r['iters']} it.) | "
+                f"{r['load_before']:.1f}-{r['load_after']:.1f} |")
+        return "\n".join(lines)
     if piece == "wide":
         runs = result["runs"]
         for r in runs:
@@ -434,7 +496,7 @@ def render(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--piece", choices=("table", "alpha", "bnb-alpha", "wide", "cnn",
-                                            "root-sdp"))
+                                            "root-sdp", "cnn-root"))
     parser.add_argument("--regime", choices=tuple(REGIMES), default="independent-strong")
     parser.add_argument("--quick", action="store_true", help="small grid (a smoke run)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -449,6 +511,11 @@ def main() -> None:
                         "dual point (bnb-no-ascent)")
     parser.add_argument("--reach", type=int, default=2,
                         help="root-sdp piece: pairs of features at most this far apart")
+    parser.add_argument("--shor-iters", type=int, default=subsets.SHOR_ITERS,
+                        help="cnn-root piece: iterations of the Shor dual's ascent")
+    parser.add_argument("--best-known", type=Path, default=None,
+                        help="cnn-root piece: a saved cnn piece whose objectives are the best "
+                             "known (e.g. benchmarks/results/mip_cnn_ascent_quiet.json)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--render", nargs="+", default=None, metavar="FILE.json")
     args = parser.parse_args()
@@ -459,6 +526,11 @@ def main() -> None:
         return
     if args.piece is None:
         parser.error("--piece or --render is required")
+    if not 0 <= args.shor_iters <= 100_000:
+        parser.error(f"--shor-iters: {args.shor_iters}; accepted: an integer in [0, 100000]")
+    if args.best_known is not None and not args.best_known.is_file():
+        parser.error(f"--best-known: {args.best_known} is not a file; accepted: a saved cnn "
+                     "piece (JSON)")
     if not 0 <= args.reach <= 99:
         parser.error(f"--reach: {args.reach}; accepted: an integer in [0, 99]")
     seeds = 1 if args.quick else args.seeds
@@ -482,6 +554,8 @@ def main() -> None:
         result["runs"] = piece_wide(seeds, args.time_limit)
     elif args.piece == "root-sdp":
         result["rows"] = piece_root_sdp(seeds, args.reach, args.time_limit)
+    elif args.piece == "cnn-root":
+        result["rows"] = piece_cnn_root(args.runs, seeds, args.shor_iters, args.best_known)
     else:
         result["runs"] = piece_cnn(args.runs, seeds, args.time_limit, not args.no_rivals,
                                    args.ascent_ablation)

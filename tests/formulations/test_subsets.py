@@ -140,3 +140,71 @@ def test_removal_bound_below_every_removal_set(seed, groups, per_group, m, drop,
             best = min(best, 0.5 * float(np.sum(W[rows] * np.linalg.solve(block, W[rows]))))
         assert max(bounds) <= best * (1 + 1e-9) + 1e-9
         assert bounds[1] >= bounds[0] * (1 - 1e-12)  # the ascent keeps only improving points
+
+
+def _removal_setup(seed: int, groups: int, per_group: int, m: int, drop: int, share: float):
+    """A universe (some groups out) of a channel-like instance (anti-correlated channel pairs on
+    odd seeds), its inverse and fit, the undecided groups, and every removal set's exact cost
+    by the number removed (brute force)."""
+    from itertools import combinations
+
+    problem = redundant_instance(seed, groups, per_group, m, 1, tight_box=False)
+    rng = np.random.default_rng(seed)
+    if seed % 2:
+        problem.X[:, per_group:2 * per_group] = (-problem.X[:, :per_group]
+                                                 + 0.05 * rng.standard_normal((problem.n,
+                                                                               per_group)))
+    search = subsets.SubsetSearch(problem, Incumbent(problem, SupportSolver(problem)))
+    starts = search.starts
+    out = rng.choice(groups, size=min(drop, groups - 2), replace=False)
+    alive = np.ones(problem.d, dtype=np.bool_)
+    for g in out:
+        alive[starts[g]:starts[g + 1]] = False
+    H, W, _ = subsets._inverse_state(search.gram, search.xty, search.yy, alive)
+    live = np.array([g for g in range(groups) if g not in set(out)], dtype=np.int64)
+    undecided = rng.permutation(live)[: max(2, round(share * live.size))].astype(np.int64)
+    cheapest = {}
+    for r in range(1, undecided.size + 1):
+        best = np.inf
+        for removal in combinations(undecided.tolist(), r):
+            rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in removal])
+            block = H[np.ix_(rows, rows)]
+            best = min(best, 0.5 * float(np.sum(W[rows] * np.linalg.solve(block, W[rows]))))
+        cheapest[r] = best
+    return H, W, starts, undecided, cheapest, rng
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), groups=st.integers(3, 8), per_group=st.integers(1, 3),
+       m=st.integers(1, 3), drop=st.integers(0, 2), share=st.floats(0.1, 0.9),
+       iters=st.sampled_from([0, 1, 40]))
+def test_shor_removal_bound_below_every_removal_set(seed, groups, per_group, m, drop, share,
+                                                    iters):
+    """The Shor relaxation's eigenvalue dual never passes the cheapest removal of r undecided
+    groups (brute force), from the groups' own directions or an arbitrary dual point, at the
+    start (zero multipliers) and after ascent iterations; the returned point is zero outside
+    the undecided groups' rows."""
+    H, W, starts, undecided, cheapest, rng = _removal_setup(seed, groups, per_group, m, drop,
+                                                            share)
+    directions = subsets._single_costs(H, W, starts, undecided)[1]
+    for r, best in cheapest.items():
+        for Z in (directions, rng.standard_normal(W.shape) * float(np.abs(directions).max())):
+            bound, point = subsets.shor_removal_bound(H, W, starts, undecided, r, Z.copy(),
+                                                      iters)
+            assert 0.0 <= bound <= best * (1 + 1e-9) + 1e-9
+            rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in undecided])
+            outside = np.setdiff1d(np.arange(W.shape[0]), rows)
+            assert not point[outside].any()
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_shor_removal_bound_tighter_than_the_row_wise_bound(seed):
+    """With anti-correlated channels (the super-additive removals the row-wise bound misses),
+    the Shor dual after its ascent passes the row-wise bound after its own ascent from the same
+    point, and stays below the brute-force minimum."""
+    H, W, starts, undecided, cheapest, _ = _removal_setup(seed, 8, 2, 2, 0, 1.0)
+    r = undecided.size // 2
+    Z = subsets._single_costs(H, W, starts, undecided)[1]
+    row_wise = subsets._removal_bound(H, W, starts, undecided, r, Z, 50, np.inf)
+    shor, _ = subsets.shor_removal_bound(H, W, starts, undecided, r, Z, 1500)
+    assert row_wise < shor <= cheapest[r] * (1 + 1e-9)
