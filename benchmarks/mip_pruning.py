@@ -294,7 +294,9 @@ def _bnb_without_ascent(p: LayerPruningProblem, t: float | None, **kw: Any) -> S
 
 
 def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True,
-              ascent_ablation: bool = False) -> list[dict[str, Any]]:
+              ascent_ablation: bool = False,
+              layers: tuple[str, ...] = tuple(name for name, _ in CNN_LAYERS),
+              ) -> list[dict[str, Any]]:
     """Half the channels of every conv layer of the results CNN (the open solvers on the
     8-of-16 rows unless ``rivals`` is off; bnb without the ascent as well with
     ``ascent_ablation``)."""
@@ -302,6 +304,8 @@ def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True
     for seed in range(seeds):
         run = runs_dir / f"seed-{seed}"
         for unit_name, keep in CNN_LAYERS:
+            if unit_name not in layers:
+                continue
             problem, starts, shape = _cnn_problem(run, unit_name, keep)
             runners = _runners(problem.n_groups, rivals=rivals and problem.n_groups <= 16)
             if ascent_ablation:
@@ -311,8 +315,9 @@ def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True
     return out
 
 
-def piece_cnn_root(runs_dir: Path, seeds: int, iters: int,
-                   best_known: Path | None) -> list[dict[str, Any]]:
+def piece_cnn_root(runs_dir: Path, seeds: int, iters: int, best_known: Path | None,
+                   layers: tuple[str, ...] = tuple(name for name, _ in CNN_LAYERS),
+                   ) -> list[dict[str, Any]]:
     """Root bounds of the subset search on every CNN layer: the row-wise removal bound after
     its root ascent (what the search uses) against the Shor relaxation's eigenvalue dual
     started from that dual point (``iters`` iterations), as objective bounds
@@ -330,6 +335,8 @@ def piece_cnn_root(runs_dir: Path, seeds: int, iters: int,
     rows = []
     for seed in range(seeds):
         for unit_name, keep in CNN_LAYERS:
+            if unit_name not in layers:
+                continue
             problem, starts, shape = _cnn_problem(runs_dir / f"seed-{seed}", unit_name, keep)
             incumbent = Incumbent(problem, SupportSolver(problem))
             for support in starts:
@@ -516,6 +523,9 @@ def main() -> None:
     parser.add_argument("--best-known", type=Path, default=None,
                         help="cnn-root piece: a saved cnn piece whose objectives are the best "
                              "known (e.g. benchmarks/results/mip_cnn_ascent_quiet.json)")
+    parser.add_argument("--layers", nargs="+", choices=[name for name, _ in CNN_LAYERS],
+                        default=[name for name, _ in CNN_LAYERS],
+                        help="cnn and cnn-root pieces: the layers (default: all three)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--render", nargs="+", default=None, metavar="FILE.json")
     args = parser.parse_args()
@@ -555,10 +565,11 @@ def main() -> None:
     elif args.piece == "root-sdp":
         result["rows"] = piece_root_sdp(seeds, args.reach, args.time_limit)
     elif args.piece == "cnn-root":
-        result["rows"] = piece_cnn_root(args.runs, seeds, args.shor_iters, args.best_known)
+        result["rows"] = piece_cnn_root(args.runs, seeds, args.shor_iters, args.best_known,
+                                        tuple(args.layers))
     else:
         result["runs"] = piece_cnn(args.runs, seeds, args.time_limit, not args.no_rivals,
-                                   args.ascent_ablation)
+                                   args.ascent_ablation, tuple(args.layers))
     result["wall_seconds"] = time.time() - started
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     text = json.dumps(result, indent=1, default=lambda x: float(x) if np.isscalar(x) else str(x))
