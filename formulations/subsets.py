@@ -420,8 +420,8 @@ def shor_removal_bound(
     soft-min smoothing, which is itself a lower bound; the exact value is kept) has no local
     optima to stall in. Measured at the root of the results CNN's third layer (32 of 64,
     seed 0): 1 666 for the row-wise bound after its 50 ascent steps; this one 2 200 after
-    3 000 iterations at step 0.2, 2 144 after 600 at step 1.0 (the default; docs/decisions.md). Stops early at ``deadline`` (the clock is
-    read every 20 iterations).
+    3 000 iterations at step 0.2, 2 144 after 600 at step 1.0 (the default;
+    docs/decisions.md). Stops early at ``deadline`` (the clock is read every 20 iterations).
     """
     rows, owner, Hd, Wd = _gather(H, W, starts, undecided)
     count = undecided.shape[0]
