@@ -1115,6 +1115,7 @@ def solve_bnb(
     local_search: bool = True,
     hull: BlockHull | None = None,
     hull_iters: int = 0,
+    hull_depth: int = 10**9,
 ) -> Solution:
     """Solve ``problem`` to proven optimality by branch-and-bound on the perspective relaxation.
 
@@ -1136,7 +1137,8 @@ def solve_bnb(
         hull: a block-hull relaxation of ``problem``
             (:func:`~proxcompress.formulations.pairhull.block_hull`) whose bound is taken
             at every node the perspective relaxation does not prune (with its children's
-            reduced-cost bounds), from ``hull_iters`` FISTA steps warm-started at the parent.
+            reduced-cost bounds), from ``hull_iters`` sweeps warm-started at the parent, at
+            nodes down to depth ``hull_depth`` (their descendants inherit the bound).
 
     Raises:
         InvalidInputError: a warm start names an unknown group or exceeds the budget; an
@@ -1262,7 +1264,8 @@ def solve_bnb(
             deadline=deadline, nu=node.nu,
         )
         hull_X = None
-        if hull_root is not None and relaxed.bound < incumbent.value - tol_abs():
+        if (hull_root is not None and node.depth <= hull_depth
+                and relaxed.bound < incumbent.value - tol_abs()):
             relaxed, hull_X = _with_hull(
                 hull, engine, relaxed, hull_iters,
                 node.hull_X if node.hull_X is not None else hull_root,

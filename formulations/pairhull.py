@@ -32,7 +32,9 @@ restrict the supports ``S`` a block may use): with ``v = s (X^T y - H w)``,
 ``A^T A = H``) and ``h_B^*(v) = max(0, max_S v_S^T P_SS^{-1} v_S / 2 - lam (1 - alpha) |S|)``
 (the conjugate of the block's term without the box ``|w_i| <= M``, which only makes it larger:
 still a valid bound). ``s`` is chosen by golden section. The relaxation itself is solved by
-FISTA on the disaggregated ``x_S``; the prox of the hull term is exact: per support a
+cyclic block proximal-gradient sweeps on the disaggregated ``x_S`` (a block's own Lipschitz
+constant; faster than FISTA with the global one: 13 747 against 13 587 after 30 steps at a
+sampled node of the hard regime); the prox of the hull term is exact: per support a
 one-dimensional root for ``l_S`` (the perspective of a quadratic, in the eigenbasis of
 ``P_SS``), and a bisection on the price of ``sum_S l_S <= 1``.
 
@@ -66,7 +68,7 @@ GOLDEN_STEPS = 40
 #: certified room kept in ``H`` and in every ``P_SS`` (share of the Jacobi-scaled spectrum)
 MARGIN = 1e-7
 FREE, IN, OUT = 0, 1, 2
-#: FISTA steps of the root's hull relaxation in ``solve_bnb``
+#: sweeps of the root's hull relaxation in ``solve_bnb``
 HULL_ROOT_ITERS = 1500
 
 
@@ -268,34 +270,40 @@ def _dual(w: FloatArray, H: FloatArray, xty: FloatArray, cc: float, yy: float,
 
 
 @njit(cache=True)
-def _fista(H: FloatArray, xty: FloatArray, X: FloatArray, idx: IntArray, size: IntArray,
-           ev: FloatArray, vec: FloatArray, bstart: IntArray, b: float,
-           status: NDArray[np.int8], lip: float, iters: int, lam_out: FloatArray) -> FloatArray:
-    """``iters`` FISTA steps on the disaggregated relaxation from ``X`` (features out are
-    zero in every allowed support by construction)."""
+def _sweeps(H: FloatArray, xty: FloatArray, X: FloatArray, idx: IntArray, size: IntArray,
+            ev: FloatArray, vec: FloatArray, bstart: IntArray, blip: FloatArray, b: float,
+            status: NDArray[np.int8], sweeps: int, lam_out: FloatArray) -> FloatArray:
+    """``sweeps`` cyclic block proximal-gradient sweeps (a block's own Lipschitz constant
+    ``blip``, its prox exact), keeping ``H w`` up to date."""
     nc, K = X.shape
     d = H.shape[0]
-    Y = X.copy()
-    Xn = np.zeros_like(X)
+    w = _w_of(X, idx, size, d)
+    Hw = H @ w
     Vin = np.zeros_like(X)
-    tk = 1.0
-    t = 1.0 / lip
-    for _ in range(iters):
-        w = _w_of(Y, idx, size, d)
-        g = H @ w - xty
-        for c in range(nc):
-            for i in range(size[c]):
-                Vin[c, i] = Y[c, i] - t * g[idx[c, i]]
+    Xn = np.zeros_like(X)
+    old = np.zeros(d)
+    for _ in range(sweeps):
         for bl in range(bstart.shape[0] - 1):
-            _block_prox(Vin, Xn, lam_out, bstart[bl], bstart[bl + 1], idx, size, ev, vec, t,
-                        b, status)
-        tn = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * tk * tk))
-        beta = (tk - 1.0) / tn
-        for c in range(nc):
-            for i in range(K):
-                Y[c, i] = Xn[c, i] + beta * (Xn[c, i] - X[c, i])
-                X[c, i] = Xn[c, i]
-        tk = tn
+            first, last = bstart[bl], bstart[bl + 1]
+            t = 1.0 / blip[bl]
+            for c in range(first, last):
+                for i in range(size[c]):
+                    f = idx[c, i]
+                    Vin[c, i] = X[c, i] - t * (Hw[f] - xty[f])
+            _block_prox(Vin, Xn, lam_out, first, last, idx, size, ev, vec, t, b, status)
+            feats = idx[last - 1, : size[last - 1]]  # the block's full support lists them all
+            for f in feats:
+                old[f] = w[f]
+                w[f] = 0.0
+            for c in range(first, last):
+                for i in range(size[c]):
+                    X[c, i] = Xn[c, i]
+                    w[idx[c, i]] += Xn[c, i]
+            for f in feats:
+                delta = w[f] - old[f]
+                if delta != 0.0:
+                    for j in range(d):
+                        Hw[j] += H[j, f] * delta
     return X
 
 
@@ -369,8 +377,8 @@ class BlockHull:
         self.pinv = np.array(pinv)
         self.bstart = np.array(first, dtype=np.int64)
         self.blocks = blocks
-        per_feature = 2 ** (K - 1)  # supports a feature belongs to
-        self.lip = float(np.linalg.eigvalsh(self.H)[-1]) * per_feature * (1.0 + 1e-9)
+        self.blip = np.array([float(np.linalg.eigvalsh(self.H[np.ix_(B, B)])[-1])
+                              * 2 ** (len(B) - 1) * (1.0 + 1e-9) for B in blocks])
         self.d = d
 
     def zero_point(self) -> FloatArray:
@@ -378,7 +386,8 @@ class BlockHull:
 
     def bound(self, status: NDArray[np.int8], X0: FloatArray | None = None, iters: int = 200,
               cutoff: float = np.inf, check_every: int = 25) -> HullResult:
-        """The node bound (``status`` per feature in the hull's order): FISTA from ``X0``
+        """The node bound (``status`` per feature in the hull's order): ``iters`` sweeps from
+        ``X0``
         (supports the fixings forbid are zeroed), stopped at ``iters`` or once the bound
         reaches ``cutoff``. Valid however early it stops."""
         status = np.ascontiguousarray(status, dtype=np.int8)
@@ -394,8 +403,8 @@ class BlockHull:
         done = 0
         while done < iters:
             step = min(check_every, iters - done)
-            X = _fista(self.H, self.xty, X, self.idx, self.size, self.ev, self.vec,
-                       self.bstart, self.b, status, self.lip, step, lam)
+            X = _sweeps(self.H, self.xty, X, self.idx, self.size, self.ev, self.vec,
+                        self.bstart, self.blip, self.b, status, step, lam)
             done += step
             w = _w_of(X, self.idx, self.size, self.d)
             value, s = _dual(w, self.H, self.xty, self.cc, self.yy, self.bstart, self.idx,
