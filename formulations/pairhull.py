@@ -386,9 +386,8 @@ class BlockHull:
 
     def bound(self, status: NDArray[np.int8], X0: FloatArray | None = None, iters: int = 200,
               cutoff: float = np.inf, check_every: int = 25) -> HullResult:
-        """The node bound (``status`` per feature in the hull's order): ``iters`` sweeps from
-        ``X0``
-        (supports the fixings forbid are zeroed), stopped at ``iters`` or once the bound
+        """The node bound (``status`` per feature in the hull's order): sweeps from ``X0``
+        (supports the fixings forbid are zeroed), stopped after ``iters`` or once the bound
         reaches ``cutoff``. Valid however early it stops."""
         status = np.ascontiguousarray(status, dtype=np.int8)
         X = self.zero_point() if X0 is None else np.array(X0, dtype=np.float64, copy=True)
