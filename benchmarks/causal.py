@@ -440,15 +440,19 @@ def simulation_main(args: argparse.Namespace) -> dict[str, Any]:
             raise BenchmarkInputError(f"--methods: {args.methods!r}: plain and a clustered "
                                       f"method needed, from {list(METHODS)}")
         SELECTED[:] = args.methods.split(",")
+    every = [f"{noise}:{hetero:g}:{k}" for noise, hetero in CELLS for k in KS]
+    cells = args.cells.split(",") if args.cells else every
+    if any(cell not in every for cell in cells):
+        raise BenchmarkInputError(f"--cells: {args.cells!r}: comma-separated, of {every}")
     jobs = [(noise, hetero, k, 1000 * k + s, args.n, tuple(SELECTED)) for noise, hetero in CELLS
-            for k in KS for s in range(args.pairs)]
+            for k in KS if f"{noise}:{hetero:g}:{k}" in cells for s in range(args.pairs)]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         records = list(pool.map(_one, jobs, chunksize=4))
     return {
         "benchmark": "causal_direction_heterogeneous",
         "machine": _machine(args.jobs),
-        "settings": {"n": args.n, "pairs_per_cell": args.pairs, "k_max": 4,
+        "settings": {"n": args.n, "pairs_per_cell": args.pairs, "k_max": 4, "cells": cells,
                      "regressor": "SplineRegressor()", "test": "HSICGamma()",
                      "methods": METHODS},
         "wall_seconds": round(time.perf_counter() - start, 1),
@@ -478,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--pairs", type=int, default=50)
     sim.add_argument("--n", type=int, default=300)
     sim.add_argument("--methods", help=f"comma-separated, of {list(METHODS)} (default all)")
+    sim.add_argument("--cells", help="comma-separated noise:heteroscedasticity:k cells, e.g. "
+                     "uniform:0:3 (default all nine; the same seeds whichever are run)")
     tue = commands.add_parser("tuebingen", help="the Tuebingen cause-effect pairs (cdt wheel)")
     tue.add_argument("--wheel", help=f"the {tuebingen.CDT_WHEEL} file (default: in --cache)")
     tue.add_argument("--cache", default=str(tuebingen.DEFAULT_CACHE),
