@@ -98,6 +98,9 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.permutations is not None and args.test == "gamma":
         raise InvalidInputError("--permutations", "applies to --test permutation or "
                                 "max-bandwidth only")
+    if args.noise == "loglinear-bic" and args.criterion != "classification":
+        raise InvalidInputError("--criterion", "--noise loglinear-bic chooses k by its own "
+                                "classification BIC; give --criterion classification")
 
 
 def _k(text: str) -> int | None:
