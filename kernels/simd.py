@@ -49,6 +49,9 @@ class Path:
     cols: int  # vectors of output columns per tile
     count: str  # "popcnt" | "harley-seal"
     requires: tuple[str, ...]  # LLVM feature names the path needs
+    #: one loop over K for all rows * cols pairs of a tile (their accumulators all live), or
+    #: one loop per pair, each stored before the next starts (fewer registers)
+    shared_loop: bool = True
 
     @property
     def tile_cols(self) -> int:
@@ -63,7 +66,7 @@ PATHS: dict[str, Path] = {
     for path in (
         Path("avx512-vpopcntdq", 8, 8, 2, "popcnt", ("avx512f", "avx512vpopcntdq")),
         Path("avx512", 8, 2, 1, "harley-seal", ("avx512f", "avx512bw")),
-        Path("avx2", 4, 1, 1, "harley-seal", ("avx2",)),
+        Path("avx2", 4, 8, 1, "harley-seal", ("avx2",), shared_loop=False),
         Path("generic", 2, 1, 2, "harley-seal", ()),
     )
 }
@@ -210,19 +213,22 @@ class _Loop:
         return list(self.vals)
 
 
-def _tile_sums(builder: Any, path: Path, rows: int, a_data: Any, n_words: Any,
-               bt_data: Any, ldb: Any, i: Any, j: Any) -> list[list[Any]]:
-    """``sums[r][c]``: <lanes x i64> of ``sum_w popcount(a[i + r, w] ^ bt[w, j + c L + l])``."""
-    lanes, cols = path.lanes, path.cols
+def _tile_sums(builder: Any, path: Path, row_ids: range, col_ids: range, a_data: Any,
+               n_words: Any, bt_data: Any, ldb: Any, i: Any, j: Any) -> list[list[Any]]:
+    """``sums[r][c]``: <lanes x i64> of ``sum_w popcount(a[i + R, w] ^ bt[w, j + C L + l])``
+    for the ``r``-th row ``R`` of ``row_ids`` and ``c``-th column vector ``C`` of ``col_ids``,
+    all in one loop over the words."""
+    lanes = path.lanes
+    rows, cols = len(row_ids), len(col_ids)
     vec = ir.VectorType(_I64, lanes)
     zero = ir.Constant(vec, None)
-    a_rows = [builder.mul(builder.add(i, ir.Constant(_I64, r)), n_words) for r in range(rows)]
+    a_rows = [builder.mul(builder.add(i, ir.Constant(_I64, r)), n_words) for r in row_ids]
     panel = builder.mul(j, n_words)  # the tile's panel: (n_words, ldb) words from j * n_words
 
     def products(w: Any) -> list[list[Any]]:
         bvec = [_load_vec(builder, bt_data, builder.add(builder.add(panel, builder.mul(w, ldb)),
-                                                    ir.Constant(_I64, c * lanes)), lanes)
-            for c in range(cols)]
+                                                    ir.Constant(_I64, col * lanes)), lanes)
+            for col in col_ids]
         out = []
         for r in range(rows):
             a_word = builder.load(builder.gep(a_data, [builder.add(a_rows[r], w)]), align=8)
@@ -249,7 +255,8 @@ def _tile_sums(builder: Any, path: Path, rows: int, a_data: Any, n_words: Any,
     def word(r: int, c: int, t: int) -> Any:
         w = builder.add(loop.idx, ir.Constant(_I64, t))
         bvec = _load_vec(builder, bt_data, builder.add(builder.add(panel, builder.mul(w, ldb)),
-                                                       ir.Constant(_I64, c * lanes)), lanes)
+                                                       ir.Constant(_I64, col_ids[c] * lanes)),
+                         lanes)
         a_word = builder.load(builder.gep(a_data, [builder.add(a_rows[r], w)]), align=8)
         return builder.xor(_splat(builder, a_word, lanes), bvec)
 
@@ -319,26 +326,41 @@ def make_tile(path: Path, rows: int) -> Any:
             i_val = context.cast(builder, args[4], signature.args[4], types.int64)
             j_val = context.cast(builder, args[5], signature.args[5], types.int64)
             n_words = cgutils.unpack_tuple(builder, a_arr.shape)[1]
-            ldb = cgutils.unpack_tuple(builder, bt_arr.shape)[1]
+            # the panels are tile_cols words wide (``cpu.pack_panels``): a constant stride lets
+            # every word of a block load at a fixed offset from one pointer (no address adds)
+            ldb = ir.Constant(_I64, path.tile_cols)
             n_out = cgutils.unpack_tuple(builder, out_arr.shape)[1]
-            sums = _tile_sums(builder, path, rows, a_arr.data, n_words, bt_arr.data, ldb,
-                              i_val, j_val)
             lanes = path.lanes
             vec = ir.VectorType(_I64, lanes)
             kv = _splat(builder, k_val, lanes)
-            lane_ids = ir.Constant(vec, list(range(lanes)))
+            masks = []
             for c in range(path.cols):
+                col = builder.add(_splat(builder, j_val, lanes),
+                                  ir.Constant(vec, [c * lanes + lane for lane in range(lanes)]))
+                masks.append(builder.icmp_signed("<", col, _splat(builder, n_out, lanes)))
+
+            def store(row: Any, c: int, s: Any) -> None:
+                val = builder.trunc(builder.sub(kv, builder.add(s, s)),
+                                    ir.VectorType(_I32, lanes))
                 col = builder.add(j_val, ir.Constant(_I64, c * lanes))
-                mask = builder.icmp_signed("<", builder.add(_splat(builder, col, lanes),
-                                                            lane_ids),
-                                           _splat(builder, n_out, lanes))
-                for r in range(rows):
-                    s = sums[r][c]
-                    val = builder.trunc(builder.sub(kv, builder.add(s, s)),
-                                        ir.VectorType(_I32, lanes))
-                    row = builder.add(i_val, ir.Constant(_I64, r))
-                    ptr = builder.gep(out_arr.data, [builder.add(builder.mul(row, n_out), col)])
-                    _masked_store(builder, val, ptr, mask)
+                ptr = builder.gep(out_arr.data, [builder.add(builder.mul(row, n_out), col)])
+                _masked_store(builder, val, ptr, masks[c])
+
+            def sums(rows_ids: range, col_ids: range, i: Any) -> list[list[Any]]:
+                return _tile_sums(builder, path, rows_ids, col_ids, a_arr.data, n_words,
+                                  bt_arr.data, ldb, i, j_val)
+
+            if path.shared_loop:
+                for r, row_sums in enumerate(sums(range(rows), range(path.cols), i_val)):
+                    for c, s in enumerate(row_sums):
+                        store(builder.add(i_val, ir.Constant(_I64, r)), c, s)
+            else:  # one (row, column vector) pair at a time, its rows a runtime loop
+                for c in range(path.cols):
+                    loop = _Loop(builder, ir.Constant(_I64, 0), ir.Constant(_I64, rows), [],
+                                 f"row{c}")
+                    row = builder.add(i_val, loop.idx)
+                    store(row, c, sums(range(1), range(c, c + 1), row)[0][0])
+                    loop.close(1, [])
             return context.get_dummy_value()
 
         return sig, codegen

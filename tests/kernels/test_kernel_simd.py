@@ -73,6 +73,44 @@ def test_ragged_tiles_equal_the_twin(m: int) -> None:
                                           binary_matmul(aw, bw, k, backend="numpy"))
 
 
+def _panels(b: np.ndarray, tile_cols: int) -> np.ndarray:
+    """The panel layout of ``cpu.pack_panels`` for any tile width, by reshaping."""
+    n, words = b.shape
+    tiles = -(-n // tile_cols)
+    padded = np.zeros((tiles * tile_cols, words), np.uint64)
+    padded[:n] = b
+    return padded.reshape(tiles, tile_cols, words).transpose(0, 2, 1).reshape(-1, tile_cols)
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 2, False), (2, 2, 1, False), (4, 2, 2, True)])
+def test_tile_shapes_equal_the_twin(shape: tuple[int, int, int, bool]) -> None:
+    """Harley-Seal tiles of several rows and column vectors, one loop per (row, column
+    vector) pair (``shared_loop=False``, the AVX2 path's form) or one loop for the whole tile,
+    compiled for this CPU: ragged rows, columns and words against the NumPy twin."""
+    from numba import njit
+
+    lanes, rows, cols, shared = shape
+    path = simd.Path("test", lanes, rows, cols, "harley-seal", (), shared)
+    tile, tile_row, tc = simd.make_tile(path, rows), simd.make_tile(path, 1), path.tile_cols
+
+    @njit
+    def gemm(a, panels, k, out):  # type: ignore[no-untyped-def]
+        m_full = out.shape[0] // rows
+        for j in range(0, out.shape[1], tc):
+            for t in range(m_full):
+                tile(a, panels, k, out, t * rows, j)
+            for i in range(m_full * rows, out.shape[0]):
+                tile_row(a, panels, k, out, i, j)
+
+    rng = np.random.default_rng(lanes * rows * cols)
+    for m, n, k in ((rows * 2 + 1, tc + 3, 64 * 33 - 5), (rows - 1, 1, 64), (rows, 2 * tc, 1)):
+        aw = pack_signs(rng.standard_normal((m, k)))
+        bw = pack_signs(rng.standard_normal((n, k)))
+        out = np.full((m, n), -7, np.int32)
+        gemm(aw, _panels(bw, tc), k, out)
+        np.testing.assert_array_equal(out, binary_matmul(aw, bw, k, backend="numpy"))
+
+
 _PATH_SCRIPT = textwrap.dedent("""
     import json, re, sys
     import numpy as np
