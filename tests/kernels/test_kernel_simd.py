@@ -82,15 +82,19 @@ def _panels(b: np.ndarray, tile_cols: int) -> np.ndarray:
     return padded.reshape(tiles, tile_cols, words).transpose(0, 2, 1).reshape(-1, tile_cols)
 
 
-@pytest.mark.parametrize("shape", [(4, 3, 2, False), (2, 2, 1, False), (4, 2, 2, True)])
-def test_tile_shapes_equal_the_twin(shape: tuple[int, int, int, bool]) -> None:
+@pytest.mark.parametrize("shape", [(4, 3, 2, False, True), (2, 2, 1, False, True),
+                                   (4, 2, 2, True, False), (4, 1, 1, True, True)])
+def test_tile_shapes_equal_the_twin(shape: tuple[int, int, int, bool, bool]) -> None:
     """Harley-Seal tiles of several rows and column vectors, one loop per (row, column
     vector) pair (``shared_loop=False``, the AVX2 path's form) or one loop for the whole tile,
+    the last counts by ``llvm.ctpop`` or by weighted nibble tables (``byte_lut``, x86),
     compiled for this CPU: ragged rows, columns and words against the NumPy twin."""
     from numba import njit
 
-    lanes, rows, cols, shared = shape
-    path = simd.Path("test", lanes, rows, cols, "harley-seal", (), shared)
+    lanes, rows, cols, shared, lut = shape
+    if lut and not {"ssse3", "avx2"} <= _host_features():
+        pytest.skip("the byte tables need x86 pshufb (SSSE3 / AVX2)")
+    path = simd.Path("test", lanes, rows, cols, "harley-seal", (), shared, lut)
     tile, tile_row, tc = simd.make_tile(path, rows), simd.make_tile(path, 1), path.tile_cols
 
     @njit
