@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,22 +80,28 @@ def _panels(b: np.ndarray, tile_cols: int) -> np.ndarray:
     tiles = -(-n // tile_cols)
     padded = np.zeros((tiles * tile_cols, words), np.uint64)
     padded[:n] = b
-    return padded.reshape(tiles, tile_cols, words).transpose(0, 2, 1).reshape(-1, tile_cols)
+    return np.ascontiguousarray(
+        padded.reshape(tiles, tile_cols, words).transpose(0, 2, 1).reshape(-1, tile_cols))
 
 
-@pytest.mark.parametrize("shape", [(4, 3, 2, False, True), (2, 2, 1, False, True),
-                                   (4, 2, 2, True, False), (4, 1, 1, True, True)])
-def test_tile_shapes_equal_the_twin(shape: tuple[int, int, int, bool, bool]) -> None:
+@pytest.mark.parametrize("form", [
+    {"lanes": 4, "rows": 3, "cols": 2, "shared_loop": False, "byte_lut": True, "peel_first": True},
+    {"lanes": 2, "rows": 2, "cols": 1, "shared_loop": False, "byte_lut": True},
+    {"lanes": 4, "rows": 2, "cols": 2, "peel_first": True},
+    {"lanes": 4, "rows": 1, "cols": 1, "byte_lut": True},
+])
+def test_tile_shapes_equal_the_twin(form: dict[str, Any]) -> None:
     """Harley-Seal tiles of several rows and column vectors, one loop per (row, column
     vector) pair (``shared_loop=False``, the AVX2 path's form) or one loop for the whole tile,
-    the last counts by ``llvm.ctpop`` or by weighted nibble tables (``byte_lut``, x86),
-    compiled for this CPU: ragged rows, columns and words against the NumPy twin."""
+    the last counts by ``llvm.ctpop`` or by weighted nibble tables (``byte_lut``, x86), the
+    first block peeled or not, compiled for this CPU: ragged rows, columns and words (no
+    block, one, two and a tail) against the NumPy twin."""
     from numba import njit
 
-    lanes, rows, cols, shared, lut = shape
-    if lut and not {"ssse3", "avx2"} <= _host_features():
+    if form.get("byte_lut") and not {"ssse3", "avx2"} <= _host_features():
         pytest.skip("the byte tables need x86 pshufb (SSSE3 / AVX2)")
-    path = simd.Path("test", lanes, rows, cols, "harley-seal", (), shared, lut)
+    path = simd.Path("test", count="harley-seal", requires=(), **form)
+    rows = path.rows
     tile, tile_row, tc = simd.make_tile(path, rows), simd.make_tile(path, 1), path.tile_cols
 
     @njit
@@ -106,8 +113,9 @@ def test_tile_shapes_equal_the_twin(shape: tuple[int, int, int, bool, bool]) -> 
             for i in range(m_full * rows, out.shape[0]):
                 tile_row(a, panels, k, out, i, j)
 
-    rng = np.random.default_rng(lanes * rows * cols)
-    for m, n, k in ((rows * 2 + 1, tc + 3, 64 * 33 - 5), (rows - 1, 1, 64), (rows, 2 * tc, 1)):
+    rng = np.random.default_rng(path.lanes * rows * path.cols)
+    for m, n, k in ((rows * 2 + 1, tc + 3, 64 * 33 - 5), (rows + 1, 1, 64), (rows, 2 * tc, 1),
+                    (rows, tc - 1, 64 * 16)):
         aw = pack_signs(rng.standard_normal((m, k)))
         bw = pack_signs(rng.standard_normal((n, k)))
         out = np.full((m, n), -7, np.int32)
