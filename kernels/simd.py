@@ -22,6 +22,12 @@ Counting (``Path.count``):
 ``harley-seal``  per 16 words, a carry-save-adder tree (Harley and Seal, via Mula, Kurz and
     Lemire, "Faster population counts using AVX2 instructions", 2018) leaves one word of
     weight 16 to popcount; ones, twos, fours and eights are popcounted once per tile.
+    Options per path (:class:`Path`): ``shared_loop=False`` runs a tile's (row, column vector)
+    pairs one after another, each with its own loop over the words (16 ymm registers hold one
+    pair's state, not two; the rows reuse the B panel from L1); ``peel_first`` takes the first
+    block out of the loop so that its zero state folds 4 of its 15 adders into half adders;
+    ``byte_lut`` counts the last ones .. eights by nibble tables of ``weight * popcount`` and
+    one ``psadbw``.
 
 Which path a CPU takes is :data:`PATHS` (a table) keyed by :func:`detect` on the features
 numba compiles for: the host's, or ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` when set (set
