@@ -229,3 +229,19 @@ def test_binary_mlp_on_each_x86_path_equals_the_twin(name: str, tmp_path: Path) 
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["bad"] == [] and got["fused"] == ["head"]
     assert got["available"] == vnni and got["layers"] == int(vnni)
+
+
+@pytest.mark.parametrize("value", ["avx3", ",", "avx2,neon"])
+def test_paths_benchmark_rejects_unknown_paths(value: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``benchmarks/kernels.py paths --paths``: exit 2 naming the flag and every accepted path
+    (the native choice and each ``simd.PATHS`` entry), before any work."""
+    from bench_module import bench_kernels
+
+    bench = bench_kernels()
+    assert bench.path_names() == ["native", *simd.PATHS]
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["paths", "--paths", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--paths" in err and "accepted: native, " + ", ".join(simd.PATHS) in err
