@@ -129,7 +129,6 @@ def forced_env(name: str) -> dict[str, str]:
 
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
-_I1 = ir.IntType(1)
 
 
 def _wide(builder: Any) -> None:
@@ -152,23 +151,23 @@ def _load_vec(builder: Any, base: Any, index: Any, lanes: int) -> Any:
     return builder.load(vptr, align=8)
 
 
-def _ctpop(builder: Any, value: Any) -> Any:
-    """``llvm.ctpop`` on a vector (llvmlite's ``builder.ctpop`` takes scalars only)."""
-    name = f"llvm.ctpop.v{value.type.count}i64"
+def _intrinsic(builder: Any, name: str, ret: Any, args: list[Any]) -> Any:
+    """A call of the LLVM intrinsic ``name`` (declared once per module) on ``args``."""
     fn = builder.module.globals.get(name)
     if fn is None:
-        fn = ir.Function(builder.module, ir.FunctionType(value.type, [value.type]), name=name)
-    return builder.call(fn, [value])
+        fn = ir.Function(builder.module, ir.FunctionType(ret, [a.type for a in args]), name=name)
+    return builder.call(fn, args)
+
+
+def _ctpop(builder: Any, value: Any) -> Any:
+    """``llvm.ctpop`` on a vector (llvmlite's ``builder.ctpop`` takes scalars only)."""
+    return _intrinsic(builder, f"llvm.ctpop.v{value.type.count}i64", value.type, [value])
 
 
 def _ternlog(builder: Any, a: Any, b: Any, c: Any, imm: int) -> Any:
     """``vpternlogq`` (AVX-512F) with truth table ``imm`` (0x96: a ^ b ^ c, 0xE8: majority)."""
-    name = "llvm.x86.avx512.pternlog.q.512"
-    fn = builder.module.globals.get(name)
-    if fn is None:
-        fn = ir.Function(builder.module, ir.FunctionType(a.type, [a.type] * 3 + [_I32]),
-                         name=name)
-    return builder.call(fn, [a, b, c, ir.Constant(_I32, imm)])
+    return _intrinsic(builder, "llvm.x86.avx512.pternlog.q.512", a.type,
+                      [a, b, c, ir.Constant(_I32, imm)])
 
 
 def _csa(builder: Any, a: Any, b: Any, c: Any, ternary: bool) -> tuple[Any, Any]:
@@ -185,13 +184,6 @@ def _csa(builder: Any, a: Any, b: Any, c: Any, ternary: bool) -> tuple[Any, Any]
 _BYTE_OPS = {16: ("llvm.x86.ssse3.pshuf.b.128", "llvm.x86.sse2.psad.bw"),
              32: ("llvm.x86.avx2.pshuf.b", "llvm.x86.avx2.psad.bw"),
              64: ("llvm.x86.avx512.pshuf.b.512", "llvm.x86.avx512.psad.bw.512")}
-
-
-def _intrinsic(builder: Any, name: str, ret: Any, args: list[Any]) -> Any:
-    fn = builder.module.globals.get(name)
-    if fn is None:
-        fn = ir.Function(builder.module, ir.FunctionType(ret, [a.type for a in args]), name=name)
-    return builder.call(fn, args)
 
 
 def _weighted_popcount(builder: Any, levels: tuple[tuple[int, Any], ...]) -> Any:
@@ -218,15 +210,8 @@ def _weighted_popcount(builder: Any, levels: tuple[tuple[int, Any], ...]) -> Any
 
 
 def _masked_store(builder: Any, value: Any, ptr: Any, mask: Any) -> None:
-    lanes = value.type.count
-    module = builder.module
-    name = f"llvm.masked.store.v{lanes}i32.p0"
-    fn = module.globals.get(name)
-    if fn is None:
-        fnty = ir.FunctionType(ir.VoidType(), [value.type, ptr.type, _I32,
-                                               ir.VectorType(_I1, lanes)])
-        fn = ir.Function(module, fnty, name=name)
-    builder.call(fn, [value, ptr, ir.Constant(_I32, 4), mask])
+    _intrinsic(builder, f"llvm.masked.store.v{value.type.count}i32.p0", ir.VoidType(),
+               [value, ptr, ir.Constant(_I32, 4), mask])
 
 
 class _Loop:
