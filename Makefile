@@ -49,7 +49,7 @@ lint:
 		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py \
 		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py \
-		causal/tuebingen.py causal/scores.py causal/likelihood.py
+		causal/tuebingen.py causal/scores.py causal/likelihood.py causal/scale.py
 
 # The documentation site (site/): broken links, anchors and API references fail the build.
 docs:
