@@ -37,7 +37,7 @@ lint:
 	$(PYTHON) -m mypy proxcompress formulations/__init__.py formulations/problem.py \
 		formulations/solution.py formulations/restricted.py formulations/bnb.py \
 		formulations/cli.py formulations/limits.py formulations/brute.py formulations/shifts.py \
-		formulations/heuristics.py formulations/subsets.py formulations/blocks.py formulations/relaxations.py \
+		formulations/heuristics.py formulations/subsets.py formulations/blocks.py formulations/relaxations.py formulations/pairhull.py \
 		proofs/__init__.py kernels/__init__.py kernels/ops.py \
 		kernels/model.py kernels/simd.py kernels/first_layer.py kernels/binary_head.py kernels/cpu_mlp.py kernels/intmul.py kernels/packed.py kernels/trainstep.py \
 		training/__init__.py training/deployment.py training/certify.py \
@@ -49,7 +49,7 @@ lint:
 		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py \
 		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py \
-		causal/tuebingen.py causal/scores.py causal/likelihood.py
+		causal/tuebingen.py causal/scores.py causal/likelihood.py causal/scale.py
 
 # The documentation site (site/): broken links, anchors and API references fail the build.
 docs:

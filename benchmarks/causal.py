@@ -15,7 +15,8 @@ issue 19); the likelihood decisions (``*_lik``, ``*_ent``, ``*_cv``, ``*_fb``) a
 third round, k chosen by held-out likelihood (``centred_hk*``: over the path; ``centred_ho1*``:
 k = 1 or the classification BIC's k); from the fourth round, the maximum standardised HSIC over
 a bandwidth grid (``*_mb``, :class:`~proxcompress.causal.HSICMaxBandwidth`) and log-linear scale
-residuals (``*_ll``). The heteroscedastic arm runs plain, centred and the
+residuals (``*_ll``); from the fifth, the log-linear scale model in the clustering, its BIC and
+the test (``*_llb``). The heteroscedastic arm runs plain, centred and the
 forms named in ``EVERY_CELL``. Reported
 per cell: the fraction of pairs
 whose direction is right, with a 95% Wilson interval; for the two BICs how often the true
@@ -82,15 +83,17 @@ METHODS: dict[str, dict[str, Any]] = {
     "plain_ll": {"k": 1, "noise": "loglinear-scale"},
     "centred_ll": {"noise": "loglinear-scale"},
     "centred_mb_ll": {"noise": "loglinear-scale", **MAX_BANDWIDTH},
+    "plain_llb": {"k": 1, "noise": "loglinear-bic"},
+    "centred_llb": {"noise": "loglinear-bic"},
 }
 #: the methods whose found k is counted against the simulated k (k chosen three ways)
-K_CHOICES = ("centred", "mixture_bic", "centred_hk", "centred_ho1")
+K_CHOICES = ("centred", "mixture_bic", "centred_hk", "centred_ho1", "centred_llb")
 #: methods run on every cell; the others on the homoscedastic cells only
 EVERY_CELL = ("plain", "centred", "plain_ls", "centred_ls", "plain_lik", "centred_lik",
               "plain_ent", "centred_ent", "plain_cv", "centred_cv", "plain_fb", "centred_fb",
               "centred_hk", "centred_hk_fb", "centred_hk_close", "centred_ho1",
               "centred_ho1_fb", "plain_mb", "centred_mb", "plain_ll", "centred_ll",
-              "centred_mb_ll")
+              "centred_mb_ll", "plain_llb", "centred_llb")
 #: (noise type, heteroscedasticity of simulate_mixture)
 CELLS = (("uniform", 0.0), ("gaussian", 0.0), ("uniform", 1.0))
 KS = (1, 2, 3)
@@ -192,11 +195,13 @@ def render(result: dict[str, Any]) -> str:
              "plain_mb": "plain, max over bandwidths", "centred_mb": "clustered, max over "
              "bandwidths", "plain_ll": "plain, log-linear scale",
              "centred_ll": "clustered, log-linear scale",
-             "centred_mb_ll": "clustered, max over bandwidths, log-linear scale"}
+             "centred_mb_ll": "clustered, max over bandwidths, log-linear scale",
+             "plain_llb": "plain, log-linear scale model (fit and test)",
+             "centred_llb": "clustered, log-linear scale model (fit, BIC and test)"}
     shown = [m for m in METHODS if any(m in row for row in result["rows"])]  # the run's methods
     lines = ["| noise | k | pairs | " + " | ".join(names[m] for m in shown)
-             + " | k found = k (default / mixture BIC / held-out / 1 or BIC's) | s per test "
-               "(plain / clustered) |",
+             + " | k found = k (default / mixture BIC / held-out / 1 or BIC's / log-linear "
+               "scale BIC) | s per test (plain / clustered) |",
              "|" + "---|" * (len(shown) + 5)]
     for row in result["rows"]:
         cells = []
@@ -281,6 +286,8 @@ TUEBINGEN_METHODS: dict[str, Any] = {
     "k1_ll": ours(k=1, noise="loglinear-scale"),
     "auto_mb_ll": ours(noise="loglinear-scale", **MAX_BANDWIDTH),
     "k1_mb_ll": ours(k=1, noise="loglinear-scale", **MAX_BANDWIDTH),
+    "auto_llb": ours(noise="loglinear-bic"),
+    "k1_llb": ours(k=1, noise="loglinear-bic"),
     "causal_learn_anm": causal_learn_anm,
 }
 
@@ -433,15 +440,19 @@ def simulation_main(args: argparse.Namespace) -> dict[str, Any]:
             raise BenchmarkInputError(f"--methods: {args.methods!r}: plain and a clustered "
                                       f"method needed, from {list(METHODS)}")
         SELECTED[:] = args.methods.split(",")
+    every = [f"{noise}:{hetero:g}:{k}" for noise, hetero in CELLS for k in KS]
+    cells = args.cells.split(",") if args.cells else every
+    if any(cell not in every for cell in cells):
+        raise BenchmarkInputError(f"--cells: {args.cells!r}: comma-separated, of {every}")
     jobs = [(noise, hetero, k, 1000 * k + s, args.n, tuple(SELECTED)) for noise, hetero in CELLS
-            for k in KS for s in range(args.pairs)]
+            for k in KS if f"{noise}:{hetero:g}:{k}" in cells for s in range(args.pairs)]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         records = list(pool.map(_one, jobs, chunksize=4))
     return {
         "benchmark": "causal_direction_heterogeneous",
         "machine": _machine(args.jobs),
-        "settings": {"n": args.n, "pairs_per_cell": args.pairs, "k_max": 4,
+        "settings": {"n": args.n, "pairs_per_cell": args.pairs, "k_max": 4, "cells": cells,
                      "regressor": "SplineRegressor()", "test": "HSICGamma()",
                      "methods": METHODS},
         "wall_seconds": round(time.perf_counter() - start, 1),
@@ -471,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--pairs", type=int, default=50)
     sim.add_argument("--n", type=int, default=300)
     sim.add_argument("--methods", help=f"comma-separated, of {list(METHODS)} (default all)")
+    sim.add_argument("--cells", help="comma-separated noise:heteroscedasticity:k cells, e.g. "
+                     "uniform:0:3 (default all nine; the same seeds whichever are run)")
     tue = commands.add_parser("tuebingen", help="the Tuebingen cause-effect pairs (cdt wheel)")
     tue.add_argument("--wheel", help=f"the {tuebingen.CDT_WHEEL} file (default: in --cache)")
     tue.add_argument("--cache", default=str(tuebingen.DEFAULT_CACHE),

@@ -1,7 +1,7 @@
 """Kernel benchmarks: binary / shift / Euclid GEMMs against float baselines from the same run.
 
     python benchmarks/kernels.py cpu [--size 2048] [--rounds 7] [--threads N] [--out FILE]
-    python benchmarks/kernels.py paths [--size 2048] [--rounds 7] [--threads N]
+    python benchmarks/kernels.py paths [--size 2048] [--rounds 7] [--threads N] [--paths avx2,...]
     python benchmarks/kernels.py models [--batch 256] [--threads N]
     python benchmarks/kernels.py gpu [--out FILE]
 
@@ -122,7 +122,9 @@ def _cpu_device() -> dict[str, Any]:
         "numba_target_cpu": target,
         "numba_cpu_features_env": os.environ.get("NUMBA_CPU_FEATURES"),
         "binary_path": {"name": cpu.PATH.name, "lanes": cpu.PATH.lanes, "tile_rows": cpu.PATH.rows,
-                        "tile_cols": cpu.PATH.tile_cols, "count": cpu.PATH.count},
+                        "tile_cols": cpu.PATH.tile_cols, "count": cpu.PATH.count,
+                        "shared_loop": cpu.PATH.shared_loop, "byte_lut": cpu.PATH.byte_lut,
+                        "peel_first": cpu.PATH.peel_first},
         "numba_threads": numba.get_num_threads(),
         "torch_threads": torch.get_num_threads(),
         "openblas_num_threads_env": os.environ.get("OPENBLAS_NUM_THREADS"),
@@ -224,17 +226,28 @@ def bench_binary(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
     }
 
 
-def bench_paths(size: int, rounds: int, threads: int | None) -> dict[str, Any]:
-    """:func:`bench_binary` once per inner loop of ``kernels.simd.PATHS`` that this CPU can run,
-    each in a fresh process compiled for it (``simd.forced_env``: ``NUMBA_CPU_NAME`` and
-    ``NUMBA_CPU_FEATURES``), the native choice first."""
+def path_names() -> list[str]:
+    """What ``paths`` can run: the native choice, then every ``kernels.simd.PATHS`` entry."""
+    from proxcompress.kernels import simd
+
+    return ["native", *simd.PATHS]
+
+
+def bench_paths(size: int, rounds: int, threads: int | None,
+                names: list[str] | None = None) -> dict[str, Any]:
+    """:func:`bench_binary` once per inner loop of ``kernels.simd.PATHS`` that this CPU can run
+    (or those of ``names``, in :func:`path_names` order), each in a fresh process compiled for
+    it (``simd.forced_env``: ``NUMBA_CPU_NAME`` and ``NUMBA_CPU_FEATURES``), the native choice
+    first."""
     import subprocess
 
     from proxcompress.kernels import simd
 
     _, host = target_features_host()
     runs: dict[str, Any] = {}
-    for name in ["native", *simd.PATHS]:
+    for name in path_names():
+        if names is not None and name not in names:
+            continue
         if name != "native" and not all(f in host for f in simd.PATHS[name].requires):
             runs[name] = {"skipped": "this CPU lacks " + ", ".join(simd.PATHS[name].requires)}
             continue
@@ -933,6 +946,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"({', '.join(MODEL_CASES)})")
     parser.add_argument("--input", choices=INPUTS, default="images",
                         help="models: the timed batch (Fashion-MNIST test images, or noise)")
+    parser.add_argument("--paths", default=None,
+                        help="paths: the inner loops to run, comma-separated (default all: "
+                        "native and every kernels.simd path)")
     parser.add_argument("--float-size", type=int, default=4096, help="GPU shift/Euclid size")
     parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
     args = parser.parse_args(argv)
@@ -948,10 +964,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not cases:
         parser.error(f"--cases: {', '.join(unknown) or 'none given'}; accepted: "
                      f"{', '.join(MODEL_CASES)}")
+    paths = None if args.paths is None else [p for p in args.paths.split(",") if p]
+    if paths is not None and (not paths or set(paths) - set(path_names())):
+        parser.error(f"--paths: {', '.join(sorted(set(paths) - set(path_names()))) or 'none given'}"
+                     f"; accepted: {', '.join(path_names())}")
     if args.mode == "cpu":
         result = bench_cpu(args.size or 2048, args.rounds, args.threads)
     elif args.mode == "paths":
-        result = bench_paths(args.size or 2048, args.rounds, args.threads)
+        result = bench_paths(args.size or 2048, args.rounds, args.threads, paths)
     elif args.mode == "binary":
         result = bench_binary(args.size or 2048, args.rounds, args.threads)
     elif args.mode == "models":

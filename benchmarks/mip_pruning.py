@@ -16,6 +16,12 @@ writing it with ``--out``:
   of bnb's relaxation (Frank-Wolfe shift), the Shor SDP and the SDP with rank-one pair
   constraints (``--reach``, :func:`~proxcompress.formulations.relaxations.pairwise_sdp_bound`)
   against bnb's incumbent (``--time-limit``); a few minutes per SDP.
+- ``hull``: the hard regime (as ``root-sdp``) with bnb's node bound raised by the block hull
+  of pairs of neighbours (:mod:`~proxcompress.formulations.pairhull`), the decomposition from
+  its SDP (:func:`~proxcompress.formulations.pairhull.sdp_decomposition`, minutes, timed
+  apart and not counted; ``--decompositions FILE.json`` reads saved ones instead, and a run
+  without it writes them next to ``--out``): root bounds, then bnb with and without the hull
+  per seed, alternating, each under ``--time-limit``.
 - ``wide``: single-feature groups of the normalised sparse-regression design
   (:func:`~proxcompress.formulations.instances.sparse_regression_instance`: n = 1000,
   independent unit-norm features, 10 planted, SNR 10, lam 0.02, alpha 0.5, M 1) at
@@ -49,8 +55,9 @@ from typing import Any
 import numpy as np
 
 from proxcompress.formulations import LayerPruningProblem, Solution, random_instance, solve, subsets
-from proxcompress.formulations.bnb import build_engine, refine_shift
+from proxcompress.formulations.bnb import build_engine, refine_shift, solve_bnb
 from proxcompress.formulations.instances import sparse_regression_instance
+from proxcompress.formulations.pairhull import block_hull, chain_blocks, sdp_decomposition
 from proxcompress.formulations.perspective import solve_perspective
 from proxcompress.formulations.relaxations import pairwise_sdp_bound, relaxation, root_gap
 
@@ -234,6 +241,46 @@ def piece_root_sdp(seeds: int, reach: int, time_limit: float) -> list[dict[str, 
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
+
+HULL_ITERS = 30
+
+
+def piece_hull(seeds: int, time_limit: float, saved: dict[str, Any] | None,
+               alpha: float = 0.05) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """bnb with and without the block-hull node bound on the hard regime (module docstring);
+    returns the rows and the decompositions (block entries by seed)."""
+    rows, decompositions = [], {}
+    for seed in range(seeds):
+        problem = random_instance(500, 100, 1, 100, seed, rho=0.8, snr=0.5, alpha=alpha)
+        blocks = chain_blocks(problem.d, 2)
+        key = f"{seed}:{alpha}"
+        if saved is not None and key in saved:
+            Q = np.zeros((problem.d, problem.d))
+            for block, entries in zip(blocks, saved[key], strict=True):
+                Q[np.ix_(block, block)] = np.asarray(entries)
+            sdp_seconds = None
+        else:
+            start = time.perf_counter()
+            Q = sdp_decomposition(problem, blocks)
+            sdp_seconds = time.perf_counter() - start
+        decompositions[key] = [Q[np.ix_(b, b)].tolist() for b in blocks]
+        hull = block_hull(problem, Q, blocks)
+        engine, root = build_engine(problem)
+        refined = refine_shift(engine, root)[1].bound
+        hull_root = hull.bound(np.zeros(problem.d, dtype=np.int8), iters=1500).bound
+        row: dict[str, Any] = {"seed": seed, "alpha": alpha, "sdp_seconds": sdp_seconds,
+                               "root_refined": refined, "root_hull": hull_root}
+        for name, kwargs in (("bnb", {}), ("bnb+hull", {"hull": hull,
+                                                         "hull_iters": HULL_ITERS})):
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            solution = solve_bnb(problem, time_limit, **kwargs)
+            row[name] = {**_record(solution, time.perf_counter() - start), "load": load}
+            row[name].pop("support", None)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows, decompositions
+
 
 WIDE_CASES = (
     # (label, p, rho, snr, rivals)
@@ -489,6 +536,18 @@ def render(result: dict[str, Any]) -> str:
                 f"{r['seconds_shor']:.1f}, {r['iters']} it.) | "
                 f"{r['load_before']:.1f}-{r['load_after']:.1f} |")
         return "\n".join(lines)
+    if piece == "hull":
+        lines = ["| seed | bnb root (FW shift) | hull root (pairs) | bnb: status, gap, nodes, s "
+                 "| bnb + hull: status, gap, nodes, s | load |", "|---|---|---|---|---|---|"]
+        for r in result["rows"]:
+            cells = [f"{r[k]['status']}, {r[k]['gap']:.2%}, {r[k]['nodes']}, "
+                     f"{r[k]['seconds']:.1f}" for k in ("bnb", "bnb+hull")]
+            inc = min(r["bnb"]["objective"], r["bnb+hull"]["objective"])
+            roots = [f"{r[k]:.1f} ({(inc - r[k]) / abs(inc):.2%})"
+                     for k in ("root_refined", "root_hull")]
+            lines.append(f"| {r['seed']} | " + " | ".join(roots + cells)
+                         + f" | {r['bnb']['load']:.1f} / {r['bnb+hull']['load']:.1f} |")
+        return "\n".join(lines)
     if piece == "wide":
         runs = result["runs"]
         for r in runs:
@@ -503,7 +562,7 @@ def render(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--piece", choices=("table", "alpha", "bnb-alpha", "wide", "cnn",
-                                            "root-sdp", "cnn-root"))
+                                            "root-sdp", "cnn-root", "hull"))
     parser.add_argument("--regime", choices=tuple(REGIMES), default="independent-strong")
     parser.add_argument("--quick", action="store_true", help="small grid (a smoke run)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -526,6 +585,8 @@ def main() -> None:
     parser.add_argument("--layers", nargs="+", choices=[name for name, _ in CNN_LAYERS],
                         default=[name for name, _ in CNN_LAYERS],
                         help="cnn and cnn-root pieces: the layers (default: all three)")
+    parser.add_argument("--decompositions", type=Path, default=None,
+                        help="hull piece: saved decompositions (JSON) instead of the SDPs")
     parser.add_argument("--out", default=None)
     parser.add_argument("--render", nargs="+", default=None, metavar="FILE.json")
     args = parser.parse_args()
@@ -567,6 +628,17 @@ def main() -> None:
     elif args.piece == "cnn-root":
         result["rows"] = piece_cnn_root(args.runs, seeds, args.shor_iters, args.best_known,
                                         tuple(args.layers))
+    elif args.piece == "hull":
+        saved = None
+        if args.decompositions is not None:
+            with open(args.decompositions, encoding="utf-8") as handle:
+                saved = json.load(handle)
+        result["rows"], decompositions = piece_hull(seeds, args.time_limit, saved)
+        if args.out and saved is None:
+            from proxcompress.atomic import write_text_atomic
+
+            write_text_atomic(str(Path(args.out).with_suffix("")) + "_decompositions.json",
+                              json.dumps(decompositions) + "\n")
     else:
         result["runs"] = piece_cnn(args.runs, seeds, args.time_limit, not args.no_rivals,
                                    args.ascent_ablation, tuple(args.layers))

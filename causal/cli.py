@@ -98,6 +98,9 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.permutations is not None and args.test == "gamma":
         raise InvalidInputError("--permutations", "applies to --test permutation or "
                                 "max-bandwidth only")
+    if args.noise == "loglinear-bic" and args.criterion != "classification":
+        raise InvalidInputError("--criterion", "--noise loglinear-bic chooses k by its own "
+                                "classification BIC; give --criterion classification")
 
 
 def _k(text: str) -> int | None:
@@ -191,8 +194,10 @@ def add_parsers(subparsers: Any) -> None:
                         help="how cluster labels adjust the test (default centred)")
     method.add_argument("--noise", choices=NOISES, default="additive",
                         help="noise model tested: additive (default), location-scale (residuals "
-                        "divided by their fitted scale) or loglinear-scale (by a fitted "
-                        "exp(a + b cause) scale); experimental, docs/causal.md")
+                        "divided by their fitted scale), loglinear-scale (by a fitted "
+                        "exp(a + b cause) scale) or loglinear-bic (that scale model fitted by "
+                        "maximum likelihood in the clustering and its BIC; needs --criterion "
+                        "classification); experimental, docs/causal.md")
     method.add_argument("--decision", choices=DECISIONS, default="hsic",
                         help="how the directions are compared: hsic (larger p-value, default), "
                         "likelihood, entropy or heldout-likelihood (location-scale likelihood per "

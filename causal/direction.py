@@ -50,7 +50,7 @@ from .options import DECISIONS, MIN_SAMPLES, NOISES, POOLINGS
 from .regression import FloatArray, PolynomialRegressor, Regressor, SplineRegressor
 
 Pooling = Literal["centred", "standardized", "fisher"]
-Noise = Literal["additive", "location-scale", "loglinear-scale"]
+Noise = Literal["additive", "location-scale", "loglinear-scale", "loglinear-bic"]
 Decision = Literal["hsic", "likelihood", "entropy", "heldout-likelihood",
                    "hsic-else-likelihood", "hsic-unless-close"]
 #: fewest points of a cluster tested on its own under ``pooling="fisher"``
@@ -200,15 +200,18 @@ SCALES: dict[str, tuple[Regressor | None, bool]] = {
     "location-scale": (None, False),
     "loglinear-scale": (PolynomialRegressor(degree=1), True),
 }
-assert ("additive", *SCALES) == NOISES  # noqa: S101 - the parser's names are these
+#: the noise models fitted inside the clustering (its assignments, fits and BIC; the tested
+#: residuals divided by the fitted sd): the direction test's name -> the clustering's
+FITTED_NOISES: dict[str, str] = {"loglinear-bic": "loglinear-scale"}
+assert ("additive", *SCALES, *FITTED_NOISES) == NOISES  # noqa: S101 - the parser's names
 
 
 def _fit(cause: FloatArray, effect: FloatArray, names: tuple[str, str], k: int | None, k_max: int,
          regressor: Regressor, criterion: str, test: IndependenceTest, pooling: str,
          noise: str) -> DirectionFit:
     mech = cluster_mechanisms(cause, effect, k=k, k_max=k_max, regressor=regressor,
-                              criterion=criterion)
-    residuals = mech.residuals(cause, effect)
+                              criterion=criterion, noise=FITTED_NOISES.get(noise, "additive"))
+    residuals = mech.standardized_residuals(cause, effect)
     if noise in SCALES:
         scale_regressor, log_scale = SCALES[noise]
         residuals = scaled_residuals(cause, residuals, mech.labels, scale_regressor or regressor,
@@ -294,6 +297,9 @@ def causal_directions(x: FloatArray, y: FloatArray, decisions: tuple[str, ...], 
         raise InvalidInputError("n", f"{xs.size} paired samples; the test needs >= {MIN_SAMPLES}")
     choice(pooling, "pooling", POOLINGS)
     choice(noise, "noise", NOISES)
+    if noise in FITTED_NOISES and criterion != "classification":
+        raise InvalidInputError("criterion", f"noise={noise!r} chooses k by its own "
+                                f"classification BIC; criterion must be 'classification'")
     xs, ys = standardize(xs, names[0]), standardize(ys, names[1])
     regressor = regressor or SplineRegressor()
     for values, name in ((xs, names[0]), (ys, names[1])):  # each is a cause in one direction

@@ -49,8 +49,9 @@ from numpy.typing import NDArray
 from proxcompress.errors import InvalidInputError
 
 from ._checks import choice, distinct_enough, integer, same_length, sample
-from .options import BICS, CRITERIA
+from .options import BICS, CLUSTER_NOISES, CRITERIA
 from .regression import Curve, FloatArray, Regressor, SplineRegressor
+from .scale import LogLinearScale, ScaledCurve, loglik
 
 IntArray = NDArray[np.int64]
 #: fewest points of a mechanism (cluster) beyond the first
@@ -84,6 +85,18 @@ class Mechanisms:
             fitted[at] = curve.predict(cause[at])
         return effect - fitted
 
+    def standardized_residuals(self, cause: FloatArray, effect: FloatArray) -> FloatArray:
+        """:meth:`residuals` divided by the fitted noise sd ``sqrt(v_c(cause))`` where a
+        mechanism carries a log-linear variance (:class:`.scale.ScaledCurve`; unchanged
+        elsewhere)."""
+        residuals = self.residuals(cause, effect)
+        cause = sample(cause, "cause")
+        for c, curve in enumerate(self.curves):
+            if isinstance(curve, ScaledCurve):
+                at = self.labels == c
+                residuals[at] /= np.sqrt(curve.variance(cause[at]))
+        return residuals
+
 
 def resolution_variance(values: FloatArray) -> float:
     """``delta^2 / 12``, ``delta`` the median gap between consecutive distinct ``values`` (0 for
@@ -92,11 +105,41 @@ def resolution_variance(values: FloatArray) -> float:
     return float(np.median(gaps)) ** 2 / 12 if gaps.size else 0.0
 
 
+def point_costs(cause: FloatArray, effect: FloatArray, curves: tuple[Curve, ...]) -> FloatArray:
+    """``costs[c, i]``: what assigning point i to mechanism c costs, ``-2`` times its log density
+    up to a constant: the squared residual (additive noise, one variance) or
+    :meth:`.scale.ScaledCurve.costs` (log-linear scale)."""
+    return np.stack([curve.costs(cause, effect) if isinstance(curve, ScaledCurve)
+                     else (effect - curve.predict(cause)) ** 2 for curve in curves])
+
+
+def scaled_bic(cause: FloatArray, effect: FloatArray, labels: IntArray,
+               curves: tuple[ScaledCurve, ...]) -> float:
+    """The classification BIC of the log-linear scale model (issue 19, round 5): each point's
+    Gaussian log density under its mechanism's mean and variance, the label term
+    ``sum_c n_c log(n_c / n)``, and ``p = sum_c (df_c + scale parameters) + (k - 1)``; with one
+    mechanism and a constant variance (``slope=False``) it is the classification BIC."""
+    n, k = effect.size, len(curves)
+    sizes = np.bincount(labels, minlength=k).astype(np.float64)
+    total = float(np.sum(sizes * np.log(sizes / n)))
+    for c, curve in enumerate(curves):
+        at = labels == c
+        total += loglik((effect[at] - curve.predict(cause[at])) ** 2, curve.variance(cause[at]))
+    params = sum(curve.df for curve in curves) + (k - 1)
+    return float(-2 * total + params * np.log(n))
+
+
 def bic(cause: FloatArray, effect: FloatArray, labels: IntArray, curves: tuple[Curve, ...],
         criterion: str = "classification") -> float:
     """The BIC of a labelled fit under ``criterion`` (one of :data:`.options.BICS`; module
-    docstring)."""
+    docstring); curves with a log-linear scale are scored by :func:`scaled_bic` (their
+    classification BIC)."""
     choice(criterion, "criterion", BICS)
+    if curves and all(isinstance(curve, ScaledCurve) for curve in curves):
+        if criterion != "classification":
+            raise InvalidInputError("criterion", "the log-linear scale model has a "
+                                    "classification BIC only")
+        return scaled_bic(cause, effect, labels, curves)  # type: ignore[arg-type]
     n, k = effect.size, len(curves)
     sizes = np.bincount(labels, minlength=k).astype(np.float64)
     squared = np.stack([(effect - curve.predict(cause)) ** 2 for curve in curves])
@@ -160,8 +203,7 @@ def alternate(cause: FloatArray, effect: FloatArray, labels: IntArray, regressor
     need = regressor.min_points()
     curves = _fit_all(cause, effect, labels, k, regressor)
     for _ in range(max_iter):
-        squared = np.stack([(effect - curve.predict(cause)) ** 2 for curve in curves])
-        new = np.argmin(squared, axis=0).astype(np.int64)
+        new = np.argmin(point_costs(cause, effect, curves), axis=0).astype(np.int64)
         if np.array_equal(new, labels):
             break
         if not _large_enough(cause, new, k, need, min_cluster):
@@ -173,19 +215,28 @@ def alternate(cause: FloatArray, effect: FloatArray, labels: IntArray, regressor
 
 def cluster_mechanisms(cause: FloatArray, effect: FloatArray, *, k: int | None = None,
                        k_max: int = 4, regressor: Regressor | None = None,
-                       criterion: str = "classification", min_cluster: int = MIN_CLUSTER
-                       ) -> Mechanisms:
+                       criterion: str = "classification", min_cluster: int = MIN_CLUSTER,
+                       noise: str = "additive") -> Mechanisms:
     """Cluster ``effect = f_c(cause) + noise`` into mechanisms (module docstring).
 
     ``k=None`` chooses k in ``1..k_max`` by ``criterion`` (a BIC, or ``"heldout"``); an integer
     ``k`` grows the path to exactly k (an error if no split of that size leaves every cluster
     enough points to fit). A cluster needs ``min_cluster`` points (default 20) and the distinct
     causes its regressor needs (two for the default spline, which adapts to discretised causes).
+    ``noise="loglinear-scale"`` gives every mechanism a log-linear variance
+    (:mod:`.scale`): the assignments, the fits and the BIC (the classification one only) use
+    its likelihood, and the curves are :class:`.scale.ScaledCurve`.
     """
     choice(criterion, "criterion", CRITERIA)
+    choice(noise, "noise", CLUSTER_NOISES)
+    if noise != "additive" and criterion != "classification":
+        raise InvalidInputError("criterion", f"noise={noise!r} chooses k by its own "
+                                f"classification BIC; criterion must be 'classification'")
     regressor = regressor or SplineRegressor()
     cause, effect = sample(cause, "cause"), sample(effect, "effect")
     same_length(cause, effect, "cause, effect")
+    if noise != "additive":
+        regressor = LogLinearScale(regressor, resolution_variance(effect))
     top = integer(k, "k", 1) if k is not None else integer(k_max, "k_max", 1)
     integer(min_cluster, "min_cluster", 1)
     need = regressor.min_points()

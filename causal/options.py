@@ -6,10 +6,12 @@ from __future__ import annotations
 #: how cluster labels adjust the independence test (:func:`.direction.pooled_test`)
 POOLINGS: tuple[str, ...] = ("centred", "standardized", "fisher")
 #: the noise model whose residuals are tested (:func:`.direction.causal_direction`)
-NOISES: tuple[str, ...] = ("additive", "location-scale", "loglinear-scale")
+NOISES: tuple[str, ...] = ("additive", "location-scale", "loglinear-scale", "loglinear-bic")
 #: how the two directions are compared (:data:`.direction.DECISION_RULES`)
 DECISIONS: tuple[str, ...] = ("hsic", "likelihood", "entropy", "heldout-likelihood",
                               "hsic-else-likelihood", "hsic-unless-close")
+#: the noise models of the mechanism clustering (:func:`.mechanisms.cluster_mechanisms`)
+CLUSTER_NOISES: tuple[str, ...] = ("additive", "loglinear-scale")
 #: the BICs of :func:`.mechanisms.bic`
 BICS: tuple[str, ...] = ("classification", "mixture")
 #: what chooses k (:func:`.mechanisms.cluster_mechanisms`): a BIC, or the held-out likelihood

@@ -180,3 +180,38 @@ class PolynomialRegressor:
         x, y = _fit_input(x, y, self.min_points())
         coefficients = np.polynomial.polynomial.polyfit(x, y, self.degree)[::-1]
         return PolynomialCurve(np.ascontiguousarray(coefficients), float(x.min()), float(x.max()))
+
+
+def _refit_spline(curve: SplineCurve, x: FloatArray, y: FloatArray,
+                  root_weights: FloatArray) -> SplineCurve:
+    from scipy.interpolate import make_lsq_spline
+
+    order = np.argsort(x, kind="stable")
+    spline = make_lsq_spline(x[order], y[order], curve.knots, k=curve.degree,
+                             w=root_weights[order])
+    return SplineCurve(np.asarray(spline.c, dtype=np.float64), curve.lo, curve.hi, curve.knots,
+                       curve.degree)
+
+
+def _refit_polynomial(curve: PolynomialCurve, x: FloatArray, y: FloatArray,
+                      root_weights: FloatArray) -> PolynomialCurve:
+    degree = curve.coefficients.size - 1
+    coefficients = np.polynomial.polynomial.polyfit(x, y, degree, w=root_weights)[::-1]
+    return PolynomialCurve(np.ascontiguousarray(coefficients), curve.lo, curve.hi)
+
+
+#: curve type -> its weighted least-squares refit on the same basis (knots, degree)
+WEIGHTED_REFITS: dict[type, Any] = {SplineCurve: _refit_spline,
+                                    PolynomialCurve: _refit_polynomial}
+
+
+def weighted_refit(curve: Curve, x: FloatArray, y: FloatArray, weights: FloatArray) -> Curve:
+    """``curve``'s basis (the knots and degree the regressor chose on ``x``, ``y``) refitted by
+    weighted least squares, minimising ``sum_i weights_i (y_i - f(x_i))^2`` (positive
+    ``weights``); ``lo``/``hi`` (the clipping range) are kept, so ``x`` must be the sample the
+    curve was fitted on."""
+    refit = WEIGHTED_REFITS.get(type(curve))
+    if refit is None:
+        raise InvalidInputError("regressor", f"a weighted refit needs a SplineRegressor or "
+                                f"PolynomialRegressor curve, got {type(curve).__name__}")
+    return refit(curve, x, y, np.sqrt(weights))  # type: ignore[no-any-return]

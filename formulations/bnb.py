@@ -86,6 +86,7 @@ from proxcompress.errors import InvalidInputError
 from proxcompress.formulations.blocks import apply_block, gradient_step
 from proxcompress.formulations.heuristics import Incumbent, l0_path, swap_search
 from proxcompress.formulations.limits import Clock
+from proxcompress.formulations.pairhull import HULL_ROOT_ITERS, BlockHull
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
 from proxcompress.formulations.shifts import SHIFTS, factor_shifted, safe_lambda_min, sdp_shift
@@ -985,6 +986,7 @@ class _Node:
     nu: float
     branch: tuple[int, int, float, float]  # (group, direction, parent bound, unit) or g = -1
     engine: bytes = b""  # the groups out of the node engine its parent used (root: b"")
+    hull_X: FloatArray | None = None  # the parent's block-hull point (a warm start)
 
 
 def _pack(W: FloatArray) -> tuple[NDArray[np.int64], FloatArray]:
@@ -1111,6 +1113,9 @@ def solve_bnb(
     shift: str = "auto",
     warm_start: Sequence[Sequence[int]] = (),
     local_search: bool = True,
+    hull: BlockHull | None = None,
+    hull_iters: int = 0,
+    hull_depth: int = 10**9,
 ) -> Solution:
     """Solve ``problem`` to proven optimality by branch-and-bound on the perspective relaxation.
 
@@ -1129,6 +1134,11 @@ def solve_bnb(
         warm_start: supports (lists of group ids) offered as first incumbents; each is also the
             start of a swap local search. Groups beyond the budget are refused.
         local_search: run the L0 path and swap local search at the root.
+        hull: a block-hull relaxation of ``problem``
+            (:func:`~proxcompress.formulations.pairhull.block_hull`) whose bound is taken
+            at every node the perspective relaxation does not prune (with its children's
+            reduced-cost bounds), from ``hull_iters`` sweeps warm-started at the parent, at
+            nodes down to depth ``hull_depth`` (their descendants inherit the bound).
 
     Raises:
         InvalidInputError: a warm start names an unknown group or exceeds the budget; an
@@ -1171,6 +1181,9 @@ def solve_bnb(
     if shift == "auto" and relative_gap(incumbent.value, root.bound) > FW_START_GAP:
         engine, root = refine_shift(engine, root, deadline)
         offer_relaxed(root, (0.0, 0.5))
+    hull_root: FloatArray | None = None
+    if hull is not None and hull_iters > 0:
+        root, hull_root = _with_hull(hull, engine, root, HULL_ROOT_ITERS, None, np.inf)
     nodes = 1
     counter = itertools.count()
     heap: list[tuple[float, int, int, _Node]] = []
@@ -1181,14 +1194,15 @@ def solve_bnb(
 
     def push(bound: float, depth: int, status: NDArray[np.int8],
              warm: tuple[NDArray[np.int64], FloatArray], nu: float,
-             branch: tuple[int, int, float, float] = no_branch, engine_key: bytes = b"") -> None:
+             branch: tuple[int, int, float, float] = no_branch, engine_key: bytes = b"",
+             hull_X: FloatArray | None = None) -> None:
         nonfree = np.flatnonzero(status != FREE)
         fixed = tuple(zip(nonfree.tolist(), status[nonfree].tolist(), strict=True))
-        node = _Node(bound, depth, fixed, warm[0], warm[1], nu, branch, engine_key)
+        node = _Node(bound, depth, fixed, warm[0], warm[1], nu, branch, engine_key, hull_X)
         heapq.heappush(heap, (bound, -depth, next(counter), node))
 
     def expand(relaxed: _Relaxed, parent_bound: float, depth: int, engine: _Engine,
-               engine_key: bytes = b"") -> None:
+               engine_key: bytes = b"", hull_X: FloatArray | None = None) -> None:
         bound = max(relaxed.bound, parent_bound)
         cutoff = incumbent.value - tol_abs()
         if bound >= cutoff:
@@ -1206,7 +1220,7 @@ def solve_bnb(
         if free.size == 0:
             if not np.array_equal(status, relaxed.status):
                 push(bound, depth, status, _pack(relaxed.W), relaxed.nu, no_branch,
-                     engine_key)  # again, fixed
+                     engine_key, hull_X)  # again, fixed
             return  # else integral: its support was offered; nothing below this node
         children = _branch(engine, relaxed, status, free, bound, cutoff, budget, tol_abs(),
                            deadline, costs)
@@ -1215,9 +1229,9 @@ def solve_bnb(
             if id(child_W) not in packed:
                 packed[id(child_W)] = _pack(child_W)
             push(child_bound, depth + 1, child_status, packed[id(child_W)], child_nu, tag,
-                 engine_key)
+                 engine_key, hull_X)
 
-    expand(root, -np.inf, 0, engine)
+    expand(root, -np.inf, 0, engine, b"", hull_root)
     while heap and not clock.expired():
         parent_bound, _, _, node = heapq.heappop(heap)
         if parent_bound >= incumbent.value - tol_abs():
@@ -1249,6 +1263,13 @@ def solve_bnb(
             status, W0, k_left, cutoff=incumbent.value - tol_abs(), tol=0.1 * tol_abs(),
             deadline=deadline, nu=node.nu,
         )
+        hull_X = None
+        if (hull_root is not None and node.depth <= hull_depth
+                and relaxed.bound < incumbent.value - tol_abs()):
+            relaxed, hull_X = _with_hull(
+                hull, engine, relaxed, hull_iters,
+                node.hull_X if node.hull_X is not None else hull_root,
+                incumbent.value - tol_abs())
         nodes += 1
         g, direction, branched_from, unit = node.branch
         if g >= 0:
@@ -1260,13 +1281,31 @@ def solve_bnb(
                 # a new incumbent from the tree: polish it by swaps at once (the tree's
                 # roundings find better supports late on correlated features)
                 swap_search(engine, incumbent, incumbent.support, budget, deadline)
-        expand(relaxed, parent_bound, node.depth, node_engine, engine_key)
+        expand(relaxed, parent_bound, node.depth, node_engine, engine_key, hull_X)
     # every open node's bound is at least the root's; an empty heap means everything was pruned
     lower = min(incumbent.value, min((entry[0] for entry in heap), default=np.inf))
     outcome: Status = "optimal" if relative_gap(incumbent.value, lower) <= gap_tol else (
         "time_limit")
     z = np.isin(np.arange(p.n_groups), incumbent.support).astype(float)
     return polish(p, "bnb", z, lower, outcome, clock.start, nodes, solver)
+
+
+def _with_hull(hull: BlockHull | None, engine: _Engine, relaxed: _Relaxed, iters: int,
+               X0: FloatArray | None, cutoff: float) -> tuple[_Relaxed, FloatArray]:
+    """``relaxed`` with the block hull's bound and children bounds where they are larger
+    (both are valid: the larger is), and the hull's point for the children."""
+    assert hull is not None
+    status = relaxed.status[engine.rows_of_group]
+    result = hull.bound(status, X0, iters, cutoff)
+    d_in, d_out = hull.children(result, status)
+    groups = engine.rows_of_group
+    out = copy.copy(relaxed)
+    out.bound = max(relaxed.bound, result.bound)
+    out.d_in = relaxed.d_in.copy()
+    out.d_out = relaxed.d_out.copy()
+    np.maximum.at(out.d_in, groups, d_in)
+    np.maximum.at(out.d_out, groups, d_out)
+    return out, result.X
 
 
 def _subset_mode(

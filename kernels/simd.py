@@ -22,6 +22,12 @@ Counting (``Path.count``):
 ``harley-seal``  per 16 words, a carry-save-adder tree (Harley and Seal, via Mula, Kurz and
     Lemire, "Faster population counts using AVX2 instructions", 2018) leaves one word of
     weight 16 to popcount; ones, twos, fours and eights are popcounted once per tile.
+    Options per path (:class:`Path`): ``shared_loop=False`` runs a tile's (row, column vector)
+    pairs one after another, each with its own loop over the words (16 ymm registers hold one
+    pair's state, not two; the rows reuse the B panel from L1); ``peel_first`` takes the first
+    block out of the loop so that its zero state folds 4 of its 15 adders into half adders;
+    ``byte_lut`` counts the last ones .. eights by nibble tables of ``weight * popcount`` and
+    one ``psadbw``.
 
 Which path a CPU takes is :data:`PATHS` (a table) keyed by :func:`detect` on the features
 numba compiles for: the host's, or ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` when set (set
@@ -49,6 +55,16 @@ class Path:
     cols: int  # vectors of output columns per tile
     count: str  # "popcnt" | "harley-seal"
     requires: tuple[str, ...]  # LLVM feature names the path needs
+    #: one loop over K for all rows * cols pairs of a tile (their accumulators all live), or
+    #: one loop per pair, each stored before the next starts (fewer registers)
+    shared_loop: bool = True
+    #: Harley-Seal's last counts by one weighted nibble table per level and one ``psadbw``
+    #: (:func:`_weighted_popcount`; x86 with ``pshufb`` at the path's width)
+    byte_lut: bool = False
+    #: Harley-Seal's first block outside the loop, its zero state folded: 4 of its 15 CSAs
+    #: become half adders (3 operations fewer each with the 5-operation CSA; none with
+    #: ``vpternlogq``, where a CSA is 2 operations either way)
+    peel_first: bool = False
 
     @property
     def tile_cols(self) -> int:
@@ -63,7 +79,8 @@ PATHS: dict[str, Path] = {
     for path in (
         Path("avx512-vpopcntdq", 8, 8, 2, "popcnt", ("avx512f", "avx512vpopcntdq")),
         Path("avx512", 8, 2, 1, "harley-seal", ("avx512f", "avx512bw")),
-        Path("avx2", 4, 1, 1, "harley-seal", ("avx2",)),
+        Path("avx2", 4, 8, 1, "harley-seal", ("avx2",), shared_loop=False, byte_lut=True,
+             peel_first=True),
         Path("generic", 2, 1, 2, "harley-seal", ()),
     )
 }
@@ -112,7 +129,6 @@ def forced_env(name: str) -> dict[str, str]:
 
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
-_I1 = ir.IntType(1)
 
 
 def _wide(builder: Any) -> None:
@@ -135,23 +151,23 @@ def _load_vec(builder: Any, base: Any, index: Any, lanes: int) -> Any:
     return builder.load(vptr, align=8)
 
 
-def _ctpop(builder: Any, value: Any) -> Any:
-    """``llvm.ctpop`` on a vector (llvmlite's ``builder.ctpop`` takes scalars only)."""
-    name = f"llvm.ctpop.v{value.type.count}i64"
+def _intrinsic(builder: Any, name: str, ret: Any, args: list[Any]) -> Any:
+    """A call of the LLVM intrinsic ``name`` (declared once per module) on ``args``."""
     fn = builder.module.globals.get(name)
     if fn is None:
-        fn = ir.Function(builder.module, ir.FunctionType(value.type, [value.type]), name=name)
-    return builder.call(fn, [value])
+        fn = ir.Function(builder.module, ir.FunctionType(ret, [a.type for a in args]), name=name)
+    return builder.call(fn, args)
+
+
+def _ctpop(builder: Any, value: Any) -> Any:
+    """``llvm.ctpop`` on a vector (llvmlite's ``builder.ctpop`` takes scalars only)."""
+    return _intrinsic(builder, f"llvm.ctpop.v{value.type.count}i64", value.type, [value])
 
 
 def _ternlog(builder: Any, a: Any, b: Any, c: Any, imm: int) -> Any:
     """``vpternlogq`` (AVX-512F) with truth table ``imm`` (0x96: a ^ b ^ c, 0xE8: majority)."""
-    name = "llvm.x86.avx512.pternlog.q.512"
-    fn = builder.module.globals.get(name)
-    if fn is None:
-        fn = ir.Function(builder.module, ir.FunctionType(a.type, [a.type] * 3 + [_I32]),
-                         name=name)
-    return builder.call(fn, [a, b, c, ir.Constant(_I32, imm)])
+    return _intrinsic(builder, "llvm.x86.avx512.pternlog.q.512", a.type,
+                      [a, b, c, ir.Constant(_I32, imm)])
 
 
 def _csa(builder: Any, a: Any, b: Any, c: Any, ternary: bool) -> tuple[Any, Any]:
@@ -164,16 +180,38 @@ def _csa(builder: Any, a: Any, b: Any, c: Any, ternary: bool) -> tuple[Any, Any]
     return builder.or_(builder.and_(a, b), builder.and_(u, c)), builder.xor(u, c)
 
 
+#: ``pshufb`` and ``psadbw`` of each vector width (bytes)
+_BYTE_OPS = {16: ("llvm.x86.ssse3.pshuf.b.128", "llvm.x86.sse2.psad.bw"),
+             32: ("llvm.x86.avx2.pshuf.b", "llvm.x86.avx2.psad.bw"),
+             64: ("llvm.x86.avx512.pshuf.b.512", "llvm.x86.avx512.psad.bw.512")}
+
+
+def _weighted_popcount(builder: Any, levels: tuple[tuple[int, Any], ...]) -> Any:
+    """``sum weight * popcount(v)`` per i64 lane over (weight, v) ``levels`` (weights with
+    ``8 * sum(weights) < 256``): each byte's nibbles look up ``weight * popcount`` in a
+    16-entry table (``pshufb``, Mula's method with the weight folded into the table), the
+    levels add as bytes, and one ``psadbw`` sums each lane's 8 bytes. Against ``llvm.ctpop``
+    per level (its own lookups and ``psadbw``), a shift and an add: 2 operations fewer per
+    level and one ``psadbw`` in all."""
+    lanes = levels[0][1].type.count
+    nbytes = 8 * lanes
+    shuf, sad = _BYTE_OPS[nbytes]
+    bvec = ir.VectorType(ir.IntType(8), nbytes)
+    low = ir.Constant(bvec, [15] * nbytes)
+    acc = None
+    for weight, v in levels:
+        table = ir.Constant(bvec, [weight * bin(i & 15).count("1") for i in range(nbytes)])
+        vb = builder.bitcast(v, bvec)
+        for nibble in (builder.and_(vb, low),
+                       builder.and_(builder.lshr(vb, ir.Constant(bvec, [4] * nbytes)), low)):
+            part = _intrinsic(builder, shuf, bvec, [table, nibble])
+            acc = part if acc is None else builder.add(acc, part)
+    return _intrinsic(builder, sad, ir.VectorType(_I64, lanes), [acc, ir.Constant(bvec, None)])
+
+
 def _masked_store(builder: Any, value: Any, ptr: Any, mask: Any) -> None:
-    lanes = value.type.count
-    module = builder.module
-    name = f"llvm.masked.store.v{lanes}i32.p0"
-    fn = module.globals.get(name)
-    if fn is None:
-        fnty = ir.FunctionType(ir.VoidType(), [value.type, ptr.type, _I32,
-                                               ir.VectorType(_I1, lanes)])
-        fn = ir.Function(module, fnty, name=name)
-    builder.call(fn, [value, ptr, ir.Constant(_I32, 4), mask])
+    _intrinsic(builder, f"llvm.masked.store.v{value.type.count}i32.p0", ir.VoidType(),
+               [value, ptr, ir.Constant(_I32, 4), mask])
 
 
 class _Loop:
@@ -210,19 +248,22 @@ class _Loop:
         return list(self.vals)
 
 
-def _tile_sums(builder: Any, path: Path, rows: int, a_data: Any, n_words: Any,
-               bt_data: Any, ldb: Any, i: Any, j: Any) -> list[list[Any]]:
-    """``sums[r][c]``: <lanes x i64> of ``sum_w popcount(a[i + r, w] ^ bt[w, j + c L + l])``."""
-    lanes, cols = path.lanes, path.cols
+def _tile_sums(builder: Any, path: Path, row_ids: range, col_ids: range, a_data: Any,
+               n_words: Any, bt_data: Any, ldb: Any, i: Any, j: Any) -> list[list[Any]]:
+    """``sums[r][c]``: <lanes x i64> of ``sum_w popcount(a[i + R, w] ^ bt[w, j + C L + l])``
+    for the ``r``-th row ``R`` of ``row_ids`` and ``c``-th column vector ``C`` of ``col_ids``,
+    all in one loop over the words."""
+    lanes = path.lanes
+    rows, cols = len(row_ids), len(col_ids)
     vec = ir.VectorType(_I64, lanes)
     zero = ir.Constant(vec, None)
-    a_rows = [builder.mul(builder.add(i, ir.Constant(_I64, r)), n_words) for r in range(rows)]
+    a_rows = [builder.mul(builder.add(i, ir.Constant(_I64, r)), n_words) for r in row_ids]
     panel = builder.mul(j, n_words)  # the tile's panel: (n_words, ldb) words from j * n_words
 
     def products(w: Any) -> list[list[Any]]:
         bvec = [_load_vec(builder, bt_data, builder.add(builder.add(panel, builder.mul(w, ldb)),
-                                                    ir.Constant(_I64, c * lanes)), lanes)
-            for c in range(cols)]
+                                                    ir.Constant(_I64, col * lanes)), lanes)
+            for col in col_ids]
         out = []
         for r in range(rows):
             a_word = builder.load(builder.gep(a_data, [builder.add(a_rows[r], w)]), align=8)
@@ -243,44 +284,68 @@ def _tile_sums(builder: Any, path: Path, rows: int, a_data: Any, n_words: Any,
     # so that only one pair's 16 words are live
     blocks_end = builder.and_(n_words, ir.Constant(_I64, ~15))
     state = ("ones", "twos", "fours", "eights", "sixteens")
-    loop = _Loop(builder, start, blocks_end, [zero] * (len(state) * pairs), "hs")
     ternary = path.lanes == 8
 
-    def word(r: int, c: int, t: int) -> Any:
-        w = builder.add(loop.idx, ir.Constant(_I64, t))
-        bvec = _load_vec(builder, bt_data, builder.add(builder.add(panel, builder.mul(w, ldb)),
-                                                       ir.Constant(_I64, c * lanes)), lanes)
-        a_word = builder.load(builder.gep(a_data, [builder.add(a_rows[r], w)]), align=8)
-        return builder.xor(_splat(builder, a_word, lanes), bvec)
+    def block(base: Any, vals: list[Any | None]) -> list[Any]:
+        """Words ``base .. base + 15`` of every pair into its state (``None``: still zero)."""
 
-    def csa(x: Any, y: Any, z: Any) -> tuple[Any, Any]:
-        return _csa(builder, x, y, z, ternary)
+        def csa(x: Any | None, y: Any, z: Any) -> tuple[Any, Any]:
+            if x is None:  # a zero input: a half adder, 2 operations instead of 5
+                return builder.and_(y, z), builder.xor(y, z)
+            return _csa(builder, x, y, z, ternary)
 
-    new: list[Any] = []
-    for r in range(rows):
-        for c in range(cols):
-            ones, twos, fours, eights, total = loop.vals[len(state) * (r * cols + c):][:5]
+        new: list[Any] = []
+        for r in range(rows):
+            for c in range(cols):
+                ones, twos, fours, eights, total = vals[len(state) * (r * cols + c):][:5]
 
-            def d(t: int, r: int = r, c: int = c) -> Any:
-                return word(r, c, t)
+                def d(t: int, r: int = r, c: int = c) -> Any:
+                    w = builder.add(base, ir.Constant(_I64, t))
+                    col = ir.Constant(_I64, col_ids[c] * lanes)
+                    bvec = _load_vec(builder, bt_data,
+                                     builder.add(builder.add(panel, builder.mul(w, ldb)), col),
+                                     lanes)
+                    a_word = builder.load(builder.gep(a_data, [builder.add(a_rows[r], w)]),
+                                          align=8)
+                    return builder.xor(_splat(builder, a_word, lanes), bvec)
 
-            def eight(first: int, ones: Any, twos: Any, fours: Any,
-                      d: Any = d) -> tuple[Any, Any, Any, Any]:
-                """Words ``first .. first + 7`` into (eights carry, ones, twos, fours)."""
-                twos_a, ones = csa(ones, d(first), d(first + 1))
-                twos_b, ones = csa(ones, d(first + 2), d(first + 3))
-                fours_a, twos = csa(twos, twos_a, twos_b)
-                twos_a, ones = csa(ones, d(first + 4), d(first + 5))
-                twos_b, ones = csa(ones, d(first + 6), d(first + 7))
-                fours_b, twos = csa(twos, twos_a, twos_b)
-                carry, fours = csa(fours, fours_a, fours_b)
-                return carry, ones, twos, fours
+                def eight(first: int, ones: Any, twos: Any, fours: Any,
+                          d: Any = d) -> tuple[Any, Any, Any, Any]:
+                    """Words ``first .. first + 7`` into (eights carry, ones, twos, fours)."""
+                    twos_a, ones = csa(ones, d(first), d(first + 1))
+                    twos_b, ones = csa(ones, d(first + 2), d(first + 3))
+                    fours_a, twos = csa(twos, twos_a, twos_b)
+                    twos_a, ones = csa(ones, d(first + 4), d(first + 5))
+                    twos_b, ones = csa(ones, d(first + 6), d(first + 7))
+                    fours_b, twos = csa(twos, twos_a, twos_b)
+                    carry, fours = csa(fours, fours_a, fours_b)
+                    return carry, ones, twos, fours
 
-            eights_a, ones, twos, fours = eight(0, ones, twos, fours)
-            eights_b, ones, twos, fours = eight(8, ones, twos, fours)
-            sixteens, eights = csa(eights, eights_a, eights_b)
-            new += [ones, twos, fours, eights, builder.add(total, _ctpop(builder, sixteens))]
-    st = loop.close(16, new)
+                eights_a, ones, twos, fours = eight(0, ones, twos, fours)
+                eights_b, ones, twos, fours = eight(8, ones, twos, fours)
+                sixteens, eights = csa(eights, eights_a, eights_b)
+                count = _ctpop(builder, sixteens)
+                new += [ones, twos, fours, eights,
+                        count if total is None else builder.add(total, count)]
+        return new
+
+    init: list[Any] = [zero] * (len(state) * pairs)
+    if path.peel_first:  # the first block from zero state, outside the loop
+        pre = builder.block
+        with builder.if_then(builder.icmp_signed(">=", n_words, ir.Constant(_I64, 16)),
+                             likely=True):
+            first = block(ir.Constant(_I64, 0), [None] * len(init))
+            peeled = builder.block
+        merged = []
+        for v in first:
+            phi = builder.phi(v.type)
+            phi.add_incoming(v, peeled)
+            phi.add_incoming(zero, pre)
+            merged.append(phi)
+        init = merged
+        start = ir.Constant(_I64, 16)  # past blocks_end (0) when there was no block
+    loop = _Loop(builder, start, blocks_end, init, "hs")
+    st = loop.close(16, block(loop.idx, list(loop.vals)))
     # the remaining words one at a time
     tail = _Loop(builder, blocks_end, n_words, [zero] * pairs, "tail")
     x = products(tail.idx)
@@ -291,12 +356,14 @@ def _tile_sums(builder: Any, path: Path, rows: int, a_data: Any, n_words: Any,
         row = []
         for c in range(cols):
             ones, twos, fours, eights, total = st[len(state) * (r * cols + c):][:5]
-            s = rest[r * cols + c]
-            for weight, part in ((16, total), (8, _ctpop(builder, eights)),
-                                 (4, _ctpop(builder, fours)), (2, _ctpop(builder, twos)),
-                                 (1, _ctpop(builder, ones))):
-                s = builder.add(s, builder.mul(part, ir.Constant(vec, weight)) if weight > 1
-                                else part)
+            s = builder.add(rest[r * cols + c], builder.mul(total, ir.Constant(vec, 16)))
+            levels = ((8, eights), (4, fours), (2, twos), (1, ones))
+            if path.byte_lut:
+                s = builder.add(s, _weighted_popcount(builder, levels))
+            else:
+                for weight, part in levels:
+                    s = builder.add(s, builder.mul(_ctpop(builder, part),
+                                                   ir.Constant(vec, weight)))
             row.append(s)
         sums.append(row)
     return sums
@@ -308,6 +375,8 @@ def make_tile(path: Path, rows: int) -> Any:
 
     @intrinsic
     def tile(typingctx, a, bt, k, out, i, j):  # type: ignore[no-untyped-def]
+        if any(getattr(arr, "layout", None) != "C" for arr in (a, bt, out)):
+            return None  # the IR indexes the arrays' data as C-contiguous
         sig = types.void(a, bt, k, out, i, j)
 
         def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
@@ -319,26 +388,41 @@ def make_tile(path: Path, rows: int) -> Any:
             i_val = context.cast(builder, args[4], signature.args[4], types.int64)
             j_val = context.cast(builder, args[5], signature.args[5], types.int64)
             n_words = cgutils.unpack_tuple(builder, a_arr.shape)[1]
-            ldb = cgutils.unpack_tuple(builder, bt_arr.shape)[1]
+            # the panels are tile_cols words wide (``cpu.pack_panels``): a constant stride lets
+            # every word of a block load at a fixed offset from one pointer (no address adds)
+            ldb = ir.Constant(_I64, path.tile_cols)
             n_out = cgutils.unpack_tuple(builder, out_arr.shape)[1]
-            sums = _tile_sums(builder, path, rows, a_arr.data, n_words, bt_arr.data, ldb,
-                              i_val, j_val)
             lanes = path.lanes
             vec = ir.VectorType(_I64, lanes)
             kv = _splat(builder, k_val, lanes)
-            lane_ids = ir.Constant(vec, list(range(lanes)))
+            masks = []
             for c in range(path.cols):
+                col = builder.add(_splat(builder, j_val, lanes),
+                                  ir.Constant(vec, [c * lanes + lane for lane in range(lanes)]))
+                masks.append(builder.icmp_signed("<", col, _splat(builder, n_out, lanes)))
+
+            def store(row: Any, c: int, s: Any) -> None:
+                val = builder.trunc(builder.sub(kv, builder.add(s, s)),
+                                    ir.VectorType(_I32, lanes))
                 col = builder.add(j_val, ir.Constant(_I64, c * lanes))
-                mask = builder.icmp_signed("<", builder.add(_splat(builder, col, lanes),
-                                                            lane_ids),
-                                           _splat(builder, n_out, lanes))
-                for r in range(rows):
-                    s = sums[r][c]
-                    val = builder.trunc(builder.sub(kv, builder.add(s, s)),
-                                        ir.VectorType(_I32, lanes))
-                    row = builder.add(i_val, ir.Constant(_I64, r))
-                    ptr = builder.gep(out_arr.data, [builder.add(builder.mul(row, n_out), col)])
-                    _masked_store(builder, val, ptr, mask)
+                ptr = builder.gep(out_arr.data, [builder.add(builder.mul(row, n_out), col)])
+                _masked_store(builder, val, ptr, masks[c])
+
+            def sums(rows_ids: range, col_ids: range, i: Any) -> list[list[Any]]:
+                return _tile_sums(builder, path, rows_ids, col_ids, a_arr.data, n_words,
+                                  bt_arr.data, ldb, i, j_val)
+
+            if path.shared_loop:
+                for r, row_sums in enumerate(sums(range(rows), range(path.cols), i_val)):
+                    for c, s in enumerate(row_sums):
+                        store(builder.add(i_val, ir.Constant(_I64, r)), c, s)
+            else:  # one (row, column vector) pair at a time, its rows a runtime loop
+                for c in range(path.cols):
+                    loop = _Loop(builder, ir.Constant(_I64, 0), ir.Constant(_I64, rows), [],
+                                 f"row{c}")
+                    row = builder.add(i_val, loop.idx)
+                    store(row, c, sums(range(1), range(c, c + 1), row)[0][0])
+                    loop.close(1, [])
             return context.get_dummy_value()
 
         return sig, codegen

@@ -6,7 +6,8 @@ Temporary files are named ``.<target name>.<pid>-<random>.tmp`` (folders made by
 remove its own, so every write first removes the temporaries of the same target whose process
 no longer exists (:func:`remove_stale`). :func:`write_all_atomic` stages several files and
 renames them only once every one of them was written, so a command with several outputs leaves
-either all of them or none.
+either all of them or none. :func:`hold_folder` keeps a second process out of a folder that
+one is writing (a run folder resumed twice would interleave two runs' records).
 """
 
 from __future__ import annotations
@@ -158,3 +159,33 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def hold_folder(folder: str | os.PathLike[str], field: str) -> int:
+    """An exclusive advisory lock on the existing ``folder`` itself (``flock`` on its
+    descriptor, so nothing is written into it), held until :func:`release_folder` or the
+    process ends (the kernel releases it even on SIGKILL, so there is no stale lock). Returns
+    the descriptor; raises :class:`~proxcompress.errors.InvalidInputError` naming ``field``
+    when another process holds it. Where ``fcntl`` is missing (not POSIX) it returns -1 and
+    locks nothing."""
+    from proxcompress.errors import InvalidInputError
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - POSIX only
+        return -1
+    fd = os.open(os.fspath(folder), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise InvalidInputError(field, f"{str(folder)!r} is in use by another process (a "
+                                "run is writing it); wait for it to end or choose another "
+                                "folder") from None
+    return fd
+
+
+def release_folder(fd: int) -> None:
+    """Release a lock taken by :func:`hold_folder` (``-1``: nothing was locked)."""
+    if fd >= 0:
+        os.close(fd)

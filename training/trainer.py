@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as functional
 from torch import Tensor, nn
 
-from proxcompress.atomic import write_json_atomic, write_text_atomic
+from proxcompress.atomic import hold_folder, release_folder, write_json_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
 from proxcompress.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from proxcompress.training.config import TrainConfig, config_from_dict, dump_config
@@ -493,8 +493,18 @@ class Trainer:
         if self.resume and not resuming:
             check_restart(self.out)
         self._initial = preflight(cfg, initial=not resuming)
+        lock = -1
         if d.main:
             self.out.mkdir(parents=True, exist_ok=True)
+            lock = hold_folder(self.out, "--resume" if self.resume else "--out")
+        try:
+            return self._run_locked()
+        finally:
+            release_folder(lock)
+
+    def _run_locked(self) -> dict[str, Any]:
+        """:meth:`run` once the run folder is held (rank 0)."""
+        d = self.dist
         state = self._restore_or_start()
         previous = {}
         if threading_ok():

@@ -45,3 +45,21 @@ def test_the_benchmark_uses_the_package_reader(bench: ModuleType) -> None:
 
     assert bench.tuebingen is tuebingen and bench.score is scores.score
     assert not hasattr(bench, "load_tuebingen") and not hasattr(bench, "MOOIJ_WEIGHTS")
+
+
+def test_simulation_cells_are_selectable(bench: ModuleType, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """--cells runs only the named cells, with the seeds the full study gives them (the same
+    pair and answer as the study's record for that seed); a cell outside the nine exits 2."""
+    import json
+
+    out = tmp_path / "sim.json"
+    assert bench.main(["simulation", "--pairs", "1", "--cells", "gaussian:0:2", "--methods",
+                       "plain,centred_llb", "--jobs", "1", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert [(r["noise"], r["k"], r["seed"]) for r in saved["records"]] == [("gaussian", 2, 2000)]
+    assert saved["settings"]["cells"] == ["gaussian:0:2"]
+    direct = bench._one(("gaussian", 0.0, 2, 2000, 300, ("plain", "centred_llb")))
+    assert direct["centred_llb"]["direction"] == saved["records"][0]["centred_llb"]["direction"]
+    assert bench.main(["simulation", "--cells", "gaussian:0:4", "--methods", "plain,centred"]) == 2
+    assert "--cells" in capsys.readouterr().err

@@ -86,6 +86,8 @@ def test_bom_and_blank_lines_are_accepted(tmp_path: Path) -> None:
     (["--simulate", "2", "--x", "a"], "--x: give --csv, --x and --y, or --simulate, not both"),
     (["--csv", "d.csv", "--x", "a", "--y", "b", "--n", "50"], "--n: sets the size of --simulate"),
     ([], "--csv: give --csv FILE"),
+    (["--simulate", "2", "--noise", "loglinear-bic", "--criterion", "heldout"],
+     "--criterion: --noise loglinear-bic chooses k by its own classification BIC"),
 ])
 def test_flags_are_checked_before_any_work(
         capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

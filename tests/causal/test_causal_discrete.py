@@ -151,10 +151,10 @@ def test_log_linear_scale_decides_a_multiplicative_pair() -> None:
     """y = x^3 + exp(x) e, e uniform: additive residuals fan out (dependent in both
     directions); dividing by the fitted exp(a + b x) spread restores independence in the causal
     direction. The option is named in the noise table and checked like the others."""
-    from proxcompress.causal.direction import SCALES
+    from proxcompress.causal.direction import FITTED_NOISES, SCALES
     from proxcompress.causal.options import NOISES
 
-    assert NOISES == ("additive", *SCALES)
+    assert NOISES == ("additive", *SCALES, *FITTED_NOISES)
     right = {"additive": 0, "loglinear-scale": 0}
     for seed in range(6):
         rng = np.random.default_rng(200 + seed)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -71,6 +72,55 @@ def test_ragged_tiles_equal_the_twin(m: int) -> None:
             bw = pack_signs(rng.standard_normal((n, k)))
             np.testing.assert_array_equal(binary_matmul(aw, bw, k, backend="numba"),
                                           binary_matmul(aw, bw, k, backend="numpy"))
+
+
+def _panels(b: np.ndarray, tile_cols: int) -> np.ndarray:
+    """The panel layout of ``cpu.pack_panels`` for any tile width, by reshaping."""
+    n, words = b.shape
+    tiles = -(-n // tile_cols)
+    padded = np.zeros((tiles * tile_cols, words), np.uint64)
+    padded[:n] = b
+    return np.ascontiguousarray(
+        padded.reshape(tiles, tile_cols, words).transpose(0, 2, 1).reshape(-1, tile_cols))
+
+
+@pytest.mark.parametrize("form", [
+    {"lanes": 4, "rows": 3, "cols": 2, "shared_loop": False, "byte_lut": True, "peel_first": True},
+    {"lanes": 2, "rows": 2, "cols": 1, "shared_loop": False, "byte_lut": True},
+    {"lanes": 4, "rows": 2, "cols": 2, "peel_first": True},
+    {"lanes": 4, "rows": 1, "cols": 1, "byte_lut": True},
+])
+def test_tile_shapes_equal_the_twin(form: dict[str, Any]) -> None:
+    """Harley-Seal tiles of several rows and column vectors, one loop per (row, column
+    vector) pair (``shared_loop=False``, the AVX2 path's form) or one loop for the whole tile,
+    the last counts by ``llvm.ctpop`` or by weighted nibble tables (``byte_lut``, x86), the
+    first block peeled or not, compiled for this CPU: ragged rows, columns and words (no
+    block, one, two and a tail) against the NumPy twin."""
+    from numba import njit
+
+    if form.get("byte_lut") and not {"ssse3", "avx2"} <= _host_features():
+        pytest.skip("the byte tables need x86 pshufb (SSSE3 / AVX2)")
+    path = simd.Path("test", count="harley-seal", requires=(), **form)
+    rows = path.rows
+    tile, tile_row, tc = simd.make_tile(path, rows), simd.make_tile(path, 1), path.tile_cols
+
+    @njit
+    def gemm(a, panels, k, out):  # type: ignore[no-untyped-def]
+        m_full = out.shape[0] // rows
+        for j in range(0, out.shape[1], tc):
+            for t in range(m_full):
+                tile(a, panels, k, out, t * rows, j)
+            for i in range(m_full * rows, out.shape[0]):
+                tile_row(a, panels, k, out, i, j)
+
+    rng = np.random.default_rng(path.lanes * rows * path.cols)
+    for m, n, k in ((rows * 2 + 1, tc + 3, 64 * 33 - 5), (rows + 1, 1, 64), (rows, 2 * tc, 1),
+                    (rows, tc - 1, 64 * 16)):
+        aw = pack_signs(rng.standard_normal((m, k)))
+        bw = pack_signs(rng.standard_normal((n, k)))
+        out = np.full((m, n), -7, np.int32)
+        gemm(aw, _panels(bw, tc), k, out)
+        np.testing.assert_array_equal(out, binary_matmul(aw, bw, k, backend="numpy"))
 
 
 _PATH_SCRIPT = textwrap.dedent("""
@@ -179,3 +229,19 @@ def test_binary_mlp_on_each_x86_path_equals_the_twin(name: str, tmp_path: Path) 
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["bad"] == [] and got["fused"] == ["head"]
     assert got["available"] == vnni and got["layers"] == int(vnni)
+
+
+@pytest.mark.parametrize("value", ["avx3", ",", "avx2,neon"])
+def test_paths_benchmark_rejects_unknown_paths(value: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``benchmarks/kernels.py paths --paths``: exit 2 naming the flag and every accepted path
+    (the native choice and each ``simd.PATHS`` entry), before any work."""
+    from bench_module import bench_kernels
+
+    bench = bench_kernels()
+    assert bench.path_names() == ["native", *simd.PATHS]
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["paths", "--paths", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--paths" in err and "accepted: native, " + ", ".join(simd.PATHS) in err

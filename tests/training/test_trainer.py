@@ -214,6 +214,36 @@ def test_cli_train_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert json.loads((out / "summary.json").read_text())["epochs"] == 2
 
 
+def test_a_run_folder_in_use_is_refused_and_left_untouched(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two processes resuming one run folder would interleave their records (metrics lines
+    twice): the folder is held while a run writes it, and a second writer gets exit 2 naming
+    the flag; once the first lets go, the resume works."""
+    from proxcompress.atomic import hold_folder, release_folder
+
+    cfg = _write(tmp_path, "epochs: 1\nprogress: false\ndata: {name: synthetic, "
+                 "synthetic_samples: 64}\nmodel: {hidden: [16]}\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    fd = hold_folder(out, "--out")  # another open file description: flock conflicts
+    try:
+        assert main(["train", "--resume", str(out), "--set", "epochs=2"]) == 2
+        err = capsys.readouterr().err
+        assert "--resume" in err and "in use by another process" in err
+        assert "Traceback" not in err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+        with pytest.raises(InvalidInputError, match="in use"):
+            hold_folder(out, "--out")
+    finally:
+        release_folder(fd)
+    assert main(["train", "--resume", str(out), "--set", "epochs=2"]) == 0
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+    epochs = [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+
+
 @pytest.mark.parametrize("text,override,field", [
     ("epochs: 1\nmodle: {}\n", [], "modle"),
     ("epochs: 1\n", ["optim.lr=-1"], "optim.lr"),

@@ -1,0 +1,154 @@
+"""The block-hull bound (issue 14, the hard regime): valid against brute force at the root and
+at random nodes for any admissible decomposition, the diagonal shift's bound when the blocks
+are single features, tighter with the SDP's decomposition, and bnb stays exact with it."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from proxcompress.errors import InvalidInputError
+from proxcompress.formulations import random_instance
+from proxcompress.formulations.bnb import build_engine, solve_bnb
+from proxcompress.formulations.brute import solve_brute
+from proxcompress.formulations.pairhull import (
+    block_hull,
+    chain_blocks,
+    mix_safe,
+    sdp_decomposition,
+)
+
+FREE, IN, OUT = 0, 1, 2
+
+
+def completions(problem, status: np.ndarray) -> float:
+    """Brute force over the node's completions, without the box (the hull drops it too, so
+    this is the stronger check): the ridge least-squares value of every allowed support."""
+    X = problem.X[:, np.argsort(problem.groups, kind="stable")]
+    y = problem.Y[:, 0]
+    ridge, b = problem.lam * problem.alpha, problem.lam * (1 - problem.alpha)
+    best = np.inf
+    for r in range(problem.d + 1):
+        for S in itertools.combinations(range(problem.d), r):
+            if any(status[i] == OUT for i in S) or any(
+                    status[i] == IN and i not in S for i in range(problem.d)):
+                continue
+            cols = list(S)
+            if cols:
+                w = np.linalg.solve(X[:, cols].T @ X[:, cols] + 2 * ridge * np.eye(r),
+                                    X[:, cols].T @ y)
+                value = 0.5 * np.sum((y - X[:, cols] @ w) ** 2) + ridge * w @ w + b * r
+            else:
+                value = 0.5 * y @ y
+            best = min(best, value)
+    return best
+
+
+def random_decomposition(problem, blocks, rng) -> np.ndarray:
+    """An admissible ``Q``: random PSD blocks scaled to keep ``G - blkdiag(Q)`` definite."""
+    X = problem.X[:, np.argsort(problem.groups, kind="stable")]
+    G = X.T @ X
+    R = np.zeros_like(G)
+    for B in blocks:
+        L = rng.standard_normal((len(B), len(B)))
+        R[np.ix_(B, B)] = L @ L.T
+    vals, vecs = np.linalg.eigh(G)
+    root_inv = (vecs / np.sqrt(vals)) @ vecs.T
+    top = np.linalg.eigvalsh(root_inv @ R @ root_inv)[-1]
+    return rng.uniform(0.0, 0.95) / top * R
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    d=st.integers(3, 7),
+    size=st.integers(1, 3),
+    rho=st.sampled_from([0.0, 0.8, 0.95]),
+    alpha=st.sampled_from([0.05, 0.5]),
+    seed=st.integers(0, 10_000),
+)
+def test_hull_bound_is_valid_at_every_node(d, size, rho, alpha, seed) -> None:
+    problem = random_instance(40, d, 1, d, seed, rho=rho, snr=0.5, alpha=alpha)
+    rng = np.random.default_rng(seed)
+    blocks = chain_blocks(d, size)
+    hull = block_hull(problem, random_decomposition(problem, blocks, rng), blocks)
+    for trial in range(6):
+        status = (np.zeros(d, dtype=np.int8) if trial == 0
+                  else rng.choice([FREE, FREE, IN, OUT], size=d).astype(np.int8))
+        result = hull.bound(status, iters=300)
+        best = completions(problem, status)
+        assert result.bound <= best + 1e-8 * max(abs(best), 1.0)
+        d_in, d_out = hull.children(result, status)
+        for i in np.flatnonzero(status == FREE):
+            for fixed, child in ((IN, d_in[i]), (OUT, d_out[i])):
+                kid = status.copy()
+                kid[i] = fixed
+                best_kid = completions(problem, kid)
+                assert child <= best_kid + 1e-8 * max(abs(best_kid), 1.0)
+
+
+def test_single_feature_blocks_give_the_diagonal_shift() -> None:
+    """Blocks of one feature and ``Q = Diag(delta)``: bnb's own root bound (a twin)."""
+    problem = random_instance(500, 30, 1, 30, 0, rho=0.8, snr=0.5, alpha=0.05)
+    engine, root = build_engine(problem)
+    blocks = chain_blocks(30, 1)
+    hull = block_hull(problem, np.diag(engine.delta), blocks, engine.order)
+    assert np.abs(root.W).max() < problem.M  # the box is not active: the two agree
+    value = hull.bound(np.zeros(30, dtype=np.int8), iters=3000).bound
+    assert value == pytest.approx(root.bound, rel=1e-7)
+
+
+def test_sdp_decomposition_tightens_and_stays_valid() -> None:
+    """The hard regime in small: pairs of neighbours with the SDP's decomposition close part
+    of the diagonal shift's root gap, and stay below the optimum."""
+    problem = random_instance(40, 8, 1, 8, 1, rho=0.8, snr=0.5, alpha=0.05)
+    blocks = chain_blocks(8, 2)
+    hull = block_hull(problem, sdp_decomposition(problem, blocks), blocks)
+    optimum = solve_brute(problem).objective
+    value = hull.bound(np.zeros(8, dtype=np.int8), iters=3000).bound
+    shifted = build_engine(problem)[1].bound
+    assert shifted + 0.1 * (optimum - shifted) < value <= optimum * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bnb_with_the_hull_is_exact(seed) -> None:
+    problem = random_instance(60, 9, 1, 9, seed, rho=0.8, snr=0.5, alpha=0.05)
+    blocks = chain_blocks(9, 2)
+    G = problem.X.T @ problem.X
+    hull = block_hull(problem, mix_safe(G, random_decomposition(
+        problem, blocks, np.random.default_rng(seed)), 0.01), blocks)
+    solution = solve_bnb(problem, hull=hull, hull_iters=50)
+    assert solution.status == "optimal"
+    assert solution.objective == pytest.approx(solve_brute(problem).objective, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("params", "Q", "blocks", "name"),
+    [
+        (dict(n=30, d=6, m=2, n_groups=6, seed=0), "zero", [[0, 1]], "problem"),
+        (dict(n=30, d=6, m=1, n_groups=3, seed=0), "zero", [[0, 1]], "problem"),
+        (dict(n=30, d=6, m=1, n_groups=6, seed=0, k=2), "zero", [[0, 1]], "problem"),
+        (dict(n=30, d=6, m=1, n_groups=6, seed=0), "zero", [[0, 1], [1, 2]], "blocks"),
+        (dict(n=30, d=6, m=1, n_groups=6, seed=0), "zero", [[0, 1, 2, 3, 4]], "blocks"),
+        (dict(n=30, d=6, m=1, n_groups=6, seed=0), "outside", [[0, 1]], "Q"),
+        (dict(n=30, d=6, m=1, n_groups=6, seed=0), "huge", [[0, 1]], "Q"),
+        (dict(n=30, d=6, m=1, n_groups=6, seed=0), "shape", [[0, 1]], "Q"),
+        (dict(n=30, d=6, m=1, n_groups=6, seed=0), "nan", [[0, 1]], "Q"),
+    ],
+)
+def test_block_hull_refuses(params, Q, blocks, name) -> None:
+    d = params["d"]
+    matrix = {"zero": np.zeros((d, d)), "outside": np.eye(d), "shape": np.zeros((d, d + 1)),
+              "huge": np.pad(1e6 * np.ones((2, 2)), ((0, d - 2), (0, d - 2))),
+              "nan": np.full((d, d), np.nan)}[Q]
+    with pytest.raises(InvalidInputError, match=name):
+        block_hull(random_instance(**params), matrix, blocks)
+
+
+def test_chain_blocks_refuses() -> None:
+    with pytest.raises(InvalidInputError, match="size"):
+        chain_blocks(6, 5)
+    assert chain_blocks(5, 2) == [[0, 1], [2, 3], [4]]
