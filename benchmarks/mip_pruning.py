@@ -404,6 +404,7 @@ def piece_cnn_root(runs_dir: Path, seeds: int, iters: int, best_known: Path | No
             row = {"layer": unit_name, "seed": seed, **shape, "incumbent": best,
                    "warm_start_best": incumbent.value, "f_U": fit,
                    "row_wise": row_wise, "shor": shor, "iters": iters,
+                   "step": subsets.SHOR_LR,
                    "root_gap_row_wise": (best - fit - row_wise) / abs(best),
                    "root_gap_shor": (best - fit - shor) / abs(best),
                    "seconds_row_wise": row_seconds, "seconds_shor": shor_seconds,
@@ -533,7 +534,7 @@ def render(result: dict[str, Any]) -> str:
                 f"| {r['layer']} | {r['k']} of {r['groups']} | {r['seed']} | {r['incumbent']:.1f} "
                 f"| {r['f_U']:.1f} | {r['row_wise']:.1f} ({r['root_gap_row_wise']:.1%}, "
                 f"{r['seconds_row_wise']:.1f}) | {r['shor']:.1f} ({r['root_gap_shor']:.1%}, "
-                f"{r['seconds_shor']:.1f}, {r['iters']} it.) | "
+                f"{r['seconds_shor']:.1f}, {r['iters']} it., step {r.get('step', 0.2)}) | "
                 f"{r['load_before']:.1f}-{r['load_after']:.1f} |")
         return "\n".join(lines)
     if piece == "hull":
