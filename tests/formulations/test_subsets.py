@@ -109,35 +109,15 @@ def test_removal_bound_below_every_removal_set(seed, groups, per_group, m, drop,
     """The removal bound at any universe (some groups already out) never passes the cheapest
     removal of r undecided groups, computed by brute force from the inverse of the universe's
     Gram matrix (also with anti-correlated channels, where the couplings are negative)."""
-    from itertools import combinations
-
-    problem = redundant_instance(seed, groups, per_group, m, 1, tight_box=False)
-    rng = np.random.default_rng(seed)
-    if seed % 2:  # compensating channels: pairs of nearly opposite features
-        problem.X[:, per_group:2 * per_group] = (-problem.X[:, :per_group]
-                                                 + 0.05 * rng.standard_normal((problem.n,
-                                                                               per_group)))
-    search = subsets.SubsetSearch(problem, Incumbent(problem, SupportSolver(problem)))
-    starts = search.starts
-    out = rng.choice(groups, size=min(drop, groups - 2), replace=False)
-    alive = np.ones(problem.d, dtype=np.bool_)
-    for g in out:
-        alive[starts[g]:starts[g + 1]] = False
-    H, W, _ = subsets._inverse_state(search.gram, search.xty, search.yy, alive)
-    live = np.array([g for g in range(groups) if g not in set(out)], dtype=np.int64)
-    undecided = rng.permutation(live)[: max(2, round(share * live.size))]
-    directions = subsets._single_costs(H, W, starts, undecided.astype(np.int64))[1]
-    for r in range(1, undecided.size + 1):
+    H, W, starts, undecided, cheapest, rng = _removal_setup(seed, groups, per_group, m, drop,
+                                                            share)
+    directions = subsets._single_costs(H, W, starts, undecided)[1]
+    for r, best in cheapest.items():
         # the groups' own directions, after ascent steps, and an arbitrary dual point
         points = [(directions.copy(), 0), (directions.copy(), 4),
                   (rng.standard_normal(W.shape) * float(np.abs(directions).max()), 2)]
-        bounds = [subsets._removal_bound(H, W, starts, undecided.astype(np.int64), r, Z, steps,
-                                         np.inf) for Z, steps in points]
-        best = np.inf
-        for removal in combinations(undecided.tolist(), r):
-            rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in removal])
-            block = H[np.ix_(rows, rows)]
-            best = min(best, 0.5 * float(np.sum(W[rows] * np.linalg.solve(block, W[rows]))))
+        bounds = [subsets._removal_bound(H, W, starts, undecided, r, Z, steps, np.inf)
+                  for Z, steps in points]
         assert max(bounds) <= best * (1 + 1e-9) + 1e-9
         assert bounds[1] >= bounds[0] * (1 - 1e-12)  # the ascent keeps only improving points
 
