@@ -368,6 +368,46 @@ SHOR_COOL = 0.7
 SHOR_EVERY = 200
 
 
+@njit(cache=True)
+def _shor_pieces(
+    Hd: FloatArray, Wd: FloatArray, Zd: FloatArray, owner: NDArray[np.int64], count: int,
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`_pieces` as single-threaded loops (a multithreaded BLAS product this small spins
+    on a shared machine: 15x slower measured)."""
+    n, m = Zd.shape
+    Q = np.zeros((count, count))
+    a = np.zeros(count)
+    for i in range(n):
+        oi = owner[i]
+        for j in range(m):
+            a[oi] += Wd[i, j] * Zd[i, j]
+        for c in range(n):
+            inner = 0.0
+            for j in range(m):
+                inner += Zd[i, j] * Zd[c, j]
+            Q[oi, owner[c]] += Hd[i, c] * inner
+    return a, Q
+
+
+@njit(cache=True)
+def _shor_gradient(
+    Hd: FloatArray, Wd: FloatArray, Zd: FloatArray, owner: NDArray[np.int64], x: FloatArray,
+    X: FloatArray,
+) -> FloatArray:
+    """``x~ .* W - (H .* X~) Z``, the gradient in ``Z`` (``X~`` is ``X`` expanded to rows)."""
+    n, m = Zd.shape
+    grad = np.empty((n, m))
+    for i in range(n):
+        oi = owner[i]
+        for j in range(m):
+            grad[i, j] = x[oi] * Wd[i, j]
+        for c in range(n):
+            weight = Hd[i, c] * X[oi, owner[c]]
+            for j in range(m):
+                grad[i, j] -= weight * Zd[c, j]
+    return grad
+
+
 def _shor_value(
     a: FloatArray, Q: FloatArray, r: int, mult: list[FloatArray], tau: float,
 ) -> tuple[float, float, FloatArray]:
@@ -424,35 +464,27 @@ def shor_removal_bound(
     docs/decisions.md). Stops early at ``deadline`` (the clock is read every 20 iterations).
     """
     rows, owner, Hd, Wd = _gather(H, W, starts, undecided)
-    count = undecided.shape[0]
-    block = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    G = undecided.shape[0]
     Zd = np.ascontiguousarray(Z[rows])
-
-    def pieces(point: FloatArray) -> tuple[FloatArray, FloatArray]:
-        a = np.add.reduceat(np.sum(Wd * point, axis=1), block)
-        inner = np.add.reduceat(Hd * (point @ point.T), block, axis=0)
-        return a, np.add.reduceat(inner, block, axis=1)
-
-    G = count
     mult = [np.zeros(1), np.zeros(G), np.zeros(G), np.zeros(1), np.zeros((G, G)),
             np.zeros((G, G)), np.zeros((G, G))]
     params = [Zd, *mult]
     first = [np.zeros_like(v) for v in params]
     second = [np.zeros_like(v) for v in params]
-    a, Q = pieces(Zd)
+    a, Q = _shor_pieces(Hd, Wd, Zd, owner, G)
     tau = SHOR_TAU * max(float(np.abs(Q).max()), 1e-300)
     best, best_Z = -np.inf, Zd.copy()
     off = 1.0 - np.eye(G)
     for it in range(iters + 1):
-        a, Q = pieces(Zd)
+        a, Q = _shor_pieces(Hd, Wd, Zd, owner, G)
         exact, _, Mh = _shor_value(a, Q, r, mult, tau if it < iters else 0.0)
         if exact > best:
             best, best_Z = exact, Zd.copy()
         if it == iters or (it % 20 == 19 and time.perf_counter() >= deadline):
             break
         x, X = Mh[0, 1:], Mh[1:, 1:]
-        Xt = X[owner][:, owner]
-        grads = [x[owner, None] * Wd - (Hd * Xt) @ Zd,
+        grads = [_shor_gradient(Hd, Wd, Zd, owner, np.ascontiguousarray(x),
+                                np.ascontiguousarray(X)),
                  np.array([Mh[0, 0] - 1.0]), np.diag(X) - x, X.sum(1) - r * x,
                  np.array([x.sum() - r]), -X * off, (X - x[:, None]) * off,
                  (x[:, None] + x[None, :] - 1.0 - X) * off]
