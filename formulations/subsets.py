@@ -366,6 +366,13 @@ SHOR_LR = 1.0
 SHOR_TAU = 0.01
 SHOR_COOL = 0.7
 SHOR_EVERY = 200
+#: the search's certificate: once ``ROOT_SHOR_AFTER`` of its time is spent unfinished, and the
+#: row-wise root gap against the incumbent exceeds ``ROOT_SHOR_GAP``, at most
+#: ``ROOT_SHOR_ITERS`` Shor iterations at the root within ``ROOT_SHOR_SHARE`` of the time left
+ROOT_SHOR_ITERS = 1000
+ROOT_SHOR_GAP = 0.2
+ROOT_SHOR_AFTER = 0.8
+ROOT_SHOR_SHARE = 0.5
 
 
 @njit(cache=True)
@@ -643,6 +650,9 @@ def _search(
                                      Z_stack[level], steps, room, e_stack[level],
                                      a_stack[level], Q_stack[level], cached[level])
                 cached[level] = True
+            # the inherited bound (the parent's, or the root's Shor bound) holds for this
+            # node's completions too
+            bound = max(bound, bound_stack[level])
             bound_stack[level] = bound
             if bound >= incumbent - _margin(incumbent):
                 level -= 1
@@ -746,8 +756,37 @@ class SubsetSearch:
         every = np.arange(G, dtype=np.int64)
         self.Z[0] = _single_costs(H, W, self.starts, every)[1]
         r = G - p.budget
+        self.root_removal = 0.0
         if r > 1:
-            _removal_bound(H, W, self.starts, every, r, self.Z[0], ROOT_STEPS, np.inf)
+            self.root_removal = _removal_bound(H, W, self.starts, every, r, self.Z[0],
+                                               ROOT_STEPS, np.inf)
+        self.shor_tried = False
+        self.root_Z = self.Z[0].copy()
+
+    def strengthen_root(self, deadline: float) -> None:
+        """Where the row-wise root bound leaves a gap above :data:`ROOT_SHOR_GAP`: the root's
+        bound from :func:`shor_removal_bound` (at most :data:`ROOT_SHOR_ITERS` iterations
+        within :data:`ROOT_SHOR_SHARE` of the time left) raises the bound of every open node
+        (each is the root's descendant) and is inherited by every later node: the search's
+        certificate where it does not finish (the nodes it visits are the same unless the
+        raised bounds reach the incumbent). Once per search."""
+        if self.shor_tried:
+            return
+        self.shor_tried = True
+        p = self.p
+        r = p.n_groups - p.budget
+        best = self.incumbent.value
+        root = self.f[0] + self.root_removal
+        if r <= 1 or not np.isfinite(best) or (best - root) <= ROOT_SHOR_GAP * abs(best):
+            return
+        now = time.perf_counter()
+        stop = now + ROOT_SHOR_SHARE * (deadline - now) if np.isfinite(deadline) else np.inf
+        every = np.arange(p.n_groups, dtype=np.int64)
+        value, _ = shor_removal_bound(self.H[0], self.W[0], self.starts, every, r,
+                                      self.root_Z, ROOT_SHOR_ITERS, deadline=stop)
+        for level in range(self.level + 1):
+            if self.state[level] != DONE:
+                self.bound[level] = max(self.bound[level], self.f[0] + value)
 
     @staticmethod
     def applicable(problem: LayerPruningProblem) -> bool:
@@ -769,11 +808,14 @@ class SubsetSearch:
         Each call of the compiled search runs at most :data:`CHUNK` nodes and at most what
         :data:`SLICE` seconds allow at the node rate measured so far (a node of a wide layer
         under load costs milliseconds: 2 000 of them overran a 60 s limit by 6 s)."""
+        start = time.perf_counter()
         chunk = 16
         while self.level >= 0:
             now = time.perf_counter()
             if now >= deadline:
                 return False
+            if now >= start + ROOT_SHOR_AFTER * (deadline - start):
+                self.strengthen_root(deadline)
             nodes = self.advance(chunk)
             spent = time.perf_counter() - now
             if nodes > 0:

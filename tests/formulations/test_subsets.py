@@ -3,6 +3,8 @@ validity of its bounds when it stops early."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -188,3 +190,31 @@ def test_shor_removal_bound_tighter_than_the_row_wise_bound(seed):
     row_wise = subsets._removal_bound(H, W, starts, undecided, r, Z, 50, np.inf)
     shor, _ = subsets.shor_removal_bound(H, W, starts, undecided, r, Z, 1500)
     assert row_wise < shor <= cheapest[r] * (1 + 1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), groups=st.integers(4, 9), share=st.floats(0.3, 0.7),
+       before=st.integers(0, 30), chunk=st.integers(1, 40))
+def test_root_shor_bound_keeps_the_search_exact(seed, groups, share, before, chunk,
+                                                monkeypatch_module):
+    """The root's Shor bound, raised into the open nodes after any number of nodes (and
+    inherited by the later ones), keeps every open bound below the brute-force optimum and the
+    search's answer equal to it; through ``run`` with a finite deadline as well."""
+    monkeypatch_module.setattr(subsets, "ROOT_SHOR_GAP", -1.0)
+    monkeypatch_module.setattr(subsets, "ROOT_SHOR_ITERS", 60)
+    monkeypatch_module.setattr(subsets, "ROOT_SHOR_AFTER", 0.0)
+    k = max(1, min(groups - 2, round(share * groups)))
+    problem = redundant_instance(seed, groups, 2, 2, k, tight_box=seed % 3 == 0)
+    optimum = solve(problem, "brute").objective
+    incumbent = Incumbent(problem, SupportSolver(problem))
+    search = subsets.SubsetSearch(problem, incumbent)
+    finished = _run_chunk(search, before)
+    search.strengthen_root(np.inf)
+    assert search.shor_tried
+    while not finished:
+        assert search.open_bound() <= optimum * (1 + 1e-9) + 1e-12
+        finished = _run_chunk(search, chunk)
+    assert incumbent.value == pytest.approx(optimum, rel=1e-9)
+    again = Incumbent(problem, SupportSolver(problem))
+    assert subsets.SubsetSearch(problem, again).run(time.perf_counter() + 600.0)
+    assert again.value == pytest.approx(optimum, rel=1e-9)
