@@ -34,6 +34,11 @@ scratch every :data:`REFRESH` removals. Leaves (every group decided) are scored 
 box by :class:`~proxcompress.formulations.restricted.SupportSolver`. A node is pruned when its
 bound reaches the incumbent less a relative margin of ``1e-9`` (round-off in the downdates).
 
+Where the search is unfinished after :data:`ROOT_SHOR_AFTER` of its time, the root's removal
+cost is bounded once more by :func:`shor_removal_bound` (the Shor relaxation of the Boolean
+quadratic, by its eigenvalue dual), which every open and later node inherits: the certificate
+where the search does not finish.
+
 The search is resumable: it runs :data:`CHUNK` nodes per call, so the clock is read between
 calls, and on the limit the open nodes' smallest bound is the certificate.
 """
