@@ -220,6 +220,42 @@ def test_workers_train_exactly_what_the_command_line_trains(
     assert lines == []
 
 
+def test_a_worker_killed_from_outside_stops_the_script_instead_of_hanging(tmp_path: Path
+                                                                        ) -> None:
+    """A worker SIGKILLed mid-run (the out-of-memory killer did it once, and the script then
+    waited for its result forever): the script stops with a message naming the run."""
+    import multiprocessing
+    import signal
+    import threading
+    import time
+
+    row = {"table": "binary", "model": "mlp", "name": "doomed", "label": "doomed",
+           "sweep": {}, "inherit": {},
+           "config": {"epochs": 400, "threads": 1, "progress": False,
+                      "data": {"name": "synthetic", "synthetic_samples": 512},
+                      "model": {"name": "mlp", "hidden": [64]},
+                      "optim": {"name": "adam", "lr": 0.01, "batch_size": 32}}}
+    lines: list[str] = []
+    killed: list[int] = []
+
+    def killer() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            children = multiprocessing.active_children()
+            if any(line.startswith("start") for line in lines) and children:
+                time.sleep(3.0)  # inside the run, past the imports
+                os.kill(children[0].pid, signal.SIGKILL)
+                killed.append(children[0].pid)
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    with pytest.raises(SystemExit, match="ended abruptly while running doomed"):
+        core.run_all([row], [0], tmp_path / "runs", 1, lines.append, False)
+    thread.join(5)
+    assert killed and not any(line.startswith("done") for line in lines)
+
+
 def test_long_budget_takes_the_smallest_converged_epochs(tmp_path: Path
                                                          ) -> None:
     """The long table's epochs: the cheapest candidate within ``LONG_PLATEAU`` validation

@@ -771,6 +771,8 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
     Returns how many runs it started from scratch (``trained``) and from a checkpoint
     (``resumed``): a wall time is a from-scratch time only when nothing was found finished."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     all_rows = everything or selected
     for row in all_rows:
@@ -781,7 +783,10 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
     active: dict[Any, tuple[str, Path | None, tuple[str, str, int] | None]] = {}
     study_pending = selection
     counts = {"trained": 0, "resumed": 0}
-    with multiprocessing.get_context("spawn").Pool(jobs, initializer=_worker_init) as pool:
+    # an executor, not multiprocessing.Pool: a worker killed by the system (the OOM killer
+    # did it once) breaks the executor, where Pool waited for its result forever
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init) as pool:
         while True:
             choices = Choices(all_rows, runs)  # re-read: runs finish between iterations
             busy = {key for _, _, key in active.values() if key is not None}
@@ -829,12 +834,18 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                                  str(folder)]
                     label = f"{row['name']} [{slug(assignment)}] seed {seed}"
                     logfile = folder / "train.log"
-                active[pool.apply_async(_task, (argv, str(logfile)))] = (label, folder, key)
+                active[pool.submit(_task, argv, str(logfile))] = (label, folder, key)
                 log(f"start {label}")
             time.sleep(1.0)
-            for handle in [h for h in active if h.ready()]:
+            for handle in [h for h in active if h.done()]:
                 label, folder, key = active.pop(handle)
-                code, wall = handle.get()
+                try:
+                    code, wall = handle.result()
+                except BrokenProcessPool:
+                    raise SystemExit(
+                        f"a worker process ended abruptly while running {label} (killed from "
+                        "outside, e.g. by the out-of-memory killer; see dmesg); its checkpoint "
+                        "is kept: run the script again to resume") from None
                 log(f"done  {label}: {'ok' if code == 0 else f'FAILED ({code})'} in {wall:.0f} s")
                 if code == 0 and folder is not None:
                     (folder / WALL).write_text(json.dumps(
