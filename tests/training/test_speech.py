@@ -106,6 +106,26 @@ def test_load_speech_features(tiny: Path, tmp_path: Path) -> None:
         load_speech(broken)
 
 
+def test_features_in_batches_equal_the_whole_set_bit_for_bit(monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """load_speech computes its features FEATURE_CHUNK utterances at a time (the whole harder
+    set at once peaked at 10.7 GB); every utterance is independent, so any batch size gives the
+    same bits as the whole set in one call (the formula load_speech used before)."""
+    from proxcompress.training import speech
+
+    torch.manual_seed(0)
+    wav = torch.randn(11, 4000) * 0.1
+    feats = log_mel(wav, 16000, 32)
+    mean = feats.mean(dim=(1, 2), keepdim=True)
+    std = feats.std(dim=(1, 2), keepdim=True).clamp_min(1e-5)
+    whole = ((feats - mean) / std).unsqueeze(1)
+    for chunk in (1, 2, 3, 5, 10, 11, 256):  # 1 runs as 2; 5 and 10 leave a last one
+        monkeypatch.setattr(speech, "FEATURE_CHUNK", chunk)
+        got = speech._features(wav, 16000, 32)
+        assert got.shape == whole.shape and torch.equal(got, whole), chunk
+    assert speech._features(wav[:0], 16000, 32).shape == (0, 1, 32, whole.shape[-1])
+
+
 def test_log_mel_of_a_tone_peaks_at_its_filter() -> None:
     bank = mel_filterbank(40, 512, SAMPLE_RATE, 20.0, 8000.0)
     assert bank.shape == (40, 257) and (bank >= 0).all() and (bank.max(1) > 0).all()
