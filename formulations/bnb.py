@@ -1142,7 +1142,8 @@ def solve_bnb(
 
     Raises:
         InvalidInputError: a warm start names an unknown group or exceeds the budget; an
-            unknown ``shift``.
+            unknown ``shift``; a ``hull`` of another problem, ``hull_iters < 1`` or
+            ``hull_depth < 0`` with a hull.
     """
     clock = Clock(time_limit)
     deadline = clock.deadline
@@ -1154,6 +1155,8 @@ def solve_bnb(
     incumbent = Incumbent(p, solver)
     for support in starts_given:
         incumbent.offer(support)
+    if hull is not None:  # the engine orders features so (_Engine.order)
+        _check_hull(hull, p, np.argsort(p.groups, kind="stable"), hull_iters, hull_depth)
     engine, root = build_engine(p, diagonal_shift, shift, deadline)
 
     def tol_abs() -> float:
@@ -1182,7 +1185,7 @@ def solve_bnb(
         engine, root = refine_shift(engine, root, deadline)
         offer_relaxed(root, (0.0, 0.5))
     hull_root: FloatArray | None = None
-    if hull is not None and hull_iters > 0:
+    if hull is not None:
         root, hull_root = _with_hull(hull, engine, root, HULL_ROOT_ITERS, None, np.inf)
     nodes = 1
     counter = itertools.count()
@@ -1288,6 +1291,20 @@ def solve_bnb(
         "time_limit")
     z = np.isin(np.arange(p.n_groups), incumbent.support).astype(float)
     return polish(p, "bnb", z, lower, outcome, clock.start, nodes, solver)
+
+
+def _check_hull(hull: BlockHull, problem: LayerPruningProblem, order: NDArray[np.int64],
+                iters: object, depth: object) -> None:
+    """The hull arguments of :func:`solve_bnb`, before any search: a hull of this problem in
+    the engine's feature order (another one's bounds would not be valid), at least one sweep per
+    node (0 would silently ignore the hull), a depth >= 0."""
+    for name, value, low in (("hull_iters", iters, 1), ("hull_depth", depth, 0)):
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            raise InvalidInputError(name, f"= {value!r}; accepted: an integer >= {low} when a "
+                                    "hull is given")
+    if not hull.fits(problem, order):
+        raise InvalidInputError("hull", "was built for another problem or feature order; "
+                                "build it with block_hull(problem, ...) of this problem")
 
 
 def _with_hull(hull: BlockHull | None, engine: _Engine, relaxed: _Relaxed, iters: int,

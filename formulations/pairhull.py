@@ -311,6 +311,7 @@ class BlockHull:
         p = problem
         X = p.X[:, order]
         self.order = order
+        self.source = problem  # what :meth:`fits` compares a solver's problem with
         self.G = X.T @ X
         self.xty = X.T @ p.Y[:, 0]
         self.yy = float(p.Y[:, 0] @ p.Y[:, 0])
@@ -366,6 +367,14 @@ class BlockHull:
 
     def zero_point(self) -> FloatArray:
         return np.zeros((self.idx.shape[0], self.idx.shape[1]))
+
+    def fits(self, problem: LayerPruningProblem, order: IntArray) -> bool:
+        """Whether this hull relaxes ``problem`` with its features in ``order`` (a hull of
+        another problem, or in another order, would give bounds that are not valid)."""
+        a, b = self.source, problem
+        return (a is b or (np.array_equal(a.X, b.X) and np.array_equal(a.Y, b.Y)
+                           and np.array_equal(a.groups, b.groups) and a.lam == b.lam
+                           and a.alpha == b.alpha)) and np.array_equal(self.order, order)
 
     def bound(self, status: NDArray[np.int8], X0: FloatArray | None = None, iters: int = 200,
               cutoff: float = np.inf, check_every: int = 25) -> HullResult:

@@ -125,6 +125,30 @@ def test_bnb_with_the_hull_is_exact(seed) -> None:
     assert solution.objective == pytest.approx(solve_brute(problem).objective, rel=1e-9)
 
 
+def test_bnb_refuses_a_hull_it_cannot_use_before_any_work() -> None:
+    """A hull of another problem (or in another feature order) would give invalid bounds, and
+    hull_iters = 0 would silently ignore it: each is refused naming the argument."""
+    problem = random_instance(60, 9, 1, 9, 0, rho=0.8, snr=0.5, alpha=0.05)
+    other = random_instance(60, 9, 1, 9, 1, rho=0.8, snr=0.5, alpha=0.05)
+    blocks = chain_blocks(9, 2)
+
+    def hull_of(p, order=None):
+        G = p.X.T @ p.X
+        return block_hull(p, mix_safe(G, random_decomposition(
+            p, blocks, np.random.default_rng(0)), 0.01), blocks, order)
+
+    mine = hull_of(problem)
+    assert mine.fits(problem, np.arange(9))
+    cases = [(hull_of(other), {"hull_iters": 5}, "hull"),
+             (hull_of(problem, np.arange(9)[::-1].copy()), {"hull_iters": 5}, "hull"),
+             (mine, {}, "hull_iters"), (mine, {"hull_iters": True}, "hull_iters"),
+             (mine, {"hull_iters": 5, "hull_depth": -1}, "hull_depth")]
+    for hull, kwargs, field in cases:
+        with pytest.raises(InvalidInputError) as info:
+            solve_bnb(problem, hull=hull, **kwargs)
+        assert info.value.field == field, (field, str(info.value))
+
+
 @pytest.mark.parametrize(
     ("params", "Q", "blocks", "name"),
     [
