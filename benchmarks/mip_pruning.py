@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from proxcompress.errors import InvalidInputError
 from proxcompress.formulations import LayerPruningProblem, Solution, random_instance, solve, subsets
 from proxcompress.formulations.bnb import build_engine, refine_shift, solve_bnb
 from proxcompress.formulations.instances import sparse_regression_instance
@@ -245,19 +246,62 @@ def piece_root_sdp(seeds: int, reach: int, time_limit: float) -> list[dict[str, 
 HULL_ITERS = 30
 
 
+def _hull_instance(seed: int, alpha: float) -> LayerPruningProblem:
+    """The hard-regime instance of :func:`piece_hull`."""
+    return random_instance(500, 100, 1, 100, seed, rho=0.8, snr=0.5, alpha=alpha)
+
+
+def _saved_decomposition(entries: list[Any], blocks: list[list[int]], d: int
+                         ) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The ``d x d`` block matrix of a saved decomposition (its blocks' entries in order)."""
+    Q = np.zeros((d, d))
+    for block, values in zip(blocks, entries, strict=True):
+        Q[np.ix_(block, block)] = np.asarray(values, dtype=np.float64)
+    return Q
+
+
+def _read_decompositions(path: Path, seeds: int, alpha: float = 0.05) -> dict[str, Any]:
+    """``--decompositions``, read and checked before any work: JSON of ``"seed:alpha"`` ->
+    one 2 x 2 matrix of finite numbers per block, each giving a valid block hull of its
+    instance; raises ``ValueError`` naming what is wrong."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable JSON file ({exc})") from None
+    if not isinstance(saved, dict):
+        raise ValueError("the file must hold an object of \"seed:alpha\" -> blocks")
+    for seed in range(seeds):
+        key = f"{seed}:{alpha}"
+        if key not in saved:
+            continue
+        problem = _hull_instance(seed, alpha)
+        blocks = chain_blocks(problem.d, 2)
+        entries = saved[key]
+        ok = isinstance(entries, list) and len(entries) == len(blocks) and all(
+            isinstance(e, list) and len(e) == 2 and all(
+                isinstance(r, list) and len(r) == 2 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and np.isfinite(v) for v in r) for r in e) for e in entries)
+        if not ok:
+            raise ValueError(f"{key!r} must be {len(blocks)} 2 x 2 matrices of finite numbers")
+        try:
+            block_hull(problem, _saved_decomposition(entries, blocks, problem.d), blocks)
+        except InvalidInputError as exc:
+            raise ValueError(f"{key!r} gives no valid block hull: {exc}") from None
+    return saved
+
+
 def piece_hull(seeds: int, time_limit: float, saved: dict[str, Any] | None,
                alpha: float = 0.05) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """bnb with and without the block-hull node bound on the hard regime (module docstring);
     returns the rows and the decompositions (block entries by seed)."""
     rows, decompositions = [], {}
     for seed in range(seeds):
-        problem = random_instance(500, 100, 1, 100, seed, rho=0.8, snr=0.5, alpha=alpha)
+        problem = _hull_instance(seed, alpha)
         blocks = chain_blocks(problem.d, 2)
         key = f"{seed}:{alpha}"
         if saved is not None and key in saved:
-            Q = np.zeros((problem.d, problem.d))
-            for block, entries in zip(blocks, saved[key], strict=True):
-                Q[np.ix_(block, block)] = np.asarray(entries)
+            Q = _saved_decomposition(saved[key], blocks, problem.d)
             sdp_seconds = None
         else:
             start = time.perf_counter()
@@ -362,6 +406,26 @@ def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True
     return out
 
 
+def _read_best_known(path: Path) -> dict[tuple[str, int], float]:
+    """``--best-known``: a saved ``cnn`` piece's best objective per (layer, seed); raises
+    ``ValueError`` naming what is wrong (the command checks it before any work)."""
+    try:
+        runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a saved cnn piece (JSON with \"runs\"): {exc!r}"
+                         ) from None
+    known: dict[tuple[str, int], float] = {}
+    for run in runs if isinstance(runs, list) else [None]:
+        if not (isinstance(run, dict) and isinstance(run.get("layer"), str)
+                and isinstance(run.get("seed"), int)
+                and isinstance(run.get("objective"), (int, float))):
+            raise ValueError("every run needs a layer (text), seed (integer) and objective "
+                             "(number)")
+        key = (run["layer"], run["seed"])
+        known[key] = min(known.get(key, np.inf), float(run["objective"]))
+    return known
+
+
 def piece_cnn_root(runs_dir: Path, seeds: int, iters: int, best_known: Path | None,
                    layers: tuple[str, ...] = tuple(name for name, _ in CNN_LAYERS),
                    ) -> list[dict[str, Any]]:
@@ -370,12 +434,7 @@ def piece_cnn_root(runs_dir: Path, seeds: int, iters: int, best_known: Path | No
     started from that dual point (``iters`` iterations), as objective bounds
     ``f(U) + L_r`` and gaps against the best known objective: the warm starts' best (SPR,
     magnitude), or a saved ``cnn`` piece's best objective for the layer and seed if lower."""
-    known: dict[tuple[str, int], float] = {}
-    if best_known is not None:
-        with open(best_known, encoding="utf-8") as handle:
-            for run in json.load(handle)["runs"]:
-                key = (run["layer"], run["seed"])
-                known[key] = min(known.get(key, np.inf), run["objective"])
+    known = _read_best_known(best_known) if best_known is not None else {}
     from proxcompress.formulations.heuristics import Incumbent
     from proxcompress.formulations.restricted import SupportSolver
 
@@ -603,9 +662,19 @@ def main() -> None:
     if args.best_known is not None and not args.best_known.is_file():
         parser.error(f"--best-known: {args.best_known} is not a file; accepted: a saved cnn "
                      "piece (JSON)")
+    seeds = 1 if args.quick else args.seeds
+    try:  # the files, read before any work
+        if args.best_known is not None:
+            _read_best_known(args.best_known)
+    except ValueError as exc:
+        parser.error(f"--best-known: {exc}")
+    try:
+        saved = (None if args.decompositions is None
+                 else _read_decompositions(args.decompositions, seeds))
+    except ValueError as exc:
+        parser.error(f"--decompositions: {exc}")
     if not 0 <= args.reach <= 99:
         parser.error(f"--reach: {args.reach}; accepted: an integer in [0, 99]")
-    seeds = 1 if args.quick else args.seeds
     # One-time costs outside the timings: bnb's compiled kernels, Pyomo, SCIP, CVXPY, HiGHS.
     tiny = random_instance(50, 5, 1, 5, 0, k=2)
     for run in _runners(5).values():
@@ -630,10 +699,6 @@ def main() -> None:
         result["rows"] = piece_cnn_root(args.runs, seeds, args.shor_iters, args.best_known,
                                         tuple(args.layers))
     elif args.piece == "hull":
-        saved = None
-        if args.decompositions is not None:
-            with open(args.decompositions, encoding="utf-8") as handle:
-                saved = json.load(handle)
         result["rows"], decompositions = piece_hull(seeds, args.time_limit, saved)
         if args.out and saved is None:
             from proxcompress.atomic import write_text_atomic

@@ -1,0 +1,34 @@
+"""``benchmarks/mip_pruning.py``'s file flags: a bad ``--decompositions`` or ``--best-known``
+file exits 2 naming the flag and what is wrong, before any work (no traceback, no output)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mip_pruning.py"
+
+
+@pytest.mark.parametrize(("flag", "piece", "text", "says"), [
+    ("--decompositions", "hull", "not json", "not a readable JSON file"),
+    ("--decompositions", "hull", "[1, 2]", "object"),
+    ("--decompositions", "hull", '{"0:0.05": [[1, 2]]}', "50 2 x 2 matrices"),
+    ("--decompositions", "hull",
+     '{"0:0.05": ' + str([[[0.0, 0.0], [0.0, 1e9]]] * 50) + "}", "no valid block hull"),
+    ("--best-known", "cnn-root", "not json", "not a saved cnn piece"),
+    ("--best-known", "cnn-root", '{"runs": [{"layer": 3}]}', "every run needs"),
+])
+def test_bad_files_exit_2_naming_the_flag(tmp_path: Path, flag: str, piece: str, text: str,
+                                          says: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    out = tmp_path / "out.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--piece", piece, "--seeds", "1", flag,
+                           str(bad), "--out", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"{flag}: " in done.stderr and says in done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
