@@ -8,8 +8,9 @@ rows of ``AT``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
+
+from proxcompress.numba_cache import njit
 
 FloatArray = NDArray[np.float64]
 

@@ -78,7 +78,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 from scipy.linalg import qr, solve_triangular
 
@@ -92,6 +91,7 @@ from proxcompress.formulations.restricted import SupportSolver
 from proxcompress.formulations.shifts import SHIFTS, factor_shifted, safe_lambda_min, sdp_shift
 from proxcompress.formulations.solution import Solution, Status, polish, relative_gap
 from proxcompress.formulations.subsets import SubsetSearch
+from proxcompress.numba_cache import njit
 
 FREE, IN, OUT = 0, 1, 2
 FloatArray = NDArray[np.float64]

@@ -23,12 +23,12 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
 from proxcompress.formulations.blocks import apply_block, gradient_step
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
+from proxcompress.numba_cache import njit
 
 if TYPE_CHECKING:  # pragma: no cover
     from proxcompress.formulations.bnb import _Engine

@@ -50,7 +50,6 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from scipy.optimize import minimize_scalar
@@ -58,6 +57,7 @@ from scipy.optimize import minimize_scalar
 from proxcompress.errors import InvalidInputError
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.shifts import safe_lambda_min
+from proxcompress.numba_cache import njit
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

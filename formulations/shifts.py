@@ -37,9 +37,10 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 from scipy.linalg import LinAlgError, cho_factor
+
+from proxcompress.numba_cache import njit
 
 FloatArray = NDArray[np.float64]
 

@@ -48,11 +48,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
 from proxcompress.formulations.heuristics import Incumbent
 from proxcompress.formulations.problem import LayerPruningProblem
+from proxcompress.numba_cache import njit
 
 FloatArray = NDArray[np.float64]
 

@@ -31,12 +31,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba import get_num_threads, njit, parallel_chunksize, prange, types
+from numba import get_num_threads, parallel_chunksize, prange, types
 from numba.extending import intrinsic
+
+from proxcompress.numba_cache import njit
 
 from . import simd
 from .formats import EXP2_TABLE
-from .numba_cache import key_on_package, key_on_package_source
 
 
 @intrinsic
@@ -301,7 +302,7 @@ def serial(kernel: Any) -> Any:
                                 f.__defaults__, f.__closure__)
     twin.__qualname__ = f"{f.__qualname__}_serial"
     twin.__module__, twin.__doc__ = f.__module__, f.__doc__
-    return key_on_package_source(njit(cache=True, nogil=True)(twin))
+    return njit(cache=True, nogil=True)(twin)
 
 
 def launch(kernel: Callable[..., Any], work: int, tasks: int | None, *args: Any) -> Any:
@@ -417,6 +418,3 @@ def euclid_direct(x, w, out):  # type: ignore[no-untyped-def]
                         d = x[ii, q] - w[jj, q]
                         s += d * d
                     out[ii, jj] = -s
-
-
-key_on_package(globals())  # cached kernels recompile when any kernels source changes

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import prange, types
 from numba.extending import intrinsic
 
-from .numba_cache import key_on_package
+from proxcompress.numba_cache import njit
 
 
 @intrinsic
@@ -80,6 +80,3 @@ def distance_gemm_int(x, w, squared, out):  # type: ignore[no-untyped-def]
                 d = np.int32(x[m, k]) - np.int32(w[n, k])
                 acc = _add32(acc, d * d if squared else abs(d))
             out[m, n] = -acc
-
-
-key_on_package(globals())  # cached kernels recompile when any kernels source changes

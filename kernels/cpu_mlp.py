@@ -8,15 +8,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from proxcompress.numba_cache import njit
+
 from .first_layer import COLS, LANES, ROWS
-from .numba_cache import key_on_package
 from .simd import _I32, _I64, _Loop, _splat, _wide
 
 # ------------------------------------------------------------------ the int8 GEMM micro-kernel
@@ -129,7 +129,7 @@ def limit_words(typingctx, acc, lo, hi, at):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
-@numba.njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, fastmath={"reassoc"})
 def _norms(row):  # type: ignore[no-untyped-def]
     """``(sum p, sum p**2)`` of a row of u8 codes, in float64: integers below 2**53 at every
     partial sum, so the reassociated (vector-lane) sums are exact."""
@@ -142,7 +142,7 @@ def _norms(row):  # type: ignore[no-untyped-def]
     return s1, s2
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def grid_codes(x, inv_scale, scale, offset, top, tol, fix, codes, words, key, l1, l2, err):  # type: ignore[no-untyped-def]
     """Grid codes ``p`` of ``x`` (N, K) into ``codes`` (rows >= N, 4 G >= K, zero padding;
     ``words`` its (rows, G) int32 view) and per row its :func:`_support_key` into ``key``,
@@ -184,7 +184,7 @@ def grid_codes(x, inv_scale, scale, offset, top, tol, fix, codes, words, key, l1
     return bad == 0
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _support_key(row):  # type: ignore[no-untyped-def]
     """The sort key of a row of (G,) int32 groups of 4 pixels: the span from its first to its
     last non-zero group, then the count of non-zero groups. Rows sorted by it share zero
@@ -203,7 +203,7 @@ def _support_key(row):  # type: ignore[no-untyped-def]
     return (last - first) * (g + 1) + count
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _dot_u8_s8(p, q):  # type: ignore[no-untyped-def]
     s = np.int32(0)
     for k in range(p.shape[0]):
@@ -211,7 +211,7 @@ def _dot_u8_s8(p, q):  # type: ignore[no-untyped-def]
     return s
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _decide(r, c, y, base, codes, x, l1, l2, a, w, q2, bias, tab, count):  # type: ignore[no-untyped-def]
     """Levels 2 and 3 of entry ``(r, c)`` whose level-1 estimate ``y`` is within its bound:
     the final estimate (its sign certified unless ``count[2]`` was incremented)."""
@@ -233,7 +233,7 @@ def _decide(r, c, y, base, codes, x, l1, l2, a, w, q2, bias, tab, count):  # typ
     return y
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def level1_limits(tab, a, l1_rows, l2_rows, err_rows, slack, lo, hi):  # type: ignore[no-untyped-def]
     """Per channel ``c``, integer limits of the level-1 test for a whole batch: with ``v`` the
     row's int32 product ``p . q1_c`` and ``y = tab[0, c] v + tab[1, c]`` (``tab[0] > 0``: the
@@ -269,7 +269,7 @@ def level1_limits(tab, a, l1_rows, l2_rows, err_rows, slack, lo, hi):  # type: i
         hi[c] = np.int32(min(max(high, small), large))
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _row_signs(r, acc, lo, hi, codes, x, l1, l2, err, a, w, q2, bias, tab, slack, words, flags,
                stats):  # type: ignore[no-untyped-def]
     """The certified signs of row ``r`` of ``y = x w^T + bias`` into packed ``words[r]`` (bit
@@ -311,7 +311,7 @@ def _row_signs(r, acc, lo, hi, codes, x, l1, l2, err, a, w, q2, bias, tab, slack
                 words[r, wd] = (words[r, wd] | bit) if y < 0 else (words[r, wd] & ~bit)
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def certified_signs(p, q, order, n, lo, hi, codes, x, l1, l2, err, a, w, q2, bias, tab, slack,
                     words, stats):  # type: ignore[no-untyped-def]
     """The certified signs of ``y = x w^T + bias`` (N rows) into packed ``words``: per tile of
@@ -333,7 +333,7 @@ def certified_signs(p, q, order, n, lo, hi, codes, x, l1, l2, err, a, w, q2, bia
                            words, flags, stats)
 
 
-@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, fastmath={"reassoc", "contract"})
 def _dot4x2(h, w0, w1):  # type: ignore[no-untyped-def]
     """float64 dot products of the 4 rows of ``h`` with ``w0`` and with ``w1``, reassociated
     (vector lanes; deterministic for a given build). Eight independent sums share each load of
@@ -359,7 +359,7 @@ def _dot4x2(h, w0, w1):  # type: ignore[no-untyped-def]
     return (s0, s1, s2, s3, t0, t1, t2, t3)
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def head_tail(acc, scale, bias, lo, hi, wh, bh, out):  # type: ignore[no-untyped-def]
     """``out[r] = clip(float32(acc[r]) * scale + bias, lo, hi) @ wh.T + bh`` (float32
     activations in NumPy's order, float64 dot products plus ``bh``, rounded once to float32),
@@ -383,6 +383,3 @@ def head_tail(acc, scale, bias, lo, hi, wh, bh, out):  # type: ignore[no-untyped
             for i in range(m):
                 out[r0 + i, c] = np.float32(s[i] + bh[c])
                 out[r0 + i, c1] = np.float32(s[4 + i] + bh[c1])
-
-
-key_on_package(globals())  # cached kernels recompile when any kernels source changes

@@ -4,10 +4,11 @@ packed words, and the direct binary conv with the threshold epilogue (packed in,
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from proxcompress.numba_cache import njit
 
 from .cpu import _popcount, conv_pixel
-from .numba_cache import key_on_package
 
 
 @njit(inline="always")
@@ -481,6 +482,3 @@ def binary_conv_rows_threshold(xw, wr, n_ch, stride, padding, dilation, kw, base
         for lane in range(count):
             for q in range(n_words):
                 flat[n, first + lane, q] = words[q, lane]
-
-
-key_on_package(globals())  # cached kernels recompile when any kernels source changes

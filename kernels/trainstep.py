@@ -41,10 +41,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic
 
-from .numba_cache import key_on_package
+from proxcompress.numba_cache import njit
 
 
 @intrinsic
@@ -421,6 +421,3 @@ def channel_scale_pass(x: np.ndarray, extra: np.ndarray, fan_in: float, alpha: n
 
 __all__ = ["CHANNEL_FORWARDS", "SIGNSWISH_INPUTS", "channel_scale_pass", "shift_round_pass",
            "sigmoid32", "signswish_pass", "signswish_pass32"]
-
-
-key_on_package(globals())  # cached kernels recompile when any kernels source changes

@@ -21,8 +21,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from proxcompress.numba_cache import njit
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
+
+@njit(parallel=True, cache=True, fastmath=False)
 def _input_grad_clipped(g: np.ndarray, x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
     m, k = x.shape
     n = w.shape[0]
@@ -42,7 +44,7 @@ def _input_grad_clipped(g: np.ndarray, x: np.ndarray, w: np.ndarray, out: np.nda
                 row[j] += gi * d
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
+@njit(parallel=True, cache=True, fastmath=False)
 def _sign_input_grad(g: np.ndarray, x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
     m, k = x.shape
     n = w.shape[0]
