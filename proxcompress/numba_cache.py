@@ -15,7 +15,7 @@ Every module of the project with ``cache=True`` functions decorates them with th
 (``from proxcompress.numba_cache import njit``): the keying happens at decoration, before any
 call, so it holds for modules that run their kernels at import (``formulations.bnb`` does).
 It sets numba's private ``_source_stamp`` of the dispatcher's cache file;
-``tests/kernels/test_kernel_cache.py`` checks that every cached dispatcher of every package
+``tests/reliability/test_numba_cache.py`` checks that every cached dispatcher of every package
 carries the digest, so a numba release that renames it (or a module that decorates with numba's
 own ``njit``) fails there, not silently. docs/decisions.md has why the whole project is hashed
 and what that costs.
