@@ -31,17 +31,18 @@ restrict the supports ``S`` a block may use): with ``v = s (X^T y - H w)``,
 ``c = (X^T y)^T H^{-1} X^T y``, the Fenchel dual of the factored loss (``U = s (C - A w)``,
 ``A^T A = H``) and ``h_B^*(v) = max(0, max_S v_S^T P_SS^{-1} v_S / 2 - lam (1 - alpha) |S|)``
 (the conjugate of the block's term without the box ``|w_i| <= M``, which only makes it larger:
-still a valid bound). ``s`` is chosen by a bounded scalar search. The relaxation itself is solved by
-cyclic block proximal-gradient sweeps on the disaggregated ``x_S`` (a block's own Lipschitz
-constant; faster than FISTA with the global one: 13 747 against 13 587 after 30 steps at a
-sampled node of the hard regime); the prox of the hull term is exact: per support a
+still a valid bound). ``s`` is chosen by a golden-section search. The relaxation itself is
+solved by cyclic block proximal-gradient sweeps on the disaggregated ``x_S`` (a block's own
+Lipschitz constant; faster than FISTA with the global one: 13 747 against 13 587 after 30 steps
+at a sampled node of the hard regime), with Nesterov momentum over whole sweeps, a gradient
+restart and a monotone safeguard (:func:`_accelerated`; plain sweeps converge like ``O(1/k)``);
+blocks the prox keeps at zero are skipped. The prox of the hull term is exact: per support a
 one-dimensional root for ``l_S`` (the perspective of a quadratic, in the eigenbasis of
-``P_SS``), and a bisection on the price of ``sum_S l_S <= 1``.
+``P_SS``), and a false-position search for the price of ``sum_S l_S <= 1``.
 
 **Decomposition.** The bound is only as good as ``Q``. :func:`block_hull` takes it from the
-caller; :func:`sdp_decomposition` computes the best one for given blocks from the lifted SDP
-(CLARABEL: minutes at 100 features, the measured target; no cheap optimiser of ``Q`` is
-known to match it, see ``docs/decisions.md``, issue 14).
+caller; :func:`sdp_decomposition` computes the best one for given blocks from the joint dual
+over ``(Q, v)`` (SCS: seconds at 100 features; see ``docs/decisions.md``, issue 14).
 """
 
 from __future__ import annotations
