@@ -12,10 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxcompress.errors import InvalidInputError
-from proxcompress.formulations import random_instance
+from proxcompress.formulations import pairhull, random_instance
 from proxcompress.formulations.bnb import build_engine, solve_bnb
 from proxcompress.formulations.brute import solve_brute
-from proxcompress.formulations import pairhull
 from proxcompress.formulations.pairhull import (
     block_hull,
     chain_blocks,
