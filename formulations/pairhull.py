@@ -377,7 +377,9 @@ def _primal_value(X: FloatArray, lam: FloatArray, g: FloatArray, xty: FloatArray
     sweep's prox) and the loss gradient ``g = H w - X^T y`` (without the constant ``1/2
     ||y||^2``): ``1/2 w^T g - 1/2 w^T X^T y`` plus every support's perspective term."""
     w = _w_of(X, idx, size, xty.shape[0])
-    total = 0.5 * (w @ g) - 0.5 * (w @ xty)
+    total = 0.0
+    for i in range(w.shape[0]):
+        total += 0.5 * w[i] * (g[i] - xty[i])
     for c in range(X.shape[0]):
         quad = 0.0
         for i in range(size[c]):

@@ -48,6 +48,19 @@ def completions(problem, status: np.ndarray) -> float:
     return best
 
 
+def assert_valid(problem, hull, result, status: np.ndarray, best: float) -> None:
+    """The node's bound is below ``best`` (its best completion), and both children's bounds
+    of every free feature below theirs (brute force)."""
+    assert result.bound <= best + 1e-8 * max(abs(best), 1.0)
+    d_in, d_out = hull.children(result, status)
+    for i in np.flatnonzero(status == FREE):
+        for fixed, child in ((IN, d_in[i]), (OUT, d_out[i])):
+            kid = status.copy()
+            kid[i] = fixed
+            best_kid = completions(problem, kid)
+            assert child <= best_kid + 1e-8 * max(abs(best_kid), 1.0)
+
+
 def random_decomposition(problem, blocks, rng) -> np.ndarray:
     """An admissible ``Q``: random PSD blocks scaled to keep ``G - blkdiag(Q)`` definite."""
     X = problem.X[:, np.argsort(problem.groups, kind="stable")]
@@ -80,14 +93,7 @@ def test_hull_bound_is_valid_at_every_node(d, size, rho, alpha, seed) -> None:
                   else rng.choice([FREE, FREE, IN, OUT], size=d).astype(np.int8))
         result = hull.bound(status, iters=300)
         best = completions(problem, status)
-        assert result.bound <= best + 1e-8 * max(abs(best), 1.0)
-        d_in, d_out = hull.children(result, status)
-        for i in np.flatnonzero(status == FREE):
-            for fixed, child in ((IN, d_in[i]), (OUT, d_out[i])):
-                kid = status.copy()
-                kid[i] = fixed
-                best_kid = completions(problem, kid)
-                assert child <= best_kid + 1e-8 * max(abs(best_kid), 1.0)
+        assert_valid(problem, hull, result, status, best)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -118,14 +124,7 @@ def test_warm_started_node_bound_is_valid_from_any_point(d, size, rho, scale, it
         best = completions(problem, status)
         cutoff = best * rng.choice([0.999, 1.0, 1.001]) if rng.random() < 0.7 else np.inf
         result = hull.bound(status, start, iters, cutoff, check_every, stall)
-        assert result.bound <= best + 1e-8 * max(abs(best), 1.0)
-        d_in, d_out = hull.children(result, status)
-        for i in np.flatnonzero(status == FREE):
-            for fixed, child in ((IN, d_in[i]), (OUT, d_out[i])):
-                kid = status.copy()
-                kid[i] = fixed
-                best_kid = completions(problem, kid)
-                assert child <= best_kid + 1e-8 * max(abs(best_kid), 1.0)
+        assert_valid(problem, hull, result, status, best)
 
 
 @settings(max_examples=30, deadline=None)
