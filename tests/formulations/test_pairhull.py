@@ -19,6 +19,7 @@ from proxcompress.formulations.pairhull import (
     block_hull,
     chain_blocks,
     mix_safe,
+    overlap_root_bound,
     sdp_decomposition,
 )
 
@@ -210,6 +211,25 @@ def test_sdp_decomposition_solvers_agree_and_bad_arguments_are_refused() -> None
         sdp_decomposition(problem, blocks, "MOSEK")
     with pytest.raises(InvalidInputError, match="blocks"):
         sdp_decomposition(problem, [[0, 1], [1, 2]])
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), rho=st.sampled_from([0.0, 0.8, 0.95]),
+       alpha=st.sampled_from([0.05, 0.5]))
+def test_overlapping_pairs_bound_is_valid_and_tighter(seed, rho, alpha) -> None:
+    """The hull of overlapping pairs with per-block indicator copies: below the box-free
+    brute-force optimum (so below the problem's), and at least the disjoint pairs' SDP value
+    (every neighbouring pair contains them), growing with the reach."""
+    problem = random_instance(40, 7, 1, 7, seed, rho=rho, snr=0.5, alpha=alpha)
+    optimum = completions(problem, np.zeros(7, dtype=np.int8))
+    disjoint = pairhull._joint_dual(problem, chain_blocks(7, 2), "CLARABEL")[0]
+    near = overlap_root_bound(problem, 1, "CLARABEL")
+    far = overlap_root_bound(problem, 2, "CLARABEL")
+    tol = 1e-6 * max(abs(optimum), 1.0)
+    assert disjoint - tol <= near <= far + tol
+    assert far <= optimum + tol
+    with pytest.raises(InvalidInputError, match="reach"):
+        overlap_root_bound(problem, 0)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
