@@ -23,6 +23,9 @@ writing it with ``--out``:
   run without it writes them next to ``--out``): bnb with and without the hull per seed, in
   alternating order, each under ``--time-limit`` (nodes, ms per node, the hull's sweeps and
   ms per node), then the root bounds.
+- ``hull-root``: the hard regime's root bounds of the pair hulls by their joint dual SDP
+  (SCS): disjoint pairs, and overlapping pairs (every pair at most 1 and ``--reach`` apart,
+  :func:`~proxcompress.formulations.pairhull.overlap_root_bound`), against bnb's refined root.
 - ``wide``: single-feature groups of the normalised sparse-regression design
   (:func:`~proxcompress.formulations.instances.sparse_regression_instance`: n = 1000,
   independent unit-norm features, 10 planted, SNR 10, lam 0.02, alpha 0.5, M 1) at
@@ -59,7 +62,13 @@ from proxcompress.errors import InvalidInputError
 from proxcompress.formulations import LayerPruningProblem, Solution, random_instance, solve, subsets
 from proxcompress.formulations.bnb import build_engine, refine_shift, solve_bnb
 from proxcompress.formulations.instances import sparse_regression_instance
-from proxcompress.formulations.pairhull import block_hull, chain_blocks, sdp_decomposition
+from proxcompress.formulations.pairhull import (
+    block_hull,
+    chain_blocks,
+    joint_dual_bound,
+    overlap_root_bound,
+    sdp_decomposition,
+)
 from proxcompress.formulations.perspective import solve_perspective
 from proxcompress.formulations.relaxations import pairwise_sdp_bound, relaxation, root_gap
 
@@ -339,6 +348,28 @@ def piece_hull(seeds: int, time_limit: float, saved: dict[str, Any] | None,
     return rows, decompositions
 
 
+def piece_hull_root(seeds: int, reach: int) -> list[dict[str, Any]]:
+    """Root bounds of the hard regime's pair hulls (SCS): disjoint pairs, and overlapping pairs
+    at reach 1 and ``reach`` (:func:`~proxcompress.formulations.pairhull.overlap_root_bound`),
+    against bnb's refined root."""
+    rows = []
+    for seed in range(seeds):
+        problem = _hull_instance(seed, 0.05)
+        engine, root = build_engine(problem)
+        row: dict[str, Any] = {"seed": seed, "load": os.getloadavg()[0],
+                               "root_refined": refine_shift(engine, root)[1].bound}
+        start = time.perf_counter()
+        row["disjoint"] = joint_dual_bound(problem, chain_blocks(problem.d, 2))
+        row["disjoint_seconds"] = time.perf_counter() - start
+        for r in sorted({1, reach}):
+            start = time.perf_counter()
+            row[f"reach_{r}"] = overlap_root_bound(problem, r)
+            row[f"reach_{r}_seconds"] = time.perf_counter() - start
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 WIDE_CASES = (
     # (label, p, rho, snr, rivals)
     ("independent, SNR 10", 1000, 0.0, 10.0, True),
@@ -609,6 +640,17 @@ def render(result: dict[str, Any]) -> str:
                 f"{r['seconds_shor']:.1f}, {r['iters']} it., step {r.get('step', 0.2)}) | "
                 f"{r['load_before']:.1f}-{r['load_after']:.1f} |")
         return "\n".join(lines)
+    if piece == "hull-root":
+        reach = max(int(k.split("_")[1]) for r in result["rows"] for k in r
+                    if k.startswith("reach_") and not k.endswith("seconds"))
+        lines = [f"| seed | bnb root (FW shift) | disjoint pairs | overlapping, reach 1 | "
+                 f"overlapping, reach {reach} | load |", "|---|---|---|---|---|---|"]
+        for r in result["rows"]:
+            cells = [f"{r[k]:.1f} ({r[k + '_seconds']:.0f} s)" if k + "_seconds" in r
+                     else f"{r[k]:.1f}" for k in ("root_refined", "disjoint", "reach_1",
+                                                  f"reach_{reach}")]
+            lines.append(f"| {r['seed']} | " + " | ".join(cells) + f" | {r['load']:.1f} |")
+        return "\n".join(lines)
     if piece == "hull":
         lines = ["| seed | bnb root (FW shift) | hull root (pairs) | bnb: status, gap, nodes, "
                  "ms/node | bnb + hull: status, gap, nodes, ms/node | hull: split s, sweeps / "
@@ -641,7 +683,7 @@ def render(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--piece", choices=("table", "alpha", "bnb-alpha", "wide", "cnn",
-                                            "root-sdp", "cnn-root", "hull"))
+                                            "root-sdp", "cnn-root", "hull", "hull-root"))
     parser.add_argument("--regime", choices=tuple(REGIMES), default="independent-strong")
     parser.add_argument("--quick", action="store_true", help="small grid (a smoke run)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -655,7 +697,8 @@ def main() -> None:
                         help="cnn piece: also bnb without the ascent on the subset search's "
                         "dual point (bnb-no-ascent)")
     parser.add_argument("--reach", type=int, default=2,
-                        help="root-sdp piece: pairs of features at most this far apart")
+                        help="root-sdp and hull-root pieces: pairs of features at most this "
+                        "far apart")
     parser.add_argument("--shor-iters", type=int, default=subsets.SHOR_ITERS,
                         help="cnn-root piece: iterations of the Shor dual's ascent")
     parser.add_argument("--best-known", type=Path, default=None,
@@ -714,6 +757,8 @@ def main() -> None:
         result["runs"] = piece_wide(seeds, args.time_limit)
     elif args.piece == "root-sdp":
         result["rows"] = piece_root_sdp(seeds, args.reach, args.time_limit)
+    elif args.piece == "hull-root":
+        result["rows"] = piece_hull_root(seeds, max(args.reach, 1))
     elif args.piece == "cnn-root":
         result["rows"] = piece_cnn_root(args.runs, seeds, args.shor_iters, args.best_known,
                                         tuple(args.layers))

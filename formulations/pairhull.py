@@ -864,6 +864,18 @@ def sdp_decomposition(problem: LayerPruningProblem, blocks: list[list[int]],
                       "(X^T X singular?)")
 
 
+def joint_dual_bound(problem: LayerPruningProblem, blocks: list[list[int]],
+                     solver: str = "SCS") -> float:
+    """The root bound of the hull of ``blocks`` (which may overlap) with the best
+    decomposition: the optimum of :func:`_joint_dual` (up to the solver's accuracy).
+
+    Raises:
+        InvalidInputError: as :func:`block_hull` (blocks may overlap); an unknown ``solver``.
+        SolverError: the solver fails.
+    """
+    return _joint_dual(problem, blocks, solver)[0]
+
+
 def overlap_root_bound(problem: LayerPruningProblem, reach: int = 2,
                        solver: str = "SCS") -> float:
     """The root bound of the hull of *overlapping* pairs: every pair of features at most
@@ -884,4 +896,4 @@ def overlap_root_bound(problem: LayerPruningProblem, reach: int = 2,
         raise InvalidInputError("reach", f"= {reach!r}; accepted: an integer in [1, 99]")
     d = problem.d
     blocks = [[i, j] for i in range(d) for j in range(i + 1, min(i + reach + 1, d))]
-    return _joint_dual(problem, blocks or [[0]], solver)[0]
+    return joint_dual_bound(problem, blocks or [[0]], solver)

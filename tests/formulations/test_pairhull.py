@@ -222,7 +222,7 @@ def test_overlapping_pairs_bound_is_valid_and_tighter(seed, rho, alpha) -> None:
     (every neighbouring pair contains them), growing with the reach."""
     problem = random_instance(40, 7, 1, 7, seed, rho=rho, snr=0.5, alpha=alpha)
     optimum = completions(problem, np.zeros(7, dtype=np.int8))
-    disjoint = pairhull._joint_dual(problem, chain_blocks(7, 2), "CLARABEL")[0]
+    disjoint = pairhull.joint_dual_bound(problem, chain_blocks(7, 2), "CLARABEL")
     near = overlap_root_bound(problem, 1, "CLARABEL")
     far = overlap_root_bound(problem, 2, "CLARABEL")
     tol = 1e-6 * max(abs(optimum), 1.0)
