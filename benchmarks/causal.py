@@ -16,7 +16,8 @@ third round, k chosen by held-out likelihood (``centred_hk*``: over the path; ``
 k = 1 or the classification BIC's k); from the fourth round, the maximum standardised HSIC over
 a bandwidth grid (``*_mb``, :class:`~proxcompress.causal.HSICMaxBandwidth`) and log-linear scale
 residuals (``*_ll``); from the fifth, the log-linear scale model in the clustering, its BIC and
-the test (``*_llb``). The heteroscedastic arm runs plain, centred and the
+the test (``*_llb``); from the sixth, log-linear scale residuals with the HSIC-else-likelihood
+decision scoring that scale model (``*_ll_fb``). The heteroscedastic arm runs plain, centred and the
 forms named in ``EVERY_CELL``. Reported
 per cell: the fraction of pairs
 whose direction is right, with a 95% Wilson interval; for the two BICs how often the true
@@ -85,6 +86,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "centred_mb_ll": {"noise": "loglinear-scale", **MAX_BANDWIDTH},
     "plain_llb": {"k": 1, "noise": "loglinear-bic"},
     "centred_llb": {"noise": "loglinear-bic"},
+    "plain_ll_fb": {"k": 1, "noise": "loglinear-scale", "decision": "hsic-else-likelihood"},
+    "centred_ll_fb": {"noise": "loglinear-scale", "decision": "hsic-else-likelihood"},
 }
 #: the methods whose found k is counted against the simulated k (k chosen three ways)
 K_CHOICES = ("centred", "mixture_bic", "centred_hk", "centred_ho1", "centred_llb")
@@ -93,7 +96,7 @@ EVERY_CELL = ("plain", "centred", "plain_ls", "centred_ls", "plain_lik", "centre
               "plain_ent", "centred_ent", "plain_cv", "centred_cv", "plain_fb", "centred_fb",
               "centred_hk", "centred_hk_fb", "centred_hk_close", "centred_ho1",
               "centred_ho1_fb", "plain_mb", "centred_mb", "plain_ll", "centred_ll",
-              "centred_mb_ll", "plain_llb", "centred_llb")
+              "centred_mb_ll", "plain_llb", "centred_llb", "plain_ll_fb", "centred_ll_fb")
 #: (noise type, heteroscedasticity of simulate_mixture)
 CELLS = (("uniform", 0.0), ("gaussian", 0.0), ("uniform", 1.0))
 KS = (1, 2, 3)
@@ -197,7 +200,9 @@ def render(result: dict[str, Any]) -> str:
              "centred_ll": "clustered, log-linear scale",
              "centred_mb_ll": "clustered, max over bandwidths, log-linear scale",
              "plain_llb": "plain, log-linear scale model (fit and test)",
-             "centred_llb": "clustered, log-linear scale model (fit, BIC and test)"}
+             "centred_llb": "clustered, log-linear scale model (fit, BIC and test)",
+             "plain_ll_fb": "plain, log-linear scale, HSIC else likelihood",
+             "centred_ll_fb": "clustered, log-linear scale, HSIC else likelihood"}
     shown = [m for m in METHODS if any(m in row for row in result["rows"])]  # the run's methods
     lines = ["| noise | k | pairs | " + " | ".join(names[m] for m in shown)
              + " | k found = k (default / mixture BIC / held-out / 1 or BIC's / log-linear "
@@ -288,6 +293,8 @@ TUEBINGEN_METHODS: dict[str, Any] = {
     "k1_mb_ll": ours(k=1, noise="loglinear-scale", **MAX_BANDWIDTH),
     "auto_llb": ours(noise="loglinear-bic"),
     "k1_llb": ours(k=1, noise="loglinear-bic"),
+    "auto_ll_fb": ours(noise="loglinear-scale", decision="hsic-else-likelihood"),
+    "k1_ll_fb": ours(k=1, noise="loglinear-scale", decision="hsic-else-likelihood"),
     "causal_learn_anm": causal_learn_anm,
 }
 
