@@ -24,6 +24,11 @@ How the two directions are compared (``decision``, a table :data:`DECISIONS`; is
   orders of magnitude apart, the Gaussian likelihood where HSIC does not separate them (the
   pairs whose HSIC evidence the notes call weak).
 
+The likelihood's variance model follows ``noise`` (:data:`LIKELIHOOD_VARIANCES`): under
+``"loglinear-scale"`` the log-linear scale whose residuals are tested
+(:func:`.likelihood.loglinear_variance`, issue 19's round 6), otherwise round 2's spline
+regression of the squared residuals.
+
 How the labels adjust the statistic (``pooling``; a [U] choice, default ``"centred"``):
 
 * ``"centred"``: residuals centred within each cluster, then pooled into one HSIC test;

@@ -7,10 +7,14 @@ model per mechanism (cluster) c of :mod:`.mechanisms`,
 clusters. Per direction, with ``r = effect - f_c(cause)`` the residuals of the clustering's
 curves:
 
-* the variance ``g_c^2(cause)`` is the regression (the same regressor as the curves) of ``r^2``
-  on the cause within each cluster, floored at ``max(delta^2 / 12, (SCALE_FLOOR sd_c)^2)``
-  (the effect's resolution, as the BIC's floor, and a tenth of the cluster's residual sd): the
-  least-squares moment estimate of the conditional variance, in closed form (no optimiser);
+* the variance ``g_c^2(cause)`` (``variance``, :data:`VARIANCES`): ``"spline"``, the
+  regression (the same regressor as the curves) of ``r^2`` on the cause within each cluster:
+  the least-squares moment estimate of the conditional variance, in closed form (no
+  optimiser); or ``"loglinear"`` (``noise="loglinear-scale"``'s model, round 6):
+  ``sigma_c^2 s_c(cause)^2`` with ``s_c = exp(a_c + b_c cause)`` the tested residuals' divisor
+  (:func:`residual_scale`) and ``sigma_c^2`` its maximum-likelihood constant; either floored
+  at ``max(delta^2 / 12, (SCALE_FLOOR sd_c)^2)`` (the effect's resolution, as the BIC's floor,
+  and a tenth of the cluster's residual sd);
 * the noise density (``density``, a [U] choice): ``"gaussian"`` (LOCI's Gaussian likelihood,
   ``sum -1/2 (log 2 pi g^2 + r^2 / g^2)``) or ``"entropy"`` (nonparametric: minus n times the
   m-spacing entropy estimate of the standardised residuals ``r / g``, minus ``sum log g``: the
