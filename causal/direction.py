@@ -58,7 +58,14 @@ from .likelihood import (
     residual_scale,
 )
 from .mechanisms import IntArray, Mechanisms, cluster_mechanisms
-from .options import DECISIONS, MIN_SAMPLES, NOISES, POOLINGS
+from .options import (
+    DECISIONS,
+    DEFAULT_DECISION,
+    DEFAULT_NOISE,
+    MIN_SAMPLES,
+    NOISES,
+    POOLINGS,
+)
 from .regression import FloatArray, PolynomialRegressor, Regressor, SplineRegressor
 
 Pooling = Literal["centred", "standardized", "fisher"]
@@ -271,14 +278,16 @@ assert tuple(DECISION_RULES) == DECISIONS  # noqa: S101 - the parser's names are
 def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_max: int = 4,
                      regressor: Regressor | None = None, criterion: str = "classification",
                      test: IndependenceTest | None = None, pooling: Pooling = "centred",
-                     noise: Noise = "additive", decision: Decision = "hsic",
+                     noise: Noise = DEFAULT_NOISE, decision: Decision = DEFAULT_DECISION,
                      names: tuple[str, str] = ("x", "y")) -> DirectionResult:
     """Decide between ``x -> y`` and ``y -> x`` (module docstring).
 
     ``k=None`` (default) chooses the number of mechanisms per direction by the BIC
     ``criterion`` (:mod:`.mechanisms`) up to ``k_max``; ``k=1`` is the plain ANM test.
     Defaults: :class:`.regression.SplineRegressor`, ``criterion="classification"``,
-    :class:`.independence.HSICGamma`, ``pooling="centred"``, ``decision="hsic"``.
+    :class:`.independence.HSICGamma`, ``pooling="centred"``, ``noise="loglinear-scale"``,
+    ``decision="hsic-else-likelihood"`` (issue 19's round 6; before it ``"additive"`` and
+    ``"hsic"``: the classic ANM test, still available)
     """
     return causal_directions(x, y, (decision,), k=k, k_max=k_max, regressor=regressor,
                              criterion=criterion, test=test, pooling=pooling, noise=noise,
@@ -288,7 +297,7 @@ def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_ma
 def causal_directions(x: FloatArray, y: FloatArray, decisions: tuple[str, ...], *,
                       k: int | None = None, k_max: int = 4, regressor: Regressor | None = None,
                       criterion: str = "classification", test: IndependenceTest | None = None,
-                      pooling: Pooling = "centred", noise: Noise = "additive",
+                      pooling: Pooling = "centred", noise: Noise = DEFAULT_NOISE,
                       names: tuple[str, str] = ("x", "y")) -> dict[str, DirectionResult]:
     """:func:`causal_direction` under each of ``decisions`` (names of :data:`DECISIONS`), from
     one clustering and one independence test per direction (what every decision shares); each
