@@ -47,6 +47,7 @@ import numpy as np
 
 from proxcompress.errors import InvalidInputError
 
+from . import options
 from ._checks import choice, distinct_enough, same_length, sample
 from .independence import HSICGamma, IndependenceTest, TestResult
 from .likelihood import (
@@ -58,14 +59,7 @@ from .likelihood import (
     residual_scale,
 )
 from .mechanisms import IntArray, Mechanisms, cluster_mechanisms
-from .options import (
-    DECISIONS,
-    DEFAULT_DECISION,
-    DEFAULT_NOISE,
-    MIN_SAMPLES,
-    NOISES,
-    POOLINGS,
-)
+from .options import DECISIONS, MIN_SAMPLES, NOISES, POOLINGS
 from .regression import FloatArray, PolynomialRegressor, Regressor, SplineRegressor
 
 Pooling = Literal["centred", "standardized", "fisher"]
@@ -278,7 +272,8 @@ assert tuple(DECISION_RULES) == DECISIONS  # noqa: S101 - the parser's names are
 def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_max: int = 4,
                      regressor: Regressor | None = None, criterion: str = "classification",
                      test: IndependenceTest | None = None, pooling: Pooling = "centred",
-                     noise: Noise = DEFAULT_NOISE, decision: Decision = DEFAULT_DECISION,
+                     noise: Noise = options.DEFAULT_NOISE,
+                     decision: Decision = options.DEFAULT_DECISION,
                      names: tuple[str, str] = ("x", "y")) -> DirectionResult:
     """Decide between ``x -> y`` and ``y -> x`` (module docstring).
 
@@ -297,7 +292,8 @@ def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_ma
 def causal_directions(x: FloatArray, y: FloatArray, decisions: tuple[str, ...], *,
                       k: int | None = None, k_max: int = 4, regressor: Regressor | None = None,
                       criterion: str = "classification", test: IndependenceTest | None = None,
-                      pooling: Pooling = "centred", noise: Noise = DEFAULT_NOISE,
+                      pooling: Pooling = "centred",
+                      noise: Noise = options.DEFAULT_NOISE,
                       names: tuple[str, str] = ("x", "y")) -> dict[str, DirectionResult]:
     """:func:`causal_direction` under each of ``decisions`` (names of :data:`DECISIONS`), from
     one clustering and one independence test per direction (what every decision shares); each
