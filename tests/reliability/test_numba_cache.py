@@ -155,7 +155,7 @@ import proxcompress.numba_cache as nc
 digest = nc.source_digest(("stalecaller", "stalecallee"))
 nc.source_digest = lambda *packages: digest  # key on the two packages of the test
 from stalecaller.caller import keyed, plain
-print(keyed(), plain())
+print(keyed(), plain(), *(sum(f.stats.cache_hits.values()) for f in (keyed, plain)))
 """
 
 
@@ -176,7 +176,9 @@ def test_a_changed_callee_in_another_package_recompiles_the_caller(tmp_path: Pat
         return subprocess.run([sys.executable, "-c", textwrap.dedent(_SCRIPT)], env=env,
                               capture_output=True, text=True, check=True).stdout.split()
 
-    assert run(1, 1) == ["1", "1"]
-    assert run(1, 1) == ["1", "1"]  # loaded from the cache
-    assert run(22, 1) == ["22", "1"]  # plain: numba's cache of the old callee
-    assert run(22, 3) == ["66", "1"]  # a changed constant of the other package
+    # printed: keyed(), plain(), then the cache hits of each (1: loaded from disk, 0: compiled)
+    assert run(1, 1) == ["1", "1", "0", "0"]
+    assert run(1, 1) == ["1", "1", "1", "1"]  # both loaded from the cache
+    assert run(22, 1) == ["22", "1", "0", "1"]  # plain: numba's cache of the old callee
+    assert run(22, 3) == ["66", "1", "0", "1"]  # a changed constant of the other package
+    assert run(22, 3) == ["66", "1", "1", "1"]  # the recompiled caller is cached in turn
