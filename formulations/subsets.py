@@ -385,7 +385,8 @@ ROOT_SHOR_GAP = 0.2
 ROOT_SHOR_AFTER = 0.5
 ROOT_SHOR_SHARE = 0.5
 #: the open nodes' own Shor bounds (:meth:`SubsetSearch.strengthen_open`), once the root's is
-#: known and ``OPEN_SHOR_AFTER`` of the search's time is spent unfinished: at most
+#: known and ``OPEN_SHOR_AFTER`` of the search's time is spent unfinished (and its progress
+#: says it would not finish in time): at most
 #: ``NODE_SHOR_ITERS`` iterations each, from the root's multipliers restricted to the
 #: node, at step ``NODE_SHOR_LR`` and starting temperature ``NODE_SHOR_TAU``, within
 #: ``OPEN_SHOR_SHARE`` of the time left
@@ -393,7 +394,7 @@ NODE_SHOR_ITERS = 150
 NODE_SHOR_LR = 0.5
 NODE_SHOR_TAU = 0.001
 OPEN_SHOR_SHARE = 1.0
-OPEN_SHOR_AFTER = 0.9
+OPEN_SHOR_AFTER = 0.8
 #: a node's rounds stop once one raises its own bound by at most this share
 OPEN_SHOR_STALL = 1e-4
 #: Shor bounds during the search (once the root's is known): at every node whose row-wise
@@ -908,6 +909,16 @@ class SubsetSearch:
             return None
         return pos, nin
 
+    def progress(self) -> float:
+        """The share of the search done, by the weight ``2^-depth`` of the binary tree over the
+        groups: one less the weights of the open nodes the stack stands for (a rough estimate:
+        it ignores pruning and the budget)."""
+        left = 0.0
+        for level in range(self.level + 1):
+            if self.state[level] != DONE:
+                left += 0.5 ** (int(self.pos[level]) + (self.state[level] == IN_NEXT))
+        return 1.0 - left
+
     def strengthen_open(self, deadline: float) -> None:
         """After :meth:`strengthen_root`: the open node of smallest bound on the stack bounded
         by its own :func:`shor_bound` (the first time from the root's multipliers and dual
@@ -1004,7 +1015,9 @@ class SubsetSearch:
             if (self.shor_tried and not self.open_tried
                     and now >= start + OPEN_SHOR_AFTER * (deadline - start)):
                 self.open_tried = True
-                self.strengthen_open(now + OPEN_SHOR_SHARE * (deadline - now))
+                # only where the search, at its pace so far, would not finish in time
+                if self.progress() * (deadline - start) < now - start:
+                    self.strengthen_open(now + OPEN_SHOR_SHARE * (deadline - now))
             nodes = self.advance(chunk)
             spent = time.perf_counter() - now
             if nodes > 0:

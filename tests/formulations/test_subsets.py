@@ -307,3 +307,20 @@ def test_shor_products_match_numpy(seed, sizes, m):
     grad = subsets._shor_gradient(H, W, Z, owner, x, X)
     twin = x[owner][:, None] * W - (H * X[np.ix_(owner, owner)]) @ Z
     np.testing.assert_allclose(grad, twin, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), groups=st.integers(3, 9), chunk=st.integers(1, 12))
+def test_progress_rises_to_one(seed, groups, chunk):
+    """The search's progress estimate (one less the tree weights ``2^-depth`` of the open nodes)
+    starts at 0, never falls as nodes are searched, stays in ``[0, 1]`` and is 1 when done."""
+    problem = redundant_instance(seed, groups, 2, 2, max(1, groups // 2), tight_box=False)
+    search = subsets.SubsetSearch(problem, Incumbent(problem, SupportSolver(problem)))
+    assert search.progress() == 0.0
+    last, finished = 0.0, False
+    while not finished:
+        finished = _run_chunk(search, chunk)
+        now = search.progress()
+        assert last - 1e-12 <= now <= 1.0
+        last = now
+    assert last == 1.0
