@@ -30,7 +30,9 @@ writing it with ``--out``:
 - ``cnn``: the layer-wise problems of ``proxcompress select --select mip`` on the results CNN
   (``--runs DIR`` with ``seed-S`` run folders of ``configs/results/cnn-fp.yaml``): half the
   channels of each conv layer (8 of 16, 16 of 32, 32 of 64), warm-started from the SPR and
-  magnitude choices as ``select`` does; the open solvers on the 8-of-16 rows.
+  magnitude choices as ``select`` does; the open solvers on the 8-of-16 rows
+  (``--shor-ablation``: also bnb with the subset search's Shor bound at the root only, the
+  search before the open nodes' Shor bounds, as a same-run baseline).
 - ``cnn-root``: the same layers' root removal bounds, the subset search's row-wise bound
   against the Shor relaxation's eigenvalue dual (``--shor-iters``), no search.
 
