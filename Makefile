@@ -39,7 +39,7 @@ lint:
 		formulations/cli.py formulations/limits.py formulations/brute.py formulations/shifts.py \
 		formulations/heuristics.py formulations/subsets.py formulations/blocks.py formulations/relaxations.py formulations/pairhull.py \
 		proofs/__init__.py kernels/__init__.py kernels/ops.py \
-		kernels/model.py kernels/simd.py kernels/first_layer.py kernels/binary_head.py kernels/cpu_mlp.py kernels/intmul.py kernels/packed.py kernels/trainstep.py \
+		kernels/model.py kernels/simd.py kernels/numba_cache.py kernels/first_layer.py kernels/binary_head.py kernels/cpu_mlp.py kernels/intmul.py kernels/packed.py kernels/trainstep.py \
 		training/__init__.py training/deployment.py training/certify.py \
 		training/recipes.py training/config.py training/exporter.py training/models \
 		training/distill.py kernels/transformer.py \

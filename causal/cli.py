@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from proxcompress.errors import InvalidInputError
 
-from .options import CRITERIA, DECISIONS, MIN_SAMPLES, NOISES, POOLINGS
+from .options import (
+    CRITERIA,
+    DECISIONS,
+    DEFAULT_DECISION,
+    DEFAULT_NOISE,
+    MIN_SAMPLES,
+    NOISES,
+    POOLINGS,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -192,17 +200,18 @@ def add_parsers(subparsers: Any) -> None:
                         "BIC's k)")
     method.add_argument("--pooling", choices=POOLINGS, default="centred",
                         help="how cluster labels adjust the test (default centred)")
-    method.add_argument("--noise", choices=NOISES, default="additive",
-                        help="noise model tested: additive (default), location-scale (residuals "
+    method.add_argument("--noise", choices=NOISES, default=DEFAULT_NOISE,
+                        help="noise model tested: additive, location-scale (residuals "
                         "divided by their fitted scale), loglinear-scale (by a fitted "
-                        "exp(a + b cause) scale) or loglinear-bic (that scale model fitted by "
-                        "maximum likelihood in the clustering and its BIC; needs --criterion "
-                        "classification); experimental, docs/causal.md")
-    method.add_argument("--decision", choices=DECISIONS, default="hsic",
-                        help="how the directions are compared: hsic (larger p-value, default), "
+                        "exp(a + b cause) scale; default) or loglinear-bic (that scale model "
+                        "fitted by maximum likelihood in the clustering and its BIC; needs "
+                        "--criterion classification); docs/causal.md")
+    method.add_argument("--decision", choices=DECISIONS, default=DEFAULT_DECISION,
+                        help="how the directions are compared: hsic (larger p-value), "
                         "likelihood, entropy or heldout-likelihood (location-scale likelihood per "
-                        "mechanism), "
-                        "hsic-else-likelihood, hsic-unless-close (docs/causal.md)")
+                        "mechanism), hsic-else-likelihood (the p-values where one direction "
+                        "passes at 5%%, the likelihood where both are rejected; default), "
+                        "hsic-unless-close (docs/causal.md)")
     method.add_argument("--test", choices=TESTS, default="gamma",
                         help="HSIC p-value: gamma approximation (default) or permutations; "
                         "max-bandwidth: the maximum standardised HSIC over a bandwidth grid, "

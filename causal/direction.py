@@ -24,6 +24,11 @@ How the two directions are compared (``decision``, a table :data:`DECISIONS`; is
   orders of magnitude apart, the Gaussian likelihood where HSIC does not separate them (the
   pairs whose HSIC evidence the notes call weak).
 
+The likelihood's variance model follows ``noise`` (:data:`LIKELIHOOD_VARIANCES`): under
+``"loglinear-scale"`` the log-linear scale whose residuals are tested
+(:func:`.likelihood.loglinear_variance`, issue 19's round 6), otherwise round 2's spline
+regression of the squared residuals.
+
 How the labels adjust the statistic (``pooling``; a [U] choice, default ``"centred"``):
 
 * ``"centred"``: residuals centred within each cluster, then pooled into one HSIC test;
@@ -42,9 +47,17 @@ import numpy as np
 
 from proxcompress.errors import InvalidInputError
 
+from . import options
 from ._checks import choice, distinct_enough, same_length, sample
 from .independence import HSICGamma, IndependenceTest, TestResult
-from .likelihood import HELDOUT_FOLDS, LikelihoodScore, entropy, location_scale_score
+from .likelihood import (
+    HELDOUT_FOLDS,
+    SPREAD_FLOOR,
+    LikelihoodScore,
+    entropy,
+    location_scale_score,
+    residual_scale,
+)
 from .mechanisms import IntArray, Mechanisms, cluster_mechanisms
 from .options import DECISIONS, MIN_SAMPLES, NOISES, POOLINGS
 from .regression import FloatArray, PolynomialRegressor, Regressor, SplineRegressor
@@ -61,7 +74,7 @@ FEW_LEVELS = 20
 #: p-values closer than this many orders of magnitude are reported as weak evidence
 CLOSE_LOG10 = 1.0
 #: smallest fitted noise scale, as a fraction of the cluster's mean |residual|
-SCALE_FLOOR = 0.1
+SCALE_FLOOR = SPREAD_FLOOR
 #: ``decision="hsic-else-likelihood"`` falls back to the likelihood when both directions' HSIC
 #: p-values are below this level
 FALLBACK_ALPHA = 0.05
@@ -168,29 +181,22 @@ def pooled_test(cause: FloatArray, residuals: FloatArray, labels: IntArray, pool
 
 def scaled_residuals(cause: FloatArray, residuals: FloatArray, labels: IntArray,
                      regressor: Regressor, log_scale: bool = False) -> FloatArray:
-    """Residuals divided, within each cluster, by their fitted scale ``s_c(cause)``: the
-    regression of the cluster-centred ``|residual|`` on the cause (``regressor``), floored at
-    ``SCALE_FLOOR`` times the cluster's mean ``|residual|`` (a fitted scale must stay positive);
-    with ``log_scale`` the regression of ``log max(|residual|, floor)`` instead, exponentiated
-    (with a line, ``s_c = exp(a + b cause)``: a multiplicative spread). Under a location-scale
-    noise model ``effect = f(cause) + s(cause) noise`` the result is independent of the cause in
-    the causal direction."""
+    """Residuals centred and divided, within each cluster, by their fitted scale ``s_c(cause)``
+    (:func:`.likelihood.residual_scale`: the regression of ``|residual|`` on the cause by
+    ``regressor``, floored at ``SCALE_FLOOR`` times the cluster's mean ``|residual|``; with
+    ``log_scale`` of ``log |residual|``, exponentiated: with a line, ``s_c = exp(a + b cause)``,
+    a multiplicative spread). Under a location-scale noise model
+    ``effect = f(cause) + s(cause) noise`` the result is independent of the cause in the causal
+    direction. Clusters without a fitted scale are left as they are."""
     out = np.asarray(residuals, dtype=np.float64).copy()
     for c in range(int(labels.max()) + 1):
         at = labels == c
         if not at.any():
             continue
         r = out[at] - out[at].mean()
-        size = np.abs(r)
-        floor = SCALE_FLOOR * float(size.mean())
-        if floor == 0 or np.unique(cause[at]).size < regressor.min_points():
-            continue
-        if log_scale:
-            scale = np.exp(regressor.fit(cause[at], np.log(np.maximum(size, floor)))
-                           .predict(cause[at]))
-        else:
-            scale = regressor.fit(cause[at], size).predict(cause[at])
-        out[at] = r / np.maximum(scale, floor)
+        scale = residual_scale(cause[at], r, regressor, log_scale)
+        if scale is not None:
+            out[at] = r / scale
     return out
 
 
@@ -203,6 +209,10 @@ SCALES: dict[str, tuple[Regressor | None, bool]] = {
 #: the noise models fitted inside the clustering (its assignments, fits and BIC; the tested
 #: residuals divided by the fitted sd): the direction test's name -> the clustering's
 FITTED_NOISES: dict[str, str] = {"loglinear-bic": "loglinear-scale"}
+#: the variance model of the likelihood decisions' score per noise model
+#: (:data:`.likelihood.VARIANCES`; round 2's spline for the others): the model whose residuals
+#: are tested is the one scored (issue 19, round 6)
+LIKELIHOOD_VARIANCES: dict[str, str] = {"loglinear-scale": "loglinear"}
 assert ("additive", *SCALES, *FITTED_NOISES) == NOISES  # noqa: S101 - the parser's names
 
 
@@ -262,14 +272,17 @@ assert tuple(DECISION_RULES) == DECISIONS  # noqa: S101 - the parser's names are
 def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_max: int = 4,
                      regressor: Regressor | None = None, criterion: str = "classification",
                      test: IndependenceTest | None = None, pooling: Pooling = "centred",
-                     noise: Noise = "additive", decision: Decision = "hsic",
+                     noise: Noise = options.DEFAULT_NOISE,
+                     decision: Decision = options.DEFAULT_DECISION,
                      names: tuple[str, str] = ("x", "y")) -> DirectionResult:
     """Decide between ``x -> y`` and ``y -> x`` (module docstring).
 
     ``k=None`` (default) chooses the number of mechanisms per direction by the BIC
     ``criterion`` (:mod:`.mechanisms`) up to ``k_max``; ``k=1`` is the plain ANM test.
     Defaults: :class:`.regression.SplineRegressor`, ``criterion="classification"``,
-    :class:`.independence.HSICGamma`, ``pooling="centred"``, ``decision="hsic"``.
+    :class:`.independence.HSICGamma`, ``pooling="centred"``, ``noise="loglinear-scale"``,
+    ``decision="hsic-else-likelihood"`` (issue 19's round 6; before it ``"additive"`` and
+    ``"hsic"``: the classic ANM test, still available)
     """
     return causal_directions(x, y, (decision,), k=k, k_max=k_max, regressor=regressor,
                              criterion=criterion, test=test, pooling=pooling, noise=noise,
@@ -279,7 +292,8 @@ def causal_direction(x: FloatArray, y: FloatArray, *, k: int | None = None, k_ma
 def causal_directions(x: FloatArray, y: FloatArray, decisions: tuple[str, ...], *,
                       k: int | None = None, k_max: int = 4, regressor: Regressor | None = None,
                       criterion: str = "classification", test: IndependenceTest | None = None,
-                      pooling: Pooling = "centred", noise: Noise = "additive",
+                      pooling: Pooling = "centred",
+                      noise: Noise = options.DEFAULT_NOISE,
                       names: tuple[str, str] = ("x", "y")) -> dict[str, DirectionResult]:
     """:func:`causal_direction` under each of ``decisions`` (names of :data:`DECISIONS`), from
     one clustering and one independence test per direction (what every decision shares); each
@@ -313,7 +327,8 @@ def causal_directions(x: FloatArray, y: FloatArray, decisions: tuple[str, ...], 
     scored = {spec: tuple(
         replace(fit, likelihood=location_scale_score(
             cause, effect, fit.mechanisms, regressor, spec[0],
-            cause_entropy=entropies[fit.cause], folds=spec[1]))
+            cause_entropy=entropies[fit.cause], folds=spec[1],
+            variance=LIKELIHOOD_VARIANCES.get(noise, "spline")))
         for fit, cause, effect in ((forward, xs, ys), (backward, ys, xs))) for spec in specs}
     results = {}
     for decision in decisions:

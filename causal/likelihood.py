@@ -7,10 +7,14 @@ model per mechanism (cluster) c of :mod:`.mechanisms`,
 clusters. Per direction, with ``r = effect - f_c(cause)`` the residuals of the clustering's
 curves:
 
-* the variance ``g_c^2(cause)`` is the regression (the same regressor as the curves) of ``r^2``
-  on the cause within each cluster, floored at ``max(delta^2 / 12, (SCALE_FLOOR sd_c)^2)``
-  (the effect's resolution, as the BIC's floor, and a tenth of the cluster's residual sd): the
-  least-squares moment estimate of the conditional variance, in closed form (no optimiser);
+* the variance ``g_c^2(cause)`` (``variance``, :data:`VARIANCES`): ``"spline"``, the
+  regression (the same regressor as the curves) of ``r^2`` on the cause within each cluster:
+  the least-squares moment estimate of the conditional variance, in closed form (no
+  optimiser); or ``"loglinear"`` (``noise="loglinear-scale"``'s model, round 6):
+  ``sigma_c^2 s_c(cause)^2`` with ``s_c = exp(a_c + b_c cause)`` the tested residuals' divisor
+  (:func:`residual_scale`) and ``sigma_c^2`` its maximum-likelihood constant; either floored
+  at ``max(delta^2 / 12, (SCALE_FLOOR sd_c)^2)`` (the effect's resolution, as the BIC's floor,
+  and a tenth of the cluster's residual sd);
 * the noise density (``density``, a [U] choice): ``"gaussian"`` (LOCI's Gaussian likelihood,
   ``sum -1/2 (log 2 pi g^2 + r^2 / g^2)``) or ``"entropy"`` (nonparametric: minus n times the
   m-spacing entropy estimate of the standardised residuals ``r / g``, minus ``sum log g``: the
@@ -36,6 +40,7 @@ without randomness (a tie would make a spacing zero and the estimate minus infin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,14 +49,19 @@ from proxcompress.errors import InvalidInputError
 
 from ._checks import choice, integer
 from .mechanisms import IntArray, Mechanisms, resolution_variance
-from .regression import FloatArray, Regressor
+from .regression import FloatArray, PolynomialRegressor, Regressor
 
 #: the noise densities of :func:`location_scale_score`
 DENSITIES: tuple[str, ...] = ("gaussian", "entropy")
 #: smallest fitted noise sd, as a fraction of the cluster's residual sd
 SCALE_FLOOR = 0.1
+#: the log-linear scale's regressor (``log |r|`` on the cause)
+LINE = PolynomialRegressor(degree=1)
 #: folds of the held-out scores (``decision="heldout-likelihood"``, ``criterion="heldout"``)
 HELDOUT_FOLDS = 5
+#: smallest fitted residual scale of :func:`residual_scale`, as a fraction of the cluster's mean
+#: ``|residual|`` (a fitted scale must stay positive)
+SPREAD_FLOOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,56 @@ def variance_curve(cause: FloatArray, residuals: FloatArray, regressor: Regresso
         return np.full(at.size, max(float(squared.mean()), floor)), 1.0
     curve = regressor.fit(cause, squared)
     return np.maximum(curve.predict(at), floor), curve.df
+
+
+def residual_scale(cause: FloatArray, centred: FloatArray, regressor: Regressor,
+                   log_scale: bool) -> FloatArray | None:
+    """One cluster's fitted residual scale ``s(cause)`` at its points: the regression
+    (``regressor``) of ``|centred|`` on the cause, or with ``log_scale`` of
+    ``log max(|centred|, floor)`` exponentiated (with a line, ``exp(a + b cause)``), at least
+    ``floor = SPREAD_FLOOR`` times the mean ``|centred|``. None where no scale is fitted (all
+    residuals zero, or too few distinct causes for the regressor). The divisor of the scaled
+    residuals of :func:`.direction.scaled_residuals`."""
+    size = np.abs(centred)
+    floor = SPREAD_FLOOR * float(size.mean())
+    if floor == 0 or np.unique(cause).size < regressor.min_points():
+        return None
+    target = np.log(np.maximum(size, floor)) if log_scale else size
+    scale = regressor.fit(cause, target).predict(cause)
+    return np.maximum(np.exp(scale) if log_scale else scale, floor)
+
+
+def loglinear_variance(cause: FloatArray, residuals: FloatArray, regressor: Regressor,
+                       floor: float) -> tuple[FloatArray, float]:
+    """The variance of the log-linear scale model of ``noise="loglinear-scale"`` at the
+    cluster's points and its parameter count (issue 19, round 6): the shape ``s(cause)`` is
+    :func:`residual_scale` of the centred residuals with a line on ``log |r|`` (exactly the
+    divisor of the tested residuals), the noise sd ``sigma s(cause)`` with
+    ``sigma^2 = mean((residuals / s)^2)``, the Gaussian maximum-likelihood constant given the
+    shape (the least squares of ``log |r|`` fixes ``log s`` only up to a constant), floored at
+    ``floor``; two parameters (``a``, ``b``; ``sigma`` is ``a``'s). Where no shape is fitted: the
+    constant ``mean r^2`` (one parameter). ``regressor`` is unused (the scale is a line)."""
+    del regressor
+    shape = residual_scale(cause, residuals - residuals.mean(), LINE, log_scale=True)
+    if shape is None:
+        return np.full(cause.size, max(float(np.mean(residuals**2)), floor)), 1.0
+    sigma2 = float(np.mean((residuals / shape) ** 2))
+    return np.maximum(sigma2 * shape**2, floor), 2.0
+
+
+def _spline_variance(cause: FloatArray, residuals: FloatArray, regressor: Regressor,
+                     floor: float) -> tuple[FloatArray, float]:
+    return variance_curve(cause, residuals, regressor, floor)
+
+
+#: the variance models of :func:`location_scale_score` (a variance at the cluster's points and
+#: its parameter count): round 2's spline regression of ``r^2`` (every noise model but
+#: ``loglinear-scale``), and the log-linear scale of ``noise="loglinear-scale"`` (round 6)
+VARIANCES: dict[str, Callable[[FloatArray, FloatArray, Regressor, float],
+                              tuple[FloatArray, float]]] = {
+    "spline": _spline_variance,
+    "loglinear": loglinear_variance,
+}
 
 
 def fold_of(cause: FloatArray, folds: int) -> IntArray:
@@ -190,13 +250,15 @@ def heldout_gaussian(cause: FloatArray, effect: FloatArray, regressor: Regressor
 
 def location_scale_score(cause: FloatArray, effect: FloatArray, mechanisms: Mechanisms,
                          regressor: Regressor, density: str = "gaussian",
-                         cause_entropy: float | None = None, folds: int = 0
-                         ) -> LikelihoodScore:
+                         cause_entropy: float | None = None, folds: int = 0,
+                         variance: str = "spline") -> LikelihoodScore:
     """The score of ``cause -> effect`` given its clustering ``mechanisms`` (module docstring).
     ``cause_entropy`` may be passed when already known (it is the other direction's effect);
     ``folds`` (0, or an integer >= 2) scores the conditional part held out (Gaussian density
-    only)."""
+    only); ``variance`` (a name of :data:`VARIANCES`) is the variance model of the BIC-penalised
+    score (held-out scores use the spline's)."""
     choice(density, "density", DENSITIES)
+    choice(variance, "variance", tuple(VARIANCES))
     if folds != 0:
         integer(folds, "folds", 2)
     if folds and density != "gaussian":
@@ -213,13 +275,12 @@ def location_scale_score(cause: FloatArray, effect: FloatArray, mechanisms: Mech
         if folds:
             conditional += heldout_gaussian(cause[at], effect[at], regressor, folds, resolution)
             continue
-        variance, df = variance_curve(cause[at], r, regressor, variance_floor(r, resolution))
+        v, df = VARIANCES[variance](cause[at], r, regressor, variance_floor(r, resolution))
         parameters += curve.df + df
         if density == "gaussian":
-            conditional += gaussian_loglik(r, variance)
+            conditional += gaussian_loglik(r, v)
         else:
-            conditional += (-r.size * entropy(r / np.sqrt(variance))
-                            - 0.5 * float(np.sum(np.log(variance))))
+            conditional += -r.size * entropy(r / np.sqrt(v)) - 0.5 * float(np.sum(np.log(v)))
     sizes = np.bincount(labels, minlength=mechanisms.k).astype(np.float64)
     sizes = sizes[sizes > 0]
     labels_loglik = float(np.sum(sizes * np.log(sizes / n)))
@@ -229,6 +290,7 @@ def location_scale_score(cause: FloatArray, effect: FloatArray, mechanisms: Mech
                            conditional, labels_loglik, penalty, parameters)
 
 
-__all__ = ["DENSITIES", "HELDOUT_FOLDS", "LikelihoodScore", "dequantize", "entropy",
-           "fold_of", "gaussian_loglik", "heldout_classification", "heldout_gaussian",
-           "location_scale_score", "mean_and_variance", "variance_curve", "variance_floor"]
+__all__ = ["DENSITIES", "HELDOUT_FOLDS", "LINE", "SPREAD_FLOOR", "VARIANCES", "LikelihoodScore",
+           "dequantize", "entropy", "fold_of", "gaussian_loglik", "heldout_classification",
+           "heldout_gaussian", "location_scale_score", "loglinear_variance", "mean_and_variance",
+           "residual_scale", "variance_curve", "variance_floor"]

@@ -36,6 +36,7 @@ from numba.extending import intrinsic
 
 from . import simd
 from .formats import EXP2_TABLE
+from .numba_cache import key_on_package, key_on_package_source
 
 
 @intrinsic
@@ -300,7 +301,7 @@ def serial(kernel: Any) -> Any:
                                 f.__defaults__, f.__closure__)
     twin.__qualname__ = f"{f.__qualname__}_serial"
     twin.__module__, twin.__doc__ = f.__module__, f.__doc__
-    return njit(cache=True, nogil=True)(twin)
+    return key_on_package_source(njit(cache=True, nogil=True)(twin))
 
 
 def launch(kernel: Callable[..., Any], work: int, tasks: int | None, *args: Any) -> Any:
@@ -416,3 +417,6 @@ def euclid_direct(x, w, out):  # type: ignore[no-untyped-def]
                         d = x[ii, q] - w[jj, q]
                         s += d * d
                     out[ii, jj] = -s
+
+
+key_on_package(globals())  # cached kernels recompile when any kernels source changes

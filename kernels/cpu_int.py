@@ -10,6 +10,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from .numba_cache import key_on_package
+
 
 @intrinsic
 def _shl32(typingctx, x, n):  # type: ignore[no-untyped-def]
@@ -78,3 +80,6 @@ def distance_gemm_int(x, w, squared, out):  # type: ignore[no-untyped-def]
                 d = np.int32(x[m, k]) - np.int32(w[n, k])
                 acc = _add32(acc, d * d if squared else abs(d))
             out[m, n] = -acc
+
+
+key_on_package(globals())  # cached kernels recompile when any kernels source changes

@@ -16,6 +16,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .first_layer import COLS, LANES, ROWS
+from .numba_cache import key_on_package
 from .simd import _I32, _I64, _Loop, _splat, _wide
 
 # ------------------------------------------------------------------ the int8 GEMM micro-kernel
@@ -382,3 +383,6 @@ def head_tail(acc, scale, bias, lo, hi, wh, bh, out):  # type: ignore[no-untyped
             for i in range(m):
                 out[r0 + i, c] = np.float32(s[i] + bh[c])
                 out[r0 + i, c1] = np.float32(s[4 + i] + bh[c1])
+
+
+key_on_package(globals())  # cached kernels recompile when any kernels source changes

@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu import _popcount, conv_pixel
+from .numba_cache import key_on_package
 
 
 @njit(inline="always")
@@ -480,3 +481,6 @@ def binary_conv_rows_threshold(xw, wr, n_ch, stride, padding, dilation, kw, base
         for lane in range(count):
             for q in range(n_words):
                 flat[n, first + lane, q] = words[q, lane]
+
+
+key_on_package(globals())  # cached kernels recompile when any kernels source changes

@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu import _popcount
+from .numba_cache import key_on_package
 
 #: shortcut kinds of :func:`react_linear`
 SHORTCUT_IDENTITY, SHORTCUT_REPEAT, SHORTCUT_GROUP_MEAN = 0, 1, 2
@@ -608,3 +609,6 @@ def rprelu(x, shift_in, slope, shift_out, out):  # type: ignore[no-untyped-def]
 __all__ = ["SHORTCUT_GROUP_MEAN", "SHORTCUT_IDENTITY", "SHORTCUT_REPEAT", "binary_attention",
            "channel_affine", "layernorm", "react_linear", "rprelu", "token_avgpool",
            "token_multipool"]
+
+
+key_on_package(globals())  # cached kernels recompile when any kernels source changes

@@ -44,6 +44,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .numba_cache import key_on_package
+
 
 @intrinsic
 def _fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
@@ -419,3 +421,6 @@ def channel_scale_pass(x: np.ndarray, extra: np.ndarray, fan_in: float, alpha: n
 
 __all__ = ["CHANNEL_FORWARDS", "SIGNSWISH_INPUTS", "channel_scale_pass", "shift_round_pass",
            "sigmoid32", "signswish_pass", "signswish_pass32"]
+
+
+key_on_package(globals())  # cached kernels recompile when any kernels source changes

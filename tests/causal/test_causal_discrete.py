@@ -156,13 +156,17 @@ def test_log_linear_scale_decides_a_multiplicative_pair() -> None:
 
     assert NOISES == ("additive", *SCALES, *FITTED_NOISES)
     right = {"additive": 0, "loglinear-scale": 0}
+    default = 0
     for seed in range(6):
         rng = np.random.default_rng(200 + seed)
         x = rng.uniform(-1.5, 1.5, 300)
         y = x**3 + np.exp(x) * rng.uniform(-1, 1, 300)
         for noise in right:
-            right[noise] += causal_direction(x, y, k=1, noise=noise).direction == "x->y"
+            right[noise] += causal_direction(x, y, k=1, noise=noise,
+                                             decision="hsic").direction == "x->y"
+        default += causal_direction(x, y, k=1).direction == "x->y"
     assert right["loglinear-scale"] >= 5 and right["additive"] <= 1
+    assert default >= 5  # the default (LL-FB: log-linear scale, HSIC else likelihood)
 
 
 def test_location_scale_decides_a_heteroscedastic_pair() -> None:

@@ -135,18 +135,23 @@ def test_dequantize_leaves_continuous_values_alone() -> None:
 
 
 def test_likelihood_finds_the_direction_of_location_scale_pairs() -> None:
-    """Measured on 30 seeded pairs (k = 1): likelihood 24, entropy 25, held-out likelihood 24,
-    HSIC else likelihood 26 right, the HSIC p-values of additive-noise residuals 16; asserted
-    with a margin."""
+    """Measured on 30 seeded pairs (k = 1), additive residuals: likelihood 24, entropy 25,
+    held-out likelihood 24, HSIC else likelihood 26 right, the HSIC p-values 16; with the
+    log-linear scale residuals (the default noise since round 6) and the default decision
+    (HSIC else the log-linear model's likelihood) 30; asserted with a margin."""
     from proxcompress.causal import causal_directions
 
     decisions = ("hsic", "likelihood", "entropy", "heldout-likelihood", "hsic-else-likelihood")
     right = dict.fromkeys(decisions, 0)
+    default = 0
     for x, y, truth in map(location_scale_pair, range(30)):
-        for decision, result in causal_directions(x, y, decisions, k=1).items():
+        for decision, result in causal_directions(x, y, decisions, k=1,
+                                                  noise="additive").items():
             right[decision] += result.direction == truth
+        default += causal_direction(x, y, k=1).direction == truth
     assert right.pop("hsic") <= 20, right
     assert min(right.values()) >= 22, right
+    assert default >= 26
 
 
 @pytest.mark.slow
@@ -176,7 +181,7 @@ def test_combined_rules_take_hsic_or_the_likelihood_as_specified(decision: str,
     for seed in range(12):
         x, y, _ = location_scale_pair(100 + seed, n=200)
         combined = causal_direction(x, y, k=1, decision=decision)  # type: ignore[arg-type]
-        by_hsic = causal_direction(x, y, k=1).direction
+        by_hsic = causal_direction(x, y, k=1, decision="hsic").direction
         by_lik = causal_direction(x, y, k=1, decision="likelihood").direction
         hsic = by_hsic_if(combined.forward.test, combined.backward.test)  # type: ignore[operator]
         seen.add(hsic)
@@ -215,11 +220,15 @@ def test_discretised_pair_gets_a_finite_likelihood() -> None:
     assert result.weak_evidence  # the 4-level note
 
 
-def test_default_decision_computes_no_likelihood() -> None:
+def test_hsic_decision_computes_no_likelihood_and_the_default_one() -> None:
     pair = simulate_mixture(150, 1, seed=9)
-    result = causal_direction(pair.x, pair.y, k=1)
+    result = causal_direction(pair.x, pair.y, k=1, decision="hsic")
     assert result.forward.likelihood is None
     assert result.as_dict()["forward"]["log_likelihood"] is None  # type: ignore[index]
+    default = causal_direction(pair.x, pair.y, k=1)  # hsic-else-likelihood since round 6
+    assert default.forward.likelihood is not None
+    assert default.forward.test == causal_direction(pair.x, pair.y, k=1,
+                                                    noise="loglinear-scale").forward.test
 
 
 def test_bad_decision_names_the_argument(tmp_path: Path) -> None:

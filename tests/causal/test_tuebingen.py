@@ -167,7 +167,8 @@ def _cached_wheel() -> Path | None:
                     "(pip download cdt==0.6.0 --no-deps -d ~/.cache/proxcompress/cdt)")
 def test_real_pairs_reproduce_the_recorded_benchmark() -> None:
     """On the real wheel: 99 pairs, weights confirmed, and the reader + subsample + default
-    test give the decisions benchmarks/results/causal_tuebingen.json recorded (golden)."""
+    test (and earlier variants by name) give the decisions
+    benchmarks/results/causal_tuebingen.json recorded (golden)."""
     import json
 
     wheel = _cached_wheel()
@@ -183,10 +184,17 @@ def test_real_pairs_reproduce_the_recorded_benchmark() -> None:
         want = recorded[pair.pair]
         assert (sub["truth"], sub["n"], sub["distinct_x"]) == (want["truth"], want["n"],
                                                                want["distinct_x"])
-        assert tuebingen.decide(sub["x"], sub["y"], k=1)["direction"] == want["k1"]["direction"]
-        assert tuebingen.decide(sub["x"], sub["y"])["direction"] == want["auto"]["direction"]
-        for method, kwargs in (("k1_lik", {"k": 1, "decision": "likelihood"}),
-                               ("k1_fb", {"k": 1, "decision": "hsic-else-likelihood"}),
-                               ("k1_ll", {"k": 1, "noise": "loglinear-scale"})):
+        # the default since issue 19's round 6 (LL-FB) and its k = 1 form
+        assert tuebingen.decide(sub["x"], sub["y"])["direction"] == want["auto_ll_fb"]["direction"]
+        assert (tuebingen.decide(sub["x"], sub["y"], k=1)["direction"]
+                == want["k1_ll_fb"]["direction"])
+        classic = {"noise": "additive", "decision": "hsic"}  # the default before round 6
+        for method, kwargs in (("auto", classic), ("k1", {"k": 1, **classic}),
+                               ("k1_lik", {"k": 1, "noise": "additive",
+                                           "decision": "likelihood"}),
+                               ("k1_fb", {"k": 1, "noise": "additive",
+                                          "decision": "hsic-else-likelihood"}),
+                               ("k1_ll", {"k": 1, "noise": "loglinear-scale",
+                                          "decision": "hsic"})):
             got = tuebingen.decide(sub["x"], sub["y"], **kwargs)
             assert got["direction"] == want[method]["direction"], (pair.pair, method)

@@ -30,7 +30,7 @@ def _row(name: str) -> dict[str, Any]:
 
 def _fake_run(runs: Path, row: dict[str, Any], assignment: dict[str, Any],
               seed: int, test: float, val: float | None = None, wall: float | None = 30.0,
-              **summary: Any) -> Path:
+              cpu: float | None = None, **summary: Any) -> Path:
     """A finished run folder as ``proxcompress train`` leaves it (the files the page reads)."""
     folder = core._run_dir(runs, row, assignment, seed)
     folder.mkdir(parents=True)
@@ -42,8 +42,10 @@ def _fake_run(runs: Path, row: dict[str, Any], assignment: dict[str, Any],
          "epochs": core._expected_epochs(config), "model_bytes": 1234, "seconds": 20.0,
          **summary}))
     if wall is not None:
-        (folder / core.WALL).write_text(json.dumps({"seconds": wall, "jobs": 2,
-                                                       "load1": 2.0}))
+        record = {"seconds": wall, "jobs": 2, "load1": 2.0}
+        if cpu is not None:  # runs before 2026-12-06 have no CPU time
+            record["cpu_seconds"] = cpu
+        (folder / core.WALL).write_text(json.dumps(record))
     return folder
 
 
@@ -105,7 +107,7 @@ def test_page_reports_the_run_folders(tmp_path: Path) -> None:
         _fake_run(tmp_path, fp, {"optim.lr": lr}, 0, 89.0 if lr == 1e-3 else 70.0, val)
     for seed, acc in ((1, 89.5), (2, 90.0)):
         _fake_run(tmp_path, fp, {"optim.lr": 1e-3}, seed, acc, 88.0 + seed,
-                  wall=None if seed == 2 else 30.0)
+                  wall=None if seed == 2 else 30.0, cpu=24.0 if seed == 1 else None)
     walls = {"binary,spr": {"wall_seconds": 3661.0, "jobs": 2, "load1_before": 0.1,
                             "when": "2026-01-02"}}
     choices = core.Choices(rows, tmp_path)
@@ -117,9 +119,11 @@ def test_page_reports_the_run_folders(tmp_path: Path) -> None:
             "89.50 +- 0.50 | - | 1234 | 20 | `mlp-fp` |") in lines
     assert "* `mlp-fp`: lr=0.0003: 88.00; **lr=0.001: 89.00**; lr=0.003: 88.90" in lines
     assert any("| not run |" in line and "`cnn-fp`" in line for line in lines)
-    # compute: 5 runs (2 of them sweep candidates), 4 timed by wall.json, 1 by its seconds
+    # compute: 5 runs (2 of them sweep candidates), 4 timed by wall.json, 1 by its seconds,
+    # 1 with its CPU time (24 s)
     compute = next(line for line in lines if line.startswith("| binary MLP / CNN |"))
-    assert compute == "| binary MLP / CNN | 5 (2) | 2.3 | 1.2 | 2.0 |"
+    assert compute == "| binary MLP / CNN | 5 (2) | 2.3 | 1.2 | 2.0 | 0.4 (1 of 5) |"
+    assert next(line for line in lines if line.startswith("| all |")).endswith("| 0.4 |")
     assert not (tmp_path / "freezing.png").exists()  # no freezing logs: no plot
 
 
@@ -214,7 +218,9 @@ def test_workers_train_exactly_what_the_command_line_trains(
     metrics = [(folder / "metrics.jsonl").read_text(), (cli / "metrics.jsonl").read_text()]
     losses = [[json.loads(line)["loss"] for line in m.splitlines()] for m in metrics]
     assert losses[0] == losses[1]
-    assert json.loads((folder / core.WALL).read_text())["seconds"] > 0
+    timing = json.loads((folder / core.WALL).read_text())
+    # the worker's CPU time of the run: positive, and not above what two cores allow
+    assert timing["seconds"] > 0 and 0 < timing["cpu_seconds"] <= 2 * timing["seconds"] + 0.1
     lines.clear()
     core.run_all([row], [0, 1, 3], runs, 2, lines.append, False)
     assert lines == []

@@ -14,7 +14,7 @@ from proxcompress.reproduce.stage import Context, Outcome, Plot, Table
 
 #: the two tests compared: name -> (reader's name, causal_direction keyword arguments)
 TESTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "plain": ("plain ANM (k = 1)", {"k": 1}),
+    "plain": ("plain ANM (k = 1; log-linear scale, HSIC else likelihood)", {"k": 1}),
     "clustered": ("clustered ANM (k by BIC, the default)", {}),
 }
 

@@ -686,15 +686,16 @@ def _worker_init() -> None:
     os.environ.update(WORKER_ENV)
 
 
-def _task(argv: list[str], log: str) -> tuple[int, float]:
+def _task(argv: list[str], log: str) -> tuple[int, float, float]:
     """Worker side: ``proxcompress ARGV`` in this (long-lived) process, output appended to
-    ``log``; returns the exit code and the seconds it took."""
+    ``log``; returns the exit code, the seconds it took and the CPU seconds this process spent
+    on it (every thread; unlike the wall time, barely changed by other work on the machine)."""
     import contextlib
     import traceback
 
     from proxcompress.cli import main
 
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     with open(log, "a") as handle, contextlib.redirect_stdout(handle), \
             contextlib.redirect_stderr(handle):
         try:
@@ -704,7 +705,7 @@ def _task(argv: list[str], log: str) -> tuple[int, float]:
         except Exception:
             traceback.print_exc()
             code = 1
-    return code, time.time() - t0
+    return code, time.time() - t0, time.process_time() - c0
 
 
 def _selection_argv(runs: Path, folder: Path) -> tuple[Path, list[str]]:
@@ -840,7 +841,7 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
             for handle in [h for h in active if h.done()]:
                 label, folder, key = active.pop(handle)
                 try:
-                    code, wall = handle.result()
+                    code, wall, cpu = handle.result()
                 except BrokenProcessPool:
                     raise SystemExit(
                         f"a worker process ended abruptly while running {label} (killed from "
@@ -849,7 +850,8 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                 log(f"done  {label}: {'ok' if code == 0 else f'FAILED ({code})'} in {wall:.0f} s")
                 if code == 0 and folder is not None:
                     (folder / WALL).write_text(json.dumps(
-                        {"seconds": wall, "jobs": jobs, "load1": os.getloadavg()[0]}))
+                        {"seconds": wall, "cpu_seconds": cpu, "jobs": jobs,
+                         "load1": os.getloadavg()[0]}))
                 elif code != 0 and folder is not None:
                     raise SystemExit(f"{label} failed (exit {code}); see {folder}/train.log")
     return counts

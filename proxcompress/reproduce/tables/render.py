@@ -1037,14 +1037,16 @@ def _targets(choices: Choices, seeds: list[int] | None, walls: dict[str, Any]) -
 def compute_budget(rows_: list[Row], seeds: list[int] | None, choices: Choices) -> list[str]:
     """Per table: the summed wall time of its finished runs, sweep candidates included (as
     ``wall.json`` records it; the training seconds of ``summary.json`` where a run predates
-    that record), what that is at two jobs, and the median load average at the runs' end."""
+    that record), what that is at two jobs, the median load average at the runs' end, and the
+    runs' summed CPU time where ``wall.json`` records it (``cpu_seconds``)."""
     out = ["## Compute", "", "| table | runs (of which sweep candidates) | summed run time "
-           "(core-minutes) | at --jobs 2 (minutes) | load average at the runs' end (median) |",
-           "|---|---|---|---|---|"]
-    total = 0.0
+           "(core-minutes) | at --jobs 2 (minutes) | load average at the runs' end (median) | "
+           "CPU time (minutes; runs that record it) |",
+           "|---|---|---|---|---|---|"]
+    total = cpu_total = 0.0
     for table, label in TABLES.items():
-        n = sweep_runs = 0
-        seconds = 0.0
+        n = sweep_runs = cpu_runs = 0
+        seconds = cpu = 0.0
         loads: list[float] = []
         for row in rows_:
             if row["table"] != table:
@@ -1064,19 +1066,28 @@ def compute_budget(rows_: list[Row], seeds: list[int] | None, choices: Choices) 
                     record = json.loads((folder / WALL).read_text())
                     seconds += record["seconds"]
                     loads.append(record["load1"])
+                    if "cpu_seconds" in record:
+                        cpu += record["cpu_seconds"]
+                        cpu_runs += 1
                 else:
                     seconds += json.loads((folder / "summary.json").read_text())["seconds"]
         total += seconds
+        cpu_total += cpu
         load = f"{statistics.median(loads):.1f}" if loads else "-"
+        cpu_cell = f"{cpu / 60:.1f} ({cpu_runs} of {n})" if cpu_runs else "-"
         out.append(f"| {label} | {n} ({sweep_runs}) | {seconds / 60:.1f} | {seconds / 120:.1f} | "
-                   f"{load} |")
-    out += [f"| all | | {total / 60:.1f} | {total / 120:.1f} | |", "",
+                   f"{load} | {cpu_cell} |")
+    out += [f"| all | | {total / 60:.1f} | {total / 120:.1f} | | {cpu_total / 60:.1f} |", "",
             "A run's time is its `proxcompress train` command (data, model, training, "
             "evaluation, files) in one of the script's long-lived worker processes, as "
             "`wall.json` in its folder records it, with the 1-minute load average at its end: "
             "about 2 means the two training processes of `--jobs 2` alone, more means other "
-            "work shared the 2 cores and the times are inflated accordingly. The MIP selection "
-            "study adds up to 5 minutes (its solver budget).", ""]
+            "work shared the 2 cores and the times are inflated accordingly. The CPU time is what "
+            "the run's worker process spent (every thread; one torch thread per worker), which "
+            "other work on the machine barely changes: half a table's CPU time is about its "
+            "wall time at `--jobs 2` on an otherwise idle machine, for the runs that record it "
+            "(runs finished before 2026-12-06 do not). The MIP selection study adds up to 5 "
+            "minutes (its solver budget).", ""]
     return out
 
 
