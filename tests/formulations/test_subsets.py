@@ -192,6 +192,20 @@ def test_shor_removal_bound_tighter_than_the_row_wise_bound(seed):
     assert row_wise < shor <= cheapest[r] * (1 + 1e-9)
 
 
+def _after_root_shor(seed: int, groups: int, share: float, before: int):
+    """A channel-like instance with half-ish the groups kept, its brute-force optimum, and a
+    search stopped after ``before`` nodes with the root's Shor bound raised into its open
+    nodes; also whether the search is done."""
+    k = max(1, min(groups - 2, round(share * groups)))
+    problem = redundant_instance(seed, groups, 2, 2, k, tight_box=seed % 3 == 0)
+    optimum = solve(problem, "brute").objective
+    incumbent = Incumbent(problem, SupportSolver(problem))
+    search = subsets.SubsetSearch(problem, incumbent)
+    finished = _run_chunk(search, before)
+    search.strengthen_root(np.inf)
+    return problem, optimum, incumbent, search, finished
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10_000), groups=st.integers(4, 9), share=st.floats(0.3, 0.7),
        before=st.integers(0, 30), chunk=st.integers(1, 40))
@@ -203,13 +217,7 @@ def test_root_shor_bound_keeps_the_search_exact(seed, groups, share, before, chu
     monkeypatch_module.setattr(subsets, "ROOT_SHOR_GAP", -1.0)
     monkeypatch_module.setattr(subsets, "ROOT_SHOR_ITERS", 60)
     monkeypatch_module.setattr(subsets, "ROOT_SHOR_AFTER", 0.0)
-    k = max(1, min(groups - 2, round(share * groups)))
-    problem = redundant_instance(seed, groups, 2, 2, k, tight_box=seed % 3 == 0)
-    optimum = solve(problem, "brute").objective
-    incumbent = Incumbent(problem, SupportSolver(problem))
-    search = subsets.SubsetSearch(problem, incumbent)
-    finished = _run_chunk(search, before)
-    search.strengthen_root(np.inf)
+    problem, optimum, incumbent, search, finished = _after_root_shor(seed, groups, share, before)
     assert search.shor_tried
     while not finished:
         assert search.open_bound() <= optimum * (1 + 1e-9) + 1e-12
@@ -262,13 +270,7 @@ def test_open_nodes_shor_bounds_are_valid(seed, groups, share, before, chunk, it
     monkeypatch_module.setattr(subsets, "ROOT_SHOR_ITERS", 60)
     monkeypatch_module.setattr(subsets, "NODE_SHOR_ITERS", iters)
     monkeypatch_module.setattr(subsets, "NODE_SHOR_GAP", node_gap)
-    k = max(1, min(groups - 2, round(share * groups)))
-    problem = redundant_instance(seed, groups, 2, 2, k, tight_box=seed % 3 == 0)
-    optimum = solve(problem, "brute").objective
-    incumbent = Incumbent(problem, SupportSolver(problem))
-    search = subsets.SubsetSearch(problem, incumbent)
-    finished = _run_chunk(search, before)
-    search.strengthen_root(np.inf)
+    _, optimum, incumbent, search, finished = _after_root_shor(seed, groups, share, before)
     search.strengthen_open(np.inf)
     while True:
         for level in range(search.level + 1):
