@@ -265,7 +265,7 @@ def test_open_nodes_shor_bounds_are_valid(seed, groups, share, before, chunk, it
     ``NODE_SHOR_GAP`` of pruning) stays below the brute-force best of that node's completions
     (restricted node problems: some groups fixed in, some out, a smaller cardinality); a level
     whose node has no completion is closed; and the search finishes with the brute-force
-    optimum."""
+    optimum, also through ``run`` with the open phase from the start."""
     monkeypatch_module.setattr(subsets, "ROOT_SHOR_GAP", -1.0)
     monkeypatch_module.setattr(subsets, "ROOT_SHOR_ITERS", 60)
     monkeypatch_module.setattr(subsets, "NODE_SHOR_ITERS", iters)
@@ -287,6 +287,15 @@ def test_open_nodes_shor_bounds_are_valid(seed, groups, share, before, chunk, it
     assert incumbent.value == pytest.approx(optimum, rel=1e-9)
     if node_gap < 0:
         assert search.shor_events == 0
+    # through run: the root's Shor bound and the open phase at once (whatever the progress)
+    monkeypatch_module.setattr(subsets, "ROOT_SHOR_AFTER", 0.0)
+    monkeypatch_module.setattr(subsets, "OPEN_SHOR_AFTER", 0.0)
+    monkeypatch_module.setattr(subsets, "OPEN_SHOR_PACE", np.inf)
+    again = Incumbent(search.p, SupportSolver(search.p))
+    searched = subsets.SubsetSearch(search.p, again)
+    assert searched.run(time.perf_counter() + 600.0)
+    assert searched.open_tried
+    assert again.value == pytest.approx(optimum, rel=1e-9)
 
 
 @settings(max_examples=20, deadline=None)
