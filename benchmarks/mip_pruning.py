@@ -18,10 +18,14 @@ writing it with ``--out``:
   against bnb's incumbent (``--time-limit``); a few minutes per SDP.
 - ``hull``: the hard regime (as ``root-sdp``) with bnb's node bound raised by the block hull
   of pairs of neighbours (:mod:`~proxcompress.formulations.pairhull`), the decomposition from
-  its SDP (:func:`~proxcompress.formulations.pairhull.sdp_decomposition`, minutes, timed
-  apart and not counted; ``--decompositions FILE.json`` reads saved ones instead, and a run
-  without it writes them next to ``--out``): root bounds, then bnb with and without the hull
-  per seed, alternating, each under ``--time-limit``.
+  its SDP (:func:`~proxcompress.formulations.pairhull.sdp_decomposition`, SCS, seconds,
+  counted in the time limit; ``--decompositions FILE.json`` reads saved ones instead, and a
+  run without it writes them next to ``--out``): bnb with and without the hull per seed, in
+  alternating order, each under ``--time-limit`` (nodes, ms per node, the hull's sweeps and
+  ms per node), then the root bounds.
+- ``hull-root``: the hard regime's root bounds of the pair hulls by their joint dual SDP
+  (SCS): disjoint pairs, and overlapping pairs (every pair at most 1 and ``--reach`` apart,
+  :func:`~proxcompress.formulations.pairhull.overlap_root_bound`), against bnb's refined root.
 - ``wide``: single-feature groups of the normalised sparse-regression design
   (:func:`~proxcompress.formulations.instances.sparse_regression_instance`: n = 1000,
   independent unit-norm features, 10 planted, SNR 10, lam 0.02, alpha 0.5, M 1) at
@@ -60,7 +64,13 @@ from proxcompress.errors import InvalidInputError
 from proxcompress.formulations import LayerPruningProblem, Solution, random_instance, solve, subsets
 from proxcompress.formulations.bnb import build_engine, refine_shift, solve_bnb
 from proxcompress.formulations.instances import sparse_regression_instance
-from proxcompress.formulations.pairhull import block_hull, chain_blocks, sdp_decomposition
+from proxcompress.formulations.pairhull import (
+    block_hull,
+    chain_blocks,
+    joint_dual_bound,
+    overlap_root_bound,
+    sdp_decomposition,
+)
 from proxcompress.formulations.perspective import solve_perspective
 from proxcompress.formulations.relaxations import pairwise_sdp_bound, relaxation, root_gap
 
@@ -245,7 +255,7 @@ def piece_root_sdp(seeds: int, reach: int, time_limit: float) -> list[dict[str, 
         rows.append(row)
     return rows
 
-HULL_ITERS = 30
+HULL_ITERS = 40
 
 
 def _hull_instance(seed: int, alpha: float) -> LayerPruningProblem:
@@ -295,37 +305,71 @@ def _read_decompositions(path: Path, seeds: int, alpha: float = 0.05) -> dict[st
 
 def piece_hull(seeds: int, time_limit: float, saved: dict[str, Any] | None,
                alpha: float = 0.05) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """bnb with and without the block-hull node bound on the hard regime (module docstring);
-    returns the rows and the decompositions (block entries by seed)."""
+    """bnb with and without the block-hull node bound on the hard regime (module docstring),
+    in alternating order per seed; returns the rows and the decompositions (block entries by
+    seed)."""
     rows, decompositions = [], {}
     for seed in range(seeds):
         problem = _hull_instance(seed, alpha)
         blocks = chain_blocks(problem.d, 2)
         key = f"{seed}:{alpha}"
-        if saved is not None and key in saved:
-            Q = _saved_decomposition(saved[key], blocks, problem.d)
-            sdp_seconds = None
-        else:
-            start = time.perf_counter()
-            Q = sdp_decomposition(problem, blocks)
-            sdp_seconds = time.perf_counter() - start
-        decompositions[key] = [Q[np.ix_(b, b)].tolist() for b in blocks]
-        hull = block_hull(problem, Q, blocks)
-        engine, root = build_engine(problem)
-        refined = refine_shift(engine, root)[1].bound
-        hull_root = hull.bound(np.zeros(problem.d, dtype=np.int8), iters=1500).bound
-        row: dict[str, Any] = {"seed": seed, "alpha": alpha, "sdp_seconds": sdp_seconds,
-                               "root_refined": refined, "root_hull": hull_root}
-        for name, kwargs in (("bnb", {}), ("bnb+hull", {"hull": hull,
-                                                         "hull_iters": HULL_ITERS})):
+        row: dict[str, Any] = {"seed": seed, "alpha": alpha}
+        hull = None
+        names = ("bnb", "bnb+hull") if seed % 2 == 0 else ("bnb+hull", "bnb")
+        for name in names:
             load = os.getloadavg()[0]
             start = time.perf_counter()
-            solution = solve_bnb(problem, time_limit, **kwargs)
-            row[name] = {**_record(solution, time.perf_counter() - start), "load": load}
+            if name == "bnb":
+                solution = solve_bnb(problem, time_limit)
+                extra: dict[str, Any] = {}
+            else:
+                if saved is not None and key in saved:
+                    Q = _saved_decomposition(saved[key], blocks, problem.d)
+                    row["sdp_seconds"] = None
+                else:  # the decomposition counts in the time limit
+                    Q = sdp_decomposition(problem, blocks)
+                    row["sdp_seconds"] = time.perf_counter() - start
+                decompositions[key] = [Q[np.ix_(b, b)].tolist() for b in blocks]
+                hull = block_hull(problem, Q, blocks)
+                left = max(time_limit - (time.perf_counter() - start), 1.0)
+                solution = solve_bnb(problem, left, hull=hull, hull_iters=HULL_ITERS)
+                calls = max(int(hull.stats["calls"]), 1)
+                extra = {"hull_calls": int(hull.stats["calls"]),
+                         "sweeps_per_call": hull.stats["sweeps"] / calls,
+                         "ms_per_call": 1e3 * hull.stats["seconds"] / calls}
+            seconds = time.perf_counter() - start
+            row[name] = {**_record(solution, seconds), "load": load,
+                         "ms_per_node": 1e3 * seconds / max(solution.nodes, 1), **extra}
             row[name].pop("support", None)
+        assert hull is not None
+        engine, root = build_engine(problem)  # root bounds, outside the timings
+        row["root_refined"] = refine_shift(engine, root)[1].bound
+        row["root_hull"] = hull.bound(np.zeros(problem.d, dtype=np.int8), iters=1500).bound
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows, decompositions
+
+
+def piece_hull_root(seeds: int, reach: int) -> list[dict[str, Any]]:
+    """Root bounds of the hard regime's pair hulls (SCS): disjoint pairs, and overlapping pairs
+    at reach 1 and ``reach`` (:func:`~proxcompress.formulations.pairhull.overlap_root_bound`),
+    against bnb's refined root."""
+    rows = []
+    for seed in range(seeds):
+        problem = _hull_instance(seed, 0.05)
+        engine, root = build_engine(problem)
+        row: dict[str, Any] = {"seed": seed, "load": os.getloadavg()[0],
+                               "root_refined": refine_shift(engine, root)[1].bound}
+        start = time.perf_counter()
+        row["disjoint"] = joint_dual_bound(problem, chain_blocks(problem.d, 2))
+        row["disjoint_seconds"] = time.perf_counter() - start
+        for r in sorted({1, reach}):
+            start = time.perf_counter()
+            row[f"reach_{r}"] = overlap_root_bound(problem, r)
+            row[f"reach_{r}_seconds"] = time.perf_counter() - start
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
 
 
 WIDE_CASES = (
@@ -615,17 +659,34 @@ def render(result: dict[str, Any]) -> str:
                 f"{r['seconds_shor']:.1f}, {r['iters']} it., step {r.get('step', 0.2)}) | "
                 f"{r['load_before']:.1f}-{r['load_after']:.1f} |")
         return "\n".join(lines)
+    if piece == "hull-root":
+        reach = max(int(k.split("_")[1]) for r in result["rows"] for k in r
+                    if k.startswith("reach_") and not k.endswith("seconds"))
+        lines = [f"| seed | bnb root (FW shift) | disjoint pairs | overlapping, reach 1 | "
+                 f"overlapping, reach {reach} | load |", "|---|---|---|---|---|---|"]
+        for r in result["rows"]:
+            cells = [f"{r[k]:.1f} ({r[k + '_seconds']:.0f} s)" if k + "_seconds" in r
+                     else f"{r[k]:.1f}" for k in ("root_refined", "disjoint", "reach_1",
+                                                  f"reach_{reach}")]
+            lines.append(f"| {r['seed']} | " + " | ".join(cells) + f" | {r['load']:.1f} |")
+        return "\n".join(lines)
     if piece == "hull":
-        lines = ["| seed | bnb root (FW shift) | hull root (pairs) | bnb: status, gap, nodes, s "
-                 "| bnb + hull: status, gap, nodes, s | load |", "|---|---|---|---|---|---|"]
+        lines = ["| seed | bnb root (FW shift) | hull root (pairs) | bnb: status, gap, nodes, "
+                 "ms/node | bnb + hull: status, gap, nodes, ms/node | hull: split s, sweeps / "
+                 "node, ms / node | load |", "|---|---|---|---|---|---|---|"]
         for r in result["rows"]:
             cells = [f"{r[k]['status']}, {r[k]['gap']:.2%}, {r[k]['nodes']}, "
-                     f"{r[k]['seconds']:.1f}" for k in ("bnb", "bnb+hull")]
+                     f"{r[k].get('ms_per_node', 1e3 * r[k]['seconds'] / max(r[k]['nodes'], 1)):.1f}"
+                     for k in ("bnb", "bnb+hull")]
             inc = min(r["bnb"]["objective"], r["bnb+hull"]["objective"])
             roots = [f"{r[k]:.1f} ({(inc - r[k]) / abs(inc):.2%})"
                      for k in ("root_refined", "root_hull")]
-            lines.append(f"| {r['seed']} | " + " | ".join(roots + cells)
-                         + f" | {r['bnb']['load']:.1f} / {r['bnb+hull']['load']:.1f} |")
+            h = r["bnb+hull"]
+            split = "saved" if r.get("sdp_seconds") is None else f"{r['sdp_seconds']:.1f}"
+            hull_cell = (f"{split}, {h['sweeps_per_call']:.0f}, {h['ms_per_call']:.1f}"
+                         if "sweeps_per_call" in h else f"{split}, -, -")
+            lines.append(f"| {r['seed']} | " + " | ".join([*roots, *cells, hull_cell])
+                         + f" | {r['bnb']['load']:.1f} / {h['load']:.1f} |")
         return "\n".join(lines)
     if piece == "wide":
         runs = result["runs"]
@@ -641,7 +702,7 @@ def render(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--piece", choices=("table", "alpha", "bnb-alpha", "wide", "cnn",
-                                            "root-sdp", "cnn-root", "hull"))
+                                            "root-sdp", "cnn-root", "hull", "hull-root"))
     parser.add_argument("--regime", choices=tuple(REGIMES), default="independent-strong")
     parser.add_argument("--quick", action="store_true", help="small grid (a smoke run)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -658,7 +719,8 @@ def main() -> None:
                         help="cnn piece: also bnb with the subset search's Shor bound at the "
                              "root only (the search before the open nodes' Shor bounds)")
     parser.add_argument("--reach", type=int, default=2,
-                        help="root-sdp piece: pairs of features at most this far apart")
+                        help="root-sdp and hull-root pieces: pairs of features at most this "
+                        "far apart")
     parser.add_argument("--shor-iters", type=int, default=subsets.SHOR_ITERS,
                         help="cnn-root piece: iterations of the Shor dual's ascent")
     parser.add_argument("--best-known", type=Path, default=None,
@@ -717,6 +779,8 @@ def main() -> None:
         result["runs"] = piece_wide(seeds, args.time_limit)
     elif args.piece == "root-sdp":
         result["rows"] = piece_root_sdp(seeds, args.reach, args.time_limit)
+    elif args.piece == "hull-root":
+        result["rows"] = piece_hull_root(seeds, max(args.reach, 1))
     elif args.piece == "cnn-root":
         result["rows"] = piece_cnn_root(args.runs, seeds, args.shor_iters, args.best_known,
                                         tuple(args.layers))

@@ -1137,8 +1137,10 @@ def solve_bnb(
         hull: a block-hull relaxation of ``problem``
             (:func:`~proxcompress.formulations.pairhull.block_hull`) whose bound is taken
             at every node the perspective relaxation does not prune (with its children's
-            reduced-cost bounds), from ``hull_iters`` sweeps warm-started at the parent, at
-            nodes down to depth ``hull_depth`` (their descendants inherit the bound).
+            reduced-cost bounds), from at most ``hull_iters`` sweeps with momentum
+            warm-started at the parent's point (stopped early when the bound reaches the
+            incumbent or stalls: :meth:`~proxcompress.formulations.pairhull.BlockHull.bound`),
+            at nodes down to depth ``hull_depth`` (their descendants inherit the bound).
 
     Raises:
         InvalidInputError: a warm start names an unknown group or exceeds the budget; an
@@ -1313,7 +1315,7 @@ def _with_hull(hull: BlockHull | None, engine: _Engine, relaxed: _Relaxed, iters
     (both are valid: the larger is), and the hull's point for the children."""
     assert hull is not None
     status = relaxed.status[engine.rows_of_group]
-    result = hull.bound(status, X0, iters, cutoff)
+    result = hull.bound(status, X0, iters, cutoff, hull.check_every, hull.stall)
     d_in, d_out = hull.children(result, status)
     groups = engine.rows_of_group
     out = copy.copy(relaxed)

@@ -12,13 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxcompress.errors import InvalidInputError
-from proxcompress.formulations import random_instance
+from proxcompress.formulations import pairhull, random_instance
 from proxcompress.formulations.bnb import build_engine, solve_bnb
 from proxcompress.formulations.brute import solve_brute
 from proxcompress.formulations.pairhull import (
     block_hull,
     chain_blocks,
     mix_safe,
+    overlap_root_bound,
     sdp_decomposition,
 )
 
@@ -46,6 +47,19 @@ def completions(problem, status: np.ndarray) -> float:
                 value = 0.5 * y @ y
             best = min(best, value)
     return best
+
+
+def assert_valid(problem, hull, result, status: np.ndarray, best: float) -> None:
+    """The node's bound is below ``best`` (its best completion), and both children's bounds
+    of every free feature below theirs (brute force)."""
+    assert result.bound <= best + 1e-8 * max(abs(best), 1.0)
+    d_in, d_out = hull.children(result, status)
+    for i in np.flatnonzero(status == FREE):
+        for fixed, child in ((IN, d_in[i]), (OUT, d_out[i])):
+            kid = status.copy()
+            kid[i] = fixed
+            best_kid = completions(problem, kid)
+            assert child <= best_kid + 1e-8 * max(abs(best_kid), 1.0)
 
 
 def random_decomposition(problem, blocks, rng) -> np.ndarray:
@@ -80,14 +94,84 @@ def test_hull_bound_is_valid_at_every_node(d, size, rho, alpha, seed) -> None:
                   else rng.choice([FREE, FREE, IN, OUT], size=d).astype(np.int8))
         result = hull.bound(status, iters=300)
         best = completions(problem, status)
-        assert result.bound <= best + 1e-8 * max(abs(best), 1.0)
-        d_in, d_out = hull.children(result, status)
-        for i in np.flatnonzero(status == FREE):
-            for fixed, child in ((IN, d_in[i]), (OUT, d_out[i])):
-                kid = status.copy()
-                kid[i] = fixed
-                best_kid = completions(problem, kid)
-                assert child <= best_kid + 1e-8 * max(abs(best_kid), 1.0)
+        assert_valid(problem, hull, result, status, best)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    d=st.integers(3, 7),
+    size=st.integers(1, 3),
+    rho=st.sampled_from([0.0, 0.8, 0.95]),
+    scale=st.sampled_from([0.0, 0.1, 10.0, 1e4]),
+    iters=st.integers(1, 40),
+    check_every=st.integers(1, 10),
+    stall=st.sampled_from([0.0, 0.05, 0.5]),
+    seed=st.integers(0, 10_000),
+)
+def test_warm_started_node_bound_is_valid_from_any_point(d, size, rho, scale, iters,
+                                                         check_every, stall, seed) -> None:
+    """The tree's node bound: sweeps from an arbitrary point (a parent's, or anything: wrong
+    signs, supports the node forbids, huge values), stopped early by the cutoff, the stall
+    rule or the sweep budget, is below every completion of the node, and so are its
+    children's bounds."""
+    problem = random_instance(40, d, 1, d, seed, rho=rho, snr=0.5, alpha=0.05)
+    rng = np.random.default_rng(seed)
+    blocks = chain_blocks(d, size)
+    hull = block_hull(problem, mix_safe(problem.X.T @ problem.X, random_decomposition(
+        problem, blocks, rng), 0.01), blocks)
+    for _ in range(3):
+        status = rng.choice([FREE, FREE, IN, OUT], size=d).astype(np.int8)
+        start = scale * rng.standard_normal(hull.zero_point().shape)
+        best = completions(problem, status)
+        cutoff = best * rng.choice([0.999, 1.0, 1.001]) if rng.random() < 0.7 else np.inf
+        result = hull.bound(status, start, iters, cutoff, check_every, stall)
+        assert_valid(problem, hull, result, status, best)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.sampled_from([1e-3, 1.0, 30.0]),
+       fixed=st.sampled_from([FREE, OUT]))
+def test_skipped_blocks_are_those_the_prox_keeps_at_zero(seed, scale, fixed) -> None:
+    """The sweeps skip a block at zero exactly when its exact prox would return zero."""
+    problem = random_instance(40, 4, 1, 4, seed, rho=0.8, snr=0.5, alpha=0.05)
+    rng = np.random.default_rng(seed)
+    blocks = [[0, 1], [2, 3]]
+    hull = block_hull(problem, mix_safe(problem.X.T @ problem.X, random_decomposition(
+        problem, blocks, rng), 0.01), blocks)
+    status = np.zeros(4, dtype=np.int8)
+    status[0] = fixed
+    g = scale * rng.standard_normal(4)
+    t = 1.0 / hull.blip[0]
+    Vin = np.zeros_like(hull.zero_point())
+    first, last = hull.bstart[0], hull.bstart[1]
+    for c in range(first, last):
+        Vin[c, : hull.size[c]] = -t * g[hull.idx[c, : hull.size[c]]]
+    Xn = np.zeros_like(Vin)
+    lam = np.zeros(Vin.shape[0])
+    pairhull._block_prox(Vin, Xn, lam, first, last, hull.idx, hull.size, hull.ev, hull.vec, t,
+                         hull.b, status)
+    stays = pairhull._stays_zero(g, first, last, hull.idx, hull.size, hull.pinv, hull.b, status)
+    moved = np.abs(Xn[first:last]).max()
+    assert stays == (moved <= 1e-12 * max(1.0, scale)), (stays, moved)
+
+
+def test_dual_scaling_is_the_best_on_a_grid() -> None:
+    """The golden-section scaling of the bound is at least as good as a fine grid of ``s``
+    (the bound is concave in ``s``), a twin of the old bounded Brent search."""
+    problem = random_instance(60, 8, 1, 8, 3, rho=0.8, snr=0.5, alpha=0.05)
+    blocks = chain_blocks(8, 2)
+    hull = block_hull(problem, sdp_decomposition(problem, blocks), blocks)
+    rng = np.random.default_rng(3)
+    status = np.array([FREE, IN, OUT, FREE, FREE, FREE, OUT, FREE], dtype=np.int8)
+    w = rng.standard_normal(8) * 0.3
+    value, s = pairhull._dual(w, hull.H, hull.xty, hull.cc, hull.yy, hull.bstart, hull.idx,
+                              hull.size, hull.pinv, hull.b, status)
+    Hw = hull.H @ w
+    grid = [pairhull._dual_value(x, hull.xty - Hw, hull.cc, float(w @ hull.xty),
+                                 float(w @ Hw), hull.yy, hull.bstart, hull.idx, hull.size,
+                                 hull.pinv, hull.b, status) for x in np.linspace(0, 2, 2001)]
+    assert value >= max(grid) - 1e-9 * abs(value)
+    assert 0.0 <= s <= 2.0
 
 
 def test_single_feature_blocks_give_the_diagonal_shift() -> None:
@@ -101,16 +185,51 @@ def test_single_feature_blocks_give_the_diagonal_shift() -> None:
     assert value == pytest.approx(root.bound, rel=1e-7)
 
 
-def test_sdp_decomposition_tightens_and_stays_valid() -> None:
+@pytest.mark.parametrize("solver", ["SCS", "CLARABEL"])
+def test_sdp_decomposition_tightens_and_stays_valid(solver) -> None:
     """The hard regime in small: pairs of neighbours with the SDP's decomposition close part
-    of the diagonal shift's root gap, and stay below the optimum."""
+    of the diagonal shift's root gap, and stay below the optimum (with either solver: SCS's
+    inaccurate ``Q`` is certified by the share given back)."""
     problem = random_instance(40, 8, 1, 8, 1, rho=0.8, snr=0.5, alpha=0.05)
     blocks = chain_blocks(8, 2)
-    hull = block_hull(problem, sdp_decomposition(problem, blocks), blocks)
+    hull = block_hull(problem, sdp_decomposition(problem, blocks, solver), blocks)
     optimum = solve_brute(problem).objective
     value = hull.bound(np.zeros(8, dtype=np.int8), iters=3000).bound
     shifted = build_engine(problem)[1].bound
     assert shifted + 0.1 * (optimum - shifted) < value <= optimum * (1 + 1e-9)
+
+
+def test_sdp_decomposition_solvers_agree_and_bad_arguments_are_refused() -> None:
+    """The joint dual's ``Q`` by SCS and by CLARABEL give the same root bound (a twin), and a
+    bad solver or blocks are refused before any work."""
+    problem = random_instance(60, 10, 1, 10, 4, rho=0.8, snr=0.5, alpha=0.05)
+    blocks = chain_blocks(10, 2)
+    roots = [block_hull(problem, sdp_decomposition(problem, blocks, solver), blocks).bound(
+        np.zeros(10, dtype=np.int8), iters=3000).bound for solver in ("SCS", "CLARABEL")]
+    assert roots[0] == pytest.approx(roots[1], rel=1e-3)
+    with pytest.raises(InvalidInputError, match="solver"):
+        sdp_decomposition(problem, blocks, "MOSEK")
+    with pytest.raises(InvalidInputError, match="blocks"):
+        sdp_decomposition(problem, [[0, 1], [1, 2]])
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), rho=st.sampled_from([0.0, 0.8, 0.95]),
+       alpha=st.sampled_from([0.05, 0.5]))
+def test_overlapping_pairs_bound_is_valid_and_tighter(seed, rho, alpha) -> None:
+    """The hull of overlapping pairs with per-block indicator copies: below the box-free
+    brute-force optimum (so below the problem's), and at least the disjoint pairs' SDP value
+    (every neighbouring pair contains them), growing with the reach."""
+    problem = random_instance(40, 7, 1, 7, seed, rho=rho, snr=0.5, alpha=alpha)
+    optimum = completions(problem, np.zeros(7, dtype=np.int8))
+    disjoint = pairhull.joint_dual_bound(problem, chain_blocks(7, 2), "CLARABEL")
+    near = overlap_root_bound(problem, 1, "CLARABEL")
+    far = overlap_root_bound(problem, 2, "CLARABEL")
+    tol = 1e-6 * max(abs(optimum), 1.0)
+    assert disjoint - tol <= near <= far + tol
+    assert far <= optimum + tol
+    with pytest.raises(InvalidInputError, match="reach"):
+        overlap_root_bound(problem, 0)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
