@@ -34,7 +34,9 @@ writing it with ``--out``:
 - ``cnn``: the layer-wise problems of ``proxcompress select --select mip`` on the results CNN
   (``--runs DIR`` with ``seed-S`` run folders of ``configs/results/cnn-fp.yaml``): half the
   channels of each conv layer (8 of 16, 16 of 32, 32 of 64), warm-started from the SPR and
-  magnitude choices as ``select`` does; the open solvers on the 8-of-16 rows.
+  magnitude choices as ``select`` does; the open solvers on the 8-of-16 rows
+  (``--shor-ablation``: also bnb with the subset search's Shor bound at the root only, the
+  search before the open nodes' Shor bounds, as a same-run baseline).
 - ``cnn-root``: the same layers' root removal bounds, the subset search's row-wise bound
   against the Shor relaxation's eigenvalue dual (``--shor-iters``), no search.
 
@@ -428,13 +430,28 @@ def _bnb_without_ascent(p: LayerPruningProblem, t: float | None, **kw: Any) -> S
         subsets.ROOT_STEPS, subsets.NODE_STEPS = saved
 
 
+def _bnb_root_shor_only(p: LayerPruningProblem, t: float | None, **kw: Any) -> Solution:
+    """bnb with the subset search's Shor bound at the root only, after 80% of the limit (no
+    open-node Shor bounds): the search before issue 14's seventh stop, for a same-run
+    baseline."""
+    names = ("ROOT_SHOR_AFTER", "OPEN_SHOR_SHARE", "NODE_SHOR_GAP")
+    saved = tuple(getattr(subsets, name) for name in names)
+    subsets.ROOT_SHOR_AFTER, subsets.OPEN_SHOR_SHARE, subsets.NODE_SHOR_GAP = 0.8, 0.0, -1.0
+    try:
+        return solve(p, "bnb", t, **kw)
+    finally:
+        for name, value in zip(names, saved, strict=True):
+            setattr(subsets, name, value)
+
+
 def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True,
               ascent_ablation: bool = False,
               layers: tuple[str, ...] = tuple(name for name, _ in CNN_LAYERS),
+              shor_ablation: bool = False,
               ) -> list[dict[str, Any]]:
     """Half the channels of every conv layer of the results CNN (the open solvers on the
     8-of-16 rows unless ``rivals`` is off; bnb without the ascent as well with
-    ``ascent_ablation``)."""
+    ``ascent_ablation``; bnb with the root's Shor bound only with ``shor_ablation``)."""
     out = []
     for seed in range(seeds):
         run = runs_dir / f"seed-{seed}"
@@ -445,6 +462,8 @@ def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True
             runners = _runners(problem.n_groups, rivals=rivals and problem.n_groups <= 16)
             if ascent_ablation:
                 runners["bnb-no-ascent"] = _bnb_without_ascent
+            if shor_ablation:
+                runners["bnb-root-shor"] = _bnb_root_shor_only
             extra = {"layer": unit_name, "seed": seed, **shape}
             out += _solve_all(problem, runners, time_limit, extra, warm_start=starts)
     return out
@@ -696,6 +715,9 @@ def main() -> None:
     parser.add_argument("--ascent-ablation", action="store_true",
                         help="cnn piece: also bnb without the ascent on the subset search's "
                         "dual point (bnb-no-ascent)")
+    parser.add_argument("--shor-ablation", action="store_true",
+                        help="cnn piece: also bnb with the subset search's Shor bound at the "
+                             "root only (the search before the open nodes' Shor bounds)")
     parser.add_argument("--reach", type=int, default=2,
                         help="root-sdp and hull-root pieces: pairs of features at most this "
                         "far apart")
@@ -771,7 +793,8 @@ def main() -> None:
                               json.dumps(decompositions) + "\n")
     else:
         result["runs"] = piece_cnn(args.runs, seeds, args.time_limit, not args.no_rivals,
-                                   args.ascent_ablation, tuple(args.layers))
+                                   args.ascent_ablation, tuple(args.layers),
+                                   args.shor_ablation)
     result["wall_seconds"] = time.time() - started
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     text = json.dumps(result, indent=1, default=lambda x: float(x) if np.isscalar(x) else str(x))

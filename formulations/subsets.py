@@ -36,8 +36,13 @@ bound reaches the incumbent less a relative margin of ``1e-9`` (round-off in the
 
 Where the search is unfinished after :data:`ROOT_SHOR_AFTER` of its time, the root's removal
 cost is bounded once more by :func:`shor_removal_bound` (the Shor relaxation of the Boolean
-quadratic, by its eigenvalue dual), which every open and later node inherits: the certificate
-where the search does not finish.
+quadratic, by its eigenvalue dual), which every open and later node inherits; after
+:data:`OPEN_SHOR_AFTER` of its time, each open node on the stack gets its own Shor bound
+(:meth:`SubsetSearch.strengthen_open`: the node's removal quadratic over its undecided groups
+is again a Boolean quadratic with a cardinality row, and the root's multipliers restricted to
+it are a valid warm start): the certificate where the search does not finish. Shor bounds at
+the nodes during the search (:data:`NODE_SHOR_GAP`) are opt-in: they prune most of the nodes
+they are tried on but each costs the time of tens of row-wise nodes (docs/decisions.md).
 
 The search is resumable: it runs :data:`CHUNK` nodes per call, so the clock is read between
 calls, and on the limit the open nodes' smallest bound is the certificate.
@@ -46,6 +51,7 @@ calls, and on the limit the open nodes' smallest bound is the certificate.
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -70,7 +76,7 @@ NODE_STEPS = 8
 #: golden-section steps of the scale of the dual point
 GOLDEN = 25
 
-NEW, OUT_NEXT, IN_NEXT, DONE = 0, 1, 2, 3
+NEW, OUT_NEXT, IN_NEXT, DONE, SHOR_WAIT = 0, 1, 2, 3, 4
 
 
 @njit(cache=True)
@@ -376,47 +382,84 @@ SHOR_EVERY = 200
 #: ``ROOT_SHOR_ITERS`` Shor iterations at the root within ``ROOT_SHOR_SHARE`` of the time left
 ROOT_SHOR_ITERS = 1000
 ROOT_SHOR_GAP = 0.2
-ROOT_SHOR_AFTER = 0.8
+ROOT_SHOR_AFTER = 0.5
 ROOT_SHOR_SHARE = 0.5
+#: the open nodes' own Shor bounds (:meth:`SubsetSearch.strengthen_open`), once the root's is
+#: known and ``OPEN_SHOR_AFTER`` of the search's time is spent unfinished (and its progress
+#: says it would not finish in time): at most
+#: ``NODE_SHOR_ITERS`` iterations each, from the root's multipliers restricted to the
+#: node, at step ``NODE_SHOR_LR`` and starting temperature ``NODE_SHOR_TAU``, within
+#: ``OPEN_SHOR_SHARE`` of the time left
+NODE_SHOR_ITERS = 150
+NODE_SHOR_LR = 0.5
+NODE_SHOR_TAU = 0.001
+OPEN_SHOR_SHARE = 1.0
+OPEN_SHOR_AFTER = 0.8
+#: a node's rounds stop once one raises its own bound by at most this share
+OPEN_SHOR_STALL = 1e-4
+#: the open phase runs only where the search's progress is below this share of its time spent
+#: (:meth:`SubsetSearch.progress` lags the nodes done: 0.56 at 81% of a 16-of-32 search's
+#: nodes; a 32-of-64 search's is below 1e-6 after 5 000 nodes)
+OPEN_SHOR_PACE = 0.5
+#: Shor bounds during the search (once the root's is known): at every node whose row-wise
+#: bound covers at least ``1 - NODE_SHOR_GAP`` of its room to the incumbent without pruning it
+#: (negative: never)
+NODE_SHOR_GAP = -1.0
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _shor_pieces(
     Hd: FloatArray, Wd: FloatArray, Zd: FloatArray, owner: NDArray[np.int64], count: int,
 ) -> tuple[FloatArray, FloatArray]:
     """:func:`_pieces` as single-threaded loops (a multithreaded BLAS product this small spins
-    on a shared machine: 15x slower measured)."""
+    on a shared machine: 15x slower measured), each row's inner products with every row first
+    (contiguous, vectorised: the sums reassociated, round-off of the same order), then summed by
+    group (the rows of a group are consecutive)."""
     n, m = Zd.shape
     Q = np.zeros((count, count))
     a = np.zeros(count)
+    ZT = np.ascontiguousarray(Zd.T)
+    inner = np.empty(n)
     for i in range(n):
         oi = owner[i]
         for j in range(m):
             a[oi] += Wd[i, j] * Zd[i, j]
-        for c in range(n):
-            inner = 0.0
-            for j in range(m):
-                inner += Zd[i, j] * Zd[c, j]
-            Q[oi, owner[c]] += Hd[i, c] * inner
+        inner[:] = 0.0
+        for j in range(m):
+            z = Zd[i, j]
+            for c in range(n):
+                inner[c] += z * ZT[j, c]
+        c = 0
+        while c < n:
+            h = owner[c]
+            total = 0.0
+            while c < n and owner[c] == h:
+                total += Hd[i, c] * inner[c]
+                c += 1
+            Q[oi, h] += total
     return a, Q
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _shor_gradient(
     Hd: FloatArray, Wd: FloatArray, Zd: FloatArray, owner: NDArray[np.int64], x: FloatArray,
     X: FloatArray,
 ) -> FloatArray:
-    """``x~ .* W - (H .* X~) Z``, the gradient in ``Z`` (``X~`` is ``X`` expanded to rows)."""
+    """``x~ .* W - (H .* X~) Z``, the gradient in ``Z`` (``X~`` is ``X`` expanded to rows), a row
+    of ``H .* X~`` at a time against the columns of ``Z`` (contiguous, vectorised)."""
     n, m = Zd.shape
     grad = np.empty((n, m))
+    ZT = np.ascontiguousarray(Zd.T)
+    row = np.empty(n)
     for i in range(n):
         oi = owner[i]
-        for j in range(m):
-            grad[i, j] = x[oi] * Wd[i, j]
         for c in range(n):
-            weight = Hd[i, c] * X[oi, owner[c]]
-            for j in range(m):
-                grad[i, j] -= weight * Zd[c, j]
+            row[c] = Hd[i, c] * X[oi, owner[c]]
+        for j in range(m):
+            total = 0.0
+            for c in range(n):
+                total += row[c] * ZT[j, c]
+            grad[i, j] = x[oi] * Wd[i, j] - total
     return grad
 
 
@@ -451,6 +494,84 @@ def _shor_value(
     return exact, smooth, (1 + r) * (V * (weights / total)) @ V.T
 
 
+class ShorBound(NamedTuple):
+    """What :func:`shor_bound` returns: the bound, the best dual point (rows of the whole space,
+    zero outside the undecided groups) and the multipliers that gave it (by position in the
+    undecided groups: ``mu0, delta, rho, sigma, eta, kappa, theta``)."""
+
+    value: float
+    Z: FloatArray
+    mult: list[FloatArray]
+
+
+def zero_multipliers(count: int) -> list[FloatArray]:
+    """The Shor dual's multipliers at zero for ``count`` undecided groups."""
+    return [np.zeros(1), np.zeros(count), np.zeros(count), np.zeros(1),
+            np.zeros((count, count)), np.zeros((count, count)), np.zeros((count, count))]
+
+
+def restrict_multipliers(mult: list[FloatArray], keep: NDArray[np.int64]) -> list[FloatArray]:
+    """Multipliers of a problem over some groups restricted to the groups at positions ``keep``
+    (a node's undecided groups): any multipliers give a valid bound, so those of an ancestor are
+    a warm start for its descendants (copies)."""
+    mu0, delta, rho, sigma, eta, kappa, theta = mult
+    block = np.ix_(keep, keep)
+    return [mu0.copy(), delta[keep].copy(), rho[keep].copy(), sigma.copy(),
+            eta[block].copy(), kappa[block].copy(), theta[block].copy()]
+
+
+def shor_bound(
+    H: FloatArray, W: FloatArray, starts: NDArray[np.int64], undecided: NDArray[np.int64],
+    r: int, Z: FloatArray, iters: int = SHOR_ITERS, lr: float = SHOR_LR,
+    deadline: float = np.inf, mult: list[FloatArray] | None = None, target: float = np.inf,
+    tau: float = SHOR_TAU,
+) -> ShorBound:
+    """:func:`shor_removal_bound` from given multipliers ``mult`` (zero when ``None``; a node
+    starts from its ancestor's, :func:`restrict_multipliers`), stopping early once the bound
+    reaches ``target`` (the node is pruned) or at ``deadline``; ``tau`` is the soft-min's
+    starting temperature as a share of ``max |Q|``. Returns the multipliers as well."""
+    rows, owner, Hd, Wd = _gather(H, W, starts, undecided)
+    G = undecided.shape[0]
+    Zd = np.ascontiguousarray(Z[rows])
+    mult = zero_multipliers(G) if mult is None else [v.copy() for v in mult]
+    params = [Zd, *mult]
+    first = [np.zeros_like(v) for v in params]
+    second = [np.zeros_like(v) for v in params]
+    a, Q = _shor_pieces(Hd, Wd, Zd, owner, G)
+    tau = tau * max(float(np.abs(Q).max()), 1e-300)
+    best, best_Z, best_mult = -np.inf, Zd.copy(), [v.copy() for v in mult]
+    off = 1.0 - np.eye(G)
+    for it in range(iters + 1):
+        a, Q = _shor_pieces(Hd, Wd, Zd, owner, G)
+        exact, _, Mh = _shor_value(a, Q, r, mult, tau if it < iters else 0.0)
+        if exact > best:
+            best, best_Z, best_mult = exact, Zd.copy(), [v.copy() for v in mult]
+        if (it == iters or best >= target
+                or (it % 20 == 19 and time.perf_counter() >= deadline)):
+            break
+        x, X = Mh[0, 1:], Mh[1:, 1:]
+        grads = [_shor_gradient(Hd, Wd, Zd, owner, np.ascontiguousarray(x),
+                                np.ascontiguousarray(X)),
+                 np.array([Mh[0, 0] - 1.0]), np.diag(X) - x, X.sum(1) - r * x,
+                 np.array([x.sum() - r]), -X * off, (X - x[:, None]) * off,
+                 (x[:, None] + x[None, :] - 1.0 - X) * off]
+        for v, grad, m1, m2 in zip(params, grads, first, second, strict=True):
+            m1 *= 0.9
+            m1 += 0.1 * grad
+            m2 *= 0.999
+            m2 += 0.001 * grad * grad
+            v += lr * (m1 / (1 - 0.9 ** (it + 1))) / (
+                np.sqrt(m2 / (1 - 0.999 ** (it + 1))) + 1e-8)
+        for v in mult[4:]:
+            np.maximum(v, 0.0, out=v)
+            v *= off
+        if (it + 1) % SHOR_EVERY == 0:
+            tau *= SHOR_COOL
+    out = np.zeros_like(W)
+    out[rows] = best_Z
+    return ShorBound(max(best, 0.0), out, best_mult)
+
+
 def shor_removal_bound(
     H: FloatArray, W: FloatArray, starts: NDArray[np.int64], undecided: NDArray[np.int64],
     r: int, Z: FloatArray, iters: int = SHOR_ITERS, lr: float = SHOR_LR,
@@ -475,46 +596,8 @@ def shor_removal_bound(
     3 000 iterations at step 0.2, 2 144 after 600 at step 1.0 (the default;
     docs/decisions.md). Stops early at ``deadline`` (the clock is read every 20 iterations).
     """
-    rows, owner, Hd, Wd = _gather(H, W, starts, undecided)
-    G = undecided.shape[0]
-    Zd = np.ascontiguousarray(Z[rows])
-    mult = [np.zeros(1), np.zeros(G), np.zeros(G), np.zeros(1), np.zeros((G, G)),
-            np.zeros((G, G)), np.zeros((G, G))]
-    params = [Zd, *mult]
-    first = [np.zeros_like(v) for v in params]
-    second = [np.zeros_like(v) for v in params]
-    a, Q = _shor_pieces(Hd, Wd, Zd, owner, G)
-    tau = SHOR_TAU * max(float(np.abs(Q).max()), 1e-300)
-    best, best_Z = -np.inf, Zd.copy()
-    off = 1.0 - np.eye(G)
-    for it in range(iters + 1):
-        a, Q = _shor_pieces(Hd, Wd, Zd, owner, G)
-        exact, _, Mh = _shor_value(a, Q, r, mult, tau if it < iters else 0.0)
-        if exact > best:
-            best, best_Z = exact, Zd.copy()
-        if it == iters or (it % 20 == 19 and time.perf_counter() >= deadline):
-            break
-        x, X = Mh[0, 1:], Mh[1:, 1:]
-        grads = [_shor_gradient(Hd, Wd, Zd, owner, np.ascontiguousarray(x),
-                                np.ascontiguousarray(X)),
-                 np.array([Mh[0, 0] - 1.0]), np.diag(X) - x, X.sum(1) - r * x,
-                 np.array([x.sum() - r]), -X * off, (X - x[:, None]) * off,
-                 (x[:, None] + x[None, :] - 1.0 - X) * off]
-        for v, grad, m1, m2 in zip(params, grads, first, second, strict=True):
-            m1 *= 0.9
-            m1 += 0.1 * grad
-            m2 *= 0.999
-            m2 += 0.001 * grad * grad
-            v += lr * (m1 / (1 - 0.9 ** (it + 1))) / (
-                np.sqrt(m2 / (1 - 0.999 ** (it + 1))) + 1e-8)
-        for v in mult[4:]:
-            np.maximum(v, 0.0, out=v)
-            v *= off
-        if (it + 1) % SHOR_EVERY == 0:
-            tau *= SHOR_COOL
-    out = np.zeros_like(W)
-    out[rows] = best_Z
-    return max(best, 0.0), out
+    found = shor_bound(H, W, starts, undecided, r, Z, iters, lr, deadline)
+    return found.value, found.Z
 
 
 @njit(cache=True)
@@ -620,13 +703,15 @@ def _search(
     f_stack: FloatArray, bound_stack: FloatArray, pos_stack: NDArray[np.int64],
     nin_stack: NDArray[np.int64], state_stack: NDArray[np.int64], since_stack: NDArray[np.int64],
     level: int, leaf: NDArray[np.bool_], Z_stack: FloatArray, steps: int, e_stack: FloatArray,
-    a_stack: FloatArray, Q_stack: FloatArray, cached: NDArray[np.bool_],
+    a_stack: FloatArray, Q_stack: FloatArray, cached: NDArray[np.bool_], shor_gap: float,
 ) -> tuple[int, int, int, float]:
     """Run the depth-first search from the stacked state for at most ``max_nodes`` nodes.
 
     Returns ``(level, nodes, event, value)``: ``event`` 0 = paused (node budget), 1 = finished,
     2 = a leaf whose no-box value ``value`` beats the incumbent (its groups in ``leaf``; the
-    caller scores it exactly and resumes).
+    caller scores it exactly and resumes), 3 = a node at ``level`` (state ``SHOR_WAIT``) whose
+    bound covers at least ``1 - shor_gap`` of its room to the incumbent without pruning it
+    (``shor_gap < 0``: never): the caller may raise ``bound_stack[level]`` and resumes.
     """
     n_groups = order.shape[0]
     nodes = 0
@@ -644,13 +729,14 @@ def _search(
                 if alive[starts[g]]:
                     n_alive += 1
             r = n_alive - k
-            bound = f_stack[level] + price * nin
+            base = f_stack[level] + price * nin
+            bound = base
+            room = incumbent - _margin(incumbent) - base
             if r > n_groups - pos:
                 level -= 1  # not enough undecided groups left to remove
                 continue
             if r > 0:
                 # the dual point of the level (inherited from the parent, improved here)
-                room = incumbent - _margin(incumbent) - bound
                 bound += _node_bound(H_stack[level], W_stack[level], starts, order[pos:], r,
                                      Z_stack[level], steps, room, e_stack[level],
                                      a_stack[level], Q_stack[level], cached[level])
@@ -662,6 +748,9 @@ def _search(
             if bound >= incumbent - _margin(incumbent):
                 level -= 1
                 continue
+            if r >= 2 and 0.0 <= shor_gap and bound - base >= (1.0 - shor_gap) * room:
+                state_stack[level] = SHOR_WAIT
+                return level, nodes, 3, bound
             if pos == n_groups:
                 value = f_stack[level] + price * n_alive
                 level -= 1
@@ -671,6 +760,12 @@ def _search(
                     return level, nodes, 2, value
                 continue
             state_stack[level] = OUT_NEXT
+        elif state == SHOR_WAIT:
+            # resumed after the caller's bound (r >= 2: undecided groups are left)
+            if bound_stack[level] >= incumbent - _margin(incumbent):
+                level -= 1
+            else:
+                state_stack[level] = OUT_NEXT
         elif state == OUT_NEXT:
             state_stack[level] = IN_NEXT
             g = order[pos_stack[level]]
@@ -767,6 +862,13 @@ class SubsetSearch:
                                                ROOT_STEPS, np.inf)
         self.shor_tried = False
         self.root_Z = self.Z[0].copy()
+        self.root_shor: ShorBound | None = None
+        # Shor bounds computed at open nodes (any route), asked for by the compiled search,
+        # and those that pruned the node
+        self.node_shor_calls = 0
+        self.shor_events = 0
+        self.shor_prunes = 0
+        self.open_tried = False
 
     def strengthen_root(self, deadline: float) -> None:
         """Where the row-wise root bound leaves a gap above :data:`ROOT_SHOR_GAP`: the root's
@@ -787,11 +889,103 @@ class SubsetSearch:
         now = time.perf_counter()
         stop = now + ROOT_SHOR_SHARE * (deadline - now) if np.isfinite(deadline) else np.inf
         every = np.arange(p.n_groups, dtype=np.int64)
-        value, _ = shor_removal_bound(self.H[0], self.W[0], self.starts, every, r,
-                                      self.root_Z, ROOT_SHOR_ITERS, deadline=stop)
+        self.root_shor = shor_bound(self.H[0], self.W[0], self.starts, every, r, self.root_Z,
+                                    ROOT_SHOR_ITERS, deadline=stop)
         for level in range(self.level + 1):
             if self.state[level] != DONE:
-                self.bound[level] = max(self.bound[level], self.f[0] + value)
+                self.bound[level] = max(self.bound[level], self.f[0] + self.root_shor.value)
+
+    def pending(self, level: int) -> tuple[int, int] | None:
+        """The open node that ``level`` of the stack stands for, as ``(pos, nin)`` (the groups
+        ``order[:pos]`` decided, ``nin`` of them in, the universe ``alive[level]``): a node not
+        yet expanded is itself; an expanded one (its out-child deeper on the stack) stands for
+        its in-child, the only part of it left. ``None`` when that node has no completion."""
+        state = self.state[level]
+        if state == DONE:
+            return None
+        pos, nin = int(self.pos[level]), int(self.nin[level])
+        if state == IN_NEXT:
+            pos, nin = pos + 1, nin + 1  # NEW and SHOR_WAIT: the node itself
+        elif state == OUT_NEXT:
+            return None  # never left between calls of the compiled search
+        alive = int(self.alive[level][self.starts[:-1]].sum())
+        if nin > self.p.budget or alive - self.p.budget > self.p.n_groups - pos:
+            return None
+        return pos, nin
+
+    def progress(self) -> float:
+        """The share of the search done, by the weight ``2^-depth`` of the binary tree over the
+        groups: one less the weights of the open nodes the stack stands for (a rough estimate:
+        it ignores pruning and the budget)."""
+        left = 0.0
+        for level in range(self.level + 1):
+            if self.state[level] != DONE:
+                left += 0.5 ** (int(self.pos[level]) + (self.state[level] == IN_NEXT))
+        return 1.0 - left
+
+    def strengthen_open(self, deadline: float) -> None:
+        """After :meth:`strengthen_root`: the open node of smallest bound on the stack bounded
+        by its own :func:`shor_bound` (the first time from the root's multipliers and dual
+        point restricted to its undecided groups, then from where its last round stopped; at
+        most :data:`NODE_SHOR_ITERS` iterations a round, stopping once it is pruned), again and
+        again until ``deadline`` or until that node's own bound stops rising; a level's raised
+        bound is inherited by the node it stands for and its descendants (the certificate where
+        the search does not finish: the search's depth-first stack keeps its shallow levels
+        open to the end, so the smallest of them is the certificate)."""
+        if self.root_shor is None:
+            return
+        rounds: dict[int, ShorBound] = {}
+        final: set[int] = set()
+        while time.perf_counter() < deadline:
+            open_levels = [level for level in range(self.level + 1)
+                           if self.state[level] != DONE]
+            if not open_levels:
+                return
+            level = min(open_levels, key=lambda at: float(self.bound[at]))
+            if level in final:
+                return
+            last = rounds.get(level)
+            found = self._raise_by_shor(level, deadline, last)
+            if found is None or (last is not None and found.value - last.value
+                                 <= OPEN_SHOR_STALL * max(abs(last.value), 1e-12)):
+                final.add(level)
+            if found is not None:
+                rounds[level] = found
+
+    def _raise_by_shor(self, level: int, deadline: float,
+                       start: ShorBound | None = None) -> ShorBound | None:
+        """Raise the bound of the open node ``level`` stands for (:meth:`pending`) to its own
+        :func:`shor_bound` (from ``start``, an earlier round on the same node, or else the
+        root's multipliers and dual point restricted to it; at most :data:`NODE_SHOR_ITERS`
+        iterations, stopping once it is pruned) and return that round; ``inf`` where it has no
+        completion and the exact bound where at most one group must still go (``None``)."""
+        root = self.root_shor
+        assert root is not None
+        node = self.pending(level)
+        if node is None:
+            self.bound[level] = np.inf
+            return None
+        pos, nin = node
+        self.node_shor_calls += 1
+        base = float(self.f[level]) + self.price * nin
+        undecided = self.order[pos:]
+        r = int(self.alive[level][self.starts[:-1]].sum()) - self.p.budget
+        found = None
+        if r <= 0:
+            value = base
+        elif r == 1:  # exact: the cheapest single removal
+            value = base + _removal_bound(self.H[level], self.W[level], self.starts,
+                                          undecided, 1, self.root_Z.copy(), 0, np.inf)
+        else:
+            room = self.incumbent.value - _margin(self.incumbent.value) - base
+            Z, mult = ((root.Z, restrict_multipliers(root.mult, undecided)) if start is None
+                       else (start.Z, start.mult))
+            found = shor_bound(self.H[level], self.W[level], self.starts, undecided, r, Z,
+                               NODE_SHOR_ITERS, NODE_SHOR_LR, deadline, mult, room,
+                               NODE_SHOR_TAU)
+            value = base + found.value
+        self.bound[level] = max(self.bound[level], value)
+        return found
 
     @staticmethod
     def applicable(problem: LayerPruningProblem) -> bool:
@@ -819,8 +1013,16 @@ class SubsetSearch:
             now = time.perf_counter()
             if now >= deadline:
                 return False
-            if now >= start + ROOT_SHOR_AFTER * (deadline - start):
+            if not self.shor_tried and now >= start + ROOT_SHOR_AFTER * (deadline - start):
                 self.strengthen_root(deadline)
+                now = time.perf_counter()
+            if (self.shor_tried and not self.open_tried
+                    and now >= start + OPEN_SHOR_AFTER * (deadline - start)):
+                self.open_tried = True
+                # only where the search, at its pace so far, would not finish in time (the
+                # estimate lags: OPEN_SHOR_PACE)
+                if self.progress() * (deadline - start) < OPEN_SHOR_PACE * (now - start):
+                    self.strengthen_open(now + OPEN_SHOR_SHARE * (deadline - now))
             nodes = self.advance(chunk)
             spent = time.perf_counter() - now
             if nodes > 0:
@@ -837,9 +1039,15 @@ class SubsetSearch:
             self.incumbent.value, max_nodes, self.H, self.W, self.alive, self.f, self.bound,
             self.pos, self.nin, self.state, self.since, self.level, self.leaf, self.Z,
             self.steps, self.e_cache, self.a_cache, self.Q_cache, self.cached,
+            NODE_SHOR_GAP if self.root_shor is not None else -1.0,
         )
         self.level = level
         self.nodes += nodes
+        if event == 3:
+            self._raise_by_shor(level, np.inf)
+            self.shor_events += 1
+            value = self.incumbent.value
+            self.shor_prunes += int(self.bound[level] >= value - _margin(value))
         if event == 2:
             self.incumbent.offer(tuple(int(g) for g in np.flatnonzero(self.leaf)))
         return nodes

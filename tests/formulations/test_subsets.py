@@ -192,6 +192,20 @@ def test_shor_removal_bound_tighter_than_the_row_wise_bound(seed):
     assert row_wise < shor <= cheapest[r] * (1 + 1e-9)
 
 
+def _after_root_shor(seed: int, groups: int, share: float, before: int):
+    """A channel-like instance with half-ish the groups kept, its brute-force optimum, and a
+    search stopped after ``before`` nodes with the root's Shor bound raised into its open
+    nodes; also whether the search is done."""
+    k = max(1, min(groups - 2, round(share * groups)))
+    problem = redundant_instance(seed, groups, 2, 2, k, tight_box=seed % 3 == 0)
+    optimum = solve(problem, "brute").objective
+    incumbent = Incumbent(problem, SupportSolver(problem))
+    search = subsets.SubsetSearch(problem, incumbent)
+    finished = _run_chunk(search, before)
+    search.strengthen_root(np.inf)
+    return problem, optimum, incumbent, search, finished
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10_000), groups=st.integers(4, 9), share=st.floats(0.3, 0.7),
        before=st.integers(0, 30), chunk=st.integers(1, 40))
@@ -203,13 +217,7 @@ def test_root_shor_bound_keeps_the_search_exact(seed, groups, share, before, chu
     monkeypatch_module.setattr(subsets, "ROOT_SHOR_GAP", -1.0)
     monkeypatch_module.setattr(subsets, "ROOT_SHOR_ITERS", 60)
     monkeypatch_module.setattr(subsets, "ROOT_SHOR_AFTER", 0.0)
-    k = max(1, min(groups - 2, round(share * groups)))
-    problem = redundant_instance(seed, groups, 2, 2, k, tight_box=seed % 3 == 0)
-    optimum = solve(problem, "brute").objective
-    incumbent = Incumbent(problem, SupportSolver(problem))
-    search = subsets.SubsetSearch(problem, incumbent)
-    finished = _run_chunk(search, before)
-    search.strengthen_root(np.inf)
+    problem, optimum, incumbent, search, finished = _after_root_shor(seed, groups, share, before)
     assert search.shor_tried
     while not finished:
         assert search.open_bound() <= optimum * (1 + 1e-9) + 1e-12
@@ -218,3 +226,112 @@ def test_root_shor_bound_keeps_the_search_exact(seed, groups, share, before, chu
     again = Incumbent(problem, SupportSolver(problem))
     assert subsets.SubsetSearch(problem, again).run(time.perf_counter() + 600.0)
     assert again.value == pytest.approx(optimum, rel=1e-9)
+
+
+def _best_completion(search: subsets.SubsetSearch, level: int) -> float:
+    """Brute force over the completions of the open node at ``level`` (its decided groups'
+    in / out fixed, every subset of its undecided ones, at most ``k`` in all): the smallest
+    no-box objective ``f(S) + lam (1 - alpha) |S|`` (below the exact objective, which adds the
+    box); ``inf`` when there is none."""
+    from itertools import combinations
+
+    node = search.pending(level)
+    pos = int(search.pos[level]) + (1 if search.state[level] == subsets.IN_NEXT else 0)
+    alive = search.alive[level][search.starts[:-1]]
+    fixed = [int(g) for g in search.order[:pos] if alive[g]]
+    if node is not None:
+        assert node == (pos, len(fixed))
+    undecided = [int(g) for g in search.order[pos:]]
+    best = np.inf
+    for size in range(0, search.p.budget - len(fixed) + 1):
+        for extra in combinations(undecided, size):
+            chosen = fixed + list(extra)
+            rows = np.concatenate([np.arange(search.starts[g], search.starts[g + 1])
+                                   for g in chosen]) if chosen else np.zeros(0, dtype=np.int64)
+            fit = float(search.xty[rows].ravel() @ np.linalg.solve(
+                search.gram[np.ix_(rows, rows)], search.xty[rows]).ravel()) if chosen else 0.0
+            best = min(best, 0.5 * (search.yy - fit) + search.price * len(chosen))
+    return best
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), groups=st.integers(4, 8), share=st.floats(0.3, 0.7),
+       before=st.integers(0, 30), chunk=st.integers(1, 40), iters=st.sampled_from([1, 40]),
+       node_gap=st.sampled_from([-1.0, 0.3, 1.0]))
+def test_open_nodes_shor_bounds_are_valid(seed, groups, share, before, chunk, iters, node_gap,
+                                          monkeypatch_module):
+    """Each open node's own Shor bound (from the root's multipliers restricted to it, raised
+    into its stack level after any number of nodes, and during the search at the nodes within
+    ``NODE_SHOR_GAP`` of pruning) stays below the brute-force best of that node's completions
+    (restricted node problems: some groups fixed in, some out, a smaller cardinality); a level
+    whose node has no completion is closed; and the search finishes with the brute-force
+    optimum, also through ``run`` with the open phase from the start."""
+    monkeypatch_module.setattr(subsets, "ROOT_SHOR_GAP", -1.0)
+    monkeypatch_module.setattr(subsets, "ROOT_SHOR_ITERS", 60)
+    monkeypatch_module.setattr(subsets, "NODE_SHOR_ITERS", iters)
+    monkeypatch_module.setattr(subsets, "NODE_SHOR_GAP", node_gap)
+    _, optimum, incumbent, search, finished = _after_root_shor(seed, groups, share, before)
+    search.strengthen_open(np.inf)
+    while True:
+        for level in range(search.level + 1):
+            if search.state[level] != subsets.DONE:
+                best = _best_completion(search, level)
+                assert search.bound[level] <= best * (1 + 1e-9) + 1e-9 or not np.isfinite(best)
+                if search.pending(level) is None:
+                    assert not np.isfinite(best)
+        if finished:
+            break
+        # open nodes may all be worse than an incumbent that is already optimal
+        assert min(incumbent.value, search.open_bound()) <= optimum * (1 + 1e-9) + 1e-12
+        finished = _run_chunk(search, chunk)
+    assert incumbent.value == pytest.approx(optimum, rel=1e-9)
+    if node_gap < 0:
+        assert search.shor_events == 0
+    # through run: the root's Shor bound and the open phase at once (whatever the progress)
+    monkeypatch_module.setattr(subsets, "ROOT_SHOR_AFTER", 0.0)
+    monkeypatch_module.setattr(subsets, "OPEN_SHOR_AFTER", 0.0)
+    monkeypatch_module.setattr(subsets, "OPEN_SHOR_PACE", np.inf)
+    again = Incumbent(search.p, SupportSolver(search.p))
+    searched = subsets.SubsetSearch(search.p, again)
+    assert searched.run(time.perf_counter() + 600.0)
+    assert searched.open_tried
+    assert again.value == pytest.approx(optimum, rel=1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), sizes=st.lists(st.integers(1, 4), min_size=1, max_size=7),
+       m=st.integers(1, 4))
+def test_shor_products_match_numpy(seed, sizes, m):
+    """The Shor ascent's compiled products (vectorised, sums reassociated) against their NumPy
+    twins: ``a_g = <W_g, Z_g>``, ``Q`` the block sums of ``H .* Z Z^T`` and the gradient
+    ``x~ .* W - (H .* X~) Z``, with groups of unequal sizes."""
+    rng = np.random.default_rng(seed)
+    owner = np.repeat(np.arange(len(sizes)), sizes).astype(np.int64)
+    n, count = owner.size, len(sizes)
+    A = rng.standard_normal((n, n))
+    H, W, Z = A @ A.T, rng.standard_normal((n, m)), rng.standard_normal((n, m))
+    x, X = rng.random(count), rng.random((count, count))
+    a, Q = subsets._shor_pieces(H, W, Z, owner, count)
+    onehot = np.eye(count)[owner]
+    np.testing.assert_allclose(a, onehot.T @ np.sum(W * Z, axis=1), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(Q, onehot.T @ (H * (Z @ Z.T)) @ onehot, rtol=1e-10, atol=1e-10)
+    grad = subsets._shor_gradient(H, W, Z, owner, x, X)
+    twin = x[owner][:, None] * W - (H * X[np.ix_(owner, owner)]) @ Z
+    np.testing.assert_allclose(grad, twin, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), groups=st.integers(3, 9), chunk=st.integers(1, 12))
+def test_progress_rises_to_one(seed, groups, chunk):
+    """The search's progress estimate (one less the tree weights ``2^-depth`` of the open nodes)
+    starts at 0, never falls as nodes are searched, stays in ``[0, 1]`` and is 1 when done."""
+    problem = redundant_instance(seed, groups, 2, 2, max(1, groups // 2), tight_box=False)
+    search = subsets.SubsetSearch(problem, Incumbent(problem, SupportSolver(problem)))
+    assert search.progress() == 0.0
+    last, finished = 0.0, False
+    while not finished:
+        finished = _run_chunk(search, chunk)
+        now = search.progress()
+        assert last - 1e-12 <= now <= 1.0
+        last = now
+    assert last == 1.0
