@@ -52,6 +52,7 @@ from ._checks import choice, distinct_enough, same_length, sample
 from .independence import HSICGamma, IndependenceTest, TestResult
 from .likelihood import (
     HELDOUT_FOLDS,
+    LINE,
     SPREAD_FLOOR,
     LikelihoodScore,
     entropy,
@@ -60,7 +61,7 @@ from .likelihood import (
 )
 from .mechanisms import IntArray, Mechanisms, cluster_mechanisms
 from .options import DECISIONS, MIN_SAMPLES, NOISES, POOLINGS
-from .regression import FloatArray, PolynomialRegressor, Regressor, SplineRegressor
+from .regression import FloatArray, Regressor, SplineRegressor
 
 Pooling = Literal["centred", "standardized", "fisher"]
 Noise = Literal["additive", "location-scale", "loglinear-scale", "loglinear-bic"]
@@ -204,7 +205,7 @@ def scaled_residuals(cause: FloatArray, residuals: FloatArray, labels: IntArray,
 #: of the scale (None: the test's own regressor) and whether it fits ``log |residual|``
 SCALES: dict[str, tuple[Regressor | None, bool]] = {
     "location-scale": (None, False),
-    "loglinear-scale": (PolynomialRegressor(degree=1), True),
+    "loglinear-scale": (LINE, True),  # the likelihood's log-linear scale is this same line
 }
 #: the noise models fitted inside the clustering (its assignments, fits and BIC; the tested
 #: residuals divided by the fitted sd): the direction test's name -> the clustering's

@@ -164,17 +164,12 @@ def loglinear_variance(cause: FloatArray, residuals: FloatArray, regressor: Regr
     return np.maximum(sigma2 * shape**2, floor), 2.0
 
 
-def _spline_variance(cause: FloatArray, residuals: FloatArray, regressor: Regressor,
-                     floor: float) -> tuple[FloatArray, float]:
-    return variance_curve(cause, residuals, regressor, floor)
-
-
 #: the variance models of :func:`location_scale_score` (a variance at the cluster's points and
 #: its parameter count): round 2's spline regression of ``r^2`` (every noise model but
 #: ``loglinear-scale``), and the log-linear scale of ``noise="loglinear-scale"`` (round 6)
 VARIANCES: dict[str, Callable[[FloatArray, FloatArray, Regressor, float],
                               tuple[FloatArray, float]]] = {
-    "spline": _spline_variance,
+    "spline": variance_curve,
     "loglinear": loglinear_variance,
 }
 
