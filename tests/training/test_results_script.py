@@ -482,3 +482,73 @@ def test_a_resumed_regeneration_is_never_reported_as_a_from_scratch_time() -> No
     assert "not measured from scratch" in line and "**" not in line
     assert "5 runs started and 1 resumed" in render._wall_scope(resumed)
     assert render._scratch_target("t", None, 60, "vit") == []
+
+
+def test_the_record_of_finished_runs_restores_the_same_page(tmp_path: Path) -> None:
+    """:mod:`.archive`: the record keeps exactly the files the page reads (the checkpoint only
+    for runs other rows start from); a bare runs folder restored from it renders the same page
+    as the runs it came from; archiving again writes nothing; the runs folder wins over the
+    record (a folder with a config of its own, the wall-time entries)."""
+    from proxcompress.reproduce.tables import archive
+
+    rows = core.rows()
+    runs, record, bare = tmp_path / "runs", tmp_path / "record", tmp_path / "bare"
+    fp, source = _row("mlp-fp"), _row("transfer-source-fp")
+    for lr, val in zip(core.LR_GRID, (88.0, 89.0, 88.9), strict=True):
+        folder = _fake_run(runs, fp, {"optim.lr": lr}, 0, 80.0 + val / 10, val)
+        (folder / "metrics.jsonl").write_text('{"epoch": 1, "loss": 0.5}\n')
+        (folder / "train.log").write_text("a log stays behind\n")
+    for seed in (1, 2):
+        _fake_run(runs, fp, {"optim.lr": 1e-3}, seed, 89.0 + seed, cpu=20.0)
+    partial = core._run_dir(runs, fp, {"optim.lr": 1e-3}, 3)  # no summary: not finished
+    partial.mkdir(parents=True)
+    (partial / "config.yaml").write_text("epochs: 1\n")
+    taught = _fake_run(runs, source, {"optim.lr": 1e-3}, 0, 80.0)
+    for folder in (taught, core._run_dir(runs, fp, {"optim.lr": 1e-3}, 1)):
+        (folder / "checkpoint.json").write_text(json.dumps({"tensors": "checkpoint-3.safetensors"}))
+        (folder / "checkpoint-3.safetensors").write_bytes(b"weights")
+    (runs / core.WALL).write_text(json.dumps({"binary": {"wall_seconds": 60.0}}))
+    assert "transfer-source-fp" in core.weight_rows(rows)
+    assert "mlp-fp" not in core.weight_rows(rows)
+
+    written = archive.archive(runs, record, core.weight_rows(rows))
+    kept = sorted(str(p.relative_to(record)) for p in record.rglob("*") if p.is_file())
+    assert sorted(str(p.relative_to(record)) for p in written) == kept
+    assert not any(name.endswith(("train.log", "seed-3/config.yaml")) for name in kept)
+    assert any(name.endswith("lr=0.0003/seed-0/metrics.jsonl") for name in kept)
+    checkpoints = [name for name in kept if "checkpoint" in name]
+    assert checkpoints == [f"{core._run_dir(Path(), source, {'optim.lr': 1e-3}, 0)}/{name}"
+                           for name in ("checkpoint-3.safetensors", "checkpoint.json")]
+    assert archive.archive(runs, record, core.weight_rows(rows)) == []  # nothing changed
+
+    restored = archive.restore(bare, record)
+    assert len(restored) == 6
+    pages = [render.render(rows, None, core.Choices(rows, folder), {}, tmp_path / "page.md")
+             .replace(str(folder), "RUNS") for folder in (runs, bare)]
+    assert pages[0] == pages[1] and "90.00 +- 1.00" in pages[0]  # mlp-fp validation 89, 90, 91
+    assert json.loads((bare / core.WALL).read_text()) == {"binary": {"wall_seconds": 60.0}}
+    assert archive.restore(bare, record) == []  # already there
+
+    # the runs folder wins: its own config is left alone, its wall-time entries are kept
+    mine = tmp_path / "mine"
+    own = core._run_dir(mine, fp, {"optim.lr": 1e-3}, 1)
+    own.mkdir(parents=True)
+    (own / "config.yaml").write_text("epochs: 7\n")
+    (mine / core.WALL).write_text(json.dumps({"binary": {"wall_seconds": 1.0}, "spr": {}}))
+    assert own not in archive.restore(mine, record)
+    assert (own / "config.yaml").read_text() == "epochs: 7\n"
+    assert not (own / "summary.json").exists()
+    assert json.loads((mine / core.WALL).read_text()) == {"binary": {"wall_seconds": 1.0},
+                                                          "spr": {}}
+
+
+def test_record_options_are_checked_before_any_work(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    for argv in (["--record", str(afile)], ["--record", str(tmp_path), "--no-record"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "o.md"),
+                  "--render-only"])
+        assert exc.value.code == 2 and "--record" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "o.md").exists()

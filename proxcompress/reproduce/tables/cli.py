@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from proxcompress.reproduce.tables import core, tt
+from proxcompress.reproduce.tables.archive import archive, restore
 from proxcompress.reproduce.tables.core import (
     DOC,
+    RECORD,
     ROBUST_ROWS,
     ROOT,
     TABLES,
@@ -24,8 +26,10 @@ from proxcompress.reproduce.tables.core import (
     _folders,
     ensure_data,
     read_record,
+    repo_path,
     rows,
     run_all,
+    weight_rows,
     write_configs,
 )
 from proxcompress.reproduce.tables.render import (
@@ -64,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--no-selection", action="store_true")
     parser.add_argument("--out", default=str(DOC))
+    parser.add_argument("--record", default=None, metavar="DIR",
+                        help="the committed record of finished runs that the runs folder is "
+                        "restored from and archived into (default: benchmarks/results/runs/ "
+                        "for the default runs folder, none for another)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="neither restore from nor archive into a record")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         dest="overrides",
                         help="override a config key of every selected row (e.g. the GPU "
@@ -84,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.overrides and (on_default_runs or Path(args.out).resolve() == DOC.resolve()):
         parser.error("--set: give --runs and --out of their own (the committed configs and "
                      "docs/results.md are the default configuration's)")
+    if args.record is not None and args.no_record:
+        parser.error("--record: not with --no-record")
+    record = (None if args.no_record or (args.record is None and (
+        not on_default_runs or args.overrides)) else Path(args.record or RECORD))
+    if record is not None and record.exists() and not record.is_dir():
+        parser.error(f"--record: {record} is not a folder")
     everything = rows()
     prefixes = tuple(args.only.split(","))
     selected = [r for r in everything if r["name"].startswith(prefixes) and r["table"] in tables]
@@ -119,10 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     selection = not args.no_selection and "binary" in tables and not args.render_only
     os.chdir(ROOT)  # the configs' data folders are relative to the repository
     counts: dict[str, int] = {}
+    if record is not None:
+        restored = restore(runs, record)
+        if restored:
+            log(f"restored {len(restored)} finished runs from {repo_path(record)}")
     empty = not any((runs / row["name"]).exists() for row in needed)  # nothing to resume
     if not args.render_only:
         ensure_data(needed, log)
-        counts = run_all(needed, seeds, runs, args.jobs, log, selection, everything, robust)
+        counts = run_all(needed, seeds, runs, args.jobs, log, selection, everything, robust,
+                         record)
     choices = Choices(everything, runs, read_record())
     tt_timing = None
     if "tt" in tables:  # measured with the workers gone, both cores (kept in the runs folder)
@@ -142,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "from_scratch": empty and counts["resumed"] == 0, **counts}
         runs.mkdir(parents=True, exist_ok=True)
         write_text_atomic(wall, json.dumps(walls, indent=1))
+    if record is not None:
+        archive(runs, record, weight_rows(everything))
     extra["walls"] = walls
     extra["tt_timing"] = tt_timing if tt_timing is not None else tt.cached_timing(runs)
     out = Path(args.out)

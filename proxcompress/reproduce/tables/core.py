@@ -19,6 +19,7 @@ from typing import Any
 
 from proxcompress.reproduce.machine import checkout
 from proxcompress.reproduce.tables import tt
+from proxcompress.reproduce.tables.archive import archive
 
 #: the repository checkout whose ``configs/results/``, ``docs/results.md``, ``runs/results``
 #: and generated data folders the tables read and write; None for an installed wheel (the
@@ -28,6 +29,8 @@ ROOT = CHECKOUT if CHECKOUT is not None else Path()
 CONFIGS = ROOT / "configs" / "results"
 SWEEPS = CONFIGS / "sweeps.json"
 DOC = ROOT / "docs" / "results.md"
+#: the committed record of the default runs folder's finished runs (:mod:`.archive`)
+RECORD = ROOT / "benchmarks" / "results" / "runs"
 
 Row = dict[str, Any]
 
@@ -761,7 +764,7 @@ def _robust_pending(choices: Choices) -> list[Path]:
 
 def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
             log: Callable[[str], None], selection: bool, everything: list[Row] | None = None,
-            robust: bool = False) -> dict[str, int]:
+            robust: bool = False, record: Path | None = None) -> dict[str, int]:
     """Train every (row, candidate, seed) that is needed and not done, in ``jobs`` worker
     processes that each run one ``proxcompress`` command after another (one torch / Numba
     thread each; the imports are paid once per worker); candidates of a sweep come first, the
@@ -769,6 +772,8 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
     from (default: ``selected``). The MIP selection study (``selection``) joins the queue as
     soon as the chosen full-precision CNN's seed-0 run is done; with ``robust``, every finished
     run of :data:`ROBUST_ROWS` gets its robustness report (``proxcompress robustness``).
+    ``record``: the committed record of finished runs (:mod:`.archive`), brought up to date
+    after every task that finishes.
     Returns how many runs it started from scratch (``trained``) and from a checkpoint
     (``resumed``): a wall time is a from-scratch time only when nothing was found finished."""
     import multiprocessing
@@ -854,7 +859,18 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                          "load1": os.getloadavg()[0]}))
                 elif code != 0 and folder is not None:
                     raise SystemExit(f"{label} failed (exit {code}); see {folder}/train.log")
+                if code == 0 and record is not None:
+                    archive(runs, record, weight_rows(all_rows))
     return counts
+
+
+def weight_rows(rows_: list[Row]) -> list[str]:
+    """The rows other rows start from (a distillation ``teacher``, a ``derive``'d ``folder:``
+    run for ``model.init_from``): their runs' checkpoints go into the record too."""
+    names = {row["teacher"] for row in rows_ if "teacher" in row}
+    names |= {spec.split(":", 1)[1] for row in rows_
+              for spec in row.get("derive", {}).values() if spec.startswith("folder:")}
+    return sorted(names)
 
 
 def _study_argv(choices: Choices) -> tuple[Path, list[str]] | None:
