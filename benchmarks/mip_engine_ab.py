@@ -8,7 +8,9 @@ of this checkout's); ``new`` is this checkout. Cases:
 - ``wide10k``: ``sparse_regression_instance(1000, 10_000, seed)`` (independent, SNR 10);
 - ``wide1k``: the same at p = 1000;
 - ``equi``: p = 1000, equicorrelated rho 0.5, SNR 2;
-- ``hard``: ``random_instance(500, 100, 1, 100, seed, rho=0.8, snr=0.5, alpha=0.05)``.
+- ``hard``: ``random_instance(500, 100, 1, 100, seed, rho=0.8, snr=0.5, alpha=0.05)``;
+- ``alpha02``: the same at alpha 0.2 (the alpha sweep's next row);
+- ``strong05``: independent features, SNR 4, alpha 0.05 (the independent-strong row).
 
 Usage: ``python benchmarks/mip_engine_ab.py --ref REF [--cases wide10k,hard] [--seeds 3]
 [--time-limit 60] [--out FILE.jsonl]``; one JSON line per run (engine, case, seed, seconds,
@@ -37,6 +39,8 @@ CASES = {
     "wide1k": "sparse_regression_instance(1000, 1000, seed)",
     "equi": "sparse_regression_instance(1000, 1000, seed, rho=0.5, snr=2.0)",
     "hard": "random_instance(500, 100, 1, 100, seed, rho=0.8, snr=0.5, alpha=0.05)",
+    "alpha02": "random_instance(500, 100, 1, 100, seed, rho=0.8, snr=0.5, alpha=0.2)",
+    "strong05": "random_instance(500, 100, 1, 100, seed, rho=0.0, snr=4.0, alpha=0.05)",
 }
 CHILD = """
 import importlib.util, json, os, sys, time

@@ -26,6 +26,12 @@ writing it with ``--out``:
 - ``hull-root``: the hard regime's root bounds of the pair hulls by their joint dual SDP
   (SCS): disjoint pairs, and overlapping pairs (every pair at most 1 and ``--reach`` apart,
   :func:`~proxcompress.formulations.pairhull.overlap_root_bound`), against bnb's refined root.
+- ``overlap``: the hard regime with bnb's node bound raised by the hull of *overlapping* pairs
+  (every pair at most ``--reach`` apart, :func:`~proxcompress.formulations.pairhull.overlap_hull`:
+  the root SDP by SCS inside the time limit, then per node ``--overlap-sweeps`` sweeps of the
+  dual split warm-started at the parent's): bnb with and without it per seed, in alternating
+  order (status, gap, nodes, wall and CPU seconds, the SDP's seconds, the hull's sweeps and ms
+  per node, the load before each solve).
 - ``wide``: single-feature groups of the normalised sparse-regression design
   (:func:`~proxcompress.formulations.instances.sparse_regression_instance`: n = 1000,
   independent unit-norm features, 10 planted, SNR 10, lam 0.02, alpha 0.5, M 1) at
@@ -65,9 +71,12 @@ from proxcompress.formulations import LayerPruningProblem, Solution, random_inst
 from proxcompress.formulations.bnb import build_engine, refine_shift, solve_bnb
 from proxcompress.formulations.instances import sparse_regression_instance
 from proxcompress.formulations.pairhull import (
+    OVERLAP_ROOT_SWEEPS,
+    OVERLAP_SWEEPS,
     block_hull,
     chain_blocks,
     joint_dual_bound,
+    overlap_hull,
     overlap_root_bound,
     sdp_decomposition,
 )
@@ -348,6 +357,43 @@ def piece_hull(seeds: int, time_limit: float, saved: dict[str, Any] | None,
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows, decompositions
+
+
+def piece_overlap(seeds: int, time_limit: float, reach: int, sweeps: int,
+                  alpha: float = 0.05) -> list[dict[str, Any]]:
+    """bnb with and without the overlapping-pair node bound on the hard regime (module
+    docstring), in alternating order per seed, the SDP inside the time limit."""
+    rows = []
+    for seed in range(seeds):
+        problem = _hull_instance(seed, alpha)
+        row: dict[str, Any] = {"seed": seed, "alpha": alpha, "reach": reach, "sweeps": sweeps}
+        names = ("bnb", "bnb+overlap") if seed % 2 == 0 else ("bnb+overlap", "bnb")
+        for name in names:
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            cpu = time.process_time()
+            extra: dict[str, Any] = {}
+            if name == "bnb":
+                solution = solve_bnb(problem, time_limit)
+            else:
+                hull = overlap_hull(problem, reach)
+                extra["sdp_seconds"] = time.perf_counter() - start
+                extra["sdp_cpu_seconds"] = time.process_time() - cpu
+                left = max(time_limit - (time.perf_counter() - start), 1.0)
+                solution = solve_bnb(problem, left, hull=hull, hull_iters=sweeps)
+                calls = max(int(hull.stats["calls"]), 1)
+                extra.update(hull_calls=int(hull.stats["calls"]),
+                             sweeps_per_call=hull.stats["sweeps"] / calls,
+                             ms_per_call=1e3 * hull.stats["seconds"] / calls,
+                             root_overlap=hull.bound(np.zeros(problem.d, dtype=np.int8),
+                                                     iters=OVERLAP_ROOT_SWEEPS).bound)
+            seconds = time.perf_counter() - start
+            row[name] = {**_record(solution, seconds), "load": load,
+                         "cpu_seconds": time.process_time() - cpu, **extra}
+            row[name].pop("support", None)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
 
 
 def piece_hull_root(seeds: int, reach: int) -> list[dict[str, Any]]:
@@ -670,14 +716,27 @@ def render(result: dict[str, Any]) -> str:
                                                   f"reach_{reach}")]
             lines.append(f"| {r['seed']} | " + " | ".join(cells) + f" | {r['load']:.1f} |")
         return "\n".join(lines)
+    if piece == "overlap":
+        lines = ["| seed | bnb: status, gap, nodes, CPU s | bnb + overlapping pairs: status, gap, "
+                 "nodes, CPU s | overlap: root bound, SDP s (CPU), sweeps / node, ms / node | "
+                 "load |", "|---|---|---|---|---|"]
+        for r in result["rows"]:
+            cells = [_arm_cell(r[k], f"{r[k]['cpu_seconds']:.1f}")
+                     for k in ("bnb", "bnb+overlap")]
+            h = r["bnb+overlap"]
+            lines.append(f"| {r['seed']} | " + " | ".join(cells)
+                         + f" | {h['root_overlap']:.1f}, {h['sdp_seconds']:.1f} "
+                         f"({h['sdp_cpu_seconds']:.1f}), {h['sweeps_per_call']:.1f}, "
+                         f"{h['ms_per_call']:.2f} | {r['bnb']['load']:.1f} / {h['load']:.1f} |")
+        return "\n".join(lines)
     if piece == "hull":
         lines = ["| seed | bnb root (FW shift) | hull root (pairs) | bnb: status, gap, nodes, "
                  "ms/node | bnb + hull: status, gap, nodes, ms/node | hull: split s, sweeps / "
                  "node, ms / node | load |", "|---|---|---|---|---|---|---|"]
         for r in result["rows"]:
-            cells = [f"{r[k]['status']}, {r[k]['gap']:.2%}, {r[k]['nodes']}, "
-                     f"{r[k].get('ms_per_node', 1e3 * r[k]['seconds'] / max(r[k]['nodes'], 1)):.1f}"
-                     for k in ("bnb", "bnb+hull")]
+            per_node = {k: r[k].get("ms_per_node", 1e3 * r[k]["seconds"] / max(r[k]["nodes"], 1))
+                        for k in ("bnb", "bnb+hull")}
+            cells = [_arm_cell(r[k], f"{per_node[k]:.1f}") for k in ("bnb", "bnb+hull")]
             inc = min(r["bnb"]["objective"], r["bnb+hull"]["objective"])
             roots = [f"{r[k]:.1f} ({(inc - r[k]) / abs(inc):.2%})"
                      for k in ("root_refined", "root_hull")]
@@ -699,10 +758,16 @@ def render(result: dict[str, Any]) -> str:
     return render_table(runs, machine, "row", "layer | keep | d x m")
 
 
+def _arm_cell(arm: dict[str, Any], last: str) -> str:
+    """One solve's table cell: status, gap, nodes and ``last``."""
+    return f"{arm['status']}, {arm['gap']:.2%}, {arm['nodes']}, {last}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--piece", choices=("table", "alpha", "bnb-alpha", "wide", "cnn",
-                                            "root-sdp", "cnn-root", "hull", "hull-root"))
+                                            "root-sdp", "cnn-root", "hull", "hull-root",
+                                            "overlap"))
     parser.add_argument("--regime", choices=tuple(REGIMES), default="independent-strong")
     parser.add_argument("--quick", action="store_true", help="small grid (a smoke run)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -719,8 +784,10 @@ def main() -> None:
                         help="cnn piece: also bnb with the subset search's Shor bound at the "
                              "root only (the search before the open nodes' Shor bounds)")
     parser.add_argument("--reach", type=int, default=2,
-                        help="root-sdp and hull-root pieces: pairs of features at most this "
-                        "far apart")
+                        help="root-sdp, hull-root and overlap pieces: pairs of features at most "
+                        "this far apart")
+    parser.add_argument("--overlap-sweeps", type=int, default=OVERLAP_SWEEPS,
+                        help="overlap piece: sweeps of the dual split per node")
     parser.add_argument("--shor-iters", type=int, default=subsets.SHOR_ITERS,
                         help="cnn-root piece: iterations of the Shor dual's ascent")
     parser.add_argument("--best-known", type=Path, default=None,
@@ -759,10 +826,16 @@ def main() -> None:
         parser.error(f"--decompositions: {exc}")
     if not 0 <= args.reach <= 99:
         parser.error(f"--reach: {args.reach}; accepted: an integer in [0, 99]")
+    if not 1 <= args.overlap_sweeps <= 10_000:
+        parser.error(f"--overlap-sweeps: {args.overlap_sweeps}; accepted: an integer in "
+                     "[1, 10000]")
     # One-time costs outside the timings: bnb's compiled kernels, Pyomo, SCIP, CVXPY, HiGHS.
     tiny = random_instance(50, 5, 1, 5, 0, k=2)
     for run in _runners(5).values():
         run(tiny, None)
+    if args.piece == "overlap":  # the overlapping pairs' compiled sweeps
+        solve_bnb(random_instance(50, 5, 1, 5, 0, alpha=0.05), None,
+                  hull=overlap_hull(random_instance(50, 5, 1, 5, 0, alpha=0.05)), hull_iters=2)
     started = time.time()
     result: dict[str, Any] = {"benchmark": "mip_pruning", "piece": args.piece,
                               "machine": _machine(), "time_limit": args.time_limit}
@@ -781,6 +854,9 @@ def main() -> None:
         result["rows"] = piece_root_sdp(seeds, args.reach, args.time_limit)
     elif args.piece == "hull-root":
         result["rows"] = piece_hull_root(seeds, max(args.reach, 1))
+    elif args.piece == "overlap":
+        result["rows"] = piece_overlap(seeds, args.time_limit, max(args.reach, 1),
+                                       args.overlap_sweeps)
     elif args.piece == "cnn-root":
         result["rows"] = piece_cnn_root(args.runs, seeds, args.shor_iters, args.best_known,
                                         tuple(args.layers))

@@ -85,7 +85,7 @@ from proxcompress.errors import InvalidInputError
 from proxcompress.formulations.blocks import apply_block, gradient_step
 from proxcompress.formulations.heuristics import Incumbent, l0_path, swap_search
 from proxcompress.formulations.limits import Clock
-from proxcompress.formulations.pairhull import HULL_ROOT_ITERS, BlockHull
+from proxcompress.formulations.pairhull import HULL_ROOT_ITERS, BlockHull, OverlapHull
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
 from proxcompress.formulations.shifts import SHIFTS, factor_shifted, safe_lambda_min, sdp_shift
@@ -1113,7 +1113,7 @@ def solve_bnb(
     shift: str = "auto",
     warm_start: Sequence[Sequence[int]] = (),
     local_search: bool = True,
-    hull: BlockHull | None = None,
+    hull: BlockHull | OverlapHull | None = None,
     hull_iters: int = 0,
     hull_depth: int = 10**9,
 ) -> Solution:
@@ -1135,7 +1135,8 @@ def solve_bnb(
             start of a swap local search. Groups beyond the budget are refused.
         local_search: run the L0 path and swap local search at the root.
         hull: a block-hull relaxation of ``problem``
-            (:func:`~proxcompress.formulations.pairhull.block_hull`) whose bound is taken
+            (:func:`~proxcompress.formulations.pairhull.block_hull`, or the overlapping pairs'
+            :func:`~proxcompress.formulations.pairhull.overlap_hull`) whose bound is taken
             at every node the perspective relaxation does not prune (with its children's
             reduced-cost bounds), from at most ``hull_iters`` sweeps with momentum
             warm-started at the parent's point (stopped early when the bound reaches the
@@ -1221,14 +1222,21 @@ def solve_bnb(
             return
         free = np.flatnonzero(status == FREE)
         frac = np.minimum(relaxed.z[free], 1.0 - relaxed.z[free])
-        free = free[frac > 1e-9]
-        if free.size == 0:
+        candidates = free[frac > 1e-9]
+        if candidates.size == 0:
             if not np.array_equal(status, relaxed.status):
                 push(bound, depth, status, _pack(relaxed.W), relaxed.nu, no_branch,
                      engine_key, hull_X)  # again, fixed
-            return  # else integral: its support was offered; nothing below this node
-        children = _branch(engine, relaxed, status, free, bound, cutoff, budget, tol_abs(),
-                           deadline, costs)
+                return
+            # integral z: its support is the node's optimum only if the relaxation was solved
+            # to the bound (it may have stopped early, and the rounding is not offered at
+            # every node): offer it, and branch on the free groups unless that prunes
+            offer_relaxed(relaxed)
+            if free.size == 0 or bound >= incumbent.value - tol_abs():
+                return
+            candidates = free
+        children = _branch(engine, relaxed, status, candidates, bound, cutoff, budget,
+                           tol_abs(), deadline, costs)
         packed: dict[int, tuple[NDArray[np.int64], FloatArray]] = {}  # siblings share W
         for child_status, child_bound, child_W, child_nu, tag in children or ():
             if id(child_W) not in packed:
@@ -1295,7 +1303,8 @@ def solve_bnb(
     return polish(p, "bnb", z, lower, outcome, clock.start, nodes, solver)
 
 
-def _check_hull(hull: BlockHull, problem: LayerPruningProblem, order: NDArray[np.int64],
+def _check_hull(hull: BlockHull | OverlapHull, problem: LayerPruningProblem,
+                order: NDArray[np.int64],
                 iters: object, depth: object) -> None:
     """The hull arguments of :func:`solve_bnb`, before any search: a hull of this problem in
     the engine's feature order (another one's bounds would not be valid), at least one sweep per
@@ -1309,7 +1318,8 @@ def _check_hull(hull: BlockHull, problem: LayerPruningProblem, order: NDArray[np
                                 "build it with block_hull(problem, ...) of this problem")
 
 
-def _with_hull(hull: BlockHull | None, engine: _Engine, relaxed: _Relaxed, iters: int,
+def _with_hull(hull: BlockHull | OverlapHull | None, engine: _Engine, relaxed: _Relaxed,
+               iters: int,
                X0: FloatArray | None, cutoff: float) -> tuple[_Relaxed, FloatArray]:
     """``relaxed`` with the block hull's bound and children bounds where they are larger
     (both are valid: the larger is), and the hull's point for the children."""

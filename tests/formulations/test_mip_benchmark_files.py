@@ -32,3 +32,14 @@ def test_bad_files_exit_2_naming_the_flag(tmp_path: Path, flag: str, piece: str,
     assert done.returncode == 2, done.stderr[-2000:]
     assert f"{flag}: " in done.stderr and says in done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("sweeps", ["0", "20000"])
+def test_bad_overlap_sweeps_exit_2_naming_the_flag(tmp_path: Path, sweeps: str) -> None:
+    out = tmp_path / "out.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--piece", "overlap", "--seeds", "1",
+                           "--overlap-sweeps", sweeps, "--out", str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "--overlap-sweeps: " in done.stderr and "[1, 10000]" in done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()

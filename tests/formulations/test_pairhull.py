@@ -19,6 +19,7 @@ from proxcompress.formulations.pairhull import (
     block_hull,
     chain_blocks,
     mix_safe,
+    overlap_hull,
     overlap_root_bound,
     sdp_decomposition,
 )
@@ -295,3 +296,65 @@ def test_chain_blocks_refuses() -> None:
     with pytest.raises(InvalidInputError, match="size"):
         chain_blocks(6, 5)
     assert chain_blocks(5, 2) == [[0, 1], [2, 3], [4]]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), rho=st.sampled_from([0.0, 0.8, 0.95]),
+       alpha=st.sampled_from([0.05, 0.5]), reach=st.sampled_from([1, 2, 3]),
+       statuses=st.lists(st.sampled_from([FREE, FREE, IN, OUT]), min_size=7, max_size=7),
+       sweeps=st.sampled_from([0, 1, 5, 300]), noise=st.sampled_from([0.0, 1.0]))
+def test_overlapping_pairs_node_bound_is_valid(seed, rho, alpha, reach, statuses, sweeps,
+                                               noise) -> None:
+    """The overlapping pairs' node bound (the root SDP's split of the Gram matrix and the
+    shares fixed, the dual split solved per node) below the node's box-free brute-force
+    optimum, and both children's bounds of every free feature below theirs, after any number
+    of sweeps from the SDP's split or a perturbed one; the sweeps never lower the bound."""
+    problem = random_instance(40, 7, 1, 7, seed, rho=rho, snr=0.5, alpha=alpha)
+    hull = overlap_hull(problem, reach, "CLARABEL")
+    status = np.array(statuses, dtype=np.int8)
+    rng = np.random.default_rng(seed)
+    start = hull.root_V + noise * rng.standard_normal(hull.root_V.shape) * np.abs(
+        hull.root_V).max()
+    before = hull.bound(status, start, iters=0).bound
+    result = hull.bound(status, start, iters=sweeps)
+    assert result.bound >= before
+    assert_valid(problem, hull, result, status, completions(problem, status))
+
+
+def test_overlapping_pairs_root_bound_is_the_sdps() -> None:
+    """At the root, the sweeps from the SDP's split reach the SDP's value (less what the
+    certification's mix costs), above the disjoint pairs' hull."""
+    problem = random_instance(60, 9, 1, 9, 3, rho=0.8, snr=0.5, alpha=0.05)
+    hull = overlap_hull(problem, 2, "CLARABEL")
+    root = hull.bound(np.zeros(9, dtype=np.int8), iters=2000).bound
+    sdp = overlap_root_bound(problem, 2, "CLARABEL")
+    disjoint = pairhull.joint_dual_bound(problem, chain_blocks(9, 2), "CLARABEL")
+    assert root <= sdp + 1e-6 * abs(sdp)
+    assert root >= sdp - 0.02 * (sdp - disjoint) - 1e-9 * abs(sdp)
+    assert root > disjoint
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bnb_with_the_overlapping_pairs_is_exact(seed) -> None:
+    problem = random_instance(60, 9, 1, 9, seed, rho=0.8, snr=0.5, alpha=0.05)
+    hull = overlap_hull(problem, 2, "CLARABEL")
+    exact = solve_brute(problem)
+    found = solve_bnb(problem, hull=hull, hull_iters=3)
+    assert found.status == "optimal"
+    assert found.objective == pytest.approx(exact.objective, rel=1e-9)
+    assert found.bound <= exact.objective * (1 + 1e-9)
+
+
+def test_overlap_hull_refuses_before_any_work() -> None:
+    problem = random_instance(40, 6, 1, 6, 0, alpha=0.05)
+    with pytest.raises(InvalidInputError, match="reach"):
+        overlap_hull(problem, 0)
+    with pytest.raises(InvalidInputError, match="solver"):
+        overlap_hull(problem, 1, "MOSEK")
+    with pytest.raises(InvalidInputError, match="problem"):
+        overlap_hull(random_instance(40, 1, 1, 1, 0, alpha=0.05))
+    with pytest.raises(InvalidInputError, match="problem"):
+        overlap_hull(random_instance(40, 6, 1, 3, 0, alpha=0.05))
+    hull = overlap_hull(problem, 1, "CLARABEL")
+    with pytest.raises(InvalidInputError, match="X0"):
+        hull.bound(np.zeros(6, dtype=np.int8), np.zeros((2, 2)))
