@@ -357,7 +357,7 @@ def test_certificate_tree_is_valid_and_exact(seed, groups, share, expansions, it
     expansions (any number of Shor iterations per node, none included), and run to the end it
     closes every node with the optimum as its incumbent."""
     monkeypatch_module.setattr(subsets, "TREE_ROOT_ITERS", iters)
-    monkeypatch_module.setattr(subsets, "NODE_SHOR_ITERS", iters)
+    monkeypatch_module.setattr(subsets, "TREE_NODE_ITERS", iters)
     problem = _tree_instance(seed, groups, share)
     optimum = solve(problem, "brute").objective
     incumbent = Incumbent(problem, SupportSolver(problem))
@@ -380,7 +380,7 @@ def test_bnb_with_the_certificate_tree_agrees(seed, monkeypatch):
     monkeypatch.setattr(bnb, "SUBSET_GAP", -1.0)
     monkeypatch.setattr(subsets, "TREE_AFTER", 0.0)
     monkeypatch.setattr(subsets, "TREE_PACE", 2.0)
-    monkeypatch.setattr(subsets, "NODE_SHOR_ITERS", 20)
+    monkeypatch.setattr(subsets, "TREE_NODE_ITERS", 20)
     solution = bnb.solve_bnb(problem, time_limit=600.0)
     brute = solve(problem, "brute")
     assert solution.status == "optimal"
