@@ -42,7 +42,8 @@ writing it with ``--out``:
   channels of each conv layer (8 of 16, 16 of 32, 32 of 64), warm-started from the SPR and
   magnitude choices as ``select`` does; the open solvers on the 8-of-16 rows
   (``--shor-ablation``: also bnb with the subset search's Shor bound at the root only, the
-  search before the open nodes' Shor bounds, as a same-run baseline).
+  search before the open nodes' Shor bounds, as a same-run baseline; ``--tree-ablation``: also
+  bnb without the subset search's certificate tree, ``bnb-no-tree``).
 - ``cnn-root``: the same layers' root removal bounds, the subset search's row-wise bound
   against the Shor relaxation's eigenvalue dual (``--shor-iters``), no search.
 
@@ -490,14 +491,26 @@ def _bnb_root_shor_only(p: LayerPruningProblem, t: float | None, **kw: Any) -> S
             setattr(subsets, name, value)
 
 
+def _bnb_without_tree(p: LayerPruningProblem, t: float | None, **kw: Any) -> Solution:
+    """bnb without the subset search's certificate tree (the depth-first search and its open
+    nodes' Shor bounds to the limit): the search before issue 14's eighth stop."""
+    saved = subsets.TREE_PACE
+    subsets.TREE_PACE = -1.0
+    try:
+        return solve(p, "bnb", t, **kw)
+    finally:
+        subsets.TREE_PACE = saved
+
+
 def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True,
               ascent_ablation: bool = False,
               layers: tuple[str, ...] = tuple(name for name, _ in CNN_LAYERS),
-              shor_ablation: bool = False,
+              shor_ablation: bool = False, tree_ablation: bool = False,
               ) -> list[dict[str, Any]]:
     """Half the channels of every conv layer of the results CNN (the open solvers on the
     8-of-16 rows unless ``rivals`` is off; bnb without the ascent as well with
-    ``ascent_ablation``; bnb with the root's Shor bound only with ``shor_ablation``)."""
+    ``ascent_ablation``; bnb with the root's Shor bound only with ``shor_ablation``; bnb
+    without the certificate tree with ``tree_ablation``)."""
     out = []
     for seed in range(seeds):
         run = runs_dir / f"seed-{seed}"
@@ -510,6 +523,8 @@ def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True
                 runners["bnb-no-ascent"] = _bnb_without_ascent
             if shor_ablation:
                 runners["bnb-root-shor"] = _bnb_root_shor_only
+            if tree_ablation:
+                runners["bnb-no-tree"] = _bnb_without_tree
             extra = {"layer": unit_name, "seed": seed, **shape}
             out += _solve_all(problem, runners, time_limit, extra, warm_start=starts)
     return out
@@ -783,6 +798,9 @@ def main() -> None:
     parser.add_argument("--shor-ablation", action="store_true",
                         help="cnn piece: also bnb with the subset search's Shor bound at the "
                              "root only (the search before the open nodes' Shor bounds)")
+    parser.add_argument("--tree-ablation", action="store_true",
+                        help="cnn piece: also bnb without the subset search's certificate tree "
+                             "(bnb-no-tree)")
     parser.add_argument("--reach", type=int, default=2,
                         help="root-sdp, hull-root and overlap pieces: pairs of features at most "
                         "this far apart")
@@ -870,7 +888,7 @@ def main() -> None:
     else:
         result["runs"] = piece_cnn(args.runs, seeds, args.time_limit, not args.no_rivals,
                                    args.ascent_ablation, tuple(args.layers),
-                                   args.shor_ablation)
+                                   args.shor_ablation, args.tree_ablation)
     result["wall_seconds"] = time.time() - started
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     text = json.dumps(result, indent=1, default=lambda x: float(x) if np.isscalar(x) else str(x))

@@ -50,6 +50,7 @@ calls, and on the limit the open nodes' smallest bound is the certificate.
 
 from __future__ import annotations
 
+import heapq
 import time
 from typing import NamedTuple
 
@@ -401,6 +402,18 @@ OPEN_SHOR_STALL = 1e-4
 #: (:meth:`SubsetSearch.progress` lags the nodes done: 0.56 at 81% of a 16-of-32 search's
 #: nodes; a 32-of-64 search's is below 1e-6 after 5 000 nodes)
 OPEN_SHOR_PACE = 0.5
+#: the certificate tree (:meth:`SubsetSearch.certificate_tree`): where the search is unfinished
+#: after ``TREE_AFTER`` of its time and its progress is below ``TREE_PACE`` (hopeless at its
+#: pace: a 32-of-64 search's is below 1e-6, a 16-of-32 search finishing late is past 0.2 there),
+#: a best-first tree of Shor bounds takes the rest of the time; its root gets at most
+#: ``TREE_ROOT_ITERS`` iterations (the root's Shor bound of the CNN's third layer stops rising
+#: after about 1 500), every other node ``TREE_NODE_ITERS`` from its parent's multipliers (on
+#: that layer, by CPU time, 60 beat 150 and 300: gap 9.72% after 13.0 s, 10.79% after 12.6 s,
+#: 10.73% after 20.5 s)
+TREE_AFTER = 0.5
+TREE_PACE = 0.01
+TREE_ROOT_ITERS = 1500
+TREE_NODE_ITERS = 60
 #: Shor bounds during the search (once the root's is known): at every node whose row-wise
 #: bound covers at least ``1 - NODE_SHOR_GAP`` of its room to the incumbent without pruning it
 #: (negative: never)
@@ -869,6 +882,12 @@ class SubsetSearch:
         self.shor_events = 0
         self.shor_prunes = 0
         self.open_tried = False
+        # the certificate tree's open nodes (a heap by bound; None: not started) and the
+        # Shor bounds it computed
+        self.tree: list[tuple[float, int, frozenset[int], frozenset[int], ShorBound | None,
+                              NDArray[np.int64], FloatArray | None]] | None = None
+        self.tree_evals = 0
+        self.tree_pushes = 0
 
     def strengthen_root(self, deadline: float) -> None:
         """Where the row-wise root bound leaves a gap above :data:`ROOT_SHOR_GAP`: the root's
@@ -987,6 +1006,106 @@ class SubsetSearch:
         self.bound[level] = max(self.bound[level], value)
         return found
 
+    def _tree_node(
+        self, out: frozenset[int], inn: frozenset[int], Z: FloatArray,
+        mult: list[FloatArray] | None, iters: int, deadline: float,
+    ) -> tuple[float, ShorBound | None, NDArray[np.int64], FloatArray | None]:
+        """The bound of the node of the certificate tree with the groups ``out`` removed and
+        ``inn`` kept (its Shor bound from ``mult``, the root's from zero multipliers when
+        ``None``), the Shor round, its undecided groups and the relaxation's removal estimate
+        ``x`` of each (``None`` where no Shor bound applies: at most one removal due, or none
+        possible; a node with every group decided is scored exactly and offered)."""
+        p = self.p
+        alive = np.ones(p.d, dtype=np.bool_)
+        for g in out:
+            alive[self.starts[g]:self.starts[g + 1]] = False
+        undecided = np.array([g for g in range(p.n_groups) if g not in out and g not in inn],
+                             dtype=np.int64)
+        r = p.n_groups - len(out) - p.budget
+        if r > undecided.size or len(inn) > p.budget:
+            return np.inf, None, undecided, None
+        if undecided.size == 0:  # the one completion: the kept groups
+            return self.incumbent.offer(tuple(sorted(inn))), None, undecided, None
+        H, W, f = _inverse_state(self.gram, self.xty, self.yy, alive)
+        base = f + self.price * len(inn)
+        if r <= 0:
+            return base, None, undecided, None
+        if r == 1:  # exact (no box): the cheapest single removal
+            return base + _removal_bound(H, W, self.starts, undecided, 1, Z.copy(), 0,
+                                         np.inf), None, undecided, None
+        room = self.incumbent.value - _margin(self.incumbent.value) - base
+        if mult is None:
+            found = shor_bound(H, W, self.starts, undecided, r, Z, iters, SHOR_LR, deadline,
+                               None, room, SHOR_TAU)
+        else:
+            found = shor_bound(H, W, self.starts, undecided, r, Z, iters, NODE_SHOR_LR,
+                               deadline, mult, room, NODE_SHOR_TAU)
+        self.tree_evals += 1
+        # the soft-min's moment estimate at the round's point: which groups the relaxation
+        # removes
+        rows, owner, Hd, Wd = _gather(H, W, self.starts, undecided)
+        a, Q = _shor_pieces(Hd, Wd, np.ascontiguousarray(found.Z[rows]), owner,
+                            undecided.size)
+        tau = NODE_SHOR_TAU * max(float(np.abs(Q).max()), 1e-300)
+        moments = _shor_value(a, Q, r, found.mult, tau)[2]
+        x = moments[0, 1:] / max(float(moments[0, 0]), 1e-300)
+        return base + found.value, found, undecided, x
+
+    def certificate_tree(self, deadline: float, expansions: int | None = None) -> bool:
+        """A best-first tree of Shor bounds over the whole instance, until ``deadline`` or until
+        every node is closed (``True``: the incumbent is optimal): the certificate where the
+        depth-first search is hopeless (32 of 64 channels: its shallow levels stay open, and
+        their bounds rise only with depth when the groups are decided in its fixed order).
+        Each expansion branches on the undecided group the parent's relaxation most surely
+        removes (the largest moment estimate ``x_g``): both children (``g`` out: the universe
+        shrinks, the inverse is recomputed; ``g`` in) get their own :func:`shor_bound`
+        (:data:`TREE_NODE_ITERS` iterations, stopping once pruned) from the parent's
+        multipliers and dual point restricted to them, and inherit the parent's bound (their
+        completions are the parent's). Where no Shor bound applies (at most one removal due) a
+        node branches on its first undecided group. The open nodes' smallest bound is a lower
+        bound of the optimum by itself (the tree partitions every support), so
+        :meth:`open_bound` takes the larger of it and the depth-first search's. Resumable; at
+        most ``expansions`` expansions per call when given."""
+        if self.tree is None:
+            every = frozenset[int]()
+            value, found, undecided, x = self._tree_node(every, every, self.root_Z.copy(), None,
+                                                         TREE_ROOT_ITERS, deadline)
+            self.tree = [(value, 0, every, every, found, undecided, x)]
+        done = 0
+        while self.tree and time.perf_counter() < deadline:
+            if expansions is not None and done >= expansions:
+                break
+            done += 1
+            value, tie, out, inn, found, undecided, x = heapq.heappop(self.tree)
+            if value >= self.incumbent.value - _margin(self.incumbent.value):
+                continue  # closed (the incumbent may have improved since)
+            if undecided.size == 0:
+                continue  # scored exactly: its value is no better than the incumbent
+            q = int(np.argmax(x)) if x is not None else 0
+            g = int(undecided[q])
+            keep = np.flatnonzero(undecided != g).astype(np.int64)
+            Z = found.Z if found is not None else self.root_Z
+            for child_out, child_in in ((out | {g}, inn), (out, inn | {g})):
+                mult = (restrict_multipliers(found.mult, keep) if found is not None
+                        else None)
+                child, child_found, child_undecided, child_x = self._tree_node(
+                    child_out, child_in, Z, mult,
+                    TREE_NODE_ITERS if mult is not None else TREE_ROOT_ITERS, deadline)
+                child = max(child, value)
+                if child < self.incumbent.value - _margin(self.incumbent.value):
+                    self.tree_pushes += 1
+                    heapq.heappush(self.tree, (child, self.tree_pushes, child_out, child_in,
+                                               child_found, child_undecided, child_x))
+        return not self.tree
+
+    def tree_bound(self) -> float:
+        """The certificate tree's bound: the smaller of its open nodes' smallest bound and the
+        incumbent's value (a node closed against the incumbent may hold the optimum: then the
+        incumbent is one); ``-inf`` before it started."""
+        if self.tree is None:
+            return -np.inf
+        return min(min((item[0] for item in self.tree), default=np.inf), self.incumbent.value)
+
     @staticmethod
     def applicable(problem: LayerPruningProblem) -> bool:
         """A binding budget, a ridge (so every ``X_U^T X_U + 2 lam alpha I`` is invertible) and a
@@ -997,9 +1116,11 @@ class SubsetSearch:
 
     def open_bound(self) -> float:
         """The smallest bound of the open nodes on the stack (a node not yet bounded carries its
-        parent's bound, valid for it; an in-child replaces its parent and inherits its bound)."""
-        return min((float(self.bound[level]) for level in range(self.level + 1)
-                    if self.state[level] != DONE), default=np.inf)
+        parent's bound, valid for it; an in-child replaces its parent and inherits its bound),
+        or the certificate tree's bound (:meth:`tree_bound`) where that is larger."""
+        stack = min((float(self.bound[level]) for level in range(self.level + 1)
+                     if self.state[level] != DONE), default=np.inf)
+        return max(stack, self.tree_bound())
 
     def run(self, deadline: float) -> bool:
         """Search until done (``True``) or ``deadline`` (``False``).
@@ -1013,6 +1134,10 @@ class SubsetSearch:
             now = time.perf_counter()
             if now >= deadline:
                 return False
+            if (self.tree is None and now >= start + TREE_AFTER * (deadline - start)
+                    and self.progress() < TREE_PACE):
+                # hopeless at its pace: the certificate tree takes the rest of the time
+                return self.certificate_tree(deadline)
             if not self.shor_tried and now >= start + ROOT_SHOR_AFTER * (deadline - start):
                 self.strengthen_root(deadline)
                 now = time.perf_counter()

@@ -335,3 +335,54 @@ def test_progress_rises_to_one(seed, groups, chunk):
         assert last - 1e-12 <= now <= 1.0
         last = now
     assert last == 1.0
+
+
+def _tree_instance(seed: int, groups: int, share: float) -> LayerPruningProblem:
+    """A channel-like instance with anti-correlated channel pairs on odd seeds (the
+    super-additive removals)."""
+    k = max(1, min(groups - 1, round(share * groups)))
+    problem = redundant_instance(seed, groups, 2, 2, k, tight_box=seed % 3 == 0)
+    if seed % 2:
+        rng = np.random.default_rng(seed)
+        problem.X[:, 2:4] = -problem.X[:, :2] + 0.05 * rng.standard_normal((problem.n, 2))
+    return problem
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), groups=st.integers(4, 8), share=st.floats(0.2, 0.8),
+       expansions=st.integers(0, 6), iters=st.sampled_from([0, 5, 60]))
+def test_certificate_tree_is_valid_and_exact(seed, groups, share, expansions, iters,
+                                             monkeypatch_module):
+    """The certificate tree's bound never passes the brute-force optimum after any number of
+    expansions (any number of Shor iterations per node, none included), and run to the end it
+    closes every node with the optimum as its incumbent."""
+    monkeypatch_module.setattr(subsets, "TREE_ROOT_ITERS", iters)
+    monkeypatch_module.setattr(subsets, "TREE_NODE_ITERS", iters)
+    problem = _tree_instance(seed, groups, share)
+    optimum = solve(problem, "brute").objective
+    incumbent = Incumbent(problem, SupportSolver(problem))
+    search = subsets.SubsetSearch(problem, incumbent)
+    assert search.tree_bound() == -np.inf
+    search.certificate_tree(np.inf, expansions)
+    assert search.tree_bound() <= optimum * (1 + 1e-9) + 1e-12
+    assert search.open_bound() <= optimum * (1 + 1e-9) + 1e-12
+    assert incumbent.value >= optimum * (1 - 1e-12)
+    assert search.certificate_tree(np.inf)
+    assert incumbent.value == pytest.approx(optimum, rel=1e-9)
+    assert search.tree_bound() == incumbent.value
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bnb_with_the_certificate_tree_agrees(seed, monkeypatch):
+    """Through bnb with the tree taking over at once (every search counted hopeless): optimal,
+    equal to brute force, the bound below it."""
+    problem = _tree_instance(seed, 8, 0.5)
+    monkeypatch.setattr(bnb, "SUBSET_GAP", -1.0)
+    monkeypatch.setattr(subsets, "TREE_AFTER", 0.0)
+    monkeypatch.setattr(subsets, "TREE_PACE", 2.0)
+    monkeypatch.setattr(subsets, "TREE_NODE_ITERS", 20)
+    solution = bnb.solve_bnb(problem, time_limit=600.0)
+    brute = solve(problem, "brute")
+    assert solution.status == "optimal"
+    assert solution.objective == pytest.approx(brute.objective, rel=1e-9)
+    assert solution.bound <= brute.objective * (1 + 1e-9)
