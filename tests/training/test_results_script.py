@@ -552,3 +552,15 @@ def test_record_options_are_checked_before_any_work(tmp_path: Path,
                   "--render-only"])
         assert exc.value.code == 2 and "--record" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "o.md").exists()
+    # a damaged record (its wall-time file not a JSON object) is named, before anything is written
+    record = tmp_path / "record"
+    (record / "mlp-fp" / "lr=0.001" / "seed-0").mkdir(parents=True)
+    (record / "mlp-fp" / "lr=0.001" / "seed-0" / "summary.json").write_text("{}")
+    (record / "mlp-fp" / "lr=0.001" / "seed-0" / "config.yaml").write_text("epochs: 3\n")
+    for damaged in ("[1, 2]", "{not json"):
+        (record / core.WALL).write_text(damaged)
+        with pytest.raises(SystemExit) as exc:
+            main(["--record", str(record), "--runs", str(tmp_path / "runs"), "--out",
+                  str(tmp_path / "o.md"), "--render-only"])
+        assert exc.value.code == 2 and "wall.json" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "o.md").exists()

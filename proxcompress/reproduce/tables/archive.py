@@ -66,10 +66,20 @@ def _checkpoint_files(folder: Path) -> list[str]:
     return [CHECKPOINT, tensors]
 
 
+def _walls(path: Path) -> dict[str, object]:
+    """A per-table wall-time record (a JSON object); ``ValueError`` naming the file if not."""
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a JSON object of per-table wall times")
+    return data
+
+
 def _merge_walls(source: Path, target: Path, source_wins: bool) -> bool:
     """Merge the per-table wall-time records of ``source`` into ``target``."""
-    new = json.loads(source.read_text())
-    old = json.loads(target.read_text()) if target.is_file() else {}
+    new, old = _walls(source), _walls(target) if target.is_file() else {}
     merged = {**old, **new} if source_wins else {**new, **old}
     if merged == old and target.is_file():
         return False
@@ -108,7 +118,11 @@ def archive(runs: Path, record: Path, weights: Iterable[str] = ()) -> list[Path]
 def restore(runs: Path, record: Path) -> list[Path]:
     """Put every archived run that ``runs`` lacks back into it (a folder with a
     ``config.yaml`` of its own is left alone); the runs folder's own records are merged
-    (``wall.json``) or added when missing. Returns the run folders restored."""
+    (``wall.json``) or added when missing. Returns the run folders restored. ``ValueError``
+    (naming the file) for a ``wall.json`` that is not a JSON object, before anything is
+    written."""
+    if (record / "wall.json").is_file():
+        _walls(record / "wall.json")  # a damaged record stops before anything is written
     restored: list[Path] = []
     for folder in _finished(record):
         target = runs / folder.relative_to(record)

@@ -136,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)  # the configs' data folders are relative to the repository
     counts: dict[str, int] = {}
     if record is not None:
-        restored = restore(runs, record)
+        try:
+            restored = restore(runs, record)
+        except (OSError, ValueError) as exc:  # a damaged record: say which file, exit 2
+            parser.error(f"--record: {exc}")
         if restored:
             log(f"restored {len(restored)} finished runs from {repo_path(record)}")
     empty = not any((runs / row["name"]).exists() for row in needed)  # nothing to resume
