@@ -160,9 +160,12 @@ def _git_commit() -> str | None:
 def _versions() -> dict[str, Any]:
     from proxcompress import __version__
 
+    from proxcompress.reproduce.machine import cpu_model
+
     return {"proxcompress": __version__, "torch": torch.__version__,
             "python": platform.python_version(), "git_commit": _git_commit(),
-            "machine": platform.machine(), "cpu_threads": torch.get_num_threads()}
+            "machine": platform.machine(), "cpu_model": cpu_model(),
+            "cpu_threads": torch.get_num_threads()}
 
 
 @torch.no_grad()

@@ -48,6 +48,13 @@ SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vpopcntd
               "amx_tile")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``; the platform's processor or machine where it cannot
+    be read). Runs are bit-reproducible on one CPU model, not across vendors (their GEMM and
+    convolution kernels round differently)."""
+    return _lscpu().get("Model name") or platform.processor() or platform.machine()
+
+
 def simd_flags() -> list[str]:
     """The :data:`SIMD_FLAGS` this CPU has (from ``lscpu``; empty where it cannot be read)."""
     have = set(_lscpu().get("Flags", "").split())
@@ -104,7 +111,7 @@ def usable_cores() -> int:
 def describe() -> dict[str, Any]:
     """The machine and versions, JSON-ready."""
     cpu = _lscpu()
-    model = cpu.get("Model name") or platform.processor() or platform.machine()
+    model = cpu_model()
     versions = {}
     for name in PACKAGES:
         try:
