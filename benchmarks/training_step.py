@@ -19,6 +19,11 @@ time other processes hold the core, the thread's CPU time does not.
 
     python benchmarks/training_step.py [--threads 1,2] [--batch 128] [--json OUT.json]
     python benchmarks/training_step.py --cases cnn --mulfree deepshift,denseshift,s3,euclid,adder
+    python benchmarks/training_step.py --cases cnn --layout-ab   # channels-last vs NCHW CNN
+
+``--layout-ab`` times the CNN rows' full-precision and binary steps a second time with the
+activations in NCHW (``VGGSmall.channels_last`` off), interleaved with the rest
+(``*_nchw_step_ms``, ``*_layout_speedup``: NCHW / channels-last; ``*_layout_cpu_speedup``).
 """
 
 from __future__ import annotations
@@ -94,7 +99,7 @@ def _step_fn(case: dict[str, Any], recipe: QuantRecipe | MulFreeRecipe | None, b
 
 
 def measure(case_name: str, weights: str, activations: str | None, batch: int, warmup: int,
-            repeats: int, threads: int = 1) -> dict[str, Any]:
+            repeats: int, threads: int = 1, layout_ab: bool = False) -> dict[str, Any]:
     # set again for every row: the AdderNet gradient kernels run numba's OpenMP layer, which
     # can change the thread count of torch's (same) OpenMP runtime
     torch.set_num_threads(threads)
@@ -111,6 +116,11 @@ def measure(case_name: str, weights: str, activations: str | None, batch: int, w
     steps = {"fp": fp_step, "binary": bin_step}
     if isinstance(recipe, QuantRecipe) or weights in FUSED_MULFREE:
         steps["reference"] = _step_fn(case, recipe, batch, 0, mode="reference")[1]
+    if layout_ab and case["name"] == "vgg":  # the CNN with NCHW activations (before)
+        for key, rec in (("fp_nchw", None), ("binary_nchw", recipe)):
+            model, fn = _step_fn(case, rec, batch, 0)
+            model.channels_last = False
+            steps[key] = fn
     for _ in range(warmup):
         for fn in steps.values():
             fn()
@@ -131,12 +141,20 @@ def measure(case_name: str, weights: str, activations: str | None, batch: int, w
         extra = {"reference_step_ms": 1000 * ref, "reference_ratio": ref / fp,
                  "reference_step_ms_iqr": [1000 * q for q in
                                            statistics.quantiles(times["reference"], n=4)[::2]]}
+    for key in ("fp", "binary"):
+        if f"{key}_nchw" in times:
+            nchw = statistics.median(times[f"{key}_nchw"])
+            extra[f"{key}_nchw_step_ms"] = 1000 * nchw
+            extra[f"{key}_layout_speedup"] = nchw / statistics.median(times[key])
     if torch.get_num_threads() == 1:
         # one thread: the step runs on this thread, and its CPU time does not count the time
         # other processes of a loaded machine hold the core (memory contention still does)
         med = {k: statistics.median(v) for k, v in cpu.items()}
         extra.update({f"{k}_cpu_ms": 1000 * v for k, v in med.items()})
         extra["cpu_ratio"] = med["binary"] / med["fp"]
+        for key in ("fp", "binary"):
+            if f"{key}_nchw" in med:
+                extra[f"{key}_layout_cpu_speedup"] = med[f"{key}_nchw"] / med[key]
         if "reference" in med:
             extra["reference_cpu_ratio"] = med["reference"] / med["fp"]
     return {
@@ -166,7 +184,7 @@ def _rows(args: argparse.Namespace, n_threads: int) -> list[dict[str, Any]]:
         for method in filter(None, args.methods.split(",")):
             for act in args.activations.split(","):
                 row = measure(case, method, None if act == "none" else act, args.batch,
-                              args.warmup, args.repeats, n_threads)
+                              args.warmup, args.repeats, n_threads, args.layout_ab)
                 rows.append(row)
                 cpu = (f"; CPU time {row['cpu_ratio']:.2f} (reference "
                        f"{row['reference_cpu_ratio']:.2f})" if "cpu_ratio" in row else "")
@@ -176,7 +194,8 @@ def _rows(args: argparse.Namespace, n_threads: int) -> list[dict[str, Any]]:
                       flush=True)
     for case in args.cases.split(","):
         for method in filter(None, args.mulfree.split(",")):
-            row = measure(case, method, None, args.batch, args.warmup, args.repeats, n_threads)
+            row = measure(case, method, None, args.batch, args.warmup, args.repeats, n_threads,
+                          args.layout_ab)
             rows.append(row)
             cpu = f"; CPU time {row['cpu_ratio']:.2f}" if "cpu_ratio" in row else ""
             ref = (f" (reference {row['reference_ratio']:.2f})" if "reference_ratio" in row
@@ -205,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-passes", action="store_true",
                         help="split the SignSwish pass over torch's threads (A/B; the default "
                         "runs it on the calling thread)")
+    parser.add_argument("--layout-ab", action="store_true",
+                        help="CNN rows: also time the full-precision and binary steps with the "
+                        "CNN's activations in NCHW (VGGSmall.channels_last off; interleaved)")
     parser.add_argument("--json", metavar="OUT.json")
     args = parser.parse_args(argv)
     if args.split_passes:
@@ -238,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                     "reference (unfused) quantizer ops, interleaved too",
         "target_ratio": TARGET,
         "signswish_pass_split": args.split_passes,
+        "layout_ab": args.layout_ab,
         "max_ratio": max((r["ratio"] for r in rows if r["weights"] not in MULFREE),
                          default=None),
         "rows": rows,

@@ -15,7 +15,7 @@ model built from the supported pieces exports, including residual ones:
   (float32 weights; ``theta`` must be 1);
 * ``BatchNorm1d/2d`` (running statistics), ``ReLU``, ``Hardtanh``, ``MaxPool2d``, ``AvgPool2d``
   (no padding), ``AdaptiveAvgPool2d(1)``, ``Flatten`` / ``x.flatten(d)``, ``+``, ``Dropout`` and
-  ``Identity`` (identities in eval mode).
+  ``Identity`` (identities in eval mode), ``x.contiguous(...)`` (a memory layout: no node).
 
 The export is the *deployed* model: eval mode (running statistics, no dropout) and hard
 quantization (``lim_{mu -> oo} F`` for the binary layers, as
@@ -70,10 +70,20 @@ class _Writer:
         self.nodes: list[dict[str, Any]] = []
         self.tensors: dict[str, np.ndarray] = {}
         self.storage: dict[str, dict[str, int]] = {}
+        #: fx nodes that are their input under another name (``x.contiguous()``): no node of
+        #: their own, so the exported graph (and the packed chains' patterns) see through them
+        self.aliases: dict[str, str] = {}
+
+    def resolve(self, name: str) -> str:
+        """The exported node that holds fx node ``name``'s value."""
+        while name in self.aliases:
+            name = self.aliases[name]
+        return name
 
     def add(self, name: str, op: str, inputs: list[str], attrs: dict[str, Any] | None = None,
             tensors: Mapping[str, np.ndarray | None] | None = None,
             float32_weights: int | None = None) -> None:
+        inputs = [self.resolve(i) for i in inputs]
         names = {}
         stored = 0
         for key, arr in (tensors or {}).items():
@@ -459,6 +469,15 @@ def _relu_call(w: _Writer, node: fx.Node, inp: list[str]) -> bool:
     return True
 
 
+def _contiguous_call(w: _Writer, node: fx.Node, inp: list[str]) -> bool:
+    """``x.contiguous(...)``: a memory layout (e.g. VGGSmall's channels-last activations), the
+    same values: the kernels' tensors are always dense row-major, so the node is its input."""
+    if len(inp) != 1:
+        return False
+    w.aliases[node.name] = inp[0]
+    return True
+
+
 def _add_method(w: _Writer, node: fx.Node, inp: list[str]) -> bool:
     if len(inp) != 2 or node.kwargs:
         return False
@@ -476,6 +495,7 @@ def _add_call(w: _Writer, node: fx.Node, inp: list[str]) -> bool:
 _CALL_WRITERS: dict[Any, tuple[str, CallWriter]] = {
     "flatten": ("flatten", _flatten_call),
     "relu": ("relu", _relu_call),
+    "contiguous": ("contiguous", _contiguous_call),
     "add": ("+", _add_method),
     operator.add: ("+", _add_call),
     torch.add: ("+", _add_call),
@@ -550,7 +570,7 @@ def _graph(model: nn.Module) -> tuple[_Writer, fx.Graph]:
             result = node.args[0]
             if not isinstance(result, fx.Node):
                 raise InvalidInputError("model", "forward must return one tensor")
-            w.output = result.name
+            w.output = w.resolve(result.name)
             continue
         if node.op == "call_module":
             args = [a for a in node.args if isinstance(a, fx.Node)]

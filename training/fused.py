@@ -465,7 +465,10 @@ def fused_forward(kernel: Kernel, x: Tensor, mu: float, scale: Tensor | ChannelS
     :class:`FusedQuantize` wraps it). With a :class:`ChannelScale` the sum of ``|x|`` per row
     is taken in ``out`` before ``F`` overwrites it (no temporary)."""
     xc = x.detach()
-    if not xc.is_contiguous():
+    nhwc = _channels_last(xc)
+    if nhwc:  # a channels-last activation: the pass runs on its NHWC storage, the result
+        xc = xc.permute(0, 2, 3, 1)  # keeps the layout (rows are still the batch)
+    elif not xc.is_contiguous():
         xc = xc.contiguous()
     rows = xc.shape[0] if xc.dim() else 1
     cols = xc.numel() // rows if rows else 0
@@ -510,8 +513,20 @@ def fused_forward(kernel: Kernel, x: Tensor, mu: float, scale: Tensor | ChannelS
     if not done:
         _body_for(kernel)(x2, mu, out, slope, alpha, lambda k: buffer(f"scratch{k}"))
     shape = (rows, *([1] * (xc.dim() - 1)))
-    return (out.view_as(xc), None if slope is None else slope.view_as(xc),
+
+    def back(t: Tensor) -> Tensor:
+        t = t.view_as(xc)
+        return t.permute(0, 3, 1, 2) if nhwc else t
+
+    return (back(out), None if slope is None else back(slope),
             None if alpha is None else alpha.expand(rows, 1).reshape(shape))
+
+
+def _channels_last(x: Tensor) -> bool:
+    """A 4-D tensor stored channels-last (NHWC) and not also plain contiguous (e.g. the
+    activations of :class:`~proxcompress.training.models.cnn.VGGSmall`)."""
+    return (x.dim() == 4 and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last))
 
 
 def _indicator_bound(dtype: torch.dtype) -> float:
@@ -522,7 +537,8 @@ def _indicator_bound(dtype: torch.dtype) -> float:
 def _writable(grad: Tensor, like: Tensor) -> bool:
     """Whether the backward pass may overwrite ``grad`` (dense, the latent's shape and dtype,
     not part of a double-backward graph)."""
-    return (grad.shape == like.shape and grad.dtype == like.dtype and grad.is_contiguous()
+    dense = grad.is_contiguous() or (grad.stride() == like.stride() and _channels_last(grad))
+    return (grad.shape == like.shape and grad.dtype == like.dtype and dense
             and not grad.requires_grad)
 
 

@@ -118,6 +118,18 @@ def test_page_reports_the_run_folders(tmp_path: Path) -> None:
     lines = page.splitlines()
     assert any(line.endswith("61.0 minutes (`--tables binary,spr --jobs 2`, 2026-01-02): "
                              "**missed**") for line in lines)
+    # two separate from-scratch runs of the quick tables add up
+    split = {"binary": {"wall_seconds": 2400.0, "jobs": 2, "load1_before": 0.1,
+                        "when": "2026-01-03"},
+             "spr": {"wall_seconds": 1080.0, "jobs": 2, "load1_before": 0.2,
+                     "when": "2026-01-03"}}
+    page = render.render(rows, None, choices, {"walls": split}, tmp_path / "page2.md")
+    assert any(line.endswith("58.0 minutes (`--tables binary` then `--tables spr --jobs 2`, "
+                             "2026-01-03): **met**") for line in page.splitlines())
+    split["spr"]["from_scratch"] = False
+    page = render.render(rows, None, choices, {"walls": split}, tmp_path / "page3.md")
+    assert any("not measured from scratch" in line and "58.0 minutes" in line
+               for line in page.splitlines())
     assert ("| full precision | - | lr = 0.001 (of 0.0003, 0.001, 0.003) | 89.33 +- 0.58 | "
             "89.50 +- 0.50 | - | 1234 | 20 | `mlp-fp` |") in lines
     assert "* `mlp-fp`: lr=0.0003: 88.00; **lr=0.001: 89.00**; lr=0.003: 88.90" in lines

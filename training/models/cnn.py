@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from proxcompress.training.models.base import (
@@ -26,7 +27,16 @@ class VGGSmall(PrunableModel):
         width: channels of the first stage.
         stages: convs per stage, e.g. ``(1, 1)`` for a 2-conv CNN, ``(2, 2, 2)`` for VGG-like.
         activation: ``relu`` or ``hardtanh``.
+
+    The activations after the first convolution are stored channels-last (NHWC; the
+    parameters stay in the default layout): on CPU, PyTorch's NCHW max pooling is 8-15x slower
+    than its NHWC kernel and the oneDNN convolutions are faster in NHWC, so a training step of
+    the results CNN takes about 0.6x the time (docs/decisions.md, "Channels-last CNN
+    activations"). The values are the same tensors up to float rounding of the convolutions.
     """
+
+    #: store the activations after the first convolution channels-last (see the class doc)
+    channels_last: bool = True
 
     def __init__(
         self,
@@ -62,8 +72,10 @@ class VGGSmall(PrunableModel):
         self.head = nn.Linear(c_in * self.spatial, classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        for name in self._order:
+        for i, name in enumerate(self._order):
             x = getattr(self, name)(x)
+            if i == 0 and self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
         return self.head(x.flatten(1))
 
     def units(self) -> list[ChannelUnit]:

@@ -199,6 +199,27 @@ def _wall_scope(rec: dict[str, Any]) -> str:
             "resumed from checkpoints in it, the others found finished; not a from-scratch time")
 
 
+def _quick_wall(walls: dict[str, dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
+    """The quick tables' regeneration: the record of one ``--tables binary,spr`` run, else the
+    sum of a ``--tables binary`` and a ``--tables spr`` run (an upper bound of the joint run,
+    which keeps both workers busy across the tables' boundary), from scratch only if both
+    were."""
+    if "binary,spr" in walls or not ("binary" in walls and "spr" in walls):
+        return walls.get("binary,spr"), "binary,spr"
+    a, b = walls["binary"], walls["spr"]
+    if a.get("jobs") != b.get("jobs"):
+        return None, "binary,spr"
+    scratch = a.get("from_scratch", True) and b.get("from_scratch", True)
+    rec: dict[str, Any] = {
+        "wall_seconds": a["wall_seconds"] + b["wall_seconds"], "jobs": a["jobs"],
+        "when": a["when"] if a["when"] == b["when"] else f"{a['when']} and {b['when']}",
+        "from_scratch": scratch}
+    if not scratch:
+        rec["trained"] = a.get("trained", 0) + b.get("trained", 0)
+        rec["resumed"] = a.get("resumed", 0) + b.get("resumed", 0)
+    return rec, "binary` then `--tables spr"
+
+
 def _scratch_target(claim: str, rec: dict[str, Any] | None, limit: float, tables: str
                     ) -> list[str]:
     """A regeneration-time target line: met / missed from a from-scratch record only."""
@@ -1024,9 +1045,10 @@ def _targets(choices: Choices, seeds: list[int] | None, walls: dict[str, Any]) -
                         ("speech-denseshift", "DenseShift 3-bit")):
         gap(f"spoken commands, {label} shift ResNet within about 0.5 point of full precision",
             name, sfp, 0.5)
+    quick, label = _quick_wall(walls)
     out += _scratch_target("the binary and SPR tables, with their sweeps and the MIP selection "
                            "study, regenerate from scratch in under an hour on 2 cores",
-                           walls.get("binary,spr"), 60, "binary,spr")
+                           quick, 60, label)
     out += tt.targets(choices, seeds)
     out += ["", "The training-step cost target (every method's step <= 1.3x the full-precision "
             "step, issue 17 part 4) is measured by `benchmarks/training_step.py` "
