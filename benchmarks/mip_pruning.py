@@ -38,14 +38,23 @@ writing it with ``--out``:
   p = 1000 and 10 000, plus the equicorrelated (rho 0.5, SNR 2) p = 1000 case; the open solvers
   at p = 1000 only (at 10 000 their models do not build within the limit).
 - ``cnn``: the layer-wise problems of ``proxcompress select --select mip`` on the results CNN
-  (``--runs DIR`` with ``seed-S`` run folders of ``configs/results/cnn-fp.yaml``): half the
+  (``--runs DIR`` with ``seed-S`` run folders of ``configs/results/cnn-fp.yaml``; default
+  the *frozen instances* ``benchmarks/results/mip_cnn_instances/seed-S``: the config and final
+  checkpoint, without the optimizer's state, of the three cnn-fp runs trained at commit
+  fb04228 (VGGSmall channels-last after its first conv; the results table's runs), written by
+  ``--freeze SOURCE``; the activations are recomputed from Fashion-MNIST): half the
   channels of each conv layer (8 of 16, 16 of 32, 32 of 64), warm-started from the SPR and
   magnitude choices as ``select`` does; the open solvers on the 8-of-16 rows
   (``--shor-ablation``: also bnb with the subset search's Shor bound at the root only, the
   search before the open nodes' Shor bounds, as a same-run baseline; ``--tree-ablation``: also
   bnb without the subset search's certificate tree, ``bnb-no-tree``).
-- ``cnn-root``: the same layers' root removal bounds, the subset search's row-wise bound
-  against the Shor relaxation's eigenvalue dual (``--shor-iters``), no search.
+- ``cnn-root``: the same layers' (same ``--runs``) root removal bounds, the subset search's
+  row-wise bound against the Shor relaxation's eigenvalue dual (``--shor-iters``), no search.
+
+- ``overlap`` and ``bnb-alpha`` run bnb's default since issue 14's ninth stop: the
+  overlapping pairs' hull built inside the limit when the refined root gap exceeds
+  ``bnb.AUTO_HULL_GAP`` (``hull_built`` and the SDP's seconds per row); ``--no-rule`` builds
+  it before every solve of the ``overlap`` piece as before.
 
 Usage: ``python benchmarks/mip_pruning.py --piece P [--regime R] [--out FILE.json]``;
 ``--render FILE.json [FILE.json ...]`` prints the Markdown tables of docs/benchmarks.md.
@@ -516,6 +525,31 @@ def _cnn_problem(run: Path, unit_name: str, keep: int) -> tuple[LayerPruningProb
     return problem, starts, shape
 
 
+def freeze_instances(source: Path, dest: Path, seeds: int) -> None:
+    """Write the frozen CNN instances: for each ``source/seed-S`` run, its resolved
+    ``config.yaml`` and its final checkpoint without the optimizer's state (the model's tensors,
+    run state and RNG state as saved; all that ``load_run`` reads) into ``dest/seed-S``."""
+    import shutil
+
+    import torch
+
+    from proxcompress.training.checkpoint import load_checkpoint, save_checkpoint
+
+    for seed in range(seeds):
+        run, out = source / f"seed-{seed}", dest / f"seed-{seed}"
+        checkpoint = load_checkpoint(run, "--freeze")
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        shutil.copyfile(run / "config.yaml", out / "config.yaml")
+        saved = torch.get_rng_state()
+        torch.set_rng_state(checkpoint.rng_state)
+        try:
+            save_checkpoint(out, checkpoint.model_state, None, checkpoint.meta, checkpoint.extra)
+        finally:
+            torch.set_rng_state(saved)
+
+
 def _bnb_without_ascent(p: LayerPruningProblem, t: float | None, **kw: Any) -> Solution:
     """bnb with the subset search's removal bound at the groups' own directions (no ascent
     steps on its dual point): the ablation of the ascent."""
@@ -843,6 +877,10 @@ def main() -> None:
                         help="cnn and cnn-root pieces: folder with seed-S runs of "
                              "configs/results/cnn-fp.yaml (default: the frozen instances, "
                              "benchmarks/results/mip_cnn_instances)")
+    parser.add_argument("--freeze", type=Path, default=None, metavar="SOURCE",
+                        help="write the frozen CNN instances into --runs from SOURCE's seed-S "
+                             "runs of configs/results/cnn-fp.yaml (config and final checkpoint, "
+                             "no optimizer state), then exit")
     parser.add_argument("--no-rivals", action="store_true",
                         help="cnn piece: bnb only (no open solvers on the 8-of-16 rows)")
     parser.add_argument("--ascent-ablation", action="store_true",
@@ -880,8 +918,21 @@ def main() -> None:
             with open(path, encoding="utf-8") as handle:
                 print(render(json.load(handle)) + "\n")
         return
+    if args.freeze is not None:
+        seeds = 1 if args.quick else args.seeds
+        missing = [f"seed-{seed}" for seed in range(seeds)
+                   if not all((args.freeze / f"seed-{seed}" / name).is_file()
+                              for name in ("config.yaml", "checkpoint.json"))]
+        if missing:
+            parser.error(f"--freeze: {args.freeze} has no run {missing[0]} (config.yaml and "
+                         f"checkpoint.json); accepted: a folder with seed-0 .. seed-{seeds - 1}")
+        try:
+            freeze_instances(args.freeze, args.runs, seeds)
+        except InvalidInputError as exc:
+            parser.error(f"--freeze: {exc}")
+        return
     if args.piece is None:
-        parser.error("--piece or --render is required")
+        parser.error("--piece, --render or --freeze is required")
     if not 0 <= args.shor_iters <= 100_000:
         parser.error(f"--shor-iters: {args.shor_iters}; accepted: an integer in [0, 100000]")
     if args.best_known is not None and not args.best_known.is_file():
