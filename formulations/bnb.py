@@ -125,10 +125,14 @@ SUBSET_GAP = 0.05
 #: groups, one output, no budget and at most :data:`AUTO_HULL_MAX_FEATURES` features (its SDP
 #: costs 5-12 CPU s at 100 features). Refined root gaps measured (docs/benchmarks.md, issue
 #: 14, ninth stop): 3.6-4.5% on the hard regime (AR(1) 0.8, SNR 0.5, alpha 0.05), at most
-#: 2.5% on every other row of the alpha sweep and the 10-200-group tables
+#: 2.52% on every other row of the alpha sweep and the 10-200-group tables
+#: and on a well-conditioned Gram matrix: the Jacobi-scaled smallest eigenvalue at least
+#: :data:`AUTO_HULL_MIN_EIGEN` (rank-deficient data, n = p = 40: the hull made bnb ten times
+#: slower, 28 CPU s and 17 026 nodes against 2.9 s and 2 630; the hard regime's is 0.053)
 AUTO_HULL_GAP = 0.03
 AUTO_HULL_REACH = 2
 AUTO_HULL_MAX_FEATURES = 128
+AUTO_HULL_MIN_EIGEN = 1e-3
 #: reliability branching: candidates looked at, strong branchings per node at most, passes
 #: per strong child, observations that make a pseudocost reliable, and how many candidates in
 #: a row may fail to beat the best before the look stops
@@ -1349,12 +1353,16 @@ def solve_bnb(
 
 def _auto_hull(problem: LayerPruningProblem) -> Callable[[], OverlapHull | None] | None:
     """``hull="auto"``'s builder (:data:`AUTO_HULL_GAP`), or ``None`` where the overlapping
-    pairs do not apply."""
+    pairs do not apply or the Gram matrix is ill-conditioned (:data:`AUTO_HULL_MIN_EIGEN`)."""
     from proxcompress.errors import SolverError
 
     p = problem
     if not (p.m == 1 and p.n_groups == p.d and p.budget >= p.n_groups
             and 2 <= p.d <= AUTO_HULL_MAX_FEATURES):
+        return None
+    G = p.X.T @ p.X
+    scale = np.sqrt(np.maximum(np.diag(G), 1e-300))
+    if not safe_lambda_min(G / np.outer(scale, scale)) >= AUTO_HULL_MIN_EIGEN:
         return None
 
     def build() -> OverlapHull | None:

@@ -441,6 +441,8 @@ def test_a_hull_builder_is_called_only_above_its_root_gap() -> None:
 
 
 def test_auto_hull_applies_only_to_single_feature_groups_without_budget() -> None:
+    """``hull=\"auto\"`` only where the overlapping pairs apply, up to the size cap, on a
+    well-conditioned Gram matrix."""
     from proxcompress.formulations import bnb
 
     assert bnb._auto_hull(random_instance(40, 6, 1, 6, 0, alpha=0.05)) is not None
@@ -451,6 +453,10 @@ def test_auto_hull_applies_only_to_single_feature_groups_without_budget() -> Non
         assert bnb._auto_hull(problem) is None
     big = bnb.AUTO_HULL_MAX_FEATURES + 1
     assert bnb._auto_hull(random_instance(2 * big, big, 1, big, 0, alpha=0.05)) is None
+    from proxcompress.formulations.instances import sparse_regression_instance
+
+    # rank-deficient (centred, n = p): X^T X singular, the hull is not built
+    assert bnb._auto_hull(sparse_regression_instance(40, 40, seed=0)) is None
 
 
 @pytest.mark.parametrize(("kwargs", "name"), [
