@@ -40,10 +40,10 @@ writing it with ``--out``:
 - ``cnn``: the layer-wise problems of ``proxcompress select --select mip`` on the results CNN
   (``--runs DIR`` with ``seed-S`` run folders of ``configs/results/cnn-fp.yaml``; default
   the *frozen instances* ``benchmarks/results/mip_cnn_instances/seed-S``: the config and final
-  checkpoint, without the optimizer's state, of the three cnn-fp runs trained at commit
-  fb04228 (VGGSmall channels-last after its first conv; the results table's runs), written by
-  ``--freeze SOURCE``; the activations are recomputed from Fashion-MNIST): half the
-  channels of each conv layer (8 of 16, 16 of 32, 32 of 64), warm-started from the SPR and
+  checkpoint, without the optimizer's state, of the three cnn-fp runs trained with main's
+  c0299e8 (VGGSmall channels-last after its first conv since 5d746bd; the results table's
+  runs), written by ``--freeze SOURCE``; the activations are recomputed from Fashion-MNIST):
+  half the channels of each conv layer (8 of 16, 16 of 32, 32 of 64), warm-started from the SPR and
   magnitude choices as ``select`` does; the open solvers on the 8-of-16 rows
   (``--shor-ablation``: also bnb with the subset search's Shor bound at the root only, the
   search before the open nodes' Shor bounds, as a same-run baseline; ``--tree-ablation``: also
@@ -174,11 +174,14 @@ def _solve_all(
 ) -> list[dict[str, Any]]:
     records = []
     for name, run in runners.items():
+        load = os.getloadavg()[0]
         start = time.perf_counter()
+        cpu = time.process_time()  # this process's (a solver in a child process is not in it)
         kwargs = ({"warm_start": warm_start} if warm_start and name.startswith("bnb")
                   else {})
         solution = run(problem, time_limit, **kwargs)
-        records.append({**_record(solution, time.perf_counter() - start), "name": name, **extra})
+        records.append({**_record(solution, time.perf_counter() - start), "name": name,
+                        "cpu_seconds": time.process_time() - cpu, "load": load, **extra})
     agree = _agree(records)
     for record in records:
         record["agree"] = agree
