@@ -936,7 +936,8 @@ def overlap_root_bound(problem: LayerPruningProblem, reach: int = 2,
 
 
 # ----------------------------------------------------------------------------- overlapping pairs
-#: SCS's accuracy for :func:`overlap_hull` (the fitted split makes a looser one usable)
+#: SCS's accuracy for :func:`overlap_hull` (1e-3 is certified through the fitted split but
+#: loses 0.3-0.7% of the hard regime's root gap for 1-5 CPU s: docs/decisions.md, ninth stop)
 OVERLAP_SDP_EPS = 1e-4
 #: sweeps of the overlapping-pair node solve at the root (warm from the SDP's split)
 OVERLAP_ROOT_SWEEPS = 1500
