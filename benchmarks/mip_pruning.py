@@ -38,14 +38,23 @@ writing it with ``--out``:
   p = 1000 and 10 000, plus the equicorrelated (rho 0.5, SNR 2) p = 1000 case; the open solvers
   at p = 1000 only (at 10 000 their models do not build within the limit).
 - ``cnn``: the layer-wise problems of ``proxcompress select --select mip`` on the results CNN
-  (``--runs DIR`` with ``seed-S`` run folders of ``configs/results/cnn-fp.yaml``): half the
-  channels of each conv layer (8 of 16, 16 of 32, 32 of 64), warm-started from the SPR and
+  (``--runs DIR`` with ``seed-S`` run folders of ``configs/results/cnn-fp.yaml``; default
+  the *frozen instances* ``benchmarks/results/mip_cnn_instances/seed-S``: the config and final
+  checkpoint, without the optimizer's state, of the three cnn-fp runs trained with main's
+  c0299e8 (VGGSmall channels-last after its first conv since 5d746bd; the results table's
+  runs), written by ``--freeze SOURCE``; the activations are recomputed from Fashion-MNIST):
+  half the channels of each conv layer (8 of 16, 16 of 32, 32 of 64), warm-started from the SPR and
   magnitude choices as ``select`` does; the open solvers on the 8-of-16 rows
   (``--shor-ablation``: also bnb with the subset search's Shor bound at the root only, the
   search before the open nodes' Shor bounds, as a same-run baseline; ``--tree-ablation``: also
   bnb without the subset search's certificate tree, ``bnb-no-tree``).
-- ``cnn-root``: the same layers' root removal bounds, the subset search's row-wise bound
-  against the Shor relaxation's eigenvalue dual (``--shor-iters``), no search.
+- ``cnn-root``: the same layers' (same ``--runs``) root removal bounds, the subset search's
+  row-wise bound against the Shor relaxation's eigenvalue dual (``--shor-iters``), no search.
+
+- ``overlap`` and ``bnb-alpha`` run bnb's default since issue 14's ninth stop: the
+  overlapping pairs' hull built inside the limit when the refined root gap exceeds
+  ``bnb.AUTO_HULL_GAP`` (``hull_built`` and the SDP's seconds per row); ``--no-rule`` builds
+  it before every solve of the ``overlap`` piece as before.
 
 Usage: ``python benchmarks/mip_pruning.py --piece P [--regime R] [--out FILE.json]``;
 ``--render FILE.json [FILE.json ...]`` prints the Markdown tables of docs/benchmarks.md.
@@ -68,7 +77,14 @@ from typing import Any
 import numpy as np
 
 from proxcompress.errors import InvalidInputError
-from proxcompress.formulations import LayerPruningProblem, Solution, random_instance, solve, subsets
+from proxcompress.formulations import (
+    LayerPruningProblem,
+    Solution,
+    bnb,
+    random_instance,
+    solve,
+    subsets,
+)
 from proxcompress.formulations.bnb import build_engine, refine_shift, solve_bnb
 from proxcompress.formulations.instances import sparse_regression_instance
 from proxcompress.formulations.pairhull import (
@@ -88,6 +104,9 @@ REGIMES = {"independent-strong": (0.0, 4.0), "correlated-weak": (0.8, 0.5)}
 RIVALS = ("bigm", "perspective-scip", "perspective-ecos_bb", "cuts")
 NAMES = ("bnb", "bnb-no-ascent", *RIVALS)
 CNN_LAYERS = (("conv0_0", 8), ("conv1_0", 16), ("conv2_0", 32))
+#: the frozen CNN layer instances: config and final checkpoint of the three
+#: configs/results/cnn-fp.yaml runs (module docstring)
+CNN_INSTANCES = Path(__file__).resolve().parent / "results" / "mip_cnn_instances"
 
 
 def _machine() -> dict[str, Any]:
@@ -155,11 +174,14 @@ def _solve_all(
 ) -> list[dict[str, Any]]:
     records = []
     for name, run in runners.items():
+        load = os.getloadavg()[0]
         start = time.perf_counter()
+        cpu = time.process_time()  # this process's (a solver in a child process is not in it)
         kwargs = ({"warm_start": warm_start} if warm_start and name.startswith("bnb")
                   else {})
         solution = run(problem, time_limit, **kwargs)
-        records.append({**_record(solution, time.perf_counter() - start), "name": name, **extra})
+        records.append({**_record(solution, time.perf_counter() - start), "name": name,
+                        "cpu_seconds": time.process_time() - cpu, "load": load, **extra})
     agree = _agree(records)
     for record in records:
         record["agree"] = agree
@@ -226,6 +248,27 @@ def piece_alpha(groups: int, seeds: int, alphas: list[float]) -> list[dict[str, 
     return rows
 
 
+def _auto_hull_recorded(problem: LayerPruningProblem) -> tuple[Any, dict[str, Any]]:
+    """``solve_bnb``'s default ``hull="auto"`` as an explicit builder (with
+    ``hull_iters=OVERLAP_SWEEPS, hull_gap=bnb.AUTO_HULL_GAP`` the same search), recording
+    whether the rule built the hull (``hull_built``) and its SDP's wall and CPU seconds, which
+    count inside the solve's limit."""
+    build = bnb._auto_hull(problem)
+    record: dict[str, Any] = {"hull_built": False}
+    if build is None:
+        return None, record
+
+    def recorded() -> Any:
+        start, cpu = time.perf_counter(), time.process_time()
+        hull = build()
+        record.update(hull_built=hull is not None, _hull=hull,
+                      sdp_seconds=time.perf_counter() - start,
+                      sdp_cpu_seconds=time.process_time() - cpu)
+        return hull
+
+    return recorded, record
+
+
 def piece_bnb_alpha(groups: int, seeds: int, alphas: list[float],
                     time_limit: float) -> list[dict[str, Any]]:
     """bnb alone at ``groups`` groups as alpha varies (small alpha: weak perspective)."""
@@ -235,10 +278,16 @@ def piece_bnb_alpha(groups: int, seeds: int, alphas: list[float],
             for seed in range(seeds):
                 problem = random_instance(500, groups, 1, groups, seed, rho=rho, snr=snr,
                                           alpha=alpha)
+                load = os.getloadavg()[0]
                 start = time.perf_counter()
-                solution = solve(problem, "bnb", time_limit)
+                cpu = time.process_time()
+                hull, built = _auto_hull_recorded(problem)
+                solution = solve_bnb(problem, time_limit, hull=hull,
+                                     hull_iters=OVERLAP_SWEEPS, hull_gap=bnb.AUTO_HULL_GAP)
                 row = {**_record(solution, time.perf_counter() - start), "name": "bnb",
-                       "groups": groups, "regime": regime, "alpha": alpha, "seed": seed}
+                       "groups": groups, "regime": regime, "alpha": alpha, "seed": seed,
+                       "cpu_seconds": time.process_time() - cpu, "load": load,
+                       **{k: v for k, v in built.items() if not k.startswith("_")}}
                 print(json.dumps({k: v for k, v in row.items() if k != "support"}), flush=True)
                 rows.append(row)
     return rows
@@ -330,7 +379,7 @@ def piece_hull(seeds: int, time_limit: float, saved: dict[str, Any] | None,
             load = os.getloadavg()[0]
             start = time.perf_counter()
             if name == "bnb":
-                solution = solve_bnb(problem, time_limit)
+                solution = solve_bnb(problem, time_limit, hull=None)
                 extra: dict[str, Any] = {}
             else:
                 if saved is not None and key in saved:
@@ -361,36 +410,49 @@ def piece_hull(seeds: int, time_limit: float, saved: dict[str, Any] | None,
 
 
 def piece_overlap(seeds: int, time_limit: float, reach: int, sweeps: int,
-                  alpha: float = 0.05) -> list[dict[str, Any]]:
+                  alpha: float = 0.05, rule: bool = True) -> list[dict[str, Any]]:
     """bnb with and without the overlapping-pair node bound on the hard regime (module
-    docstring), in alternating order per seed, the SDP inside the time limit."""
+    docstring), in alternating order per seed, the SDP inside the time limit: with ``rule``
+    the hull arm is bnb's default (the hull built after the root when its gap asks for it,
+    ``bnb.AUTO_HULL_GAP``, reach ``bnb.AUTO_HULL_REACH``), else the hull built before the
+    solve at ``reach``."""
     rows = []
     for seed in range(seeds):
         problem = _hull_instance(seed, alpha)
-        row: dict[str, Any] = {"seed": seed, "alpha": alpha, "reach": reach, "sweeps": sweeps}
+        row: dict[str, Any] = {"seed": seed, "alpha": alpha, "rule": rule,
+                               "reach": bnb.AUTO_HULL_REACH if rule else reach, "sweeps": sweeps}
         names = ("bnb", "bnb+overlap") if seed % 2 == 0 else ("bnb+overlap", "bnb")
         for name in names:
             load = os.getloadavg()[0]
             start = time.perf_counter()
             cpu = time.process_time()
             extra: dict[str, Any] = {}
+            hull: Any = None
             if name == "bnb":
-                solution = solve_bnb(problem, time_limit)
+                solution = solve_bnb(problem, time_limit, hull=None)
+            elif rule:  # bnb's default: the hull built inside the limit when the root asks
+                build, built = _auto_hull_recorded(problem)
+                solution = solve_bnb(problem, time_limit, hull=build, hull_iters=sweeps,
+                                     hull_gap=bnb.AUTO_HULL_GAP)
+                hull = built.pop("_hull", None)
+                extra.update(built)
             else:
                 hull = overlap_hull(problem, reach)
                 extra["sdp_seconds"] = time.perf_counter() - start
                 extra["sdp_cpu_seconds"] = time.process_time() - cpu
                 left = max(time_limit - (time.perf_counter() - start), 1.0)
                 solution = solve_bnb(problem, left, hull=hull, hull_iters=sweeps)
+            seconds = time.perf_counter() - start
+            cpu_seconds = time.process_time() - cpu
+            if hull is not None:  # outside the timings
                 calls = max(int(hull.stats["calls"]), 1)
                 extra.update(hull_calls=int(hull.stats["calls"]),
                              sweeps_per_call=hull.stats["sweeps"] / calls,
                              ms_per_call=1e3 * hull.stats["seconds"] / calls,
                              root_overlap=hull.bound(np.zeros(problem.d, dtype=np.int8),
                                                      iters=OVERLAP_ROOT_SWEEPS).bound)
-            seconds = time.perf_counter() - start
             row[name] = {**_record(solution, seconds), "load": load,
-                         "cpu_seconds": time.process_time() - cpu, **extra}
+                         "cpu_seconds": cpu_seconds, **extra}
             row[name].pop("support", None)
         print(json.dumps(row), flush=True)
         rows.append(row)
@@ -464,6 +526,31 @@ def _cnn_problem(run: Path, unit_name: str, keep: int) -> tuple[LayerPruningProb
     shape = {"n": problem.n, "d": problem.d, "m": problem.m, "groups": problem.n_groups,
              "k": keep}
     return problem, starts, shape
+
+
+def freeze_instances(source: Path, dest: Path, seeds: int) -> None:
+    """Write the frozen CNN instances: for each ``source/seed-S`` run, its resolved
+    ``config.yaml`` and its final checkpoint without the optimizer's state (the model's tensors,
+    run state and RNG state as saved; all that ``load_run`` reads) into ``dest/seed-S``."""
+    import shutil
+
+    import torch
+
+    from proxcompress.training.checkpoint import load_checkpoint, save_checkpoint
+
+    for seed in range(seeds):
+        run, out = source / f"seed-{seed}", dest / f"seed-{seed}"
+        checkpoint = load_checkpoint(run, "--freeze")
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        shutil.copyfile(run / "config.yaml", out / "config.yaml")
+        saved = torch.get_rng_state()
+        torch.set_rng_state(checkpoint.rng_state)
+        try:
+            save_checkpoint(out, checkpoint.model_state, None, checkpoint.meta, checkpoint.extra)
+        finally:
+            torch.set_rng_state(saved)
 
 
 def _bnb_without_ascent(p: LayerPruningProblem, t: float | None, **kw: Any) -> Solution:
@@ -739,10 +826,11 @@ def render(result: dict[str, Any]) -> str:
             cells = [_arm_cell(r[k], f"{r[k]['cpu_seconds']:.1f}")
                      for k in ("bnb", "bnb+overlap")]
             h = r["bnb+overlap"]
+            hull = (f"{h['root_overlap']:.1f}, {h['sdp_seconds']:.1f} "
+                    f"({h['sdp_cpu_seconds']:.1f}), {h['sweeps_per_call']:.1f}, "
+                    f"{h['ms_per_call']:.2f}" if "root_overlap" in h else "not built")
             lines.append(f"| {r['seed']} | " + " | ".join(cells)
-                         + f" | {h['root_overlap']:.1f}, {h['sdp_seconds']:.1f} "
-                         f"({h['sdp_cpu_seconds']:.1f}), {h['sweeps_per_call']:.1f}, "
-                         f"{h['ms_per_call']:.2f} | {r['bnb']['load']:.1f} / {h['load']:.1f} |")
+                         + f" | {hull} | {r['bnb']['load']:.1f} / {h['load']:.1f} |")
         return "\n".join(lines)
     if piece == "hull":
         lines = ["| seed | bnb root (FW shift) | hull root (pairs) | bnb: status, gap, nodes, "
@@ -788,8 +876,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--runs", type=Path, default=Path("runs/cnn"),
-                        help="cnn piece: folder with seed-S runs of configs/results/cnn-fp.yaml")
+    parser.add_argument("--runs", type=Path, default=CNN_INSTANCES,
+                        help="cnn and cnn-root pieces: folder with seed-S runs of "
+                             "configs/results/cnn-fp.yaml (default: the frozen instances, "
+                             "benchmarks/results/mip_cnn_instances)")
+    parser.add_argument("--freeze", type=Path, default=None, metavar="SOURCE",
+                        help="write the frozen CNN instances into --runs from SOURCE's seed-S "
+                             "runs of configs/results/cnn-fp.yaml (config and final checkpoint, "
+                             "no optimizer state), then exit")
     parser.add_argument("--no-rivals", action="store_true",
                         help="cnn piece: bnb only (no open solvers on the 8-of-16 rows)")
     parser.add_argument("--ascent-ablation", action="store_true",
@@ -804,6 +898,9 @@ def main() -> None:
     parser.add_argument("--reach", type=int, default=2,
                         help="root-sdp, hull-root and overlap pieces: pairs of features at most "
                         "this far apart")
+    parser.add_argument("--no-rule", action="store_true",
+                        help="overlap piece: build the hull before every solve (at --reach) "
+                             "instead of bnb's default rule (built when the root gap asks)")
     parser.add_argument("--overlap-sweeps", type=int, default=OVERLAP_SWEEPS,
                         help="overlap piece: sweeps of the dual split per node")
     parser.add_argument("--shor-iters", type=int, default=subsets.SHOR_ITERS,
@@ -824,14 +921,35 @@ def main() -> None:
             with open(path, encoding="utf-8") as handle:
                 print(render(json.load(handle)) + "\n")
         return
+    if args.freeze is not None:
+        seeds = 1 if args.quick else args.seeds
+        missing = [f"seed-{seed}" for seed in range(seeds)
+                   if not all((args.freeze / f"seed-{seed}" / name).is_file()
+                              for name in ("config.yaml", "checkpoint.json"))]
+        if missing:
+            parser.error(f"--freeze: {args.freeze} has no run {missing[0]} (config.yaml and "
+                         f"checkpoint.json); accepted: a folder with seed-0 .. seed-{seeds - 1}")
+        try:
+            freeze_instances(args.freeze, args.runs, seeds)
+        except InvalidInputError as exc:
+            parser.error(f"--freeze: {exc}")
+        return
     if args.piece is None:
-        parser.error("--piece or --render is required")
+        parser.error("--piece, --render or --freeze is required")
     if not 0 <= args.shor_iters <= 100_000:
         parser.error(f"--shor-iters: {args.shor_iters}; accepted: an integer in [0, 100000]")
     if args.best_known is not None and not args.best_known.is_file():
         parser.error(f"--best-known: {args.best_known} is not a file; accepted: a saved cnn "
                      "piece (JSON)")
     seeds = 1 if args.quick else args.seeds
+    if args.piece in ("cnn", "cnn-root"):
+        missing = [f"seed-{seed}" for seed in range(seeds)
+                   if not all((args.runs / f"seed-{seed}" / name).is_file()
+                              for name in ("config.yaml", "checkpoint.json"))]
+        if missing:
+            parser.error(f"--runs: {args.runs} has no run {missing[0]} (config.yaml and "
+                         f"checkpoint.json); accepted: a folder with seed-0 .. seed-{seeds - 1} "
+                         "runs of configs/results/cnn-fp.yaml")
     try:  # the files, read before any work
         if args.best_known is not None:
             _read_best_known(args.best_known)
@@ -874,7 +992,7 @@ def main() -> None:
         result["rows"] = piece_hull_root(seeds, max(args.reach, 1))
     elif args.piece == "overlap":
         result["rows"] = piece_overlap(seeds, args.time_limit, max(args.reach, 1),
-                                       args.overlap_sweeps)
+                                       args.overlap_sweeps, rule=not args.no_rule)
     elif args.piece == "cnn-root":
         result["rows"] = piece_cnn_root(args.runs, seeds, args.shor_iters, args.best_known,
                                         tuple(args.layers))

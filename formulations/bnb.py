@@ -74,7 +74,7 @@ import copy
 import heapq
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,7 +85,13 @@ from proxcompress.errors import InvalidInputError
 from proxcompress.formulations.blocks import apply_block, gradient_step
 from proxcompress.formulations.heuristics import Incumbent, l0_path, swap_search
 from proxcompress.formulations.limits import Clock
-from proxcompress.formulations.pairhull import HULL_ROOT_ITERS, BlockHull, OverlapHull
+from proxcompress.formulations.pairhull import (
+    HULL_ROOT_ITERS,
+    OVERLAP_SWEEPS,
+    BlockHull,
+    OverlapHull,
+    overlap_hull,
+)
 from proxcompress.formulations.problem import LayerPruningProblem
 from proxcompress.formulations.restricted import SupportSolver
 from proxcompress.formulations.shifts import SHIFTS, factor_shifted, safe_lambda_min, sdp_shift
@@ -113,6 +119,20 @@ FW_START_GAP = 1e-4
 #: root gap (after the heuristics) above which a budgeted instance is searched by subsets
 #: (:mod:`~proxcompress.formulations.subsets`) instead of the perspective tree
 SUBSET_GAP = 0.05
+#: ``hull="auto"``: the overlapping pairs' hull (:func:`~proxcompress.formulations.pairhull.
+#: overlap_hull`, pairs at most :data:`AUTO_HULL_REACH` apart) is built when the root gap after
+#: the heuristics and the shift's refinement exceeds :data:`AUTO_HULL_GAP`, on single-feature
+#: groups, one output, no budget and at most :data:`AUTO_HULL_MAX_FEATURES` features (its SDP
+#: costs 5-12 CPU s at 100 features). Refined root gaps measured (docs/benchmarks.md, issue
+#: 14, ninth stop): 3.6-4.5% on the hard regime (AR(1) 0.8, SNR 0.5, alpha 0.05), at most
+#: 2.52% on every other row of the alpha sweep and the 10-200-group tables
+#: and on a well-conditioned Gram matrix: the Jacobi-scaled smallest eigenvalue at least
+#: :data:`AUTO_HULL_MIN_EIGEN` (rank-deficient data, n = p = 40: the hull made bnb ten times
+#: slower, 28 CPU s and 17 026 nodes against 2.9 s and 2 630; the hard regime's is 0.053)
+AUTO_HULL_GAP = 0.03
+AUTO_HULL_REACH = 2
+AUTO_HULL_MAX_FEATURES = 128
+AUTO_HULL_MIN_EIGEN = 1e-3
 #: reliability branching: candidates looked at, strong branchings per node at most, passes
 #: per strong child, observations that make a pseudocost reliable, and how many candidates in
 #: a row may fail to beat the best before the look stops
@@ -1113,9 +1133,11 @@ def solve_bnb(
     shift: str = "auto",
     warm_start: Sequence[Sequence[int]] = (),
     local_search: bool = True,
-    hull: BlockHull | OverlapHull | None = None,
+    hull: (BlockHull | OverlapHull | Callable[[], BlockHull | OverlapHull | None] | str
+           | None) = "auto",
     hull_iters: int = 0,
     hull_depth: int = 10**9,
+    hull_gap: float = 0.0,
 ) -> Solution:
     """Solve ``problem`` to proven optimality by branch-and-bound on the perspective relaxation.
 
@@ -1142,6 +1164,15 @@ def solve_bnb(
             warm-started at the parent's point (stopped early when the bound reaches the
             incumbent or stalls: :meth:`~proxcompress.formulations.pairhull.BlockHull.bound`),
             at nodes down to depth ``hull_depth`` (their descendants inherit the bound).
+            Or a function without arguments that builds one (e.g. ``lambda:
+            overlap_hull(problem)``; ``None`` from it: no hull): called, inside the time
+            limit, only when the root gap after the heuristics and the shift's refinement
+            exceeds ``hull_gap`` (an easy instance does not pay the hull's SDP). ``"auto"``
+            (the default): the overlapping pairs' hull by that rule where it applies
+            (:data:`AUTO_HULL_GAP`; ``hull_iters`` and ``hull_gap`` are then its own, and a
+            failed SDP leaves the search without it); ``None``: no hull.
+        hull_gap: the relative root gap above which a hull builder is called (ignored for a
+            built hull).
 
     Raises:
         InvalidInputError: a warm start names an unknown group or exceeds the budget; an
@@ -1158,8 +1189,19 @@ def solve_bnb(
     incumbent = Incumbent(p, solver)
     for support in starts_given:
         incumbent.offer(support)
-    if hull is not None:  # the engine orders features so (_Engine.order)
-        _check_hull(hull, p, np.argsort(p.groups, kind="stable"), hull_iters, hull_depth)
+    if isinstance(hull, str):
+        if hull != "auto":
+            raise InvalidInputError("hull", f"= {hull!r}; accepted: 'auto', None, a hull or a "
+                                    "function that builds one")
+        hull, hull_iters, hull_gap = _auto_hull(p), OVERLAP_SWEEPS, AUTO_HULL_GAP
+    built = hull if isinstance(hull, BlockHull | OverlapHull) else None
+    if built is not None:  # the engine orders features so (_Engine.order)
+        _check_hull(built, p, np.argsort(p.groups, kind="stable"), hull_iters, hull_depth)
+    elif hull is not None:  # a builder: its arguments now, the hull once the root asks for it
+        if not callable(hull):
+            raise InvalidInputError("hull", f"= {type(hull).__name__}; accepted: a BlockHull, "
+                                    "an OverlapHull or a function that builds one")
+        _check_hull_arguments(hull_iters, hull_depth, hull_gap)
     engine, root = build_engine(p, diagonal_shift, shift, deadline)
 
     def tol_abs() -> float:
@@ -1188,8 +1230,14 @@ def solve_bnb(
         engine, root = refine_shift(engine, root, deadline)
         offer_relaxed(root, (0.0, 0.5))
     hull_root: FloatArray | None = None
-    if hull is not None:
-        root, hull_root = _with_hull(hull, engine, root, HULL_ROOT_ITERS, None, np.inf)
+    if (hull is not None and built is None and not clock.expired()
+            and relative_gap(incumbent.value, root.bound) > hull_gap):
+        assert callable(hull)
+        built = hull()
+        if built is not None:
+            _check_hull(built, p, np.argsort(p.groups, kind="stable"), hull_iters, hull_depth)
+    if built is not None and not clock.expired():
+        root, hull_root = _with_hull(built, engine, root, HULL_ROOT_ITERS, None, np.inf)
     nodes = 1
     counter = itertools.count()
     heap: list[tuple[float, int, int, _Node]] = []
@@ -1280,7 +1328,7 @@ def solve_bnb(
         if (hull_root is not None and node.depth <= hull_depth
                 and relaxed.bound < incumbent.value - tol_abs()):
             relaxed, hull_X = _with_hull(
-                hull, engine, relaxed, hull_iters,
+                built, engine, relaxed, hull_iters,
                 node.hull_X if node.hull_X is not None else hull_root,
                 incumbent.value - tol_abs())
         nodes += 1
@@ -1303,16 +1351,51 @@ def solve_bnb(
     return polish(p, "bnb", z, lower, outcome, clock.start, nodes, solver)
 
 
-def _check_hull(hull: BlockHull | OverlapHull, problem: LayerPruningProblem,
-                order: NDArray[np.int64],
-                iters: object, depth: object) -> None:
-    """The hull arguments of :func:`solve_bnb`, before any search: a hull of this problem in
-    the engine's feature order (another one's bounds would not be valid), at least one sweep per
-    node (0 would silently ignore the hull), a depth >= 0."""
+def _auto_hull(problem: LayerPruningProblem) -> Callable[[], OverlapHull | None] | None:
+    """``hull="auto"``'s builder (:data:`AUTO_HULL_GAP`), or ``None`` where the overlapping
+    pairs do not apply or the Gram matrix is ill-conditioned (:data:`AUTO_HULL_MIN_EIGEN`)."""
+    from proxcompress.errors import SolverError
+
+    p = problem
+    if not (p.m == 1 and p.n_groups == p.d and p.budget >= p.n_groups
+            and 2 <= p.d <= AUTO_HULL_MAX_FEATURES):
+        return None
+    G = p.X.T @ p.X
+    scale = np.sqrt(np.maximum(np.diag(G), 1e-300))
+    if not safe_lambda_min(G / np.outer(scale, scale)) >= AUTO_HULL_MIN_EIGEN:
+        return None
+
+    def build() -> OverlapHull | None:
+        try:
+            return overlap_hull(p, AUTO_HULL_REACH)
+        except (SolverError, InvalidInputError):  # the SDP failed, or no split certified
+            return None
+
+    return build
+
+
+def _check_hull_arguments(iters: object, depth: object, gap: object = 0.0) -> None:
+    """At least one sweep per node (0 would silently ignore the hull), a depth >= 0, a
+    finite root gap >= 0 for a builder."""
     for name, value, low in (("hull_iters", iters, 1), ("hull_depth", depth, 0)):
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
             raise InvalidInputError(name, f"= {value!r}; accepted: an integer >= {low} when a "
                                     "hull is given")
+    if not (isinstance(gap, int | float) and not isinstance(gap, bool) and np.isfinite(gap)
+            and gap >= 0):
+        raise InvalidInputError("hull_gap", f"= {gap!r}; accepted: a finite number >= 0")
+
+
+def _check_hull(hull: BlockHull | OverlapHull, problem: LayerPruningProblem,
+                order: NDArray[np.int64],
+                iters: object, depth: object) -> None:
+    """The hull arguments of :func:`solve_bnb`, before any search: a hull of this problem in
+    the engine's feature order (another one's bounds would not be valid) and
+    :func:`_check_hull_arguments`."""
+    _check_hull_arguments(iters, depth)
+    if not isinstance(hull, BlockHull | OverlapHull):
+        raise InvalidInputError("hull", f"= {type(hull).__name__}; accepted: a BlockHull or an "
+                                "OverlapHull (the builder returned another object)")
     if not hull.fits(problem, order):
         raise InvalidInputError("hull", "was built for another problem or feature order; "
                                 "build it with block_hull(problem, ...) of this problem")

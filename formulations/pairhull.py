@@ -759,7 +759,7 @@ SDP_SHARES = (1e-2, 3e-2, 0.1, 0.3, 1.0)
 
 
 def _joint_dual(problem: LayerPruningProblem, blocks: list[list[int]],
-                solver: str) -> tuple[float, FloatArray, list[JointBlock]]:
+                solver: str, eps: float = SDP_EPS) -> tuple[float, FloatArray, list[JointBlock]]:
     """The joint dual SDP of the hull relaxation over the decomposition (module docstring of
     :func:`sdp_decomposition`), for blocks that may overlap: with ``G' = X^T X + 2 lam alpha
     I = H + sum_B E_B P_B E_B^T``, each block has its own dual ``v^B`` (their sum enters the
@@ -768,7 +768,8 @@ def _joint_dual(problem: LayerPruningProblem, blocks: list[list[int]],
     of the indicators, a valid relaxation because the copies agree at integer points. A
     feature in no block keeps ``P = 2 lam alpha`` (no shift). Returns the SDP's value, the
     ``P_B`` (as a ``d x d`` matrix; on disjoint blocks) and each of ``blocks``' ``P_B``, dual
-    ``v^B`` and shares (:class:`JointBlock`, as the solver left them)."""
+    ``v^B`` and shares (:class:`JointBlock`, as the solver left them); ``eps``: SCS's
+    accuracy."""
     import cvxpy as cp
     import scipy.sparse as sp
 
@@ -831,7 +832,7 @@ def _joint_dual(problem: LayerPruningProblem, blocks: list[list[int]],
                 constraints.append(cp.bmat([[P, vs], [vs.T, corner]]) >> 0)
     constraints += [cp.sum(cp.hstack(parts)) == b for parts in owners.values()]
     model = cp.Problem(cp.Maximize(0.5 * float(y @ y) - 0.5 * t - cp.sum(tau)), constraints)
-    options = {"eps": SDP_EPS} if solver == "SCS" else {}
+    options = {"eps": eps} if solver == "SCS" else {}
     try:
         model.solve(solver=solver, **options)
     except cp.error.SolverError as exc:
@@ -935,6 +936,9 @@ def overlap_root_bound(problem: LayerPruningProblem, reach: int = 2,
 
 
 # ----------------------------------------------------------------------------- overlapping pairs
+#: SCS's accuracy for :func:`overlap_hull` (1e-3 is certified through the fitted split but
+#: loses 0.3-0.7% of the hard regime's root gap for 1-5 CPU s: docs/decisions.md, ninth stop)
+OVERLAP_SDP_EPS = 1e-4
 #: sweeps of the overlapping-pair node solve at the root (warm from the SDP's split)
 OVERLAP_ROOT_SWEEPS = 1500
 #: node sweeps of the overlapping pairs in ``solve_bnb`` (the benchmark's setting), between reads
@@ -1111,34 +1115,63 @@ class OverlapHull:
         count = np.bincount(self.pairs.ravel(), minlength=d).astype(np.float64)
         if np.any(count == 0):
             raise InvalidInputError("pairs", "must cover every feature")
-        # a strictly feasible split: each feature's 2 lam alpha + lambda_min(G) / 2 in equal
-        # parts, so H = G - lambda_min(G) / 2 I; the SDP's split is mixed with it until the
-        # margins are certified (the solver's split is only nearly feasible)
+        # the solver's split is only nearly feasible: the SDP's own split when certified,
+        # else the one with the larger root bound at the SDP's dual split of the fitted split
+        # (every pair raised to its margin, then all scaled down together until H has its
+        # margin, :func:`_fitted_split`) and the SDP's split mixed with a strictly feasible
+        # one (each feature's 2 lam alpha + lambda_min(G) / 2 in equal parts, so H = G -
+        # lambda_min(G) / 2 I) by the first share of SDP_SHARES that certifies
         safe = (2.0 * ridge + 0.5 * max(safe_lambda_min(G), 0.0)) / count
         scale = np.sqrt(np.maximum(np.diag(G), 1e-300))
-        for share in (0.0, *SDP_SHARES):
-            Ps = [0.5 * ((1.0 - share) * (part.P + part.P.T)) + share * np.diag(safe[B])
-                  for B, part in zip(self.pairs, parts, strict=True)]
+        raw = [0.5 * (part.P + part.P.T) for part in parts]
+        fitted, self.scaled_down = _fitted_split(G + 2.0 * ridge * np.eye(d), self.pairs, raw,
+                                                 scale)
+        shares = np.array([part.share for part in parts], dtype=np.float64).reshape(-1, 2)
+        total = np.zeros(d)
+        np.add.at(total, self.pairs.ravel(), shares.ravel())
+        self.shares = shares + ((b - total) / count)[self.pairs]  # each feature's sum to b
+        self.root_V = np.array([part.v for part in parts], dtype=np.float64).reshape(-1, 2)
+        self.d = d
+        certified = []  # (share, Ps, H): the SDP's own split, else the fitted and first mix
+        for share in (0.0, None, *SDP_SHARES):
+            Ps = fitted if share is None else [
+                (1.0 - share) * P + share * np.diag(safe[B])
+                for B, P in zip(self.pairs, raw, strict=True)]
             H = G + 2.0 * ridge * np.eye(d)
             for B, P in zip(self.pairs, Ps, strict=True):
                 H[np.ix_(B, B)] -= P
             if safe_lambda_min(H / np.outer(scale, scale)) >= MARGIN and all(
                     _pair_certified(P) for P in Ps):
-                break
-        else:  # pragma: no cover - share 1 is the scalar shift, certified unless G is singular
+                certified.append((share, Ps, H))
+                if share is not None:  # the SDP's own split, or the first certified mix
+                    break
+        if not certified:  # pragma: no cover - share 1 is the scalar shift, certified unless
+            # G is singular
             raise InvalidInputError("problem", "no split of X^T X is certified (singular?)")
-        self.share = share
+        every = np.ones((self.pairs.shape[0], 4), dtype=np.bool_)
+        best = -np.inf
+        for share, Ps, H in certified:  # the larger root bound at the SDP's dual split
+            self._set_split(Ps, H)
+            value = self.value(self.root_V, every)
+            if value > best:
+                best, chosen = value, (share, Ps, H)
+        self.share = chosen[0]  # None: the fitted split
+        self._set_split(chosen[1], chosen[2])
+        self.check_every = OVERLAP_CHECK_EVERY
+        self.stall = HULL_STALL
+        self.stats: dict[str, float] = {"calls": 0, "sweeps": 0, "seconds": 0.0}
+
+    def _set_split(self, Ps: list[FloatArray], H: FloatArray) -> None:
+        """Take the certified split ``Ps`` (per pair) with ``H``: its factor, inverse and the
+        pairs' support inverses and costs."""
         self.H = H
         try:
             self.factor = cho_factor(H, lower=False, check_finite=False)
-        except LinAlgError as exc:  # pragma: no cover - certified above
+        except LinAlgError as exc:  # pragma: no cover - certified by the caller
             raise InvalidInputError("problem", "H is not factorable") from exc
-        self.Hinv = np.ascontiguousarray(cho_solve(self.factor, np.eye(d)))
-        shares = np.array([part.share for part in parts], dtype=np.float64).reshape(-1, 2)
-        total = np.zeros(d)
-        np.add.at(total, self.pairs.ravel(), shares.ravel())
-        shares = shares + ((b - total) / count)[self.pairs]  # every feature's shares sum to b
+        self.Hinv = np.ascontiguousarray(cho_solve(self.factor, np.eye(self.d)))
         n = self.pairs.shape[0]
+        shares = self.shares
         self.A = np.zeros((n, 4, 3))  # supports: {}, {first}, {second}, both
         self.beta = np.zeros((n, 4))
         for k, P in enumerate(Ps):
@@ -1147,11 +1180,6 @@ class OverlapHull:
             self.A[k, 2, 2] = 1.0 / P[1, 1]
             self.A[k, 3] = (P[1, 1] / det, -P[0, 1] / det, P[0, 0] / det)
             self.beta[k] = (0.0, shares[k, 0], shares[k, 1], shares[k, 0] + shares[k, 1])
-        self.root_V = np.array([part.v for part in parts], dtype=np.float64).reshape(-1, 2)
-        self.d = d
-        self.check_every = OVERLAP_CHECK_EVERY
-        self.stall = HULL_STALL
-        self.stats: dict[str, float] = {"calls": 0, "sweeps": 0, "seconds": 0.0}
 
     def zero_point(self) -> FloatArray:
         return np.zeros_like(self.root_V)
@@ -1251,6 +1279,53 @@ class OverlapHull:
         return bounds[0], bounds[1]
 
 
+#: relative margin each pair's ``P`` is raised to by :func:`_fitted_split` (10x the check's)
+FIT_MARGIN = 10 * MARGIN
+#: bisection steps of :func:`_fitted_split`'s common scale
+FIT_STEPS = 30
+
+
+def _fitted_split(total: FloatArray, pairs: IntArray, Ps: list[FloatArray],
+                  scale: FloatArray) -> tuple[list[FloatArray], float]:
+    """A split of ``total = X^T X + 2 lam alpha I`` near a solver's nearly feasible ``Ps``:
+    each pair's ``P`` raised along the identity to the relative margin :data:`FIT_MARGIN` of
+    its largest eigenvalue (the pairs' check, :func:`_pair_certified`), then all of them
+    scaled by the same ``1 - t``, ``t`` the smallest in [0, 1] (bisection) that leaves ``H =
+    total - sum_k E_k (1 - t) P_k E_k^T`` twice :data:`MARGIN` in the Jacobi-scaled spectrum.
+    Scaling keeps each pair's relative margin and, unlike mixing with a scalar shift, the
+    pairs' shape (the hard regime's seed 0 at SCS accuracy 1e-3: root bound 13 608 against
+    13 401 mixed). Returns the ``P_k`` and ``t``; the caller still certifies them (``t = 1``
+    leaves every ``P`` zero, which fails the pairs' check: the caller then mixes)."""
+    raised = []
+    for B, P in zip(pairs, Ps, strict=True):
+        vals = np.linalg.eigvalsh(P)
+        top = max(float(vals[-1]), 1e-9 * float(np.max(np.diag(total)[B])))
+        # raised by r, the eigenvalues are vals + r: r = (m top - low) / (1 - m) leaves the
+        # smallest at m times the largest
+        if vals[0] < FIT_MARGIN * top:
+            P = P + (FIT_MARGIN * top - vals[0]) / (1.0 - FIT_MARGIN) * np.eye(2)
+        raised.append(P)
+    jacobi = np.outer(scale, scale)
+
+    def margin(t: float) -> float:
+        H = total.copy()
+        for B, P in zip(pairs, raised, strict=True):
+            H[np.ix_(B, B)] -= (1.0 - t) * P
+        return safe_lambda_min(H / jacobi)
+
+    t = 0.0
+    if margin(0.0) < 2.0 * MARGIN:
+        lo, hi = 0.0, 1.0
+        for _ in range(FIT_STEPS):
+            mid = 0.5 * (lo + hi)
+            if margin(mid) >= 2.0 * MARGIN:
+                hi = mid
+            else:
+                lo = mid
+        t = hi
+    return [(1.0 - t) * P for P in raised], t
+
+
 def _pair_certified(P: FloatArray) -> bool:
     """Every support's ``P_SS`` of a pair positive definite with :data:`MARGIN`."""
     vals = np.linalg.eigvalsh(P)
@@ -1279,6 +1354,6 @@ def overlap_hull(problem: LayerPruningProblem, reach: int = 2, solver: str = "SC
     if solver not in SDP_SOLVERS:
         raise InvalidInputError("solver", f"= {solver!r}; accepted: {', '.join(SDP_SOLVERS)}")
     pairs = [[i, j] for i in range(d) for j in range(i + 1, min(i + reach + 1, d))]
-    _, _, parts = _joint_dual(problem, pairs, solver)
+    _, _, parts = _joint_dual(problem, pairs, solver, OVERLAP_SDP_EPS)
     order = np.argsort(problem.groups, kind="stable")
     return OverlapHull(problem, np.asarray(order, dtype=np.int64), pairs, parts)

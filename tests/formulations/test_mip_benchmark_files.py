@@ -43,3 +43,22 @@ def test_bad_overlap_sweeps_exit_2_naming_the_flag(tmp_path: Path, sweeps: str) 
     assert done.returncode == 2, done.stderr[-2000:]
     assert "--overlap-sweeps: " in done.stderr and "[1, 10000]" in done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["--piece", "cnn", "--runs", "{tmp}/none"], "--runs"),
+    (["--piece", "cnn-root", "--runs", "{tmp}"], "--runs"),
+    (["--freeze", "{tmp}", "--runs", "{tmp}/out"], "--freeze"),
+])
+def test_missing_cnn_runs_exit_2_naming_the_flag(tmp_path: Path, args: list[str],
+                                                 flag: str) -> None:
+    """``--runs`` (cnn pieces) and ``--freeze`` without the seed-S runs: exit 2 naming the flag
+    and the missing run, before any work (nothing written)."""
+    out = tmp_path / "result.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), *[a.format(tmp=tmp_path) for a in args],
+                           "--seeds", "1", "--out", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"{flag}: " in done.stderr and "seed-0" in done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
+    assert not (tmp_path / "out").exists()

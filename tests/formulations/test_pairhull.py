@@ -358,3 +358,113 @@ def test_overlap_hull_refuses_before_any_work() -> None:
     hull = overlap_hull(problem, 1, "CLARABEL")
     with pytest.raises(InvalidInputError, match="X0"):
         hull.bound(np.zeros(6, dtype=np.int8), np.zeros((2, 2)))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), rho=st.sampled_from([0.0, 0.8, 0.95]),
+       noise=st.sampled_from([1e-4, 1e-2, 0.3, 3.0]),
+       statuses=st.lists(st.sampled_from([FREE, FREE, IN, OUT]), min_size=7, max_size=7))
+def test_fitted_split_of_a_nearly_feasible_sdp_is_certified_and_valid(seed, rho, noise,
+                                                                       statuses) -> None:
+    """A solver's split perturbed off feasibility (pairs with negative eigenvalues, ``H`` not
+    definite): the split chosen (fitted, :func:`pairhull._fitted_split`, or mixed) is
+    certified, and the node bound and its children's from it are below brute force, at the
+    SDP's dual split and after sweeps."""
+    problem = random_instance(40, 7, 1, 7, seed, rho=rho, snr=0.5, alpha=0.05)
+    pairs = [[i, j] for i in range(7) for j in range(i + 1, min(i + 3, 7))]
+    _, _, parts = pairhull._joint_dual(problem, pairs, "CLARABEL")
+    rng = np.random.default_rng(seed)
+    for part in parts:
+        E = rng.standard_normal((2, 2))
+        part.P = part.P + noise * np.abs(part.P).max() * (E + E.T)
+    order = np.argsort(problem.groups, kind="stable").astype(np.int64)
+    hull = pairhull.OverlapHull(problem, order, pairs, parts)
+    assert np.linalg.eigvalsh(hull.H)[0] > 0
+    status = np.array(statuses, dtype=np.int8)
+    for sweeps in (0, 20):
+        result = hull.bound(status, iters=sweeps)
+        assert_valid(problem, hull, result, status, completions(problem, status))
+
+
+def test_fitted_split_keeps_a_feasible_split_and_repairs_a_loose_one() -> None:
+    """The fitted split is certified; a loose SDP split (SCS at 1e-2) is fitted or mixed,
+    whichever bounds the root higher at the SDP's dual split, so never below the mix alone
+    (the only repair before), and below brute force."""
+    problem = random_instance(60, 9, 1, 9, 3, rho=0.8, snr=0.5, alpha=0.05)
+    pairs = [[i, j] for i in range(9) for j in range(i + 1, min(i + 3, 9))]
+    order = np.argsort(problem.groups, kind="stable").astype(np.int64)
+    _, _, parts = pairhull._joint_dual(problem, pairs, "CLARABEL")
+    G = problem.X.T @ problem.X + 2 * problem.lam * problem.alpha * np.eye(9)
+    scale = np.sqrt(np.diag(problem.X.T @ problem.X))
+    fitted, t = pairhull._fitted_split(G, np.array(pairs), [p.P for p in parts], scale)
+    assert 0.0 <= t <= 1.0 and all(pairhull._pair_certified(P) for P in fitted)
+    loose = pairhull._joint_dual(problem, pairs, "SCS", 1e-2)[2]
+    hull = pairhull.OverlapHull(problem, order, pairs, loose)
+    saved = pairhull._fitted_split
+    try:
+        pairhull._fitted_split = lambda total, pairs, Ps, scale: (
+            [np.zeros((2, 2)) for _ in Ps], 1.0)  # never certified: the mix alone
+        mixed = pairhull.OverlapHull(problem, order, pairs, loose)
+    finally:
+        pairhull._fitted_split = saved
+    root = np.zeros(9, dtype=np.int8)
+    assert mixed.share not in (0.0, None)
+    assert hull.bound(root, iters=0).bound >= mixed.bound(root, iters=0).bound
+    best = completions(problem, root)
+    for sweeps in (0, 500):
+        assert hull.bound(root, iters=sweeps).bound <= best + 1e-8 * abs(best)
+
+
+def test_a_hull_builder_is_called_only_above_its_root_gap() -> None:
+    """``solve_bnb(hull=builder)``: above ``hull_gap`` the builder runs once and the search
+    stays exact (brute force); with a ``hull_gap`` no root reaches it is never called and
+    the search is bnb's without a hull (same nodes and bound); a builder's ``None`` is no
+    hull."""
+    problem = random_instance(60, 9, 1, 9, 1, rho=0.8, snr=0.5, alpha=0.05)
+    exact = solve_brute(problem)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return overlap_hull(problem, 2, "CLARABEL")
+
+    found = solve_bnb(problem, hull=build, hull_iters=3, hull_gap=0.0)
+    assert calls == [1] and found.status == "optimal"
+    assert found.objective == pytest.approx(exact.objective, rel=1e-9)
+    alone = solve_bnb(problem, hull=None)
+    for builder in (build, lambda: None):
+        skipped = solve_bnb(problem, hull=builder, hull_iters=3, hull_gap=1e9)
+        assert (skipped.nodes, skipped.bound) == (alone.nodes, alone.bound)
+    assert calls == [1]
+    nothing = solve_bnb(problem, hull=lambda: None, hull_iters=3, hull_gap=0.0)
+    assert (nothing.nodes, nothing.bound) == (alone.nodes, alone.bound)
+
+
+def test_auto_hull_applies_only_to_single_feature_groups_without_budget() -> None:
+    """``hull=\"auto\"`` only where the overlapping pairs apply, up to the size cap, on a
+    well-conditioned Gram matrix."""
+    from proxcompress.formulations import bnb
+
+    assert bnb._auto_hull(random_instance(40, 6, 1, 6, 0, alpha=0.05)) is not None
+    for problem in (random_instance(40, 6, 1, 3, 0, alpha=0.05),  # grouped
+                    random_instance(40, 6, 2, 6, 0, alpha=0.05),  # two outputs
+                    random_instance(40, 6, 1, 6, 0, alpha=0.05, k=3),  # a budget
+                    random_instance(40, 1, 1, 1, 0, alpha=0.05)):  # one feature
+        assert bnb._auto_hull(problem) is None
+    big = bnb.AUTO_HULL_MAX_FEATURES + 1
+    assert bnb._auto_hull(random_instance(2 * big, big, 1, big, 0, alpha=0.05)) is None
+    from proxcompress.formulations.instances import sparse_regression_instance
+
+    # rank-deficient (centred, n = p): X^T X singular, the hull is not built
+    assert bnb._auto_hull(sparse_regression_instance(40, 40, seed=0)) is None
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    (dict(hull="overlap"), "hull"), (dict(hull=3), "hull"),
+    (dict(hull=lambda: None, hull_iters=3, hull_gap=-0.1), "hull_gap"),
+    (dict(hull=lambda: None, hull_iters=3, hull_gap=float("nan")), "hull_gap"),
+    (dict(hull=lambda: None, hull_iters=0), "hull_iters"),
+])
+def test_bad_hull_arguments_are_refused_before_any_work(kwargs, name) -> None:
+    with pytest.raises(InvalidInputError, match=name):
+        solve_bnb(random_instance(40, 6, 1, 6, 0, alpha=0.05), **kwargs)
