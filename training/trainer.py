@@ -159,7 +159,6 @@ def _git_commit() -> str | None:
 
 def _versions() -> dict[str, Any]:
     from proxcompress import __version__
-
     from proxcompress.reproduce.machine import cpu_model
 
     return {"proxcompress": __version__, "torch": torch.__version__,
