@@ -528,6 +528,14 @@ def _cnn_problem(run: Path, unit_name: str, keep: int) -> tuple[LayerPruningProb
     return problem, starts, shape
 
 
+def _missing_runs(folder: Path, seeds: int) -> list[str]:
+    """The ``seed-S`` run folders (S < ``seeds``) of ``folder`` without the config and
+    checkpoint that ``load_run`` reads."""
+    return [f"seed-{seed}" for seed in range(seeds)
+            if not all((folder / f"seed-{seed}" / name).is_file()
+                       for name in ("config.yaml", "checkpoint.json"))]
+
+
 def freeze_instances(source: Path, dest: Path, seeds: int) -> None:
     """Write the frozen CNN instances: for each ``source/seed-S`` run, its resolved
     ``config.yaml`` and its final checkpoint without the optimizer's state (the model's tensors,
@@ -923,9 +931,7 @@ def main() -> None:
         return
     if args.freeze is not None:
         seeds = 1 if args.quick else args.seeds
-        missing = [f"seed-{seed}" for seed in range(seeds)
-                   if not all((args.freeze / f"seed-{seed}" / name).is_file()
-                              for name in ("config.yaml", "checkpoint.json"))]
+        missing = _missing_runs(args.freeze, seeds)
         if missing:
             parser.error(f"--freeze: {args.freeze} has no run {missing[0]} (config.yaml and "
                          f"checkpoint.json); accepted: a folder with seed-0 .. seed-{seeds - 1}")
@@ -943,9 +949,7 @@ def main() -> None:
                      "piece (JSON)")
     seeds = 1 if args.quick else args.seeds
     if args.piece in ("cnn", "cnn-root"):
-        missing = [f"seed-{seed}" for seed in range(seeds)
-                   if not all((args.runs / f"seed-{seed}" / name).is_file()
-                              for name in ("config.yaml", "checkpoint.json"))]
+        missing = _missing_runs(args.runs, seeds)
         if missing:
             parser.error(f"--runs: {args.runs} has no run {missing[0]} (config.yaml and "
                          f"checkpoint.json); accepted: a folder with seed-0 .. seed-{seeds - 1} "

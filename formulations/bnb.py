@@ -1193,7 +1193,7 @@ def solve_bnb(
         if hull != "auto":
             raise InvalidInputError("hull", f"= {hull!r}; accepted: 'auto', None, a hull or a "
                                     "function that builds one")
-        hull, hull_iters, hull_gap = _auto_hull(p), OVERLAP_SWEEPS, AUTO_HULL_GAP
+        hull, hull_iters, hull_gap = _auto_hull(p, solver.gram), OVERLAP_SWEEPS, AUTO_HULL_GAP
     built = hull if isinstance(hull, BlockHull | OverlapHull) else None
     if built is not None:  # the engine orders features so (_Engine.order)
         _check_hull(built, p, np.argsort(p.groups, kind="stable"), hull_iters, hull_depth)
@@ -1351,16 +1351,18 @@ def solve_bnb(
     return polish(p, "bnb", z, lower, outcome, clock.start, nodes, solver)
 
 
-def _auto_hull(problem: LayerPruningProblem) -> Callable[[], OverlapHull | None] | None:
+def _auto_hull(problem: LayerPruningProblem, gram: FloatArray | None = None
+               ) -> Callable[[], OverlapHull | None] | None:
     """``hull="auto"``'s builder (:data:`AUTO_HULL_GAP`), or ``None`` where the overlapping
-    pairs do not apply or the Gram matrix is ill-conditioned (:data:`AUTO_HULL_MIN_EIGEN`)."""
+    pairs do not apply or the Gram matrix (``gram``, ``X^T X`` if already at hand) is
+    ill-conditioned (:data:`AUTO_HULL_MIN_EIGEN`)."""
     from proxcompress.errors import SolverError
 
     p = problem
     if not (p.m == 1 and p.n_groups == p.d and p.budget >= p.n_groups
             and 2 <= p.d <= AUTO_HULL_MAX_FEATURES):
         return None
-    G = p.X.T @ p.X
+    G = gram if gram is not None else p.X.T @ p.X
     scale = np.sqrt(np.maximum(np.diag(G), 1e-300))
     if not safe_lambda_min(G / np.outer(scale, scale)) >= AUTO_HULL_MIN_EIGEN:
         return None
