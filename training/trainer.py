@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from proxcompress.atomic import hold_folder, release_folder, write_json_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
+from proxcompress.training.allocator import tune_allocator
 from proxcompress.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from proxcompress.training.config import TrainConfig, config_from_dict, dump_config
 from proxcompress.training.data import Dataset, input_spec, load_dataset, split_validation
@@ -472,6 +473,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
+        tune_allocator()  # glibc keeps the step's buffers (training/allocator.py)
         self.dist = _setup_distributed(cfg)
         torch.manual_seed(cfg.seed + self.dist.rank)
         d = self.dist

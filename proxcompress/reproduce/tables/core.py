@@ -793,11 +793,14 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
     # did it once) breaks the executor, where Pool waited for its result forever
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_init) as pool:
+        changed = True
         while True:
-            choices = Choices(all_rows, runs)  # re-read: runs finish between iterations
+            if changed:  # re-read the run folders only when a task has finished since
+                choices = Choices(all_rows, runs)
+                todo = pending(selected, seeds, choices)
+                changed = False
             busy = {key for _, _, key in active.values() if key is not None}
-            queue = [t for t in pending(selected, seeds, choices)
-                     if (t[0]["name"], slug(t[1]), t[2]) not in busy]
+            queue = [t for t in todo if (t[0]["name"], slug(t[1]), t[2]) not in busy]
             study = _study_argv(choices) if study_pending else None
             if study is not None and study[0].exists():
                 study, study_pending = None, False
@@ -844,6 +847,7 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                 log(f"start {label}")
             time.sleep(1.0)
             for handle in [h for h in active if h.done()]:
+                changed = True
                 label, folder, key = active.pop(handle)
                 try:
                     code, wall, cpu = handle.result()
