@@ -47,9 +47,16 @@ writing it with ``--out``:
   magnitude choices as ``select`` does; the open solvers on the 8-of-16 rows
   (``--shor-ablation``: also bnb with the subset search's Shor bound at the root only, the
   search before the open nodes' Shor bounds, as a same-run baseline; ``--tree-ablation``: also
-  bnb without the subset search's certificate tree, ``bnb-no-tree``).
+  bnb without the subset search's certificate tree, ``bnb-no-tree``; ``--root-shor-iters N``:
+  also bnb with ``N`` Shor iterations at the subset search's root, ``bnb-root-shor-N``).
 - ``cnn-root``: the same layers' (same ``--runs``) root removal bounds, the subset search's
   row-wise bound against the Shor relaxation's eigenvalue dual (``--shor-iters``), no search.
+- ``cnn-relax``: the same layers' root bounds by relaxation, side by side (issue 14's tenth
+  stop; :func:`piece_cnn_relax`): the subset search's row-wise and Shor bounds (``--shor-iters``
+  more Shor iterations from the root's), bnb's own root (FW-refined diagonal perspective with
+  the budget), the perspective relaxation with the budget and a diagonal or block shift
+  (:func:`perspective_budget_bound`), and on 8 of 16 the removal bound's dual family with its
+  inner minimum exact (:func:`enumerated_removal_bound`), each with wall and CPU seconds.
 
 - ``overlap`` and ``bnb-alpha`` run bnb's default since issue 14's ninth stop: the
   overlapping pairs' hull built inside the limit when the refined root gap exceeds
@@ -597,10 +604,24 @@ def _bnb_without_tree(p: LayerPruningProblem, t: float | None, **kw: Any) -> Sol
         subsets.TREE_PACE = saved
 
 
+def _bnb_root_shor_iters(iters: int) -> Callable[..., Solution]:
+    """bnb with ``iters`` Shor iterations at the subset search's root instead of
+    :data:`subsets.ROOT_SHOR_ITERS` (``--root-shor-iters``)."""
+    def run(p: LayerPruningProblem, t: float | None, **kw: Any) -> Solution:
+        saved = subsets.ROOT_SHOR_ITERS
+        subsets.ROOT_SHOR_ITERS = iters
+        try:
+            return solve(p, "bnb", t, **kw)
+        finally:
+            subsets.ROOT_SHOR_ITERS = saved
+    return run
+
+
 def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True,
               ascent_ablation: bool = False,
               layers: tuple[str, ...] = tuple(name for name, _ in CNN_LAYERS),
               shor_ablation: bool = False, tree_ablation: bool = False,
+              root_shor_iters: int | None = None,
               ) -> list[dict[str, Any]]:
     """Half the channels of every conv layer of the results CNN (the open solvers on the
     8-of-16 rows unless ``rivals`` is off; bnb without the ascent as well with
@@ -620,6 +641,9 @@ def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True
                 runners["bnb-root-shor"] = _bnb_root_shor_only
             if tree_ablation:
                 runners["bnb-no-tree"] = _bnb_without_tree
+            if root_shor_iters is not None:
+                runners[f"bnb-root-shor-{root_shor_iters}"] = _bnb_root_shor_iters(
+                    root_shor_iters)
             extra = {"layer": unit_name, "seed": seed, **shape}
             out += _solve_all(problem, runners, time_limit, extra, warm_start=starts)
     return out
@@ -645,6 +669,23 @@ def _read_best_known(path: Path) -> dict[tuple[str, int], float]:
     return known
 
 
+def _cnn_layer_instances(runs_dir: Path, seeds: int, layers: tuple[str, ...]) -> Any:
+    """For each seed and chosen layer: ``(seed, unit_name, keep, problem, shape, incumbent)``,
+    the incumbent scored on ``select``'s warm starts (SPR, magnitude)."""
+    from proxcompress.formulations.heuristics import Incumbent
+    from proxcompress.formulations.restricted import SupportSolver
+
+    for seed in range(seeds):
+        for unit_name, keep in CNN_LAYERS:
+            if unit_name not in layers:
+                continue
+            problem, starts, shape = _cnn_problem(runs_dir / f"seed-{seed}", unit_name, keep)
+            incumbent = Incumbent(problem, SupportSolver(problem))
+            for support in starts:
+                incumbent.offer(tuple(support))
+            yield seed, unit_name, keep, problem, shape, incumbent
+
+
 def piece_cnn_root(runs_dir: Path, seeds: int, iters: int, best_known: Path | None,
                    layers: tuple[str, ...] = tuple(name for name, _ in CNN_LAYERS),
                    ) -> list[dict[str, Any]]:
@@ -654,41 +695,299 @@ def piece_cnn_root(runs_dir: Path, seeds: int, iters: int, best_known: Path | No
     ``f(U) + L_r`` and gaps against the best known objective: the warm starts' best (SPR,
     magnitude), or a saved ``cnn`` piece's best objective for the layer and seed if lower."""
     known = _read_best_known(best_known) if best_known is not None else {}
+    rows = []
+    for seed, unit_name, keep, problem, shape, incumbent in _cnn_layer_instances(
+            runs_dir, seeds, layers):
+        load = os.getloadavg()[0]
+        clock = time.perf_counter()
+        search = subsets.SubsetSearch(problem, incumbent)
+        row_seconds = time.perf_counter() - clock
+        H, W, Z = search.H[0], search.W[0], search.Z[0].copy()
+        every = np.arange(problem.n_groups, dtype=np.int64)
+        r = problem.n_groups - keep
+        row_wise = subsets._removal_bound(H, W, search.starts, every, r, Z.copy(), 0, np.inf)
+        clock = time.perf_counter()
+        shor, _ = subsets.shor_removal_bound(H, W, search.starts, every, r, Z, iters)
+        shor_seconds = time.perf_counter() - clock
+        best = min(incumbent.value, known.get((unit_name, seed), np.inf))
+        fit = float(search.f[0])
+        row = {"layer": unit_name, "seed": seed, **shape, "incumbent": best,
+               "warm_start_best": incumbent.value, "f_U": fit,
+               "row_wise": row_wise, "shor": shor, "iters": iters,
+               "step": subsets.SHOR_LR,
+               "root_gap_row_wise": (best - fit - row_wise) / abs(best),
+               "root_gap_shor": (best - fit - shor) / abs(best),
+               "seconds_row_wise": row_seconds, "seconds_shor": shor_seconds,
+               "load_before": load, "load_after": os.getloadavg()[0]}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- cnn-relax
+#: the most removal sets :func:`enumerated_removal_bound` enumerates
+MAX_REMOVAL_SETS = 20_000
+GOLDEN_RATIO = 0.5 * (np.sqrt(5.0) - 1.0)
+
+
+def _capped_simplex(y: np.ndarray, k: float, low: float) -> np.ndarray:
+    """The Euclidean projection of ``y`` onto ``{low <= z <= 1, sum z = k}`` (bisection on the
+    shift)."""
+    lo, hi = float(y.min()) - 1.0, float(y.max())
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if np.clip(y - mid, low, 1.0).sum() > k:
+            lo = mid
+        else:
+            hi = mid
+    return np.clip(y - 0.5 * (lo + hi), low, 1.0)
+
+
+def block_jacobi_shift(gram0: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The block shift ``t * blockdiag(gram0_gg)`` with ``t`` the safe smallest eigenvalue of the
+    block-Jacobi-scaled ``gram0`` (``B^{-1/2} gram0 B^{-1/2}``, ``B`` its diagonal blocks), so
+    ``gram0 - D = B^{1/2} (C - t I) B^{1/2}`` stays positive semi-definite; zero where a block
+    is singular."""
+    from proxcompress.formulations.shifts import safe_lambda_min
+
+    d = gram0.shape[0]
+    scale = np.zeros((d, d))
+    D = np.zeros((d, d))
+    for s, e in zip(starts[:-1], starts[1:], strict=True):
+        w, V = np.linalg.eigh(gram0[s:e, s:e])
+        if w[0] <= 1e-12 * max(w[-1], 1e-300):
+            return D
+        scale[s:e, s:e] = (V / np.sqrt(w)) @ V.T
+    t = max(0.0, safe_lambda_min(scale @ gram0 @ scale)) * (1.0 - 1e-9)
+    for s, e in zip(starts[:-1], starts[1:], strict=True):
+        D[s:e, s:e] = t * gram0[s:e, s:e]
+    return D
+
+
+def perspective_budget_bound(gram0: np.ndarray, ridge: float, xty: np.ndarray, yy: float,
+                             starts: np.ndarray, k: int, price: float, shift: np.ndarray,
+                             iters: int = 300) -> tuple[float, np.ndarray]:
+    """The perspective relaxation of the budgeted problem without the box, with a block
+    shift: for ``D = blockdiag(D_g)`` with ``gram0 - D >= 0`` (``gram0 = X^T X``) and
+    ``E_g = D_g + ridge I``,
+
+    ``P(z) = min_W 1/2 <W, (gram0 - D) W> - <X^T Y, W> + 1/2 sum_g <W_g, E_g W_g> / z_g
+    + 1/2 ||Y||^2 + price sum z``
+
+    equals the objective of the support ``z`` (box left out) at every 0/1 point, and is convex
+    in ``z``; minimised by projected gradient over ``{z in [0, 1]^G, sum z = k}``. Returned:
+    the certified lower bound ``max_t P(z_t) + min_v <grad P(z_t), v - z_t>`` over the
+    iterates (``v`` over ``{[0, 1]^G, sum v <= k}``: the ``k`` most negative slopes) and the
+    last ``z``. Never above the budgeted optimum of the problem without (hence with) its box.
+    """
+    G = starts.shape[0] - 1
+    base = gram0 - shift
+    blocks = [(int(s), int(e)) for s, e in zip(starts[:-1], starts[1:], strict=True)]
+    E = [shift[s:e, s:e] + ridge * np.eye(e - s) for s, e in blocks]
+
+    def value(z: np.ndarray) -> tuple[float, np.ndarray]:
+        from scipy.linalg import cho_factor, cho_solve
+
+        A = base.copy()
+        for (s, e), Eg, zg in zip(blocks, E, z, strict=True):
+            A[s:e, s:e] += Eg / zg
+        W = cho_solve(cho_factor(A), xty)
+        out = 0.5 * yy - 0.5 * float(np.sum(xty * W)) + price * float(z.sum())
+        grad = np.array([price - 0.5 * float(np.sum(W[s:e] * (Eg @ W[s:e]))) / zg**2
+                         for (s, e), Eg, zg in zip(blocks, E, z, strict=True)])
+        return out, grad
+
+    def certified(val: float, z: np.ndarray, grad: np.ndarray) -> float:
+        lowest = np.sort(np.minimum(grad, 0.0))[:k].sum()
+        return val - float(grad @ z) + float(lowest)
+
+    low = 1e-8
+    z = np.full(G, k / G)
+    val, grad = value(z)
+    best = certified(val, z, grad)
+    step = 0.1 / max(float(np.abs(grad).max()), 1e-300)
+    for _ in range(iters):
+        trial = _capped_simplex(z - step * grad, k, low)
+        tval, tgrad = value(trial)
+        if tval <= val:
+            z, val, grad = trial, tval, tgrad
+            best = max(best, certified(val, z, grad))
+            step *= 1.5
+        else:
+            step *= 0.3
+    return best, z
+
+
+def _removal_pieces(H: np.ndarray, W: np.ndarray, Z: np.ndarray, owner: np.ndarray,
+                    G: int) -> tuple[np.ndarray, np.ndarray]:
+    """``a_g = <W_g, Z_g>`` and ``Q_gh = <Z_g, H_gh Z_h>`` (NumPy)."""
+    onehot = np.zeros((owner.shape[0], G))
+    onehot[np.arange(owner.shape[0]), owner] = 1.0
+    a = onehot.T @ np.sum(W * Z, axis=1)
+    Q = onehot.T @ (H * (Z @ Z.T)) @ onehot
+    return a, Q
+
+
+def enumerated_removal_bound(H: np.ndarray, W: np.ndarray, starts: np.ndarray, r: int,
+                             Z0: np.ndarray, iters: int = 300) -> dict[str, float]:
+    """The removal-cost bound of the subset search's dual family with its inner minimum
+    solved exactly (every removal set of size ``r`` enumerated): ``phi(Z) = min_{|D| = r}
+    a(Z)^T x_D - x_D^T Q(Z) x_D / 2`` is a lower bound on the cost of removing ``r`` groups for
+    every ``Z`` (the row-wise and Shor bounds relax this minimum). Returns ``phi`` at ``Z0``
+    (e.g. the Shor bound's point), and the best ``phi`` over Frank-Wolfe on the convex
+    ``g(x, X) = 1/2 <W x~, (H .* X~)^+ W x~>`` over the hull of ``{(x_D, x_D x_D^T)}``, whose
+    minimum is ``max_Z phi(Z)`` (``phi(Z_t)`` at the iterate's maximiser ``Z_t`` is the
+    Frank-Wolfe lower bound); ``upper``: the last ``g``, an upper bound on that maximum."""
+    import itertools
+
+    G = starts.shape[0] - 1
+    d = H.shape[0]
+    owner = np.repeat(np.arange(G), np.diff(starts))
+    sets = np.array(list(itertools.combinations(range(G), r)))
+    V = np.zeros((sets.shape[0], G))
+    V[np.arange(sets.shape[0])[:, None], sets] = 1.0
+
+    def phi(Z: np.ndarray) -> tuple[float, int]:
+        a, Q = _removal_pieces(H, W, Z, owner, G)
+        vals = V @ a - 0.5 * np.einsum("ij,jk,ik->i", V, Q, V)
+        at = int(np.argmin(vals))
+        return float(vals[at]), at
+
+    def g_of(x: np.ndarray, X: np.ndarray) -> tuple[float, np.ndarray]:
+        rows = np.flatnonzero(x[owner] > 1e-14)
+        Wx = (W * x[owner][:, None])[rows]
+        K = H[np.ix_(rows, rows)] * X[np.ix_(owner[rows], owner[rows])]
+        try:
+            sol = np.linalg.solve(K, Wx)
+        except np.linalg.LinAlgError:
+            sol = np.linalg.lstsq(K, Wx, rcond=None)[0]
+        Z = np.zeros((d, W.shape[1]))
+        Z[rows] = sol
+        return 0.5 * float(np.sum(Wx * sol)), Z
+
+    at_z0, first = phi(Z0)
+    x = V[first].copy()
+    X = np.outer(x, x)
+    best = at_z0
+    upper = np.inf
+    for _ in range(iters):
+        upper, Z = g_of(x, X)
+        value, at = phi(Z)
+        best = max(best, value)
+        v = V[at]
+        Xv = np.outer(v, v)
+        lo, hi = 0.0, 1.0  # golden section on the convex segment
+        m1, m2 = hi - GOLDEN_RATIO * hi, GOLDEN_RATIO * hi
+        f1 = g_of(x + m1 * (v - x), X + m1 * (Xv - X))[0]
+        f2 = g_of(x + m2 * (v - x), X + m2 * (Xv - X))[0]
+        for _ in range(20):
+            if f1 <= f2:
+                hi, m2, f2 = m2, m1, f1
+                m1 = hi - GOLDEN_RATIO * (hi - lo)
+                f1 = g_of(x + m1 * (v - x), X + m1 * (Xv - X))[0]
+            else:
+                lo, m1, f1 = m1, m2, f2
+                m2 = lo + GOLDEN_RATIO * (hi - lo)
+                f2 = g_of(x + m2 * (v - x), X + m2 * (Xv - X))[0]
+        gamma = 0.5 * (lo + hi)
+        x, X = x + gamma * (v - x), X + gamma * (Xv - X)
+        if upper - best <= 1e-6 * max(abs(upper), 1e-12):
+            break
+    return {"at_z0": at_z0, "best": best, "upper": upper}
+
+
+def _relax_row(rows: list[dict[str, Any]], base: dict[str, Any], name: str, bound: float,
+               clock: tuple[float, float, float], **extra: Any) -> None:
+    """One ``cnn-relax`` row: the bound, its gap to ``base["incumbent"]``, the wall and CPU
+    seconds since ``clock`` and the load before."""
+    best = base["incumbent"]
+    row = {**base, "relaxation": name, "bound": bound, "gap": (best - bound) / abs(best),
+           "seconds": time.perf_counter() - clock[0],
+           "cpu_seconds": time.process_time() - clock[1], "load": clock[2], **extra}
+    print(json.dumps(row), flush=True)
+    rows.append(row)
+
+
+def _clock() -> tuple[float, float, float]:
+    return time.perf_counter(), time.process_time(), os.getloadavg()[0]
+
+
+def _relax_warmup() -> None:
+    """Compile the subset search's and the Shor bound's kernels on a tiny budgeted instance."""
     from proxcompress.formulations.heuristics import Incumbent
     from proxcompress.formulations.restricted import SupportSolver
 
-    rows = []
-    for seed in range(seeds):
-        for unit_name, keep in CNN_LAYERS:
-            if unit_name not in layers:
-                continue
-            problem, starts, shape = _cnn_problem(runs_dir / f"seed-{seed}", unit_name, keep)
-            incumbent = Incumbent(problem, SupportSolver(problem))
-            for support in starts:
-                incumbent.offer(tuple(support))
-            load = os.getloadavg()[0]
-            clock = time.perf_counter()
-            search = subsets.SubsetSearch(problem, incumbent)
-            row_seconds = time.perf_counter() - clock
-            H, W, Z = search.H[0], search.W[0], search.Z[0].copy()
-            every = np.arange(problem.n_groups, dtype=np.int64)
-            r = problem.n_groups - keep
-            row_wise = subsets._removal_bound(H, W, search.starts, every, r, Z.copy(), 0, np.inf)
-            clock = time.perf_counter()
-            shor, _ = subsets.shor_removal_bound(H, W, search.starts, every, r, Z, iters)
-            shor_seconds = time.perf_counter() - clock
-            best = min(incumbent.value, known.get((unit_name, seed), np.inf))
-            fit = float(search.f[0])
-            row = {"layer": unit_name, "seed": seed, **shape, "incumbent": best,
-                   "warm_start_best": incumbent.value, "f_U": fit,
-                   "row_wise": row_wise, "shor": shor, "iters": iters,
-                   "step": subsets.SHOR_LR,
-                   "root_gap_row_wise": (best - fit - row_wise) / abs(best),
-                   "root_gap_shor": (best - fit - shor) / abs(best),
-                   "seconds_row_wise": row_seconds, "seconds_shor": shor_seconds,
-                   "load_before": load, "load_after": os.getloadavg()[0]}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+    tiny = random_instance(60, 12, 2, 6, 0, k=3)
+    search = subsets.SubsetSearch(tiny, Incumbent(tiny, SupportSolver(tiny)))
+    every = np.arange(tiny.n_groups, dtype=np.int64)
+    subsets.shor_bound(search.H[0], search.W[0], search.starts, every, 3, search.Z[0], 3)
+
+
+def piece_cnn_relax(runs_dir: Path, seeds: int, layers: tuple[str, ...], iters: int,
+                    best_known: Path | None) -> list[dict[str, Any]]:
+    """Root bounds of the layers by relaxation, as objective bounds with their gaps to the best
+    known objective (the warm starts' best, or a saved ``cnn`` piece's if lower) and their wall
+    and CPU seconds: the subset search's row-wise and Shor bounds
+    (:data:`subsets.ROOT_SHOR_ITERS`, then ``iters`` more from there), bnb's own root
+    (perspective with the FW-refined diagonal shift and the budget, box included), the
+    perspective relaxation with the budget and a diagonal (Jacobi) or block (block-Jacobi)
+    shift (:func:`perspective_budget_bound`, no box), and where at most
+    :data:`MAX_REMOVAL_SETS` removal sets exist, the dual family's bound with its inner
+    minimum exact (:func:`enumerated_removal_bound`)."""
+    import math
+
+    from proxcompress.formulations.shifts import jacobi_shift
+
+    known = _read_best_known(best_known) if best_known is not None else {}
+    rows: list[dict[str, Any]] = []
+    for seed, unit_name, keep, problem, shape, incumbent in _cnn_layer_instances(
+            runs_dir, seeds, layers):
+        base = {"layer": unit_name, "seed": seed, **shape,
+                "incumbent": min(incumbent.value, known.get((unit_name, seed), np.inf))}
+        clock = _clock()
+        search = subsets.SubsetSearch(problem, incumbent)
+        fit = float(search.f[0])
+        _relax_row(rows, base, "subset search: row-wise (root ascent)",
+                   fit + search.root_removal, clock, f_U=fit)
+        H, W = search.H[0], search.W[0]
+        every = np.arange(problem.n_groups, dtype=np.int64)
+        r = problem.n_groups - keep
+        clock = _clock()
+        shor = subsets.shor_bound(H, W, search.starts, every, r, search.Z[0].copy(),
+                                  subsets.ROOT_SHOR_ITERS)
+        _relax_row(rows, base, f"subset search: Shor ({subsets.ROOT_SHOR_ITERS} it.)",
+                   fit + shor.value, clock)
+        ridge = 2.0 * problem.lam * problem.alpha
+        gram0 = search.gram - ridge * np.eye(problem.d)
+        price = problem.lam * (1.0 - problem.alpha)
+        for name in ("diagonal (Jacobi)", "block (block-Jacobi)"):
+            clock = _clock()
+            shift = (np.diag(jacobi_shift(gram0, 1.0 - 1e-9).delta) if name[0] == "d"
+                     else block_jacobi_shift(gram0, search.starts))
+            bound, _ = perspective_budget_bound(gram0, ridge, search.xty, search.yy,
+                                                search.starts, keep, price, shift)
+            _relax_row(rows, base, f"perspective, budget, {name} shift, no box", bound,
+                       clock, shift_share=float(np.trace(shift) / np.trace(gram0)))
+        if math.comb(problem.n_groups, r) <= MAX_REMOVAL_SETS:
+            clock = _clock()
+            found = enumerated_removal_bound(H, W, search.starts, r, shor.Z, iters=0)
+            _relax_row(rows, base, "Z-family, inner minimum exact (enumerated), at "
+                       "Shor's Z", fit + found["at_z0"], clock)
+            clock = _clock()
+            found = enumerated_removal_bound(H, W, search.starts, r, shor.Z)
+            _relax_row(rows, base, "Z-family, inner minimum exact, Frank-Wolfe over the "
+                       "hull (best)", fit + found["best"], clock, upper=fit + found["upper"])
+        clock = _clock()
+        more = subsets.shor_bound(H, W, search.starts, every, r, shor.Z, iters,
+                                  subsets.NODE_SHOR_LR, mult=shor.mult,
+                                  tau=subsets.NODE_SHOR_TAU)
+        _relax_row(rows, base, f"subset search: Shor (+{iters} it. from it)",
+                   fit + max(more.value, shor.value), clock)
+        clock = _clock()
+        engine, root = build_engine(problem)
+        engine, root = refine_shift(engine, root)
+        _relax_row(rows, base, "bnb root: perspective, FW-refined diagonal shift, budget, "
+                   "box", root.bound, clock)
     return rows
 
 
@@ -815,6 +1114,15 @@ def render(result: dict[str, Any]) -> str:
                 f"{r['seconds_shor']:.1f}, {r['iters']} it., step {r.get('step', 0.2)}) | "
                 f"{r['load_before']:.1f}-{r['load_after']:.1f} |")
         return "\n".join(lines)
+    if piece == "cnn-relax":
+        lines = ["| layer | keep | seed | relaxation | root bound | gap to the incumbent | "
+                 "wall s | CPU s | load |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in result["rows"]:
+            lines.append(
+                f"| {r['layer']} | {r['k']} of {r['groups']} | {r['seed']} | {r['relaxation']} "
+                f"| {r['bound']:.1f} | {r['gap']:.2%} | {r['seconds']:.1f} | "
+                f"{r['cpu_seconds']:.1f} | {r['load']:.1f} |")
+        return "\n".join(lines)
     if piece == "hull-root":
         reach = max(int(k.split("_")[1]) for r in result["rows"] for k in r
                     if k.startswith("reach_") and not k.endswith("seconds"))
@@ -878,7 +1186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--piece", choices=("table", "alpha", "bnb-alpha", "wide", "cnn",
                                             "root-sdp", "cnn-root", "hull", "hull-root",
-                                            "overlap"))
+                                            "overlap", "cnn-relax"))
     parser.add_argument("--regime", choices=tuple(REGIMES), default="independent-strong")
     parser.add_argument("--quick", action="store_true", help="small grid (a smoke run)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -903,6 +1211,9 @@ def main() -> None:
     parser.add_argument("--tree-ablation", action="store_true",
                         help="cnn piece: also bnb without the subset search's certificate tree "
                              "(bnb-no-tree)")
+    parser.add_argument("--root-shor-iters", type=int, default=None,
+                        help="cnn piece: also bnb with this many Shor iterations at the subset "
+                             "search's root (bnb-root-shor-N; default: not run)")
     parser.add_argument("--reach", type=int, default=2,
                         help="root-sdp, hull-root and overlap pieces: pairs of features at most "
                         "this far apart")
@@ -942,13 +1253,16 @@ def main() -> None:
         return
     if args.piece is None:
         parser.error("--piece, --render or --freeze is required")
+    if args.root_shor_iters is not None and not 1 <= args.root_shor_iters <= 100_000:
+        parser.error(f"--root-shor-iters: {args.root_shor_iters}; accepted: an integer in "
+                     "[1, 100000]")
     if not 0 <= args.shor_iters <= 100_000:
         parser.error(f"--shor-iters: {args.shor_iters}; accepted: an integer in [0, 100000]")
     if args.best_known is not None and not args.best_known.is_file():
         parser.error(f"--best-known: {args.best_known} is not a file; accepted: a saved cnn "
                      "piece (JSON)")
     seeds = 1 if args.quick else args.seeds
-    if args.piece in ("cnn", "cnn-root"):
+    if args.piece in ("cnn", "cnn-root", "cnn-relax"):
         missing = _missing_runs(args.runs, seeds)
         if missing:
             parser.error(f"--runs: {args.runs} has no run {missing[0]} (config.yaml and "
@@ -971,8 +1285,10 @@ def main() -> None:
                      "[1, 10000]")
     # One-time costs outside the timings: bnb's compiled kernels, Pyomo, SCIP, CVXPY, HiGHS.
     tiny = random_instance(50, 5, 1, 5, 0, k=2)
-    for run in _runners(5).values():
+    for run in _runners(5, rivals=args.piece != "cnn-relax").values():
         run(tiny, None)
+    if args.piece == "cnn-relax":  # the subset search's and the Shor bound's kernels
+        _relax_warmup()
     if args.piece == "overlap":  # the overlapping pairs' compiled sweeps
         solve_bnb(random_instance(50, 5, 1, 5, 0, alpha=0.05), None,
                   hull=overlap_hull(random_instance(50, 5, 1, 5, 0, alpha=0.05)), hull_iters=2)
@@ -997,6 +1313,9 @@ def main() -> None:
     elif args.piece == "overlap":
         result["rows"] = piece_overlap(seeds, args.time_limit, max(args.reach, 1),
                                        args.overlap_sweeps, rule=not args.no_rule)
+    elif args.piece == "cnn-relax":
+        result["rows"] = piece_cnn_relax(args.runs, seeds, tuple(args.layers), args.shor_iters,
+                                         args.best_known)
     elif args.piece == "cnn-root":
         result["rows"] = piece_cnn_root(args.runs, seeds, args.shor_iters, args.best_known,
                                         tuple(args.layers))
@@ -1010,7 +1329,8 @@ def main() -> None:
     else:
         result["runs"] = piece_cnn(args.runs, seeds, args.time_limit, not args.no_rivals,
                                    args.ascent_ablation, tuple(args.layers),
-                                   args.shor_ablation, args.tree_ablation)
+                                   args.shor_ablation, args.tree_ablation,
+                                   args.root_shor_iters)
     result["wall_seconds"] = time.time() - started
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     text = json.dumps(result, indent=1, default=lambda x: float(x) if np.isscalar(x) else str(x))

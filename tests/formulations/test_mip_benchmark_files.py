@@ -34,20 +34,27 @@ def test_bad_files_exit_2_naming_the_flag(tmp_path: Path, flag: str, piece: str,
     assert "Traceback" not in done.stderr and not out.exists()
 
 
-@pytest.mark.parametrize("sweeps", ["0", "20000"])
-def test_bad_overlap_sweeps_exit_2_naming_the_flag(tmp_path: Path, sweeps: str) -> None:
+@pytest.mark.parametrize(("piece", "flag", "value", "accepted"), [
+    ("overlap", "--overlap-sweeps", "0", "[1, 10000]"),
+    ("overlap", "--overlap-sweeps", "20000", "[1, 10000]"),
+    ("cnn", "--root-shor-iters", "0", "[1, 100000]"),
+    ("cnn", "--root-shor-iters", "200000", "[1, 100000]"),
+])
+def test_bad_counts_exit_2_naming_the_flag(tmp_path: Path, piece: str, flag: str, value: str,
+                                           accepted: str) -> None:
     out = tmp_path / "out.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--piece", "overlap", "--seeds", "1",
-                           "--overlap-sweeps", sweeps, "--out", str(out)], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run([sys.executable, str(SCRIPT), "--piece", piece, "--seeds", "1", flag,
+                           value, "--out", str(out)], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "--overlap-sweeps: " in done.stderr and "[1, 10000]" in done.stderr
+    assert f"{flag}: " in done.stderr and accepted in done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
 
 
 @pytest.mark.parametrize(("args", "flag"), [
     (["--piece", "cnn", "--runs", "{tmp}/none"], "--runs"),
     (["--piece", "cnn-root", "--runs", "{tmp}"], "--runs"),
+    (["--piece", "cnn-relax", "--runs", "{tmp}"], "--runs"),
     (["--freeze", "{tmp}", "--runs", "{tmp}/out"], "--freeze"),
 ])
 def test_missing_cnn_runs_exit_2_naming_the_flag(tmp_path: Path, args: list[str],

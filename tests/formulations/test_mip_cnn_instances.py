@@ -4,25 +4,18 @@ has the shape of its row (no solving)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from mip_bench import mip_pruning
 
 from proxcompress.training.data import DEFAULT_ROOT
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "mip_pruning.py"
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("mip_pruning_frozen", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return mip_pruning("mip_pruning_frozen")
 
 
 def test_frozen_instances_are_committed_with_what_load_run_reads() -> None:
