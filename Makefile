@@ -8,10 +8,11 @@ PIP = PIP_BREAK_SYSTEM_PACKAGES=1 $(PYTHON) -m pip install --quiet
 .PHONY: install install-dev system-deps demo test lint docs bench
 
 # Debian packages the tests use: espeak-ng (spoken-command data), dataset-fashion-mnist (the
-# Fashion-MNIST IDX files) and chromium (renders the main job's report.html headless, as a person
-# would see it). Installed when apt-get is there and we are root; skipped otherwise (the tests
-# that need them then skip with the reason, or use the embedded data).
-SYSTEM_PACKAGES = espeak-ng dataset-fashion-mnist chromium
+# Fashion-MNIST IDX files), bible-kjv-text (the tensor-train LSTMs' corpus: `proxcompress data
+# kjv`) and chromium (renders the main job's report.html headless, as a person would see it).
+# Installed when apt-get is there and we are root; skipped otherwise (the tests that need them
+# then skip with the reason, or use the embedded data).
+SYSTEM_PACKAGES = espeak-ng dataset-fashion-mnist bible-kjv-text chromium
 system-deps:
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
