@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from proxcompress.atomic import write_text_atomic
+from proxcompress.errors import InvalidInputError
+from proxcompress.outputs import check_output
 from proxcompress.reproduce.machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,12 +64,21 @@ def main() -> int:
         parser.error("--repeats >= 1 and --subset >= 100")
     if not args.config.is_file():
         parser.error(f"--config {args.config}: no such file")
+    if args.json is not None:
+        try:  # the output target is checked before any training
+            check_output("--json", args.json)
+        except InvalidInputError as exc:
+            parser.error(str(exc))
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             order = ("tuned", "default") if r % 2 == 0 else ("default", "tuned")
             for mode in order:
-                runs.append(_one(args.config, args.subset, mode, Path(tmp) / f"{r}-{mode}"))
+                try:
+                    runs.append(_one(args.config, args.subset, mode, Path(tmp) / f"{r}-{mode}"))
+                except subprocess.CalledProcessError as exc:  # its message is on stderr above
+                    parser.exit(2, f"allocator.py: proxcompress train exited {exc.returncode} "
+                                   f"on --config {args.config}\n")
     summary: dict[str, Any] = {}
     for mode in ("tuned", "default"):
         mine = [x for x in runs if x["mode"] == mode]
@@ -82,7 +94,7 @@ def main() -> int:
     text = json.dumps(doc, indent=1)
     print(text)
     if args.json:
-        args.json.write_text(text + "\n")
+        write_text_atomic(args.json, text + "\n")
     return 0
 
 
