@@ -46,7 +46,7 @@ lint:
 		training/distill.py kernels/transformer.py \
 		training/runchecks.py training/checkpoint.py formulations/instances.py \
 		proofs/registry.py training/text.py training/tensor_train training/tasks.py \
-		training/robustness.py training/tp_baseline.py training/fused.py training/allocator.py \
+		training/robustness.py training/tp_baseline.py training/fused.py training/allocator.py training/fork.py \
 		causal/__init__.py \
 		causal/direction.py causal/mechanisms.py causal/independence.py causal/regression.py \
 		causal/simulate.py causal/cli.py causal/options.py causal/_checks.py \

@@ -4,6 +4,8 @@
 
     proxcompress train --config configs/fmnist-mlp-bnnpp.yaml [--set epochs=1 ...] --out DIR
     proxcompress train --resume DIR [--set epochs=3]
+    proxcompress train --config FILE --out P --stop-after pretrain    # a shared first phase
+    proxcompress train --config FILE2 --out DIR --fork-from P         # ... continued per run
     proxcompress train --config FILE --dry-run            # validate, print the model summary
     torchrun --nproc_per_node 2 -m proxcompress train --config FILE --out DIR
     proxcompress select --run DIR --unit conv0_0 --keep 8 [--select mip|spr|magnitude|all]
@@ -44,6 +46,13 @@ def add_parsers(subparsers: Any) -> None:
                    help="override a config key (repeatable)")
     add_output(p, "--out", kind="folder", metavar="DIR", help="run folder (created)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
+    p.add_argument("--stop-after", metavar="PHASE",
+                   help="stop once this phase (pretrain or train of a pruning run) has "
+                   "finished and its checkpoint is saved; --fork-from starts other runs there")
+    p.add_argument("--fork-from", metavar="DIR",
+                   help="start the new run --out from the phase-boundary checkpoint in DIR "
+                   "(written by --stop-after); the config may differ from DIR's only in keys "
+                   "no finished phase read (e.g. spr.lam after pretrain)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate the config, print the model summary, train nothing")
     p.set_defaults(func=run_train)
@@ -99,6 +108,9 @@ def _resolve(args: argparse.Namespace) -> tuple[Any, str, bool]:
     from proxcompress.training.runchecks import RESUME_KEYS, without_keys
     from proxcompress.training.trainer import config_for_resume
 
+    if args.fork_from and (args.resume or args.dry_run):
+        raise InvalidInputError("--fork-from", "starts a new run: not with --resume or "
+                                "--dry-run")
     if args.resume:
         if args.out and args.out != args.resume:
             raise InvalidInputError("--out", "must be omitted or equal --resume DIR")
@@ -120,6 +132,16 @@ def _resolve(args: argparse.Namespace) -> tuple[Any, str, bool]:
 
 def run_train(args: argparse.Namespace) -> int:
     cfg, out, resume = _resolve(args)
+    from proxcompress.training.trainer import stop_index
+
+    stop_index(cfg, args.stop_after)  # checked before any work
+    if args.fork_from:
+        from proxcompress.training.fork import fork_run
+        from proxcompress.training.runchecks import preflight
+
+        preflight(cfg, initial=False)  # the model-level checks, before the fork is written
+        fork_run(args.fork_from, cfg, out)
+        resume = True
     if args.dry_run:
         from proxcompress.training.data import input_spec
         from proxcompress.training.quantize import model_summary
@@ -145,13 +167,14 @@ def run_train(args: argparse.Namespace) -> int:
     from proxcompress.training.trainer import EXIT_INTERRUPTED, HardStop, Interrupted, train
 
     try:
-        summary = train(cfg, out, resume=resume)
+        summary = train(cfg, out, resume=resume, stop_after=args.stop_after)
     except (Interrupted, HardStop, KeyboardInterrupt) as exc:
         print(f"proxcompress train: {exc or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if summary:
         m = "perplexity" if summary.get("task") == "language-model" else "accuracy"
-        keys = (f"val_{m}", f"test_{m}", "epochs", "parameters", "model_bytes", "seconds")
+        keys = ("stopped_after", f"val_{m}", f"test_{m}", "epochs", "parameters",
+                "model_bytes", "seconds")
         print(json.dumps({k: summary[k] for k in keys if k in summary}))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # After a clean distributed finish (process group destroyed, files closed), gloo's

@@ -31,6 +31,18 @@ from proxcompress.training.config import TrainConfig, config_from_dict
 MAX_PARAMETERS = 2**28
 #: dotted config keys a resumed run may change (``--set`` on ``train --resume``)
 RESUME_KEYS = ("epochs", "progress", "threads", "checkpoint_every", "spr.finetune_epochs")
+#: keys that never change what a run computes (``train --fork-from`` may change them too)
+NEUTRAL_KEYS = ("progress", "threads", "checkpoint_every")
+#: per finished phase, the dotted keys that no phase up to and including it reads (nor the
+#: work at its end: SPR's ``M`` after the pretraining, the fresh model of the next phase), so
+#: that a fork at that boundary (``train --fork-from``) may differ from its prefix in them
+FORK_KEYS = {
+    "pretrain": ("spr.lam", "spr.alpha", "spr.with_norm", "spr.keep_counts", "spr.tolerance",
+                 "spr.search_samples", "spr.weight_range", "spr.finetune_epochs",
+                 "spr.finetune_lr"),
+    "train": ("spr.keep_counts", "spr.tolerance", "spr.search_samples", "spr.weight_range",
+              "spr.finetune_epochs", "spr.finetune_lr"),
+}
 
 
 def select_units(units: list[Any], wanted: list[str] | None) -> list[Any]:
@@ -166,9 +178,11 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
     return "" if a == b else (prefix or "config")
 
 
-def check_recorded_config(cfg: TrainConfig, meta: dict[str, Any], field: str) -> TrainConfig:
+def check_recorded_config(cfg: TrainConfig, meta: dict[str, Any], field: str,
+                          allowed: tuple[str, ...] = RESUME_KEYS) -> TrainConfig:
     """``cfg`` (a run's ``config.yaml``) must equal the config recorded in its checkpoint's
-    metadata ``meta``, except the keys that may change on resume; returns the recorded one."""
+    metadata ``meta``, except the keys that may change (``allowed``; on resume
+    :data:`RESUME_KEYS`); returns the recorded one."""
     recorded_raw = meta.get("config")
     if not isinstance(recorded_raw, dict):
         raise InvalidInputError(field, "the checkpoint records no config")
@@ -177,23 +191,24 @@ def check_recorded_config(cfg: TrainConfig, meta: dict[str, Any], field: str) ->
     except InvalidInputError as exc:
         raise InvalidInputError(field, f"the config recorded in the checkpoint is invalid "
                                 f"({exc})") from None
-    difference = _first_difference(without_keys(cfg.to_dict(), RESUME_KEYS),
-                                   without_keys(recorded.to_dict(), RESUME_KEYS))
+    difference = _first_difference(without_keys(cfg.to_dict(), allowed),
+                                   without_keys(recorded.to_dict(), allowed))
     if difference:
+        what = "on resume" if allowed == RESUME_KEYS else "here"
         raise InvalidInputError(field, f"config.yaml differs from the config recorded in the "
                                 f"checkpoint at {difference} (the tensors were trained with "
-                                "the recorded one); only "
-                                f"{', '.join(RESUME_KEYS)} may change on resume")
+                                f"the recorded one); only {', '.join(allowed)} may change "
+                                f"{what}")
     return recorded
 
 
-def check_resume(cfg: TrainConfig, meta: dict[str, Any], run: dict[str, Any], field: str
-                 ) -> None:
-    """The resumed config against the checkpoint's (module docstring); errors name ``field``
-    (or the epochs key that would rewrite history)."""
+def check_resume(cfg: TrainConfig, meta: dict[str, Any], run: dict[str, Any], field: str,
+                 allowed: tuple[str, ...] = RESUME_KEYS) -> None:
+    """The resumed config against the checkpoint's (module docstring; ``allowed``: the keys
+    that may differ); errors name ``field`` (or the epochs key that would rewrite history)."""
     from proxcompress.training.trainer import run_phases
 
-    recorded = check_recorded_config(cfg, meta, field)
+    recorded = check_recorded_config(cfg, meta, field, allowed)
     m = run.get("M")
     if m is not None:
         if not cfg.spr.enabled:
@@ -218,6 +233,6 @@ def check_resume(cfg: TrainConfig, meta: dict[str, Any], run: dict[str, Any], fi
                                     f"{run['epoch']}")
 
 
-__all__ = ["MAX_PARAMETERS", "RESUME_KEYS", "check_recorded_config", "check_restart",
-           "check_resume",
-           "checked_run_state", "preflight", "select_units", "without_keys"]
+__all__ = ["FORK_KEYS", "MAX_PARAMETERS", "NEUTRAL_KEYS", "RESUME_KEYS", "check_recorded_config",
+           "check_restart", "check_resume", "checked_run_state", "preflight", "select_units",
+           "without_keys"]

@@ -327,6 +327,23 @@ def run_phases(cfg: TrainConfig) -> list[tuple[str, int]]:
     return [("train", cfg.epochs)]
 
 
+def stop_index(cfg: TrainConfig, stop_after: str | None) -> int | None:
+    """The index of the phase ``stop_after`` names (``None`` for ``None``): one of the run's
+    phases before its last.
+
+    Raises:
+        InvalidInputError (field ``--stop-after``): any other value.
+    """
+    if stop_after is None:
+        return None
+    names = [name for name, _ in run_phases(cfg)[:-1]]
+    if stop_after not in names:
+        accepted = ", ".join(names) if names else "none (this run has a single phase)"
+        raise InvalidInputError("--stop-after", f"= {stop_after!r} is not a phase of this run "
+                                f"before its last; accepted: {accepted}")
+    return names.index(stop_after)
+
+
 def phase_seed(cfg: TrainConfig, phase: str) -> int:
     """The init seed of a phase's model: ``seed``, or ``seed + 1`` for a pruning run's train
     and finetune phases (so SPR, restarting after its reference, and the magnitude baseline
@@ -414,17 +431,26 @@ class Trainer:
         interrupt_after_steps: test hook: raise :class:`Interrupted` after that many optimizer
             steps of this process (a checkpoint is saved first, as on Ctrl-C).
         log: where progress lines go (rank 0 only).
+        stop_after: a phase of the run but its last: stop once it has finished and its
+            boundary checkpoint is saved (no summary; ``train --fork-from`` starts other runs
+            from there, :mod:`proxcompress.training.fork`).
+
+    Raises:
+        InvalidInputError (field ``--stop-after``): ``stop_after`` is not a phase of the run
+            before its last.
     """
 
     def __init__(self, cfg: TrainConfig, out_dir: str | os.PathLike[str], *, resume: bool = False,
                  interrupt_after_steps: int | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 stop_after: str | None = None) -> None:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.resume = resume
         self.interrupt_after_steps = interrupt_after_steps
         self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
         self.phases = run_phases(cfg)
+        self.stop_index = stop_index(cfg, stop_after)
         self._stop_signal = False
         self.recipe: Recipe | None = recipe_from_config(cfg)
         self.hooks = TrainingHooks()
@@ -516,7 +542,12 @@ class Trainer:
                         for s in (signal.SIGTERM, signal.SIGINT)}
         finished = False
         try:
-            self._loop(state)
+            if not self._loop(state):  # stopped at a phase boundary (``stop_after``)
+                finished = True
+                done = self.phases[state["phase"] - 1][0]
+                if d.main:
+                    self.log(f"stopped after the {done} phase; checkpoint in {self.out}")
+                return {"stopped_after": done, "epochs": state["global_epoch"]}
             summary = self._finish(state)
             finished = True
             return summary
@@ -628,10 +659,13 @@ class Trainer:
         return self.model
 
     # ---------------------------------------------------------------------------- the loop
-    def _loop(self, state: dict[str, Any]) -> None:
+    def _loop(self, state: dict[str, Any]) -> bool:
+        """Train the remaining phases; False when it stopped at :attr:`stop_index`'s end."""
         cfg, d = self.cfg, self.dist
         steps_taken = 0
         while state["phase"] < len(self.phases):
+            if self.stop_index is not None and state["phase"] > self.stop_index:
+                return False
             phase, n_epochs = self.phases[state["phase"]]
             if phase == "finetune" and state["threshold"] is None:
                 self._prune(state)
@@ -708,6 +742,7 @@ class Trainer:
                 self._after_pretrain(state)
             elif state["phase"] < len(self.phases):
                 self._save(state)
+        return True
 
     def _end_epoch(self, state: dict[str, Any], phase: str, t0: float,
                    regularizer: SPRRegularizer | None) -> None:
@@ -1119,4 +1154,4 @@ def config_for_resume(out_dir: str | os.PathLike[str], overrides: list[str],
 __all__ = ["EXIT_INTERRUPTED", "FREEZING", "STEPS", "HardStop", "Interrupted", "Trainer",
            "build_run_model", "config_for_resume", "evaluate", "inference_ms", "initial_state",
            "load_run", "mulfree_recipe", "plot_metrics", "read_log", "run_data", "run_model",
-           "run_phases", "smooth", "train"]
+           "run_phases", "smooth", "stop_index", "train"]

@@ -579,3 +579,46 @@ def test_record_options_are_checked_before_any_work(tmp_path: Path,
                   str(tmp_path / "o.md"), "--render-only"])
         assert exc.value.code == 2 and "wall.json" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "o.md").exists()
+
+
+def test_runs_sharing_their_first_phase_train_it_once(tmp_path: Path) -> None:
+    """SPR rows at two lambdas (one learning rate, inherited) train the pretraining once, as
+    a ``--stop-after`` run both fork from; each fork ends as ``proxcompress train`` of its own
+    config does from scratch, and the Compute table counts the shared phase once."""
+    from training_helpers import tiny_spr_config
+
+    base = {**tiny_spr_config().to_dict(), "threads": 1}
+    lam5 = {"table": "spr", "model": "cnn", "name": "tiny-lam5", "label": "lam 5",
+            "sweep": {"optim.lr": [0.05]}, "inherit": {}, "config": base}
+    lam2 = {"table": "spr", "model": "cnn", "name": "tiny-lam2", "label": "lam 2",
+            "sweep": {}, "inherit": {"optim.lr": "tiny-lam5"},
+            "config": core._assign(base, {"spr.lam": 2.0})}
+    runs = tmp_path / "runs"
+    lines: list[str] = []
+    core.run_all([lam5, lam2], [0], runs, 2, lines.append, False)
+    started = [line for line in lines if line.startswith("start")]
+    assert sum("shared pretrain" in line for line in started) == 1, lines
+    assert sum(line.startswith("done") and "ok in" in line for line in lines) == 3, lines
+    choices = core.Choices([lam5, lam2], runs)
+    folders = [core._run_dir(runs, r, choices.chosen(r) or {}, 0) for r in (lam5, lam2)]
+    records = [json.loads((f / core.WALL).read_text()) for f in folders]
+    assert records[0]["prefix"]["folder"] == records[1]["prefix"]["folder"]
+    assert all((f / "train.log").is_file() for f in folders)
+    cli = tmp_path / "cli"
+    subprocess.run([sys.executable, "-m", "proxcompress", "train", "--config",
+                    str(folders[1].parent / "candidate.yaml"), "--set", "seed=0", "--out",
+                    str(cli)], check=True, capture_output=True)
+    mine, theirs = (json.loads((f / "summary.json").read_text()) for f in (folders[1], cli))
+    assert mine["test_accuracy"] == theirs["test_accuracy"]
+    assert mine["spr"]["kept"] == theirs["spr"]["kept"]
+    assert [json.loads(x)["loss"] for x in (folders[1] / "metrics.jsonl").read_text()
+            .splitlines()] == [json.loads(x)["loss"] for x in (cli / "metrics.jsonl")
+                               .read_text().splitlines()]
+    table = render.compute_budget([lam5, lam2], [0], choices)
+    (spr_line,) = [line for line in table if line.startswith("| SPR |")]
+    assert "| 2 (0) + 1 shared first phases |" in spr_line
+    summed = sum(r["seconds"] for r in records) + records[0]["prefix"]["seconds"]
+    assert spr_line.split(" | ")[2] == f"{summed / 60:.1f}"
+    lines.clear()
+    core.run_all([lam5, lam2], [0], runs, 2, lines.append, False)
+    assert lines == []

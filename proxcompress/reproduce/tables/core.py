@@ -8,6 +8,7 @@ verdicts)."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
 import os
@@ -718,6 +719,64 @@ def _selection_argv(runs: Path, folder: Path) -> tuple[Path, list[str]]:
                  str(SELECT_KEEP), "--time-limit", str(SELECT_SECONDS), "--json", str(out)]
 
 
+#: the runs folder's subfolder of shared first phases (``train --stop-after``), one per
+#: prefix config and seed
+PREFIXES = "_prefix"
+
+
+def prefix_folder(runs: Path, config: dict[str, Any], seed: int) -> Path | None:
+    """Where the first phase of a run of ``config`` at ``seed`` is trained once for every run
+    that shares it (:mod:`proxcompress.training.fork`): for a run of several phases (SPR:
+    the pretraining; the magnitude baseline: its training), a folder named by the phase and a
+    hash of the config without the keys that phase never reads, so SPR at lambda 2 / 5 / 10
+    (or the baseline at three channel budgets) at one seed and learning rate meet in one;
+    ``None`` for a run of one phase."""
+    from proxcompress.training.config import config_from_dict
+    from proxcompress.training.fork import fork_keys
+    from proxcompress.training.runchecks import without_keys
+    from proxcompress.training.trainer import run_phases
+
+    cfg = config_from_dict(config)
+    phases = run_phases(cfg)
+    if len(phases) < 2:
+        return None
+    phase = phases[0][0]
+    identity = without_keys({**cfg.to_dict(), "seed": 0}, fork_keys(phase))
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    return runs / PREFIXES / f"{phase}-{digest}" / f"seed-{seed}"
+
+
+#: what :func:`next_step` starts: (busy key, folder, argv, label, kind, shared prefix or None)
+Step = tuple[tuple[str, str, int], Path, list[str], str, str, Path | None]
+
+
+def next_step(choices: Choices, row: Row, assignment: dict[str, Any], seed: int) -> Step:
+    """What to start for a pending run: its resume (a checkpoint in its folder, kind
+    ``resumed``); else, for a run of several phases, its fork from its finished shared first
+    phase (``forked``) or, while that is missing, the shared phase itself (``prefix``, a
+    ``train --stop-after`` of the first run that needs it, resumed if interrupted); else the
+    run from scratch (``trained``). The busy key of a shared phase is the phase's, so the runs
+    that wait for it do not start it twice."""
+    folder = _run_dir(choices.runs, row, assignment, seed)
+    label = f"{row['name']} [{slug(assignment)}] seed {seed}"
+    key = (row["name"], slug(assignment), seed)
+    if (folder / "checkpoint.json").exists():
+        return key, folder, ["train", "--resume", str(folder)], label, "resumed", None
+    fresh = ["train", "--config", str(folder.parent / "candidate.yaml"), "--set",
+             f"seed={seed}"]
+    prefix = prefix_folder(choices.runs, choices.config(row, assignment), seed)
+    if prefix is None:
+        return key, folder, [*fresh, "--out", str(folder)], label, "trained", None
+    if (prefix / WALL).exists():
+        return (key, folder, [*fresh, "--out", str(folder), "--fork-from", str(prefix)], label,
+                "forked", prefix)
+    phase = prefix.parent.name.split("-", 1)[0]
+    argv = (["train", "--resume", str(prefix)] if (prefix / "checkpoint.json").exists()
+            else [*fresh, "--out", str(prefix)])
+    return ((PREFIXES, prefix.parent.name, seed), prefix, [*argv, "--stop-after", phase],
+            f"shared {phase} of {label}", "prefix", None)
+
+
 def pending(selected: list[Row], seeds: list[int] | None, choices: Choices
             ) -> list[tuple[Row, dict[str, Any], int]]:
     """The runs that can start now, in priority order: every candidate of an undecided sweep
@@ -786,7 +845,10 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
         row.setdefault("inherit", {})
     runs.mkdir(parents=True, exist_ok=True)
     busy_posts: set[str] = set()
-    active: dict[Any, tuple[str, Path | None, tuple[str, str, int] | None]] = {}
+    # per task: label, run folder, busy key, the shared first phase a fork starts from, and
+    # where its log goes until it finishes (a fork's folder must be new: the log waits aside)
+    active: dict[Any, tuple[str, Path | None, tuple[str, str, int] | None, Path | None,
+                            Path | None]] = {}
     study_pending = selection
     counts = {"trained": 0, "resumed": 0}
     # an executor, not multiprocessing.Pool: a worker killed by the system (the OOM killer
@@ -798,9 +860,14 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
             if changed:  # re-read the run folders only when a task has finished since
                 choices = Choices(all_rows, runs)
                 todo = pending(selected, seeds, choices)
+                steps = [(t, next_step(choices, *t)) for t in todo]
                 changed = False
-            busy = {key for _, _, key in active.values() if key is not None}
-            queue = [t for t in todo if (t[0]["name"], slug(t[1]), t[2]) not in busy]
+            busy = {entry[2] for entry in active.values() if entry[2] is not None}
+            queue = []
+            for task, step in steps:
+                if step[0] not in busy:
+                    busy.add(step[0])  # runs waiting for one shared phase start it once
+                    queue.append((task, step))
             study = _study_argv(choices) if study_pending else None
             if study is not None and study[0].exists():
                 study, study_pending = None, False
@@ -814,6 +881,7 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                     log("MIP selection study skipped: the full-precision CNN did not finish")
                 break
             while len(active) < jobs and (queue or study is not None):
+                prefix = aside = None
                 if study is not None:
                     out, argv = study
                     out.parent.mkdir(parents=True, exist_ok=True)
@@ -827,28 +895,26 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                         study_pending = False
                     study = None
                 else:
-                    row, assignment, seed = queue.pop(0)
-                    key = (row["name"], slug(assignment), seed)
-                    folder = _run_dir(runs, row, assignment, seed)
-                    folder.mkdir(parents=True, exist_ok=True)
-                    candidate = folder.parent / "candidate.yaml"
-                    _write_candidate(candidate, choices.config(row, assignment))
-                    argv = ["train"]
-                    if (folder / "checkpoint.json").exists():
-                        argv += ["--resume", str(folder)]
-                        counts["resumed"] += 1
-                    else:
-                        counts["trained"] += 1
-                        argv += ["--config", str(candidate), "--set", f"seed={seed}", "--out",
-                                 str(folder)]
-                    label = f"{row['name']} [{slug(assignment)}] seed {seed}"
+                    (row, assignment, _), (key, folder, argv, label, kind, prefix) = \
+                        queue.pop(0)
+                    _write_candidate(_run_dir(runs, row, assignment, 0).parent
+                                     / "candidate.yaml", choices.config(row, assignment))
+                    counts["resumed" if kind == "resumed" or "--resume" in argv
+                           else "trained"] += 1
+                    folder.parent.mkdir(parents=True, exist_ok=True)
                     logfile = folder / "train.log"
-                active[pool.submit(_task, argv, str(logfile))] = (label, folder, key)
+                    if kind == "forked":  # the fork creates the folder
+                        logfile = aside = folder.parent / f".{folder.name}.fork.log"
+                        aside.unlink(missing_ok=True)
+                    else:
+                        folder.mkdir(exist_ok=True)
+                active[pool.submit(_task, argv, str(logfile))] = (label, folder, key, prefix,
+                                                                  aside)
                 log(f"start {label}")
             time.sleep(1.0)
             for handle in [h for h in active if h.done()]:
                 changed = True
-                label, folder, key = active.pop(handle)
+                label, folder, key, prefix, aside = active.pop(handle)
                 try:
                     code, wall, cpu = handle.result()
                 except BrokenProcessPool:
@@ -857,12 +923,19 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                         "outside, e.g. by the out-of-memory killer; see dmesg); its checkpoint "
                         "is kept: run the script again to resume") from None
                 log(f"done  {label}: {'ok' if code == 0 else f'FAILED ({code})'} in {wall:.0f} s")
+                if aside is not None and folder is not None and folder.is_dir():
+                    os.replace(aside, folder / "train.log")  # the fork's log, into its folder
+                    aside = folder / "train.log"
                 if code == 0 and folder is not None:
-                    (folder / WALL).write_text(json.dumps(
-                        {"seconds": wall, "cpu_seconds": cpu, "jobs": jobs,
-                         "load1": os.getloadavg()[0]}))
+                    timing: dict[str, Any] = {"seconds": wall, "cpu_seconds": cpu, "jobs": jobs,
+                                              "load1": os.getloadavg()[0]}
+                    if prefix is not None:  # what the shared first phase cost, once
+                        timing["prefix"] = {"folder": repo_path(prefix),
+                                            **json.loads((prefix / WALL).read_text())}
+                    (folder / WALL).write_text(json.dumps(timing))
                 elif code != 0 and folder is not None:
-                    raise SystemExit(f"{label} failed (exit {code}); see {folder}/train.log")
+                    raise SystemExit(f"{label} failed (exit {code}); see "
+                                     f"{aside or folder / 'train.log'}")
                 if code == 0 and record is not None:
                     archive(runs, record, weight_rows(all_rows))
     return counts

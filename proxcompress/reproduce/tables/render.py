@@ -1066,8 +1066,9 @@ def compute_budget(rows_: list[Row], seeds: list[int] | None, choices: Choices) 
            "CPU time (minutes; runs that record it) |",
            "|---|---|---|---|---|---|"]
     total = cpu_total = 0.0
+    shared: set[str] = set()  # first phases trained once for several runs, counted once
     for table, label in TABLES.items():
-        n = sweep_runs = cpu_runs = 0
+        n = sweep_runs = cpu_runs = prefixes = 0
         seconds = cpu = 0.0
         loads: list[float] = []
         for row in rows_:
@@ -1091,14 +1092,21 @@ def compute_budget(rows_: list[Row], seeds: list[int] | None, choices: Choices) 
                     if "cpu_seconds" in record:
                         cpu += record["cpu_seconds"]
                         cpu_runs += 1
+                    prefix = record.get("prefix")
+                    if prefix is not None and prefix["folder"] not in shared:
+                        shared.add(prefix["folder"])
+                        prefixes += 1
+                        seconds += prefix["seconds"]
+                        cpu += prefix.get("cpu_seconds", 0.0)
                 else:
                     seconds += json.loads((folder / "summary.json").read_text())["seconds"]
         total += seconds
         cpu_total += cpu
         load = f"{statistics.median(loads):.1f}" if loads else "-"
         cpu_cell = f"{cpu / 60:.1f} ({cpu_runs} of {n})" if cpu_runs else "-"
-        out.append(f"| {label} | {n} ({sweep_runs}) | {seconds / 60:.1f} | {seconds / 120:.1f} | "
-                   f"{load} | {cpu_cell} |")
+        phases = f" + {prefixes} shared first phases" if prefixes else ""
+        out.append(f"| {label} | {n} ({sweep_runs}){phases} | {seconds / 60:.1f} | "
+                   f"{seconds / 120:.1f} | {load} | {cpu_cell} |")
     out += [f"| all | | {total / 60:.1f} | {total / 120:.1f} | | {cpu_total / 60:.1f} |", "",
             "A run's time is its `proxcompress train` command (data, model, training, "
             "evaluation, files) in one of the script's long-lived worker processes, as "
@@ -1108,8 +1116,10 @@ def compute_budget(rows_: list[Row], seeds: list[int] | None, choices: Choices) 
             "the run's worker process spent (every thread; one torch thread per worker), which "
             "other work on the machine barely changes: half a table's CPU time is about its "
             "wall time at `--jobs 2` on an otherwise idle machine, for the runs that record it "
-            "(runs finished before 2026-12-06 do not). The MIP selection study adds up to 5 "
-            "minutes (its solver budget).", ""]
+            "(runs finished before 2026-12-06 do not). Runs that share their first phase (SPR at "
+            "three lambdas: the pretraining; the magnitude baseline at three budgets: its "
+            "training) fork from one `train --stop-after` run of it, counted once here. The "
+            "MIP selection study adds up to 5 minutes (its solver budget).", ""]
     return out
 
 
