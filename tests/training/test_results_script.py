@@ -622,3 +622,35 @@ def test_runs_sharing_their_first_phase_train_it_once(tmp_path: Path) -> None:
     lines.clear()
     core.run_all([lam5, lam2], [0], runs, 2, lines.append, False)
     assert lines == []
+
+
+def test_torch_pruning_first_phases_start_before_the_spr_budgets_are_known(
+        tmp_path: Path) -> None:
+    """The Torch-Pruning rows wait for the SPR rows' kept channels, but their first phase (5
+    epochs of plain training) reads neither the budget nor anything else the SPR rows decide
+    but the learning rate: it may start as soon as that is chosen, in the folder the final
+    run forks from."""
+    rows = core.rows()
+    spr5, spr2, tpm = _row("cnn-spr-lam5"), _row("cnn-spr-lam2"), _row("cnn-tp-lam2")
+    choices = core.Choices(rows, tmp_path)
+    assert core.early_prefixes([tpm], None, choices) == []  # the learning rate is unknown
+    for lr in core.SPR_LR_GRID:
+        _fake_run(tmp_path, spr5, {"optim.lr": lr}, 0, 80.0, 90.0 if lr == 0.05 else 80.0,
+                  spr={"kept": {"a": 8, "b": 10, "c": 20}})
+    choices = core.Choices(rows, tmp_path)
+    assert choices.candidates(tpm) is None
+    early = core.early_prefixes([tpm, spr2], None, choices)
+    assert [(r["name"], s) for r, _, s in early] == [("cnn-tp-lam2", s) for s in (0, 1, 2)]
+    assert early[0][1] == {"optim.lr": 0.05, "spr.keep_counts": [16, 32, 64]}
+    step = core.next_step(choices, *early[0])
+    assert step[4] == "prefix" and step[1].parent.parent.name == core.PREFIXES
+    assert step[2][-2:] == ["--stop-after", "train"]
+    final = core._assign(tpm["config"], {"optim.lr": 0.05, "spr.keep_counts": [7, 12, 30]})
+    assert core.prefix_folder(tmp_path, final, 0) == step[1]
+    other_lr = core._assign(final, {"optim.lr": 0.02})
+    assert core.prefix_folder(tmp_path, other_lr, 0) != step[1]
+    # SPR rows: lambda is not part of the pretraining's identity, the learning rate is
+    spr_config = core._assign(spr2["config"], {"optim.lr": 0.05})
+    assert core.prefix_folder(tmp_path, spr_config, 1) == core.prefix_folder(
+        tmp_path, core._assign(spr5["config"], {"optim.lr": 0.05}), 1)
+    assert core.prefix_folder(tmp_path, _row("cnn-bc")["config"], 0) is None

@@ -441,6 +441,17 @@ def slug(assignment: dict[str, Any]) -> str:
     return ",".join(f"{k.rsplit('.', 1)[-1]}={_fmt_value(v)}" for k, v in assignment.items())
 
 
+def _first_phase_keys(config: dict[str, Any]) -> tuple[str, ...]:
+    """The dotted keys the first phase of a run of ``config`` never reads (none for a run of
+    one phase)."""
+    from proxcompress.training.config import config_from_dict
+    from proxcompress.training.fork import fork_keys
+    from proxcompress.training.trainer import run_phases
+
+    phases = run_phases(config_from_dict(config))
+    return fork_keys(phases[0][0]) if len(phases) > 1 else ()
+
+
 class Choices:
     """The sweeps' state over a runs folder: every candidate of every row, its validation
     accuracy at :data:`SWEEP_SEED` once finished, and the row's choice (``None`` while a
@@ -452,10 +463,12 @@ class Choices:
         self.runs = runs
         self.record = record or {}
 
-    def inherited(self, row: Row) -> dict[str, Any] | None:
+    def inherited(self, row: Row, provisional: bool = False) -> dict[str, Any] | None:
         """The keys the row takes from others: chosen values (``inherit``) and derived ones
         (``derive``: the per-unit median channel counts an SPR row kept over all its seeds);
-        ``None`` until they are known."""
+        ``None`` until they are known. ``provisional``: a derived key that the row's first
+        phase never reads takes the base config's value while unknown (the shared first phase
+        does not depend on it, :func:`early_prefixes`)."""
         if "teacher" in row and self.chosen(self.rows[row["teacher"]]) is None:
             return None  # a distilled row waits for its teacher's choice
         out: dict[str, Any] = {}
@@ -468,6 +481,9 @@ class Choices:
             kind, source = spec.split(":", 1)
             value: Any = (self.kept_counts(self.rows[source]) if kind == "kept"
                           else self.source_folder(self.rows[source]))
+            if value is None and provisional and path in _first_phase_keys(row["config"]):
+                value = functools.reduce(lambda node, k: node[k], path.split("."),
+                                         row["config"])
             if value is None:
                 return None
             out[path] = value
@@ -493,10 +509,10 @@ class Choices:
         kept = [json.loads((f / "summary.json").read_text())["spr"]["kept"] for _, f in folders]
         return [int(statistics.median_low([k[unit] for k in kept])) for unit in kept[0]]
 
-    def candidates(self, row: Row) -> list[dict[str, Any]] | None:
+    def candidates(self, row: Row, provisional: bool = False) -> list[dict[str, Any]] | None:
         """The row's candidate assignments (inherited keys first); ``None`` until the rows it
-        inherits from have chosen."""
-        base = self.inherited(row)
+        inherits from have chosen (``provisional``: see :meth:`inherited`)."""
+        base = self.inherited(row, provisional)
         if base is None:
             return None
         keys = list(row["sweep"])
@@ -746,8 +762,9 @@ def prefix_folder(runs: Path, config: dict[str, Any], seed: int) -> Path | None:
     return runs / PREFIXES / f"{phase}-{digest}" / f"seed-{seed}"
 
 
-#: what :func:`next_step` starts: (busy key, folder, argv, label, kind, shared prefix or None)
-Step = tuple[tuple[str, str, int], Path, list[str], str, str, Path | None]
+#: what :func:`next_step` starts: (busy key, folder, argv, label, kind, the shared first
+#: phase a fork starts from or None, the candidate config file its argv reads)
+Step = tuple[tuple[str, str, int], Path, list[str], str, str, Path | None, Path]
 
 
 def next_step(choices: Choices, row: Row, assignment: dict[str, Any], seed: int) -> Step:
@@ -760,21 +777,40 @@ def next_step(choices: Choices, row: Row, assignment: dict[str, Any], seed: int)
     folder = _run_dir(choices.runs, row, assignment, seed)
     label = f"{row['name']} [{slug(assignment)}] seed {seed}"
     key = (row["name"], slug(assignment), seed)
+    candidate = folder.parent / "candidate.yaml"
     if (folder / "checkpoint.json").exists():
-        return key, folder, ["train", "--resume", str(folder)], label, "resumed", None
-    fresh = ["train", "--config", str(folder.parent / "candidate.yaml"), "--set",
-             f"seed={seed}"]
+        return key, folder, ["train", "--resume", str(folder)], label, "resumed", None, candidate
     prefix = prefix_folder(choices.runs, choices.config(row, assignment), seed)
+    if prefix is not None and not (prefix / WALL).exists():  # the shared phase first
+        phase = prefix.parent.name.split("-", 1)[0]
+        candidate = prefix.parent / "candidate.yaml"
+        argv = (["train", "--resume", str(prefix)] if (prefix / "checkpoint.json").exists()
+                else ["train", "--config", str(candidate), "--set", f"seed={seed}", "--out",
+                      str(prefix)])
+        return ((PREFIXES, prefix.parent.name, seed), prefix, [*argv, "--stop-after", phase],
+                f"shared {phase} of {label}", "prefix", None, candidate)
+    argv = ["train", "--config", str(candidate), "--set", f"seed={seed}", "--out", str(folder)]
     if prefix is None:
-        return key, folder, [*fresh, "--out", str(folder)], label, "trained", None
-    if (prefix / WALL).exists():
-        return (key, folder, [*fresh, "--out", str(folder), "--fork-from", str(prefix)], label,
-                "forked", prefix)
-    phase = prefix.parent.name.split("-", 1)[0]
-    argv = (["train", "--resume", str(prefix)] if (prefix / "checkpoint.json").exists()
-            else [*fresh, "--out", str(prefix)])
-    return ((PREFIXES, prefix.parent.name, seed), prefix, [*argv, "--stop-after", phase],
-            f"shared {phase} of {label}", "prefix", None)
+        return key, folder, argv, label, "trained", None, candidate
+    return (key, folder, [*argv, "--fork-from", str(prefix)], label, "forked", prefix,
+            candidate)
+
+
+def early_prefixes(selected: list[Row], seeds: list[int] | None, choices: Choices
+                   ) -> list[tuple[Row, dict[str, Any], int]]:
+    """Runs that cannot start yet only because a derived key their first phase never reads is
+    unknown (the Torch-Pruning rows wait for the SPR rows' kept channels, but their first phase,
+    5 epochs of plain training, does not): each with its provisional assignment (the base
+    config's value for that key), so that its shared first phase can train meanwhile. Rows
+    with a sweep of several candidates are left to wait."""
+    out = []
+    for row in selected:
+        if not row.get("derive") or choices.candidates(row) is not None:
+            continue
+        provisional = choices.candidates(row, provisional=True)
+        if provisional is not None and len(provisional) == 1:
+            out += [(row, provisional[0], seed) for seed in _row_seeds(row, seeds)]
+    return out
 
 
 def pending(selected: list[Row], seeds: list[int] | None, choices: Choices
@@ -861,6 +897,9 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                 choices = Choices(all_rows, runs)
                 todo = pending(selected, seeds, choices)
                 steps = [(t, next_step(choices, *t)) for t in todo]
+                early = [(t, next_step(choices, *t))
+                         for t in early_prefixes(selected, seeds, choices)]
+                steps += [(t, step) for t, step in early if step[4] == "prefix"]
                 changed = False
             busy = {entry[2] for entry in active.values() if entry[2] is not None}
             queue = []
@@ -895,10 +934,9 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                         study_pending = False
                     study = None
                 else:
-                    (row, assignment, _), (key, folder, argv, label, kind, prefix) = \
-                        queue.pop(0)
-                    _write_candidate(_run_dir(runs, row, assignment, 0).parent
-                                     / "candidate.yaml", choices.config(row, assignment))
+                    (row, assignment, _), (key, folder, argv, label, kind, prefix,
+                                           candidate) = queue.pop(0)
+                    _write_candidate(candidate, choices.config(row, assignment))
                     counts["resumed" if kind == "resumed" or "--resume" in argv
                            else "trained"] += 1
                     folder.parent.mkdir(parents=True, exist_ok=True)
