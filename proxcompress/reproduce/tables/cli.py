@@ -16,6 +16,7 @@ from proxcompress.reproduce.tables import core, tt
 from proxcompress.reproduce.tables.archive import archive, restore
 from proxcompress.reproduce.tables.core import (
     DOC,
+    PREFIXES,
     RECORD,
     ROBUST_ROWS,
     ROOT,
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--record: {exc}")
         if restored:
             log(f"restored {len(restored)} finished runs from {repo_path(record)}")
-    empty = not any((runs / row["name"]).exists() for row in needed)  # nothing to resume
+    empty = not any((runs / row["name"]).exists()  # nothing to resume
+                    for row in needed) and not (runs / PREFIXES).exists()
     if not args.render_only:
         ensure_data(needed, log)
         counts = run_all(needed, seeds, runs, args.jobs, log, selection, everything, robust,
