@@ -378,6 +378,16 @@ SHOR_LR = 1.0
 SHOR_TAU = 0.01
 SHOR_COOL = 0.7
 SHOR_EVERY = 200
+#: the step rule of :func:`shor_bound`: ``"scaled"`` (the default since issue 14's eleventh
+#: stop) steps the multipliers by ``lr * SHOR_MULT_SHARE * max |Q|`` (they are in the units of
+#: ``Q``; Adam's steps are absolute) and the dual point ``Z`` by ``lr``, cooling the soft-min
+#: every ``SHOR_SCALED_EVERY`` iterations; ``"adam"`` steps every variable by ``lr`` and cools
+#: every ``SHOR_EVERY`` (the rule before). On the CNN's 16-of-32 roots, 1 000 iterations of
+#: ``"scaled"`` pass 3 000 of ``"adam"`` (docs/benchmarks.md)
+SHOR_RULE = "scaled"
+SHOR_RULES = ("scaled", "adam")
+SHOR_MULT_SHARE = 0.003
+SHOR_SCALED_EVERY = 100
 #: the search's certificate: once ``ROOT_SHOR_AFTER`` of its time is spent unfinished, and the
 #: row-wise root gap against the incumbent exceeds ``ROOT_SHOR_GAP``, at most
 #: ``ROOT_SHOR_ITERS`` Shor iterations at the root within ``ROOT_SHOR_SHARE`` of the time left
@@ -537,12 +547,17 @@ def shor_bound(
     H: FloatArray, W: FloatArray, starts: NDArray[np.int64], undecided: NDArray[np.int64],
     r: int, Z: FloatArray, iters: int = SHOR_ITERS, lr: float = SHOR_LR,
     deadline: float = np.inf, mult: list[FloatArray] | None = None, target: float = np.inf,
-    tau: float = SHOR_TAU,
+    tau: float = SHOR_TAU, rule: str | None = None,
 ) -> ShorBound:
     """:func:`shor_removal_bound` from given multipliers ``mult`` (zero when ``None``; a node
     starts from its ancestor's, :func:`restrict_multipliers`), stopping early once the bound
     reaches ``target`` (the node is pruned) or at ``deadline``; ``tau`` is the soft-min's
-    starting temperature as a share of ``max |Q|``. Returns the multipliers as well."""
+    starting temperature as a share of ``max |Q|``; ``rule`` the step rule (``None``:
+    :data:`SHOR_RULE`; one of :data:`SHOR_RULES`). Every rule evaluates the same dual at its
+    iterates, so every returned value is a valid bound. Returns the multipliers as well."""
+    rule = SHOR_RULE if rule is None else rule
+    if rule not in SHOR_RULES:
+        raise ValueError(f"rule: {rule!r}; accepted: one of {', '.join(SHOR_RULES)}")
     rows, owner, Hd, Wd = _gather(H, W, starts, undecided)
     G = undecided.shape[0]
     Zd = np.ascontiguousarray(Z[rows])
@@ -551,7 +566,13 @@ def shor_bound(
     first = [np.zeros_like(v) for v in params]
     second = [np.zeros_like(v) for v in params]
     a, Q = _shor_pieces(Hd, Wd, Zd, owner, G)
-    tau = tau * max(float(np.abs(Q).max()), 1e-300)
+    scale = max(float(np.abs(Q).max()), 1e-300)
+    tau = tau * scale
+    steps = [lr] * len(params)
+    every = SHOR_EVERY
+    if rule == "scaled":
+        steps[1:] = [lr * SHOR_MULT_SHARE * scale] * len(mult)
+        every = SHOR_SCALED_EVERY
     best, best_Z, best_mult = -np.inf, Zd.copy(), [v.copy() for v in mult]
     off = 1.0 - np.eye(G)
     for it in range(iters + 1):
@@ -568,17 +589,17 @@ def shor_bound(
                  np.array([Mh[0, 0] - 1.0]), np.diag(X) - x, X.sum(1) - r * x,
                  np.array([x.sum() - r]), -X * off, (X - x[:, None]) * off,
                  (x[:, None] + x[None, :] - 1.0 - X) * off]
-        for v, grad, m1, m2 in zip(params, grads, first, second, strict=True):
+        for v, grad, m1, m2, step in zip(params, grads, first, second, steps, strict=True):
             m1 *= 0.9
             m1 += 0.1 * grad
             m2 *= 0.999
             m2 += 0.001 * grad * grad
-            v += lr * (m1 / (1 - 0.9 ** (it + 1))) / (
+            v += step * (m1 / (1 - 0.9 ** (it + 1))) / (
                 np.sqrt(m2 / (1 - 0.999 ** (it + 1))) + 1e-8)
         for v in mult[4:]:
             np.maximum(v, 0.0, out=v)
             v *= off
-        if (it + 1) % SHOR_EVERY == 0:
+        if (it + 1) % every == 0:
             tau *= SHOR_COOL
     out = np.zeros_like(W)
     out[rows] = best_Z
