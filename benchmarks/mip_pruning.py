@@ -49,8 +49,8 @@ writing it with ``--out``:
   search before the open nodes' Shor bounds, as a same-run baseline; ``--tree-ablation``: also
   bnb without the subset search's certificate tree, ``bnb-no-tree``; ``--root-shor-iters N``:
   also bnb with ``N`` Shor iterations at the subset search's root, ``bnb-root-shor-N``;
-  ``--shor-rule-ab``: also bnb with the Shor bounds' step rule before issue 14's eleventh
-  stop, ``bnb-shor-adam``, the two alternating per instance).
+  ``--shor-rule-ab``: also bnb with the root's and open nodes' Shor bounds by the step rule
+  before issue 14's eleventh stop, ``bnb-shor-adam``, the two alternating per instance).
 - ``cnn-root``: the same layers' (same ``--runs``) root removal bounds, the subset search's
   row-wise bound against the Shor relaxation's eigenvalue dual (``--shor-iters``), no search.
 - ``cnn-relax``: the same layers' root bounds by relaxation, side by side (issue 14's tenth
@@ -627,8 +627,9 @@ def _bnb_root_shor_iters(iters: int) -> Callable[..., Solution]:
 
 
 def _bnb_shor_rule(rule: str) -> Callable[..., Solution]:
-    """bnb with every Shor bound of the subset search (root, open nodes, certificate tree) by
-    the step rule ``rule`` instead of :data:`subsets.SHOR_RULE` (``--shor-rule-ab``)."""
+    """bnb with the subset search's root and open-node Shor bounds by the step rule ``rule``
+    instead of :data:`subsets.SHOR_RULE` (``--shor-rule-ab``; the certificate tree's rule,
+    :data:`subsets.TREE_SHOR_RULE`, is left as it is)."""
     def run(p: LayerPruningProblem, t: float | None, **kw: Any) -> Solution:
         saved = subsets.SHOR_RULE
         subsets.SHOR_RULE = rule

@@ -388,6 +388,11 @@ SHOR_RULE = "scaled"
 SHOR_RULES = ("scaled", "adam")
 SHOR_MULT_SHARE = 0.003
 SHOR_SCALED_EVERY = 100
+#: the step rule of the certificate tree's Shor bounds (:meth:`SubsetSearch.certificate_tree`):
+#: ``"adam"``, since on the CNN's 32-of-64 layer (where the tree runs) the search with
+#: ``"scaled"`` there ended 0.2-1.1 points of gap behind in a same-run A/B, and the ``"scaled"``
+#: root bound stops rising after ~1 000 iterations while ``"adam"``'s still rises at 3 000
+TREE_SHOR_RULE = "adam"
 #: the search's certificate: once ``ROOT_SHOR_AFTER`` of its time is spent unfinished, and the
 #: row-wise root gap against the incumbent exceeds ``ROOT_SHOR_GAP``, at most
 #: ``ROOT_SHOR_ITERS`` Shor iterations at the root within ``ROOT_SHOR_SHARE`` of the time left
@@ -627,8 +632,10 @@ def shor_removal_bound(
     soft-min smoothing, which is itself a lower bound; the exact value is kept) has no local
     optima to stall in. Measured at the root of the results CNN's third layer (32 of 64,
     seed 0): 1 666 for the row-wise bound after its 50 ascent steps; this one 2 200 after
-    3 000 iterations at step 0.2, 2 144 after 600 at step 1.0 (the default;
-    docs/decisions.md). Stops early at ``deadline`` (the clock is read every 20 iterations).
+    3 000 iterations at step 0.2, 2 144 after 600 at step 1.0 (docs/decisions.md); the step
+    rule is :data:`SHOR_RULE` (since the eleventh stop the multipliers step in the units of
+    ``Q``: on the CNN's 16-of-32 roots 1 000 iterations pass 3 000 of the rule before). Stops
+    early at ``deadline`` (the clock is read every 20 iterations).
     """
     found = shor_bound(H, W, starts, undecided, r, Z, iters, lr, deadline)
     return found.value, found.Z
@@ -1057,10 +1064,10 @@ class SubsetSearch:
         room = self.incumbent.value - _margin(self.incumbent.value) - base
         if mult is None:
             found = shor_bound(H, W, self.starts, undecided, r, Z, iters, SHOR_LR, deadline,
-                               None, room, SHOR_TAU)
+                               None, room, SHOR_TAU, TREE_SHOR_RULE)
         else:
             found = shor_bound(H, W, self.starts, undecided, r, Z, iters, NODE_SHOR_LR,
-                               deadline, mult, room, NODE_SHOR_TAU)
+                               deadline, mult, room, NODE_SHOR_TAU, TREE_SHOR_RULE)
         self.tree_evals += 1
         # the soft-min's moment estimate at the round's point: which groups the relaxation
         # removes
