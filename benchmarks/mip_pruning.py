@@ -613,31 +613,31 @@ def _bnb_without_tree(p: LayerPruningProblem, t: float | None, **kw: Any) -> Sol
         subsets.TREE_PACE = saved
 
 
-def _bnb_root_shor_iters(iters: int) -> Callable[..., Solution]:
-    """bnb with ``iters`` Shor iterations at the subset search's root instead of
-    :data:`subsets.ROOT_SHOR_ITERS` (``--root-shor-iters``)."""
+def _bnb_with_subsets(**constants: Any) -> Callable[..., Solution]:
+    """bnb with the given constants of :mod:`subsets` set for the solve (and restored)."""
     def run(p: LayerPruningProblem, t: float | None, **kw: Any) -> Solution:
-        saved = subsets.ROOT_SHOR_ITERS
-        subsets.ROOT_SHOR_ITERS = iters
+        saved = {name: getattr(subsets, name) for name in constants}
+        for name, value in constants.items():
+            setattr(subsets, name, value)
         try:
             return solve(p, "bnb", t, **kw)
         finally:
-            subsets.ROOT_SHOR_ITERS = saved
+            for name, value in saved.items():
+                setattr(subsets, name, value)
     return run
+
+
+def _bnb_root_shor_iters(iters: int) -> Callable[..., Solution]:
+    """bnb with ``iters`` Shor iterations at the subset search's root instead of
+    :data:`subsets.ROOT_SHOR_ITERS` (``--root-shor-iters``)."""
+    return _bnb_with_subsets(ROOT_SHOR_ITERS=iters)
 
 
 def _bnb_shor_rule(rule: str) -> Callable[..., Solution]:
     """bnb with the subset search's root and open-node Shor bounds by the step rule ``rule``
     instead of :data:`subsets.SHOR_RULE` (``--shor-rule-ab``; the certificate tree's rule,
     :data:`subsets.TREE_SHOR_RULE`, is left as it is)."""
-    def run(p: LayerPruningProblem, t: float | None, **kw: Any) -> Solution:
-        saved = subsets.SHOR_RULE
-        subsets.SHOR_RULE = rule
-        try:
-            return solve(p, "bnb", t, **kw)
-        finally:
-            subsets.SHOR_RULE = saved
-    return run
+    return _bnb_with_subsets(SHOR_RULE=rule)
 
 
 def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True,
@@ -950,6 +950,19 @@ def _relax_warmup() -> None:
     subsets.shor_bound(search.H[0], search.W[0], search.starts, every, 3, search.Z[0], 3)
 
 
+def _bound_instances(runs_dir: Path, seeds: int, layers: tuple[str, ...],
+                     best_known: Path | None) -> Any:
+    """:func:`_cnn_layer_instances` for the root-bound pieces: ``(base, keep, problem,
+    incumbent)``, ``base`` the row's layer, seed, shape and best known objective (the warm
+    starts' best, or a saved ``cnn`` piece's if lower)."""
+    known = _read_best_known(best_known) if best_known is not None else {}
+    for seed, unit_name, keep, problem, shape, incumbent in _cnn_layer_instances(
+            runs_dir, seeds, layers):
+        yield ({"layer": unit_name, "seed": seed, **shape,
+                "incumbent": min(incumbent.value, known.get((unit_name, seed), np.inf))},
+               keep, problem, incumbent)
+
+
 def piece_cnn_relax(runs_dir: Path, seeds: int, layers: tuple[str, ...], iters: int,
                     best_known: Path | None) -> list[dict[str, Any]]:
     """Root bounds of the layers by relaxation, as objective bounds with their gaps to the best
@@ -965,12 +978,9 @@ def piece_cnn_relax(runs_dir: Path, seeds: int, layers: tuple[str, ...], iters: 
 
     from proxcompress.formulations.shifts import jacobi_shift
 
-    known = _read_best_known(best_known) if best_known is not None else {}
     rows: list[dict[str, Any]] = []
-    for seed, unit_name, keep, problem, shape, incumbent in _cnn_layer_instances(
-            runs_dir, seeds, layers):
-        base = {"layer": unit_name, "seed": seed, **shape,
-                "incumbent": min(incumbent.value, known.get((unit_name, seed), np.inf))}
+    for base, keep, problem, incumbent in _bound_instances(runs_dir, seeds, layers,
+                                                           best_known):
         clock = _clock()
         search = subsets.SubsetSearch(problem, incumbent)
         fit = float(search.f[0])
@@ -1026,12 +1036,9 @@ def piece_cnn_shor(runs_dir: Path, seeds: int, layers: tuple[str, ...],
     each iteration count, the rules alternating (the rule before first at odd counts), as
     objective bounds with their gaps to the best known objective, wall and CPU seconds and the
     load before."""
-    known = _read_best_known(best_known) if best_known is not None else {}
     rows: list[dict[str, Any]] = []
-    for seed, unit_name, keep, problem, shape, incumbent in _cnn_layer_instances(
-            runs_dir, seeds, layers):
-        base = {"layer": unit_name, "seed": seed, **shape,
-                "incumbent": min(incumbent.value, known.get((unit_name, seed), np.inf))}
+    for base, keep, problem, incumbent in _bound_instances(runs_dir, seeds, layers,
+                                                           best_known):
         search = subsets.SubsetSearch(problem, incumbent)
         fit = float(search.f[0])
         every = np.arange(problem.n_groups, dtype=np.int64)
@@ -1169,22 +1176,16 @@ def render(result: dict[str, Any]) -> str:
                 f"{r['seconds_shor']:.1f}, {r['iters']} it., step {r.get('step', 0.2)}) | "
                 f"{r['load_before']:.1f}-{r['load_after']:.1f} |")
         return "\n".join(lines)
-    if piece == "cnn-relax":
-        lines = ["| layer | keep | seed | relaxation | root bound | gap to the incumbent | "
-                 "wall s | CPU s | load |", "|---|---|---|---|---|---|---|---|---|"]
+    if piece in ("cnn-relax", "cnn-shor"):  # cnn-shor: the rule, and its iterations
+        shor = piece == "cnn-shor"
+        head = "step rule | iterations" if shor else "relaxation"
+        lines = [f"| layer | keep | seed | {head} | root bound | gap to the incumbent | "
+                 "wall s | CPU s | load |", "|---|---|---|---|" + "---|" * (5 + shor)]
         for r in result["rows"]:
             lines.append(
                 f"| {r['layer']} | {r['k']} of {r['groups']} | {r['seed']} | {r['relaxation']} "
-                f"| {r['bound']:.1f} | {r['gap']:.2%} | {r['seconds']:.1f} | "
-                f"{r['cpu_seconds']:.1f} | {r['load']:.1f} |")
-        return "\n".join(lines)
-    if piece == "cnn-shor":
-        lines = ["| layer | keep | seed | step rule | iterations | root bound | gap to the "
-                 "incumbent | wall s | CPU s | load |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in result["rows"]:
-            lines.append(
-                f"| {r['layer']} | {r['k']} of {r['groups']} | {r['seed']} | {r['relaxation']} "
-                f"| {r['iters']} | {r['bound']:.1f} | {r['gap']:.2%} | {r['seconds']:.1f} | "
+                + (f"| {r['iters']} " if shor else "")
+                + f"| {r['bound']:.1f} | {r['gap']:.2%} | {r['seconds']:.1f} | "
                 f"{r['cpu_seconds']:.1f} | {r['load']:.1f} |")
         return "\n".join(lines)
     if piece == "hull-root":
