@@ -48,7 +48,9 @@ writing it with ``--out``:
   (``--shor-ablation``: also bnb with the subset search's Shor bound at the root only, the
   search before the open nodes' Shor bounds, as a same-run baseline; ``--tree-ablation``: also
   bnb without the subset search's certificate tree, ``bnb-no-tree``; ``--root-shor-iters N``:
-  also bnb with ``N`` Shor iterations at the subset search's root, ``bnb-root-shor-N``).
+  also bnb with ``N`` Shor iterations at the subset search's root, ``bnb-root-shor-N``;
+  ``--shor-rule-ab``: also bnb with the root's and open nodes' Shor bounds by the step rule
+  before issue 14's eleventh stop, ``bnb-shor-adam``, the two alternating per instance).
 - ``cnn-root``: the same layers' (same ``--runs``) root removal bounds, the subset search's
   row-wise bound against the Shor relaxation's eigenvalue dual (``--shor-iters``), no search.
 - ``cnn-relax``: the same layers' root bounds by relaxation, side by side (issue 14's tenth
@@ -57,6 +59,11 @@ writing it with ``--out``:
   the budget), the perspective relaxation with the budget and a diagonal or block shift
   (:func:`perspective_budget_bound`), and on 8 of 16 the removal bound's dual family with its
   inner minimum exact (:func:`enumerated_removal_bound`), each with wall and CPU seconds.
+- ``cnn-shor``: the same layers' root Shor bound by each step rule of
+  :func:`~proxcompress.formulations.subsets.shor_bound` (``scaled``, the default, and
+  ``adam``, the rule before issue 14's eleventh stop) at ``--shor-iters`` iteration counts
+  (default 500, 1 000, 3 000), the rules alternating, with the bound, its gap to the best
+  known objective, wall and CPU seconds and the load (:func:`piece_cnn_shor`); no search.
 
 - ``overlap`` and ``bnb-alpha`` run bnb's default since issue 14's ninth stop: the
   overlapping pairs' hull built inside the limit when the refined root gap exceeds
@@ -114,6 +121,8 @@ CNN_LAYERS = (("conv0_0", 8), ("conv1_0", 16), ("conv2_0", 32))
 #: the frozen CNN layer instances: config and final checkpoint of the three
 #: configs/results/cnn-fp.yaml runs (module docstring)
 CNN_INSTANCES = Path(__file__).resolve().parent / "results" / "mip_cnn_instances"
+#: the ``cnn-shor`` piece's default iteration counts
+SHOR_COUNTS = (500, 1000, 3000)
 
 
 def _machine() -> dict[str, Any]:
@@ -604,24 +613,38 @@ def _bnb_without_tree(p: LayerPruningProblem, t: float | None, **kw: Any) -> Sol
         subsets.TREE_PACE = saved
 
 
-def _bnb_root_shor_iters(iters: int) -> Callable[..., Solution]:
-    """bnb with ``iters`` Shor iterations at the subset search's root instead of
-    :data:`subsets.ROOT_SHOR_ITERS` (``--root-shor-iters``)."""
+def _bnb_with_subsets(**constants: Any) -> Callable[..., Solution]:
+    """bnb with the given constants of :mod:`subsets` set for the solve (and restored)."""
     def run(p: LayerPruningProblem, t: float | None, **kw: Any) -> Solution:
-        saved = subsets.ROOT_SHOR_ITERS
-        subsets.ROOT_SHOR_ITERS = iters
+        saved = {name: getattr(subsets, name) for name in constants}
+        for name, value in constants.items():
+            setattr(subsets, name, value)
         try:
             return solve(p, "bnb", t, **kw)
         finally:
-            subsets.ROOT_SHOR_ITERS = saved
+            for name, value in saved.items():
+                setattr(subsets, name, value)
     return run
+
+
+def _bnb_root_shor_iters(iters: int) -> Callable[..., Solution]:
+    """bnb with ``iters`` Shor iterations at the subset search's root instead of
+    :data:`subsets.ROOT_SHOR_ITERS` (``--root-shor-iters``)."""
+    return _bnb_with_subsets(ROOT_SHOR_ITERS=iters)
+
+
+def _bnb_shor_rule(rule: str) -> Callable[..., Solution]:
+    """bnb with the subset search's root and open-node Shor bounds by the step rule ``rule``
+    instead of :data:`subsets.SHOR_RULE` (``--shor-rule-ab``; the certificate tree's rule,
+    :data:`subsets.TREE_SHOR_RULE`, is left as it is)."""
+    return _bnb_with_subsets(SHOR_RULE=rule)
 
 
 def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True,
               ascent_ablation: bool = False,
               layers: tuple[str, ...] = tuple(name for name, _ in CNN_LAYERS),
               shor_ablation: bool = False, tree_ablation: bool = False,
-              root_shor_iters: int | None = None,
+              root_shor_iters: int | None = None, shor_rule_ab: bool = False,
               ) -> list[dict[str, Any]]:
     """Half the channels of every conv layer of the results CNN (the open solvers on the
     8-of-16 rows unless ``rivals`` is off; bnb without the ascent as well with
@@ -644,6 +667,10 @@ def piece_cnn(runs_dir: Path, seeds: int, time_limit: float, rivals: bool = True
             if root_shor_iters is not None:
                 runners[f"bnb-root-shor-{root_shor_iters}"] = _bnb_root_shor_iters(
                     root_shor_iters)
+            if shor_rule_ab:
+                runners["bnb-shor-adam"] = _bnb_shor_rule("adam")
+                if seed % 2 == 1:  # the two rules alternate which runs first
+                    runners["bnb"] = runners.pop("bnb")
             extra = {"layer": unit_name, "seed": seed, **shape}
             out += _solve_all(problem, runners, time_limit, extra, warm_start=starts)
     return out
@@ -923,6 +950,19 @@ def _relax_warmup() -> None:
     subsets.shor_bound(search.H[0], search.W[0], search.starts, every, 3, search.Z[0], 3)
 
 
+def _bound_instances(runs_dir: Path, seeds: int, layers: tuple[str, ...],
+                     best_known: Path | None) -> Any:
+    """:func:`_cnn_layer_instances` for the root-bound pieces: ``(base, keep, problem,
+    incumbent)``, ``base`` the row's layer, seed, shape and best known objective (the warm
+    starts' best, or a saved ``cnn`` piece's if lower)."""
+    known = _read_best_known(best_known) if best_known is not None else {}
+    for seed, unit_name, keep, problem, shape, incumbent in _cnn_layer_instances(
+            runs_dir, seeds, layers):
+        yield ({"layer": unit_name, "seed": seed, **shape,
+                "incumbent": min(incumbent.value, known.get((unit_name, seed), np.inf))},
+               keep, problem, incumbent)
+
+
 def piece_cnn_relax(runs_dir: Path, seeds: int, layers: tuple[str, ...], iters: int,
                     best_known: Path | None) -> list[dict[str, Any]]:
     """Root bounds of the layers by relaxation, as objective bounds with their gaps to the best
@@ -938,12 +978,9 @@ def piece_cnn_relax(runs_dir: Path, seeds: int, layers: tuple[str, ...], iters: 
 
     from proxcompress.formulations.shifts import jacobi_shift
 
-    known = _read_best_known(best_known) if best_known is not None else {}
     rows: list[dict[str, Any]] = []
-    for seed, unit_name, keep, problem, shape, incumbent in _cnn_layer_instances(
-            runs_dir, seeds, layers):
-        base = {"layer": unit_name, "seed": seed, **shape,
-                "incumbent": min(incumbent.value, known.get((unit_name, seed), np.inf))}
+    for base, keep, problem, incumbent in _bound_instances(runs_dir, seeds, layers,
+                                                           best_known):
         clock = _clock()
         search = subsets.SubsetSearch(problem, incumbent)
         fit = float(search.f[0])
@@ -988,6 +1025,31 @@ def piece_cnn_relax(runs_dir: Path, seeds: int, layers: tuple[str, ...], iters: 
         engine, root = refine_shift(engine, root)
         _relax_row(rows, base, "bnb root: perspective, FW-refined diagonal shift, budget, "
                    "box", root.bound, clock)
+    return rows
+
+
+# --------------------------------------------------------------------------- cnn-shor
+def piece_cnn_shor(runs_dir: Path, seeds: int, layers: tuple[str, ...],
+                   iters: tuple[int, ...], best_known: Path | None) -> list[dict[str, Any]]:
+    """The root Shor bound of the subset search (from the search's root dual point, zero
+    multipliers, as the search starts it) by each step rule of :func:`subsets.shor_bound` at
+    each iteration count, the rules alternating (the rule before first at odd counts), as
+    objective bounds with their gaps to the best known objective, wall and CPU seconds and the
+    load before."""
+    rows: list[dict[str, Any]] = []
+    for base, keep, problem, incumbent in _bound_instances(runs_dir, seeds, layers,
+                                                           best_known):
+        search = subsets.SubsetSearch(problem, incumbent)
+        fit = float(search.f[0])
+        every = np.arange(problem.n_groups, dtype=np.int64)
+        r = problem.n_groups - keep
+        for turn, count in enumerate(iters):
+            order = subsets.SHOR_RULES if turn % 2 == 0 else subsets.SHOR_RULES[::-1]
+            for rule in order:
+                clock = _clock()
+                found = subsets.shor_bound(search.H[0], search.W[0], search.starts, every, r,
+                                           search.root_Z.copy(), count, rule=rule)
+                _relax_row(rows, base, rule, fit + found.value, clock, iters=count)
     return rows
 
 
@@ -1114,13 +1176,16 @@ def render(result: dict[str, Any]) -> str:
                 f"{r['seconds_shor']:.1f}, {r['iters']} it., step {r.get('step', 0.2)}) | "
                 f"{r['load_before']:.1f}-{r['load_after']:.1f} |")
         return "\n".join(lines)
-    if piece == "cnn-relax":
-        lines = ["| layer | keep | seed | relaxation | root bound | gap to the incumbent | "
-                 "wall s | CPU s | load |", "|---|---|---|---|---|---|---|---|---|"]
+    if piece in ("cnn-relax", "cnn-shor"):  # cnn-shor: the rule, and its iterations
+        shor = piece == "cnn-shor"
+        head = "step rule | iterations" if shor else "relaxation"
+        lines = [f"| layer | keep | seed | {head} | root bound | gap to the incumbent | "
+                 "wall s | CPU s | load |", "|---|---|---|---|" + "---|" * (5 + shor)]
         for r in result["rows"]:
             lines.append(
                 f"| {r['layer']} | {r['k']} of {r['groups']} | {r['seed']} | {r['relaxation']} "
-                f"| {r['bound']:.1f} | {r['gap']:.2%} | {r['seconds']:.1f} | "
+                + (f"| {r['iters']} " if shor else "")
+                + f"| {r['bound']:.1f} | {r['gap']:.2%} | {r['seconds']:.1f} | "
                 f"{r['cpu_seconds']:.1f} | {r['load']:.1f} |")
         return "\n".join(lines)
     if piece == "hull-root":
@@ -1186,7 +1251,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--piece", choices=("table", "alpha", "bnb-alpha", "wide", "cnn",
                                             "root-sdp", "cnn-root", "hull", "hull-root",
-                                            "overlap", "cnn-relax"))
+                                            "overlap", "cnn-relax", "cnn-shor"))
     parser.add_argument("--regime", choices=tuple(REGIMES), default="independent-strong")
     parser.add_argument("--quick", action="store_true", help="small grid (a smoke run)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -1214,6 +1279,9 @@ def main() -> None:
     parser.add_argument("--root-shor-iters", type=int, default=None,
                         help="cnn piece: also bnb with this many Shor iterations at the subset "
                              "search's root (bnb-root-shor-N; default: not run)")
+    parser.add_argument("--shor-rule-ab", action="store_true",
+                        help="cnn piece: also bnb with the Shor bounds' step rule before "
+                             "issue 14's eleventh stop (bnb-shor-adam)")
     parser.add_argument("--reach", type=int, default=2,
                         help="root-sdp, hull-root and overlap pieces: pairs of features at most "
                         "this far apart")
@@ -1222,14 +1290,18 @@ def main() -> None:
                              "instead of bnb's default rule (built when the root gap asks)")
     parser.add_argument("--overlap-sweeps", type=int, default=OVERLAP_SWEEPS,
                         help="overlap piece: sweeps of the dual split per node")
-    parser.add_argument("--shor-iters", type=int, default=subsets.SHOR_ITERS,
-                        help="cnn-root piece: iterations of the Shor dual's ascent")
+    parser.add_argument("--shor-iters", type=int, nargs="+", default=None,
+                        help="cnn-root and cnn-relax pieces: iterations of the Shor dual's "
+                             f"ascent (one count; default {subsets.SHOR_ITERS}); cnn-shor: "
+                             f"the counts (default {' '.join(map(str, SHOR_COUNTS))})")
     parser.add_argument("--best-known", type=Path, default=None,
-                        help="cnn-root piece: a saved cnn piece whose objectives are the best "
-                             "known (e.g. benchmarks/results/mip_cnn_ascent_quiet.json)")
+                        help="cnn-root, cnn-relax and cnn-shor pieces: a saved cnn piece whose "
+                             "objectives are the best known "
+                             "(e.g. benchmarks/results/mip_cnn_ascent_quiet.json)")
     parser.add_argument("--layers", nargs="+", choices=[name for name, _ in CNN_LAYERS],
                         default=[name for name, _ in CNN_LAYERS],
-                        help="cnn and cnn-root pieces: the layers (default: all three)")
+                        help="cnn, cnn-root, cnn-relax and cnn-shor pieces: the layers "
+                             "(default: all three)")
     parser.add_argument("--decompositions", type=Path, default=None,
                         help="hull piece: saved decompositions (JSON) instead of the SDPs")
     parser.add_argument("--out", default=None)
@@ -1256,13 +1328,19 @@ def main() -> None:
     if args.root_shor_iters is not None and not 1 <= args.root_shor_iters <= 100_000:
         parser.error(f"--root-shor-iters: {args.root_shor_iters}; accepted: an integer in "
                      "[1, 100000]")
-    if not 0 <= args.shor_iters <= 100_000:
-        parser.error(f"--shor-iters: {args.shor_iters}; accepted: an integer in [0, 100000]")
+    counts = args.shor_iters or ([subsets.SHOR_ITERS] if args.piece != "cnn-shor"
+                                 else list(SHOR_COUNTS))
+    if args.piece != "cnn-shor" and len(counts) > 1:
+        parser.error(f"--shor-iters: {len(counts)} counts; accepted: one integer in "
+                     "[0, 100000] (several only with --piece cnn-shor)")
+    if not all(0 <= count <= 100_000 for count in counts):
+        parser.error(f"--shor-iters: {' '.join(map(str, counts))}; accepted: integers in "
+                     "[0, 100000]")
     if args.best_known is not None and not args.best_known.is_file():
         parser.error(f"--best-known: {args.best_known} is not a file; accepted: a saved cnn "
                      "piece (JSON)")
     seeds = 1 if args.quick else args.seeds
-    if args.piece in ("cnn", "cnn-root", "cnn-relax"):
+    if args.piece in ("cnn", "cnn-root", "cnn-relax", "cnn-shor"):
         missing = _missing_runs(args.runs, seeds)
         if missing:
             parser.error(f"--runs: {args.runs} has no run {missing[0]} (config.yaml and "
@@ -1285,9 +1363,9 @@ def main() -> None:
                      "[1, 10000]")
     # One-time costs outside the timings: bnb's compiled kernels, Pyomo, SCIP, CVXPY, HiGHS.
     tiny = random_instance(50, 5, 1, 5, 0, k=2)
-    for run in _runners(5, rivals=args.piece != "cnn-relax").values():
+    for run in _runners(5, rivals=args.piece not in ("cnn-relax", "cnn-shor")).values():
         run(tiny, None)
-    if args.piece == "cnn-relax":  # the subset search's and the Shor bound's kernels
+    if args.piece in ("cnn-relax", "cnn-shor"):  # the subset search's and Shor's kernels
         _relax_warmup()
     if args.piece == "overlap":  # the overlapping pairs' compiled sweeps
         solve_bnb(random_instance(50, 5, 1, 5, 0, alpha=0.05), None,
@@ -1314,10 +1392,13 @@ def main() -> None:
         result["rows"] = piece_overlap(seeds, args.time_limit, max(args.reach, 1),
                                        args.overlap_sweeps, rule=not args.no_rule)
     elif args.piece == "cnn-relax":
-        result["rows"] = piece_cnn_relax(args.runs, seeds, tuple(args.layers), args.shor_iters,
+        result["rows"] = piece_cnn_relax(args.runs, seeds, tuple(args.layers), counts[0],
                                          args.best_known)
+    elif args.piece == "cnn-shor":
+        result["rows"] = piece_cnn_shor(args.runs, seeds, tuple(args.layers), tuple(counts),
+                                        args.best_known)
     elif args.piece == "cnn-root":
-        result["rows"] = piece_cnn_root(args.runs, seeds, args.shor_iters, args.best_known,
+        result["rows"] = piece_cnn_root(args.runs, seeds, counts[0], args.best_known,
                                         tuple(args.layers))
     elif args.piece == "hull":
         result["rows"], decompositions = piece_hull(seeds, args.time_limit, saved)
@@ -1330,7 +1411,7 @@ def main() -> None:
         result["runs"] = piece_cnn(args.runs, seeds, args.time_limit, not args.no_rivals,
                                    args.ascent_ablation, tuple(args.layers),
                                    args.shor_ablation, args.tree_ablation,
-                                   args.root_shor_iters)
+                                   args.root_shor_iters, args.shor_rule_ab)
     result["wall_seconds"] = time.time() - started
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     text = json.dumps(result, indent=1, default=lambda x: float(x) if np.isscalar(x) else str(x))

@@ -378,6 +378,21 @@ SHOR_LR = 1.0
 SHOR_TAU = 0.01
 SHOR_COOL = 0.7
 SHOR_EVERY = 200
+#: the step rule of :func:`shor_bound`: ``"scaled"`` (the default since issue 14's eleventh
+#: stop) steps the multipliers by ``lr * SHOR_MULT_SHARE * max |Q|`` (they are in the units of
+#: ``Q``; Adam's steps are absolute) and the dual point ``Z`` by ``lr``, cooling the soft-min
+#: every ``SHOR_SCALED_EVERY`` iterations; ``"adam"`` steps every variable by ``lr`` and cools
+#: every ``SHOR_EVERY`` (the rule before). On the CNN's 16-of-32 roots, 1 000 iterations of
+#: ``"scaled"`` pass 3 000 of ``"adam"`` (docs/benchmarks.md)
+SHOR_RULE = "scaled"
+SHOR_RULES = ("scaled", "adam")
+SHOR_MULT_SHARE = 0.003
+SHOR_SCALED_EVERY = 100
+#: the step rule of the certificate tree's Shor bounds (:meth:`SubsetSearch.certificate_tree`):
+#: ``"adam"``, since on the CNN's 32-of-64 layer (where the tree runs) the search with
+#: ``"scaled"`` there ended 0.2-1.1 points of gap behind in a same-run A/B, and the ``"scaled"``
+#: root bound stops rising after ~1 000 iterations while ``"adam"``'s still rises at 3 000
+TREE_SHOR_RULE = "adam"
 #: the search's certificate: once ``ROOT_SHOR_AFTER`` of its time is spent unfinished, and the
 #: row-wise root gap against the incumbent exceeds ``ROOT_SHOR_GAP``, at most
 #: ``ROOT_SHOR_ITERS`` Shor iterations at the root within ``ROOT_SHOR_SHARE`` of the time left
@@ -537,12 +552,17 @@ def shor_bound(
     H: FloatArray, W: FloatArray, starts: NDArray[np.int64], undecided: NDArray[np.int64],
     r: int, Z: FloatArray, iters: int = SHOR_ITERS, lr: float = SHOR_LR,
     deadline: float = np.inf, mult: list[FloatArray] | None = None, target: float = np.inf,
-    tau: float = SHOR_TAU,
+    tau: float = SHOR_TAU, rule: str | None = None,
 ) -> ShorBound:
     """:func:`shor_removal_bound` from given multipliers ``mult`` (zero when ``None``; a node
     starts from its ancestor's, :func:`restrict_multipliers`), stopping early once the bound
     reaches ``target`` (the node is pruned) or at ``deadline``; ``tau`` is the soft-min's
-    starting temperature as a share of ``max |Q|``. Returns the multipliers as well."""
+    starting temperature as a share of ``max |Q|``; ``rule`` the step rule (``None``:
+    :data:`SHOR_RULE`; one of :data:`SHOR_RULES`). Every rule evaluates the same dual at its
+    iterates, so every returned value is a valid bound. Returns the multipliers as well."""
+    rule = SHOR_RULE if rule is None else rule
+    if rule not in SHOR_RULES:
+        raise ValueError(f"rule: {rule!r}; accepted: one of {', '.join(SHOR_RULES)}")
     rows, owner, Hd, Wd = _gather(H, W, starts, undecided)
     G = undecided.shape[0]
     Zd = np.ascontiguousarray(Z[rows])
@@ -551,7 +571,13 @@ def shor_bound(
     first = [np.zeros_like(v) for v in params]
     second = [np.zeros_like(v) for v in params]
     a, Q = _shor_pieces(Hd, Wd, Zd, owner, G)
-    tau = tau * max(float(np.abs(Q).max()), 1e-300)
+    scale = max(float(np.abs(Q).max()), 1e-300)
+    tau = tau * scale
+    steps = [lr] * len(params)
+    every = SHOR_EVERY
+    if rule == "scaled":
+        steps[1:] = [lr * SHOR_MULT_SHARE * scale] * len(mult)
+        every = SHOR_SCALED_EVERY
     best, best_Z, best_mult = -np.inf, Zd.copy(), [v.copy() for v in mult]
     off = 1.0 - np.eye(G)
     for it in range(iters + 1):
@@ -568,17 +594,17 @@ def shor_bound(
                  np.array([Mh[0, 0] - 1.0]), np.diag(X) - x, X.sum(1) - r * x,
                  np.array([x.sum() - r]), -X * off, (X - x[:, None]) * off,
                  (x[:, None] + x[None, :] - 1.0 - X) * off]
-        for v, grad, m1, m2 in zip(params, grads, first, second, strict=True):
+        for v, grad, m1, m2, step in zip(params, grads, first, second, steps, strict=True):
             m1 *= 0.9
             m1 += 0.1 * grad
             m2 *= 0.999
             m2 += 0.001 * grad * grad
-            v += lr * (m1 / (1 - 0.9 ** (it + 1))) / (
+            v += step * (m1 / (1 - 0.9 ** (it + 1))) / (
                 np.sqrt(m2 / (1 - 0.999 ** (it + 1))) + 1e-8)
         for v in mult[4:]:
             np.maximum(v, 0.0, out=v)
             v *= off
-        if (it + 1) % SHOR_EVERY == 0:
+        if (it + 1) % every == 0:
             tau *= SHOR_COOL
     out = np.zeros_like(W)
     out[rows] = best_Z
@@ -606,8 +632,10 @@ def shor_removal_bound(
     soft-min smoothing, which is itself a lower bound; the exact value is kept) has no local
     optima to stall in. Measured at the root of the results CNN's third layer (32 of 64,
     seed 0): 1 666 for the row-wise bound after its 50 ascent steps; this one 2 200 after
-    3 000 iterations at step 0.2, 2 144 after 600 at step 1.0 (the default;
-    docs/decisions.md). Stops early at ``deadline`` (the clock is read every 20 iterations).
+    3 000 iterations at step 0.2, 2 144 after 600 at step 1.0 (docs/decisions.md); the step
+    rule is :data:`SHOR_RULE` (since the eleventh stop the multipliers step in the units of
+    ``Q``: on the CNN's 16-of-32 roots 1 000 iterations pass 3 000 of the rule before). Stops
+    early at ``deadline`` (the clock is read every 20 iterations).
     """
     found = shor_bound(H, W, starts, undecided, r, Z, iters, lr, deadline)
     return found.value, found.Z
@@ -1036,10 +1064,10 @@ class SubsetSearch:
         room = self.incumbent.value - _margin(self.incumbent.value) - base
         if mult is None:
             found = shor_bound(H, W, self.starts, undecided, r, Z, iters, SHOR_LR, deadline,
-                               None, room, SHOR_TAU)
+                               None, room, SHOR_TAU, TREE_SHOR_RULE)
         else:
             found = shor_bound(H, W, self.starts, undecided, r, Z, iters, NODE_SHOR_LR,
-                               deadline, mult, room, NODE_SHOR_TAU)
+                               deadline, mult, room, NODE_SHOR_TAU, TREE_SHOR_RULE)
         self.tree_evals += 1
         # the soft-min's moment estimate at the round's point: which groups the relaxation
         # removes

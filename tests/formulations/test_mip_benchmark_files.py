@@ -39,6 +39,8 @@ def test_bad_files_exit_2_naming_the_flag(tmp_path: Path, flag: str, piece: str,
     ("overlap", "--overlap-sweeps", "20000", "[1, 10000]"),
     ("cnn", "--root-shor-iters", "0", "[1, 100000]"),
     ("cnn", "--root-shor-iters", "200000", "[1, 100000]"),
+    ("cnn-shor", "--shor-iters", "-1", "[0, 100000]"),
+    ("cnn-root", "--shor-iters", "200000", "[0, 100000]"),
 ])
 def test_bad_counts_exit_2_naming_the_flag(tmp_path: Path, piece: str, flag: str, value: str,
                                            accepted: str) -> None:
@@ -51,10 +53,23 @@ def test_bad_counts_exit_2_naming_the_flag(tmp_path: Path, piece: str, flag: str
     assert "Traceback" not in done.stderr and not out.exists()
 
 
+def test_several_shor_counts_only_for_the_cnn_shor_piece(tmp_path: Path) -> None:
+    """``--shor-iters`` takes several counts for ``cnn-shor`` only: elsewhere exit 2 naming the
+    flag, before any work."""
+    out = tmp_path / "out.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--piece", "cnn-root", "--seeds", "1",
+                           "--shor-iters", "10", "20", "--out", str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "--shor-iters: " in done.stderr and "only with --piece cnn-shor" in done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
+
+
 @pytest.mark.parametrize(("args", "flag"), [
     (["--piece", "cnn", "--runs", "{tmp}/none"], "--runs"),
     (["--piece", "cnn-root", "--runs", "{tmp}"], "--runs"),
     (["--piece", "cnn-relax", "--runs", "{tmp}"], "--runs"),
+    (["--piece", "cnn-shor", "--runs", "{tmp}"], "--runs"),
     (["--freeze", "{tmp}", "--runs", "{tmp}/out"], "--freeze"),
 ])
 def test_missing_cnn_runs_exit_2_naming_the_flag(tmp_path: Path, args: list[str],
