@@ -441,15 +441,15 @@ def slug(assignment: dict[str, Any]) -> str:
     return ",".join(f"{k.rsplit('.', 1)[-1]}={_fmt_value(v)}" for k, v in assignment.items())
 
 
-def _first_phase_keys(config: dict[str, Any]) -> tuple[str, ...]:
-    """The dotted keys the first phase of a run of ``config`` never reads (none for a run of
-    one phase)."""
+def _first_phase(config: dict[str, Any]) -> tuple[str, tuple[str, ...]] | None:
+    """The first phase of a run of ``config`` and the dotted keys it never reads (a fork
+    after it may differ in them); ``None`` for a run of one phase."""
     from proxcompress.training.config import config_from_dict
     from proxcompress.training.fork import fork_keys
     from proxcompress.training.trainer import run_phases
 
     phases = run_phases(config_from_dict(config))
-    return fork_keys(phases[0][0]) if len(phases) > 1 else ()
+    return (phases[0][0], fork_keys(phases[0][0])) if len(phases) > 1 else None
 
 
 class Choices:
@@ -481,7 +481,8 @@ class Choices:
             kind, source = spec.split(":", 1)
             value: Any = (self.kept_counts(self.rows[source]) if kind == "kept"
                           else self.source_folder(self.rows[source]))
-            if value is None and provisional and path in _first_phase_keys(row["config"]):
+            first = _first_phase(row["config"]) if value is None and provisional else None
+            if first is not None and path in first[1]:
                 value = functools.reduce(lambda node, k: node[k], path.split("."),
                                          row["config"])
             if value is None:
@@ -748,16 +749,13 @@ def prefix_folder(runs: Path, config: dict[str, Any], seed: int) -> Path | None:
     (or the baseline at three channel budgets) at one seed and learning rate meet in one;
     ``None`` for a run of one phase."""
     from proxcompress.training.config import config_from_dict
-    from proxcompress.training.fork import fork_keys
     from proxcompress.training.runchecks import without_keys
-    from proxcompress.training.trainer import run_phases
 
-    cfg = config_from_dict(config)
-    phases = run_phases(cfg)
-    if len(phases) < 2:
+    first = _first_phase(config)
+    if first is None:
         return None
-    phase = phases[0][0]
-    identity = without_keys({**cfg.to_dict(), "seed": 0}, fork_keys(phase))
+    phase, keys = first
+    identity = without_keys({**config_from_dict(config).to_dict(), "seed": 0}, keys)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     return runs / PREFIXES / f"{phase}-{digest}" / f"seed-{seed}"
 
@@ -937,8 +935,7 @@ def run_all(selected: list[Row], seeds: list[int] | None, runs: Path, jobs: int,
                     (row, assignment, _), (key, folder, argv, label, kind, prefix,
                                            candidate) = queue.pop(0)
                     _write_candidate(candidate, choices.config(row, assignment))
-                    counts["resumed" if kind == "resumed" or "--resume" in argv
-                           else "trained"] += 1
+                    counts["resumed" if "--resume" in argv else "trained"] += 1
                     folder.parent.mkdir(parents=True, exist_ok=True)
                     logfile = folder / "train.log"
                     if kind == "forked":  # the fork creates the folder
