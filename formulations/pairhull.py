@@ -42,7 +42,9 @@ one-dimensional root for ``l_S`` (the perspective of a quadratic, in the eigenba
 
 **Decomposition.** The bound is only as good as ``Q``. :func:`block_hull` takes it from the
 caller; :func:`sdp_decomposition` computes the best one for given blocks from the joint dual
-over ``(Q, v)`` (SCS: seconds at 100 features; see ``docs/decisions.md``, issue 14).
+over ``(Q, v)`` (SCS: seconds at 100 features; see ``docs/decisions.md``, issue 14), an SDP
+assembled for SCS's own API (:func:`_joint_dual_data`; the CVXPY model is its twin,
+``backend="cvxpy"``, whose compilation cost about as much as SCS's solve).
 """
 
 from __future__ import annotations
@@ -1524,7 +1526,8 @@ def overlap_hull(problem: LayerPruningProblem, reach: int = 2, solver: str = "SC
                  backend: str = "auto") -> OverlapHull:
     """The node bound of the hull of overlapping pairs (every pair at most ``reach`` apart in
     the group order, :class:`OverlapHull`) from the joint dual SDP of
-    :func:`overlap_root_bound` (SCS: ~8-10 CPU seconds at 100 features, reach 2).
+    :func:`overlap_root_bound` (SCS: 4-7 CPU seconds at 100 features, reach 2, by the direct
+    assembly; 9-12 through CVXPY).
 
     Raises:
         InvalidInputError: as :func:`block_hull`; fewer than 2 features; ``reach`` not in
