@@ -31,7 +31,11 @@ writing it with ``--out``:
   the root SDP by SCS inside the time limit, then per node ``--overlap-sweeps`` sweeps of the
   dual split warm-started at the parent's): bnb with and without it per seed, in alternating
   order (status, gap, nodes, wall and CPU seconds, the SDP's seconds, the hull's sweeps and ms
-  per node, the load before each solve).
+  per node, the load before each solve). ``--sdp-backend-ab``: instead, the hull arm once per
+  backend of its root SDP (the CVXPY twin and the direct SCS assembly), alternating.
+- ``sdp``: where the overlapping pairs' root SDP (hard regime, ``--reach``) spends its time:
+  CVXPY's model build, compilation (default canonicalisation backend, SciPy's, DPP ignored) and
+  SCS's solve, against the direct assembly for SCS's own API (:func:`piece_sdp`); no search.
 - ``wide``: single-feature groups of the normalised sparse-regression design
   (:func:`~proxcompress.formulations.instances.sparse_regression_instance`: n = 1000,
   independent unit-norm features, 10 planted, SNR 10, lam 0.02, alpha 0.5, M 1) at
@@ -95,6 +99,7 @@ from proxcompress.formulations import (
     LayerPruningProblem,
     Solution,
     bnb,
+    pairhull,
     random_instance,
     solve,
     subsets,
@@ -142,7 +147,7 @@ def _machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {
             pkg: metadata.version(pkg)
-            for pkg in ("numpy", "numba", "pyomo", "highspy", "cvxpy", "ecos", "pyscipopt")
+            for pkg in ("numpy", "numba", "pyomo", "highspy", "cvxpy", "scs", "ecos", "pyscipopt")
         },
     }
 
@@ -264,12 +269,13 @@ def piece_alpha(groups: int, seeds: int, alphas: list[float]) -> list[dict[str, 
     return rows
 
 
-def _auto_hull_recorded(problem: LayerPruningProblem) -> tuple[Any, dict[str, Any]]:
+def _auto_hull_recorded(problem: LayerPruningProblem, backend: str = "auto"
+                        ) -> tuple[Any, dict[str, Any]]:
     """``solve_bnb``'s default ``hull="auto"`` as an explicit builder (with
     ``hull_iters=OVERLAP_SWEEPS, hull_gap=bnb.AUTO_HULL_GAP`` the same search), recording
     whether the rule built the hull (``hull_built``) and its SDP's wall and CPU seconds, which
-    count inside the solve's limit."""
-    build = bnb._auto_hull(problem)
+    count inside the solve's limit; ``backend``: the SDP's (``pairhull.SDP_BACKENDS``)."""
+    build = bnb._auto_hull(problem, backend=backend)
     record: dict[str, Any] = {"hull_built": False}
     if build is None:
         return None, record
@@ -333,9 +339,9 @@ def piece_root_sdp(seeds: int, reach: int, time_limit: float) -> list[dict[str, 
 HULL_ITERS = 40
 
 
-def _hull_instance(seed: int, alpha: float) -> LayerPruningProblem:
-    """The hard-regime instance of :func:`piece_hull`."""
-    return random_instance(500, 100, 1, 100, seed, rho=0.8, snr=0.5, alpha=alpha)
+def _hull_instance(seed: int, alpha: float, groups: int = 100) -> LayerPruningProblem:
+    """The hard-regime instance of :func:`piece_hull` (``groups`` single-feature groups)."""
+    return random_instance(500, groups, 1, groups, seed, rho=0.8, snr=0.5, alpha=alpha)
 
 
 def _saved_decomposition(entries: list[Any], blocks: list[list[int]], d: int
@@ -426,19 +432,23 @@ def piece_hull(seeds: int, time_limit: float, saved: dict[str, Any] | None,
 
 
 def piece_overlap(seeds: int, time_limit: float, reach: int, sweeps: int,
-                  alpha: float = 0.05, rule: bool = True) -> list[dict[str, Any]]:
+                  alpha: float = 0.05, rule: bool = True,
+                  backends: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """bnb with and without the overlapping-pair node bound on the hard regime (module
     docstring), in alternating order per seed, the SDP inside the time limit: with ``rule``
     the hull arm is bnb's default (the hull built after the root when its gap asks for it,
     ``bnb.AUTO_HULL_GAP``, reach ``bnb.AUTO_HULL_REACH``), else the hull built before the
-    solve at ``reach``."""
+    solve at ``reach``. With ``backends`` (``pairhull.SDP_BACKENDS``) the arms are instead the
+    hull arm once per backend of the root SDP (``bnb+overlap:BACKEND``), no bnb-alone arm."""
     rows = []
+    arms = tuple(f"bnb+overlap:{b}" for b in backends) or ("bnb", "bnb+overlap")
     for seed in range(seeds):
         problem = _hull_instance(seed, alpha)
         row: dict[str, Any] = {"seed": seed, "alpha": alpha, "rule": rule,
                                "reach": bnb.AUTO_HULL_REACH if rule else reach, "sweeps": sweeps}
-        names = ("bnb", "bnb+overlap") if seed % 2 == 0 else ("bnb+overlap", "bnb")
+        names = arms if seed % 2 == 0 else arms[::-1]
         for name in names:
+            backend = name.split(":")[1] if ":" in name else "auto"
             load = os.getloadavg()[0]
             start = time.perf_counter()
             cpu = time.process_time()
@@ -447,13 +457,13 @@ def piece_overlap(seeds: int, time_limit: float, reach: int, sweeps: int,
             if name == "bnb":
                 solution = solve_bnb(problem, time_limit, hull=None)
             elif rule:  # bnb's default: the hull built inside the limit when the root asks
-                build, built = _auto_hull_recorded(problem)
+                build, built = _auto_hull_recorded(problem, backend)
                 solution = solve_bnb(problem, time_limit, hull=build, hull_iters=sweeps,
                                      hull_gap=bnb.AUTO_HULL_GAP)
                 hull = built.pop("_hull", None)
                 extra.update(built)
             else:
-                hull = overlap_hull(problem, reach)
+                hull = overlap_hull(problem, reach, backend=backend)
                 extra["sdp_seconds"] = time.perf_counter() - start
                 extra["sdp_cpu_seconds"] = time.process_time() - cpu
                 left = max(time_limit - (time.perf_counter() - start), 1.0)
@@ -492,6 +502,74 @@ def piece_hull_root(seeds: int, reach: int) -> list[dict[str, Any]]:
             start = time.perf_counter()
             row[f"reach_{r}"] = overlap_root_bound(problem, r)
             row[f"reach_{r}_seconds"] = time.perf_counter() - start
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def _lap(rec: dict[str, Any], name: str, since: tuple[float, float]) -> tuple[float, float]:
+    """Record the wall and CPU seconds since ``since`` as ``name`` and ``name_cpu``; returns
+    now."""
+    now = time.perf_counter(), time.process_time()
+    rec[name] = now[0] - since[0]
+    rec[name + "_cpu"] = now[1] - since[1]
+    return now
+
+
+#: the ``sdp`` piece's arms: the CVXPY twin (build, compile with CVXPY's default canonicalisation
+#: backend, SCS on its data), its compilation alone with the SciPy backend or DPP ignored, and
+#: the direct assembly for SCS's own API (the default since issue 14's twelfth stop)
+SDP_ARMS = ("cvxpy", "cvxpy-scipy", "cvxpy-nodpp", "direct")
+
+
+def piece_sdp(seeds: int, reach: int, groups: int = 100) -> list[dict[str, Any]]:
+    """Where the overlapping pairs' root SDP spends its time (hard regime, pairs at most
+    ``reach`` apart, SCS at ``OVERLAP_SDP_EPS``): per arm of :data:`SDP_ARMS` (alternating
+    order per seed) the layout, the CVXPY model's build and compilation (``get_problem_data``)
+    or the direct assembly, and SCS's solve, each in wall and CPU seconds, SCS's iterations
+    and the SDP's value (``1/2 |y|^2`` less SCS's primal objective); the load before each
+    arm. ``groups``: the instance's size (100, the hard regime; smaller in the tests)."""
+    import cvxpy as cp
+    import scs
+    from cvxpy.reductions.solvers.conic_solvers.scs_conif import dims_to_solver_dict
+
+    rows = []
+    for seed in range(seeds):
+        problem = _hull_instance(seed, 0.05, groups)
+        d = problem.d
+        pairs = [[i, j] for i in range(d) for j in range(i + 1, min(i + reach + 1, d))]
+        row: dict[str, Any] = {"seed": seed, "reach": reach, "eps": pairhull.OVERLAP_SDP_EPS}
+        for arm in SDP_ARMS if seed % 2 == 0 else SDP_ARMS[::-1]:
+            rec: dict[str, Any] = {"load": os.getloadavg()[0]}
+            started = time.perf_counter(), time.process_time()
+            lay = pairhull._joint_layout(problem, pairs)
+            mark = _lap(rec, "layout", started)
+            if arm == "direct":
+                stats: dict[str, Any] = {}
+                rec["value"] = pairhull._joint_dual_scs(lay, pairhull.OVERLAP_SDP_EPS, stats)[0]
+                _lap(rec, "assemble_and_solve", mark)
+                rec.update(stats)
+            else:
+                model = pairhull._joint_dual_model(lay)[0]
+                mark = _lap(rec, "build", mark)
+                options: dict[str, Any] = {"canon_backend": "SCIPY"} if arm == "cvxpy-scipy" else {}
+                if arm == "cvxpy-nodpp":
+                    options["ignore_dpp"] = True
+                data = model.get_problem_data(cp.SCS, **options)[0]
+                mark = _lap(rec, "compile", mark)
+                rec["rows"], rec["columns"] = data["A"].shape
+                if arm == "cvxpy":  # the solve is the same for every compilation
+                    out = scs.SCS({"A": data["A"], "b": data["b"], "c": data["c"]},
+                                  dims_to_solver_dict(data["dims"]),
+                                  eps_abs=pairhull.OVERLAP_SDP_EPS,
+                                  eps_rel=pairhull.OVERLAP_SDP_EPS, verbose=False).solve()
+                    _lap(rec, "solve", mark)
+                    rec.update(value=0.5 * lay.yy - float(out["info"]["pobj"]),
+                               iterations=int(out["info"]["iter"]),
+                               setup_ms=float(out["info"]["setup_time"]),
+                               solve_ms=float(out["info"]["solve_time"]))
+            _lap(rec, "total", started)
+            row[arm] = rec
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -1199,6 +1277,35 @@ def render(result: dict[str, Any]) -> str:
                                                   f"reach_{reach}")]
             lines.append(f"| {r['seed']} | " + " | ".join(cells) + f" | {r['load']:.1f} |")
         return "\n".join(lines)
+    if piece == "sdp":
+        lines = ["| seed | arm | CVXPY build s (CPU) | compile s (CPU) | SCS s (CPU), iterations | "
+                 "total s (CPU) | SDP value | load |", "|---|---|---|---|---|---|---|---|"]
+        for r in result["rows"]:
+            for arm in SDP_ARMS:
+                a = r[arm]
+
+                def cell(name: str, a: dict[str, Any] = a) -> str:
+                    return f"{a[name]:.2f} ({a[name + '_cpu']:.2f})" if name in a else "-"
+
+                solve = (f"{cell('solve')}, {a['iterations']}" if "solve" in a else
+                         f"{cell('assemble_and_solve')}, {a['iterations']}"
+                         if "assemble_and_solve" in a else "-")
+                value = f"{a['value']:.2f}" if "value" in a else "-"
+                lines.append(f"| {r['seed']} | {arm} | {cell('build')} | {cell('compile')} | "
+                             f"{solve} | {cell('total')} | {value} | {a['load']:.1f} |")
+        return "\n".join(lines)
+    if piece == "overlap" and any(":" in k for k in result["rows"][0]):
+        arms = [k for k in result["rows"][0] if k.startswith("bnb+overlap:")]
+        lines = ["| seed | " + " | ".join(f"{k.split(':')[1]}: status, gap, nodes, CPU s, SDP s "
+                                         "(CPU)" for k in arms) + " | load |",
+                 "|---|" + "---|" * len(arms) + "---|"]
+        for r in result["rows"]:
+            cells = [_arm_cell(r[k], f"{r[k]['cpu_seconds']:.1f}, " + (
+                f"{r[k]['sdp_seconds']:.1f} ({r[k]['sdp_cpu_seconds']:.1f})"
+                if "sdp_seconds" in r[k] else "not built")) for k in arms]
+            lines.append(f"| {r['seed']} | " + " | ".join(cells) + " | "
+                         + " / ".join(f"{r[k]['load']:.1f}" for k in arms) + " |")
+        return "\n".join(lines)
     if piece == "overlap":
         lines = ["| seed | bnb: status, gap, nodes, CPU s | bnb + overlapping pairs: status, gap, "
                  "nodes, CPU s | overlap: root bound, SDP s (CPU), sweeps / node, ms / node | "
@@ -1251,7 +1358,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--piece", choices=("table", "alpha", "bnb-alpha", "wide", "cnn",
                                             "root-sdp", "cnn-root", "hull", "hull-root",
-                                            "overlap", "cnn-relax", "cnn-shor"))
+                                            "overlap", "cnn-relax", "cnn-shor", "sdp"))
     parser.add_argument("--regime", choices=tuple(REGIMES), default="independent-strong")
     parser.add_argument("--quick", action="store_true", help="small grid (a smoke run)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -1288,6 +1395,10 @@ def main() -> None:
     parser.add_argument("--no-rule", action="store_true",
                         help="overlap piece: build the hull before every solve (at --reach) "
                              "instead of bnb's default rule (built when the root gap asks)")
+    parser.add_argument("--sdp-backend-ab", action="store_true",
+                        help="overlap piece: the hull arm once per backend of its root SDP "
+                             "(cvxpy, the twin before issue 14's twelfth stop, and direct), "
+                             "alternating, instead of bnb with and without the hull")
     parser.add_argument("--overlap-sweeps", type=int, default=OVERLAP_SWEEPS,
                         help="overlap piece: sweeps of the dual split per node")
     parser.add_argument("--shor-iters", type=int, nargs="+", default=None,
@@ -1325,6 +1436,9 @@ def main() -> None:
         return
     if args.piece is None:
         parser.error("--piece, --render or --freeze is required")
+    if args.sdp_backend_ab and args.piece != "overlap":
+        parser.error(f"--sdp-backend-ab: given with --piece {args.piece}; accepted: only with "
+                     "--piece overlap")
     if args.root_shor_iters is not None and not 1 <= args.root_shor_iters <= 100_000:
         parser.error(f"--root-shor-iters: {args.root_shor_iters}; accepted: an integer in "
                      "[1, 100000]")
@@ -1390,7 +1504,11 @@ def main() -> None:
         result["rows"] = piece_hull_root(seeds, max(args.reach, 1))
     elif args.piece == "overlap":
         result["rows"] = piece_overlap(seeds, args.time_limit, max(args.reach, 1),
-                                       args.overlap_sweeps, rule=not args.no_rule)
+                                       args.overlap_sweeps, rule=not args.no_rule,
+                                       backends=("cvxpy", "direct") if args.sdp_backend_ab
+                                       else ())
+    elif args.piece == "sdp":
+        result["rows"] = piece_sdp(seeds, max(args.reach, 1))
     elif args.piece == "cnn-relax":
         result["rows"] = piece_cnn_relax(args.runs, seeds, tuple(args.layers), counts[0],
                                          args.best_known)

@@ -1351,11 +1351,12 @@ def solve_bnb(
     return polish(p, "bnb", z, lower, outcome, clock.start, nodes, solver)
 
 
-def _auto_hull(problem: LayerPruningProblem, gram: FloatArray | None = None
-               ) -> Callable[[], OverlapHull | None] | None:
+def _auto_hull(problem: LayerPruningProblem, gram: FloatArray | None = None,
+               backend: str = "auto") -> Callable[[], OverlapHull | None] | None:
     """``hull="auto"``'s builder (:data:`AUTO_HULL_GAP`), or ``None`` where the overlapping
     pairs do not apply or the Gram matrix (``gram``, ``X^T X`` if already at hand) is
-    ill-conditioned (:data:`AUTO_HULL_MIN_EIGEN`)."""
+    ill-conditioned (:data:`AUTO_HULL_MIN_EIGEN`); ``backend``: the root SDP's
+    (:data:`~proxcompress.formulations.pairhull.SDP_BACKENDS`)."""
     from proxcompress.errors import SolverError
 
     p = problem
@@ -1369,7 +1370,7 @@ def _auto_hull(problem: LayerPruningProblem, gram: FloatArray | None = None
 
     def build() -> OverlapHull | None:
         try:
-            return overlap_hull(p, AUTO_HULL_REACH)
+            return overlap_hull(p, AUTO_HULL_REACH, backend=backend)
         except (SolverError, InvalidInputError):  # the SDP failed, or no split certified
             return None
 

@@ -14,7 +14,7 @@ from typing import Any
 
 #: distributions whose versions the report lists
 PACKAGES = ("proxcompress", "torch", "numpy", "scipy", "numba", "sympy", "mpmath", "pyomo",
-            "pyscipopt", "highspy", "cvxpy", "ecos", "safetensors", "matplotlib", "tqdm",
+            "pyscipopt", "highspy", "cvxpy", "scs", "ecos", "safetensors", "matplotlib", "tqdm",
             "cupy-cuda12x")
 
 

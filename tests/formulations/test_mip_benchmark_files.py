@@ -84,3 +84,13 @@ def test_missing_cnn_runs_exit_2_naming_the_flag(tmp_path: Path, args: list[str]
     assert f"{flag}: " in done.stderr and "seed-0" in done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
     assert not (tmp_path / "out").exists()
+
+
+def test_sdp_backend_ab_only_with_the_overlap_piece(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--piece", "hull-root", "--seeds", "1",
+                           "--sdp-backend-ab", "--out", str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "--sdp-backend-ab: " in done.stderr and "--piece overlap" in done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()

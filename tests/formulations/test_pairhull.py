@@ -468,3 +468,95 @@ def test_auto_hull_applies_only_to_single_feature_groups_without_budget() -> Non
 def test_bad_hull_arguments_are_refused_before_any_work(kwargs, name) -> None:
     with pytest.raises(InvalidInputError, match=name):
         solve_bnb(random_instance(40, 6, 1, 6, 0, alpha=0.05), **kwargs)
+
+
+# --------------------------------------------------------- the joint dual SDP: direct and CVXPY
+def blocks_of(kind: str, d: int) -> list[list[int]]:
+    """Block structures of the joint dual: overlapping pairs (reach 1-3), disjoint chains of 1
+    to 4 features, and disjoint pairs that leave the last features in no block."""
+    if kind.startswith("reach"):
+        reach = int(kind[-1])
+        return [[i, j] for i in range(d) for j in range(i + 1, min(i + reach + 1, d))]
+    if kind.startswith("chain"):
+        return chain_blocks(d, int(kind[-1]))
+    return [[i, i + 1] for i in range(0, d - 2, 2)]  # "partial": the last one or two alone
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), d=st.integers(4, 7), rho=st.sampled_from([0.0, 0.8, 0.95]),
+       alpha=st.sampled_from([0.05, 0.5]),
+       kind=st.sampled_from(["reach1", "reach2", "reach3", "chain1", "chain3", "chain4",
+                             "partial"]))
+def test_direct_scs_sdp_is_the_cvxpy_twins_program(seed, d, rho, alpha, kind) -> None:
+    """The joint dual SDP assembled for SCS's own API (``backend="direct"``) is the CVXPY
+    model's program: the same optimum as the CVXPY twin solved by CLARABEL (interior point,
+    accurate) and by SCS at the accuracy the tree uses, both below the box-free brute-force
+    optimum; its solution's decomposition is symmetric where the blocks are."""
+    problem = random_instance(40, d, 1, d, seed, rho=rho, snr=0.5, alpha=alpha)
+    blocks = blocks_of(kind, d)
+    optimum = completions(problem, np.zeros(d, dtype=np.int8))
+    direct, P, parts = pairhull._joint_dual(problem, blocks, "SCS", 1e-6, "direct")
+    twin = pairhull._joint_dual(problem, blocks, "CLARABEL", backend="cvxpy")[0]
+    assert direct == pytest.approx(twin, rel=1e-4, abs=1e-6)
+    loose = pairhull._joint_dual(problem, blocks, "SCS", pairhull.OVERLAP_SDP_EPS, "direct")[0]
+    loose_twin = pairhull._joint_dual(problem, blocks, "SCS", pairhull.OVERLAP_SDP_EPS,
+                                      "cvxpy")[0]
+    assert loose == pytest.approx(loose_twin, rel=1e-3, abs=1e-5)
+    tol = 1e-6 * max(abs(optimum), 1.0)
+    assert twin <= optimum + tol and direct <= optimum + tol
+    assert np.allclose(P, P.T)
+    assert [part.P.shape for part in parts] == [(len(B), len(B)) for B in blocks]
+    assert all(np.all(part.share >= -1e-6 * problem.lam) for part in parts)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), rho=st.sampled_from([0.0, 0.8, 0.95]),
+       alpha=st.sampled_from([0.05, 0.5]), reach=st.sampled_from([1, 2, 3]),
+       statuses=st.lists(st.sampled_from([FREE, FREE, IN, OUT]), min_size=7, max_size=7))
+def test_direct_scs_certificate_is_as_valid_as_the_twins(seed, rho, alpha, reach,
+                                                         statuses) -> None:
+    """The overlapping pairs' node bound from the direct SDP's split (certified by
+    :class:`OverlapHull` whatever SCS's accuracy) is valid against brute force at the root and
+    at a random node, with its children, and its root bound equals the CVXPY twin's."""
+    problem = random_instance(40, 7, 1, 7, seed, rho=rho, snr=0.5, alpha=alpha)
+    direct = overlap_hull(problem, reach, "SCS", "direct")
+    twin = overlap_hull(problem, reach, "SCS", "cvxpy")
+    root = np.zeros(7, dtype=np.int8)
+    best = completions(problem, root)
+    roots = [hull.bound(root, iters=500).bound for hull in (direct, twin)]
+    assert roots[0] == pytest.approx(roots[1], rel=1e-3, abs=1e-5)
+    assert max(roots) <= best + 1e-8 * max(abs(best), 1.0)
+    status = np.array(statuses, dtype=np.int8)
+    for sweeps in (0, 30):
+        result = direct.bound(status, iters=sweeps)
+        assert_valid(problem, direct, result, status, completions(problem, status))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bnb_with_the_direct_sdp_is_exact(seed) -> None:
+    problem = random_instance(60, 9, 1, 9, seed, rho=0.8, snr=0.5, alpha=0.05)
+    found = solve_bnb(problem, hull=overlap_hull(problem, 2, "SCS", "direct"), hull_iters=3)
+    exact = solve_brute(problem)
+    assert found.status == "optimal"
+    assert found.objective == pytest.approx(exact.objective, rel=1e-9)
+    assert found.bound <= exact.objective * (1 + 1e-9)
+
+
+def test_svec_index_is_scs_lower_triangle_by_columns() -> None:
+    """SCS's vectorisation of an ``n``-square symmetric matrix: the lower triangle column by
+    column, every position once."""
+    for n in (1, 2, 3, 5):
+        seen = [pairhull._svec_index(n, i, j) for j in range(n) for i in range(j, n)]
+        assert seen == list(range(n * (n + 1) // 2))
+
+
+def test_bad_sdp_backend_is_refused_before_any_work() -> None:
+    problem = random_instance(40, 6, 1, 6, 0, alpha=0.05)
+    for call in (lambda: overlap_hull(problem, 1, "SCS", "numpy"),
+                 lambda: overlap_hull(problem, 1, "CLARABEL", "direct"),
+                 lambda: overlap_root_bound(problem, 1, "SCS", "Direct"),
+                 lambda: sdp_decomposition(problem, chain_blocks(6, 2), "SCS", None),
+                 lambda: pairhull.joint_dual_bound(problem, chain_blocks(6, 2), "CLARABEL",
+                                                   "direct")):
+        with pytest.raises(InvalidInputError, match="backend"):
+            call()
