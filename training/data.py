@@ -288,6 +288,7 @@ def load_dataset(
     synthetic_samples: int = 512,
     image_size: int = 28,
     in_channels: int = 1,
+    standardize: str = "all-frames",
 ) -> tuple[Dataset, Dataset]:
     """``fashion-mnist`` (IDX files), ``embedded``, ``speech`` (a
     :func:`~proxcompress.training.speech.generate_speech` folder ``root``, as log-mel features)
@@ -302,7 +303,7 @@ def load_dataset(
         if not root:
             raise InvalidInputError("data.root", "is required for the speech data (a folder "
                                     "made by 'proxcompress data speech --out DIR')")
-        return load_speech(root)
+        return load_speech(root, standardize=standardize)
     if name == "synthetic":
         return synthetic(synthetic_samples, max(synthetic_samples // 2, 16),
                          (in_channels, image_size, image_size), seed=seed)

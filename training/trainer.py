@@ -287,7 +287,7 @@ def run_data(cfg: TrainConfig) -> tuple[Dataset, Dataset | None, Dataset]:
     training and test subsets; validation is ``None`` when ``val_fraction`` is 0."""
     d = cfg.data
     train, test = load_dataset(d.name, d.root, cfg.seed, d.synthetic_samples, d.image_size,
-                               d.in_channels)
+                               d.in_channels, d.standardize)
     if d.classes is not None:
         train, test = (data.relabel(d.classes) for data in (train, test))
     train, val = split_validation(train, d.val_fraction, d.val_seed)

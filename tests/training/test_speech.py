@@ -106,6 +106,45 @@ def test_load_speech_features(tiny: Path, tmp_path: Path) -> None:
         load_speech(broken)
 
 
+@needs_espeak
+def test_own_frames_standardize_the_audio_and_zero_the_padding(tiny: Path) -> None:
+    """``data.standardize: own-frames``: over each utterance's own frames (``1 + length //
+    hop``) the features have mean 0 and standard deviation 1, every padding frame is exactly
+    0; those frames are the same log-mel values, affinely mapped, as under ``all-frames``."""
+    from safetensors.numpy import load_file
+
+    seconds = 2.0
+    every, _ = load_speech(tiny, n_mels=32, seconds=seconds)
+    own, _ = load_speech(tiny, n_mels=32, seconds=seconds, standardize="own-frames")
+    raw = load_file(str(tiny / "train.safetensors"))
+    lengths = np.minimum(np.diff(raw["offsets"]), int(seconds * SAMPLE_RATE))
+    hop = SAMPLE_RATE // 100
+    assert own.x.shape == every.x.shape
+    padded = 0
+    for i, length in enumerate(lengths):
+        k = min(1 + int(length) // hop, own.x.shape[-1])
+        audio = own.x[i, 0, :, :k].double()
+        assert abs(audio.mean().item()) < 1e-4
+        assert abs(audio.std().item() - 1) < 1e-3
+        assert torch.equal(own.x[i, 0, :, k:], torch.zeros_like(own.x[i, 0, :, k:]))
+        padded += own.x.shape[-1] - k
+        # an affine map of the same frames: own = a * every + b on the audio's frames
+        a = every.x[i, 0, :, :k].double().flatten()
+        fit = np.polyfit(a.numpy(), audio.flatten().numpy(), 1)
+        assert np.allclose(np.polyval(fit, a.numpy()), audio.flatten().numpy(), atol=1e-3)
+    assert padded > 0  # some utterance is shorter than the window: the padding case is tested
+    with pytest.raises(InvalidInputError, match="data.standardize.*own-frames"):
+        load_speech(tiny, standardize="own")
+
+
+def test_a_misspelt_standardize_is_refused_by_the_config() -> None:
+    from proxcompress.training.config import config_from_dict
+
+    with pytest.raises(InvalidInputError, match="data.standardize"):
+        config_from_dict({"data": {"name": "speech", "standardize": "padding"}})
+    assert config_from_dict({}).data.standardize == "all-frames"
+
+
 def test_features_in_batches_equal_the_whole_set_bit_for_bit(monkeypatch: pytest.MonkeyPatch
                                                               ) -> None:
     """load_speech computes its features FEATURE_CHUNK utterances at a time (the whole harder
