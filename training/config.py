@@ -54,6 +54,11 @@ def _non_negative(v: Any) -> bool:
     return v >= 0
 
 
+#: ``data.standardize``: over which frames each speech utterance's log-mel features are
+#: standardized (:func:`proxcompress.training.speech.load_speech`)
+Standardize = Literal["all-frames", "own-frames"]
+STANDARDIZE: tuple[str, ...] = typing.get_args(Standardize)
+
 @dataclass
 class DataConfig:
     """``data``: which data set.
@@ -102,7 +107,7 @@ class DataConfig:
     classes: list[int] | None = field(default=None, metadata=_check(
         lambda v: len(v) >= 2 and min(v) >= 0 and len(set(v)) == len(v),
         "null or at least two distinct labels >= 0"))
-    standardize: Literal["all-frames", "own-frames"] = "all-frames"
+    standardize: Standardize = "all-frames"
 
 
 @dataclass

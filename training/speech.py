@@ -58,6 +58,7 @@ from torch import Tensor
 
 from proxcompress.atomic import sha256_file, write_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
+from proxcompress.training.config import STANDARDIZE
 from proxcompress.training.data import Dataset, read_manifest
 from proxcompress.training.models.speech import SpeechResNet
 
@@ -388,13 +389,18 @@ def mel_filterbank(n_mels: int = 40, n_fft: int = 512, sample_rate: int = SAMPLE
     return np.maximum(0.0, np.minimum(rise, fall)).astype(np.float32)
 
 
+def frame_hop(sample_rate: int, hop_ms: float = 10.0) -> int:
+    """Samples between two log-mel frames (:func:`log_mel`'s ``hop_ms``)."""
+    return int(round(sample_rate * hop_ms / 1000))
+
+
 def log_mel(audio: Tensor, sample_rate: int = SAMPLE_RATE, n_mels: int = 40,
             n_fft: int = 512, win_ms: float = 25.0, hop_ms: float = 10.0) -> Tensor:
     """Log-mel spectrogram ``(..., n_mels, frames)`` of float waveforms ``(..., samples)``:
     Hann window of ``win_ms``, hop ``hop_ms``, centred frames, power spectrum,
     :func:`mel_filterbank`, ``log(. + 1e-6)``."""
     win = int(round(sample_rate * win_ms / 1000))
-    hop = int(round(sample_rate * hop_ms / 1000))
+    hop = frame_hop(sample_rate, hop_ms)
     if not 1 <= win <= n_fft or hop < 1:
         raise InvalidInputError("win_ms", f"window {win} samples must lie in [1, n_fft = "
                                 f"{n_fft}] and the hop ({hop}) be >= 1")
@@ -483,16 +489,12 @@ def feature_shape(n_mels: int = 40, seconds: float = 3.5) -> tuple[int, int, int
 FEATURE_CHUNK = 256
 
 
-#: ``data.standardize``: over which frames each utterance's log-mel features are standardized
-#: (:func:`load_speech`)
-STANDARDIZE = ("all-frames", "own-frames")
-
-
 def _features(wav: Tensor, sample_rate: int, n_mels: int, own: Tensor | None = None) -> Tensor:
     """Per-utterance standardized log-mel features ``(N, 1, n_mels, frames)`` of ``wav``
     ``(N, samples)``, :data:`FEATURE_CHUNK` utterances at a time. ``own``: each utterance's
     own frames (before its zero padding); given, the mean and standard deviation are taken over
-    those frames only and the padding frames are set to 0 (:data:`STANDARDIZE`)."""
+    those frames only and the padding frames are set to 0
+    (:data:`~proxcompress.training.config.STANDARDIZE`)."""
     n = wav.shape[0]
     # no batch of one utterance unless there is only one (torch takes another path for a
     # batch of one, a few ulps apart from the batched one)
@@ -528,7 +530,8 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
     ``groups`` the speaker (so a validation split takes whole speakers).
 
     Each waveform is zero-padded or cut to ``seconds`` before the features
-    (``frames = 1 + seconds * 100``). ``standardize`` (:data:`STANDARDIZE`): ``all-frames``
+    (``frames = 1 + seconds * 100``). ``standardize``
+    (:data:`~proxcompress.training.config.STANDARDIZE`): ``all-frames``
     takes each utterance's mean and standard deviation over all its frames, the padding's
     constant ``log(1e-6)`` included (the tables' runs so far); ``own-frames`` over the frames
     of its own audio (``1 + length // hop``), the padding frames set to 0 afterwards (the
@@ -542,7 +545,7 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
     if standardize not in STANDARDIZE:
         raise InvalidInputError("data.standardize", f"= {standardize!r}; accepted: "
                                 f"{', '.join(STANDARDIZE)}")
-    hop = int(round(manifest["sample_rate"] * 10.0 / 1000))
+    hop = frame_hop(manifest["sample_rate"])
     samples = int(round(seconds * manifest["sample_rate"]))
     classes = len(manifest["intents"])
     out = []
@@ -566,7 +569,6 @@ def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float =
 
 __all__ = [
     "CONFUSABLE_INTENTS",
-    "STANDARDIZE",
     "FORMAT",
     "INTENTS",
     "SAMPLE_RATE",
@@ -577,6 +579,7 @@ __all__ = [
     "SpeechResNet",
     "espeak_version",
     "feature_shape",
+    "frame_hop",
     "generate_speech",
     "intent_count",
     "load_speech",
