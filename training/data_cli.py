@@ -52,7 +52,8 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--test-every", type=int, default=5,
                    help="every N-th speaker is a test speaker (default 5)")
     s.add_argument("--snr", default=None, metavar="LO,HI",
-                   help="additive-noise SNR range in dB (default 10,30)")
+                   help="additive-noise SNR range in dB (default 10,30); a negative low end needs "
+                   "the = form: --snr=-5,10")
     s.add_argument("--confusable", action="store_true",
                    help="add intents that differ from others by one word (the harder variant)")
     s.add_argument("--reverb", default=None, metavar="LO,HI",

@@ -279,7 +279,8 @@ def test_harder_variant_adds_confusable_intents_and_reverberation(tmp_path: Path
                                                                   capsys: pytest.CaptureFixture[str]
                                                                   ) -> None:
     """``--confusable --reverb --snr``: the intents of the manifest (and so the class count of
-    ``input_spec``) grow, every utterance records its room, bad ranges are refused first."""
+    ``input_spec``) grow, every utterance records its room and noise (a negative SNR through the
+    documented ``--snr=LO,HI`` form), bad ranges are refused first."""
     from proxcompress.cli import main
     from proxcompress.training.data import input_spec
     from proxcompress.training.speech import CONFUSABLE_INTENTS
@@ -287,14 +288,14 @@ def test_harder_variant_adds_confusable_intents_and_reverberation(tmp_path: Path
     out = tmp_path / "hard"
     assert main(["data", "speech", "--out", str(out), "--speakers", "2", "--phrasings", "1",
                  "--test-every", "2", "--confusable", "--reverb", "0.3,0.6",
-                 "--snr", "0,10"]) == 0
+                 "--snr=-5,0"]) == 0
     n = len(INTENTS) + len(CONFUSABLE_INTENTS)
     assert f'"intents": {n}' in capsys.readouterr().out
     assert input_spec("speech", root=str(out))[1] == n
     assert input_spec("speech", root=str(tmp_path / "none"))[1] == len(INTENTS)
     manifest = json.loads((out / "manifest.json").read_text())
     for record in manifest["utterances"]["train"]:
-        assert 0.3 <= record["rt60_s"] <= 0.6 and 0.0 <= record["snr_db"] <= 10.0
+        assert 0.3 <= record["rt60_s"] <= 0.6 and -5.0 <= record["snr_db"] <= 0.0
     for argv in (["--reverb", "0.5"], ["--snr", "a,b"], ["--reverb", "0.9,0.2"]):
         assert main(["data", "speech", "--out", str(tmp_path / "x"), *argv]) == 2
     assert not (tmp_path / "x").exists()
