@@ -499,6 +499,11 @@ def _selection_section(sel: dict[str, Any]) -> list[str]:
 VIT_BEGIN, VIT_END = "<!-- table:vit -->", "<!-- /table:vit -->"  # markers("vit")
 #: each ladder rung against the one before it (the distilled and BNN+ / BNN++ rows against
 #: BinaryViT)
+#: how the speech sections describe each ``data.standardize`` value
+STANDARDIZE_TEXT = {
+    "all-frames": "over all its frames, the zero padding's constant log(1e-6) included",
+    "own-frames": "over the frames of its own audio (the padding set to 0 afterwards)",
+}
 VIT_PREVIOUS = {"vit-deit": "vit-fp", "vit-avgpool": "vit-deit", "vit-multipool": "vit-avgpool",
                 "vit-affine": "vit-multipool", "vit-binaryvit": "vit-affine",
                 "vit-binaryvit-kd": "vit-binaryvit", "vit-binaryvit-bnnp": "vit-binaryvit",
@@ -869,11 +874,11 @@ def _mulfree_sections(selected: list[Row], seeds: list[int] | None, choices: Cho
              "split holds out 3 of the 32 training speakers"),
             ("speech-hard", "speech-hard-fp", SPEECH_HARD_DATA, SPEECH_HARD_ARGS,
              f"the harder variant: {len(INTENTS) + len(CONFUSABLE_INTENTS)} intents "
-             f"({len(CONFUSABLE_INTENTS)} that differ from others by one word), noise at 0-20 dB "
-             "SNR, 40 speakers of which 8 are test speakers: 8064 training / 2016 test "
+             f"({len(CONFUSABLE_INTENTS)} that differ from others by one word), noise at 0-15 dB "
+             "SNR and synthetic rooms with reverberation times of 0.2-0.6 s, 40 speakers of which 8 are test speakers: 8064 training / 2016 test "
              "utterances; the validation split holds out 3 of the 32 training speakers; the "
-             "noise and the confusable intents were calibrated on validation accuracy for full "
-             "precision near 90% (docs/decisions.md)")):
+             "noise, the rooms and the confusable intents were calibrated on validation accuracy "
+             "for full precision near 90% (docs/decisions.md)")):
         rows_ = [r for r in selected if r["table"] == speech_table]
         if rows_:
             lines += _speech_section(rows_, seeds, choices, fp_name, data, args, what)
@@ -883,13 +888,15 @@ def _mulfree_sections(selected: list[Row], seeds: list[int] | None, choices: Cho
 def _speech_section(speech: list[Row], seeds: list[int] | None, choices: Choices, fp_name: str,
                     data: str, args: list[str], what: str) -> list[str]:
     base = SPEECH_BASE
+    standardize = speech[0]["config"]["data"].get("standardize", "all-frames")
     title = ("Spoken-command intents" + (", harder variant" if "hard" in fp_name else "")
              + ": full precision vs power-of-two shift ResNet")
     lines = [
         f"## {title}",
         "",
         f"`proxcompress data speech --out {data} {' '.join(args)}` ({what}); log-mel features "
-        "(40 x 351); `speech-resnet` width 16, one basic block per stage; "
+        f"(40 x 351) standardized per utterance {STANDARDIZE_TEXT[standardize]}; "
+        "`speech-resnet` width 16, one basic block per stage; "
         f"{base['epochs']} epochs, Adam cosine, batch {base['optim']['batch_size']}. The "
         "stem conv and the classifier stay full precision.",
         "",
