@@ -654,3 +654,35 @@ def test_torch_pruning_first_phases_start_before_the_spr_budgets_are_known(
     assert core.prefix_folder(tmp_path, spr_config, 1) == core.prefix_folder(
         tmp_path, core._assign(spr5["config"], {"optim.lr": 0.05}), 1)
     assert core.prefix_folder(tmp_path, _row("cnn-bc")["config"], 0) is None
+
+
+def test_speech_convergence_counts_chance_epochs_and_the_last_epochs_range(tmp_path: Path
+                                                                           ) -> None:
+    """The convergence lines under a speech table: per seed of the chosen config, the epochs
+    whose validation accuracy is below 2x chance, the best validation epoch and the range over
+    the last 5 epochs, as computed by hand from the fake curves; and the figure exists."""
+    rows = core.rows()
+    fp = _row("speech-hard-fp")
+    classes = 38  # chance 2.63%: an epoch below 5.26% is at chance
+    curves = {0: [3.0, 5.0, 40.0, 80.0, 85.0, 86.0, 87.0, 86.5, 88.0, 87.5],
+              1: [2.0, 60.0, 80.0, 84.0, 85.0, 90.0, 88.0, 89.0, 88.5, 89.5],
+              2: [4.0, 4.0, 4.0, 6.0, 50.0, 70.0, 75.0, 80.0, 82.0, 81.0]}
+    for lr in (1e-3, 1e-2):  # the candidates not chosen
+        _fake_run(tmp_path, fp, {"optim.lr": lr}, 0, 50.0, 50.0)
+    for seed, curve in curves.items():
+        folder = _fake_run(tmp_path, fp, {"optim.lr": 3e-3}, seed, curve[-1], curve[-1])
+        (folder / "metrics.jsonl").write_text("".join(
+            json.dumps({"epoch": e + 1, "val_accuracy": v, "train_accuracy": v + 5})
+            + "\n" for e, v in enumerate(curve)))
+    choices = core.Choices(rows, tmp_path)
+    figure = tmp_path / "speech-hard.png"
+    lines = render._convergence_lines(choices, [fp], None, classes, figure)
+    line = next(x for x in lines if x.startswith("* `speech-hard-fp`"))
+    assert line == ("* `speech-hard-fp` (seeds 0, 1, 2): epochs at chance 2 / 1 / 3; best "
+                    "validation epoch 9 / 6 / 9 of 10; validation range over the last 5 epochs "
+                    "2.00 / 2.00 / 12.00 points")
+    assert "2 x chance = 5.3%" in "\n".join(lines)
+    assert figure.stat().st_size > 1000 and "![speech-hard curves](speech-hard.png)" in lines
+    # a row without finished runs adds nothing
+    assert render._convergence_lines(core.Choices(rows, tmp_path / "none"), [fp], None,
+                                     classes, tmp_path / "x.png") == []

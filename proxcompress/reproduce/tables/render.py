@@ -867,22 +867,97 @@ def _mulfree_sections(selected: list[Row], seeds: list[int] | None, choices: Cho
                       "one; mean over the seeds, band min-max). Mean share of weights unchanged "
                       f"between snapshots during the first epoch: {'; '.join(first)}.", "",
                       "![freezing](freezing.png)", ""]
-    for speech_table, fp_name, data, args, what in (
-            ("speech", "speech-fp", SPEECH_DATA, SPEECH_DATA_ARGS,
+    for speech_table, fp_name, data, args, classes, what in (
+            ("speech", "speech-fp", SPEECH_DATA, SPEECH_DATA_ARGS, len(INTENTS),
              "espeak-ng, 26 intents, 40 speakers of which 8 are test speakers, two renditions "
              "per speaker and phrasing: 5504 training / 1376 test utterances; the validation "
              "split holds out 3 of the 32 training speakers"),
             ("speech-hard", "speech-hard-fp", SPEECH_HARD_DATA, SPEECH_HARD_ARGS,
+             len(INTENTS) + len(CONFUSABLE_INTENTS),
              f"the harder variant: {len(INTENTS) + len(CONFUSABLE_INTENTS)} intents "
              f"({len(CONFUSABLE_INTENTS)} that differ from others by one word), noise at 0-15 dB "
-             "SNR and synthetic rooms with reverberation times of 0.2-0.6 s, 40 speakers of which 8 are test speakers: 8064 training / 2016 test "
-             "utterances; the validation split holds out 3 of the 32 training speakers; the "
+             "SNR and synthetic rooms with reverberation times of 0.2-0.6 s, 40 speakers of "
+             "which 8 are test speakers: 8064 training / 2016 test utterances; the validation "
+             "split holds out 3 of the 32 training speakers; the "
              "noise, the rooms and the confusable intents were calibrated on validation accuracy "
              "for full precision near 90% (docs/decisions.md)")):
         rows_ = [r for r in selected if r["table"] == speech_table]
         if rows_:
             lines += _speech_section(rows_, seeds, choices, fp_name, data, args, what)
+            lines += _convergence_lines(choices, rows_, seeds, classes,
+                                        png_path.parent / f"{speech_table}.png")
     return lines
+
+
+#: an epoch "at chance" when its validation accuracy is below this multiple of chance level
+CHANCE_MULTIPLE = 2.0
+#: the convergence window: the last epochs whose validation accuracies the section compares
+CONVERGENCE_WINDOW = 5
+
+
+def _convergence_lines(choices: Choices, rows: list[Row], seeds: list[int] | None,
+                       classes: int, figure: Path) -> list[str]:
+    """Per row and seed of the chosen config: the epochs spent at chance level, the best
+    validation epoch and the spread of validation accuracy over the last epochs, with a figure
+    of the validation and training curves (the "trained to convergence" check)."""
+    chance = 100.0 / classes
+    curves: dict[str, list[tuple[int, list[dict[str, Any]]]]] = {}
+    lines = []
+    for row in rows:
+        runs = [(seed, _metrics(folder)) for seed, folder in _folders(choices, row, seeds)]
+        runs = [(seed, m) for seed, m in runs if m]
+        if not runs:
+            continue
+        curves[row["label"]] = runs
+        stuck = [sum(r["val_accuracy"] < CHANCE_MULTIPLE * chance for r in m) for _, m in runs]
+        best = [max(m, key=lambda r: r["val_accuracy"])["epoch"] for _, m in runs]
+        spread = [max(r["val_accuracy"] for r in m[-CONVERGENCE_WINDOW:])
+                  - min(r["val_accuracy"] for r in m[-CONVERGENCE_WINDOW:]) for _, m in runs]
+        lines.append(f"* `{row['name']}` (seeds {', '.join(str(s) for s, _ in runs)}): epochs "
+                     f"at chance {' / '.join(map(str, stuck))}; best validation epoch "
+                     f"{' / '.join(map(str, best))} of {len(runs[0][1])}; validation range "
+                     f"over the last {CONVERGENCE_WINDOW} epochs "
+                     f"{' / '.join(f'{x:.2f}' for x in spread)} points")
+    if not lines:
+        return []
+    head = ["", f"Convergence of the chosen configs (an epoch is at chance when its validation "
+            f"accuracy is below {CHANCE_MULTIPLE:g} x chance = {CHANCE_MULTIPLE * chance:.1f}%):",
+            ""]
+    if _convergence_plot(curves, chance, figure):
+        lines += ["", f"![{figure.stem} curves]({figure.name})"]
+    return head + lines + [""]
+
+
+def _convergence_plot(curves: dict[str, list[tuple[int, list[dict[str, Any]]]]],
+                      chance: float, out: Path) -> bool:
+    """One panel per row: validation (solid) and training (dashed) accuracy per epoch, a line
+    per seed, chance level dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.4), sharey=True,
+                             squeeze=False)
+    for ax, (label, runs) in zip(axes[0], curves.items(), strict=True):
+        for (seed, records), color in zip(runs, plt.get_cmap("tab10").colors, strict=False):
+            epochs = [r["epoch"] for r in records]
+            ax.plot(epochs, [r["val_accuracy"] for r in records], "-", color=color,
+                    label=f"seed {seed} validation")
+            if "train_accuracy" in records[0]:
+                ax.plot(epochs, [r["train_accuracy"] for r in records], "--", color=color,
+                        alpha=0.6, label=f"seed {seed} training")
+        ax.axhline(chance, color="gray", linestyle=":", label="chance")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("accuracy (%)")
+    fig.tight_layout()
+    from proxcompress.atomic import write_atomic
+
+    write_atomic(out, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+    return True
 
 
 def _speech_section(speech: list[Row], seeds: list[int] | None, choices: Choices, fp_name: str,
