@@ -12,7 +12,9 @@ tensor_train`):
   validation split at the first budget and inherited at the others;
 * spoken-command intents (``proxcompress data speech``, the speech table's data) with
   ``speech-lstm`` (4 stacked log-mel frames per step, one LSTM layer of 128; learning rate
-  fixed at 3e-3, not swept): dense, low-rank, MPO and MPS at the first budget.
+  fixed at 3e-3, not swept; features standardized over each utterance's own frames -- over
+  all frames, padding included, the dense LSTM reached 28% validation in 8 epochs against
+  98.8% with ``own-frames``, same seed): dense, low-rank, MPO and MPS at the first budget.
 
 After the training runs, :func:`timing` measures one LSTM step of every LM row's architecture
 (contracted and rebuilt-dense paths, batch 1 and 64, under the script's slots, nothing else
@@ -59,7 +61,8 @@ LM_BASE: dict[str, Any] = {
 }
 SPEECH_BASE: dict[str, Any] = {
     "epochs": 8, "threads": 1, "progress": False,
-    "data": {"name": "speech", "root": "runs/speech/data", "val_fraction": 0.1},
+    "data": {"name": "speech", "root": "runs/speech/data", "val_fraction": 0.1,
+             "standardize": "own-frames"},
     "model": {"name": "speech-lstm", "lstm": {"hidden": 128, "layers": 1, "dropout": 0.0,
                                               "frame_stack": 4}},
     "optim": {"name": "adam", "lr": 0.003, "schedule": "cosine", "batch_size": 64,
@@ -337,8 +340,9 @@ def section(choices: Any, seeds: list[int] | None, timing_: dict[str, Any] | Non
         lines += [
             "Spoken-command intents (the speech table's data: 26 intents, 40 espeak-ng "
             "speakers; validation: 3 of the 32 training speakers) with `speech-lstm`: "
-            f"{SPEECH_BASE['model']['lstm']['frame_stack']} log-mel frames (40 values each) "
-            "per step, one LSTM layer of "
+            f"{SPEECH_BASE['model']['lstm']['frame_stack']} log-mel frames (40 values each; "
+            "each utterance standardized over its own frames, the padding 0) per step, one "
+            "LSTM layer of "
             f"{SPEECH_BASE['model']['lstm']['hidden']}, the mean of its outputs, a linear "
             f"classifier; {SPEECH_BASE['epochs']} epochs, Adam cosine at "
             f"{SPEECH_BASE['optim']['lr']:g} (not swept), batch "
