@@ -940,7 +940,9 @@ def _convergence_plot(curves: dict[str, list[tuple[int, list[dict[str, Any]]]]],
     fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.4), sharey=True,
                              squeeze=False)
     for ax, (label, runs) in zip(axes[0], curves.items(), strict=True):
-        for (seed, records), color in zip(runs, plt.get_cmap("tab10").colors, strict=False):
+        cmap = plt.get_cmap("tab10")
+        for i, (seed, records) in enumerate(runs):
+            color = cmap(i % 10)
             epochs = [r["epoch"] for r in records]
             ax.plot(epochs, [r["val_accuracy"] for r in records], "-", color=color,
                     label=f"seed {seed} validation")
