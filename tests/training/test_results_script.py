@@ -686,3 +686,12 @@ def test_speech_convergence_counts_chance_epochs_and_the_last_epochs_range(tmp_p
     # a row without finished runs adds nothing
     assert render._convergence_lines(core.Choices(rows, tmp_path / "none"), [fp], None,
                                      classes, tmp_path / "x.png") == []
+
+
+def test_speech_conditions_read_the_data_arguments() -> None:
+    """The harder table's description is read off its ``proxcompress data speech`` arguments
+    (both argv forms, the ``=`` one a negative SNR needs), never typed beside them."""
+    assert render._conditions(["--seed", "0", "--snr", "0,15", "--reverb", "0.2,0.6"]) == (
+        "noise at 0 to 15 dB SNR and synthetic rooms with reverberation times of 0.2 to 0.6 s")
+    assert render._conditions(["--snr=-5,10"]) == "noise at -5 to 10 dB SNR, dry"
+    assert render._conditions([]) == "noise at 10 to 30 dB SNR, dry"

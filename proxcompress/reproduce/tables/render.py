@@ -875,18 +875,29 @@ def _mulfree_sections(selected: list[Row], seeds: list[int] | None, choices: Cho
             ("speech-hard", "speech-hard-fp", SPEECH_HARD_DATA, SPEECH_HARD_ARGS,
              len(INTENTS) + len(CONFUSABLE_INTENTS),
              f"the harder variant: {len(INTENTS) + len(CONFUSABLE_INTENTS)} intents "
-             f"({len(CONFUSABLE_INTENTS)} that differ from others by one word), noise at 0-15 dB "
-             "SNR and synthetic rooms with reverberation times of 0.2-0.6 s, 40 speakers of "
-             "which 8 are test speakers: 8064 training / 2016 test utterances; the validation "
-             "split holds out 3 of the 32 training speakers; the "
-             "noise, the rooms and the confusable intents were calibrated on validation accuracy "
-             "for full precision near 90% (docs/decisions.md)")):
+             f"({len(CONFUSABLE_INTENTS)} that differ from others by one word), "
+             f"{_conditions(SPEECH_HARD_ARGS)}, 40 speakers of which 8 are test speakers: "
+             "8064 training / 2016 test utterances; the validation split holds out 3 of the 32 "
+             "training speakers; the noise, the rooms and the confusable intents were "
+             "calibrated on validation accuracy for full precision near 90% "
+             "(docs/decisions.md)")):
         rows_ = [r for r in selected if r["table"] == speech_table]
         if rows_:
             lines += _speech_section(rows_, seeds, choices, fp_name, data, args, what)
             lines += _convergence_lines(choices, rows_, seeds, classes,
                                         png_path.parent / f"{speech_table}.png")
     return lines
+
+
+def _conditions(args: list[str]) -> str:
+    """The noise and rooms of a ``proxcompress data speech`` argument list, in words."""
+    flat = [part for arg in args for part in arg.split("=", 1)]  # --snr=-5,10 as two items
+    value = {flag: flat[i + 1].replace(",", " to ") for i, flag in enumerate(flat[:-1])
+             if flag in ("--snr", "--reverb")}
+    noise = f"noise at {value.get('--snr', '10 to 30')} dB SNR"
+    rooms = (f"synthetic rooms with reverberation times of {value['--reverb']} s"
+             if "--reverb" in value else "dry")
+    return f"{noise} and {rooms}" if "--reverb" in value else f"{noise}, {rooms}"
 
 
 #: an epoch "at chance" when its validation accuracy is below this multiple of chance level
