@@ -695,3 +695,14 @@ def test_speech_conditions_read_the_data_arguments() -> None:
         "noise at 0 to 15 dB SNR and synthetic rooms with reverberation times of 0.2 to 0.6 s")
     assert render._conditions(["--snr=-5,10"]) == "noise at -5 to 10 dB SNR, dry"
     assert render._conditions([]) == "noise at 10 to 30 dB SNR, dry"
+
+
+def test_generated_data_arguments_parse() -> None:
+    """Every data folder the script generates has arguments the data command accepts (a
+    negative SNR written as two argv items would stop a from-scratch run at its first row)."""
+    from proxcompress.cli import build_parser
+
+    parser = build_parser()
+    for root, (dataset, args) in core.GENERATED_DATA.items():
+        ns = parser.parse_args(["data", dataset, "--out", root, *args])
+        assert ns.out == root
