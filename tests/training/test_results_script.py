@@ -683,6 +683,16 @@ def test_speech_convergence_counts_chance_epochs_and_the_last_epochs_range(tmp_p
                     "2.00 / 2.00 / 12.00 points")
     assert "2 x chance = 5.3%" in "\n".join(lines)
     assert figure.stat().st_size > 1000 and "![speech-hard curves](speech-hard.png)" in lines
+    # a quantized row is read at its deployed (hard) accuracy, as the trainer's best epoch
+    shift = _row("speech-hard-shift")
+    hard = [3.0, 50.0, 70.0, 72.0, 71.0, 74.0]
+    folder = _fake_run(tmp_path, shift, {"optim.lr": 3e-3}, 0, 70.0, 70.0)
+    (folder / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e + 1, "val_accuracy": 90.0 - e, "val_accuracy_hard": v})
+        + "\n" for e, v in enumerate(hard)))
+    lines = render._convergence_lines(choices, [shift], [0], classes, figure)
+    assert ("* `speech-hard-shift` (seeds 0): epochs at chance 1; best validation epoch 6 of 6; "
+            "validation range over the last 5 epochs 24.00 points") in lines
     # a row without finished runs adds nothing
     assert render._convergence_lines(core.Choices(rows, tmp_path / "none"), [fp], None,
                                      classes, tmp_path / "x.png") == []
@@ -695,6 +705,9 @@ def test_speech_conditions_read_the_data_arguments() -> None:
         "noise at 0 to 15 dB SNR and synthetic rooms with reverberation times of 0.2 to 0.6 s")
     assert render._conditions(["--snr=-5,10"]) == "noise at -5 to 10 dB SNR, dry"
     assert render._conditions([]) == "noise at 10 to 30 dB SNR, dry"
+    from proxcompress.training.config import STANDARDIZE
+
+    assert set(render.STANDARDIZE_TEXT) == set(STANDARDIZE)  # every value has its words
 
 
 def test_generated_data_arguments_parse() -> None:

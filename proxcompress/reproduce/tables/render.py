@@ -58,7 +58,7 @@ from proxcompress.reproduce.tables.core import (
     slug,
     verdict,
 )
-from proxcompress.training.speech import CONFUSABLE_INTENTS, INTENTS
+from proxcompress.training.speech import CONFUSABLE_INTENTS, INTENTS, SpeechOptions
 
 
 def _swept(choices: Choices, row: Row) -> str:
@@ -499,11 +499,6 @@ def _selection_section(sel: dict[str, Any]) -> list[str]:
 VIT_BEGIN, VIT_END = "<!-- table:vit -->", "<!-- /table:vit -->"  # markers("vit")
 #: each ladder rung against the one before it (the distilled and BNN+ / BNN++ rows against
 #: BinaryViT)
-#: how the speech sections describe each ``data.standardize`` value
-STANDARDIZE_TEXT = {
-    "all-frames": "over all its frames, the zero padding's constant log(1e-6) included",
-    "own-frames": "over the frames of its own audio (the padding set to 0 afterwards)",
-}
 VIT_PREVIOUS = {"vit-deit": "vit-fp", "vit-avgpool": "vit-deit", "vit-multipool": "vit-avgpool",
                 "vit-affine": "vit-multipool", "vit-binaryvit": "vit-affine",
                 "vit-binaryvit-kd": "vit-binaryvit", "vit-binaryvit-bnnp": "vit-binaryvit",
@@ -889,12 +884,20 @@ def _mulfree_sections(selected: list[Row], seeds: list[int] | None, choices: Cho
     return lines
 
 
+#: how the speech sections describe each ``data.standardize`` value
+STANDARDIZE_TEXT = {
+    "all-frames": "over all its frames, the zero padding's constant log(1e-6) included",
+    "own-frames": "over the frames of its own audio (the padding set to 0 afterwards)",
+}
+
+
 def _conditions(args: list[str]) -> str:
     """The noise and rooms of a ``proxcompress data speech`` argument list, in words."""
     flat = [part for arg in args for part in arg.split("=", 1)]  # --snr=-5,10 as two items
     value = {flag: flat[i + 1].replace(",", " to ") for i, flag in enumerate(flat[:-1])
              if flag in ("--snr", "--reverb")}
-    noise = f"noise at {value.get('--snr', '10 to 30')} dB SNR"
+    lo, hi = SpeechOptions().snr_db  # the data command's default
+    noise = f"noise at {value.get('--snr', f'{lo:g} to {hi:g}')} dB SNR"
     rooms = (f"synthetic rooms with reverberation times of {value['--reverb']} s"
              if "--reverb" in value else "dry")
     return f"{noise} and {rooms}" if "--reverb" in value else f"{noise}, {rooms}"
@@ -920,10 +923,10 @@ def _convergence_lines(choices: Choices, rows: list[Row], seeds: list[int] | Non
         if not runs:
             continue
         curves[row["label"]] = runs
-        stuck = [sum(r["val_accuracy"] < CHANCE_MULTIPLE * chance for r in m) for _, m in runs]
-        best = [max(m, key=lambda r: r["val_accuracy"])["epoch"] for _, m in runs]
-        spread = [max(r["val_accuracy"] for r in m[-CONVERGENCE_WINDOW:])
-                  - min(r["val_accuracy"] for r in m[-CONVERGENCE_WINDOW:]) for _, m in runs]
+        stuck = [sum(_deployed(r) < CHANCE_MULTIPLE * chance for r in m) for _, m in runs]
+        best = [max(m, key=_deployed)["epoch"] for _, m in runs]
+        spread = [max(map(_deployed, m[-CONVERGENCE_WINDOW:]))
+                  - min(map(_deployed, m[-CONVERGENCE_WINDOW:])) for _, m in runs]
         lines.append(f"* `{row['name']}` (seeds {', '.join(str(s) for s, _ in runs)}): epochs "
                      f"at chance {' / '.join(map(str, stuck))}; best validation epoch "
                      f"{' / '.join(map(str, best))} of {len(runs[0][1])}; validation range "
@@ -934,15 +937,20 @@ def _convergence_lines(choices: Choices, rows: list[Row], seeds: list[int] | Non
     head = ["", f"Convergence of the chosen configs (an epoch is at chance when its validation "
             f"accuracy is below {CHANCE_MULTIPLE:g} x chance = {CHANCE_MULTIPLE * chance:.1f}%):",
             ""]
-    if _convergence_plot(curves, chance, figure):
-        lines += ["", f"![{figure.stem} curves]({figure.name})"]
-    return head + lines + [""]
+    _convergence_plot(curves, chance, figure)
+    return head + lines + ["", f"![{figure.stem} curves]({figure.name})", ""]
+
+
+def _deployed(record: dict[str, Any]) -> float:
+    """An epoch's validation accuracy of the deployed model (hard quantization where the run
+    logs it; the trainer's ``best_val_epoch`` reads the same)."""
+    return float(record.get("val_accuracy_hard", record["val_accuracy"]))
 
 
 def _convergence_plot(curves: dict[str, list[tuple[int, list[dict[str, Any]]]]],
-                      chance: float, out: Path) -> bool:
-    """One panel per row: validation (solid) and training (dashed) accuracy per epoch, a line
-    per seed, chance level dotted."""
+                      chance: float, out: Path) -> None:
+    """One panel per row: validation (solid; the deployed model's) and training (dashed)
+    accuracy per epoch, a line per seed, chance level dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -955,7 +963,7 @@ def _convergence_plot(curves: dict[str, list[tuple[int, list[dict[str, Any]]]]],
         for i, (seed, records) in enumerate(runs):
             color = cmap(i % 10)
             epochs = [r["epoch"] for r in records]
-            ax.plot(epochs, [r["val_accuracy"] for r in records], "-", color=color,
+            ax.plot(epochs, [_deployed(r) for r in records], "-", color=color,
                     label=f"seed {seed} validation")
             if "train_accuracy" in records[0]:
                 ax.plot(epochs, [r["train_accuracy"] for r in records], "--", color=color,
@@ -970,7 +978,6 @@ def _convergence_plot(curves: dict[str, list[tuple[int, list[dict[str, Any]]]]],
 
     write_atomic(out, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
     plt.close(fig)
-    return True
 
 
 def _speech_section(speech: list[Row], seeds: list[int] | None, choices: Choices, fp_name: str,
