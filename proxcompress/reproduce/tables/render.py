@@ -202,9 +202,8 @@ def _wall_scope(rec: dict[str, Any]) -> str:
 def _quick_wall(walls: dict[str, dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
     """The quick and SPR tables' joint regeneration: the record of one ``--tables binary,spr``
     run, else the sum of a ``--tables binary`` and a ``--tables spr`` run (an upper bound of the
-    joint run,
-    which keeps both workers busy across the tables' boundary), from scratch only if both
-    were."""
+    joint run, which keeps both workers busy across the tables' boundary), from scratch only if
+    both were."""
     if "binary,spr" in walls or not ("binary" in walls and "spr" in walls):
         return walls.get("binary,spr"), "binary,spr"
     a, b = walls["binary"], walls["spr"]
