@@ -85,9 +85,9 @@ class DataConfig:
     ``classes``: keep only these labels, relabelled ``0..k-1`` in the given order (a task of
     its own, e.g. five Fashion-MNIST classes for the transfer study; ``null``: all).
     ``standardize`` (``speech`` only): each utterance's log-mel features are standardized over
-    ``all-frames`` (its zero padding included; the default, what the committed tables ran) or
-    its ``own-frames`` (the padding set to 0; see
-    :func:`~proxcompress.training.speech.load_speech`).
+    its ``own-frames`` (the padding set to 0; the default, what every committed speech table
+    runs) or ``all-frames`` (its zero padding included: training can sit at chance for epochs;
+    see :func:`~proxcompress.training.speech.load_speech`).
     """
 
     name: Literal["fashion-mnist", "embedded", "speech", "synthetic", "kjv",
@@ -107,7 +107,7 @@ class DataConfig:
     classes: list[int] | None = field(default=None, metadata=_check(
         lambda v: len(v) >= 2 and min(v) >= 0 and len(set(v)) == len(v),
         "null or at least two distinct labels >= 0"))
-    standardize: Standardize = "all-frames"
+    standardize: Standardize = "own-frames"
 
 
 @dataclass

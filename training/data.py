@@ -288,7 +288,7 @@ def load_dataset(
     synthetic_samples: int = 512,
     image_size: int = 28,
     in_channels: int = 1,
-    standardize: str = "all-frames",
+    standardize: str = "own-frames",
 ) -> tuple[Dataset, Dataset]:
     """``fashion-mnist`` (IDX files), ``embedded``, ``speech`` (a
     :func:`~proxcompress.training.speech.generate_speech` folder ``root``, as log-mel features)

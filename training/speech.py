@@ -524,18 +524,18 @@ def _features(wav: Tensor, sample_rate: int, n_mels: int, own: Tensor | None = N
 
 
 def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float = 3.5,
-                standardize: str = "all-frames") -> tuple[Dataset, Dataset]:
+                standardize: str = "own-frames") -> tuple[Dataset, Dataset]:
     """``(train, test)`` log-mel data sets from a :func:`generate_speech` folder: ``x`` is
     ``(N, 1, n_mels, frames)`` float32 (per-utterance standardized), ``y`` the intent index,
     ``groups`` the speaker (so a validation split takes whole speakers).
 
     Each waveform is zero-padded or cut to ``seconds`` before the features
     (``frames = 1 + seconds * 100``). ``standardize``
-    (:data:`~proxcompress.training.config.STANDARDIZE`): ``all-frames``
-    takes each utterance's mean and standard deviation over all its frames, the padding's
-    constant ``log(1e-6)`` included (the tables' runs so far); ``own-frames`` over the frames
-    of its own audio (``1 + length // hop``), the padding frames set to 0 afterwards (the
-    harder speech task's chance-level plateau comes from the first:
+    (:data:`~proxcompress.training.config.STANDARDIZE`): ``own-frames`` (the default) takes
+    each utterance's mean and standard deviation over the frames of its own audio
+    (``1 + length // hop``), the padding frames set to 0 afterwards; ``all-frames`` over all
+    its frames, the padding's constant ``log(1e-6)`` included (the speech tables' runs until
+    2026-12-06; the harder speech task's chance-level plateau came from it:
     benchmarks/results/speech_plateau_probe.md).
     """
     base = Path(root)

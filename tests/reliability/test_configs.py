@@ -124,8 +124,11 @@ def _wrong_value(leaf: tuple[str, Any], data: st.DataObject) -> tuple[str, Any, 
     named (a list's first item for lists)."""
     path, tp = leaf
     value = data.draw(st.sampled_from(_wrong(tp)))
-    return path, float("nan") if value == ".nan" else value, (path, f"{path}[0]",
-                                                                f"{path}[0][0]")
+    fields = (path, f"{path}[0]", f"{path}[0][0]")
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        # a list of sections (``model.vit.stages``): the unknown key inside the item is named
+        fields += tuple(f"{path}[0].{key}" for key in value[0])
+    return path, float("nan") if value == ".nan" else value, fields
 
 
 @SETTINGS

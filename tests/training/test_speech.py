@@ -87,7 +87,7 @@ def test_split_is_speaker_disjoint_and_complete(tiny: Path) -> None:
 
 @needs_espeak
 def test_load_speech_features(tiny: Path, tmp_path: Path) -> None:
-    train, test = load_speech(tiny, n_mels=32, seconds=2.0)
+    train, test = load_speech(tiny, n_mels=32, seconds=2.0, standardize="all-frames")
     assert train.x.shape == (2 * len(INTENTS), 1, 32, 201)
     assert test.x.shape == (len(INTENTS), 1, 32, 201)
     assert train.classes == len(INTENTS)
@@ -114,7 +114,7 @@ def test_own_frames_standardize_the_audio_and_zero_the_padding(tiny: Path) -> No
     from safetensors.numpy import load_file
 
     seconds = 2.0
-    every, _ = load_speech(tiny, n_mels=32, seconds=seconds)
+    every, _ = load_speech(tiny, n_mels=32, seconds=seconds, standardize="all-frames")
     own, _ = load_speech(tiny, n_mels=32, seconds=seconds, standardize="own-frames")
     raw = load_file(str(tiny / "train.safetensors"))
     lengths = np.minimum(np.diff(raw["offsets"]), int(seconds * SAMPLE_RATE))
@@ -142,7 +142,7 @@ def test_a_misspelt_standardize_is_refused_by_the_config() -> None:
 
     with pytest.raises(InvalidInputError, match="data.standardize"):
         config_from_dict({"data": {"name": "speech", "standardize": "padding"}})
-    assert config_from_dict({}).data.standardize == "all-frames"
+    assert config_from_dict({}).data.standardize == "own-frames"  # the default since 2026-12-06
 
 
 def test_features_in_batches_equal_the_whole_set_bit_for_bit(monkeypatch: pytest.MonkeyPatch

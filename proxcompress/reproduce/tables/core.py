@@ -167,7 +167,8 @@ GENERATED_DATA = {SPEECH_DATA: ("speech", SPEECH_DATA_ARGS),
                   tt.KJV_DATA: ("kjv", tt.KJV_ARGS)}
 SPEECH_BASE: dict[str, Any] = {
     "epochs": 20, "threads": 1, "progress": False,
-    "data": {"name": "speech", "root": SPEECH_DATA, "val_fraction": 0.1},
+    "data": {"name": "speech", "root": SPEECH_DATA, "val_fraction": 0.1,
+             "standardize": "own-frames"},
     "model": {"name": "speech-resnet", "width": 16, "blocks": 1, "activation": "relu"},
     "quant": {"weights": "none", "keep_first": True, "keep_last": True},
     "optim": {"name": "adam", "lr": 0.003, "schedule": "cosine", "batch_size": 64},
@@ -372,8 +373,7 @@ def rows() -> list[Row]:
                     "inherit": {"optim.lr": lr_from},
                     "derive": {"model.init_from": "folder:transfer-source-fp"} if pretrained
                     else {}})
-    hard_base = _merge(SPEECH_BASE, {"data": {"root": SPEECH_HARD_DATA,
-                                              "standardize": "own-frames"}})
+    hard_base = _merge(SPEECH_BASE, {"data": {"root": SPEECH_HARD_DATA}})
     for key, label, speech in SPEECH:
         out.append({"table": "speech-hard", "model": "speech-resnet",
                     "name": f"speech-hard-{key}", "label": label,

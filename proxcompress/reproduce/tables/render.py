@@ -58,6 +58,7 @@ from proxcompress.reproduce.tables.core import (
     slug,
     verdict,
 )
+from proxcompress.training.config import DataConfig
 from proxcompress.training.speech import CONFUSABLE_INTENTS, INTENTS, SpeechOptions
 
 
@@ -987,7 +988,7 @@ def _convergence_plot(curves: dict[str, list[tuple[int, list[dict[str, Any]]]]],
 def _speech_section(speech: list[Row], seeds: list[int] | None, choices: Choices, fp_name: str,
                     data: str, args: list[str], what: str) -> list[str]:
     base = SPEECH_BASE
-    standardize = speech[0]["config"]["data"].get("standardize", "all-frames")
+    standardize = speech[0]["config"]["data"].get("standardize", DataConfig.standardize)
     title = ("Spoken-command intents" + (", harder variant" if "hard" in fp_name else "")
              + ": full precision vs power-of-two shift ResNet")
     lines = [
