@@ -58,6 +58,8 @@ def _non_negative(v: Any) -> bool:
 #: standardized (:func:`proxcompress.training.speech.load_speech`)
 Standardize = Literal["all-frames", "own-frames"]
 STANDARDIZE: tuple[str, ...] = typing.get_args(Standardize)
+#: the default (the speech loaders' too): each utterance over its own frames
+DEFAULT_STANDARDIZE: Standardize = "own-frames"
 
 @dataclass
 class DataConfig:
@@ -107,7 +109,7 @@ class DataConfig:
     classes: list[int] | None = field(default=None, metadata=_check(
         lambda v: len(v) >= 2 and min(v) >= 0 and len(set(v)) == len(v),
         "null or at least two distinct labels >= 0"))
-    standardize: Standardize = "own-frames"
+    standardize: Standardize = DEFAULT_STANDARDIZE
 
 
 @dataclass

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from proxcompress.errors import InvalidInputError
+from proxcompress.training.config import DEFAULT_STANDARDIZE
 
 DEFAULT_ROOT = Path("/usr/share/datasets/fashion-mnist")
 EMBEDDED = Path(__file__).with_name("data") / "fashion_mnist_small.npz"
@@ -288,7 +289,7 @@ def load_dataset(
     synthetic_samples: int = 512,
     image_size: int = 28,
     in_channels: int = 1,
-    standardize: str = "own-frames",
+    standardize: str = DEFAULT_STANDARDIZE,
 ) -> tuple[Dataset, Dataset]:
     """``fashion-mnist`` (IDX files), ``embedded``, ``speech`` (a
     :func:`~proxcompress.training.speech.generate_speech` folder ``root``, as log-mel features)

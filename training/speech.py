@@ -58,7 +58,7 @@ from torch import Tensor
 
 from proxcompress.atomic import sha256_file, write_atomic, write_text_atomic
 from proxcompress.errors import InvalidInputError
-from proxcompress.training.config import STANDARDIZE
+from proxcompress.training.config import DEFAULT_STANDARDIZE, STANDARDIZE
 from proxcompress.training.data import Dataset, read_manifest
 from proxcompress.training.models.speech import SpeechResNet
 
@@ -524,7 +524,7 @@ def _features(wav: Tensor, sample_rate: int, n_mels: int, own: Tensor | None = N
 
 
 def load_speech(root: str | os.PathLike[str], n_mels: int = 40, seconds: float = 3.5,
-                standardize: str = "own-frames") -> tuple[Dataset, Dataset]:
+                standardize: str = DEFAULT_STANDARDIZE) -> tuple[Dataset, Dataset]:
     """``(train, test)`` log-mel data sets from a :func:`generate_speech` folder: ``x`` is
     ``(N, 1, n_mels, frames)`` float32 (per-utterance standardized), ``y`` the intent index,
     ``groups`` the speaker (so a validation split takes whole speakers).
