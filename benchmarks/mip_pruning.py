@@ -11,7 +11,7 @@ writing it with ``--out``:
   root gaps of the big-M, perspective and bnb (shifted, and Frank-Wolfe refined) relaxations.
   Every solve of one instance is checked against the others (``agree``).
 - ``alpha``: root gaps of both relaxations as alpha varies (30 groups).
-- ``bnb-alpha``: bnb alone at 100 groups, alpha in {0.05, 0.2, 0.8}, both regimes.
+- ``bnb-alpha``: bnb alone at 100 groups, alpha in {0.05, 0.2, 0.8} (``--alphas``), both regimes.
 - ``root-sdp``: issue 14's hard regime (100 groups, AR(1) 0.8, SNR 0.5, alpha 0.05): root bounds
   of bnb's relaxation (Frank-Wolfe shift), the Shor SDP and the SDP with rank-one pair
   constraints (``--reach``, :func:`~proxcompress.formulations.relaxations.pairwise_sdp_bound`)
@@ -120,6 +120,8 @@ from proxcompress.formulations.perspective import solve_perspective
 from proxcompress.formulations.relaxations import pairwise_sdp_bound, relaxation, root_gap
 
 REGIMES = {"independent-strong": (0.0, 4.0), "correlated-weak": (0.8, 0.5)}
+#: the bnb-alpha piece's default alphas (``--alphas``)
+BNB_ALPHAS = (0.05, 0.2, 0.8)
 RIVALS = ("bigm", "perspective-scip", "perspective-ecos_bb", "cuts")
 NAMES = ("bnb", "bnb-no-ascent", *RIVALS)
 CNN_LAYERS = (("conv0_0", 8), ("conv1_0", 16), ("conv2_0", 32))
@@ -1364,6 +1366,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--alphas", type=float, nargs="+", default=list(BNB_ALPHAS),
+                        help="bnb-alpha piece: the alphas, each in (0, 1) (default: "
+                             f"{' '.join(map(str, BNB_ALPHAS))})")
     parser.add_argument("--runs", type=Path, default=CNN_INSTANCES,
                         help="cnn and cnn-root pieces: folder with seed-S runs of "
                              "configs/results/cnn-fp.yaml (default: the frozen instances, "
@@ -1439,6 +1444,9 @@ def main() -> None:
     if args.sdp_backend_ab and args.piece != "overlap":
         parser.error(f"--sdp-backend-ab: given with --piece {args.piece}; accepted: only with "
                      "--piece overlap")
+    if not all(0.0 < alpha < 1.0 for alpha in args.alphas):
+        parser.error(f"--alphas: {' '.join(map(str, args.alphas))}; accepted: numbers in the "
+                     "open interval (0, 1)")
     if args.root_shor_iters is not None and not 1 <= args.root_shor_iters <= 100_000:
         parser.error(f"--root-shor-iters: {args.root_shor_iters}; accepted: an integer in "
                      "[1, 100000]")
@@ -1494,7 +1502,7 @@ def main() -> None:
     elif args.piece == "alpha":
         result["rows"] = piece_alpha(30, seeds, [0.05, 0.2, 0.5, 0.8])
     elif args.piece == "bnb-alpha":
-        result["rows"] = piece_bnb_alpha(50 if args.quick else 100, seeds, [0.05, 0.2, 0.8],
+        result["rows"] = piece_bnb_alpha(50 if args.quick else 100, seeds, args.alphas,
                                          args.time_limit)
     elif args.piece == "wide":
         result["runs"] = piece_wide(seeds, args.time_limit)

@@ -41,6 +41,9 @@ def test_bad_files_exit_2_naming_the_flag(tmp_path: Path, flag: str, piece: str,
     ("cnn", "--root-shor-iters", "200000", "[1, 100000]"),
     ("cnn-shor", "--shor-iters", "-1", "[0, 100000]"),
     ("cnn-root", "--shor-iters", "200000", "[0, 100000]"),
+    ("bnb-alpha", "--alphas", "0", "open interval (0, 1)"),
+    ("bnb-alpha", "--alphas", "1.0", "open interval (0, 1)"),
+    ("bnb-alpha", "--alphas", "nan", "open interval (0, 1)"),
 ])
 def test_bad_counts_exit_2_naming_the_flag(tmp_path: Path, piece: str, flag: str, value: str,
                                            accepted: str) -> None:
