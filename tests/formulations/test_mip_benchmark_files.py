@@ -45,7 +45,7 @@ def test_bad_files_exit_2_naming_the_flag(tmp_path: Path, flag: str, piece: str,
     ("bnb-alpha", "--alphas", "1.0", "open interval (0, 1)"),
     ("bnb-alpha", "--alphas", "nan", "open interval (0, 1)"),
 ])
-def test_bad_counts_exit_2_naming_the_flag(tmp_path: Path, piece: str, flag: str, value: str,
+def test_bad_numbers_exit_2_naming_the_flag(tmp_path: Path, piece: str, flag: str, value: str,
                                            accepted: str) -> None:
     out = tmp_path / "out.json"
     done = subprocess.run([sys.executable, str(SCRIPT), "--piece", piece, "--seeds", "1", flag,
