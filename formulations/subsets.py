@@ -94,21 +94,20 @@ def _inverse_state(
     if idx.size == 0:
         return H, W, 0.5 * yy
     sub = np.empty((idx.size, idx.size))
+    rhs = np.empty((idx.size, m))
     for a in range(idx.size):
+        rhs[a] = xty[idx[a]]
         for c in range(idx.size):
             sub[a, c] = gram[idx[a], idx[c]]
     inv = np.linalg.inv(sub)
-    for a in range(idx.size):
-        for c in range(idx.size):
-            H[idx[a], idx[c]] = inv[a, c]
+    fit_rows = inv @ rhs  # one matrix product (the refresh runs every REFRESH removals)
     fit = 0.0
     for a in range(idx.size):
+        W[idx[a]] = fit_rows[a]
         for j in range(m):
-            total = 0.0
-            for c in range(idx.size):
-                total += inv[a, c] * xty[idx[c], j]
-            W[idx[a], j] = total
-            fit += xty[idx[a], j] * total
+            fit += rhs[a, j] * fit_rows[a, j]
+        for c in range(idx.size):
+            H[idx[a], idx[c]] = inv[a, c]
     return H, W, 0.5 * (yy - fit)
 
 
@@ -170,19 +169,35 @@ def _single_costs(
 
 
 @njit(cache=True)
+def _block_starts(owner: NDArray[np.int64], count: int) -> NDArray[np.int64]:
+    """Where each group's rows start in the gathered rows (``owner`` is non-decreasing: the
+    groups' rows are contiguous, :func:`_gather`), and their end at ``[count]``."""
+    starts = np.zeros(count + 1, dtype=np.int64)
+    for i in range(owner.shape[0]):
+        starts[owner[i] + 1] = i + 1
+    return starts
+
+
+@njit(cache=True)
 def _pieces(
     Hd: FloatArray, Wd: FloatArray, Zd: FloatArray, owner: NDArray[np.int64], count: int,
 ) -> tuple[FloatArray, FloatArray]:
-    """``a_g = <W_g, Z_g>`` and ``Q_gh = <Z_g, H_gh Z_h>`` (block sums of ``H .* Z Z^T``)."""
+    """``a_g = <W_g, Z_g>`` and ``Q_gh = <Z_g, H_gh Z_h>`` (block sums of ``H .* Z Z^T``; ``Q``
+    is symmetric, so each pair's block is summed once)."""
     K = Zd @ Zd.T
-    n = Hd.shape[0]
-    Q = np.zeros((count, count))
+    bs = _block_starts(owner, count)
+    Q = np.empty((count, count))
     a = np.zeros(count)
-    for i in range(n):
-        oi = owner[i]
-        a[oi] += np.dot(Wd[i], Zd[i])
-        for j in range(n):
-            Q[oi, owner[j]] += Hd[i, j] * K[i, j]
+    for i in range(Hd.shape[0]):
+        a[owner[i]] += np.dot(Wd[i], Zd[i])
+    for qa in range(count):
+        for qb in range(qa, count):
+            total = 0.0
+            for i in range(bs[qa], bs[qa + 1]):
+                for j in range(bs[qb], bs[qb + 1]):
+                    total += Hd[i, j] * K[i, j]
+            Q[qa, qb] = total
+            Q[qb, qa] = total
     return a, Q
 
 
@@ -283,17 +298,25 @@ def _ascent_step(
         select[q, q] = 1.0
         for c in range(partners.shape[1]):
             select[q, partners[q, c]] = 1.0
+    # M in single precision: the step only proposes the next point, whose bound is then
+    # evaluated in double precision (:func:`_pieces`), so any point is valid; the two products
+    # are the step's largest cost (docs/decisions.md, issue 14, sixteenth stop)
     n = Hd.shape[0]
-    M = np.empty((n, n))
-    for i in range(n):
-        for j in range(n):
-            M[i, j] = 0.5 * Hd[i, j] * (select[owner[i], owner[j]] + select[owner[j], owner[i]])
-    grad = -(M @ Zd)
+    bs = _block_starts(owner, count)
+    M = np.zeros((n, n), dtype=np.float32)
+    for qa in range(count):
+        for qb in range(count):
+            weight = 0.5 * (select[qa, qb] + select[qb, qa])
+            if weight > 0.0:
+                for i in range(bs[qa], bs[qa + 1]):
+                    for j in range(bs[qb], bs[qb + 1]):
+                        M[i, j] = weight * Hd[i, j]
+    grad = -(M @ Zd.astype(np.float32)).astype(np.float64)
     for i in range(n):
         if select[owner[i], owner[i]] > 0.0:
             grad[i] += Wd[i]
     slope = np.sum(grad * grad)
-    curve = np.sum(grad * (M @ grad))
+    curve = np.sum(grad * (M @ grad.astype(np.float32)).astype(np.float64))
     if slope <= 0.0:
         return Zd
     step = slope / curve if curve > 1e-12 * slope else 1.0

@@ -365,6 +365,63 @@ def test_shor_products_match_numpy(seed, sizes, m):
     np.testing.assert_allclose(grad, twin, rtol=1e-10, atol=1e-10)
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), sizes=st.lists(st.integers(1, 4), min_size=2, max_size=7),
+       m=st.integers(1, 4), data=st.data())
+def test_node_products_match_numpy(seed, sizes, m, data):
+    """The row-wise bound's compiled pieces against their NumPy twins, with groups of unequal
+    sizes: ``a``, ``Q`` (each pair's block summed once), and the ascent step, whose products run
+    in single precision (a proposal only: its bound is evaluated in double), against the
+    double-precision step to single precision."""
+    rng = np.random.default_rng(seed)
+    owner = np.repeat(np.arange(len(sizes)), sizes).astype(np.int64)
+    n, count = owner.size, len(sizes)
+    A = rng.standard_normal((n, n))
+    H, W, Z = A @ A.T + n * np.eye(n), rng.standard_normal((n, m)), rng.standard_normal((n, m))
+    a, Q = subsets._pieces(H, W, Z, owner, count)
+    onehot = np.eye(count)[owner]
+    np.testing.assert_allclose(a, onehot.T @ np.sum(W * Z, axis=1), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(Q, onehot.T @ (H * (Z @ Z.T)) @ onehot, rtol=1e-10, atol=1e-10)
+    assert np.array_equal(Q, Q.T)
+    r = data.draw(st.integers(2, count))
+    step = subsets._ascent_step(H, W, Z, owner, a, Q, r)
+    beta, _ = subsets._row_totals(Q, r)
+    partners = subsets._partners(Q, r)
+    select = np.zeros((count, count))
+    for q in np.argsort(a - 0.5 * beta, kind="stable")[:r]:
+        select[q, q] = 1.0
+        select[q, partners[q]] = 1.0
+    M = 0.5 * H * (select + select.T)[np.ix_(owner, owner)]
+    grad = np.diag(select)[owner][:, None] * W - M @ Z
+    slope, curve = float(np.sum(grad * grad)), float(np.sum(grad * (M @ grad)))
+    twin = Z + (slope / curve if curve > 1e-12 * slope else 1.0) * grad if slope > 0 else Z
+    scale = float(np.abs(twin).max() + np.abs(Z).max())
+    np.testing.assert_allclose(step, twin, rtol=0, atol=1e-4 * scale)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), groups=st.integers(2, 8), per_group=st.integers(1, 3),
+       m=st.integers(1, 3))
+def test_inverse_state_matches_numpy(seed, groups, per_group, m):
+    """The refresh of the search's inverse against NumPy: ``H`` the inverse of the universe's
+    Gram block (zero elsewhere), ``W = H B`` and ``f(U)`` the ridge fit's half residual."""
+    problem = redundant_instance(seed, groups, per_group, m, 1, tight_box=False)
+    search = subsets.SubsetSearch(problem, Incumbent(problem, SupportSolver(problem)))
+    rng = np.random.default_rng(seed)
+    alive = np.repeat(rng.random(groups) < 0.7, per_group)
+    H, W, f = subsets._inverse_state(search.gram, search.xty, search.yy, alive)
+    rows = np.flatnonzero(alive)
+    inverse = np.linalg.inv(search.gram[np.ix_(rows, rows)]) if rows.size else np.zeros((0, 0))
+    twin = np.zeros_like(H)
+    twin[np.ix_(rows, rows)] = inverse
+    np.testing.assert_allclose(H, twin, rtol=1e-9, atol=1e-12 * max(np.abs(twin).max(), 1.0))
+    fit = np.zeros_like(W)
+    fit[rows] = inverse @ search.xty[rows]
+    np.testing.assert_allclose(W, fit, rtol=1e-9, atol=1e-12 * max(np.abs(fit).max(), 1.0))
+    value = 0.5 * (search.yy - float(np.sum(search.xty[rows] * fit[rows])))
+    assert f == pytest.approx(value, rel=1e-9, abs=1e-9 * search.yy)
+
+
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 10_000), groups=st.integers(3, 9), chunk=st.integers(1, 12))
 def test_progress_rises_to_one(seed, groups, chunk):
