@@ -80,6 +80,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import qr, solve_triangular
+from threadpoolctl import threadpool_limits
 
 from proxcompress.errors import InvalidInputError
 from proxcompress.formulations.blocks import apply_block, gradient_step
@@ -119,6 +120,9 @@ FW_START_GAP = 1e-4
 #: root gap (after the heuristics) above which a budgeted instance is searched by subsets
 #: (:mod:`~proxcompress.formulations.subsets`) instead of the perspective tree
 SUBSET_GAP = 0.05
+#: BLAS threads of the subset search (its products are a few hundred rows: a second thread
+#: doubles its CPU time and does not shorten it, docs/decisions.md, issue 14, sixteenth stop)
+SUBSET_BLAS_THREADS = 1
 #: ``hull="auto"``: the overlapping pairs' hull (:func:`~proxcompress.formulations.pairhull.
 #: overlap_hull`, pairs at most :data:`AUTO_HULL_REACH` apart) is built when the root gap after
 #: the heuristics and the shift's refinement exceeds :data:`AUTO_HULL_GAP`, on single-feature
@@ -1429,9 +1433,13 @@ def _subset_mode(
 ) -> Solution:
     """The budgeted, weak-relaxation case: the subset search of
     :mod:`~proxcompress.formulations.subsets` instead of the perspective tree; the bound on the
-    limit is the larger of the root relaxation's and the open nodes' smallest."""
+    limit is the larger of the root relaxation's and the open nodes' smallest. The search runs
+    with one BLAS thread (:data:`SUBSET_BLAS_THREADS`): its products are small, and a second
+    thread doubles its CPU time without shortening it (docs/decisions.md, issue 14, sixteenth
+    stop)."""
     search = SubsetSearch(problem, incumbent)
-    finished = search.run(clock.deadline)
+    with threadpool_limits(limits=SUBSET_BLAS_THREADS, user_api="blas"):
+        finished = search.run(clock.deadline)
     lower = incumbent.value if finished else max(root_bound, min(incumbent.value,
                                                                  search.open_bound()))
     outcome: Status = "optimal" if relative_gap(incumbent.value, lower) <= gap_tol else (

@@ -69,6 +69,32 @@ def test_bnb_uses_it_and_agrees(seed, monkeypatch):
     assert solution.bound <= brute.objective * (1 + 1e-9)
 
 
+def test_subset_search_runs_on_one_blas_thread(monkeypatch):
+    """bnb's subset mode limits every BLAS library to ``SUBSET_BLAS_THREADS`` (one) while the
+    search runs, and restores the caller's threads afterwards."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> dict[str, int]:
+        return {info["filepath"]: info["num_threads"] for info in threadpool_info()
+                if info["user_api"] == "blas"}
+
+    before = blas_threads()
+    seen: list[dict[str, int]] = []
+    original = subsets.SubsetSearch.run
+
+    def run(self, deadline):
+        seen.append(blas_threads())
+        return original(self, deadline)
+
+    monkeypatch.setattr(subsets.SubsetSearch, "run", run)
+    monkeypatch.setattr(bnb, "SUBSET_GAP", -1.0)
+    problem = redundant_instance(0, 9, 2, 2, 4, tight_box=False)
+    assert bnb.solve_bnb(problem).status == "optimal"
+    assert seen and before
+    assert all(threads == {path: 1 for path in before} for threads in seen)
+    assert blas_threads() == before
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10_000), chunk=st.integers(1, 40), stops=st.integers(1, 6))
 def test_open_bound_is_valid_at_any_stop(seed, chunk, stops):
