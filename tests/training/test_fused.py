@@ -59,8 +59,12 @@ def _run(name: str, x: torch.Tensor, mu: float, mode: str, scale: Any = None,
 
 def _assert_same(name: str, got: torch.Tensor, want: torch.Tensor, scaled: bool) -> None:
     if name in FOLDED and scaled:  # ((g q t) 2 beta) alpha against g ((q t) (2 beta alpha))
+        # a few ulp of each value, or of the tensor's scale where the derivative cancels (the
+        # sign-swish slope's 2 - b x tanh(b x / 2) near its root turns a vector lane's one-ulp
+        # exp into 10 ulp of a value: bnn++, seed 3, shape (2, 3, 3, 4), 1.25e-6 relative)
         eps = float(torch.finfo(want.dtype).eps)
-        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=8 * eps, atol=0)
+        scale = float(want.abs().max()) if want.numel() else 0.0
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=8 * eps, atol=8 * eps * scale)
     else:
         # equal as values (a zero gradient may carry the other sign: hardtanh_backward writes
         # +0 where the reference multiplies a negative gradient by 0)
