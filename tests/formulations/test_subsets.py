@@ -71,14 +71,14 @@ def test_bnb_uses_it_and_agrees(seed, monkeypatch):
 
 def test_subset_search_runs_on_one_blas_thread(monkeypatch):
     """bnb's subset mode limits every BLAS library to ``SUBSET_BLAS_THREADS`` (one) while the
-    search runs, and restores the caller's threads afterwards."""
-    from threadpoolctl import threadpool_info
+    search runs, and restores the caller's threads afterwards (the caller asks for two, so the
+    limit is seen whatever the environment's thread variables say)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     def blas_threads() -> dict[str, int]:
         return {info["filepath"]: info["num_threads"] for info in threadpool_info()
                 if info["user_api"] == "blas"}
 
-    before = blas_threads()
     seen: list[dict[str, int]] = []
     original = subsets.SubsetSearch.run
 
@@ -89,10 +89,13 @@ def test_subset_search_runs_on_one_blas_thread(monkeypatch):
     monkeypatch.setattr(subsets.SubsetSearch, "run", run)
     monkeypatch.setattr(bnb, "SUBSET_GAP", -1.0)
     problem = redundant_instance(0, 9, 2, 2, 4, tight_box=False)
-    assert bnb.solve_bnb(problem).status == "optimal"
-    assert seen and before
-    assert all(threads == {path: 1 for path in before} for threads in seen)
-    assert blas_threads() == before
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        assert before and set(before.values()) == {2}
+        assert bnb.solve_bnb(problem).status == "optimal"
+        after = blas_threads()
+    assert seen and all(threads == {path: 1 for path in before} for threads in seen)
+    assert after == before
 
 
 @settings(max_examples=20, deadline=None)
