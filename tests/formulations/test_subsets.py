@@ -72,7 +72,8 @@ def test_bnb_uses_it_and_agrees(seed, monkeypatch):
 def test_subset_search_runs_on_one_blas_thread(monkeypatch):
     """bnb's subset mode limits every BLAS library to ``SUBSET_BLAS_THREADS`` (one) while the
     search runs, and restores the caller's threads afterwards (the caller asks for two, so the
-    limit is seen whatever the environment's thread variables say)."""
+    limit is seen whatever the environment's thread variables say; a library built for one
+    thread, such as the OpenBLAS some SCS wheels bundle, stays at one and is still checked)."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
     def blas_threads() -> dict[str, int]:
@@ -91,7 +92,7 @@ def test_subset_search_runs_on_one_blas_thread(monkeypatch):
     problem = redundant_instance(0, 9, 2, 2, 4, tight_box=False)
     with threadpool_limits(limits=2, user_api="blas"):
         before = blas_threads()
-        assert before and set(before.values()) == {2}
+        assert before and max(before.values()) == 2 and set(before.values()) <= {1, 2}
         assert bnb.solve_bnb(problem).status == "optimal"
         after = blas_threads()
     assert seen and all(threads == {path: 1 for path in before} for threads in seen)
