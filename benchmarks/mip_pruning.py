@@ -585,13 +585,14 @@ WIDE_CASES = (
 )
 
 
-def piece_wide(seeds: int, time_limit: float) -> list[dict[str, Any]]:
-    """Single-feature groups of the normalised design, n = 1000."""
+def piece_wide(seeds: int, time_limit: float, rivals: bool = True) -> list[dict[str, Any]]:
+    """Single-feature groups of the normalised design, n = 1000 (``rivals=False``: bnb only,
+    also on the case that runs the open solvers)."""
     runs = []
-    for label, p, rho, snr, rivals in WIDE_CASES:
+    for label, p, rho, snr, case_rivals in WIDE_CASES:
         for seed in range(seeds):
             problem = sparse_regression_instance(1000, p, seed, rho=rho, snr=snr)
-            runners = _runners(100 if rivals else 0, rivals)
+            runners = _runners(100, rivals and case_rivals)
             runners.pop("perspective-ecos_bb", None)
             extra = {"case": label, "p": p, "seed": seed, "n": 1000}
             runs += _solve_all(problem, runners, time_limit, extra)
@@ -1378,7 +1379,8 @@ def main() -> None:
                              "runs of configs/results/cnn-fp.yaml (config and final checkpoint, "
                              "no optimizer state), then exit")
     parser.add_argument("--no-rivals", action="store_true",
-                        help="cnn piece: bnb only (no open solvers on the 8-of-16 rows)")
+                        help="cnn and wide pieces: bnb only (no open solvers on the 8-of-16 "
+                        "rows and on 1000 independent features)")
     parser.add_argument("--ascent-ablation", action="store_true",
                         help="cnn piece: also bnb without the ascent on the subset search's "
                         "dual point (bnb-no-ascent)")
@@ -1505,7 +1507,7 @@ def main() -> None:
         result["rows"] = piece_bnb_alpha(50 if args.quick else 100, seeds, args.alphas,
                                          args.time_limit)
     elif args.piece == "wide":
-        result["runs"] = piece_wide(seeds, args.time_limit)
+        result["runs"] = piece_wide(seeds, args.time_limit, not args.no_rivals)
     elif args.piece == "root-sdp":
         result["rows"] = piece_root_sdp(seeds, args.reach, args.time_limit)
     elif args.piece == "hull-root":
