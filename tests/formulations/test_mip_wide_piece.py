@@ -13,24 +13,24 @@ from proxcompress.formulations.instances import sparse_regression_instance
 BENCH = mip_pruning("mip_pruning_wide")
 
 
+#: (label, p, rho, snr, rivals): the real cases at a size brute force enumerates
+CASES = (("independent", 12, 0.0, 10.0, True), ("equicorrelated", 12, 0.5, 2.0, False))
+
+
+def _small(n: int, p: int, seed: int, **kw):
+    return sparse_regression_instance(60, p, seed, planted=3, k=4, **kw)
+
+
 @pytest.mark.parametrize("rivals", [False, True])
 def test_wide_piece_solves_to_the_brute_force_optimum(monkeypatch, rivals: bool) -> None:
-    # (label, p, rho, snr, rivals): the real cases at a size brute force enumerates
-    monkeypatch.setattr(BENCH, "WIDE_CASES", (("independent", 12, 0.0, 10.0, True),
-                                              ("equicorrelated", 12, 0.5, 2.0, False)))
-    monkeypatch.setattr(BENCH, "sparse_regression_instance",
-                        lambda n, p, seed, **kw: sparse_regression_instance(
-                            60, p, seed, planted=3, k=4, **kw))
+    monkeypatch.setattr(BENCH, "WIDE_CASES", CASES)
+    monkeypatch.setattr(BENCH, "sparse_regression_instance", _small)
     runs = BENCH.piece_wide(1, 30.0, rivals)
-    names = {case: sorted(r["name"] for r in runs if r["case"] == case)
-             for case in ("independent", "equicorrelated")}
-    assert names["equicorrelated"] == ["bnb"]
-    assert names["independent"] == (["bigm", "bnb", "cuts", "perspective-scip"] if rivals
-                                     else ["bnb"])
-    for r in runs:
-        rho = 0.0 if r["case"] == "independent" else 0.5
-        snr = 10.0 if rho == 0.0 else 2.0
-        problem = sparse_regression_instance(60, 12, 0, planted=3, k=4, rho=rho, snr=snr)
-        best = solve(problem, "brute").objective
-        assert r["status"] == "optimal" and r["agree"]
-        assert r["objective"] == pytest.approx(best, rel=1e-6)
+    for label, p, rho, snr, case_rivals in CASES:
+        mine = [r for r in runs if r["case"] == label]
+        assert sorted(r["name"] for r in mine) == (
+            ["bigm", "bnb", "cuts", "perspective-scip"] if rivals and case_rivals else ["bnb"])
+        best = solve(_small(1000, p, 0, rho=rho, snr=snr), "brute").objective
+        for r in mine:
+            assert r["status"] == "optimal" and r["agree"]
+            assert r["objective"] == pytest.approx(best, rel=1e-6)
